@@ -1,0 +1,12 @@
+# Every third-party dependency of annals, found once (Debian 12 packages; scripts/bootstrap
+# installs them).
+find_package(Threads REQUIRED)
+find_package(nlohmann_json 3.11 REQUIRED)
+find_package(Boost 1.74 REQUIRED)
+find_package(fmt REQUIRED)
+find_package(spdlog REQUIRED)
+include(AnnalsFindPqxx)
+if(ANNALS_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+  include(GoogleTest)
+endif()

@@ -1,0 +1,37 @@
+// Internal: validation and serialization of appends, shared by every store so that all
+// of them accept and refuse exactly the same input (ARCHITECTURE decision 1 and 12).
+// Not part of the public API.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "annals/eventstore/types.hpp"
+
+namespace annals::detail {
+
+/// An event validated and serialized for storage.
+struct EncodedEvent {
+  EventId id;
+  std::string type;
+  std::int32_t schema_version = 1;
+  std::string data;      ///< JSON text
+  std::string metadata;  ///< JSON text of an object
+};
+
+/// Validates `events` for an append to `stream` and serializes them. Assigns a time-ordered id
+/// to events without one.
+/// Throws: InvalidArgumentError naming the stream, the event index and what is wrong (empty
+/// append, too many events, bad type name, schema version < 1, metadata not an object,
+/// payload over the limits, JSON that cannot be serialized, nil or duplicate event ids).
+[[nodiscard]] std::vector<EncodedEvent> encode_events(const StreamId& stream,
+                                                      const std::vector<NewEvent>& events,
+                                                      const AppendLimits& limits);
+
+/// Validates a multi-stream append: at least one stream, no stream twice, the total number of
+/// events within limits. Each stream's events are checked by encode_events.
+/// Throws: InvalidArgumentError.
+void validate_multi_append(const std::vector<StreamAppend>& appends, const AppendLimits& limits);
+
+}  // namespace annals::detail

@@ -1,0 +1,129 @@
+// annals error taxonomy.
+//
+// Every failure that leaves an annals library is an `annals::Error` (a std::runtime_error) with a
+// closed `ErrorCode` and a `retryable()` answer. Driver exceptions (libpqxx, nlohmann_json,
+// Boost) never leave the library: each module translates them once, by SQLSTATE or by type.
+//
+//   try { store->append(stream, ExpectedVersion::exact(v), events); }
+//   catch (const annals::ConcurrencyError& e) { /* reload, decide again */ }
+//
+// Thread safety: error objects are immutable values.
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace annals {
+
+/// The closed set of failure kinds. Stable: tools map them to exit codes.
+enum class ErrorCode {
+  kInvalidArgument,  ///< Bad input; nothing was written. Never retried.
+  kNotFound,         ///< A named thing does not exist. Never retried.
+  kDomain,           ///< A user's business rule refused the command. Never retried.
+  kConcurrency,      ///< Expected version did not match. Retry by reloading and deciding again.
+  kIdempotency,      ///< Event ids partly overlap stored ones. Never retried.
+  kUnavailable,      ///< Infrastructure failure; nothing was written. Retry the call.
+  kOutcomeUnknown,   ///< Commit in doubt. Retry with the same event ids (appends are idempotent).
+  kCorruption,       ///< Stored data violates an invariant. Never retried; alert a human.
+  kInternal,         ///< A bug in annals. Never retried.
+};
+
+/// Stable lower-case name of a code, e.g. "concurrency".
+[[nodiscard]] std::string_view to_string(ErrorCode code) noexcept;
+
+/// Base of every annals error.
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorCode code, const std::string& message);
+
+  /// The failure kind.
+  [[nodiscard]] ErrorCode code() const noexcept { return code_; }
+  /// True when the same call (or, for conflicts, a reload + re-decide) may succeed.
+  [[nodiscard]] virtual bool retryable() const noexcept { return false; }
+
+ private:
+  ErrorCode code_;
+};
+
+/// Bad input (invalid stream id, malformed JSON, oversized payload, ...). Nothing was written.
+class InvalidArgumentError : public Error {
+ public:
+  explicit InvalidArgumentError(const std::string& message)
+      : Error(ErrorCode::kInvalidArgument, message) {}
+};
+
+/// A named object (stream, projection, ...) does not exist where it must.
+class NotFoundError : public Error {
+ public:
+  explicit NotFoundError(const std::string& message) : Error(ErrorCode::kNotFound, message) {}
+};
+
+/// A business rule refused a command. Users derive their own domain errors from this.
+class DomainError : public Error {
+ public:
+  explicit DomainError(const std::string& message) : Error(ErrorCode::kDomain, message) {}
+};
+
+/// The stream's version did not match the expected version. Nothing was written.
+///
+/// Carries the stream, the expected version (as its string form: "any", "no-stream",
+/// "exists" or a number) and the actual version (empty when the stream does not exist).
+class ConcurrencyError : public Error {
+ public:
+  ConcurrencyError(std::string stream, std::string expected, std::optional<std::int64_t> actual);
+
+  [[nodiscard]] const std::string& stream() const noexcept { return stream_; }
+  [[nodiscard]] const std::string& expected() const noexcept { return expected_; }
+  /// The stream's version when the append was refused; empty when the stream had no events.
+  [[nodiscard]] std::optional<std::int64_t> actual() const noexcept { return actual_; }
+  [[nodiscard]] bool retryable() const noexcept override { return true; }
+
+ private:
+  std::string stream_;
+  std::string expected_;
+  std::optional<std::int64_t> actual_;
+};
+
+/// Some, but not all, of an append's event ids are already stored (or stored in another
+/// stream or at other versions). An exact re-send is not an error: it returns the original
+/// result. Nothing was written.
+class IdempotencyError : public Error {
+ public:
+  explicit IdempotencyError(const std::string& message)
+      : Error(ErrorCode::kIdempotency, message) {}
+};
+
+/// The infrastructure failed (connection lost, server shutting down). Nothing was written.
+class UnavailableError : public Error {
+ public:
+  explicit UnavailableError(const std::string& message)
+      : Error(ErrorCode::kUnavailable, message) {}
+  [[nodiscard]] bool retryable() const noexcept override { return true; }
+
+ protected:
+  UnavailableError(ErrorCode code, const std::string& message) : Error(code, message) {}
+};
+
+/// The connection broke while a write was in flight: it may or may not have committed.
+/// Retrying with the same event ids is safe; the store answers with the original result.
+class OutcomeUnknownError : public UnavailableError {
+ public:
+  explicit OutcomeUnknownError(const std::string& message)
+      : UnavailableError(ErrorCode::kOutcomeUnknown, message) {}
+};
+
+/// Stored data breaks an invariant (broken hash chain, misordered transaction ids, ...).
+class CorruptionError : public Error {
+ public:
+  explicit CorruptionError(const std::string& message) : Error(ErrorCode::kCorruption, message) {}
+};
+
+/// An annals bug or an unexpected driver failure.
+class InternalError : public Error {
+ public:
+  explicit InternalError(const std::string& message) : Error(ErrorCode::kInternal, message) {}
+};
+
+}  // namespace annals

@@ -1,0 +1,163 @@
+// The EventStore interface: append with optimistic concurrency, read streams and the global
+// log, and subscribe to the log (catch up, then live).
+//
+// Two implementations pass one contract suite: PostgresEventStore (annals/postgres) and the
+// in-memory store (annals/eventstore/in_memory_event_store.hpp).
+//
+//   auto store = annals::make_in_memory_event_store();
+//   store->append(annals::StreamId{"account-1"}, annals::ExpectedVersion::no_stream(),
+//                 {annals::NewEvent{.type = "Opened", .data = {{"owner", "Ada"}}}});
+//   for (const auto& e : store->read_stream(annals::StreamId{"account-1"})) { ... }
+//
+// Thread safety: every method of every implementation may be called from any thread at once.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "annals/eventstore/types.hpp"
+
+namespace annals {
+
+enum class ReadDirection { kForward, kBackward };
+
+/// Options of read_stream.
+struct ReadStreamOptions {
+  /// Forward (oldest first) or backward (newest first). Default forward.
+  ReadDirection direction = ReadDirection::kForward;
+  /// First version returned. Default: 1 forward, the last version backward.
+  std::optional<StreamVersion> from;
+  /// Most events returned. Default: all.
+  std::size_t max_count = std::numeric_limits<std::size_t>::max();
+};
+
+/// Which events of the global log a reader wants. Empty fields match everything.
+struct EventFilter {
+  /// Only streams of this category (the stream id before its first '-').
+  std::optional<std::string> category;
+  /// Only events of these types.
+  std::vector<std::string> event_types;
+
+  [[nodiscard]] bool matches(const RecordedEvent& event) const;
+};
+
+/// Options of read_all.
+struct ReadAllOptions {
+  /// Events strictly after this position. Default: from the beginning.
+  Position after = Position::start();
+  /// Most events returned. Default 1,000.
+  std::size_t max_count = 1000;
+  EventFilter filter;
+};
+
+/// Reads streams and the global log.
+class EventReader {
+ public:
+  EventReader() = default;
+  EventReader(const EventReader&) = delete;
+  EventReader& operator=(const EventReader&) = delete;
+  virtual ~EventReader() = default;
+
+  /// Events of one stream in version order. A stream that does not exist reads as empty.
+  /// Cost: one round trip.
+  [[nodiscard]] virtual std::vector<RecordedEvent> read_stream(
+      const StreamId& stream, const ReadStreamOptions& options = {}) = 0;
+
+  /// Events of the global log strictly after `options.after`, in log order, at most
+  /// `options.max_count`. Only settled events are returned (no earlier-ordered event can still
+  /// appear), so continuing after the last returned position never skips an event.
+  /// Cost: one round trip.
+  [[nodiscard]] virtual std::vector<RecordedEvent> read_all(const ReadAllOptions& options = {}) = 0;
+
+  /// The stream's current version, or empty when it has no events. Cost: one round trip.
+  [[nodiscard]] virtual std::optional<StreamVersion> stream_version(const StreamId& stream) = 0;
+};
+
+/// Appends events.
+class EventWriter {
+ public:
+  EventWriter() = default;
+  EventWriter(const EventWriter&) = delete;
+  EventWriter& operator=(const EventWriter&) = delete;
+  virtual ~EventWriter() = default;
+
+  /// Appends `events` to `stream` if its version matches `expected`, atomically.
+  ///
+  /// Idempotent: when every event id is already stored as this exact append, returns the
+  /// original result and writes nothing.
+  /// Throws: ConcurrencyError (version mismatch), IdempotencyError (ids partly stored),
+  /// InvalidArgumentError (bad event, limits), UnavailableError / OutcomeUnknownError.
+  /// A throwing append wrote nothing.
+  /// Cost: one round trip.
+  virtual AppendResult append(const StreamId& stream, const ExpectedVersion& expected,
+                              std::vector<NewEvent> events) = 0;
+
+  /// Appends to several streams in one transaction, each with its own expected version: all
+  /// or nothing. Results come in request order. A stream may appear only once.
+  /// Throws: as append(); the ConcurrencyError names the first stream that failed.
+  /// Cost: one round trip.
+  virtual std::vector<AppendResult> append_multi(std::vector<StreamAppend> appends) = 0;
+};
+
+/// Receives events from a subscription, in log order, on the subscription's thread.
+/// An exception thrown here stops the subscription; it becomes the stop reason.
+using EventHandler = std::function<void(const RecordedEvent&)>;
+
+/// Options of subscribe().
+struct SubscriptionOptions {
+  /// Deliver events strictly after this position. Default: from the beginning.
+  Position after = Position::start();
+  EventFilter filter;
+  /// Events fetched per read while catching up. Default 500.
+  std::size_t batch_size = 500;
+  /// Longest wait without a wake-up before reading again (the fallback poll). Default 1 s.
+  std::chrono::milliseconds poll_interval{1000};
+};
+
+/// A running subscription: a thread that catches up from a position, then delivers live
+/// events as they settle, never skipping or repeating one.
+///
+/// Thread safety: all methods may be called from any thread. Called from the handler, stop()
+/// only requests the stop (the thread ends once the handler returns); destroying the
+/// subscription from its own handler is not allowed.
+class Subscription {
+ public:
+  Subscription() = default;
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+  /// Stops and joins the thread.
+  virtual ~Subscription() = default;
+
+  /// Stops delivery and joins the thread. Idempotent.
+  virtual void stop() = 0;
+  /// True until stopped or failed.
+  [[nodiscard]] virtual bool is_running() const = 0;
+  /// True once a read found nothing more to deliver (caught up at least once).
+  [[nodiscard]] virtual bool is_live() const = 0;
+  /// Position of the last event delivered (or the start position).
+  [[nodiscard]] virtual Position position() const = 0;
+  /// Why the subscription stopped on its own (a handler or store exception), or null.
+  [[nodiscard]] virtual std::exception_ptr stop_reason() const = 0;
+  /// Blocks until the subscription has delivered events up to `position` (or passed it),
+  /// stopped, or `timeout` elapsed. Returns true when the position was reached.
+  virtual bool wait_for(Position position, std::chrono::milliseconds timeout) = 0;
+};
+
+/// An event store: reader, writer and subscriptions.
+class EventStore : public EventReader, public EventWriter {
+ public:
+  /// Starts a subscription that calls `handler` for every matching event after
+  /// `options.after`: first the backlog, then live events as they are appended (woken by a
+  /// notification, with `poll_interval` as the fallback).
+  [[nodiscard]] virtual std::unique_ptr<Subscription> subscribe(SubscriptionOptions options,
+                                                                EventHandler handler) = 0;
+};
+
+}  // namespace annals

@@ -1,0 +1,213 @@
+// Value types of the event store: stream ids, event ids, versions, positions and events.
+//
+// All types here are regular values validated in their constructors: a StreamId that exists
+// is a valid stream id. Invalid input throws annals::InvalidArgumentError naming the problem.
+//
+//   annals::StreamId id{"account-42"};          // category "account"
+//   auto e = annals::EventId::generate();        // time-ordered UUID (version 7)
+//   auto ev = annals::ExpectedVersion::exact(3);
+//
+// Thread safety: values; distinct objects may be used from any thread.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <compare>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/uuid/uuid.hpp>
+#include <nlohmann/json.hpp>
+
+namespace annals {
+
+/// The name of a stream: `category-id` by convention ("account-42").
+///
+/// Valid ids are non-empty, at most kMaxBytes bytes of UTF-8, without control characters.
+class StreamId {
+ public:
+  static constexpr std::size_t kMaxBytes = 512;
+
+  /// Throws: InvalidArgumentError if the id is empty, too long, not UTF-8 or has control
+  /// characters.
+  explicit StreamId(std::string value);
+
+  [[nodiscard]] const std::string& value() const noexcept { return value_; }
+  /// The part before the first '-', or the whole id when it has none.
+  [[nodiscard]] std::string_view category() const noexcept;
+
+  friend bool operator==(const StreamId&, const StreamId&) = default;
+  friend auto operator<=>(const StreamId&, const StreamId&) = default;
+
+ private:
+  std::string value_;
+};
+
+/// The category of a stream id string, the part before the first '-'.
+[[nodiscard]] std::string_view category_of(std::string_view stream_id) noexcept;
+
+/// A globally unique event id (a UUID).
+class EventId {
+ public:
+  /// The nil UUID.
+  EventId() = default;
+  explicit EventId(const boost::uuids::uuid& value) noexcept : value_(value) {}
+
+  /// A new time-ordered UUID (RFC 9562 version 7, monotonic within this thread).
+  /// Cost: no system call after the first on a thread.
+  [[nodiscard]] static EventId generate();
+  /// Parses the canonical 36-character form. Throws: InvalidArgumentError.
+  [[nodiscard]] static EventId parse(std::string_view text);
+
+  [[nodiscard]] const boost::uuids::uuid& uuid() const noexcept { return value_; }
+  [[nodiscard]] bool is_nil() const noexcept { return value_.is_nil(); }
+  /// Canonical lower-case form "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx".
+  [[nodiscard]] std::string to_string() const;
+
+  friend bool operator==(const EventId&, const EventId&) = default;
+  /// Byte-wise order (uuid::data is a C array, which has no <=> of its own).
+  friend std::strong_ordering operator<=>(const EventId& a, const EventId& b) noexcept {
+    return std::lexicographical_compare_three_way(a.value_.begin(), a.value_.end(),
+                                                  b.value_.begin(), b.value_.end());
+  }
+
+ private:
+  boost::uuids::uuid value_{};
+};
+
+/// The number of events in a stream, or the version of one event in it (the first is 1).
+using StreamVersion = std::int64_t;
+
+/// What the writer believes about a stream's version; checked inside the store on every append.
+class ExpectedVersion {
+ public:
+  enum class Kind { kAny, kNoStream, kStreamExists, kExact };
+
+  /// No check.
+  [[nodiscard]] static ExpectedVersion any() noexcept { return ExpectedVersion(Kind::kAny, -1); }
+  /// The stream must have no events.
+  [[nodiscard]] static ExpectedVersion no_stream() noexcept {
+    return ExpectedVersion(Kind::kNoStream, -1);
+  }
+  /// The stream must have at least one event.
+  [[nodiscard]] static ExpectedVersion stream_exists() noexcept {
+    return ExpectedVersion(Kind::kStreamExists, -1);
+  }
+  /// The stream's version must be exactly `version`; exact(0) means "no events yet", like
+  /// no_stream(). Throws: InvalidArgumentError if version < 0.
+  [[nodiscard]] static ExpectedVersion exact(StreamVersion version);
+  /// Parses "any", "no-stream", "exists" or a non-negative number. Throws: InvalidArgumentError.
+  [[nodiscard]] static ExpectedVersion parse(std::string_view text);
+
+  [[nodiscard]] Kind kind() const noexcept { return kind_; }
+  /// The exact version; meaningful only for kExact.
+  [[nodiscard]] StreamVersion version() const noexcept { return version_; }
+  /// True when a stream at `actual` (empty = no events) satisfies this expectation.
+  [[nodiscard]] bool matches(std::optional<StreamVersion> actual) const noexcept;
+  /// "any", "no-stream", "exists" or the number.
+  [[nodiscard]] std::string to_string() const;
+
+  friend bool operator==(const ExpectedVersion&, const ExpectedVersion&) = default;
+
+ private:
+  ExpectedVersion(Kind kind, StreamVersion version) noexcept : kind_(kind), version_(version) {}
+  Kind kind_;
+  StreamVersion version_;
+};
+
+/// A place in the global log. Opaque and totally ordered: readers checkpoint it and continue
+/// strictly after it. Its string form round-trips through parse().
+///
+/// The order is (commit group, sequence): events of one append share a commit group, and
+/// groups are ordered so that a reader never sees a later group before an earlier one has
+/// settled (ARCHITECTURE decision 5). Do not do arithmetic on it.
+class Position {
+ public:
+  /// Before every event.
+  constexpr Position() noexcept = default;
+  constexpr Position(std::uint64_t commit, std::int64_t sequence) noexcept
+      : commit_(commit), sequence_(sequence) {}
+
+  [[nodiscard]] static constexpr Position start() noexcept { return Position(); }
+  /// Parses the string form ("<commit>:<sequence>" or "0" for start). Throws:
+  /// InvalidArgumentError.
+  [[nodiscard]] static Position parse(std::string_view text);
+
+  [[nodiscard]] constexpr std::uint64_t commit() const noexcept { return commit_; }
+  /// The event's global sequence number (unique, but not the read order on its own).
+  [[nodiscard]] constexpr std::int64_t sequence() const noexcept { return sequence_; }
+  [[nodiscard]] std::string to_string() const;
+
+  friend constexpr bool operator==(const Position&, const Position&) = default;
+  friend constexpr auto operator<=>(const Position&, const Position&) = default;
+
+ private:
+  std::uint64_t commit_ = 0;
+  std::int64_t sequence_ = 0;
+};
+
+/// An event to append.
+struct NewEvent {
+  /// Left empty, the store assigns a time-ordered id before sending. Supply it (derived from a
+  /// command id, say) to make the append idempotent across retries.
+  std::optional<EventId> id;
+  /// Stable type name, e.g. "MoneyDeposited". Non-empty, at most 256 bytes, no control chars.
+  std::string type;
+  /// Schema version of `data`, >= 1.
+  std::int32_t schema_version = 1;
+  /// The payload: any JSON value (usually an object).
+  nlohmann::json data = nlohmann::json::object();
+  /// Free-form metadata: a JSON object (correlation ids, traceparent, ...).
+  nlohmann::json metadata = nlohmann::json::object();
+
+  friend bool operator==(const NewEvent&, const NewEvent&) = default;
+};
+
+/// An event as stored.
+struct RecordedEvent {
+  StreamId stream_id;
+  StreamVersion version = 0;
+  Position position;
+  EventId id;
+  std::string type;
+  std::int32_t schema_version = 1;
+  nlohmann::json data;
+  nlohmann::json metadata;
+  std::chrono::system_clock::time_point recorded_at;
+
+  friend bool operator==(const RecordedEvent&, const RecordedEvent&) = default;
+};
+
+/// What an append wrote (or, for an exact re-send, had written the first time).
+struct AppendResult {
+  StreamId stream_id;
+  StreamVersion first_version = 0;
+  StreamVersion last_version = 0;
+  /// Position of the last event written.
+  Position position;
+
+  friend bool operator==(const AppendResult&, const AppendResult&) = default;
+};
+
+/// One stream's part of an atomic multi-stream append.
+struct StreamAppend {
+  StreamId stream_id;
+  ExpectedVersion expected = ExpectedVersion::any();
+  std::vector<NewEvent> events;
+};
+
+/// Limits every store enforces on appends, with the same errors.
+struct AppendLimits {
+  /// Largest serialized `data` of one event, in bytes. Default 1 MiB.
+  std::size_t max_data_bytes = std::size_t{1} << 20;
+  /// Largest serialized `metadata` of one event, in bytes. Default 1 MiB.
+  std::size_t max_metadata_bytes = std::size_t{1} << 20;
+  /// Most events in one append (summed over streams). Default 10,000.
+  std::size_t max_events_per_append = 10'000;
+};
+
+}  // namespace annals

@@ -1,0 +1,65 @@
+// The PostgreSQL event store (the product's store) and its schema migrations.
+//
+//   annals::postgres::migrate(url);   // once, or `annals migrate`
+//   auto store = annals::postgres::make_postgres_event_store({.connection_string = url});
+//
+// Appends are one round trip: a prepared call of the `annals.append_events` SQL function that
+// checks the expected version, checks idempotency, inserts, chains the tamper-evidence hash and
+// notifies (ARCHITECTURE decisions 2-4, 6, 8). The global log is read in (transaction id,
+// sequence) order below the oldest running transaction, so readers never skip an event that
+// commits late (decision 5).
+//
+// Thread safety: the store is fully thread-safe; it keeps a pool of connections and replaces
+// broken ones.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "annals/eventstore/event_store.hpp"
+
+namespace annals::postgres {
+
+struct PostgresEventStoreOptions {
+  /// libpq connection string: "postgresql://user@host:port/db" or "host=... dbname=...".
+  std::string connection_string;
+  /// Most connections the store opens for appends and reads (subscriptions open one more each
+  /// for LISTEN). Opened lazily. Default 16.
+  std::size_t pool_size = 16;
+  /// Limits on appends. Default: 1 MiB data and metadata, 10,000 events per append.
+  AppendLimits limits;
+  /// How many times a call is retried on a fresh connection after the connection broke.
+  /// Appends are retried with the same event ids, so a retry is an exact re-send. Default 2.
+  int max_retries_on_broken_connection = 2;
+  /// Whether each append sends NOTIFY annals_events in its transaction, waking subscribers at
+  /// once. Off, subscribers see new events at their poll interval. PostgreSQL serializes the
+  /// commits of notifying transactions, which costs throughput with many concurrent writers
+  /// (see docs/performance.md). Default on.
+  bool notify_on_append = true;
+};
+
+/// Opens a store. Connects once to check that the schema is migrated and that the stored
+/// transaction ids are not ahead of the server's (a sign of a restore into a new cluster).
+/// Throws: UnavailableError (cannot connect), NotFoundError (schema not migrated),
+/// CorruptionError (stored transaction ids ahead of the server's).
+[[nodiscard]] std::unique_ptr<EventStore> make_postgres_event_store(
+    PostgresEventStoreOptions options);
+
+/// One applied or pending migration.
+struct MigrationStatus {
+  std::string name;  ///< "0001_create_event_store"
+  bool applied = false;
+};
+
+/// Applies the pending numbered migrations of `sql/` in order, each in its own transaction,
+/// under an advisory lock so concurrent runs are safe. Returns the names applied now.
+/// Throws: UnavailableError, InternalError (a migration failed; it was rolled back).
+std::vector<std::string> migrate(const std::string& connection_string);
+
+/// Lists every migration the library knows and whether it is applied.
+[[nodiscard]] std::vector<MigrationStatus> migration_status(const std::string& connection_string);
+
+}  // namespace annals::postgres

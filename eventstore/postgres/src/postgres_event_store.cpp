@@ -1,0 +1,451 @@
+// PostgresEventStore: the EventStore on PostgreSQL.
+//
+// Appends are one prepared call of annals.append_events on an autocommit connection: one round
+// trip, atomic, with every check inside the database (ARCHITECTURE decisions 2-4). Event ids
+// are assigned on the client before the first attempt, so retrying after a broken connection
+// is an exact re-send and the database answers with the original result (decision 4).
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <fcntl.h>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include "annals/eventstore/detail/catch_up_subscription.hpp"
+#include "annals/eventstore/detail/encoded_event.hpp"
+#include "annals/eventstore/error.hpp"
+#include "annals/postgres/postgres_event_store.hpp"
+#include "connection_pool.hpp"
+#include "error_translation.hpp"
+#include "sql.hpp"
+
+namespace annals::postgres {
+namespace {
+
+using annals::detail::EncodedEvent;
+
+std::shared_ptr<spdlog::logger> logger() {
+  auto log = spdlog::get("annals");
+  return log ? log : spdlog::default_logger();
+}
+
+// --- PostgreSQL array literals ---------------------------------------------------------------
+// Arrays travel as one text parameter each; elements are double-quoted with '"' and '\'
+// escaped, which is the complete quoting rule of array_in.
+
+void append_quoted(std::string& out, std::string_view value) {
+  out.push_back('"');
+  for (const char c : value) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('"');
+}
+
+class ArrayLiteral {
+ public:
+  void add_quoted(std::string_view value) {
+    separate();
+    append_quoted(text_, value);
+  }
+  void add_plain(std::string_view value) {
+    separate();
+    text_.append(value);
+  }
+  void add_number(std::int64_t value) { add_plain(std::to_string(value)); }
+  std::string finish() && {
+    text_.push_back('}');
+    return std::move(text_);
+  }
+
+ private:
+  void separate() {
+    if (text_.size() > 1) text_.push_back(',');
+  }
+  std::string text_ = "{";
+};
+
+std::int64_t expected_code(const ExpectedVersion& expected) {
+  switch (expected.kind()) {
+    case ExpectedVersion::Kind::kAny: return -1;
+    case ExpectedVersion::Kind::kNoStream: return -2;
+    case ExpectedVersion::Kind::kStreamExists: return -3;
+    case ExpectedVersion::Kind::kExact: return expected.version();
+  }
+  return -1;
+}
+
+std::uint64_t parse_u64(const pqxx::field& field) {
+  std::uint64_t value = 0;
+  const char* begin = field.c_str();
+  const char* end = begin + field.size();
+  const auto [ptr, ec] = std::from_chars(begin, end, value);
+  if (ec != std::errc() || ptr != end) {
+    throw CorruptionError("unreadable transaction id '" + std::string(begin, end) + "'");
+  }
+  return value;
+}
+
+std::int64_t clamp_count(std::size_t count) {
+  return count > static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max())
+             ? std::numeric_limits<std::int64_t>::max()
+             : static_cast<std::int64_t>(count);
+}
+
+nlohmann::json parse_json(const pqxx::field& field, const char* what, std::int64_t position) {
+  try {
+    return nlohmann::json::parse(field.c_str(), field.c_str() + field.size());
+  } catch (const nlohmann::json::exception& e) {
+    throw CorruptionError(std::string("stored ") + what + " of the event at global position " +
+                          std::to_string(position) + " is not JSON: " + e.what());
+  }
+}
+
+// Columns as in sql.hpp's ANNALS_EVENT_COLUMNS.
+RecordedEvent decode_event(const pqxx::row& row) {
+  const auto sequence = row[1].as<std::int64_t>();
+  RecordedEvent event{
+      .stream_id = StreamId(row[2].c_str()),
+      .version = row[3].as<std::int64_t>(),
+      .position = Position(parse_u64(row[0]), sequence),
+      .id = EventId::parse(std::string_view(row[4].c_str(), row[4].size())),
+      .type = row[5].c_str(),
+      .schema_version = row[6].as<std::int32_t>(),
+      .data = parse_json(row[7], "data", sequence),
+      .metadata = parse_json(row[8], "metadata", sequence),
+      .recorded_at = std::chrono::system_clock::time_point(
+          std::chrono::microseconds(row[9].as<std::int64_t>())),
+  };
+  return event;
+}
+
+std::vector<RecordedEvent> decode_events(const pqxx::result& rows) {
+  std::vector<RecordedEvent> events;
+  events.reserve(rows.size());
+  for (const auto& row : rows) events.push_back(decode_event(row));
+  return events;
+}
+
+void prepare_statements(pqxx::connection& connection) {
+  connection.prepare(sql::kAppendName, sql::kAppend);
+  connection.prepare(sql::kReadStreamForwardName, sql::kReadStreamForward);
+  connection.prepare(sql::kReadStreamBackwardName, sql::kReadStreamBackward);
+  connection.prepare(sql::kReadAllName, sql::kReadAll);
+  connection.prepare(sql::kReadAllFilteredName, sql::kReadAllFiltered);
+  connection.prepare(sql::kStreamVersionName, sql::kStreamVersion);
+}
+
+// --- Live wake-ups -----------------------------------------------------------------------------
+
+// Wakes a subscription on NOTIFY annals_events (sent by every append at commit; decision 6).
+// It owns a dedicated LISTEN connection, used only from the subscription's thread. LISTEN is
+// issued in the constructor, before the subscription's first read, so no notification that
+// follows a read can be missed. If the connection breaks, waits fall back to the poll interval
+// and the next wait reconnects.
+class PostgresChangeSignal final : public annals::detail::ChangeSignal {
+ public:
+  explicit PostgresChangeSignal(std::string connection_string)
+      : connection_string_(std::move(connection_string)) {
+    if (::pipe2(pipe_, O_NONBLOCK | O_CLOEXEC) != 0) {
+      throw InternalError("subscription: cannot create a wake-up pipe");
+    }
+    try {
+      connect();
+    } catch (const std::exception& e) {
+      close_pipe();
+      detail::rethrow_translated(e, "subscribe", false);
+    }
+  }
+  ~PostgresChangeSignal() override {
+    receiver_.reset();
+    connection_.reset();
+    close_pipe();
+  }
+
+  std::uint64_t observe() override { return 0; }
+
+  void wait(std::uint64_t /*token*/, std::chrono::milliseconds timeout) override {
+    if (!connection_) {
+      try {
+        connect();
+        return;  // notifications may have been lost while disconnected: read again now
+      } catch (const std::exception& e) {
+        logger()->warn("annals subscription: cannot reconnect the LISTEN connection: {}",
+                       e.what());
+      }
+    }
+    pollfd fds[2] = {{pipe_[0], POLLIN, 0}, {connection_ ? connection_->sock() : -1, POLLIN, 0}};
+    const auto ms = static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(
+        timeout.count(), 0, std::numeric_limits<int>::max()));
+    ::poll(fds, connection_ ? 2 : 1, ms);
+    char drain[64];
+    while (::read(pipe_[0], drain, sizeof drain) > 0) {
+    }
+    if (connection_) {
+      try {
+        connection_->get_notifs();
+      } catch (const std::exception& e) {
+        logger()->warn("annals subscription: LISTEN connection lost ({}); reconnecting",
+                       e.what());
+        receiver_.reset();
+        connection_.reset();
+      }
+    }
+  }
+
+  void interrupt() override {
+    const char byte = 1;
+    [[maybe_unused]] const auto n = ::write(pipe_[1], &byte, 1);
+  }
+
+ private:
+  class Receiver final : public pqxx::notification_receiver {
+   public:
+    using pqxx::notification_receiver::notification_receiver;
+    void operator()(const std::string& /*payload*/, int /*backend_pid*/) override {}
+  };
+
+  void connect() {
+    auto connection = std::make_unique<pqxx::connection>(connection_string_);
+    receiver_ = std::make_unique<Receiver>(*connection, sql::kListen);
+    connection_ = std::move(connection);
+  }
+  void close_pipe() noexcept {
+    for (int& fd : pipe_) {
+      if (fd >= 0) ::close(fd);
+      fd = -1;
+    }
+  }
+
+  std::string connection_string_;
+  std::unique_ptr<pqxx::connection> connection_;
+  std::unique_ptr<Receiver> receiver_;
+  int pipe_[2] = {-1, -1};
+};
+
+// --- The store -------------------------------------------------------------------------------
+
+class PostgresEventStore final : public EventStore {
+ public:
+  explicit PostgresEventStore(PostgresEventStoreOptions options)
+      : options_(std::move(options)),
+        pool_(options_.connection_string, options_.pool_size, prepare_statements) {
+    check_database();
+  }
+
+  AppendResult append(const StreamId& stream, const ExpectedVersion& expected,
+                      std::vector<NewEvent> events) override {
+    std::vector<std::vector<EncodedEvent>> encoded;
+    encoded.push_back(annals::detail::encode_events(stream, events, options_.limits));
+    std::vector<std::pair<const StreamId*, ExpectedVersion>> streams{{&stream, expected}};
+    return std::move(append_encoded(streams, encoded).front());
+  }
+
+  std::vector<AppendResult> append_multi(std::vector<StreamAppend> appends) override {
+    annals::detail::validate_multi_append(appends, options_.limits);
+    std::vector<std::vector<EncodedEvent>> encoded;
+    std::vector<std::pair<const StreamId*, ExpectedVersion>> streams;
+    for (const auto& append : appends) {
+      encoded.push_back(
+          annals::detail::encode_events(append.stream_id, append.events, options_.limits));
+      streams.emplace_back(&append.stream_id, append.expected);
+    }
+    return append_encoded(streams, encoded);
+  }
+
+  std::vector<RecordedEvent> read_stream(const StreamId& stream,
+                                         const ReadStreamOptions& options) override {
+    const bool forward = options.direction == ReadDirection::kForward;
+    const std::int64_t from =
+        options.from.value_or(forward ? 1 : std::numeric_limits<std::int64_t>::max());
+    const auto rows = run("read stream \"" + stream.value() + "\"", false,
+                          [&](pqxx::connection& connection) {
+                            pqxx::nontransaction tx(connection);
+                            return tx.exec_prepared(forward ? sql::kReadStreamForwardName
+                                                            : sql::kReadStreamBackwardName,
+                                                    stream.value(), from,
+                                                    clamp_count(options.max_count));
+                          });
+    return decode_events(rows);
+  }
+
+  std::vector<RecordedEvent> read_all(const ReadAllOptions& options) override {
+    const std::string commit = std::to_string(options.after.commit());
+    const auto rows = run("read all", false, [&](pqxx::connection& connection) {
+      pqxx::nontransaction tx(connection);
+      const auto& filter = options.filter;
+      if (!filter.category && filter.event_types.empty()) {
+        return tx.exec_prepared(sql::kReadAllName, commit, options.after.sequence(),
+                                clamp_count(options.max_count));
+      }
+      std::optional<std::string> types;
+      if (!filter.event_types.empty()) {
+        ArrayLiteral literal;
+        for (const auto& type : filter.event_types) literal.add_quoted(type);
+        types = std::move(literal).finish();
+      }
+      return tx.exec_prepared(sql::kReadAllFilteredName, commit, options.after.sequence(),
+                              clamp_count(options.max_count), filter.category, types);
+    });
+    return decode_events(rows);
+  }
+
+  std::optional<StreamVersion> stream_version(const StreamId& stream) override {
+    const auto rows = run("stream version of \"" + stream.value() + "\"", false,
+                          [&](pqxx::connection& connection) {
+                            pqxx::nontransaction tx(connection);
+                            return tx.exec_prepared(sql::kStreamVersionName, stream.value());
+                          });
+    if (rows.empty() || rows[0][0].is_null()) return std::nullopt;
+    return rows[0][0].as<std::int64_t>();
+  }
+
+  std::unique_ptr<Subscription> subscribe(SubscriptionOptions options,
+                                          EventHandler handler) override {
+    auto signal = std::make_unique<PostgresChangeSignal>(options_.connection_string);
+    return annals::detail::make_catch_up_subscription(*this, std::move(signal),
+                                                      std::move(options), std::move(handler));
+  }
+
+ private:
+  // Runs `f` on a pooled connection. A broken connection is discarded and the call retried on a
+  // new one (max_retries_on_broken_connection times); transient failures (a raced unique key,
+  // serialization failure, deadlock) are retried a few times. Everything else is
+  // translated once, by SQLSTATE.
+  template <typename F>
+  pqxx::result run(const std::string& what, bool write, F&& f) {
+    int broken = 0;
+    int transient = 0;
+    for (;;) {
+      bool in_flight = false;
+      std::optional<detail::ConnectionPool::Lease> lease;
+      try {
+        lease.emplace(pool_.acquire());
+        in_flight = true;
+        return f(**lease);
+      } catch (const annals::Error&) {
+        throw;
+      } catch (const std::exception& e) {
+        const auto failure = detail::classify(e);
+        if (failure == detail::Failure::kBrokenConnection) {
+          if (lease) lease->discard();
+          if (broken++ < options_.max_retries_on_broken_connection) {
+            logger()->warn("annals: {}: connection lost ({}); retrying on a new connection", what,
+                           e.what());
+            continue;
+          }
+        } else if (failure == detail::Failure::kRetry && transient++ < 8) {
+          logger()->debug("annals: {}: transient failure ({}); retrying", what, e.what());
+          continue;
+        }
+        detail::rethrow_translated(e, what, write && in_flight);
+      }
+    }
+  }
+
+  std::vector<AppendResult> append_encoded(
+      const std::vector<std::pair<const StreamId*, ExpectedVersion>>& streams,
+      const std::vector<std::vector<EncodedEvent>>& encoded) {
+    ArrayLiteral stream_ids, expected, counts, ids, types, schema_versions, data, metadata;
+    for (std::size_t s = 0; s < streams.size(); ++s) {
+      stream_ids.add_quoted(streams[s].first->value());
+      expected.add_number(expected_code(streams[s].second));
+      counts.add_number(static_cast<std::int64_t>(encoded[s].size()));
+      for (const auto& event : encoded[s]) {
+        ids.add_plain(event.id.to_string());
+        types.add_quoted(event.type);
+        schema_versions.add_number(event.schema_version);
+        data.add_quoted(event.data);
+        metadata.add_quoted(event.metadata);
+      }
+    }
+    const std::string what = streams.size() == 1
+                                 ? "append to stream \"" + streams[0].first->value() + "\""
+                                 : "append to " + std::to_string(streams.size()) + " streams";
+    const auto p_streams = std::move(stream_ids).finish();
+    const auto p_expected = std::move(expected).finish();
+    const auto p_counts = std::move(counts).finish();
+    const auto p_ids = std::move(ids).finish();
+    const auto p_types = std::move(types).finish();
+    const auto p_schema_versions = std::move(schema_versions).finish();
+    const auto p_data = std::move(data).finish();
+    const auto p_metadata = std::move(metadata).finish();
+    const auto rows = run(what, true, [&](pqxx::connection& connection) {
+      pqxx::nontransaction tx(connection);
+      return tx.exec_prepared(sql::kAppendName, p_streams, p_expected, p_counts, p_ids, p_types,
+                              p_schema_versions, p_data, p_metadata, options_.notify_on_append);
+    });
+
+    std::vector<AppendResult> results;
+    for (const auto& row : rows) {
+      const auto index = static_cast<std::size_t>(row[0].as<int>() - 1);
+      const auto outcome = row[1].as<int>();
+      const StreamId& stream = *streams.at(index).first;
+      const auto actual = row[6].get<std::int64_t>();
+      if (outcome == 2) {
+        throw ConcurrencyError(stream.value(), streams[index].second.to_string(), actual);
+      }
+      if (outcome == 3) {
+        throw IdempotencyError(what + ": event ids of stream \"" + stream.value() +
+                               "\" are already stored, but not as this exact append "
+                               "(partial overlap, or used in another stream); nothing written");
+      }
+      if (outcome == 1) {
+        logger()->debug("annals: {}: exact re-send; returning the original result", what);
+      }
+      results.push_back(AppendResult{
+          .stream_id = stream,
+          .first_version = row[2].as<std::int64_t>(),
+          .last_version = row[3].as<std::int64_t>(),
+          .position = Position(parse_u64(row[4]), row[5].as<std::int64_t>()),
+      });
+    }
+    if (results.size() != streams.size()) {
+      throw InternalError(what + ": append_events returned " + std::to_string(results.size()) +
+                          " rows for " + std::to_string(streams.size()) + " streams");
+    }
+    return results;
+  }
+
+  void check_database() {
+    const auto rows = run("open store", false, [&](pqxx::connection& connection) {
+      pqxx::nontransaction tx(connection);
+      if (!tx.exec1(sql::kSchemaPresent)[0].as<bool>()) {
+        throw NotFoundError("the annals schema is missing from the database; run `annals migrate`");
+      }
+      return tx.exec(sql::kTransactionIdCheck);
+    });
+    if (rows[0][0].is_null()) return;
+    const auto stored = parse_u64(rows[0][0]);
+    const auto next = parse_u64(rows[0][1]);
+    if (stored >= next) {
+      throw CorruptionError(
+          "stored transaction ids (up to " + std::to_string(stored) +
+          ") are ahead of this server's next transaction id (" + std::to_string(next) +
+          "): the database was probably restored into a new cluster. Readers of the global log "
+          "would hold back or misorder events; refusing to open. See docs/schema.md, "
+          "\"Restoring a dump\".");
+    }
+  }
+
+  PostgresEventStoreOptions options_;
+  detail::ConnectionPool pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<EventStore> make_postgres_event_store(PostgresEventStoreOptions options) {
+  return std::make_unique<PostgresEventStore>(std::move(options));
+}
+
+}  // namespace annals::postgres

@@ -1,0 +1,89 @@
+// Internal: every SQL statement annals::postgres sends, in one place (STYLE 2.8).
+// Statements are prepared and take $n parameters only: no value is ever spliced into SQL.
+#pragma once
+
+namespace annals::postgres::sql {
+
+// Appends to one or more streams: one round trip (ARCHITECTURE decision 2). See
+// sql/0001_create_event_store.sql for the function's contract.
+inline constexpr const char* kAppendName = "annals_append";
+inline constexpr const char* kAppend =
+    "SELECT stream_index, outcome, first_version, last_version, transaction_id::text, "
+    "global_position, actual_version "
+    "FROM annals.append_events($1::text[], $2::bigint[], $3::integer[], $4::uuid[], "
+    "$5::text[], $6::integer[], $7::jsonb[], $8::jsonb[], $9::boolean)";
+
+// The columns every read returns, in this order (see decode_event).
+#define ANNALS_EVENT_COLUMNS                                                              \
+  "transaction_id::text, global_position, stream_id, stream_version, event_id::text, "   \
+  "event_type, schema_version, data::text, metadata::text, "                             \
+  "(extract(epoch FROM recorded_at) * 1000000)::bigint"
+
+inline constexpr const char* kReadStreamForwardName = "annals_read_stream_forward";
+inline constexpr const char* kReadStreamForward =
+    "SELECT " ANNALS_EVENT_COLUMNS
+    " FROM annals.events WHERE stream_id = $1 AND stream_version >= $2"
+    " ORDER BY stream_version LIMIT $3";
+
+inline constexpr const char* kReadStreamBackwardName = "annals_read_stream_backward";
+inline constexpr const char* kReadStreamBackward =
+    "SELECT " ANNALS_EVENT_COLUMNS
+    " FROM annals.events WHERE stream_id = $1 AND stream_version <= $2"
+    " ORDER BY stream_version DESC LIMIT $3";
+
+// The global log, strictly after ($1, $2) in (transaction id, position) order, and only
+// transactions older than the oldest still running: none of them can commit later, so a
+// reader that continues after the last row it saw never skips one (decision 5). The row
+// comparison is served by events_log_order_idx.
+inline constexpr const char* kReadAllName = "annals_read_all";
+inline constexpr const char* kReadAll =
+    "SELECT " ANNALS_EVENT_COLUMNS
+    " FROM annals.events"
+    " WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)"
+    "   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+    " ORDER BY transaction_id, global_position LIMIT $3";
+
+inline constexpr const char* kReadAllFilteredName = "annals_read_all_filtered";
+inline constexpr const char* kReadAllFiltered =
+    "SELECT " ANNALS_EVENT_COLUMNS
+    " FROM annals.events"
+    " WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)"
+    "   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+    "   AND ($4::text IS NULL OR split_part(stream_id, '-', 1) = $4::text)"
+    "   AND ($5::text[] IS NULL OR event_type = ANY ($5::text[]))"
+    " ORDER BY transaction_id, global_position LIMIT $3";
+
+#undef ANNALS_EVENT_COLUMNS
+
+inline constexpr const char* kStreamVersionName = "annals_stream_version";
+inline constexpr const char* kStreamVersion =
+    "SELECT max(stream_version) FROM annals.events WHERE stream_id = $1";
+
+// Start-up checks: the schema exists, and no stored transaction id is ahead of the server's
+// next one (which happens when a dump is restored into a new cluster; readers would then
+// hold back those events until the server's ids catch up, and order them wrongly).
+inline constexpr const char* kSchemaPresent = "SELECT to_regclass('annals.events') IS NOT NULL";
+inline constexpr const char* kTransactionIdCheck =
+    "SELECT (SELECT transaction_id::text FROM annals.events"
+    "         ORDER BY transaction_id DESC LIMIT 1),"
+    "       pg_snapshot_xmax(pg_current_snapshot())::text";
+
+inline constexpr const char* kListen = "annals_events";  // NOTIFY channel
+
+// Migrations: serialized by a transaction-scoped advisory lock, which also works behind
+// transaction poolers.
+inline constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7365726579)";
+inline constexpr const char* kMigrationTable =
+    "CREATE SCHEMA IF NOT EXISTS annals;"
+    "CREATE TABLE IF NOT EXISTS annals.schema_migrations ("
+    "  name text PRIMARY KEY,"
+    "  applied_at timestamptz NOT NULL DEFAULT now())";
+inline constexpr const char* kMigrationApplied =
+    "SELECT name FROM annals.schema_migrations ORDER BY name";
+inline constexpr const char* kMigrationAppliedIfExists =
+    "SELECT CASE WHEN to_regclass('annals.schema_migrations') IS NULL THEN NULL"
+    " ELSE 1 END";
+inline constexpr const char* kMigrationRecord =
+    "INSERT INTO annals.schema_migrations (name) VALUES ($1)";
+
+}  // namespace annals::postgres::sql

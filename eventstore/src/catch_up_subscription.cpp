@@ -1,0 +1,172 @@
+// The one subscription engine both stores use (see detail/catch_up_subscription.hpp).
+//
+// Why it cannot skip or repeat an event: every read continues strictly after the position of
+// the last delivered event, and read_all returns only settled events (ARCHITECTURE decision 5),
+// so nothing can later appear before that position. Why it cannot miss a wake-up: the signal
+// is observed *before* each read, so an append that lands after the read started makes the
+// following wait return at once (decision 6); the poll interval is only a fallback.
+#include "annals/eventstore/detail/catch_up_subscription.hpp"
+
+#include <condition_variable>
+#include <mutex>
+#include <stop_token>
+#include <thread>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "annals/eventstore/error.hpp"
+
+namespace annals::detail {
+namespace {
+
+class CatchUpSubscription;
+
+// The subscription whose thread is the current one, so that stop() called from a handler
+// can tell that it must not join its own thread.
+thread_local const CatchUpSubscription* t_running_subscription = nullptr;
+
+class CatchUpSubscription final : public Subscription {
+ public:
+  CatchUpSubscription(EventReader& reader, std::unique_ptr<ChangeSignal> signal,
+                      SubscriptionOptions options, EventHandler handler)
+      : reader_(reader),
+        signal_(std::move(signal)),
+        options_(std::move(options)),
+        handler_(std::move(handler)),
+        position_(options_.after),
+        thread_([this](std::stop_token stop) { run(stop); }) {}
+
+  // Destroying the subscription from its own handler is not supported (it would join itself).
+  ~CatchUpSubscription() override { stop(); }
+
+  void stop() override {
+    thread_.request_stop();  // thread-safe; a no-op once requested
+    signal_->interrupt();
+    if (t_running_subscription == this) {
+      // Called from the handler: the loop sees the request as soon as the handler returns.
+      return;
+    }
+    {
+      std::lock_guard join_lock(join_mutex_);
+      if (thread_.joinable()) thread_.join();
+    }
+    std::lock_guard lock(mutex_);
+    running_ = false;
+    progress_.notify_all();
+  }
+
+  bool is_running() const override {
+    std::lock_guard lock(mutex_);
+    return running_;
+  }
+
+  bool is_live() const override {
+    std::lock_guard lock(mutex_);
+    return live_;
+  }
+
+  Position position() const override {
+    std::lock_guard lock(mutex_);
+    return position_;
+  }
+
+  std::exception_ptr stop_reason() const override {
+    std::lock_guard lock(mutex_);
+    return stop_reason_;
+  }
+
+  bool wait_for(Position position, std::chrono::milliseconds timeout) override {
+    std::unique_lock lock(mutex_);
+    progress_.wait_for(lock, timeout, [&] { return position_ >= position || !running_; });
+    return position_ >= position;
+  }
+
+ private:
+  void run(const std::stop_token& stop) {
+    t_running_subscription = this;
+    try {
+      Position after = options_.after;
+      while (!stop.stop_requested()) {
+        const std::uint64_t token = signal_->observe();
+        const std::vector<RecordedEvent> batch = reader_.read_all(
+            ReadAllOptions{.after = after, .max_count = options_.batch_size,
+                           .filter = options_.filter});
+        const bool caught_up = batch.size() < options_.batch_size;
+        if (caught_up) set_live();
+        for (const RecordedEvent& event : batch) {
+          if (stop.stop_requested()) break;
+          handler_(event);
+          after = event.position;
+          {
+            std::lock_guard lock(mutex_);
+            position_ = after;
+          }
+          progress_.notify_all();
+        }
+        if (caught_up && !stop.stop_requested()) signal_->wait(token, options_.poll_interval);
+      }
+    } catch (const std::exception& e) {
+      fail(std::current_exception(), e.what());
+    } catch (...) {
+      fail(std::current_exception(), "unknown exception");
+    }
+    std::lock_guard lock(mutex_);
+    running_ = false;
+    progress_.notify_all();
+  }
+
+  void set_live() {
+    std::lock_guard lock(mutex_);
+    live_ = true;
+  }
+
+  // The error reaches the owner through stop_reason(); it is logged here once and not thrown.
+  void fail(std::exception_ptr reason, const char* what) {
+    Position at;
+    {
+      std::lock_guard lock(mutex_);
+      stop_reason_ = std::move(reason);
+      at = position_;
+    }
+    if (auto logger = spdlog::get("annals")) {
+      logger->error("subscription stopped after position {}: {}", at.to_string(), what);
+    }
+  }
+
+  EventReader& reader_;
+  std::unique_ptr<ChangeSignal> signal_;
+  const SubscriptionOptions options_;
+  const EventHandler handler_;
+
+  mutable std::mutex mutex_;  // guards the four fields below
+  std::condition_variable progress_;
+  Position position_;
+  bool running_ = true;
+  bool live_ = false;
+  std::exception_ptr stop_reason_;
+
+  std::mutex join_mutex_;  // serialises joins of concurrent stop() calls
+  std::jthread thread_;    // last: starts once every other member is initialised
+};
+
+}  // namespace
+
+std::unique_ptr<Subscription> make_catch_up_subscription(EventReader& reader,
+                                                         std::unique_ptr<ChangeSignal> signal,
+                                                         SubscriptionOptions options,
+                                                         EventHandler handler) {
+  if (!signal) throw InvalidArgumentError("subscription needs a change signal");
+  if (!handler) throw InvalidArgumentError("subscription needs an event handler");
+  if (options.batch_size == 0) {
+    throw InvalidArgumentError("invalid subscription options: batch_size must be >= 1");
+  }
+  if (options.poll_interval <= std::chrono::milliseconds::zero()) {
+    throw InvalidArgumentError("invalid subscription options: poll_interval must be > 0, got " +
+                               std::to_string(options.poll_interval.count()) + " ms");
+  }
+  return std::make_unique<CatchUpSubscription>(reader, std::move(signal), std::move(options),
+                                               std::move(handler));
+}
+
+}  // namespace annals::detail

@@ -1,0 +1,177 @@
+// Validation and serialization of appends, shared by every store so that all of them accept
+// and refuse exactly the same input (ARCHITECTURE decisions 1 and 12).
+#include "annals/eventstore/detail/encoded_event.hpp"
+
+#include <map>
+#include <set>
+#include <string_view>
+
+#include "annals/eventstore/error.hpp"
+#include "text_validation.hpp"
+
+namespace annals::detail {
+namespace {
+
+constexpr std::size_t kMaxTypeBytes = 256;
+
+std::string stream_text(const StreamId& stream) {
+  return "stream " + quote_for_message(stream.value());
+}
+
+[[noreturn]] void fail_event(const StreamId& stream, std::size_t index, const std::string& what) {
+  throw InvalidArgumentError("invalid event " + std::to_string(index) + " of the append to " +
+                             stream_text(stream) + ": " + what);
+}
+
+std::string_view json_type_name(const nlohmann::json& value) {
+  return value.type_name();  // "object", "array", "string", "number", "boolean", "null", ...
+}
+
+bool contains_discarded(const nlohmann::json& value) {
+  if (value.is_discarded()) return true;
+  if (value.is_structured()) {
+    for (const auto& element : value) {
+      if (contains_discarded(element)) return true;
+    }
+  }
+  return false;
+}
+
+// True when serialized JSON text holds the escape \u0000. PostgreSQL's jsonb cannot store
+// U+0000 in a string, so every store refuses it up front (one contract, decision 1). In valid
+// JSON a backslash only occurs inside strings and always starts a two-character escape, so
+// scanning escape by escape cannot mistake an escaped backslash followed by "u0000".
+bool contains_nul_escape(std::string_view json) {
+  for (std::size_t at = json.find('\\'); at != std::string_view::npos;
+       at = json.find('\\', at + 2)) {
+    if (json.substr(at + 1, 5) == "u0000") return true;
+  }
+  return false;
+}
+
+// Serializes one JSON field of an event, checking what every store requires of it.
+std::string encode_json(const StreamId& stream, std::size_t index, std::string_view field,
+                        const nlohmann::json& value, std::size_t max_bytes) {
+  const std::string name(field);
+  if (contains_discarded(value)) fail_event(stream, index, name + " holds a discarded JSON value");
+  std::string text;
+  try {
+    text = value.dump();
+  } catch (const nlohmann::json::type_error& e) {
+    // Thrown for strings that are not valid UTF-8 (nlohmann error 316).
+    fail_event(stream, index, name + " cannot be serialized as JSON: " + e.what());
+  }
+  if (text.size() > max_bytes) {
+    fail_event(stream, index,
+               name + " is " + std::to_string(text.size()) +
+                   " bytes when serialized, over the limit of " + std::to_string(max_bytes) +
+                   " bytes");
+  }
+  if (contains_nul_escape(text)) {
+    fail_event(stream, index, name + " contains the character U+0000, which cannot be stored");
+  }
+  return text;
+}
+
+void check_type(const StreamId& stream, std::size_t index, const std::string& type) {
+  if (type.empty()) fail_event(stream, index, "type is empty");
+  if (type.size() > kMaxTypeBytes) {
+    fail_event(stream, index,
+               "type " + quote_for_message(type) + " is " + std::to_string(type.size()) +
+                   " bytes long, over the limit of " + std::to_string(kMaxTypeBytes) + " bytes");
+  }
+  if (auto problem = find_text_problem(type)) {
+    fail_event(stream, index, "type " + quote_for_message(type) + " " + *problem);
+  }
+}
+
+}  // namespace
+
+std::vector<EncodedEvent> encode_events(const StreamId& stream,
+                                        const std::vector<NewEvent>& events,
+                                        const AppendLimits& limits) {
+  if (events.empty()) {
+    throw InvalidArgumentError("invalid append to " + stream_text(stream) + ": it has no events");
+  }
+  if (events.size() > limits.max_events_per_append) {
+    throw InvalidArgumentError("invalid append to " + stream_text(stream) + ": it has " +
+                               std::to_string(events.size()) + " events, over the limit of " +
+                               std::to_string(limits.max_events_per_append));
+  }
+
+  std::map<EventId, std::size_t> supplied_ids;  // id -> index of the event that carries it
+  std::vector<EncodedEvent> encoded;
+  encoded.reserve(events.size());
+  for (std::size_t index = 0; index < events.size(); ++index) {
+    const NewEvent& event = events[index];
+    check_type(stream, index, event.type);
+    if (event.schema_version < 1) {
+      fail_event(stream, index,
+                 "schema_version must be >= 1, got " + std::to_string(event.schema_version));
+    }
+    if (!event.metadata.is_object()) {
+      fail_event(stream, index,
+                 "metadata must be a JSON object, got " +
+                     std::string(json_type_name(event.metadata)));
+    }
+    EncodedEvent out;
+    if (event.id.has_value()) {
+      if (event.id->is_nil()) fail_event(stream, index, "event id is the nil UUID");
+      const auto [previous, inserted] = supplied_ids.emplace(*event.id, index);
+      if (!inserted) {
+        fail_event(stream, index,
+                   "event id " + event.id->to_string() + " is also the id of event " +
+                       std::to_string(previous->second));
+      }
+      out.id = *event.id;
+    } else {
+      out.id = EventId::generate();
+    }
+    out.type = event.type;
+    out.schema_version = event.schema_version;
+    out.data = encode_json(stream, index, "data", event.data, limits.max_data_bytes);
+    out.metadata = encode_json(stream, index, "metadata", event.metadata, limits.max_metadata_bytes);
+    encoded.push_back(std::move(out));
+  }
+  return encoded;
+}
+
+void validate_multi_append(const std::vector<StreamAppend>& appends, const AppendLimits& limits) {
+  if (appends.empty()) throw InvalidArgumentError("invalid multi-stream append: it has no streams");
+
+  std::set<std::string_view> streams;
+  std::size_t total = 0;
+  for (const StreamAppend& append : appends) {
+    if (!streams.insert(append.stream_id.value()).second) {
+      throw InvalidArgumentError("invalid multi-stream append: " + stream_text(append.stream_id) +
+                                 " appears more than once");
+    }
+    total += append.events.size();
+  }
+  if (total > limits.max_events_per_append) {
+    throw InvalidArgumentError("invalid multi-stream append: it has " + std::to_string(total) +
+                               " events, over the limit of " +
+                               std::to_string(limits.max_events_per_append));
+  }
+
+  struct Location {
+    const StreamAppend* append;
+    std::size_t index;
+  };
+  std::map<EventId, Location> supplied_ids;
+  for (const StreamAppend& append : appends) {
+    for (std::size_t index = 0; index < append.events.size(); ++index) {
+      const auto& id = append.events[index].id;
+      if (!id.has_value() || id->is_nil()) continue;  // nil ids are refused by encode_events
+      const auto [previous, inserted] = supplied_ids.emplace(*id, Location{&append, index});
+      if (!inserted) {
+        fail_event(append.stream_id, index,
+                   "event id " + id->to_string() + " is also the id of event " +
+                       std::to_string(previous->second.index) + " of " +
+                       stream_text(previous->second.append->stream_id));
+      }
+    }
+  }
+}
+
+}  // namespace annals::detail

@@ -1,0 +1,355 @@
+// The in-memory EventStore. It mirrors annals.append_events (sql/0001_create_event_store.sql)
+// step by step so that both stores pass one contract suite (ARCHITECTURE decision 1):
+// validation by the shared encoder, then idempotency, then expected versions, then one
+// all-or-nothing write that forms one "commit" in the global log.
+#include "annals/eventstore/in_memory_event_store.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "annals/eventstore/detail/catch_up_subscription.hpp"
+#include "annals/eventstore/detail/encoded_event.hpp"
+#include "annals/eventstore/error.hpp"
+
+namespace annals {
+namespace {
+
+struct EventIdHash {
+  std::size_t operator()(const EventId& id) const noexcept {
+    return boost::uuids::hash_value(id.uuid());
+  }
+};
+
+// Wakes subscriptions after appends: a generation counter bumped on every successful append.
+struct AppendNotifier {
+  std::mutex mutex;
+  std::condition_variable appended;
+  std::uint64_t generation = 0;  // guarded by mutex
+
+  void notify() {
+    {
+      std::lock_guard lock(mutex);
+      ++generation;
+    }
+    appended.notify_all();
+  }
+};
+
+class InMemoryChangeSignal final : public detail::ChangeSignal {
+ public:
+  explicit InMemoryChangeSignal(std::shared_ptr<AppendNotifier> notifier)
+      : notifier_(std::move(notifier)) {}
+
+  std::uint64_t observe() override {
+    std::lock_guard lock(notifier_->mutex);
+    return notifier_->generation;
+  }
+
+  void wait(std::uint64_t token, std::chrono::milliseconds timeout) override {
+    std::unique_lock lock(notifier_->mutex);
+    notifier_->appended.wait_for(
+        lock, timeout, [&] { return notifier_->generation != token || interrupted_; });
+    interrupted_ = false;
+  }
+
+  void interrupt() override {
+    {
+      std::lock_guard lock(notifier_->mutex);
+      interrupted_ = true;
+    }
+    notifier_->appended.notify_all();
+  }
+
+ private:
+  std::shared_ptr<AppendNotifier> notifier_;
+  bool interrupted_ = false;  // guarded by notifier_->mutex
+};
+
+// One stream's part of an append, validated, serialized and parsed back.
+struct PendingAppend {
+  StreamId stream;
+  ExpectedVersion expected;
+  std::vector<detail::EncodedEvent> events;
+  // Parsed from the encoded text, so that reads return what a JSON round trip yields, exactly
+  // like the PostgreSQL store (which parses what jsonb returns).
+  std::vector<nlohmann::json> data;
+  std::vector<nlohmann::json> metadata;
+};
+
+PendingAppend prepare(StreamId stream, ExpectedVersion expected,
+                      std::vector<detail::EncodedEvent> events) {
+  PendingAppend pending{std::move(stream), expected, std::move(events), {}, {}};
+  pending.data.reserve(pending.events.size());
+  pending.metadata.reserve(pending.events.size());
+  for (const auto& event : pending.events) {
+    pending.data.push_back(nlohmann::json::parse(event.data));
+    pending.metadata.push_back(nlohmann::json::parse(event.metadata));
+  }
+  return pending;
+}
+
+// The log: every event in global order, plus indexes by stream and by id. It is the reader
+// of subscriptions, which share it (through shared_ptr) so that a subscription may outlive
+// the store object.
+class InMemoryLog final : public EventReader {
+ public:
+  InMemoryLog() : notifier_(std::make_shared<AppendNotifier>()) {}
+
+  const std::shared_ptr<AppendNotifier>& notifier() const { return notifier_; }
+
+  std::vector<RecordedEvent> read_stream(const StreamId& stream,
+                                         const ReadStreamOptions& options) override {
+    std::vector<RecordedEvent> out;
+    std::lock_guard lock(mutex_);
+    const auto found = streams_.find(stream.value());
+    if (found == streams_.end() || options.max_count == 0) return out;
+    const std::vector<std::size_t>& indexes = found->second;
+    const auto last = static_cast<StreamVersion>(indexes.size());
+    if (options.direction == ReadDirection::kForward) {
+      for (StreamVersion v = std::max<StreamVersion>(options.from.value_or(1), 1);
+           v <= last && out.size() < options.max_count; ++v) {
+        out.push_back(log_[indexes[static_cast<std::size_t>(v - 1)]]);
+      }
+    } else {
+      for (StreamVersion v = std::min(options.from.value_or(last), last);
+           v >= 1 && out.size() < options.max_count; --v) {
+        out.push_back(log_[indexes[static_cast<std::size_t>(v - 1)]]);
+      }
+    }
+    return out;
+  }
+
+  std::vector<RecordedEvent> read_all(const ReadAllOptions& options) override {
+    std::vector<RecordedEvent> out;
+    std::lock_guard lock(mutex_);
+    auto it = std::upper_bound(
+        log_.begin(), log_.end(), options.after,
+        [](const Position& after, const RecordedEvent& event) { return after < event.position; });
+    for (; it != log_.end() && out.size() < options.max_count; ++it) {
+      if (options.filter.matches(*it)) out.push_back(*it);
+    }
+    return out;
+  }
+
+  std::optional<StreamVersion> stream_version(const StreamId& stream) override {
+    std::lock_guard lock(mutex_);
+    return version_locked(stream);
+  }
+
+  // The body of annals.append_events: same checks in the same order, same outcomes.
+  std::vector<AppendResult> append(std::vector<PendingAppend>& appends) {
+    std::vector<AppendResult> results;
+    {
+      std::lock_guard lock(mutex_);
+      if (auto original = find_exact_resend_locked(appends)) return *std::move(original);
+      for (const PendingAppend& append : appends) {
+        const auto actual = version_locked(append.stream);
+        if (!append.expected.matches(actual)) {
+          throw ConcurrencyError(append.stream.value(), append.expected.to_string(), actual);
+        }
+      }
+      results = write_locked(appends);
+    }
+    notifier_->notify();
+    return results;
+  }
+
+ private:
+  std::optional<StreamVersion> version_locked(const StreamId& stream) const {
+    const auto found = streams_.find(stream.value());
+    if (found == streams_.end()) return std::nullopt;
+    return static_cast<StreamVersion>(found->second.size());
+  }
+
+  // Phase 1 of the SQL function. Returns the original results when every stream is an exact
+  // re-send; empty when no id of the request is stored; throws IdempotencyError otherwise.
+  std::optional<std::vector<AppendResult>> find_exact_resend_locked(
+      const std::vector<PendingAppend>& appends) const {
+    std::vector<std::optional<AppendResult>> resent(appends.size());
+    std::size_t resent_count = 0;
+    for (std::size_t s = 0; s < appends.size(); ++s) {
+      const PendingAppend& append = appends[s];
+      const bool any_stored = std::any_of(
+          append.events.begin(), append.events.end(),
+          [&](const detail::EncodedEvent& event) { return ids_.contains(event.id); });
+      if (!any_stored) continue;
+      resent[s] = exact_resend_locked(append);
+      if (!resent[s]) {
+        throw IdempotencyError("some event ids of the append to stream \"" +
+                               append.stream.value() +
+                               "\" are already stored, but not as exactly this append (in this "
+                               "stream, in this order, at consecutive versions)");
+      }
+      ++resent_count;
+    }
+    if (resent_count == 0) return std::nullopt;
+    if (resent_count < appends.size()) {
+      const auto first = std::find_if(resent.begin(), resent.end(),
+                                      [](const auto& result) { return result.has_value(); });
+      throw IdempotencyError(
+          "the multi-stream append re-sends the stored events of stream \"" +
+          (*first)->stream_id.value() + "\" but has new events for other streams");
+    }
+    std::vector<AppendResult> results;
+    results.reserve(resent.size());
+    for (auto& result : resent) results.push_back(*std::move(result));
+    return results;
+  }
+
+  // The original result when every id of `append` is stored in its stream, in order, at
+  // consecutive versions; empty otherwise.
+  std::optional<AppendResult> exact_resend_locked(const PendingAppend& append) const {
+    const RecordedEvent* first = nullptr;
+    const RecordedEvent* last = nullptr;
+    for (std::size_t k = 0; k < append.events.size(); ++k) {
+      const auto found = ids_.find(append.events[k].id);
+      if (found == ids_.end()) return std::nullopt;
+      const RecordedEvent& stored = log_[found->second];
+      if (stored.stream_id != append.stream) return std::nullopt;
+      if (first == nullptr) first = &stored;
+      if (stored.version != first->version + static_cast<StreamVersion>(k)) return std::nullopt;
+      last = &stored;
+    }
+    return AppendResult{append.stream, first->version, last->version, last->position};
+  }
+
+  // Phase 2: one commit. Strong guarantee: on failure (only allocation can fail here) every
+  // container is put back as it was.
+  std::vector<AppendResult> write_locked(std::vector<PendingAppend>& appends) {
+    const auto recorded_at = std::chrono::time_point_cast<std::chrono::system_clock::duration>(
+        std::chrono::time_point_cast<std::chrono::microseconds>(
+            std::chrono::system_clock::now()));  // timestamptz precision, like PostgreSQL
+    const std::uint64_t commit = commit_counter_ + 1;
+    const std::size_t old_size = log_.size();
+    std::vector<std::string> created_streams;
+    std::vector<AppendResult> results;
+    try {
+      results.reserve(appends.size());
+      for (PendingAppend& append : appends) {
+        auto [entry, created] = streams_.try_emplace(append.stream.value());
+        if (created) created_streams.push_back(append.stream.value());
+        std::vector<std::size_t>& indexes = entry->second;
+        const auto first_version = static_cast<StreamVersion>(indexes.size()) + 1;
+        for (std::size_t k = 0; k < append.events.size(); ++k) {
+          detail::EncodedEvent& event = append.events[k];
+          log_.push_back(RecordedEvent{
+              .stream_id = append.stream,
+              .version = static_cast<StreamVersion>(indexes.size()) + 1,
+              .position = Position(commit, static_cast<std::int64_t>(log_.size()) + 1),
+              .id = event.id,
+              .type = std::move(event.type),
+              .schema_version = event.schema_version,
+              .data = std::move(append.data[k]),
+              .metadata = std::move(append.metadata[k]),
+              .recorded_at = recorded_at});
+          indexes.push_back(log_.size() - 1);
+          ids_.emplace(event.id, log_.size() - 1);
+        }
+        results.push_back(AppendResult{append.stream, first_version,
+                                       static_cast<StreamVersion>(indexes.size()),
+                                       log_.back().position});
+      }
+    } catch (...) {
+      for (std::size_t i = old_size; i < log_.size(); ++i) {
+        ids_.erase(log_[i].id);
+        if (auto found = streams_.find(log_[i].stream_id.value()); found != streams_.end()) {
+          if (!found->second.empty() && found->second.back() >= old_size) found->second.pop_back();
+        }
+      }
+      for (const auto& stream : created_streams) streams_.erase(stream);
+      log_.erase(log_.begin() + static_cast<std::ptrdiff_t>(old_size), log_.end());
+      throw;
+    }
+    commit_counter_ = commit;
+    return results;
+  }
+
+  std::shared_ptr<AppendNotifier> notifier_;
+
+  std::mutex mutex_;  // guards everything below
+  std::vector<RecordedEvent> log_;  // in position order; sequence = index + 1
+  std::unordered_map<std::string, std::vector<std::size_t>> streams_;  // version v at [v - 1]
+  std::unordered_map<EventId, std::size_t, EventIdHash> ids_;          // id -> index in log_
+  std::uint64_t commit_counter_ = 0;
+};
+
+// Keeps the log alive for as long as the subscription's thread reads it.
+class InMemorySubscription final : public Subscription {
+ public:
+  InMemorySubscription(std::shared_ptr<InMemoryLog> log, std::unique_ptr<Subscription> engine)
+      : log_(std::move(log)), engine_(std::move(engine)) {}
+
+  void stop() override { engine_->stop(); }
+  bool is_running() const override { return engine_->is_running(); }
+  bool is_live() const override { return engine_->is_live(); }
+  Position position() const override { return engine_->position(); }
+  std::exception_ptr stop_reason() const override { return engine_->stop_reason(); }
+  bool wait_for(Position position, std::chrono::milliseconds timeout) override {
+    return engine_->wait_for(position, timeout);
+  }
+
+ private:
+  std::shared_ptr<InMemoryLog> log_;       // destroyed after engine_ (declared first)
+  std::unique_ptr<Subscription> engine_;
+};
+
+class InMemoryEventStore final : public EventStore {
+ public:
+  explicit InMemoryEventStore(InMemoryEventStoreOptions options)
+      : limits_(options.limits), log_(std::make_shared<InMemoryLog>()) {}
+
+  std::vector<RecordedEvent> read_stream(const StreamId& stream,
+                                         const ReadStreamOptions& options) override {
+    return log_->read_stream(stream, options);
+  }
+
+  std::vector<RecordedEvent> read_all(const ReadAllOptions& options) override {
+    return log_->read_all(options);
+  }
+
+  std::optional<StreamVersion> stream_version(const StreamId& stream) override {
+    return log_->stream_version(stream);
+  }
+
+  AppendResult append(const StreamId& stream, const ExpectedVersion& expected,
+                      std::vector<NewEvent> events) override {
+    std::vector<PendingAppend> pending;
+    pending.push_back(prepare(stream, expected, detail::encode_events(stream, events, limits_)));
+    return std::move(log_->append(pending).front());
+  }
+
+  std::vector<AppendResult> append_multi(std::vector<StreamAppend> appends) override {
+    detail::validate_multi_append(appends, limits_);
+    std::vector<PendingAppend> pending;
+    pending.reserve(appends.size());
+    for (StreamAppend& append : appends) {
+      pending.push_back(prepare(append.stream_id, append.expected,
+                                detail::encode_events(append.stream_id, append.events, limits_)));
+    }
+    return log_->append(pending);
+  }
+
+  std::unique_ptr<Subscription> subscribe(SubscriptionOptions options,
+                                          EventHandler handler) override {
+    auto engine = detail::make_catch_up_subscription(
+        *log_, std::make_unique<InMemoryChangeSignal>(log_->notifier()), std::move(options),
+        std::move(handler));
+    return std::make_unique<InMemorySubscription>(log_, std::move(engine));
+  }
+
+ private:
+  const AppendLimits limits_;
+  std::shared_ptr<InMemoryLog> log_;
+};
+
+}  // namespace
+
+std::unique_ptr<EventStore> make_in_memory_event_store(InMemoryEventStoreOptions options) {
+  return std::make_unique<InMemoryEventStore>(options);
+}
+
+}  // namespace annals

@@ -1,0 +1,311 @@
+// PostgreSQL-only behaviour of PostgresEventStore (issue 2): what the contract suite cannot
+// express because it needs the server itself — a held-open writing transaction, killed
+// backends, restored transaction ids, concurrent migrations.
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <pqxx/pqxx>
+
+#include "annals/eventstore/error.hpp"
+#include "annals/postgres/postgres_event_store.hpp"
+#include "test_database.hpp"
+
+namespace {
+
+using annals::EventFilter;
+using annals::ExpectedVersion;
+using annals::NewEvent;
+using annals::Position;
+using annals::ReadAllOptions;
+using annals::RecordedEvent;
+using annals::StreamId;
+using annals::testing::test_database_url;
+using annals::testing::unique_stream;
+
+std::unique_ptr<annals::EventStore> make_store(std::size_t pool_size = 4) {
+  return annals::postgres::make_postgres_event_store(
+      {.connection_string = test_database_url(), .pool_size = pool_size});
+}
+
+NewEvent event(const std::string& type, int n = 0) {
+  return NewEvent{.type = type, .data = {{"n", n}}};
+}
+
+// The newest position of the whole log right now (to read only what a test appends after it).
+Position log_end(annals::EventStore& store) {
+  Position end;
+  for (;;) {
+    auto batch = store.read_all({.after = end, .max_count = 10000});
+    if (batch.empty()) return end;
+    end = batch.back().position;
+  }
+}
+
+std::vector<std::string> streams_of(const std::vector<RecordedEvent>& events) {
+  std::vector<std::string> out;
+  for (const auto& e : events) out.push_back(e.stream_id.value());
+  return out;
+}
+
+// Decision 5: a transaction that wrote first but commits last must not be skipped. A reader
+// (and a subscription) checkpointing positions must see nothing past the held transaction
+// until it commits, then everything exactly once, in commit-safe order.
+TEST(PostgresStoreTest, HeldWritingTransactionIsNeverSkipped) {
+  auto store = make_store();
+  const auto start = log_end(*store);
+  const std::string category = "held" + unique_stream("c").substr(2, 8);
+  const StreamId held(category + "-held");
+  const StreamId later1(category + "-later1");
+  const StreamId later2(category + "-later2");
+  const EventFilter filter{.category = category};
+
+  std::mutex mutex;
+  std::vector<RecordedEvent> delivered;
+  auto subscription = store->subscribe(
+      {.after = start, .filter = filter, .poll_interval = std::chrono::milliseconds(50)},
+      [&](const RecordedEvent& e) {
+        std::lock_guard lock(mutex);
+        delivered.push_back(e);
+      });
+
+  // Open a writing transaction through the store's own SQL function and keep it open.
+  pqxx::connection holder(test_database_url());
+  pqxx::work held_tx(holder);
+  held_tx.exec_params(
+      "SELECT * FROM annals.append_events(ARRAY[$1]::text[], ARRAY[-1]::bigint[], ARRAY[1],"
+      " ARRAY[gen_random_uuid()], ARRAY['Held']::text[], ARRAY[1], ARRAY['{}'::jsonb],"
+      " ARRAY['{}'::jsonb])",
+      held.value());
+
+  // Later transactions commit while it is open.
+  const auto r1 = store->append(later1, ExpectedVersion::no_stream(), {event("Later", 1)});
+  const auto r2 = store->append(later2, ExpectedVersion::no_stream(), {event("Later", 2)});
+  EXPECT_LT(r1.position, r2.position);
+
+  // Readers see nothing past the held transaction: the committed later events are held back.
+  EXPECT_TRUE(store->read_all({.after = start, .filter = filter}).empty());
+  ASSERT_FALSE(subscription->wait_for(r1.position, std::chrono::milliseconds(300)));
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_TRUE(delivered.empty());
+  }
+
+  held_tx.commit();
+
+  const auto all = store->read_all({.after = start, .filter = filter});
+  EXPECT_EQ(streams_of(all),
+            (std::vector<std::string>{held.value(), later1.value(), later2.value()}));
+  ASSERT_TRUE(subscription->wait_for(r2.position, std::chrono::seconds(10)));
+  subscription->stop();
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(streams_of(delivered), streams_of(all));
+  EXPECT_EQ(subscription->stop_reason(), nullptr);
+}
+
+// The store survives its backends being killed (pg_terminate_backend) between calls: broken
+// connections are replaced and reads and appends go on, a subscription keeps delivering.
+TEST(PostgresStoreTest, SurvivesTerminatedBackends) {
+  auto store = make_store(2);
+  const StreamId stream(unique_stream("kill"));
+  store->append(stream, ExpectedVersion::no_stream(), {event("A")});
+  ASSERT_EQ(store->read_stream(stream).size(), 1U);
+
+  std::atomic<int> seen{0};
+  auto subscription = store->subscribe(
+      {.after = log_end(*store), .filter = {.category = std::string(stream.category())},
+       .poll_interval = std::chrono::milliseconds(100)},
+      [&](const RecordedEvent&) { seen.fetch_add(1); });
+
+  const auto kill_all = [] {
+    pqxx::connection admin(annals::testing::server_url());
+    pqxx::nontransaction tx(admin);
+    const auto killed = tx.exec_params(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = $1 AND pid <> pg_backend_pid()",
+        pqxx::connection(test_database_url()).dbname());
+    return killed.size();
+  };
+  EXPECT_GE(kill_all(), 2U);  // the pool's connection(s) and the LISTEN connection
+
+  const auto result = store->append(stream, ExpectedVersion::exact(1), {event("B")});
+  EXPECT_EQ(result.last_version, 2);
+  EXPECT_EQ(store->read_stream(stream).size(), 2U);
+  EXPECT_EQ(store->stream_version(stream), 2);
+  EXPECT_TRUE(subscription->wait_for(result.position, std::chrono::seconds(10)));
+  EXPECT_EQ(seen.load(), 1);
+
+  kill_all();
+  const auto again = store->append(stream, ExpectedVersion::exact(2), {event("C")});
+  EXPECT_EQ(again.last_version, 3);
+  EXPECT_TRUE(subscription->wait_for(again.position, std::chrono::seconds(10)));
+  EXPECT_EQ(seen.load(), 2);
+  EXPECT_TRUE(subscription->is_running());
+}
+
+// Stream ids and payloads with SQL and array-literal metacharacters and unicode are data,
+// never code: they round-trip verbatim.
+TEST(PostgresStoreTest, MetacharactersAndUnicodeRoundTripVerbatim) {
+  auto store = make_store();
+  const std::string suffix = unique_stream("x").substr(2);
+  const std::vector<std::string> ids = {
+      "'; DROP TABLE annals.events; --" + suffix,
+      "quote\"back\\slash" + suffix,
+      "{curly,comma}" + suffix,
+      "NULL" + suffix,
+      "  spaces  " + suffix,
+      "$1::text" + suffix,
+      "Ωμέγα-日本語-🚀" + suffix,
+      "percent%_under" + suffix,
+  };
+  for (const auto& id : ids) {
+    const StreamId stream(id);
+    const NewEvent e{.type = "Typ\"e{,}'\\" + suffix,
+                     .data = {{"text", id}, {"nested", {{"k\"", "v\\"}}}},
+                     .metadata = {{"note", "it's \"fine\""}}};
+    store->append(stream, ExpectedVersion::no_stream(), {e});
+    const auto events = store->read_stream(stream);
+    ASSERT_EQ(events.size(), 1U) << id;
+    EXPECT_EQ(events[0].stream_id.value(), id);
+    EXPECT_EQ(events[0].type, e.type);
+    EXPECT_EQ(events[0].data, e.data);
+    EXPECT_EQ(events[0].metadata, e.metadata);
+    EXPECT_EQ(store->stream_version(stream), 1);
+  }
+  pqxx::connection check(test_database_url());
+  pqxx::nontransaction tx(check);
+  EXPECT_TRUE(tx.exec1("SELECT to_regclass('annals.events') IS NOT NULL")[0].as<bool>());
+}
+
+// Decision 8: stored events cannot be changed, whatever the client.
+TEST(PostgresStoreTest, EventsAreAppendOnly) {
+  auto store = make_store();
+  const StreamId stream(unique_stream("immutable"));
+  store->append(stream, ExpectedVersion::any(), {event("A")});
+  pqxx::connection c(test_database_url());
+  for (const std::string statement :
+       {"UPDATE annals.events SET data = '{}' WHERE stream_id = $1",
+        "DELETE FROM annals.events WHERE stream_id = $1"}) {
+    pqxx::work tx(c);
+    try {
+      tx.exec_params(statement, stream.value());
+      FAIL() << statement << " was accepted";
+    } catch (const pqxx::sql_error& e) {
+      EXPECT_EQ(e.sqlstate(), "AN010") << statement;
+    }
+  }
+  pqxx::work tx(c);
+  try {
+    tx.exec("TRUNCATE annals.events");
+    FAIL() << "TRUNCATE was accepted";
+  } catch (const pqxx::sql_error& e) {
+    EXPECT_EQ(e.sqlstate(), "AN010");
+  }
+}
+
+// The hash chain of decision 8 links each event to the previous one of its stream.
+TEST(PostgresStoreTest, AppendsChainHashesPerStream) {
+  auto store = make_store();
+  const StreamId stream(unique_stream("chain"));
+  store->append(stream, ExpectedVersion::no_stream(), {event("A", 1), event("B", 2)});
+  store->append(stream, ExpectedVersion::exact(2), {event("C", 3)});
+  pqxx::connection c(test_database_url());
+  pqxx::nontransaction tx(c);
+  const auto rows = tx.exec_params(
+      "SELECT e.hash = annals.event_hash(coalesce(lag(e.hash) OVER w, '\\x'::bytea), e.event_id,"
+      " e.stream_id, e.stream_version, e.event_type, e.schema_version, e.data, e.metadata,"
+      " e.recorded_at)"
+      " FROM annals.events e WHERE e.stream_id = $1 WINDOW w AS (ORDER BY e.stream_version)"
+      " ORDER BY e.stream_version",
+      stream.value());
+  ASSERT_EQ(rows.size(), 3U);
+  for (const auto& row : rows) EXPECT_TRUE(row[0].as<bool>());
+}
+
+std::string fresh_database(const std::string& name) {
+  pqxx::connection admin(annals::testing::server_url());
+  pqxx::nontransaction tx(admin);
+  tx.exec("DROP DATABASE IF EXISTS " + tx.quote_name(name) + " WITH (FORCE)");
+  tx.exec("CREATE DATABASE " + tx.quote_name(name));
+  const auto& base = annals::testing::server_url();
+  const auto slash = base.rfind('/');
+  return base.substr(0, slash + 1) + name;
+}
+
+void drop_database(const std::string& name) {
+  pqxx::connection admin(annals::testing::server_url());
+  pqxx::nontransaction tx(admin);
+  tx.exec("DROP DATABASE IF EXISTS " + tx.quote_name(name) + " WITH (FORCE)");
+}
+
+// Migrations are safe to run twice and from several clients at once.
+TEST(PostgresStoreTest, MigrationsAreIdempotentAndConcurrent) {
+  const std::string name = "annals_mig_" + unique_stream("m").substr(2, 10);
+  const auto url = fresh_database(name);
+  EXPECT_FALSE(annals::postgres::migration_status(url).front().applied);
+  EXPECT_THROW(annals::postgres::make_postgres_event_store({.connection_string = url}),
+               annals::NotFoundError);
+
+  std::atomic<std::size_t> applied{0};
+  std::vector<std::thread> runners;
+  for (int i = 0; i < 4; ++i) {
+    runners.emplace_back([&] { applied += annals::postgres::migrate(url).size(); });
+  }
+  for (auto& t : runners) t.join();
+  const auto status = annals::postgres::migration_status(url);
+  EXPECT_EQ(applied.load(), status.size());
+  for (const auto& m : status) EXPECT_TRUE(m.applied) << m.name;
+  EXPECT_TRUE(annals::postgres::migrate(url).empty());
+  drop_database(name);
+}
+
+// A database whose stored transaction ids are ahead of the server's (a dump restored into a
+// new cluster) is refused, never silently misordered (decision 5).
+TEST(PostgresStoreTest, RefusesStoredTransactionIdsAheadOfTheServer) {
+  const std::string name = "annals_restore_" + unique_stream("r").substr(2, 10);
+  const auto url = fresh_database(name);
+  annals::postgres::migrate(url);
+  {
+    pqxx::connection c(url);
+    pqxx::work tx(c);
+    tx.exec(
+        "INSERT INTO annals.events (transaction_id, stream_id, stream_version, event_id,"
+        " event_type, schema_version, data, metadata, recorded_at, hash)"
+        " VALUES ('9000000000'::xid8, 'restored-1', 1, gen_random_uuid(), 'Restored', 1,"
+        " '{}', '{}', now(), '\\x00')");
+    tx.commit();
+  }
+  EXPECT_THROW(annals::postgres::make_postgres_event_store({.connection_string = url}),
+               annals::CorruptionError);
+  drop_database(name);
+}
+
+// An unreachable server is a typed, retryable error.
+TEST(PostgresStoreTest, UnreachableServerIsUnavailable) {
+  try {
+    auto store = annals::postgres::make_postgres_event_store(
+        {.connection_string = "postgresql://annals@127.0.0.1:1/annals?connect_timeout=2",
+         .max_retries_on_broken_connection = 0});
+    FAIL() << "opened a store on a closed port";
+  } catch (const annals::UnavailableError& e) {
+    EXPECT_TRUE(e.retryable());
+    EXPECT_EQ(e.code(), annals::ErrorCode::kUnavailable);
+  }
+}
+
+// JSON PostgreSQL cannot store (a NUL character in jsonb) is refused as invalid input.
+TEST(PostgresStoreTest, NulCharacterInDataIsInvalidArgument) {
+  auto store = make_store();
+  const StreamId stream(unique_stream("nul"));
+  EXPECT_THROW(store->append(stream, ExpectedVersion::any(),
+                             {NewEvent{.type = "T", .data = {{"s", std::string("a\0b", 3)}}}}),
+               annals::InvalidArgumentError);
+  EXPECT_EQ(store->stream_version(stream), std::nullopt);
+}
+
+}  // namespace

@@ -1,0 +1,24 @@
+// Test support: a private, migrated PostgreSQL database per test binary.
+//
+// The server comes from ANNALS_DATABASE_URL (scripts/test sets it). Without it, tests that
+// need PostgreSQL fail with a hint; they never skip (STYLE 2.7).
+#pragma once
+
+#include <string>
+
+namespace annals::testing {
+
+/// The connection string of a fresh database created for this process (named
+/// annals_test_<pid>_<random>), migrated to the latest schema, dropped at exit.
+/// The first call creates it; later calls return the same URL. Thread-safe.
+/// Fails the process (with a hint on stderr) when ANNALS_DATABASE_URL is not set or the
+/// server cannot be reached.
+const std::string& test_database_url();
+
+/// The server URL from ANNALS_DATABASE_URL (the maintenance database), or fails like above.
+const std::string& server_url();
+
+/// A stream id unique to this process and call: "<prefix>-<random hex>".
+std::string unique_stream(const std::string& prefix = "test");
+
+}  // namespace annals::testing

@@ -1,0 +1,82 @@
+// Unit tests of the error taxonomy (annals/eventstore/error.hpp).
+#include "annals/eventstore/error.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+namespace annals {
+namespace {
+
+TEST(ErrorCodeTest, EveryCodeHasADistinctStableName) {
+  EXPECT_EQ(to_string(ErrorCode::kInvalidArgument), "invalid_argument");
+  EXPECT_EQ(to_string(ErrorCode::kNotFound), "not_found");
+  EXPECT_EQ(to_string(ErrorCode::kDomain), "domain");
+  EXPECT_EQ(to_string(ErrorCode::kConcurrency), "concurrency");
+  EXPECT_EQ(to_string(ErrorCode::kIdempotency), "idempotency");
+  EXPECT_EQ(to_string(ErrorCode::kUnavailable), "unavailable");
+  EXPECT_EQ(to_string(ErrorCode::kOutcomeUnknown), "outcome_unknown");
+  EXPECT_EQ(to_string(ErrorCode::kCorruption), "corruption");
+  EXPECT_EQ(to_string(ErrorCode::kInternal), "internal");
+}
+
+TEST(ErrorTest, EachErrorCarriesItsCodeMessageAndRetryability) {
+  struct Case {
+    const Error& error;
+    ErrorCode code;
+    bool retryable;
+  };
+  const InvalidArgumentError invalid("bad input");
+  const NotFoundError not_found("no such projection");
+  const DomainError domain("insufficient funds");
+  const IdempotencyError idempotency("partly stored");
+  const UnavailableError unavailable("connection lost");
+  const OutcomeUnknownError unknown("commit in doubt");
+  const CorruptionError corruption("broken chain");
+  const InternalError internal("bug");
+  for (const Case& c : {Case{invalid, ErrorCode::kInvalidArgument, false},
+                        Case{not_found, ErrorCode::kNotFound, false},
+                        Case{domain, ErrorCode::kDomain, false},
+                        Case{idempotency, ErrorCode::kIdempotency, false},
+                        Case{unavailable, ErrorCode::kUnavailable, true},
+                        Case{unknown, ErrorCode::kOutcomeUnknown, true},
+                        Case{corruption, ErrorCode::kCorruption, false},
+                        Case{internal, ErrorCode::kInternal, false}}) {
+    EXPECT_EQ(c.error.code(), c.code) << to_string(c.code);
+    EXPECT_EQ(c.error.retryable(), c.retryable) << to_string(c.code);
+    EXPECT_FALSE(std::string(c.error.what()).empty());
+  }
+  EXPECT_STREQ(invalid.what(), "bad input");
+}
+
+TEST(ErrorTest, OutcomeUnknownIsCaughtAsUnavailable) {
+  try {
+    throw OutcomeUnknownError("commit in doubt");
+  } catch (const UnavailableError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kOutcomeUnknown);
+    EXPECT_TRUE(e.retryable());
+  }
+}
+
+TEST(ConcurrencyErrorTest, CarriesStreamExpectedAndActual) {
+  const ConcurrencyError error("account-1", "3", 5);
+  EXPECT_EQ(error.code(), ErrorCode::kConcurrency);
+  EXPECT_TRUE(error.retryable());
+  EXPECT_EQ(error.stream(), "account-1");
+  EXPECT_EQ(error.expected(), "3");
+  EXPECT_EQ(error.actual(), 5);
+  EXPECT_STREQ(error.what(),
+               "wrong expected version for stream \"account-1\": expected 3, actual 5");
+}
+
+TEST(ConcurrencyErrorTest, MessageSaysWhenTheStreamDoesNotExist) {
+  const ConcurrencyError error("account-1", "exists", std::nullopt);
+  EXPECT_EQ(error.actual(), std::nullopt);
+  EXPECT_STREQ(error.what(),
+               "wrong expected version for stream \"account-1\": expected exists, actual: no "
+               "stream");
+}
+
+}  // namespace
+}  // namespace annals

@@ -1,0 +1,151 @@
+// Unit tests of what is particular to the in-memory store (the shared behaviour is covered by
+// the EventStoreContract suite in tests/contract).
+#include "annals/eventstore/in_memory_event_store.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <limits>
+#include <mutex>
+#include <vector>
+
+#include "annals/eventstore/error.hpp"
+#include "annals/testkit/printers.hpp"
+
+namespace annals {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+constexpr std::chrono::milliseconds kTimeout = 30s;  // bound for asynchronous delivery
+
+NewEvent event(nlohmann::json data = nlohmann::json::object()) {
+  NewEvent out;
+  out.type = "Happened";
+  out.data = std::move(data);
+  return out;
+}
+
+SubscriptionOptions poll_never() {
+  SubscriptionOptions options;
+  options.poll_interval = std::chrono::hours(1);  // only an append notification can wake it
+  return options;
+}
+
+class Collector {
+ public:
+  EventHandler handler() {
+    return [this](const RecordedEvent& e) {
+      std::lock_guard lock(mutex_);
+      events_.push_back(e);
+    };
+  }
+  std::size_t size() const {
+    std::lock_guard lock(mutex_);
+    return events_.size();
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<RecordedEvent> events_;
+};
+
+TEST(InMemoryEventStoreTest, EnforcesConfiguredLimits) {
+  InMemoryEventStoreOptions options;
+  options.limits.max_events_per_append = 2;
+  options.limits.max_data_bytes = 16;
+  auto store = make_in_memory_event_store(options);
+  const StreamId stream("limits-1");
+  EXPECT_NO_THROW(store->append(stream, ExpectedVersion::any(), {event(), event()}));
+  EXPECT_THROW(store->append(stream, ExpectedVersion::any(), {event(), event(), event()}),
+               InvalidArgumentError);
+  EXPECT_THROW(store->append(stream, ExpectedVersion::any(), {event({{"text", "0123456789"}})}),
+               InvalidArgumentError);
+  EXPECT_EQ(store->stream_version(stream), 2);
+}
+
+TEST(InMemoryEventStoreTest, StoresWhatAJsonRoundTripYields) {
+  auto store = make_in_memory_event_store();
+  const StreamId stream("json-1");
+  store->append(stream, ExpectedVersion::any(),
+                {event({{"nan", std::numeric_limits<double>::quiet_NaN()}, {"n", 1}})});
+  EXPECT_EQ(store->read_stream(stream).at(0).data, (nlohmann::json{{"nan", nullptr}, {"n", 1}}));
+}
+
+TEST(InMemoryEventStoreTest, PositionsCountCommitsAndEvents) {
+  auto store = make_in_memory_event_store();
+  const auto first = store->append(StreamId("p-1"), ExpectedVersion::any(), {event(), event()});
+  const auto second = store->append(StreamId("p-2"), ExpectedVersion::any(), {event()});
+  EXPECT_EQ(first.position, Position(1, 2));
+  EXPECT_EQ(second.position, Position(2, 3));
+}
+
+TEST(InMemoryEventStoreTest, RefusedAppendsDoNotConsumePositions) {
+  auto store = make_in_memory_event_store();
+  const StreamId stream("p-1");
+  store->append(stream, ExpectedVersion::any(), {event()});
+  EXPECT_THROW(store->append(stream, ExpectedVersion::no_stream(), {event()}), ConcurrencyError);
+  const auto next = store->append(stream, ExpectedVersion::any(), {event()});
+  EXPECT_EQ(next.position, Position(2, 2));
+}
+
+TEST(InMemoryEventStoreTest, IdempotencyErrorNamesTheStream) {
+  auto store = make_in_memory_event_store();
+  auto stored = event();
+  stored.id = EventId::generate();
+  store->append(StreamId("a-1"), ExpectedVersion::any(), {stored});
+  try {
+    store->append(StreamId("b-1"), ExpectedVersion::any(), {stored});
+    FAIL() << "no IdempotencyError";
+  } catch (const IdempotencyError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("\"b-1\""));
+  }
+}
+
+TEST(InMemoryEventStoreTest, LiveDeliveryIsWokenByTheAppendNotPolling) {
+  auto store = make_in_memory_event_store();
+  const StreamId stream("live-1");
+  const auto first = store->append(stream, ExpectedVersion::any(), {event()});
+  Collector collector;
+  auto subscription = store->subscribe(poll_never(), collector.handler());
+  ASSERT_TRUE(subscription->wait_for(first.position, kTimeout));
+  // The subscription is waiting now (or about to): only the notification can deliver this
+  // within the timeout, the poll interval is an hour.
+  const auto second = store->append(stream, ExpectedVersion::any(), {event()});
+  ASSERT_TRUE(subscription->wait_for(second.position, kTimeout));
+  EXPECT_EQ(collector.size(), 2u);
+}
+
+TEST(InMemoryEventStoreTest, SubscriptionMayOutliveTheStore) {
+  auto store = make_in_memory_event_store();
+  const auto result = store->append(StreamId("outlive-1"), ExpectedVersion::any(), {event()});
+  Collector collector;
+  auto subscription = store->subscribe(poll_never(), collector.handler());
+  ASSERT_TRUE(subscription->wait_for(result.position, kTimeout));
+  store.reset();
+  EXPECT_TRUE(subscription->is_running());
+  subscription->stop();
+  EXPECT_FALSE(subscription->is_running());
+  EXPECT_EQ(collector.size(), 1u);
+}
+
+TEST(InMemoryEventStoreTest, HandlerMayAppendToTheStore) {
+  auto store = make_in_memory_event_store();
+  const StreamId source("source-1");
+  const StreamId target("target-1");
+  SubscriptionOptions options = poll_never();
+  options.filter.category = "source";
+  auto subscription = store->subscribe(options, [&](const RecordedEvent& e) {
+    store->append(target, ExpectedVersion::any(), {event({{"from", e.version}})});
+  });
+  store->append(source, ExpectedVersion::any(), {event(), event(), event()});
+  const auto log = store->read_stream(source);
+  ASSERT_TRUE(subscription->wait_for(log.back().position, kTimeout));
+  subscription->stop();
+  EXPECT_EQ(store->stream_version(target), 3);
+}
+
+}  // namespace
+}  // namespace annals
