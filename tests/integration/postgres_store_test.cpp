@@ -309,3 +309,25 @@ TEST(PostgresStoreTest, NulCharacterInDataIsInvalidArgument) {
 }
 
 }  // namespace
+
+namespace {
+
+// Decision 5's cost made visible: the transaction that holds readers back is reported.
+TEST(PostgresStoreTest, ReadHorizonReportsTheOldestOpenWritingTransaction) {
+  pqxx::connection holder(test_database_url());
+  pqxx::work held(holder);
+  held.exec("SELECT pg_current_xact_id()");  // takes a transaction id, as any write does
+  const auto holder_pid = holder.backendpid();
+
+  const auto horizon = annals::postgres::read_horizon(test_database_url());
+  ASSERT_TRUE(horizon.oldest.has_value());
+  // Another test process may hold an even older one; ours must then not be the oldest.
+  if (horizon.oldest->pid == holder_pid) {
+    EXPECT_EQ(horizon.oldest->state, "idle in transaction");
+    EXPECT_EQ(horizon.oldest->database, holder.dbname());
+    EXPECT_EQ(horizon.oldest->query, "SELECT pg_current_xact_id()");
+  }
+  held.abort();
+}
+
+}  // namespace

@@ -145,6 +145,23 @@ void prepare_statements(pqxx::connection& connection) {
   connection.prepare(sql::kStreamVersionName, sql::kStreamVersion);
 }
 
+ReadHorizon query_read_horizon(pqxx::connection& connection) {
+  pqxx::nontransaction tx(connection);
+  const auto rows = tx.exec(sql::kReadHorizon);
+  ReadHorizon horizon;
+  if (!rows.empty()) {
+    const auto& row = rows[0];
+    horizon.oldest = ReadHorizon::Blocker{
+        .pid = row[0].as<int>(),
+        .database = row[1].c_str(),
+        .state = row[2].c_str(),
+        .transaction_age = std::chrono::milliseconds(row[3].as<std::int64_t>(0)),
+        .query = row[4].c_str(),
+    };
+  }
+  return horizon;
+}
+
 // --- Live wake-ups -----------------------------------------------------------------------------
 
 // Wakes a subscription on NOTIFY annals_events (sent by every append at commit; decision 6).
@@ -154,8 +171,8 @@ void prepare_statements(pqxx::connection& connection) {
 // and the next wait reconnects.
 class PostgresChangeSignal final : public annals::detail::ChangeSignal {
  public:
-  explicit PostgresChangeSignal(std::string connection_string)
-      : connection_string_(std::move(connection_string)) {
+  PostgresChangeSignal(std::string connection_string, std::chrono::milliseconds warn_after)
+      : connection_string_(std::move(connection_string)), warn_after_(warn_after) {
     if (::pipe2(pipe_, O_NONBLOCK | O_CLOEXEC) != 0) {
       throw InternalError("subscription: cannot create a wake-up pipe");
     }
@@ -194,6 +211,7 @@ class PostgresChangeSignal final : public annals::detail::ChangeSignal {
     if (connection_) {
       try {
         connection_->get_notifs();
+        check_horizon();
       } catch (const std::exception& e) {
         logger()->warn("annals subscription: LISTEN connection lost ({}); reconnecting",
                        e.what());
@@ -215,6 +233,23 @@ class PostgresChangeSignal final : public annals::detail::ChangeSignal {
     void operator()(const std::string& /*payload*/, int /*backend_pid*/) override {}
   };
 
+  // Warns when a long-running transaction holds back the global log's readers (decision 5).
+  void check_horizon() {
+    if (warn_after_.count() <= 0) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_horizon_check_ < std::chrono::seconds(10)) return;
+    last_horizon_check_ = now;
+    const auto horizon = query_read_horizon(*connection_);
+    if (horizon.oldest && horizon.oldest->transaction_age > warn_after_) {
+      const auto& b = *horizon.oldest;
+      logger()->warn(
+          "annals: readers of the global log are held back by transaction of pid {} (database "
+          "\"{}\", {}, open for {} s): events committed after it are not delivered until it "
+          "ends. Last statement: {}",
+          b.pid, b.database, b.state, b.transaction_age.count() / 1000, b.query);
+    }
+  }
+
   void connect() {
     auto connection = std::make_unique<pqxx::connection>(connection_string_);
     receiver_ = std::make_unique<Receiver>(*connection, sql::kListen);
@@ -228,6 +263,8 @@ class PostgresChangeSignal final : public annals::detail::ChangeSignal {
   }
 
   std::string connection_string_;
+  std::chrono::milliseconds warn_after_;
+  std::chrono::steady_clock::time_point last_horizon_check_{};
   std::unique_ptr<pqxx::connection> connection_;
   std::unique_ptr<Receiver> receiver_;
   int pipe_[2] = {-1, -1};
@@ -312,7 +349,8 @@ class PostgresEventStore final : public EventStore {
 
   std::unique_ptr<Subscription> subscribe(SubscriptionOptions options,
                                           EventHandler handler) override {
-    auto signal = std::make_unique<PostgresChangeSignal>(options_.connection_string);
+    auto signal = std::make_unique<PostgresChangeSignal>(options_.connection_string,
+                                                         options_.horizon_warning_after);
     return annals::detail::make_catch_up_subscription(*this, std::move(signal),
                                                       std::move(options), std::move(handler));
   }
@@ -446,6 +484,17 @@ class PostgresEventStore final : public EventStore {
 
 std::unique_ptr<EventStore> make_postgres_event_store(PostgresEventStoreOptions options) {
   return std::make_unique<PostgresEventStore>(std::move(options));
+}
+
+ReadHorizon read_horizon(const std::string& connection_string) {
+  try {
+    pqxx::connection connection(connection_string);
+    return query_read_horizon(connection);
+  } catch (const annals::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    detail::rethrow_translated(e, "read horizon", false);
+  }
 }
 
 }  // namespace annals::postgres

@@ -68,6 +68,14 @@ inline constexpr const char* kTransactionIdCheck =
     "         ORDER BY transaction_id DESC LIMIT 1),"
     "       pg_snapshot_xmax(pg_current_snapshot())::text";
 
+// The oldest running transaction with a transaction id: what holds back pg_snapshot_xmin.
+inline constexpr const char* kReadHorizon =
+    "SELECT pid, coalesce(datname, ''), coalesce(state, ''),"
+    "       (extract(epoch FROM clock_timestamp() - xact_start) * 1000)::bigint,"
+    "       left(coalesce(query, ''), 200)"
+    "  FROM pg_stat_activity WHERE backend_xid IS NOT NULL"
+    " ORDER BY age(backend_xid) DESC LIMIT 1";
+
 inline constexpr const char* kListen = "annals_events";  // NOTIFY channel
 
 // Migrations: serialized by a transaction-scoped advisory lock, which also works behind

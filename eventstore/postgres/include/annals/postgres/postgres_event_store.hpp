@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,7 +40,33 @@ struct PostgresEventStoreOptions {
   /// commits of notifying transactions, which costs throughput with many concurrent writers
   /// (see docs/performance.md). Default on.
   bool notify_on_append = true;
+  /// A subscription logs a warning (spdlog logger "annals") when the oldest running
+  /// transaction of the cluster has been open longer than this: it holds back every reader of
+  /// the global log (see read_horizon()). Checked at most every 10 s per subscription, on its
+  /// LISTEN connection. Zero disables the check. Default 10 s.
+  std::chrono::milliseconds horizon_warning_after{10'000};
 };
+
+/// What currently holds back readers of the global log (ARCHITECTURE decision 5).
+///
+/// Readers only see transactions older than the oldest transaction still running anywhere in
+/// the cluster, so one long open transaction (in any database, annals' or not) delays every
+/// subscription until it ends.
+struct ReadHorizon {
+  /// The oldest running transaction that has a transaction id, if any.
+  struct Blocker {
+    int pid = 0;
+    std::string database;
+    std::string state;  ///< pg_stat_activity.state, e.g. "idle in transaction"
+    std::chrono::milliseconds transaction_age{0};
+    std::string query;  ///< its current or last statement, cut to 200 characters
+  };
+  std::optional<Blocker> oldest;
+};
+
+/// Reports the oldest running transaction, for monitoring and `annals` diagnostics.
+/// Throws: UnavailableError. Cost: one connection and one query.
+[[nodiscard]] ReadHorizon read_horizon(const std::string& connection_string);
 
 /// Opens a store. Connects once to check that the schema is migrated and that the stored
 /// transaction ids are not ahead of the server's (a sign of a restore into a new cluster).
