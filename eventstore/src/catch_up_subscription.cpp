@@ -35,7 +35,7 @@ class CatchUpSubscription final : public Subscription {
         options_(std::move(options)),
         handler_(std::move(handler)),
         position_(options_.after),
-        thread_([this](std::stop_token stop) { run(stop); }) {}
+        thread_([this](const std::stop_token& stop) { run(stop); }) {}
 
   // Destroying the subscription from its own handler is not supported (it would join itself).
   ~CatchUpSubscription() override { stop(); }
@@ -89,13 +89,17 @@ class CatchUpSubscription final : public Subscription {
       Position after = options_.after;
       while (!stop.stop_requested()) {
         const std::uint64_t token = signal_->observe();
-        const std::vector<RecordedEvent> batch = reader_.read_all(
-            ReadAllOptions{.after = after, .max_count = options_.batch_size,
-                           .filter = options_.filter});
+        const std::vector<RecordedEvent> batch = reader_.read_all(ReadAllOptions{
+            .after = after, .max_count = options_.batch_size, .filter = options_.filter});
         const bool caught_up = batch.size() < options_.batch_size;
         if (caught_up) set_live();
         for (const RecordedEvent& event : batch) {
           if (stop.stop_requested()) break;
+          if (!(after < event.position)) {
+            // A store bug; stopping loudly beats delivering an event twice.
+            throw InternalError("read_all returned position " + event.position.to_string() +
+                                " that is not after " + after.to_string());
+          }
           handler_(event);
           after = event.position;
           {

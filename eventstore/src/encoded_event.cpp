@@ -87,8 +87,7 @@ void check_type(const StreamId& stream, std::size_t index, const std::string& ty
 
 }  // namespace
 
-std::vector<EncodedEvent> encode_events(const StreamId& stream,
-                                        const std::vector<NewEvent>& events,
+std::vector<EncodedEvent> encode_events(const StreamId& stream, const std::vector<NewEvent>& events,
                                         const AppendLimits& limits) {
   if (events.empty()) {
     throw InvalidArgumentError("invalid append to " + stream_text(stream) + ": it has no events");
@@ -110,9 +109,9 @@ std::vector<EncodedEvent> encode_events(const StreamId& stream,
                  "schema_version must be >= 1, got " + std::to_string(event.schema_version));
     }
     if (!event.metadata.is_object()) {
-      fail_event(stream, index,
-                 "metadata must be a JSON object, got " +
-                     std::string(json_type_name(event.metadata)));
+      fail_event(
+          stream, index,
+          "metadata must be a JSON object, got " + std::string(json_type_name(event.metadata)));
     }
     EncodedEvent out;
     if (event.id.has_value()) {
@@ -130,7 +129,8 @@ std::vector<EncodedEvent> encode_events(const StreamId& stream,
     out.type = event.type;
     out.schema_version = event.schema_version;
     out.data = encode_json(stream, index, "data", event.data, limits.max_data_bytes);
-    out.metadata = encode_json(stream, index, "metadata", event.metadata, limits.max_metadata_bytes);
+    out.metadata =
+        encode_json(stream, index, "metadata", event.metadata, limits.max_metadata_bytes);
     encoded.push_back(std::move(out));
   }
   return encoded;

@@ -9,8 +9,8 @@ namespace {
 
 std::string concurrency_message(const std::string& stream, const std::string& expected,
                                 const std::optional<std::int64_t>& actual) {
-  std::string message = "wrong expected version for stream \"" + stream + "\": expected " +
-                        expected;
+  std::string message =
+      "wrong expected version for stream \"" + stream + "\": expected " + expected;
   message += actual.has_value() ? ", actual " + std::to_string(*actual) : ", actual: no stream";
   return message;
 }

@@ -51,8 +51,8 @@ class InMemoryChangeSignal final : public detail::ChangeSignal {
 
   void wait(std::uint64_t token, std::chrono::milliseconds timeout) override {
     std::unique_lock lock(notifier_->mutex);
-    notifier_->appended.wait_for(
-        lock, timeout, [&] { return notifier_->generation != token || interrupted_; });
+    notifier_->appended.wait_for(lock, timeout,
+                                 [&] { return notifier_->generation != token || interrupted_; });
     interrupted_ = false;
   }
 
@@ -173,14 +173,13 @@ class InMemoryLog final : public EventReader {
     std::size_t resent_count = 0;
     for (std::size_t s = 0; s < appends.size(); ++s) {
       const PendingAppend& append = appends[s];
-      const bool any_stored = std::any_of(
-          append.events.begin(), append.events.end(),
-          [&](const detail::EncodedEvent& event) { return ids_.contains(event.id); });
+      const bool any_stored =
+          std::any_of(append.events.begin(), append.events.end(),
+                      [&](const detail::EncodedEvent& event) { return ids_.contains(event.id); });
       if (!any_stored) continue;
       resent[s] = exact_resend_locked(append);
       if (!resent[s]) {
-        throw IdempotencyError("some event ids of the append to stream \"" +
-                               append.stream.value() +
+        throw IdempotencyError("some event ids of the append to stream \"" + append.stream.value() +
                                "\" are already stored, but not as exactly this append (in this "
                                "stream, in this order, at consecutive versions)");
       }
@@ -190,9 +189,9 @@ class InMemoryLog final : public EventReader {
     if (resent_count < appends.size()) {
       const auto first = std::find_if(resent.begin(), resent.end(),
                                       [](const auto& result) { return result.has_value(); });
-      throw IdempotencyError(
-          "the multi-stream append re-sends the stored events of stream \"" +
-          (*first)->stream_id.value() + "\" but has new events for other streams");
+      throw IdempotencyError("the multi-stream append re-sends the stored events of stream \"" +
+                             (*first)->stream_id.value() +
+                             "\" but has new events for other streams");
     }
     std::vector<AppendResult> results;
     results.reserve(resent.size());
@@ -270,7 +269,7 @@ class InMemoryLog final : public EventReader {
 
   std::shared_ptr<AppendNotifier> notifier_;
 
-  std::mutex mutex_;  // guards everything below
+  std::mutex mutex_;                // guards everything below
   std::vector<RecordedEvent> log_;  // in position order; sequence = index + 1
   std::unordered_map<std::string, std::vector<std::size_t>> streams_;  // version v at [v - 1]
   std::unordered_map<EventId, std::size_t, EventIdHash> ids_;          // id -> index in log_
@@ -293,7 +292,7 @@ class InMemorySubscription final : public Subscription {
   }
 
  private:
-  std::shared_ptr<InMemoryLog> log_;       // destroyed after engine_ (declared first)
+  std::shared_ptr<InMemoryLog> log_;  // destroyed after engine_ (declared first)
   std::unique_ptr<Subscription> engine_;
 };
 

@@ -49,7 +49,8 @@ Decoded decode_utf8(std::string_view text, std::size_t at) {
     if ((next & 0xC0u) != 0x80u) return {-1, 1};
     code_point = (code_point << 6) | (next & 0x3Fu);
   }
-  const bool overlong = (length == 3 && code_point < 0x800) || (length == 4 && code_point < 0x10000);
+  const bool overlong =
+      (length == 3 && code_point < 0x800) || (length == 4 && code_point < 0x10000);
   const bool surrogate = code_point >= 0xD800 && code_point <= 0xDFFF;
   if (overlong || surrogate || code_point > 0x10FFFF) return {-1, 1};
   return {static_cast<std::int32_t>(code_point), length};
@@ -75,9 +76,8 @@ std::optional<std::string> find_text_problem(std::string_view text) {
              " at byte offset " + std::to_string(at) + ")";
     }
     if (is_control(decoded.code_point)) {
-      return "contains control character U+" +
-             hex(static_cast<unsigned>(decoded.code_point), 4) + " at byte offset " +
-             std::to_string(at);
+      return "contains control character U+" + hex(static_cast<unsigned>(decoded.code_point), 4) +
+             " at byte offset " + std::to_string(at);
     }
     at += decoded.length;
   }
@@ -139,8 +139,8 @@ struct V7State {
 
   V7State() {
     std::random_device device;
-    std::seed_seq seed{device(), device(), device(), device(), device(), device(), device(),
-                       device()};
+    std::seed_seq seed{device(), device(), device(), device(),
+                       device(), device(), device(), device()};
     rng.seed(seed);
   }
 
@@ -160,8 +160,8 @@ StreamId::StreamId(std::string value) : value_(std::move(value)) {
                                " bytes");
   }
   if (auto problem = detail::find_text_problem(value_)) {
-    throw InvalidArgumentError("invalid stream id " + detail::quote_for_message(value_) +
-                               ": it " + *problem);
+    throw InvalidArgumentError("invalid stream id " + detail::quote_for_message(value_) + ": it " +
+                               *problem);
   }
 }
 

@@ -2,11 +2,6 @@
 // over a scripted reader and change signal.
 #include "annals/eventstore/detail/catch_up_subscription.hpp"
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
-
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -16,6 +11,11 @@
 #include <stdexcept>
 #include <thread>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "annals/eventstore/error.hpp"
 #include "annals/testkit/printers.hpp"

@@ -2,13 +2,13 @@
 // shared by every store.
 #include "annals/eventstore/detail/encoded_event.hpp"
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <limits>
 #include <string>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include "annals/eventstore/error.hpp"
 #include "annals/testkit/printers.hpp"
@@ -170,8 +170,7 @@ TEST(EncodeEventsTest, TurnsSerializationErrorsIntoInvalidArgumentErrors) {
 TEST(EncodeEventsTest, RejectsTheNulCharacterInStringsAndKeys) {
   EXPECT_THAT(encode_error({event("Happened", {{"text", std::string("a\0b", 3)}})}),
               HasSubstr("U+0000"));
-  EXPECT_THAT(encode_error({event("Happened", {{std::string("k\0", 2), 1}})}),
-              HasSubstr("U+0000"));
+  EXPECT_THAT(encode_error({event("Happened", {{std::string("k\0", 2), 1}})}), HasSubstr("U+0000"));
 }
 
 TEST(EncodeEventsTest, AcceptsTextThatOnlyLooksLikeANulEscape) {
@@ -205,8 +204,9 @@ TEST(EncodeEventsTest, RejectsDuplicateIdsNamingBothEvents) {
 // ---- validate_multi_append --------------------------------------------------------------
 
 StreamAppend part(const std::string& stream, std::vector<NewEvent> events) {
-  return StreamAppend{
-      .stream_id = StreamId(stream), .expected = ExpectedVersion::any(), .events = std::move(events)};
+  return StreamAppend{.stream_id = StreamId(stream),
+                      .expected = ExpectedVersion::any(),
+                      .events = std::move(events)};
 }
 
 std::string multi_error(const std::vector<StreamAppend>& appends, const AppendLimits& limits = {}) {
@@ -214,8 +214,8 @@ std::string multi_error(const std::vector<StreamAppend>& appends, const AppendLi
 }
 
 TEST(ValidateMultiAppendTest, AcceptsDistinctStreams) {
-  EXPECT_NO_THROW(validate_multi_append({part("a-1", {event()}), part("b-1", {event(), event()})},
-                                        {}));
+  EXPECT_NO_THROW(
+      validate_multi_append({part("a-1", {event()}), part("b-1", {event(), event()})}, {}));
 }
 
 TEST(ValidateMultiAppendTest, RejectsNoStreams) {
@@ -230,8 +230,8 @@ TEST(ValidateMultiAppendTest, RejectsARepeatedStream) {
 TEST(ValidateMultiAppendTest, RejectsTooManyEventsInTotal) {
   AppendLimits limits;
   limits.max_events_per_append = 3;
-  const auto message = multi_error({part("a-1", {event(), event()}), part("b-1", {event(), event()})},
-                                   limits);
+  const auto message =
+      multi_error({part("a-1", {event(), event()}), part("b-1", {event(), event()})}, limits);
   EXPECT_THAT(message, HasSubstr("4 events"));
   EXPECT_THAT(message, HasSubstr("limit of 3"));
 }
@@ -247,8 +247,8 @@ TEST(ValidateMultiAppendTest, RejectsAnIdUsedInTwoStreams) {
 TEST(ValidateMultiAppendTest, LeavesMissingAndNilIdsToEncodeEvents) {
   auto nil = event();
   nil.id = EventId();
-  EXPECT_NO_THROW(validate_multi_append({part("a-1", {event(), nil}), part("b-1", {event(), nil})},
-                                        {}));
+  EXPECT_NO_THROW(
+      validate_multi_append({part("a-1", {event(), nil}), part("b-1", {event(), nil})}, {}));
 }
 
 }  // namespace

@@ -1,10 +1,9 @@
 // Unit tests of the error taxonomy (annals/eventstore/error.hpp).
 #include "annals/eventstore/error.hpp"
 
-#include <gtest/gtest.h>
-
-#include <set>
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace annals {
 namespace {
@@ -35,14 +34,14 @@ TEST(ErrorTest, EachErrorCarriesItsCodeMessageAndRetryability) {
   const OutcomeUnknownError unknown("commit in doubt");
   const CorruptionError corruption("broken chain");
   const InternalError internal("bug");
-  for (const Case& c : {Case{invalid, ErrorCode::kInvalidArgument, false},
-                        Case{not_found, ErrorCode::kNotFound, false},
-                        Case{domain, ErrorCode::kDomain, false},
-                        Case{idempotency, ErrorCode::kIdempotency, false},
-                        Case{unavailable, ErrorCode::kUnavailable, true},
-                        Case{unknown, ErrorCode::kOutcomeUnknown, true},
-                        Case{corruption, ErrorCode::kCorruption, false},
-                        Case{internal, ErrorCode::kInternal, false}}) {
+  for (const Case& c :
+       {Case{invalid, ErrorCode::kInvalidArgument, false},
+        Case{not_found, ErrorCode::kNotFound, false}, Case{domain, ErrorCode::kDomain, false},
+        Case{idempotency, ErrorCode::kIdempotency, false},
+        Case{unavailable, ErrorCode::kUnavailable, true},
+        Case{unknown, ErrorCode::kOutcomeUnknown, true},
+        Case{corruption, ErrorCode::kCorruption, false},
+        Case{internal, ErrorCode::kInternal, false}}) {
     EXPECT_EQ(c.error.code(), c.code) << to_string(c.code);
     EXPECT_EQ(c.error.retryable(), c.retryable) << to_string(c.code);
     EXPECT_FALSE(std::string(c.error.what()).empty());

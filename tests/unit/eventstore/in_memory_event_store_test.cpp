@@ -2,13 +2,13 @@
 // the EventStoreContract suite in tests/contract).
 #include "annals/eventstore/in_memory_event_store.hpp"
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <chrono>
 #include <limits>
 #include <mutex>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include "annals/eventstore/error.hpp"
 #include "annals/testkit/printers.hpp"

@@ -147,9 +147,54 @@ class EventStoreContract : public ::testing::Test {
     return options;
   }
 
-  /// Every event of the global log after `after` that `filter` matches, read page by page.
+  /// Appends through the store and remembers the position of this test's newest event, so
+  /// that reads of the global log can wait for it to settle (see await_settled()).
+  /// Thread-safe.
+  AppendResult append(const StreamId& stream, const ExpectedVersion& expected,
+                      std::vector<NewEvent> events) {
+    auto result = store_->append(stream, expected, std::move(events));
+    note_written(result);
+    return result;
+  }
+
+  /// Like append(), for append_multi(). Thread-safe.
+  std::vector<AppendResult> append_multi(std::vector<StreamAppend> appends) {
+    auto results = store_->append_multi(std::move(appends));
+    for (const auto& result : results) note_written(result);
+    return results;
+  }
+
+  /// Waits until the global log shows the newest event this test appended. A store may hold
+  /// back committed events until every earlier-ordered transaction has settled (ARCHITECTURE
+  /// decision 5), e.g. while another test's transaction is open on the same server.
+  void await_settled() {
+    std::optional<Position> target;
+    {
+      std::lock_guard lock(written_mutex_);
+      target = newest_written_;
+    }
+    if (!target) return;
+    const auto deadline = std::chrono::steady_clock::now() + kTimeout;
+    while (settled_ < *target) {
+      const auto page =
+          store_->read_all({.after = settled_, .max_count = 1000, .filter = own_events()});
+      if (!page.empty()) {
+        settled_ = page.back().position;
+        continue;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "the global log never showed position " << target->to_string();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // back-off, not a sync
+    }
+  }
+
+  /// Every event of the global log after `after` that `filter` matches, read page by page
+  /// once this test's appends have settled.
   std::vector<RecordedEvent> read_filtered(const EventFilter& filter,
                                            Position after = Position::start()) {
+    await_settled();
     std::vector<RecordedEvent> all;
     while (true) {
       auto page = store_->read_all({.after = after, .max_count = 1000, .filter = filter});
@@ -223,8 +268,17 @@ class EventStoreContract : public ::testing::Test {
   }
 
  private:
+  void note_written(const AppendResult& result) {
+    if (result.stream_id.category() != category_) return;
+    std::lock_guard lock(written_mutex_);
+    if (!newest_written_ || *newest_written_ < result.position) newest_written_ = result.position;
+  }
+
   std::unique_ptr<EventStore> store_;
   std::string category_;
+  std::mutex written_mutex_;
+  std::optional<Position> newest_written_;  // guarded by written_mutex_
+  Position settled_;                        // test thread only
 };
 
 }  // namespace annals::testkit
@@ -239,7 +293,7 @@ TYPED_TEST_SUITE_P(EventStoreContract);
 
 TYPED_TEST_P(EventStoreContract, AppendWithAnyToNewStreamSucceeds) {
   const auto s = this->stream("a");
-  const auto result = this->store().append(s, annals::ExpectedVersion::any(), this->events(2));
+  const auto result = this->append(s, annals::ExpectedVersion::any(), this->events(2));
   EXPECT_EQ(result.stream_id, s);
   EXPECT_EQ(result.first_version, 1);
   EXPECT_EQ(result.last_version, 2);
@@ -248,8 +302,8 @@ TYPED_TEST_P(EventStoreContract, AppendWithAnyToNewStreamSucceeds) {
 
 TYPED_TEST_P(EventStoreContract, AppendWithAnyToExistingStreamSucceeds) {
   const auto s = this->stream("a");
-  this->store().append(s, annals::ExpectedVersion::any(), this->events(1));
-  const auto result = this->store().append(s, annals::ExpectedVersion::any(), this->events(2));
+  this->append(s, annals::ExpectedVersion::any(), this->events(1));
+  const auto result = this->append(s, annals::ExpectedVersion::any(), this->events(2));
   EXPECT_EQ(result.first_version, 2);
   EXPECT_EQ(result.last_version, 3);
   EXPECT_EQ(this->store().stream_version(s), 3);
@@ -257,8 +311,7 @@ TYPED_TEST_P(EventStoreContract, AppendWithAnyToExistingStreamSucceeds) {
 
 TYPED_TEST_P(EventStoreContract, AppendWithNoStreamToNewStreamSucceeds) {
   const auto s = this->stream("a");
-  const auto result =
-      this->store().append(s, annals::ExpectedVersion::no_stream(), this->events(3));
+  const auto result = this->append(s, annals::ExpectedVersion::no_stream(), this->events(3));
   EXPECT_EQ(result.first_version, 1);
   EXPECT_EQ(result.last_version, 3);
   EXPECT_EQ(this->store().stream_version(s), 3);
@@ -266,9 +319,9 @@ TYPED_TEST_P(EventStoreContract, AppendWithNoStreamToNewStreamSucceeds) {
 
 TYPED_TEST_P(EventStoreContract, AppendWithNoStreamToExistingStreamThrowsConcurrencyError) {
   const auto s = this->stream("a");
-  this->store().append(s, annals::ExpectedVersion::any(), this->events(1));
+  this->append(s, annals::ExpectedVersion::any(), this->events(1));
   this->expect_concurrency_error(
-      [&] { this->store().append(s, annals::ExpectedVersion::no_stream(), this->events(1)); }, s,
+      [&] { this->append(s, annals::ExpectedVersion::no_stream(), this->events(1)); }, s,
       "no-stream", 1);
   EXPECT_EQ(this->store().stream_version(s), 1);
   EXPECT_EQ(this->read_own().size(), 1u);
@@ -276,25 +329,23 @@ TYPED_TEST_P(EventStoreContract, AppendWithNoStreamToExistingStreamThrowsConcurr
 
 TYPED_TEST_P(EventStoreContract, AppendWithExactZeroToNewStreamSucceeds) {
   const auto s = this->stream("a");
-  const auto result = this->store().append(s, annals::ExpectedVersion::exact(0), this->events(2));
+  const auto result = this->append(s, annals::ExpectedVersion::exact(0), this->events(2));
   EXPECT_EQ(result.first_version, 1);
   EXPECT_EQ(result.last_version, 2);
 }
 
 TYPED_TEST_P(EventStoreContract, AppendWithExactZeroToExistingStreamThrowsConcurrencyError) {
   const auto s = this->stream("a");
-  this->store().append(s, annals::ExpectedVersion::any(), this->events(2));
+  this->append(s, annals::ExpectedVersion::any(), this->events(2));
   this->expect_concurrency_error(
-      [&] { this->store().append(s, annals::ExpectedVersion::exact(0), this->events(1)); }, s,
-      "0", 2);
+      [&] { this->append(s, annals::ExpectedVersion::exact(0), this->events(1)); }, s, "0", 2);
   EXPECT_EQ(this->store().stream_version(s), 2);
 }
 
 TYPED_TEST_P(EventStoreContract, AppendWithStreamExistsToExistingStreamSucceeds) {
   const auto s = this->stream("a");
-  this->store().append(s, annals::ExpectedVersion::any(), this->events(1));
-  const auto result =
-      this->store().append(s, annals::ExpectedVersion::stream_exists(), this->events(1));
+  this->append(s, annals::ExpectedVersion::any(), this->events(1));
+  const auto result = this->append(s, annals::ExpectedVersion::stream_exists(), this->events(1));
   EXPECT_EQ(result.first_version, 2);
   EXPECT_EQ(result.last_version, 2);
 }
@@ -302,34 +353,30 @@ TYPED_TEST_P(EventStoreContract, AppendWithStreamExistsToExistingStreamSucceeds)
 TYPED_TEST_P(EventStoreContract, AppendWithStreamExistsToNewStreamThrowsConcurrencyError) {
   const auto s = this->stream("a");
   this->expect_concurrency_error(
-      [&] {
-        this->store().append(s, annals::ExpectedVersion::stream_exists(), this->events(1));
-      },
-      s, "exists", std::nullopt);
+      [&] { this->append(s, annals::ExpectedVersion::stream_exists(), this->events(1)); }, s,
+      "exists", std::nullopt);
   EXPECT_EQ(this->store().stream_version(s), std::nullopt);
   EXPECT_TRUE(this->store().read_stream(s).empty());
 }
 
 TYPED_TEST_P(EventStoreContract, AppendWithCorrectExactVersionSucceeds) {
   const auto s = this->stream("a");
-  this->store().append(s, annals::ExpectedVersion::no_stream(), this->events(2));
-  const auto second = this->store().append(s, annals::ExpectedVersion::exact(2), this->events(3));
+  this->append(s, annals::ExpectedVersion::no_stream(), this->events(2));
+  const auto second = this->append(s, annals::ExpectedVersion::exact(2), this->events(3));
   EXPECT_EQ(second.first_version, 3);
   EXPECT_EQ(second.last_version, 5);
-  const auto third = this->store().append(s, annals::ExpectedVersion::exact(5), this->events(1));
+  const auto third = this->append(s, annals::ExpectedVersion::exact(5), this->events(1));
   EXPECT_EQ(third.first_version, 6);
   EXPECT_EQ(third.last_version, 6);
 }
 
 TYPED_TEST_P(EventStoreContract, AppendWithWrongExactVersionThrowsConcurrencyError) {
   const auto s = this->stream("a");
-  this->store().append(s, annals::ExpectedVersion::no_stream(), this->events(2));
+  this->append(s, annals::ExpectedVersion::no_stream(), this->events(2));
   this->expect_concurrency_error(
-      [&] { this->store().append(s, annals::ExpectedVersion::exact(1), this->events(1)); }, s,
-      "1", 2);
+      [&] { this->append(s, annals::ExpectedVersion::exact(1), this->events(1)); }, s, "1", 2);
   this->expect_concurrency_error(
-      [&] { this->store().append(s, annals::ExpectedVersion::exact(3), this->events(1)); }, s,
-      "3", 2);
+      [&] { this->append(s, annals::ExpectedVersion::exact(3), this->events(1)); }, s, "3", 2);
   EXPECT_EQ(this->store().stream_version(s), 2);
   EXPECT_EQ(this->read_own().size(), 2u);
 }
@@ -337,14 +384,14 @@ TYPED_TEST_P(EventStoreContract, AppendWithWrongExactVersionThrowsConcurrencyErr
 TYPED_TEST_P(EventStoreContract, AppendWithExactVersionToMissingStreamThrowsConcurrencyError) {
   const auto s = this->stream("a");
   this->expect_concurrency_error(
-      [&] { this->store().append(s, annals::ExpectedVersion::exact(1), this->events(1)); }, s,
-      "1", std::nullopt);
+      [&] { this->append(s, annals::ExpectedVersion::exact(1), this->events(1)); }, s, "1",
+      std::nullopt);
   EXPECT_EQ(this->store().stream_version(s), std::nullopt);
 }
 
 TYPED_TEST_P(EventStoreContract, ConcurrentAppendsWithSameExactVersionLetExactlyOneWin) {
   const auto s = this->stream("a");
-  this->store().append(s, annals::ExpectedVersion::no_stream(), this->events(1));
+  this->append(s, annals::ExpectedVersion::no_stream(), this->events(1));
   constexpr int kWriters = 8;
   std::latch start(kWriters);
   std::mutex mutex;
@@ -357,7 +404,7 @@ TYPED_TEST_P(EventStoreContract, ConcurrentAppendsWithSameExactVersionLetExactly
       writers.emplace_back([&] {
         start.arrive_and_wait();
         try {
-          this->store().append(s, annals::ExpectedVersion::exact(1), this->events(2));
+          this->append(s, annals::ExpectedVersion::exact(1), this->events(2));
           std::lock_guard lock(mutex);
           ++successes;
         } catch (const annals::ConcurrencyError& e) {
@@ -395,7 +442,7 @@ TYPED_TEST_P(EventStoreContract, ConcurrentCreationOfOneStreamLetsExactlyOneWin)
       writers.emplace_back([&] {
         start.arrive_and_wait();
         try {
-          this->store().append(s, annals::ExpectedVersion::no_stream(), this->events(1));
+          this->append(s, annals::ExpectedVersion::no_stream(), this->events(1));
           std::lock_guard lock(mutex);
           ++successes;
         } catch (const annals::ConcurrencyError& e) {
@@ -423,10 +470,11 @@ TYPED_TEST_P(EventStoreContract, ConcurrentCreationOfOneStreamLetsExactlyOneWin)
 TYPED_TEST_P(EventStoreContract, AppendMultiWritesEveryStreamInRequestOrder) {
   const auto b = this->stream("b");
   const auto a = this->stream("a");
-  this->store().append(b, annals::ExpectedVersion::no_stream(), this->events(1));
-  const auto results = this->store().append_multi(
+  this->append(b, annals::ExpectedVersion::no_stream(), this->events(1));
+  const auto results = this->append_multi(
       {{.stream_id = b, .expected = annals::ExpectedVersion::exact(1), .events = this->events(2)},
-       {.stream_id = a, .expected = annals::ExpectedVersion::no_stream(),
+       {.stream_id = a,
+        .expected = annals::ExpectedVersion::no_stream(),
         .events = this->events(2)}});
   ASSERT_EQ(results.size(), 2u);
   EXPECT_EQ(results[0].stream_id, b);
@@ -451,15 +499,15 @@ TYPED_TEST_P(EventStoreContract, AppendMultiWritesEveryStreamInRequestOrder) {
 TYPED_TEST_P(EventStoreContract, AppendMultiWithConflictInSecondStreamWritesNothing) {
   const auto a = this->stream("a");
   const auto b = this->stream("b");
-  this->store().append(b, annals::ExpectedVersion::no_stream(), this->events(1));
+  this->append(b, annals::ExpectedVersion::no_stream(), this->events(1));
   this->expect_concurrency_error(
       [&] {
-        this->store().append_multi({{.stream_id = a,
-                                     .expected = annals::ExpectedVersion::no_stream(),
-                                     .events = this->events(2)},
-                                    {.stream_id = b,
-                                     .expected = annals::ExpectedVersion::no_stream(),
-                                     .events = this->events(1)}});
+        this->append_multi({{.stream_id = a,
+                             .expected = annals::ExpectedVersion::no_stream(),
+                             .events = this->events(2)},
+                            {.stream_id = b,
+                             .expected = annals::ExpectedVersion::no_stream(),
+                             .events = this->events(1)}});
       },
       b, "no-stream", 1);
   EXPECT_EQ(this->store().stream_version(a), std::nullopt);
@@ -470,16 +518,16 @@ TYPED_TEST_P(EventStoreContract, AppendMultiWithConflictInSecondStreamWritesNoth
 TYPED_TEST_P(EventStoreContract, AppendMultiConflictNamesFirstFailingStreamInRequestOrder) {
   const auto z = this->stream("z");
   const auto a = this->stream("a");
-  this->store().append(z, annals::ExpectedVersion::no_stream(), this->events(1));
-  this->store().append(a, annals::ExpectedVersion::no_stream(), this->events(1));
+  this->append(z, annals::ExpectedVersion::no_stream(), this->events(1));
+  this->append(a, annals::ExpectedVersion::no_stream(), this->events(1));
   this->expect_concurrency_error(
       [&] {
-        this->store().append_multi({{.stream_id = z,
-                                     .expected = annals::ExpectedVersion::exact(5),
-                                     .events = this->events(1)},
-                                    {.stream_id = a,
-                                     .expected = annals::ExpectedVersion::exact(5),
-                                     .events = this->events(1)}});
+        this->append_multi({{.stream_id = z,
+                             .expected = annals::ExpectedVersion::exact(5),
+                             .events = this->events(1)},
+                            {.stream_id = a,
+                             .expected = annals::ExpectedVersion::exact(5),
+                             .events = this->events(1)}});
       },
       z, "5", 1);
   EXPECT_EQ(this->read_own().size(), 2u);
@@ -489,16 +537,19 @@ TYPED_TEST_P(EventStoreContract, AppendMultiWithRepeatedStreamThrowsInvalidArgum
   const auto a = this->stream("a");
   this->expect_invalid_argument(
       [&] {
-        this->store().append_multi(
-            {{.stream_id = a, .expected = annals::ExpectedVersion::any(), .events = this->events(1)},
-             {.stream_id = a, .expected = annals::ExpectedVersion::any(), .events = this->events(1)}});
+        this->append_multi({{.stream_id = a,
+                             .expected = annals::ExpectedVersion::any(),
+                             .events = this->events(1)},
+                            {.stream_id = a,
+                             .expected = annals::ExpectedVersion::any(),
+                             .events = this->events(1)}});
       },
       a.value());
   EXPECT_EQ(this->store().stream_version(a), std::nullopt);
 }
 
 TYPED_TEST_P(EventStoreContract, AppendMultiWithNoStreamsThrowsInvalidArgumentError) {
-  this->expect_invalid_argument([&] { this->store().append_multi({}); }, "no streams");
+  this->expect_invalid_argument([&] { this->append_multi({}); }, "no streams");
 }
 
 TYPED_TEST_P(EventStoreContract, AppendMultiWithAnEmptyPartWritesNothing) {
@@ -506,8 +557,10 @@ TYPED_TEST_P(EventStoreContract, AppendMultiWithAnEmptyPartWritesNothing) {
   const auto b = this->stream("b");
   this->expect_invalid_argument(
       [&] {
-        this->store().append_multi(
-            {{.stream_id = a, .expected = annals::ExpectedVersion::any(), .events = this->events(1)},
+        this->append_multi(
+            {{.stream_id = a,
+              .expected = annals::ExpectedVersion::any(),
+              .events = this->events(1)},
              {.stream_id = b, .expected = annals::ExpectedVersion::any(), .events = {}}});
       },
       b.value());
@@ -519,13 +572,13 @@ TYPED_TEST_P(EventStoreContract, AppendMultiWithAnEmptyPartWritesNothing) {
 
 TYPED_TEST_P(EventStoreContract, ExactResendReturnsOriginalResultAndWritesNothing) {
   const auto s = this->stream("a");
-  this->store().append(s, annals::ExpectedVersion::no_stream(), this->events(1));
+  this->append(s, annals::ExpectedVersion::no_stream(), this->events(1));
   const auto batch = this->events_with_ids(this->new_ids(3));
-  const auto original = this->store().append(s, annals::ExpectedVersion::exact(1), batch);
+  const auto original = this->append(s, annals::ExpectedVersion::exact(1), batch);
   const auto log_before = this->read_own();
 
   // The expected version no longer holds: only idempotency can make this succeed.
-  const auto again = this->store().append(s, annals::ExpectedVersion::exact(1), batch);
+  const auto again = this->append(s, annals::ExpectedVersion::exact(1), batch);
   EXPECT_EQ(again, original);
   EXPECT_EQ(this->store().stream_version(s), 4);
   EXPECT_EQ(this->read_own(), log_before);
@@ -534,9 +587,9 @@ TYPED_TEST_P(EventStoreContract, ExactResendReturnsOriginalResultAndWritesNothin
 TYPED_TEST_P(EventStoreContract, ResendAfterLaterAppendsReturnsOriginalResult) {
   const auto s = this->stream("a");
   const auto batch = this->events_with_ids(this->new_ids(2));
-  const auto original = this->store().append(s, annals::ExpectedVersion::no_stream(), batch);
-  this->store().append(s, annals::ExpectedVersion::exact(2), this->events(3));
-  const auto again = this->store().append(s, annals::ExpectedVersion::no_stream(), batch);
+  const auto original = this->append(s, annals::ExpectedVersion::no_stream(), batch);
+  this->append(s, annals::ExpectedVersion::exact(2), this->events(3));
+  const auto again = this->append(s, annals::ExpectedVersion::no_stream(), batch);
   EXPECT_EQ(again, original);
   EXPECT_EQ(this->store().stream_version(s), 5);
   EXPECT_EQ(this->read_own().size(), 5u);
@@ -545,19 +598,17 @@ TYPED_TEST_P(EventStoreContract, ResendAfterLaterAppendsReturnsOriginalResult) {
 TYPED_TEST_P(EventStoreContract, PartialOverlapThrowsIdempotencyErrorAndWritesNothing) {
   const auto s = this->stream("a");
   const auto stored = this->new_ids(2);
-  this->store().append(s, annals::ExpectedVersion::no_stream(), this->events_with_ids(stored));
+  this->append(s, annals::ExpectedVersion::no_stream(), this->events_with_ids(stored));
   const auto fresh = annals::EventId::generate();
   this->expect_idempotency_error([&] {
-    this->store().append(s, annals::ExpectedVersion::any(),
-                         this->events_with_ids({stored[1], fresh}));
+    this->append(s, annals::ExpectedVersion::any(), this->events_with_ids({stored[1], fresh}));
   });
   this->expect_idempotency_error([&] {
-    this->store().append(s, annals::ExpectedVersion::any(),
-                         this->events_with_ids({fresh, stored[0]}));
+    this->append(s, annals::ExpectedVersion::any(), this->events_with_ids({fresh, stored[0]}));
   });
   this->expect_idempotency_error([&] {
-    this->store().append(s, annals::ExpectedVersion::any(),
-                         this->events_with_ids({stored[0], stored[1], fresh}));
+    this->append(s, annals::ExpectedVersion::any(),
+                 this->events_with_ids({stored[0], stored[1], fresh}));
   });
   EXPECT_EQ(this->store().stream_version(s), 2);
   EXPECT_EQ(annals::testkit::contract_detail::ids_of(this->read_own()), stored);
@@ -566,10 +617,9 @@ TYPED_TEST_P(EventStoreContract, PartialOverlapThrowsIdempotencyErrorAndWritesNo
 TYPED_TEST_P(EventStoreContract, ResendInAnotherOrderThrowsIdempotencyError) {
   const auto s = this->stream("a");
   const auto stored = this->new_ids(2);
-  this->store().append(s, annals::ExpectedVersion::no_stream(), this->events_with_ids(stored));
+  this->append(s, annals::ExpectedVersion::no_stream(), this->events_with_ids(stored));
   this->expect_idempotency_error([&] {
-    this->store().append(s, annals::ExpectedVersion::any(),
-                         this->events_with_ids({stored[1], stored[0]}));
+    this->append(s, annals::ExpectedVersion::any(), this->events_with_ids({stored[1], stored[0]}));
   });
   EXPECT_EQ(this->store().stream_version(s), 2);
 }
@@ -578,10 +628,9 @@ TYPED_TEST_P(EventStoreContract, EventIdStoredInAnotherStreamThrowsIdempotencyEr
   const auto a = this->stream("a");
   const auto b = this->stream("b");
   const auto ids = this->new_ids(1);
-  this->store().append(a, annals::ExpectedVersion::no_stream(), this->events_with_ids(ids));
-  this->expect_idempotency_error([&] {
-    this->store().append(b, annals::ExpectedVersion::no_stream(), this->events_with_ids(ids));
-  });
+  this->append(a, annals::ExpectedVersion::no_stream(), this->events_with_ids(ids));
+  this->expect_idempotency_error(
+      [&] { this->append(b, annals::ExpectedVersion::no_stream(), this->events_with_ids(ids)); });
   EXPECT_EQ(this->store().stream_version(b), std::nullopt);
   EXPECT_EQ(this->store().stream_version(a), 1);
 }
@@ -589,14 +638,16 @@ TYPED_TEST_P(EventStoreContract, EventIdStoredInAnotherStreamThrowsIdempotencyEr
 TYPED_TEST_P(EventStoreContract, MultiStreamExactResendReturnsOriginalResults) {
   const auto a = this->stream("a");
   const auto b = this->stream("b");
-  const auto request = std::vector<annals::StreamAppend>{
-      {.stream_id = a, .expected = annals::ExpectedVersion::no_stream(),
-       .events = this->events_with_ids(this->new_ids(2))},
-      {.stream_id = b, .expected = annals::ExpectedVersion::no_stream(),
-       .events = this->events_with_ids(this->new_ids(1))}};
-  const auto original = this->store().append_multi(request);
+  const auto request =
+      std::vector<annals::StreamAppend>{{.stream_id = a,
+                                         .expected = annals::ExpectedVersion::no_stream(),
+                                         .events = this->events_with_ids(this->new_ids(2))},
+                                        {.stream_id = b,
+                                         .expected = annals::ExpectedVersion::no_stream(),
+                                         .events = this->events_with_ids(this->new_ids(1))}};
+  const auto original = this->append_multi(request);
   const auto log_before = this->read_own();
-  const auto again = this->store().append_multi(request);
+  const auto again = this->append_multi(request);
   EXPECT_EQ(again, original);
   EXPECT_EQ(this->read_own(), log_before);
 }
@@ -606,14 +657,16 @@ TYPED_TEST_P(EventStoreContract, MultiStreamResendMixedWithNewEventsThrowsIdempo
   const auto b = this->stream("b");
   const auto c = this->stream("c");
   const auto a_events = this->events_with_ids(this->new_ids(2));
-  this->store().append_multi(
+  this->append_multi(
       {{.stream_id = a, .expected = annals::ExpectedVersion::no_stream(), .events = a_events},
-       {.stream_id = b, .expected = annals::ExpectedVersion::no_stream(),
+       {.stream_id = b,
+        .expected = annals::ExpectedVersion::no_stream(),
         .events = this->events_with_ids(this->new_ids(1))}});
   this->expect_idempotency_error([&] {
-    this->store().append_multi(
+    this->append_multi(
         {{.stream_id = a, .expected = annals::ExpectedVersion::any(), .events = a_events},
-         {.stream_id = c, .expected = annals::ExpectedVersion::any(),
+         {.stream_id = c,
+          .expected = annals::ExpectedVersion::any(),
           .events = this->events_with_ids(this->new_ids(1))}});
   });
   EXPECT_EQ(this->store().stream_version(c), std::nullopt);
@@ -626,16 +679,17 @@ TYPED_TEST_P(EventStoreContract, DuplicateIdsWithinOneAppendThrowInvalidArgument
   const auto id = annals::EventId::generate();
   this->expect_invalid_argument(
       [&] {
-        this->store().append(a, annals::ExpectedVersion::any(), this->events_with_ids({id, id}));
+        this->append(a, annals::ExpectedVersion::any(), this->events_with_ids({id, id}));
       },
       id.to_string());
   this->expect_invalid_argument(
       [&] {
-        this->store().append_multi(
-            {{.stream_id = a, .expected = annals::ExpectedVersion::any(),
-              .events = this->events_with_ids({id})},
-             {.stream_id = b, .expected = annals::ExpectedVersion::any(),
-              .events = this->events_with_ids({id})}});
+        this->append_multi({{.stream_id = a,
+                             .expected = annals::ExpectedVersion::any(),
+                             .events = this->events_with_ids({id})},
+                            {.stream_id = b,
+                             .expected = annals::ExpectedVersion::any(),
+                             .events = this->events_with_ids({id})}});
       },
       id.to_string());
   EXPECT_TRUE(this->read_own().empty());
@@ -645,8 +699,7 @@ TYPED_TEST_P(EventStoreContract, NilEventIdThrowsInvalidArgumentError) {
   const auto a = this->stream("a");
   this->expect_invalid_argument(
       [&] {
-        this->store().append(a, annals::ExpectedVersion::any(),
-                             this->events_with_ids({annals::EventId{}}));
+        this->append(a, annals::ExpectedVersion::any(), this->events_with_ids({annals::EventId{}}));
       },
       "nil");
   EXPECT_EQ(this->store().stream_version(a), std::nullopt);
@@ -654,8 +707,8 @@ TYPED_TEST_P(EventStoreContract, NilEventIdThrowsInvalidArgumentError) {
 
 TYPED_TEST_P(EventStoreContract, GeneratedIdsAreDistinctAndNotNil) {
   const auto s = this->stream("a");
-  this->store().append(s, annals::ExpectedVersion::any(), this->events(150));
-  this->store().append(s, annals::ExpectedVersion::any(), this->events(150));
+  this->append(s, annals::ExpectedVersion::any(), this->events(150));
+  this->append(s, annals::ExpectedVersion::any(), this->events(150));
   const auto log = this->store().read_stream(s);
   ASSERT_EQ(log.size(), 300u);
   std::set<annals::EventId> ids;
@@ -673,14 +726,15 @@ TYPED_TEST_P(EventStoreContract, ReadStreamForwardReturnsEventsAsAppended) {
   const auto ids = this->new_ids(3);
   std::vector<annals::NewEvent> batch;
   for (std::size_t i = 0; i < 3; ++i) {
-    auto event = this->event("Type" + std::to_string(i),
-                             {{"amount", 10 * i}, {"tags", {"x", "y"}}, {"nested", {{"ok", true}}}});
+    auto event =
+        this->event("Type" + std::to_string(i),
+                    {{"amount", 10 * i}, {"tags", {"x", "y"}}, {"nested", {{"ok", true}}}});
     event.id = ids[i];
     event.schema_version = static_cast<std::int32_t>(i + 1);
     event.metadata = {{"correlation_id", "c-" + std::to_string(i)}};
     batch.push_back(std::move(event));
   }
-  const auto result = this->store().append(s, annals::ExpectedVersion::no_stream(), batch);
+  const auto result = this->append(s, annals::ExpectedVersion::no_stream(), batch);
   const auto log = this->store().read_stream(s);
   ASSERT_EQ(log.size(), 3u);
   for (std::size_t i = 0; i < 3; ++i) {
@@ -700,7 +754,7 @@ TYPED_TEST_P(EventStoreContract, ReadStreamForwardReturnsEventsAsAppended) {
 
 TYPED_TEST_P(EventStoreContract, ReadStreamBackwardReturnsNewestFirst) {
   const auto s = this->stream("a");
-  this->store().append(s, annals::ExpectedVersion::no_stream(), this->events(4));
+  this->append(s, annals::ExpectedVersion::no_stream(), this->events(4));
   const auto log =
       this->store().read_stream(s, this->stream_options(annals::ReadDirection::kBackward));
   ASSERT_EQ(log.size(), 4u);
@@ -712,7 +766,7 @@ TYPED_TEST_P(EventStoreContract, ReadStreamBackwardReturnsNewestFirst) {
 
 TYPED_TEST_P(EventStoreContract, ReadStreamForwardHonoursFromAndMaxCount) {
   const auto s = this->stream("a");
-  this->store().append(s, annals::ExpectedVersion::no_stream(), this->events(5));
+  this->append(s, annals::ExpectedVersion::no_stream(), this->events(5));
   constexpr auto kAll = std::numeric_limits<std::size_t>::max();
   auto versions = [&](std::optional<annals::StreamVersion> from, std::size_t max_count) {
     std::vector<annals::StreamVersion> out;
@@ -730,7 +784,7 @@ TYPED_TEST_P(EventStoreContract, ReadStreamForwardHonoursFromAndMaxCount) {
 
 TYPED_TEST_P(EventStoreContract, ReadStreamBackwardHonoursFromAndMaxCount) {
   const auto s = this->stream("a");
-  this->store().append(s, annals::ExpectedVersion::no_stream(), this->events(5));
+  this->append(s, annals::ExpectedVersion::no_stream(), this->events(5));
   constexpr auto kAll = std::numeric_limits<std::size_t>::max();
   auto versions = [&](std::optional<annals::StreamVersion> from, std::size_t max_count) {
     std::vector<annals::StreamVersion> out;
@@ -756,9 +810,9 @@ TYPED_TEST_P(EventStoreContract, ReadingMissingStreamReturnsNothing) {
 
 TYPED_TEST_P(EventStoreContract, StreamVersionCountsEvents) {
   const auto s = this->stream("a");
-  this->store().append(s, annals::ExpectedVersion::any(), this->events(1));
+  this->append(s, annals::ExpectedVersion::any(), this->events(1));
   EXPECT_EQ(this->store().stream_version(s), 1);
-  this->store().append(s, annals::ExpectedVersion::any(), this->events(4));
+  this->append(s, annals::ExpectedVersion::any(), this->events(4));
   EXPECT_EQ(this->store().stream_version(s), 5);
   EXPECT_EQ(this->store().stream_version(this->stream("other")), std::nullopt);
 }
@@ -773,7 +827,7 @@ TYPED_TEST_P(EventStoreContract, ReadAllReturnsAppendsInOrderWithIncreasingPosit
   for (const auto& [s, n] : std::vector<std::pair<annals::StreamId, std::size_t>>{
            {a, 2}, {b, 3}, {a, 1}, {c, 4}, {b, 1}}) {
     const auto ids = this->new_ids(n);
-    this->store().append(s, annals::ExpectedVersion::any(), this->events_with_ids(ids));
+    this->append(s, annals::ExpectedVersion::any(), this->events_with_ids(ids));
     expected.insert(expected.end(), ids.begin(), ids.end());
   }
   const auto log = this->read_own();
@@ -791,8 +845,8 @@ TYPED_TEST_P(EventStoreContract, ReadAllReturnsAppendsInOrderWithIncreasingPosit
 TYPED_TEST_P(EventStoreContract, EventsOfOneAppendShareACommitGroup) {
   const auto a = this->stream("a");
   const auto b = this->stream("b");
-  this->store().append(a, annals::ExpectedVersion::any(), this->events(3));
-  this->store().append_multi(
+  this->append(a, annals::ExpectedVersion::any(), this->events(3));
+  this->append_multi(
       {{.stream_id = a, .expected = annals::ExpectedVersion::any(), .events = this->events(2)},
        {.stream_id = b, .expected = annals::ExpectedVersion::any(), .events = this->events(2)}});
   const auto log = this->read_own();
@@ -818,7 +872,7 @@ TYPED_TEST_P(EventStoreContract, ConcurrentAppendsStayContiguousInTheGlobalLog) 
           for (int i = 0; i < kEventsPerAppend; ++i) {
             batch.push_back(this->event("Wrote", {{"writer", w}, {"append", k}, {"i", i}}));
           }
-          this->store().append(s, annals::ExpectedVersion::any(), std::move(batch));
+          this->append(s, annals::ExpectedVersion::any(), std::move(batch));
         }
       });
     }
@@ -842,7 +896,7 @@ TYPED_TEST_P(EventStoreContract, ReadAllPagesWithoutGapsOrRepeats) {
   const auto a = this->stream("a");
   const auto b = this->stream("b");
   for (std::size_t n : {5u, 1u, 7u, 3u, 7u}) {
-    this->store().append(n % 2 == 0 ? a : b, annals::ExpectedVersion::any(), this->events(n));
+    this->append(n % 2 == 0 ? a : b, annals::ExpectedVersion::any(), this->events(n));
   }
   const auto whole = this->read_own();
   ASSERT_EQ(whole.size(), 23u);
@@ -862,9 +916,9 @@ TYPED_TEST_P(EventStoreContract, ReadAllPagesWithoutGapsOrRepeats) {
 TYPED_TEST_P(EventStoreContract, ReadAllFiltersByCategory) {
   const auto other_category = "other" + annals::testkit::contract_detail::random_hex(16);
   const annals::StreamId other(other_category + "-a");
-  this->store().append(this->stream("a"), annals::ExpectedVersion::any(), this->events(2));
-  this->store().append(other, annals::ExpectedVersion::any(), this->events(3));
-  this->store().append(this->stream("b"), annals::ExpectedVersion::any(), this->events(1));
+  this->append(this->stream("a"), annals::ExpectedVersion::any(), this->events(2));
+  this->append(other, annals::ExpectedVersion::any(), this->events(3));
+  this->append(this->stream("b"), annals::ExpectedVersion::any(), this->events(1));
 
   const auto own = this->read_own();
   ASSERT_EQ(own.size(), 3u);
@@ -880,7 +934,7 @@ TYPED_TEST_P(EventStoreContract, ReadAllFiltersByEventTypes) {
   for (const char* type : {"Opened", "Deposited", "Withdrawn", "Deposited", "Closed"}) {
     batch.push_back(this->event(type));
   }
-  this->store().append(s, annals::ExpectedVersion::any(), batch);
+  this->append(s, annals::ExpectedVersion::any(), batch);
   const auto log =
       this->read_filtered({.category = this->category(), .event_types = {"Deposited", "Closed"}});
   std::vector<std::string> types;
@@ -892,7 +946,7 @@ TYPED_TEST_P(EventStoreContract, ReadAllFiltersByEventTypes) {
 }
 
 TYPED_TEST_P(EventStoreContract, ReadAllHonoursMaxCount) {
-  this->store().append(this->stream("a"), annals::ExpectedVersion::any(), this->events(6));
+  this->append(this->stream("a"), annals::ExpectedVersion::any(), this->events(6));
   const auto whole = this->read_own();
   const auto first =
       this->store().read_all({.after = {}, .max_count = 4, .filter = this->own_events()});
@@ -902,13 +956,13 @@ TYPED_TEST_P(EventStoreContract, ReadAllHonoursMaxCount) {
 
 TYPED_TEST_P(EventStoreContract, ReadAllAfterLastEventReturnsNothing) {
   const auto result =
-      this->store().append(this->stream("a"), annals::ExpectedVersion::any(), this->events(3));
+      this->append(this->stream("a"), annals::ExpectedVersion::any(), this->events(3));
   EXPECT_TRUE(this->read_filtered(this->own_events(), result.position).empty());
 }
 
 TYPED_TEST_P(EventStoreContract, PositionsRoundTripThroughTheirStringForm) {
-  this->store().append(this->stream("a"), annals::ExpectedVersion::any(), this->events(3));
-  this->store().append(this->stream("b"), annals::ExpectedVersion::any(), this->events(2));
+  this->append(this->stream("a"), annals::ExpectedVersion::any(), this->events(3));
+  this->append(this->stream("b"), annals::ExpectedVersion::any(), this->events(2));
   const auto log = this->read_own();
   ASSERT_EQ(log.size(), 5u);
   for (const auto& event : log) {
@@ -926,12 +980,12 @@ TYPED_TEST_P(EventStoreContract, OversizedDataThrowsInvalidArgumentErrorAndWrite
   const std::size_t limit = annals::AppendLimits{}.max_data_bytes;
   auto batch = this->events(2);
   batch[1].data = std::string(limit, 'x');  // serialized with its quotes: limit + 2 bytes
-  this->expect_invalid_argument(
-      [&] { this->store().append(s, annals::ExpectedVersion::any(), batch); }, "data");
+  this->expect_invalid_argument([&] { this->append(s, annals::ExpectedVersion::any(), batch); },
+                                "data");
   EXPECT_EQ(this->store().stream_version(s), std::nullopt);
 
   batch[1].data = std::string(limit - 2, 'x');  // exactly at the limit
-  this->store().append(s, annals::ExpectedVersion::any(), batch);
+  this->append(s, annals::ExpectedVersion::any(), batch);
   const auto log = this->store().read_stream(s);
   ASSERT_EQ(log.size(), 2u);
   EXPECT_EQ(log[1].data, batch[1].data);
@@ -941,8 +995,8 @@ TYPED_TEST_P(EventStoreContract, OversizedMetadataThrowsInvalidArgumentErrorAndW
   const auto s = this->stream("a");
   auto batch = this->events(1);
   batch[0].metadata = {{"blob", std::string(annals::AppendLimits{}.max_metadata_bytes, 'm')}};
-  this->expect_invalid_argument(
-      [&] { this->store().append(s, annals::ExpectedVersion::any(), batch); }, "metadata");
+  this->expect_invalid_argument([&] { this->append(s, annals::ExpectedVersion::any(), batch); },
+                                "metadata");
   EXPECT_EQ(this->store().stream_version(s), std::nullopt);
 }
 
@@ -950,18 +1004,16 @@ TYPED_TEST_P(EventStoreContract, TooManyEventsThrowInvalidArgumentErrorAndWriteN
   const auto s = this->stream("a");
   const std::size_t limit = annals::AppendLimits{}.max_events_per_append;
   std::vector<annals::NewEvent> batch(limit + 1, this->event("Tiny"));
-  this->expect_invalid_argument(
-      [&] { this->store().append(s, annals::ExpectedVersion::any(), batch); },
-      std::to_string(limit + 1));
+  this->expect_invalid_argument([&] { this->append(s, annals::ExpectedVersion::any(), batch); },
+                                std::to_string(limit + 1));
   this->expect_invalid_argument(
       [&] {
-        this->store().append_multi(
-            {{.stream_id = s,
-              .expected = annals::ExpectedVersion::any(),
-              .events = std::vector<annals::NewEvent>(limit, this->event("Tiny"))},
-             {.stream_id = this->stream("b"),
-              .expected = annals::ExpectedVersion::any(),
-              .events = this->events(1)}});
+        this->append_multi({{.stream_id = s,
+                             .expected = annals::ExpectedVersion::any(),
+                             .events = std::vector<annals::NewEvent>(limit, this->event("Tiny"))},
+                            {.stream_id = this->stream("b"),
+                             .expected = annals::ExpectedVersion::any(),
+                             .events = this->events(1)}});
       },
       std::to_string(limit + 1));
   EXPECT_EQ(this->store().stream_version(s), std::nullopt);
@@ -970,8 +1022,8 @@ TYPED_TEST_P(EventStoreContract, TooManyEventsThrowInvalidArgumentErrorAndWriteN
 
 TYPED_TEST_P(EventStoreContract, EmptyAppendThrowsInvalidArgumentError) {
   const auto s = this->stream("a");
-  this->expect_invalid_argument(
-      [&] { this->store().append(s, annals::ExpectedVersion::any(), {}); }, s.value());
+  this->expect_invalid_argument([&] { this->append(s, annals::ExpectedVersion::any(), {}); },
+                                s.value());
   EXPECT_EQ(this->store().stream_version(s), std::nullopt);
 }
 
@@ -981,8 +1033,8 @@ TYPED_TEST_P(EventStoreContract, MetadataThatIsNotAnObjectThrowsInvalidArgumentE
                                nlohmann::json(nullptr), nlohmann::json(5)}) {
     auto batch = this->events(1);
     batch[0].metadata = metadata;
-    this->expect_invalid_argument(
-        [&] { this->store().append(s, annals::ExpectedVersion::any(), batch); }, "metadata");
+    this->expect_invalid_argument([&] { this->append(s, annals::ExpectedVersion::any(), batch); },
+                                  "metadata");
   }
   EXPECT_EQ(this->store().stream_version(s), std::nullopt);
 }
@@ -990,15 +1042,16 @@ TYPED_TEST_P(EventStoreContract, MetadataThatIsNotAnObjectThrowsInvalidArgumentE
 TYPED_TEST_P(EventStoreContract, BadTypeNameThrowsInvalidArgumentError) {
   const auto s = this->stream("a");
   for (const std::string& type :
-       {std::string(), std::string("Line\nBreak"), std::string("Tab\tbed"),
-        std::string(257, 'T'), std::string("Bad\xff" "Utf8"), std::string("Nul\0Byte", 8)}) {
+       {std::string(), std::string("Line\nBreak"), std::string("Tab\tbed"), std::string(257, 'T'),
+        std::string("Bad\xff"
+                    "Utf8"),
+        std::string("Nul\0Byte", 8)}) {
     this->expect_invalid_argument(
-        [&] { this->store().append(s, annals::ExpectedVersion::any(), {this->event(type)}); },
-        "type");
+        [&] { this->append(s, annals::ExpectedVersion::any(), {this->event(type)}); }, "type");
   }
   EXPECT_EQ(this->store().stream_version(s), std::nullopt);
   // The longest allowed name is accepted.
-  this->store().append(s, annals::ExpectedVersion::any(), {this->event(std::string(256, 'T'))});
+  this->append(s, annals::ExpectedVersion::any(), {this->event(std::string(256, 'T'))});
   EXPECT_EQ(this->store().read_stream(s).at(0).type, std::string(256, 'T'));
 }
 
@@ -1007,8 +1060,8 @@ TYPED_TEST_P(EventStoreContract, SchemaVersionBelowOneThrowsInvalidArgumentError
   for (std::int32_t version : {0, -1}) {
     auto batch = this->events(1);
     batch[0].schema_version = version;
-    this->expect_invalid_argument(
-        [&] { this->store().append(s, annals::ExpectedVersion::any(), batch); }, "schema_version");
+    this->expect_invalid_argument([&] { this->append(s, annals::ExpectedVersion::any(), batch); },
+                                  "schema_version");
   }
   EXPECT_EQ(this->store().stream_version(s), std::nullopt);
 }
@@ -1017,12 +1070,12 @@ TYPED_TEST_P(EventStoreContract, InvalidUtf8InDataThrowsInvalidArgumentError) {
   const auto s = this->stream("a");
   auto batch = this->events(1);
   batch[0].data = {{"text", "caf\xc3"}};
-  this->expect_invalid_argument(
-      [&] { this->store().append(s, annals::ExpectedVersion::any(), batch); }, "data");
+  this->expect_invalid_argument([&] { this->append(s, annals::ExpectedVersion::any(), batch); },
+                                "data");
   batch = this->events(1);
   batch[0].metadata = {{"bad\xff", 1}};
-  this->expect_invalid_argument(
-      [&] { this->store().append(s, annals::ExpectedVersion::any(), batch); }, "metadata");
+  this->expect_invalid_argument([&] { this->append(s, annals::ExpectedVersion::any(), batch); },
+                                "metadata");
   EXPECT_EQ(this->store().stream_version(s), std::nullopt);
 }
 
@@ -1030,11 +1083,11 @@ TYPED_TEST_P(EventStoreContract, NulCharacterInDataThrowsInvalidArgumentError) {
   const auto s = this->stream("a");
   auto batch = this->events(1);
   batch[0].data = {{"text", std::string("a\0b", 3)}};
-  this->expect_invalid_argument(
-      [&] { this->store().append(s, annals::ExpectedVersion::any(), batch); }, "U+0000");
+  this->expect_invalid_argument([&] { this->append(s, annals::ExpectedVersion::any(), batch); },
+                                "U+0000");
   batch[0].data = {{std::string("k\0", 2), 1}};
-  this->expect_invalid_argument(
-      [&] { this->store().append(s, annals::ExpectedVersion::any(), batch); }, "U+0000");
+  this->expect_invalid_argument([&] { this->append(s, annals::ExpectedVersion::any(), batch); },
+                                "U+0000");
   EXPECT_EQ(this->store().stream_version(s), std::nullopt);
 }
 
@@ -1043,12 +1096,14 @@ TYPED_TEST_P(EventStoreContract, InvalidLaterEventWritesNothing) {
   const auto b = this->stream("b");
   auto batch = this->events(3);
   batch[2].type = "";
-  this->expect_invalid_argument(
-      [&] { this->store().append(a, annals::ExpectedVersion::any(), batch); }, "event 2");
+  this->expect_invalid_argument([&] { this->append(a, annals::ExpectedVersion::any(), batch); },
+                                "event 2");
   this->expect_invalid_argument(
       [&] {
-        this->store().append_multi(
-            {{.stream_id = a, .expected = annals::ExpectedVersion::any(), .events = this->events(2)},
+        this->append_multi(
+            {{.stream_id = a,
+              .expected = annals::ExpectedVersion::any(),
+              .events = this->events(2)},
              {.stream_id = b, .expected = annals::ExpectedVersion::any(), .events = batch}});
       },
       b.value());
@@ -1060,12 +1115,15 @@ TYPED_TEST_P(EventStoreContract, InvalidLaterEventWritesNothing) {
 TYPED_TEST_P(EventStoreContract, DataMayBeAnyJsonValue) {
   const auto s = this->stream("a");
   const std::vector<nlohmann::json> values{nlohmann::json::array({1, "two", nullptr}),
-                                           nlohmann::json("just text"), nlohmann::json(42),
-                                           nlohmann::json(-2.5), nlohmann::json(nullptr),
-                                           nlohmann::json(true), nlohmann::json::object()};
+                                           nlohmann::json("just text"),
+                                           nlohmann::json(42),
+                                           nlohmann::json(-2.5),
+                                           nlohmann::json(nullptr),
+                                           nlohmann::json(true),
+                                           nlohmann::json::object()};
   std::vector<annals::NewEvent> batch;
   for (const auto& value : values) batch.push_back(this->event("Value", value));
-  this->store().append(s, annals::ExpectedVersion::any(), batch);
+  this->append(s, annals::ExpectedVersion::any(), batch);
   const auto log = this->store().read_stream(s);
   ASSERT_EQ(log.size(), values.size());
   for (std::size_t i = 0; i < values.size(); ++i) EXPECT_EQ(log[i].data, values[i]) << i;
@@ -1074,7 +1132,9 @@ TYPED_TEST_P(EventStoreContract, DataMayBeAnyJsonValue) {
 TYPED_TEST_P(EventStoreContract, UnicodeAndSqlMetacharactersRoundTripVerbatim) {
   const std::string tricky = "ünï'cödé\"; DROP TABLE events;-- \\ % _ $1 😀 日本語";
   const annals::StreamId s(this->category() + "-" + tricky);
-  const std::string type = "Typ'e\"; --" "\\ 😀";
+  const std::string type =
+      "Typ'e\"; --"
+      "\\ 😀";
   const nlohmann::json data = {
       {"text", tricky},
       {tricky, {{"nested", tricky}, {"list", {tricky, "", "\\u0041", "line\nbreak\ttab"}}}},
@@ -1083,7 +1143,7 @@ TYPED_TEST_P(EventStoreContract, UnicodeAndSqlMetacharactersRoundTripVerbatim) {
   const nlohmann::json metadata = {{"note", tricky}, {"empty", nlohmann::json::object()}};
   auto event = this->event(type, data);
   event.metadata = metadata;
-  this->store().append(s, annals::ExpectedVersion::no_stream(), {event});
+  this->append(s, annals::ExpectedVersion::no_stream(), {event});
   const auto log = this->store().read_stream(s);
   ASSERT_EQ(log.size(), 1u);
   EXPECT_EQ(log[0].stream_id.value(), s.value());
@@ -1101,7 +1161,7 @@ TYPED_TEST_P(EventStoreContract, RecordedAtIsWithinTheAppendWindow) {
   // Stores may keep only microseconds and read the clock on another host: allow a margin.
   const auto slack = std::chrono::seconds(2);
   const auto before = std::chrono::system_clock::now();
-  this->store().append(s, annals::ExpectedVersion::any(), this->events(3));
+  this->append(s, annals::ExpectedVersion::any(), this->events(3));
   const auto after = std::chrono::system_clock::now();
   const auto log = this->store().read_stream(s);
   ASSERT_EQ(log.size(), 3u);
@@ -1119,8 +1179,8 @@ TYPED_TEST_P(EventStoreContract, SubscriptionCatchesUpThenDeliversLiveEventsExac
   const auto a = this->stream("a");
   const auto b = this->stream("b");
   for (std::size_t done = 0, n = 1; done < kHalf; done += n, n = n % 4 + 1) {
-    this->store().append(done % 2 == 0 ? a : b, annals::ExpectedVersion::any(),
-                         this->events(std::min(n, kHalf - done)));
+    this->append(done % 2 == 0 ? a : b, annals::ExpectedVersion::any(),
+                 this->events(std::min(n, kHalf - done)));
   }
   annals::testkit::contract_detail::Collector collector;
   auto subscription = this->store().subscribe(
@@ -1130,8 +1190,8 @@ TYPED_TEST_P(EventStoreContract, SubscriptionCatchesUpThenDeliversLiveEventsExac
   {
     std::jthread writer([&] {
       for (std::size_t done = 0, n = 1; done < kHalf; done += n, n = n % 3 + 1) {
-        last = this->store().append(done % 2 == 0 ? b : a, annals::ExpectedVersion::any(),
-                                    this->events(std::min(n, kHalf - done)));
+        last = this->append(done % 2 == 0 ? b : a, annals::ExpectedVersion::any(),
+                            this->events(std::min(n, kHalf - done)));
       }
     });
   }
@@ -1149,13 +1209,13 @@ TYPED_TEST_P(EventStoreContract, SubscriptionWithFilterDeliversOnlyMatchingEvent
   const auto s = this->stream("a");
   std::vector<annals::NewEvent> batch;
   for (int i = 0; i < 10; ++i) batch.push_back(this->event(i % 2 == 0 ? "Wanted" : "Other"));
-  this->store().append(s, annals::ExpectedVersion::any(), batch);
+  this->append(s, annals::ExpectedVersion::any(), batch);
   const annals::EventFilter filter{.category = this->category(), .event_types = {"Wanted"}};
   annals::testkit::contract_detail::Collector collector;
   auto subscription =
       this->store().subscribe(this->subscription_options(filter), collector.handler());
-  const auto more = this->store().append(s, annals::ExpectedVersion::any(),
-                                         {this->event("Other"), this->event("Wanted")});
+  const auto more = this->append(s, annals::ExpectedVersion::any(),
+                                 {this->event("Other"), this->event("Wanted")});
   ASSERT_TRUE(subscription->wait_for(more.position, this->kTimeout));
   subscription->stop();
   const auto delivered = collector.events();
@@ -1168,7 +1228,7 @@ TYPED_TEST_P(EventStoreContract, SubscriptionFromMidPositionDeliversOnlyLaterEve
   const auto s = this->stream("a");
   std::vector<annals::AppendResult> results;
   for (int i = 0; i < 10; ++i) {
-    results.push_back(this->store().append(s, annals::ExpectedVersion::any(), this->events(1)));
+    results.push_back(this->append(s, annals::ExpectedVersion::any(), this->events(1)));
   }
   annals::testkit::contract_detail::Collector collector;
   auto subscription = this->store().subscribe(
@@ -1184,7 +1244,7 @@ TYPED_TEST_P(EventStoreContract, SubscriptionFromMidPositionDeliversOnlyLaterEve
 
 TYPED_TEST_P(EventStoreContract, SubscriptionHandlerExceptionBecomesStopReason) {
   const auto s = this->stream("a");
-  this->store().append(s, annals::ExpectedVersion::any(), this->events(5));
+  this->append(s, annals::ExpectedVersion::any(), this->events(5));
   const auto log = this->read_own();
   std::atomic<int> calls{0};
   auto subscription = this->store().subscribe(
@@ -1208,10 +1268,10 @@ TYPED_TEST_P(EventStoreContract, SubscriptionHandlerExceptionBecomesStopReason) 
 
 TYPED_TEST_P(EventStoreContract, SubscriptionStopIsIdempotentAndEndsDelivery) {
   const auto s = this->stream("a");
-  const auto first = this->store().append(s, annals::ExpectedVersion::any(), this->events(3));
+  const auto first = this->append(s, annals::ExpectedVersion::any(), this->events(3));
   annals::testkit::contract_detail::Collector collector;
-  auto subscription = this->store().subscribe(this->subscription_options(this->own_events()),
-                                              collector.handler());
+  auto subscription =
+      this->store().subscribe(this->subscription_options(this->own_events()), collector.handler());
   ASSERT_TRUE(subscription->wait_for(first.position, this->kTimeout));
   EXPECT_TRUE(subscription->is_running());
   subscription->stop();
@@ -1219,14 +1279,14 @@ TYPED_TEST_P(EventStoreContract, SubscriptionStopIsIdempotentAndEndsDelivery) {
   EXPECT_FALSE(subscription->is_running());
   EXPECT_EQ(subscription->stop_reason(), nullptr);
   // stop() joined the subscription's thread: nothing can be delivered any more.
-  this->store().append(s, annals::ExpectedVersion::any(), this->events(2));
+  this->append(s, annals::ExpectedVersion::any(), this->events(2));
   EXPECT_EQ(collector.events().size(), 3u);
   EXPECT_EQ(subscription->position(), first.position);
 }
 
 TYPED_TEST_P(EventStoreContract, SubscriptionIsLiveOnceCaughtUp) {
   const auto s = this->stream("a");
-  const auto result = this->store().append(s, annals::ExpectedVersion::any(), this->events(3));
+  const auto result = this->append(s, annals::ExpectedVersion::any(), this->events(3));
   annals::testkit::contract_detail::Collector collector;
   auto subscription = this->store().subscribe(
       this->subscription_options(this->own_events(), annals::Position::start(), 100),
@@ -1240,13 +1300,12 @@ REGISTER_TYPED_TEST_SUITE_P(
     EventStoreContract,
     // expected versions
     AppendWithAnyToNewStreamSucceeds, AppendWithAnyToExistingStreamSucceeds,
-    AppendWithNoStreamToNewStreamSucceeds,
-    AppendWithNoStreamToExistingStreamThrowsConcurrencyError,
+    AppendWithNoStreamToNewStreamSucceeds, AppendWithNoStreamToExistingStreamThrowsConcurrencyError,
     AppendWithExactZeroToNewStreamSucceeds,
     AppendWithExactZeroToExistingStreamThrowsConcurrencyError,
     AppendWithStreamExistsToExistingStreamSucceeds,
-    AppendWithStreamExistsToNewStreamThrowsConcurrencyError,
-    AppendWithCorrectExactVersionSucceeds, AppendWithWrongExactVersionThrowsConcurrencyError,
+    AppendWithStreamExistsToNewStreamThrowsConcurrencyError, AppendWithCorrectExactVersionSucceeds,
+    AppendWithWrongExactVersionThrowsConcurrencyError,
     AppendWithExactVersionToMissingStreamThrowsConcurrencyError,
     ConcurrentAppendsWithSameExactVersionLetExactlyOneWin,
     ConcurrentCreationOfOneStreamLetsExactlyOneWin,
@@ -1258,8 +1317,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     // idempotency
     ExactResendReturnsOriginalResultAndWritesNothing, ResendAfterLaterAppendsReturnsOriginalResult,
     PartialOverlapThrowsIdempotencyErrorAndWritesNothing,
-    ResendInAnotherOrderThrowsIdempotencyError,
-    EventIdStoredInAnotherStreamThrowsIdempotencyError,
+    ResendInAnotherOrderThrowsIdempotencyError, EventIdStoredInAnotherStreamThrowsIdempotencyError,
     MultiStreamExactResendReturnsOriginalResults,
     MultiStreamResendMixedWithNewEventsThrowsIdempotencyError,
     DuplicateIdsWithinOneAppendThrowInvalidArgumentError, NilEventIdThrowsInvalidArgumentError,
@@ -1269,9 +1327,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     ReadStreamForwardHonoursFromAndMaxCount, ReadStreamBackwardHonoursFromAndMaxCount,
     ReadingMissingStreamReturnsNothing, StreamVersionCountsEvents,
     // reading the global log
-    ReadAllReturnsAppendsInOrderWithIncreasingPositions,
-    EventsOfOneAppendShareACommitGroup, ConcurrentAppendsStayContiguousInTheGlobalLog,
-    ReadAllPagesWithoutGapsOrRepeats,
+    ReadAllReturnsAppendsInOrderWithIncreasingPositions, EventsOfOneAppendShareACommitGroup,
+    ConcurrentAppendsStayContiguousInTheGlobalLog, ReadAllPagesWithoutGapsOrRepeats,
     ReadAllFiltersByCategory, ReadAllFiltersByEventTypes, ReadAllHonoursMaxCount,
     ReadAllAfterLastEventReturnsNothing, PositionsRoundTripThroughTheirStringForm,
     // validation and limits

@@ -3,6 +3,8 @@
 // in any test that compares annals values.
 //
 // Thread safety: stateless functions.
+//
+// NOLINTBEGIN(readability-identifier-naming): PrintTo is the name GoogleTest looks up.
 #pragma once
 
 #include <chrono>
@@ -12,7 +14,9 @@
 
 namespace annals {
 
-inline void PrintTo(const StreamId& stream, std::ostream* os) { *os << '"' << stream.value() << '"'; }
+inline void PrintTo(const StreamId& stream, std::ostream* os) {
+  *os << '"' << stream.value() << '"';
+}
 
 inline void PrintTo(const EventId& id, std::ostream* os) { *os << id.to_string(); }
 
@@ -28,8 +32,8 @@ inline void PrintTo(const AppendResult& result, std::ostream* os) {
 }
 
 inline void PrintTo(const RecordedEvent& event, std::ostream* os) {
-  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-      event.recorded_at.time_since_epoch());
+  const auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(event.recorded_at.time_since_epoch());
   *os << "{stream " << event.stream_id.value() << ", version " << event.version << ", position "
       << event.position.to_string() << ", id " << event.id.to_string() << ", type " << event.type
       << ", schema " << event.schema_version << ", data " << event.data.dump() << ", metadata "
@@ -37,3 +41,5 @@ inline void PrintTo(const RecordedEvent& event, std::ostream* os) {
 }
 
 }  // namespace annals
+
+// NOLINTEND(readability-identifier-naming)
