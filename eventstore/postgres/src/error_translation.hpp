@@ -5,6 +5,10 @@
 #include <exception>
 #include <string>
 
+#include <pqxx/connection>
+
+#include "annals/eventstore/error.hpp"
+
 namespace annals::postgres::detail {
 
 /// What to do after a driver failure.
@@ -22,5 +26,19 @@ Failure classify(const std::exception& error) noexcept;
 /// when the connection broke mid-call.
 [[noreturn]] void rethrow_translated(const std::exception& error, const std::string& what,
                                      bool write);
+
+/// Opens a connection of its own, runs `f(connection)` and translates any driver failure
+/// (for one-off administrative calls: migrations, diagnostics).
+template <typename F>
+auto with_connection(const std::string& connection_string, const std::string& what, F&& f) {
+  try {
+    pqxx::connection connection(connection_string);
+    return f(connection);
+  } catch (const annals::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    rethrow_translated(e, what, false);
+  }
+}
 
 }  // namespace annals::postgres::detail

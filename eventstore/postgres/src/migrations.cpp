@@ -23,22 +23,10 @@ std::set<std::string> applied_names(pqxx::transaction_base& tx) {
   return names;
 }
 
-template <typename F>
-auto with_connection(const std::string& connection_string, const std::string& what, F&& f) {
-  try {
-    pqxx::connection connection(connection_string);
-    return f(connection);
-  } catch (const annals::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    detail::rethrow_translated(e, what, false);
-  }
-}
-
 }  // namespace
 
 std::vector<std::string> migrate(const std::string& connection_string) {
-  return with_connection(connection_string, "migrate", [](pqxx::connection& connection) {
+  return detail::with_connection(connection_string, "migrate", [](pqxx::connection& connection) {
     std::vector<std::string> applied_now;
     for (const auto& migration : detail::embedded_migrations()) {
       pqxx::work tx(connection);
@@ -61,7 +49,7 @@ std::vector<std::string> migrate(const std::string& connection_string) {
 }
 
 std::vector<MigrationStatus> migration_status(const std::string& connection_string) {
-  return with_connection(
+  return detail::with_connection(
       connection_string, "migration status", [](pqxx::connection& connection) {
         pqxx::read_transaction tx(connection);
         std::set<std::string> applied;

@@ -487,14 +487,7 @@ std::unique_ptr<EventStore> make_postgres_event_store(PostgresEventStoreOptions 
 }
 
 ReadHorizon read_horizon(const std::string& connection_string) {
-  try {
-    pqxx::connection connection(connection_string);
-    return query_read_horizon(connection);
-  } catch (const annals::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    detail::rethrow_translated(e, "read horizon", false);
-  }
+  return detail::with_connection(connection_string, "read horizon", query_read_horizon);
 }
 
 }  // namespace annals::postgres
