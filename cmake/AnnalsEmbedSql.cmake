@@ -1,7 +1,8 @@
-# cmake -DOUTPUT=<file.cpp> -DINPUTS=<a.sql;b.sql> -P AnnalsEmbedSql.cmake
+# cmake -DOUTPUT=<file.cpp> -DINPUTS=<a.sql|b.sql> -P AnnalsEmbedSql.cmake
 # Writes a C++ source defining annals::postgres::detail::embedded_migrations(): the
 # migrations' names and texts in the given order.
 set(body "")
+string(REPLACE "|" ";" INPUTS "${INPUTS}")
 foreach(input IN LISTS INPUTS)
   get_filename_component(name "${input}" NAME_WE)
   file(READ "${input}" sql)

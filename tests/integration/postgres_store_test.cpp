@@ -331,3 +331,41 @@ TEST(PostgresStoreTest, ReadHorizonReportsTheOldestOpenWritingTransaction) {
 }
 
 }  // namespace
+
+namespace {
+
+// Regression: the global log was once ordered by the text form of the transaction id (an
+// ORDER BY that named the `transaction_id::text` output column), so 10 sorted before 9 and
+// every page was a full sort. Transaction ids that differ in digit count must read in numeric
+// order. Rows are inserted directly with small, long-settled transaction ids.
+TEST(PostgresStoreTest, GlobalLogOrdersTransactionIdsNumerically) {
+  auto store = make_store();
+  const std::string category = "numeric" + unique_stream("n").substr(2, 8);
+  {
+    pqxx::connection c(test_database_url());
+    pqxx::work tx(c);
+    for (const auto& [xid, stream] : std::vector<std::pair<std::string, std::string>>{
+             {"10", category + "-ten"}, {"9", category + "-nine"}, {"100", category + "-hundred"}}) {
+      tx.exec_params(
+          "INSERT INTO annals.events (transaction_id, stream_id, stream_version, event_id,"
+          " event_type, schema_version, data, metadata, recorded_at, hash)"
+          " VALUES ($1::xid8, $2, 1, gen_random_uuid(), 'Crafted', 1, '{}', '{}', now(), '\\x00')",
+          xid, stream);
+    }
+    tx.commit();
+  }
+  const auto events = store->read_all({.filter = {.category = category}});
+  ASSERT_EQ(events.size(), 3U);
+  EXPECT_EQ(events[0].stream_id.value(), category + "-nine");
+  EXPECT_EQ(events[1].stream_id.value(), category + "-ten");
+  EXPECT_EQ(events[2].stream_id.value(), category + "-hundred");
+  EXPECT_EQ(events[0].position.commit(), 9U);
+  EXPECT_EQ(events[2].position.commit(), 100U);
+  // Continuing after the first returns the other two, in order.
+  const auto rest =
+      store->read_all({.after = events[0].position, .filter = {.category = category}});
+  ASSERT_EQ(rest.size(), 2U);
+  EXPECT_EQ(rest[0].position, events[1].position);
+}
+
+}  // namespace

@@ -13,23 +13,25 @@ inline constexpr const char* kAppend =
     "FROM annals.append_events($1::text[], $2::bigint[], $3::integer[], $4::uuid[], "
     "$5::text[], $6::integer[], $7::jsonb[], $8::jsonb[], $9::boolean)";
 
-// The columns every read returns, in this order (see decode_event).
-#define ANNALS_EVENT_COLUMNS                                                              \
-  "transaction_id::text, global_position, stream_id, stream_version, event_id::text, "   \
-  "event_type, schema_version, data::text, metadata::text, "                             \
-  "(extract(epoch FROM recorded_at) * 1000000)::bigint"
+// The columns every read returns, in this order (see decode_event). Reads alias the table as
+// `e` and ORDER BY qualified columns: a bare `transaction_id` in ORDER BY would name the output
+// column `transaction_id::text` and sort the log as text (wrong order, and no index).
+#define ANNALS_EVENT_COLUMNS                                                                  \
+  "e.transaction_id::text AS tx, e.global_position, e.stream_id, e.stream_version, "         \
+  "e.event_id::text, e.event_type, e.schema_version, e.data::text, e.metadata::text, "       \
+  "(extract(epoch FROM e.recorded_at) * 1000000)::bigint"
 
 inline constexpr const char* kReadStreamForwardName = "annals_read_stream_forward";
 inline constexpr const char* kReadStreamForward =
     "SELECT " ANNALS_EVENT_COLUMNS
-    " FROM annals.events WHERE stream_id = $1 AND stream_version >= $2"
-    " ORDER BY stream_version LIMIT $3";
+    " FROM annals.events e WHERE e.stream_id = $1 AND e.stream_version >= $2"
+    " ORDER BY e.stream_version LIMIT $3";
 
 inline constexpr const char* kReadStreamBackwardName = "annals_read_stream_backward";
 inline constexpr const char* kReadStreamBackward =
     "SELECT " ANNALS_EVENT_COLUMNS
-    " FROM annals.events WHERE stream_id = $1 AND stream_version <= $2"
-    " ORDER BY stream_version DESC LIMIT $3";
+    " FROM annals.events e WHERE e.stream_id = $1 AND e.stream_version <= $2"
+    " ORDER BY e.stream_version DESC LIMIT $3";
 
 // The global log, strictly after ($1, $2) in (transaction id, position) order, and only
 // transactions older than the oldest still running: none of them can commit later, so a
@@ -38,20 +40,20 @@ inline constexpr const char* kReadStreamBackward =
 inline constexpr const char* kReadAllName = "annals_read_all";
 inline constexpr const char* kReadAll =
     "SELECT " ANNALS_EVENT_COLUMNS
-    " FROM annals.events"
-    " WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)"
-    "   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
-    " ORDER BY transaction_id, global_position LIMIT $3";
+    " FROM annals.events e"
+    " WHERE (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint)"
+    "   AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+    " ORDER BY e.transaction_id, e.global_position LIMIT $3";
 
 inline constexpr const char* kReadAllFilteredName = "annals_read_all_filtered";
 inline constexpr const char* kReadAllFiltered =
     "SELECT " ANNALS_EVENT_COLUMNS
-    " FROM annals.events"
-    " WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)"
-    "   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
-    "   AND ($4::text IS NULL OR split_part(stream_id, '-', 1) = $4::text)"
-    "   AND ($5::text[] IS NULL OR event_type = ANY ($5::text[]))"
-    " ORDER BY transaction_id, global_position LIMIT $3";
+    " FROM annals.events e"
+    " WHERE (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint)"
+    "   AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+    "   AND ($4::text IS NULL OR split_part(e.stream_id, '-', 1) = $4::text)"
+    "   AND ($5::text[] IS NULL OR e.event_type = ANY ($5::text[]))"
+    " ORDER BY e.transaction_id, e.global_position LIMIT $3";
 
 #undef ANNALS_EVENT_COLUMNS
 
@@ -64,8 +66,7 @@ inline constexpr const char* kStreamVersion =
 // hold back those events until the server's ids catch up, and order them wrongly).
 inline constexpr const char* kSchemaPresent = "SELECT to_regclass('annals.events') IS NOT NULL";
 inline constexpr const char* kTransactionIdCheck =
-    "SELECT (SELECT transaction_id::text FROM annals.events"
-    "         ORDER BY transaction_id DESC LIMIT 1),"
+    "SELECT (SELECT max(e.transaction_id) FROM annals.events e)::text,"
     "       pg_snapshot_xmax(pg_current_snapshot())::text";
 
 // The oldest running transaction with a transaction id: what holds back pg_snapshot_xmin.

@@ -1,0 +1,617 @@
+// Drives the real `annals` binary against PostgreSQL: every exit code, the JSON output shapes,
+// stdin data, idempotent re-sends, --from semantics, filters and unicode stream ids
+// (docs/cli.md is the contract these tests pin down).
+//
+// Each test runs in its own process (gtest_discover_tests), so each gets a fresh database from
+// annals::testing::test_database_url().
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "annals/eventstore/types.hpp"
+#include "test_database.hpp"
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::ordered_json;
+
+struct Result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+
+  [[nodiscard]] std::vector<std::string> out_lines() const { return lines(out); }
+  [[nodiscard]] std::vector<std::string> err_lines() const { return lines(err); }
+  [[nodiscard]] std::vector<Json> out_json() const {
+    std::vector<Json> parsed;
+    for (const auto& line : out_lines()) parsed.push_back(Json::parse(line));
+    return parsed;
+  }
+  // The one-line JSON error a conflict leaves as the last line of stderr.
+  [[nodiscard]] Json err_json() const { return Json::parse(err_lines().back()); }
+
+ private:
+  static std::vector<std::string> lines(const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) out.push_back(line);
+    return out;
+  }
+};
+
+std::ostream& operator<<(std::ostream& os, const Result& r) {
+  return os << "exit " << r.exit_code << "\n--- stdout\n" << r.out << "--- stderr\n" << r.err;
+}
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+enum class DatabaseEnv { kUnset, kTestDatabase };
+
+// Runs the annals binary with `args`, feeding `input` on stdin; stdout and stderr go to files
+// (no pipe can fill up and deadlock). ANNALS_DATABASE_URL is removed from the child's
+// environment unless `env` asks for the test database.
+Result run_annals(const std::vector<std::string>& args, const std::string& input = "",
+                  DatabaseEnv env = DatabaseEnv::kUnset) {
+  std::string dir_template = (fs::temp_directory_path() / "annals-cli-test-XXXXXX").string();
+  if (::mkdtemp(dir_template.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  const fs::path dir = dir_template;
+  const auto in_path = (dir / "stdin").string();
+  const auto out_path = (dir / "stdout").string();
+  const auto err_path = (dir / "stderr").string();
+  std::ofstream(in_path, std::ios::binary) << input;
+
+  std::vector<std::string> argv_strings{ANNALS_CLI_PATH};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  argv.reserve(argv_strings.size() + 1);
+  for (auto& a : argv_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "ANNALS_DATABASE_URL=", 20) != 0) env_strings.emplace_back(*e);
+  }
+  if (env == DatabaseEnv::kTestDatabase) {
+    env_strings.push_back("ANNALS_DATABASE_URL=" + annals::testing::test_database_url());
+  }
+  std::vector<char*> envp;
+  envp.reserve(env_strings.size() + 1);
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) throw std::runtime_error(std::string("posix_spawn: ") + std::strerror(spawned));
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throw std::runtime_error("waitpid failed");
+  }
+
+  Result result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.out = slurp(out_path);
+  result.err = slurp(err_path);
+  fs::remove_all(dir);
+  return result;
+}
+
+// Runs annals against this process's test database, given with --db.
+Result annals_db(std::vector<std::string> args, const std::string& input = "") {
+  args.insert(args.begin(), {"--db", annals::testing::test_database_url()});
+  return run_annals(args, input);
+}
+
+std::vector<std::string> keys(const Json& object) {
+  std::vector<std::string> out;
+  for (const auto& item : object.items()) out.push_back(item.key());
+  return out;
+}
+
+// JSON objects compared without regard to key order (stored JSONB has its own key order).
+nlohmann::json unordered(const Json& j) { return nlohmann::json::parse(j.dump()); }
+
+std::vector<std::int64_t> versions(const Result& r) {
+  std::vector<std::int64_t> out;
+  for (const auto& j : r.out_json()) out.push_back(j.at("version").get<std::int64_t>());
+  return out;
+}
+
+// Appends and returns the parsed result line, failing the test on a non-zero exit.
+Json append_ok(const std::vector<std::string>& args, const std::string& input = "") {
+  std::vector<std::string> full{"append"};
+  full.insert(full.end(), args.begin(), args.end());
+  const auto r = annals_db(full, input);
+  EXPECT_EQ(r.exit_code, 0) << r;
+  const auto lines = r.out_json();
+  EXPECT_EQ(lines.size(), 1u) << r;
+  return lines.empty() ? Json() : lines.front();
+}
+
+// A stream id (and so a category) no other test of this process uses: under ctest each test
+// has its own database, but running the binary by hand shares one.
+std::string unique(const std::string& prefix) {
+  return prefix + annals::testing::unique_stream("").substr(1);
+}
+
+std::string new_event_id() { return annals::EventId::generate().to_string(); }
+
+// The position of the last event in the log ("0" when empty): tests read after it.
+std::string log_end();
+
+void expect_usage_error(const Result& r) {
+  EXPECT_EQ(r.exit_code, 2) << r;
+  EXPECT_EQ(r.out, "") << r;
+  EXPECT_EQ(r.err.rfind("annals: ", 0), 0u) << r;
+}
+
+// The URL of a database that exists but is not migrated; dropped by the caller.
+std::string create_unmigrated_database(const std::string& name) {
+  const auto& server = annals::testing::server_url();
+  pqxx::connection c(server);
+  pqxx::nontransaction tx(c);
+  tx.exec("DROP DATABASE IF EXISTS " + tx.quote_name(name) + " WITH (FORCE)");
+  tx.exec("CREATE DATABASE " + tx.quote_name(name));
+  // Same server and credentials, another database name (URI or keyword/value form).
+  static const std::regex kUri(R"(^(postgres(?:ql)?://[^/?]*)(/[^?]*)?(\?.*)?$)");
+  std::smatch m;
+  if (std::regex_match(server, m, kUri)) return m[1].str() + "/" + name + m[3].str();
+  return server + " dbname=" + name;
+}
+
+std::string log_end() {
+  const auto r = annals_db({"read-all"});
+  EXPECT_EQ(r.exit_code, 0) << r;
+  const auto events = r.out_json();
+  return events.empty() ? "0" : events.back()["position"].get<std::string>();
+}
+
+void drop_database(const std::string& name) {
+  pqxx::connection c(annals::testing::server_url());
+  pqxx::nontransaction tx(c);
+  tx.exec("DROP DATABASE IF EXISTS " + tx.quote_name(name) + " WITH (FORCE)");
+}
+
+// --- help and usage -------------------------------------------------------------------------
+
+TEST(CliTest, HelpListsEveryVerbAndExitsZero) {
+  const auto r = run_annals({"--help"});
+  EXPECT_EQ(r.exit_code, 0) << r;
+  for (const char* word :
+       {"migrate", "append", "read", "read-all", "--db", "ANNALS_DATABASE_URL", "Exit codes"}) {
+    EXPECT_NE(r.out.find(word), std::string::npos) << word << "\n" << r;
+  }
+}
+
+TEST(CliTest, EveryVerbHasHelpAndExitsZero) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> verbs{
+      {"migrate", {"--status"}},
+      {"append",
+       {"STREAM", "TYPE", "DATA_JSON", "--expected-version", "--event-id", "--metadata",
+        "--schema-version"}},
+      {"read", {"STREAM", "--from", "--limit", "--backward"}},
+      {"read-all", {"--from", "--limit", "--category", "--type"}}};
+  for (const auto& [verb, words] : verbs) {
+    for (const char* flag : {"--help", "-h"}) {
+      const auto r = run_annals({verb, flag});
+      EXPECT_EQ(r.exit_code, 0) << verb << "\n" << r;
+      for (const auto& word : words) {
+        EXPECT_NE(r.out.find(word), std::string::npos) << verb << ": " << word << "\n" << r;
+      }
+    }
+  }
+}
+
+TEST(CliTest, VersionExitsZero) {
+  const auto r = run_annals({"--version"});
+  EXPECT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(r.out.rfind("annals ", 0), 0u) << r;
+}
+
+TEST(CliTest, MissingVerbUnknownVerbAndUnknownFlagExitTwo) {
+  expect_usage_error(run_annals({}));
+  const auto unknown = run_annals({"frobnicate"});
+  expect_usage_error(unknown);
+  EXPECT_NE(unknown.err.find("unknown command 'frobnicate'"), std::string::npos) << unknown;
+  expect_usage_error(annals_db({"read", "account-1", "--sideways"}));
+  expect_usage_error(annals_db({"append", "account-1"}));  // TYPE missing
+  expect_usage_error(annals_db({"read"}));                 // STREAM missing
+  expect_usage_error(annals_db({"read", "account-1", "--limit", "many"}));
+  expect_usage_error(annals_db({"read", "account-1", "--limit"}));
+}
+
+// --- connection -----------------------------------------------------------------------------
+
+TEST(CliTest, NoDatabaseExitsTwoNamingBothWays) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"migrate"}, {"read", "account-1"}, {"read-all"}, {"append", "a-1", "T", "{}"}}) {
+    const auto r = run_annals(args);
+    expect_usage_error(r);
+    EXPECT_NE(r.err.find("--db"), std::string::npos) << r;
+    EXPECT_NE(r.err.find("ANNALS_DATABASE_URL"), std::string::npos) << r;
+  }
+}
+
+TEST(CliTest, UnreachableServerExitsOne) {
+  const std::string unreachable = "postgresql://annals@127.0.0.1:1/x";
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"migrate"}, {"read", "account-1"}, {"read-all"}, {"append", "a-1", "T", "{}"}}) {
+    std::vector<std::string> full{"--db", unreachable};
+    full.insert(full.end(), args.begin(), args.end());
+    const auto r = run_annals(full);
+    EXPECT_EQ(r.exit_code, 1) << r;
+    EXPECT_EQ(r.out, "") << r;
+    // Retry warnings may come first ("[warning] ..."); the error is the last line.
+    ASSERT_FALSE(r.err_lines().empty()) << r;
+    EXPECT_EQ(r.err_lines().back().rfind("annals: ", 0), 0u) << r;
+  }
+}
+
+TEST(CliTest, DatabaseComesFromEnvironmentAndDbFlagMayFollowTheVerb) {
+  const auto stream = unique("account-");
+  const auto appended =
+      run_annals({"append", stream, "Opened", "{}"}, "", DatabaseEnv::kTestDatabase);
+  EXPECT_EQ(appended.exit_code, 0) << appended;
+  const auto r = run_annals({"read", stream, "--db", annals::testing::test_database_url()});
+  EXPECT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(r.out_lines().size(), 1u) << r;
+}
+
+TEST(CliTest, DbFlagWinsOverEnvironment) {
+  const auto r = run_annals({"--db", "postgresql://annals@127.0.0.1:1/x", "read", "account-1"}, "",
+                            DatabaseEnv::kTestDatabase);
+  EXPECT_EQ(r.exit_code, 1) << r;
+}
+
+// --- migrate --------------------------------------------------------------------------------
+
+TEST(CliTest, MigrateAppliesPendingMigrationsThenReportsUpToDate) {
+  const std::string name = "annals_cli_migrate_" + std::to_string(::getpid());
+  const auto url = create_unmigrated_database(name);
+
+  const auto before = run_annals({"--db", url, "read", "account-1"});
+  EXPECT_EQ(before.exit_code, 1) << before;  // the schema is missing: an error, not bad input
+  const auto pending = run_annals({"--db", url, "migrate", "--status"});
+  EXPECT_EQ(pending.exit_code, 0) << pending;
+  EXPECT_NE(pending.out.find("pending  0001_"), std::string::npos) << pending;
+
+  const auto first = run_annals({"--db", url, "migrate"});
+  EXPECT_EQ(first.exit_code, 0) << first;
+  ASSERT_FALSE(first.out_lines().empty()) << first;
+  for (const auto& line : first.out_lines()) {
+    EXPECT_EQ(line.rfind("applied ", 0), 0u) << first;
+  }
+  EXPECT_NE(first.out.find("applied 0001_"), std::string::npos) << first;
+
+  const auto second = run_annals({"--db", url, "migrate"});
+  EXPECT_EQ(second.exit_code, 0) << second;
+  EXPECT_EQ(second.out, "schema is up to date\n") << second;
+  const auto status = run_annals({"--db", url, "migrate", "--status"});
+  EXPECT_NE(status.out.find("applied  0001_"), std::string::npos) << status;
+  EXPECT_EQ(status.out.find("pending"), std::string::npos) << status;
+
+  const auto after = run_annals({"--db", url, "read", "account-1"});
+  EXPECT_EQ(after.exit_code, 0) << after;
+  drop_database(name);
+}
+
+// --- append ---------------------------------------------------------------------------------
+
+TEST(CliTest, AppendPrintsOneJsonObject) {
+  const auto stream = unique("account-");
+  const auto r = annals_db({"append", stream, "Opened", R"({"owner":"Ada"})"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(r.err, "");
+  ASSERT_EQ(r.out_lines().size(), 1u) << r;
+  const auto j = r.out_json().front();
+  EXPECT_EQ(keys(j),
+            (std::vector<std::string>{"stream", "first_version", "last_version", "position"}));
+  EXPECT_EQ(j["stream"], stream);
+  EXPECT_EQ(j["first_version"], 1);
+  EXPECT_EQ(j["last_version"], 1);
+  EXPECT_TRUE(j["position"].is_string()) << r;
+
+  const auto next = append_ok({stream, "Deposited", R"({"amount":5})"});
+  EXPECT_EQ(next["first_version"], 2);
+  EXPECT_EQ(next["last_version"], 2);
+  EXPECT_NE(next["position"], j["position"]);
+}
+
+TEST(CliTest, AppendReadsDataFromStdin) {
+  const auto stream = unique("account-");
+  append_ok({stream, "Opened"}, "{\"owner\": \"Grace\",\n \"tags\": [\"a\", \"b\"]}\n");
+  const auto r = annals_db({"read", stream});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ASSERT_EQ(r.out_json().size(), 1u) << r;
+  EXPECT_EQ(unordered(r.out_json()[0]["data"]),
+            nlohmann::json::parse(R"({"owner":"Grace","tags":["a","b"]})"));
+}
+
+TEST(CliTest, ExpectedVersionModesAcceptMatchingStreams) {
+  const auto a1 = unique("account-");
+  const auto a2 = unique("account-");
+  append_ok({a1, "Opened", "{}", "--expected-version", "no-stream"});
+  append_ok({a1, "Deposited", "{}", "--expected-version", "1"});
+  append_ok({a1, "Deposited", "{}", "--expected-version", "exists"});
+  append_ok({a1, "Deposited", "{}", "--expected-version", "any"});
+  append_ok({a1, "Deposited", "{}"});  // any is the default
+  append_ok({a2, "Opened", "{}", "--expected-version", "0"});
+  append_ok({a2, "Deposited", "{}", "--expected-version=1"});
+  EXPECT_EQ(versions(annals_db({"read", a1})), (std::vector<std::int64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(versions(annals_db({"read", a2})), (std::vector<std::int64_t>{1, 2}));
+}
+
+TEST(CliTest, ExpectedVersionConflictExitsThreeWithJsonErrorAndWritesNothing) {
+  const auto a1 = unique("account-");
+  const auto a2 = unique("account-");
+  append_ok({a1, "Opened", "{}"});
+  struct Case {
+    std::string stream;
+    std::string expected;
+    Json actual;
+  };
+  for (const auto& c : std::vector<Case>{{a1, "no-stream", 1},
+                                         {a1, "0", 1},
+                                         {a1, "5", 1},
+                                         {a2, "exists", nullptr},
+                                         {a2, "3", nullptr}}) {
+    const auto r =
+        annals_db({"append", c.stream, "Deposited", "{}", "--expected-version", c.expected});
+    EXPECT_EQ(r.exit_code, 3) << r;
+    EXPECT_EQ(r.out, "") << r;
+    ASSERT_EQ(r.err_lines().size(), 2u) << r;
+    EXPECT_EQ(r.err_lines()[0].rfind("annals: ", 0), 0u) << r;
+    const auto error = r.err_json();
+    EXPECT_EQ(keys(error), (std::vector<std::string>{"error", "stream", "expected", "actual"}));
+    EXPECT_EQ(error["error"], "concurrency") << r;
+    EXPECT_EQ(error["stream"], c.stream) << r;
+    // Exact 0 means "no events yet"; the store may report it as "0" or as "no-stream".
+    EXPECT_TRUE(error["expected"] == c.expected ||
+                (c.expected == "0" && error["expected"] == "no-stream"))
+        << r;
+    EXPECT_EQ(error["actual"], c.actual) << r;
+  }
+  EXPECT_EQ(versions(annals_db({"read", a1})), (std::vector<std::int64_t>{1}));
+  EXPECT_EQ(annals_db({"read", a2}).out, "");
+}
+
+TEST(CliTest, ExactResendExitsZeroWithTheOriginalOutput) {
+  const auto stream = unique("account-");
+  const std::vector<std::string> args{"append",
+                                      stream,
+                                      "Opened",
+                                      R"({"owner":"Ada"})",
+                                      "--event-id",
+                                      new_event_id(),
+                                      "--expected-version",
+                                      "no-stream"};
+  const auto first = annals_db(args);
+  ASSERT_EQ(first.exit_code, 0) << first;
+  append_ok({stream, "Deposited", R"({"amount":1})"});
+  const auto again = annals_db(args);  // would conflict, but it is a re-send of stored events
+  EXPECT_EQ(again.exit_code, 0) << again;
+  EXPECT_EQ(again.out, first.out);
+  EXPECT_EQ(versions(annals_db({"read", stream})), (std::vector<std::int64_t>{1, 2}));
+}
+
+TEST(CliTest, EventIdStoredInAnotherStreamExitsTwo) {
+  const auto id = new_event_id();
+  const auto a1 = unique("account-");
+  const auto a2 = unique("account-");
+  append_ok({a1, "Opened", "{}", "--event-id", id});
+  const auto r = annals_db({"append", a2, "Opened", "{}", "--event-id", id});
+  expect_usage_error(r);
+  EXPECT_EQ(annals_db({"read", a2}).out, "");
+}
+
+TEST(CliTest, InvalidInputExitsTwoAndWritesNothing) {
+  const auto end = log_end();
+  const std::string too_long(600, 'x');
+  const std::vector<std::vector<std::string>> cases{
+      {"append", "account-1", "Opened", R"({"owner":)"},
+      {"append", "account-1", "Opened", "{}", "--metadata", "{broken"},
+      {"append", "account-1", "Opened", "{}", "--metadata", "[1,2]"},
+      {"append", "account-1", "Opened", "{}", "--event-id", "not-a-uuid"},
+      {"append", "account-1", "Opened", "{}", "--event-id", "0190f5d2-7a4e-7c3b-9d2e-4f1a2b3c4d5"},
+      {"append", "account-1", "Opened", "{}", "--expected-version", "sometimes"},
+      {"append", "account-1", "Opened", "{}", "--expected-version", "-2"},
+      {"append", "", "Opened", "{}"},
+      {"append", "acc\x01unt-1", "Opened", "{}"},
+      {"append", "account-\n1", "Opened", "{}"},
+      {"append", too_long, "Opened", "{}"},
+      {"append", "account-1", "", "{}"},
+      {"append", "account-1", "Opened", "{}", "--schema-version", "0"},
+      {"append", "account-1", "Opened", "{}", "--schema-version", "x"},
+      {"append", "account-1", "Opened"},  // and stdin is empty
+      {"read", "", "--limit", "1"},
+      {"read", "account-1", "--from", "0"},
+      {"read", "account-1", "--limit", "-1"},
+      {"read-all", "--from", "banana"},
+      {"read-all", "--from", "-7"},
+      {"read-all", "--limit", "-1"},
+      {"read-all", "--category", ""},
+  };
+  for (const auto& args : cases) {
+    SCOPED_TRACE(args.size() > 1 ? args[0] + " " + args[1] : args[0]);
+    expect_usage_error(annals_db(args));
+  }
+  EXPECT_EQ(log_end(), end);
+}
+
+TEST(CliTest, OversizedDataOnStdinExitsTwoAndWritesNothing) {
+  const std::string big = "{\"blob\":\"" + std::string((std::size_t{1} << 20) + 16, 'x') + "\"}";
+  const auto end = log_end();
+  const auto stream = unique("account-");
+  const auto r = annals_db({"append", stream, "Opened"}, big);
+  expect_usage_error(r);
+  EXPECT_EQ(log_end(), end);
+  // Far under the default 1 MiB limit is fine.
+  append_ok({stream, "Opened"}, "{\"blob\":\"" + std::string(1000, 'y') + "\"}");
+}
+
+// --- read -----------------------------------------------------------------------------------
+
+TEST(CliTest, ReadPrintsEveryKeyAsJsonLines) {
+  const auto stream = unique("account-");
+  const auto id = new_event_id();
+  const auto appended =
+      append_ok({stream, "Opened", R"({"owner":"Ada","limits":{"daily":100}})", "--event-id", id,
+                 "--metadata", R"({"correlation_id":"c-1"})", "--schema-version", "2"});
+  const auto r = annals_db({"read", stream});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ASSERT_EQ(r.out_json().size(), 1u) << r;
+  const auto e = r.out_json()[0];
+  EXPECT_EQ(keys(e),
+            (std::vector<std::string>{"stream", "version", "position", "event_id", "type",
+                                      "schema_version", "data", "metadata", "recorded_at"}));
+  EXPECT_EQ(e["stream"], stream);
+  EXPECT_EQ(e["version"], 1);
+  EXPECT_EQ(e["position"], appended["position"]);
+  EXPECT_EQ(e["event_id"], id);
+  EXPECT_EQ(e["type"], "Opened");
+  EXPECT_EQ(e["schema_version"], 2);
+  EXPECT_EQ(unordered(e["data"]),
+            nlohmann::json::parse(R"({"owner":"Ada","limits":{"daily":100}})"));
+  EXPECT_EQ(unordered(e["metadata"]), nlohmann::json::parse(R"({"correlation_id":"c-1"})"));
+  static const std::regex kRfc3339(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$)");
+  EXPECT_TRUE(std::regex_match(e["recorded_at"].get<std::string>(), kRfc3339)) << r;
+}
+
+TEST(CliTest, ReadFromIsTheFirstVersionReturned) {
+  const auto stream = unique("account-");
+  for (int i = 0; i < 5; ++i) append_ok({stream, "Deposited", "{}"});
+  EXPECT_EQ(versions(annals_db({"read", stream})), (std::vector<std::int64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(versions(annals_db({"read", stream, "--from", "3"})),
+            (std::vector<std::int64_t>{3, 4, 5}));
+  EXPECT_EQ(versions(annals_db({"read", stream, "--from", "2", "--limit", "2"})),
+            (std::vector<std::int64_t>{2, 3}));
+  EXPECT_EQ(versions(annals_db({"read", stream, "--backward"})),
+            (std::vector<std::int64_t>{5, 4, 3, 2, 1}));
+  EXPECT_EQ(versions(annals_db({"read", stream, "--backward", "--from", "2"})),
+            (std::vector<std::int64_t>{2, 1}));
+  EXPECT_EQ(versions(annals_db({"read", stream, "--from", "9"})), (std::vector<std::int64_t>{}));
+  const auto missing = annals_db({"read", unique("missing-")});
+  EXPECT_EQ(missing.exit_code, 0) << missing;  // absence is not an error
+  EXPECT_EQ(missing.out, "");
+}
+
+// --- read-all -------------------------------------------------------------------------------
+
+TEST(CliTest, ReadAllFromContinuesAfterTheGivenPosition) {
+  const auto start = log_end();
+  const auto account = unique("account-");
+  const auto order = unique("order-");
+  append_ok({account, "Opened", "{}"});
+  append_ok({order, "Placed", "{}"});
+  append_ok({account, "Deposited", "{}"});
+  append_ok({order, "Shipped", "{}"});
+  const auto all = annals_db({"read-all", "--from", start});
+  ASSERT_EQ(all.exit_code, 0) << all;
+  const auto events = all.out_json();
+  ASSERT_EQ(events.size(), 4u) << all;
+  EXPECT_EQ(events[0]["type"], "Opened");
+  EXPECT_EQ(events[3]["type"], "Shipped");
+
+  const auto rest = annals_db({"read-all", "--from", events[1]["position"].get<std::string>()});
+  ASSERT_EQ(rest.exit_code, 0) << rest;
+  EXPECT_EQ(rest.out_json(), (std::vector<Json>{events[2], events[3]}));
+  EXPECT_EQ(annals_db({"read-all", "--from", events[3]["position"].get<std::string>()}).out, "");
+  EXPECT_EQ(annals_db({"read-all", "--from", start, "--limit", "2"}).out_json(),
+            (std::vector<Json>{events[0], events[1]}));
+  // "0" is the start of the log: everything, ending with this test's events.
+  const auto from_start = annals_db({"read-all", "--from", "0"});
+  ASSERT_EQ(from_start.exit_code, 0) << from_start;
+  EXPECT_TRUE(from_start.out.ends_with(all.out)) << from_start;
+  EXPECT_EQ(annals_db({"read-all"}).out, from_start.out);
+}
+
+TEST(CliTest, ReadAllFiltersByCategoryAndRepeatableType) {
+  const auto start = log_end();
+  const auto account = unique("account");
+  const auto order = unique("order");
+  append_ok({account + "-1", "Opened", "{}"});
+  append_ok({order + "-1", "Placed", "{}"});
+  append_ok({account + "-2", "Opened", "{}"});
+  append_ok({account + "-1", "Deposited", "{}"});
+  append_ok({account + "ing-1", "Opened", "{}"});
+  // Streams and types read after `start`, with this test's unique prefixes cut off.
+  const auto summary = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"read-all", "--from", start});
+    const auto r = annals_db(args);
+    EXPECT_EQ(r.exit_code, 0) << r;
+    std::vector<std::string> out;
+    for (const auto& j : r.out_json()) {
+      auto stream = j["stream"].get<std::string>();
+      if (stream.starts_with(account)) stream = "account" + stream.substr(account.size());
+      if (stream.starts_with(order)) stream = "order" + stream.substr(order.size());
+      out.push_back(stream + "/" + j["type"].get<std::string>());
+    }
+    return out;
+  };
+  EXPECT_EQ(
+      summary({"--category", account}),
+      (std::vector<std::string>{"account-1/Opened", "account-2/Opened", "account-1/Deposited"}));
+  EXPECT_EQ(summary({"--type", "Placed", "--type", "Deposited"}),
+            (std::vector<std::string>{"order-1/Placed", "account-1/Deposited"}));
+  EXPECT_EQ(summary({"--category", account, "--type", "Opened"}),
+            (std::vector<std::string>{"account-1/Opened", "account-2/Opened"}));
+  EXPECT_EQ(summary({"--category", account, "--limit", "1"}),
+            (std::vector<std::string>{"account-1/Opened"}));
+  EXPECT_TRUE(summary({"--category", unique("nothing")}).empty());
+}
+
+// --- stream ids -----------------------------------------------------------------------------
+
+TEST(CliTest, UnicodeAndSqlMetacharacterStreamIdsRoundTripVerbatim) {
+  const auto start = log_end();
+  const auto suffix = unique("-");
+  const std::string unicode = "konto-ünïcødé-日本-😀" + suffix;
+  for (const std::string& stream : {unicode, "o'brien-\"x\"; DROP TABLE annals.events;--" + suffix,
+                                    "percent-100%_\\n" + suffix}) {
+    SCOPED_TRACE(stream);
+    const auto appended = append_ok({stream, "Geöffnet", R"({"näme":"Zoë ✓"})"});
+    EXPECT_EQ(appended["stream"], stream);
+    const auto r = annals_db({"read", stream});
+    ASSERT_EQ(r.exit_code, 0) << r;
+    ASSERT_EQ(r.out_json().size(), 1u) << r;
+    EXPECT_EQ(r.out_json()[0]["stream"], stream);
+    EXPECT_EQ(r.out_json()[0]["type"], "Geöffnet");
+    EXPECT_EQ(r.out_json()[0]["data"]["näme"], "Zoë ✓");
+  }
+  const auto category = annals_db({"read-all", "--from", start, "--category", "konto"});
+  ASSERT_EQ(category.out_json().size(), 1u) << category;
+  EXPECT_EQ(category.out_json()[0]["stream"], unicode);
+  const auto percent = annals_db({"read-all", "--from", start, "--category", "percent"});
+  EXPECT_EQ(percent.out_json().size(), 1u) << percent;
+  EXPECT_EQ(annals_db({"read-all", "--from", start, "--category", "perc%"}).out, "");
+  EXPECT_EQ(annals_db({"read-all", "--from", start, "--category", "_onto"}).out, "");
+}
+
+}  // namespace

@@ -1,0 +1,86 @@
+// The verbs of the `annals` tool, apart from command-line parsing, so that tests can run them
+// against any EventStore. docs/cli.md is the reference for their behaviour and output.
+//
+// Every function validates its arguments and throws annals errors; src/main.cpp turns them into
+// exit codes. Output goes to `out` as JSON lines (json_output.hpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "annals/eventstore/event_store.hpp"
+
+namespace annals::cli {
+
+/// Events fetched per round trip while `read` and `read-all` page through a long result.
+inline constexpr std::size_t kDefaultPageSize = 1000;
+
+/// Arguments of `annals append STREAM TYPE [DATA_JSON]`.
+struct AppendArgs {
+  std::string stream{};
+  std::string type{};
+  /// The event's data as JSON text; empty means "read it from the input stream".
+  std::optional<std::string> data_json = std::nullopt;
+  /// "any", "no-stream", "exists" or a version N >= 0 (0 = the stream has no events yet).
+  std::string expected_version = "any";
+  /// A UUID; generated (time-ordered) when empty.
+  std::optional<std::string> event_id = std::nullopt;
+  /// The event's metadata as JSON text; default {}.
+  std::optional<std::string> metadata_json = std::nullopt;
+  /// The data's schema version, 1..2^31-1.
+  std::int64_t schema_version = 1;
+};
+
+/// Arguments of `annals read STREAM`.
+struct ReadArgs {
+  std::string stream{};
+  /// First version returned (>= 1). Default: 1 forward, the last version backward.
+  std::optional<std::int64_t> from = std::nullopt;
+  /// Most events printed (>= 0). Default: all.
+  std::optional<std::int64_t> limit = std::nullopt;
+  bool backward = false;
+  std::size_t page_size = kDefaultPageSize;
+};
+
+/// Arguments of `annals read-all`.
+struct ReadAllArgs {
+  /// A position string; events strictly after it are printed. Default: from the start.
+  std::optional<std::string> from = std::nullopt;
+  /// Most events printed (>= 0). Default: all, up to the end of the settled log.
+  std::optional<std::int64_t> limit = std::nullopt;
+  /// Only streams of this category (the stream id before its first '-').
+  std::optional<std::string> category = std::nullopt;
+  /// Only events of these types (any of them).
+  std::vector<std::string> types{};
+  std::size_t page_size = kDefaultPageSize;
+};
+
+/// Parses JSON text given on the command line or stdin; `what` names it in the error.
+/// Throws: InvalidArgumentError naming `what` and the parser's complaint.
+[[nodiscard]] nlohmann::json parse_json_argument(const std::string& text, const std::string& what);
+
+/// Appends one event and prints the append result as one JSON line. An exact re-send of a
+/// stored event id prints the original result.
+/// Throws: InvalidArgumentError (bad arguments), ConcurrencyError, IdempotencyError, and the
+/// store's UnavailableError / OutcomeUnknownError (whose message then names the event id to
+/// re-send with --event-id).
+void append(EventWriter& store, const AppendArgs& args, std::istream& in, std::ostream& out);
+
+/// Prints a stream's events as JSON lines, paging through it.
+/// Throws: InvalidArgumentError (bad arguments), the store's errors.
+void read(EventReader& store, const ReadArgs& args, std::ostream& out);
+
+/// Prints global-log events as JSON lines, paging until the limit or the end of the settled log.
+/// Throws: InvalidArgumentError (bad arguments), the store's errors.
+void read_all(EventReader& store, const ReadAllArgs& args, std::ostream& out);
+
+/// Applies pending migrations and prints one line per migration applied, or that the schema is
+/// up to date. With `status_only`, prints every known migration and whether it is applied.
+/// Throws: the migration runner's errors.
+void migrate(const std::string& connection_string, bool status_only, std::ostream& out);
+
+}  // namespace annals::cli

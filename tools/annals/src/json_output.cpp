@@ -1,0 +1,61 @@
+#include "json_output.hpp"
+
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+namespace annals::cli {
+namespace {
+
+// Stored strings are valid UTF-8 (stream ids and JSON are validated on append); replacing
+// invalid bytes rather than throwing keeps a damaged row printable for an auditor.
+std::string dump(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string quoted(const std::string& text) { return dump(nlohmann::json(text)); }
+
+}  // namespace
+
+std::string format_timestamp(std::chrono::system_clock::time_point time) {
+  using std::chrono::floor;
+  const auto micros = floor<std::chrono::microseconds>(time);
+  const auto secs = floor<std::chrono::seconds>(micros);
+  const auto days = floor<std::chrono::days>(secs);
+  const std::chrono::year_month_day date{days};
+  const std::chrono::hh_mm_ss clock{secs - days};
+  char text[40];
+  std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02lld:%02lld:%02lld.%06lldZ",
+                static_cast<int>(date.year()), static_cast<unsigned>(date.month()),
+                static_cast<unsigned>(date.day()), static_cast<long long>(clock.hours().count()),
+                static_cast<long long>(clock.minutes().count()),
+                static_cast<long long>(clock.seconds().count()),
+                static_cast<long long>((micros - secs).count()));
+  return text;
+}
+
+std::string to_json_line(const AppendResult& result) {
+  return "{\"stream\":" + quoted(result.stream_id.value()) +
+         ",\"first_version\":" + std::to_string(result.first_version) +
+         ",\"last_version\":" + std::to_string(result.last_version) +
+         ",\"position\":" + quoted(result.position.to_string()) + "}";
+}
+
+std::string to_json_line(const RecordedEvent& event) {
+  return "{\"stream\":" + quoted(event.stream_id.value()) +
+         ",\"version\":" + std::to_string(event.version) +
+         ",\"position\":" + quoted(event.position.to_string()) +
+         ",\"event_id\":" + quoted(event.id.to_string()) + ",\"type\":" + quoted(event.type) +
+         ",\"schema_version\":" + std::to_string(event.schema_version) +
+         ",\"data\":" + dump(event.data) + ",\"metadata\":" + dump(event.metadata) +
+         ",\"recorded_at\":" + quoted(format_timestamp(event.recorded_at)) + "}";
+}
+
+std::string to_json_line(const ConcurrencyError& error) {
+  return "{\"error\":\"concurrency\",\"stream\":" + quoted(error.stream()) +
+         ",\"expected\":" + quoted(error.expected()) +
+         ",\"actual\":" + (error.actual() ? std::to_string(*error.actual()) : std::string("null")) +
+         "}";
+}
+
+}  // namespace annals::cli

@@ -1,0 +1,28 @@
+// The `annals` tool's machine-readable output: one JSON object per line, keys in a fixed order
+// (docs/cli.md lists them). Other programs parse these lines; change them only with the docs.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "annals/eventstore/error.hpp"
+#include "annals/eventstore/types.hpp"
+
+namespace annals::cli {
+
+/// RFC 3339 in UTC with microseconds, e.g. "2026-11-23T14:31:00.123456Z" (truncated, not
+/// rounded, to the microsecond).
+[[nodiscard]] std::string format_timestamp(std::chrono::system_clock::time_point time);
+
+/// {"stream":..,"first_version":..,"last_version":..,"position":"<position>"} without a newline.
+[[nodiscard]] std::string to_json_line(const AppendResult& result);
+
+/// {"stream":..,"version":..,"position":"..","event_id":"..","type":..,"schema_version":..,
+///  "data":..,"metadata":..,"recorded_at":".."} without a newline.
+[[nodiscard]] std::string to_json_line(const RecordedEvent& event);
+
+/// {"error":"concurrency","stream":..,"expected":"<any|no-stream|exists|N>","actual":N|null}
+/// without a newline; actual is null when the stream had no events.
+[[nodiscard]] std::string to_json_line(const ConcurrencyError& error);
+
+}  // namespace annals::cli
