@@ -378,8 +378,8 @@ class PostgresEventStore final : public EventStore {
         if (failure == detail::Failure::kBrokenConnection) {
           if (lease) lease->discard();
           if (broken++ < options_.max_retries_on_broken_connection) {
-            logger()->warn("annals: {}: connection lost ({}); retrying on a new connection", what,
-                           e.what());
+            logger()->warn("annals: {}: {} ({}); retrying on a new connection", what,
+                           in_flight ? "connection lost" : "cannot connect", e.what());
             continue;
           }
         } else if (failure == detail::Failure::kRetry && transient++ < 8) {
