@@ -87,6 +87,10 @@ class CatchUpSubscription final : public Subscription {
     t_running_subscription = this;
     try {
       Position after = options_.after;
+      // Non-zero while a signalled change has not shown up in reads: the store holds events
+      // back until every earlier transaction has settled (decision 5), and the transaction that
+      // holds them back may end without a signal (another database, or not an append).
+      std::chrono::milliseconds settle{0};
       while (!stop.stop_requested()) {
         const std::uint64_t token = signal_->observe();
         const std::vector<RecordedEvent> batch = reader_.read_all(ReadAllOptions{
@@ -108,7 +112,15 @@ class CatchUpSubscription final : public Subscription {
           }
           progress_.notify_all();
         }
-        if (caught_up && !stop.stop_requested()) signal_->wait(token, options_.poll_interval);
+        if (!caught_up || stop.stop_requested()) continue;
+        if (batch.empty() && settle.count() > 0) {
+          // Read again soon, backing off to the poll interval.
+          signal_->wait(token, settle);
+          settle = std::min(settle * 2, options_.poll_interval);
+          continue;
+        }
+        settle = signal_->wait(token, options_.poll_interval) ? std::chrono::milliseconds(1)
+                                                              : std::chrono::milliseconds(0);
       }
     } catch (const std::exception& e) {
       fail(std::current_exception(), e.what());

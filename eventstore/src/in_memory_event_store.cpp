@@ -49,11 +49,12 @@ class InMemoryChangeSignal final : public detail::ChangeSignal {
     return notifier_->generation;
   }
 
-  void wait(std::uint64_t token, std::chrono::milliseconds timeout) override {
+  bool wait(std::uint64_t token, std::chrono::milliseconds timeout) override {
     std::unique_lock lock(notifier_->mutex);
     notifier_->appended.wait_for(lock, timeout,
                                  [&] { return notifier_->generation != token || interrupted_; });
     interrupted_ = false;
+    return notifier_->generation != token;
   }
 
   void interrupt() override {

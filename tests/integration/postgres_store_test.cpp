@@ -113,12 +113,12 @@ TEST(PostgresStoreTest, HeldWritingTransactionIsNeverSkipped) {
 TEST(PostgresStoreTest, SurvivesTerminatedBackends) {
   auto store = make_store(2);
   const StreamId stream(unique_stream("kill"));
-  store->append(stream, ExpectedVersion::no_stream(), {event("A")});
+  const auto first = store->append(stream, ExpectedVersion::no_stream(), {event("A")});
   ASSERT_EQ(store->read_stream(stream).size(), 1U);
 
   std::atomic<int> seen{0};
   auto subscription = store->subscribe(
-      {.after = log_end(*store), .filter = {.category = std::string(stream.category())},
+      {.after = first.position, .filter = {.category = std::string(stream.category())},
        .poll_interval = std::chrono::milliseconds(100)},
       [&](const RecordedEvent&) { seen.fetch_add(1); });
 
@@ -367,5 +367,39 @@ TEST(PostgresStoreTest, GlobalLogOrdersTransactionIdsNumerically) {
   ASSERT_EQ(rest.size(), 2U);
   EXPECT_EQ(rest[0].position, events[1].position);
 }
+
+}  // namespace
+
+namespace {
+
+// Decision 6: appends wake subscribers. With a poll interval of a minute, only a NOTIFY can
+// deliver these events within the wait, in both notification modes.
+void expect_live_wake_up(bool notify_in_transaction) {
+  auto store = annals::postgres::make_postgres_event_store(
+      {.connection_string = test_database_url(),
+       .pool_size = 2,
+       .notify_in_transaction = notify_in_transaction});
+  const StreamId stream(unique_stream("wake"));
+  std::atomic<int> seen{0};
+  auto subscription = store->subscribe(
+      {.after = log_end(*store),
+       .filter = {.category = std::string(stream.category())},
+       .poll_interval = std::chrono::minutes(1)},
+      [&](const RecordedEvent&) { seen.fetch_add(1); });
+  // Let the subscription reach its first wait: it is live once a read came back short.
+  for (int i = 0; i < 10000 && !subscription->is_live(); ++i) std::this_thread::yield();
+  ASSERT_TRUE(subscription->is_live());
+
+  const auto one = store->append(stream, ExpectedVersion::no_stream(), {event("Single")});
+  ASSERT_TRUE(subscription->wait_for(one.position, std::chrono::seconds(20)));
+  const auto batch =
+      store->append(stream, ExpectedVersion::exact(1), {event("Batch", 1), event("Batch", 2)});
+  ASSERT_TRUE(subscription->wait_for(batch.position, std::chrono::seconds(20)));
+  EXPECT_EQ(seen.load(), 3);
+}
+
+TEST(PostgresStoreTest, AppendsWakeSubscribersAfterCommit) { expect_live_wake_up(false); }
+
+TEST(PostgresStoreTest, AppendsWakeSubscribersFromTheirTransaction) { expect_live_wake_up(true); }
 
 }  // namespace

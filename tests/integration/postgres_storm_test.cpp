@@ -2,6 +2,7 @@
 // acknowledged append must be stored exactly once, versions must be contiguous, and the
 // global log must hold exactly the acknowledged events, each once.
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <set>
 #include <string>
@@ -80,12 +81,18 @@ TEST(PostgresStormTest, OptimisticAppendsStayContiguous) {
   EXPECT_EQ(stored_ids, all_acked);
 
   // The global log holds each acknowledged event exactly once, in strictly increasing order.
+  // Reads stop where other transactions on the server (other test processes) are still
+  // settling (decision 5), so read on until every acknowledged event has shown up.
   std::multiset<std::string> in_log;
   annals::Position after;
-  for (;;) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (in_log.size() < all_acked.size() && std::chrono::steady_clock::now() < deadline) {
     const auto batch =
         store->read_all({.after = after, .max_count = 500, .filter = {.category = category}});
-    if (batch.empty()) break;
+    if (batch.empty()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // back-off, not a sync
+      continue;
+    }
     for (const auto& e : batch) {
       EXPECT_LT(after, e.position);
       after = e.position;

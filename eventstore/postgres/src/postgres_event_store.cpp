@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <thread>
+#include <mutex>
+#include <condition_variable>
 #include <charconv>
 #include <cstdint>
 #include <fcntl.h>
@@ -138,6 +141,7 @@ std::vector<RecordedEvent> decode_events(const pqxx::result& rows) {
 
 void prepare_statements(pqxx::connection& connection) {
   connection.prepare(sql::kAppendName, sql::kAppend);
+  connection.prepare(sql::kAppendOneName, sql::kAppendOne);
   connection.prepare(sql::kReadStreamForwardName, sql::kReadStreamForward);
   connection.prepare(sql::kReadStreamBackwardName, sql::kReadStreamBackward);
   connection.prepare(sql::kReadAllName, sql::kReadAll);
@@ -191,11 +195,11 @@ class PostgresChangeSignal final : public annals::detail::ChangeSignal {
 
   std::uint64_t observe() override { return 0; }
 
-  void wait(std::uint64_t /*token*/, std::chrono::milliseconds timeout) override {
+  bool wait(std::uint64_t /*token*/, std::chrono::milliseconds timeout) override {
     if (!connection_) {
       try {
         connect();
-        return;  // notifications may have been lost while disconnected: read again now
+        return true;  // notifications may have been lost while disconnected: read again now
       } catch (const std::exception& e) {
         logger()->warn("annals subscription: cannot reconnect the LISTEN connection: {}",
                        e.what());
@@ -208,16 +212,16 @@ class PostgresChangeSignal final : public annals::detail::ChangeSignal {
     char drain[64];
     while (::read(pipe_[0], drain, sizeof drain) > 0) {
     }
-    if (connection_) {
-      try {
-        connection_->get_notifs();
-        check_horizon();
-      } catch (const std::exception& e) {
-        logger()->warn("annals subscription: LISTEN connection lost ({}); reconnecting",
-                       e.what());
-        receiver_.reset();
-        connection_.reset();
-      }
+    if (!connection_) return false;
+    try {
+      const bool notified = connection_->get_notifs() > 0;
+      check_horizon();
+      return notified;
+    } catch (const std::exception& e) {
+      logger()->warn("annals subscription: LISTEN connection lost ({}); reconnecting", e.what());
+      receiver_.reset();
+      connection_.reset();
+      return true;
     }
   }
 
@@ -270,13 +274,87 @@ class PostgresChangeSignal final : public annals::detail::ChangeSignal {
   int pipe_[2] = {-1, -1};
 };
 
+// --- Waking subscribers after commit ----------------------------------------------------------
+
+// Sends NOTIFY annals_events after appends committed (decision 6), from one connection of its
+// own, so that appends do not take the database-wide lock PostgreSQL holds from a notifying
+// transaction's commit until its WAL flush (that lock serialized concurrent appends to one per
+// disk flush: docs/performance.md). Appends made while a notification is in flight are
+// coalesced into the next one. The thread and its connection start with the first append;
+// the destructor sends a pending notification before it returns.
+class AfterCommitNotifier {
+ public:
+  explicit AfterCommitNotifier(std::string connection_string)
+      : connection_string_(std::move(connection_string)) {}
+  AfterCommitNotifier(const AfterCommitNotifier&) = delete;
+  AfterCommitNotifier& operator=(const AfterCommitNotifier&) = delete;
+  ~AfterCommitNotifier() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  /// Asks for a notification soon. Cheap; never blocks on the database.
+  void notify() {
+    {
+      std::lock_guard lock(mutex_);
+      pending_ = true;
+      if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+    }
+    wake_.notify_one();
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return pending_ || stopping_; });
+      if (!pending_) return;  // stopping, nothing left to send
+      pending_ = false;
+      lock.unlock();
+      send();
+      lock.lock();
+    }
+  }
+
+  void send() noexcept {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      try {
+        if (!connection_) {
+          connection_ = std::make_unique<pqxx::connection>(connection_string_);
+          pqxx::nontransaction(*connection_).exec(sql::kNotifierSession);
+        }
+        pqxx::nontransaction(*connection_).exec(sql::kNotify);
+        return;
+      } catch (const std::exception& e) {
+        connection_.reset();
+        if (attempt == 1) {
+          logger()->warn("annals: cannot notify subscribers ({}); they will poll", e.what());
+        }
+      }
+    }
+  }
+
+  std::string connection_string_;
+  std::unique_ptr<pqxx::connection> connection_;  // used by the thread only
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool pending_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 // --- The store -------------------------------------------------------------------------------
 
 class PostgresEventStore final : public EventStore {
  public:
   explicit PostgresEventStore(PostgresEventStoreOptions options)
       : options_(std::move(options)),
-        pool_(options_.connection_string, options_.pool_size, prepare_statements) {
+        pool_(options_.connection_string, options_.pool_size, prepare_statements),
+        notifier_(options_.connection_string) {
     check_database();
   }
 
@@ -284,6 +362,12 @@ class PostgresEventStore final : public EventStore {
                       std::vector<NewEvent> events) override {
     std::vector<std::vector<EncodedEvent>> encoded;
     encoded.push_back(annals::detail::encode_events(stream, events, options_.limits));
+    if (encoded.front().size() == 1 && !options_.notify_in_transaction) {
+      if (auto result = try_append_one(stream, expected, encoded.front().front())) {
+        if (notify_after_commit()) notifier_.notify();
+        return std::move(*result);
+      }
+    }
     std::vector<std::pair<const StreamId*, ExpectedVersion>> streams{{&stream, expected}};
     return std::move(append_encoded(streams, encoded).front());
   }
@@ -421,10 +505,12 @@ class PostgresEventStore final : public EventStore {
     const auto rows = run(what, true, [&](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
       return tx.exec_prepared(sql::kAppendName, p_streams, p_expected, p_counts, p_ids, p_types,
-                              p_schema_versions, p_data, p_metadata, options_.notify_on_append);
+                              p_schema_versions, p_data, p_metadata,
+                              options_.notify_on_append && options_.notify_in_transaction);
     });
 
     std::vector<AppendResult> results;
+    bool wrote = false;
     for (const auto& row : rows) {
       const auto index = static_cast<std::size_t>(row[0].as<int>() - 1);
       const auto outcome = row[1].as<int>();
@@ -440,6 +526,8 @@ class PostgresEventStore final : public EventStore {
       }
       if (outcome == 1) {
         logger()->debug("annals: {}: exact re-send; returning the original result", what);
+      } else {
+        wrote = true;
       }
       results.push_back(AppendResult{
           .stream_id = stream,
@@ -452,6 +540,7 @@ class PostgresEventStore final : public EventStore {
       throw InternalError(what + ": append_events returned " + std::to_string(results.size()) +
                           " rows for " + std::to_string(streams.size()) + " streams");
     }
+    if (wrote && notify_after_commit()) notifier_.notify();
     return results;
   }
 
@@ -476,8 +565,40 @@ class PostgresEventStore final : public EventStore {
     }
   }
 
+  bool notify_after_commit() const noexcept {
+    return options_.notify_on_append && !options_.notify_in_transaction;
+  }
+
+  // One event, one stream: the single prepared statement of sql::kAppendOne. Returns empty when
+  // it wrote nothing (re-send, conflict, overlap, or a concurrent writer of the stream); the
+  // caller then asks annals.append_events for the authoritative answer.
+  std::optional<AppendResult> try_append_one(const StreamId& stream,
+                                             const ExpectedVersion& expected,
+                                             const EncodedEvent& event) {
+    const auto rows = run("append to stream \"" + stream.value() + "\"", true,
+                          [&](pqxx::connection& connection) {
+                            pqxx::nontransaction tx(connection);
+                            try {
+                              return tx.exec_prepared(
+                                  sql::kAppendOneName, stream.value(), expected_code(expected),
+                                  event.id.to_string(), event.type, event.schema_version,
+                                  event.data, event.metadata);
+                            } catch (const pqxx::unique_violation&) {
+                              return pqxx::result();  // a concurrent writer won this version
+                            }
+                          });
+    if (rows.empty()) return std::nullopt;
+    const auto& row = rows[0];
+    const auto version = row[2].as<std::int64_t>();
+    return AppendResult{.stream_id = stream,
+                        .first_version = version,
+                        .last_version = version,
+                        .position = Position(parse_u64(row[0]), row[1].as<std::int64_t>())};
+  }
+
   PostgresEventStoreOptions options_;
   detail::ConnectionPool pool_;
+  AfterCommitNotifier notifier_;
 };
 
 }  // namespace

@@ -13,6 +13,37 @@ inline constexpr const char* kAppend =
     "FROM annals.append_events($1::text[], $2::bigint[], $3::integer[], $4::uuid[], "
     "$5::text[], $6::integer[], $7::jsonb[], $8::jsonb[], $9::boolean)";
 
+// The common case, one event to one stream, as one prepared statement (no PL/pgSQL: its
+// expressions are prepared again in every transaction, and an autocommit append is a new
+// transaction each time). It writes the event when the id is new and the expected version
+// ($2: -1 any, -2 no stream, -3 exists, n exactly n) matches, and returns its row; otherwise
+// it writes nothing and returns no row, and the client calls annals.append_events, whose
+// checks give the authoritative answer (exact re-send, conflict with the actual version, or
+// overlap). A concurrent writer of the same stream makes the insert fail on the primary key
+// (23505); the client then also falls back to annals.append_events, which locks the stream.
+// Parameters get their types at their first reference ($6::jsonb is parsed once, at bind).
+inline constexpr const char* kAppendOneName = "annals_append_one";
+inline constexpr const char* kAppendOne =
+    "WITH last AS ("
+    "  SELECT e.stream_version AS v, e.hash AS h FROM annals.events e"
+    "   WHERE e.stream_id = $1::text ORDER BY e.stream_version DESC LIMIT 1),"
+    " ok AS ("
+    "  SELECT coalesce(l.v, 0) AS v, coalesce(l.h, '\\x'::bytea) AS h"
+    "    FROM (SELECT 1) AS one LEFT JOIN last l ON true"
+    "   WHERE NOT EXISTS (SELECT 1 FROM annals.events e WHERE e.event_id = $3::uuid)"
+    "     AND ($2::bigint = -1 OR ($2 IN (-2, 0) AND l.v IS NULL)"
+    "          OR ($2 = -3 AND l.v IS NOT NULL) OR ($2 > 0 AND l.v = $2)))"
+    " INSERT INTO annals.events AS ev (transaction_id, stream_id, stream_version, event_id,"
+    "   event_type, schema_version, data, metadata, recorded_at, hash)"
+    " SELECT pg_current_xact_id(), $1, ok.v + 1, $3, $4::text, $5::integer, $6::jsonb, $7::jsonb,"
+    "        now(), annals.event_hash(ok.h, $3, $1, ok.v + 1, $4, $5, $6, $7, now())"
+    "   FROM ok"
+    " RETURNING ev.transaction_id::text, ev.global_position, ev.stream_version";
+
+// Wakes subscribers after an append committed (see AfterCommitNotifier).
+inline constexpr const char* kNotify = "SELECT pg_notify('annals_events', '')";
+inline constexpr const char* kNotifierSession = "SET synchronous_commit = off";
+
 // The columns every read returns, in this order (see decode_event). Reads alias the table as
 // `e` and ORDER BY qualified columns: a bare `transaction_id` in ORDER BY would name the output
 // column `transaction_id::text` and sort the log as text (wrong order, and no index).

@@ -61,6 +61,13 @@ class FakeLog final : public EventReader {
     return reads_;
   }
 
+  /// Makes the next `count` reads return nothing, as a store does while an earlier transaction
+  /// holds committed events back (ARCHITECTURE decision 5).
+  void hold_back_next_reads(int count) {
+    std::lock_guard lock(mutex_);
+    held_back_reads_ = count;
+  }
+
   /// Makes the next reads throw `error`.
   void fail_with(std::exception_ptr error) {
     std::lock_guard lock(mutex_);
@@ -75,6 +82,10 @@ class FakeLog final : public EventReader {
     std::lock_guard lock(mutex_);
     reads_.push_back(options);
     if (failure_) std::rethrow_exception(failure_);
+    if (held_back_reads_ > 0) {
+      --held_back_reads_;
+      return {};
+    }
     std::vector<RecordedEvent> out;
     for (const auto& event : events_) {
       if (out.size() == options.max_count) break;
@@ -90,6 +101,7 @@ class FakeLog final : public EventReader {
   std::vector<RecordedEvent> events_;
   std::vector<ReadAllOptions> reads_;
   std::exception_ptr failure_;
+  int held_back_reads_ = 0;
 };
 
 // A change signal driven by the test; it also reports when the subscription starts waiting.
@@ -124,13 +136,14 @@ class FakeSignal final : public ChangeSignal {
     return state_->generation;
   }
 
-  void wait(std::uint64_t token, std::chrono::milliseconds timeout) override {
+  bool wait(std::uint64_t token, std::chrono::milliseconds timeout) override {
     std::unique_lock lock(state_->mutex);
     ++state_->waits_started;
     state_->changed.notify_all();
     state_->changed.wait_for(lock, timeout,
                              [&] { return state_->generation != token || state_->interrupted; });
     state_->interrupted = false;
+    return state_->generation != token;
   }
 
   void interrupt() override {
@@ -241,6 +254,21 @@ TEST_F(CatchUpSubscriptionTest, WakesOnTheSignalWithoutWaitingForThePollInterval
   signal_->notify();
   ASSERT_TRUE(subscription->wait_for(last, kTimeout));
   EXPECT_EQ(collector.events(), log_.events());
+}
+
+// A signalled change that reads do not show yet (held back until earlier transactions settle)
+// is read again soon, with back-off, not at the next poll: the transaction that held it back
+// may end without any signal of its own.
+TEST_F(CatchUpSubscriptionTest, RereadsSoonWhenASignalledChangeIsHeldBack) {
+  Collector collector;
+  auto subscription = subscribe(collector.handler());
+  ASSERT_TRUE(signal_->await_waits(1));
+  const auto last = log_.add(2);
+  log_.hold_back_next_reads(3);
+  signal_->notify();  // the only signal; the poll interval is an hour
+  ASSERT_TRUE(subscription->wait_for(last, kTimeout));
+  EXPECT_EQ(collector.events(), log_.events());
+  EXPECT_GE(log_.reads().size(), 5u);  // initial read, three held back, the one that delivered
 }
 
 TEST_F(CatchUpSubscriptionTest, StopInterruptsAPendingWait) {

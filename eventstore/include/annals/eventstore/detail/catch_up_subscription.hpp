@@ -29,8 +29,9 @@ class ChangeSignal {
   /// observe() returned must make the following wait() return promptly.
   virtual std::uint64_t observe() = 0;
   /// Returns when a change after `token` was signalled, `timeout` elapsed or interrupt() was
-  /// called. Spurious returns are allowed.
-  virtual void wait(std::uint64_t token, std::chrono::milliseconds timeout) = 0;
+  /// called: true when a change was signalled (or may have been missed, e.g. after a
+  /// reconnection), false on timeout or interrupt. Spurious returns are allowed.
+  virtual bool wait(std::uint64_t token, std::chrono::milliseconds timeout) = 0;
   /// Wakes a pending or the next wait(); used by stop().
   virtual void interrupt() = 0;
 };

@@ -35,11 +35,17 @@ struct PostgresEventStoreOptions {
   /// How many times a call is retried on a fresh connection after the connection broke.
   /// Appends are retried with the same event ids, so a retry is an exact re-send. Default 2.
   int max_retries_on_broken_connection = 2;
-  /// Whether each append sends NOTIFY annals_events in its transaction, waking subscribers at
-  /// once. Off, subscribers see new events at their poll interval. PostgreSQL serializes the
-  /// commits of notifying transactions, which costs throughput with many concurrent writers
-  /// (see docs/performance.md). Default on.
+  /// Whether appends wake subscribers with NOTIFY annals_events (ARCHITECTURE decision 6).
+  /// Off, subscribers see new events at their poll interval. Default on.
   bool notify_on_append = true;
+  /// Where the NOTIFY is sent. Default (false): after the append committed, from one notifier
+  /// connection per store, coalescing the appends made meanwhile into one notification; if the
+  /// process dies between a commit and its notification, subscribers find the event at their
+  /// next poll. True: inside the append's own transaction, so the notification is delivered
+  /// exactly at commit even if the process dies; but PostgreSQL serializes the commits of
+  /// notifying transactions (a database-wide lock held until the commit is flushed), which
+  /// caps concurrent appends at about one commit per disk flush (docs/performance.md).
+  bool notify_in_transaction = false;
   /// A subscription logs a warning (spdlog logger "annals") when the oldest running
   /// transaction of the cluster has been open longer than this: it holds back every reader of
   /// the global log (see read_horizon()). Checked at most every 10 s per subscription, on its
