@@ -1,0 +1,501 @@
+// annals-bench: the store's append and read throughput beside plain PostgreSQL's, measured in
+// the same run, interleaved, on the same server (issue #2, docs/performance.md).
+//
+//   annals-bench [--db URL] [--json] [--seconds N] [--rounds N] [--only NAME[,NAME]]
+//                [--notify on|off] [--warmup S] [--read-events N]
+//
+// It drops and creates the database `annals_bench` on the server of URL (connecting to URL's
+// own database to do so), migrates it, creates the ceiling table, then measures every figure
+// `rounds` times, store and ceiling back to back, alternating which goes first, each slice
+// after a CHECKPOINT so that neither side pays for the other's dirty pages. A figure is the
+// median over rounds; its ratio is median(store) / median(ceiling).
+//
+// stdout carries only the result (a table, or with --json one JSON object); progress and the
+// library's log go to stderr.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/core.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "annals/eventstore/error.hpp"
+#include "annals/postgres/postgres_event_store.hpp"
+#include "harness.hpp"
+#include "pg.hpp"
+#include "workloads.hpp"
+
+namespace annals::bench {
+namespace {
+
+constexpr const char* kDatabase = "annals_bench";
+
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class Kind {
+  kAppend,         // store append vs plain INSERT
+  kPgNotify,       // plain INSERT + pg_notify vs plain INSERT (what NOTIFY costs PostgreSQL)
+  kReadAll,        // store read_all, decoded, vs COPY
+  kReadKeysetRaw,  // the store's keyset query through raw libpq, undecoded, vs COPY
+};
+
+struct Figure {
+  std::string name;
+  Kind kind;
+  int writers = 1;
+  int batch = 1;
+  /// Empty: follow --notify. Set: this figure's store always uses it.
+  std::optional<bool> notify;
+  /// The issue's target for the ratio (0 = none).
+  double target = 0.0;
+};
+
+const std::vector<Figure>& all_figures() {
+  static const std::vector<Figure> kFigures = {
+      {"append_w1", Kind::kAppend, 1, 1, std::nullopt, 0.0},
+      {"append_w4", Kind::kAppend, 4, 1, std::nullopt, 0.0},
+      {"append_w16", Kind::kAppend, 16, 1, std::nullopt, 0.8},
+      {"append_batch10_w4", Kind::kAppend, 4, 10, std::nullopt, 0.0},
+      {"append_batch100_w4", Kind::kAppend, 4, 100, std::nullopt, 0.0},
+      {"append_w16_notify_off", Kind::kAppend, 16, 1, false, 0.0},
+      {"pg_insert_notify_w16", Kind::kPgNotify, 16, 1, std::nullopt, 0.0},
+      {"read_all", Kind::kReadAll, 1, 1, std::nullopt, 0.6},
+      {"read_all_keyset_raw", Kind::kReadKeysetRaw, 1, 1, std::nullopt, 0.0},
+  };
+  return kFigures;
+}
+
+struct Options {
+  std::string url;
+  bool json = false;
+  double seconds = 3.0;
+  int rounds = 3;
+  double warmup = 0.5;
+  bool notify = true;
+  std::uint64_t read_events = 100'000;
+  std::vector<Figure> figures;
+};
+
+constexpr const char* kUsage =
+    "usage: annals-bench [--db URL] [--json] [--seconds N] [--rounds N] [--only NAME[,NAME]]\n"
+    "                    [--notify on|off] [--warmup S] [--read-events N]\n"
+    "\n"
+    "Measures the annals PostgreSQL store against plain PostgreSQL on the same server, in the\n"
+    "same run. Drops and recreates the database 'annals_bench' on the server of --db.\n"
+    "\n"
+    "  --db URL           server to use (default: $ANNALS_DATABASE_URL)\n"
+    "  --json             print one JSON object on stdout instead of the table\n"
+    "  --seconds N        length of each measurement slice (default 3)\n"
+    "  --rounds N         slices per side and figure; the median is reported (default 3)\n"
+    "  --only A,B         run only these figures\n"
+    "  --notify on|off    the store's notify_on_append for the append figures (default on)\n"
+    "  --warmup S         untimed warm-up before each write slice (default 0.5)\n"
+    "  --read-events N    events per read pass, from the start of the log (default 100000)\n"
+    "\n"
+    "figures: append_w1 append_w4 append_w16 append_batch10_w4 append_batch100_w4\n"
+    "         append_w16_notify_off pg_insert_notify_w16 read_all read_all_keyset_raw\n";
+
+double parse_number(const std::string& flag, const std::string& text, double min) {
+  std::size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || !(value >= min)) {
+    throw UsageError(flag + ": expected a number >= " + fmt::format("{}", min) + ", got '" + text +
+                     "'");
+  }
+  return value;
+}
+
+Options parse_options(int argc, char** argv) {
+  Options options;
+  if (const char* url = std::getenv("ANNALS_DATABASE_URL")) options.url = url;
+  std::optional<std::string> only;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw UsageError(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (arg == "--db") {
+      options.url = value();
+    } else if (arg == "--json") {
+      options.json = true;
+    } else if (arg == "--seconds") {
+      options.seconds = parse_number(arg, value(), 0.1);
+    } else if (arg == "--rounds") {
+      options.rounds = static_cast<int>(parse_number(arg, value(), 1));
+    } else if (arg == "--warmup") {
+      options.warmup = parse_number(arg, value(), 0);
+    } else if (arg == "--read-events") {
+      options.read_events = static_cast<std::uint64_t>(parse_number(arg, value(), 1000));
+    } else if (arg == "--only") {
+      only = value();
+    } else if (arg == "--notify") {
+      const auto v = value();
+      if (v != "on" && v != "off") throw UsageError("--notify: expected on or off");
+      options.notify = v == "on";
+    } else {
+      throw UsageError("unknown argument '" + arg + "'");
+    }
+  }
+  if (options.url.empty())
+    throw UsageError("no database: pass --db URL or set ANNALS_DATABASE_URL");
+  if (!only) {
+    options.figures = all_figures();
+    return options;
+  }
+  std::set<std::string> wanted;
+  std::stringstream names(*only);
+  for (std::string name; std::getline(names, name, ',');) {
+    if (name.empty()) continue;
+    const bool known = std::any_of(all_figures().begin(), all_figures().end(),
+                                   [&](const Figure& f) { return f.name == name; });
+    if (!known) throw UsageError("--only: unknown figure '" + name + "'");
+    wanted.insert(name);
+  }
+  for (const auto& figure : all_figures()) {
+    if (wanted.count(figure.name) != 0) options.figures.push_back(figure);
+  }
+  if (options.figures.empty()) throw UsageError("--only: no figure named");
+  return options;
+}
+
+template <typename... Args>
+void progress(fmt::format_string<Args...> format, Args&&... args) {
+  fmt::print(stderr, "annals-bench: ");
+  fmt::print(stderr, format, std::forward<Args>(args)...);
+  fmt::print(stderr, "\n");
+  std::fflush(stderr);
+}
+
+std::vector<double> load_average() {
+  double load[3] = {0, 0, 0};
+  if (getloadavg(load, 3) != 3) return {};
+  return {load[0], load[1], load[2]};
+}
+
+std::string thousands(double value) {
+  auto digits = fmt::format("{:.0f}", value);
+  std::string out;
+  const auto n = digits.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i > 0 && (n - i) % 3 == 0 && digits[i - 1] != '-') out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
+
+// --- the run ------------------------------------------------------------------------------
+
+struct Result {
+  Figure figure;
+  std::vector<double> store;        // events/s per round
+  std::vector<double> ceiling;      // events/s per round
+  std::vector<double> store_cpu;    // client CPU µs per event, per round
+  std::vector<double> ceiling_cpu;  // client CPU µs per event, per round
+  [[nodiscard]] double value() const { return median(store); }
+  [[nodiscard]] double ceiling_value() const { return median(ceiling); }
+  [[nodiscard]] double ratio() const {
+    return ceiling_value() > 0 ? value() / ceiling_value() : 0.0;
+  }
+  [[nodiscard]] bool passes() const { return figure.target <= 0 || ratio() >= figure.target; }
+};
+
+class Bench {
+ public:
+  explicit Bench(Options options) : options_(std::move(options)), payload_(make_payload()) {}
+
+  nlohmann::json run() {
+    meta_["load_before"] = load_average();
+    prepare_database();
+    for (const auto& figure : options_.figures) {
+      results_.push_back(measure(figure));
+      const auto& r = results_.back();
+      progress("{}: annals {} events/s, ceiling {} events/s, ratio {:.2f}", figure.name,
+               thousands(r.value()), thousands(r.ceiling_value()), r.ratio());
+    }
+    meta_["load_after"] = load_average();
+    return to_json();
+  }
+
+ private:
+  void prepare_database() {
+    {
+      PgConnection admin(options_.url);
+      for (const char* name :
+           {"server_version", "synchronous_commit", "fsync", "shared_buffers", "wal_sync_method",
+            "full_page_writes", "max_wal_size", "checkpoint_timeout", "max_connections"}) {
+        meta_["settings"][name] =
+            admin.scalar(std::string("SELECT current_setting('") + name + "')");
+      }
+      progress("dropping and creating database {}", kDatabase);
+      admin.exec(std::string("DROP DATABASE IF EXISTS ") + kDatabase + " WITH (FORCE)");
+      admin.exec(std::string("CREATE DATABASE ") + kDatabase);
+    }
+    conninfo_ = with_database(options_.url, kDatabase);
+    const auto applied = postgres::migrate(conninfo_);
+    progress("migrated {} ({} migrations); creating bench_ceiling.events", kDatabase,
+             applied.size());
+    control_ = std::make_unique<PgConnection>(conninfo_);
+    create_ceiling_table(*control_);
+    try {
+      control_->exec("CHECKPOINT");
+      checkpoints_ = true;
+    } catch (const std::exception& e) {
+      progress("CHECKPOINT not permitted ({}); slices start without one", e.what());
+    }
+  }
+
+  void checkpoint() {
+    if (checkpoints_) control_->exec("CHECKPOINT");
+  }
+
+  bool store_notify(const Figure& figure) const { return figure.notify.value_or(options_.notify); }
+
+  Result measure(const Figure& figure) {
+    if (figure.kind == Kind::kReadAll || figure.kind == Kind::kReadKeysetRaw) prepare_reads();
+    Result result{figure, {}, {}, {}, {}};
+    for (int round = 0; round < options_.rounds; ++round) {
+      const bool ceiling_first = round % 2 == 0;
+      for (int side = 0; side < 2; ++side) {
+        const bool ceiling = (side == 0) == ceiling_first;
+        checkpoint();
+        const Slice slice = ceiling ? run_ceiling(figure, round) : run_store(figure, round);
+        (ceiling ? result.ceiling : result.store).push_back(slice.rate());
+        (ceiling ? result.ceiling_cpu : result.store_cpu)
+            .push_back(slice.client_cpu_us_per_event());
+        progress(
+            "{} round {}/{}: {} {} events/s ({} events in {:.2f} s, client CPU {:.1f} us/event)",
+            figure.name, round + 1, options_.rounds, ceiling ? "ceiling" : "annals ",
+            thousands(slice.rate()), slice.events, slice.seconds, slice.client_cpu_us_per_event());
+      }
+    }
+    return result;
+  }
+
+  std::string prefix(const Figure& figure, int round, const char* side) const {
+    return "bench-" + figure.name + "-r" + std::to_string(round) + "-" + side;
+  }
+
+  Slice run_store(const Figure& figure, int round) {
+    switch (figure.kind) {
+      case Kind::kAppend: {
+        auto store =
+            open_store(conninfo_, static_cast<std::size_t>(figure.writers), store_notify(figure));
+        return run_writers(
+            figure.writers, options_.seconds, options_.warmup,
+            store_append(*store, payload_, figure.batch, prefix(figure, round, "s")));
+      }
+      case Kind::kPgNotify:
+        return run_writers(
+            figure.writers, options_.seconds, options_.warmup,
+            ceiling_insert(conninfo_, payload_, figure.batch, prefix(figure, round, "n"), true));
+      case Kind::kReadAll: {
+        auto store = open_store(conninfo_, 1, options_.notify);
+        return run_reads(options_.seconds, store_reader(*store, options_.read_events));
+      }
+      case Kind::kReadKeysetRaw: {
+        PgConnection connection(conninfo_);
+        return run_reads(options_.seconds, raw_keyset_reader(connection, options_.read_events));
+      }
+    }
+    throw std::logic_error("unknown figure kind");
+  }
+
+  Slice run_ceiling(const Figure& figure, int round) {
+    switch (figure.kind) {
+      case Kind::kAppend:
+      case Kind::kPgNotify:
+        return run_writers(
+            figure.writers, options_.seconds, options_.warmup,
+            ceiling_insert(conninfo_, payload_, figure.batch, prefix(figure, round, "c"), false));
+      case Kind::kReadAll:
+      case Kind::kReadKeysetRaw: {
+        PgConnection connection(conninfo_);
+        return run_reads(options_.seconds, [&] {
+          return checked_pass(ceiling_copy_pass(connection, options_.read_events));
+        });
+      }
+    }
+    throw std::logic_error("unknown figure kind");
+  }
+
+  std::uint64_t checked_pass(std::uint64_t events) const {
+    if (events != options_.read_events) {
+      throw std::runtime_error("a read pass returned " + std::to_string(events) +
+                               " events instead of " + std::to_string(options_.read_events));
+    }
+    return events;
+  }
+
+  // Before the first read figure: at least read_events events in the log (topped up with
+  // batch appends), then VACUUM ANALYZE so both sides read a maintained table.
+  void prepare_reads() {
+    if (reads_prepared_) return;
+    reads_prepared_ = true;
+    const auto count = std::stoull(control_->scalar("SELECT count(*) FROM annals.events"));
+    if (count < options_.read_events) {
+      progress("filling the log: {} events present, {} needed", count, options_.read_events);
+      auto store = open_store(conninfo_, 1, false);
+      fill_log(*store, payload_, options_.read_events - count);
+    }
+    control_->exec("VACUUM (ANALYZE) annals.events");
+    meta_["log_events_at_read"] =
+        std::stoull(control_->scalar("SELECT count(*) FROM annals.events"));
+  }
+
+  nlohmann::json to_json() {
+    nlohmann::json figures = nlohmann::json::array();
+    for (const auto& r : results_) {
+      nlohmann::json f = {
+          {"name", r.figure.name},
+          {"value", r.value()},
+          {"unit", "events/s"},
+          {"ceiling", r.ceiling_value()},
+          {"ratio", r.ratio()},
+          {"samples", {{"annals", r.store}, {"ceiling", r.ceiling}}},
+          {"client_cpu_us_per_event",
+           {{"annals", median(r.store_cpu)}, {"ceiling", median(r.ceiling_cpu)}}},
+      };
+      if (r.figure.target > 0) {
+        f["target"] = r.figure.target;
+        f["pass"] = r.passes();
+      }
+      if (r.figure.kind == Kind::kAppend) {
+        f["writers"] = r.figure.writers;
+        f["events_per_append"] = r.figure.batch;
+        f["notify"] = store_notify(r.figure);
+      }
+      figures.push_back(std::move(f));
+    }
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    meta_["host"] = host;
+    meta_["cores"] = std::thread::hardware_concurrency();
+    meta_["rounds"] = options_.rounds;
+    meta_["seconds"] = options_.seconds;
+    meta_["warmup_seconds"] = options_.warmup;
+    meta_["notify_on_append"] = options_.notify;
+    meta_["read_events"] = options_.read_events;
+    meta_["read_page_size"] = 1000;
+    meta_["data_bytes"] = payload_.data_text(1).size();
+    meta_["metadata_bytes"] = payload_.metadata_text.size();
+    meta_["checkpoint_before_slice"] = checkpoints_;
+    meta_["database"] = kDatabase;
+    meta_["libpq_version"] = PQlibVersion();
+#ifdef NDEBUG
+    meta_["build"] = "release";
+#else
+    meta_["build"] = "debug";
+#endif
+    const auto now = std::time(nullptr);
+    char stamp[32] = {};
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    meta_["finished_at"] = stamp;
+    return {{"figures", std::move(figures)}, {"meta", meta_}};
+  }
+
+  Options options_;
+  Payload payload_;
+  std::string conninfo_;
+  std::unique_ptr<PgConnection> control_;
+  bool checkpoints_ = false;
+  bool reads_prepared_ = false;
+  std::vector<Result> results_;
+  nlohmann::json meta_ = nlohmann::json::object();
+};
+
+std::string load_text(const nlohmann::json& load) {
+  if (!load.is_array() || load.size() != 3) return "n/a";
+  return fmt::format("{:.2f} {:.2f} {:.2f}", load[0].get<double>(), load[1].get<double>(),
+                     load[2].get<double>());
+}
+
+void print_table(const nlohmann::json& report) {
+  const auto& meta = report["meta"];
+  const auto& s = meta["settings"];
+  fmt::print(
+      "annals-bench: PostgreSQL {} | synchronous_commit={} fsync={} shared_buffers={} "
+      "wal_sync_method={} | {} cores | {} rounds x {} s | notify_on_append={} | "
+      "load {} -> {}\n",
+      s["server_version"].get<std::string>(), s["synchronous_commit"].get<std::string>(),
+      s["fsync"].get<std::string>(), s["shared_buffers"].get<std::string>(),
+      s["wal_sync_method"].get<std::string>(), meta["cores"].get<unsigned>(),
+      meta["rounds"].get<int>(), meta["seconds"].get<double>(),
+      meta["notify_on_append"].get<bool>() ? "on" : "off", load_text(meta["load_before"]),
+      load_text(meta["load_after"]));
+  fmt::print("{:<22} | {:>10} | {:<8} | {:>10} | {:>5} | {}\n", "name", "annals", "unit", "ceiling",
+             "ratio", "target");
+  fmt::print("{:-<22}-+-{:->10}-+-{:-<8}-+-{:->10}-+-{:->5}-+-{:-<12}\n", "", "", "", "", "", "");
+  for (const auto& f : report["figures"]) {
+    std::string target;
+    if (f.contains("target")) {
+      target = fmt::format(">= {:.2f} {}", f["target"].get<double>(),
+                           f["pass"].get<bool>() ? "pass" : "FAIL");
+    }
+    fmt::print("{:<22} | {:>10} | {:<8} | {:>10} | {:>5.2f} | {}\n", f["name"].get<std::string>(),
+               thousands(f["value"].get<double>()), f["unit"].get<std::string>(),
+               thousands(f["ceiling"].get<double>()), f["ratio"].get<double>(), target);
+  }
+}
+
+int run(int argc, char** argv) {
+  Options options;
+  try {
+    options = parse_options(argc, argv);
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "annals-bench: {}\n\n{}", e.what(), kUsage);
+    return 2;
+  }
+  // The library logs through spdlog's "annals" logger; keep stdout for the result.
+  auto logger = spdlog::stderr_color_mt("annals");
+  spdlog::set_default_logger(logger);
+
+  const bool json = options.json;
+  Bench bench(std::move(options));
+  const auto report = bench.run();
+  if (json) {
+    fmt::print("{}\n", report.dump());
+  } else {
+    print_table(report);
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace annals::bench
+
+int main(int argc, char** argv) {
+  try {
+    return annals::bench::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "annals-bench: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,263 @@
+#include "workloads.hpp"
+
+#include <algorithm>
+#include <array>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "annals/eventstore/types.hpp"
+#include "annals/postgres/postgres_event_store.hpp"
+
+namespace annals::bench {
+namespace {
+
+constexpr std::size_t kParamsPerRow = 8;
+constexpr std::uint64_t kPageSize = 1000;
+
+// Exactly annals.events of sql/0001 minus the CHECK constraints (and the append-only
+// triggers, which never fire on INSERT).
+constexpr const char* kCeilingDdl = R"(
+CREATE SCHEMA bench_ceiling;
+CREATE TABLE bench_ceiling.events (
+  global_position bigint GENERATED ALWAYS AS IDENTITY,
+  transaction_id  xid8 NOT NULL,
+  stream_id       text NOT NULL,
+  stream_version  bigint NOT NULL,
+  event_id        uuid NOT NULL,
+  event_type      text NOT NULL,
+  schema_version  integer NOT NULL,
+  data            jsonb NOT NULL,
+  metadata        jsonb NOT NULL,
+  recorded_at     timestamptz NOT NULL,
+  hash            bytea NOT NULL,
+  CONSTRAINT events_stream_version_pkey PRIMARY KEY (stream_id, stream_version),
+  CONSTRAINT events_event_id_key UNIQUE (event_id)
+);
+CREATE INDEX events_log_order_idx ON bench_ceiling.events (transaction_id, global_position);
+)";
+
+std::string insert_sql(int batch, bool notify) {
+  std::string sql =
+      "INSERT INTO bench_ceiling.events (transaction_id, stream_id, stream_version, event_id, "
+      "event_type, schema_version, data, metadata, recorded_at, hash) VALUES ";
+  for (int row = 0; row < batch; ++row) {
+    const int p = row * static_cast<int>(kParamsPerRow);
+    if (row > 0) sql += ", ";
+    sql += "(pg_current_xact_id()";
+    for (int k = 1; k <= 7; ++k) sql += ", $" + std::to_string(p + k);
+    sql += ", now(), $" + std::to_string(p + 8) + ")";
+  }
+  if (notify) {
+    sql = "WITH ins AS (" + sql + " RETURNING 1) SELECT pg_notify('bench_ceiling', '') FROM ins";
+  }
+  return sql;
+}
+
+// The store's read_all statement (eventstore/postgres/src/sql.hpp, kReadAll), copied. Its
+// ORDER BY must name the table's columns (`e.`): a bare `transaction_id` would name the text
+// output column and sort the whole table as text for every page.
+std::string keyset_sql() {
+  return std::string("SELECT ") + kEventColumns +
+         " FROM annals.events e"
+         " WHERE (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint)"
+         "   AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+         " ORDER BY e.transaction_id, e.global_position LIMIT $3";
+}
+
+void ensure_full_page(std::uint64_t got, std::uint64_t wanted) {
+  if (got != wanted) {
+    throw std::runtime_error("the log ended early: a page returned " + std::to_string(got) +
+                             " events instead of " + std::to_string(wanted));
+  }
+}
+
+// One ceiling writer: its own connection, one prepared INSERT, its own stream.
+class CeilingWriter {
+ public:
+  CeilingWriter(const std::string& conninfo, const Payload& payload, int batch,
+                std::string stream_id, bool notify)
+      : connection_(conninfo),
+        payload_(payload),
+        batch_(static_cast<std::size_t>(batch)),
+        notify_(notify),
+        stream_id_(std::move(stream_id)),
+        values_(batch_ * kParamsPerRow),
+        pointers_(batch_ * kParamsPerRow),
+        lengths_(batch_ * kParamsPerRow, 0),
+        formats_(batch_ * kParamsPerRow, 0) {
+    std::vector<Oid> types;
+    for (std::size_t row = 0; row < batch_; ++row) {
+      types.insert(types.end(), {kTextOid, kInt8Oid, kUuidOid, kTextOid, kInt4Oid, kJsonbOid,
+                                 kJsonbOid, kByteaOid});
+    }
+    connection_.prepare("ceiling_insert", insert_sql(batch, notify), types);
+    hash_.fill('\x5a');  // a constant 32-byte SHA-256-sized value, sent as binary bytea
+    for (std::size_t row = 0; row < batch_; ++row) {
+      const std::size_t p = row * kParamsPerRow;
+      formats_[p + 7] = 1;
+      lengths_[p + 7] = static_cast<int>(hash_.size());
+    }
+  }
+
+  std::uint64_t step() {
+    for (std::size_t row = 0; row < batch_; ++row) {
+      const std::size_t p = row * kParamsPerRow;
+      values_[p + 1] = std::to_string(++version_);
+      values_[p + 2] = EventId::generate().to_string();
+      values_[p + 5] = payload_.data_text(++counter_);
+      pointers_[p + 0] = stream_id_.c_str();
+      pointers_[p + 1] = values_[p + 1].c_str();
+      pointers_[p + 2] = values_[p + 2].c_str();
+      pointers_[p + 3] = payload_.event_type.c_str();
+      pointers_[p + 4] = "1";
+      pointers_[p + 5] = values_[p + 5].c_str();
+      pointers_[p + 6] = payload_.metadata_text.c_str();
+      pointers_[p + 7] = hash_.data();
+    }
+    connection_.exec_prepared("ceiling_insert", static_cast<int>(pointers_.size()),
+                              pointers_.data(), lengths_.data(), formats_.data(),
+                              notify_ ? PGRES_TUPLES_OK : PGRES_COMMAND_OK);
+    return batch_;
+  }
+
+ private:
+  PgConnection connection_;
+  const Payload& payload_;
+  std::size_t batch_;
+  bool notify_;
+  std::string stream_id_;
+  std::vector<std::string> values_;
+  std::vector<const char*> pointers_;
+  std::vector<int> lengths_;
+  std::vector<int> formats_;
+  std::array<char, 32> hash_{};
+  std::int64_t version_ = 0;
+  std::uint64_t counter_ = 0;
+};
+
+std::vector<NewEvent> make_events(const Payload& payload, int batch, std::uint64_t& counter) {
+  std::vector<NewEvent> events;
+  events.reserve(static_cast<std::size_t>(batch));
+  for (int k = 0; k < batch; ++k) {
+    NewEvent event;
+    event.type = payload.event_type;
+    event.data = payload.data;
+    event.metadata = payload.metadata;
+    event.data["n"] = ++counter;
+    events.push_back(std::move(event));
+  }
+  return events;
+}
+
+}  // namespace
+
+void create_ceiling_table(PgConnection& connection) { connection.exec(kCeilingDdl); }
+
+MakeStep ceiling_insert(std::string conninfo, const Payload& payload, int batch,
+                        std::string stream_prefix, bool notify) {
+  return [conninfo = std::move(conninfo), &payload, batch, stream_prefix = std::move(stream_prefix),
+          notify](int index) -> Step {
+    auto writer = std::make_shared<CeilingWriter>(
+        conninfo, payload, batch, stream_prefix + "-" + std::to_string(index), notify);
+    return [writer] { return writer->step(); };
+  };
+}
+
+std::uint64_t ceiling_copy_pass(PgConnection& connection, std::uint64_t limit) {
+  const std::string sql = std::string("COPY (SELECT ") + kEventColumns +
+                          " FROM annals.events e ORDER BY e.transaction_id, e.global_position"
+                          " LIMIT " +
+                          std::to_string(limit) + ") TO STDOUT";
+  return connection.copy_out_rows(sql);
+}
+
+ReadStep raw_keyset_reader(PgConnection& connection, std::uint64_t limit) {
+  connection.prepare("raw_keyset", keyset_sql(), {});
+  struct Cursor {
+    std::string commit = "0";
+    std::string sequence = "0";
+    std::uint64_t read = 0;
+  };
+  auto cursor = std::make_shared<Cursor>();
+  return [&connection, limit, cursor]() -> std::uint64_t {
+    if (cursor->read >= limit) *cursor = Cursor{};
+    const auto wanted = std::min(kPageSize, limit - cursor->read);
+    const std::string count = std::to_string(wanted);
+    const std::array<const char*, 3> values{cursor->commit.c_str(), cursor->sequence.c_str(),
+                                            count.c_str()};
+    const auto page =
+        connection.exec_prepared("raw_keyset", 3, values.data(), nullptr, nullptr, PGRES_TUPLES_OK);
+    const auto rows = static_cast<std::uint64_t>(page.rows());
+    ensure_full_page(rows, wanted);
+    cursor->commit = page.text(page.rows() - 1, 0);
+    cursor->sequence = page.text(page.rows() - 1, 1);
+    cursor->read += rows;
+    return rows;
+  };
+}
+
+std::unique_ptr<EventStore> open_store(const std::string& conninfo, std::size_t pool_size,
+                                       bool notify) {
+  postgres::PostgresEventStoreOptions options;
+  options.connection_string = conninfo;
+  options.pool_size = pool_size;
+  options.notify_on_append = notify;
+  return postgres::make_postgres_event_store(std::move(options));
+}
+
+MakeStep store_append(EventStore& store, const Payload& payload, int batch,
+                      std::string stream_prefix) {
+  return [&store, &payload, batch, stream_prefix = std::move(stream_prefix)](int index) -> Step {
+    struct Writer {
+      StreamId stream;
+      StreamVersion version = 0;
+      std::uint64_t counter = 0;
+    };
+    auto writer =
+        std::make_shared<Writer>(Writer{StreamId(stream_prefix + "-" + std::to_string(index))});
+    return [writer, &store, &payload, batch]() -> std::uint64_t {
+      auto result = store.append(writer->stream, ExpectedVersion::exact(writer->version),
+                                 make_events(payload, batch, writer->counter));
+      writer->version = result.last_version;
+      return static_cast<std::uint64_t>(batch);
+    };
+  };
+}
+
+ReadStep store_reader(EventStore& store, std::uint64_t limit) {
+  struct Cursor {
+    Position after = Position::start();
+    std::uint64_t read = 0;
+  };
+  auto cursor = std::make_shared<Cursor>();
+  return [&store, limit, cursor]() -> std::uint64_t {
+    if (cursor->read >= limit) *cursor = Cursor{};
+    ReadAllOptions options;
+    options.after = cursor->after;
+    options.max_count = static_cast<std::size_t>(std::min(kPageSize, limit - cursor->read));
+    const auto events = store.read_all(options);
+    ensure_full_page(events.size(), options.max_count);
+    cursor->after = events.back().position;
+    cursor->read += events.size();
+    return events.size();
+  };
+}
+
+void fill_log(EventStore& store, const Payload& payload, std::uint64_t events) {
+  constexpr int kBatch = 100;
+  constexpr StreamVersion kPerStream = 10'000;
+  std::uint64_t counter = 0;
+  std::uint64_t written = 0;
+  for (int s = 0; written < events; ++s) {
+    const StreamId stream("fill-" + std::to_string(s));
+    for (StreamVersion v = 0; v < kPerStream && written < events; v += kBatch) {
+      store.append(stream, ExpectedVersion::exact(v), make_events(payload, kBatch, counter));
+      written += kBatch;
+    }
+  }
+}
+
+}  // namespace annals::bench

@@ -1,0 +1,75 @@
+// annals-bench: the workloads, each as a harness Step or read pass.
+//
+// Store side: appends through EventStore::append with ExpectedVersion::exact (each writer owns
+// its stream and tracks the version locally, so there are no conflicts), and reads of the
+// global log through EventStore::read_all, decoded into RecordedEvent.
+//
+// Ceiling side (plain PostgreSQL, raw libpq): prepared single-row or multi-row INSERTs in
+// autocommit into bench_ceiling.events, which has exactly the columns, types, constraints and
+// indexes of annals.events (no streams table, no function, no checks, no NOTIFY); and COPY of
+// the store's read columns, in the store's read order, read with PQgetCopyData.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "annals/eventstore/event_store.hpp"
+#include "harness.hpp"
+#include "pg.hpp"
+
+namespace annals::bench {
+
+// --- plain PostgreSQL ---------------------------------------------------------------------
+
+/// Creates schema bench_ceiling with table events (see above). Requires: a fresh database.
+void create_ceiling_table(PgConnection& connection);
+
+/// Writer `i` opens its own connection and appends `batch` rows per autocommit INSERT (one
+/// prepared statement, one round trip, one transaction) to stream `<prefix>-<i>`. With
+/// `notify`, the statement also calls pg_notify (as a data-modifying CTE: still one statement),
+/// to show what NOTIFY itself costs plain PostgreSQL.
+[[nodiscard]] MakeStep ceiling_insert(std::string conninfo, const Payload& payload, int batch,
+                                      std::string stream_prefix, bool notify);
+
+/// The read columns of the store, over `annals.events e` (sql.hpp's ANNALS_EVENT_COLUMNS,
+/// copied: keep in step).
+inline constexpr const char* kEventColumns =
+    "e.transaction_id::text AS tx, e.global_position, e.stream_id, e.stream_version, "
+    "e.event_id::text, e.event_type, e.schema_version, e.data::text, e.metadata::text, "
+    "(extract(epoch FROM e.recorded_at) * 1000000)::bigint";
+
+/// One COPY of the first `limit` events of annals.events in log order; returns the rows.
+std::uint64_t ceiling_copy_pass(PgConnection& connection, std::uint64_t limit);
+
+/// A read step: one page (or one COPY); returns the events read. Throws std::runtime_error if
+/// the log ends before `limit` events.
+using ReadStep = std::function<std::uint64_t()>;
+
+/// Pages of 1,000 through the first `limit` events of the log, over and over (the cursor goes
+/// back to the start after `limit` events), with the store's read_all keyset query sent
+/// through raw libpq and nothing decoded but the cursor: what paging costs without the
+/// client library and the decoding.
+[[nodiscard]] ReadStep raw_keyset_reader(PgConnection& connection, std::uint64_t limit);
+
+// --- the store ----------------------------------------------------------------------------
+
+[[nodiscard]] std::unique_ptr<EventStore> open_store(const std::string& conninfo,
+                                                     std::size_t pool_size, bool notify);
+
+/// Writer `i` appends `batch` events per append to stream `<prefix>-<i>`, expected version
+/// exact (tracked locally). Event ids are left to the store (it generates UUIDv7s, as the
+/// ceiling does for its rows).
+[[nodiscard]] MakeStep store_append(EventStore& store, const Payload& payload, int batch,
+                                    std::string stream_prefix);
+
+/// Pages of 1,000 through the first `limit` events of the global log with read_all, decoded
+/// into RecordedEvent, over and over (back to the start after `limit` events).
+[[nodiscard]] ReadStep store_reader(EventStore& store, std::uint64_t limit);
+
+/// Appends `events` events in batches of 100 to fresh streams (filling the log for reads).
+void fill_log(EventStore& store, const Payload& payload, std::uint64_t events);
+
+}  // namespace annals::bench
