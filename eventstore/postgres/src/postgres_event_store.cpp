@@ -12,8 +12,6 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstdint>
-#include <future>
-#include <iterator>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -134,34 +132,10 @@ RecordedEvent decode_event(const pqxx::row& row) {
   return event;
 }
 
-void decode_rows(const pqxx::result& rows, std::size_t begin, std::size_t end,
-                 std::vector<RecordedEvent>& out) {
-  for (auto i = begin; i < end; ++i) {
-    out.push_back(decode_event(rows[static_cast<pqxx::result::size_type>(i)]));
-  }
-}
-
-// Decoding (two JSON parses per event) costs the client several times what the server spends
-// producing the rows, and the server is idle meanwhile: a large page is decoded on two threads.
 std::vector<RecordedEvent> decode_events(const pqxx::result& rows) {
-  constexpr std::size_t kParallelFrom = 256;
-  const auto count = static_cast<std::size_t>(rows.size());
   std::vector<RecordedEvent> events;
-  events.reserve(count);
-  if (count < kParallelFrom) {
-    decode_rows(rows, 0, count, events);
-    return events;
-  }
-  const auto half = count / 2;
-  auto second = std::async(std::launch::async, [&rows, half, count] {
-    std::vector<RecordedEvent> out;
-    out.reserve(count - half);
-    decode_rows(rows, half, count, out);
-    return out;
-  });
-  decode_rows(rows, 0, half, events);
-  auto rest = second.get();
-  std::move(rest.begin(), rest.end(), std::back_inserter(events));
+  events.reserve(rows.size());
+  for (const auto& row : rows) events.push_back(decode_event(row));
   return events;
 }
 
