@@ -1,0 +1,131 @@
+// PostgresSnapshotStore: the SnapshotStore on PostgreSQL (decision 10). One prepared statement
+// per call on a pooled autocommit connection; driver failures are translated once, by
+// SQLSTATE, in error_translation.cpp.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+#include <pqxx/pqxx>
+
+#include "annals/eventstore/error.hpp"
+#include "annals/postgres/postgres_snapshot_store.hpp"
+#include "connection_pool.hpp"
+#include "error_translation.hpp"
+#include "snapshot_sql.hpp"
+
+namespace annals::postgres {
+namespace {
+
+std::shared_ptr<spdlog::logger> logger() {
+  auto log = spdlog::get("annals");
+  return log ? log : spdlog::default_logger();
+}
+
+void prepare_statements(pqxx::connection& connection) {
+  connection.prepare(snapshot_sql::kLoadName, snapshot_sql::kLoad);
+  connection.prepare(snapshot_sql::kSaveName, snapshot_sql::kSave);
+  connection.prepare(snapshot_sql::kRemoveName, snapshot_sql::kRemove);
+}
+
+class PostgresSnapshotStore final : public SnapshotStore {
+ public:
+  explicit PostgresSnapshotStore(PostgresSnapshotStoreOptions options)
+      : options_(std::move(options)),
+        pool_(options_.connection_string, options_.pool_size, prepare_statements) {
+    const auto rows = run("open snapshot store", [](pqxx::connection& connection) {
+      pqxx::nontransaction tx(connection);
+      return tx.exec(snapshot_sql::kTablePresent);
+    });
+    if (!rows[0][0].as<bool>()) {
+      throw NotFoundError(
+          "the annals.snapshots table is missing from the database; run `annals migrate`");
+    }
+  }
+
+  std::optional<Snapshot> load(const StreamId& stream) override {
+    const auto rows =
+        run("load snapshot of \"" + stream.value() + "\"", [&](pqxx::connection& connection) {
+          pqxx::nontransaction tx(connection);
+          return tx.exec_prepared(snapshot_sql::kLoadName, stream.value());
+        });
+    if (rows.empty()) return std::nullopt;
+    const auto& row = rows[0];
+    Snapshot snapshot{.stream_id = stream,
+                      .version = row[0].as<std::int64_t>(),
+                      .schema_version = row[1].as<std::int32_t>(),
+                      .state = nullptr};
+    try {
+      snapshot.state = nlohmann::json::parse(row[2].c_str(), row[2].c_str() + row[2].size());
+    } catch (const nlohmann::json::exception& e) {
+      throw CorruptionError("stored snapshot of stream \"" + stream.value() +
+                            "\" is not JSON: " + e.what());
+    }
+    return snapshot;
+  }
+
+  void save(const Snapshot& snapshot) override {
+    const auto state = annals::detail::encode_snapshot_state(snapshot);
+    run("save snapshot of \"" + snapshot.stream_id.value() + "\"",
+        [&](pqxx::connection& connection) {
+          pqxx::nontransaction tx(connection);
+          return tx.exec_prepared(snapshot_sql::kSaveName, snapshot.stream_id.value(),
+                                  snapshot.version, snapshot.schema_version, state);
+        });
+  }
+
+  void remove(const StreamId& stream) override {
+    run("remove snapshot of \"" + stream.value() + "\"", [&](pqxx::connection& connection) {
+      pqxx::nontransaction tx(connection);
+      return tx.exec_prepared(snapshot_sql::kRemoveName, stream.value());
+    });
+  }
+
+ private:
+  // Runs `f` on a pooled connection. A broken connection is discarded and the call retried on
+  // a new one; transient failures (a raced upsert, serialization failure) are retried a few
+  // times. Every statement is idempotent, so retrying is safe. Everything else is translated
+  // once, by SQLSTATE.
+  template <typename F>
+  pqxx::result run(const std::string& what, F&& f) {
+    int broken = 0;
+    int transient = 0;
+    for (;;) {
+      std::optional<detail::ConnectionPool::Lease> lease;
+      try {
+        lease.emplace(pool_.acquire());
+        return f(**lease);
+      } catch (const annals::Error&) {
+        throw;
+      } catch (const std::exception& e) {
+        const auto failure = detail::classify(e);
+        if (failure == detail::Failure::kBrokenConnection) {
+          if (lease) lease->discard();
+          if (broken++ < options_.max_retries_on_broken_connection) {
+            logger()->warn("annals: {}: connection lost ({}); retrying on a new connection", what,
+                           e.what());
+            continue;
+          }
+        } else if (failure == detail::Failure::kRetry && transient++ < 8) {
+          logger()->debug("annals: {}: transient failure ({}); retrying", what, e.what());
+          continue;
+        }
+        // Snapshot statements are idempotent: a broken connection is "unavailable", never an
+        // outcome in doubt.
+        detail::rethrow_translated(e, what, false);
+      }
+    }
+  }
+
+  PostgresSnapshotStoreOptions options_;
+  detail::ConnectionPool pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<SnapshotStore> make_postgres_snapshot_store(PostgresSnapshotStoreOptions options) {
+  return std::make_unique<PostgresSnapshotStore>(std::move(options));
+}
+
+}  // namespace annals::postgres
