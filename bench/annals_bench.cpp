@@ -37,6 +37,7 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "framework_bench.hpp"
 #include "harness.hpp"
 #include "pg.hpp"
 #include "workloads.hpp"
@@ -92,12 +93,13 @@ struct Options {
   double warmup = 0.5;
   bool notify = true;
   std::uint64_t read_events = 100'000;
+  bool framework = false;
   std::vector<Figure> figures;
 };
 
 constexpr const char* kUsage =
     "usage: annals-bench [--db URL] [--json] [--seconds N] [--rounds N] [--only NAME[,NAME]]\n"
-    "                    [--notify on|off] [--warmup S] [--read-events N]\n"
+    "                    [--notify on|off] [--warmup S] [--read-events N] [--framework]\n"
     "\n"
     "Measures the annals PostgreSQL store against plain PostgreSQL on the same server, in the\n"
     "same run. Drops and recreates the database 'annals_bench' on the server of --db.\n"
@@ -108,6 +110,7 @@ constexpr const char* kUsage =
     "  --rounds N         slices per side and figure; the median is reported (default 3)\n"
     "  --only A,B         run only these figures\n"
     "  --notify on|off    the store's notify_on_append for the append figures (default on)\n"
+    "  --framework        also run the framework figures (rehydration, command bus; issue #3)\n"
     "  --warmup S         untimed warm-up before each write slice (default 0.5)\n"
     "  --read-events N    events per read pass, from the start of the log (default 100000)\n"
     "\n"
@@ -156,6 +159,8 @@ Options parse_options(int argc, char** argv) {
       options.read_events = static_cast<std::uint64_t>(parse_number(arg, value(), 1000));
     } else if (arg == "--only") {
       only = value();
+    } else if (arg == "--framework") {
+      options.framework = true;
     } else if (arg == "--notify") {
       const auto v = value();
       if (v != "on" && v != "off") throw UsageError("--notify: expected on or off");
@@ -241,7 +246,14 @@ class Bench {
                thousands(r.value()), thousands(r.ceiling_value()), r.ratio());
     }
     meta_["load_after"] = load_average();
-    return to_json();
+    auto report = to_json();
+    if (options_.framework) {
+      report["framework"] = run_framework_benchmarks(
+          conninfo_, {.seconds = options_.seconds,
+                      .rounds = options_.rounds,
+                      .warmup_seconds = options_.warmup});
+    }
+    return report;
   }
 
  private:
@@ -484,6 +496,9 @@ int run(int argc, char** argv) {
     fmt::print("{}\n", report.dump());
   } else {
     print_table(report);
+    if (report.contains("framework")) {
+      fmt::print("\n{}", format_framework_figures(report["framework"]));
+    }
   }
   return 0;
 }
