@@ -30,6 +30,7 @@
 #include "annals/postgres/postgres_event_store.hpp"
 #include "connection_pool.hpp"
 #include "error_translation.hpp"
+#include "pooled_call.hpp"
 #include "sql.hpp"
 
 namespace annals::postgres {
@@ -37,10 +38,7 @@ namespace {
 
 using annals::detail::EncodedEvent;
 
-std::shared_ptr<spdlog::logger> logger() {
-  auto log = spdlog::get("annals");
-  return log ? log : spdlog::default_logger();
-}
+using detail::logger;
 
 // --- PostgreSQL array literals ---------------------------------------------------------------
 // Arrays travel as one text parameter each; elements are double-quoted with '"' and '\'
@@ -449,39 +447,10 @@ class PostgresEventStore final : public EventStore {
   }
 
  private:
-  // Runs `f` on a pooled connection. A broken connection is discarded and the call retried on a
-  // new one (max_retries_on_broken_connection times); transient failures (a raced unique key,
-  // serialization failure, deadlock) are retried a few times. Everything else is
-  // translated once, by SQLSTATE.
   template <typename F>
   pqxx::result run(const std::string& what, bool write, F&& f) {
-    int broken = 0;
-    int transient = 0;
-    for (;;) {
-      bool in_flight = false;
-      std::optional<detail::ConnectionPool::Lease> lease;
-      try {
-        lease.emplace(pool_.acquire());
-        in_flight = true;
-        return f(**lease);
-      } catch (const annals::Error&) {
-        throw;
-      } catch (const std::exception& e) {
-        const auto failure = detail::classify(e);
-        if (failure == detail::Failure::kBrokenConnection) {
-          if (lease) lease->discard();
-          if (broken++ < options_.max_retries_on_broken_connection) {
-            logger()->warn("annals: {}: {} ({}); retrying on a new connection", what,
-                           in_flight ? "connection lost" : "cannot connect", e.what());
-            continue;
-          }
-        } else if (failure == detail::Failure::kRetry && transient++ < 8) {
-          logger()->debug("annals: {}: transient failure ({}); retrying", what, e.what());
-          continue;
-        }
-        detail::rethrow_translated(e, what, write && in_flight);
-      }
-    }
+    return detail::run_pooled(pool_, what, write, options_.max_retries_on_broken_connection,
+                              std::forward<F>(f));
   }
 
   std::vector<AppendResult> append_encoded(

@@ -6,22 +6,18 @@
 #include <string>
 #include <utility>
 
-#include <spdlog/spdlog.h>
 #include <pqxx/pqxx>
 
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_snapshot_store.hpp"
 #include "connection_pool.hpp"
 #include "error_translation.hpp"
+#include "pooled_call.hpp"
 #include "snapshot_sql.hpp"
 
 namespace annals::postgres {
 namespace {
 
-std::shared_ptr<spdlog::logger> logger() {
-  auto log = spdlog::get("annals");
-  return log ? log : spdlog::default_logger();
-}
 
 void prepare_statements(pqxx::connection& connection) {
   connection.prepare(snapshot_sql::kLoadName, snapshot_sql::kLoad);
@@ -83,39 +79,12 @@ class PostgresSnapshotStore final : public SnapshotStore {
   }
 
  private:
-  // Runs `f` on a pooled connection. A broken connection is discarded and the call retried on
-  // a new one; transient failures (a raced upsert, serialization failure) are retried a few
-  // times. Every statement is idempotent, so retrying is safe. Everything else is translated
-  // once, by SQLSTATE.
+  // Snapshot statements are idempotent: a broken connection is "unavailable", never an
+  // outcome in doubt.
   template <typename F>
   pqxx::result run(const std::string& what, F&& f) {
-    int broken = 0;
-    int transient = 0;
-    for (;;) {
-      std::optional<detail::ConnectionPool::Lease> lease;
-      try {
-        lease.emplace(pool_.acquire());
-        return f(**lease);
-      } catch (const annals::Error&) {
-        throw;
-      } catch (const std::exception& e) {
-        const auto failure = detail::classify(e);
-        if (failure == detail::Failure::kBrokenConnection) {
-          if (lease) lease->discard();
-          if (broken++ < options_.max_retries_on_broken_connection) {
-            logger()->warn("annals: {}: connection lost ({}); retrying on a new connection", what,
-                           e.what());
-            continue;
-          }
-        } else if (failure == detail::Failure::kRetry && transient++ < 8) {
-          logger()->debug("annals: {}: transient failure ({}); retrying", what, e.what());
-          continue;
-        }
-        // Snapshot statements are idempotent: a broken connection is "unavailable", never an
-        // outcome in doubt.
-        detail::rethrow_translated(e, what, false);
-      }
-    }
+    return detail::run_pooled(pool_, what, false, options_.max_retries_on_broken_connection,
+                              std::forward<F>(f));
   }
 
   PostgresSnapshotStoreOptions options_;
