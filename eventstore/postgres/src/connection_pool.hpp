@@ -51,8 +51,6 @@ class ConnectionPool {
   /// Throws: pqxx::broken_connection when a new connection cannot be opened.
   Lease acquire();
 
-  const std::string& connection_string() const noexcept { return connection_string_; }
-
  private:
   void release(std::unique_ptr<pqxx::connection> connection);
   void forget() noexcept;

@@ -76,6 +76,11 @@ class ArrayLiteral {
   std::string text_ = "{";
 };
 
+// Names an append to one stream in error messages and logs, on both append paths.
+std::string describe_append(const StreamId& stream) {
+  return "append to stream \"" + stream.value() + "\"";
+}
+
 std::int64_t expected_code(const ExpectedVersion& expected) {
   switch (expected.kind()) {
     case ExpectedVersion::Kind::kAny: return -1;
@@ -470,7 +475,7 @@ class PostgresEventStore final : public EventStore {
       }
     }
     const std::string what = streams.size() == 1
-                                 ? "append to stream \"" + streams[0].first->value() + "\""
+                                 ? describe_append(*streams[0].first)
                                  : "append to " + std::to_string(streams.size()) + " streams";
     const auto p_streams = std::move(stream_ids).finish();
     const auto p_expected = std::move(expected).finish();
@@ -553,7 +558,7 @@ class PostgresEventStore final : public EventStore {
   std::optional<AppendResult> try_append_one(const StreamId& stream,
                                              const ExpectedVersion& expected,
                                              const EncodedEvent& event) {
-    const auto rows = run("append to stream \"" + stream.value() + "\"", true,
+    const auto rows = run(describe_append(stream), true,
                           [&](pqxx::connection& connection) {
                             pqxx::nontransaction tx(connection);
                             try {
