@@ -141,6 +141,11 @@ class InMemoryLog final : public EventReader {
     return version_locked(stream);
   }
 
+  Position head_position() override {
+    std::lock_guard lock(mutex_);
+    return log_.empty() ? Position::start() : log_.back().position;
+  }
+
   // The body of annals.append_events: same checks in the same order, same outcomes.
   std::vector<AppendResult> append(std::vector<PendingAppend>& appends) {
     std::vector<AppendResult> results;
@@ -313,6 +318,12 @@ class InMemoryEventStore final : public EventStore {
 
   std::optional<StreamVersion> stream_version(const StreamId& stream) override {
     return log_->stream_version(stream);
+  }
+
+  Position head_position() override { return log_->head_position(); }
+
+  std::unique_ptr<ChangeSignal> watch() override {
+    return std::make_unique<InMemoryChangeSignal>(log_->notifier());
   }
 
   AppendResult append(const StreamId& stream, const ExpectedVersion& expected,

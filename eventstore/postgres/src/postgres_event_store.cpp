@@ -150,6 +150,7 @@ void prepare_statements(pqxx::connection& connection) {
   connection.prepare(sql::kReadAllName, sql::kReadAll);
   connection.prepare(sql::kReadAllFilteredName, sql::kReadAllFiltered);
   connection.prepare(sql::kStreamVersionName, sql::kStreamVersion);
+  connection.prepare(sql::kHeadPositionName, sql::kHeadPosition);
 }
 
 ReadHorizon query_read_horizon(pqxx::connection& connection) {
@@ -441,6 +442,20 @@ class PostgresEventStore final : public EventStore {
                           });
     if (rows.empty() || rows[0][0].is_null()) return std::nullopt;
     return rows[0][0].as<std::int64_t>();
+  }
+
+  Position head_position() override {
+    const auto rows = run("head position", false, [&](pqxx::connection& connection) {
+      pqxx::nontransaction tx(connection);
+      return tx.exec_prepared(sql::kHeadPositionName);
+    });
+    if (rows.empty()) return Position::start();
+    return Position(parse_u64(rows[0][0]), rows[0][1].as<std::int64_t>());
+  }
+
+  std::unique_ptr<ChangeSignal> watch() override {
+    return std::make_unique<PostgresChangeSignal>(options_.connection_string,
+                                                  options_.horizon_warning_after);
   }
 
   std::unique_ptr<Subscription> subscribe(SubscriptionOptions options,

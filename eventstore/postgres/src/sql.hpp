@@ -88,6 +88,14 @@ inline constexpr const char* kReadAllFiltered =
 
 #undef ANNALS_EVENT_COLUMNS
 
+// The last settled event: a backward scan of events_log_order_idx that skips rows of
+// transactions still in progress.
+inline constexpr const char* kHeadPositionName = "annals_head_position";
+inline constexpr const char* kHeadPosition =
+    "SELECT e.transaction_id::text, e.global_position FROM annals.events e"
+    " WHERE e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+    " ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1";
+
 inline constexpr const char* kStreamVersionName = "annals_stream_version";
 inline constexpr const char* kStreamVersion =
     "SELECT max(stream_version) FROM annals.events WHERE stream_id = $1";

@@ -95,6 +95,10 @@ class FakeLog final : public EventReader {
   }
 
   std::optional<StreamVersion> stream_version(const StreamId&) override { return std::nullopt; }
+  Position head_position() override {
+    std::lock_guard lock(mutex_);
+    return events_.empty() ? Position::start() : events_.back().position;
+  }
 
  private:
   mutable std::mutex mutex_;

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <limits>
@@ -78,6 +79,12 @@ class EventReader {
 
   /// The stream's current version, or empty when it has no events. Cost: one round trip.
   [[nodiscard]] virtual std::optional<StreamVersion> stream_version(const StreamId& stream) = 0;
+
+  /// Position of the last settled event of the global log (Position::start() when there is
+  /// none). Every event at or before it is visible to read_all() from now on, so a reader
+  /// whose filtered read came back short after asking for the head may move its checkpoint
+  /// up to the head without skipping a matching event. Cost: one round trip.
+  [[nodiscard]] virtual Position head_position() = 0;
 };
 
 /// Appends events.
@@ -150,9 +157,36 @@ class Subscription {
   virtual bool wait_for(Position position, std::chrono::milliseconds timeout) = 0;
 };
 
+/// Tells a reader that drives its own read loop that the log may have grown (NOTIFY for the
+/// PostgreSQL store). Usage: `token = observe()`, read, and if the read came back short,
+/// `wait(token, timeout)` before reading again.
+///
+/// Thread safety: observe() and wait() from one thread at a time; interrupt() from any thread.
+class ChangeSignal {
+ public:
+  ChangeSignal() = default;
+  ChangeSignal(const ChangeSignal&) = delete;
+  ChangeSignal& operator=(const ChangeSignal&) = delete;
+  virtual ~ChangeSignal() = default;
+
+  /// Called before each read; returns a token for wait(). A change signalled after
+  /// observe() returned makes the following wait() return promptly.
+  virtual std::uint64_t observe() = 0;
+  /// Returns when a change after `token` was signalled, `timeout` elapsed or interrupt() was
+  /// called: true when a change was signalled (or may have been missed, e.g. after a
+  /// reconnection), false on timeout or interrupt. Spurious returns are allowed.
+  virtual bool wait(std::uint64_t token, std::chrono::milliseconds timeout) = 0;
+  /// Wakes a pending or the next wait().
+  virtual void interrupt() = 0;
+};
+
 /// An event store: reader, writer and subscriptions.
 class EventStore : public EventReader, public EventWriter {
  public:
+  /// A new wake-up source for a reader that drives its own loop over read_all() (projection
+  /// runners do). The PostgreSQL store opens one LISTEN connection per signal.
+  [[nodiscard]] virtual std::unique_ptr<ChangeSignal> watch() = 0;
+
   /// Starts a subscription that calls `handler` for every matching event after
   /// `options.after`: first the backlog, then live events as they are appended (woken by a
   /// notification, with `poll_interval` as the fallback).

@@ -1296,8 +1296,52 @@ TYPED_TEST_P(EventStoreContract, SubscriptionIsLiveOnceCaughtUp) {
   EXPECT_TRUE(subscription->is_running());
 }
 
+TYPED_TEST_P(EventStoreContract, HeadPositionIsAtOrAfterEverySettledEvent) {
+  const auto result =
+      this->append(this->stream("a"), annals::ExpectedVersion::any(), this->events(2));
+  this->await_settled();
+  const annals::Position head = this->store().head_position();
+  EXPECT_GE(head, result.position);
+  // Nothing settled lies after the head at the moment it was read, except later appends.
+  const auto later = this->store().read_all({.after = head, .max_count = 1000,
+                                             .filter = this->own_events()});
+  EXPECT_TRUE(later.empty());
+}
+
+TYPED_TEST_P(EventStoreContract, HeadPositionNeverMovesBackwards) {
+  const annals::Position before = this->store().head_position();
+  this->append(this->stream("a"), annals::ExpectedVersion::any(), this->events(1));
+  this->await_settled();
+  EXPECT_GE(this->store().head_position(), before);
+}
+
+TYPED_TEST_P(EventStoreContract, WatchSignalsAnAppend) {
+  auto signal = this->store().watch();
+  const std::uint64_t token = signal->observe();
+  this->append(this->stream("a"), annals::ExpectedVersion::any(), this->events(1));
+  // A spurious early return is allowed, so wait until a wait reports the change.
+  const auto deadline = std::chrono::steady_clock::now() + this->kTimeout;
+  bool signalled = false;
+  while (!signalled && std::chrono::steady_clock::now() < deadline) {
+    signalled = signal->wait(token, std::chrono::milliseconds(500));
+  }
+  EXPECT_TRUE(signalled);
+}
+
+TYPED_TEST_P(EventStoreContract, WatchInterruptEndsAWait) {
+  auto signal = this->store().watch();
+  const std::uint64_t token = signal->observe();
+  signal->interrupt();
+  const auto started = std::chrono::steady_clock::now();
+  signal->wait(token, this->kTimeout);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, this->kTimeout);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     EventStoreContract,
+    // head position and change signals
+    HeadPositionIsAtOrAfterEverySettledEvent, HeadPositionNeverMovesBackwards,
+    WatchSignalsAnAppend, WatchInterruptEndsAWait,
     // expected versions
     AppendWithAnyToNewStreamSucceeds, AppendWithAnyToExistingStreamSucceeds,
     AppendWithNoStreamToNewStreamSucceeds, AppendWithNoStreamToExistingStreamThrowsConcurrencyError,

@@ -43,6 +43,7 @@ class ForwardingEventStore : public EventStore {
   std::optional<StreamVersion> stream_version(const StreamId& stream) override {
     return inner_.stream_version(stream);
   }
+  Position head_position() override { return inner_.head_position(); }
   AppendResult append(const StreamId& stream, const ExpectedVersion& expected,
                       std::vector<NewEvent> events) override {
     return inner_.append(stream, expected, std::move(events));
@@ -54,6 +55,7 @@ class ForwardingEventStore : public EventStore {
                                           EventHandler handler) override {
     return inner_.subscribe(std::move(options), std::move(handler));
   }
+  std::unique_ptr<ChangeSignal> watch() override { return inner_.watch(); }
 
  protected:
   EventStore& inner() noexcept { return inner_; }
