@@ -1,0 +1,229 @@
+// Where projections keep their progress and coordination state: checkpoints, ownership
+// leases with fencing tokens, dead letters and rebuild requests (ARCHITECTURE decision 7 and
+// the scale-out path).
+//
+// Two implementations: make_in_memory_projection_store() (in_memory_projection_store.hpp) for
+// tests and services run without a database, and PostgresProjectionStore
+// (annals/projections/postgres/postgres_projection_store.hpp), which several runner processes
+// on several machines can share. The `annals` CLI reads and writes the PostgreSQL one.
+//
+// Ownership: at most one runner owns a projection at a time, through a lease (owner, expiry,
+// fencing token). Every takeover increases the token, and a checkpoint write carrying an older
+// token is refused, so a paused or partitioned former owner can never overwrite newer progress.
+// Leases are plain rows, not session advisory locks, so they work behind transaction poolers.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "annals/eventstore/error.hpp"
+#include "annals/eventstore/types.hpp"
+#include "annals/projections/projection.hpp"
+
+namespace annals::projections {
+
+/// The right to run one projection, until `expires_at` unless renewed.
+struct Lease {
+  std::string projection;
+  std::string owner;
+  /// Grows with every takeover; checkpoint writes carry it.
+  std::int64_t fencing_token = 0;
+  /// Server time (for PostgreSQL, the database clock) when the lease lapses.
+  std::chrono::system_clock::time_point expires_at;
+
+  friend bool operator==(const Lease&, const Lease&) = default;
+};
+
+/// The checkpoint write was refused: another runner took the projection over (the fencing
+/// token is stale) or the checkpoint is not where this writer last saw it. Nothing of the
+/// unit of work was committed. The runner stops working on the projection and tries to
+/// acquire it again.
+class OwnershipLostError : public Error {
+ public:
+  explicit OwnershipLostError(const std::string& message)
+      : Error(ErrorCode::kConcurrency, message) {}
+  [[nodiscard]] bool retryable() const noexcept override { return true; }
+};
+
+/// One batch of work on a projection: the projection applies events through it, then
+/// commit() stores the new checkpoint in the same unit of work. Destroying it without commit
+/// rolls back.
+///
+/// Thread safety: one thread at a time.
+class Batch : public UnitOfWork {
+ public:
+  /// Records `event` as a dead letter of this projection, with the error of its last attempt
+  /// and the number of attempts made. Takes effect with commit().
+  virtual void park(const RecordedEvent& event, const std::string& error, int attempts) = 0;
+  /// Marks dead letter `id` resolved (its retry succeeded in this batch). Takes effect with
+  /// commit().
+  virtual void resolve_dead_letter(std::int64_t id) = 0;
+  /// Stores `checkpoint` and commits, if the lease's fencing token is still current and the
+  /// stored checkpoint still equals the one this batch began at.
+  /// Throws: OwnershipLostError when refused; UnavailableError / OutcomeUnknownError when the
+  /// store failed (after OutcomeUnknownError, read the checkpoint again to learn the outcome).
+  virtual void commit(Position checkpoint) = 0;
+};
+
+/// A projection as the store knows it, for status tables.
+struct ProjectionRecord {
+  std::string name;
+  Position checkpoint;
+  /// Empty when no runner holds the lease.
+  std::optional<std::string> owner;
+  std::optional<std::chrono::system_clock::time_point> lease_expires_at;
+  std::int64_t fencing_token = 0;
+  /// Last state the owner reported: "starting", "catching-up", "live", "rebuilding",
+  /// "stopped", "failed" (see ProjectionState).
+  std::string state;
+  /// Last error the owner reported, if any.
+  std::optional<std::string> last_error;
+  /// Events applied since the projection was registered or last rebuilt.
+  std::int64_t events_applied = 0;
+  std::chrono::system_clock::time_point updated_at;
+  /// True when the lease is held and has not expired (by the store's clock).
+  bool owned = false;
+};
+
+/// What an owner reports about its projection (stored with the record; see report()).
+struct ProjectionReport {
+  std::string state;
+  std::optional<std::string> last_error;
+  std::int64_t events_applied = 0;
+};
+
+enum class DeadLetterState {
+  kParked,          ///< waiting for an operator
+  kRetryRequested,  ///< an operator asked the owner to apply it again
+  kResolved,        ///< a retry succeeded
+  kSkipped,         ///< an operator gave up on it
+};
+
+/// Stable lower-case name: "parked", "retry-requested", "resolved", "skipped".
+[[nodiscard]] const char* to_string(DeadLetterState state) noexcept;
+/// Throws InvalidArgumentError for an unknown name.
+[[nodiscard]] DeadLetterState parse_dead_letter_state(const std::string& text);
+
+/// An event a projection could not apply, kept with the event itself so that an owner can
+/// apply it again without the event store.
+struct DeadLetter {
+  std::int64_t id = 0;
+  std::string projection;
+  RecordedEvent event;
+  std::string error;
+  int attempts = 0;
+  DeadLetterState state = DeadLetterState::kParked;
+  std::chrono::system_clock::time_point parked_at;
+  std::chrono::system_clock::time_point updated_at;
+};
+
+/// Which dead letters list_dead_letters() returns. Empty fields match everything.
+struct DeadLetterQuery {
+  std::optional<std::string> projection;
+  std::optional<DeadLetterState> state;
+  std::size_t max_count = 1000;
+};
+
+enum class RebuildState {
+  kRequested,  ///< waiting for the projection's owner
+  kRunning,    ///< the owner reset the projection and is replaying
+  kDone,       ///< replayed up to `target`
+  kFailed,     ///< see `message`
+};
+
+/// Stable lower-case name: "requested", "running", "done", "failed".
+[[nodiscard]] const char* to_string(RebuildState state) noexcept;
+
+/// A request to rebuild a projection: reset its read model and checkpoint, then replay. Made
+/// by anyone (the CLI, an API); carried out by the projection's owner, which reports progress.
+struct RebuildRequest {
+  std::int64_t id = 0;
+  std::string projection;
+  RebuildState state = RebuildState::kRequested;
+  /// The log head when the owner started; the rebuild is done once the checkpoint passes it.
+  std::optional<Position> target;
+  /// The checkpoint the owner last reported during the replay.
+  std::optional<Position> progress;
+  /// Failure reason or a note from the owner.
+  std::optional<std::string> message;
+  std::chrono::system_clock::time_point requested_at;
+  std::chrono::system_clock::time_point updated_at;
+};
+
+/// Checkpoints, leases, dead letters and rebuild requests of projections.
+///
+/// Thread safety: every method may be called from any thread at once.
+class ProjectionStore {
+ public:
+  ProjectionStore() = default;
+  ProjectionStore(const ProjectionStore&) = delete;
+  ProjectionStore& operator=(const ProjectionStore&) = delete;
+  virtual ~ProjectionStore() = default;
+
+  /// Registers the projection (idempotent) and runs its setup() in a unit of work.
+  /// Throws: InvalidArgumentError for a bad name; what setup() throws.
+  virtual void prepare(Projection& projection) = 0;
+
+  /// Takes the lease of `projection` for `owner` if nobody holds an unexpired one (or `owner`
+  /// already does), for `ttl`. A takeover from another owner, or after expiry, increases the
+  /// fencing token. Returns the lease, or empty when someone else holds it.
+  /// Throws: NotFoundError when the projection was never prepared.
+  [[nodiscard]] virtual std::optional<Lease> try_acquire(const std::string& projection,
+                                                         const std::string& owner,
+                                                         std::chrono::milliseconds ttl) = 0;
+  /// Extends a held lease by `ttl` from now. Returns the renewed lease, or empty when it was
+  /// lost (expired and taken, or released).
+  [[nodiscard]] virtual std::optional<Lease> renew(const Lease& lease,
+                                                   std::chrono::milliseconds ttl) = 0;
+  /// Gives the lease up so another runner can take over at once. No effect if already lost.
+  virtual void release(const Lease& lease) = 0;
+
+  /// The stored checkpoint (Position::start() for a new projection).
+  /// Throws: NotFoundError when the projection was never prepared.
+  [[nodiscard]] virtual Position checkpoint(const std::string& projection) = 0;
+
+  /// Starts a batch for the holder of `lease`, whose last known checkpoint is `checkpoint`.
+  [[nodiscard]] virtual std::unique_ptr<Batch> begin(const Lease& lease, Position checkpoint) = 0;
+
+  /// Stores what the owner reports (state, last error, count), if `lease` is still current.
+  virtual void report(const Lease& lease, const ProjectionReport& report) = 0;
+
+  /// Every registered projection, by name.
+  [[nodiscard]] virtual std::vector<ProjectionRecord> list() = 0;
+
+  /// Dead letters, oldest first.
+  [[nodiscard]] virtual std::vector<DeadLetter> list_dead_letters(const DeadLetterQuery& query) = 0;
+  /// Asks the owner to apply dead letter `id` again. Throws NotFoundError for an unknown id,
+  /// InvalidArgumentError when it is already resolved or skipped.
+  virtual void request_retry(std::int64_t id) = 0;
+  /// Gives up on dead letter `id`. Throws NotFoundError for an unknown id,
+  /// InvalidArgumentError when it is already resolved.
+  virtual void skip(std::int64_t id) = 0;
+  /// Records a failed retry of dead letter `id`: back to parked, with the new error and one
+  /// more attempt.
+  virtual void retry_failed(std::int64_t id, const std::string& error) = 0;
+
+  /// Asks for a rebuild of `projection`; returns the request (an open request of the same
+  /// projection is returned instead of a new one). Throws NotFoundError for an unknown
+  /// projection.
+  virtual RebuildRequest request_rebuild(const std::string& projection) = 0;
+  /// The request with this id, if any.
+  [[nodiscard]] virtual std::optional<RebuildRequest> rebuild_request(std::int64_t id) = 0;
+  /// The oldest open (requested or running) request of `projection`, if any.
+  [[nodiscard]] virtual std::optional<RebuildRequest> open_rebuild(
+      const std::string& projection) = 0;
+  /// Owner's update of a request: new state, target, progress or message.
+  virtual void update_rebuild(const RebuildRequest& request) = 0;
+};
+
+/// Blocks until the stored checkpoint of `projection` reaches `position` or `timeout`
+/// elapses; true when reached. For a reader in another process than the runner (a read API
+/// answering "after my command"). Polls with a short back-off.
+bool wait_for_checkpoint(ProjectionStore& store, const std::string& projection,
+                         Position position, std::chrono::milliseconds timeout);
+
+}  // namespace annals::projections

@@ -1,0 +1,94 @@
+// Read-model projections into PostgreSQL tables, with exactly-once effect: the projection's
+// writes and its checkpoint commit in one transaction (ARCHITECTURE decision 7).
+//
+// A projection owns its tables: it lists their migrations (applied once, in order, recorded
+// per projection) and the tables a rebuild empties. Writes go through ReadModel, whose
+// helpers cover the usual cases with parameterized SQL (identifiers are validated and quoted,
+// values are always parameters):
+//
+//   void handle(const annals::RecordedEvent& e, ReadModel& db) override {
+//     db.upsert("balances", {{"account_id", e.stream_id.value()}}, {{"balance", 0}});
+//     db.increment("balances", {{"account_id", e.stream_id.value()}}, "balance",
+//                  e.data.at("amount").get<std::int64_t>());
+//   }
+//
+// Run it with a ProjectionRunner over a PostgresProjectionStore on the same database.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "annals/projections/projection.hpp"
+
+namespace annals::projections {
+
+/// Column names to values, as a JSON object: {"account_id": "a1", "balance": 0}. Values map
+/// to SQL parameters: null → NULL, booleans, numbers and strings by their text, objects and
+/// arrays as JSON text (for json/jsonb columns).
+using Columns = nlohmann::json;
+
+/// Parameters of a statement, $1 first. Same mapping as Columns' values.
+using Params = std::vector<nlohmann::json>;
+
+/// The write side of a read model inside one batch's transaction.
+///
+/// Table and column names must be plain or schema-qualified SQL identifiers
+/// ([A-Za-z_][A-Za-z0-9_]*, optionally "schema.table"); anything else throws
+/// InvalidArgumentError before any SQL is sent.
+///
+/// Thread safety: one thread (the runner's) only. Valid only inside handle()/setup()/reset().
+class ReadModel {
+ public:
+  ReadModel(const ReadModel&) = delete;
+  ReadModel& operator=(const ReadModel&) = delete;
+  virtual ~ReadModel() = default;
+
+  /// INSERT the row key + values; on a key conflict UPDATE the values. `key`'s columns must
+  /// carry a primary key or unique constraint. Cost: one statement (prepared once).
+  virtual void upsert(std::string_view table, const Columns& key, const Columns& values) = 0;
+  /// Adds `by` to `column` of the row with `key`; inserts the row with column = by when it
+  /// does not exist. Cost: one statement.
+  virtual void increment(std::string_view table, const Columns& key, std::string_view column,
+                         std::int64_t by) = 0;
+  /// Deletes the rows matching `key`. Returns how many were deleted. Cost: one statement.
+  virtual std::int64_t remove(std::string_view table, const Columns& key) = 0;
+  /// Runs one parameterized statement ($1, $2, ...) and returns its rows as JSON objects
+  /// (column name to value; numbers, booleans, json and jsonb decoded, the rest as text).
+  /// Cost: one statement (prepared once per distinct text).
+  virtual std::vector<nlohmann::json> exec(std::string_view sql, const Params& params = {}) = 0;
+
+ protected:
+  ReadModel() = default;
+};
+
+/// A migration of a projection's own tables: a stable name (applied once per projection,
+/// in the order listed) and its SQL.
+struct ReadModelMigration {
+  std::string name;
+  std::string sql;
+};
+
+/// Base of projections that write PostgreSQL tables. See the header comment.
+class ReadModelProjection : public Projection {
+ public:
+  /// The projection's table migrations, in order. Default: none.
+  [[nodiscard]] virtual std::vector<ReadModelMigration> migrations() const { return {}; }
+  /// The tables a rebuild empties (TRUNCATE, in one statement). Default: none.
+  [[nodiscard]] virtual std::vector<std::string> tables() const { return {}; }
+  /// Applies one event through `db`. Throwing fails the event; its writes are rolled back.
+  virtual void handle(const RecordedEvent& event, ReadModel& db) = 0;
+
+  /// Applies pending migrations(). Throws InvalidArgumentError when run on a store that is
+  /// not PostgreSQL.
+  void setup(UnitOfWork& work) final;
+  void apply(const RecordedEvent& event, UnitOfWork& work) final;
+  /// Truncates tables().
+  void reset(UnitOfWork& work) final;
+};
+
+}  // namespace annals::projections
