@@ -1,5 +1,7 @@
 // annals::postgres::verify (ARCHITECTURE decision 8): a clean history verifies; each kind of
 // tampering that bypasses the append-only guards is found and located exactly.
+#include <ostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -172,6 +174,28 @@ TEST(VerifyTest, UnknownStreamVerifiesEmpty) {
   EXPECT_TRUE(report.ok());
   EXPECT_EQ(report.streams, 0);
   EXPECT_EQ(report.events, 0);
+}
+
+// The example of docs/auditing.md.
+void print_verification(const std::string& url, std::ostream& out) {
+  // docs:begin verify-store
+  const annals::postgres::VerifyReport report = annals::postgres::verify(url);
+  for (const annals::postgres::VerifyFinding& finding : report.findings) {
+    out << annals::postgres::to_string(finding.kind) << ": " << finding.message << '\n';
+  }
+  out << report.events << " events in " << report.streams << " streams, digest "
+      << report.digest << (report.ok() ? ": ok" : ": PROBLEMS FOUND") << '\n';
+  // docs:end
+}
+
+TEST(VerifyTest, DocsExamplePrintsFindingsAndDigest) {
+  const auto stream = make_stream(2);
+  tamper(stream, "UPDATE annals.events SET data = '{}' WHERE stream_id = $1 AND stream_version = 2");
+  std::ostringstream out;
+  print_verification(test_database_url(), out);
+  EXPECT_NE(out.str().find("hash-mismatch: stream \"" + stream + "\" version 2"), std::string::npos)
+      << out.str();
+  EXPECT_NE(out.str().find("PROBLEMS FOUND"), std::string::npos);
 }
 
 TEST(VerifyTest, ZeroMaxFindingsIsInvalid) {
