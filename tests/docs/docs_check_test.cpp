@@ -1,0 +1,142 @@
+// Keeps the documentation honest (STYLE 2.8, Marten's snippets):
+//  - every code block of docs/**.md and README.md that follows a line `<!-- snippet: NAME -->`
+//    equals the lines between `// docs:begin NAME` and `// docs:end` in a compiled source under
+//    tests/, samples/, bench/ or tools/ (dedented by the marker's indentation), so examples
+//    in the docs are code that builds and runs;
+//  - every relative link between documents points at a file that exists.
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kRoot = ANNALS_SOURCE_DIR;
+
+std::vector<std::string> lines_of(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+std::string trimmed(const std::string& s) {
+  const auto begin = s.find_first_not_of(" \t");
+  if (begin == std::string::npos) return "";
+  return s.substr(begin, s.find_last_not_of(" \t") - begin + 1);
+}
+
+std::vector<fs::path> files_under(const fs::path& dir, const std::vector<std::string>& exts) {
+  std::vector<fs::path> out;
+  if (!fs::exists(dir)) return out;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    for (const auto& ext : exts) {
+      if (entry.path().extension() == ext) out.push_back(entry.path());
+    }
+  }
+  return out;
+}
+
+std::vector<fs::path> documents() {
+  auto docs = files_under(kRoot / "docs", {".md"});
+  docs.push_back(kRoot / "README.md");
+  return docs;
+}
+
+struct Snippet {
+  std::string text;
+  std::string where;
+};
+
+// name -> every docs:begin/docs:end region of the compiled sources.
+std::map<std::string, Snippet> source_snippets() {
+  std::map<std::string, Snippet> snippets;
+  for (const char* dir : {"tests", "samples", "bench", "tools"}) {
+    for (const auto& file : files_under(kRoot / dir, {".cpp", ".hpp"})) {
+      const auto lines = lines_of(file);
+      for (std::size_t i = 0; i < lines.size(); ++i) {
+        const std::string marker = trimmed(lines[i]);
+        if (marker.rfind("// docs:begin ", 0) != 0) continue;
+        const std::string name = marker.substr(14);
+        const std::string where =
+            fs::relative(file, kRoot).string() + ":" + std::to_string(i + 1);
+        const auto indent = lines[i].find_first_not_of(' ');
+        std::string body;
+        for (++i; i < lines.size() && trimmed(lines[i]) != "// docs:end"; ++i) {
+          body += (trimmed(lines[i]).empty() ? "" : lines[i].substr(indent)) + "\n";
+        }
+        const auto [it, inserted] = snippets.emplace(name, Snippet{body, where});
+        EXPECT_TRUE(inserted) << "snippet " << name << " defined at " << it->second.where
+                              << " and at " << where;
+      }
+    }
+  }
+  return snippets;
+}
+
+TEST(DocsCheckTest, SnippetBlocksMatchCompiledCode) {
+  const auto snippets = source_snippets();
+  int checked = 0;
+  for (const auto& doc : documents()) {
+    const auto lines = lines_of(doc);
+    const std::string name_of_doc = fs::relative(doc, kRoot).string();
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      const std::string prefix = "<!-- snippet: ";
+      if (lines[i].rfind(prefix, 0) != 0) continue;
+      const std::string name = lines[i].substr(prefix.size(), lines[i].size() - prefix.size() - 4);
+      ASSERT_LT(i + 1, lines.size()) << name_of_doc;
+      ASSERT_EQ(lines[i + 1].rfind("```", 0), 0u)
+          << name_of_doc << ":" << i + 2 << ": a code block must follow the snippet marker";
+      std::string block;
+      std::size_t j = i + 2;
+      for (; j < lines.size() && lines[j] != "```"; ++j) block += lines[j] + "\n";
+      const auto found = snippets.find(name);
+      if (found == snippets.end()) {
+        ADD_FAILURE() << name_of_doc << ":" << i + 1 << ": no `// docs:begin " << name
+                      << "` in tests/, samples/, bench/ or tools/";
+      } else {
+        EXPECT_EQ(block, found->second.text)
+            << name_of_doc << ":" << i + 1 << ": the block differs from the compiled snippet "
+            << name << " at " << found->second.where;
+      }
+      ++checked;
+      i = j;
+    }
+  }
+  EXPECT_GE(checked, 10);
+}
+
+TEST(DocsCheckTest, RelativeLinksPointAtExistingFiles) {
+  // [text](target) where target is not a URL or a pure anchor.
+  const std::regex link(R"(\]\(([^)#\s]+)(#[^)\s]*)?\))");
+  int checked = 0;
+  for (const auto& doc : documents()) {
+    const auto lines = lines_of(doc);
+    bool in_code = false;
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      if (lines[i].rfind("```", 0) == 0) in_code = !in_code;
+      if (in_code) continue;
+      for (std::sregex_iterator it(lines[i].begin(), lines[i].end(), link), end; it != end;
+           ++it) {
+        const std::string target = (*it)[1].str();
+        if (target.find("://") != std::string::npos || target.rfind("mailto:", 0) == 0) {
+          continue;
+        }
+        ++checked;
+        EXPECT_TRUE(fs::exists(doc.parent_path() / target))
+            << fs::relative(doc, kRoot).string() << ":" << i + 1 << ": link to " << target
+            << " points at nothing";
+      }
+    }
+  }
+  EXPECT_GE(checked, 5);
+}
+
+}  // namespace
