@@ -1,1 +1,60 @@
-// placeholder: being written (issue #4)
+// Projection names: the key of a projection's checkpoint, lease, dead letters and rebuild
+// requests in every ProjectionStore, and a word on the command line (`annals projections
+// rebuild NAME`). Hence a small, shell- and SQL-safe alphabet.
+#include "annals/projections/projection.hpp"
+
+#include <cstddef>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include "annals/eventstore/error.hpp"
+
+namespace annals::projections {
+namespace {
+
+constexpr std::size_t kMaxNameLength = 100;
+
+bool is_name_char(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == '-';
+}
+
+// `text` quoted for an error message: printable ASCII as is, other bytes as \xNN, cut after
+// 40 bytes so that a huge name does not make a huge message.
+std::string quote_name(std::string_view text) {
+  constexpr std::size_t kShown = 40;
+  std::string out = "'";
+  for (std::size_t i = 0; i < text.size() && i < kShown; ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if (byte >= 0x20 && byte < 0x7f && byte != '\'' && byte != '\\') {
+      out.push_back(text[i]);
+    } else {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned>(byte));
+      out += escaped;
+    }
+  }
+  if (text.size() > kShown) out += "...";
+  return out + "'";
+}
+
+}  // namespace
+
+void validate_projection_name(const std::string& name) {
+  if (name.empty()) throw InvalidArgumentError("invalid projection name: it is empty");
+  if (name.size() > kMaxNameLength) {
+    throw InvalidArgumentError("invalid projection name " + quote_name(name) + ": it has " +
+                               std::to_string(name.size()) + " characters, at most " +
+                               std::to_string(kMaxNameLength) + " are allowed");
+  }
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    if (!is_name_char(name[i])) {
+      throw InvalidArgumentError("invalid projection name " + quote_name(name) +
+                                 ": character at offset " + std::to_string(i) +
+                                 " is not one of [A-Za-z0-9_.-]");
+    }
+  }
+}
+
+}  // namespace annals::projections

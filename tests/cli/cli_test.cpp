@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -23,6 +25,7 @@
 #include <pqxx/pqxx>
 
 #include "annals/eventstore/types.hpp"
+#include "annals/postgres/postgres_event_store.hpp"
 #include "test_database.hpp"
 
 extern char** environ;
@@ -191,6 +194,21 @@ std::string log_end() {
   EXPECT_EQ(r.exit_code, 0) << r;
   const auto events = r.out_json();
   return events.empty() ? "0" : events.back()["position"].get<std::string>();
+}
+
+// `read-all` prints only settled events: while a transaction runs anywhere in the cluster
+// (another test process's, under ctest -j), later commits are held back until it ends. Waits,
+// bounded, until every event up to the `position` of an append's result line is readable.
+void wait_until_readable(const Json& appended) {
+  const auto target = annals::Position::parse(appended.at("position").get<std::string>());
+  auto store = annals::postgres::make_postgres_event_store(
+      {.connection_string = annals::testing::test_database_url(), .pool_size = 1});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (store->head_position() < target) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+        << "events up to " << target.to_string() << " did not settle";
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 void drop_database(const std::string& name) {
@@ -531,7 +549,7 @@ TEST(CliTest, ReadAllFromContinuesAfterTheGivenPosition) {
   append_ok({account, "Opened", "{}"});
   append_ok({order, "Placed", "{}"});
   append_ok({account, "Deposited", "{}"});
-  append_ok({order, "Shipped", "{}"});
+  wait_until_readable(append_ok({order, "Shipped", "{}"}));
   const auto all = annals_db({"read-all", "--from", start});
   ASSERT_EQ(all.exit_code, 0) << all;
   const auto events = all.out_json();
@@ -560,7 +578,7 @@ TEST(CliTest, ReadAllFiltersByCategoryAndRepeatableType) {
   append_ok({order + "-1", "Placed", "{}"});
   append_ok({account + "-2", "Opened", "{}"});
   append_ok({account + "-1", "Deposited", "{}"});
-  append_ok({account + "ing-1", "Opened", "{}"});
+  wait_until_readable(append_ok({account + "ing-1", "Opened", "{}"}));
   // Streams and types read after `start`, with this test's unique prefixes cut off.
   const auto summary = [&](std::vector<std::string> args) {
     args.insert(args.begin(), {"read-all", "--from", start});
@@ -604,6 +622,7 @@ TEST(CliTest, UnicodeAndSqlMetacharacterStreamIdsRoundTripVerbatim) {
     EXPECT_EQ(r.out_json()[0]["stream"], stream);
     EXPECT_EQ(r.out_json()[0]["type"], "Geöffnet");
     EXPECT_EQ(r.out_json()[0]["data"]["näme"], "Zoë ✓");
+    wait_until_readable(appended);
   }
   const auto category = annals_db({"read-all", "--from", start, "--category", "konto"});
   ASSERT_EQ(category.out_json().size(), 1u) << category;
@@ -612,6 +631,45 @@ TEST(CliTest, UnicodeAndSqlMetacharacterStreamIdsRoundTripVerbatim) {
   EXPECT_EQ(percent.out_json().size(), 1u) << percent;
   EXPECT_EQ(annals_db({"read-all", "--from", start, "--category", "perc%"}).out, "");
   EXPECT_EQ(annals_db({"read-all", "--from", start, "--category", "_onto"}).out, "");
+}
+
+// `annals verify` (decision 8): 0 on a clean stream, 6 with the finding located after an edit
+// behind the append-only triggers, JSON for scripts, 2 for a bad flag.
+TEST(CliTest, VerifyExitsZeroWhenCleanAndSixWhenHistoryWasEdited) {
+  const std::string stream = annals::testing::unique_stream("audit");
+  append_ok({stream, "Opened", R"({"owner":"Ada"})"});
+  append_ok({stream, "Deposited", R"({"amount":100})"});
+
+  const auto clean = annals_db({"verify", "--stream", stream});
+  ASSERT_EQ(clean.exit_code, 0) << clean;
+  EXPECT_NE(clean.out.find("verified 2 events in 1 streams: ok"), std::string::npos) << clean;
+
+  {
+    pqxx::connection c(annals::testing::test_database_url());
+    pqxx::work tx(c);
+    tx.exec("ALTER TABLE annals.events DISABLE TRIGGER events_refuse_update_delete");
+    tx.exec_params("UPDATE annals.events SET data = '{\"amount\": 1000000}'"
+                   " WHERE stream_id = $1 AND stream_version = 2",
+                   stream);
+    tx.exec("ALTER TABLE annals.events ENABLE TRIGGER events_refuse_update_delete");
+    tx.commit();
+  }
+  const auto tampered = annals_db({"verify", "--stream", stream});
+  EXPECT_EQ(tampered.exit_code, 6) << tampered;
+  EXPECT_NE(tampered.out.find("hash-mismatch: stream \"" + stream + "\" version 2"),
+            std::string::npos)
+      << tampered;
+
+  const auto json = annals_db({"verify", "--stream", stream, "--json"});
+  EXPECT_EQ(json.exit_code, 6) << json;
+  const auto report = nlohmann::json::parse(json.out);
+  EXPECT_EQ(report["ok"], false);
+  EXPECT_EQ(report["events"], 2);
+  ASSERT_EQ(report["findings"].size(), 1u);
+  EXPECT_EQ(report["findings"][0]["kind"], "hash-mismatch");
+  EXPECT_EQ(report["findings"][0]["version"], 2);
+
+  EXPECT_EQ(annals_db({"verify", "--max-findings", "0"}).exit_code, 2);
 }
 
 }  // namespace

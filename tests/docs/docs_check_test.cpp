@@ -2,7 +2,7 @@
 //  - every code block of docs/**.md and README.md that follows a line `<!-- snippet: NAME -->`
 //    equals the lines between `// docs:begin NAME` and `// docs:end` in a compiled source under
 //    tests/, samples/, bench/ or tools/ (dedented by the marker's indentation), so examples
-//    in the docs are code that builds and runs;
+//    in the docs are code that builds and runs, and every such region appears in a document;
 //  - every relative link between documents points at a file that exists.
 #include <filesystem>
 #include <fstream>
@@ -84,6 +84,7 @@ std::map<std::string, Snippet> source_snippets() {
 TEST(DocsCheckTest, SnippetBlocksMatchCompiledCode) {
   const auto snippets = source_snippets();
   int checked = 0;
+  std::map<std::string, int> used;
   for (const auto& doc : documents()) {
     const auto lines = lines_of(doc);
     const std::string name_of_doc = fs::relative(doc, kRoot).string();
@@ -97,6 +98,7 @@ TEST(DocsCheckTest, SnippetBlocksMatchCompiledCode) {
       std::string block;
       std::size_t j = i + 2;
       for (; j < lines.size() && lines[j] != "```"; ++j) block += lines[j] + "\n";
+      ++used[name];
       const auto found = snippets.find(name);
       if (found == snippets.end()) {
         ADD_FAILURE() << name_of_doc << ":" << i + 1 << ": no `// docs:begin " << name
@@ -111,6 +113,11 @@ TEST(DocsCheckTest, SnippetBlocksMatchCompiledCode) {
     }
   }
   EXPECT_GE(checked, 10);
+  // An example kept compiling for a doc that no longer shows it is dead weight.
+  for (const auto& [name, snippet] : snippets) {
+    EXPECT_TRUE(used.contains(name)) << "snippet " << name << " (" << snippet.where
+                                     << ") appears in no document";
+  }
 }
 
 TEST(DocsCheckTest, RelativeLinksPointAtExistingFiles) {

@@ -1,1 +1,766 @@
-// placeholder: being written (issue #4)
+// PostgresProjectionStore: checkpoints, leases, dead letters and rebuild requests in the tables
+// of sql/0003_create_projections.sql.
+//
+// Every call except a batch is one prepared statement on a pooled autocommit connection (one
+// round trip). Those calls are safe to repeat, so a broken connection is retried on a new one;
+// a repeated try_acquire by the same owner finds its own unexpired lease and only renews it.
+// A Batch is a pqxx::work on one pooled connection: the projection's writes, the dead-letter
+// changes and the guarded checkpoint UPDATE commit together (ARCHITECTURE decision 7). Driver
+// failures are translated once, by annals::postgres's translator (error_translation.hpp).
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "annals/eventstore/error.hpp"
+#include "annals/projections/postgres/postgres_projection_store.hpp"
+#include "error_translation.hpp"
+#include "postgres_batch.hpp"
+#include "sql.hpp"
+
+namespace annals::projections {
+namespace detail {
+
+std::shared_ptr<spdlog::logger> logger() {
+  auto log = spdlog::get("annals");
+  return log ? log : spdlog::default_logger();
+}
+
+// --- Sessions ----------------------------------------------------------------------------------
+
+namespace {
+
+void prepare_store_statements(pqxx::connection& connection) {
+  connection.prepare(sql::kRegisterName, sql::kRegister);
+  connection.prepare(sql::kMigrationLockName, sql::kMigrationLock);
+  connection.prepare(sql::kMigrationsAppliedName, sql::kMigrationsApplied);
+  connection.prepare(sql::kMigrationRecordName, sql::kMigrationRecord);
+  connection.prepare(sql::kAcquireName, sql::kAcquire);
+  connection.prepare(sql::kRenewName, sql::kRenew);
+  connection.prepare(sql::kReleaseName, sql::kRelease);
+  connection.prepare(sql::kExistsName, sql::kExists);
+  connection.prepare(sql::kCheckpointName, sql::kCheckpoint);
+  connection.prepare(sql::kCommitCheckpointName, sql::kCommitCheckpoint);
+  connection.prepare(sql::kReportName, sql::kReport);
+  connection.prepare(sql::kListName, sql::kList);
+  connection.prepare(sql::kParkName, sql::kPark);
+  connection.prepare(sql::kResolveName, sql::kResolve);
+  connection.prepare(sql::kListDeadLettersName, sql::kListDeadLetters);
+  connection.prepare(sql::kTransitionDeadLetterName, sql::kTransitionDeadLetter);
+  connection.prepare(sql::kRetryFailedName, sql::kRetryFailed);
+  connection.prepare(sql::kRequestRebuildName, sql::kRequestRebuild);
+  connection.prepare(sql::kOpenRebuildName, sql::kOpenRebuild);
+  connection.prepare(sql::kRebuildRequestName, sql::kRebuildRequest);
+  connection.prepare(sql::kUpdateRebuildName, sql::kUpdateRebuild);
+}
+
+}  // namespace
+
+Session::Session(const std::string& connection_string) : connection(connection_string) {
+  prepare_store_statements(connection);
+}
+
+const Session::Statement* Session::find(const std::string& key) const {
+  const auto found = statements.find(key);
+  return found == statements.end() ? nullptr : &found->second;
+}
+
+const Session::Statement& Session::add(const std::string& key, const std::string& sql,
+                                       std::size_t parameters) {
+  Statement statement{"annals_rm_" + std::to_string(statements.size()), parameters};
+  connection.prepare(statement.name, sql);
+  return statements.emplace(key, std::move(statement)).first->second;
+}
+
+SessionPool::SessionPool(std::string connection_string, std::size_t max_size)
+    : connection_string_(std::move(connection_string)), max_size_(max_size == 0 ? 1 : max_size) {}
+
+SessionPool::~SessionPool() = default;
+
+SessionPool::Lease::Lease(SessionPool* pool, std::unique_ptr<Session> session) noexcept
+    : pool_(pool), session_(std::move(session)) {}
+
+SessionPool::Lease::Lease(Lease&& other) noexcept
+    : pool_(std::exchange(other.pool_, nullptr)), session_(std::move(other.session_)) {}
+
+SessionPool::Lease::~Lease() {
+  if (pool_ == nullptr) return;
+  if (session_) {
+    pool_->release(std::move(session_));
+  } else {
+    pool_->forget();
+  }
+}
+
+void SessionPool::Lease::discard() noexcept { session_.reset(); }
+
+SessionPool::Lease SessionPool::acquire() {
+  {
+    std::unique_lock lock(mutex_);
+    available_.wait(lock, [&] { return !idle_.empty() || open_ < max_size_; });
+    if (!idle_.empty()) {
+      auto session = std::move(idle_.back());
+      idle_.pop_back();
+      return Lease(this, std::move(session));
+    }
+    ++open_;  // reserve a slot; connect outside the lock
+  }
+  try {
+    return Lease(this, std::make_unique<Session>(connection_string_));
+  } catch (...) {
+    forget();
+    throw;
+  }
+}
+
+void SessionPool::release(std::unique_ptr<Session> session) {
+  {
+    std::lock_guard lock(mutex_);
+    idle_.push_back(std::move(session));
+  }
+  available_.notify_one();
+}
+
+void SessionPool::forget() noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    --open_;
+  }
+  available_.notify_one();
+}
+
+void PostgresContext::fail(const std::exception& error, const std::string& what) {
+  if (postgres::detail::classify(error) == postgres::detail::Failure::kBrokenConnection) {
+    set_broken();
+  }
+  postgres::detail::rethrow_translated(error, what, false);
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::logger;
+using detail::Param;
+using detail::PostgresContext;
+using detail::Session;
+using detail::SessionPool;
+
+// How often a call is repeated on a new connection after its connection broke.
+constexpr int kMaxBrokenRetries = 2;
+// How often a call is repeated after a transient failure (serialization failure, deadlock).
+constexpr int kMaxTransientRetries = 8;
+
+Param value(std::string text) { return Param{std::move(text), false}; }
+Param value(std::int64_t number) { return Param{std::to_string(number), false}; }
+Param optional_value(const std::optional<std::string>& text) {
+  return text ? Param{*text, false} : Param{{}, true};
+}
+Param null_param() { return Param{{}, true}; }
+
+std::uint64_t parse_u64(const pqxx::field& field, const char* what) {
+  std::uint64_t result = 0;
+  const char* begin = field.c_str();
+  const char* end = begin + field.size();
+  const auto [ptr, ec] = std::from_chars(begin, end, result);
+  if (ec != std::errc() || ptr != end) {
+    throw CorruptionError(std::string("unreadable ") + what + " '" + std::string(begin, end) + "'");
+  }
+  return result;
+}
+
+Position position_of(const pqxx::field& commit, const pqxx::field& sequence, const char* what) {
+  return Position(parse_u64(commit, what), sequence.as<std::int64_t>());
+}
+
+std::optional<Position> optional_position(const pqxx::field& commit, const pqxx::field& sequence,
+                                          const char* what) {
+  if (commit.is_null()) return std::nullopt;
+  return position_of(commit, sequence, what);
+}
+
+std::chrono::system_clock::time_point time_of(const pqxx::field& micros) {
+  return std::chrono::system_clock::time_point(
+      std::chrono::microseconds(micros.as<std::int64_t>()));
+}
+
+std::optional<std::string> optional_text(const pqxx::field& field) {
+  if (field.is_null()) return std::nullopt;
+  return std::string(field.c_str(), field.size());
+}
+
+std::int64_t micros_since_epoch(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+
+nlohmann::json parse_json(const pqxx::field& field, const char* what, std::int64_t id) {
+  try {
+    return nlohmann::json::parse(field.c_str(), field.c_str() + field.size());
+  } catch (const nlohmann::json::exception& e) {
+    throw CorruptionError(std::string("stored ") + what + " of dead letter " + std::to_string(id) +
+                          " is not JSON: " + e.what());
+  }
+}
+
+std::string describe(const std::string& projection) { return "projection \"" + projection + "\""; }
+
+// TTLs travel in milliseconds; a non-positive one would create a lease that is already over.
+std::int64_t ttl_millis(std::chrono::milliseconds ttl, const std::string& projection) {
+  if (ttl.count() <= 0) {
+    throw InvalidArgumentError(describe(projection) + ": lease ttl must be positive, got " +
+                               std::to_string(ttl.count()) + " ms");
+  }
+  return static_cast<std::int64_t>(ttl.count());
+}
+
+std::optional<Lease> lease_of(const pqxx::result& rows, const std::string& projection) {
+  if (rows.empty()) return std::nullopt;
+  const auto& row = rows[0];
+  return Lease{.projection = projection,
+               .owner = std::string(row[0].c_str(), row[0].size()),
+               .fencing_token = row[1].as<std::int64_t>(),
+               .expires_at = time_of(row[2])};
+}
+
+DeadLetterState dead_letter_state(const pqxx::field& field) {
+  return parse_dead_letter_state(std::string(field.c_str(), field.size()));
+}
+
+RebuildState rebuild_state(const pqxx::field& field) {
+  const std::string_view text(field.c_str(), field.size());
+  if (text == "requested") return RebuildState::kRequested;
+  if (text == "running") return RebuildState::kRunning;
+  if (text == "done") return RebuildState::kDone;
+  if (text == "failed") return RebuildState::kFailed;
+  throw CorruptionError("unknown rebuild state '" + std::string(text) + "'");
+}
+
+// Columns as in sql.hpp's ANNALS_REBUILD_COLUMNS.
+RebuildRequest decode_rebuild(const pqxx::row& row) {
+  return RebuildRequest{
+      .id = row[0].as<std::int64_t>(),
+      .projection = row[1].c_str(),
+      .state = rebuild_state(row[2]),
+      .target = optional_position(row[3], row[4], "rebuild target"),
+      .progress = optional_position(row[5], row[6], "rebuild progress"),
+      .message = optional_text(row[7]),
+      .requested_at = time_of(row[8]),
+      .updated_at = time_of(row[9]),
+  };
+}
+
+// Columns as in sql.hpp's ANNALS_DEAD_LETTER_COLUMNS.
+DeadLetter decode_dead_letter(const pqxx::row& row) {
+  const auto id = row[0].as<std::int64_t>();
+  return DeadLetter{
+      .id = id,
+      .projection = row[1].c_str(),
+      .event =
+          RecordedEvent{
+              .stream_id = StreamId(row[4].c_str()),
+              .version = row[5].as<std::int64_t>(),
+              .position = position_of(row[2], row[3], "dead letter transaction id"),
+              .id = EventId::parse(std::string_view(row[6].c_str(), row[6].size())),
+              .type = row[7].c_str(),
+              .schema_version = row[8].as<std::int32_t>(),
+              .data = parse_json(row[9], "data", id),
+              .metadata = parse_json(row[10], "metadata", id),
+              .recorded_at = time_of(row[11]),
+          },
+      .error = row[12].c_str(),
+      .attempts = row[13].as<int>(),
+      .state = dead_letter_state(row[14]),
+      .parked_at = time_of(row[15]),
+      .updated_at = time_of(row[16]),
+  };
+}
+
+std::string state_array(std::initializer_list<DeadLetterState> states) {
+  std::string text = "{";
+  for (const auto state : states) {
+    if (text.size() > 1) text.push_back(',');
+    text += to_string(state);
+  }
+  return text + "}";
+}
+
+// --- Units of work -----------------------------------------------------------------------------
+
+// The unit of work prepare() runs a projection's setup() in.
+class SetupWork final : public UnitOfWork, public PostgresContext {
+ public:
+  SetupWork(const std::string& projection, Session& session, pqxx::work& tx)
+      : projection_(projection), session_(session), tx_(tx) {}
+
+  const std::string& projection_name() const noexcept override { return projection_; }
+  Session& session() noexcept override { return session_; }
+  pqxx::transaction_base& transaction() noexcept override { return tx_; }
+
+ private:
+  const std::string& projection_;
+  Session& session_;
+  pqxx::work& tx_;
+};
+
+// A batch: one transaction on one pooled session, from begin() to commit() or destruction.
+class PostgresBatch final : public Batch, public PostgresContext {
+ public:
+  PostgresBatch(Lease lease, Position checkpoint, SessionPool::Lease session,
+                std::unique_ptr<pqxx::work> tx)
+      : lease_(std::move(lease)),
+        checkpoint_(checkpoint),
+        session_(std::move(session)),
+        tx_(std::move(tx)) {}
+
+  ~PostgresBatch() override {
+    if (tx_) {
+      try {
+        tx_.reset();  // rolls back
+      } catch (...) {
+        set_broken();
+      }
+    }
+    if (broken()) session_.discard();
+  }
+
+  const std::string& projection_name() const noexcept override { return lease_.projection; }
+  Session& session() noexcept override { return *session_; }
+  pqxx::transaction_base& transaction() noexcept override { return *tx_; }
+
+  void park(const RecordedEvent& event, const std::string& error, int attempts) override {
+    if (attempts < 1) {
+      throw InvalidArgumentError(describe(lease_.projection) + ": park needs attempts >= 1, got " +
+                                 std::to_string(attempts));
+    }
+    const std::string what = describe(lease_.projection) + ": park event " + event.id.to_string() +
+                             " of stream \"" + event.stream_id.value() + "\"";
+    const auto tx = open(what);
+    try {
+      tx->exec_prepared(sql::kParkName, lease_.projection, event.id.to_string(),
+                        event.stream_id.value(), event.version,
+                        std::to_string(event.position.commit()), event.position.sequence(),
+                        event.type, event.schema_version, event.data.dump(), event.metadata.dump(),
+                        micros_since_epoch(event.recorded_at), error, attempts);
+    } catch (const annals::Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      fail(e, what);
+    }
+  }
+
+  void resolve_dead_letter(std::int64_t id) override {
+    const std::string what =
+        describe(lease_.projection) + ": resolve dead letter " + std::to_string(id);
+    const auto tx = open(what);
+    pqxx::result result;
+    try {
+      result = tx->exec_prepared(sql::kResolveName, id, lease_.projection);
+    } catch (const std::exception& e) {
+      fail(e, what);
+    }
+    if (result.affected_rows() == 0) {
+      throw NotFoundError(what + ": no such dead letter of this projection");
+    }
+  }
+
+  void commit(Position checkpoint) override {
+    const std::string what = describe(lease_.projection) + ": commit checkpoint " +
+                             checkpoint.to_string() + " (fencing token " +
+                             std::to_string(lease_.fencing_token) + ")";
+    const auto tx = open(what);
+    pqxx::result updated;
+    try {
+      updated = tx->exec_prepared(sql::kCommitCheckpointName, lease_.projection,
+                                  lease_.fencing_token, std::to_string(checkpoint_.commit()),
+                                  checkpoint_.sequence(), std::to_string(checkpoint.commit()),
+                                  checkpoint.sequence(), lease_.owner);
+      if (updated.affected_rows() == 1) {
+        tx->commit();
+        tx_.reset();
+        return;
+      }
+    } catch (const std::exception& e) {
+      tx_.reset();
+      failed_commit(e, what);
+    }
+    // Refused: learn why for the message (the same transaction still reads fine), then roll
+    // back everything this batch wrote.
+    std::string why = "the projection is no longer registered";
+    try {
+      const auto rows = tx->exec_prepared(sql::kCheckpointName, lease_.projection);
+      if (!rows.empty()) {
+        const auto stored = position_of(rows[0][0], rows[0][1], "checkpoint transaction id");
+        const auto token = rows[0][2].as<std::int64_t>();
+        if (token != lease_.fencing_token) {
+          why = "the lease was taken over (fencing token now " + std::to_string(token) + ")";
+        } else if (rows[0][3].is_null() || lease_.owner != rows[0][3].c_str()) {
+          why = "the lease was released";
+        } else {
+          why =
+              "the checkpoint moved from " + checkpoint_.to_string() + " to " + stored.to_string();
+        }
+      }
+      tx_.reset();
+    } catch (const std::exception& e) {
+      tx_.reset();
+      failed_commit(e, what);
+    }
+    throw OwnershipLostError(what + " refused: " + why + "; nothing was committed");
+  }
+
+ private:
+  pqxx::work* open(const std::string& what) {
+    if (!tx_) throw InvalidArgumentError(what + ": the batch is already committed or failed");
+    return tx_.get();
+  }
+
+  // A failure while committing: a broken connection leaves the outcome unknown (the COMMIT may
+  // have reached the server); anything else rolled the transaction back.
+  [[noreturn]] void failed_commit(const std::exception& e, const std::string& what) {
+    if (dynamic_cast<const annals::Error*>(&e) != nullptr) throw;
+    if (postgres::detail::classify(e) == postgres::detail::Failure::kBrokenConnection) {
+      set_broken();
+      postgres::detail::rethrow_translated(e, what, true);
+    }
+    fail(e, what);
+  }
+
+  Lease lease_;
+  Position checkpoint_;
+  SessionPool::Lease session_;
+  std::unique_ptr<pqxx::work> tx_;
+};
+
+// --- The store ---------------------------------------------------------------------------------
+
+class PostgresProjectionStore final : public ProjectionStore {
+ public:
+  explicit PostgresProjectionStore(PostgresProjectionStoreOptions options)
+      : options_(std::move(options)), pool_(options_.connection_string, options_.pool_size) {
+    const auto rows = call("open projection store", [](pqxx::connection& connection) {
+      pqxx::nontransaction tx(connection);
+      return tx.exec(sql::kSchemaPresent);
+    });
+    if (!rows[0][0].as<bool>()) {
+      throw NotFoundError(
+          "the annals.projections table is missing from the database; run `annals migrate`");
+    }
+  }
+
+  void prepare(Projection& projection) override {
+    const auto name = projection.name();
+    validate_projection_name(name);
+    for (int attempt = 0;; ++attempt) {
+      std::optional<SessionPool::Lease> session;
+      try {
+        session.emplace(pool_.acquire());
+        pqxx::work tx((*session)->connection);
+        tx.exec_prepared(sql::kRegisterName, name);
+        SetupWork work(name, **session, tx);
+        try {
+          projection.setup(work);
+        } catch (...) {
+          if (work.broken()) session->discard();
+          throw;
+        }
+        tx.commit();
+        return;
+      } catch (const annals::Error&) {
+        throw;  // from setup(), or a statement of it already translated
+      } catch (const std::exception& e) {
+        if (!retry(e, session, attempt)) {
+          postgres::detail::rethrow_translated(e, "prepare " + describe(name), false);
+        }
+      }
+    }
+  }
+
+  std::optional<Lease> try_acquire(const std::string& projection, const std::string& owner,
+                                   std::chrono::milliseconds ttl) override {
+    validate_owner(owner);
+    const auto millis = ttl_millis(ttl, projection);
+    const auto rows =
+        call("acquire lease of " + describe(projection), [&](pqxx::connection& connection) {
+          pqxx::nontransaction tx(connection);
+          auto result = tx.exec_prepared(sql::kAcquireName, projection, owner, millis);
+          if (result.empty()) require_exists(tx, projection);
+          return result;
+        });
+    return lease_of(rows, projection);
+  }
+
+  std::optional<Lease> renew(const Lease& lease, std::chrono::milliseconds ttl) override {
+    const auto millis = ttl_millis(ttl, lease.projection);
+    const auto rows =
+        call("renew lease of " + describe(lease.projection), [&](pqxx::connection& connection) {
+          pqxx::nontransaction tx(connection);
+          return tx.exec_prepared(sql::kRenewName, lease.projection, lease.owner,
+                                  lease.fencing_token, millis);
+        });
+    return lease_of(rows, lease.projection);
+  }
+
+  void release(const Lease& lease) override {
+    call("release lease of " + describe(lease.projection), [&](pqxx::connection& connection) {
+      pqxx::nontransaction tx(connection);
+      return tx.exec_prepared(sql::kReleaseName, lease.projection, lease.owner,
+                              lease.fencing_token);
+    });
+  }
+
+  Position checkpoint(const std::string& projection) override {
+    const auto rows =
+        call("read checkpoint of " + describe(projection), [&](pqxx::connection& connection) {
+          pqxx::nontransaction tx(connection);
+          return tx.exec_prepared(sql::kCheckpointName, projection);
+        });
+    if (rows.empty()) throw not_found(projection);
+    return position_of(rows[0][0], rows[0][1], "checkpoint transaction id");
+  }
+
+  std::unique_ptr<Batch> begin(const Lease& lease, Position checkpoint) override {
+    // A pooled connection may have broken while idle; BEGIN finds out, and the batch starts
+    // on a new one.
+    for (int attempt = 0;; ++attempt) {
+      std::optional<SessionPool::Lease> session;
+      try {
+        session.emplace(pool_.acquire());
+        auto tx = std::make_unique<pqxx::work>((*session)->connection);
+        return std::make_unique<PostgresBatch>(lease, checkpoint, std::move(*session),
+                                               std::move(tx));
+      } catch (const std::exception& e) {
+        if (!retry(e, session, attempt)) {
+          postgres::detail::rethrow_translated(e, "begin a batch of " + describe(lease.projection),
+                                               false);
+        }
+      }
+    }
+  }
+
+  void report(const Lease& lease, const ProjectionReport& report) override {
+    call("report on " + describe(lease.projection), [&](pqxx::connection& connection) {
+      pqxx::nontransaction tx(connection);
+      return tx.exec_prepared(sql::kReportName, lease.projection, lease.owner, lease.fencing_token,
+                              report.state, optional_value(report.last_error),
+                              report.events_applied);
+    });
+  }
+
+  std::vector<ProjectionRecord> list() override {
+    const auto rows = call("list projections", [](pqxx::connection& connection) {
+      pqxx::nontransaction tx(connection);
+      return tx.exec_prepared(sql::kListName);
+    });
+    std::vector<ProjectionRecord> records;
+    records.reserve(rows.size());
+    for (const auto& row : rows) {
+      records.push_back(ProjectionRecord{
+          .name = row[0].c_str(),
+          .checkpoint = position_of(row[1], row[2], "checkpoint transaction id"),
+          .owner = optional_text(row[3]),
+          .lease_expires_at =
+              row[4].is_null()
+                  ? std::nullopt
+                  : std::optional<std::chrono::system_clock::time_point>(time_of(row[4])),
+          .fencing_token = row[5].as<std::int64_t>(),
+          .state = row[6].c_str(),
+          .last_error = optional_text(row[7]),
+          .events_applied = row[8].as<std::int64_t>(),
+          .updated_at = time_of(row[9]),
+          .owned = row[10].as<bool>(),
+      });
+    }
+    return records;
+  }
+
+  std::vector<DeadLetter> list_dead_letters(const DeadLetterQuery& query) override {
+    const auto limit =
+        query.max_count > static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max())
+            ? std::numeric_limits<std::int64_t>::max()
+            : static_cast<std::int64_t>(query.max_count);
+    const auto rows = call("list dead letters", [&](pqxx::connection& connection) {
+      pqxx::nontransaction tx(connection);
+      return tx.exec_prepared(sql::kListDeadLettersName, optional_value(query.projection),
+                              query.state ? value(to_string(*query.state)) : null_param(),
+                              value(limit));
+    });
+    std::vector<DeadLetter> letters;
+    letters.reserve(rows.size());
+    for (const auto& row : rows) letters.push_back(decode_dead_letter(row));
+    return letters;
+  }
+
+  void request_retry(std::int64_t id) override {
+    transition(id, DeadLetterState::kRetryRequested,
+               {DeadLetterState::kParked, DeadLetterState::kRetryRequested}, "request a retry of");
+  }
+
+  void skip(std::int64_t id) override {
+    transition(
+        id, DeadLetterState::kSkipped,
+        {DeadLetterState::kParked, DeadLetterState::kRetryRequested, DeadLetterState::kSkipped},
+        "skip");
+  }
+
+  void retry_failed(std::int64_t id, const std::string& error) override {
+    const std::string what = "record a failed retry of dead letter " + std::to_string(id);
+    const auto updated = call(what, [&](pqxx::connection& connection) {
+      pqxx::nontransaction tx(connection);
+      return tx.exec_prepared(sql::kRetryFailedName, id, error);
+    });
+    if (updated.affected_rows() == 0) throw NotFoundError(what + ": no such dead letter");
+  }
+
+  RebuildRequest request_rebuild(const std::string& projection) override {
+    const std::string what = "request a rebuild of " + describe(projection);
+    // An insert that conflicts with an open request committed after this statement's snapshot
+    // returns no row and cannot see it either; the next statement can, hence the loop.
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      const auto rows = call(what, [&](pqxx::connection& connection) {
+        pqxx::nontransaction tx(connection);
+        auto inserted = tx.exec_prepared(sql::kRequestRebuildName, projection);
+        if (!inserted.empty()) return inserted;
+        auto open = tx.exec_prepared(sql::kOpenRebuildName, projection);
+        if (open.empty()) require_exists(tx, projection);
+        return open;
+      });
+      if (!rows.empty()) return decode_rebuild(rows[0]);
+    }
+    throw UnavailableError(what + ": the open request kept changing; try again");
+  }
+
+  std::optional<RebuildRequest> rebuild_request(std::int64_t id) override {
+    const auto rows =
+        call("read rebuild request " + std::to_string(id), [&](pqxx::connection& connection) {
+          pqxx::nontransaction tx(connection);
+          return tx.exec_prepared(sql::kRebuildRequestName, id);
+        });
+    if (rows.empty()) return std::nullopt;
+    return decode_rebuild(rows[0]);
+  }
+
+  std::optional<RebuildRequest> open_rebuild(const std::string& projection) override {
+    const auto rows =
+        call("read the open rebuild of " + describe(projection), [&](pqxx::connection& connection) {
+          pqxx::nontransaction tx(connection);
+          return tx.exec_prepared(sql::kOpenRebuildName, projection);
+        });
+    if (rows.empty()) return std::nullopt;
+    return decode_rebuild(rows[0]);
+  }
+
+  void update_rebuild(const RebuildRequest& request) override {
+    const std::string what = "update rebuild request " + std::to_string(request.id);
+    const auto position_params = [](const std::optional<Position>& p) {
+      return p ? std::pair{value(std::to_string(p->commit())), value(p->sequence())}
+               : std::pair{null_param(), null_param()};
+    };
+    const auto [target_tx, target_position] = position_params(request.target);
+    const auto [progress_tx, progress_position] = position_params(request.progress);
+    const auto updated = call(what, [&](pqxx::connection& connection) {
+      pqxx::nontransaction tx(connection);
+      return tx.exec_prepared(sql::kUpdateRebuildName, request.id, to_string(request.state),
+                              target_tx, target_position, progress_tx, progress_position,
+                              optional_value(request.message));
+    });
+    if (updated.affected_rows() == 0) throw NotFoundError(what + ": no such request");
+  }
+
+ private:
+  // Runs one autocommit call on a pooled session. Every call of this store may be repeated
+  // (see the file comment), so a broken connection is retried on a new one and reported as
+  // UnavailableError only when that keeps failing.
+  template <typename F>
+  pqxx::result call(const std::string& what, F&& f) {
+    for (int attempt = 0;; ++attempt) {
+      std::optional<SessionPool::Lease> session;
+      try {
+        session.emplace(pool_.acquire());
+        return f((*session)->connection);
+      } catch (const annals::Error&) {
+        throw;
+      } catch (const std::exception& e) {
+        if (!retry(e, session, attempt)) postgres::detail::rethrow_translated(e, what, false);
+      }
+    }
+  }
+
+  // Whether to try again after `e`; discards a broken session.
+  static bool retry(const std::exception& e, std::optional<SessionPool::Lease>& session,
+                    int attempt) {
+    switch (postgres::detail::classify(e)) {
+      case postgres::detail::Failure::kBrokenConnection:
+        if (session) session->discard();
+        if (attempt < kMaxBrokenRetries) {
+          logger()->warn("annals: projection store: connection lost ({}); retrying on a new one",
+                         e.what());
+          return true;
+        }
+        return false;
+      case postgres::detail::Failure::kRetry:
+        return attempt < kMaxTransientRetries;
+      case postgres::detail::Failure::kFinal:
+        return false;
+    }
+    return false;
+  }
+
+  void transition(std::int64_t id, DeadLetterState to, std::initializer_list<DeadLetterState> from,
+                  const char* verb) {
+    const std::string what = std::string(verb) + " dead letter " + std::to_string(id);
+    const auto allowed = state_array(from);
+    const auto rows = call(what, [&](pqxx::connection& connection) {
+      pqxx::nontransaction tx(connection);
+      return tx.exec_prepared(sql::kTransitionDeadLetterName, id, to_string(to), allowed);
+    });
+    if (rows.empty()) throw NotFoundError(what + ": no such dead letter");
+    if (!rows[0][1].as<bool>()) {
+      throw InvalidArgumentError(what + ": it is already " + rows[0][0].c_str());
+    }
+  }
+
+  static NotFoundError not_found(const std::string& projection) {
+    return NotFoundError(describe(projection) +
+                         " is not registered (ProjectionStore::prepare() registers it)");
+  }
+
+  static void require_exists(pqxx::transaction_base& tx, const std::string& projection) {
+    if (tx.exec_prepared(sql::kExistsName, projection).empty()) throw not_found(projection);
+  }
+
+  static void validate_owner(const std::string& owner) {
+    if (owner.empty() || owner.size() > 200) {
+      throw InvalidArgumentError("lease owner must be 1 to 200 bytes, got " +
+                                 std::to_string(owner.size()));
+    }
+    for (const char c : owner) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+        throw InvalidArgumentError("lease owner \"" + owner + "\" contains a control character");
+      }
+    }
+  }
+
+  PostgresProjectionStoreOptions options_;
+  SessionPool pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<ProjectionStore> make_postgres_projection_store(
+    PostgresProjectionStoreOptions options) {
+  if (options.connection_string.empty()) {
+    throw InvalidArgumentError("PostgresProjectionStoreOptions::connection_string is empty");
+  }
+  if (options.pool_size == 0) {
+    throw InvalidArgumentError("PostgresProjectionStoreOptions::pool_size must be at least 1");
+  }
+  return std::make_unique<PostgresProjectionStore>(std::move(options));
+}
+
+}  // namespace annals::projections

@@ -3,6 +3,8 @@
 // This file only parses the command line (CLI11) and, in run()'s catch blocks, translates every
 // failure into an exit code and one `annals: <message>` line on stderr (STYLE 2.4: annals → exit
 // code in tools, in one place). The verbs themselves are in commands.cpp.
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -19,20 +21,28 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "commands.hpp"
 #include "exit_code.hpp"
 #include "json_output.hpp"
+#include "projection_commands.hpp"
+#include "verify_command.hpp"
 
 namespace {
 
 using annals::cli::ExitCode;
 
-constexpr std::string_view kVerbs[] = {"migrate", "append", "read", "read-all"};
+constexpr std::string_view kVerbs[] = {"migrate",     "append",       "read",  "read-all",
+                                       "projections", "dead-letters", "verify"};
+constexpr const char* kVerbList =
+    "migrate, append, read, read-all, projections, dead-letters, verify";
 
 constexpr const char* kFooter =
     "Connection: --db URL, or ANNALS_DATABASE_URL when --db is not given.\n"
-    "Exit codes: 0 ok, 1 error (server unavailable, internal), 2 invalid input or usage,\n"
-    "            3 expected-version conflict. Errors go to stderr as `annals: <message>`.\n"
+    "Exit codes: 0 ok, 1 error (server unavailable, internal, rebuild failed), 2 invalid input\n"
+    "            or usage, 3 expected-version conflict, 4 no such projection or dead letter,\n"
+    "            5 rebuild --timeout elapsed, 6 verify found problems. Errors go to stderr\n"
+    "            as `annals: <message>`.\n"
     "Reference: docs/cli.md. Run `annals VERB --help` for a verb's arguments.";
 
 struct CommandLine {
@@ -41,6 +51,12 @@ struct CommandLine {
   annals::cli::AppendArgs append;
   annals::cli::ReadArgs read;
   annals::cli::ReadAllArgs read_all;
+  annals::cli::ProjectionStatusArgs projections_list;
+  annals::cli::ProjectionStatusArgs projections_status{.detailed = true};
+  annals::cli::RebuildArgs rebuild;
+  annals::cli::DeadLetterListArgs dead_letters_list;
+  std::string dead_letter_id;
+  annals::cli::VerifyArgs verify;
 };
 
 // CLI11 would report an unknown verb as an unexpected extra argument; name it plainly instead.
@@ -58,11 +74,11 @@ void check_verb(int argc, char** argv) {
       if (arg == verb) return;
     }
     throw annals::InvalidArgumentError("unknown command '" + std::string(arg) +
-                                       "' (commands: migrate, append, read, read-all)");
+                                       "' (commands: " + kVerbList + ")");
   }
   if (argc <= 1) {
-    throw annals::InvalidArgumentError(
-        "a command is required: migrate, append, read or read-all (see annals --help)");
+    throw annals::InvalidArgumentError(std::string("a command is required: ") + kVerbList +
+                                       " (see annals --help)");
   }
 }
 
@@ -113,6 +129,14 @@ std::unique_ptr<annals::EventStore> open_store(const std::string& url) {
   options.connection_string = url;
   options.pool_size = 1;  // one command, one connection
   return annals::postgres::make_postgres_event_store(std::move(options));
+}
+
+std::unique_ptr<annals::projections::ProjectionStore> open_projection_store(
+    const std::string& url) {
+  annals::projections::PostgresProjectionStoreOptions options;
+  options.connection_string = url;
+  options.pool_size = 1;
+  return annals::projections::make_postgres_projection_store(std::move(options));
 }
 
 void add_limit(CLI::App& verb, std::optional<std::int64_t>& limit) {
@@ -190,6 +214,71 @@ int run(int argc, char** argv) {
       ->type_name("T")
       ->allow_extra_args(false);
 
+  auto* projections = app.add_subcommand(
+      "projections", "Projections: status, lag and rebuilds (list, status, rebuild)");
+  projections->require_subcommand(1);
+  projections->fallthrough();
+  auto* projections_list = projections->add_subcommand(
+      "list", "A table of projections: name, owner, position, lag, state, lease expiry");
+  projections_list->add_flag("--json", cl.projections_list.json,
+                             "One JSON object per projection and line");
+  auto* projections_status = projections->add_subcommand(
+      "status", "Like list, plus fencing token, events applied, errors, rebuilds, dead letters");
+  projections_status->add_option_function<std::string>(
+      "NAME", [&cl](const std::string& n) { cl.projections_status.name = n; },
+      "Only this projection (exit 4 when unknown)");
+  projections_status->add_flag("--json", cl.projections_status.json,
+                               "One JSON object per projection and line");
+  auto* rebuild = projections->add_subcommand(
+      "rebuild",
+      "Ask the owning runner to reset the projection and replay the log; follow its progress");
+  rebuild->add_option("NAME", cl.rebuild.name, "The projection (exit 4 when unknown)")->required();
+  rebuild->add_flag("--no-wait", cl.rebuild.no_wait, "File the request and exit 0 at once");
+  rebuild
+      ->add_option_function<double>(
+          "--timeout", [&cl](const double& s) { cl.rebuild.timeout_seconds = s; },
+          "Stop following after SECONDS with exit 5 (the rebuild goes on). Default: no limit")
+      ->type_name("SECONDS");
+
+  auto* dead_letters = app.add_subcommand(
+      "dead-letters", "Events projections parked after failing (list, retry, skip)");
+  dead_letters->require_subcommand(1);
+  dead_letters->fallthrough();
+  auto* dead_letters_list =
+      dead_letters->add_subcommand("list", "Dead letters, oldest first, as a table");
+  dead_letters_list
+      ->add_option_function<std::string>(
+          "--projection", [&cl](const std::string& p) { cl.dead_letters_list.projection = p; },
+          "Only this projection's")
+      ->type_name("P");
+  dead_letters_list
+      ->add_option_function<std::string>(
+          "--state", [&cl](const std::string& s) { cl.dead_letters_list.state = s; },
+          "Only those in state S")
+      ->type_name("parked|retry-requested|resolved|skipped");
+  dead_letters_list->add_flag("--json", cl.dead_letters_list.json,
+                              "One JSON object per dead letter and line");
+  auto* dead_letters_retry = dead_letters->add_subcommand(
+      "retry", "Ask the owning runner to apply a dead letter again (after a fix)");
+  dead_letters_retry->add_option("ID", cl.dead_letter_id, "The dead letter's id")->required();
+  auto* dead_letters_skip =
+      dead_letters->add_subcommand("skip", "Give up on a dead letter; it stays listed as skipped");
+  dead_letters_skip->add_option("ID", cl.dead_letter_id, "The dead letter's id")->required();
+
+  auto* verify = app.add_subcommand(
+      "verify", "Recompute every stream's hash chain; exit 6 when history was tampered with");
+  verify
+      ->add_option_function<std::string>(
+          "--stream", [&cl](const std::string& s) { cl.verify.stream = s; },
+          "Only this stream")
+      ->type_name("STREAM");
+  verify
+      ->add_option("--max-findings", cl.verify.max_findings,
+                   "Most findings printed (default 100)")
+      ->type_name("N")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
+  verify->add_flag("--json", cl.verify.json, "One JSON object with counts, digest and findings");
+
   try {
     check_verb(argc, argv);
     app.parse(argc, argv);
@@ -197,6 +286,28 @@ int run(int argc, char** argv) {
     configure_logging();
     if (migrate->parsed()) {
       annals::cli::migrate(url, cl.migrate_status, std::cout);
+    } else if (verify->parsed()) {
+      annals::cli::verify(url, cl.verify, std::cout);
+    } else if (projections->parsed()) {
+      const auto store = open_projection_store(url);
+      if (rebuild->parsed()) {
+        cl.rebuild.terminal = ::isatty(STDOUT_FILENO) == 1;
+        annals::cli::projections_rebuild(*store, cl.rebuild, std::cout);
+      } else {
+        const auto events = open_store(url);
+        annals::cli::projections_status(
+            *store, *events,
+            projections_list->parsed() ? cl.projections_list : cl.projections_status, std::cout);
+      }
+    } else if (dead_letters->parsed()) {
+      const auto store = open_projection_store(url);
+      if (dead_letters_list->parsed()) {
+        annals::cli::dead_letters_list(*store, cl.dead_letters_list, std::cout);
+      } else {
+        const auto id = annals::cli::parse_dead_letter_id(cl.dead_letter_id);
+        if (dead_letters_retry->parsed()) annals::cli::dead_letters_retry(*store, id, std::cout);
+        if (dead_letters_skip->parsed()) annals::cli::dead_letters_skip(*store, id, std::cout);
+      }
     } else {
       const auto store = open_store(url);
       if (append->parsed()) annals::cli::append(*store, cl.append, std::cin, std::cout);
@@ -213,6 +324,10 @@ int run(int argc, char** argv) {
     std::cerr << "annals: " << one_line(e.what())
               << "\nRun `annals --help` or `annals VERB --help`.\n";
     return static_cast<int>(ExitCode::kUsage);
+  } catch (const annals::cli::ExitError& e) {
+    std::cout.flush();
+    std::cerr << "annals: " << one_line(e.what()) << '\n';
+    return static_cast<int>(e.code());
   } catch (const annals::Error& e) {
     std::cerr << "annals: " << one_line(e.what()) << '\n';
     if (const auto* conflict = dynamic_cast<const annals::ConcurrencyError*>(&e)) {

@@ -9,7 +9,9 @@
 
 namespace annals::projections {
 
-/// A new, empty in-memory projection store. Leases expire by the steady clock.
+/// A new, empty in-memory projection store. Leases expire by the steady clock. It passes the
+/// same contract suite as the PostgreSQL store (tests/support/projection_store_contract.hpp).
+/// Thread safety: every method from any thread (one mutex; no user code runs under it).
 [[nodiscard]] std::unique_ptr<ProjectionStore> make_in_memory_projection_store();
 
 }  // namespace annals::projections

@@ -26,11 +26,13 @@
 
 namespace annals::projections {
 
-/// The right to run one projection, until `expires_at` unless renewed.
+/// The right to run one projection, until `expires_at` unless renewed. What try_acquire() and
+/// renew() return is exactly what list() shows (owner, token, expiry).
 struct Lease {
   std::string projection;
   std::string owner;
-  /// Grows with every takeover; checkpoint writes carry it.
+  /// Grows with every takeover; checkpoint writes carry it. The first lease of a projection
+  /// has a token of at least 1.
   std::int64_t fencing_token = 0;
   /// Server time (for PostgreSQL, the database clock) when the lease lapses.
   std::chrono::system_clock::time_point expires_at;
@@ -56,16 +58,20 @@ class OwnershipLostError : public Error {
 /// Thread safety: one thread at a time.
 class Batch : public UnitOfWork {
  public:
-  /// Records `event` as a dead letter of this projection, with the error of its last attempt
-  /// and the number of attempts made. Takes effect with commit().
+  /// Records `event` (all of it) as a dead letter of this projection, with the error of its
+  /// last attempt and the number of attempts made. Takes effect with commit(); the store
+  /// assigns its id then.
   virtual void park(const RecordedEvent& event, const std::string& error, int attempts) = 0;
   /// Marks dead letter `id` resolved (its retry succeeded in this batch). Takes effect with
   /// commit().
   virtual void resolve_dead_letter(std::int64_t id) = 0;
-  /// Stores `checkpoint` and commits, if the lease's fencing token is still current and the
-  /// stored checkpoint still equals the one this batch began at.
-  /// Throws: OwnershipLostError when refused; UnavailableError / OutcomeUnknownError when the
-  /// store failed (after OutcomeUnknownError, read the checkpoint again to learn the outcome).
+  /// Stores `checkpoint` and commits, if the lease is still current (same owner and fencing
+  /// token, not released) and the stored checkpoint still equals the one this batch began at.
+  /// Any position is accepted, including the unchanged checkpoint (a dead-letter retry) and
+  /// Position::start() (a rebuild). At most one commit per batch.
+  /// Throws: OwnershipLostError when refused (nothing of the batch is stored, parked events
+  /// included); UnavailableError / OutcomeUnknownError when the store failed (after
+  /// OutcomeUnknownError, read the checkpoint again to learn the outcome).
   virtual void commit(Position checkpoint) = 0;
 };
 
@@ -169,8 +175,10 @@ class ProjectionStore {
   virtual void prepare(Projection& projection) = 0;
 
   /// Takes the lease of `projection` for `owner` if nobody holds an unexpired one (or `owner`
-  /// already does), for `ttl`. A takeover from another owner, or after expiry, increases the
-  /// fencing token. Returns the lease, or empty when someone else holds it.
+  /// already does), for `ttl`. A holder that asks again keeps its token (the expiry moves);
+  /// every other acquisition (first one, takeover, after expiry or release, even by the same
+  /// owner) increases the fencing token. Returns the lease, or empty when someone else holds
+  /// it. Concurrent callers: exactly one wins.
   /// Throws: NotFoundError when the projection was never prepared.
   [[nodiscard]] virtual std::optional<Lease> try_acquire(const std::string& projection,
                                                          const std::string& owner,
@@ -187,12 +195,15 @@ class ProjectionStore {
   [[nodiscard]] virtual Position checkpoint(const std::string& projection) = 0;
 
   /// Starts a batch for the holder of `lease`, whose last known checkpoint is `checkpoint`.
+  /// The checks happen at commit(); a store may refuse a stale lease here already, with the
+  /// same OwnershipLostError. The store must outlive the batch.
   [[nodiscard]] virtual std::unique_ptr<Batch> begin(const Lease& lease, Position checkpoint) = 0;
 
-  /// Stores what the owner reports (state, last error, count), if `lease` is still current.
+  /// Stores what the owner reports (state, last error, count; every field replaces the stored
+  /// one), if `lease` is still current. A report with a stale lease is ignored, not an error.
   virtual void report(const Lease& lease, const ProjectionReport& report) = 0;
 
-  /// Every registered projection, by name.
+  /// Every registered projection, ordered by name.
   [[nodiscard]] virtual std::vector<ProjectionRecord> list() = 0;
 
   /// Dead letters, oldest first.
@@ -204,7 +215,7 @@ class ProjectionStore {
   /// InvalidArgumentError when it is already resolved.
   virtual void skip(std::int64_t id) = 0;
   /// Records a failed retry of dead letter `id`: back to parked, with the new error and one
-  /// more attempt.
+  /// more attempt. Throws NotFoundError for an unknown id.
   virtual void retry_failed(std::int64_t id, const std::string& error) = 0;
 
   /// Asks for a rebuild of `projection`; returns the request (an open request of the same
@@ -216,7 +227,8 @@ class ProjectionStore {
   /// The oldest open (requested or running) request of `projection`, if any.
   [[nodiscard]] virtual std::optional<RebuildRequest> open_rebuild(
       const std::string& projection) = 0;
-  /// Owner's update of a request: new state, target, progress or message.
+  /// Owner's update of a request: new state, target, progress and message (all replaced).
+  /// Throws NotFoundError for an unknown id.
   virtual void update_rebuild(const RebuildRequest& request) = 0;
 };
 

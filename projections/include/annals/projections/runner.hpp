@@ -91,7 +91,8 @@ struct ProjectionStatus {
   Position position;
   /// Head of the log when last read.
   Position head;
-  /// Events between position and head (approximate: the difference of global positions).
+  /// Events between what was processed and head (approximate: the difference of global
+  /// sequence numbers; 0 when live).
   std::int64_t lag_events = 0;
   /// How far behind in time: age of the oldest unapplied event when last read; 0 when live.
   double lag_seconds = 0;
@@ -141,13 +142,16 @@ class ProjectionRunner {
   [[nodiscard]] ProjectionStatus status(const std::string& name) const;
 
   /// Read-your-writes: blocks until projection `name` has applied every matching event up to
-  /// `position` (e.g. an AppendResult's), or `timeout` elapses; true when reached. Returns
-  /// false at once when the projection failed or the runner is stopped.
+  /// `position` (e.g. an AppendResult's), or `timeout` elapses; true when reached (also when
+  /// the events up to `position` are not ones the projection handles). Returns false at once
+  /// when the projection failed or the runner is stopped. Knows only this runner's progress:
+  /// while another runner owns the projection, use wait_for_checkpoint().
   /// Throws NotFoundError for an unknown name.
   bool wait_for(const std::string& name, Position position, std::chrono::milliseconds timeout);
 
   /// Asks for a rebuild of `name` through the store (whichever runner owns it carries it
-  /// out) and returns the request; follow it with ProjectionStore::rebuild_request().
+  /// out; this one at once when it is the owner) and returns the request; follow it with
+  /// ProjectionStore::rebuild_request().
   /// Throws NotFoundError for an unknown name.
   RebuildRequest rebuild(const std::string& name);
 

@@ -48,11 +48,14 @@ class ReadModel {
   ReadModel& operator=(const ReadModel&) = delete;
   virtual ~ReadModel() = default;
 
-  /// INSERT the row key + values; on a key conflict UPDATE the values. `key`'s columns must
-  /// carry a primary key or unique constraint. Cost: one statement (prepared once).
+  /// Sets the `values` columns of the row with `key`, or inserts key + values when there is
+  /// no such row. Only the named columns are written, so updating some columns of a table
+  /// with other NOT NULL columns works. `key`'s columns should carry a primary key or unique
+  /// constraint. Empty (or null) `values`: insert the key when missing, else change nothing.
+  /// Null key values throw InvalidArgumentError. Cost: one statement (prepared once).
   virtual void upsert(std::string_view table, const Columns& key, const Columns& values) = 0;
-  /// Adds `by` to `column` of the row with `key`; inserts the row with column = by when it
-  /// does not exist. Cost: one statement.
+  /// Adds `by` to `column` of the row with `key` (a NULL counts as 0); inserts the row with
+  /// column = by when it does not exist. Cost: one statement.
   virtual void increment(std::string_view table, const Columns& key, std::string_view column,
                          std::int64_t by) = 0;
   /// Deletes the rows matching `key`. Returns how many were deleted. Cost: one statement.

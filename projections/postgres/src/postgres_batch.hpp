@@ -1,0 +1,140 @@
+// Internal: what the PostgreSQL ProjectionStore and ReadModel share: pooled sessions with their
+// cache of prepared statements, statement parameters that may be NULL, and the context through
+// which a ReadModelProjection writes inside a unit of work of the store.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+#include <pqxx/pqxx>
+
+namespace annals::projections::detail {
+
+/// The "annals" logger, or spdlog's default one when the application registered none. The
+/// library never sets sinks or levels.
+std::shared_ptr<spdlog::logger> logger();
+
+/// One statement parameter as libpq's text format: a value or SQL NULL.
+struct Param {
+  std::string text;
+  bool is_null = false;
+};
+
+/// A database connection with the store's statements prepared, and the read-model statements
+/// prepared on it so far (prepared once per connection per distinct statement).
+struct Session {
+  explicit Session(const std::string& connection_string);
+
+  struct Statement {
+    std::string name;
+    std::size_t parameters = 0;
+  };
+
+  /// The statement cached under `key`, or nullptr.
+  const Statement* find(const std::string& key) const;
+  /// Registers `sql` (prepared by libpqxx on first use) under a new name and caches it.
+  const Statement& add(const std::string& key, const std::string& sql, std::size_t parameters);
+
+  pqxx::connection connection;
+  std::unordered_map<std::string, Statement> statements;
+};
+
+/// A thread-safe pool of sessions, opened lazily up to a maximum. A session whose connection
+/// broke is discarded rather than returned, and the next acquire() opens a new one
+/// (ECOSYSTEM 3: libpqxx 6.4 reconnects unreliably by itself).
+class SessionPool {
+ public:
+  SessionPool(std::string connection_string, std::size_t max_size);
+  SessionPool(const SessionPool&) = delete;
+  SessionPool& operator=(const SessionPool&) = delete;
+  ~SessionPool();
+
+  /// A borrowed session; returned on destruction unless discard()ed.
+  class Lease {
+   public:
+    Lease(SessionPool* pool, std::unique_ptr<Session> session) noexcept;
+    Lease(Lease&& other) noexcept;
+    Lease& operator=(Lease&&) = delete;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease();
+
+    Session& operator*() const noexcept { return *session_; }
+    Session* operator->() const noexcept { return session_.get(); }
+    /// Closes the session instead of returning it (its connection broke).
+    void discard() noexcept;
+
+   private:
+    SessionPool* pool_;
+    std::unique_ptr<Session> session_;
+  };
+
+  /// Borrows an idle session, opens one when under the maximum, or waits for one.
+  /// Throws: pqxx::broken_connection when a new connection cannot be opened.
+  Lease acquire();
+
+ private:
+  void release(std::unique_ptr<Session> session);
+  void forget() noexcept;
+
+  std::string connection_string_;
+  std::size_t max_size_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<Session>> idle_;
+  std::size_t open_ = 0;
+};
+
+/// The database transaction of a unit of work (a Batch, or prepare()'s setup), as seen by the
+/// projection writing through it. Implemented by the store's units of work next to UnitOfWork,
+/// so ReadModelProjection finds it with a cross-cast.
+class PostgresContext {
+ public:
+  PostgresContext() = default;
+  PostgresContext(const PostgresContext&) = delete;
+  PostgresContext& operator=(const PostgresContext&) = delete;
+  virtual ~PostgresContext() = default;
+
+  /// The projection the unit of work belongs to.
+  [[nodiscard]] virtual const std::string& projection_name() const noexcept = 0;
+  [[nodiscard]] virtual Session& session() noexcept = 0;
+  [[nodiscard]] virtual pqxx::transaction_base& transaction() noexcept = 0;
+
+  /// Translates the driver failure being handled into an annals error (by SQLSTATE, in
+  /// annals::postgres's translator), remembering a broken connection so that it is not
+  /// returned to the pool. `what` names the operation for the message.
+  [[noreturn]] void fail(const std::exception& error, const std::string& what);
+  [[nodiscard]] bool broken() const noexcept { return broken_; }
+
+ protected:
+  void set_broken() noexcept { broken_ = true; }
+
+ private:
+  bool broken_ = false;
+};
+
+}  // namespace annals::projections::detail
+
+namespace pqxx {
+
+/// Lets a Param (value or NULL) travel through exec_prepared and make_dynamic_params.
+template <>
+struct string_traits<annals::projections::detail::Param> {
+  using Param = annals::projections::detail::Param;
+  static constexpr const char* name() noexcept { return "annals::projections::detail::Param"; }
+  static constexpr bool has_null() noexcept { return true; }
+  static bool is_null(const Param& p) { return p.is_null; }
+  static Param null() { return Param{{}, true}; }
+  static void from_string(const char str[], Param& p) { p = Param{str, false}; }
+  static std::string to_string(const Param& p) { return p.text; }
+};
+
+}  // namespace pqxx

@@ -1,0 +1,241 @@
+// Internal: every SQL text annals::projections_postgres sends, in one place (STYLE 2.8).
+// Statements are prepared and take $n parameters only; no value is ever spliced into SQL. The
+// read-model helpers assemble their statements from the fragments at the end of this file and
+// from identifiers that were validated and quoted first (read_model.cpp).
+//
+// Conventions: a Position travels as two parameters, its commit as text cast to xid8 and its
+// sequence as bigint; timestamps are read as microseconds since the Unix epoch, so no session
+// time zone or DateStyle matters.
+#pragma once
+
+namespace annals::projections::sql {
+
+// --- Start-up ----------------------------------------------------------------------------------
+
+inline constexpr const char* kSchemaPresent =
+    "SELECT to_regclass('annals.projections') IS NOT NULL";
+
+// --- Registration and read-model migrations ----------------------------------------------------
+
+inline constexpr const char* kRegisterName = "annals_proj_register";
+inline constexpr const char* kRegister =
+    "INSERT INTO annals.projections (name) VALUES ($1) ON CONFLICT (name) DO NOTHING";
+
+// Serializes the read-model migrations of one projection across processes. Transaction-scoped,
+// so it also works behind a transaction pooler; the first key is "annalspr" folded into an
+// int4 namespace of our own (the migration runner and appends use other keys).
+inline constexpr const char* kMigrationLockName = "annals_proj_migration_lock";
+inline constexpr const char* kMigrationLock =
+    "SELECT pg_advisory_xact_lock(1634627184, hashtext($1::text))";
+inline constexpr const char* kMigrationsAppliedName = "annals_proj_migrations_applied";
+inline constexpr const char* kMigrationsApplied =
+    "SELECT name FROM annals.projection_migrations WHERE projection = $1";
+inline constexpr const char* kMigrationRecordName = "annals_proj_migration_record";
+inline constexpr const char* kMigrationRecord =
+    "INSERT INTO annals.projection_migrations (projection, name) VALUES ($1, $2)";
+
+// --- Leases ------------------------------------------------------------------------------------
+
+#define ANNALS_LEASE_COLUMNS \
+  "p.owner, p.fencing_token, (extract(epoch FROM p.lease_expires_at) * 1000000)::bigint"
+
+// Takes the lease when nobody holds an unexpired one, or renews it when `owner` ($2) holds it
+// unexpired. Every other acquisition (never held, released, lapsed: even by the same owner
+// name, whose old incarnation may still be running) increases the fencing token. Expiry is
+// judged by the database clock. The row lock makes concurrent acquirers queue; the second
+// re-evaluates the WHERE clause on the first one's result and finds the lease taken.
+inline constexpr const char* kAcquireName = "annals_proj_acquire";
+inline constexpr const char* kAcquire =
+    "UPDATE annals.projections p"
+    "   SET fencing_token = CASE WHEN p.owner = $2 AND p.lease_expires_at > now()"
+    "                            THEN p.fencing_token ELSE p.fencing_token + 1 END,"
+    "       owner = $2,"
+    "       lease_expires_at = now() + $3::bigint * interval '1 millisecond',"
+    "       updated_at = now()"
+    " WHERE p.name = $1"
+    "   AND (p.owner IS NULL OR p.lease_expires_at <= now() OR p.owner = $2)"
+    " RETURNING " ANNALS_LEASE_COLUMNS;
+
+// Extends the lease of ($2, $3) if it is still that lease: nobody took it over (a takeover
+// changes the token) and it was not released (owner NULL). A lease that lapsed but was not
+// taken is still exclusive, so extending it is safe.
+inline constexpr const char* kRenewName = "annals_proj_renew";
+inline constexpr const char* kRenew =
+    "UPDATE annals.projections p"
+    "   SET lease_expires_at = now() + $4::bigint * interval '1 millisecond', updated_at = now()"
+    " WHERE p.name = $1 AND p.owner = $2 AND p.fencing_token = $3"
+    " RETURNING " ANNALS_LEASE_COLUMNS;
+
+inline constexpr const char* kReleaseName = "annals_proj_release";
+inline constexpr const char* kRelease =
+    "UPDATE annals.projections"
+    "   SET owner = NULL, lease_expires_at = NULL, updated_at = now()"
+    " WHERE name = $1 AND owner = $2 AND fencing_token = $3";
+
+#undef ANNALS_LEASE_COLUMNS
+
+inline constexpr const char* kExistsName = "annals_proj_exists";
+inline constexpr const char* kExists = "SELECT 1 FROM annals.projections WHERE name = $1";
+
+// --- Checkpoints and reports -------------------------------------------------------------------
+
+inline constexpr const char* kCheckpointName = "annals_proj_checkpoint";
+inline constexpr const char* kCheckpoint =
+    "SELECT checkpoint_tx::text, checkpoint_position, fencing_token, owner"
+    "  FROM annals.projections WHERE name = $1";
+
+// The guarded checkpoint write of a batch (ARCHITECTURE decision 7): it updates the row only
+// when the lease ($7, $2) is still held (a release clears the owner, a takeover changes the
+// token) and the stored checkpoint is still the one the batch began at ($3, $4). Sent inside the
+// batch's transaction, right before COMMIT; no row updated means a stale writer, and the whole
+// transaction is rolled back.
+inline constexpr const char* kCommitCheckpointName = "annals_proj_commit_checkpoint";
+inline constexpr const char* kCommitCheckpoint =
+    "UPDATE annals.projections"
+    "   SET checkpoint_tx = $5::xid8, checkpoint_position = $6::bigint, updated_at = now()"
+    " WHERE name = $1 AND fencing_token = $2::bigint AND owner = $7"
+    "   AND checkpoint_tx = $3::xid8 AND checkpoint_position = $4::bigint";
+
+inline constexpr const char* kReportName = "annals_proj_report";
+inline constexpr const char* kReport =
+    "UPDATE annals.projections"
+    "   SET state = $4, last_error = $5, events_applied = $6::bigint, updated_at = now()"
+    " WHERE name = $1 AND owner = $2 AND fencing_token = $3::bigint";
+
+inline constexpr const char* kListName = "annals_proj_list";
+inline constexpr const char* kList =
+    "SELECT name, checkpoint_tx::text, checkpoint_position, owner,"
+    "       (extract(epoch FROM lease_expires_at) * 1000000)::bigint, fencing_token, state,"
+    "       last_error, events_applied, (extract(epoch FROM updated_at) * 1000000)::bigint,"
+    "       (owner IS NOT NULL AND lease_expires_at > now())"
+    "  FROM annals.projections ORDER BY name COLLATE \"C\"";  // byte order, like std::string
+
+// --- Dead letters ------------------------------------------------------------------------------
+
+// Parks an event; parking the same event again (a retry failed for good) refreshes the row.
+inline constexpr const char* kParkName = "annals_proj_park";
+inline constexpr const char* kPark =
+    "INSERT INTO annals.projection_dead_letters AS d (projection, event_id, stream_id,"
+    "   stream_version, transaction_id, global_position, event_type, schema_version, data,"
+    "   metadata, recorded_at, error, attempts)"
+    " VALUES ($1, $2::uuid, $3, $4::bigint, $5::xid8, $6::bigint, $7, $8::integer, $9::jsonb,"
+    "   $10::jsonb, timestamptz 'epoch' + $11::bigint * interval '1 microsecond', $12,"
+    "   $13::integer)"
+    " ON CONFLICT (projection, event_id) DO UPDATE"
+    "   SET error = EXCLUDED.error, attempts = EXCLUDED.attempts, state = 'parked',"
+    "       updated_at = now()";
+
+inline constexpr const char* kResolveName = "annals_proj_resolve";
+inline constexpr const char* kResolve =
+    "UPDATE annals.projection_dead_letters SET state = 'resolved', updated_at = now()"
+    " WHERE id = $1::bigint AND projection = $2";
+
+#define ANNALS_DEAD_LETTER_COLUMNS                                                     \
+  "d.id, d.projection, d.transaction_id::text, d.global_position, d.stream_id,"        \
+  " d.stream_version, d.event_id::text, d.event_type, d.schema_version, d.data::text," \
+  " d.metadata::text, (extract(epoch FROM d.recorded_at) * 1000000)::bigint, d.error," \
+  " d.attempts, d.state, (extract(epoch FROM d.parked_at) * 1000000)::bigint,"         \
+  " (extract(epoch FROM d.updated_at) * 1000000)::bigint"
+
+inline constexpr const char* kListDeadLettersName = "annals_proj_list_dead_letters";
+inline constexpr const char* kListDeadLetters =
+    "SELECT " ANNALS_DEAD_LETTER_COLUMNS
+    "  FROM annals.projection_dead_letters d"
+    " WHERE ($1::text IS NULL OR d.projection = $1::text)"
+    "   AND ($2::text IS NULL OR d.state = $2::text)"
+    " ORDER BY d.id LIMIT $3::bigint";
+
+#undef ANNALS_DEAD_LETTER_COLUMNS
+
+// Moves a dead letter to $2 when its state is one of $3 (a text[]), in one round trip. Returns
+// the state it had (no row: no such dead letter), whether it moved.
+inline constexpr const char* kTransitionDeadLetterName = "annals_proj_transition_dead_letter";
+inline constexpr const char* kTransitionDeadLetter =
+    "WITH cur AS (SELECT id, state FROM annals.projection_dead_letters"
+    "              WHERE id = $1::bigint FOR UPDATE),"
+    " upd AS (UPDATE annals.projection_dead_letters d SET state = $2, updated_at = now()"
+    "           FROM cur WHERE d.id = cur.id AND cur.state = ANY ($3::text[])"
+    "         RETURNING d.id)"
+    " SELECT cur.state, EXISTS (SELECT 1 FROM upd) FROM cur";
+
+inline constexpr const char* kRetryFailedName = "annals_proj_retry_failed";
+inline constexpr const char* kRetryFailed =
+    "UPDATE annals.projection_dead_letters"
+    "   SET state = 'parked', error = $2, attempts = attempts + 1, updated_at = now()"
+    " WHERE id = $1::bigint";
+
+// --- Rebuild requests --------------------------------------------------------------------------
+
+#define ANNALS_REBUILD_COLUMNS                                                               \
+  "r.id, r.projection, r.state, r.target_tx::text, r.target_position, r.progress_tx::text,"  \
+  " r.progress_position, r.message, (extract(epoch FROM r.requested_at) * 1000000)::bigint," \
+  " (extract(epoch FROM r.updated_at) * 1000000)::bigint"
+
+// Inserts a request unless the projection already has an open one (the partial unique index
+// projection_rebuilds_one_open_idx) or does not exist; returns the new request, if any.
+inline constexpr const char* kRequestRebuildName = "annals_proj_request_rebuild";
+inline constexpr const char* kRequestRebuild =
+    "INSERT INTO annals.projection_rebuilds AS r (projection)"
+    " SELECT name FROM annals.projections WHERE name = $1"
+    " ON CONFLICT (projection) WHERE state IN ('requested', 'running') DO NOTHING"
+    " RETURNING " ANNALS_REBUILD_COLUMNS;
+
+inline constexpr const char* kOpenRebuildName = "annals_proj_open_rebuild";
+inline constexpr const char* kOpenRebuild =
+    "SELECT " ANNALS_REBUILD_COLUMNS
+    "  FROM annals.projection_rebuilds r"
+    " WHERE r.projection = $1 AND r.state IN ('requested', 'running')"
+    " ORDER BY r.id LIMIT 1";
+
+inline constexpr const char* kRebuildRequestName = "annals_proj_rebuild_request";
+inline constexpr const char* kRebuildRequest =
+    "SELECT " ANNALS_REBUILD_COLUMNS " FROM annals.projection_rebuilds r WHERE r.id = $1::bigint";
+
+inline constexpr const char* kUpdateRebuildName = "annals_proj_update_rebuild";
+inline constexpr const char* kUpdateRebuild =
+    "UPDATE annals.projection_rebuilds"
+    "   SET state = $2, target_tx = $3::xid8, target_position = $4::bigint,"
+    "       progress_tx = $5::xid8, progress_position = $6::bigint, message = $7,"
+    "       updated_at = now()"
+    " WHERE id = $1::bigint";
+
+#undef ANNALS_REBUILD_COLUMNS
+
+// --- Read-model helpers (read_model.cpp) -------------------------------------------------------
+// Assembled as, with every identifier validated and double-quoted and $n numbered in order
+// (keys first):
+//   upsert:    WITH cur AS (UPDATE <t> SET <v> = $3, ... WHERE <k> = $1 AND ... RETURNING 1)
+//              INSERT INTO <t> (<k...>, <v...>) SELECT $1, ... WHERE NOT EXISTS (SELECT 1 FROM cur)
+//              (no value columns: the CTE is a SELECT 1 ... WHERE <k> = $1 ... instead)
+//   increment: WITH cur AS (UPDATE <t> SET <c> = coalesce(<c>, 0) + $n::bigint WHERE <k> = $1
+//                           AND ... RETURNING 1)
+//              INSERT INTO <t> (<k...>, <c>) SELECT $1, ..., $n::bigint
+//              WHERE NOT EXISTS (SELECT 1 FROM cur)
+//   remove:    DELETE FROM <t> WHERE <k> = $1 AND ...
+//   truncate:  TRUNCATE <t>, ... RESTART IDENTITY   (a rebuild; no parameters. Identity and
+//              serial columns start again, so a rebuilt table equals a fresh computation.)
+// Why not INSERT ... ON CONFLICT DO UPDATE: PostgreSQL checks NOT NULL constraints on the
+// proposed row before it finds the conflict, so updating some columns of a row whose other
+// NOT NULL columns are not given would fail. Update-then-insert touches only the named
+// columns of an existing row. The parameters get their types from the CTE, which is analysed
+// first: from the key comparisons and the SET assignments, i.e. from the columns themselves.
+// A projection's tables have one writer at a time (its owner), so the two steps cannot race.
+
+inline constexpr const char* kWithUpdate = "WITH cur AS (UPDATE ";
+inline constexpr const char* kWithSelect = "WITH cur AS (SELECT 1 FROM ";
+inline constexpr const char* kSet = " SET ";
+inline constexpr const char* kIncrementFrom = " = coalesce(";
+inline constexpr const char* kIncrementBy = ", 0) + $";
+inline constexpr const char* kBigintCast = "::bigint";
+inline constexpr const char* kReturningOne = " RETURNING 1";
+inline constexpr const char* kInsertInto = ") INSERT INTO ";
+inline constexpr const char* kSelectParams = ") SELECT ";
+inline constexpr const char* kUnlessUpdated = " WHERE NOT EXISTS (SELECT 1 FROM cur)";
+inline constexpr const char* kDeleteFrom = "DELETE FROM ";
+inline constexpr const char* kWhere = " WHERE ";
+inline constexpr const char* kEqualsParam = " = $";
+inline constexpr const char* kAnd = " AND ";
+inline constexpr const char* kTruncate = "TRUNCATE ";
+inline constexpr const char* kRestartIdentity = " RESTART IDENTITY";
+
+}  // namespace annals::projections::sql

@@ -1,0 +1,449 @@
+#include "bank_api.hpp"
+
+#include <httplib.h>
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "annals/eventstore/error.hpp"
+#include "time_text.hpp"
+
+namespace bank {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kMaxCommandIdBytes = 128;
+constexpr std::string_view kAccountPath = R"(/accounts/([^/]+))";
+
+// A response decided inside a handler: status and message.
+class HttpError : public std::runtime_error {
+ public:
+  HttpError(int status, const std::string& message)
+      : std::runtime_error(message), status_(status) {}
+  [[nodiscard]] int status() const noexcept { return status_; }
+
+ private:
+  int status_;
+};
+
+// Bodies may echo client input that is not valid UTF-8: replace it rather than throw.
+std::string dump(const json& body) {
+  return body.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(dump(body), "application/json");
+}
+
+void reply_error(httplib::Response& res, int status, const std::string& message) {
+  reply(res, status, json{{"error", message}});
+}
+
+// Client text in an error message: cut, so that a 100 KB id does not come back whole.
+std::string excerpt(std::string_view text) {
+  constexpr std::size_t kMax = 80;
+  if (text.size() <= kMax) return "\"" + std::string(text) + "\"";
+  return "\"" + std::string(text.substr(0, kMax)) + "...\" (" + std::to_string(text.size()) +
+         " bytes)";
+}
+
+std::string account_id_from(const httplib::Request& req) {
+  std::string id = req.matches[1];
+  if (!is_valid_account_id(id)) {
+    throw HttpError(400, "invalid account id " + excerpt(id) + ": use 1 to " +
+                             std::to_string(kMaxAccountIdBytes) +
+                             " characters out of A-Z a-z 0-9 . _ ~ -");
+  }
+  return id;
+}
+
+// --- Request bodies ---------------------------------------------------------------------
+
+json parse_body(const httplib::Request& req, bool allow_empty) {
+  if (req.body.empty()) {
+    if (allow_empty) return json::object();
+    throw HttpError(400, "the request body must be a JSON object");
+  }
+  json body;
+  try {
+    body = json::parse(req.body);
+  } catch (const json::parse_error& e) {
+    throw HttpError(400, std::string("malformed JSON: ") + e.what());
+  }
+  if (!body.is_object()) throw HttpError(400, "the request body must be a JSON object");
+  return body;
+}
+
+void allow_only(const json& body, std::initializer_list<std::string_view> fields) {
+  for (const auto& [key, value] : body.items()) {
+    bool known = false;
+    for (const auto field : fields) known = known || key == field;
+    if (!known) throw HttpError(400, "unknown field " + excerpt(key));
+  }
+}
+
+std::optional<std::string> string_field(const json& body, const std::string& name, bool required) {
+  const auto found = body.find(name);
+  if (found == body.end()) {
+    if (required) throw HttpError(400, "missing field \"" + name + "\"");
+    return std::nullopt;
+  }
+  if (!found->is_string()) throw HttpError(400, "field \"" + name + "\" must be a string");
+  return found->get<std::string>();
+}
+
+std::int64_t amount_field(const json& body) {
+  const auto found = body.find("amount");
+  if (found == body.end()) throw HttpError(400, "missing field \"amount\"");
+  const std::string rule = "field \"amount\" must be an integer number of cents between 1 and " +
+                           std::to_string(kMaxAmount);
+  if (found->is_number_unsigned()) {
+    const auto value = found->get<std::uint64_t>();
+    if (value > static_cast<std::uint64_t>(kMaxAmount)) throw HttpError(400, rule);
+    return static_cast<std::int64_t>(value);
+  }
+  if (!found->is_number_integer()) throw HttpError(400, rule);
+  const auto value = found->get<std::int64_t>();
+  if (value < 1 || value > kMaxAmount) throw HttpError(400, rule);
+  return value;
+}
+
+// Optional; when given, 1 to 128 bytes without control characters.
+std::string command_id_field(const json& body) {
+  auto id = string_field(body, "command_id", false);
+  if (!id) return {};
+  if (id->empty() || id->size() > kMaxCommandIdBytes) {
+    throw HttpError(400, "field \"command_id\" must have 1 to " +
+                             std::to_string(kMaxCommandIdBytes) + " bytes");
+  }
+  for (const char c : *id) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      throw HttpError(400, "field \"command_id\" must not contain control characters");
+    }
+  }
+  return *id;
+}
+
+// --- Query parameters -------------------------------------------------------------------
+
+std::optional<annals::Position> after_param(const httplib::Request& req) {
+  if (!req.has_param("after")) return std::nullopt;
+  const std::string text = req.get_param_value("after");
+  try {
+    return annals::Position::parse(text);
+  } catch (const annals::InvalidArgumentError&) {
+    throw HttpError(
+        400, "invalid after=" + excerpt(text) + ": use the \"position\" of a command's response");
+  }
+}
+
+std::int64_t version_param(const std::string& text) {
+  const std::string rule = "invalid version=" + excerpt(text) + ": must be a positive integer";
+  if (text.empty() || text.size() > 18) throw HttpError(400, rule);
+  std::int64_t value = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '9') throw HttpError(400, rule);
+    value = value * 10 + (c - '0');
+  }
+  if (value < 1) throw HttpError(400, rule);
+  return value;
+}
+
+json state_json(const std::string& account_id, const Account::State& state,
+                annals::StreamVersion version) {
+  return json{{"account_id", account_id},
+              {"owner", state.owner},
+              {"balance", state.balance},
+              {"version", version},
+              {"status", to_string(state.status)}};
+}
+
+}  // namespace
+
+BankApi::BankApi(annals::CommandBus& bus, annals::Repository<Account>& accounts,
+                 annals::EventStore& store, BankQueries& queries, ReadModelProgress progress,
+                 Metrics& metrics, BankApiOptions options)
+    : bus_(bus),
+      accounts_(accounts),
+      store_(store),
+      queries_(queries),
+      progress_(std::move(progress)),
+      metrics_(metrics),
+      options_(std::move(options)) {}
+
+void BankApi::mount(httplib::Server& server) {
+  server.set_payload_max_length(options_.max_body_bytes);
+
+  // Errors the server itself produces (no route, body too large, URI too long, unreadable
+  // request) get a JSON body like ours; responses that already have one keep it.
+  const std::size_t limit = options_.max_body_bytes;
+  server.set_error_handler([limit](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    std::string message;
+    switch (res.status) {
+      case 404:
+        message = "no route for " + req.method + " " + excerpt(req.path);
+        break;
+      case 413:
+        message = "request body too large: the limit is " + std::to_string(limit) + " bytes";
+        break;
+      case 414:
+        message = "request URI too long";
+        break;
+      default:
+        message = "malformed HTTP request (HTTP " + std::to_string(res.status) +
+                  "; a POST without a body needs Content-Length: 0)";
+    }
+    reply_error(res, res.status, message);
+  });
+  server.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
+        std::string what = "unknown error";
+        try {
+          std::rethrow_exception(std::move(error));
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {  // NOLINT(bugprone-empty-catch): reported below
+        }
+        spdlog::error("bank-service: unhandled error: {}", what);
+        reply_error(res, 500, "internal error");
+      });
+
+  // Runs one command: measures it, maps every failure to a status, records the outcome.
+  auto command = [this](CommandKind kind, httplib::Response& res, auto&& run) {
+    const auto started = Clock::now();
+    Outcome outcome = Outcome::kOk;
+    try {
+      run();
+    } catch (const HttpError& e) {
+      outcome = e.status() == 400 ? Outcome::kInvalid : Outcome::kRejected;
+      reply_error(res, e.status(), e.what());
+    } catch (const AccountNotFound& e) {
+      outcome = Outcome::kRejected;
+      reply_error(res, 404, e.what());
+    } catch (const AccountAlreadyExists& e) {
+      outcome = Outcome::kRejected;
+      reply_error(res, 409, e.what());
+    } catch (const InvalidAmount& e) {
+      outcome = Outcome::kInvalid;
+      reply_error(res, 400, e.what());
+    } catch (const InvalidOwner& e) {
+      outcome = Outcome::kInvalid;
+      reply_error(res, 400, e.what());
+    } catch (const annals::DomainError& e) {
+      // InsufficientFunds, AccountIsClosed, BalanceNotZero, BalanceLimitExceeded.
+      outcome = Outcome::kRejected;
+      reply_error(res, 422, e.what());
+    } catch (const annals::IdempotencyError& e) {
+      outcome = Outcome::kRejected;
+      reply_error(res, 409,
+                  std::string("command_id already used for another command: ") + e.what());
+    } catch (const annals::ConcurrencyError& e) {
+      outcome = Outcome::kRejected;
+      reply_error(res, 409,
+                  std::string("too many concurrent changes, retry with the same "
+                              "command_id: ") +
+                      e.what());
+    } catch (const annals::InvalidArgumentError& e) {
+      outcome = Outcome::kInvalid;
+      reply_error(res, 400, e.what());
+    } catch (const annals::UnavailableError& e) {
+      outcome = Outcome::kFailed;
+      spdlog::warn("bank-service: store unavailable: {}", e.what());
+      reply_error(
+          res, 503,
+          std::string("the store is unavailable, retry with the same command_id: ") + e.what());
+    } catch (const std::exception& e) {
+      outcome = Outcome::kFailed;
+      spdlog::error("bank-service: command failed: {}", e.what());
+      reply_error(res, 500, std::string("internal error: ") + e.what());
+    }
+    metrics_.record(kind, outcome, Clock::now() - started);
+  };
+
+  // Runs one query: maps failures to a status.
+  auto query = [](httplib::Response& res, auto&& run) {
+    try {
+      run();
+    } catch (const HttpError& e) {
+      reply_error(res, e.status(), e.what());
+    } catch (const annals::InvalidArgumentError& e) {
+      reply_error(res, 400, e.what());
+    } catch (const annals::UnavailableError& e) {
+      reply_error(res, 503, std::string("unavailable: ") + e.what());
+    } catch (const std::exception& e) {
+      spdlog::error("bank-service: query failed: {}", e.what());
+      reply_error(res, 500, std::string("internal error: ") + e.what());
+    }
+  };
+
+  // Read-your-writes: wait until `projection` has applied everything up to ?after=.
+  auto wait_for = [this](const httplib::Request& req, std::string_view projection) {
+    const auto after = after_param(req);
+    if (!after) return;
+    if (!progress_.wait_for(projection, *after, options_.read_timeout)) {
+      for (const auto& p : progress_.status()) {
+        if (p.name == projection && p.state == "failed") {
+          throw HttpError(503, "the read model " + std::string(projection) +
+                                   " has stopped after an error (see the service's log)");
+        }
+      }
+      throw HttpError(504, "the read model " + std::string(projection) +
+                               " did not reach position " + after->to_string() + " within " +
+                               std::to_string(options_.read_timeout.count()) + " ms");
+    }
+  };
+
+  // docs:begin bank-sample-routes
+  server.Post("/accounts", [this, command](const httplib::Request& req, httplib::Response& res) {
+    command(CommandKind::kOpen, res, [&] {
+      const json body = parse_body(req, false);
+      allow_only(body, {"account_id", "owner", "command_id"});
+      const std::string id = *string_field(body, "account_id", true);
+      if (!is_valid_account_id(id)) {
+        throw HttpError(400, "invalid account_id " + excerpt(id) + ": use 1 to " +
+                                 std::to_string(kMaxAccountIdBytes) +
+                                 " characters out of A-Z a-z 0-9 . _ ~ -");
+      }
+      const std::string owner = *string_field(body, "owner", true);
+      const auto result = bus_.send(OpenAccount{id, owner}, {.command_id = command_id_field(body)});
+      reply(res, 201,
+            json{{"account_id", id},
+                 {"version", result.last_version},
+                 {"position", result.position.to_string()}});
+    });
+  });
+
+  auto money = [this, command](CommandKind kind) {
+    return [this, command, kind](const httplib::Request& req, httplib::Response& res) {
+      command(kind, res, [&] {
+        const std::string id = account_id_from(req);
+        const json body = parse_body(req, false);
+        allow_only(body, {"amount", "command_id"});
+        const std::int64_t amount = amount_field(body);
+        const annals::CommandContext context{.command_id = command_id_field(body)};
+        const auto result = kind == CommandKind::kDeposit
+                                ? bus_.send(Deposit{id, amount}, context)
+                                : bus_.send(Withdraw{id, amount}, context);
+        reply(res, 200,
+              json{{"version", result.last_version}, {"position", result.position.to_string()}});
+      });
+    };
+  };
+  server.Post(std::string(kAccountPath) + "/deposit", money(CommandKind::kDeposit));
+  server.Post(std::string(kAccountPath) + "/withdraw", money(CommandKind::kWithdraw));
+  // docs:end
+
+  server.Post(std::string(kAccountPath) + "/close", [this, command](const httplib::Request& req,
+                                                                    httplib::Response& res) {
+    command(CommandKind::kClose, res, [&] {
+      const std::string id = account_id_from(req);
+      const json body = parse_body(req, true);
+      allow_only(body, {"command_id"});
+      const auto result = bus_.send(CloseAccount{id}, {.command_id = command_id_field(body)});
+      reply(res, 200,
+            json{{"version", result.last_version}, {"position", result.position.to_string()}});
+    });
+  });
+
+  server.Get(std::string(kAccountPath),
+             [this, query, wait_for](const httplib::Request& req, httplib::Response& res) {
+               query(res, [&] {
+                 const std::string id = account_id_from(req);
+                 wait_for(req, kBalancesProjection);
+                 const auto account = queries_.account(id);
+                 if (!account) throw HttpError(404, "account " + excerpt(id) + " not found");
+                 reply(res, 200, json(*account));
+               });
+             });
+
+  server.Get(std::string(kAccountPath) + "/transactions",
+             [this, query, wait_for](const httplib::Request& req, httplib::Response& res) {
+               query(res, [&] {
+                 const std::string id = account_id_from(req);
+                 wait_for(req, kTransactionsProjection);
+                 const auto history = queries_.transactions(id);
+                 if (!history) throw HttpError(404, "account " + excerpt(id) + " not found");
+                 reply(res, 200, json{{"account_id", id}, {"transactions", *history}});
+               });
+             });
+
+  // The auditor's view: state rebuilt from the event store, not from a read model.
+  server.Get(std::string(kAccountPath) + "/history",
+             [this, query](const httplib::Request& req, httplib::Response& res) {
+               query(res, [&] {
+                 const std::string id = account_id_from(req);
+                 const bool by_version = req.has_param("version");
+                 const bool by_time = req.has_param("as_of");
+                 if (by_version && by_time) {
+                   throw HttpError(400, "give either version or as_of, not both");
+                 }
+                 std::optional<annals::Aggregate<Account>> account;
+                 std::string when;
+                 if (by_version) {
+                   const auto version = version_param(req.get_param_value("version"));
+                   account.emplace(accounts_.load_at_version(id, version));
+                   when = " at version " + std::to_string(version);
+                 } else if (by_time) {
+                   const std::string text = req.get_param_value("as_of");
+                   const auto time = parse_rfc3339(text);
+                   if (!time) {
+                     throw HttpError(400, "invalid as_of=" + excerpt(text) +
+                                              ": use an RFC 3339 time such as "
+                                              "2024-05-01T12:00:00Z");
+                   }
+                   account.emplace(accounts_.load_as_of(id, *time));
+                   when = " at " + text;
+                 } else {
+                   account.emplace(accounts_.load(id));
+                 }
+                 if (account->version() == 0) {
+                   throw HttpError(404, "account " + excerpt(id) + " did not exist" + when);
+                 }
+                 reply(res, 200, state_json(id, account->state(), account->version()));
+               });
+             });
+
+  server.Get("/totals/daily",
+             [this, query, wait_for](const httplib::Request& req, httplib::Response& res) {
+               query(res, [&] {
+                 wait_for(req, kDailyTotalsProjection);
+                 reply(res, 200, json{{"days", queries_.daily_totals()}});
+               });
+             });
+
+  server.Get("/health", [this, query](const httplib::Request&, httplib::Response& res) {
+    query(res, [&] {
+      const auto head = store_.head_position();  // proves the store answers
+      json projections = json::array();
+      for (const auto& p : progress_.status()) {
+        projections.push_back(json{{"name", p.name}, {"state", p.state}, {"position", p.position}});
+      }
+      reply(res, 200,
+            json{{"status", "ok"},
+                 {"store", options_.store_kind},
+                 {"head", head.to_string()},
+                 {"projections", std::move(projections)}});
+    });
+  });
+
+  server.Get("/metrics", [this, query](const httplib::Request&, httplib::Response& res) {
+    query(res, [&] {
+      res.status = 200;
+      res.set_content(metrics_.render(progress_.status()), "text/plain; version=0.0.4");
+    });
+  });
+}
+
+}  // namespace bank

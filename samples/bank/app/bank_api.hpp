@@ -1,0 +1,79 @@
+// The bank's HTTP API (docs/samples/bank.md): commands go through the CommandBus, reads come
+// from the read models (optionally after waiting for a position: read-your-writes), history is
+// rebuilt from the event store, and every error is JSON {"error": "..."}.
+//
+//   POST /accounts                         {"account_id","owner"[,"command_id"]} -> 201
+//   POST /accounts/{id}/deposit|withdraw   {"amount"[,"command_id"]}             -> 200
+//   POST /accounts/{id}/close              [{"command_id"}]                      -> 200
+//   GET  /accounts/{id}[?after=P]          the balances read model
+//   GET  /accounts/{id}/transactions[?after=P]
+//   GET  /accounts/{id}/history[?version=N | ?as_of=RFC3339]  rebuilt from the events
+//   GET  /totals/daily[?after=P]
+//   GET  /health, GET /metrics
+//
+// Thread safety: handlers run on the server's threads, many at once; everything they use is
+// thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "account.hpp"
+#include "annals/eventstore/event_store.hpp"
+#include "annals/framework/command_bus.hpp"
+#include "annals/framework/repository.hpp"
+#include "metrics.hpp"
+#include "views.hpp"
+
+namespace httplib {
+class Server;
+}
+
+namespace bank {
+
+/// How the API learns about the read models' progress: from the runner in this process, or
+/// from the projection store when bank-projector runs them elsewhere.
+struct ReadModelProgress {
+  /// Blocks until projection `name` has applied everything up to `position`, or `timeout`
+  /// elapses; true when reached.
+  std::function<bool(std::string_view name, annals::Position position,
+                     std::chrono::milliseconds timeout)>
+      wait_for;
+  /// Every projection's progress (for /health and /metrics).
+  std::function<std::vector<ProjectionProgress>()> status;
+};
+
+struct BankApiOptions {
+  /// How long GET ...?after=P waits for the read model before answering 504. Default 5 s.
+  std::chrono::milliseconds read_timeout{5000};
+  /// Largest request body, in bytes; larger ones get 413. Default 64 KiB.
+  std::size_t max_body_bytes = 64 * 1024;
+  /// "postgres" or "memory", reported by /health.
+  std::string store_kind;
+};
+
+/// The HTTP routes over the bank's command and read sides. Every reference must outlive it.
+class BankApi {
+ public:
+  BankApi(annals::CommandBus& bus, annals::Repository<Account>& accounts, annals::EventStore& store,
+          BankQueries& queries, ReadModelProgress progress, Metrics& metrics,
+          BankApiOptions options);
+
+  /// Installs the routes, the JSON error handler and the payload limit on `server`.
+  void mount(httplib::Server& server);
+
+ private:
+  annals::CommandBus& bus_;
+  annals::Repository<Account>& accounts_;
+  annals::EventStore& store_;
+  BankQueries& queries_;
+  ReadModelProgress progress_;
+  Metrics& metrics_;
+  BankApiOptions options_;
+};
+
+}  // namespace bank

@@ -1,0 +1,254 @@
+#include "service.hpp"
+
+#include <httplib.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <iostream>
+#include <memory>
+#include <thread>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "account.hpp"
+#include "annals/eventstore/in_memory_event_store.hpp"
+#include "annals/eventstore/snapshot_store.hpp"
+#include "annals/framework/command_bus.hpp"
+#include "annals/postgres/postgres_event_store.hpp"
+#include "annals/postgres/postgres_snapshot_store.hpp"
+#include "annals/projections/in_memory_projection_store.hpp"
+#include "annals/projections/postgres/postgres_projection_store.hpp"
+#include "annals/projections/runner.hpp"
+#include "bank_api.hpp"
+#include "in_memory_read_models.hpp"
+#include "postgres_read_models.hpp"
+
+namespace bank {
+namespace {
+
+namespace projections = annals::projections;
+
+sigset_t termination_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+// Logs go to stderr (stdout carries the "listening on" line); the library logs through the
+// logger "annals", which shares the sink.
+void set_up_logging() {
+  if (spdlog::get("annals") != nullptr) return;
+  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  auto annals_logger = std::make_shared<spdlog::logger>("annals", sink);
+  spdlog::register_logger(annals_logger);
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("bank", sink));
+}
+
+// Everything both processes share: the stores and the read models.
+struct Backend {
+  annals::EventRegistry registry;
+  std::unique_ptr<annals::EventStore> events;
+  std::unique_ptr<annals::SnapshotStore> snapshots;
+  std::unique_ptr<projections::ProjectionStore> projection_store;
+  BankReadModels read_models;
+};
+
+std::unique_ptr<Backend> open_backend(bool memory, const std::string& url) {
+  auto backend = std::make_unique<Backend>();
+  register_events(backend->registry);
+  backend->registry.validate();
+  if (memory) {
+    backend->events = annals::make_in_memory_event_store();
+    backend->snapshots = annals::make_in_memory_snapshot_store();
+    backend->projection_store = projections::make_in_memory_projection_store();
+    backend->read_models = make_in_memory_read_models(backend->registry);
+  } else {
+    // The schema of the store, snapshots and projections; read-model tables come with the
+    // projections (ProjectionStore::prepare).
+    for (const auto& applied : annals::postgres::migrate(url)) {
+      spdlog::info("bank: applied migration {}", applied);
+    }
+    backend->events = annals::postgres::make_postgres_event_store({.connection_string = url});
+    backend->snapshots = annals::postgres::make_postgres_snapshot_store({.connection_string = url});
+    backend->projection_store =
+        projections::make_postgres_projection_store({.connection_string = url});
+    backend->read_models = make_postgres_read_models(backend->registry, url);
+  }
+  return backend;
+}
+
+std::unique_ptr<projections::ProjectionRunner> start_runner(Backend& backend,
+                                                            const std::string& runner_name,
+                                                            std::chrono::milliseconds lease_ttl) {
+  projections::RunnerOptions options{.owner = runner_name, .lease_ttl = lease_ttl};
+  auto runner = std::make_unique<projections::ProjectionRunner>(
+      *backend.events, *backend.projection_store, std::move(options));
+  for (const auto& projection : backend.read_models.projections) runner->add(projection);
+  return runner;
+}
+
+ProjectionProgress progress_of(const projections::ProjectionStatus& s) {
+  return ProjectionProgress{.name = s.name,
+                            .state = projections::to_string(s.state),
+                            .position = s.position.to_string(),
+                            .lag_events = s.lag_events,
+                            .lag_seconds = s.lag_seconds,
+                            .events_applied = s.events_applied,
+                            .errors = s.errors};
+}
+
+bool is_bank_projection(const std::string& name) {
+  return name == kBalancesProjection || name == kTransactionsProjection ||
+         name == kDailyTotalsProjection;
+}
+
+}  // namespace
+
+void block_termination_signals() {
+  const sigset_t set = termination_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int run_service(const ServiceOptions& options) {
+  set_up_logging();
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<projections::ProjectionRunner> runner;
+  try {
+    backend = open_backend(options.memory, options.database_url);
+  } catch (const std::exception& e) {
+    spdlog::error("bank-service: cannot open the stores: {}", e.what());
+    return 1;
+  }
+  auto& events = *backend->events;
+  auto& projection_store = *backend->projection_store;
+
+  // docs:begin bank-sample-wiring
+  annals::CommandBus bus(events, backend->registry,
+                         {.snapshots = backend->snapshots.get(),
+                          .snapshot_policy = annals::SnapshotPolicy::every(100)});
+  bus.handle<Account>(&OpenAccount::account_id);
+  bus.handle<Account>(&Deposit::account_id);
+  bus.handle<Account>(&Withdraw::account_id);
+  bus.handle<Account>(&CloseAccount::account_id);
+  annals::Repository<Account> accounts(events, backend->registry,
+                                       {.snapshots = backend->snapshots.get()});
+  // docs:end
+
+  ReadModelProgress progress;
+  try {
+    if (options.run_projections) {
+      runner = start_runner(*backend, options.runner_name, options.lease_ttl);
+      runner->start();
+      progress.wait_for = [&runner](std::string_view name, annals::Position position,
+                                    std::chrono::milliseconds timeout) {
+        return runner->wait_for(std::string(name), position, timeout);
+      };
+      progress.status = [&runner] {
+        std::vector<ProjectionProgress> out;
+        for (const auto& s : runner->status()) out.push_back(progress_of(s));
+        return out;
+      };
+    } else {
+      // bank-projector runs them; make sure their tables exist so that reads work at once.
+      for (const auto& projection : backend->read_models.projections) {
+        projection_store.prepare(*projection);
+      }
+      progress.wait_for = [&projection_store](std::string_view name, annals::Position position,
+                                              std::chrono::milliseconds timeout) {
+        return projections::wait_for_checkpoint(projection_store, std::string(name), position,
+                                                timeout);
+      };
+      progress.status = [&projection_store, &events] {
+        const auto head = events.head_position();
+        std::vector<ProjectionProgress> out;
+        for (const auto& record : projection_store.list()) {
+          if (!is_bank_projection(record.name)) continue;
+          out.push_back(ProjectionProgress{
+              .name = record.name,
+              .state = record.state,
+              .position = record.checkpoint.to_string(),
+              .lag_events =
+                  std::max<std::int64_t>(0, head.sequence() - record.checkpoint.sequence()),
+              .lag_seconds = 0,
+              .events_applied = static_cast<std::uint64_t>(record.events_applied),
+              .errors = 0});
+        }
+        return out;
+      };
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("bank-service: cannot start the projections: {}", e.what());
+    return 1;
+  }
+
+  Metrics metrics;
+  BankApi api(bus, accounts, events, *backend->read_models.queries, progress, metrics,
+              {.read_timeout = options.read_timeout,
+               .max_body_bytes = options.max_body_bytes,
+               .store_kind = options.memory ? "memory" : "postgres"});
+  httplib::Server server;
+  const std::size_t threads = std::max<std::size_t>(1, options.threads);
+  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  api.mount(server);
+
+  const int port = options.port == 0
+                       ? server.bind_to_any_port(options.host)
+                       : (server.bind_to_port(options.host, options.port) ? options.port : -1);
+  if (port <= 0) {
+    spdlog::error("bank-service: cannot listen on {}:{}", options.host, options.port);
+    return 1;
+  }
+  // Machine-readable: tests and scripts wait for this line.
+  std::cout << "listening on " << options.host << ":" << port << std::endl;
+  spdlog::info("bank-service: listening on {}:{} ({} store, projections {})", options.host, port,
+               options.memory ? "in-memory" : "PostgreSQL",
+               options.run_projections ? "in this process" : "in bank-projector");
+
+  std::atomic<bool> listening_done{false};
+  std::atomic<bool> signalled{false};
+  std::thread signal_waiter([&] {
+    const sigset_t set = termination_signals();
+    int signal = 0;
+    sigwait(&set, &signal);
+    signalled = true;
+    if (!listening_done) spdlog::info("bank-service: signal {}, shutting down", signal);
+    // stop() has no effect before listen_after_bind() is running: repeat until it returns.
+    while (!listening_done) {
+      server.stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  const bool clean = server.listen_after_bind();
+  listening_done = true;
+  if (!signalled) kill(getpid(), SIGTERM);  // the server stopped on its own: wake the waiter
+  signal_waiter.join();
+
+  if (runner) runner->stop();  // finish or roll back the batch, release the leases
+  spdlog::info("bank-service: stopped");
+  return clean ? 0 : 1;
+}
+
+int run_projector(const ProjectorOptions& options) {
+  set_up_logging();
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<projections::ProjectionRunner> runner;
+  try {
+    backend = open_backend(false, options.database_url);
+    runner = start_runner(*backend, options.runner_name, options.lease_ttl);
+  } catch (const std::exception& e) {
+    spdlog::error("bank-projector: cannot start: {}", e.what());
+    return 1;
+  }
+  std::cout << "projecting as " << runner->owner() << std::endl;
+  spdlog::info("bank-projector: running {} projections as {}",
+               backend->read_models.projections.size(), runner->owner());
+  runner->run_until_signal();
+  spdlog::info("bank-projector: stopped");
+  return 0;
+}
+
+}  // namespace bank

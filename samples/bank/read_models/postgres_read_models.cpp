@@ -1,0 +1,255 @@
+#include "postgres_read_models.hpp"
+
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "annals/eventstore/error.hpp"
+#include "annals/projections/postgres/read_model.hpp"
+
+namespace bank {
+namespace {
+
+using annals::projections::ReadModel;
+using annals::projections::ReadModelMigration;
+using annals::projections::ReadModelProjection;
+
+// docs:begin bank-sample-balances
+class BalancesTable final : public ReadModelProjection {
+ public:
+  explicit BalancesTable(const annals::EventRegistry& registry) : registry_(registry) {}
+
+  std::string name() const override { return std::string(kBalancesProjection); }
+  annals::EventFilter filter() const override { return account_events(); }
+  std::vector<ReadModelMigration> migrations() const override {
+    return {{"0001_create_bank_balances",
+             "CREATE TABLE IF NOT EXISTS bank_balances ("
+             " account_id text PRIMARY KEY, owner text NOT NULL, balance bigint NOT NULL,"
+             " version bigint NOT NULL, status text NOT NULL)"}};
+  }
+  std::vector<std::string> tables() const override { return {"bank_balances"}; }
+
+  void handle(const annals::RecordedEvent& event, ReadModel& db) override {
+    for (const auto& fact : decode_account_event(registry_, event)) {
+      if (const auto* opened = std::get_if<AccountOpened>(&fact.event)) {
+        db.exec(kOpen, {fact.account_id, opened->owner, fact.version});
+      } else if (const auto* deposited = std::get_if<MoneyDeposited>(&fact.event)) {
+        db.exec(kMove, {fact.account_id, deposited->amount, fact.version});
+      } else if (const auto* withdrawn = std::get_if<MoneyWithdrawn>(&fact.event)) {
+        db.exec(kMove, {fact.account_id, -withdrawn->amount, fact.version});
+      } else {
+        db.exec(kClose, {fact.account_id, fact.version});
+      }
+    }
+  }
+
+ private:
+  static constexpr std::string_view kOpen =
+      "INSERT INTO bank_balances (account_id, owner, balance, version, status)"
+      " VALUES ($1, $2, 0, $3::bigint, 'open')";
+  static constexpr std::string_view kMove =
+      "UPDATE bank_balances SET balance = balance + $2::bigint, version = $3::bigint"
+      " WHERE account_id = $1";
+  static constexpr std::string_view kClose =
+      "UPDATE bank_balances SET status = 'closed', version = $2::bigint WHERE account_id = $1";
+  const annals::EventRegistry& registry_;
+};
+// docs:end
+
+class TransactionsTable final : public ReadModelProjection {
+ public:
+  explicit TransactionsTable(const annals::EventRegistry& registry) : registry_(registry) {}
+
+  std::string name() const override { return std::string(kTransactionsProjection); }
+  annals::EventFilter filter() const override { return account_events(); }
+  std::vector<ReadModelMigration> migrations() const override {
+    return {{"0001_create_bank_transactions",
+             "CREATE TABLE IF NOT EXISTS bank_transactions ("
+             " account_id text NOT NULL, version bigint NOT NULL, type text NOT NULL,"
+             " amount bigint NOT NULL, balance bigint NOT NULL, recorded_at timestamptz NOT NULL,"
+             " PRIMARY KEY (account_id, version))"}};
+  }
+  std::vector<std::string> tables() const override { return {"bank_transactions"}; }
+
+  void handle(const annals::RecordedEvent& event, ReadModel& db) override {
+    for (const auto& fact : decode_account_event(registry_, event)) {
+      // The balance after the entry is computed from the previous entry, inside the batch's
+      // transaction (which sees the batch's own earlier writes).
+      const auto entry = transaction_of(fact, 0);
+      db.exec(
+          "INSERT INTO bank_transactions"
+          " (account_id, version, type, amount, balance, recorded_at)"
+          " VALUES ($1, $2::bigint, $3, $4::bigint,"
+          "  COALESCE((SELECT balance FROM bank_transactions WHERE account_id = $1"
+          "            ORDER BY version DESC LIMIT 1), 0) + $5::bigint,"
+          "  $6::timestamptz)",
+          {fact.account_id, entry.version, entry.type, entry.amount, entry.balance,
+           entry.recorded_at});
+    }
+  }
+
+ private:
+  const annals::EventRegistry& registry_;
+};
+
+class DailyTotalsTable final : public ReadModelProjection {
+ public:
+  explicit DailyTotalsTable(const annals::EventRegistry& registry) : registry_(registry) {}
+
+  std::string name() const override { return std::string(kDailyTotalsProjection); }
+  annals::EventFilter filter() const override {
+    auto filter = account_events();
+    filter.event_types = {std::string(MoneyDeposited::kTypeName),
+                          std::string(MoneyWithdrawn::kTypeName)};
+    return filter;
+  }
+  std::vector<ReadModelMigration> migrations() const override {
+    return {{"0001_create_bank_daily_totals",
+             "CREATE TABLE IF NOT EXISTS bank_daily_totals ("
+             " day date PRIMARY KEY, deposited bigint NOT NULL DEFAULT 0,"
+             " withdrawn bigint NOT NULL DEFAULT 0, deposits bigint NOT NULL DEFAULT 0,"
+             " withdrawals bigint NOT NULL DEFAULT 0)"}};
+  }
+  std::vector<std::string> tables() const override { return {"bank_daily_totals"}; }
+
+  void handle(const annals::RecordedEvent& event, ReadModel& db) override {
+    for (const auto& fact : decode_account_event(registry_, event)) {
+      const std::string day = utc_day(fact.recorded_at);
+      if (const auto* deposited = std::get_if<MoneyDeposited>(&fact.event)) {
+        db.exec(
+            "INSERT INTO bank_daily_totals (day, deposited, deposits) VALUES ($1::date, "
+            "$2::bigint, 1) ON CONFLICT (day) DO UPDATE SET"
+            " deposited = bank_daily_totals.deposited + EXCLUDED.deposited,"
+            " deposits = bank_daily_totals.deposits + 1",
+            {day, deposited->amount});
+      } else if (const auto* withdrawn = std::get_if<MoneyWithdrawn>(&fact.event)) {
+        db.exec(
+            "INSERT INTO bank_daily_totals (day, withdrawn, withdrawals) VALUES ($1::date, "
+            "$2::bigint, 1) ON CONFLICT (day) DO UPDATE SET"
+            " withdrawn = bank_daily_totals.withdrawn + EXCLUDED.withdrawn,"
+            " withdrawals = bank_daily_totals.withdrawals + 1",
+            {day, withdrawn->amount});
+      }
+    }
+  }
+
+ private:
+  const annals::EventRegistry& registry_;
+};
+
+// The query side: a few connections, each with the three statements prepared.
+class PostgresQueries final : public BankQueries {
+ public:
+  explicit PostgresQueries(std::string connection_string)
+      : connection_string_(std::move(connection_string)) {}
+
+  std::optional<AccountView> account(const std::string& account_id) override {
+    const auto rows = query("account", account_id);
+    if (rows.empty()) return std::nullopt;
+    const auto& row = rows[0];
+    return AccountView{.account_id = row[0].as<std::string>(),
+                       .owner = row[1].as<std::string>(),
+                       .balance = row[2].as<std::int64_t>(),
+                       .version = row[3].as<std::int64_t>(),
+                       .status = row[4].as<std::string>()};
+  }
+
+  std::optional<std::vector<TransactionView>> transactions(const std::string& account_id) override {
+    const auto rows = query("transactions", account_id);
+    if (rows.empty()) return std::nullopt;
+    std::vector<TransactionView> out;
+    out.reserve(rows.size());
+    for (const auto& row : rows) {
+      out.push_back(TransactionView{.version = row[0].as<std::int64_t>(),
+                                    .type = row[1].as<std::string>(),
+                                    .amount = row[2].as<std::int64_t>(),
+                                    .balance = row[3].as<std::int64_t>(),
+                                    .recorded_at = row[4].as<std::string>()});
+    }
+    return out;
+  }
+
+  std::vector<DailyTotalView> daily_totals() override {
+    const auto rows = query("daily_totals", std::nullopt);
+    std::vector<DailyTotalView> out;
+    out.reserve(rows.size());
+    for (const auto& row : rows) {
+      out.push_back(DailyTotalView{.day = row[0].as<std::string>(),
+                                   .deposited = row[1].as<std::int64_t>(),
+                                   .withdrawn = row[2].as<std::int64_t>(),
+                                   .deposits = row[3].as<std::int64_t>(),
+                                   .withdrawals = row[4].as<std::int64_t>()});
+    }
+    return out;
+  }
+
+ private:
+  std::unique_ptr<pqxx::connection> open() const {
+    auto c = std::make_unique<pqxx::connection>(connection_string_);
+    c->prepare("account",
+               "SELECT account_id, owner, balance, version, status FROM bank_balances"
+               " WHERE account_id = $1");
+    c->prepare("transactions",
+               "SELECT version, type, amount, balance,"
+               " to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+               " FROM bank_transactions WHERE account_id = $1 ORDER BY version");
+    c->prepare("daily_totals",
+               "SELECT to_char(day, 'YYYY-MM-DD'), deposited, withdrawn, deposits, withdrawals"
+               " FROM bank_daily_totals ORDER BY day");
+    return c;
+  }
+
+  pqxx::result query(const char* statement, const std::optional<std::string>& arg) {
+    std::unique_ptr<pqxx::connection> c;
+    {
+      std::lock_guard lock(mutex_);
+      if (!idle_.empty()) {
+        c = std::move(idle_.back());
+        idle_.pop_back();
+      }
+    }
+    try {
+      if (!c) c = open();
+      pqxx::result rows;
+      {
+        pqxx::read_transaction tx(*c);
+        rows = arg ? tx.exec_prepared(statement, *arg) : tx.exec_prepared(statement);
+        tx.commit();
+      }
+      std::lock_guard lock(mutex_);
+      if (idle_.size() < kMaxIdle) idle_.push_back(std::move(c));
+      return rows;
+    } catch (const pqxx::broken_connection& e) {
+      throw annals::UnavailableError(std::string("read models: cannot reach PostgreSQL: ") +
+                                     e.what());
+    } catch (const pqxx::sql_error& e) {
+      throw annals::InternalError(std::string("read models: query failed (SQLSTATE ") +
+                                  e.sqlstate() + "): " + e.what());
+    } catch (const pqxx::failure& e) {
+      throw annals::UnavailableError(std::string("read models: ") + e.what());
+    }
+  }
+
+  static constexpr std::size_t kMaxIdle = 8;
+  std::string connection_string_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<pqxx::connection>> idle_;
+};
+
+}  // namespace
+
+BankReadModels make_postgres_read_models(const annals::EventRegistry& registry,
+                                         const std::string& connection_string) {
+  BankReadModels models;
+  models.projections = {std::make_shared<BalancesTable>(registry),
+                        std::make_shared<TransactionsTable>(registry),
+                        std::make_shared<DailyTotalsTable>(registry)};
+  models.queries = std::make_unique<PostgresQueries>(connection_string);
+  return models;
+}
+
+}  // namespace bank

@@ -1,0 +1,84 @@
+#include "views.hpp"
+
+#include <cstdio>
+#include <ctime>
+#include <variant>
+
+namespace bank {
+namespace {
+
+template <class... Fs>
+struct Overloaded : Fs... {
+  using Fs::operator()...;
+};
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
+
+}  // namespace
+
+std::string format_time(std::chrono::system_clock::time_point time) {
+  using namespace std::chrono;
+  const auto micros = floor<microseconds>(time);
+  const auto day = floor<days>(micros);
+  const year_month_day ymd{day};
+  const hh_mm_ss hms{micros - day};
+  char text[40];
+  std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02d:%02d:%02d.%06lldZ", int(ymd.year()),
+                unsigned(ymd.month()), unsigned(ymd.day()), static_cast<int>(hms.hours().count()),
+                static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()),
+                static_cast<long long>(hms.subseconds().count()));
+  return text;
+}
+
+std::string utc_day(std::chrono::system_clock::time_point time) {
+  using namespace std::chrono;
+  const year_month_day ymd{floor<days>(time)};
+  char text[16];
+  std::snprintf(text, sizeof text, "%04d-%02u-%02u", int(ymd.year()), unsigned(ymd.month()),
+                unsigned(ymd.day()));
+  return text;
+}
+
+std::string account_id_of(const annals::StreamId& stream) {
+  const std::string& id = stream.value();
+  const auto dash = id.find('-');
+  return dash == std::string::npos ? id : id.substr(dash + 1);
+}
+
+std::vector<AccountFact> decode_account_event(const annals::EventRegistry& registry,
+                                              const annals::RecordedEvent& event) {
+  std::vector<AccountFact> facts;
+  for (auto& decoded : registry.decode<Account::Event>(event)) {
+    facts.push_back(AccountFact{account_id_of(event.stream_id), event.version, event.position,
+                                event.recorded_at, std::move(decoded)});
+  }
+  return facts;
+}
+
+annals::EventFilter account_events() {
+  return annals::EventFilter{.category = std::string(Account::kCategory), .event_types = {}};
+}
+
+TransactionView transaction_of(const AccountFact& fact, std::int64_t balance_before) {
+  TransactionView view{.version = fact.version,
+                       .type = "",
+                       .amount = 0,
+                       .balance = balance_before,
+                       .recorded_at = format_time(fact.recorded_at)};
+  std::visit(Overloaded{[&](const AccountOpened&) { view.type = "opened"; },
+                        [&](const MoneyDeposited& e) {
+                          view.type = "deposit";
+                          view.amount = e.amount;
+                          view.balance += e.amount;
+                        },
+                        [&](const MoneyWithdrawn& e) {
+                          view.type = "withdrawal";
+                          view.amount = e.amount;
+                          view.balance -= e.amount;
+                        },
+                        [&](const AccountClosed&) { view.type = "closed"; }},
+             fact.event);
+  return view;
+}
+
+}  // namespace bank

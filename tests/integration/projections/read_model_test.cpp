@@ -1,0 +1,371 @@
+// The ReadModel helpers on PostgreSQL: upsert, increment, remove and exec round-trip; hostile
+// values are stored verbatim; bad identifiers are refused before any SQL is sent (the batch's
+// transaction stays usable, which it would not after a failed statement); statements are
+// prepared once per connection.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "annals/eventstore/error.hpp"
+#include "annals/projections/postgres/postgres_projection_store.hpp"
+#include "annals/projections/postgres/read_model.hpp"
+#include "read_model_support.hpp"
+
+namespace annals::projections {
+namespace {
+
+using testing::Admin;
+using testing::event_at;
+using ::testing::HasSubstr;
+using testing::LambdaReadModel;
+using testing::make_store;
+using testing::unique_name;
+
+constexpr std::chrono::milliseconds kLongTtl{60'000};
+
+// Runs test code inside the handler of a read model with these tables:
+//   <p>_accounts (account_id text, currency text, balance bigint, active boolean, meta jsonb,
+//                 ratio double precision, note text, PRIMARY KEY (account_id, currency))
+//   <p>_words    ("order" text PRIMARY KEY, "user" text)  (reserved words as column names)
+//   <schema>.tally (k text PRIMARY KEY, n bigint)          (a schema-qualified table)
+class ReadModelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    name_ = unique_name("rm");
+    schema_ = name_ + "_s";
+    projection_ = std::make_unique<LambdaReadModel>(
+        name_, [this](const RecordedEvent&, ReadModel& db) { body_(db); });
+    projection_->migrations_ = {
+        {"0001_accounts", "CREATE TABLE " + accounts() +
+                              " (account_id text, currency text, balance bigint, active boolean,"
+                              " meta jsonb, ratio double precision, note text,"
+                              " PRIMARY KEY (account_id, currency))"},
+        {"0002_words", "CREATE TABLE " + words() + " (\"order\" text PRIMARY KEY, \"user\" text)"},
+        {"0003_tally", "CREATE SCHEMA " + schema_ + "; CREATE TABLE " + tally() +
+                           " (k text PRIMARY KEY, n bigint)"},
+    };
+    store_ = make_store(1);
+    store_->prepare(*projection_);
+    lease_ = store_->try_acquire(name_, "test", kLongTtl).value();
+  }
+
+  void TearDown() override { admin_.query("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE"); }
+
+  std::string accounts() const { return name_ + "_accounts"; }
+  std::string words() const { return name_ + "_words"; }
+  std::string tally() const { return schema_ + ".tally"; }
+
+  // Applies one event whose handler runs `body`, and commits.
+  void run(const std::function<void(ReadModel&)>& body) {
+    body_ = body;
+    const Position next(1, at_.sequence() + 1);
+    auto batch = store_->begin(lease_, at_);
+    projection_->apply(event_at(next, nlohmann::json::object()), *batch);
+    batch->commit(next);
+    at_ = next;
+  }
+
+  Admin admin_;
+  std::string name_;
+  std::string schema_;
+  std::unique_ptr<LambdaReadModel> projection_;
+  std::unique_ptr<ProjectionStore> store_;
+  Lease lease_;
+  Position at_;
+  std::function<void(ReadModel&)> body_;
+};
+
+TEST_F(ReadModelTest, UpsertInsertsThenUpdatesOnlyTheValueColumns) {
+  run([&](ReadModel& db) {
+    db.upsert(accounts(), {{"account_id", "a1"}, {"currency", "EUR"}},
+              {{"balance", 10},
+               {"active", true},
+               {"meta", {{"tier", "gold"}, {"tags", {1, 2}}}},
+               {"ratio", 0.25},
+               {"note", "first"}});
+  });
+  EXPECT_EQ(admin_.value("SELECT concat_ws('|', balance, active, meta::text, ratio, note) FROM " +
+                         accounts() + " WHERE account_id = 'a1' AND currency = 'EUR'"),
+            "10|t|{\"tags\": [1, 2], \"tier\": \"gold\"}|0.25|first");
+  run([&](ReadModel& db) {
+    db.upsert(accounts(), {{"account_id", "a1"}, {"currency", "EUR"}},
+              {{"note", nullptr}, {"active", false}});
+  });
+  EXPECT_EQ(admin_.value("SELECT concat_ws('|', balance, active, coalesce(note, 'NULL')) FROM " +
+                         accounts()),
+            "10|f|NULL");
+  // No value columns: insert when missing, otherwise leave the row alone.
+  run([&](ReadModel& db) {
+    db.upsert(accounts(), {{"account_id", "a1"}, {"currency", "EUR"}}, nlohmann::json::object());
+    db.upsert(accounts(), {{"account_id", "a2"}, {"currency", "EUR"}}, nlohmann::json::object());
+  });
+  EXPECT_EQ(admin_.value("SELECT string_agg(account_id || ':' || coalesce(balance::text, '-'),"
+                         " ',' ORDER BY account_id) FROM " +
+                         accounts()),
+            "a1:10,a2:-");
+}
+
+TEST_F(ReadModelTest, IncrementAddsAndCreatesMissingRows) {
+  run([&](ReadModel& db) {
+    db.increment(accounts(), {{"account_id", "a1"}, {"currency", "EUR"}}, "balance", 5);
+    db.increment(accounts(), {{"account_id", "a1"}, {"currency", "EUR"}}, "balance", -2);
+    db.increment(accounts(), {{"account_id", "a1"}, {"currency", "USD"}}, "balance", 7);
+  });
+  EXPECT_EQ(admin_.value("SELECT string_agg(currency || '=' || balance, ',' ORDER BY currency)"
+                         " FROM " +
+                         accounts()),
+            "EUR=3,USD=7");
+  // A NULL counter counts from zero; large values keep every digit.
+  run([&](ReadModel& db) {
+    db.upsert(accounts(), {{"account_id", "a2"}, {"currency", "EUR"}}, {{"balance", nullptr}});
+    db.increment(accounts(), {{"account_id", "a2"}, {"currency", "EUR"}}, "balance",
+                 4'000'000'000'000'000'000);
+    db.increment(tally(), {{"k", "x"}}, "n", 1);
+    db.increment(tally(), {{"k", "x"}}, "n", 1);
+  });
+  EXPECT_EQ(admin_.value("SELECT balance FROM " + accounts() + " WHERE account_id = 'a2'"),
+            "4000000000000000000");
+  EXPECT_EQ(admin_.value("SELECT n FROM " + tally() + " WHERE k = 'x'"), "2");
+}
+
+TEST_F(ReadModelTest, RemoveDeletesMatchingRowsAndCountsThem) {
+  std::vector<std::int64_t> removed;
+  run([&](ReadModel& db) {
+    for (const auto* currency : {"EUR", "USD", "GBP"}) {
+      db.upsert(accounts(), {{"account_id", "a1"}, {"currency", currency}}, {{"balance", 1}});
+    }
+    removed.push_back(db.remove(accounts(), {{"account_id", "a1"}, {"currency", "USD"}}));
+    removed.push_back(db.remove(accounts(), {{"account_id", "a1"}, {"currency", "USD"}}));
+    removed.push_back(db.remove(accounts(), {{"account_id", "a1"}}));
+  });
+  EXPECT_EQ(removed, (std::vector<std::int64_t>{1, 0, 2}));
+  EXPECT_EQ(admin_.count(accounts()), 0);
+}
+
+TEST_F(ReadModelTest, ExecReturnsTypedRowsAndTakesParameters) {
+  std::vector<nlohmann::json> rows;
+  std::vector<nlohmann::json> affected;
+  run([&](ReadModel& db) {
+    affected = db.exec("INSERT INTO " + accounts() +
+                           " (account_id, currency, balance, active, meta, ratio, note)"
+                           " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                       {"a1", "EUR", 42, true, {{"k", {1, "two"}}}, 1.5, nullptr});
+    rows = db.exec(
+        "SELECT account_id, balance, active, meta, ratio, note,"
+        " balance::numeric / 4 AS quarter, 12345678901234567890::numeric AS big,"
+        " 'NaN'::numeric AS nan, now() IS NOT NULL AS has_time"
+        " FROM " +
+            accounts() + " WHERE account_id = $1 AND balance >= $2",
+        {"a1", 40});
+  });
+  EXPECT_TRUE(affected.empty());
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0], nlohmann::json::parse(R"({"account_id": "a1", "balance": 42,
+      "active": true, "meta": {"k": [1, "two"]}, "ratio": 1.5, "note": null, "quarter": 10.5,
+      "big": 12345678901234567890, "nan": "NaN", "has_time": true})"));
+}
+
+TEST_F(ReadModelTest, HostileValuesAreStoredVerbatim) {
+  const std::vector<std::string> hostile = {
+      "O'Brien",
+      "'); DROP TABLE annals.events; --",
+      "semi;colon; \"double\" `back` \\ backslash \\\\",
+      "$1 $$ $tag$ ? :name %s {}",
+      "line\nbreak\ttab\r\n",
+      "caf\u00e9 \u65e5\u672c\u8a9e \U0001F600 \u202e",
+      std::string(10'000, 'x') + "'",
+      "",
+  };
+  run([&](ReadModel& db) {
+    for (std::size_t i = 0; i < hostile.size(); ++i) {
+      db.upsert(accounts(), {{"account_id", hostile[i]}, {"currency", std::to_string(i)}},
+                {{"note", hostile[i]}, {"meta", {{"v", hostile[i]}}}});
+      db.upsert(words(), {{"order", hostile[i]}}, {{"user", hostile[i]}});
+    }
+  });
+  std::vector<nlohmann::json> back;
+  run([&](ReadModel& db) {
+    back = db.exec("SELECT account_id, note, meta FROM " + accounts() + " ORDER BY currency::int");
+  });
+  ASSERT_EQ(back.size(), hostile.size());
+  for (std::size_t i = 0; i < hostile.size(); ++i) {
+    EXPECT_EQ(back[i]["account_id"], hostile[i]);
+    EXPECT_EQ(back[i]["note"], hostile[i]);
+    EXPECT_EQ(back[i]["meta"]["v"], hostile[i]);
+  }
+  EXPECT_EQ(admin_.count(words()), static_cast<std::int64_t>(hostile.size()));
+  EXPECT_EQ(admin_.value("SELECT \"user\" FROM " + words() + " WHERE \"order\" = 'O''Brien'"),
+            "O'Brien");
+  EXPECT_EQ(admin_.value("SELECT to_regclass('annals.events') IS NOT NULL"), "t");
+}
+
+// Expects InvalidArgumentError mentioning `mention` from `call`, and the transaction still
+// usable afterwards (proof that no statement failed inside it).
+void expect_rejected_before_sql(ReadModel& db, const std::string& table,
+                                const std::function<void()>& call, const std::string& mention) {
+  try {
+    call();
+    ADD_FAILURE() << "accepted; expected a rejection mentioning " << mention;
+  } catch (const InvalidArgumentError& e) {
+    EXPECT_THAT(e.what(), HasSubstr(mention));
+  }
+  EXPECT_NO_THROW(
+      db.upsert(table, {{"account_id", "still-ok"}, {"currency", "EUR"}}, {{"balance", 1}}));
+}
+
+TEST_F(ReadModelTest, BadIdentifiersAreRejectedBeforeAnySql) {
+  const std::vector<std::string> bad_tables = {
+      "",
+      "rows; DROP TABLE annals.events",
+      "\"quoted\"",
+      "a.b.c",
+      ".rows",
+      "rows.",
+      "1rows",
+      "ro ws",
+      "r\u00f6ws",
+      "rows\n",
+      std::string(64, 'r'),
+      "rows--x",
+      "schema.\"t\"",
+  };
+  const std::vector<std::string> bad_columns = {
+      "", "balance; --", "\"balance\"", "bal ance", "s.balance", "9lives", std::string(64, 'c'),
+  };
+  run([&](ReadModel& db) {
+    const nlohmann::json key = {{"account_id", "a"}, {"currency", "EUR"}};
+    for (const auto& table : bad_tables) {
+      expect_rejected_before_sql(
+          db, accounts(),
+          [&] {
+            db.upsert(table, key, {{"balance", 1}});
+          },
+          "invalid table name");
+      expect_rejected_before_sql(
+          db, accounts(), [&] { db.increment(table, key, "balance", 1); }, "invalid table name");
+      expect_rejected_before_sql(
+          db, accounts(), [&] { static_cast<void>(db.remove(table, key)); }, "invalid table name");
+    }
+    for (const auto& column : bad_columns) {
+      expect_rejected_before_sql(
+          db, accounts(),
+          [&] {
+            db.upsert(accounts(), key, {{column, 1}});
+          },
+          "invalid column name");
+      expect_rejected_before_sql(
+          db, accounts(),
+          [&] {
+            db.upsert(accounts(), {{column, "a"}}, {{"balance", 1}});
+          },
+          "invalid column name");
+      expect_rejected_before_sql(
+          db, accounts(), [&] { db.increment(accounts(), key, column, 1); }, "invalid column name");
+      expect_rejected_before_sql(
+          db, accounts(),
+          [&] {
+            static_cast<void>(db.remove(accounts(), {{column, "a"}}));
+          },
+          "invalid column name");
+    }
+    // Malformed keys and values.
+    expect_rejected_before_sql(
+        db, accounts(),
+        [&] {
+          db.upsert(accounts(), nlohmann::json::object(), {{"note", "x"}});
+        },
+        "key columns");
+    expect_rejected_before_sql(
+        db, accounts(),
+        [&] {
+          db.upsert(accounts(), "a1", {{"note", "x"}});
+        },
+        "key columns");
+    expect_rejected_before_sql(
+        db, accounts(), [&] { db.upsert(accounts(), key, nlohmann::json::array()); },
+        "value columns");
+    expect_rejected_before_sql(
+        db, accounts(),
+        [&] {
+          db.upsert(accounts(), key, {{"account_id", "b"}});
+        },
+        "both a key and a value");
+    expect_rejected_before_sql(
+        db, accounts(),
+        [&] {
+          db.upsert(accounts(), {{"account_id", nullptr}, {"currency", "EUR"}}, {});
+        },
+        "is null");
+    expect_rejected_before_sql(
+        db, accounts(), [&] { db.increment(accounts(), key, "currency", 1); },
+        "cannot increment key column");
+    expect_rejected_before_sql(
+        db, accounts(),
+        [&] {
+          db.upsert(accounts(), key, {{"note", std::string("nul\0byte", 8)}});
+        },
+        "NUL");
+    expect_rejected_before_sql(
+        db, accounts(), [&] { static_cast<void>(db.exec("SELECT $1, $2", {1})); },
+        "takes 2 parameters");
+    expect_rejected_before_sql(
+        db, accounts(), [&] { static_cast<void>(db.exec("SELECT '$1', \"$2\" -- $3\n", {1})); },
+        "takes 0 parameters");
+  });
+  EXPECT_EQ(admin_.value("SELECT balance FROM " + accounts() + " WHERE account_id = 'still-ok'"),
+            "1");
+  EXPECT_EQ(admin_.value("SELECT to_regclass('annals.events') IS NOT NULL"), "t");
+}
+
+TEST_F(ReadModelTest, ErrorMessagesNameTheProjectionAndTheTable) {
+  auto batch = store_->begin(lease_, at_);
+  body_ = [&](ReadModel& db) {
+    db.upsert(accounts(), {{"account_id", "a"}, {"currency", "EUR"}}, {{"balance", "ten"}});
+  };
+  try {
+    projection_->apply(event_at(Position(1, 1), nlohmann::json::object()), *batch);
+    FAIL() << "a text value went into a bigint column";
+  } catch (const InvalidArgumentError& e) {
+    EXPECT_THAT(e.what(), HasSubstr(name_));
+    EXPECT_THAT(e.what(), HasSubstr(accounts()));
+  }
+}
+
+TEST_F(ReadModelTest, StatementsArePreparedOncePerConnection) {
+  const auto prepared = [&](ReadModel& db) {
+    return db.exec("SELECT count(*) AS n FROM pg_prepared_statements WHERE name LIKE 'annals_rm_%'")
+        .at(0)
+        .at("n")
+        .get<std::int64_t>();
+  };
+  std::int64_t after_first = 0;
+  std::int64_t after_many = 0;
+  run([&](ReadModel& db) {
+    db.upsert(accounts(), {{"account_id", "a0"}, {"currency", "EUR"}}, {{"balance", 0}});
+    db.increment(accounts(), {{"account_id", "a0"}, {"currency", "EUR"}}, "balance", 1);
+    static_cast<void>(db.remove(accounts(), {{"account_id", "zz"}, {"currency", "EUR"}}));
+    after_first = prepared(db);
+  });
+  for (int i = 1; i < 20; ++i) {
+    run([&](ReadModel& db) {
+      const nlohmann::json key = {{"account_id", "a" + std::to_string(i)}, {"currency", "EUR"}};
+      db.upsert(accounts(), key, {{"balance", i}});
+      db.increment(accounts(), key, "balance", i);
+      static_cast<void>(db.remove(accounts(), {{"account_id", "zz"}, {"currency", "EUR"}}));
+      after_many = prepared(db);
+    });
+  }
+  // upsert, increment, remove and the counting SELECT itself: four statements, whatever the
+  // number of calls (one connection: the store's pool has one).
+  EXPECT_EQ(after_first, 4);
+  EXPECT_EQ(after_many, 4);
+  EXPECT_EQ(admin_.value("SELECT sum(balance) FROM " + accounts()), std::to_string(1 + 2 * 190));
+}
+
+}  // namespace
+}  // namespace annals::projections
