@@ -38,6 +38,7 @@
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
 #include "framework_bench.hpp"
+#include "projections_bench.hpp"
 #include "harness.hpp"
 #include "pg.hpp"
 #include "workloads.hpp"
@@ -94,12 +95,19 @@ struct Options {
   bool notify = true;
   std::uint64_t read_events = 100'000;
   bool framework = false;
+  /// Framework figures named in --only (empty: all of them, when --framework).
+  std::string framework_only;
+  bool projections = false;
+  std::size_t projection_batch = 500;
+  /// Projection figures named in --only (empty: all of them, when --projections).
+  std::string projections_only;
   std::vector<Figure> figures;
 };
 
 constexpr const char* kUsage =
     "usage: annals-bench [--db URL] [--json] [--seconds N] [--rounds N] [--only NAME[,NAME]]\n"
     "                    [--notify on|off] [--warmup S] [--read-events N] [--framework]\n"
+    "                    [--projections] [--projection-batch N]\n"
     "\n"
     "Measures the annals PostgreSQL store against plain PostgreSQL on the same server, in the\n"
     "same run. Drops and recreates the database 'annals_bench' on the server of --db.\n"
@@ -108,14 +116,23 @@ constexpr const char* kUsage =
     "  --json             print one JSON object on stdout instead of the table\n"
     "  --seconds N        length of each measurement slice (default 3)\n"
     "  --rounds N         slices per side and figure; the median is reported (default 3)\n"
-    "  --only A,B         run only these figures\n"
+    "  --only A,B         run only these figures (naming a framework or projection figure\n"
+    "                     runs only the framework or projection figures named)\n"
     "  --notify on|off    the store's notify_on_append for the append figures (default on)\n"
     "  --framework        also run the framework figures (rehydration, command bus; issue #3)\n"
+    "  --projections      also run the projection figures (catch-up, append-to-visible latency;\n"
+    "                     issue #4)\n"
+    "  --projection-batch N  the runner's batch size in the projection figures (default 500)\n"
     "  --warmup S         untimed warm-up before each write slice (default 0.5)\n"
     "  --read-events N    events per read pass, from the start of the log (default 100000)\n"
     "\n"
     "figures: append_w1 append_w4 append_w16 append_batch10_w4 append_batch100_w4\n"
-    "         append_w16_notify_off pg_insert_notify_w16 read_all read_all_keyset_raw\n";
+    "         append_w16_notify_off pg_insert_notify_w16 read_all read_all_keyset_raw\n"
+    "framework figures: rehydrate_1k_replay rehydrate_1k_snapshot rehydrate_10k_replay\n"
+    "         rehydrate_10k_snapshot bus_distinct_w1 bus_distinct_w16 bus_shared_w16\n"
+    "         bus_distinct_w1_nocache bus_distinct_w16_nocache bus_cpu_null_store\n"
+    "projection figures: projection_catchup_noop projection_catchup_read_model\n"
+    "         projection_latency_p50 projection_latency_p99\n";
 
 double parse_number(const std::string& flag, const std::string& text, double min) {
   std::size_t used = 0;
@@ -161,6 +178,10 @@ Options parse_options(int argc, char** argv) {
       only = value();
     } else if (arg == "--framework") {
       options.framework = true;
+    } else if (arg == "--projections") {
+      options.projections = true;
+    } else if (arg == "--projection-batch") {
+      options.projection_batch = static_cast<std::size_t>(parse_number(arg, value(), 1));
     } else if (arg == "--notify") {
       const auto v = value();
       if (v != "on" && v != "off") throw UsageError("--notify: expected on or off");
@@ -175,19 +196,47 @@ Options parse_options(int argc, char** argv) {
     options.figures = all_figures();
     return options;
   }
+  // Store figures and framework figures may be named together; naming a framework figure
+  // implies --framework and runs only the framework figures named.
   std::set<std::string> wanted;
+  std::string framework_only;
+  std::string projections_only;
   std::stringstream names(*only);
   for (std::string name; std::getline(names, name, ',');) {
     if (name.empty()) continue;
-    const bool known = std::any_of(all_figures().begin(), all_figures().end(),
-                                   [&](const Figure& f) { return f.name == name; });
-    if (!known) throw UsageError("--only: unknown figure '" + name + "'");
-    wanted.insert(name);
+    const bool store_figure = std::any_of(all_figures().begin(), all_figures().end(),
+                                          [&](const Figure& f) { return f.name == name; });
+    const auto& fw = framework_figure_names();
+    const bool framework_figure = std::find(fw.begin(), fw.end(), name) != fw.end();
+    const auto& pr = projection_figure_names();
+    const bool projection_figure = std::find(pr.begin(), pr.end(), name) != pr.end();
+    if (!store_figure && !framework_figure && !projection_figure) {
+      throw UsageError("--only: unknown figure '" + name + "'");
+    }
+    if (framework_figure) {
+      framework_only += (framework_only.empty() ? "" : ",") + name;
+    } else if (projection_figure) {
+      projections_only += (projections_only.empty() ? "" : ",") + name;
+    } else {
+      wanted.insert(name);
+    }
+  }
+  if (!projections_only.empty()) {
+    options.projections = true;
+    options.projections_only = projections_only;
   }
   for (const auto& figure : all_figures()) {
     if (wanted.count(figure.name) != 0) options.figures.push_back(figure);
   }
-  if (options.figures.empty()) throw UsageError("--only: no figure named");
+  if (!framework_only.empty()) {
+    options.framework = true;
+    options.framework_only = framework_only;
+  } else {
+    options.framework_only.clear();  // --framework: all of them
+  }
+  if (options.figures.empty() && !options.framework && !options.projections) {
+    throw UsageError("--only: no figure named");
+  }
   return options;
 }
 
@@ -248,10 +297,19 @@ class Bench {
     meta_["load_after"] = load_average();
     auto report = to_json();
     if (options_.framework) {
-      report["framework"] = run_framework_benchmarks(
-          conninfo_, {.seconds = options_.seconds,
-                      .rounds = options_.rounds,
-                      .warmup_seconds = options_.warmup});
+      report["framework"] = run_framework_benchmarks(conninfo_, {.seconds = options_.seconds,
+                                                                 .rounds = options_.rounds,
+                                                                 .warmup_seconds = options_.warmup,
+                                                                 .only = options_.framework_only});
+    }
+    if (options_.projections) {
+      prepare_reads();  // at least read_events events in the log
+      report["projections"] = run_projection_benchmarks(
+          conninfo_, {.rounds = options_.rounds,
+                      .events = options_.read_events,
+                      .latency_seconds = std::max(5.0, options_.seconds),
+                      .batch_size = options_.projection_batch,
+                      .only = options_.projections_only});
     }
     return report;
   }
@@ -498,6 +556,9 @@ int run(int argc, char** argv) {
     print_table(report);
     if (report.contains("framework")) {
       fmt::print("\n{}", format_framework_figures(report["framework"]));
+    }
+    if (report.contains("projections")) {
+      fmt::print("\n{}", format_projection_figures(report["projections"]));
     }
   }
   return 0;

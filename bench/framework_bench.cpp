@@ -18,8 +18,16 @@
 #include <variant>
 #include <vector>
 
+#include <time.h>
+
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
+
+#include "annals/eventstore/detail/encoded_event.hpp"
 
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/event_store.hpp"
@@ -109,6 +117,66 @@ struct BenchAccount {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(BenchAccount::State, open, balance_cents, deposits)
 
+// --- A store that stores nothing --------------------------------------------------------------
+
+// Keeps only each stream's version, but validates and serializes appends as every store does
+// (encode_events): what a command costs the client's CPU without the server and the network.
+// Only what the command bus and bare appends use is implemented.
+class NullStore final : public EventStore {
+ public:
+  AppendResult append(const StreamId& stream, const ExpectedVersion& /*expected*/,
+                      std::vector<NewEvent> events) override {
+    const auto encoded = annals::detail::encode_events(stream, events, limits_);
+    std::lock_guard lock(mutex_);
+    auto& version = versions_[stream.value()];
+    const StreamVersion first = version + 1;
+    version += static_cast<StreamVersion>(encoded.size());
+    sequence_ += static_cast<std::int64_t>(encoded.size());
+    return AppendResult{stream, first, version, Position(1, sequence_)};
+  }
+  std::vector<AppendResult> append_multi(std::vector<StreamAppend> /*appends*/) override {
+    throw InternalError("NullStore: append_multi");
+  }
+  std::vector<RecordedEvent> read_stream(const StreamId& /*stream*/,
+                                         const ReadStreamOptions& /*options*/) override {
+    return {};
+  }
+  std::vector<RecordedEvent> read_all(const ReadAllOptions& /*options*/) override { return {}; }
+  std::optional<StreamVersion> stream_version(const StreamId& stream) override {
+    std::lock_guard lock(mutex_);
+    const auto found = versions_.find(stream.value());
+    if (found == versions_.end()) return std::nullopt;
+    return found->second;
+  }
+  Position head_position() override { return Position::start(); }
+  std::unique_ptr<ChangeSignal> watch() override { throw InternalError("NullStore: watch"); }
+  std::unique_ptr<Subscription> subscribe(SubscriptionOptions /*options*/,
+                                          EventHandler /*handler*/) override {
+    throw InternalError("NullStore: subscribe");
+  }
+
+ private:
+  AppendLimits limits_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, StreamVersion> versions_;
+  std::int64_t sequence_ = 0;
+};
+
+// Microseconds of the calling thread's CPU per call of `step`, over `calls` calls after
+// `calls / 10` untimed ones.
+template <typename F>
+double cpu_us_per_call(int calls, F&& step) {
+  for (int i = 0; i < calls / 10; ++i) step();
+  timespec start{};
+  timespec end{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start);
+  for (int i = 0; i < calls; ++i) step();
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &end);
+  const double us = static_cast<double>(end.tv_sec - start.tv_sec) * 1e6 +
+                    static_cast<double>(end.tv_nsec - start.tv_nsec) / 1e3;
+  return us / calls;
+}
+
 // --- Helpers --------------------------------------------------------------------------------
 
 template <typename... Args>
@@ -126,6 +194,21 @@ std::string random_tag() {
 class Checkpointer {
  public:
   explicit Checkpointer(const std::string& conninfo) : control_(conninfo) {}
+  /// WAL written and events stored so far, for WAL bytes per event over a slice (warm-up
+  /// included on both counts).
+  struct Usage {
+    double wal_bytes = 0;
+    double events = 0;
+  };
+  Usage usage() {
+    return {std::stod(control_.scalar("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")),
+            std::stod(control_.scalar("SELECT count(*) FROM annals.events"))};
+  }
+  static double wal_per_event(const Usage& before, const Usage& after) {
+    const double events = after.events - before.events;
+    return events > 0 ? (after.wal_bytes - before.wal_bytes) / events : 0.0;
+  }
+
   void operator()() {
     if (!enabled_) return;
     try {
@@ -152,6 +235,9 @@ struct Figure {
   // Client CPU (user + system, all threads of this process) per event, for command figures.
   std::vector<double> cpu_us;
   std::vector<double> baseline_cpu_us;
+  // WAL bytes per stored event (warm-up included), for command figures.
+  std::vector<double> wal;
+  std::vector<double> baseline_wal;
 };
 
 nlohmann::json to_json(const Figure& f) {
@@ -171,6 +257,8 @@ nlohmann::json to_json(const Figure& f) {
   if (!f.baseline_cpu_us.empty()) {
     out["baseline_client_cpu_us_per_event"] = median(f.baseline_cpu_us);
   }
+  if (!f.wal.empty()) out["wal_bytes_per_event"] = median(f.wal);
+  if (!f.baseline_wal.empty()) out["baseline_wal_bytes_per_event"] = median(f.baseline_wal);
   return out;
 }
 
@@ -238,6 +326,15 @@ struct CommandFigure {
 
 }  // namespace
 
+const std::vector<std::string>& framework_figure_names() {
+  static const std::vector<std::string> kNames = {
+      "rehydrate_1k_replay",    "rehydrate_1k_snapshot",   "rehydrate_10k_replay",
+      "rehydrate_10k_snapshot", "bus_distinct_w1",         "bus_distinct_w16",
+      "bus_shared_w16",         "bus_distinct_w1_nocache", "bus_distinct_w16_nocache",
+      "bus_cpu_null_store"};
+  return kNames;
+}
+
 nlohmann::json run_framework_benchmarks(const std::string& conninfo,
                                         const FrameworkBenchOptions& options) {
   std::set<std::string> only;
@@ -300,8 +397,60 @@ nlohmann::json run_framework_benchmarks(const std::string& conninfo,
     if (wanted(snapshot_name)) figures.push_back(snapshot);
   }
 
-  // --- Commands through the bus vs bare appends ----------------------------------------------
   const Payload payload = make_payload();
+
+  // --- The bus's own CPU per command -------------------------------------------------------
+  if (wanted("bus_cpu_null_store")) {
+    Figure figure{"bus_cpu_null_store",
+                  "us/command",
+                  {},
+                  "bare append",
+                  {},
+                  0.0,
+                  "client CPU per command through the bus (cached aggregate) and per bare append "
+                  "of the same payload, on a store that only serializes (ratio: bus / bare)"};
+    constexpr int kCalls = 20'000;
+    for (int r = 0; r < rounds; ++r) {
+      NullStore null_store;
+      CommandBus bus(null_store, registry);
+      bus.handle<BenchAccount>(&OpenBenchAccount::account_id);
+      bus.handle<BenchAccount>(&DepositToBenchAccount::account_id);
+      const std::string id = fmt::format("cpu-{}-r{}", tag, r);
+      bus.send(OpenBenchAccount{id});
+      std::uint64_t n = 0;
+      const auto run_bus = [&] {
+        figure.samples.push_back(cpu_us_per_call(kCalls, [&] {
+          (void)bus.send(DepositToBenchAccount{id, ++n});
+        }));
+      };
+      const StreamId bare_stream("benchbare-cpu-" + id);
+      StreamVersion version = 0;
+      std::uint64_t counter = 0;
+      const auto run_bare = [&] {
+        figure.baseline_samples.push_back(cpu_us_per_call(kCalls, [&] {
+          std::vector<NewEvent> events(1);
+          events[0].type = payload.event_type;
+          events[0].data = payload.data;
+          events[0].metadata = payload.metadata;
+          events[0].data["n"] = ++counter;
+          version =
+              null_store.append(bare_stream, ExpectedVersion::exact(version), events).last_version;
+        }));
+      };
+      if (r % 2 == 0) {
+        run_bare();
+        run_bus();
+      } else {
+        run_bus();
+        run_bare();
+      }
+      progress("framework: bus_cpu_null_store round {}: bus {:.2f} us, bare append {:.2f} us",
+               r + 1, figure.samples.back(), figure.baseline_samples.back());
+    }
+    figures.push_back(figure);
+  }
+
+  // --- Commands through the bus vs bare appends ----------------------------------------------
   const std::vector<CommandFigure> command_figures = {
       {"bus_distinct_w1", 1, false, 1024, false, 0.85},
       {"bus_distinct_w16", 16, false, 1024, false, 0.85},
@@ -331,15 +480,19 @@ nlohmann::json run_framework_benchmarks(const std::string& conninfo,
       bus.handle<BenchAccount>(&DepositToBenchAccount::account_id);
       const auto run_bare = [&] {
         checkpoint();
+        const auto before = checkpoint.usage();
         const auto slice = run_writers(spec.writers, options.seconds, options.warmup_seconds,
                                        store_append(*store, payload, 1, "benchbare-" + prefix));
+        figure.baseline_wal.push_back(Checkpointer::wal_per_event(before, checkpoint.usage()));
         figure.baseline_samples.push_back(slice.rate());
         figure.baseline_cpu_us.push_back(slice.client_cpu_us_per_event());
       };
       const auto run_bus = [&] {
         checkpoint();
+        const auto before = checkpoint.usage();
         const auto slice = run_writers(spec.writers, options.seconds, options.warmup_seconds,
                                        bus_deposits(bus, prefix, spec.shared, gave_up));
+        figure.wal.push_back(Checkpointer::wal_per_event(before, checkpoint.usage()));
         figure.samples.push_back(slice.rate());
         figure.cpu_us.push_back(slice.client_cpu_us_per_event());
       };
@@ -350,8 +503,11 @@ nlohmann::json run_framework_benchmarks(const std::string& conninfo,
         run_bus();
         run_bare();
       }
-      progress("framework: {} round {}: bus {:.0f} events/s, bare append {:.0f} events/s",
-               spec.name, r + 1, figure.samples.back(), figure.baseline_samples.back());
+      progress(
+          "framework: {} round {}: bus {:.0f} events/s, bare append {:.0f} events/s (WAL "
+          "{:.0f} / {:.0f} bytes per event)",
+          spec.name, r + 1, figure.samples.back(), figure.baseline_samples.back(),
+          figure.wal.back(), figure.baseline_wal.back());
     }
     figure.note = fmt::format(
         "{} caller(s), {} aggregate(s), aggregate cache {}, snapshots {}; commands given up "
@@ -368,8 +524,9 @@ nlohmann::json run_framework_benchmarks(const std::string& conninfo,
 }
 
 std::string format_framework_figures(const nlohmann::json& result) {
-  std::string out = fmt::format("{:<26} {:>12} {:<9} {:>12} {:>7} {:>7} {:>11}\n", "figure",
-                                "value", "unit", "baseline", "ratio", "target", "cpu us/ev");
+  std::string out =
+      fmt::format("{:<26} {:>12} {:<9} {:>12} {:>7} {:>7} {:>11} {:>11}\n", "figure", "value",
+                  "unit", "baseline", "ratio", "target", "cpu us/ev", "wal B/ev");
   for (const auto& f : result.at("figures")) {
     const auto number = [](const nlohmann::json& v, const char* format) {
       return v.is_null() ? std::string("-") : fmt::format(fmt::runtime(format), v.get<double>());
@@ -378,11 +535,12 @@ std::string format_framework_figures(const nlohmann::json& result) {
       return f.contains(key) ? number(f.at(key), "{:.0f}") : std::string("-");
     };
     out +=
-        fmt::format("{:<26} {:>12} {:<9} {:>12} {:>7} {:>7} {:>11}\n",
+        fmt::format("{:<26} {:>12} {:<9} {:>12} {:>7} {:>7} {:>11} {:>11}\n",
                     f.at("name").get<std::string>(), number(f.at("value"), "{:.2f}"),
                     f.at("unit").get<std::string>(), number(f.at("baseline_value"), "{:.2f}"),
                     number(f.at("ratio"), "{:.3f}"), number(f.at("target"), "{:.2f}"),
-                    cpu("client_cpu_us_per_event") + "/" + cpu("baseline_client_cpu_us_per_event"));
+                    cpu("client_cpu_us_per_event") + "/" + cpu("baseline_client_cpu_us_per_event"),
+                    cpu("wal_bytes_per_event") + "/" + cpu("baseline_wal_bytes_per_event"));
   }
   return out;
 }

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -33,6 +34,9 @@ struct FrameworkBenchOptions {
   /// Only figures whose name is in this comma-separated list (empty: all).
   std::string only;
 };
+
+/// The names of the framework figures, in the order they run.
+[[nodiscard]] const std::vector<std::string>& framework_figure_names();
 
 /// Runs the framework figures and returns them as JSON:
 ///   {"figures": [{"name", "unit", "value", "samples": [...], "baseline": name or null,

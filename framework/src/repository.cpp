@@ -2,8 +2,10 @@
 // re-sent commands (ARCHITECTURE decisions 4 and 10).
 #include "annals/framework/repository.hpp"
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <spdlog/spdlog.h>
 
@@ -109,6 +111,17 @@ std::optional<AppendResult> find_original_result(EventStore& store, const Stream
     return std::nullopt;  // it is stored in another stream: not a re-send to this one
   }
   return complete_original_result(store, *first, command_id);
+}
+
+std::uint64_t command_id_hash(std::string_view command_id) noexcept {
+  return std::hash<std::string_view>{}(command_id);
+}
+
+std::optional<std::uint64_t> command_hash_of(const RecordedEvent& event) noexcept {
+  if (!event.metadata.is_object()) return std::nullopt;
+  const auto found = event.metadata.find(metadata_keys::kCommandId);
+  if (found == event.metadata.end() || !found->is_string()) return std::nullopt;
+  return command_id_hash(found->template get_ref<const std::string&>());
 }
 
 std::string resolve_command_id(const CommandContext& context) {

@@ -140,6 +140,63 @@ TEST(SnapshotPolicyTest, EveryCountsEventsSinceTheLastSnapshot) {
   EXPECT_THROW((void)SnapshotPolicy::when({}), annals::InvalidArgumentError);
 }
 
+TEST(RecentCommandsTest, GroupsConsecutiveEventsOfOneCommand) {
+  using annals::EventId;
+  annals::detail::RecentCommands recent;
+  const auto a = annals::derive_event_id("a", 0);
+  const auto b = annals::derive_event_id("b", 0);
+  recent.add_newer(1, a, 1, annals::Position(10, 1));
+  recent.add_newer(1, annals::derive_event_id("a", 1), 2, annals::Position(10, 2));
+  recent.add_newer(std::nullopt, EventId::generate(), 3, annals::Position(11, 3));  // no id
+  recent.add_newer(2, b, 4, annals::Position(12, 4));
+  recent.add_newer(1, annals::derive_event_id("a", 9), 5, annals::Position(13, 5));  // not 2's
+  ASSERT_NE(recent.find(a), nullptr);
+  EXPECT_EQ(recent.find(a)->first_version, 1);
+  EXPECT_EQ(recent.find(a)->last_version, 2);
+  EXPECT_EQ(recent.find(a)->position, annals::Position(10, 2));
+  ASSERT_NE(recent.find(b), nullptr);
+  EXPECT_EQ(recent.find(b)->last_version, 4);
+  EXPECT_EQ(recent.find(annals::derive_event_id("a", 1)), nullptr);
+  EXPECT_EQ(recent.size(), 3u);
+  EXPECT_EQ(recent.known_after(), 0);
+}
+
+TEST(RecentCommandsTest, ForgetsTheOldestAndSaysFromWhereItKnowsEveryCommand) {
+  annals::detail::RecentCommands recent;
+  const auto capacity = static_cast<annals::StreamVersion>(recent.kCapacity);
+  for (annals::StreamVersion v = 1; v <= capacity + 2; ++v) {
+    recent.add_newer(static_cast<std::uint64_t>(v), annals::derive_event_id(std::to_string(v), 0),
+                     v, annals::Position(1, v));
+  }
+  EXPECT_TRUE(recent.full());
+  EXPECT_EQ(recent.known_after(), 2);
+  EXPECT_EQ(recent.find(annals::derive_event_id("2", 0)), nullptr);
+  EXPECT_NE(recent.find(annals::derive_event_id("3", 0)), nullptr);
+}
+
+TEST(RecentCommandsTest, ReadingBackExtendsTheOldestCommandAndStopsWhenFull) {
+  annals::detail::RecentCommands recent;
+  recent.start_after(10);  // loaded from a snapshot at 10
+  recent.add_newer(7, annals::derive_event_id("c", 0), 11, annals::Position(1, 11));
+  EXPECT_EQ(recent.known_after(), 10);
+  // Backward from 10: command 5 has events 9 and 10, command 4 event 8.
+  EXPECT_TRUE(recent.add_older(5, annals::derive_event_id("e", 1), 10, annals::Position(1, 10)));
+  EXPECT_TRUE(recent.add_older(5, annals::derive_event_id("e", 0), 9, annals::Position(1, 9)));
+  EXPECT_TRUE(recent.add_older(4, annals::derive_event_id("d", 0), 8, annals::Position(1, 8)));
+  EXPECT_EQ(recent.known_after(), 7);
+  const auto* e = recent.find(annals::derive_event_id("e", 0));
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->first_version, 9);
+  EXPECT_EQ(e->last_version, 10);
+  EXPECT_EQ(e->position, annals::Position(1, 10));
+  for (annals::StreamVersion v = 7; recent.size() < recent.kCapacity; --v) {
+    EXPECT_TRUE(recent.add_older(static_cast<std::uint64_t>(100 + v), annals::EventId::generate(),
+                                 v, annals::Position(1, v)));
+  }
+  EXPECT_FALSE(recent.add_older(99, annals::EventId::generate(), 1, annals::Position(1, 1)));
+  EXPECT_NE(recent.find(annals::derive_event_id("c", 0)), nullptr);
+}
+
 TEST(AggregateCacheTest, KeepsTheNewestAndEvictsTheLeastRecentlyUsed) {
   using A = annals::Aggregate<Account>;
   annals::detail::AggregateCache<A> cache(2, /*shards=*/1);

@@ -75,6 +75,33 @@ inline CommandBusOptions quick(CommandBusOptions options = {}) {
   return options;
 }
 
+/// bank::Account under another category, counting its decisions: a re-sent command must not
+/// be decided again (issue 3). Tests reset `decisions` first; a test binary runs one test at a
+/// time.
+struct CountedAccount {
+  using State = Account::State;
+  using Event = Account::Event;
+  static constexpr std::string_view kCategory = "counted";
+  static inline std::atomic<int> decisions{0};
+
+  template <typename E>
+  static State evolve(State state, const E& event) {
+    return Account::evolve(std::move(state), event);
+  }
+  template <typename C>
+  static auto decide(const State& state, const C& command) {
+    ++decisions;
+    return Account::decide(state, command);
+  }
+};
+
+inline void wire_counted(CommandBus& bus) {
+  bus.handle<CountedAccount>(&bank::OpenAccount::account_id);
+  bus.handle<CountedAccount>(&bank::Deposit::account_id);
+  bus.handle<CountedAccount>(&bank::Withdraw::account_id);
+  bus.handle<CountedAccount>(&bank::CloseAccount::account_id);
+}
+
 template <typename Factory>
 class FrameworkSuite : public ::testing::Test {
  protected:
@@ -666,6 +693,145 @@ TYPED_TEST_P(FrameworkSuite, ResentCommandIsRecognisedAfterLaterCommands) {
   EXPECT_EQ(this->read(this->account_stream(id)).size(), 7u);
 }
 
+TYPED_TEST_P(FrameworkSuite, ResentCommandIsNotDecidedAgain) {
+  annals::testkit::FaultInjectingEventStore store(this->store());
+  CommandBus bus(store, this->registry(), quick());
+  wire_counted(bus);
+  const auto id = new_id();
+  bus.send(bank::OpenAccount{id, "ada"});
+  bus.send(bank::Deposit{id, 100});
+  const CommandContext context{.command_id = "withdraw-" + id};
+  CountedAccount::decisions = 0;
+  const auto original = bus.send(bank::Withdraw{id, 40}, context);
+  EXPECT_EQ(CountedAccount::decisions.load(), 1);
+
+  // The cached aggregate saw the command: no decision and no round trip.
+  const auto appends = store.append_calls();
+  const auto reads = store.read_stream_calls();
+  EXPECT_EQ(bus.send(bank::Withdraw{id, 40}, context), original);
+  EXPECT_EQ(store.append_calls(), appends);
+  EXPECT_EQ(store.read_stream_calls(), reads);
+
+  // A bus without that cache (another process) loads the stream, which shows the command.
+  CommandBus other(store, this->registry(), quick({.cache_capacity = 0}));
+  wire_counted(other);
+  EXPECT_EQ(other.send(bank::Withdraw{id, 40}, context), original);
+  EXPECT_EQ(store.append_calls(), appends);
+  EXPECT_EQ(CountedAccount::decisions.load(), 1);
+  EXPECT_EQ(this->read(StreamId("counted-" + id)).size(), 3u);
+}
+
+TYPED_TEST_P(FrameworkSuite, ResentCommandIsNotDecidedAgainAfterLaterCommands) {
+  CommandBus bus(this->store(), this->registry(), quick());
+  wire_counted(bus);
+  const auto id = new_id();
+  bus.send(bank::OpenAccount{id, "ada"});
+  bus.send(bank::Deposit{id, 100});
+  const CommandContext close{.command_id = "close-" + id};
+  const CommandContext withdraw{.command_id = "withdraw-" + id};
+  CountedAccount::decisions = 0;
+  const auto withdrawn = bus.send(bank::Withdraw{id, 100}, withdraw);
+  for (int i = 0; i < 5; ++i) bus.send(bank::Deposit{id, 1});
+  bus.send(bank::Withdraw{id, 4});
+  const auto closed = bus.send(bank::CloseAccount{id, "moving"}, close);  // two events
+  ASSERT_EQ(closed.last_version - closed.first_version, 1);
+  const int decided = CountedAccount::decisions.load();  // 1 + 5 + 1 + 1
+  EXPECT_EQ(decided, 8);
+
+  // Deciding the withdrawal again would now throw (closed, no funds): the original comes back.
+  EXPECT_EQ(bus.send(bank::Withdraw{id, 100}, withdraw), withdrawn);
+  EXPECT_EQ(bus.send(bank::CloseAccount{id, "moving"}, close), closed);
+  CommandBus other(this->store(), this->registry(), quick({.cache_capacity = 0}));
+  wire_counted(other);
+  EXPECT_EQ(other.send(bank::Withdraw{id, 100}, withdraw), withdrawn);
+  EXPECT_EQ(other.send(bank::CloseAccount{id, "moving"}, close), closed);
+  EXPECT_EQ(CountedAccount::decisions.load(), decided);
+  EXPECT_EQ(this->read(StreamId("counted-" + id)).size(), 11u);
+}
+
+TYPED_TEST_P(FrameworkSuite, ResentCommandIsNotDecidedAgainAfterASnapshotLoad) {
+  annals::testkit::FaultInjectingEventStore store(this->store());
+  const auto snapshotting = [&](std::size_t cache) {
+    auto bus = std::make_unique<CommandBus>(store, this->registry(),
+                                            quick({.snapshots = &this->snapshots(),
+                                                   .snapshot_policy = SnapshotPolicy::every(2),
+                                                   .cache_capacity = cache}));
+    wire_counted(*bus);
+    return bus;
+  };
+  auto bus = snapshotting(0);
+  const auto id = new_id();
+  const StreamId stream("counted-" + id);
+  bus->send(bank::OpenAccount{id, "ada"});
+  bus->send(bank::Deposit{id, 100});  // snapshot at 2
+  const CommandContext withdraw{.command_id = "withdraw-" + id};
+  CountedAccount::decisions = 0;
+  const auto original = bus->send(bank::Withdraw{id, 100}, withdraw);
+  bus->send(bank::Deposit{id, 7});  // snapshot at 4: the withdrawal is before it
+  ASSERT_EQ(this->snapshots().load(stream)->version, 4);
+  EXPECT_EQ(CountedAccount::decisions.load(), 2);
+
+  // Loaded from the snapshot, the tail is empty: the bus reads back once and finds the
+  // withdrawal there, instead of deciding it again (which would throw: balance 7).
+  for (const std::size_t cache : {std::size_t{0}, std::size_t{16}}) {
+    auto fresh = snapshotting(cache);
+    const auto reads = store.read_stream_calls();
+    EXPECT_EQ(fresh->send(bank::Withdraw{id, 100}, withdraw), original);
+    EXPECT_EQ(store.read_stream_calls() - reads, 2u);  // the (empty) tail and the read back
+  }
+  EXPECT_EQ(CountedAccount::decisions.load(), 2);
+
+  // A new command with an id of its own pays the read back once per load, then runs as usual.
+  auto cached = snapshotting(16);
+  const auto reads = store.read_stream_calls();
+  const auto deposited = cached->send(bank::Deposit{id, 1}, {.command_id = "deposit-" + id});
+  EXPECT_EQ(store.read_stream_calls() - reads, 2u);
+  EXPECT_EQ(deposited.first_version, 5);
+  EXPECT_EQ(cached->send(bank::Deposit{id, 1}, {.command_id = "deposit2-" + id}).first_version, 6);
+  EXPECT_EQ(cached->send(bank::Withdraw{id, 100}, withdraw), original);
+  EXPECT_EQ(store.read_stream_calls() - reads, 2u);  // the cached aggregate reads nothing more
+  EXPECT_EQ(CountedAccount::decisions.load(), 4);
+  EXPECT_EQ(this->read(stream).size(), 6u);
+}
+
+TYPED_TEST_P(FrameworkSuite, ResentCommandOlderThanTheWindowStillGetsTheOriginalResult) {
+  CommandBus bus(this->store(), this->registry(), quick());
+  wire_counted(bus);
+  const auto id = new_id();
+  bus.send(bank::OpenAccount{id, "ada"});
+  const CommandContext withdraw{.command_id = "withdraw-" + id};
+  bus.send(bank::Deposit{id, 100});
+  const auto original = bus.send(bank::Withdraw{id, 100}, withdraw);
+  const auto window = static_cast<int>(annals::detail::RecentCommands::kCapacity);
+  for (int i = 0; i < window + 2; ++i) bus.send(bank::Deposit{id, 1});
+  // Forgotten by the aggregate: decided again, refused (balance 34), and then looked up in
+  // the store.
+  EXPECT_EQ(bus.send(bank::Withdraw{id, 100}, withdraw), original);
+  CommandBus other(this->store(), this->registry(), quick({.cache_capacity = 0}));
+  wire_counted(other);
+  EXPECT_EQ(other.send(bank::Withdraw{id, 100}, withdraw), original);
+  // Decided again and accepted: the store recognises the event ids.
+  const CommandContext small{.command_id = "small-" + id};
+  const auto small_original = bus.send(bank::Withdraw{id, 1}, small);
+  for (int i = 0; i < window + 2; ++i) bus.send(bank::Deposit{id, 1});
+  EXPECT_EQ(bus.send(bank::Withdraw{id, 1}, small), small_original);
+  EXPECT_EQ(other.send(bank::Withdraw{id, 1}, small), small_original);
+  EXPECT_EQ(this->read(StreamId("counted-" + id)).size(), static_cast<std::size_t>(2 * window + 8));
+}
+
+TYPED_TEST_P(FrameworkSuite, DomainErrorOnAFullyKnownStreamNeedsNoLookUp) {
+  annals::testkit::FaultInjectingEventStore store(this->store());
+  CommandBus bus(store, this->registry(), quick({.cache_capacity = 0}));
+  wire_counted(bus);
+  const auto id = new_id();
+  bus.send(bank::OpenAccount{id, "ada"});
+  const auto appends = store.append_calls();
+  const auto reads = store.read_stream_calls();
+  EXPECT_THROW(bus.send(bank::Withdraw{id, 5}, {.command_id = "w-" + id}), bank::InsufficientFunds);
+  EXPECT_EQ(store.append_calls(), appends);          // no look-up append
+  EXPECT_EQ(store.read_stream_calls() - reads, 1u);  // the load
+}
+
 TYPED_TEST_P(FrameworkSuite, RepositoryRecognisesResendsWithFewerOrMoreEvents) {
   Repository<Account> accounts(this->store(), this->registry());
   const auto id = new_id();
@@ -904,7 +1070,10 @@ REGISTER_TYPED_TEST_SUITE_P(
     BusRedecidesOnTheReloadedStateAfterAConflict, BusGivesUpAfterMaxAttempts,
     BusNeverRetriesADomainError, BusRetriesAnUnavailableStoreWithTheSameEvents,
     ResentCommandReturnsTheOriginalResult, ResentCommandIsRecognisedAfterLaterCommands,
-    RepositoryRecognisesResendsWithFewerOrMoreEvents,
+    ResentCommandIsNotDecidedAgain, ResentCommandIsNotDecidedAgainAfterLaterCommands,
+    ResentCommandIsNotDecidedAgainAfterASnapshotLoad,
+    ResentCommandOlderThanTheWindowStillGetsTheOriginalResult,
+    DomainErrorOnAFullyKnownStreamNeedsNoLookUp, RepositoryRecognisesResendsWithFewerOrMoreEvents,
     CommandIdReusedForAnotherAggregateIsAnIdempotencyError,
     CachedStateIsConfirmedBeforeADomainErrorIsReported, StaleCacheConflictsThenSucceeds,
     ConcurrentSendersOnOneAggregateAllSucceed, BusTakesSnapshotsByPerTypePolicy,

@@ -11,7 +11,9 @@
 //   most `max_attempts` times in all, with jittered exponential backoff. DomainErrors are never
 //   retried.
 // - Idempotency: event ids derive from the command id, so a re-sent command appends nothing
-//   and returns the original result (ARCHITECTURE decision 4). See docs/framework.md.
+//   and returns the original result (ARCHITECTURE decision 4). A re-send of one of the
+//   aggregate's recent commands is recognised from the loaded or cached events, without
+//   deciding again and without a round trip. See docs/framework.md.
 // - Metadata: command, correlation and causation ids, the actor and extra keys go into every
 //   event (CommandContext).
 // - Snapshots by policy, per aggregate type (configure<D>()); a failing snapshot store never
@@ -125,18 +127,26 @@ class AggregateCache {
 
   /// Keeps `aggregate` unless a newer version of it is cached already.
   void put(const A& aggregate) {
+    if (shard_of(aggregate.stream_id().value()).capacity == 0) return;
+    put(A(aggregate));
+  }
+  void put(A&& aggregate) {
     const std::string& key = aggregate.stream_id().value();
     auto& shard = shard_of(key);
     if (shard.capacity == 0) return;
     std::lock_guard lock(shard.mutex);
     const auto found = shard.entries.find(key);
     if (found != shard.entries.end()) {
-      if (found->second.first.version() <= aggregate.version()) found->second.first = aggregate;
+      if (found->second.first.version() <= aggregate.version()) {
+        found->second.first = std::move(aggregate);
+      }
       shard.order.splice(shard.order.begin(), shard.order, found->second.second);
       return;
     }
-    shard.order.push_front(key);
-    shard.entries.emplace(key, std::make_pair(aggregate, shard.order.begin()));
+    std::string stored_key = key;  // `key` lives in `aggregate`, which is moved below
+    shard.order.push_front(stored_key);
+    shard.entries.emplace(std::move(stored_key),
+                          std::make_pair(std::move(aggregate), shard.order.begin()));
     if (shard.entries.size() > shard.capacity) {
       shard.entries.erase(shard.order.back());
       shard.order.pop_back();
@@ -217,8 +227,13 @@ class CommandBus {
   /// OutcomeUnknownError (after max_attempts; sending the same command id again is safe),
   /// InvalidArgumentError, IdempotencyError (the command id was used for another stream),
   /// UnknownEventTypeError, CorruptionError.
+  /// A re-send of one of the aggregate's last 32 commands is answered from the loaded or
+  /// cached events without calling decide (Repository::find_command); an older one is decided
+  /// again and its original result found through the store.
   /// Cost: usually one round trip (cached aggregate); loading adds a snapshot read and one
-  /// read per 1,000 events; a retry adds a read.
+  /// read per 1,000 events (with a caller's command id and a snapshot, one backward read the
+  /// first time); a retry adds a read; a re-send of a recent command on a cached aggregate
+  /// costs none.
   template <typename C>
   AppendResult send(const C& command, const CommandContext& context = {}) {
     const auto route = routes_.find(typeid(C));
@@ -256,9 +271,14 @@ class CommandBus {
     AppendResult send(const C& command, const std::string& id, const CommandContext& context) {
       auto& repository = *repository_;
       const bool caller_id = !context.command_id.empty();
-      CommandContext resolved = context;
-      resolved.command_id = detail::resolve_command_id(context);
       validate_command_context(context);  // refuse bad metadata before deciding anything
+      // The context with a command id: the caller's as it is, or a copy with a fresh id.
+      std::optional<CommandContext> generated;
+      if (!caller_id) {
+        generated.emplace(context);
+        generated->command_id = detail::resolve_command_id(context);
+      }
+      const CommandContext& resolved = caller_id ? context : *generated;
       const StreamId stream = repository.stream_of(id);
 
       std::optional<Aggregate<D>> aggregate = cache_.get(stream);
@@ -267,6 +287,14 @@ class CommandBus {
 
       const int max_attempts = bus_options_.max_attempts;
       for (int attempt = 1;; ++attempt) {
+        if (caller_id) {
+          // A re-send of a command this state has seen: its original result, not decided again
+          // (decision 4). Checked again after every read of newer events.
+          if (auto original = repository.find_command(*aggregate, resolved.command_id)) {
+            cache_.put(*aggregate);
+            return *original;
+          }
+        }
         std::vector<Event> decided;
         try {
           decided = detail::decide<D>(aggregate->state(), command);
@@ -303,7 +331,7 @@ class CommandBus {
         for (;;) {  // the same events again after an infrastructure failure
           try {
             auto result = repository.save(working, resolved);
-            cache_.put(working);
+            cache_.put(std::move(working));
             return result;
           } catch (const ConcurrencyError& conflict) {
             cache_.erase(stream);
@@ -333,11 +361,15 @@ class CommandBus {
     }
 
    private:
-    // The original result when this command id's events are already in the stream. Only a
-    // caller-supplied command id can be a re-send; an empty stream holds no original.
+    // The original result when this command id's events are already in the stream, for a
+    // command find_command did not know (older than its window). Only a caller-supplied command
+    // id can be a re-send; an empty stream, or a state that has seen every command of its
+    // stream, holds no other original.
     std::optional<AppendResult> original_of(const Aggregate<D>& aggregate,
                                             const CommandContext& context, bool caller_id) {
-      if (!caller_id || aggregate.version() == 0) return std::nullopt;
+      if (!caller_id || aggregate.version() == 0 || Repository<D>::knows_every_command(aggregate)) {
+        return std::nullopt;
+      }
       return detail::find_original_result(store_, aggregate.stream_id(), context.command_id,
                                           /*stream_exists=*/true);
     }

@@ -14,8 +14,11 @@
 // a value and belongs to one thread at a time.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <limits>
 #include <optional>
@@ -91,6 +94,109 @@ void log_snapshot_write_failure(const StreamId& stream, StreamVersion version,
                                 const char* why) noexcept;
 void log_snapshot_remove_failure(const StreamId& stream, const char* why) noexcept;
 
+/// One command whose events an aggregate has seen (read or written): enough to answer a
+/// re-send of it without deciding again (ARCHITECTURE decision 4).
+struct CommandRecord {
+  /// Hash of the command id (command_id_hash): groups the command's consecutive events.
+  std::uint64_t command_hash = 0;
+  /// The id of its first event seen; for a complete record, derive_event_id(command id, 0).
+  EventId first_event;
+  StreamVersion first_version = 0;
+  StreamVersion last_version = 0;
+  /// Position of its last event.
+  Position position;
+};
+
+/// The hash RecentCommands groups events by.
+[[nodiscard]] std::uint64_t command_id_hash(std::string_view command_id) noexcept;
+/// The hash of the command id in `event`'s metadata, or empty when it has none.
+[[nodiscard]] std::optional<std::uint64_t> command_hash_of(const RecordedEvent& event) noexcept;
+
+/// The most recent commands of one stream as one aggregate knows them, oldest first, at most
+/// kCapacity: a fixed-size ring inside the aggregate (no allocation; copied with it). Events of
+/// one command are consecutive in the stream (one append), so a command is a run of
+/// consecutive versions whose metadata carry the same command id.
+class RecentCommands {
+ public:
+  static constexpr std::size_t kCapacity = 32;
+
+  /// Stream event `version`, seen after every event recorded so far: extends the newest
+  /// command or starts a new one, forgetting the oldest when full. `hash` empty: an event
+  /// without a command id.
+  void add_newer(std::optional<std::uint64_t> hash, const EventId& id, StreamVersion version,
+                 const Position& position) noexcept {
+    if (!hash) return;
+    if (size_ > 0) {
+      CommandRecord& newest = at(size_ - 1);
+      if (newest.command_hash == *hash && newest.last_version + 1 == version) {
+        newest.last_version = version;
+        newest.position = position;
+        return;
+      }
+    }
+    if (size_ == kCapacity) {
+      known_after_ = std::max(known_after_, at(0).last_version);
+      begin_ = (begin_ + 1) % kCapacity;
+      --size_;
+    }
+    at(size_++) = CommandRecord{*hash, id, version, version, position};
+  }
+
+  /// Stream event `version`, older than every event recorded so far (a backward read):
+  /// extends the oldest command back or adds an older one. Returns false, recording nothing,
+  /// when that needs a new record and all kCapacity are taken.
+  bool add_older(std::optional<std::uint64_t> hash, const EventId& id, StreamVersion version,
+                 const Position& position) noexcept {
+    if (hash) {
+      if (size_ > 0 && at(0).command_hash == *hash && at(0).first_version == version + 1) {
+        at(0).first_version = version;
+        at(0).first_event = id;
+      } else {
+        if (size_ == kCapacity) return false;
+        begin_ = (begin_ + kCapacity - 1) % kCapacity;
+        ++size_;
+        at(0) = CommandRecord{*hash, id, version, version, position};
+      }
+    }
+    known_after_ = std::min(known_after_, version - 1);
+    return true;
+  }
+
+  /// The command whose first event has id `first_event`, or null.
+  [[nodiscard]] const CommandRecord* find(const EventId& first_event) const noexcept {
+    for (std::size_t i = size_; i-- > 0;) {  // newest first: re-sends are usually recent
+      if (at(i).first_event == first_event) return &at(i);
+    }
+    return nullptr;
+  }
+
+  /// Every command that starts after this version is recorded (0: every command).
+  [[nodiscard]] StreamVersion known_after() const noexcept { return known_after_; }
+  [[nodiscard]] bool full() const noexcept { return size_ == kCapacity; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool looked_back() const noexcept { return looked_back_; }
+
+  /// Forgets everything: only commands after `version` will be known (a load from a snapshot
+  /// at `version`).
+  void start_after(StreamVersion version) noexcept {
+    *this = RecentCommands();
+    known_after_ = version;
+  }
+  void set_looked_back() noexcept { looked_back_ = true; }
+
+ private:
+  CommandRecord& at(std::size_t i) noexcept { return records_[(begin_ + i) % kCapacity]; }
+  const CommandRecord& at(std::size_t i) const noexcept {
+    return records_[(begin_ + i) % kCapacity];
+  }
+
+  std::array<CommandRecord, kCapacity> records_{};
+  std::size_t begin_ = 0;  // index of the oldest
+  std::size_t size_ = 0;
+  StreamVersion known_after_ = 0;
+  bool looked_back_ = false;
+};
+
 /// The original result of command `command_id` on `stream` if its first event is stored there
 /// (a re-send), else empty. One probe append that cannot write (expected "no stream" on a
 /// stream that exists; the store answers re-sends before checking versions), plus a read; one
@@ -161,6 +267,8 @@ class Aggregate {
   // A snapshot was ignored (another schema version, unreadable, ahead of the stream): the next
   // save replaces it whatever the policy says.
   bool replace_snapshot_ = false;
+  // The last commands of the stream this aggregate has seen, to answer re-sends (find_command).
+  detail::RecentCommands recent_;
 };
 
 /// Loads and saves aggregates of decider D.
@@ -229,6 +337,38 @@ class Repository {
     return aggregate;
   }
 
+  /// The original result of command `command_id` if the aggregate has seen its events: a
+  /// re-send, to be answered without deciding it again (ARCHITECTURE decision 4). The aggregate
+  /// remembers the last RecentCommands::kCapacity (32) commands of its stream up to its
+  /// version, from the events it loaded and saved. Loaded from a snapshot, it knows only the
+  /// commands after the snapshot: the first time a command is not found among them, up to
+  /// kResendLookback (256) events before the snapshot are read back (once per load).
+  /// Empty: not among them. That is a new command, or one older than that window; the store
+  /// still recognises the event ids of an older one when they are appended again (save).
+  /// Throws: UnavailableError (the read back). Cost: none; one read after a load from a
+  /// snapshot, the first time (see above).
+  [[nodiscard]] std::optional<AppendResult> find_command(Aggregate<D>& aggregate,
+                                                         std::string_view command_id) {
+    const EventId first = derive_event_id(command_id, 0);
+    auto& recent = aggregate.recent_;
+    const detail::CommandRecord* found = recent.find(first);
+    if (found == nullptr && recent.known_after() > 0 && !recent.full() && !recent.looked_back()) {
+      look_back(aggregate);
+      found = recent.find(first);
+    }
+    if (found == nullptr) return std::nullopt;
+    return AppendResult{aggregate.stream_, found->first_version, found->last_version,
+                        found->position};
+  }
+
+  /// True when the aggregate has seen every command of its stream up to its version (it
+  /// replayed the whole stream, or read back to its start, and the stream has at most 32
+  /// commands): then a command that find_command does not know is not stored up to that
+  /// version.
+  [[nodiscard]] static bool knows_every_command(const Aggregate<D>& aggregate) noexcept {
+    return aggregate.recent_.known_after() == 0;
+  }
+
   /// Applies the events stored after the aggregate's version (another writer's). Returns how
   /// many were applied. Requires: no pending events. Cost: one read per page.
   std::size_t refresh(Aggregate<D>& aggregate) {
@@ -278,12 +418,18 @@ class Repository {
       return AppendResult{aggregate.stream_, aggregate.version_ + 1, aggregate.version_,
                           Position::start()};
     }
-    CommandContext resolved = context;
-    resolved.command_id = detail::resolve_command_id(context);
-    const auto metadata = command_metadata(resolved);
+    // The context as given when it has a command id (the bus always gives one): no copy.
+    std::optional<CommandContext> generated;
+    if (context.command_id.empty()) {
+      generated.emplace(context);
+      generated->command_id = detail::resolve_command_id(context);
+    }
+    const CommandContext& resolved = generated ? *generated : context;
+    auto metadata = command_metadata(resolved);
     std::vector<NewEvent> events;
-    events.reserve(aggregate.pending_.size());
-    for (std::size_t k = 0; k < aggregate.pending_.size(); ++k) {
+    const std::size_t count = aggregate.pending_.size();
+    events.reserve(count);
+    for (std::size_t k = 0; k < count; ++k) {
       events.push_back(std::visit(
           [&](const auto& e) {
             using E = std::remove_cvref_t<decltype(e)>;
@@ -291,7 +437,7 @@ class Repository {
                             .type = std::string(E::kTypeName),
                             .schema_version = static_cast<std::int32_t>(E::kSchemaVersion),
                             .data = detail::encode_data(e),
-                            .metadata = metadata};
+                            .metadata = k + 1 < count ? metadata : std::move(metadata)};
           },
           aggregate.pending_[k]));
     }
@@ -316,12 +462,19 @@ class Repository {
     }
     aggregate.version_ = appended->last_version;
     aggregate.pending_.clear();
+    const auto hash = detail::command_id_hash(resolved.command_id);
+    for (StreamVersion v = appended->first_version; v <= appended->last_version; ++v) {
+      const auto k = static_cast<std::size_t>(v - appended->first_version);
+      aggregate.recent_.add_newer(hash, *events[k].id, v, appended->position);
+    }
     maybe_snapshot(aggregate, events);
     return *std::move(appended);
   }
 
  private:
   static constexpr StreamVersion kLatest = std::numeric_limits<StreamVersion>::max();
+  // Events read back before a snapshot by find_command.
+  static constexpr std::size_t kResendLookback = 256;
 
   template <typename... Es>
   void check_registered(std::type_identity<std::variant<Es...>>) const {
@@ -362,6 +515,25 @@ class Repository {
       }
       aggregate.version_ = snapshot->version;
       aggregate.snapshot_version_ = snapshot->version;
+      aggregate.recent_.start_after(snapshot->version);
+    }
+  }
+
+  // Reads back (once) the events before the snapshot the aggregate was loaded from, recording
+  // their commands as far as there is room (find_command).
+  void look_back(Aggregate<D>& aggregate) {
+    auto& recent = aggregate.recent_;
+    recent.set_looked_back();
+    const StreamVersion from = recent.known_after();
+    if (from <= 0) return;
+    const auto events = store_.read_stream(
+        aggregate.stream_,
+        {.direction = ReadDirection::kBackward, .from = from, .max_count = kResendLookback});
+    for (const auto& event : events) {
+      if (!recent.add_older(detail::command_hash_of(event), event.id, event.version,
+                            event.position)) {
+        return;
+      }
     }
   }
 
@@ -383,6 +555,8 @@ class Repository {
           aggregate.state_ = detail::evolve<D>(std::move(aggregate.state_), e);
         }
         aggregate.version_ = event.version;
+        aggregate.recent_.add_newer(detail::command_hash_of(event), event.id, event.version,
+                                    event.position);
       }
       if (static_cast<StreamVersion>(events.size()) < wanted) return;
     }
