@@ -93,6 +93,7 @@ class Api {
  public:
   explicit Api(const std::string& url) : client_(url) {
     client_.set_keep_alive(true);
+    client_.set_tcp_nodelay(true);  // no Nagle delay on requests written in several sends
     client_.set_connection_timeout(5);
     client_.set_read_timeout(30);
   }

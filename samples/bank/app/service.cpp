@@ -191,6 +191,9 @@ int run_service(const ServiceOptions& options) {
                .max_body_bytes = options.max_body_bytes,
                .store_kind = options.memory ? "memory" : "postgres"});
   httplib::Server server;
+  // Replies are written in more than one send(); without TCP_NODELAY, Nagle's algorithm holds
+  // the last one back until the client's delayed ACK (about 40 ms per request).
+  server.set_tcp_nodelay(true);
   const std::size_t threads = std::max<std::size_t>(1, options.threads);
   server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   api.mount(server);
