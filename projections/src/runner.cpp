@@ -6,9 +6,18 @@
 //   event up to h was in it (h was settled before the read: EventReader::head_position()),
 //   so the projection has processed everything up to max(last, h) and may checkpoint there.
 //   Short page: wait on the signal, bounded by poll_interval and the next renewal.
+// While catching up (full pages), the next page is read on another thread while the current
+// one is applied; it is used only when the current page was committed whole, at its last event.
 // Checkpoints that only move an idle projection past events it does not handle are written
 // at most every kIdleCommitInterval; read-your-writes does not wait for them, because
 // wait_for() follows the processed position, which moves at once.
+//
+// A store may queue a projection's writes and send them later (the PostgreSQL ReadModel sends
+// them at commit, in one round trip): their failure (DeferredWriteError, from a later apply or
+// from the commit) does not say which event queued them. The runner pipelines its batches
+// (Batch::set_pipelined); on a DeferredWriteError the batch is rolled back and the rest of the
+// page is applied again from the batch's first event unpipelined (each write sent at once), so
+// that the failing event fails on its own and what follows holds for it exactly.
 //
 // Failure of event k of a page: the batch is rolled back, [0, k) is committed on its own
 // (re-applied in a new batch, except for in-process projections, whose effects a rollback
@@ -28,6 +37,7 @@
 #include <csignal>
 #include <cstdint>
 #include <exception>
+#include <future>
 #include <mutex>
 #include <random>
 #include <stdexcept>
@@ -283,6 +293,7 @@ class Worker {
   void step() {
     keep_lease();
     if (reload_) {
+      discard_prefetch();
       cp_ = store_.checkpoint(name_);
       idle_target_.reset();
       reload_ = false;
@@ -297,14 +308,19 @@ class Worker {
     }
     if (Clock::now() >= next_request_check_ || take_poke()) handle_requests();
 
-    const Position head = events_.head_position();
-    const auto token = signal_->observe();
-    ReadAllOptions read;
-    read.after = cp_;
-    read.max_count = options_.batch_size;
-    read.filter = filter_;
-    const auto page = events_.read_all(read);
+    Fetched fetched = take_prefetched();
+    if (!fetched.token) {
+      fetched.head = events_.head_position();
+      fetched.token = signal_->observe();
+      fetched.page = events_.read_all(read_options(cp_));
+    }
+    const Position head = fetched.head;
+    const auto token = *fetched.token;
+    const auto& page = fetched.page;
     const bool full = page.size() >= options_.batch_size;
+    // Catching up: read the next page on another thread while this one is applied. It is
+    // used only if this page ends up checkpointed at its last event (see take_prefetched()).
+    if (full && !is_stopping()) prefetch(page.back().position);
     double lag_seconds = 0;
     if (full) {
       const std::chrono::duration<double> age =
@@ -349,6 +365,58 @@ class Worker {
     }
   }
 
+  // What one read of the log gave: the head and the change-signal token, both taken before
+  // the page after the checkpoint was read (which is what lets a short page checkpoint at the
+  // head and wait on the token). An empty token: nothing was fetched.
+  struct Fetched {
+    std::optional<std::uint64_t> token;
+    Position head;
+    std::vector<RecordedEvent> page;
+  };
+
+  ReadAllOptions read_options(Position after) const {
+    ReadAllOptions read;
+    read.after = after;
+    read.max_count = options_.batch_size;
+    read.filter = filter_;
+    return read;
+  }
+
+  // Starts reading the page after `after` on another thread. The token is observed here,
+  // before the head and the page are read there, as step() does it.
+  void prefetch(Position after) {
+    discard_prefetch();
+    const auto token = signal_->observe();
+    prefetch_after_ = after;
+    prefetch_ = std::async(std::launch::async, [this, token, after] {
+      Fetched fetched;
+      fetched.token = token;
+      fetched.head = events_.head_position();
+      fetched.page = events_.read_all(read_options(after));
+      return fetched;
+    });
+  }
+
+  // The prefetched page if it continues from the current checkpoint (the page before it was
+  // committed whole and nothing reloaded, rebuilt or reset since); otherwise nothing, and the
+  // prefetch is dropped. A failed read rethrows here, as a read of step() would.
+  Fetched take_prefetched() {
+    if (!prefetch_.valid()) return {};
+    if (prefetch_after_ != cp_) {
+      discard_prefetch();
+      return {};
+    }
+    return prefetch_.get();
+  }
+
+  void discard_prefetch() noexcept {
+    if (!prefetch_.valid()) return;
+    try {
+      static_cast<void>(prefetch_.get());  // waits for the thread; its result is stale
+    } catch (...) {
+    }
+  }
+
   // Applies `page` (in log order) and checkpoints it, the last batch at `through`. Returns
   // false when it stopped early because the runner is stopping.
   bool apply_page(const std::vector<RecordedEvent>& page, Position through) {
@@ -359,6 +427,9 @@ class Worker {
     std::size_t i = 0;
     // The index of an event that failed its first attempt in this page, with its error.
     std::optional<std::pair<std::size_t, std::string>> failure;
+    // Set once queued writes failed without saying whose (DeferredWriteError): from then on,
+    // this page's batches are not pipelined, so that a failure belongs to its event.
+    bool isolated = false;
     while (i < n) {
       if (is_stopping()) return false;
       keep_lease();
@@ -380,16 +451,30 @@ class Worker {
       }
       std::size_t k = i;
       std::string error;
-      for (; k < end; ++k) {
-        if (auto failed = apply(page[k], *batch)) {
-          error = std::move(*failed);
-          break;
+      batch->set_pipelined(!isolated);
+      try {
+        for (; k < end; ++k) {
+          if (auto failed = apply(page[k], *batch)) {
+            error = std::move(*failed);
+            break;
+          }
         }
-      }
-      if (k == end) {
-        batch->commit(commit_point(end));
-        committed(commit_point(end), end - i);
-        i = end;
+        if (k == end) {
+          batch->commit(commit_point(end));
+          committed(commit_point(end), end - i);
+          i = end;
+          continue;
+        }
+      } catch (const DeferredWriteError& e) {
+        // Some event of [i, k] queued a write that failed. Nobody is blamed yet: apply again
+        // from i unpipelined, and the failing event fails on its own.
+        if (isolated) throw;  // nothing was queued: not an event's write
+        batch.reset();
+        isolated = true;
+        detail::logger()->info(
+            "annals: projection {}: a queued write failed ({}); applying the events again "
+            "unpipelined to find the one it belongs to",
+            name_, e.what());
         continue;
       }
       batch.reset();  // rolls back
@@ -401,8 +486,9 @@ class Worker {
     return true;
   }
 
-  // Applies `event` in `batch`. Returns the error when the projection threw; infrastructure
-  // errors propagate (they are not the event's fault).
+  // Applies `event` in `batch`. Returns the error when the projection threw. Infrastructure
+  // errors propagate (they are not the event's fault), and so does a DeferredWriteError of a
+  // pipelined batch: a write queued by an earlier event may have failed.
   std::optional<std::string> apply(const RecordedEvent& event, Batch& batch) {
     try {
       projection_->apply(event, batch);
@@ -410,6 +496,8 @@ class Worker {
     } catch (const UnavailableError&) {
       throw;
     } catch (const OwnershipLostError&) {
+      throw;
+    } catch (const DeferredWriteError&) {
       throw;
     } catch (...) {
       return what_of(std::current_exception());
@@ -580,6 +668,7 @@ class Worker {
   }
 
   void drop_lease() {
+    discard_prefetch();
     lease_.reset();
     rebuild_.reset();
     idle_target_.reset();
@@ -660,6 +749,7 @@ class Worker {
   // The end of the thread: checkpoint what an idle projection processed, report "stopped",
   // release the lease.
   void finish() {
+    discard_prefetch();
     {
       std::lock_guard lock(mutex_);
       if (status_.state != ProjectionState::kFailed) status_.state = ProjectionState::kStopped;
@@ -795,6 +885,8 @@ class Worker {
   std::int64_t applied_base_ = 0;  // events_applied of the record when acquired
   std::int64_t applied_since_acquire_ = 0;
   std::mt19937 rng_;
+  std::future<Fetched> prefetch_;  // the next page, being read (see prefetch())
+  Position prefetch_after_;        // where prefetch_ reads from
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;

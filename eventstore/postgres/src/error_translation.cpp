@@ -42,6 +42,11 @@ Failure classify(const std::exception& error) noexcept {
 }
 
 void rethrow_translated(const std::exception& error, const std::string& what, bool write) {
+  rethrow_translated(error, what, write, Origin::kEventStore);
+}
+
+void rethrow_translated(const std::exception& error, const std::string& what, bool write,
+                        Origin origin) {
   if (dynamic_cast<const pqxx::in_doubt_error*>(&error) != nullptr) {
     throw OutcomeUnknownError(what + ": commit outcome unknown (" + error.what() + ")");
   }
@@ -55,6 +60,22 @@ void rethrow_translated(const std::exception& error, const std::string& what, bo
   }
   const auto state = sqlstate_of(error);
   const std::string detail = " [SQLSTATE " + std::string(state) + "]";
+  if (origin == Origin::kReadModel) {
+    // A projection's statement on its own tables: neither an event id nor the annals schema
+    // is involved, so say what the server said.
+    if (starts_with(state, "23")) {
+      throw InvalidArgumentError(what + ": violates a constraint of the read model: " +
+                                 error.what() + detail);
+    }
+    if (state == "42P01" || state == "42883" || state == "3F000") {
+      throw NotFoundError(what + ": a table, function or schema the statement uses does not "
+                                 "exist: " +
+                          error.what() + detail);
+    }
+    if (starts_with(state, "42")) {
+      throw InvalidArgumentError(what + ": invalid statement: " + error.what() + detail);
+    }
+  }
   if (state == "23505") {
     throw IdempotencyError(what + ": an event id is already stored" + detail);
   }

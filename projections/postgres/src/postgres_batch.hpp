@@ -36,15 +36,29 @@ struct Session {
   struct Statement {
     std::string name;
     std::size_t parameters = 0;
+    /// Prepared with SQL PREPARE, so it can be queued as `EXECUTE name(...)` in a
+    /// multi-statement round trip (PostgresContext::defer); otherwise prepared by libpqxx.
+    bool deferred = false;
   };
 
   /// The statement cached under `key`, or nullptr.
   const Statement* find(const std::string& key) const;
   /// Registers `sql` (prepared by libpqxx on first use) under a new name and caches it.
   const Statement& add(const std::string& key, const std::string& sql, std::size_t parameters);
+  /// Registers `sql` like add() and prepares it on the server at once (in `tx`'s session; a
+  /// prepared statement outlives a rollback), so that it can also be queued as
+  /// `EXECUTE name(...)` in a multi-statement round trip (PostgresContext::defer).
+  /// Throws: the driver's error (the transaction is then aborted).
+  const Statement& add_deferred(const std::string& key, const std::string& sql,
+                                std::size_t parameters);
 
   pqxx::connection connection;
   std::unordered_map<std::string, Statement> statements;
+  /// Names given to read-model statements so far (never reused, even after a failure).
+  std::size_t names = 0;
+  /// Whether the checkpoint write of a batch is prepared with SQL PREPARE on this connection,
+  /// so a commit can send it in the same round trip as the queued writes.
+  bool checkpoint_prepared = false;
 };
 
 /// A thread-safe pool of sessions, opened lazily up to a maximum. A session whose connection
@@ -110,15 +124,45 @@ class PostgresContext {
 
   /// Translates the driver failure being handled into an annals error (by SQLSTATE, in
   /// annals::postgres's translator), remembering a broken connection so that it is not
-  /// returned to the pool. `what` names the operation for the message.
-  [[noreturn]] void fail(const std::exception& error, const std::string& what);
+  /// returned to the pool. `what` names the operation for the message; `read_model` words it
+  /// for a statement on the projection's own tables rather than on the annals schema.
+  [[noreturn]] void fail(const std::exception& error, const std::string& what,
+                         bool read_model = true);
   [[nodiscard]] bool broken() const noexcept { return broken_; }
+
+  /// Queues `EXECUTE statement(params)` (a deferred statement of session()); the values travel
+  /// as literals escaped by libpq (PQescapeStringConn), coerced by the server to the types
+  /// the statement was prepared with, as bound parameters are. Sent by flush_writes(), or
+  /// first when the queue grows past kMaxPendingBytes.
+  void defer(const Session::Statement& statement, const std::vector<Param>& params);
+  /// Sends the queued statements in one round trip.
+  /// Throws: DeferredWriteError (which one failed is unknown; the transaction is aborted),
+  /// UnavailableError (connection or server trouble).
+  void flush_writes();
+  [[nodiscard]] bool has_pending_writes() const noexcept { return !pending_.empty(); }
+  /// Whether the helpers queue their writes (Batch::set_pipelined); off by default.
+  [[nodiscard]] bool pipelined() const noexcept { return pipelined_; }
+
+  /// Queued SQL beyond which defer() sends the queue at once (bounded memory).
+  static constexpr std::size_t kMaxPendingBytes = std::size_t{1} << 20;
 
  protected:
   void set_broken() noexcept { broken_ = true; }
+  void set_pipelined_flag(bool pipelined) noexcept { pipelined_ = pipelined; }
+  /// Hands the queued statements over (to be sent with more SQL) and empties the queue.
+  std::string take_pending_writes() noexcept;
+  [[nodiscard]] std::size_t pending_count() const noexcept { return pending_count_; }
+  /// Translates a failure of sending `count` queued statements: UnavailableError stays, every
+  /// other error becomes a DeferredWriteError with the translated message and code.
+  [[noreturn]] void deferred_failed(const std::exception& error, std::size_t count);
+  /// Appends `value` to `sql` as an escaped SQL literal, or NULL.
+  void append_literal(std::string& sql, const Param& value);
 
  private:
   bool broken_ = false;
+  bool pipelined_ = false;
+  std::string pending_;
+  std::size_t pending_count_ = 0;
 };
 
 }  // namespace annals::projections::detail

@@ -73,9 +73,17 @@ const Session::Statement* Session::find(const std::string& key) const {
 
 const Session::Statement& Session::add(const std::string& key, const std::string& sql,
                                        std::size_t parameters) {
-  Statement statement{"annals_rm_" + std::to_string(statements.size()), parameters};
+  Statement statement{"annals_rm_" + std::to_string(names++), parameters};
   connection.prepare(statement.name, sql);
   return statements.emplace(key, std::move(statement)).first->second;
+}
+
+const Session::Statement& Session::add_deferred(const std::string& key, const std::string& sql,
+                                                std::size_t parameters) {
+  Statement statement{"annals_rm_" + std::to_string(names++), parameters, true};
+  connection.prepare(statement.name, sql);
+  connection.prepare_now(statement.name);
+  return statements.insert_or_assign(key, std::move(statement)).first->second;
 }
 
 SessionPool::SessionPool(std::string connection_string, std::size_t max_size)
@@ -135,11 +143,68 @@ void SessionPool::forget() noexcept {
   available_.notify_one();
 }
 
-void PostgresContext::fail(const std::exception& error, const std::string& what) {
+void PostgresContext::fail(const std::exception& error, const std::string& what,
+                           bool read_model) {
   if (postgres::detail::classify(error) == postgres::detail::Failure::kBrokenConnection) {
     set_broken();
   }
-  postgres::detail::rethrow_translated(error, what, false);
+  postgres::detail::rethrow_translated(
+      error, what, false,
+      read_model ? postgres::detail::Origin::kReadModel : postgres::detail::Origin::kEventStore);
+}
+
+void PostgresContext::append_literal(std::string& sql, const Param& value) {
+  if (value.is_null) {
+    sql += "NULL";
+    return;
+  }
+  sql.push_back('\'');
+  sql += transaction().esc(value.text);
+  sql.push_back('\'');
+}
+
+void PostgresContext::defer(const Session::Statement& statement, const std::vector<Param>& params) {
+  pending_ += "EXECUTE ";
+  pending_ += statement.name;
+  if (!params.empty()) {
+    pending_.push_back('(');
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      if (i > 0) pending_.push_back(',');
+      append_literal(pending_, params[i]);
+    }
+    pending_.push_back(')');
+  }
+  pending_.push_back(';');
+  ++pending_count_;
+  if (pending_.size() >= kMaxPendingBytes) flush_writes();
+}
+
+std::string PostgresContext::take_pending_writes() noexcept {
+  pending_count_ = 0;
+  return std::exchange(pending_, std::string());
+}
+
+void PostgresContext::flush_writes() {
+  if (pending_.empty()) return;
+  const auto count = pending_count_;
+  const auto sql = take_pending_writes();
+  try {
+    transaction().exec(sql);
+  } catch (const std::exception& e) {
+    deferred_failed(e, count);
+  }
+}
+
+void PostgresContext::deferred_failed(const std::exception& error, std::size_t count) {
+  const auto what = "projection \"" + projection_name() + "\": one of " + std::to_string(count) +
+                    " queued read-model writes failed";
+  try {
+    fail(error, what, true);
+  } catch (const UnavailableError&) {
+    throw;  // the store's trouble, not an event's (OutcomeUnknownError included)
+  } catch (const annals::Error& translated) {
+    throw DeferredWriteError(translated.code(), translated.what());
+  }
 }
 
 }  // namespace detail
@@ -369,17 +434,54 @@ class PostgresBatch final : public Batch, public PostgresContext {
     }
   }
 
+  void set_pipelined(bool pipelined) override {
+    if (!pipelined && has_pending_writes()) {
+      static_cast<void>(open(describe(lease_.projection) + ": send the queued writes"));
+      try {
+        flush_writes();
+      } catch (...) {
+        tx_.reset();  // aborted: roll back now; the batch can only be destroyed
+        throw;
+      }
+    }
+    set_pipelined_flag(pipelined);
+  }
+
   void commit(Position checkpoint) override {
     const std::string what = describe(lease_.projection) + ": commit checkpoint " +
                              checkpoint.to_string() + " (fencing token " +
                              std::to_string(lease_.fencing_token) + ")";
     const auto tx = open(what);
     pqxx::result updated;
+    const auto queued = pending_count();
     try {
-      updated = tx->exec_prepared(sql::kCommitCheckpointName, lease_.projection,
-                                  lease_.fencing_token, std::to_string(checkpoint_.commit()),
-                                  checkpoint_.sequence(), std::to_string(checkpoint.commit()),
-                                  checkpoint.sequence(), lease_.owner);
+      if (queued == 0) {
+        updated = tx->exec_prepared(sql::kCommitCheckpointName, lease_.projection,
+                                    lease_.fencing_token, std::to_string(checkpoint_.commit()),
+                                    checkpoint_.sequence(), std::to_string(checkpoint.commit()),
+                                    checkpoint.sequence(), lease_.owner);
+      } else {
+        // The queued writes and the guarded checkpoint write in one round trip; the result
+        // is the checkpoint write's (the last statement).
+        if (!session().checkpoint_prepared) {
+          tx->exec(std::string("PREPARE ") + sql::kCommitCheckpointQueuedName + " AS " +
+                   sql::kCommitCheckpoint);
+          session().checkpoint_prepared = true;
+        }
+        auto text = take_pending_writes();
+        text += "EXECUTE ";
+        text += sql::kCommitCheckpointQueuedName;
+        text.push_back('(');
+        append_literal(text, Param{lease_.projection, false});
+        text += ",'" + std::to_string(lease_.fencing_token) + "','" +
+                std::to_string(checkpoint_.commit()) + "','" +
+                std::to_string(checkpoint_.sequence()) + "','" +
+                std::to_string(checkpoint.commit()) + "','" +
+                std::to_string(checkpoint.sequence()) + "',";
+        append_literal(text, Param{lease_.owner, false});
+        text.push_back(')');
+        updated = tx->exec(text);
+      }
       if (updated.affected_rows() == 1) {
         tx->commit();
         tx_.reset();
@@ -387,6 +489,13 @@ class PostgresBatch final : public Batch, public PostgresContext {
       }
     } catch (const std::exception& e) {
       tx_.reset();
+      if (queued > 0 && dynamic_cast<const annals::Error*>(&e) == nullptr &&
+          dynamic_cast<const pqxx::in_doubt_error*>(&e) == nullptr &&
+          postgres::detail::classify(e) != postgres::detail::Failure::kBrokenConnection) {
+        // Most likely a queued write (the checkpoint write itself rarely fails this way; if it
+        // does, the runner's unpipelined retry meets it again, alone).
+        deferred_failed(e, queued);
+      }
       failed_commit(e, what);
     }
     // Refused: learn why for the message (the same transaction still reads fine), then roll

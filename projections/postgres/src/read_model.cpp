@@ -1,12 +1,21 @@
 // ReadModel on the transaction of a PostgreSQL unit of work, and ReadModelProjection's setup,
 // apply and reset.
 //
-// Speed: catching up a read model runs a handler per event, so a helper call must cost one
-// statement and nothing else. Each statement is prepared once per connection: the helpers
-// look their statement up by its shape (helper, table, column names), which is cheaper than
-// assembling and hashing SQL text, and only a new shape is validated, assembled and prepared.
-// Identifiers are validated before any SQL is built and always double-quoted; values are
-// always parameters (issue #4).
+// Speed: catching up a read model runs a handler per event, so a helper call must cost no
+// round trip of its own. In a pipelined batch (Batch::set_pipelined, which the runner uses),
+// upsert() and increment() queue `EXECUTE <statement>(<values>)` on the unit of work
+// (PostgresContext::defer); the queue is sent in one round trip by the next exec() or remove()
+// (which return what the server answers), or with the checkpoint write at Batch::commit(). A
+// failure then surfaces as a DeferredWriteError, and the runner finds the event it belongs to
+// by applying again unpipelined, where every helper call is one statement sent at once.
+// Each statement is prepared once per connection: the helpers look their statement up by its
+// shape (helper, table, column names), which is cheaper than assembling and hashing SQL text,
+// and only a new shape is validated, assembled and prepared (at once, so a missing table fails
+// the call that used it). Identifiers are validated before any SQL is built and always
+// double-quoted. Values are bound parameters, except that queued executions carry
+// them as literals escaped by libpq (PQescapeStringConn) in the EXECUTE's argument list, which
+// the server coerces to the prepared statement's parameter types exactly as it does bound
+// text parameters (libpqxx 6.4 has no pipeline with parameters: ECOSYSTEM 3) (issue #4).
 #include <cstdint>
 #include <set>
 #include <string>
@@ -286,7 +295,7 @@ class PostgresReadModel final : public ReadModel {
       append_key_condition(sql, key);
       if (!value_columns.empty()) sql += sql::kReturningOne;
       append_insert(sql, quoted_table, key, value_columns.items(), seen.size(), nullptr);
-      statement = &context_.session().add(cache_key, sql, seen.size());
+      statement = &prepare_deferred(cache_key, sql, seen.size(), "upsert into", table);
     }
     std::vector<Param> params;
     params.reserve(statement->parameters);
@@ -294,7 +303,7 @@ class PostgresReadModel final : public ReadModel {
     for (const auto& item : value_columns.items()) {
       params.push_back(to_param(item.value(), item.key(), projection));
     }
-    run(*statement, params, "upsert into", table);
+    write(*statement, params, "upsert into", table);
   }
 
   void increment(std::string_view table, const Columns& key, std::string_view column,
@@ -324,13 +333,13 @@ class PostgresReadModel final : public ReadModel {
       sql += sql::kReturningOne;
       const nlohmann::json counter = {{std::string(column), nullptr}};
       append_insert(sql, quoted_table, key, counter.items(), key.size() + 1, sql::kBigintCast);
-      statement = &context_.session().add(cache_key, sql, key.size() + 1);
+      statement = &prepare_deferred(cache_key, sql, key.size() + 1, "increment", table);
     }
     std::vector<Param> params;
     params.reserve(statement->parameters);
     add_key_params(params, key, projection, table);
     params.push_back(Param{std::to_string(by), false});
-    run(*statement, params, "increment", table);
+    write(*statement, params, "increment", table);
   }
 
   std::int64_t remove(std::string_view table, const Columns& key) override {
@@ -348,6 +357,7 @@ class PostgresReadModel final : public ReadModel {
     std::vector<Param> params;
     params.reserve(statement->parameters);
     add_key_params(params, key, projection, table);
+    context_.flush_writes();  // returns a count: sent at once, after what was queued
     return static_cast<std::int64_t>(run(*statement, params, "delete from", table).affected_rows());
   }
 
@@ -373,6 +383,7 @@ class PostgresReadModel final : public ReadModel {
     for (std::size_t i = 0; i < params.size(); ++i) {
       values.push_back(to_param(params[i], "$" + std::to_string(i + 1), projection));
     }
+    context_.flush_writes();  // returns rows: sent at once, after what was queued
     const auto result = run(*statement, values, "statement", sql);
     std::vector<nlohmann::json> rows;
     rows.reserve(result.size());
@@ -430,6 +441,30 @@ class PostgresReadModel final : public ReadModel {
     sql += sql::kUnlessUpdated;
   }
 
+  // Prepares a helper's statement of a new shape at once (SQL PREPARE), so that a missing
+  // table or column fails the call that used it; its executions are then queued.
+  const Session::Statement& prepare_deferred(const std::string& cache_key, const std::string& sql,
+                                             std::size_t parameters, const char* verb,
+                                             std::string_view object) {
+    context_.flush_writes();  // a failing PREPARE must not hide a queued write's error
+    try {
+      return context_.session().add_deferred(cache_key, sql, parameters);
+    } catch (const std::exception& e) {
+      context_.fail(e, describe(context_.projection_name()) + ": " + verb + " \"" +
+                           std::string(object.substr(0, 200)) + "\"");
+    }
+  }
+
+  // Queues the write in a pipelined batch; otherwise sends it now.
+  void write(const Session::Statement& statement, const std::vector<Param>& params,
+             const char* verb, std::string_view object) {
+    if (context_.pipelined()) {
+      context_.defer(statement, params);
+    } else {
+      static_cast<void>(run(statement, params, verb, object));
+    }
+  }
+
   pqxx::result run(const Session::Statement& statement, const std::vector<Param>& params,
                    const char* verb, std::string_view object) {
     try {
@@ -485,7 +520,7 @@ void ReadModelProjection::setup(UnitOfWork& work) {
       applied.insert(row[0].c_str());
     }
   } catch (const std::exception& e) {
-    context.fail(e, describe(projection) + ": read the applied read-model migrations");
+    context.fail(e, describe(projection) + ": read the applied read-model migrations", false);
   }
   for (const auto& migration : pending) {
     if (applied.contains(migration.name)) continue;

@@ -43,12 +43,14 @@ class LambdaReadModel final : public ReadModelProjection {
       : name_(std::move(name)), handler_(std::move(handler)) {}
 
   std::string name() const override { return name_; }
+  EventFilter filter() const override { return filter_; }
   std::vector<ReadModelMigration> migrations() const override { return migrations_; }
   std::vector<std::string> tables() const override { return tables_; }
   void handle(const RecordedEvent& event, ReadModel& db) override { handler_(event, db); }
 
   std::vector<ReadModelMigration> migrations_;
   std::vector<std::string> tables_;
+  EventFilter filter_;
 
  private:
   std::string name_;

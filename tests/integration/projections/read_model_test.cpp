@@ -22,6 +22,7 @@ namespace {
 using testing::Admin;
 using testing::event_at;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::LambdaReadModel;
 using testing::make_store;
 using testing::unique_name;
@@ -365,6 +366,123 @@ TEST_F(ReadModelTest, StatementsArePreparedOncePerConnection) {
   EXPECT_EQ(after_first, 4);
   EXPECT_EQ(after_many, 4);
   EXPECT_EQ(admin_.value("SELECT sum(balance) FROM " + accounts()), std::to_string(1 + 2 * 190));
+}
+
+// A pipelined batch (what the runner uses) queues upsert and increment and sends them with the
+// checkpoint: values of every type and awkward text arrive as with bound parameters; exec()
+// and remove() send the queue first and see its writes; a failing queued write fails the
+// commit with DeferredWriteError and nothing of the batch (checkpoint included) is stored.
+TEST_F(ReadModelTest, PipelinedBatchQueuesWritesAndCommitsThemWithTheCheckpoint) {
+  const Position next(1, at_.sequence() + 1);
+  auto batch = store_->begin(lease_, at_);
+  batch->set_pipelined(true);
+  const std::string awkward = "it's \\ a \"quote\"; DROP TABLE x; -- $1 \u00e9";
+  std::int64_t removed = -1;
+  std::vector<nlohmann::json> seen;
+  body_ = [&](ReadModel& db) {
+    const nlohmann::json key = {{"account_id", "p1"}, {"currency", "EUR"}};
+    db.upsert(accounts(), key,
+              {{"balance", 5}, {"active", true}, {"meta", {{"k", awkward}}}, {"ratio", 0.25},
+               {"note", awkward}});
+    db.increment(accounts(), key, "balance", 7);
+    db.upsert(accounts(), {{"account_id", "p2"}, {"currency", "EUR"}}, {{"note", nullptr}});
+    removed = db.remove(accounts(), {{"account_id", "p2"}, {"currency", "EUR"}});
+    db.increment(accounts(), key, "balance", 1);
+    seen = db.exec("SELECT balance, active, meta, ratio, note FROM " + accounts() +
+                   " WHERE account_id = $1",
+                   {"p1"});
+  };
+  projection_->apply(event_at(next, nlohmann::json::object()), *batch);
+  EXPECT_EQ(removed, 1);
+  ASSERT_EQ(seen.size(), 1U);
+  EXPECT_EQ(seen[0].at("balance"), 13);
+  EXPECT_EQ(seen[0].at("active"), true);
+  EXPECT_EQ(seen[0].at("meta").at("k"), awkward);
+  EXPECT_EQ(seen[0].at("ratio"), 0.25);
+  EXPECT_EQ(seen[0].at("note"), awkward);
+  body_ = [&](ReadModel& db) {
+    db.increment(accounts(), {{"account_id", "p1"}, {"currency", "EUR"}}, "balance", 100);
+  };
+  projection_->apply(event_at(Position(1, next.sequence() + 1), nlohmann::json::object()),
+                     *batch);
+  batch->commit(Position(1, next.sequence() + 1));
+  batch.reset();  // returns the store's only connection
+  at_ = Position(1, next.sequence() + 1);
+  EXPECT_EQ(admin_.value("SELECT balance FROM " + accounts() + " WHERE account_id = 'p1'"), "113");
+  EXPECT_EQ(store_->checkpoint(name_), at_);
+
+  // A queued write that fails (text into a bigint column) fails the commit, not the call.
+  auto failing = store_->begin(lease_, at_);
+  failing->set_pipelined(true);
+  body_ = [&](ReadModel& db) {
+    db.increment(accounts(), {{"account_id", "p1"}, {"currency", "EUR"}}, "balance", 1);
+    db.upsert(accounts(), {{"account_id", "p3"}, {"currency", "EUR"}}, {{"balance", "ten"}});
+  };
+  EXPECT_NO_THROW(projection_->apply(event_at(Position(1, at_.sequence() + 1),
+                                              nlohmann::json::object()),
+                                     *failing));
+  try {
+    failing->commit(Position(1, at_.sequence() + 1));
+    FAIL() << "the queued write of text into a bigint column was committed";
+  } catch (const DeferredWriteError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_THAT(e.what(), HasSubstr(name_));
+    EXPECT_THAT(e.what(), HasSubstr("queued read-model writes failed"));
+  }
+  failing.reset();
+  EXPECT_EQ(admin_.value("SELECT balance FROM " + accounts() + " WHERE account_id = 'p1'"), "113");
+  EXPECT_EQ(admin_.value("SELECT count(*) FROM " + accounts() + " WHERE account_id = 'p3'"), "0");
+  EXPECT_EQ(store_->checkpoint(name_), at_);
+
+  // The same failure from a later call that needs an answer: exec() sends the queue first.
+  auto later = store_->begin(lease_, at_);
+  later->set_pipelined(true);
+  body_ = [&](ReadModel& db) {
+    db.upsert(accounts(), {{"account_id", "p3"}, {"currency", "EUR"}}, {{"balance", "ten"}});
+    static_cast<void>(db.exec("SELECT 1"));
+  };
+  EXPECT_THROW(projection_->apply(event_at(Position(1, at_.sequence() + 1),
+                                           nlohmann::json::object()),
+                                  *later),
+               DeferredWriteError);
+  later.reset();
+  EXPECT_EQ(store_->checkpoint(name_), at_);
+}
+
+// A unique violation in a read-model table is the read model's, not an event id's: the
+// message is neutral (error_translation's Origin::kReadModel), and so is a missing table.
+TEST_F(ReadModelTest, ConstraintAndMissingTableMessagesAreAboutTheReadModel) {
+  admin_.query("CREATE UNIQUE INDEX ON " + accounts() + " (note)");
+  run([&](ReadModel& db) {
+    db.upsert(accounts(), {{"account_id", "u1"}, {"currency", "EUR"}}, {{"note", "same"}});
+  });
+  auto batch = store_->begin(lease_, at_);
+  body_ = [&](ReadModel& db) {
+    db.upsert(accounts(), {{"account_id", "u2"}, {"currency", "EUR"}}, {{"note", "same"}});
+  };
+  try {
+    projection_->apply(event_at(Position(1, at_.sequence() + 1), nlohmann::json::object()),
+                       *batch);
+    FAIL() << "a duplicate key went in";
+  } catch (const InvalidArgumentError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("violates a constraint of the read model"));
+    EXPECT_THAT(e.what(), HasSubstr("23505"));
+    EXPECT_THAT(e.what(), Not(HasSubstr("event id")));
+  }
+  batch.reset();
+  auto missing = store_->begin(lease_, at_);
+  body_ = [&](ReadModel& db) {
+    db.increment(name_ + "_no_such_table", {{"k", "x"}}, "n", 1);
+  };
+  try {
+    projection_->apply(event_at(Position(1, at_.sequence() + 1), nlohmann::json::object()),
+                       *missing);
+    FAIL() << "a missing table was written";
+  } catch (const NotFoundError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("does not exist"));
+    EXPECT_THAT(e.what(), HasSubstr("42P01"));
+    EXPECT_THAT(e.what(), Not(HasSubstr("annals migrate")));
+  }
 }
 
 }  // namespace

@@ -161,6 +161,7 @@ class DecoratedStore final : public ProjectionStore {
       inner_->park(event, error, attempts);
     }
     void resolve_dead_letter(std::int64_t id) override { inner_->resolve_dead_letter(id); }
+    void set_pipelined(bool pipelined) override { inner_->set_pipelined(pipelined); }
     void commit(Position checkpoint) override {
       if (store_.failing_commits.load() > 0 && store_.failing_commits.fetch_sub(1) > 0) {
         throw UnavailableError("injected: connection lost before commit");

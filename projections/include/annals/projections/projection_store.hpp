@@ -51,6 +51,20 @@ class OwnershipLostError : public Error {
   [[nodiscard]] bool retryable() const noexcept override { return true; }
 };
 
+/// Writes that a projection queued in a pipelined batch (Batch::set_pipelined) failed when they
+/// were finally sent. The PostgreSQL ReadModel's upsert() and increment() are sent at the next
+/// exec() or remove(), or with the checkpoint at Batch::commit(), in one round trip, so the
+/// error may surface while a later event is applied, or at commit: which event queued the
+/// failing write is not known from it. The batch's unit of work is rolled back (nothing of it
+/// is committed). The runner then applies the events again unpipelined, so that the failure
+/// policy applies to the exact event.
+/// code() is the failing statement's (e.g. kInvalidArgument for a violated constraint).
+/// (Added with pipelined read-model writes, issue #4.)
+class DeferredWriteError : public Error {
+ public:
+  DeferredWriteError(ErrorCode code, const std::string& message) : Error(code, message) {}
+};
+
 /// One batch of work on a projection: the projection applies events through it, then
 /// commit() stores the new checkpoint in the same unit of work. Destroying it without commit
 /// rolls back.
@@ -65,12 +79,20 @@ class Batch : public UnitOfWork {
   /// Marks dead letter `id` resolved (its retry succeeded in this batch). Takes effect with
   /// commit().
   virtual void resolve_dead_letter(std::int64_t id) = 0;
+  /// Lets the store queue the projection's writes in this batch and send them together (one
+  /// round trip for many writes, e.g. at commit()) instead of one at a time. The failure of a
+  /// queued write then surfaces later, as a DeferredWriteError, from a later write that needs
+  /// an answer or from commit(). Switching it off sends what is queued. The runner pipelines
+  /// its batches, and applies events again unpipelined to find the one whose write failed.
+  /// Default: off; a store that cannot queue ignores it. (Added for issue #4's catch-up rate.)
+  virtual void set_pipelined(bool pipelined) { static_cast<void>(pipelined); }
   /// Stores `checkpoint` and commits, if the lease is still current (same owner and fencing
   /// token, not released) and the stored checkpoint still equals the one this batch began at.
   /// Any position is accepted, including the unchanged checkpoint (a dead-letter retry) and
   /// Position::start() (a rebuild). At most one commit per batch.
   /// Throws: OwnershipLostError when refused (nothing of the batch is stored, parked events
-  /// included); UnavailableError / OutcomeUnknownError when the store failed (after
+  /// included); DeferredWriteError when writes the projection queued failed (nothing is
+  /// stored; see set_pipelined()); UnavailableError / OutcomeUnknownError when the store failed (after
   /// OutcomeUnknownError, read the checkpoint again to learn the outcome).
   virtual void commit(Position checkpoint) = 0;
 };

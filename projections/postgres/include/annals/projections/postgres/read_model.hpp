@@ -41,6 +41,13 @@ using Params = std::vector<nlohmann::json>;
 /// ([A-Za-z_][A-Za-z0-9_]*, optionally "schema.table"); anything else throws
 /// InvalidArgumentError before any SQL is sent.
 ///
+/// Pipelined batches (Batch::set_pipelined, which the ProjectionRunner uses) queue upsert() and
+/// increment() and send them in one round trip: at the next remove() or exec() (which see
+/// every write queued before them) or with the checkpoint at Batch::commit(). A queued write's
+/// failure then surfaces there, as a DeferredWriteError, and rolls the batch back; the runner
+/// finds the event it belongs to (docs/read-models.md). In other batches every call is sent
+/// at once and fails by itself.
+///
 /// Thread safety: one thread (the runner's) only. Valid only inside handle()/setup()/reset().
 class ReadModel {
  public:
@@ -52,17 +59,20 @@ class ReadModel {
   /// no such row. Only the named columns are written, so updating some columns of a table
   /// with other NOT NULL columns works. `key`'s columns should carry a primary key or unique
   /// constraint. Empty (or null) `values`: insert the key when missing, else change nothing.
-  /// Null key values throw InvalidArgumentError. Cost: one statement (prepared once).
+  /// Null key values throw InvalidArgumentError. Cost: one statement (prepared once), queued
+  /// in a pipelined batch.
   virtual void upsert(std::string_view table, const Columns& key, const Columns& values) = 0;
   /// Adds `by` to `column` of the row with `key` (a NULL counts as 0); inserts the row with
-  /// column = by when it does not exist. Cost: one statement.
+  /// column = by when it does not exist. Cost: one statement, queued in a pipelined batch.
   virtual void increment(std::string_view table, const Columns& key, std::string_view column,
                          std::int64_t by) = 0;
-  /// Deletes the rows matching `key`. Returns how many were deleted. Cost: one statement.
+  /// Deletes the rows matching `key`. Returns how many were deleted. Cost: one statement sent
+  /// at once (after the queued ones, in a pipelined batch).
   virtual std::int64_t remove(std::string_view table, const Columns& key) = 0;
   /// Runs one parameterized statement ($1, $2, ...) and returns its rows as JSON objects
   /// (column name to value; numbers, booleans, json and jsonb decoded, the rest as text).
-  /// Cost: one statement (prepared once per distinct text).
+  /// Cost: one statement (prepared once per distinct text) sent at once, after the queued
+  /// ones in a pipelined batch.
   virtual std::vector<nlohmann::json> exec(std::string_view sql, const Params& params = {}) = 0;
 
  protected:
