@@ -22,7 +22,7 @@ std::string format_time(std::chrono::system_clock::time_point time) {
   const auto day = floor<days>(micros);
   const year_month_day ymd{day};
   const hh_mm_ss hms{micros - day};
-  char text[40];
+  char text[64];
   std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02d:%02d:%02d.%06lldZ", int(ymd.year()),
                 unsigned(ymd.month()), unsigned(ymd.day()), static_cast<int>(hms.hours().count()),
                 static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()),
@@ -33,7 +33,7 @@ std::string format_time(std::chrono::system_clock::time_point time) {
 std::string utc_day(std::chrono::system_clock::time_point time) {
   using namespace std::chrono;
   const year_month_day ymd{floor<days>(time)};
-  char text[16];
+  char text[48];
   std::snprintf(text, sizeof text, "%04d-%02u-%02u", int(ymd.year()), unsigned(ymd.month()),
                 unsigned(ymd.day()));
   return text;

@@ -5,6 +5,7 @@
 #include <iterator>
 #include <limits>
 #include <ostream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -57,7 +58,11 @@ void append(EventWriter& store, const AppendArgs& args, std::istream& in, std::o
   if (args.data_json) {
     event.data = parse_json_argument(*args.data_json, "DATA_JSON");
   } else {
-    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    // Through a stream buffer copy rather than istreambuf_iterator, which g++ 12 -O3 flags
+    // with a false -Wnull-dereference inside libstdc++.
+    std::ostringstream buffer;
+    if (in.rdbuf() != nullptr) buffer << in.rdbuf();
+    const std::string text = buffer.str();
     if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
       throw InvalidArgumentError("no event data: give DATA_JSON or pipe JSON on stdin");
     }
