@@ -1,11 +1,8 @@
 // The examples of docs/read-models.md, compiled and run against PostgreSQL. The blocks between
 // `// docs:begin NAME` and `// docs:end` are copied into the doc verbatim (dedented), and
-// DocsSnippets.ReadModelsDocMatchesCompiledCode keeps the two identical (STYLE 2.8).
+// tests/docs keeps the two identical (STYLE 2.8).
 #include <chrono>
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -179,63 +176,6 @@ TEST(ReadModelDocsTest, BalancesFollowTheLog) {
                                                        std::chrono::seconds(30)));
   EXPECT_EQ(balance_of(reader, "account-42"), 1350);
   runner.stop();
-}
-
-// --- The doc blocks equal the compiled code ----------------------------------------------------
-
-namespace fs = std::filesystem;
-
-std::vector<std::string> lines_of(const fs::path& file) {
-  std::ifstream in(file);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
-std::string trimmed(const std::string& s) {
-  const auto begin = s.find_first_not_of(" \t");
-  if (begin == std::string::npos) return "";
-  return s.substr(begin, s.find_last_not_of(" \t") - begin + 1);
-}
-
-TEST(DocsSnippets, ReadModelsDocMatchesCompiledCode) {
-  const fs::path root = ANNALS_SOURCE_DIR;
-  std::map<std::string, std::string> snippets;
-  const auto source = lines_of(root / "tests/integration/projections/read_model_docs_test.cpp");
-  for (std::size_t i = 0; i < source.size(); ++i) {
-    const auto marker = trimmed(source[i]);
-    if (marker.rfind("// docs:begin ", 0) != 0) continue;
-    const auto name = marker.substr(14);
-    const auto indent = source[i].find_first_not_of(' ');
-    std::string body;
-    for (++i; i < source.size() && trimmed(source[i]) != "// docs:end"; ++i) {
-      body += (trimmed(source[i]).empty() ? "" : source[i].substr(indent)) + "\n";
-    }
-    snippets[name] = body;
-  }
-  const auto doc = lines_of(root / "docs/read-models.md");
-  ASSERT_FALSE(doc.empty()) << "docs/read-models.md is missing";
-  int checked = 0;
-  for (std::size_t i = 0; i < doc.size(); ++i) {
-    const std::string prefix = "<!-- snippet: ";
-    if (doc[i].rfind(prefix, 0) != 0) continue;
-    const auto name = doc[i].substr(prefix.size(), doc[i].size() - prefix.size() - 4);
-    ASSERT_LT(i + 1, doc.size());
-    ASSERT_EQ(doc[i + 1], "```cpp") << "docs/read-models.md:" << i + 2;
-    std::string block;
-    std::size_t j = i + 2;
-    for (; j < doc.size() && doc[j] != "```"; ++j) block += doc[j] + "\n";
-    const auto found = snippets.find(name);
-    if (found == snippets.end()) {
-      ADD_FAILURE() << "docs/read-models.md:" << i + 1 << ": no `// docs:begin " << name << "`";
-    } else {
-      EXPECT_EQ(block, found->second)
-          << "docs/read-models.md:" << i + 1 << ": the block differs from the snippet " << name;
-    }
-    ++checked;
-    i = j;
-  }
-  EXPECT_EQ(checked, static_cast<int>(snippets.size())) << "every snippet appears in the doc";
 }
 
 }  // namespace docs
