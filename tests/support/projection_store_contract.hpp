@@ -56,6 +56,7 @@
 #include "annals/eventstore/types.hpp"
 #include "annals/projections/projection.hpp"
 #include "annals/projections/projection_store.hpp"
+#include "annals/testkit/contract_support.hpp"
 #include "annals/testkit/printers.hpp"
 
 namespace annals::projections {
@@ -73,30 +74,8 @@ inline void PrintTo(RebuildState state, std::ostream* os) { *os << to_string(sta
 
 namespace contract_detail {
 
-/// `count` random lower-case hex digits.
-inline std::string random_hex(std::size_t count) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < count; ++i) out.push_back(kDigits[rng() % 16]);
-  return out;
-}
-
-/// Runs `call` and returns the error of type E it threw; empty when it threw nothing. Another
-/// exception type is reported as a test failure (and also yields empty).
-template <typename E, typename F>
-std::optional<E> catch_error(F&& call) {
-  try {
-    std::forward<F>(call)();
-  } catch (const E& e) {
-    return e;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected " << typeid(E).name() << ", but " << typeid(e).name()
-                  << " was thrown: " << e.what();
-    return std::nullopt;
-  }
-  return std::nullopt;
-}
+using annals::testkit::contract_detail::catch_error;
+using annals::testkit::contract_detail::random_hex;
 
 /// An in-process projection that counts setup() calls and otherwise does nothing: the
 /// contract is about the store, not about applying events.

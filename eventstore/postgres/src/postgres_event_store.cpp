@@ -30,6 +30,7 @@
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
 #include "connection_pool.hpp"
+#include "database_checks.hpp"
 #include "error_translation.hpp"
 #include "pooled_call.hpp"
 #include "sql.hpp"
@@ -92,16 +93,7 @@ std::int64_t expected_code(const ExpectedVersion& expected) {
   return -1;
 }
 
-std::uint64_t parse_u64(const pqxx::field& field) {
-  std::uint64_t value = 0;
-  const char* begin = field.c_str();
-  const char* end = begin + field.size();
-  const auto [ptr, ec] = std::from_chars(begin, end, value);
-  if (ec != std::errc() || ptr != end) {
-    throw CorruptionError("unreadable transaction id '" + std::string(begin, end) + "'");
-  }
-  return value;
-}
+using detail::parse_u64;
 
 std::int64_t clamp_count(std::size_t count) {
   return count > static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max())
@@ -861,20 +853,16 @@ class PostgresEventStore final : public EventStore {
   }
 
   void check_database() {
-    const auto rows = run("open store", false, [&](pqxx::connection& connection) {
+    std::optional<detail::TransactionIdsAhead> ahead;
+    run("open store", false, [&](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
-      if (!tx.exec1(sql::kSchemaPresent)[0].as<bool>()) {
-        throw NotFoundError("the annals schema is missing from the database; run `annals migrate`");
-      }
-      return tx.exec(sql::kTransactionIdCheck);
+      ahead = detail::check_database(tx);
+      return pqxx::result();  // run() wants a result; the answer is in `ahead`
     });
-    if (rows[0][0].is_null()) return;
-    const auto stored = parse_u64(rows[0][0]);
-    const auto next = parse_u64(rows[0][1]);
-    if (stored >= next) {
+    if (ahead) {
       throw CorruptionError(
-          "stored transaction ids (up to " + std::to_string(stored) +
-          ") are ahead of this server's next transaction id (" + std::to_string(next) +
+          "stored transaction ids (up to " + std::to_string(ahead->stored) +
+          ") are ahead of this server's next transaction id (" + std::to_string(ahead->next) +
           "): the database was probably restored into a new cluster. Readers of the global log "
           "would hold back or misorder events; refusing to open. See docs/schema.md, "
           "\"Restoring a dump\".");

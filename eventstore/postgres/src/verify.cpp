@@ -7,8 +7,8 @@
 #include <pqxx/pqxx>
 
 #include "annals/eventstore/error.hpp"
+#include "database_checks.hpp"
 #include "error_translation.hpp"
-#include "sql.hpp"
 #include "verify_sql.hpp"
 
 namespace annals::postgres {
@@ -57,9 +57,7 @@ VerifyReport verify(const std::string& connection_string, const VerifyOptions& o
   return detail::with_connection(connection_string, "verify", [&](pqxx::connection& c) {
     // One snapshot for every query, so counts, digest and findings describe the same history.
     pqxx::transaction<pqxx::repeatable_read, pqxx::readwrite_policy::read_only> tx(c);
-    if (!tx.exec1(sql::kSchemaPresent)[0].as<bool>()) {
-      throw NotFoundError("the annals schema is missing from the database; run `annals migrate`");
-    }
+    const auto ahead = detail::check_database(tx);
     VerifyReport report;
 
     const auto guards = tx.exec(verify_sql::kGuards);
@@ -71,15 +69,13 @@ VerifyReport verify(const std::string& connection_string, const VerifyOptions& o
            .message = "an append-only trigger of annals.events is missing or disabled: "
                       "UPDATE, DELETE or TRUNCATE of events may not be refused"});
     }
-    const auto ids = tx.exec(sql::kTransactionIdCheck);
-    if (!ids[0][0].is_null() &&
-        std::stoull(ids[0][0].c_str()) >= std::stoull(ids[0][1].c_str())) {
+    if (ahead) {
       report.findings.push_back(
           {.kind = FindingKind::kTransactionIdsAhead,
            .stream_id = std::nullopt,
            .version = std::nullopt,
-           .message = std::string("stored transaction ids (up to ") + ids[0][0].c_str() +
-                      ") are ahead of this server's next one (" + ids[0][1].c_str() +
+           .message = "stored transaction ids (up to " + std::to_string(ahead->stored) +
+                      ") are ahead of this server's next one (" + std::to_string(ahead->next) +
                       "): the database was restored into a new cluster; readers of the global "
                       "log would misorder events (see docs/schema.md)"});
     }

@@ -40,35 +40,11 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/event_store.hpp"
+#include "annals/testkit/contract_support.hpp"
 #include "annals/testkit/printers.hpp"
 
 namespace annals::testkit {
 namespace contract_detail {
-
-/// `count` random lower-case hex digits (for unique categories and stream ids).
-inline std::string random_hex(std::size_t count) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < count; ++i) out.push_back(kDigits[rng() % 16]);
-  return out;
-}
-
-/// Runs `call` and returns the error of type E it threw; empty when it threw nothing. Another
-/// exception type is reported as a test failure (and also yields empty).
-template <typename E, typename F>
-std::optional<E> catch_error(F&& call) {
-  try {
-    std::forward<F>(call)();
-  } catch (const E& e) {
-    return e;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected " << typeid(E).name() << ", but " << typeid(e).name()
-                  << " was thrown: " << e.what();
-    return std::nullopt;
-  }
-  return std::nullopt;
-}
 
 /// Collects what a subscription delivers; handler() may be called from the subscription's
 /// thread while the test reads events().
