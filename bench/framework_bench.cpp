@@ -179,16 +179,6 @@ double cpu_us_per_call(int calls, F&& step) {
 
 // --- Helpers --------------------------------------------------------------------------------
 
-template <typename... Args>
-void progress(fmt::format_string<Args...> format, Args&&... args) {
-  std::fputs((fmt::format(format, std::forward<Args>(args)...) + "\n").c_str(), stderr);
-}
-
-std::string random_tag() {
-  std::mt19937_64 rng{std::random_device{}()};
-  return fmt::format("{:012x}", rng() & 0xffffffffffffULL);
-}
-
 // A CHECKPOINT before each slice, as the store benchmark does, so that no slice pays for the
 // previous one's dirty pages. Skipped (once reported) when not permitted.
 class Checkpointer {
@@ -214,7 +204,7 @@ class Checkpointer {
     try {
       control_.exec("CHECKPOINT");
     } catch (const std::exception& e) {
-      progress("CHECKPOINT not permitted ({}); slices start without one", e.what());
+      report_progress("CHECKPOINT not permitted ({}); slices start without one", e.what());
       enabled_ = false;
     }
   }
@@ -337,16 +327,10 @@ const std::vector<std::string>& framework_figure_names() {
 
 nlohmann::json run_framework_benchmarks(const std::string& conninfo,
                                         const FrameworkBenchOptions& options) {
-  std::set<std::string> only;
-  {
-    std::stringstream names(options.only);
-    for (std::string name; std::getline(names, name, ',');) {
-      if (!name.empty()) only.insert(name);
-    }
-  }
+  const std::set<std::string> only = split_names(options.only);
   const auto wanted = [&](const std::string& name) { return only.empty() || only.count(name); };
   const int rounds = std::max(1, options.rounds);
-  const std::string tag = random_tag();
+  const std::string tag = random_tag(12);
 
   EventRegistry registry;
   registry.register_events<BenchAccount>();
@@ -362,7 +346,7 @@ nlohmann::json run_framework_benchmarks(const std::string& conninfo,
     auto snapshots = postgres::make_postgres_snapshot_store({.connection_string = conninfo});
     const std::string id = fmt::format("rehydrate{}-{}", events, tag);
     const StreamId stream("benchacct-" + id);
-    progress("framework: filling an aggregate of {} events", events);
+    report_progress("framework: filling an aggregate of {} events", events);
     fill_aggregate(*store, registry, stream, events);
     Repository<BenchAccount> replaying(*store, registry);
     Repository<BenchAccount> snapshotting(*store, registry, {.snapshots = snapshots.get()});
@@ -389,7 +373,7 @@ nlohmann::json run_framework_benchmarks(const std::string& conninfo,
     for (int r = 0; r < rounds; ++r) {
       replay.samples.push_back(time_loads(replaying, id, options.loads_per_round, events));
       snapshot.samples.push_back(time_loads(snapshotting, id, options.loads_per_round, events));
-      progress("framework: {} round {}: replay {:.2f} ms, snapshot {:.2f} ms", replay_name, r + 1,
+      report_progress("framework: {} round {}: replay {:.2f} ms, snapshot {:.2f} ms", replay_name, r + 1,
                replay.samples.back(), snapshot.samples.back());
     }
     snapshot.baseline_samples = replay.samples;
@@ -444,7 +428,7 @@ nlohmann::json run_framework_benchmarks(const std::string& conninfo,
         run_bus();
         run_bare();
       }
-      progress("framework: bus_cpu_null_store round {}: bus {:.2f} us, bare append {:.2f} us",
+      report_progress("framework: bus_cpu_null_store round {}: bus {:.2f} us, bare append {:.2f} us",
                r + 1, figure.samples.back(), figure.baseline_samples.back());
     }
     figures.push_back(figure);
@@ -503,7 +487,7 @@ nlohmann::json run_framework_benchmarks(const std::string& conninfo,
         run_bus();
         run_bare();
       }
-      progress(
+      report_progress(
           "framework: {} round {}: bus {:.0f} events/s, bare append {:.0f} events/s (WAL "
           "{:.0f} / {:.0f} bytes per event)",
           spec.name, r + 1, figure.samples.back(), figure.baseline_samples.back(),

@@ -7,6 +7,8 @@
 #include <exception>
 #include <latch>
 #include <mutex>
+#include <random>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -150,6 +152,21 @@ Payload make_payload() {
   payload.data_suffix = text.substr(at + sentinel.size());
   payload.metadata_text = payload.metadata.dump();
   return payload;
+}
+
+std::string random_tag(int hex_digits) {
+  std::mt19937_64 rng{std::random_device{}()};
+  const auto mask = hex_digits >= 16 ? ~0ULL : (1ULL << (4 * hex_digits)) - 1;
+  return fmt::format("{:0{}x}", rng() & mask, hex_digits);
+}
+
+std::set<std::string> split_names(const std::string& list) {
+  std::set<std::string> names;
+  std::stringstream in(list);
+  for (std::string name; std::getline(in, name, ',');) {
+    if (!name.empty()) names.insert(name);
+  }
+  return names;
 }
 
 }  // namespace annals::bench

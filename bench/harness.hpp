@@ -9,10 +9,14 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <functional>
+#include <utility>
+#include <set>
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace annals::bench {
@@ -67,5 +71,17 @@ struct Payload {
 };
 
 [[nodiscard]] Payload make_payload();
+
+/// Prints one progress line on stderr (the table goes to stdout).
+template <typename... Args>
+void report_progress(fmt::format_string<Args...> format, Args&&... args) {
+  std::fputs((fmt::format(format, std::forward<Args>(args)...) + "\n").c_str(), stderr);
+}
+
+/// `hex_digits` random hex digits: a tag that keeps one run's streams and projections apart.
+std::string random_tag(int hex_digits);
+
+/// The non-empty names of a comma-separated list (an --only value).
+std::set<std::string> split_names(const std::string& list);
 
 }  // namespace annals::bench

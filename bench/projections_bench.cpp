@@ -39,16 +39,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using projections::ProjectionRunner;
 
-template <typename... Args>
-void progress(fmt::format_string<Args...> format, Args&&... args) {
-  std::fputs((fmt::format(format, std::forward<Args>(args)...) + "\n").c_str(), stderr);
-}
-
-std::string random_tag() {
-  std::mt19937_64 rng{std::random_device{}()};
-  return fmt::format("{:08x}", rng() & 0xffffffffULL);
-}
-
 // Applies nothing: what the runner and the store cost on their own.
 class NoopProjection final : public projections::InProcessProjection {
  public:
@@ -295,16 +285,10 @@ const std::vector<std::string>& projection_figure_names() {
 
 nlohmann::json run_projection_benchmarks(const std::string& conninfo,
                                          const ProjectionBenchOptions& options) {
-  std::set<std::string> only;
-  {
-    std::stringstream names(options.only);
-    for (std::string name; std::getline(names, name, ',');) {
-      if (!name.empty()) only.insert(name);
-    }
-  }
+  const std::set<std::string> only = split_names(options.only);
   const auto wanted = [&](const std::string& name) { return only.empty() || only.count(name); };
   const int rounds = std::max(1, options.rounds);
-  const std::string tag = random_tag();
+  const std::string tag = random_tag(8);
   const Payload payload = make_payload();
   std::vector<Figure> figures;
 
@@ -366,7 +350,7 @@ nlohmann::json run_projection_benchmarks(const std::string& conninfo,
           project(figure, model);
           read(figure);
         }
-        progress("projections: {} round {}: {:.0f} events/s, read_all {:.0f} events/s", figure.name,
+        report_progress("projections: {} round {}: {:.0f} events/s, read_all {:.0f} events/s", figure.name,
                  r + 1, figure.samples.back(), figure.baseline_samples.back());
       }
     }
@@ -401,7 +385,7 @@ nlohmann::json run_projection_benchmarks(const std::string& conninfo,
       p99s.push_back(quantile(round.latencies_ms, 0.99));
       rates.push_back(round.appends_per_second);
       all.insert(all.end(), round.latencies_ms.begin(), round.latencies_ms.end());
-      progress(
+      report_progress(
           "projections: latency round {}: {:.0f} appends/s, p50 {:.1f} ms, p99 {:.1f} ms, max "
           "{:.1f} ms ({} appends)",
           r + 1, round.appends_per_second, p50s.back(), p99s.back(),
