@@ -1,6 +1,7 @@
 // PostgreSQL-only behaviour of PostgresEventStore (issue 2): what the contract suite cannot
 // express because it needs the server itself — a held-open writing transaction, killed
 // backends, restored transaction ids, concurrent migrations.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -401,5 +402,92 @@ void expect_live_wake_up(bool notify_in_transaction) {
 TEST(PostgresStoreTest, AppendsWakeSubscribersAfterCommit) { expect_live_wake_up(false); }
 
 TEST(PostgresStoreTest, AppendsWakeSubscribersFromTheirTransaction) { expect_live_wake_up(true); }
+
+}  // namespace
+
+namespace {
+
+// The number of server connections whose application_name is `name`.
+std::size_t connections_named(const std::string& name) {
+  pqxx::connection admin(annals::testing::server_url());
+  pqxx::nontransaction tx(admin);
+  return tx.exec_params1("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                         name)[0]
+      .as<std::size_t>();
+}
+
+// Reads stream their rows on raw libpq connections, appends use libpqxx ones: both kinds draw
+// on one pool_size (tests/unit/eventstore/connection_pool_test.cpp checks the bound itself).
+// Here: threads that append and read at once all succeed, and the connections the store
+// keeps open afterwards are at most pool_size plus the one that sends notifications after
+// commits. (pg_stat_activity lists a closed connection until its backend has exited, so the
+// count is read once the closed ones are gone, within a deadline.)
+TEST(PostgresStoreTest, ReadsAndAppendsShareOnePoolSize) {
+  const std::string name = "annals_pool_" + unique_stream("p").substr(2, 10);
+  const auto url = fresh_database(name);
+  annals::postgres::migrate(url);
+  const std::string application = "annals-pool-test-" + name;
+  constexpr std::size_t kPoolSize = 2;
+  auto store = annals::postgres::make_postgres_event_store(
+      {.connection_string = url + "?application_name=" + application, .pool_size = kPoolSize});
+
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 6; ++w) {
+    workers.emplace_back([&, w] {
+      const StreamId stream("pool-" + std::to_string(w));
+      for (int i = 0; i < 40; ++i) {
+        store->append(stream, ExpectedVersion::exact(i), {event("E", i)});
+        EXPECT_EQ(store->read_stream(stream).size(), static_cast<std::size_t>(i + 1));
+        EXPECT_FALSE(store->read_all({.max_count = 20}).empty());
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  EXPECT_EQ(store->read_all({.max_count = 1000}).size(), 6U * 40U);
+  std::size_t open = connections_named(application);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (open > kPoolSize + 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    open = connections_named(application);
+  }
+  EXPECT_GE(open, 1U);
+  EXPECT_LE(open, kPoolSize + 1);
+  store.reset();
+  drop_database(name);
+}
+
+// A read that fails while decoding (here: a stored stream id the store refuses, written past
+// the store with plain SQL) reports the failure and leaves its connection ready: the next read
+// on the same connection returns exactly its own rows, none of the failed read's.
+TEST(PostgresStoreTest, ReadThatFailsWhileDecodingLeavesItsConnectionUsable) {
+  const std::string name = "annals_decode_" + unique_stream("d").substr(2, 10);
+  const auto url = fresh_database(name);
+  annals::postgres::migrate(url);
+  auto store = annals::postgres::make_postgres_event_store({.connection_string = url,
+                                                            .pool_size = 1});
+  const StreamId good("good-1");
+  store->append(good, ExpectedVersion::no_stream(), {event("A", 1)});
+  {
+    pqxx::connection c(url);
+    pqxx::nontransaction tx(c);
+    tx.exec(
+        "INSERT INTO annals.events (transaction_id, stream_id, stream_version, event_id,"
+        " event_type, schema_version, data, metadata, recorded_at, hash)"
+        " VALUES (pg_current_xact_id(), 'bad' || chr(1), 1, gen_random_uuid(), 'Bad', 1,"
+        " '{}', '{}', now(), '\\x00')");
+  }
+  for (int i = 2; i <= 300; ++i) {
+    store->append(good, ExpectedVersion::exact(i - 1), {event("A", i)});
+  }
+
+  EXPECT_THROW(store->read_all({}), annals::Error);
+  const auto events = store->read_stream(good, {.from = 2, .max_count = 3});
+  ASSERT_EQ(events.size(), 3U);
+  EXPECT_EQ(events[0].version, 2);
+  EXPECT_EQ(events[2].data["n"], 4);
+  EXPECT_EQ(store->read_all({.filter = {.category = "good"}}).size(), 300U);
+  store.reset();
+  drop_database(name);
+}
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
@@ -27,14 +28,14 @@ inline std::shared_ptr<spdlog::logger> logger() {
 /// translated once, by SQLSTATE. `write` marks calls whose outcome is unknown when the
 /// connection breaks while they are in flight (appends; they are retried with the same event
 /// ids, which makes the retry an exact re-send).
-template <typename F>
-pqxx::result run_pooled(ConnectionPool& pool, const std::string& what, bool write,
-                        int max_broken_retries, F&& f) {
+template <typename Connection, typename F>
+auto run_pooled(ConnectionPool<Connection>& pool, const std::string& what, bool write,
+                int max_broken_retries, F&& f) -> std::invoke_result_t<F&, Connection&> {
   int broken = 0;
   int transient = 0;
   for (;;) {
     bool in_flight = false;
-    std::optional<ConnectionPool::Lease> lease;
+    std::optional<typename ConnectionPool<Connection>::Lease> lease;
     try {
       lease.emplace(pool.acquire());
       in_flight = true;

@@ -88,7 +88,7 @@ class PostgresSnapshotStore final : public SnapshotStore {
   }
 
   PostgresSnapshotStoreOptions options_;
-  detail::ConnectionPool pool_;
+  detail::ConnectionPool<pqxx::connection> pool_;
 };
 
 }  // namespace

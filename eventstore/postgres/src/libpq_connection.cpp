@@ -1,0 +1,100 @@
+#include "libpq_connection.hpp"
+
+#include <libpq-fe.h>
+
+#include <exception>
+#include <memory>
+
+#include <pqxx/except>
+
+namespace annals::postgres::detail {
+namespace {
+
+struct ResultDeleter {
+  void operator()(PGresult* result) const noexcept { PQclear(result); }
+};
+using Result = std::unique_ptr<PGresult, ResultDeleter>;
+
+bool is_error(ExecStatusType status) noexcept {
+  return status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK &&
+         status != PGRES_SINGLE_TUPLE;
+}
+
+std::string sqlstate_of(const PGresult* result) {
+  const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  return state == nullptr ? std::string() : std::string(state);
+}
+
+}  // namespace
+
+LibpqConnection::LibpqConnection(const std::string& connection_string)
+    : connection_(PQconnectdb(connection_string.c_str())) {
+  if (connection_ == nullptr) throw pqxx::broken_connection("libpq: out of memory");
+  if (PQstatus(connection_) != CONNECTION_OK) {
+    const std::string message = PQerrorMessage(connection_);
+    PQfinish(connection_);
+    throw pqxx::broken_connection(message);
+  }
+}
+
+LibpqConnection::~LibpqConnection() { PQfinish(connection_); }
+
+void LibpqConnection::throw_connection_error(const std::string& what) const {
+  throw pqxx::broken_connection(what + ": " + PQerrorMessage(connection_));
+}
+
+void LibpqConnection::prepare(const char* name, const char* sql) {
+  const Result result(PQprepare(connection_, name, sql, 0, nullptr));
+  if (PQstatus(connection_) != CONNECTION_OK) throw_connection_error("prepare");
+  if (result == nullptr) throw_connection_error("prepare");
+  if (is_error(PQresultStatus(result.get()))) {
+    const std::string state = sqlstate_of(result.get());
+    throw pqxx::sql_error(PQresultErrorMessage(result.get()), sql,
+                          state.empty() ? nullptr : state.c_str());
+  }
+}
+
+void LibpqConnection::stream_prepared(const char* name, std::span<const char* const> values,
+                                      const std::function<void(Row)>& on_row) {
+  if (PQsendQueryPrepared(connection_, name, static_cast<int>(values.size()), values.data(),
+                          nullptr, nullptr, 0) != 1) {
+    throw_connection_error(name);
+  }
+  // Only fails when no query is in progress, which cannot be the case here.
+  PQsetSingleRowMode(connection_);
+  std::exception_ptr failed;
+  std::string server_error;
+  std::string server_state;
+  for (;;) {
+    const Result result(PQgetResult(connection_));
+    if (result == nullptr) break;
+    const auto status = PQresultStatus(result.get());
+    if (status == PGRES_SINGLE_TUPLE) {
+      if (failed || !server_error.empty()) continue;  // drain
+      const int columns = PQnfields(result.get());
+      fields_.resize(static_cast<std::size_t>(columns));
+      for (int i = 0; i < columns; ++i) {
+        fields_[static_cast<std::size_t>(i)] =
+            PQgetisnull(result.get(), 0, i) != 0
+                ? std::string_view()
+                : std::string_view(PQgetvalue(result.get(), 0, i),
+                                   static_cast<std::size_t>(PQgetlength(result.get(), 0, i)));
+      }
+      try {
+        on_row(Row(fields_));
+      } catch (...) {
+        failed = std::current_exception();
+      }
+    } else if (is_error(status) && server_error.empty()) {
+      server_error = PQresultErrorMessage(result.get());
+      server_state = sqlstate_of(result.get());
+    }
+  }
+  if (PQstatus(connection_) != CONNECTION_OK) throw_connection_error(name);
+  if (failed) std::rethrow_exception(failed);
+  if (!server_error.empty()) {
+    throw pqxx::sql_error(server_error, name, server_state.empty() ? nullptr : server_state.c_str());
+  }
+}
+
+}  // namespace annals::postgres::detail
