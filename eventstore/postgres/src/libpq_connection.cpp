@@ -4,6 +4,7 @@
 
 #include <exception>
 #include <memory>
+#include <utility>
 
 #include <pqxx/except>
 
@@ -13,7 +14,7 @@ namespace {
 struct ResultDeleter {
   void operator()(PGresult* result) const noexcept { PQclear(result); }
 };
-using Result = std::unique_ptr<PGresult, ResultDeleter>;
+using OwnedResult = std::unique_ptr<PGresult, ResultDeleter>;
 
 bool is_error(ExecStatusType status) noexcept {
   return status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK &&
@@ -43,15 +44,56 @@ void LibpqConnection::throw_connection_error(const std::string& what) const {
   throw pqxx::broken_connection(what + ": " + PQerrorMessage(connection_));
 }
 
-void LibpqConnection::prepare(const char* name, const char* sql) {
-  const Result result(PQprepare(connection_, name, sql, 0, nullptr));
-  if (PQstatus(connection_) != CONNECTION_OK) throw_connection_error("prepare");
-  if (result == nullptr) throw_connection_error("prepare");
-  if (is_error(PQresultStatus(result.get()))) {
-    const std::string state = sqlstate_of(result.get());
-    throw pqxx::sql_error(PQresultErrorMessage(result.get()), sql,
+LibpqConnection::Result::Result(Result&& other) noexcept
+    : result_(std::exchange(other.result_, nullptr)) {}
+
+LibpqConnection::Result& LibpqConnection::Result::operator=(Result&& other) noexcept {
+  if (this != &other) {
+    PQclear(result_);
+    result_ = std::exchange(other.result_, nullptr);
+  }
+  return *this;
+}
+
+LibpqConnection::Result::~Result() { PQclear(result_); }
+
+int LibpqConnection::Result::rows() const noexcept {
+  return result_ == nullptr ? 0 : PQntuples(result_);
+}
+
+bool LibpqConnection::Result::is_null(int row, int column) const noexcept {
+  return PQgetisnull(result_, row, column) != 0;
+}
+
+std::string_view LibpqConnection::Result::text(int row, int column) const noexcept {
+  return std::string_view(PQgetvalue(result_, row, column),
+                          static_cast<std::size_t>(PQgetlength(result_, row, column)));
+}
+
+LibpqConnection::Result LibpqConnection::checked(PGresult* raw, const char* what) const {
+  Result result(raw);
+  if (PQstatus(connection_) != CONNECTION_OK || raw == nullptr) throw_connection_error(what);
+  if (is_error(PQresultStatus(raw))) {
+    const std::string state = sqlstate_of(raw);
+    throw pqxx::sql_error(PQresultErrorMessage(raw), what,
                           state.empty() ? nullptr : state.c_str());
   }
+  return result;
+}
+
+void LibpqConnection::prepare(const char* name, const char* sql) {
+  checked(PQprepare(connection_, name, sql, 0, nullptr), sql);
+}
+
+LibpqConnection::Result LibpqConnection::exec_prepared(const char* name,
+                                                       std::span<const char* const> values) {
+  return checked(PQexecPrepared(connection_, name, static_cast<int>(values.size()),
+                                values.data(), nullptr, nullptr, 0),
+                 name);
+}
+
+LibpqConnection::Result LibpqConnection::exec(const char* sql) {
+  return checked(PQexec(connection_, sql), sql);
 }
 
 void LibpqConnection::stream_prepared(const char* name, std::span<const char* const> values,
@@ -66,7 +108,7 @@ void LibpqConnection::stream_prepared(const char* name, std::span<const char* co
   std::string server_error;
   std::string server_state;
   for (;;) {
-    const Result result(PQgetResult(connection_));
+    const OwnedResult result(PQgetResult(connection_));
     if (result == nullptr) break;
     const auto status = PQresultStatus(result.get());
     if (status == PGRES_SINGLE_TUPLE) {

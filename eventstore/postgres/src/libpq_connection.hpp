@@ -1,9 +1,12 @@
-// Internal: a raw libpq connection for reads that stream their rows.
+// Internal: the event store's connection, on libpq directly.
 //
-// libpqxx 6.4 receives a whole result before the caller sees its first row, so a reader's
-// decoding and the server's producing rows take turns. In libpq's single-row mode the server
-// keeps sending while the client decodes the rows already received: on two cores that is the
-// difference between adding the two costs and overlapping them (docs/performance.md, "Reads").
+// Two reasons not to go through libpqxx 6.4 on the store's hot paths. Reads: libpqxx receives a
+// whole result before the caller sees its first row, so a reader's decoding and the server's
+// producing rows take turns; in libpq's single-row mode the server keeps sending while the
+// client decodes the rows already received, and on two cores that is the difference between
+// adding the two costs and overlapping them. Appends: after every statement libpqxx looks for
+// notifications with one more (non-blocking) receive call, which with the result bookkeeping
+// was a measurable part of a single-event append's client CPU (docs/performance.md).
 // Errors are thrown as libpqxx's exception types, so the store's retry and translation rules
 // (pooled_call.hpp, error_translation.hpp) apply unchanged.
 #pragma once
@@ -15,6 +18,7 @@
 #include <vector>
 
 struct pg_conn;
+struct pg_result;
 
 namespace annals::postgres::detail {
 
@@ -29,6 +33,34 @@ class LibpqConnection {
   /// Prepares `sql` as the statement `name`. Throws as stream_prepared does.
   void prepare(const char* name, const char* sql);
 
+  /// A complete result: rows of text fields.
+  class Result {
+   public:
+    Result() noexcept = default;
+    explicit Result(pg_result* result) noexcept : result_(result) {}
+    Result(Result&& other) noexcept;
+    Result& operator=(Result&& other) noexcept;
+    Result(const Result&) = delete;
+    Result& operator=(const Result&) = delete;
+    ~Result();
+
+    [[nodiscard]] int rows() const noexcept;
+    [[nodiscard]] bool empty() const noexcept { return rows() == 0; }
+    [[nodiscard]] bool is_null(int row, int column) const noexcept;
+    /// The field as text; empty when NULL.
+    [[nodiscard]] std::string_view text(int row, int column) const noexcept;
+
+   private:
+    pg_result* result_ = nullptr;
+  };
+
+  /// Executes the prepared statement `name` with text parameters (a null pointer is NULL).
+  /// Throws as stream_prepared does.
+  Result exec_prepared(const char* name, std::span<const char* const> values);
+
+  /// Executes `sql`, which takes no parameters. Throws as stream_prepared does.
+  Result exec(const char* sql);
+
   /// The fields of one row as text; a NULL field has a null data().
   using Row = std::span<const std::string_view>;
 
@@ -42,6 +74,8 @@ class LibpqConnection {
 
  private:
   [[noreturn]] void throw_connection_error(const std::string& what) const;
+  // Takes ownership of `result` and returns it when it is a success; throws otherwise.
+  Result checked(pg_result* result, const char* what) const;
 
   pg_conn* connection_;
   std::vector<std::string_view> fields_;  // one row, reused

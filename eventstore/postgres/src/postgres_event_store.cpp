@@ -96,7 +96,6 @@ std::int64_t expected_code(const ExpectedVersion& expected) {
   return -1;
 }
 
-using detail::parse_u64;
 
 std::int64_t clamp_count(std::size_t count) {
   return count > static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max())
@@ -455,19 +454,16 @@ RecordedEvent decode_event(const EventRow& row, const RecordedEvent* previous) {
   return event;
 }
 
-// The statements of the reading connections, which stream events (libpq_connection.hpp).
-void prepare_read_statements(detail::LibpqConnection& connection) {
-  connection.prepare(sql::kReadStreamForwardName, sql::kReadStreamForward);
-  connection.prepare(sql::kReadStreamBackwardName, sql::kReadStreamBackward);
-  connection.prepare(sql::kReadAllName, sql::kReadAll);
-  connection.prepare(sql::kReadAllFilteredName, sql::kReadAllFiltered);
-}
-
-void prepare_statements(pqxx::connection& connection) {
+// Every statement of the pooled connections, prepared when a connection opens.
+void prepare_statements(detail::LibpqConnection& connection) {
   connection.prepare(sql::kAppendName, sql::kAppend);
   connection.prepare(sql::kAppendOneName, sql::kAppendOne);
   connection.prepare(sql::kStreamVersionName, sql::kStreamVersion);
   connection.prepare(sql::kHeadPositionName, sql::kHeadPosition);
+  connection.prepare(sql::kReadStreamForwardName, sql::kReadStreamForward);
+  connection.prepare(sql::kReadStreamBackwardName, sql::kReadStreamBackward);
+  connection.prepare(sql::kReadAllName, sql::kReadAll);
+  connection.prepare(sql::kReadAllFilteredName, sql::kReadAllFiltered);
 }
 
 ReadHorizon query_read_horizon(pqxx::connection& connection) {
@@ -690,9 +686,7 @@ class PostgresEventStore final : public EventStore {
  public:
   explicit PostgresEventStore(PostgresEventStoreOptions options)
       : options_(std::move(options)),
-        budget_(std::make_shared<detail::PoolBudget>(options_.pool_size)),
-        pool_(options_.connection_string, budget_, prepare_statements),
-        read_pool_(options_.connection_string, budget_, prepare_read_statements),
+        pool_(options_.connection_string, options_.pool_size, prepare_statements),
         notifier_(options_.connection_string) {
     check_database();
   }
@@ -742,22 +736,18 @@ class PostgresEventStore final : public EventStore {
   }
 
   std::optional<StreamVersion> stream_version(const StreamId& stream) override {
+    const std::array<const char*, 1> values{stream.value().c_str()};
     const auto rows = run("stream version of \"" + stream.value() + "\"", false,
-                          [&](pqxx::connection& connection) {
-                            pqxx::nontransaction tx(connection);
-                            return tx.exec_prepared(sql::kStreamVersionName, stream.value());
-                          });
-    if (rows.empty() || rows[0][0].is_null()) return std::nullopt;
-    return rows[0][0].as<std::int64_t>();
+                          sql::kStreamVersionName, values);
+    if (rows.empty() || rows.is_null(0, 0)) return std::nullopt;
+    return parse_int<std::int64_t>(rows.text(0, 0), "stream version");
   }
 
   Position head_position() override {
-    const auto rows = run("head position", false, [&](pqxx::connection& connection) {
-      pqxx::nontransaction tx(connection);
-      return tx.exec_prepared(sql::kHeadPositionName);
-    });
+    const auto rows = run("head position", false, sql::kHeadPositionName, {});
     if (rows.empty()) return Position::start();
-    return Position(parse_u64(rows[0][0]), rows[0][1].as<std::int64_t>());
+    return Position(parse_int<std::uint64_t>(rows.text(0, 0), "transaction id"),
+                    parse_int<std::int64_t>(rows.text(0, 1), "global position"));
   }
 
   std::unique_ptr<ChangeSignal> watch() override {
@@ -774,17 +764,22 @@ class PostgresEventStore final : public EventStore {
   }
 
  private:
-  template <typename F>
-  pqxx::result run(const std::string& what, bool write, F&& f) {
+  using Rows = detail::LibpqConnection::Result;
+
+  // Executes a prepared statement on a pooled connection (see detail::run_pooled).
+  Rows run(const std::string& what, bool write, const char* statement,
+           std::span<const char* const> values) {
     return detail::run_pooled(pool_, what, write, options_.max_retries_on_broken_connection,
-                              std::forward<F>(f));
+                              [&](detail::LibpqConnection& connection) {
+                                return connection.exec_prepared(statement, values);
+                              });
   }
 
-  // Runs a read statement on a reading connection and decodes its rows as they arrive.
+  // Runs a read statement and decodes its rows as they arrive.
   std::vector<RecordedEvent> read_events(const std::string& what, const char* statement,
                                          std::span<const char* const> values) {
     return detail::run_pooled(
-        read_pool_, what, false, options_.max_retries_on_broken_connection,
+        pool_, what, false, options_.max_retries_on_broken_connection,
         [&](detail::LibpqConnection& connection) {
           std::vector<RecordedEvent> events;
           connection.stream_prepared(statement, values, [&](EventRow row) {
@@ -844,20 +839,23 @@ class PostgresEventStore final : public EventStore {
     const auto p_schema_versions = std::move(schema_versions).finish();
     const auto p_data = std::move(data).finish();
     const auto p_metadata = std::move(metadata).finish();
-    const auto rows = run(what, true, [&](pqxx::connection& connection) {
-      pqxx::nontransaction tx(connection);
-      return tx.exec_prepared(sql::kAppendName, p_streams, p_expected, p_counts, p_ids, p_types,
-                              p_schema_versions, p_data, p_metadata,
-                              options_.notify_on_append && options_.notify_in_transaction);
-    });
+    const bool notify_here = options_.notify_on_append && options_.notify_in_transaction;
+    const std::array<const char*, 9> values{
+        p_streams.c_str(), p_expected.c_str(),         p_counts.c_str(),
+        p_ids.c_str(),     p_types.c_str(),            p_schema_versions.c_str(),
+        p_data.c_str(),    p_metadata.c_str(),         notify_here ? "true" : "false"};
+    const auto rows = run(what, true, sql::kAppendName, values);
 
     std::vector<AppendResult> results;
     bool wrote = false;
-    for (const auto& row : rows) {
-      const auto index = static_cast<std::size_t>(row[0].as<int>() - 1);
-      const auto outcome = row[1].as<int>();
+    for (int row = 0; row < rows.rows(); ++row) {
+      const auto index =
+          static_cast<std::size_t>(parse_int<int>(rows.text(row, 0), "stream index") - 1);
+      const auto outcome = parse_int<int>(rows.text(row, 1), "outcome");
       const StreamId& stream = *streams.at(index).first;
-      const auto actual = row[6].get<std::int64_t>();
+      const auto actual = rows.is_null(row, 6) ? std::optional<std::int64_t>()
+                                               : parse_int<std::int64_t>(rows.text(row, 6),
+                                                                         "actual version");
       if (outcome == 2) {
         throw ConcurrencyError(stream.value(), streams[index].second.to_string(), actual);
       }
@@ -873,9 +871,10 @@ class PostgresEventStore final : public EventStore {
       }
       results.push_back(AppendResult{
           .stream_id = stream,
-          .first_version = row[2].as<std::int64_t>(),
-          .last_version = row[3].as<std::int64_t>(),
-          .position = Position(parse_u64(row[4]), row[5].as<std::int64_t>()),
+          .first_version = parse_int<std::int64_t>(rows.text(row, 2), "first version"),
+          .last_version = parse_int<std::int64_t>(rows.text(row, 3), "last version"),
+          .position = Position(parse_int<std::uint64_t>(rows.text(row, 4), "transaction id"),
+                               parse_int<std::int64_t>(rows.text(row, 5), "global position")),
       });
     }
     if (results.size() != streams.size()) {
@@ -887,12 +886,13 @@ class PostgresEventStore final : public EventStore {
   }
 
   void check_database() {
-    std::optional<detail::TransactionIdsAhead> ahead;
-    run("open store", false, [&](pqxx::connection& connection) {
-      pqxx::nontransaction tx(connection);
-      ahead = detail::check_database(tx);
-      return pqxx::result();  // run() wants a result; the answer is in `ahead`
-    });
+    // On a connection of its own: the pool's connections prepare statements that need the
+    // schema, and a missing schema must be reported as such.
+    const auto ahead = detail::with_connection(
+        options_.connection_string, "open store", [](pqxx::connection& connection) {
+          pqxx::nontransaction tx(connection);
+          return detail::check_database(tx);
+        });
     if (ahead) {
       throw CorruptionError(
           "stored transaction ids (up to " + std::to_string(ahead->stored) +
@@ -913,31 +913,36 @@ class PostgresEventStore final : public EventStore {
   std::optional<AppendResult> try_append_one(const StreamId& stream,
                                              const ExpectedVersion& expected,
                                              const EncodedEvent& event) {
-    const auto rows = run(describe_append(stream), true,
-                          [&](pqxx::connection& connection) {
-                            pqxx::nontransaction tx(connection);
-                            try {
-                              return tx.exec_prepared(
-                                  sql::kAppendOneName, stream.value(), expected_code(expected),
-                                  event.id.to_string(), event.type, event.schema_version,
-                                  event.data, event.metadata);
-                            } catch (const pqxx::unique_violation&) {
-                              return pqxx::result();  // a concurrent writer won this version
-                            }
-                          });
+    const std::string expected_text = std::to_string(expected_code(expected));
+    const std::string id = event.id.to_string();
+    const std::string schema_version = std::to_string(event.schema_version);
+    const std::array<const char*, 7> values{stream.value().c_str(), expected_text.c_str(),
+                                            id.c_str(),           event.type.c_str(),
+                                            schema_version.c_str(), event.data.c_str(),
+                                            event.metadata.c_str()};
+    const auto rows = detail::run_pooled(
+        pool_, describe_append(stream), true, options_.max_retries_on_broken_connection,
+        [&](detail::LibpqConnection& connection) {
+          try {
+            return connection.exec_prepared(sql::kAppendOneName, values);
+          } catch (const pqxx::sql_error& e) {
+            // A concurrent writer won this version (23505): the caller asks append_events.
+            if (e.sqlstate() == "23505") return Rows();
+            throw;
+          }
+        });
     if (rows.empty()) return std::nullopt;
-    const auto& row = rows[0];
-    const auto version = row[2].as<std::int64_t>();
-    return AppendResult{.stream_id = stream,
-                        .first_version = version,
-                        .last_version = version,
-                        .position = Position(parse_u64(row[0]), row[1].as<std::int64_t>())};
+    const auto version = parse_int<std::int64_t>(rows.text(0, 2), "stream version");
+    return AppendResult{
+        .stream_id = stream,
+        .first_version = version,
+        .last_version = version,
+        .position = Position(parse_int<std::uint64_t>(rows.text(0, 0), "transaction id"),
+                             parse_int<std::int64_t>(rows.text(0, 1), "global position"))};
   }
 
   PostgresEventStoreOptions options_;
-  std::shared_ptr<detail::PoolBudget> budget_;  // pool_size, shared by both pools
-  detail::ConnectionPool<pqxx::connection> pool_;
-  detail::ConnectionPool<detail::LibpqConnection> read_pool_;
+  detail::ConnectionPool<detail::LibpqConnection> pool_;
   AfterCommitNotifier notifier_;
 };
 

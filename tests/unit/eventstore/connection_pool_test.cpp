@@ -1,9 +1,10 @@
-// The PostgreSQL store's pools (eventstore/postgres/src/connection_pool.hpp): two pools that
-// share one budget never have more connections open together than the budget, close an idle
-// connection of the other pool when they need one, and wait when every connection is lent out.
+// The PostgreSQL stores' connection pool (eventstore/postgres/src/connection_pool.hpp), with a
+// counting stand-in for connections: never more open than the maximum however many threads
+// borrow at once, idle connections reused, a borrower waits for a lent one when the pool is
+// full, and a failed connect gives its slot back.
 #include <atomic>
-#include <chrono>
 #include <future>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -16,111 +17,89 @@
 namespace {
 
 using annals::postgres::detail::ConnectionPool;
-using annals::postgres::detail::PoolBudget;
 
-// Counts live instances and the most ever alive at once. Two types, as the store has.
-template <int Kind>
+std::atomic<int> g_live{0};
+std::atomic<int> g_opened{0};
+
 struct Counted {
   explicit Counted(const std::string& connection_string) : url(connection_string) {
-    const int now = ++live_total();
-    int seen = most_total().load();
-    while (now > seen && !most_total().compare_exchange_weak(seen, now)) {
-    }
+    ++g_live;
+    ++g_opened;
   }
   Counted(const Counted&) = delete;
   Counted& operator=(const Counted&) = delete;
-  ~Counted() { --live_total(); }
-
-  static std::atomic<int>& live_total() {
-    static std::atomic<int> live{0};
-    return live;
-  }
-  static std::atomic<int>& most_total() {
-    static std::atomic<int> most{0};
-    return most;
-  }
+  ~Counted() { --g_live; }
   std::string url;
 };
-using Writer = Counted<0>;
-using Reader = Counted<1>;
 
-int live() { return Writer::live_total() + Reader::live_total(); }
+void raise_to(std::atomic<int>& most, int value) {
+  int seen = most.load();
+  while (value > seen && !most.compare_exchange_weak(seen, value)) {
+  }
+}
 
-TEST(ConnectionPoolTest, PoolsSharingABudgetNeverExceedItTogether) {
-  constexpr std::size_t kBudget = 3;
-  auto budget = std::make_shared<PoolBudget>(kBudget);
-  ConnectionPool<Writer> writers("w", budget, nullptr);
-  ConnectionPool<Reader> readers("r", budget, nullptr);
+TEST(ConnectionPoolTest, NeverOpensMoreThanItsMaximum) {
+  constexpr int kMax = 3;
   std::atomic<int> most{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 8; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < 500; ++i) {
-        const auto check = [&] {
-          const int now = live();
-          int seen = most.load();
-          while (now > seen && !most.compare_exchange_weak(seen, now)) {
-          }
-        };
-        if ((i + t) % 3 == 0) {
-          auto lease = writers.acquire();
-          EXPECT_EQ(lease->url, "w");
-          check();
-        } else {
-          auto lease = readers.acquire();
-          EXPECT_EQ(lease->url, "r");
-          check();
-        }
-      }
-    });
-  }
-  for (auto& thread : threads) thread.join();
-  EXPECT_LE(most.load(), static_cast<int>(kBudget));
-  EXPECT_GE(most.load(), 1);
-  EXPECT_LE(live(), static_cast<int>(kBudget));
-}
-
-TEST(ConnectionPoolTest, ClosesAnIdleConnectionOfTheOtherPoolWhenTheBudgetIsSpent) {
-  auto budget = std::make_shared<PoolBudget>(1);
-  ConnectionPool<Writer> writers("w", budget, nullptr);
-  ConnectionPool<Reader> readers("r", budget, nullptr);
-  const int writers_before = Writer::live_total();
-  const int readers_before = Reader::live_total();
-  { auto lease = writers.acquire(); }  // returned: one idle writer
-  EXPECT_EQ(Writer::live_total(), writers_before + 1);
+  std::atomic<int> lent{0};
   {
-    auto lease = readers.acquire();  // the idle writer is closed to make room
-    EXPECT_EQ(Writer::live_total(), writers_before);
-    EXPECT_EQ(Reader::live_total(), readers_before + 1);
+    ConnectionPool<Counted> pool("url", kMax, nullptr);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < 500; ++i) {
+          auto lease = pool.acquire();
+          EXPECT_EQ(lease->url, "url");
+          raise_to(most, ++lent);
+          raise_to(most, g_live.load());
+          --lent;
+        }
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    EXPECT_LE(g_live.load(), kMax);
   }
-  { auto lease = readers.acquire(); }  // the idle reader is reused, nothing opened
-  EXPECT_EQ(Reader::live_total(), readers_before + 1);
+  EXPECT_EQ(g_live.load(), 0);
+  EXPECT_GE(most.load(), 1);
+  EXPECT_LE(most.load(), kMax);
 }
 
-TEST(ConnectionPoolTest, WaitsForALentConnectionWhenNoneIsIdle) {
-  auto budget = std::make_shared<PoolBudget>(1);
-  ConnectionPool<Writer> writers("w", budget, nullptr);
-  ConnectionPool<Reader> readers("r", budget, nullptr);
-  std::atomic<bool> returned{false};
-  auto held = std::make_unique<ConnectionPool<Writer>::Lease>(writers.acquire());
+TEST(ConnectionPoolTest, ReusesIdleConnectionsAndReplacesDiscardedOnes) {
+  ConnectionPool<Counted> pool("url", 2, nullptr);
+  const int opened = g_opened.load();
+  { auto lease = pool.acquire(); }
+  { auto lease = pool.acquire(); }
+  EXPECT_EQ(g_opened.load(), opened + 1);
+  {
+    auto lease = pool.acquire();
+    lease.discard();  // it broke
+  }
+  EXPECT_EQ(g_live.load(), 0);
+  { auto lease = pool.acquire(); }
+  EXPECT_EQ(g_opened.load(), opened + 2);
+}
+
+TEST(ConnectionPoolTest, WaitsForALentConnectionWhenFull) {
+  ConnectionPool<Counted> pool("url", 1, nullptr);
+  std::atomic<bool> given_back{false};
+  auto held = std::make_unique<ConnectionPool<Counted>::Lease>(pool.acquire());
   auto waiter = std::async(std::launch::async, [&] {
-    auto lease = readers.acquire();
-    // Only possible once the writer's lease was given back (and its connection closed).
-    EXPECT_TRUE(returned.load());
+    auto lease = pool.acquire();
+    EXPECT_TRUE(given_back.load());  // only possible once the first lease was returned
   });
-  returned = true;
+  given_back = true;
   held.reset();
   waiter.get();
+  EXPECT_EQ(g_live.load(), 1);  // one connection, lent twice
 }
 
 TEST(ConnectionPoolTest, AFailedConnectGivesItsSlotBack) {
-  auto budget = std::make_shared<PoolBudget>(1);
   int attempts = 0;
-  ConnectionPool<Writer> failing("w", budget, [&](Writer&) {
+  ConnectionPool<Counted> pool("url", 1, [&](Counted&) {
     if (++attempts == 1) throw std::runtime_error("cannot prepare");
   });
-  EXPECT_THROW(failing.acquire(), std::runtime_error);
-  auto lease = failing.acquire();  // the slot of the failed attempt is free again
+  EXPECT_THROW(pool.acquire(), std::runtime_error);
+  auto lease = pool.acquire();  // the slot of the failed attempt is free again
   EXPECT_EQ(attempts, 2);
 }
 
