@@ -728,7 +728,7 @@ class PostgresEventStore final : public EventStore {
                                             limit.c_str()};
     return read_events("read stream \"" + stream.value() + "\"",
                        forward ? sql::kReadStreamForwardName : sql::kReadStreamBackwardName,
-                       values);
+                       values, 0);
   }
 
   std::vector<RecordedEvent> read_all(const ReadAllOptions& options) override {
@@ -776,12 +776,16 @@ class PostgresEventStore final : public EventStore {
   }
 
   // Runs a read statement and decodes its rows as they arrive.
+  // `reserve`: room for this many events up front (log pages are usually full; a stream's
+  // length is unknown, so read_stream passes 0).
   std::vector<RecordedEvent> read_events(const std::string& what, const char* statement,
-                                         std::span<const char* const> values) {
+                                         std::span<const char* const> values,
+                                         std::size_t reserve) {
     return detail::run_pooled(
         pool_, what, false, options_.max_retries_on_broken_connection,
         [&](detail::LibpqConnection& connection) {
           std::vector<RecordedEvent> events;
+          events.reserve(std::min<std::size_t>(reserve, 4096));
           connection.stream_prepared(statement, values, [&](EventRow row) {
             events.push_back(decode_event(row, events.empty() ? nullptr : &events.back()));
           });
@@ -797,7 +801,7 @@ class PostgresEventStore final : public EventStore {
     const std::string limit = std::to_string(clamp_count(count));
     if (!filter.category && filter.event_types.empty()) {
       const std::array<const char*, 3> values{commit.c_str(), sequence.c_str(), limit.c_str()};
-      return read_events("read all", sql::kReadAllName, values);
+      return read_events("read all", sql::kReadAllName, values, count);
     }
     std::optional<std::string> types;
     if (!filter.event_types.empty()) {
@@ -809,7 +813,7 @@ class PostgresEventStore final : public EventStore {
         commit.c_str(), sequence.c_str(), limit.c_str(),
         filter.category ? filter.category->c_str() : nullptr,
         types ? types->c_str() : nullptr};
-    return read_events("read all", sql::kReadAllFilteredName, values);
+    return read_events("read all", sql::kReadAllFilteredName, values, count);
   }
 
   std::vector<AppendResult> append_encoded(

@@ -7,7 +7,8 @@
 // checks the expected version, checks idempotency, inserts, chains the tamper-evidence hash and
 // notifies (ARCHITECTURE decisions 2-4, 6, 8). The global log is read in (transaction id,
 // sequence) order below the oldest running transaction, so readers never skip an event that
-// commits late (decision 5).
+// commits late (decision 5). Reads hand rows to the decoder as they arrive from the server, so
+// decoding a page overlaps the server producing it.
 //
 // Thread safety: the store is fully thread-safe; it keeps a pool of connections and replaces
 // broken ones.
@@ -27,8 +28,9 @@ namespace annals::postgres {
 struct PostgresEventStoreOptions {
   /// libpq connection string: "postgresql://user@host:port/db" or "host=... dbname=...".
   std::string connection_string;
-  /// Most connections the store opens for appends and reads (subscriptions open one more each
-  /// for LISTEN). Opened lazily. Default 16.
+  /// Most connections the store opens for appends and reads, together (one more sends
+  /// notifications after commits; subscriptions open one more each for LISTEN). Opened lazily.
+  /// Default 16.
   std::size_t pool_size = 16;
   /// Limits on appends. Default: 1 MiB data and metadata, 10,000 events per append.
   AppendLimits limits;
