@@ -657,10 +657,11 @@ class AfterCommitNotifier {
     for (int attempt = 0; attempt < 2; ++attempt) {
       try {
         if (!connection_) {
-          connection_ = std::make_unique<pqxx::connection>(connection_string_);
-          pqxx::nontransaction(*connection_).exec(sql::kNotifierSession);
+          connection_ = std::make_unique<detail::LibpqConnection>(connection_string_);
+          connection_->exec(sql::kNotifierSession);
+          connection_->prepare(sql::kNotifyName, sql::kNotify);
         }
-        pqxx::nontransaction(*connection_).exec(sql::kNotify);
+        connection_->exec_prepared(sql::kNotifyName, {});
         return;
       } catch (const std::exception& e) {
         connection_.reset();
@@ -672,7 +673,7 @@ class AfterCommitNotifier {
   }
 
   std::string connection_string_;
-  std::unique_ptr<pqxx::connection> connection_;  // used by the thread only
+  std::unique_ptr<detail::LibpqConnection> connection_;  // used by the thread only
   std::mutex mutex_;
   std::condition_variable wake_;
   bool pending_ = false;

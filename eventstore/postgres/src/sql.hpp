@@ -41,6 +41,7 @@ inline constexpr const char* kAppendOne =
     " RETURNING ev.transaction_id::text, ev.global_position, ev.stream_version";
 
 // Wakes subscribers after an append committed (see AfterCommitNotifier).
+inline constexpr const char* kNotifyName = "annals_notify";
 inline constexpr const char* kNotify = "SELECT pg_notify('annals_events', '')";
 inline constexpr const char* kNotifierSession = "SET synchronous_commit = off";
 
