@@ -96,6 +96,20 @@ LibpqConnection::Result LibpqConnection::exec(const char* sql) {
   return checked(PQexec(connection_, sql), sql);
 }
 
+int LibpqConnection::socket() const noexcept { return PQsocket(connection_); }
+
+int LibpqConnection::take_notifications() {
+  if (PQconsumeInput(connection_) != 1 || PQstatus(connection_) != CONNECTION_OK) {
+    throw_connection_error("reading notifications");
+  }
+  int count = 0;
+  while (PGnotify* notification = PQnotifies(connection_)) {
+    PQfreemem(notification);
+    ++count;
+  }
+  return count;
+}
+
 void LibpqConnection::stream_prepared(const char* name, std::span<const char* const> values,
                                       const std::function<void(Row)>& on_row) {
   if (PQsendQueryPrepared(connection_, name, static_cast<int>(values.size()), values.data(),

@@ -61,6 +61,13 @@ class LibpqConnection {
   /// Executes `sql`, which takes no parameters. Throws as stream_prepared does.
   Result exec(const char* sql);
 
+  /// The socket, to wait for notifications with poll().
+  [[nodiscard]] int socket() const noexcept;
+
+  /// Reads what the server sent without blocking and returns how many notifications (LISTEN)
+  /// arrived, discarding them. Throws: pqxx::broken_connection when the connection broke.
+  int take_notifications();
+
   /// The fields of one row as text; a NULL field has a null data().
   using Row = std::span<const std::string_view>;
 

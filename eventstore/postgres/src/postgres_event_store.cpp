@@ -466,18 +466,17 @@ void prepare_statements(detail::LibpqConnection& connection) {
   connection.prepare(sql::kReadAllFilteredName, sql::kReadAllFiltered);
 }
 
-ReadHorizon query_read_horizon(pqxx::connection& connection) {
-  pqxx::nontransaction tx(connection);
-  const auto rows = tx.exec(sql::kReadHorizon);
+ReadHorizon query_read_horizon(detail::LibpqConnection& connection) {
+  const auto rows = connection.exec(sql::kReadHorizon);
   ReadHorizon horizon;
   if (!rows.empty()) {
-    const auto& row = rows[0];
     horizon.oldest = ReadHorizon::Blocker{
-        .pid = row[0].as<int>(),
-        .database = row[1].c_str(),
-        .state = row[2].c_str(),
-        .transaction_age = std::chrono::milliseconds(row[3].as<std::int64_t>(0)),
-        .query = row[4].c_str(),
+        .pid = parse_int<int>(rows.text(0, 0), "process id"),
+        .database = std::string(rows.text(0, 1)),
+        .state = std::string(rows.text(0, 2)),
+        .transaction_age = std::chrono::milliseconds(
+            rows.is_null(0, 3) ? 0 : parse_int<std::int64_t>(rows.text(0, 3), "age")),
+        .query = std::string(rows.text(0, 4)),
     };
   }
   return horizon;
@@ -505,7 +504,6 @@ class PostgresChangeSignal final : public annals::detail::ChangeSignal {
     }
   }
   ~PostgresChangeSignal() override {
-    receiver_.reset();
     connection_.reset();
     close_pipe();
   }
@@ -522,7 +520,8 @@ class PostgresChangeSignal final : public annals::detail::ChangeSignal {
                        e.what());
       }
     }
-    pollfd fds[2] = {{pipe_[0], POLLIN, 0}, {connection_ ? connection_->sock() : -1, POLLIN, 0}};
+    pollfd fds[2] = {{pipe_[0], POLLIN, 0},
+                     {connection_ ? connection_->socket() : -1, POLLIN, 0}};
     const auto ms = static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(
         timeout.count(), 0, std::numeric_limits<int>::max()));
     ::poll(fds, connection_ ? 2 : 1, ms);
@@ -531,12 +530,11 @@ class PostgresChangeSignal final : public annals::detail::ChangeSignal {
     }
     if (!connection_) return false;
     try {
-      const bool notified = connection_->get_notifs() > 0;
+      const bool notified = connection_->take_notifications() > 0;
       check_horizon();
       return notified;
     } catch (const std::exception& e) {
       logger()->warn("annals subscription: LISTEN connection lost ({}); reconnecting", e.what());
-      receiver_.reset();
       connection_.reset();
       return true;
     }
@@ -548,12 +546,6 @@ class PostgresChangeSignal final : public annals::detail::ChangeSignal {
   }
 
  private:
-  class Receiver final : public pqxx::notification_receiver {
-   public:
-    using pqxx::notification_receiver::notification_receiver;
-    void operator()(const std::string& /*payload*/, int /*backend_pid*/) override {}
-  };
-
   // Warns when a long-running transaction holds back the global log's readers (decision 5).
   void check_horizon() {
     if (warn_after_.count() <= 0) return;
@@ -572,8 +564,8 @@ class PostgresChangeSignal final : public annals::detail::ChangeSignal {
   }
 
   void connect() {
-    auto connection = std::make_unique<pqxx::connection>(connection_string_);
-    receiver_ = std::make_unique<Receiver>(*connection, sql::kListen);
+    auto connection = std::make_unique<detail::LibpqConnection>(connection_string_);
+    connection->exec(sql::kListenStatement);
     connection_ = std::move(connection);
   }
   void close_pipe() noexcept {
@@ -586,8 +578,7 @@ class PostgresChangeSignal final : public annals::detail::ChangeSignal {
   std::string connection_string_;
   std::chrono::milliseconds warn_after_;
   std::chrono::steady_clock::time_point last_horizon_check_{};
-  std::unique_ptr<pqxx::connection> connection_;
-  std::unique_ptr<Receiver> receiver_;
+  std::unique_ptr<detail::LibpqConnection> connection_;
   int pipe_[2] = {-1, -1};
 };
 
@@ -958,7 +949,14 @@ std::unique_ptr<EventStore> make_postgres_event_store(PostgresEventStoreOptions 
 }
 
 ReadHorizon read_horizon(const std::string& connection_string) {
-  return detail::with_connection(connection_string, "read horizon", query_read_horizon);
+  try {
+    detail::LibpqConnection connection(connection_string);
+    return query_read_horizon(connection);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    detail::rethrow_translated(e, "read horizon", false);
+  }
 }
 
 }  // namespace annals::postgres

@@ -117,7 +117,8 @@ inline constexpr const char* kReadHorizon =
     "  FROM pg_stat_activity WHERE backend_xid IS NOT NULL"
     " ORDER BY age(backend_xid) DESC LIMIT 1";
 
-inline constexpr const char* kListen = "annals_events";  // NOTIFY channel
+// The NOTIFY channel "annals_events" (kNotify sends on it).
+inline constexpr const char* kListenStatement = "LISTEN annals_events";
 
 // Migrations: serialized by a transaction-scoped advisory lock, which also works behind
 // transaction poolers.
