@@ -238,6 +238,19 @@ std::string fresh_database(const std::string& name) {
   return base.substr(0, slash + 1) + name;
 }
 
+// Writes one event straight into annals.events, past the store and its checks, with its
+// transaction id, stream id and type given as SQL expressions.
+void insert_past_the_store(const std::string& url, const std::string& transaction_id_sql,
+                           const std::string& stream_id_sql, const std::string& type_sql) {
+  pqxx::connection c(url);
+  pqxx::nontransaction tx(c);
+  tx.exec(
+      "INSERT INTO annals.events (transaction_id, stream_id, stream_version, event_id,"
+      " event_type, schema_version, data, metadata, recorded_at, hash)"
+      " VALUES (" + transaction_id_sql + ", " + stream_id_sql + ", 1, gen_random_uuid(), " +
+      type_sql + ", 1, '{}', '{}', now(), '\\x00')");
+}
+
 void drop_database(const std::string& name) {
   pqxx::connection admin(annals::testing::server_url());
   pqxx::nontransaction tx(admin);
@@ -271,16 +284,7 @@ TEST(PostgresStoreTest, RefusesStoredTransactionIdsAheadOfTheServer) {
   const std::string name = "annals_restore_" + unique_stream("r").substr(2, 10);
   const auto url = fresh_database(name);
   annals::postgres::migrate(url);
-  {
-    pqxx::connection c(url);
-    pqxx::work tx(c);
-    tx.exec(
-        "INSERT INTO annals.events (transaction_id, stream_id, stream_version, event_id,"
-        " event_type, schema_version, data, metadata, recorded_at, hash)"
-        " VALUES ('9000000000'::xid8, 'restored-1', 1, gen_random_uuid(), 'Restored', 1,"
-        " '{}', '{}', now(), '\\x00')");
-    tx.commit();
-  }
+  insert_past_the_store(url, "'9000000000'::xid8", "'restored-1'", "'Restored'");
   EXPECT_THROW(annals::postgres::make_postgres_event_store({.connection_string = url}),
                annals::CorruptionError);
   drop_database(name);
@@ -468,15 +472,7 @@ TEST(PostgresStoreTest, ReadThatFailsWhileDecodingLeavesItsConnectionUsable) {
                                                             .pool_size = 1});
   const StreamId good("good-1");
   store->append(good, ExpectedVersion::no_stream(), {event("A", 1)});
-  {
-    pqxx::connection c(url);
-    pqxx::nontransaction tx(c);
-    tx.exec(
-        "INSERT INTO annals.events (transaction_id, stream_id, stream_version, event_id,"
-        " event_type, schema_version, data, metadata, recorded_at, hash)"
-        " VALUES (pg_current_xact_id(), 'bad' || chr(1), 1, gen_random_uuid(), 'Bad', 1,"
-        " '{}', '{}', now(), '\\x00')");
-  }
+  insert_past_the_store(url, "pg_current_xact_id()", "'bad' || chr(1)", "'Bad'");
   Position last;
   for (int i = 2; i <= 300; ++i) {
     last = store->append(good, ExpectedVersion::exact(i - 1), {event("A", i)}).position;

@@ -5,7 +5,7 @@
 // returned, so the next acquire() opens a fresh one (ECOSYSTEM 3: pqxx 6.4 reconnects
 // unreliably by itself, so we never reuse a broken connection). `Connection` is constructed
 // from the connection string: the event store pools detail::LibpqConnection, the snapshot
-// store pqxx::connection.
+// store pqxx::connection, the projection store its sessions.
 #pragma once
 
 #include <condition_variable>
@@ -24,7 +24,8 @@ class ConnectionPool {
  public:
   using OnConnect = std::function<void(Connection&)>;
 
-  ConnectionPool(std::string connection_string, std::size_t max_size, OnConnect on_connect)
+  ConnectionPool(std::string connection_string, std::size_t max_size,
+                 OnConnect on_connect = nullptr)
       : connection_string_(std::move(connection_string)),
         max_size_(max_size == 0 ? 1 : max_size),
         on_connect_(std::move(on_connect)) {}

@@ -1,23 +1,9 @@
 #include "database_checks.hpp"
 
-#include <charconv>
-#include <string>
-
 #include "annals/eventstore/error.hpp"
 #include "sql.hpp"
 
 namespace annals::postgres::detail {
-
-std::uint64_t parse_u64(const pqxx::field& field) {
-  std::uint64_t value = 0;
-  const char* begin = field.c_str();
-  const char* end = begin + field.size();
-  const auto [ptr, ec] = std::from_chars(begin, end, value);
-  if (ec != std::errc() || ptr != end) {
-    throw CorruptionError("unreadable transaction id '" + std::string(begin, end) + "'");
-  }
-  return value;
-}
 
 std::optional<TransactionIdsAhead> check_database(pqxx::transaction_base& tx) {
   if (!tx.exec1(sql::kSchemaPresent)[0].as<bool>()) {
@@ -25,7 +11,8 @@ std::optional<TransactionIdsAhead> check_database(pqxx::transaction_base& tx) {
   }
   const auto row = tx.exec1(sql::kTransactionIdCheck);
   if (row[0].is_null()) return std::nullopt;
-  const TransactionIdsAhead ids{.stored = parse_u64(row[0]), .next = parse_u64(row[1])};
+  const TransactionIdsAhead ids{.stored = parse_int<std::uint64_t>(row[0], "transaction id"),
+                                .next = parse_int<std::uint64_t>(row[1], "transaction id")};
   if (ids.stored < ids.next) return std::nullopt;
   return ids;
 }

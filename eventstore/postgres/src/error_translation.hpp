@@ -43,12 +43,13 @@ Failure classify(const std::exception& error) noexcept;
 [[noreturn]] void rethrow_translated(const std::exception& error, const std::string& what,
                                      bool write, Origin origin);
 
-/// Opens a connection of its own, runs `f(connection)` and translates any driver failure
-/// (for one-off administrative calls: migrations, diagnostics).
-template <typename F>
+/// Opens a connection of its own (a `Connection`, constructed from the connection string),
+/// runs `f(connection)` and translates any driver failure (for one-off administrative calls:
+/// migrations, diagnostics).
+template <typename Connection = pqxx::connection, typename F>
 auto with_connection(const std::string& connection_string, const std::string& what, F&& f) {
   try {
-    pqxx::connection connection(connection_string);
+    Connection connection(connection_string);
     return f(connection);
   } catch (const annals::Error&) {
     throw;

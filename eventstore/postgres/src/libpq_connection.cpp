@@ -21,9 +21,10 @@ bool is_error(ExecStatusType status) noexcept {
          status != PGRES_SINGLE_TUPLE;
 }
 
-std::string sqlstate_of(const PGresult* result) {
-  const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
-  return state == nullptr ? std::string() : std::string(state);
+// The server refused a statement: its message, with the SQLSTATE when it sent one.
+[[noreturn]] void throw_server_error(const PGresult* result, const char* what) {
+  throw pqxx::sql_error(PQresultErrorMessage(result), what,
+                        PQresultErrorField(result, PG_DIAG_SQLSTATE));
 }
 
 }  // namespace
@@ -73,11 +74,7 @@ std::string_view LibpqConnection::Result::text(int row, int column) const noexce
 LibpqConnection::Result LibpqConnection::checked(PGresult* raw, const char* what) const {
   Result result(raw);
   if (PQstatus(connection_) != CONNECTION_OK || raw == nullptr) throw_connection_error(what);
-  if (is_error(PQresultStatus(raw))) {
-    const std::string state = sqlstate_of(raw);
-    throw pqxx::sql_error(PQresultErrorMessage(raw), what,
-                          state.empty() ? nullptr : state.c_str());
-  }
+  if (is_error(PQresultStatus(raw))) throw_server_error(raw, what);
   return result;
 }
 
@@ -119,14 +116,13 @@ void LibpqConnection::stream_prepared(const char* name, std::span<const char* co
   // Only fails when no query is in progress, which cannot be the case here.
   PQsetSingleRowMode(connection_);
   std::exception_ptr failed;
-  std::string server_error;
-  std::string server_state;
+  OwnedResult refused;  // the server's first error, if any
   for (;;) {
-    const OwnedResult result(PQgetResult(connection_));
+    OwnedResult result(PQgetResult(connection_));
     if (result == nullptr) break;
     const auto status = PQresultStatus(result.get());
     if (status == PGRES_SINGLE_TUPLE) {
-      if (failed || !server_error.empty()) continue;  // drain
+      if (failed || refused) continue;  // drain
       const int columns = PQnfields(result.get());
       fields_.resize(static_cast<std::size_t>(columns));
       for (int i = 0; i < columns; ++i) {
@@ -141,16 +137,13 @@ void LibpqConnection::stream_prepared(const char* name, std::span<const char* co
       } catch (...) {
         failed = std::current_exception();
       }
-    } else if (is_error(status) && server_error.empty()) {
-      server_error = PQresultErrorMessage(result.get());
-      server_state = sqlstate_of(result.get());
+    } else if (is_error(status) && !refused) {
+      refused = std::move(result);
     }
   }
   if (PQstatus(connection_) != CONNECTION_OK) throw_connection_error(name);
   if (failed) std::rethrow_exception(failed);
-  if (!server_error.empty()) {
-    throw pqxx::sql_error(server_error, name, server_state.empty() ? nullptr : server_state.c_str());
-  }
+  if (refused) throw_server_error(refused.get(), name);
 }
 
 }  // namespace annals::postgres::detail

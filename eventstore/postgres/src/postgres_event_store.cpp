@@ -96,6 +96,7 @@ std::int64_t expected_code(const ExpectedVersion& expected) {
   return -1;
 }
 
+using detail::parse_int;
 
 std::int64_t clamp_count(std::size_t count) {
   return count > static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max())
@@ -417,16 +418,6 @@ nlohmann::json parse_json(std::string_view text, const char* what, std::int64_t 
     throw CorruptionError(std::string("stored ") + what + " of the event at global position " +
                           std::to_string(position) + " is not JSON: " + e.what());
   }
-}
-
-template <typename Int>
-Int parse_int(std::string_view text, const char* what) {
-  Int value{};
-  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size()) {
-    throw CorruptionError(std::string("unreadable ") + what + " '" + std::string(text) + "'");
-  }
-  return value;
 }
 
 // One row of ANNALS_EVENT_COLUMNS (sql.hpp), as text; none of them is NULL.
@@ -949,14 +940,8 @@ std::unique_ptr<EventStore> make_postgres_event_store(PostgresEventStoreOptions 
 }
 
 ReadHorizon read_horizon(const std::string& connection_string) {
-  try {
-    detail::LibpqConnection connection(connection_string);
-    return query_read_horizon(connection);
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    detail::rethrow_translated(e, "read horizon", false);
-  }
+  return detail::with_connection<detail::LibpqConnection>(connection_string, "read horizon",
+                                                          query_read_horizon);
 }
 
 }  // namespace annals::postgres

@@ -3,18 +3,18 @@
 // which a ReadModelProjection writes inside a unit of work of the store.
 #pragma once
 
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include <spdlog/spdlog.h>
 #include <pqxx/pqxx>
+
+#include "connection_pool.hpp"
 
 namespace annals::projections::detail {
 
@@ -61,51 +61,9 @@ struct Session {
   bool checkpoint_prepared = false;
 };
 
-/// A thread-safe pool of sessions, opened lazily up to a maximum. A session whose connection
-/// broke is discarded rather than returned, and the next acquire() opens a new one
-/// (ECOSYSTEM 3: libpqxx 6.4 reconnects unreliably by itself).
-class SessionPool {
- public:
-  SessionPool(std::string connection_string, std::size_t max_size);
-  SessionPool(const SessionPool&) = delete;
-  SessionPool& operator=(const SessionPool&) = delete;
-  ~SessionPool();
-
-  /// A borrowed session; returned on destruction unless discard()ed.
-  class Lease {
-   public:
-    Lease(SessionPool* pool, std::unique_ptr<Session> session) noexcept;
-    Lease(Lease&& other) noexcept;
-    Lease& operator=(Lease&&) = delete;
-    Lease(const Lease&) = delete;
-    Lease& operator=(const Lease&) = delete;
-    ~Lease();
-
-    Session& operator*() const noexcept { return *session_; }
-    Session* operator->() const noexcept { return session_.get(); }
-    /// Closes the session instead of returning it (its connection broke).
-    void discard() noexcept;
-
-   private:
-    SessionPool* pool_;
-    std::unique_ptr<Session> session_;
-  };
-
-  /// Borrows an idle session, opens one when under the maximum, or waits for one.
-  /// Throws: pqxx::broken_connection when a new connection cannot be opened.
-  Lease acquire();
-
- private:
-  void release(std::unique_ptr<Session> session);
-  void forget() noexcept;
-
-  std::string connection_string_;
-  std::size_t max_size_;
-  std::mutex mutex_;
-  std::condition_variable available_;
-  std::vector<std::unique_ptr<Session>> idle_;
-  std::size_t open_ = 0;
-};
+/// A thread-safe pool of sessions, opened lazily up to a maximum: the event store's pool
+/// (a session whose connection broke is discarded, and the next acquire() opens a new one).
+using SessionPool = postgres::detail::ConnectionPool<Session>;
 
 /// The database transaction of a unit of work (a Batch, or prepare()'s setup), as seen by the
 /// projection writing through it. Implemented by the store's units of work next to UnitOfWork,

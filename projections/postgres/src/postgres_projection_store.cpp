@@ -7,7 +7,6 @@
 // A Batch is a pqxx::work on one pooled connection: the projection's writes, the dead-letter
 // changes and the guarded checkpoint UPDATE commit together (ARCHITECTURE decision 7). Driver
 // failures are translated once, by annals::postgres's translator (error_translation.hpp).
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <limits>
@@ -20,6 +19,7 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
+#include "database_checks.hpp"
 #include "error_translation.hpp"
 #include "postgres_batch.hpp"
 #include "sql.hpp"
@@ -84,63 +84,6 @@ const Session::Statement& Session::add_deferred(const std::string& key, const st
   connection.prepare(statement.name, sql);
   connection.prepare_now(statement.name);
   return statements.insert_or_assign(key, std::move(statement)).first->second;
-}
-
-SessionPool::SessionPool(std::string connection_string, std::size_t max_size)
-    : connection_string_(std::move(connection_string)), max_size_(max_size == 0 ? 1 : max_size) {}
-
-SessionPool::~SessionPool() = default;
-
-SessionPool::Lease::Lease(SessionPool* pool, std::unique_ptr<Session> session) noexcept
-    : pool_(pool), session_(std::move(session)) {}
-
-SessionPool::Lease::Lease(Lease&& other) noexcept
-    : pool_(std::exchange(other.pool_, nullptr)), session_(std::move(other.session_)) {}
-
-SessionPool::Lease::~Lease() {
-  if (pool_ == nullptr) return;
-  if (session_) {
-    pool_->release(std::move(session_));
-  } else {
-    pool_->forget();
-  }
-}
-
-void SessionPool::Lease::discard() noexcept { session_.reset(); }
-
-SessionPool::Lease SessionPool::acquire() {
-  {
-    std::unique_lock lock(mutex_);
-    available_.wait(lock, [&] { return !idle_.empty() || open_ < max_size_; });
-    if (!idle_.empty()) {
-      auto session = std::move(idle_.back());
-      idle_.pop_back();
-      return Lease(this, std::move(session));
-    }
-    ++open_;  // reserve a slot; connect outside the lock
-  }
-  try {
-    return Lease(this, std::make_unique<Session>(connection_string_));
-  } catch (...) {
-    forget();
-    throw;
-  }
-}
-
-void SessionPool::release(std::unique_ptr<Session> session) {
-  {
-    std::lock_guard lock(mutex_);
-    idle_.push_back(std::move(session));
-  }
-  available_.notify_one();
-}
-
-void SessionPool::forget() noexcept {
-  {
-    std::lock_guard lock(mutex_);
-    --open_;
-  }
-  available_.notify_one();
 }
 
 void PostgresContext::fail(const std::exception& error, const std::string& what,
@@ -229,19 +172,9 @@ Param optional_value(const std::optional<std::string>& text) {
 }
 Param null_param() { return Param{{}, true}; }
 
-std::uint64_t parse_u64(const pqxx::field& field, const char* what) {
-  std::uint64_t result = 0;
-  const char* begin = field.c_str();
-  const char* end = begin + field.size();
-  const auto [ptr, ec] = std::from_chars(begin, end, result);
-  if (ec != std::errc() || ptr != end) {
-    throw CorruptionError(std::string("unreadable ") + what + " '" + std::string(begin, end) + "'");
-  }
-  return result;
-}
-
 Position position_of(const pqxx::field& commit, const pqxx::field& sequence, const char* what) {
-  return Position(parse_u64(commit, what), sequence.as<std::int64_t>());
+  return Position(postgres::detail::parse_int<std::uint64_t>(commit, what),
+                  sequence.as<std::int64_t>());
 }
 
 std::optional<Position> optional_position(const pqxx::field& commit, const pqxx::field& sequence,
