@@ -69,6 +69,8 @@ struct Figure {
   std::optional<bool> notify;
   /// The target for the ratio (0 = none).
   double target = 0.0;
+  /// The store's group commit of single-event appends (off: one transaction per append).
+  bool group_commit = true;
 };
 
 const std::vector<Figure>& all_figures() {
@@ -79,6 +81,7 @@ const std::vector<Figure>& all_figures() {
       {"append_batch10_w4", Kind::kAppend, 4, 10, std::nullopt, 0.0},
       {"append_batch100_w4", Kind::kAppend, 4, 100, std::nullopt, 0.0},
       {"append_w16_notify_off", Kind::kAppend, 16, 1, false, 0.0},
+      {"append_w16_group_commit_off", Kind::kAppend, 16, 1, std::nullopt, 0.0, false},
       {"pg_insert_notify_w16", Kind::kPgNotify, 16, 1, std::nullopt, 0.0},
       {"read_all", Kind::kReadAll, 1, 1, std::nullopt, 0.6},
       {"read_all_keyset_raw", Kind::kReadKeysetRaw, 1, 1, std::nullopt, 0.0},
@@ -127,7 +130,8 @@ constexpr const char* kUsage =
     "  --read-events N    events per read pass, from the start of the log (default 100000)\n"
     "\n"
     "figures: append_w1 append_w4 append_w16 append_batch10_w4 append_batch100_w4\n"
-    "         append_w16_notify_off pg_insert_notify_w16 read_all read_all_keyset_raw\n"
+    "         append_w16_notify_off append_w16_group_commit_off pg_insert_notify_w16\n"
+    "         read_all read_all_keyset_raw\n"
     "framework figures: rehydrate_1k_replay rehydrate_1k_snapshot rehydrate_10k_replay\n"
     "         rehydrate_10k_snapshot bus_distinct_w1 bus_distinct_w16 bus_shared_w16\n"
     "         bus_distinct_w1_nocache bus_distinct_w16_nocache bus_cpu_null_store\n"
@@ -376,8 +380,8 @@ class Bench {
   Slice run_store(const Figure& figure, int round) {
     switch (figure.kind) {
       case Kind::kAppend: {
-        auto store =
-            open_store(conninfo_, static_cast<std::size_t>(figure.writers), store_notify(figure));
+        auto store = open_store(conninfo_, static_cast<std::size_t>(figure.writers),
+                                store_notify(figure), figure.group_commit);
         return run_writers(
             figure.writers, options_.seconds, options_.warmup,
             store_append(*store, payload_, figure.batch, prefix(figure, round, "s")));

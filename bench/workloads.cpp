@@ -189,11 +189,12 @@ ReadStep raw_keyset_reader(PgConnection& connection, std::uint64_t limit) {
 }
 
 std::unique_ptr<EventStore> open_store(const std::string& conninfo, std::size_t pool_size,
-                                       bool notify) {
+                                       bool notify, bool group_commit) {
   postgres::PostgresEventStoreOptions options;
   options.connection_string = conninfo;
   options.pool_size = pool_size;
   options.notify_on_append = notify;
+  if (!group_commit) options.group_commit_max_appends = 1;
   return postgres::make_postgres_event_store(std::move(options));
 }
 

@@ -56,8 +56,11 @@ using ReadStep = std::function<std::uint64_t()>;
 
 // --- the store ----------------------------------------------------------------------------
 
+/// A store with `pool_size` connections; `group_commit` false sets group_commit_max_appends
+/// to 1 (every single-event append its own transaction).
 [[nodiscard]] std::unique_ptr<EventStore> open_store(const std::string& conninfo,
-                                                     std::size_t pool_size, bool notify);
+                                                     std::size_t pool_size, bool notify,
+                                                     bool group_commit = true);
 
 /// Writer `i` appends `batch` events per append to stream `<prefix>-<i>`, expected version
 /// exact (tracked locally). Event ids are left to the store (it generates UUIDv7s, as the

@@ -89,6 +89,44 @@ LibpqConnection::Result LibpqConnection::exec_prepared(const char* name,
                  name);
 }
 
+std::vector<LibpqConnection::Result> LibpqConnection::exec_prepared_pipelined(
+    const char* name, std::span<const std::span<const char* const>> parameter_sets) {
+  // A connection left in pipeline mode or with results unread would fail its next user, so
+  // every way out but success says "broken": the pool then discards the connection.
+  if (PQenterPipelineMode(connection_) != 1) throw_connection_error(name);
+  for (const auto& values : parameter_sets) {
+    if (PQsendQueryPrepared(connection_, name, static_cast<int>(values.size()), values.data(),
+                            nullptr, nullptr, 0) != 1) {
+      throw_connection_error(name);
+    }
+  }
+  if (PQpipelineSync(connection_) != 1) throw_connection_error(name);
+  // Each statement's results end with a null result; the Sync's own result ends the pipeline.
+  // After a refusal the remaining statements report PGRES_PIPELINE_ABORTED.
+  std::vector<Result> results(parameter_sets.size());
+  OwnedResult refused;
+  std::size_t statement = 0;
+  for (;;) {
+    OwnedResult result(PQgetResult(connection_));
+    if (result == nullptr) {
+      if (PQstatus(connection_) != CONNECTION_OK) throw_connection_error(name);
+      ++statement;
+      continue;
+    }
+    const auto status = PQresultStatus(result.get());
+    if (status == PGRES_PIPELINE_SYNC) break;
+    if (status == PGRES_PIPELINE_ABORTED) continue;
+    if (is_error(status)) {
+      if (!refused) refused = std::move(result);
+    } else if (statement < results.size()) {
+      results[statement] = Result(result.release());
+    }
+  }
+  if (PQexitPipelineMode(connection_) != 1) throw_connection_error(name);
+  if (refused) throw_server_error(refused.get(), name);
+  return results;
+}
+
 LibpqConnection::Result LibpqConnection::exec(const char* sql) {
   return checked(PQexec(connection_, sql), sql);
 }

@@ -58,6 +58,14 @@ class LibpqConnection {
   /// Throws as stream_prepared does.
   Result exec_prepared(const char* name, std::span<const char* const> values);
 
+  /// Executes the prepared statement `name` once per parameter set, in one round trip and one
+  /// implicit transaction (libpq pipeline mode, one Sync at the end), and returns one result
+  /// per statement, in order. If the server refuses any statement, the whole transaction is
+  /// rolled back and this throws that refusal once the connection is idle again.
+  /// Throws as stream_prepared does.
+  std::vector<Result> exec_prepared_pipelined(
+      const char* name, std::span<const std::span<const char* const>> parameter_sets);
+
   /// Executes `sql`, which takes no parameters. Throws as stream_prepared does.
   Result exec(const char* sql);
 

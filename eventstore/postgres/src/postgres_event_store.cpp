@@ -12,6 +12,7 @@
 #include <array>
 #include <charconv>
 #include <condition_variable>
+#include <exception>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -34,8 +35,10 @@
 #include "connection_pool.hpp"
 #include "database_checks.hpp"
 #include "error_translation.hpp"
+#include "group_commit.hpp"
 #include "libpq_connection.hpp"
 #include "pooled_call.hpp"
+#include "postgres_event_store_internal.hpp"
 #include "sql.hpp"
 
 namespace annals::postgres {
@@ -44,6 +47,10 @@ namespace {
 using annals::detail::EncodedEvent;
 
 using detail::logger;
+
+// The most event payload (data + metadata) a group of single-event appends carries, unless
+// it holds only one append.
+constexpr std::size_t kGroupCommitMaxBytes = std::size_t{1} << 20;
 
 // --- PostgreSQL array literals ---------------------------------------------------------------
 // Arrays travel as one text parameter each; elements are double-quoted with '"' and '\'
@@ -670,16 +677,20 @@ class PostgresEventStore final : public EventStore {
   explicit PostgresEventStore(PostgresEventStoreOptions options)
       : options_(std::move(options)),
         pool_(options_.connection_string, options_.pool_size, prepare_statements),
+        group_commit_(std::min(options_.group_commit_in_flight, options_.pool_size),
+                      options_.group_commit_max_appends, kGroupCommitMaxBytes),
         notifier_(options_.connection_string) {
     check_database();
   }
+
+  [[nodiscard]] std::size_t appends_waiting_for_group() const { return group_commit_.waiting(); }
 
   AppendResult append(const StreamId& stream, const ExpectedVersion& expected,
                       std::vector<NewEvent> events) override {
     std::vector<std::vector<EncodedEvent>> encoded;
     encoded.push_back(annals::detail::encode_events(stream, events, options_.limits));
     if (encoded.front().size() == 1 && !options_.notify_in_transaction) {
-      if (auto result = try_append_one(stream, expected, encoded.front().front())) {
+      if (auto result = append_one_grouped(stream, expected, encoded.front().front())) {
         if (notify_after_commit()) notifier_.notify();
         return std::move(*result);
       }
@@ -894,31 +905,102 @@ class PostgresEventStore final : public EventStore {
     return options_.notify_on_append && !options_.notify_in_transaction;
   }
 
-  // One event, one stream: the single prepared statement of sql::kAppendOne. Returns empty when
-  // it wrote nothing (re-send, conflict, overlap, or a concurrent writer of the stream); the
-  // caller then asks annals.append_events for the authoritative answer.
-  std::optional<AppendResult> try_append_one(const StreamId& stream,
-                                             const ExpectedVersion& expected,
-                                             const EncodedEvent& event) {
-    const std::string expected_text = std::to_string(expected_code(expected));
-    const std::string id = event.id.to_string();
-    const std::string schema_version = std::to_string(event.schema_version);
-    const std::array<const char*, 7> values{stream.value().c_str(), expected_text.c_str(),
-                                            id.c_str(),           event.type.c_str(),
-                                            schema_version.c_str(), event.data.c_str(),
-                                            event.metadata.c_str()};
-    const auto rows = detail::run_pooled(
-        pool_, describe_append(stream), true, options_.max_retries_on_broken_connection,
-        [&](detail::LibpqConnection& connection) {
-          try {
-            return connection.exec_prepared(sql::kAppendOneName, values);
-          } catch (const pqxx::sql_error& e) {
-            // A concurrent writer won this version (23505): the caller asks append_events.
-            if (e.sqlstate() == "23505") return Rows();
-            throw;
-          }
-        });
-    if (rows.empty()) return std::nullopt;
+  // One event, one stream: the single prepared statement of sql::kAppendOne, sent alone or
+  // with other threads' single-event appends as one group (see GroupCommit). Returns empty when
+  // it wrote nothing (re-send, conflict, overlap, a concurrent writer of the stream, or a group
+  // that failed as a whole); the caller then asks annals.append_events for the authoritative
+  // answer, in this thread.
+  std::optional<AppendResult> append_one_grouped(const StreamId& stream,
+                                                 const ExpectedVersion& expected,
+                                                 const EncodedEvent& event) {
+    OneAppend request(stream, expected, event);
+    if (options_.group_commit_max_appends <= 1) return try_append_one(request);
+    group_commit_.submit(request, [this](std::span<detail::GroupCommit::Member* const> group) {
+      run_group(group);
+    });
+    if (request.error) std::rethrow_exception(request.error);
+    return std::move(request.result);
+  }
+
+  // A single-event append waiting for, or carried by, a group.
+  struct OneAppend : detail::GroupCommit::Member {
+    OneAppend(const StreamId& stream_id, const ExpectedVersion& expected_version,
+              const EncodedEvent& encoded)
+        : stream(&stream_id),
+          expected_text(std::to_string(expected_code(expected_version))),
+          id(encoded.id.to_string()),
+          schema_version(std::to_string(encoded.schema_version)),
+          values{stream_id.value().c_str(), expected_text.c_str(),   id.c_str(),
+                 encoded.type.c_str(),      schema_version.c_str(), encoded.data.c_str(),
+                 encoded.metadata.c_str()} {
+      bytes = encoded.data.size() + encoded.metadata.size();
+    }
+    OneAppend(const OneAppend&) = delete;
+    OneAppend& operator=(const OneAppend&) = delete;
+    ~OneAppend() = default;
+
+    const StreamId* stream;
+    std::string expected_text;
+    std::string id;
+    std::string schema_version;
+    std::array<const char*, 7> values;
+    std::optional<AppendResult> result;  // set when this append was written
+    std::exception_ptr error;             // set when it ran alone and failed
+  };
+
+  // Runs a group: alone, the ordinary single statement; otherwise every member's statement in
+  // one pipelined transaction, in stream-id order (so two groups that touch the same streams
+  // lock them in the same order and cannot deadlock). Each statement still checks its own
+  // expected version and event id and writes nothing when they do not hold. If the server
+  // refuses any statement (a concurrent writer won a version: 23505), the transaction is
+  // rolled back and every member falls back on its own. Never throws: an append that ran alone
+  // gets its error to rethrow; a member of a group that failed is simply not written, and its
+  // own thread retries it alone.
+  void run_group(std::span<detail::GroupCommit::Member* const> members) noexcept {
+    std::vector<OneAppend*> group;
+    group.reserve(members.size());
+    for (auto* member : members) group.push_back(static_cast<OneAppend*>(member));
+    try {
+      if (group.size() == 1) {
+        auto* only = group.front();
+        try {
+          only->result = try_append_one(*only);
+        } catch (...) {
+          only->error = std::current_exception();
+        }
+        return;
+      }
+      std::stable_sort(group.begin(), group.end(), [](const OneAppend* a, const OneAppend* b) {
+        return a->stream->value() < b->stream->value();
+      });
+      std::vector<std::span<const char* const>> parameter_sets;
+      parameter_sets.reserve(group.size());
+      for (const auto* append : group) parameter_sets.emplace_back(append->values);
+      const auto results = detail::run_pooled(
+          pool_, "append (a group of " + std::to_string(group.size()) + ")", true,
+          options_.max_retries_on_broken_connection, [&](detail::LibpqConnection& connection) {
+            try {
+              return connection.exec_prepared_pipelined(sql::kAppendOneName, parameter_sets);
+            } catch (const pqxx::sql_error& e) {
+              if (e.sqlstate() == "23505") return std::vector<Rows>();
+              throw;
+            }
+          });
+      if (results.size() != group.size()) return;  // rolled back: every member falls back
+      for (std::size_t i = 0; i < group.size(); ++i) {
+        if (results[i].empty()) continue;
+        group[i]->result = one_result(*group[i]->stream, results[i]);
+      }
+    } catch (const std::exception& e) {
+      logger()->debug("annals: a group of {} appends failed ({}); each is retried alone",
+                      group.size(), e.what());
+    } catch (...) {
+      logger()->debug("annals: a group of {} appends failed; each is retried alone",
+                      group.size());
+    }
+  }
+
+  static AppendResult one_result(const StreamId& stream, const Rows& rows) {
     const auto version = parse_int<std::int64_t>(rows.text(0, 2), "stream version");
     return AppendResult{
         .stream_id = stream,
@@ -928,8 +1010,28 @@ class PostgresEventStore final : public EventStore {
                              parse_int<std::int64_t>(rows.text(0, 1), "global position"))};
   }
 
+  // One event, one stream, alone: the single prepared statement of sql::kAppendOne. Returns
+  // empty when it wrote nothing (re-send, conflict, overlap, or a concurrent writer of the
+  // stream); the caller then asks annals.append_events for the authoritative answer.
+  std::optional<AppendResult> try_append_one(const OneAppend& request) {
+    const auto rows = detail::run_pooled(
+        pool_, describe_append(*request.stream), true, options_.max_retries_on_broken_connection,
+        [&](detail::LibpqConnection& connection) {
+          try {
+            return connection.exec_prepared(sql::kAppendOneName, request.values);
+          } catch (const pqxx::sql_error& e) {
+            // A concurrent writer won this version (23505): the caller asks append_events.
+            if (e.sqlstate() == "23505") return Rows();
+            throw;
+          }
+        });
+    if (rows.empty()) return std::nullopt;
+    return one_result(*request.stream, rows);
+  }
+
   PostgresEventStoreOptions options_;
   detail::ConnectionPool<detail::LibpqConnection> pool_;
+  detail::GroupCommit group_commit_;
   AfterCommitNotifier notifier_;
 };
 
@@ -937,6 +1039,10 @@ class PostgresEventStore final : public EventStore {
 
 std::unique_ptr<EventStore> make_postgres_event_store(PostgresEventStoreOptions options) {
   return std::make_unique<PostgresEventStore>(std::move(options));
+}
+
+std::size_t detail::appends_waiting_for_group_for_testing(EventStore& store) {
+  return dynamic_cast<PostgresEventStore&>(store).appends_waiting_for_group();
 }
 
 ReadHorizon read_horizon(const std::string& connection_string) {

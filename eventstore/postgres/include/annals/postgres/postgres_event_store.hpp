@@ -5,7 +5,9 @@
 //
 // Appends are one round trip: a prepared call of the `annals.append_events` SQL function that
 // checks the expected version, checks idempotency, inserts, chains the tamper-evidence hash and
-// notifies (ARCHITECTURE decisions 2-4, 6, 8). The global log is read in (transaction id,
+// notifies (ARCHITECTURE decisions 2-4, 6, 8); a single-event append is one prepared
+// statement, and concurrent single-event appends share a transaction (group commit, see the
+// options below and docs/schema.md). The global log is read in (transaction id,
 // sequence) order below the oldest running transaction, so readers never skip an event that
 // commits late (decision 5). Reads hand rows to the decoder as they arrive from the server, so
 // decoding a page overlaps the server producing it.
@@ -37,6 +39,21 @@ struct PostgresEventStoreOptions {
   /// How many times a call is retried on a fresh connection after the connection broke.
   /// Appends are retried with the same event ids, so a retry is an exact re-send. Default 2.
   int max_retries_on_broken_connection = 2;
+  /// Group commit. Single-event appends (one event, one stream) that arrive while
+  /// `group_commit_in_flight` of them are already at the server wait for the next free slot
+  /// and then go together: one round trip, one transaction, one commit for the whole group,
+  /// which is where a busy server spends most of a small append's cost. Each append in a group
+  /// is still its own statement with its own expected-version and event-id checks, and its
+  /// own result: one that conflicts writes nothing and gets its ConcurrencyError, while the
+  /// others commit. Appends of a group commit together and share a transaction id (so their
+  /// positions are adjacent in the global log). With one writer, or fewer writers than
+  /// `group_commit_in_flight`, nothing waits. At most this many appends (and 1 MiB of event
+  /// payload) per group; 1 turns group commit off. Default 64.
+  std::size_t group_commit_max_appends = 64;
+  /// How many groups (a lone append counts as a group of one) may be at the server at once
+  /// before new single-event appends wait to be grouped; capped at `pool_size`. Fewer means
+  /// larger groups under load. Default 4.
+  std::size_t group_commit_in_flight = 4;
   /// Whether appends wake subscribers with NOTIFY annals_events (ARCHITECTURE decision 6).
   /// Off, subscribers see new events at their poll interval. Default on.
   bool notify_on_append = true;
