@@ -46,7 +46,10 @@ TEST(InMemoryReadModelsTest, ShowOrdersAndStockAndIgnoreEventsDeliveredAgain) {
 
   // A rebuild forgets everything.
   for (const auto& projection : models.projections) {
-    std::dynamic_pointer_cast<annals::projections::InProcessProjection>(projection)->clear();
+    const auto in_process =
+        std::dynamic_pointer_cast<annals::projections::InProcessProjection>(projection);
+    ASSERT_NE(in_process, nullptr);
+    in_process->clear();
   }
   EXPECT_EQ(models.queries->order("o1"), std::nullopt);
   EXPECT_TRUE(models.queries->stock_levels().empty());
