@@ -4,9 +4,6 @@
 // runner processes against these verbs).
 //
 // Each test runs in its own process (gtest_discover_tests), so each gets a fresh database.
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -24,62 +21,18 @@
 
 #include "annals/postgres/postgres_event_store.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
+#include "run_process.hpp"
 #include "test_database.hpp"
-
-extern char** environ;
 
 namespace {
 
-namespace fs = std::filesystem;
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::ostream& operator<<(std::ostream& os, const Result& r) {
-  return os << "exit " << r.exit_code << "\n--- stdout\n" << r.out << "--- stderr\n" << r.err;
-}
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using Result = annals::testing::ProcessResult;
 
 // Runs `annals --db <test database> args...` with stdout and stderr in files (not a terminal).
 Result annals(std::vector<std::string> args) {
-  std::string dir_template = (fs::temp_directory_path() / "annals-cli-proj-XXXXXX").string();
-  if (::mkdtemp(dir_template.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  const fs::path dir = dir_template;
-  const auto out_path = (dir / "stdout").string();
-  const auto err_path = (dir / "stderr").string();
   args.insert(args.begin(), {ANNALS_CLI_PATH, "--db", annals::testing::test_database_url()});
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0600);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0600);
-  pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) throw std::runtime_error(std::string("posix_spawn: ") + std::strerror(spawned));
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw std::runtime_error("waitpid failed");
-  }
-  Result r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(out_path);
-  r.err = slurp(err_path);
-  fs::remove_all(dir);
-  return r;
+  return annals::testing::run_process(args);
 }
 
 class Noop final : public annals::projections::InProcessProjection {

@@ -4,9 +4,6 @@
 //
 // Each test runs in its own process (gtest_discover_tests), so each gets a fresh database from
 // annals::testing::test_database_url().
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -26,19 +23,17 @@
 
 #include "annals/eventstore/types.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "run_process.hpp"
 #include "test_database.hpp"
-
-extern char** environ;
 
 namespace {
 
-namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
+// A finished `annals` run, with the parsers these tests use.
+struct Result : annals::testing::ProcessResult {
+  explicit Result(annals::testing::ProcessResult run)
+      : annals::testing::ProcessResult(std::move(run)) {}
 
   [[nodiscard]] std::vector<std::string> out_lines() const { return lines(out); }
   [[nodiscard]] std::vector<std::string> err_lines() const { return lines(err); }
@@ -59,71 +54,19 @@ struct Result {
   }
 };
 
-std::ostream& operator<<(std::ostream& os, const Result& r) {
-  return os << "exit " << r.exit_code << "\n--- stdout\n" << r.out << "--- stderr\n" << r.err;
-}
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 enum class DatabaseEnv { kUnset, kTestDatabase };
 
-// Runs the annals binary with `args`, feeding `input` on stdin; stdout and stderr go to files
-// (no pipe can fill up and deadlock). ANNALS_DATABASE_URL is removed from the child's
-// environment unless `env` asks for the test database.
+// Runs the annals binary with `args`, feeding `input` on stdin. ANNALS_DATABASE_URL is removed
+// from the child's environment unless `env` asks for the test database.
 Result run_annals(const std::vector<std::string>& args, const std::string& input = "",
                   DatabaseEnv env = DatabaseEnv::kUnset) {
-  std::string dir_template = (fs::temp_directory_path() / "annals-cli-test-XXXXXX").string();
-  if (::mkdtemp(dir_template.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  const fs::path dir = dir_template;
-  const auto in_path = (dir / "stdin").string();
-  const auto out_path = (dir / "stdout").string();
-  const auto err_path = (dir / "stderr").string();
-  std::ofstream(in_path, std::ios::binary) << input;
-
-  std::vector<std::string> argv_strings{ANNALS_CLI_PATH};
-  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  argv.reserve(argv_strings.size() + 1);
-  for (auto& a : argv_strings) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (std::strncmp(*e, "ANNALS_DATABASE_URL=", 20) != 0) env_strings.emplace_back(*e);
-  }
+  std::vector<std::string> argv{ANNALS_CLI_PATH};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto environment = annals::testing::environment_without("ANNALS_DATABASE_URL");
   if (env == DatabaseEnv::kTestDatabase) {
-    env_strings.push_back("ANNALS_DATABASE_URL=" + annals::testing::test_database_url());
+    environment.push_back("ANNALS_DATABASE_URL=" + annals::testing::test_database_url());
   }
-  std::vector<char*> envp;
-  envp.reserve(env_strings.size() + 1);
-  for (auto& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0600);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0600);
-  pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) throw std::runtime_error(std::string("posix_spawn: ") + std::strerror(spawned));
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw std::runtime_error("waitpid failed");
-  }
-
-  Result result;
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  result.out = slurp(out_path);
-  result.err = slurp(err_path);
-  fs::remove_all(dir);
-  return result;
+  return Result(annals::testing::run_process(argv, input, environment));
 }
 
 // Runs annals against this process's test database, given with --db.

@@ -41,6 +41,10 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, std::string label, boo
   if (pid_ == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);
+    // Signals a test thread blocks (to wait for them) must not stay blocked in the child.
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::dup2(pipe_fds[1], STDOUT_FILENO);
     if (err_fd >= 0) ::dup2(err_fd, STDERR_FILENO);
     ::execv(args[0], args.data());
@@ -121,6 +125,22 @@ std::optional<int> ChildProcess::wait_for_exit(std::chrono::milliseconds timeout
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return wait();
+}
+
+std::optional<int> ChildProcess::stop(int signal, std::chrono::milliseconds timeout) {
+  kill(signal);
+  if (auto status = wait_for_exit(timeout)) return status;
+  kill(SIGKILL);
+  wait();
+  return std::nullopt;
+}
+
+std::optional<std::string> ChildProcess::line_starting_with(std::string_view prefix) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& line : lines_) {
+    if (line.text.starts_with(prefix)) return line.text;
+  }
+  return std::nullopt;
 }
 
 std::optional<ChildProcess::Clock::time_point> ChildProcess::wait_for_line(

@@ -1,8 +1,10 @@
-// A child process for the system tests: fork/exec with its stdout read line by line on a
-// thread (each line time-stamped on arrival), so that a test can wait for a line such as
-// "owner acquired" with a deadline, kill the child with any signal at a chosen moment and
-// collect its exit status. Stderr goes to the test's stderr (runners' logs) or to a file
-// (the CLI, whose messages the tests check).
+// A child process for tests that run real programs (projection runners, the bank service, the
+// CLI): fork/exec with its stdout read line by line on a thread (each line time-stamped on
+// arrival), so that a test can wait for a line such as "owner acquired" or "listening on"
+// with a deadline, kill the child with any signal at a chosen moment and collect its exit
+// status. Stderr goes to the test's stderr (the child's logs) or to a file (the CLI, whose
+// messages the tests check). The child starts with no signal blocked, whatever the test's
+// threads block, and gets SIGKILL if the test process dies.
 //
 // Thread safety: one test thread drives a ChildProcess; the reader thread only appends lines
 // under the mutex.
@@ -46,6 +48,9 @@ class ChildProcess {
   int wait();
   /// Like wait(), but gives up after `timeout` (empty: still running).
   std::optional<int> wait_for_exit(std::chrono::milliseconds timeout);
+  /// Sends `signal` and waits up to `timeout` for the child to end: its status as wait()
+  /// gives it, or empty when it had to be killed with SIGKILL after the timeout.
+  std::optional<int> stop(int signal, std::chrono::milliseconds timeout);
   /// True once the child ended (reaps it).
   bool exited();
 
@@ -55,6 +60,8 @@ class ChildProcess {
   std::optional<Clock::time_point> wait_for_line(std::string_view prefix,
                                                  std::chrono::milliseconds timeout,
                                                  std::size_t from = 0);
+  /// The first stdout line so far that starts with `prefix`, if any.
+  [[nodiscard]] std::optional<std::string> line_starting_with(std::string_view prefix) const;
   /// Every stdout line so far.
   [[nodiscard]] std::vector<Line> lines() const;
   /// Stdout so far, lines joined with '\n'.
