@@ -44,9 +44,7 @@ std::vector<std::string> environment_without(std::string_view name) {
   const std::string prefix = std::string(name) + "=";
   std::vector<std::string> out;
   for (char** e = environ; *e != nullptr; ++e) {
-    if (name.empty() || std::strncmp(*e, prefix.c_str(), prefix.size()) != 0) {
-      out.emplace_back(*e);
-    }
+    if (std::strncmp(*e, prefix.c_str(), prefix.size()) != 0) out.emplace_back(*e);
   }
   return out;
 }
@@ -63,9 +61,9 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
 
   std::vector<std::string> argv_strings = argv;
   auto argv_pointers = pointers(argv_strings);
-  // No name: the whole environment.
-  std::vector<std::string> env_strings = environment ? *environment : environment_without({});
+  std::vector<std::string> env_strings = environment.value_or(std::vector<std::string>());
   auto env_pointers = pointers(env_strings);
+  char* const* envp = environment ? env_pointers.data() : environ;
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -76,7 +74,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
                                    0600);
   pid_t pid = 0;
   const int spawned = posix_spawn(&pid, argv_pointers[0], &actions, nullptr,
-                                  argv_pointers.data(), env_pointers.data());
+                                  argv_pointers.data(), envp);
   posix_spawn_file_actions_destroy(&actions);
   if (spawned != 0) {
     fs::remove_all(dir);

@@ -25,7 +25,7 @@ std::ostream& operator<<(std::ostream& os, const ProcessResult& result);
 ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input = "",
                           const std::optional<std::vector<std::string>>& environment = {});
 
-/// This process's environment without the variable `name` (all of it when `name` is empty).
+/// This process's environment without the variable `name`.
 std::vector<std::string> environment_without(std::string_view name);
 
 }  // namespace annals::testing

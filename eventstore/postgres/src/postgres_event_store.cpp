@@ -960,44 +960,70 @@ class PostgresEventStore final : public EventStore {
     std::vector<OneAppend*> group;
     group.reserve(members.size());
     for (auto* member : members) group.push_back(static_cast<OneAppend*>(member));
+    std::stable_sort(group.begin(), group.end(), [](const OneAppend* a, const OneAppend* b) {
+      return a->stream->value() < b->stream->value();
+    });
     try {
-      if (group.size() == 1) {
-        auto* only = group.front();
-        try {
-          only->result = try_append_one(*only);
-        } catch (...) {
-          only->error = std::current_exception();
-        }
-        return;
-      }
-      std::stable_sort(group.begin(), group.end(), [](const OneAppend* a, const OneAppend* b) {
-        return a->stream->value() < b->stream->value();
-      });
       std::vector<std::span<const char* const>> parameter_sets;
       parameter_sets.reserve(group.size());
       for (const auto* append : group) parameter_sets.emplace_back(append->values);
-      const auto results = detail::run_pooled(
-          pool_, "append (a group of " + std::to_string(group.size()) + ")", true,
-          options_.max_retries_on_broken_connection, [&](detail::LibpqConnection& connection) {
-            try {
-              return connection.exec_prepared_pipelined(sql::kAppendOneName, parameter_sets);
-            } catch (const pqxx::sql_error& e) {
-              if (e.sqlstate() == "23505") return std::vector<Rows>();
-              throw;
-            }
-          });
+      const auto what = group.size() == 1
+                            ? describe_append(*group.front()->stream)
+                            : "append (a group of " + std::to_string(group.size()) + ")";
+      const auto results = exec_append_one(parameter_sets, what);
       if (results.size() != group.size()) return;  // rolled back: every member falls back
       for (std::size_t i = 0; i < group.size(); ++i) {
-        if (results[i].empty()) continue;
-        group[i]->result = one_result(*group[i]->stream, results[i]);
+        if (!results[i].empty()) group[i]->result = one_result(*group[i]->stream, results[i]);
       }
     } catch (const std::exception& e) {
-      logger()->debug("annals: a group of {} appends failed ({}); each is retried alone",
-                      group.size(), e.what());
+      group_failed(group, e.what());
     } catch (...) {
-      logger()->debug("annals: a group of {} appends failed; each is retried alone",
-                      group.size());
+      group_failed(group, "an unknown error");
     }
+  }
+
+  // Called from run_group's handlers: a lone append gets the error to rethrow in its thread;
+  // the members of a larger group are left unwritten and each retries alone.
+  static void group_failed(std::span<OneAppend* const> group, const char* reason) {
+    if (group.size() == 1) {
+      group.front()->error = std::current_exception();
+      return;
+    }
+    logger()->debug("annals: a group of {} appends failed ({}); each is retried alone",
+                    group.size(), reason);
+  }
+
+  // One event, one stream, alone (group commit off): the single prepared statement of
+  // sql::kAppendOne. Returns empty when it wrote nothing (re-send, conflict, overlap, or a
+  // concurrent writer of the stream); the caller then asks annals.append_events.
+  std::optional<AppendResult> try_append_one(const OneAppend& request) {
+    const std::array<std::span<const char* const>, 1> parameter_sets{request.values};
+    const auto results = exec_append_one(parameter_sets, describe_append(*request.stream));
+    if (results.empty() || results.front().empty()) return std::nullopt;
+    return one_result(*request.stream, results.front());
+  }
+
+  // Runs sql::kAppendOne once per parameter set on a pooled connection: one set as a plain
+  // statement, several pipelined in one transaction. Returns one result per set (empty where
+  // that append wrote nothing), or no results at all when a concurrent writer won a version
+  // (23505) and the transaction wrote nothing.
+  std::vector<Rows> exec_append_one(std::span<const std::span<const char* const>> parameter_sets,
+                                    const std::string& what) {
+    return detail::run_pooled(
+        pool_, what, true, options_.max_retries_on_broken_connection,
+        [&](detail::LibpqConnection& connection) {
+          try {
+            if (parameter_sets.size() > 1) {
+              return connection.exec_prepared_pipelined(sql::kAppendOneName, parameter_sets);
+            }
+            std::vector<Rows> results;
+            results.push_back(connection.exec_prepared(sql::kAppendOneName, parameter_sets[0]));
+            return results;
+          } catch (const pqxx::sql_error& e) {
+            if (e.sqlstate() == "23505") return std::vector<Rows>();
+            throw;
+          }
+        });
   }
 
   static AppendResult one_result(const StreamId& stream, const Rows& rows) {
@@ -1008,25 +1034,6 @@ class PostgresEventStore final : public EventStore {
         .last_version = version,
         .position = Position(parse_int<std::uint64_t>(rows.text(0, 0), "transaction id"),
                              parse_int<std::int64_t>(rows.text(0, 1), "global position"))};
-  }
-
-  // One event, one stream, alone: the single prepared statement of sql::kAppendOne. Returns
-  // empty when it wrote nothing (re-send, conflict, overlap, or a concurrent writer of the
-  // stream); the caller then asks annals.append_events for the authoritative answer.
-  std::optional<AppendResult> try_append_one(const OneAppend& request) {
-    const auto rows = detail::run_pooled(
-        pool_, describe_append(*request.stream), true, options_.max_retries_on_broken_connection,
-        [&](detail::LibpqConnection& connection) {
-          try {
-            return connection.exec_prepared(sql::kAppendOneName, request.values);
-          } catch (const pqxx::sql_error& e) {
-            // A concurrent writer won this version (23505): the caller asks append_events.
-            if (e.sqlstate() == "23505") return Rows();
-            throw;
-          }
-        });
-    if (rows.empty()) return std::nullopt;
-    return one_result(*request.stream, rows);
   }
 
   PostgresEventStoreOptions options_;
