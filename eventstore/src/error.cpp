@@ -37,6 +37,8 @@ std::string_view to_string(ErrorCode code) noexcept {
       return "corruption";
     case ErrorCode::kInternal:
       return "internal";
+    case ErrorCode::kPermissionDenied:
+      return "permission_denied";
   }
   return "unknown";  // only reachable through a value cast from an integer outside the enum
 }

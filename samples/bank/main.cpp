@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
   CLI::App app{"bank-service: the annals bank sample over HTTP"};
   app.add_option("--db", options.database_url,
                  "PostgreSQL connection string (default: $ANNALS_DATABASE_URL)");
+  app.add_option("--migrate-db", options.migrate_url,
+                 "apply migrations through this connection string (the owner or an "
+                 "administrator; default: --db)");
   app.add_flag("--memory", options.memory, "in-memory store and read models, no database");
   app.add_flag("--no-projections", no_projections,
                "do not run the read models here (bank-projector runs them)");

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   bank::ProjectorOptions options;
   long long lease_ttl_ms = options.lease_ttl.count();
   CLI::App app{"bank-projector: the annals bank sample's read models"};
+  app.add_option("--migrate-db", options.migrate_url,
+                 "apply migrations through this connection string (default: --db)");
   app.add_option("--db", options.database_url,
                  "PostgreSQL connection string (default: $ANNALS_DATABASE_URL)");
   app.add_option("--runner-name", options.runner_name,

@@ -76,6 +76,7 @@ TEST(CliExitCodeTest, MapsEveryErrorCode) {
   EXPECT_EQ(exit_code_for(ErrorCode::kOutcomeUnknown), ExitCode::kError);
   EXPECT_EQ(exit_code_for(ErrorCode::kCorruption), ExitCode::kError);
   EXPECT_EQ(exit_code_for(ErrorCode::kInternal), ExitCode::kError);
+  EXPECT_EQ(exit_code_for(ErrorCode::kPermissionDenied), ExitCode::kError);
   EXPECT_EQ(static_cast<int>(ExitCode::kOk), 0);
   EXPECT_EQ(static_cast<int>(ExitCode::kError), 1);
   EXPECT_EQ(static_cast<int>(ExitCode::kUsage), 2);

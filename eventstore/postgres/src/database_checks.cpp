@@ -6,8 +6,14 @@
 namespace annals::postgres::detail {
 
 std::optional<TransactionIdsAhead> check_database(pqxx::transaction_base& tx) {
-  if (!tx.exec1(sql::kSchemaPresent)[0].as<bool>()) {
+  const auto schema = tx.exec1(sql::kSchemaPresent);
+  if (!schema[0].as<bool>()) {
     throw NotFoundError("the annals schema is missing from the database; run `annals migrate`");
+  }
+  if (!schema[1].as<bool>()) {
+    throw NotFoundError(
+        "the annals schema is older than this library (migration 0005_least_privilege is not "
+        "applied); run `annals migrate`");
   }
   const auto row = tx.exec1(sql::kTransactionIdCheck);
   if (row[0].is_null()) return std::nullopt;

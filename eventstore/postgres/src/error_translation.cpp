@@ -9,18 +9,23 @@
 namespace annals::postgres::detail {
 namespace {
 
-std::string_view sqlstate_of(const std::exception& error) noexcept {
-  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error)) {
-    return sql->sqlstate();
-  }
-  return {};
-}
-
 bool starts_with(std::string_view s, std::string_view prefix) noexcept {
   return s.substr(0, prefix.size()) == prefix;
 }
 
 }  // namespace
+
+std::string_view sqlstate_of(const std::exception& error) noexcept {
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error)) {
+    const std::string_view state = sql->sqlstate();
+    // libpqxx 6.4 throws insufficient_privilege for 42501 without passing the SQLSTATE on.
+    if (state.empty() && dynamic_cast<const pqxx::insufficient_privilege*>(&error) != nullptr) {
+      return "42501";
+    }
+    return state;
+  }
+  return {};
+}
 
 Failure classify(const std::exception& error) noexcept {
   if (dynamic_cast<const pqxx::broken_connection*>(&error) != nullptr) {
@@ -60,6 +65,10 @@ void rethrow_translated(const std::exception& error, const std::string& what, bo
   }
   const auto state = sqlstate_of(error);
   const std::string detail = " [SQLSTATE " + std::string(state) + "]";
+  if (state == "42501") {
+    throw PermissionDeniedError(what + ": permission denied for this database role: " +
+                                error.what() + detail);
+  }
   if (origin == Origin::kReadModel) {
     // A projection's statement on its own tables: neither an event id nor the annals schema
     // is involved, so say what the server said.

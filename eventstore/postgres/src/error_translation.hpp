@@ -4,6 +4,7 @@
 
 #include <exception>
 #include <string>
+#include <string_view>
 
 #include <pqxx/connection>
 
@@ -24,6 +25,10 @@ enum class Origin {
   kEventStore,  ///< annals' own statements on the annals schema (appends, reads, projections).
   kReadModel,   ///< a read-model statement of a projection, on the projection's own tables.
 };
+
+/// The SQLSTATE of a server error (empty for other exceptions), also where libpqxx 6.4 drops
+/// it (insufficient_privilege: 42501).
+std::string_view sqlstate_of(const std::exception& error) noexcept;
 
 /// Classifies the exception currently being handled.
 Failure classify(const std::exception& error) noexcept;

@@ -1,7 +1,10 @@
 // The migration runner: applies the embedded sql/ migrations in order, each in its own
 // transaction together with its record in annals.schema_migrations, under a
 // transaction-scoped advisory lock (safe to run twice, and from two processes at once).
+// With a role layout (sql/0005, issue 11) migrations run as the layout's owner, so every object
+// they create belongs to it, and the roles' grants are brought up to date afterwards.
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -19,41 +22,130 @@ namespace {
 
 std::set<std::string> applied_names(pqxx::transaction_base& tx) {
   std::set<std::string> names;
+  if (tx.exec1(sql::kMigrationAppliedIfExists)[0].is_null()) return names;
   for (const auto& row : tx.exec(sql::kMigrationApplied)) names.insert(row[0].c_str());
   return names;
 }
 
+std::optional<std::string> recorded_owner(pqxx::transaction_base& tx) {
+  if (!tx.exec1(sql::kRoleLayoutPresent)[0].as<bool>()) return std::nullopt;
+  const auto rows = tx.exec(sql::kRoleLayoutOwner);
+  if (rows.empty()) return std::nullopt;
+  return std::string(rows[0][0].c_str());
+}
+
+// When a layout is recorded, becomes its owner for the rest of the transaction. A caller that
+// is not a member of the owner gets a PermissionDeniedError naming the role.
+void begin_as_owner(pqxx::transaction_base& tx) {
+  if (const auto owner = recorded_owner(tx)) {
+    try {
+      tx.exec_params(sql::kSetLocalRole, *owner);
+    } catch (const pqxx::sql_error& e) {
+      throw PermissionDeniedError("migrate: migrations run as the store's owner role \"" +
+                                  *owner + "\"; connect as it or as a member of it [SQLSTATE " +
+                                  e.sqlstate() + "]: " + e.what());
+    }
+  }
+}
+
+void validate(const RoleLayout& roles) {
+  const std::vector<std::string> names{roles.owner, roles.writer, roles.reader, roles.auditor};
+  for (const auto& name : names) {
+    if (name.empty() || name.size() > 63 || name.find('\0') != std::string::npos) {
+      throw InvalidArgumentError("migrate: role names must have 1 to 63 bytes (got \"" + name +
+                                 "\")");
+    }
+  }
+  if (std::set<std::string>(names.begin(), names.end()).size() != names.size()) {
+    throw InvalidArgumentError(
+        "migrate: the owner, writer, reader and auditor roles must be four different roles");
+  }
+  if (roles.read_model_schema.size() > 63) {
+    throw InvalidArgumentError("migrate: the read-model schema name has more than 63 bytes");
+  }
+}
+
+bool apply_one(pqxx::connection& connection, const detail::EmbeddedMigration& migration) {
+  pqxx::work tx(connection);
+  tx.exec(sql::kMigrationLock);
+  // Only a fresh database needs the record table; creating it needs CREATE on the database,
+  // which neither the owner of a role layout nor the writer (running an up-to-date check) has.
+  if (tx.exec1(sql::kMigrationAppliedIfExists)[0].is_null()) tx.exec(sql::kMigrationTable);
+  if (applied_names(tx).count(migration.name) != 0) return false;  // rolls back: nothing done
+  begin_as_owner(tx);
+  try {
+    tx.exec(migration.sql);
+  } catch (const pqxx::sql_error& e) {
+    throw InternalError("migration " + std::string(migration.name) +
+                        " failed and was rolled back [SQLSTATE " + e.sqlstate() + "]: " +
+                        e.what());
+  }
+  tx.exec_params(sql::kMigrationRecord, std::string(migration.name));
+  tx.commit();
+  return true;
+}
+
+void configure_roles(pqxx::connection& connection, const RoleLayout& roles) {
+  pqxx::work tx(connection);
+  tx.exec(sql::kMigrationLock);
+  try {
+    const std::optional<std::string> schema =
+        roles.read_model_schema.empty() ? std::nullopt
+                                        : std::optional<std::string>(roles.read_model_schema);
+    tx.exec_params(sql::kConfigureRoles, roles.owner, roles.writer, roles.reader, roles.auditor,
+                   schema);
+  } catch (const pqxx::sql_error& e) {
+    const std::string state(detail::sqlstate_of(e));
+    if (state == "22023") throw InvalidArgumentError(std::string("migrate --roles: ") + e.what());
+    if (state == "42501") {
+      throw PermissionDeniedError(
+          "migrate --roles: creating roles and handing the store to the owner needs a superuser "
+          "or a role with CREATEROLE that owns the store [SQLSTATE 42501]: " +
+          std::string(e.what()));
+    }
+    throw InternalError("migrate --roles failed and was rolled back [SQLSTATE " + state +
+                        "]: " + e.what());
+  }
+  tx.commit();
+}
+
+void refresh_grants(pqxx::connection& connection) {
+  pqxx::work tx(connection);
+  tx.exec(sql::kMigrationLock);
+  begin_as_owner(tx);
+  tx.exec(sql::kGrantRolePrivileges);
+  tx.commit();
+}
+
 }  // namespace
 
-std::vector<std::string> migrate(const std::string& connection_string) {
-  return detail::with_connection(connection_string, "migrate", [](pqxx::connection& connection) {
-    std::vector<std::string> applied_now;
-    for (const auto& migration : detail::embedded_migrations()) {
-      pqxx::work tx(connection);
-      tx.exec(sql::kMigrationLock);
-      tx.exec(sql::kMigrationTable);
-      if (applied_names(tx).count(migration.name) != 0) continue;  // rolls back: nothing done
-      try {
-        tx.exec(migration.sql);
-      } catch (const pqxx::sql_error& e) {
-        throw InternalError("migration " + std::string(migration.name) +
-                            " failed and was rolled back [SQLSTATE " + e.sqlstate() +
-                            "]: " + e.what());
-      }
-      tx.exec_params(sql::kMigrationRecord, std::string(migration.name));
-      tx.commit();
-      applied_now.emplace_back(migration.name);
-    }
-    return applied_now;
-  });
+std::vector<std::string> migrate(const std::string& connection_string,
+                                 const MigrateOptions& options) {
+  if (options.roles) validate(*options.roles);
+  return detail::with_connection(
+      connection_string, "migrate", [&](pqxx::connection& connection) {
+        std::vector<std::string> applied_now;
+        for (const auto& migration : detail::embedded_migrations()) {
+          if (apply_one(connection, migration)) applied_now.emplace_back(migration.name);
+        }
+        if (options.roles) {
+          configure_roles(connection, *options.roles);
+        } else if (!applied_now.empty()) {
+          // New objects of a store with a recorded layout get their roles' grants.
+          pqxx::read_transaction probe(connection);
+          const bool has_layout = recorded_owner(probe).has_value();
+          probe.commit();
+          if (has_layout) refresh_grants(connection);
+        }
+        return applied_now;
+      });
 }
 
 std::vector<MigrationStatus> migration_status(const std::string& connection_string) {
   return detail::with_connection(
       connection_string, "migration status", [](pqxx::connection& connection) {
         pqxx::read_transaction tx(connection);
-        std::set<std::string> applied;
-        if (!tx.exec1(sql::kMigrationAppliedIfExists)[0].is_null()) applied = applied_names(tx);
+        const std::set<std::string> applied = applied_names(tx);
         std::vector<MigrationStatus> result;
         for (const auto& migration : detail::embedded_migrations()) {
           result.push_back({migration.name, applied.count(migration.name) != 0});

@@ -22,22 +22,23 @@ inline constexpr const char* kAppend =
 // overlap). A concurrent writer of the same stream makes the insert fail on the primary key
 // (23505); the client then also falls back to annals.append_events, which locks the stream.
 // Parameters get their types at their first reference ($6::jsonb is parsed once, at bind).
+// The statement names only the event's own columns: the database sets transaction_id and
+// recorded_at (defaults) and the hash (trigger events_set_chain, sql/0005), and the writer role
+// may insert no other column (issue 11, least privilege).
 inline constexpr const char* kAppendOneName = "annals_append_one";
 inline constexpr const char* kAppendOne =
     "WITH last AS ("
-    "  SELECT e.stream_version AS v, e.hash AS h FROM annals.events e"
+    "  SELECT e.stream_version AS v FROM annals.events e"
     "   WHERE e.stream_id = $1::text ORDER BY e.stream_version DESC LIMIT 1),"
     " ok AS ("
-    "  SELECT coalesce(l.v, 0) AS v, coalesce(l.h, '\\x'::bytea) AS h"
+    "  SELECT coalesce(l.v, 0) AS v"
     "    FROM (SELECT 1) AS one LEFT JOIN last l ON true"
     "   WHERE NOT EXISTS (SELECT 1 FROM annals.events e WHERE e.event_id = $3::uuid)"
     "     AND ($2::bigint = -1 OR ($2 IN (-2, 0) AND l.v IS NULL)"
     "          OR ($2 = -3 AND l.v IS NOT NULL) OR ($2 > 0 AND l.v = $2)))"
-    " INSERT INTO annals.events AS ev (transaction_id, stream_id, stream_version, event_id,"
-    "   event_type, schema_version, data, metadata, recorded_at, hash)"
-    " SELECT pg_current_xact_id(), $1, ok.v + 1, $3, $4::text, $5::integer, $6::jsonb, $7::jsonb,"
-    "        now(), annals.event_hash(ok.h, $3, $1, ok.v + 1, $4, $5, $6, $7, now())"
-    "   FROM ok"
+    " INSERT INTO annals.events AS ev (stream_id, stream_version, event_id, event_type,"
+    "   schema_version, data, metadata)"
+    " SELECT $1, ok.v + 1, $3, $4::text, $5::integer, $6::jsonb, $7::jsonb FROM ok"
     " RETURNING ev.transaction_id::text, ev.global_position, ev.stream_version";
 
 // Wakes subscribers after an append committed (see AfterCommitNotifier).
@@ -104,7 +105,11 @@ inline constexpr const char* kStreamVersion =
 // Start-up checks: the schema exists, and no stored transaction id is ahead of the server's
 // next one (which happens when a dump is restored into a new cluster; readers would then
 // hold back those events until the server's ids catch up, and order them wrongly).
-inline constexpr const char* kSchemaPresent = "SELECT to_regclass('annals.events') IS NOT NULL";
+// The second column says whether the schema is recent enough for this library's append
+// statement (the trigger function of sql/0005 sets what kAppendOne leaves to the database).
+inline constexpr const char* kSchemaPresent =
+    "SELECT to_regclass('annals.events') IS NOT NULL,"
+    "       to_regprocedure('annals.set_event_chain()') IS NOT NULL";
 inline constexpr const char* kTransactionIdCheck =
     "SELECT (SELECT max(e.transaction_id) FROM annals.events e)::text,"
     "       pg_snapshot_xmax(pg_current_snapshot())::text";
@@ -135,5 +140,16 @@ inline constexpr const char* kMigrationAppliedIfExists =
     " ELSE 1 END";
 inline constexpr const char* kMigrationRecord =
     "INSERT INTO annals.schema_migrations (name) VALUES ($1)";
+
+// The role layout (sql/0005): whether its table exists (a statement naming a missing table
+// fails when parsed), then its owner when one is recorded, the role migrations run as.
+inline constexpr const char* kRoleLayoutPresent =
+    "SELECT to_regclass('annals.role_layout') IS NOT NULL";
+inline constexpr const char* kRoleLayoutOwner = "SELECT owner_role::text FROM annals.role_layout";
+// Becomes that role until the end of the transaction (SET LOCAL ROLE with a parameter).
+inline constexpr const char* kSetLocalRole = "SELECT set_config('role', $1, true)";
+inline constexpr const char* kConfigureRoles =
+    "SELECT annals.configure_roles($1::name, $2::name, $3::name, $4::name, $5::name)";
+inline constexpr const char* kGrantRolePrivileges = "SELECT annals.grant_role_privileges()";
 
 }  // namespace annals::postgres::sql

@@ -57,7 +57,8 @@ struct Backend {
   BankReadModels read_models;
 };
 
-std::unique_ptr<Backend> open_backend(bool memory, const std::string& url) {
+std::unique_ptr<Backend> open_backend(bool memory, const std::string& url,
+                                      const std::string& migrate_url) {
   auto backend = std::make_unique<Backend>();
   register_events(backend->registry);
   backend->registry.validate();
@@ -67,9 +68,10 @@ std::unique_ptr<Backend> open_backend(bool memory, const std::string& url) {
     backend->projection_store = projections::make_in_memory_projection_store();
     backend->read_models = make_in_memory_read_models(backend->registry);
   } else {
-    // The schema of the store, snapshots and projections; read-model tables come with the
-    // projections (ProjectionStore::prepare).
-    for (const auto& applied : annals::postgres::migrate(url)) {
+    // The schema of the store, snapshots and projections, applied through the owner's
+    // connection when one is given (docs/security.md); read-model tables come with the
+    // projections (ProjectionStore::prepare), created by the service's own role.
+    for (const auto& applied : annals::postgres::migrate(migrate_url.empty() ? url : migrate_url)) {
       spdlog::info("bank: applied migration {}", applied);
     }
     backend->events = annals::postgres::make_postgres_event_store({.connection_string = url});
@@ -118,7 +120,7 @@ int run_service(const ServiceOptions& options) {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<projections::ProjectionRunner> runner;
   try {
-    backend = open_backend(options.memory, options.database_url);
+    backend = open_backend(options.memory, options.database_url, options.migrate_url);
   } catch (const std::exception& e) {
     spdlog::error("bank-service: cannot open the stores: {}", e.what());
     return 1;
@@ -240,7 +242,7 @@ int run_projector(const ProjectorOptions& options) {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<projections::ProjectionRunner> runner;
   try {
-    backend = open_backend(false, options.database_url);
+    backend = open_backend(false, options.database_url, options.migrate_url);
     runner = start_runner(*backend, options.runner_name, options.lease_ttl);
   } catch (const std::exception& e) {
     spdlog::error("bank-projector: cannot start: {}", e.what());

@@ -10,8 +10,12 @@
 namespace bank {
 
 struct ServiceOptions {
-  /// PostgreSQL connection string; required unless `memory`.
+  /// PostgreSQL connection string; required unless `memory`. In production, the writer role
+  /// of `annals migrate --roles` (docs/security.md).
   std::string database_url;
+  /// Connection string migrations are applied through (the owner or an administrator);
+  /// empty = through `database_url`.
+  std::string migrate_url;
   /// In-memory event store, snapshots, projections and read models: no database.
   bool memory = false;
   /// Run the projections in this process (default). Off, bank-projector must run them, and
@@ -37,6 +41,8 @@ struct ServiceOptions {
 
 struct ProjectorOptions {
   std::string database_url;
+  /// As ServiceOptions::migrate_url.
+  std::string migrate_url;
   std::string runner_name;
   std::chrono::milliseconds lease_ttl{10'000};
 };

@@ -11,12 +11,18 @@
 #include "annals/postgres/postgres_event_store.hpp"
 #include "bank_service_suite.hpp"
 #include "test_database.hpp"
+#include "test_roles.hpp"
 
 namespace bank_test {
 
-// A short lease, so that a restarted service takes over a killed one's projections quickly.
+// The service runs as the writer role of `annals migrate --roles` and migrates through the
+// administrator's connection, as docs/security.md tells users to. A short lease, so that a
+// restarted service takes over a killed one's projections quickly.
 std::vector<std::string> service_args() {
-  return {"--db", annals::testing::test_database_url(), "--port", "0", "--lease-ttl-ms", "1000"};
+  return {"--db",   annals::testing::test_roles().writer_url,
+          "--migrate-db", annals::testing::test_roles().admin_url,
+          "--port", "0",
+          "--lease-ttl-ms", "1000"};
 }
 
 namespace {
@@ -258,7 +264,8 @@ TEST(BankServicePostgresTest, KillNineUnderLoadLeavesReadModelsEqualToTheLog) {
 
 TEST(BankServicePostgresTest, ReadModelsRunInASeparateProjector) {
   ChildProcess projector(BANK_PROJECTOR_PATH,
-                         {"--db", annals::testing::test_database_url(), "--lease-ttl-ms", "1000"},
+                         {"--db", annals::testing::test_roles().writer_url, "--lease-ttl-ms",
+                          "1000"},
                          "projecting as ");
   ASSERT_TRUE(projector.ready());
   auto args = service_args();

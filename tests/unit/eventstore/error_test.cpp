@@ -18,6 +18,7 @@ TEST(ErrorCodeTest, EveryCodeHasADistinctStableName) {
   EXPECT_EQ(to_string(ErrorCode::kOutcomeUnknown), "outcome_unknown");
   EXPECT_EQ(to_string(ErrorCode::kCorruption), "corruption");
   EXPECT_EQ(to_string(ErrorCode::kInternal), "internal");
+  EXPECT_EQ(to_string(ErrorCode::kPermissionDenied), "permission_denied");
 }
 
 TEST(ErrorTest, EachErrorCarriesItsCodeMessageAndRetryability) {
@@ -34,6 +35,7 @@ TEST(ErrorTest, EachErrorCarriesItsCodeMessageAndRetryability) {
   const OutcomeUnknownError unknown("commit in doubt");
   const CorruptionError corruption("broken chain");
   const InternalError internal("bug");
+  const PermissionDeniedError denied("permission denied for table events");
   for (const Case& c :
        {Case{invalid, ErrorCode::kInvalidArgument, false},
         Case{not_found, ErrorCode::kNotFound, false}, Case{domain, ErrorCode::kDomain, false},
@@ -41,7 +43,8 @@ TEST(ErrorTest, EachErrorCarriesItsCodeMessageAndRetryability) {
         Case{unavailable, ErrorCode::kUnavailable, true},
         Case{unknown, ErrorCode::kOutcomeUnknown, true},
         Case{corruption, ErrorCode::kCorruption, false},
-        Case{internal, ErrorCode::kInternal, false}}) {
+        Case{internal, ErrorCode::kInternal, false},
+        Case{denied, ErrorCode::kPermissionDenied, false}}) {
     EXPECT_EQ(c.error.code(), c.code) << to_string(c.code);
     EXPECT_EQ(c.error.retryable(), c.retryable) << to_string(c.code);
     EXPECT_FALSE(std::string(c.error.what()).empty());

@@ -134,16 +134,24 @@ void read_all(EventReader& store, const ReadAllArgs& args, std::ostream& out) {
   }
 }
 
-void migrate(const std::string& connection_string, bool status_only, std::ostream& out) {
-  if (status_only) {
+void migrate(const std::string& connection_string, const MigrateArgs& args, std::ostream& out) {
+  if (args.status_only) {
     for (const auto& m : postgres::migration_status(connection_string)) {
       out << (m.applied ? "applied  " : "pending  ") << m.name << '\n';
     }
     return;
   }
-  const auto applied = postgres::migrate(connection_string);
+  postgres::MigrateOptions options;
+  if (args.roles) options.roles = args.layout;
+  const auto applied = postgres::migrate(connection_string, options);
   for (const auto& name : applied) out << "applied " << name << '\n';
   if (applied.empty()) out << "schema is up to date\n";
+  if (args.roles) {
+    const auto& l = args.layout;
+    out << "roles: owner " << l.owner << ", writer " << l.writer << ", reader " << l.reader
+        << ", auditor " << l.auditor << "; read models in schema "
+        << (l.read_model_schema.empty() ? std::string("(none)") : l.read_model_schema) << '\n';
+  }
 }
 
 }  // namespace annals::cli

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "annals/eventstore/event_store.hpp"
+#include "annals/postgres/postgres_event_store.hpp"
 
 namespace annals::cli {
 
@@ -78,9 +79,19 @@ void read(EventReader& store, const ReadArgs& args, std::ostream& out);
 /// Throws: InvalidArgumentError (bad arguments), the store's errors.
 void read_all(EventReader& store, const ReadAllArgs& args, std::ostream& out);
 
+/// The arguments of `annals migrate`.
+struct MigrateArgs {
+  bool status_only = false;
+  /// --roles: create and grant the role layout (docs/security.md).
+  bool roles = false;
+  /// --owner-role, --writer-role, --reader-role, --auditor-role, --read-model-schema.
+  postgres::RoleLayout layout;
+};
+
 /// Applies pending migrations and prints one line per migration applied, or that the schema is
-/// up to date. With `status_only`, prints every known migration and whether it is applied.
+/// up to date; with `roles`, also configures the role layout and prints its roles. With
+/// `status_only`, prints every known migration and whether it is applied.
 /// Throws: the migration runner's errors.
-void migrate(const std::string& connection_string, bool status_only, std::ostream& out);
+void migrate(const std::string& connection_string, const MigrateArgs& args, std::ostream& out);
 
 }  // namespace annals::cli

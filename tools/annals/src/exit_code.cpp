@@ -16,6 +16,7 @@ ExitCode exit_code_for(ErrorCode code) noexcept {
     case ErrorCode::kOutcomeUnknown:
     case ErrorCode::kCorruption:
     case ErrorCode::kInternal:
+    case ErrorCode::kPermissionDenied:  // the role's grants; docs/security.md
       return ExitCode::kError;
   }
   return ExitCode::kError;

@@ -47,7 +47,7 @@ constexpr const char* kFooter =
 
 struct CommandLine {
   std::string db;
-  bool migrate_status = false;
+  annals::cli::MigrateArgs migrate;
   annals::cli::AppendArgs append;
   annals::cli::ReadArgs read;
   annals::cli::ReadAllArgs read_all;
@@ -156,8 +156,30 @@ int run(int argc, char** argv) {
 
   auto* migrate = app.add_subcommand(
       "migrate", "Apply pending schema migrations (safe to repeat, or to run concurrently)");
-  migrate->add_flag("--status", cl.migrate_status,
+  migrate->add_flag("--status", cl.migrate.status_only,
                     "Only list every known migration as `applied` or `pending`");
+  auto* roles_flag = migrate->add_flag("--roles", cl.migrate.roles,
+                    "Also create (when missing) the owner, writer, reader and auditor roles, hand "
+                    "the store to the owner and grant each role its privileges (needs a "
+                    "superuser or CREATEROLE; docs/security.md)");
+  migrate->add_option("--owner-role", cl.migrate.layout.owner, "Owner role (with --roles)")
+      ->capture_default_str()
+      ->needs(roles_flag);
+  migrate->add_option("--writer-role", cl.migrate.layout.writer, "Writer role (with --roles)")
+      ->capture_default_str()
+      ->needs(roles_flag);
+  migrate->add_option("--reader-role", cl.migrate.layout.reader, "Reader role (with --roles)")
+      ->capture_default_str()
+      ->needs(roles_flag);
+  migrate->add_option("--auditor-role", cl.migrate.layout.auditor, "Auditor role (with --roles)")
+      ->capture_default_str()
+      ->needs(roles_flag);
+  migrate
+      ->add_option("--read-model-schema", cl.migrate.layout.read_model_schema,
+                   "Schema where the writer may create read-model tables; empty for none "
+                   "(with --roles)")
+      ->capture_default_str()
+      ->needs(roles_flag);
 
   auto* append = app.add_subcommand(
       "append", "Append one event to a stream; prints the result as one JSON object");
@@ -285,7 +307,7 @@ int run(int argc, char** argv) {
     const auto url = database_url(app, cl.db);
     configure_logging();
     if (migrate->parsed()) {
-      annals::cli::migrate(url, cl.migrate_status, std::cout);
+      annals::cli::migrate(url, cl.migrate, std::cout);
     } else if (verify->parsed()) {
       annals::cli::verify(url, cl.verify, std::cout);
     } else if (projections->parsed()) {

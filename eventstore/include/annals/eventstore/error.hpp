@@ -28,6 +28,7 @@ enum class ErrorCode {
   kOutcomeUnknown,   ///< Commit in doubt. Retry with the same event ids (appends are idempotent).
   kCorruption,       ///< Stored data violates an invariant. Never retried; alert a human.
   kInternal,         ///< A bug in annals. Never retried.
+  kPermissionDenied, ///< The database role may not do this. Never retried; fix the role or grants.
 };
 
 /// Stable lower-case name of a code, e.g. "concurrency".
@@ -118,6 +119,15 @@ class OutcomeUnknownError : public UnavailableError {
 class CorruptionError : public Error {
  public:
   explicit CorruptionError(const std::string& message) : Error(ErrorCode::kCorruption, message) {}
+};
+
+/// The database refused the statement for the connection's role (SQLSTATE 42501): for example
+/// an application running as the writer role tried to change history, or a reader tried to
+/// append (docs/security.md). Nothing was written. Never retried: use the right role or grants.
+class PermissionDeniedError : public Error {
+ public:
+  explicit PermissionDeniedError(const std::string& message)
+      : Error(ErrorCode::kPermissionDenied, message) {}
 };
 
 /// An annals bug or an unexpected driver failure.

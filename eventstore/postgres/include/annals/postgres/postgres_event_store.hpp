@@ -106,10 +106,48 @@ struct MigrationStatus {
   bool applied = false;
 };
 
+/// The database roles a production deployment runs with (docs/security.md). Each field is a
+/// role name (an identifier, quoted by the server; any text is safe).
+struct RoleLayout {
+  /// Owns the schema and every object of the store; migrations run as this role. Created
+  /// NOLOGIN when missing: log in as a member of it (e.g. the role that runs migrate).
+  std::string owner = "annals_owner";
+  /// The application: appends (it cannot choose transaction ids, times or hashes), reads,
+  /// snapshots, projection checkpoints and its read-model tables. Created LOGIN when missing.
+  std::string writer = "annals_writer";
+  /// Read-only: events, streams, projection status. Created LOGIN when missing.
+  std::string reader = "annals_reader";
+  /// The reader plus what `annals verify` and `annals anchor` need. Created LOGIN when missing.
+  std::string auditor = "annals_auditor";
+  /// The schema where the writer may create read-model tables (granted USAGE and CREATE);
+  /// empty = grant none.
+  std::string read_model_schema = "public";
+
+  friend bool operator==(const RoleLayout&, const RoleLayout&) = default;
+};
+
+/// Options of migrate().
+struct MigrateOptions {
+  /// When set, migrate also creates the roles that do not exist yet, hands every object of the
+  /// store to the owner and grants each role exactly its privileges (recorded in
+  /// annals.role_layout). Later migrate runs, with or without it, run migrations as the
+  /// recorded owner and grant the new objects. Requires a superuser, or a role with CREATEROLE
+  /// that owns the store. Default: unset (no roles are created or changed).
+  std::optional<RoleLayout> roles;
+};
+
 /// Applies the pending numbered migrations of `sql/` in order, each in its own transaction,
 /// under an advisory lock so concurrent runs are safe. Returns the names applied now.
-/// Throws: UnavailableError, InternalError (a migration failed; it was rolled back).
-std::vector<std::string> migrate(const std::string& connection_string);
+/// When a role layout is recorded, migrations run as its owner and the roles' grants are
+/// brought up to date afterwards.
+/// Throws: UnavailableError; InternalError (a migration failed; it was rolled back);
+/// InvalidArgumentError (options.roles names one role twice, or a writer, reader or auditor
+/// that is a superuser or a member of the owner); PermissionDeniedError (the connection's role
+/// may not create roles or hand objects to the owner, or is not a member of the recorded owner
+/// while migrations are pending).
+/// Cost: one connection; a few statements per pending migration.
+std::vector<std::string> migrate(const std::string& connection_string,
+                                 const MigrateOptions& options = {});
 
 /// Lists every migration the library knows and whether it is applied.
 [[nodiscard]] std::vector<MigrationStatus> migration_status(const std::string& connection_string);
