@@ -9,11 +9,19 @@
 // `scripts/pg start --tls` (TLS only: hostssl lines, hostnossl rejected) and passes its port
 // and the certificates' folder in ANNALS_TLS_PORT and ANNALS_TLS_CERTS. The cluster of the
 // other tests never serves TLS.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdint>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
+#include <typeinfo>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -271,6 +279,67 @@ TEST(TlsTest, HostNameNotInTheCertificateFailsVerifyFullButNotVerifyCa) {
       {.connection_string = wrong_host_name("db.example.invalid", "verify-ca")});
   EXPECT_EQ(store->read_stream(annals::StreamId(annals::testing::unique_stream("none"))).size(),
             0u);
+}
+
+// A TCP listener on 127.0.0.1 that answers each client's SSLRequest with 'N', as a server
+// without ssl = on does, and hangs up.
+class ServerWithoutTls {
+ public:
+  ServerWithoutTls() {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = 0;  // any free port
+    ::inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+    auto* generic = reinterpret_cast<sockaddr*>(&address);
+    socklen_t length = sizeof address;
+    if (fd_ < 0 || ::bind(fd_, generic, length) != 0 || ::listen(fd_, 8) != 0 ||
+        ::getsockname(fd_, generic, &length) != 0) {
+      throw std::runtime_error("cannot listen on 127.0.0.1");
+    }
+    port_ = ntohs(address.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ServerWithoutTls(const ServerWithoutTls&) = delete;
+  ServerWithoutTls& operator=(const ServerWithoutTls&) = delete;
+  ~ServerWithoutTls() {
+    ::shutdown(fd_, SHUT_RDWR);  // wakes accept()
+    thread_.join();
+    ::close(fd_);
+  }
+
+  [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+
+ private:
+  void serve() const {
+    for (;;) {
+      const int client = ::accept(fd_, nullptr, nullptr);
+      if (client < 0) return;
+      char request[8];  // length 8, code 80877103
+      std::size_t got = 0;
+      while (got < sizeof request) {
+        const auto n = ::read(client, request + got, sizeof request - got);
+        if (n <= 0) break;
+        got += static_cast<std::size_t>(n);
+      }
+      if (got == sizeof request) static_cast<void>(::write(client, "N", 1));
+      ::close(client);
+    }
+  }
+
+  int fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+TEST(TlsTest, RequireAgainstAServerWithoutTlsFails) {
+  ServerWithoutTls server;
+  // gssencmode=disable: libpq would try GSSAPI encryption first if it found Kerberos
+  // credentials, and this server speaks neither.
+  const auto url = "host=127.0.0.1 port=" + std::to_string(server.port()) +
+                   " dbname=annals user=annals gssencmode=disable sslmode=require";
+  expect_unavailable(
+      [&] { return annals::postgres::make_postgres_event_store({.connection_string = url}); },
+      "server does not support SSL, but SSL was required", "sslmode=require");
 }
 
 // ---- the CLI -----------------------------------------------------------------------------
