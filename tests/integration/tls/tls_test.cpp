@@ -50,7 +50,7 @@ struct TlsCluster {
 };
 
 const TlsCluster& cluster() {
-  static const TlsCluster value = [] {
+  static const TlsCluster kCluster = [] {
     const char* port = std::getenv("ANNALS_TLS_PORT");
     const char* certs = std::getenv("ANNALS_TLS_CERTS");
     if (port == nullptr || certs == nullptr || *port == '\0' || *certs == '\0') {
@@ -61,7 +61,7 @@ const TlsCluster& cluster() {
     }
     return TlsCluster{port, certs};
   }();
-  return value;
+  return kCluster;
 }
 
 std::string ca() { return cluster().certs + "/ca.crt"; }
@@ -354,7 +354,7 @@ annals::testing::ProcessResult run_annals(std::vector<std::string> args) {
 
 // A fresh database on the TLS cluster, so that `annals migrate` has work to do.
 std::string fresh_database() {
-  const auto name = "annals_cli_" + annals::testing::unique_stream("x").substr(2);
+  auto name = "annals_cli_" + annals::testing::unique_stream("x").substr(2);
   pqxx::connection c(verify_full_by_address());
   pqxx::nontransaction tx(c);
   tx.exec("CREATE DATABASE " + tx.quote_name(name));
