@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
@@ -171,6 +172,36 @@ TEST(TlsTest, EventStoreAppendsAndReadsWithVerifyFull) {
     EXPECT_EQ(store->read_all(all).size(), 3u);
     EXPECT_EQ(store->stream_version(stream), std::optional<annals::StreamVersion>(3));
   }
+}
+
+// Many threads: the pool opens its TLS connections concurrently, and single-event appends are
+// sent in groups over them.
+TEST(TlsTest, ConcurrentAppendsShareThePoolOfTlsConnections) {
+  constexpr int kThreads = 8;
+  constexpr int kAppends = 25;
+  auto store = annals::postgres::make_postgres_event_store(
+      {.connection_string = verify_full_by_address(), .pool_size = 8});
+  const auto category = "tlsc" + annals::testing::unique_stream("x").substr(2);
+  std::vector<std::thread> writers;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&, t] {
+      const annals::StreamId stream(category + "-" + std::to_string(t));
+      try {
+        for (int i = 0; i < kAppends; ++i) {
+          store->append(stream, annals::ExpectedVersion::exact(i), deposits({i}));
+        }
+      } catch (const std::exception& e) {
+        std::cerr << "append failed: " << e.what() << "\n";
+        ++failures;
+      }
+    });
+  }
+  for (auto& writer : writers) writer.join();
+  EXPECT_EQ(failures.load(), 0);
+  annals::ReadAllOptions all;
+  all.filter.category = category;
+  EXPECT_EQ(store->read_all(all).size(), static_cast<std::size_t>(kThreads * kAppends));
 }
 
 TEST(TlsTest, SnapshotStoreSavesAndLoadsWithVerifyFull) {
