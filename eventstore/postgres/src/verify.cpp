@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -220,65 +221,194 @@ bool same(const detail::Sha256Digest& computed, std::string_view stored) {
          std::memcmp(stored.data(), computed.data(), computed.size()) == 0;
 }
 
-// Every stream's chain in primary-key order; the digest over the streams' head hashes in
-// byte order of their ids (independent of the database's collation).
-void verify_chains(LibpqConnection& c, const VerifyOptions& options, Findings& findings,
-                   VerifyReport& report) {
-  c.prepare(verify_sql::kChainName, verify_sql::kChain);
-  const std::array<const char*, 1> params = {options.stream ? options.stream->c_str() : nullptr};
-  detail::EventHasher hasher;
-  std::vector<std::pair<std::string, std::string>> heads;  // stream id, head hash
-  bool in_stream = false;
-  std::string stream;
-  std::string previous_hash;
-  StreamVersion previous_version = 0;
-  std::int64_t previous_micros = std::numeric_limits<std::int64_t>::min();
-  c.stream_prepared(verify_sql::kChainName, params, [&](LibpqConnection::Row row) {
-    const auto event = event_text(row);
-    if (!in_stream || event.stream_id != stream) {
-      if (in_stream) heads.emplace_back(std::move(stream), std::move(previous_hash));
-      in_stream = true;
-      stream.assign(event.stream_id);
-      previous_hash.clear();
-      previous_version = 0;
-      previous_micros = std::numeric_limits<std::int64_t>::min();
+// Checks each stream's chain as its events arrive in primary-key order, and computes the digest
+// over the streams' head hashes in byte order of their ids (independent of the database's
+// collation).
+class ChainChecker {
+ public:
+  ChainChecker(Findings& findings, VerifyReport& report) : findings_(findings), report_(report) {}
+
+  void add(const detail::StoredEventText& event, StreamVersion version, std::int64_t micros,
+           std::string_view hash) {
+    if (!in_stream_ || event.stream_id != stream_) {
+      if (in_stream_) heads_.emplace_back(std::move(stream_), std::move(previous_hash_));
+      in_stream_ = true;
+      stream_.assign(event.stream_id);
+      previous_hash_.clear();
+      previous_version_ = 0;
+      previous_micros_ = std::numeric_limits<std::int64_t>::min();
     }
-    const auto version = parse_int<std::int64_t>(event.stream_version, "stream version");
-    const auto micros = parse_int<std::int64_t>(event.recorded_micros, "recorded time");
-    std::string hash = stored_hash(row[8]);
-    if (version != previous_version + 1) {
-      findings.add(FindingKind::kVersionGap, gap_message(stream, version, previous_version),
-                   stream, version);
+    if (version != previous_version_ + 1) {
+      findings_.add(FindingKind::kVersionGap, gap_message(stream_, version, previous_version_),
+                    stream_, version);
     } else {
-      ++report.events_hashed;
-      if (!same(hasher.hash(previous_hash, event), hash)) {
-        findings.add(FindingKind::kHashMismatch, mismatch_message(stream, version), stream,
-                     version);
+      ++report_.events_hashed;
+      if (!same(hasher_.hash(previous_hash_, event), hash)) {
+        findings_.add(FindingKind::kHashMismatch, mismatch_message(stream_, version), stream_,
+                      version);
       }
     }
-    if (micros < previous_micros) {
-      findings.add(FindingKind::kRecordedTimeBackwards,
-                   "stream " + in_quotes(stream) + " version " + std::to_string(version) +
-                       " was recorded before version " + std::to_string(previous_version) +
-                       " (recorded_at went back " + std::to_string(previous_micros - micros) +
-                       " µs)",
-                   stream, version);
+    if (micros < previous_micros_) {
+      findings_.add(FindingKind::kRecordedTimeBackwards,
+                    "stream " + in_quotes(stream_) + " version " + std::to_string(version) +
+                        " was recorded before version " + std::to_string(previous_version_) +
+                        " (recorded_at went back " + std::to_string(previous_micros_ - micros) +
+                        " µs)",
+                    stream_, version);
     }
-    previous_version = version;
-    previous_hash = std::move(hash);
-    previous_micros = micros;
-    ++report.events;
-  });
-  if (in_stream) heads.emplace_back(std::move(stream), std::move(previous_hash));
-  report.streams = static_cast<std::int64_t>(heads.size());
-  // std::string orders by unsigned bytes (char_traits<char>::lt), i.e. COLLATE "C".
-  std::sort(heads.begin(), heads.end());
-  detail::Sha256 sha;
-  for (const auto& [id, hash] : heads) {
-    sha.update(std::to_string(id.size()) + ":" + id);
-    sha.update(hash);
+    previous_version_ = version;
+    previous_hash_.assign(hash);
+    previous_micros_ = micros;
+    ++report_.events;
   }
-  report.digest = detail::to_hex(sha.finish());
+
+  void finish() {
+    if (in_stream_) heads_.emplace_back(std::move(stream_), std::move(previous_hash_));
+    report_.streams = static_cast<std::int64_t>(heads_.size());
+    // std::string orders by unsigned bytes (char_traits<char>::lt), i.e. COLLATE "C".
+    std::sort(heads_.begin(), heads_.end());
+    detail::Sha256 sha;
+    for (const auto& [id, hash] : heads_) {
+      sha.update(std::to_string(id.size()) + ":" + id);
+      sha.update(hash);
+    }
+    report_.digest = detail::to_hex(sha.finish());
+  }
+
+ private:
+  Findings& findings_;
+  VerifyReport& report_;
+  detail::EventHasher hasher_;
+  std::vector<std::pair<std::string, std::string>> heads_;  // stream id, head hash
+  bool in_stream_ = false;
+  std::string stream_;
+  std::string previous_hash_;
+  StreamVersion previous_version_ = 0;
+  std::int64_t previous_micros_ = std::numeric_limits<std::int64_t>::min();
+};
+
+// Decodes the rows of verify_sql::kChainCopy (PostgreSQL's binary COPY format) into the text
+// forms the hash covers: uuid as 8-4-4-4-12 lower-case hex, integers in decimal, jsonb without
+// its version byte.
+class BinaryChainRows {
+ public:
+  explicit BinaryChainRows(ChainChecker& checker) : checker_(checker) {}
+
+  void on_data(std::string_view data) {
+    if (!header_done_) {
+      static constexpr std::string_view kSignature("PGCOPY\n\377\r\n\0", 11);
+      if (data.substr(0, kSignature.size()) != kSignature || data.size() < 19) corrupt();
+      const auto extension = read_u32(data.substr(15));
+      data.remove_prefix(19 + extension);
+      header_done_ = true;
+    }
+    while (!data.empty()) {
+      const auto fields = static_cast<std::int16_t>(read_u16(take(data, 2)));
+      if (fields == -1) return;  // the trailer
+      if (fields != 9) corrupt();
+      std::array<std::string_view, 9> field;
+      for (auto& f : field) {
+        const auto length = static_cast<std::int32_t>(read_u32(take(data, 4)));
+        if (length < 0) corrupt();
+        f = take(data, static_cast<std::size_t>(length));
+      }
+      row(field);
+    }
+  }
+
+ private:
+  [[noreturn]] static void corrupt() {
+    throw CorruptionError("verify: unreadable binary COPY data from the server");
+  }
+  static std::string_view take(std::string_view& data, std::size_t n) {
+    if (data.size() < n) corrupt();
+    const auto out = data.substr(0, n);
+    data.remove_prefix(n);
+    return out;
+  }
+  static std::uint64_t read_be(std::string_view bytes) {
+    std::uint64_t value = 0;
+    for (const char c : bytes) value = (value << 8U) | static_cast<unsigned char>(c);
+    return value;
+  }
+  static std::uint32_t read_u32(std::string_view bytes) {
+    if (bytes.size() < 4) corrupt();
+    return static_cast<std::uint32_t>(read_be(bytes.substr(0, 4)));
+  }
+  static std::uint16_t read_u16(std::string_view bytes) {
+    return static_cast<std::uint16_t>(read_be(bytes));
+  }
+  static std::int64_t int64_of(std::string_view bytes) {
+    if (bytes.size() != 8) corrupt();
+    return static_cast<std::int64_t>(read_be(bytes));
+  }
+  static std::string_view decimal(std::int64_t value, std::array<char, 24>& buffer) {
+    const auto [end, ec] = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
+    (void)ec;  // 24 characters hold every int64
+    return {buffer.data(), static_cast<std::size_t>(end - buffer.data())};
+  }
+  static std::string_view jsonb_text(std::string_view bytes) {
+    if (bytes.empty() || bytes[0] != 1) corrupt();
+    return bytes.substr(1);
+  }
+  std::string_view uuid_text(std::string_view bytes) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    if (bytes.size() != 16) corrupt();
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < 16; ++i) {
+      if (i == 4 || i == 6 || i == 8 || i == 10) uuid_[out++] = '-';
+      const auto b = static_cast<unsigned char>(bytes[i]);
+      uuid_[out++] = kDigits[b >> 4U];
+      uuid_[out++] = kDigits[b & 0xFU];
+    }
+    return {uuid_.data(), uuid_.size()};
+  }
+
+  void row(const std::array<std::string_view, 9>& field) {
+    const auto version = int64_of(field[2]);
+    if (field[4].size() != 4) corrupt();
+    const auto schema = static_cast<std::int32_t>(read_u32(field[4]));
+    const auto micros = int64_of(field[7]);
+    const detail::StoredEventText event{.event_id = uuid_text(field[0]),
+                                        .stream_id = field[1],
+                                        .stream_version = decimal(version, version_),
+                                        .event_type = field[3],
+                                        .schema_version = decimal(schema, schema_),
+                                        .data = jsonb_text(field[5]),
+                                        .metadata = jsonb_text(field[6]),
+                                        .recorded_micros = decimal(micros, micros_)};
+    checker_.add(event, version, micros, field[8]);
+  }
+
+  ChainChecker& checker_;
+  bool header_done_ = false;
+  std::array<char, 36> uuid_{};
+  std::array<char, 24> version_{};
+  std::array<char, 24> schema_{};
+  std::array<char, 24> micros_{};
+};
+
+// Every stream's chain: the whole store through binary COPY, one stream through a prepared
+// statement in single-row mode (COPY takes no parameters).
+void verify_chains(LibpqConnection& c, const VerifyOptions& options, Findings& findings,
+                   VerifyReport& report) {
+  ChainChecker checker(findings, report);
+  if (!options.stream) {
+    BinaryChainRows rows(checker);
+    c.copy_out(verify_sql::kChainCopy, [&](std::string_view data) { rows.on_data(data); });
+    checker.finish();
+    return;
+  }
+  c.prepare(verify_sql::kChainName, verify_sql::kChain);
+  const std::array<const char*, 1> params = {options.stream->c_str()};
+  std::string hash;
+  c.stream_prepared(verify_sql::kChainName, params, [&](LibpqConnection::Row row) {
+    const auto event = event_text(row);
+    hash = stored_hash(row[8]);
+    checker.add(event, parse_int<std::int64_t>(event.stream_version, "stream version"),
+                parse_int<std::int64_t>(event.recorded_micros, "recorded time"), hash);
+  });
+  checker.finish();
 }
 
 bool is_recorded(LibpqConnection& c, const Anchor& anchor) {
