@@ -587,6 +587,18 @@ TEST(CliTest, AnchorPrintsJsonAndVerifyAnchorProvesThePrefix) {
   const auto dir = std::filesystem::temp_directory_path() / stream;
   std::filesystem::create_directories(dir);
   const auto take = [&](const std::string& name) {
+    // Anchors cover settled events only: wait until no older transaction (of another test
+    // process) holds the stream's events back, as PostgresStoreTest does for read_all.
+    pqxx::connection c(annals::testing::test_database_url());
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!pqxx::nontransaction(c)
+                .exec_params1("SELECT max(transaction_id) < pg_snapshot_xmin(pg_current_snapshot())"
+                              "  FROM annals.events WHERE stream_id = $1",
+                              stream)[0]
+                .as<bool>() &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
     const auto r = annals_db({"anchor", "--record"});
     EXPECT_EQ(r.exit_code, 0) << r;
     std::ofstream(dir / name) << r.out;

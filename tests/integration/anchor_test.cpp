@@ -4,7 +4,9 @@
 //
 // Each attack runs as the database superuser with the guards out of the way, is detected, and
 // is then undone, so the tests of this binary (which share one database) stay independent.
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -86,9 +88,25 @@ bool has(const VerifyReport& report, FindingKind kind) {
   return false;
 }
 
-// The anchor covers the stream's events (they are settled once their transactions ended and
-// no older transaction runs).
+// Waits until the stream's events are settled: their transactions ended and no older one runs
+// anywhere on the server (another test process may hold one open for a while), as
+// PostgresStoreTest does for read_all.
+void wait_until_settled(const std::string& stream) {
+  pqxx::connection c(test_database_url());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    pqxx::nontransaction tx(c);
+    const bool settled = tx.exec_params1(
+        "SELECT max(transaction_id) < pg_snapshot_xmin(pg_current_snapshot())"
+        "  FROM annals.events WHERE stream_id = $1", stream)[0].as<bool>();
+    if (settled || std::chrono::steady_clock::now() > deadline) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// The anchor covers the stream's events.
 Anchor anchor_covering(const std::string& stream, bool record = false) {
+  wait_until_settled(stream);
   const auto anchor = take_anchor(test_database_url(), {.record = record});
   pqxx::connection c(test_database_url());
   pqxx::work tx(c);
