@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <string>
@@ -32,7 +33,7 @@ using detail::parse_int;
 
 // The triggers annals.events must have, each enabled for ordinary sessions. The only list of
 // them: a migration that adds a trigger adds its name here.
-constexpr std::array<std::string_view, 2> kExpectedTriggers = {
+constexpr std::string_view kExpectedTriggers[] = {
     "events_refuse_update_delete",
     "events_refuse_truncate",
 };
@@ -85,8 +86,8 @@ void check_triggers(LibpqConnection& c, Findings& findings) {
     }
   }
   for (const auto& [name, mode] : modes) {
-    if (std::find(kExpectedTriggers.begin(), kExpectedTriggers.end(), name) ==
-        kExpectedTriggers.end()) {
+    if (std::find(std::begin(kExpectedTriggers), std::end(kExpectedTriggers), name) ==
+        std::end(kExpectedTriggers)) {
       findings.add(FindingKind::kTriggerUnexpected,
                    "annals.events has a trigger the store does not ship: " + name);
     }
