@@ -58,6 +58,7 @@ enum class Kind {
   kPgNotify,       // plain INSERT + pg_notify vs plain INSERT (what NOTIFY costs PostgreSQL)
   kReadAll,        // store read_all, decoded, vs COPY
   kReadKeysetRaw,  // the store's keyset query through raw libpq, undecoded, vs COPY
+  kVerify,         // annals::postgres::verify of the whole store vs COPY of the same rows
 };
 
 struct Figure {
@@ -85,6 +86,7 @@ const std::vector<Figure>& all_figures() {
       {"pg_insert_notify_w16", Kind::kPgNotify, 16, 1, std::nullopt, 0.0},
       {"read_all", Kind::kReadAll, 1, 1, std::nullopt, 0.6},
       {"read_all_keyset_raw", Kind::kReadKeysetRaw, 1, 1, std::nullopt, 0.0},
+      {"verify", Kind::kVerify, 1, 1, std::nullopt, 0.0},
   };
   return kFigures;
 }
@@ -131,7 +133,7 @@ constexpr const char* kUsage =
     "\n"
     "figures: append_w1 append_w4 append_w16 append_batch10_w4 append_batch100_w4\n"
     "         append_w16_notify_off append_w16_group_commit_off pg_insert_notify_w16\n"
-    "         read_all read_all_keyset_raw\n"
+    "         read_all read_all_keyset_raw verify\n"
     "framework figures: rehydrate_1k_replay rehydrate_1k_snapshot rehydrate_10k_replay\n"
     "         rehydrate_10k_snapshot bus_distinct_w1 bus_distinct_w16 bus_shared_w16\n"
     "         bus_distinct_w1_nocache bus_distinct_w16_nocache bus_cpu_null_store\n"
@@ -353,7 +355,10 @@ class Bench {
   bool store_notify(const Figure& figure) const { return figure.notify.value_or(options_.notify); }
 
   Result measure(const Figure& figure) {
-    if (figure.kind == Kind::kReadAll || figure.kind == Kind::kReadKeysetRaw) prepare_reads();
+    if (figure.kind == Kind::kReadAll || figure.kind == Kind::kReadKeysetRaw ||
+        figure.kind == Kind::kVerify) {
+      prepare_reads();
+    }
     Result result{figure, {}, {}, {}, {}};
     for (int round = 0; round < options_.rounds; ++round) {
       const bool ceiling_first = round % 2 == 0;
@@ -398,6 +403,8 @@ class Bench {
         PgConnection connection(conninfo_);
         return run_reads(options_.seconds, raw_keyset_reader(connection, options_.read_events));
       }
+      case Kind::kVerify:
+        return run_reads(options_.seconds, [&] { return verify_pass(conninfo_); });
     }
     throw std::logic_error("unknown figure kind");
   }
@@ -415,6 +422,10 @@ class Bench {
         return run_reads(options_.seconds, [&] {
           return checked_pass(ceiling_copy_pass(connection, options_.read_events));
         });
+      }
+      case Kind::kVerify: {
+        PgConnection connection(conninfo_);
+        return run_reads(options_.seconds, [&] { return verify_copy_pass(connection); });
       }
     }
     throw std::logic_error("unknown figure kind");

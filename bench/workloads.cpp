@@ -10,6 +10,7 @@
 
 #include "annals/eventstore/types.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "annals/postgres/verify.hpp"
 
 namespace annals::bench {
 namespace {
@@ -161,6 +162,22 @@ std::uint64_t ceiling_copy_pass(PgConnection& connection, std::uint64_t limit) {
                           " LIMIT " +
                           std::to_string(limit) + ") TO STDOUT";
   return connection.copy_out_rows(sql);
+}
+
+std::uint64_t verify_copy_pass(PgConnection& connection) {
+  // The statement of eventstore/postgres/src/verify_sql.hpp (kChain), copied, unfiltered.
+  return connection.copy_out_rows(
+      "COPY (SELECT e.event_id, e.stream_id, e.stream_version, e.event_type, e.schema_version,"
+      " e.data, e.metadata, ((extract(epoch FROM e.recorded_at) * 1000000)::bigint), e.hash"
+      " FROM annals.events e ORDER BY e.stream_id, e.stream_version) TO STDOUT");
+}
+
+std::uint64_t verify_pass(const std::string& conninfo) {
+  const auto report = postgres::verify(conninfo);
+  if (!report.ok()) {
+    throw std::runtime_error("verify found a problem: " + report.findings.front().message);
+  }
+  return static_cast<std::uint64_t>(report.events);
 }
 
 ReadStep raw_keyset_reader(PgConnection& connection, std::uint64_t limit) {

@@ -44,6 +44,15 @@ inline constexpr const char* kEventColumns =
 /// One COPY of the first `limit` events of annals.events in log order; returns the rows.
 std::uint64_t ceiling_copy_pass(PgConnection& connection, std::uint64_t limit);
 
+/// The ceiling of the `verify` figure: one COPY of every event with the columns verify reads
+/// (those an event's hash covers, in text form, and the stored hash) in the order it reads
+/// them (each stream's events in version order); returns the rows.
+std::uint64_t verify_copy_pass(PgConnection& connection);
+
+/// One annals::postgres::verify of the whole store (hashes recomputed in the client); returns
+/// the events verified. Throws std::runtime_error when verify finds a problem.
+std::uint64_t verify_pass(const std::string& conninfo);
+
 /// A read step: one page (or one COPY); returns the events read. Throws std::runtime_error if
 /// the log ends before `limit` events.
 using ReadStep = std::function<std::uint64_t()>;

@@ -136,6 +136,11 @@ BEGIN
                  'integer, jsonb, jsonb, timestamptz) TO %I, %I',
                  l.reader_role, l.auditor_role);
 
+  -- Recorded anchors (sql/0008): the auditor records them (annals anchor --record).
+  IF to_regclass('annals.anchors') IS NOT NULL THEN
+    EXECUTE format('GRANT SELECT, INSERT ON annals.anchors TO %I', l.auditor_role);
+  END IF;
+
   IF l.read_model_schema IS NOT NULL THEN
     EXECUTE format('GRANT USAGE, CREATE ON SCHEMA %I TO %I', l.read_model_schema,
                    l.writer_role);

@@ -576,6 +576,91 @@ TEST(CliTest, UnicodeAndSqlMetacharacterStreamIdsRoundTripVerbatim) {
   EXPECT_EQ(annals_db({"read-all", "--from", start, "--category", "_onto"}).out, "");
 }
 
+// `annals anchor` and `annals verify --anchor` (issue 11): the anchor is one JSON line;
+// verifying it exits 0, a newer one resumes from a recorded older one (events_hashed counts
+// only the events since), and a rewritten event before the anchor exits 6 with
+// anchor-mismatch. A missing anchor file or --stream with --anchor is a usage error (2).
+TEST(CliTest, AnchorPrintsJsonAndVerifyAnchorProvesThePrefix) {
+  const std::string stream = annals::testing::unique_stream("anchored");
+  append_ok({stream, "Opened", R"({"owner":"Ada"})"});
+  append_ok({stream, "Deposited", R"({"amount":100})"});
+  const auto dir = std::filesystem::temp_directory_path() / stream;
+  std::filesystem::create_directories(dir);
+  const auto take = [&](const std::string& name) {
+    // Anchors cover settled events only: wait until no older transaction (of another test
+    // process) holds the stream's events back, as PostgresStoreTest does for read_all.
+    pqxx::connection c(annals::testing::test_database_url());
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!pqxx::nontransaction(c)
+                .exec_params1("SELECT max(transaction_id) < pg_snapshot_xmin(pg_current_snapshot())"
+                              "  FROM annals.events WHERE stream_id = $1",
+                              stream)[0]
+                .as<bool>() &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const auto r = annals_db({"anchor", "--record"});
+    EXPECT_EQ(r.exit_code, 0) << r;
+    std::ofstream(dir / name) << r.out;
+    return nlohmann::json::parse(r.out);
+  };
+  const auto older = take("older.json");
+  EXPECT_TRUE(older["position"].is_string());
+  EXPECT_EQ(older["digest"].get<std::string>().size(), 64u);
+  EXPECT_TRUE(older["time"].is_string());
+  const std::string older_file = (dir / "older.json").string();
+  const std::string newer_file = (dir / "newer.json").string();
+
+  const auto one = annals_db({"verify", "--anchor", older_file, "--json"});
+  ASSERT_EQ(one.exit_code, 0) << one;
+  const auto one_report = nlohmann::json::parse(one.out);
+  EXPECT_EQ(one_report["anchors"][0]["outcome"], "verified");
+  EXPECT_EQ(one_report["events_hashed"], older["events"]);
+
+  append_ok({stream, "Deposited", R"({"amount":5})"});
+  const auto newer = take("newer.json");
+  const auto both = annals_db({"verify", "--anchor", older_file, "--anchor", newer_file, "--json"});
+  ASSERT_EQ(both.exit_code, 0) << both;
+  const auto both_report = nlohmann::json::parse(both.out);
+  EXPECT_EQ(both_report["anchors"][0]["outcome"], "resumed");
+  EXPECT_EQ(both_report["anchors"][1]["outcome"], "verified");
+  EXPECT_EQ(both_report["events_hashed"],
+            newer["events"].get<std::int64_t>() - older["events"].get<std::int64_t>());
+  const auto full =
+      annals_db({"verify", "--anchor", older_file, "--anchor", newer_file, "--full", "--json"});
+  ASSERT_EQ(full.exit_code, 0) << full;
+  EXPECT_EQ(nlohmann::json::parse(full.out)["events_hashed"], newer["events"]);
+
+  const auto rewrite = [&](const std::string& data) {
+    pqxx::connection c(annals::testing::test_database_url());
+    pqxx::work tx(c);
+    tx.exec("ALTER TABLE annals.events DISABLE TRIGGER USER");
+    tx.exec_params(
+        "UPDATE annals.events e SET data = $2::jsonb, hash = annals.event_hash(p.hash,"
+        " e.event_id, e.stream_id, e.stream_version, e.event_type, e.schema_version,"
+        " $2::jsonb, e.metadata, e.recorded_at) FROM annals.events p"
+        " WHERE e.stream_id = $1 AND e.stream_version = 3"
+        "   AND p.stream_id = $1 AND p.stream_version = 2",
+        stream, data);
+    tx.exec("ALTER TABLE annals.events ENABLE TRIGGER USER");
+    tx.commit();
+  };
+  rewrite(R"({"amount": 5000})");
+  const auto tampered = annals_db({"verify", "--anchor", newer_file});
+  const auto chain_only = annals_db({"verify", "--stream", stream});
+  rewrite(R"({"amount": 5})");
+  EXPECT_EQ(chain_only.exit_code, 0) << chain_only;
+  EXPECT_EQ(tampered.exit_code, 6) << tampered;
+  EXPECT_NE(tampered.out.find("anchor-mismatch: anchor at " + newer["position"].get<std::string>()),
+            std::string::npos)
+      << tampered;
+  EXPECT_EQ(annals_db({"verify", "--anchor", newer_file}).exit_code, 0);
+
+  EXPECT_EQ(annals_db({"verify", "--anchor", (dir / "none.json").string()}).exit_code, 2);
+  EXPECT_EQ(annals_db({"verify", "--stream", stream, "--anchor", older_file}).exit_code, 2);
+  std::filesystem::remove_all(dir);
+}
+
 // `annals verify` (decision 8): 0 on a clean stream, 6 with the finding located after an edit
 // behind the append-only triggers, JSON for scripts, 2 for a bad flag.
 TEST(CliTest, VerifyExitsZeroWhenCleanAndSixWhenHistoryWasEdited) {

@@ -93,8 +93,12 @@ TEST(VerifyTest, EditedMetadataOrTimeIsFound) {
          "UPDATE annals.events SET recorded_at = recorded_at - interval '1 day' "
          "WHERE stream_id = $1 AND stream_version = 3");
   const auto report = verify(test_database_url(), {.stream = stream});
-  ASSERT_EQ(report.findings.size(), 1u);
+  // The edited time breaks the hash and also puts version 3 before version 2.
+  ASSERT_EQ(report.findings.size(), 2u);
+  EXPECT_EQ(report.findings[0].kind, FindingKind::kHashMismatch);
   EXPECT_EQ(report.findings[0].version, 3);
+  EXPECT_EQ(report.findings[1].kind, FindingKind::kRecordedTimeBackwards);
+  EXPECT_EQ(report.findings[1].version, 3);
 }
 
 TEST(VerifyTest, RewrittenHashBreaksItsOwnAndTheNextLink) {

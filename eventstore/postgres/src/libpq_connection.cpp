@@ -131,6 +131,40 @@ LibpqConnection::Result LibpqConnection::exec(const char* sql) {
   return checked(PQexec(connection_, sql), sql);
 }
 
+void LibpqConnection::copy_out(const char* copy_sql,
+                               const std::function<void(std::string_view)>& on_data) {
+  {
+    const OwnedResult start(PQexec(connection_, copy_sql));
+    if (PQstatus(connection_) != CONNECTION_OK || start == nullptr) {
+      throw_connection_error(copy_sql);
+    }
+    if (PQresultStatus(start.get()) != PGRES_COPY_OUT) throw_server_error(start.get(), copy_sql);
+  }
+  std::exception_ptr failed;
+  for (;;) {
+    char* buffer = nullptr;
+    const int length = PQgetCopyData(connection_, &buffer, 0);
+    if (length == -1) break;  // done; the final result follows
+    if (length < 0) throw_connection_error(copy_sql);
+    if (!failed) {
+      try {
+        on_data(std::string_view(buffer, static_cast<std::size_t>(length)));
+      } catch (...) {
+        failed = std::current_exception();  // read the rest, so the connection stays usable
+      }
+    }
+    PQfreemem(buffer);
+  }
+  OwnedResult refused;
+  while (PGresult* raw = PQgetResult(connection_)) {
+    OwnedResult result(raw);
+    if (is_error(PQresultStatus(raw)) && !refused) refused = std::move(result);
+  }
+  if (PQstatus(connection_) != CONNECTION_OK) throw_connection_error(copy_sql);
+  if (failed) std::rethrow_exception(failed);
+  if (refused) throw_server_error(refused.get(), copy_sql);
+}
+
 int LibpqConnection::socket() const noexcept { return PQsocket(connection_); }
 
 int LibpqConnection::take_notifications() {

@@ -69,6 +69,12 @@ class LibpqConnection {
   /// Executes `sql`, which takes no parameters. Throws as stream_prepared does.
   Result exec(const char* sql);
 
+  /// Runs `copy_sql` (a `COPY ... TO STDOUT`, no parameters) and calls `on_data` with each
+  /// CopyData message as it arrives (one row each; in binary format the first also carries the
+  /// header and the last is the trailer). The connection is idle again when this returns or
+  /// throws. Throws: what `on_data` threw; as stream_prepared does.
+  void copy_out(const char* copy_sql, const std::function<void(std::string_view)>& on_data);
+
   /// The socket, to wait for notifications with poll().
   [[nodiscard]] int socket() const noexcept;
 

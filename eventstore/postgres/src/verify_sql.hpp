@@ -1,43 +1,112 @@
-// Internal: the SQL of annals::postgres::verify (kept apart from sql.hpp, which serves the
-// hot paths). $1 = one stream id or NULL for all.
+// Internal: the SQL of annals::postgres::verify and take_anchor (kept apart from sql.hpp,
+// which serves the hot paths). Every statement is prepared; values travel as $n parameters.
+//
+// No function of schema annals is called: the client recomputes hashes itself (issue 11), and
+// the built-in functions used here (extract, pg_snapshot_xmin, aclexplode) live in pg_catalog,
+// which only a superuser can change.
 #pragma once
 
 namespace annals::postgres::verify_sql {
 
-// Each event against its predecessor in the same stream: the version must follow it and the
-// stored hash must equal the chain recomputed from the stored bytes (annals.event_hash is the
-// very function the append paths use). Only offending rows leave the server.
-inline constexpr const char* kFindings =
-    "SELECT c.stream_id, c.stream_version, c.kind, c.previous_version FROM ("
-    "  SELECT e.stream_id, e.stream_version,"
-    "         lag(e.stream_version) OVER w AS previous_version,"
-    "         CASE WHEN e.stream_version <> coalesce(lag(e.stream_version) OVER w, 0) + 1"
-    "                THEN 'version-gap'"
-    "              WHEN e.hash IS DISTINCT FROM annals.event_hash("
-    "                     coalesce(lag(e.hash) OVER w, '\\x'::bytea), e.event_id, e.stream_id,"
-    "                     e.stream_version, e.event_type, e.schema_version, e.data,"
-    "                     e.metadata, e.recorded_at)"
-    "                THEN 'hash-mismatch'"
-    "         END AS kind"
-    "    FROM annals.events e WHERE ($1::text IS NULL OR e.stream_id = $1::text)"
-    "  WINDOW w AS (PARTITION BY e.stream_id ORDER BY e.stream_version)"
-    ") c WHERE c.kind IS NOT NULL ORDER BY c.stream_id, c.stream_version LIMIT $2";
+// One snapshot for every statement, so findings, counts and digest describe one instant.
+inline constexpr const char* kBegin = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+inline constexpr const char* kBeginWritable = "BEGIN ISOLATION LEVEL REPEATABLE READ";
+inline constexpr const char* kCommit = "COMMIT";
+// The hash covers UTF-8 bytes; text must reach the client unconverted.
+inline constexpr const char* kClientEncoding = "SET client_encoding = 'UTF8'";
 
-// Counts and the digest over (stream id, head hash) of every examined stream.
-inline constexpr const char* kSummary =
-    "SELECT count(*), coalesce(sum(h.events), 0),"
-    "       encode(sha256(coalesce(string_agg("
-    "         convert_to(octet_length(h.stream_id)::text || ':' || h.stream_id, 'UTF8')"
-    "         || h.hash, ''::bytea ORDER BY h.stream_id), ''::bytea)), 'hex')"
-    "  FROM (SELECT DISTINCT ON (e.stream_id) e.stream_id, e.hash,"
-    "               count(*) OVER (PARTITION BY e.stream_id) AS events"
-    "          FROM annals.events e WHERE ($1::text IS NULL OR e.stream_id = $1::text)"
-    "         ORDER BY e.stream_id, e.stream_version DESC) h";
+// The columns an event's hash covers, in PostgreSQL's text output (what ::text gives inside
+// annals.event_hash), the time as that function turns it into microseconds.
+#define ANNALS_HASHED_COLUMNS                                                          \
+  "e.event_id, e.stream_id, e.stream_version, e.event_type, e.schema_version, e.data," \
+  " e.metadata, ((extract(epoch FROM e.recorded_at) * 1000000)::bigint), e.hash"
 
-// The append-only triggers of sql/0001 that are present and enabled.
-inline constexpr const char* kGuards =
-    "SELECT t.tgname FROM pg_trigger t"
-    " WHERE t.tgrelid = 'annals.events'::regclass AND t.tgenabled <> 'D'"
-    "   AND t.tgname IN ('events_refuse_update_delete', 'events_refuse_truncate')";
+// Every event (or one stream's, $1), in primary-key order: each stream's chain in order.
+inline constexpr const char* kChainName = "annals_verify_chain";
+inline constexpr const char* kChain =
+    "SELECT " ANNALS_HASHED_COLUMNS " FROM annals.events e"
+    " WHERE ($1::text IS NULL OR e.stream_id = $1::text)"
+    " ORDER BY e.stream_id, e.stream_version";
+
+// The events after ($1, $2) up to and including ($3, $4) in log order, each with its stream
+// predecessor's stored hash (NULL when there is none), fetched by primary key because the
+// predecessor can come later in log order when transactions interleave.
+inline constexpr const char* kLogRangeName = "annals_verify_log_range";
+inline constexpr const char* kLogRange =
+    "SELECT " ANNALS_HASHED_COLUMNS ", e.transaction_id, e.global_position, p.hash"
+    " FROM annals.events e"
+    " LEFT JOIN annals.events p"
+    "   ON p.stream_id = e.stream_id AND p.stream_version = e.stream_version - 1"
+    " WHERE (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint)"
+    "   AND (e.transaction_id, e.global_position) <= ($3::xid8, $4::bigint)"
+    " ORDER BY e.transaction_id, e.global_position";
+
+// The same rows of every stream as binary COPY: no per-row result and no text escaping, so the
+// client decodes fields by length (the fastest way PostgreSQL sends rows; docs/performance.md).
+// jsonb's binary form is a version byte (1) followed by the same text as ::text.
+inline constexpr const char* kChainCopy =
+    "COPY (SELECT " ANNALS_HASHED_COLUMNS " FROM annals.events e"
+    " ORDER BY e.stream_id, e.stream_version) TO STDOUT (FORMAT binary)";
+
+#undef ANNALS_HASHED_COLUMNS
+
+// take_anchor: the settled log in read order (as sql.hpp's kReadAll) and the server's time.
+inline constexpr const char* kSettledLogName = "annals_anchor_settled_log";
+inline constexpr const char* kSettledLog =
+    "SELECT e.transaction_id, e.global_position, e.hash FROM annals.events e"
+    " WHERE e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+    " ORDER BY e.transaction_id, e.global_position";
+inline constexpr const char* kNow =
+    "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
+
+// annals.anchors (sql/0008).
+inline constexpr const char* kRecordAnchorName = "annals_anchor_record";
+inline constexpr const char* kRecordAnchor =
+    "INSERT INTO annals.anchors (transaction_id, global_position, events, digest, taken_at)"
+    " VALUES ($1::xid8, $2::bigint, $3::bigint, decode($4::text, 'hex'), $5::timestamptz)"
+    " ON CONFLICT DO NOTHING";
+inline constexpr const char* kAnchorRecordedName = "annals_anchor_recorded";
+inline constexpr const char* kAnchorRecorded =
+    "SELECT EXISTS (SELECT 1 FROM annals.anchors a"
+    "  WHERE a.transaction_id = $1::xid8 AND a.global_position = $2::bigint"
+    "    AND a.events = $3::bigint AND a.digest = decode($4::text, 'hex'))";
+inline constexpr const char* kAnchorsPresent = "SELECT to_regclass('annals.anchors') IS NOT NULL";
+
+// The triggers of annals.events (ordinary ones; constraint triggers are internal) and whether
+// each fires for ordinary sessions: 'O' (origin, the default) and 'A' (always) do; 'R'
+// (replica only) and 'D' (disabled) do not.
+inline constexpr const char* kTriggers =
+    "SELECT t.tgname, t.tgenabled::text FROM pg_trigger t"
+    " WHERE t.tgrelid = 'annals.events'::regclass AND NOT t.tgisinternal ORDER BY t.tgname";
+
+// Every function of schema annals with what verify compares against the shipped definition.
+inline constexpr const char* kFunctions =
+    "SELECT p.proname, pg_get_function_identity_arguments(p.oid), p.prosrc, p.prosecdef,"
+    "       coalesce(array_to_string(p.proconfig, E'\\n'), '')"
+    "  FROM pg_proc p WHERE p.pronamespace = 'annals'::regnamespace"
+    " ORDER BY p.proname, 2";
+
+// Table-level INSERT/UPDATE/DELETE/TRUNCATE on annals.events held by anyone but its owner
+// and superusers (grantee 0 is PUBLIC).
+inline constexpr const char* kTablePrivileges =
+    "SELECT coalesce(r.rolname, 'PUBLIC'), a.privilege_type"
+    "  FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a"
+    "  LEFT JOIN pg_roles r ON r.oid = a.grantee"
+    " WHERE c.oid = 'annals.events'::regclass"
+    "   AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')"
+    "   AND a.grantee <> c.relowner AND NOT coalesce(r.rolsuper, false)"
+    " ORDER BY 1, 2";
+
+// Column-level INSERT/UPDATE on the columns the database must set.
+inline constexpr const char* kColumnPrivileges =
+    "SELECT coalesce(r.rolname, 'PUBLIC'), att.attname, a.privilege_type"
+    "  FROM pg_attribute att JOIN pg_class c ON c.oid = att.attrelid"
+    "  CROSS JOIN LATERAL aclexplode(att.attacl) a"
+    "  LEFT JOIN pg_roles r ON r.oid = a.grantee"
+    " WHERE att.attrelid = 'annals.events'::regclass"
+    "   AND att.attname IN ('transaction_id', 'recorded_at', 'hash', 'global_position')"
+    "   AND a.privilege_type IN ('INSERT', 'UPDATE')"
+    "   AND a.grantee <> c.relowner AND NOT coalesce(r.rolsuper, false)"
+    " ORDER BY 1, 2, 3";
 
 }  // namespace annals::postgres::verify_sql

@@ -32,10 +32,10 @@ namespace {
 
 using annals::cli::ExitCode;
 
-constexpr std::string_view kVerbs[] = {"migrate",     "append",       "read",  "read-all",
-                                       "projections", "dead-letters", "verify"};
+constexpr std::string_view kVerbs[] = {"migrate",     "append",       "read",   "read-all",
+                                       "projections", "dead-letters", "verify", "anchor"};
 constexpr const char* kVerbList =
-    "migrate, append, read, read-all, projections, dead-letters, verify";
+    "migrate, append, read, read-all, projections, dead-letters, verify, anchor";
 
 constexpr const char* kFooter =
     "Connection: --db URL, or ANNALS_DATABASE_URL when --db is not given.\n"
@@ -57,6 +57,7 @@ struct CommandLine {
   annals::cli::DeadLetterListArgs dead_letters_list;
   std::string dead_letter_id;
   annals::cli::VerifyArgs verify;
+  annals::cli::AnchorArgs anchor;
 };
 
 // CLI11 would report an unknown verb as an unexpected extra argument; name it plainly instead.
@@ -300,6 +301,20 @@ int run(int argc, char** argv) {
       ->type_name("N")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
   verify->add_flag("--json", cl.verify.json, "One JSON object with counts, digest and findings");
+  verify
+      ->add_option("--anchor", cl.verify.anchor_files,
+                   "Prove the log up to this anchor (`annals anchor` output) unchanged; repeatable")
+      ->type_name("FILE")
+      ->allow_extra_args(false);
+  verify->add_flag("--full", cl.verify.full,
+                   "With --anchor: re-hash from the start instead of resuming from a recorded "
+                   "older anchor");
+
+  auto* anchor = app.add_subcommand(
+      "anchor", "Print an anchor: a digest of the settled log up to its newest position");
+  anchor->add_flag("--record", cl.anchor.record,
+                   "Also store it in annals.anchors (lets verify --anchor resume from it)");
+  anchor->add_flag("--json", cl.anchor.json, "JSON output (the default; accepted for scripts)");
 
   try {
     check_verb(argc, argv);
@@ -310,6 +325,8 @@ int run(int argc, char** argv) {
       annals::cli::migrate(url, cl.migrate, std::cout);
     } else if (verify->parsed()) {
       annals::cli::verify(url, cl.verify, std::cout);
+    } else if (anchor->parsed()) {
+      annals::cli::anchor(url, cl.anchor, std::cout);
     } else if (projections->parsed()) {
       const auto store = open_projection_store(url);
       if (rebuild->parsed()) {

@@ -1,11 +1,13 @@
-// `annals verify`: recompute the store's hash chains (annals::postgres::verify) and print the
-// findings. docs/cli.md and docs/auditing.md describe the output.
+// `annals verify` and `annals anchor`: recompute the store's hashes (annals::postgres::verify),
+// prove anchored prefixes of the log, take anchors, and print the results. docs/cli.md and
+// docs/auditing.md describe the output.
 #pragma once
 
 #include <cstddef>
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace annals::cli {
 
@@ -17,11 +19,27 @@ struct VerifyArgs {
   std::size_t max_findings = 100;
   /// One JSON object instead of text.
   bool json = false;
+  /// Files holding anchors (`annals anchor` output) whose prefixes must still match.
+  std::vector<std::string> anchor_files;
+  /// With anchors: re-hash from the start of the log instead of resuming.
+  bool full = false;
+};
+
+/// Arguments of `annals anchor`.
+struct AnchorArgs {
+  /// Also store it in annals.anchors.
+  bool record = false;
+  /// Accepted for symmetry: the output is JSON either way.
+  bool json = false;
 };
 
 /// Verifies the store at `url` and prints the report to `out`.
 /// Throws: ExitError(kFindings) when anything was found (after printing it); annals errors
 /// from the store.
 void verify(const std::string& url, const VerifyArgs& args, std::ostream& out);
+
+/// Takes an anchor of the store at `url` and prints it as one line of JSON.
+/// Throws: annals errors from the store.
+void anchor(const std::string& url, const AnchorArgs& args, std::ostream& out);
 
 }  // namespace annals::cli

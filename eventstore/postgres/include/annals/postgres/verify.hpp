@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "annals/eventstore/types.hpp"
+#include "annals/postgres/anchor.hpp"
 
 namespace annals::postgres {
 
@@ -26,12 +27,25 @@ namespace annals::postgres {
 enum class FindingKind {
   kHashMismatch,      ///< an event's stored hash is not the chain's value: it was edited
   kVersionGap,        ///< versions skip (an event was removed) or do not start at 1
-  kGuardDisabled,     ///< an append-only trigger of annals.events is missing or disabled
+  kGuardDisabled,     ///< a trigger of annals.events does not fire for ordinary sessions: it is
+                      ///< disabled or enabled only in replica mode (not 'O' or 'A')
   kTransactionIdsAhead,  ///< stored transaction ids are ahead of the server's (a restore)
+  kTriggerMissing,       ///< an expected trigger of annals.events is absent
+  kTriggerUnexpected,    ///< annals.events has a trigger the store does not ship
+  kFunctionChanged,      ///< a function of schema annals has another body than the shipped one
+  kFunctionMissing,      ///< a shipped function of schema annals is absent
+  kFunctionUnexpected,   ///< schema annals has a function the store does not ship
+  kFunctionSecurityChanged,  ///< SECURITY DEFINER/INVOKER or SET clauses differ from shipped
+  kExcessPrivilege,      ///< a role other than the owner holds INSERT/UPDATE/DELETE/TRUNCATE
+                         ///< on annals.events, or INSERT/UPDATE on a database-set column
+  kRecordedTimeBackwards,  ///< an event was recorded earlier than its stream predecessor
+  kAnchorMismatch,       ///< the log up to an anchor's position no longer gives its digest
 };
 
 /// Stable lower-case name: "hash-mismatch", "version-gap", "guard-disabled",
-/// "transaction-ids-ahead".
+/// "transaction-ids-ahead", "trigger-missing", "trigger-unexpected", "function-changed",
+/// "function-missing", "function-unexpected", "function-security-changed",
+/// "excess-privilege", "recorded-time-backwards", "anchor-mismatch".
 [[nodiscard]] const char* to_string(FindingKind kind) noexcept;
 
 /// One problem, located as precisely as possible.
@@ -50,6 +64,33 @@ struct VerifyOptions {
   std::optional<std::string> stream;
   /// Most findings reported (the counts still cover everything). Default 100.
   std::size_t max_findings = 100;
+  /// Prove the log up to each anchor's position unchanged (see anchor.hpp). When not empty,
+  /// the events checked are those up to the newest anchor, in global order (content and
+  /// stream link of each, as without anchors), instead of every stream's chain; `stream` must
+  /// then be empty. Default: none.
+  std::vector<Anchor> anchors;
+  /// With anchors: hash from the start of the log even when an older anchor given here
+  /// matches one recorded in annals.anchors. Default false: resume from the newest such
+  /// anchor, so only the events after it are read and hashed (incremental; that anchor's
+  /// prefix is then taken as proved by the run that verified it).
+  bool full = false;
+};
+
+/// What happened to one anchor of VerifyOptions::anchors.
+enum class AnchorOutcome {
+  kVerified,  ///< the log up to its position gives its events and digest
+  kMismatch,  ///< it does not (an anchor-mismatch finding names it)
+  kResumed,   ///< matched a recorded anchor; hashing continued from it, its prefix not re-read
+  kCovered,   ///< older than the resumed anchor: not re-read in this run
+};
+
+/// Stable lower-case name: "verified", "mismatch", "resumed", "covered".
+[[nodiscard]] const char* to_string(AnchorOutcome outcome) noexcept;
+
+/// One anchor's result.
+struct AnchorCheck {
+  Anchor anchor;
+  AnchorOutcome outcome = AnchorOutcome::kVerified;
 };
 
 /// The result of verify().
@@ -65,14 +106,25 @@ struct VerifyReport {
   /// whenever any examined stream gains, loses or changes an event. Record it to detect
   /// later truncation.
   std::string digest;
+  /// Events whose hash was recomputed in the client (all examined events; with anchors, those
+  /// after the resumed anchor up to the newest one).
+  std::int64_t events_hashed = 0;
+  /// With anchors: one result per anchor, oldest position first.
+  std::vector<AnchorCheck> anchors;
 
   [[nodiscard]] bool ok() const noexcept { return findings.empty(); }
 };
 
-/// Recomputes the hash chains in one consistent snapshot (a read-only repeatable-read
-/// transaction), server-side: only findings travel to the client.
-/// Throws: UnavailableError, NotFoundError (schema not migrated).
-/// Cost: one connection; a full scan of annals.events (or of one stream) and its primary key.
+/// Recomputes every event's hash in the client (SHA-256 of OpenSSL's libcrypto, from the
+/// stored columns; no function of the database is trusted) and checks the store's triggers,
+/// functions and privileges, all in one consistent snapshot (a read-only repeatable-read
+/// transaction). Events stream to the client in primary-key order (libpq single-row mode).
+/// Throws: UnavailableError, NotFoundError (schema not migrated), InvalidArgumentError
+/// (max_findings 0; a stream together with anchors).
+/// Thread safety: any thread; opens its own connection.
+/// Cost: one connection; a scan of annals.events (or of one stream) in primary-key order, or
+/// with anchors a scan in log order of the anchored range with one primary-key probe per
+/// event; a few catalog queries; one SHA-256 over each event's bytes.
 [[nodiscard]] VerifyReport verify(const std::string& connection_string,
                                   const VerifyOptions& options = {});
 
