@@ -135,8 +135,8 @@ int run_service(const ServiceOptions& options) {
   bus.handle<Account>(&Deposit::account_id);
   bus.handle<Account>(&Withdraw::account_id);
   bus.handle<Account>(&CloseAccount::account_id);
-  annals::Repository<Account> accounts(events, backend->registry,
-                                       {.snapshots = backend->snapshots.get()});
+  // The auditor's /history: from the events alone, never from a snapshot (issue 11).
+  annals::Repository<Account> accounts(events, backend->registry);
   // docs:end
 
   ReadModelProgress progress;
