@@ -1,6 +1,7 @@
 // annals::framework on PostgreSQL: the framework suite (repository, snapshots, temporal
 // loading, command bus, upcasting real v1/v2 rows), the snapshot store contract, and what is
 // particular to the PostgreSQL snapshot store.
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -133,6 +134,23 @@ class SnapshotIntegrityTest : public ::testing::Test {
 
   static annals::StreamId stream(const std::string& id) { return annals::StreamId("account-" + id); }
 
+  // Waits (bounded) until read_all shows the stream's last event: a writing transaction still
+  // running anywhere in the cluster holds readers back (ARCHITECTURE decision 5).
+  void wait_settled(const annals::StreamId& s) {
+    const auto last = store_->read_stream(s).back().position;
+    const auto signal = store_->watch();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (;;) {
+      const auto token = signal->observe();
+      if (!(store_->head_position() < last)) return;
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "the log did not settle up to " << last.to_string();
+        return;
+      }
+      signal->wait(token, std::chrono::milliseconds(200));
+    }
+  }
+
   // As the database superuser, bypassing the store.
   static void sql(const std::string& statement, const std::string& stream_id) {
     pqxx::connection c(annals::testing::test_database_url());
@@ -172,6 +190,7 @@ TEST_F(SnapshotIntegrityTest, StateEditedInPlaceIsIgnoredCountedReportedAndNever
   EXPECT_EQ(snapshots_->load(stream(id)), std::nullopt);
   EXPECT_EQ(snapshots_->stats().ignored_state_edited, 2u);
 
+  wait_settled(stream(id));  // the check lists streams via read_all
   const auto report = annals::check_snapshots<bank::Account>(*store_, registry(), *snapshots_);
   const annals::SnapshotMismatch* found = nullptr;
   for (const auto& m : report.mismatches) {

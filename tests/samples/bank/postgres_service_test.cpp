@@ -344,7 +344,23 @@ TEST(BankServicePostgresTest, CheckSnapshotsReportsAnEditedSnapshotAndCommandsUs
     }
     EXPECT_EQ(service.stop(SIGTERM), 0);
   }
-  const auto check = [] {
+  const auto check = [&stream] {
+    // The check lists accounts via read_all, which shows only settled events (a writing
+    // transaction still running anywhere in the cluster holds it back: decision 5): wait first.
+    auto store = annals::postgres::make_postgres_event_store(
+        {.connection_string = annals::testing::test_database_url()});
+    const auto last = store->read_stream(annals::StreamId(stream)).back().position;
+    const auto signal = store->watch();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (;;) {
+      const auto token = signal->observe();
+      if (!(store->head_position() < last)) break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "the log did not settle";
+        break;
+      }
+      signal->wait(token, std::chrono::milliseconds(200));
+    }
     return annals::testing::run_process(
         {BANK_SERVICE_PATH, "--db", annals::testing::test_database_url(), "--check-snapshots"});
   };

@@ -127,6 +127,23 @@ class FrameworkSuite : public ::testing::Test {
     if (amount > 0) bus.send(bank::Deposit{id, amount});
   }
 
+  /// Waits (bounded) until the global log is settled up to `position`, so that read_all shows
+  /// every event up to it (a writing transaction still running anywhere in the cluster holds
+  /// readers back: ARCHITECTURE decision 5).
+  void wait_settled(const annals::Position& position) {
+    const auto signal = store().watch();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (;;) {
+      const auto token = signal->observe();
+      if (!(store().head_position() < position)) return;
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "the log did not settle up to " << position.to_string();
+        return;
+      }
+      signal->wait(token, std::chrono::milliseconds(200));
+    }
+  }
+
   /// A raw event of the bank, as the bus would store it (for injected concurrent writers).
   annals::NewEvent raw(const Account::Event& event) const { return registry_.encode(event); }
 
@@ -529,6 +546,7 @@ TYPED_TEST_P(FrameworkSuite, ReplayCheckReportsASnapshotThatDiffersFromTheEvents
                           .version = 2,
                           .schema_version = 1,
                           .state = Account::State{true, false, "ada", 1'000'000}});
+  this->wait_settled(this->read(bad_stream).back().position);  // the check lists via read_all
 
   // docs:begin snapshot-replay-check
   const annals::SnapshotCheckReport report =
