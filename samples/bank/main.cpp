@@ -3,6 +3,7 @@
 //   bank-service --db postgresql://annals@127.0.0.1:5432/bank --port 8080
 //   bank-service --memory --port 0          # no database; prints "listening on 127.0.0.1:PORT"
 //   bank-service --db URL --no-projections  # with bank-projector running the read models
+//   bank-service --db URL --check-snapshots # compare snapshots with their events, then exit
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
 
   bank::ServiceOptions options;
   bool no_projections = false;
+  bool check_snapshots = false;
   long long read_timeout_ms = options.read_timeout.count();
   long long lease_ttl_ms = options.lease_ttl.count();
 
@@ -29,6 +31,9 @@ int main(int argc, char** argv) {
   app.add_flag("--memory", options.memory, "in-memory store and read models, no database");
   app.add_flag("--no-projections", no_projections,
                "do not run the read models here (bank-projector runs them)");
+  app.add_flag("--check-snapshots", check_snapshots,
+               "replay every account from its events, compare with its snapshot, print the "
+               "report and exit (0: all match, 6: a mismatch)");
   app.add_option("--host", options.host, "interface to listen on")->capture_default_str();
   app.add_option("--port", options.port, "port to listen on; 0 picks a free one")
       ->capture_default_str()
@@ -70,5 +75,6 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (check_snapshots) return bank::check_snapshots(options);
   return bank::run_service(options);
 }

@@ -1,6 +1,9 @@
 // PostgresSnapshotStore: the SnapshotStore on PostgreSQL (decision 10). One prepared statement
 // per call on a pooled autocommit connection; driver failures are translated once, by
-// SQLSTATE, in error_translation.cpp.
+// SQLSTATE, in error_translation.cpp. Snapshots are bound to the event chain (issue 11): the
+// save statement records the event's hash and a digest, the load statement checks both against
+// the stored events, and this class counts and logs what it ignores.
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -17,7 +20,6 @@
 
 namespace annals::postgres {
 namespace {
-
 
 void prepare_statements(pqxx::connection& connection) {
   connection.prepare(snapshot_sql::kLoadName, snapshot_sql::kLoad);
@@ -36,17 +38,24 @@ class PostgresSnapshotStore final : public SnapshotStore {
     });
     if (!rows[0][0].as<bool>()) {
       throw NotFoundError(
-          "the annals.snapshots table is missing from the database; run `annals migrate`");
+          "the annals.snapshots table (with the columns of migration 0006) is missing from the "
+          "database; run `annals migrate`");
     }
   }
 
   std::optional<Snapshot> load(const StreamId& stream) override {
+    auto found = lookup(stream);
+    if (!found.usable()) return std::nullopt;
+    return std::move(found.snapshot);
+  }
+
+  SnapshotLookup lookup(const StreamId& stream) override {
     const auto rows =
         run("load snapshot of \"" + stream.value() + "\"", [&](pqxx::connection& connection) {
           pqxx::nontransaction tx(connection);
           return tx.exec_prepared(snapshot_sql::kLoadName, stream.value());
         });
-    if (rows.empty()) return std::nullopt;
+    if (rows.empty()) return {};
     const auto& row = rows[0];
     Snapshot snapshot{.stream_id = stream,
                       .version = row[0].as<std::int64_t>(),
@@ -58,7 +67,19 @@ class PostgresSnapshotStore final : public SnapshotStore {
       throw CorruptionError("stored snapshot of stream \"" + stream.value() +
                             "\" is not JSON: " + e.what());
     }
-    return snapshot;
+    SnapshotLookup result{std::move(snapshot), verdict_of(row[3].as<int>())};
+    if (result.ignored != SnapshotIgnored::kNone) {
+      count(result.ignored);
+      annals::detail::log_snapshot_ignored_by_store(stream, result.snapshot->version,
+                                                    result.ignored);
+    }
+    return result;
+  }
+
+  SnapshotStoreStats stats() const override {
+    return SnapshotStoreStats{.ignored_unbound = ignored_unbound_.load(),
+                              .ignored_history_differs = ignored_history_differs_.load(),
+                              .ignored_state_edited = ignored_state_edited_.load()};
   }
 
   void save(const Snapshot& snapshot) override {
@@ -87,7 +108,43 @@ class PostgresSnapshotStore final : public SnapshotStore {
                               std::forward<F>(f));
   }
 
+  // The verdict column of snapshot_sql::kLoad.
+  static SnapshotIgnored verdict_of(int verdict) {
+    switch (verdict) {
+      case 0:
+        return SnapshotIgnored::kNone;
+      case 1:
+        return SnapshotIgnored::kUnbound;
+      case 2:
+        return SnapshotIgnored::kHistoryDiffers;
+      case 3:
+        return SnapshotIgnored::kStateEdited;
+      default:
+        throw InternalError("snapshot load returned an unknown verdict " +
+                            std::to_string(verdict));
+    }
+  }
+
+  void count(SnapshotIgnored reason) noexcept {
+    switch (reason) {
+      case SnapshotIgnored::kNone:
+        return;
+      case SnapshotIgnored::kUnbound:
+        ++ignored_unbound_;
+        return;
+      case SnapshotIgnored::kHistoryDiffers:
+        ++ignored_history_differs_;
+        return;
+      case SnapshotIgnored::kStateEdited:
+        ++ignored_state_edited_;
+        return;
+    }
+  }
+
   PostgresSnapshotStoreOptions options_;
+  std::atomic<std::uint64_t> ignored_unbound_{0};
+  std::atomic<std::uint64_t> ignored_history_differs_{0};
+  std::atomic<std::uint64_t> ignored_state_edited_{0};
   detail::ConnectionPool<pqxx::connection> pool_;
 };
 

@@ -21,6 +21,21 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+// Snapshots the store ignored on load because they no longer match the events (issue 11).
+std::string snapshot_metrics(const annals::SnapshotStoreStats& stats) {
+  std::string out =
+      "# HELP annals_snapshots_ignored_total Snapshot loads that found a snapshot not matching "
+      "the events, by reason.\n# TYPE annals_snapshots_ignored_total counter\n";
+  const auto line = [&](const char* reason, std::uint64_t n) {
+    out += "annals_snapshots_ignored_total{reason=\"" + std::string(reason) + "\"} " +
+           std::to_string(n) + "\n";
+  };
+  line(annals::to_string(annals::SnapshotIgnored::kUnbound), stats.ignored_unbound);
+  line(annals::to_string(annals::SnapshotIgnored::kHistoryDiffers), stats.ignored_history_differs);
+  line(annals::to_string(annals::SnapshotIgnored::kStateEdited), stats.ignored_state_edited);
+  return out;
+}
+
 constexpr std::size_t kMaxCommandIdBytes = 128;
 constexpr std::string_view kAccountPath = R"(/accounts/([^/]+))";
 
@@ -441,7 +456,9 @@ void BankApi::mount(httplib::Server& server) {
   server.Get("/metrics", [this, query](const httplib::Request&, httplib::Response& res) {
     query(res, [&] {
       res.status = 200;
-      res.set_content(metrics_.render(progress_.status()), "text/plain; version=0.0.4");
+      std::string text = metrics_.render(progress_.status());
+      if (options_.snapshots != nullptr) text += snapshot_metrics(options_.snapshots->stats());
+      res.set_content(text, "text/plain; version=0.0.4");
     });
   });
 }

@@ -24,6 +24,7 @@
 
 #include "account.hpp"
 #include "annals/eventstore/event_store.hpp"
+#include "annals/eventstore/snapshot_store.hpp"
 #include "annals/framework/command_bus.hpp"
 #include "annals/framework/repository.hpp"
 #include "metrics.hpp"
@@ -54,6 +55,9 @@ struct BankApiOptions {
   std::size_t max_body_bytes = 64 * 1024;
   /// "postgres" or "memory", reported by /health.
   std::string store_kind;
+  /// The snapshot store whose counters /metrics shows (annals_snapshots_ignored_total), or
+  /// null (then they are not shown). Not owned; must outlive the API.
+  const annals::SnapshotStore* snapshots = nullptr;
 };
 
 /// The HTTP routes over the bank's command and read sides. Every reference must outlive it.

@@ -16,6 +16,7 @@
 #include "annals/eventstore/in_memory_event_store.hpp"
 #include "annals/eventstore/snapshot_store.hpp"
 #include "annals/framework/command_bus.hpp"
+#include "annals/framework/snapshot_check.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
 #include "annals/postgres/postgres_snapshot_store.hpp"
 #include "annals/projections/in_memory_projection_store.hpp"
@@ -64,7 +65,7 @@ std::unique_ptr<Backend> open_backend(bool memory, const std::string& url,
   backend->registry.validate();
   if (memory) {
     backend->events = annals::make_in_memory_event_store();
-    backend->snapshots = annals::make_in_memory_snapshot_store();
+    backend->snapshots = annals::make_in_memory_snapshot_store(*backend->events);
     backend->projection_store = projections::make_in_memory_projection_store();
     backend->read_models = make_in_memory_read_models(backend->registry);
   } else {
@@ -136,8 +137,8 @@ int run_service(const ServiceOptions& options) {
   bus.handle<Account>(&Deposit::account_id);
   bus.handle<Account>(&Withdraw::account_id);
   bus.handle<Account>(&CloseAccount::account_id);
-  annals::Repository<Account> accounts(events, backend->registry,
-                                       {.snapshots = backend->snapshots.get()});
+  // The auditor's /history: from the events alone, never from a snapshot (issue 11).
+  annals::Repository<Account> accounts(events, backend->registry);
   // docs:end
 
   ReadModelProgress progress;
@@ -191,7 +192,8 @@ int run_service(const ServiceOptions& options) {
   BankApi api(bus, accounts, events, *backend->read_models.queries, progress, metrics,
               {.read_timeout = options.read_timeout,
                .max_body_bytes = options.max_body_bytes,
-               .store_kind = options.memory ? "memory" : "postgres"});
+               .store_kind = options.memory ? "memory" : "postgres",
+               .snapshots = backend->snapshots.get()});
   httplib::Server server;
   // Replies are written in more than one send(); without TCP_NODELAY, Nagle's algorithm holds
   // the last one back until the client's delayed ACK (about 40 ms per request).
@@ -235,6 +237,32 @@ int run_service(const ServiceOptions& options) {
   if (runner) runner->stop();  // finish or roll back the batch, release the leases
   spdlog::info("bank-service: stopped");
   return clean ? 0 : 1;
+}
+
+int check_snapshots(const ServiceOptions& options) {
+  set_up_logging();
+  try {
+    const auto backend = open_backend(options.memory, options.database_url);
+    const annals::SnapshotCheckReport report = annals::check_snapshots<Account>(
+        *backend->events, backend->registry, *backend->snapshots);
+    for (const annals::SnapshotMismatch& m : report.mismatches) {
+      std::cout << "MISMATCH " << m.stream.value() << " at version " << m.snapshot_version
+                << ": " << m.problem << " (loading "
+                << (m.ignored == annals::SnapshotIgnored::kNone
+                        ? std::string("would use it")
+                        : std::string("ignores it: ") + annals::to_string(m.ignored))
+                << ")\n  snapshot: " << m.snapshot_state.dump()
+                << "\n  events:   " << m.replayed_state.dump() << '\n';
+    }
+    std::cout << report.streams << " accounts, " << report.snapshots << " snapshots checked ("
+              << report.ignored_by_load << " ignored by loads, " << report.other_schema
+              << " of another schema version): " << report.mismatches.size() << " mismatches"
+              << std::endl;
+    return report.ok() ? 0 : kSnapshotMismatchExitCode;
+  } catch (const std::exception& e) {
+    spdlog::error("bank-service: cannot check the snapshots: {}", e.what());
+    return 1;
+  }
 }
 
 int run_projector(const ProjectorOptions& options) {

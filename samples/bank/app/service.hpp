@@ -59,4 +59,14 @@ int run_service(const ServiceOptions& options);
 /// Runs the bank's projections (no HTTP) until SIGINT or SIGTERM. Returns the exit code.
 int run_projector(const ProjectorOptions& options);
 
+/// Exit code of check_snapshots when a snapshot differs from its events (as `annals verify`
+/// exits with when it finds a problem).
+inline constexpr int kSnapshotMismatchExitCode = 6;
+
+/// bank-service --check-snapshots: replays every account from its events alone, compares each
+/// with its stored snapshot (annals::check_snapshots), prints the report to stdout and returns
+/// 0 when every snapshot matches, kSnapshotMismatchExitCode when one does not, 1 when the
+/// check could not run.
+int check_snapshots(const ServiceOptions& options);
+
 }  // namespace bank

@@ -1,6 +1,6 @@
 // Repository: loads aggregates (latest usable snapshot + replay of the tail), saves their new
 // events with optimistic concurrency, takes snapshots by policy, and loads past states for
-// auditors (as of a version or a recorded time).
+// auditors (as of a version or a recorded time), which are computed from the events alone.
 //
 //   annals::Repository<Account> accounts(*store, registry, {.snapshots = snapshots.get(),
 //                                        .snapshot_policy = annals::SnapshotPolicy::every(100)});
@@ -301,34 +301,41 @@ class Repository {
 
   /// The aggregate's current state: the latest usable snapshot plus the events after it. A
   /// stream without events loads as a new aggregate (version 0). A snapshot of another schema
-  /// version, unreadable, or failing to load is ignored (logged) and replaced at the next save.
+  /// version, unreadable, failing to load, or that the store says no longer matches the events
+  /// (SnapshotStore::lookup: another history, edited in place, unbound) is ignored (logged)
+  /// and replaced at the next save.
   /// Throws: InvalidArgumentError (bad id), UnknownEventTypeError, CorruptionError,
   /// UnavailableError. Cost: one snapshot read (if a store is set) + one read per page.
   [[nodiscard]] Aggregate<D> load(std::string_view id) { return load_stream(stream_of(id)); }
   [[nodiscard]] Aggregate<D> load_stream(const StreamId& stream) {
     Aggregate<D> aggregate(stream);
-    restore_snapshot(aggregate, kLatest);
+    restore_snapshot(aggregate);
     replay(aggregate, kLatest, std::nullopt);
     return aggregate;
   }
 
   /// The state after event `version` (or the latest, if the stream is shorter): for audits.
-  /// Uses a snapshot only if it is not newer than `version`.
+  /// Computed from the events alone, never from a snapshot (a snapshot is a cache, never a
+  /// source of truth: issue 11), so what it returns does not depend on the snapshot store.
   /// Throws: InvalidArgumentError (version < 0), as load().
+  /// Cost: one read per `read_page_size` events up to `version`.
   [[nodiscard]] Aggregate<D> load_at_version(std::string_view id, StreamVersion version) {
+    return load_stream_at_version(stream_of(id), version);
+  }
+  [[nodiscard]] Aggregate<D> load_stream_at_version(const StreamId& stream,
+                                                    StreamVersion version) {
     if (version < 0) {
       throw InvalidArgumentError("load_at_version: version " + std::to_string(version) +
                                  " is negative");
     }
-    Aggregate<D> aggregate(stream_of(id));
-    restore_snapshot(aggregate, version);
+    Aggregate<D> aggregate(stream);
     replay(aggregate, version, std::nullopt);
     return aggregate;
   }
 
   /// The state after the events recorded at or before `time`: the longest prefix of the stream
-  /// whose recorded times are <= time (recorded times come from the store's clock). Replays
-  /// from the first event (snapshots do not record times).
+  /// whose recorded times are <= time (recorded times come from the store's clock). Computed
+  /// from the events alone, from the first event, never from a snapshot.
   /// Throws: as load(). Cost: reads up to the first event after `time`.
   [[nodiscard]] Aggregate<D> load_as_of(std::string_view id,
                                         std::chrono::system_clock::time_point time) {
@@ -488,23 +495,28 @@ class Repository {
     if (!registry_.template contains<E>()) detail::throw_unregistered(D::kCategory, E::kTypeName);
   }
 
-  void restore_snapshot(Aggregate<D>& aggregate, StreamVersion until) {
+  void restore_snapshot(Aggregate<D>& aggregate) {
     if (options_.snapshots == nullptr) return;
     if constexpr (JsonConvertible<State>) {
-      std::optional<Snapshot> snapshot;
+      SnapshotLookup found;
       try {
-        snapshot = options_.snapshots->load(aggregate.stream_);
+        found = options_.snapshots->lookup(aggregate.stream_);
       } catch (const std::exception& e) {
         detail::log_snapshot_load_failure(aggregate.stream_, e.what());
         return;  // a cache miss: replay everything
       }
-      if (!snapshot) return;
+      if (!found.snapshot) return;
+      if (found.ignored != SnapshotIgnored::kNone) {
+        // It no longer matches the events; the store has logged and counted it.
+        aggregate.replace_snapshot_ = true;
+        return;
+      }
+      auto& snapshot = found.snapshot;
       if (snapshot->schema_version != detail::snapshot_version<D>()) {
         detail::log_snapshot_ignored(aggregate.stream_, "it has another schema version");
         aggregate.replace_snapshot_ = true;
         return;
       }
-      if (snapshot->version > until) return;  // a temporal load before the snapshot
       try {
         aggregate.state_ = snapshot->state.template get<State>();
       } catch (const nlohmann::json::exception& e) {

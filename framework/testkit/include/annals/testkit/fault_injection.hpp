@@ -154,6 +154,12 @@ class FaultInjectingSnapshotStore : public SnapshotStore {
     if (fail_loads_) throw UnavailableError("injected: snapshot store unavailable (load)");
     return inner_.load(stream);
   }
+  SnapshotLookup lookup(const StreamId& stream) override {
+    ++loads_;
+    if (fail_loads_) throw UnavailableError("injected: snapshot store unavailable (load)");
+    return inner_.lookup(stream);
+  }
+  SnapshotStoreStats stats() const override { return inner_.stats(); }
   void save(const Snapshot& snapshot) override {
     ++saves_;
     if (fail_saves_) throw UnavailableError("injected: snapshot store unavailable (save)");

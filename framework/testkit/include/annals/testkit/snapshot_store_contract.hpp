@@ -8,6 +8,11 @@
 //
 // Stores may share data between calls of make(): each test uses streams with random ids.
 // Thread safety: one test drives the store from several threads.
+//
+// A store that binds snapshots to an event log (the PostgreSQL store does: a snapshot of a
+// version the stream does not have is never used) needs the events first: its Factory also
+// defines `static void prepare_stream(const annals::StreamId& stream, annals::StreamVersion
+// last)`, which makes the stream have events 1..last. Each test calls it before saving.
 #pragma once
 
 #include <memory>
@@ -31,6 +36,13 @@ class SnapshotStoreContract : public ::testing::Test {
   SnapshotStoreContract() : store_(Factory::make()) {}
 
   annals::SnapshotStore& store() { return *store_; }
+
+  /// Makes `stream` have events up to `last`, for stores bound to an event log.
+  static void prepare(const annals::StreamId& stream, annals::StreamVersion last) {
+    if constexpr (requires { Factory::prepare_stream(stream, last); }) {
+      Factory::prepare_stream(stream, last);
+    }
+  }
 
   static annals::StreamId stream() {
     thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -57,6 +69,7 @@ TYPED_TEST_P(SnapshotStoreContract, MissingSnapshotLoadsAsEmpty) {
 
 TYPED_TEST_P(SnapshotStoreContract, SavedSnapshotLoadsBackEqual) {
   const auto s = this->stream();
+  this->prepare(s, 7);
   const auto saved = this->snapshot(
       s, 7, 2, {{"balance", 42}, {"owner", "Zoë \"Z\" 🦊"}, {"tags", {1, 2.5, nullptr, true}}});
   this->store().save(saved);
@@ -65,6 +78,7 @@ TYPED_TEST_P(SnapshotStoreContract, SavedSnapshotLoadsBackEqual) {
 
 TYPED_TEST_P(SnapshotStoreContract, NewerSnapshotReplacesOlderOfSameSchema) {
   const auto s = this->stream();
+  this->prepare(s, 5);
   this->store().save(this->snapshot(s, 3, 1, {{"n", 3}}));
   this->store().save(this->snapshot(s, 5, 1, {{"n", 5}}));
   EXPECT_EQ(this->store().load(s), this->snapshot(s, 5, 1, {{"n", 5}}));
@@ -74,6 +88,7 @@ TYPED_TEST_P(SnapshotStoreContract, NewerSnapshotReplacesOlderOfSameSchema) {
 
 TYPED_TEST_P(SnapshotStoreContract, OlderSnapshotOfSameSchemaIsNotStored) {
   const auto s = this->stream();
+  this->prepare(s, 9);
   this->store().save(this->snapshot(s, 9, 1, {{"n", 9}}));
   this->store().save(this->snapshot(s, 4, 1, {{"n", 4}}));
   EXPECT_EQ(this->store().load(s), this->snapshot(s, 9, 1, {{"n", 9}}));
@@ -81,6 +96,7 @@ TYPED_TEST_P(SnapshotStoreContract, OlderSnapshotOfSameSchemaIsNotStored) {
 
 TYPED_TEST_P(SnapshotStoreContract, SnapshotOfAnotherSchemaAlwaysReplaces) {
   const auto s = this->stream();
+  this->prepare(s, 9);
   this->store().save(this->snapshot(s, 9, 1, {{"n", 9}}));
   this->store().save(this->snapshot(s, 4, 2, {{"m", 4}}));
   EXPECT_EQ(this->store().load(s), this->snapshot(s, 4, 2, {{"m", 4}}));
@@ -90,6 +106,7 @@ TYPED_TEST_P(SnapshotStoreContract, SnapshotOfAnotherSchemaAlwaysReplaces) {
 
 TYPED_TEST_P(SnapshotStoreContract, RemoveForgetsTheSnapshot) {
   const auto s = this->stream();
+  this->prepare(s, 1);
   this->store().save(this->snapshot(s, 1, 1, {{"n", 1}}));
   this->store().remove(s);
   EXPECT_EQ(this->store().load(s), std::nullopt);
@@ -111,6 +128,7 @@ TYPED_TEST_P(SnapshotStoreContract, InvalidSnapshotsAreRefusedAndNothingIsStored
 
 TYPED_TEST_P(SnapshotStoreContract, ConcurrentSaversKeepTheNewest) {
   const auto s = this->stream();
+  this->prepare(s, 83);
   std::vector<std::thread> writers;
   for (int w = 0; w < 4; ++w) {
     writers.emplace_back([&, w] {
@@ -124,11 +142,25 @@ TYPED_TEST_P(SnapshotStoreContract, ConcurrentSaversKeepTheNewest) {
   EXPECT_EQ(this->store().load(s), this->snapshot(s, 83, 1, {{"v", 83}}));
 }
 
+TYPED_TEST_P(SnapshotStoreContract, LookupOfACleanSnapshotIgnoresNothing) {
+  const auto s = this->stream();
+  EXPECT_FALSE(this->store().lookup(s).snapshot.has_value());
+  this->prepare(s, 2);
+  const auto before = this->store().stats();
+  const auto saved = this->snapshot(s, 2, 1, {{"n", 2}});
+  this->store().save(saved);
+  const auto found = this->store().lookup(s);
+  EXPECT_EQ(found.snapshot, saved);
+  EXPECT_EQ(found.ignored, annals::SnapshotIgnored::kNone);
+  EXPECT_TRUE(found.usable());
+  EXPECT_EQ(this->store().stats(), before);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(SnapshotStoreContract, MissingSnapshotLoadsAsEmpty,
                             SavedSnapshotLoadsBackEqual, NewerSnapshotReplacesOlderOfSameSchema,
                             OlderSnapshotOfSameSchemaIsNotStored,
                             SnapshotOfAnotherSchemaAlwaysReplaces, RemoveForgetsTheSnapshot,
                             InvalidSnapshotsAreRefusedAndNothingIsStored,
-                            ConcurrentSaversKeepTheNewest);
+                            ConcurrentSaversKeepTheNewest, LookupOfACleanSnapshotIgnoresNothing);
 
 }  // namespace annals::testkit
