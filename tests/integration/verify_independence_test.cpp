@@ -303,6 +303,30 @@ TEST(VerifyIndependenceTest, ShippedFunctionsAreParsedFromMigrations) {
   EXPECT_TRUE(annals::postgres::detail::shipped_functions().contains("refuse_event_change"));
 }
 
+// ALTER FUNCTION changes the attributes a later migration gives a function (sql/0005 makes
+// append_events SECURITY DEFINER with a pinned search_path this way).
+TEST(VerifyIndependenceTest, AlterFunctionInALaterMigrationChangesTheShippedAttributes) {
+  const auto functions = annals::postgres::detail::parse_shipped_functions(
+      {"CREATE FUNCTION annals.f(a int[]) RETURNS int LANGUAGE sql SET work_mem = '1MB'"
+       " AS $$ SELECT 1 $$;",
+       "ALTER FUNCTION annals.f(int[]) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+"
+       "ALTER FUNCTION annals.f(int[]) SET work_mem = '2MB';
+"
+       "ALTER FUNCTION annals.unknown() SECURITY DEFINER;"});
+  ASSERT_EQ(functions.size(), 1u);
+  EXPECT_TRUE(functions.at("f").security_definer);
+  EXPECT_EQ(functions.at("f").settings,
+            (std::vector<std::string>{"search_path=pg_catalog,pg_temp", "work_mem=2MB"}));
+  const auto& shipped = annals::postgres::detail::shipped_functions();
+  EXPECT_TRUE(shipped.at("append_events").security_definer);
+  EXPECT_EQ(shipped.at("append_events").settings,
+            std::vector<std::string>{"search_path=pg_catalog,pg_temp"});
+  EXPECT_FALSE(shipped.at("set_event_chain").security_definer);
+  EXPECT_EQ(shipped.at("refuse_event_change").settings,
+            std::vector<std::string>{"search_path=pg_catalog,pg_temp"});
+}
+
 // The digest recipe of docs/auditing.md, run as written: its SQL from the document, the
 // hex-to-bytes and sha256sum steps done here; it gives verify's digest, also for stream ids
 // that sort differently in byte order than in a linguistic collation.

@@ -42,6 +42,40 @@ void parse_attributes(const std::string& attributes, ShippedFunction& function) 
   std::sort(function.settings.begin(), function.settings.end());
 }
 
+// Applies the `ALTER FUNCTION annals.<name>(...) ...;` statements of `sql` to functions parsed
+// so far: SECURITY DEFINER/INVOKER and SET clauses change what the server will hold (migration
+// 0005 makes append_events SECURITY DEFINER and pins search_path this way).
+void apply_alters(const std::string& sql, std::map<std::string, ShippedFunction>& functions) {
+  static const std::regex kAlter(
+      R"(\bALTER\s+FUNCTION\s+annals\.([A-Za-z_][A-Za-z0-9_]*)\s*\()", std::regex::icase);
+  static const std::regex kInvoker(R"(\bSECURITY\s+INVOKER\b)", std::regex::icase);
+  std::size_t from = 0;
+  std::smatch alter;
+  while (std::regex_search(sql.begin() + static_cast<std::ptrdiff_t>(from), sql.end(), alter,
+                           kAlter)) {
+    const std::size_t start = from + static_cast<std::size_t>(alter.position(0));
+    const std::size_t open = start + static_cast<std::size_t>(alter.length(0)) - 1;
+    const std::size_t after_args = after_closing_paren(sql, open);
+    const std::size_t end = statement_end(sql, after_args);
+    from = end;
+    const auto found = functions.find(alter[1].str());
+    if (found == functions.end()) continue;
+    const std::string clauses = sql.substr(after_args, end - after_args);
+    ShippedFunction altered;
+    parse_attributes(clauses, altered);
+    auto& function = found->second;
+    if (altered.security_definer) function.security_definer = true;
+    if (std::regex_search(clauses, kInvoker)) function.security_definer = false;
+    for (const auto& setting : altered.settings) {
+      const auto name = setting.substr(0, setting.find('='));
+      std::erase_if(function.settings,
+                    [&](const std::string& s) { return s.substr(0, s.find('=')) == name; });
+      function.settings.push_back(setting);
+    }
+    std::sort(function.settings.begin(), function.settings.end());
+  }
+}
+
 }  // namespace
 
 std::string normalize_setting(std::string_view name, std::string_view value) {
@@ -92,6 +126,7 @@ std::map<std::string, ShippedFunction> parse_shipped_functions(
       functions[create[1].str()] = std::move(function);
       from = end;
     }
+    apply_alters(sql, functions);
   }
   return functions;
 }
