@@ -871,6 +871,18 @@ class PostgresEventStore final : public EventStore {
                                "\" are already stored, but not as this exact append "
                                "(partial overlap, or used in another stream); nothing written");
       }
+      if (outcome == 4) {
+        // The first event whose content differs: its stored version, its place among this
+        // stream's events and the parts that differ (sql/0004_refuse_changed_resend.sql).
+        const auto ordinal = parse_int<std::size_t>(rows.text(row, 3), "event ordinal");
+        const auto& events = encoded.at(index);
+        if (ordinal < 1 || ordinal > events.size() || !actual) {
+          throw InternalError(what + ": append_events returned an invalid outcome 4 row");
+        }
+        annals::detail::throw_changed_resend(
+            stream, parse_int<std::int64_t>(rows.text(row, 2), "stored version"),
+            events[ordinal - 1].id, static_cast<unsigned>(*actual));
+      }
       if (outcome == 1) {
         logger()->debug("annals: {}: exact re-send; returning the original result", what);
       } else {
