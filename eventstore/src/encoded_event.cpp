@@ -191,7 +191,8 @@ void throw_changed_resend(const StreamId& stream, StreamVersion version, const E
                          stream_text(stream) + " at version " + std::to_string(version) +
                          " with a different " + what +
                          ": a re-send with stored event ids must carry exactly the stored "
-                         "events (not an idempotent re-send); nothing written");
+                         "events (not an idempotent re-send); nothing written",
+                         stream.value(), version);
 }
 
 }  // namespace annals::detail
