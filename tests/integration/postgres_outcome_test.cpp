@@ -46,8 +46,8 @@ std::unique_ptr<annals::EventStore> store_via(const TcpProxy& proxy, std::size_t
 
 // A store that talks to the server directly, to see what is really stored.
 annals::EventStore& direct_store() {
-  static const auto store = annals::postgres::make_postgres_event_store(
-      {.connection_string = test_database_url()});
+  static const auto store =
+      annals::postgres::make_postgres_event_store({.connection_string = test_database_url()});
   return *store;
 }
 
@@ -133,9 +133,11 @@ TEST(PostgresOutcomeTest, AppendThatNeverReachedAConnectionIsUnavailable) {
 int appends_waiting_on_a_lock() {
   pqxx::connection admin(test_database_url());
   pqxx::nontransaction tx(admin);
-  return tx.exec1("SELECT count(*)::int FROM pg_stat_activity"
-                  " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                  "   AND query LIKE 'WITH last AS%'")[0]
+  return tx
+      .exec1(
+          "SELECT count(*)::int FROM pg_stat_activity"
+          " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+          "   AND query LIKE 'WITH last AS%'")[0]
       .as<int>();
 }
 
@@ -238,9 +240,8 @@ TEST(PostgresOutcomeTest, GroupedAppendsCutBeforeTheServerAreOutcomeUnknownAndTh
 std::vector<StreamAppend> two_streams(const std::string& tag, const NewEvent& a,
                                       const NewEvent& b) {
   std::vector<StreamAppend> appends;
-  appends.push_back({.stream_id = StreamId(tag + "xa"),
-                     .expected = ExpectedVersion::no_stream(),
-                     .events = {a}});
+  appends.push_back(
+      {.stream_id = StreamId(tag + "xa"), .expected = ExpectedVersion::no_stream(), .events = {a}});
   appends.push_back({.stream_id = StreamId(tag + "xb"),
                      .expected = ExpectedVersion::no_stream(),
                      .events = {b, event_with_id(3)}});

@@ -211,7 +211,6 @@ void TcpProxy::run() {
         } else {
           const std::string_view data(buffer.data(), static_cast<std::size_t>(n));
           std::unique_lock lock(mutex_);
-          bool forward = true;
           if (pattern_) {
             const std::string window = link.tail + std::string(data);
             if (window.find(*pattern_) != std::string::npos) {
@@ -227,7 +226,7 @@ void TcpProxy::run() {
             }
           }
           lock.unlock();
-          if (forward && !write_all(link.server, data.data(), data.size())) closed = true;
+          if (!write_all(link.server, data.data(), data.size())) closed = true;
         }
       }
       if (!closed && (from_server.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
