@@ -174,4 +174,25 @@ void validate_multi_append(const std::vector<StreamAppend>& appends, const Appen
   }
 }
 
+void throw_changed_resend(const StreamId& stream, StreamVersion version, const EventId& id,
+                          unsigned parts) {
+  std::string what;
+  const auto add = [&](unsigned part, const char* name) {
+    if ((parts & part) == 0) return;
+    if (!what.empty()) what += ", ";
+    what += name;
+  };
+  add(kChangedType, "event type");
+  add(kChangedSchemaVersion, "schema version");
+  add(kChangedData, "data");
+  add(kChangedMetadata, "metadata");
+  if (what.empty()) what = "content";
+  throw IdempotencyError("event " + id.to_string() + " is already stored in " +
+                         stream_text(stream) + " at version " + std::to_string(version) +
+                         " with a different " + what +
+                         ": a re-send with stored event ids must carry exactly the stored "
+                         "events (not an idempotent re-send); nothing written",
+                         stream.value(), version);
+}
+
 }  // namespace annals::detail

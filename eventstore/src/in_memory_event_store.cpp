@@ -206,7 +206,8 @@ class InMemoryLog final : public EventReader {
   }
 
   // The original result when every id of `append` is stored in its stream, in order, at
-  // consecutive versions; empty otherwise.
+  // consecutive versions; empty otherwise. Throws IdempotencyError when they are, but some
+  // event's content differs from the stored one.
   std::optional<AppendResult> exact_resend_locked(const PendingAppend& append) const {
     const RecordedEvent* first = nullptr;
     const RecordedEvent* last = nullptr;
@@ -218,6 +219,21 @@ class InMemoryLog final : public EventReader {
       if (first == nullptr) first = &stored;
       if (stored.version != first->version + static_cast<StreamVersion>(k)) return std::nullopt;
       last = &stored;
+    }
+    // Same ids at the same places: exact only if the content is the stored one too (outcome 4
+    // of annals.append_events, sql/0009_refuse_changed_resend.sql).
+    for (std::size_t k = 0; k < append.events.size(); ++k) {
+      const RecordedEvent& stored = log_[ids_.at(append.events[k].id)];
+      const unsigned parts =
+          (stored.type != append.events[k].type ? detail::kChangedType : 0U) |
+          (stored.schema_version != append.events[k].schema_version
+               ? detail::kChangedSchemaVersion
+               : 0U) |
+          (stored.data != append.data[k] ? detail::kChangedData : 0U) |
+          (stored.metadata != append.metadata[k] ? detail::kChangedMetadata : 0U);
+      if (parts != 0) {
+        detail::throw_changed_resend(append.stream, stored.version, stored.id, parts);
+      }
     }
     return AppendResult{append.stream, first->version, last->version, last->position};
   }

@@ -59,6 +59,13 @@ void log_unavailable_retry(const StreamId& stream, const UnavailableError& error
          stream.value(), error.what(), attempt, max_attempts);
 }
 
+void throw_outcome_unknown(const StreamId& stream, const UnavailableError& last) {
+  throw OutcomeUnknownError("command on stream \"" + stream.value() +
+                            "\": an earlier attempt may have been written; send the same "
+                            "command id again to find out (last attempt: " +
+                            std::string(last.what()) + ")");
+}
+
 void throw_no_handler(const std::type_info& command) {
   throw NotFoundError("command bus: no handler for command type " +
                       boost::core::demangle(command.name()) +
@@ -68,6 +75,21 @@ void throw_no_handler(const std::type_info& command) {
 void throw_duplicate_handler(const std::type_info& command) {
   throw InvalidArgumentError("command bus: command type " + boost::core::demangle(command.name()) +
                              " already has a handler");
+}
+
+void check_same_command(EventStore& store, const AppendResult& original,
+                        const std::string& command_id, const std::string& fingerprint) {
+  if (fingerprint.empty()) return;
+  const auto events =
+      store.read_stream(original.stream_id, {.from = original.first_version, .max_count = 1});
+  if (events.empty()) return;
+  const auto stored = EventMetadata::of(events.front()).fingerprint;
+  if (stored.empty() || stored == fingerprint) return;
+  throw IdempotencyError("command id \"" + command_id + "\" was already used for a different " +
+                         "command (its events are in stream \"" + original.stream_id.value() +
+                         "\" from version " + std::to_string(original.first_version) +
+                         "); a re-sent command must be the same command, and a new command "
+                         "needs a new command id. Nothing written");
 }
 
 }  // namespace annals::detail

@@ -92,9 +92,11 @@ std::optional<AppendResult> find_original_result(EventStore& store, const Stream
                                                  const std::string& command_id,
                                                  bool stream_exists) {
   // The probe must never write. It expects "no stream" of a stream that exists (streams never
-  // disappear), so the store refuses it with a ConcurrencyError unless it is a re-send, which
-  // every store answers before checking versions (the contract's
-  // ExactResendReturnsOriginalResultAndWritesNothing).
+  // disappear), so the store refuses it with a ConcurrencyError unless its id is stored, which
+  // every store checks before versions: stored in this stream, its content differs, so the
+  // store refuses it as a changed re-send naming the stored version (the contract's
+  // ResendWithChangedContentThrowsIdempotencyErrorNamingTheEvent); a store that still answered
+  // with the original result would do as well.
   if (!stream_exists && !store.stream_version(stream)) return std::nullopt;
   std::vector<NewEvent> probe;
   probe.push_back(NewEvent{.id = derive_event_id(command_id, 0),
@@ -107,8 +109,13 @@ std::optional<AppendResult> find_original_result(EventStore& store, const Stream
     first.emplace(store.append(stream, ExpectedVersion::no_stream(), std::move(probe)));
   } catch (const ConcurrencyError&) {
     return std::nullopt;  // the command's first event is not stored: not a re-send
-  } catch (const IdempotencyError&) {
-    return std::nullopt;  // it is stored in another stream: not a re-send to this one
+  } catch (const IdempotencyError& e) {
+    // Stores refuse a re-send whose content differs from the stored events (issue 11), which
+    // the probe's always does: the error then locates the command's first event. Any other
+    // idempotency error means it is stored in another stream: not a re-send to this one.
+    if (!e.changed_version() || e.changed_stream() != stream.value()) return std::nullopt;
+    first.emplace(AppendResult{stream, *e.changed_version(), *e.changed_version(),
+                               Position::start()});
   }
   return complete_original_result(store, *first, command_id);
 }

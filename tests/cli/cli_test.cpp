@@ -392,6 +392,21 @@ TEST(CliTest, EventIdStoredInAnotherStreamExitsTwo) {
   EXPECT_EQ(annals_db({"read", a2}).out, "");
 }
 
+// A re-send of a stored --event-id with other data is not idempotent (issue 11): exit 2, and
+// the message names the event, its stream and version, and the part that differs.
+TEST(CliTest, ResendWithChangedDataExitsTwoNamingTheEvent) {
+  const auto id = new_event_id();
+  const auto stream = unique("account-");
+  append_ok({stream, "Opened", R"({"owner":"Ada"})", "--event-id", id});
+  const auto r = annals_db({"append", stream, "Opened", R"({"owner":"Bob"})", "--event-id", id});
+  expect_usage_error(r);
+  EXPECT_NE(r.err.find(id), std::string::npos) << r;
+  EXPECT_NE(r.err.find(stream), std::string::npos) << r;
+  EXPECT_NE(r.err.find("version 1"), std::string::npos) << r;
+  EXPECT_NE(r.err.find("data"), std::string::npos) << r;
+  EXPECT_EQ(versions(annals_db({"read", stream})), (std::vector<std::int64_t>{1}));
+}
+
 TEST(CliTest, InvalidInputExitsTwoAndWritesNothing) {
   const auto end = log_end();
   const std::string too_long(600, 'x');

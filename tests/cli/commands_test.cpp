@@ -5,11 +5,13 @@
 #include <string>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/in_memory_event_store.hpp"
+#include "annals/testkit/fault_injection.hpp"
 #include "commands.hpp"
 #include "exit_code.hpp"
 #include "json_output.hpp"
@@ -176,6 +178,32 @@ TEST_F(CliCommandsTest, AppendNamesInvalidJsonArgument) {
         << e.what();
     EXPECT_EQ(std::string(e.what()).find("[json.exception"), std::string::npos) << e.what();
   }
+}
+
+// A commit in doubt keeps the hint to re-run with the same --event-id (issue 11), naming the
+// id that was sent, also when the caller did not choose one.
+TEST(CliAppendOutcomeTest, OutcomeUnknownNamesTheEventIdToReRunWith) {
+  auto inner = make_in_memory_event_store();
+  testkit::FaultInjectingEventStore store(*inner);
+  store.fail_next_appends(1, testkit::FaultInjectingEventStore::Failure::kOutcomeUnknownWritten);
+  AppendArgs args;
+  args.stream = "account-1";
+  args.type = "Opened";
+  args.data_json = "{}";
+  std::istringstream in;
+  std::ostringstream out;
+  try {
+    append(store, args, in, out);
+    FAIL() << "expected OutcomeUnknownError";
+  } catch (const OutcomeUnknownError& e) {
+    const auto stored = inner->read_stream(StreamId("account-1"));
+    ASSERT_EQ(stored.size(), 1U);
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("--event-id " + stored[0].id.to_string()));
+    args.event_id = stored[0].id.to_string();
+  }
+  append(store, args, in, out);  // the re-run with that id completes it: nothing new written
+  EXPECT_EQ(inner->read_stream(StreamId("account-1")).size(), 1U);
+  EXPECT_EQ(exit_code_for(ErrorCode::kOutcomeUnknown), ExitCode::kError);
 }
 
 TEST_F(CliCommandsTest, AppendWithExpectedVersionConflictThrowsConcurrencyError) {

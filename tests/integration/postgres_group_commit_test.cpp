@@ -254,6 +254,41 @@ TEST(PostgresGroupCommitTest, ReSendInAGroupReturnsTheOriginalResult) {
   EXPECT_EQ(store->read_stream(stream).size(), 1U);
 }
 
+// A re-send of a stored id with other data that travels in a group is refused like any other
+// (issue 11): the group's statement writes nothing for it, and annals.append_events, which it
+// falls back to, answers IdempotencyError; the rest of the group commits.
+TEST(PostgresGroupCommitTest, ChangedReSendInAGroupIsRefused) {
+  auto store = make_store(1);
+  const StreamId stream(unique_stream("gcchanged"));
+  NewEvent original = event("Original", 1);
+  original.id = annals::EventId::generate();
+  store->append(stream, ExpectedVersion::no_stream(), {original});
+
+  BusySlot slot(*store);
+  ASSERT_TRUE(slot.busy());
+  NewEvent changed = original;
+  changed.data = {{"n", 2}};
+  auto resend = std::async(std::launch::async, [&] {
+    return store->append(stream, ExpectedVersion::no_stream(), {changed});
+  });
+  const StreamId fresh(unique_stream("gcfresh"));
+  auto other = append_async(*store, fresh, ExpectedVersion::no_stream(), 2);
+  ASSERT_TRUE(waiting_for_group(*store, 2));
+  slot.release();
+
+  try {
+    resend.get();
+    ADD_FAILURE() << "expected IdempotencyError";
+  } catch (const annals::IdempotencyError& e) {
+    EXPECT_NE(std::string(e.what()).find(original.id->to_string()), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("data"), std::string::npos);
+  }
+  EXPECT_EQ(other.get().last_version, 1);
+  const auto stored = store->read_stream(stream);
+  ASSERT_EQ(stored.size(), 1U);
+  EXPECT_EQ(stored[0].data, original.data);
+}
+
 // With group commit off (group_commit_max_appends = 1) every append is its own transaction,
 // however many wait.
 TEST(PostgresGroupCommitTest, MaxAppendsOfOneTurnsGroupCommitOff) {

@@ -689,14 +689,17 @@ class PostgresEventStore final : public EventStore {
                       std::vector<NewEvent> events) override {
     std::vector<std::vector<EncodedEvent>> encoded;
     encoded.push_back(annals::detail::encode_events(stream, events, options_.limits));
+    // Shared by every statement this append sends: once one of them may have committed, the
+    // append can only end in its result, an authoritative refusal or OutcomeUnknownError.
+    detail::WriteState state;
     if (encoded.front().size() == 1 && !options_.notify_in_transaction) {
-      if (auto result = append_one_grouped(stream, expected, encoded.front().front())) {
+      if (auto result = append_one_grouped(stream, expected, encoded.front().front(), state)) {
         if (notify_after_commit()) notifier_.notify();
         return std::move(*result);
       }
     }
     std::vector<std::pair<const StreamId*, ExpectedVersion>> streams{{&stream, expected}};
-    return std::move(append_encoded(streams, encoded).front());
+    return std::move(append_encoded(streams, encoded, state).front());
   }
 
   std::vector<AppendResult> append_multi(std::vector<StreamAppend> appends) override {
@@ -708,7 +711,8 @@ class PostgresEventStore final : public EventStore {
           annals::detail::encode_events(append.stream_id, append.events, options_.limits));
       streams.emplace_back(&append.stream_id, append.expected);
     }
-    return append_encoded(streams, encoded);
+    detail::WriteState state;
+    return append_encoded(streams, encoded, state);
   }
 
   std::vector<RecordedEvent> read_stream(const StreamId& stream,
@@ -812,7 +816,7 @@ class PostgresEventStore final : public EventStore {
 
   std::vector<AppendResult> append_encoded(
       const std::vector<std::pair<const StreamId*, ExpectedVersion>>& streams,
-      const std::vector<std::vector<EncodedEvent>>& encoded) {
+      const std::vector<std::vector<EncodedEvent>>& encoded, detail::WriteState& state) {
     ArrayLiteral stream_ids, expected, counts, ids, types, schema_versions, data, metadata;
     for (std::size_t s = 0; s < streams.size(); ++s) {
       stream_ids.add_quoted(streams[s].first->value());
@@ -842,7 +846,12 @@ class PostgresEventStore final : public EventStore {
         p_streams.c_str(), p_expected.c_str(),         p_counts.c_str(),
         p_ids.c_str(),     p_types.c_str(),            p_schema_versions.c_str(),
         p_data.c_str(),    p_metadata.c_str(),         notify_here ? "true" : "false"};
-    const auto rows = run(what, true, sql::kAppendName, values);
+    const auto rows = detail::run_pooled(pool_, what, &state,
+                                         options_.max_retries_on_broken_connection,
+                                         [&](detail::LibpqConnection& connection) {
+                                           return connection.exec_prepared(sql::kAppendName,
+                                                                           values);
+                                         });
 
     std::vector<AppendResult> results;
     bool wrote = false;
@@ -861,6 +870,18 @@ class PostgresEventStore final : public EventStore {
         throw IdempotencyError(what + ": event ids of stream \"" + stream.value() +
                                "\" are already stored, but not as this exact append "
                                "(partial overlap, or used in another stream); nothing written");
+      }
+      if (outcome == 4) {
+        // The first event whose content differs: its stored version, its place among this
+        // stream's events and the parts that differ (sql/0009_refuse_changed_resend.sql).
+        const auto ordinal = parse_int<std::size_t>(rows.text(row, 3), "event ordinal");
+        const auto& events = encoded.at(index);
+        if (ordinal < 1 || ordinal > events.size() || !actual) {
+          throw InternalError(what + ": append_events returned an invalid outcome 4 row");
+        }
+        annals::detail::throw_changed_resend(
+            stream, parse_int<std::int64_t>(rows.text(row, 2), "stored version"),
+            events[ordinal - 1].id, static_cast<unsigned>(*actual));
       }
       if (outcome == 1) {
         logger()->debug("annals: {}: exact re-send; returning the original result", what);
@@ -912,12 +933,18 @@ class PostgresEventStore final : public EventStore {
   // answer, in this thread.
   std::optional<AppendResult> append_one_grouped(const StreamId& stream,
                                                  const ExpectedVersion& expected,
-                                                 const EncodedEvent& event) {
+                                                 const EncodedEvent& event,
+                                                 detail::WriteState& state) {
     OneAppend request(stream, expected, event);
-    if (options_.group_commit_max_appends <= 1) return try_append_one(request);
+    if (options_.group_commit_max_appends <= 1) {
+      auto result = try_append_one(request);
+      state = request.state;
+      return result;
+    }
     group_commit_.submit(request, [this](std::span<detail::GroupCommit::Member* const> group) {
       run_group(group);
     });
+    state = request.state;
     if (request.error) std::rethrow_exception(request.error);
     return std::move(request.result);
   }
@@ -945,6 +972,7 @@ class PostgresEventStore final : public EventStore {
     std::string schema_version;
     std::array<const char*, 7> values;
     std::optional<AppendResult> result;  // set when this append was written
+    detail::WriteState state;             // in doubt when a statement carrying it may have committed
     std::exception_ptr error;             // set when it ran alone and failed
   };
 
@@ -963,6 +991,9 @@ class PostgresEventStore final : public EventStore {
     std::stable_sort(group.begin(), group.end(), [](const OneAppend* a, const OneAppend* b) {
       return a->stream->value() < b->stream->value();
     });
+    // The group's statements travel together: if they may have committed, every member may
+    // have, and a member that falls back alone carries that doubt into its own attempts.
+    detail::WriteState state;
     try {
       std::vector<std::span<const char* const>> parameter_sets;
       parameter_sets.reserve(group.size());
@@ -970,16 +1001,24 @@ class PostgresEventStore final : public EventStore {
       const auto what = group.size() == 1
                             ? describe_append(*group.front()->stream)
                             : "append (a group of " + std::to_string(group.size()) + ")";
-      const auto results = exec_append_one(parameter_sets, what);
+      const auto results = exec_append_one(parameter_sets, what, state);
+      share_doubt(group, state);
       if (results.size() != group.size()) return;  // rolled back: every member falls back
       for (std::size_t i = 0; i < group.size(); ++i) {
         if (!results[i].empty()) group[i]->result = one_result(*group[i]->stream, results[i]);
       }
     } catch (const std::exception& e) {
+      share_doubt(group, state);
       group_failed(group, e.what());
     } catch (...) {
+      share_doubt(group, state);
       group_failed(group, "an unknown error");
     }
+  }
+
+  static void share_doubt(std::span<OneAppend* const> group, const detail::WriteState& state) {
+    if (!state.in_doubt) return;
+    for (auto* append : group) append->state.in_doubt = true;
   }
 
   // Called from run_group's handlers: a lone append gets the error to rethrow in its thread;
@@ -996,9 +1035,10 @@ class PostgresEventStore final : public EventStore {
   // One event, one stream, alone (group commit off): the single prepared statement of
   // sql::kAppendOne. Returns empty when it wrote nothing (re-send, conflict, overlap, or a
   // concurrent writer of the stream); the caller then asks annals.append_events.
-  std::optional<AppendResult> try_append_one(const OneAppend& request) {
+  std::optional<AppendResult> try_append_one(OneAppend& request) {
     const std::array<std::span<const char* const>, 1> parameter_sets{request.values};
-    const auto results = exec_append_one(parameter_sets, describe_append(*request.stream));
+    const auto results =
+        exec_append_one(parameter_sets, describe_append(*request.stream), request.state);
     if (results.empty() || results.front().empty()) return std::nullopt;
     return one_result(*request.stream, results.front());
   }
@@ -1008,9 +1048,9 @@ class PostgresEventStore final : public EventStore {
   // that append wrote nothing), or no results at all when a concurrent writer won a version
   // (23505) and the transaction wrote nothing.
   std::vector<Rows> exec_append_one(std::span<const std::span<const char* const>> parameter_sets,
-                                    const std::string& what) {
+                                    const std::string& what, detail::WriteState& state) {
     return detail::run_pooled(
-        pool_, what, true, options_.max_retries_on_broken_connection,
+        pool_, what, &state, options_.max_retries_on_broken_connection,
         [&](detail::LibpqConnection& connection) {
           try {
             if (parameter_sets.size() > 1) {

@@ -236,11 +236,14 @@ void BankApi::mount(httplib::Server& server) {
       });
 
   // Runs one command: measures it, maps every failure to a status, records the outcome.
+  // `run(command_id)` sets the request's command_id (empty when it gave none), so that the
+  // advice on a failure is true: only a command_id makes sending a request again safe.
   auto command = [this](CommandKind kind, httplib::Response& res, auto&& run) {
     const auto started = Clock::now();
     Outcome outcome = Outcome::kOk;
+    std::string command_id;
     try {
-      run();
+      run(command_id);
     } catch (const HttpError& e) {
       outcome = e.status() == 400 ? Outcome::kInvalid : Outcome::kRejected;
       reply_error(res, e.status(), e.what());
@@ -261,24 +264,45 @@ void BankApi::mount(httplib::Server& server) {
       outcome = Outcome::kRejected;
       reply_error(res, 422, e.what());
     } catch (const annals::IdempotencyError& e) {
+      // The command_id was used before for a different command (another amount, account or
+      // kind): the first command's result is not this one's.
       outcome = Outcome::kRejected;
       reply_error(res, 409,
-                  std::string("command_id already used for another command: ") + e.what());
+                  "command_id \"" + command_id +
+                      "\" was already used for a different command; nothing was written. Use "
+                      "a new command_id for a new command: " +
+                      e.what());
     } catch (const annals::ConcurrencyError& e) {
       outcome = Outcome::kRejected;
       reply_error(res, 409,
-                  std::string("too many concurrent changes, retry with the same "
-                              "command_id: ") +
+                  std::string("too many concurrent changes; nothing was written, ") +
+                      (command_id.empty() ? "send the request again: "
+                                          : "retry with the same command_id: ") +
                       e.what());
     } catch (const annals::InvalidArgumentError& e) {
       outcome = Outcome::kInvalid;
       reply_error(res, 400, e.what());
+    } catch (const annals::OutcomeUnknownError& e) {
+      // The change may have been applied. Only a command_id makes a second send safe.
+      outcome = Outcome::kFailed;
+      spdlog::warn("bank-service: outcome unknown: {}", e.what());
+      reply_error(res, 503,
+                  std::string("the store became unavailable and the change may or may not "
+                              "have been applied; ") +
+                      (command_id.empty()
+                           ? "this request had no command_id, so sending it again could apply "
+                             "it twice: check the account's history first, and give requests "
+                             "a command_id to make retries safe: "
+                           : "retry with the same command_id, which applies it at most once: ") +
+                      e.what());
     } catch (const annals::UnavailableError& e) {
       outcome = Outcome::kFailed;
       spdlog::warn("bank-service: store unavailable: {}", e.what());
-      reply_error(
-          res, 503,
-          std::string("the store is unavailable, retry with the same command_id: ") + e.what());
+      reply_error(res, 503,
+                  std::string("the store is unavailable; nothing was written, ") +
+                      (command_id.empty() ? "send the request again later: "
+                                          : "retry with the same command_id: ") +
+                      e.what());
     } catch (const std::exception& e) {
       outcome = Outcome::kFailed;
       spdlog::error("bank-service: command failed: {}", e.what());
@@ -322,7 +346,7 @@ void BankApi::mount(httplib::Server& server) {
 
   // docs:begin bank-sample-routes
   server.Post("/accounts", [this, command](const httplib::Request& req, httplib::Response& res) {
-    command(CommandKind::kOpen, res, [&] {
+    command(CommandKind::kOpen, res, [&](std::string& command_id) {
       const json body = parse_body(req, false);
       allow_only(body, {"account_id", "owner", "command_id"});
       const std::string id = *string_field(body, "account_id", true);
@@ -332,7 +356,8 @@ void BankApi::mount(httplib::Server& server) {
                                  " characters out of A-Z a-z 0-9 . _ ~ -");
       }
       const std::string owner = *string_field(body, "owner", true);
-      const auto result = bus_.send(OpenAccount{id, owner}, {.command_id = command_id_field(body)});
+      command_id = command_id_field(body);
+      const auto result = bus_.send(OpenAccount{id, owner}, {.command_id = command_id});
       reply(res, 201,
             json{{"account_id", id},
                  {"version", result.last_version},
@@ -342,12 +367,13 @@ void BankApi::mount(httplib::Server& server) {
 
   auto money = [this, command](CommandKind kind) {
     return [this, command, kind](const httplib::Request& req, httplib::Response& res) {
-      command(kind, res, [&] {
+      command(kind, res, [&](std::string& command_id) {
         const std::string id = account_id_from(req);
         const json body = parse_body(req, false);
         allow_only(body, {"amount", "command_id"});
         const std::int64_t amount = amount_field(body);
-        const annals::CommandContext context{.command_id = command_id_field(body)};
+        command_id = command_id_field(body);
+        const annals::CommandContext context{.command_id = command_id};
         const auto result = kind == CommandKind::kDeposit
                                 ? bus_.send(Deposit{id, amount}, context)
                                 : bus_.send(Withdraw{id, amount}, context);
@@ -362,11 +388,12 @@ void BankApi::mount(httplib::Server& server) {
 
   server.Post(std::string(kAccountPath) + "/close", [this, command](const httplib::Request& req,
                                                                     httplib::Response& res) {
-    command(CommandKind::kClose, res, [&] {
+    command(CommandKind::kClose, res, [&](std::string& command_id) {
       const std::string id = account_id_from(req);
       const json body = parse_body(req, true);
       allow_only(body, {"command_id"});
-      const auto result = bus_.send(CloseAccount{id}, {.command_id = command_id_field(body)});
+      command_id = command_id_field(body);
+      const auto result = bus_.send(CloseAccount{id}, {.command_id = command_id});
       reply(res, 200,
             json{{"version", result.last_version}, {"position", result.position.to_string()}});
     });

@@ -80,22 +80,35 @@ void from_json(const nlohmann::json& j, AccountClosed&);
 // docs:end
 
 // --- Commands -----------------------------------------------------------------------------
+// Each has a stable name and a JSON form, which makes it an annals::FingerprintedCommand: the
+// bus stores its fingerprint with its events and refuses a command_id reused for a different
+// command (another amount or account) instead of answering with the first one's result.
 
 struct OpenAccount {
+  static constexpr std::string_view kCommandName = "bank.OpenAccount";
   std::string account_id;
   std::string owner;
 };
+// docs:begin bank-sample-fingerprinted-command
 struct Deposit {
+  static constexpr std::string_view kCommandName = "bank.Deposit";  // stable, like kTypeName
   std::string account_id;
   std::int64_t amount = 0;
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Deposit, account_id, amount)
+// docs:end
 struct Withdraw {
+  static constexpr std::string_view kCommandName = "bank.Withdraw";
   std::string account_id;
   std::int64_t amount = 0;
 };
 struct CloseAccount {
+  static constexpr std::string_view kCommandName = "bank.CloseAccount";
   std::string account_id;
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(OpenAccount, account_id, owner)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Withdraw, account_id, amount)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(CloseAccount, account_id)
 
 // --- Domain errors ------------------------------------------------------------------------
 

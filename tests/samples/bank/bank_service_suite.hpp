@@ -248,6 +248,38 @@ TEST_F(BankServiceTest, ReSendingACommandIdReturnsTheOriginalResultAndChangesNot
   EXPECT_EQ(history.body["version"], 3) << history.text;
 }
 
+// A command_id reused for a different command (another amount, another account, another kind)
+// is refused with 409 and an error that says so, and changes nothing (issue 11).
+TEST_F(BankServiceTest, ReusingACommandIdForADifferentCommandIsRefused) {
+  const auto id = new_id();
+  const auto other = new_id();
+  open(id);
+  open(other);
+  const std::string command_id = "dep-" + random_suffix();
+  const auto first = move(id, "deposit", 500, command_id);
+  ASSERT_EQ(first.status, 200) << first.text;
+
+  const std::vector<std::pair<std::string, Reply>> reuses{
+      {"another amount", move(id, "deposit", 600, command_id)},
+      {"another account", move(other, "deposit", 500, command_id)},
+      {"another kind", move(id, "withdraw", 500, command_id)}};
+  for (const auto& [what, r] : reuses) {
+    expect_error(r, 409, what);
+    const auto error = r.body.value("error", "");
+    EXPECT_NE(error.find(command_id), std::string::npos) << what << ": " << error;
+    EXPECT_NE(error.find("already used for a different command"), std::string::npos)
+        << what << ": " << error;
+  }
+  const auto again = move(id, "deposit", 500, command_id);  // the same command: its result
+  EXPECT_EQ(again.status, 200) << again.text;
+  EXPECT_EQ(again.body, first.body);
+  const auto read = account(id, first.body["position"]);
+  EXPECT_EQ(read.body["balance"], 500) << read.text;
+  EXPECT_EQ(read.body["version"], 2) << read.text;
+  const auto other_read = account(other, first.body["position"]);
+  EXPECT_EQ(other_read.body["balance"], 0) << other_read.text;
+}
+
 TEST_F(BankServiceTest, ReadsItsOwnWritesWithAfter) {
   const auto id = new_id();
   open(id);

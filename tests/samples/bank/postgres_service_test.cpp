@@ -14,6 +14,7 @@
 #include "annals/postgres/postgres_snapshot_store.hpp"
 #include "bank_service_suite.hpp"
 #include "run_process.hpp"
+#include "tcp_proxy.hpp"
 #include "test_database.hpp"
 #include "test_roles.hpp"
 
@@ -431,6 +432,51 @@ TEST(BankServicePostgresTest, CheckSnapshotsReportsAnEditedSnapshotAndCommandsUs
       << trusted;
   EXPECT_EQ(api.get("/accounts/" + id + "/history").body["balance"], 90);
   EXPECT_EQ(api.get("/accounts/" + id + "/history?version=101").body["balance"], 90);
+// The service's advice when the store goes away is true to the request (issue 11): with the
+// connection cut after the deposit committed and every reconnect refused (a TCP proxy between
+// the service and PostgreSQL), a request without a command_id is told that sending it again
+// could apply it twice, never to "retry with the same command_id"; one with a command_id is
+// told to retry with it, and that retry, once the store is back, returns the original result.
+TEST(BankServicePostgresTest, AnUnknownOutcomeAdvisesOnlyWhatIsSafeForTheRequest) {
+  annals::testing::TcpProxy proxy(annals::testing::test_database_url());
+  // Without projections, nothing but the commands talks to the database through the proxy.
+  ServiceProcess service({"--db", proxy.url(), "--port", "0", "--no-projections"});
+  ASSERT_TRUE(service.ready());
+  Api api(service.port());
+  const std::string id = "doubt-" + random_suffix();
+  ASSERT_EQ(api.post("/accounts", json{{"account_id", id}, {"owner", "Ada"}}).status, 201);
+
+  // No command_id. The cut fires on the account id, which only the deposit's append carries
+  // (the bus has the account cached since it opened it, so it reads nothing first).
+  proxy.cut_on_request(id, annals::testing::TcpProxy::Cut::kAfterServerReplies);
+  const auto blind = api.post("/accounts/" + id + "/deposit", json{{"amount", 5}});
+  EXPECT_EQ(blind.status, 503) << blind.text;
+  const auto blind_error = blind.body.value("error", "");
+  EXPECT_EQ(blind_error.find("retry with the same command_id"), std::string::npos) << blind_error;
+  EXPECT_NE(blind_error.find("had no command_id"), std::string::npos) << blind_error;
+  EXPECT_EQ(proxy.cuts(), 1U);
+
+  // With a command_id.
+  proxy.heal();
+  proxy.cut_on_request(id, annals::testing::TcpProxy::Cut::kAfterServerReplies);
+  const json body{{"amount", 7}, {"command_id", "doubt-" + id}};
+  const auto named = api.post("/accounts/" + id + "/deposit", body);
+  EXPECT_EQ(named.status, 503) << named.text;
+  EXPECT_NE(named.body.value("error", "").find("retry with the same command_id"),
+            std::string::npos)
+      << named.text;
+
+  proxy.heal();
+  const auto retried = api.post("/accounts/" + id + "/deposit", body);
+  ASSERT_EQ(retried.status, 200) << retried.text;
+  EXPECT_EQ(retried.body["version"], 3) << retried.text;
+  // Both deposits committed before their replies were lost, each exactly once.
+  auto store = annals::postgres::make_postgres_event_store(
+      {.connection_string = annals::testing::test_database_url()});
+  const auto events = store->read_stream(annals::StreamId("account-" + id));
+  ASSERT_EQ(events.size(), 3U);
+  EXPECT_EQ(events[1].data, (json{{"amount", 5}}));
+  EXPECT_EQ(events[2].data, (json{{"amount", 7}}));
   EXPECT_EQ(service.stop(SIGTERM), 0);
 }
 

@@ -97,6 +97,48 @@ struct CountedAccount {
   }
 };
 
+/// Deposit and Withdraw as FingerprintedCommands (a stable name and a JSON form), decided by
+/// bank::Account under the category "printed" (issue 11: a reused command id).
+struct PrintedDeposit {
+  static constexpr std::string_view kCommandName = "test.Deposit";
+  std::string account_id;
+  std::int64_t amount = 0;
+};
+struct PrintedWithdraw {
+  static constexpr std::string_view kCommandName = "test.Withdraw";
+  std::string account_id;
+  std::int64_t amount = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PrintedDeposit, account_id, amount)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PrintedWithdraw, account_id, amount)
+static_assert(annals::FingerprintedCommand<PrintedDeposit>);
+static_assert(!annals::FingerprintedCommand<bank::Deposit>);
+
+struct PrintedAccount {
+  using State = Account::State;
+  using Event = Account::Event;
+  static constexpr std::string_view kCategory = "printed";
+  template <typename E>
+  static State evolve(State state, const E& event) {
+    return Account::evolve(std::move(state), event);
+  }
+  static auto decide(const State& state, const bank::OpenAccount& command) {
+    return Account::decide(state, command);
+  }
+  static auto decide(const State& state, const PrintedDeposit& command) {
+    return Account::decide(state, bank::Deposit{command.account_id, command.amount});
+  }
+  static auto decide(const State& state, const PrintedWithdraw& command) {
+    return Account::decide(state, bank::Withdraw{command.account_id, command.amount});
+  }
+};
+
+inline void wire_printed(CommandBus& bus) {
+  bus.handle<PrintedAccount>(&bank::OpenAccount::account_id);
+  bus.handle<PrintedAccount>(&PrintedDeposit::account_id);
+  bus.handle<PrintedAccount>(&PrintedWithdraw::account_id);
+}
+
 inline void wire_counted(CommandBus& bus) {
   bus.handle<CountedAccount>(&bank::OpenAccount::account_id);
   bus.handle<CountedAccount>(&bank::Deposit::account_id);
@@ -965,6 +1007,69 @@ TYPED_TEST_P(FrameworkSuite, CommandIdReusedForAnotherAggregateIsAnIdempotencyEr
   EXPECT_TRUE(this->read(this->account_stream(b)).empty());
 }
 
+// A command id reused for a different command (other fields, or another command type) of a
+// FingerprintedCommand is refused, by a bus that has the aggregate cached and by one that
+// loads it; the same command re-sent still gets its original result (issue 11).
+TYPED_TEST_P(FrameworkSuite, CommandIdReusedForADifferentCommandIsAnIdempotencyError) {
+  CommandBus bus(this->store(), this->registry(), quick());
+  wire_printed(bus);
+  CommandBus other(this->store(), this->registry(), quick({.cache_capacity = 0}));
+  wire_printed(other);
+  const auto id = new_id();
+  const StreamId stream("printed-" + id);
+  bus.send(bank::OpenAccount{id, "ada"});
+  const CommandContext context{.command_id = "deposit-" + id};
+  const auto original = bus.send(PrintedDeposit{id, 10}, context);
+  EXPECT_EQ(annals::EventMetadata::of(this->read(stream).back()).fingerprint,
+            annals::command_fingerprint("test.Deposit", {{"account_id", id}, {"amount", 10}}));
+
+  EXPECT_EQ(bus.send(PrintedDeposit{id, 10}, context), original);
+  EXPECT_EQ(other.send(PrintedDeposit{id, 10}, context), original);
+  for (auto* b : {&bus, &other}) {
+    try {
+      b->send(PrintedDeposit{id, 20}, context);
+      ADD_FAILURE() << "expected IdempotencyError";
+    } catch (const annals::IdempotencyError& e) {
+      EXPECT_NE(std::string(e.what()).find("deposit-" + id), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("different command"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(b->send(PrintedWithdraw{id, 10}, context), annals::IdempotencyError);
+  }
+  EXPECT_EQ(this->read(stream).size(), 2u);
+}
+
+// The same when the original is older than the aggregate's window of recent commands: the
+// command is decided again, the store recognises its ids, and the fingerprints differ.
+TYPED_TEST_P(FrameworkSuite, CommandIdReusedForADifferentOldCommandIsAnIdempotencyError) {
+  CommandBus bus(this->store(), this->registry(), quick());
+  wire_printed(bus);
+  const auto id = new_id();
+  const StreamId stream("printed-" + id);
+  bus.send(bank::OpenAccount{id, "ada"});
+  const CommandContext context{.command_id = "deposit-" + id};
+  const auto original = bus.send(PrintedDeposit{id, 10}, context);
+  const auto window = static_cast<int>(annals::detail::RecentCommands::kCapacity);
+  for (int i = 0; i < window + 2; ++i) bus.send(PrintedDeposit{id, 1});
+  EXPECT_THROW(bus.send(PrintedDeposit{id, 20}, context), annals::IdempotencyError);
+  EXPECT_EQ(bus.send(PrintedDeposit{id, 10}, context), original);
+  EXPECT_EQ(this->read(stream).size(), static_cast<std::size_t>(window + 4));
+}
+
+// A command type that is not a FingerprintedCommand keeps working as before: its re-sends are
+// recognised by command id alone (so a reused id returns the first command's result).
+TYPED_TEST_P(FrameworkSuite, CommandWithoutAFingerprintIsRecognisedByItsIdAlone) {
+  CommandBus bus(this->store(), this->registry(), quick());
+  wire(bus);
+  const auto id = new_id();
+  this->open(bus, id, 0);
+  const CommandContext context{.command_id = "deposit-" + id};
+  const auto original = bus.send(bank::Deposit{id, 10}, context);
+  EXPECT_EQ(bus.send(bank::Deposit{id, 10}, context), original);
+  EXPECT_EQ(bus.send(bank::Deposit{id, 20}, context), original);
+  EXPECT_TRUE(annals::EventMetadata::of(this->read(this->account_stream(id)).back())
+                  .fingerprint.empty());
+}
+
 TYPED_TEST_P(FrameworkSuite, CachedStateIsConfirmedBeforeADomainErrorIsReported) {
   CommandBus a(this->store(), this->registry(), quick());
   CommandBus b(this->store(), this->registry(), quick());
@@ -1172,6 +1277,9 @@ REGISTER_TYPED_TEST_SUITE_P(
     ResentCommandOlderThanTheWindowStillGetsTheOriginalResult,
     DomainErrorOnAFullyKnownStreamNeedsNoLookUp, RepositoryRecognisesResendsWithFewerOrMoreEvents,
     CommandIdReusedForAnotherAggregateIsAnIdempotencyError,
+    CommandIdReusedForADifferentCommandIsAnIdempotencyError,
+    CommandIdReusedForADifferentOldCommandIsAnIdempotencyError,
+    CommandWithoutAFingerprintIsRecognisedByItsIdAlone,
     CachedStateIsConfirmedBeforeADomainErrorIsReported, StaleCacheConflictsThenSucceeds,
     ConcurrentSendersOnOneAggregateAllSucceed, BusTakesSnapshotsByPerTypePolicy,
     OldEventsAreReadAsTheCurrentSchema, EveryOldVersionOfOneTypeReachesTheCurrentOne,

@@ -10,10 +10,12 @@
 // Thread safety: error objects are immutable values.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace annals {
 
@@ -88,12 +90,30 @@ class ConcurrencyError : public Error {
 };
 
 /// Some, but not all, of an append's event ids are already stored (or stored in another
-/// stream or at other versions). An exact re-send is not an error: it returns the original
-/// result. Nothing was written.
+/// stream or at other versions), or all are stored as this append would store them but with
+/// other content (event type, schema version, data or metadata: a changed re-send, issue 11).
+/// An exact re-send is not an error: it returns the original result. Nothing was written.
 class IdempotencyError : public Error {
  public:
   explicit IdempotencyError(const std::string& message)
       : Error(ErrorCode::kIdempotency, message) {}
+  /// A changed re-send: the first event whose content differs is stored in `stream` at
+  /// `version`.
+  IdempotencyError(const std::string& message, std::string stream, std::int64_t version)
+      : Error(ErrorCode::kIdempotency, message),
+        changed_stream_(std::move(stream)),
+        changed_version_(version) {}
+
+  /// For a changed re-send, the stream of the first differing stored event; else empty.
+  [[nodiscard]] const std::string& changed_stream() const noexcept { return changed_stream_; }
+  /// For a changed re-send, the stored version of the first differing event; else empty.
+  [[nodiscard]] std::optional<std::int64_t> changed_version() const noexcept {
+    return changed_version_;
+  }
+
+ private:
+  std::string changed_stream_;
+  std::optional<std::int64_t> changed_version_;
 };
 
 /// The infrastructure failed (connection lost, server shutting down). Nothing was written.

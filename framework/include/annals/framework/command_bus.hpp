@@ -13,7 +13,11 @@
 // - Idempotency: event ids derive from the command id, so a re-sent command appends nothing
 //   and returns the original result (ARCHITECTURE decision 4). A re-send of one of the
 //   aggregate's recent commands is recognised from the loaded or cached events, without
-//   deciding again and without a round trip. See docs/framework.md.
+//   deciding again and without a round trip. A command type that is a FingerprintedCommand
+//   (a stable kCommandName and a JSON form) also has its fingerprint stored with its events,
+//   and a command id reused for a different command of such a type is refused with
+//   IdempotencyError instead of being answered with the first command's result (issue 11).
+//   See docs/framework.md.
 // - Metadata: command, correlation and causation ids, the actor and extra keys go into every
 //   event (CommandContext).
 // - Snapshots by policy, per aggregate type (configure<D>()); a failing snapshot store never
@@ -73,7 +77,36 @@ struct CommandBusOptions {
   std::size_t cache_capacity = 1024;
 };
 
+/// A command type whose command id the bus can tell a re-send from a reuse with: it has a
+/// stable name (`static constexpr std::string_view kCommandName = "bank.Deposit";`, like an
+/// event's kTypeName, never derived from the C++ name) and a JSON form (nlohmann to_json, e.g.
+/// NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE). Commands that are not keep working: their re-sends are
+/// recognised by command id alone.
+template <typename C>
+concept FingerprintedCommand = requires(const C& command) {
+  { C::kCommandName } -> std::convertible_to<std::string_view>;
+  nlohmann::json(command);
+};
+
 namespace detail {
+
+/// command_fingerprint() of `command`, or empty when C is not a FingerprintedCommand.
+template <typename C>
+std::string fingerprint_of(const C& command) {
+  if constexpr (FingerprintedCommand<C>) {
+    return command_fingerprint(C::kCommandName, nlohmann::json(command));
+  } else {
+    return {};
+  }
+}
+
+/// Refuses a reused command id: when `fingerprint` is set and the first event of `original`
+/// (the stored result of command `command_id`) records another fingerprint, throws
+/// IdempotencyError naming the command id, stream and version. Events without a fingerprint
+/// (older, or of a command type without one) are taken as the same command.
+/// Cost: one read of one event when `fingerprint` is set.
+void check_same_command(EventStore& store, const AppendResult& original,
+                        const std::string& command_id, const std::string& fingerprint);
 
 /// The text of an aggregate id member: strings as they are, integers in decimal, or any type
 /// with a to_string() method (EventId, ...).
@@ -100,6 +133,9 @@ void log_conflict_retry(const ConcurrencyError& error, int attempt, int max_atte
 void log_unavailable_retry(const StreamId& stream, const UnavailableError& error, int attempt,
                            int max_attempts) noexcept;
 [[noreturn]] void throw_no_handler(const std::type_info& command);
+/// Throws OutcomeUnknownError for a command given up after `last` when an earlier attempt's
+/// outcome was unknown.
+[[noreturn]] void throw_outcome_unknown(const StreamId& stream, const UnavailableError& last);
 [[noreturn]] void throw_duplicate_handler(const std::type_info& command);
 
 /// A bounded, thread-safe map from stream to aggregate, least recently used evicted first.
@@ -225,7 +261,8 @@ class CommandBus {
   /// Throws: NotFoundError (no handler for C), the decider's DomainError (never retried),
   /// ConcurrencyError (still conflicting after max_attempts), UnavailableError /
   /// OutcomeUnknownError (after max_attempts; sending the same command id again is safe),
-  /// InvalidArgumentError, IdempotencyError (the command id was used for another stream),
+  /// InvalidArgumentError, IdempotencyError (the command id was used for another stream, or,
+  /// for a FingerprintedCommand, for a different command: another type or other fields),
   /// UnknownEventTypeError, CorruptionError.
   /// A re-send of one of the aggregate's last 32 commands is answered from the loaded or
   /// cached events without calling decide (Repository::find_command); an older one is decided
@@ -233,7 +270,8 @@ class CommandBus {
   /// Cost: usually one round trip (cached aggregate); loading adds a snapshot read and one
   /// read per 1,000 events (with a caller's command id and a snapshot, one backward read the
   /// first time); a retry adds a read; a re-send of a recent command on a cached aggregate
-  /// costs none.
+  /// costs none, except that a FingerprintedCommand's re-send reads the original's first event
+  /// (one round trip) to compare fingerprints.
   template <typename C>
   AppendResult send(const C& command, const CommandContext& context = {}) {
     const auto route = routes_.find(typeid(C));
@@ -272,13 +310,16 @@ class CommandBus {
       auto& repository = *repository_;
       const bool caller_id = !context.command_id.empty();
       validate_command_context(context);  // refuse bad metadata before deciding anything
-      // The context with a command id: the caller's as it is, or a copy with a fresh id.
+      // The context with a command id and the command's fingerprint: the caller's as it is,
+      // or a copy with a fresh id and the fingerprint.
+      std::string fingerprint = detail::fingerprint_of(command);
       std::optional<CommandContext> generated;
-      if (!caller_id) {
+      if (!caller_id || !fingerprint.empty()) {
         generated.emplace(context);
-        generated->command_id = detail::resolve_command_id(context);
+        if (!caller_id) generated->command_id = detail::resolve_command_id(context);
+        if (!fingerprint.empty()) generated->fingerprint = std::move(fingerprint);
       }
-      const CommandContext& resolved = caller_id ? context : *generated;
+      const CommandContext& resolved = generated ? *generated : context;
       const StreamId stream = repository.stream_of(id);
 
       std::optional<Aggregate<D>> aggregate = cache_.get(stream);
@@ -286,13 +327,16 @@ class CommandBus {
       if (!aggregate) aggregate.emplace(repository.load_stream(stream));
 
       const int max_attempts = bus_options_.max_attempts;
+      // An attempt ended in OutcomeUnknownError and no later one got an authoritative answer:
+      // the command may be written, so giving up must not say "nothing written" (issue 11).
+      bool in_doubt = false;
       for (int attempt = 1;; ++attempt) {
         if (caller_id) {
           // A re-send of a command this state has seen: its original result, not decided again
           // (decision 4). Checked again after every read of newer events.
           if (auto original = repository.find_command(*aggregate, resolved.command_id)) {
             cache_.put(*aggregate);
-            return *original;
+            return same_command(*original, resolved);
           }
         }
         std::vector<Event> decided;
@@ -309,7 +353,9 @@ class CommandBus {
             }
           }
           cache_.put(*aggregate);
-          if (auto original = original_of(*aggregate, resolved, caller_id)) return *original;
+          if (auto original = original_of(*aggregate, resolved, caller_id)) {
+            return same_command(*original, resolved);
+          }
           throw;
         }
         if (decided.empty()) {
@@ -321,19 +367,28 @@ class CommandBus {
             }
           }
           cache_.put(*aggregate);
-          if (auto original = original_of(*aggregate, resolved, caller_id)) return *original;
+          if (auto original = original_of(*aggregate, resolved, caller_id)) {
+            return same_command(*original, resolved);
+          }
           return AppendResult{stream, aggregate->version() + 1, aggregate->version(),
                               Position::start()};
         }
 
         Aggregate<D> working = *aggregate;
         working.record(std::move(decided));
+        const StreamVersion next_version = working.version() + 1;
         for (;;) {  // the same events again after an infrastructure failure
           try {
             auto result = repository.save(working, resolved);
             cache_.put(std::move(working));
+            // Written elsewhere than where this decision would go: the store recognised the
+            // command's ids, a re-send (save reloaded the aggregate).
+            if (caller_id && result.first_version != next_version) {
+              return same_command(result, resolved);
+            }
             return result;
           } catch (const ConcurrencyError& conflict) {
+            in_doubt = false;  // the store saw the ids and none were stored
             cache_.erase(stream);
             if (attempt >= max_attempts) throw;
             detail::log_conflict_retry(conflict, attempt, max_attempts);
@@ -351,7 +406,12 @@ class CommandBus {
             // Nothing was written, or (OutcomeUnknownError) maybe everything: saving the same
             // events with the same ids again is an exact re-send either way.
             cache_.erase(stream);
-            if (attempt >= max_attempts) throw;
+            const bool unknown = dynamic_cast<const OutcomeUnknownError*>(&unavailable) != nullptr;
+            in_doubt = in_doubt || unknown;
+            if (attempt >= max_attempts) {
+              if (in_doubt && !unknown) detail::throw_outcome_unknown(stream, unavailable);
+              throw;
+            }
             detail::log_unavailable_retry(stream, unavailable, attempt, max_attempts);
             detail::backoff(attempt, bus_options_.retry_backoff, bus_options_.max_retry_backoff);
             ++attempt;
@@ -361,6 +421,13 @@ class CommandBus {
     }
 
    private:
+    // `original`, the stored result of the command id of `context`, unless the command id was
+    // used for a different command (FingerprintedCommand): then IdempotencyError.
+    AppendResult same_command(const AppendResult& original, const CommandContext& context) {
+      detail::check_same_command(store_, original, context.command_id, context.fingerprint);
+      return original;
+    }
+
     // The original result when this command id's events are already in the stream, for a
     // command find_command did not know (older than its window). Only a caller-supplied command
     // id can be a re-send; an empty stream, or a state that has seen every command of its

@@ -28,6 +28,9 @@ inline constexpr std::string_view kCommandId = "command_id";
 inline constexpr std::string_view kCorrelationId = "correlation_id";
 inline constexpr std::string_view kCausationId = "causation_id";
 inline constexpr std::string_view kActor = "actor";
+/// What the command was (command_fingerprint), so that a command id reused for another command
+/// is recognised (CommandBus, FingerprintedCommand).
+inline constexpr std::string_view kCommandFingerprint = "command_fingerprint";
 }  // namespace metadata_keys
 
 /// Where a command comes from; copied into the metadata of every event it produces.
@@ -42,6 +45,10 @@ struct CommandContext {
   std::string causation_id;
   /// Who sent the command (a user or service name). Default empty: not recorded.
   std::string actor;
+  /// What the command was: command_fingerprint() of it. CommandBus sets it for command types
+  /// that are FingerprintedCommand, and on a re-send of the command id compares it with the
+  /// stored one to refuse a reused id (issue 11). Default empty: not recorded.
+  std::string fingerprint;
   /// Further metadata keys (e.g. "traceparent"), copied untouched into every event. Must be
   /// a JSON object without the reserved keys of metadata_keys. Default empty.
   nlohmann::json extra = nlohmann::json::object();
@@ -53,6 +60,7 @@ struct EventMetadata {
   std::string correlation_id;  ///< empty when absent
   std::string causation_id;    ///< empty when absent
   std::string actor;           ///< empty when absent
+  std::string fingerprint;     ///< the command's fingerprint; empty when absent
   /// When the store recorded the event (the store's clock, not the writer's).
   std::chrono::system_clock::time_point recorded_at{};
   /// Every other key of the stored metadata object, untouched.
@@ -66,14 +74,20 @@ struct EventMetadata {
 };
 
 /// The metadata object for the events of a command: the context's ids (defaults resolved: an
-/// empty correlation or causation id becomes the command id), the actor when set, and the
-/// extra keys. Requires: `context.command_id` non-empty.
+/// empty correlation or causation id becomes the command id), the actor and fingerprint when
+/// set, and the extra keys. Requires: `context.command_id` non-empty.
 /// Throws: InvalidArgumentError when `extra` is not an object or uses a reserved key.
 [[nodiscard]] nlohmann::json command_metadata(const CommandContext& context);
 
 /// Checks a context without building anything: `extra` is an object without reserved keys.
 /// Throws: InvalidArgumentError, as command_metadata.
 void validate_command_context(const CommandContext& context);
+
+/// The fingerprint of a command: a name-based UUID (RFC 4122 version 5, SHA-1), as text, of its
+/// stable name and its JSON form (compact, object keys sorted, as nlohmann::json dumps them).
+/// Two commands have the same fingerprint exactly when they have the same name and JSON.
+/// Requires: non-empty `name`. Cost: one dump and one SHA-1.
+[[nodiscard]] std::string command_fingerprint(std::string_view name, const nlohmann::json& body);
 
 /// The id of event number `index` (0-based) produced by command `command_id`: a name-based
 /// UUID (RFC 4122 version 5, SHA-1) of "<command_id>/<index>" in the annals namespace. The same

@@ -34,4 +34,17 @@ struct EncodedEvent {
 /// Throws: InvalidArgumentError.
 void validate_multi_append(const std::vector<StreamAppend>& appends, const AppendLimits& limits);
 
+/// The parts of an event in which a re-send differs from the stored event, as a sum (the same
+/// values annals.append_events reports for outcome 4, sql/0009_refuse_changed_resend.sql).
+inline constexpr unsigned kChangedType = 1;
+inline constexpr unsigned kChangedSchemaVersion = 2;
+inline constexpr unsigned kChangedData = 4;
+inline constexpr unsigned kChangedMetadata = 8;
+
+/// Throws the IdempotencyError of a re-send whose event ids are stored but whose content
+/// differs (issue 11), naming the first differing event, its stream and stored version, and
+/// the parts (a sum of kChanged*) that differ. Shared so that every store says the same.
+[[noreturn]] void throw_changed_resend(const StreamId& stream, StreamVersion version,
+                                       const EventId& id, unsigned parts);
+
 }  // namespace annals::detail

@@ -243,6 +243,18 @@ class EventStoreContract : public ::testing::Test {
     EXPECT_FALSE(error->retryable());
   }
 
+  /// Asserts that `call` throws IdempotencyError whose message contains every `mention`.
+  template <typename F>
+  static void expect_idempotency_error(F&& call, const std::vector<std::string>& mentions) {
+    auto error = contract_detail::catch_error<IdempotencyError>(std::forward<F>(call));
+    ASSERT_TRUE(error.has_value()) << "expected IdempotencyError";
+    EXPECT_EQ(error->code(), ErrorCode::kIdempotency);
+    EXPECT_FALSE(error->retryable());
+    for (const auto& mention : mentions) {
+      EXPECT_THAT(error->what(), ::testing::HasSubstr(mention));
+    }
+  }
+
  private:
   void note_written(const AppendResult& result) {
     if (result.stream_id.category() != category_) return;
@@ -647,6 +659,92 @@ TYPED_TEST_P(EventStoreContract, MultiStreamResendMixedWithNewEventsThrowsIdempo
   });
   EXPECT_EQ(this->store().stream_version(c), std::nullopt);
   EXPECT_EQ(this->read_own().size(), 3u);
+}
+
+// A re-send of stored ids whose content differs is not idempotent (issue 11): it names the
+// first differing event (id, stream, stored version) and the part that differs, and writes
+// nothing; the exact re-send still returns the original result.
+TYPED_TEST_P(EventStoreContract, ResendWithChangedContentThrowsIdempotencyErrorNamingTheEvent) {
+  const auto s = this->stream("a");
+  const auto ids = this->new_ids(2);
+  const auto batch = this->events_with_ids(ids);
+  const auto original = this->append(s, annals::ExpectedVersion::no_stream(), batch);
+  const auto log_before = this->read_own();
+  const std::vector<std::string> second{ids[1].to_string(), s.value(), "version 2"};
+  const auto mentions = [&](const std::string& part) {
+    auto out = second;
+    out.push_back(part);
+    return out;
+  };
+
+  auto changed = batch;
+  changed[1].data = {{"n", 99}};
+  this->expect_idempotency_error(
+      [&] { this->append(s, annals::ExpectedVersion::no_stream(), changed); }, mentions("data"));
+  changed = batch;
+  changed[1].type = "Other";
+  this->expect_idempotency_error(
+      [&] { this->append(s, annals::ExpectedVersion::no_stream(), changed); },
+      mentions("event type"));
+  changed = batch;
+  changed[1].schema_version = 2;
+  this->expect_idempotency_error(
+      [&] { this->append(s, annals::ExpectedVersion::no_stream(), changed); },
+      mentions("schema version"));
+  changed = batch;
+  changed[1].metadata = {{"by", "someone else"}};
+  this->expect_idempotency_error(
+      [&] { this->append(s, annals::ExpectedVersion::no_stream(), changed); },
+      mentions("metadata"));
+
+  EXPECT_EQ(this->read_own(), log_before);
+  EXPECT_EQ(this->append(s, annals::ExpectedVersion::no_stream(), batch), original);
+}
+
+// The same for a single event (the PostgreSQL store's single-event statement hands a stored id
+// to annals.append_events, which decides).
+TYPED_TEST_P(EventStoreContract, SingleEventResendWithChangedDataThrowsIdempotencyError) {
+  const auto s = this->stream("a");
+  const auto batch = this->events_with_ids(this->new_ids(1));
+  const auto original = this->append(s, annals::ExpectedVersion::any(), batch);
+  auto changed = batch;
+  changed[0].data = {{"n", 1}, {"extra", true}};
+  this->expect_idempotency_error(
+      [&] { this->append(s, annals::ExpectedVersion::any(), changed); },
+      {batch[0].id->to_string(), s.value(), "version 1", "data"});
+  EXPECT_EQ(this->store().stream_version(s), 1);
+  EXPECT_EQ(this->append(s, annals::ExpectedVersion::any(), batch), original);
+}
+
+// JSON that differs only in key order is the same content.
+TYPED_TEST_P(EventStoreContract, ResendWithReorderedKeysIsExact) {
+  const auto s = this->stream("a");
+  auto batch = this->events_with_ids(this->new_ids(1));
+  batch[0].data = nlohmann::json::parse(R"({"a": 1, "b": {"c": [1, 2], "d": "x"}})");
+  const auto original = this->append(s, annals::ExpectedVersion::no_stream(), batch);
+  batch[0].data = nlohmann::json::parse(R"({"b": {"d": "x", "c": [1, 2]}, "a": 1})");
+  EXPECT_EQ(this->append(s, annals::ExpectedVersion::no_stream(), batch), original);
+}
+
+TYPED_TEST_P(EventStoreContract, MultiStreamResendWithChangedContentNamesTheDifferingStream) {
+  const auto a = this->stream("a");
+  const auto b = this->stream("b");
+  auto request =
+      std::vector<annals::StreamAppend>{{.stream_id = a,
+                                         .expected = annals::ExpectedVersion::no_stream(),
+                                         .events = this->events_with_ids(this->new_ids(2))},
+                                        {.stream_id = b,
+                                         .expected = annals::ExpectedVersion::no_stream(),
+                                         .events = this->events_with_ids(this->new_ids(2))}};
+  const auto original = this->append_multi(request);
+  const auto log_before = this->read_own();
+  auto changed = request;
+  changed[1].events[0].metadata = {{"changed", true}};
+  this->expect_idempotency_error(
+      [&] { this->append_multi(changed); },
+      {request[1].events[0].id->to_string(), b.value(), "version 1", "metadata"});
+  EXPECT_EQ(this->read_own(), log_before);
+  EXPECT_EQ(this->append_multi(request), original);
 }
 
 TYPED_TEST_P(EventStoreContract, DuplicateIdsWithinOneAppendThrowInvalidArgumentError) {
@@ -1340,6 +1438,9 @@ REGISTER_TYPED_TEST_SUITE_P(
     ResendInAnotherOrderThrowsIdempotencyError, EventIdStoredInAnotherStreamThrowsIdempotencyError,
     MultiStreamExactResendReturnsOriginalResults,
     MultiStreamResendMixedWithNewEventsThrowsIdempotencyError,
+    ResendWithChangedContentThrowsIdempotencyErrorNamingTheEvent,
+    SingleEventResendWithChangedDataThrowsIdempotencyError, ResendWithReorderedKeysIsExact,
+    MultiStreamResendWithChangedContentNamesTheDifferingStream,
     DuplicateIdsWithinOneAppendThrowInvalidArgumentError, NilEventIdThrowsInvalidArgumentError,
     GeneratedIdsAreDistinctAndNotNil,
     // reading streams
