@@ -12,8 +12,6 @@
 namespace annals::detail {
 namespace {
 
-constexpr std::size_t kMaxTypeBytes = 256;
-
 std::string stream_text(const StreamId& stream) {
   return "stream " + quote_for_message(stream.value());
 }
@@ -74,15 +72,7 @@ std::string encode_json(const StreamId& stream, std::size_t index, std::string_v
 }
 
 void check_type(const StreamId& stream, std::size_t index, const std::string& type) {
-  if (type.empty()) fail_event(stream, index, "type is empty");
-  if (type.size() > kMaxTypeBytes) {
-    fail_event(stream, index,
-               "type " + quote_for_message(type) + " is " + std::to_string(type.size()) +
-                   " bytes long, over the limit of " + std::to_string(kMaxTypeBytes) + " bytes");
-  }
-  if (auto problem = find_text_problem(type)) {
-    fail_event(stream, index, "type " + quote_for_message(type) + " " + *problem);
-  }
+  if (auto problem = find_type_problem(type)) fail_event(stream, index, *problem);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// Private: UTF-8 and control-character checks shared by StreamId and event type names, and
-// quoting of untrusted text for error messages.
+// Private: UTF-8 and control-character checks shared by StreamId and event type names, the
+// event type rule itself (used on append and on read), and quoting of untrusted text for error
+// messages.
 #pragma once
 
 #include <cstddef>
@@ -13,6 +14,19 @@ namespace annals::detail {
 /// U+007F-U+009F), e.g. "contains control character U+000A at byte offset 3"; empty when
 /// the text is fine.
 [[nodiscard]] std::optional<std::string> find_text_problem(std::string_view text);
+
+/// The longest event type name, in bytes.
+inline constexpr std::size_t kMaxTypeBytes = 256;
+
+/// The first reason `type` is not a valid event type name (non-empty, at most kMaxTypeBytes
+/// bytes, valid UTF-8 without control characters), e.g. "type is empty"; empty when it is
+/// valid. The same rule is the CHECK constraint events_event_type_check (sql/0007).
+[[nodiscard]] std::optional<std::string> find_type_problem(std::string_view type);
+
+/// `text` made valid for display: each invalid UTF-8 byte and each control character replaced
+/// by U+FFFD, cut at a character boundary to at most `max_bytes` bytes, and U+FFFD when
+/// nothing is left. Text that is already valid and short enough is returned as it is.
+[[nodiscard]] std::string sanitize_text(std::string_view text, std::size_t max_bytes);
 
 /// `text` in double quotes for an error message: quotes and backslashes escaped, control
 /// characters as \uXXXX, invalid UTF-8 bytes as \xXX, cut after `max_bytes` input bytes.

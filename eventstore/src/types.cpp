@@ -84,6 +84,33 @@ std::optional<std::string> find_text_problem(std::string_view text) {
   return std::nullopt;
 }
 
+std::optional<std::string> find_type_problem(std::string_view type) {
+  if (type.empty()) return "type is empty";
+  if (type.size() > kMaxTypeBytes) {
+    return "type " + quote_for_message(type) + " is " + std::to_string(type.size()) +
+           " bytes long, over the limit of " + std::to_string(kMaxTypeBytes) + " bytes";
+  }
+  if (auto problem = find_text_problem(type)) {
+    return "type " + quote_for_message(type) + " " + *problem;
+  }
+  return std::nullopt;
+}
+
+std::string sanitize_text(std::string_view text, std::size_t max_bytes) {
+  constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  std::string out;
+  for (std::size_t at = 0; at < text.size();) {
+    const Decoded decoded = decode_utf8(text, at);
+    const bool bad = decoded.code_point < 0 || is_control(decoded.code_point);
+    const std::string_view piece = bad ? kReplacement : text.substr(at, decoded.length);
+    if (out.size() + piece.size() > max_bytes) break;
+    out.append(piece);
+    at += decoded.length;
+  }
+  if (out.empty()) out = kReplacement;
+  return out;
+}
+
 std::string quote_for_message(std::string_view text, std::size_t max_bytes) {
   std::string out = "\"";
   std::size_t at = 0;

@@ -67,6 +67,16 @@ void throw_unencodable(std::string_view type, const char* why) {
                              "\" cannot be serialized as JSON: " + why);
 }
 
+void throw_stored_undecodable(const RecordedEvent& event) {
+  const auto& failure = *event.decode_failure;
+  throw CorruptionError("event " + event.id.to_string() + " at version " +
+                        std::to_string(event.version) + " of stream " +
+                        nlohmann::json(failure.stream_id)
+                            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                        " (position " + event.position.to_string() +
+                        ") could not be decoded from the store: " + failure.reason);
+}
+
 void throw_not_in_variant(std::string_view type, std::int32_t schema_version,
                           const RecordedEvent& origin) {
   throw UnknownEventTypeError(std::string(type), schema_version, origin.stream_id.value(),
@@ -215,6 +225,7 @@ void EventRegistry::throw_not_registered(std::string_view type) {
 }
 
 std::vector<UpcastEvent> EventRegistry::upcast_event(const RecordedEvent& event) const {
+  if (event.is_undecodable()) detail::throw_stored_undecodable(event);
   std::vector<UpcastEvent> done;
   // Depth-first, so that the parts of a split keep their order.
   std::vector<UpcastEvent> work;

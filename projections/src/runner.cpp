@@ -23,6 +23,8 @@
 // (re-applied in a new batch, except for in-process projections, whose effects a rollback
 // cannot undo and which therefore keep them), then k is retried alone with backoff; after
 // max_attempts the projection stops or parks k as a dead letter in a batch committed at k.
+// An event the store could not decode (RecordedEvent::decode_failure) is never applied: it is
+// parked in the batch it falls in, with one attempt, whatever the failure policy (issue #11).
 // Infrastructure errors (UnavailableError) never count against an event: the worker backs
 // off and resumes from the stored checkpoint. A refused checkpoint or renewal
 // (OwnershipLostError) drops the work at once; the worker stands by and re-acquires.
@@ -443,17 +445,28 @@ class Worker {
       auto batch = store_.begin(*lease_, cp_);
       if (failure && in_process_) {
         // [i, end) took effect in the failed batch and a rollback cannot undo an in-process
-        // projection's effects: checkpoint them without applying them twice.
+        // projection's effects: checkpoint them without applying them twice. The undecodable
+        // events among them were parked in the rolled-back batch: park them again.
+        std::size_t parked = 0;
+        for (std::size_t j = i; j < end; ++j) {
+          if (page[j].is_undecodable()) park_undecodable(page[j], *batch, parked);
+        }
         batch->commit(commit_point(end));
-        committed(commit_point(end), end - i);
+        committed(commit_point(end), end - i - parked);
+        count_parked(parked);
         i = end;
         continue;
       }
       std::size_t k = i;
       std::string error;
+      std::size_t parked = 0;
       batch->set_pipelined(!isolated);
       try {
         for (; k < end; ++k) {
+          if (page[k].is_undecodable()) {
+            park_undecodable(page[k], *batch, parked);
+            continue;
+          }
           if (auto failed = apply(page[k], *batch)) {
             error = std::move(*failed);
             break;
@@ -461,7 +474,8 @@ class Worker {
         }
         if (k == end) {
           batch->commit(commit_point(end));
-          committed(commit_point(end), end - i);
+          committed(commit_point(end), end - i - parked);
+          count_parked(parked);
           i = end;
           continue;
         }
@@ -484,6 +498,28 @@ class Worker {
       failure.emplace(k, std::move(error));
     }
     return true;
+  }
+
+  // Parks an event the store could not decode (RecordedEvent::decode_failure) in `batch`, at
+  // once and whatever the failure policy: no attempt can succeed on bytes that do not change,
+  // and stopping would stop the projection at that row for good (issue #11). The projection
+  // never sees it. Counted (`parked`) once the batch commits.
+  void park_undecodable(const RecordedEvent& event, Batch& batch, std::size_t& parked) {
+    const std::string error = "undecodable event: " + event.decode_failure->reason;
+    batch.park(event, error, 1);
+    ++parked;
+    detail::logger()->warn("annals: projection {}: parked event {} as a dead letter: {}", name_,
+                           describe(event), error);
+  }
+
+  void count_parked(std::size_t parked) {
+    if (parked == 0) return;
+    {
+      std::lock_guard lock(mutex_);
+      status_.dead_letters += parked;
+      status_.last_error = "parked undecodable events (" + std::to_string(parked) + ")";
+    }
+    report(true);
   }
 
   // Applies `event` in `batch`. Returns the error when the projection threw. Infrastructure
@@ -633,6 +669,15 @@ class Worker {
     for (const auto& letter : store_.list_dead_letters(query)) {
       if (is_stopping()) return;
       keep_lease();
+      if (letter.event.is_undecodable()) {
+        // Still the same stored bytes: the retry fails as the first attempt did.
+        const std::string error = "undecodable event: " + letter.event.decode_failure->reason;
+        count_error(error);
+        store_.retry_failed(letter.id, error);
+        detail::logger()->warn("annals: projection {}: retry of dead letter {} ({}) failed: {}",
+                               name_, letter.id, describe(letter.event), error);
+        continue;
+      }
       auto batch = store_.begin(*lease_, cp_);
       if (auto failed = apply(letter.event, *batch)) {
         batch.reset();

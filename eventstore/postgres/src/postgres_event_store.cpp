@@ -30,6 +30,7 @@
 
 #include "annals/eventstore/detail/catch_up_subscription.hpp"
 #include "annals/eventstore/detail/encoded_event.hpp"
+#include "annals/eventstore/detail/stored_event.hpp"
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
 #include "connection_pool.hpp"
@@ -111,345 +112,31 @@ std::int64_t clamp_count(std::size_t count) {
              : static_cast<std::int64_t>(count);
 }
 
-// --- Decoding stored JSON -----------------------------------------------------------------------
-// Turning the data and metadata columns into nlohmann::json was most of read_all's client time
-// (docs/performance.md, "Reads"): nlohmann's parser reads through a character-by-character
-// input adapter into a token buffer and a SAX builder. This parser reads JSON text straight
-// into nlohmann::json values. It handles every JSON it fully understands and gives up (empty)
-// on anything else: malformed text, invalid UTF-8, an escaped U+0000, duplicate keys, numbers out of
-// range, nesting deeper than kMaxDepth. Then nlohmann::json::parse decides, so values and
-// errors are always exactly nlohmann's (tests/integration/framework/stored_json_test.cpp).
-class StoredJsonParser {
- public:
-  explicit StoredJsonParser(std::string_view text)
-      : p_(text.data()), end_(text.data() + text.size()) {}
-
-  std::optional<nlohmann::json> parse() {
-    nlohmann::json value;
-    if (!parse_value(value, 0)) return std::nullopt;
-    skip_space();
-    if (p_ != end_) return std::nullopt;
-    return value;
-  }
-
- private:
-  static constexpr int kMaxDepth = 200;
-
-  void skip_space() noexcept {
-    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\t' || *p_ == '\r')) ++p_;
-  }
-  bool consume(char c) noexcept {
-    skip_space();
-    if (p_ == end_ || *p_ != c) return false;
-    ++p_;
-    return true;
-  }
-
-  bool parse_value(nlohmann::json& out, int depth) {
-    skip_space();
-    if (p_ == end_) return false;
-    switch (*p_) {
-      case '{': return parse_object(out, depth);
-      case '[': return parse_array(out, depth);
-      case '"': {
-        std::string text;
-        if (!parse_string(text)) return false;
-        out = std::move(text);
-        return true;
-      }
-      case 't': return parse_literal("true", out, nlohmann::json(true));
-      case 'f': return parse_literal("false", out, nlohmann::json(false));
-      case 'n': return parse_literal("null", out, nlohmann::json(nullptr));
-      default: return parse_number(out);
-    }
-  }
-
-  bool parse_literal(std::string_view word, nlohmann::json& out, nlohmann::json value) {
-    if (static_cast<std::size_t>(end_ - p_) < word.size() ||
-        std::string_view(p_, word.size()) != word) {
-      return false;
-    }
-    p_ += word.size();
-    out = std::move(value);
-    return true;
-  }
-
-  bool parse_object(nlohmann::json& out, int depth) {
-    if (depth >= kMaxDepth) return false;
-    ++p_;  // '{'
-    out = nlohmann::json::object();
-    auto& object = out.get_ref<nlohmann::json::object_t&>();
-    skip_space();
-    if (p_ != end_ && *p_ == '}') {
-      ++p_;
-      return true;
-    }
-    for (;;) {
-      skip_space();
-      if (p_ == end_ || *p_ != '"') return false;
-      std::string key;
-      if (!parse_string(key)) return false;
-      if (!consume(':')) return false;
-      nlohmann::json value;
-      if (!parse_value(value, depth + 1)) return false;
-      if (!object.emplace(std::move(key), std::move(value)).second) return false;  // duplicate
-      skip_space();
-      if (p_ == end_) return false;
-      const char next = *p_++;
-      if (next == '}') return true;
-      if (next != ',') return false;
-    }
-  }
-
-  bool parse_array(nlohmann::json& out, int depth) {
-    if (depth >= kMaxDepth) return false;
-    ++p_;  // '['
-    out = nlohmann::json::array();
-    auto& array = out.get_ref<nlohmann::json::array_t&>();
-    skip_space();
-    if (p_ != end_ && *p_ == ']') {
-      ++p_;
-      return true;
-    }
-    for (;;) {
-      array.emplace_back();
-      if (!parse_value(array.back(), depth + 1)) return false;
-      skip_space();
-      if (p_ == end_) return false;
-      const char next = *p_++;
-      if (next == ']') return true;
-      if (next != ',') return false;
-    }
-  }
-
-  static bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-
-  // JSON's number grammar; integers as nlohmann stores them (negative: int64, else uint64,
-  // a double when out of range), the rest as doubles.
-  bool parse_number(nlohmann::json& out) {
-    const char* start = p_;
-    if (p_ != end_ && *p_ == '-') ++p_;
-    if (p_ == end_) return false;
-    if (*p_ == '0') {
-      ++p_;
-    } else if (*p_ >= '1' && *p_ <= '9') {
-      while (p_ != end_ && is_digit(*p_)) ++p_;
-    } else {
-      return false;
-    }
-    bool integer = true;
-    if (p_ != end_ && *p_ == '.') {
-      integer = false;
-      ++p_;
-      if (p_ == end_ || !is_digit(*p_)) return false;
-      while (p_ != end_ && is_digit(*p_)) ++p_;
-    }
-    if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
-      integer = false;
-      ++p_;
-      if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
-      if (p_ == end_ || !is_digit(*p_)) return false;
-      while (p_ != end_ && is_digit(*p_)) ++p_;
-    }
-    if (integer) {
-      if (*start == '-') {
-        std::int64_t value = 0;
-        const auto [ptr, ec] = std::from_chars(start, p_, value);
-        if (ec == std::errc() && ptr == p_) {
-          out = value;
-          return true;
-        }
-      } else {
-        std::uint64_t value = 0;
-        const auto [ptr, ec] = std::from_chars(start, p_, value);
-        if (ec == std::errc() && ptr == p_) {
-          out = value;
-          return true;
-        }
-      }
-    }
-    double value = 0;
-    const auto [ptr, ec] = std::from_chars(start, p_, value);
-    if (ec != std::errc() || ptr != p_) return false;  // out of range: nlohmann decides
-    out = value;
-    return true;
-  }
-
-  bool parse_hex4(std::uint32_t& value) noexcept {
-    if (end_ - p_ < 4) return false;
-    value = 0;
-    for (int i = 0; i < 4; ++i) {
-      const char c = *p_++;
-      value <<= 4;
-      if (c >= '0' && c <= '9') {
-        value |= static_cast<std::uint32_t>(c - '0');
-      } else if (c >= 'a' && c <= 'f') {
-        value |= static_cast<std::uint32_t>(c - 'a' + 10);
-      } else if (c >= 'A' && c <= 'F') {
-        value |= static_cast<std::uint32_t>(c - 'A' + 10);
-      } else {
-        return false;
-      }
-    }
-    return true;
-  }
-
-  static void append_utf8(std::string& out, std::uint32_t cp) {
-    if (cp < 0x80) {
-      out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-
-  // Well-formed UTF-8 as RFC 3629 defines it (no overlong forms, surrogates or code points
-  // above U+10FFFF), which is what nlohmann accepts.
-  static bool valid_utf8(std::string_view text) noexcept {
-    const auto* s = reinterpret_cast<const unsigned char*>(text.data());
-    const auto* end = s + text.size();
-    while (s != end) {
-      const unsigned char c = *s++;
-      if (c < 0x80) continue;
-      int more = 0;
-      unsigned char low = 0x80;
-      unsigned char high = 0xBF;
-      if (c >= 0xC2 && c <= 0xDF) {
-        more = 1;
-      } else if (c == 0xE0) {
-        more = 2;
-        low = 0xA0;
-      } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
-        more = 2;
-      } else if (c == 0xED) {
-        more = 2;
-        high = 0x9F;
-      } else if (c == 0xF0) {
-        more = 3;
-        low = 0x90;
-      } else if (c >= 0xF1 && c <= 0xF3) {
-        more = 3;
-      } else if (c == 0xF4) {
-        more = 3;
-        high = 0x8F;
-      } else {
-        return false;
-      }
-      if (end - s < more) return false;
-      if (*s < low || *s > high) return false;
-      ++s;
-      for (int i = 1; i < more; ++i, ++s) {
-        if (*s < 0x80 || *s > 0xBF) return false;
-      }
-    }
-    return true;
-  }
-
-  bool parse_string(std::string& out) {
-    ++p_;  // the opening quote
-    const char* start = p_;
-    bool ascii = true;
-    // The common case: no escapes, one copy.
-    while (p_ != end_) {
-      const auto c = static_cast<unsigned char>(*p_);
-      if (c == '"') {
-        out.assign(start, p_);
-        ++p_;
-        return ascii || valid_utf8(out);
-      }
-      if (c == '\\') break;
-      if (c < 0x20) return false;  // must be escaped in JSON
-      if (c >= 0x80) ascii = false;
-      ++p_;
-    }
-    if (p_ == end_) return false;
-    out.assign(start, p_);
-    while (p_ != end_) {
-      const auto c = static_cast<unsigned char>(*p_++);
-      if (c == '"') return ascii || valid_utf8(out);
-      if (c < 0x20) return false;
-      if (c != '\\') {
-        if (c >= 0x80) ascii = false;
-        out.push_back(static_cast<char>(c));
-        continue;
-      }
-      if (p_ == end_) return false;
-      switch (*p_++) {
-        case '"': out.push_back('"'); break;
-        case '\\': out.push_back('\\'); break;
-        case '/': out.push_back('/'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
-        case 'u': {
-          std::uint32_t cp = 0;
-          if (!parse_hex4(cp)) return false;
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            std::uint32_t low = 0;
-            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
-            p_ += 2;
-            if (!parse_hex4(low) || low < 0xDC00 || low > 0xDFFF) return false;
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-          } else if ((cp >= 0xDC00 && cp <= 0xDFFF) || cp == 0) {
-            return false;
-          }
-          append_utf8(out, cp);
-          break;
-        }
-        default: return false;
-      }
-    }
-    return false;
-  }
-
-  const char* p_;
-  const char* end_;
-};
-
-nlohmann::json parse_json(std::string_view text, const char* what, std::int64_t position) {
-  if (auto fast = StoredJsonParser(text).parse()) return *std::move(fast);
-  try {
-    return nlohmann::json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::exception& e) {
-    throw CorruptionError(std::string("stored ") + what + " of the event at global position " +
-                          std::to_string(position) + " is not JSON: " + e.what());
-  }
-}
+// --- Decoding rows -------------------------------------------------------------------------------
 
 // One row of ANNALS_EVENT_COLUMNS (sql.hpp), as text; none of them is NULL.
 using EventRow = detail::LibpqConnection::Row;
 
-// `previous` (may be null): the event decoded just before, whose stream id is copied rather
-// than validated again when it is the same.
+// The columns whose types guarantee their form are parsed here (a failure is a CorruptionError:
+// the row cannot even be placed in the log); the rest is decode_stored_event's, which marks a
+// row it cannot decode instead of throwing (issue #11).
+// `previous` (may be null): the event decoded just before (see decode_stored_event).
 RecordedEvent decode_event(const EventRow& row, const RecordedEvent* previous) {
   const auto sequence = parse_int<std::int64_t>(row[1], "global position");
-  const std::string_view stream = row[2];
-  RecordedEvent event{
-      .stream_id = previous != nullptr && previous->stream_id.value() == stream
-                       ? previous->stream_id
-                       : StreamId(std::string(stream)),
-      .version = parse_int<std::int64_t>(row[3], "stream version"),
-      .position = Position(parse_int<std::uint64_t>(row[0], "transaction id"), sequence),
-      .id = EventId::parse(row[4]),
-      .type = std::string(row[5]),
-      .schema_version = parse_int<std::int32_t>(row[6], "schema version"),
-      .data = parse_json(row[7], "data", sequence),
-      .metadata = parse_json(row[8], "metadata", sequence),
-      .recorded_at = std::chrono::system_clock::time_point(
-          std::chrono::microseconds(parse_int<std::int64_t>(row[9], "recorded time"))),
-  };
-  return event;
+  return annals::detail::decode_stored_event(
+      {
+          .stream_id = row[2],
+          .version = parse_int<std::int64_t>(row[3], "stream version"),
+          .position = Position(parse_int<std::uint64_t>(row[0], "transaction id"), sequence),
+          .id = EventId::parse(row[4]),
+          .type = row[5],
+          .schema_version = parse_int<std::int32_t>(row[6], "schema version"),
+          .data = row[7],
+          .metadata = row[8],
+          .recorded_at = std::chrono::system_clock::time_point(
+              std::chrono::microseconds(parse_int<std::int64_t>(row[9], "recorded time"))),
+      },
+      previous);
 }
 
 // Every statement of the pooled connections, prepared when a connection opens.

@@ -12,11 +12,13 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include <pqxx/pqxx>
 
+#include "annals/eventstore/detail/stored_event.hpp"
 #include "annals/eventstore/error.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "database_checks.hpp"
@@ -197,15 +199,6 @@ std::int64_t micros_since_epoch(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
 }
 
-nlohmann::json parse_json(const pqxx::field& field, const char* what, std::int64_t id) {
-  try {
-    return nlohmann::json::parse(field.c_str(), field.c_str() + field.size());
-  } catch (const nlohmann::json::exception& e) {
-    throw CorruptionError(std::string("stored ") + what + " of dead letter " + std::to_string(id) +
-                          " is not JSON: " + e.what());
-  }
-}
-
 std::string describe(const std::string& projection) { return "projection \"" + projection + "\""; }
 
 // TTLs travel in milliseconds; a non-positive one would create a lease that is already over.
@@ -253,24 +246,29 @@ RebuildRequest decode_rebuild(const pqxx::row& row) {
   };
 }
 
-// Columns as in sql.hpp's ANNALS_DEAD_LETTER_COLUMNS.
+std::string_view text_of(const pqxx::field& field) {
+  return std::string_view(field.c_str(), field.size());
+}
+
+// Columns as in sql.hpp's ANNALS_DEAD_LETTER_COLUMNS. The event is decoded as the event store
+// decodes it (annals::detail::decode_stored_event): an undecodable event, parked as such,
+// comes back marked, never as an error that would hide every other dead letter.
 DeadLetter decode_dead_letter(const pqxx::row& row) {
   const auto id = row[0].as<std::int64_t>();
   return DeadLetter{
       .id = id,
       .projection = row[1].c_str(),
-      .event =
-          RecordedEvent{
-              .stream_id = StreamId(row[4].c_str()),
-              .version = row[5].as<std::int64_t>(),
-              .position = position_of(row[2], row[3], "dead letter transaction id"),
-              .id = EventId::parse(std::string_view(row[6].c_str(), row[6].size())),
-              .type = row[7].c_str(),
-              .schema_version = row[8].as<std::int32_t>(),
-              .data = parse_json(row[9], "data", id),
-              .metadata = parse_json(row[10], "metadata", id),
-              .recorded_at = time_of(row[11]),
-          },
+      .event = annals::detail::decode_stored_event({
+          .stream_id = text_of(row[4]),
+          .version = row[5].as<std::int64_t>(),
+          .position = position_of(row[2], row[3], "dead letter transaction id"),
+          .id = EventId::parse(text_of(row[6])),
+          .type = text_of(row[7]),
+          .schema_version = row[8].as<std::int32_t>(),
+          .data = text_of(row[9]),
+          .metadata = text_of(row[10]),
+          .recorded_at = time_of(row[11]),
+      }),
       .error = row[12].c_str(),
       .attempts = row[13].as<int>(),
       .state = dead_letter_state(row[14]),
@@ -339,12 +337,18 @@ class PostgresBatch final : public Batch, public PostgresContext {
     const std::string what = describe(lease_.projection) + ": park event " + event.id.to_string() +
                              " of stream \"" + event.stream_id.value() + "\"";
     const auto tx = open(what);
+    // An undecodable event is kept as it was stored (its decode_failure holds the stored text),
+    // so that reading the dead letter back decodes it, and fails, the same way.
+    const auto* stored = event.is_undecodable() ? &*event.decode_failure : nullptr;
     try {
-      tx->exec_prepared(sql::kParkName, lease_.projection, event.id.to_string(),
-                        event.stream_id.value(), event.version,
-                        std::to_string(event.position.commit()), event.position.sequence(),
-                        event.type, event.schema_version, event.data.dump(), event.metadata.dump(),
-                        micros_since_epoch(event.recorded_at), error, attempts);
+      tx->exec_prepared(
+          sql::kParkName, lease_.projection, event.id.to_string(),
+          stored ? stored->stream_id : event.stream_id.value(), event.version,
+          std::to_string(event.position.commit()), event.position.sequence(),
+          stored ? stored->type : event.type, event.schema_version,
+          stored ? stored->data : event.data.dump(),
+          stored ? stored->metadata : event.metadata.dump(), micros_since_epoch(event.recorded_at),
+          error, attempts);
     } catch (const annals::Error&) {
       throw;
     } catch (const std::exception& e) {

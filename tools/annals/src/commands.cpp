@@ -32,6 +32,17 @@ std::size_t limit_of(const std::optional<std::int64_t>& limit) {
 
 std::size_t page_size_of(std::size_t page_size) { return std::max<std::size_t>(page_size, 1); }
 
+// Prints the first `count` events; returns how many of them are undecodable (issue #11).
+std::size_t print_events(const std::vector<RecordedEvent>& events, std::size_t count,
+                         std::ostream& out) {
+  std::size_t undecodable = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    out << to_json_line(events[i]) << '\n';
+    if (events[i].is_undecodable()) ++undecodable;
+  }
+  return undecodable;
+}
+
 }  // namespace
 
 nlohmann::json parse_json_argument(const std::string& text, const std::string& what) {
@@ -84,7 +95,7 @@ void append(EventWriter& store, const AppendArgs& args, std::istream& in, std::o
   }
 }
 
-void read(EventReader& store, const ReadArgs& args, std::ostream& out) {
+std::size_t read(EventReader& store, const ReadArgs& args, std::ostream& out) {
   const StreamId stream{args.stream};
   if (args.from && *args.from < 1) {
     throw InvalidArgumentError("--from must be a version >= 1, got " + std::to_string(*args.from));
@@ -95,20 +106,22 @@ void read(EventReader& store, const ReadArgs& args, std::ostream& out) {
   ReadStreamOptions options;
   options.direction = args.backward ? ReadDirection::kBackward : ReadDirection::kForward;
   options.from = args.from;
+  std::size_t undecodable = 0;
   while (remaining > 0) {
     options.max_count = std::min(remaining, page);
     const auto events = store.read_stream(stream, options);
     const auto count = std::min(events.size(), options.max_count);
-    for (std::size_t i = 0; i < count; ++i) out << to_json_line(events[i]) << '\n';
+    undecodable += print_events(events, count, out);
     if (count < options.max_count) break;  // a stream read comes back short only at its end
     remaining -= count;
     const auto last = events[count - 1].version;
     if (args.backward && last <= 1) break;
     options.from = args.backward ? last - 1 : last + 1;
   }
+  return undecodable;
 }
 
-void read_all(EventReader& store, const ReadAllArgs& args, std::ostream& out) {
+std::size_t read_all(EventReader& store, const ReadAllArgs& args, std::ostream& out) {
   ReadAllOptions options;
   if (args.from) options.after = Position::parse(*args.from);
   if (args.category) {
@@ -123,15 +136,17 @@ void read_all(EventReader& store, const ReadAllArgs& args, std::ostream& out) {
   const auto page = page_size_of(args.page_size);
 
   // A filtered or still-settling page may come back short, so only an empty page ends the log.
+  std::size_t undecodable = 0;
   while (remaining > 0) {
     options.max_count = std::min(remaining, page);
     const auto events = store.read_all(options);
     if (events.empty()) break;
     const auto count = std::min(events.size(), options.max_count);
-    for (std::size_t i = 0; i < count; ++i) out << to_json_line(events[i]) << '\n';
+    undecodable += print_events(events, count, out);
     remaining -= count;
     options.after = events[count - 1].position;
   }
+  return undecodable;
 }
 
 void migrate(const std::string& connection_string, const MigrateArgs& args, std::ostream& out) {

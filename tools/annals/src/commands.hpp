@@ -71,13 +71,18 @@ struct ReadAllArgs {
 /// re-send with --event-id).
 void append(EventWriter& store, const AppendArgs& args, std::istream& in, std::ostream& out);
 
-/// Prints a stream's events as JSON lines, paging through it.
+/// Prints a stream's events as JSON lines, paging through it. An event the store could not
+/// decode is printed too, as stored, with the reason under the key "undecodable"
+/// (to_json_line), and the reading goes on.
+/// Returns: the number of undecodable events printed (main.cpp exits 7 when it is not 0).
 /// Throws: InvalidArgumentError (bad arguments), the store's errors.
-void read(EventReader& store, const ReadArgs& args, std::ostream& out);
+std::size_t read(EventReader& store, const ReadArgs& args, std::ostream& out);
 
 /// Prints global-log events as JSON lines, paging until the limit or the end of the settled log.
+/// Undecodable events as in read().
+/// Returns: the number of undecodable events printed.
 /// Throws: InvalidArgumentError (bad arguments), the store's errors.
-void read_all(EventReader& store, const ReadAllArgs& args, std::ostream& out);
+std::size_t read_all(EventReader& store, const ReadAllArgs& args, std::ostream& out);
 
 /// The arguments of `annals migrate`.
 struct MigrateArgs {

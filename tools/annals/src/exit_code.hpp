@@ -4,7 +4,8 @@
 // unavailable, corruption, internal, a failed rebuild), 2 invalid input or usage,
 // 3 expected-version conflict, 4 the projection or dead letter named on the command line does
 // not exist, 5 `projections rebuild --timeout` elapsed before the rebuild finished, 6 `verify`
-// found problems in the stored history.
+// found problems in the stored history, 7 `read` or `read-all` printed every event, but some
+// could not be decoded.
 #pragma once
 
 #include <stdexcept>
@@ -22,6 +23,9 @@ enum class ExitCode : int {
   kNotFound = 4,  ///< The projection or dead letter named on the command line does not exist.
   kTimeout = 5,   ///< `projections rebuild --timeout` elapsed; the rebuild itself goes on.
   kFindings = 6,  ///< `verify` found edited, removed or unguarded history.
+  /// `read` / `read-all` printed everything asked for, but some events could not be decoded
+  /// (printed with an "undecodable" key; issue #11).
+  kUndecodable = 7,
 };
 
 /// A verb's outcome that has an exit code of its own rather than an annals error kind (an

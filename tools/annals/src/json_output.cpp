@@ -4,11 +4,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "annals/eventstore/detail/stored_json.hpp"
+
 namespace annals::cli {
 namespace {
 
 // Stored strings are valid UTF-8 (stream ids and JSON are validated on append); replacing
-// invalid bytes rather than throwing keeps a damaged row printable for an auditor.
+// invalid bytes rather than throwing keeps a damaged row printable for an auditor (an
+// undecodable event's stored text, issue #11).
 std::string dump(const nlohmann::json& value) {
   return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -41,7 +44,34 @@ std::string to_json_line(const AppendResult& result) {
          ",\"position\":" + quoted(result.position.to_string()) + "}";
 }
 
+namespace {
+
+// Stored JSON text as a JSON value: itself when it parses, else as a string.
+std::string stored_json(const std::string& text) {
+  try {
+    return dump(detail::parse_stored_json(text));
+  } catch (const nlohmann::json::exception&) {
+    return quoted(text);
+  }
+}
+
+// An event the store could not decode, printed as stored, with the reason last.
+std::string undecodable_json_line(const RecordedEvent& event) {
+  const DecodeFailure& stored = *event.decode_failure;
+  return "{\"stream\":" + quoted(stored.stream_id) +
+         ",\"version\":" + std::to_string(event.version) +
+         ",\"position\":" + quoted(event.position.to_string()) +
+         ",\"event_id\":" + quoted(event.id.to_string()) + ",\"type\":" + quoted(stored.type) +
+         ",\"schema_version\":" + std::to_string(event.schema_version) +
+         ",\"data\":" + stored_json(stored.data) + ",\"metadata\":" + stored_json(stored.metadata) +
+         ",\"recorded_at\":" + quoted(format_timestamp(event.recorded_at)) +
+         ",\"undecodable\":" + quoted(stored.reason) + "}";
+}
+
+}  // namespace
+
 std::string to_json_line(const RecordedEvent& event) {
+  if (event.is_undecodable()) return undecodable_json_line(event);
   return "{\"stream\":" + quoted(event.stream_id.value()) +
          ",\"version\":" + std::to_string(event.version) +
          ",\"position\":" + quoted(event.position.to_string()) +

@@ -18,7 +18,10 @@ namespace annals::cli {
 [[nodiscard]] std::string to_json_line(const AppendResult& result);
 
 /// {"stream":..,"version":..,"position":"..","event_id":"..","type":..,"schema_version":..,
-///  "data":..,"metadata":..,"recorded_at":".."} without a newline.
+///  "data":..,"metadata":..,"recorded_at":".."} without a newline. An event the store could
+/// not decode (RecordedEvent::decode_failure) is printed as stored (stream, type, data and
+/// metadata from decode_failure; JSON that does not parse as a string) with one more key
+/// last, "undecodable": the reason.
 [[nodiscard]] std::string to_json_line(const RecordedEvent& event);
 
 /// {"error":"concurrency","stream":..,"expected":"<any|no-stream|exists|N>","actual":N|null}

@@ -316,6 +316,7 @@ int run(int argc, char** argv) {
                    "Also store it in annals.anchors (lets verify --anchor resume from it)");
   anchor->add_flag("--json", cl.anchor.json, "JSON output (the default; accepted for scripts)");
 
+  std::size_t undecodable = 0;  // events `read` / `read-all` printed marked (issue #11)
   try {
     check_verb(argc, argv);
     app.parse(argc, argv);
@@ -350,12 +351,18 @@ int run(int argc, char** argv) {
     } else {
       const auto store = open_store(url);
       if (append->parsed()) annals::cli::append(*store, cl.append, std::cin, std::cout);
-      if (read->parsed()) annals::cli::read(*store, cl.read, std::cout);
-      if (read_all->parsed()) annals::cli::read_all(*store, cl.read_all, std::cout);
+      if (read->parsed()) undecodable = annals::cli::read(*store, cl.read, std::cout);
+      if (read_all->parsed()) undecodable = annals::cli::read_all(*store, cl.read_all, std::cout);
     }
     if (!std::cout.flush()) {
       std::cerr << "annals: cannot write to standard output\n";
       return static_cast<int>(ExitCode::kError);
+    }
+    if (undecodable > 0) {
+      std::cerr << "annals: " << undecodable
+                << " event(s) could not be decoded; they are printed as stored, with the reason "
+                   "under \"undecodable\"\n";
+      return static_cast<int>(ExitCode::kUndecodable);
     }
     return static_cast<int>(ExitCode::kOk);
   } catch (const CLI::ParseError& e) {

@@ -59,6 +59,10 @@ struct ReadAllOptions {
 };
 
 /// Reads streams and the global log.
+///
+/// A stored event a store cannot decode (see RecordedEvent::decode_failure) is returned in its
+/// place, marked, by every read and subscription, never thrown: one bad row must not stop every
+/// reader of the log (issue #11). The in-memory store never has such events.
 class EventReader {
  public:
   EventReader() = default;

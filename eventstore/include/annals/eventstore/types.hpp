@@ -168,7 +168,37 @@ struct NewEvent {
   friend bool operator==(const NewEvent&, const NewEvent&) = default;
 };
 
+/// Why a stored event could not be decoded, with what was stored (see
+/// RecordedEvent::decode_failure).
+struct DecodeFailure {
+  /// What is wrong, naming the column, e.g. `invalid stream id "a\u000Ab": it contains control
+  /// character U+000A at byte offset 1`.
+  std::string reason;
+  /// The stored stream id, type, data and metadata, byte for byte as the store returned them
+  /// (data and metadata as JSON text).
+  std::string stream_id;
+  std::string type;
+  std::string data;
+  std::string metadata;
+
+  friend bool operator==(const DecodeFailure&, const DecodeFailure&) = default;
+};
+
 /// An event as stored.
+///
+/// An undecodable event: a store delivers a stored row it cannot decode (one that breaks a rule
+/// every append enforces, such as a stream id with a control character, or JSON it cannot
+/// parse) as an event with `decode_failure` set, instead of throwing from the read. Throwing
+/// would stop every reader of the log at that row, forever, before any handler could decide
+/// what to do with it; delivered and marked, it can be parked as a projection's dead letter
+/// while the log goes on (issue #11). Readers that care about the payload check it first; the
+/// framework's codec refuses such an event with a CorruptionError naming it. Its other fields:
+/// version, position, id, schema_version and recorded_at as stored; `type` as stored;
+/// `stream_id` the stored id made valid (each invalid byte or control character replaced by
+/// U+FFFD, cut to StreamId::kMaxBytes), for logs and routing only; `data` the parsed stored data,
+/// or null when it does not parse; `metadata` the parsed stored metadata when it is an object,
+/// else an empty object. The exact stored text is in `decode_failure`.
+/// The field is last, so that designated initializers written before it existed still compile.
 struct RecordedEvent {
   StreamId stream_id;
   StreamVersion version = 0;
@@ -179,6 +209,11 @@ struct RecordedEvent {
   nlohmann::json data;
   nlohmann::json metadata;
   std::chrono::system_clock::time_point recorded_at;
+  /// Set when the stored row could not be decoded (see above); empty for every event that was.
+  std::optional<DecodeFailure> decode_failure;
+
+  /// True when the stored row could not be decoded: see decode_failure.
+  [[nodiscard]] bool is_undecodable() const noexcept { return decode_failure.has_value(); }
 
   friend bool operator==(const RecordedEvent&, const RecordedEvent&) = default;
 };

@@ -117,6 +117,9 @@ constexpr std::int32_t first_schema_version() {
                                     const RecordedEvent& origin, const char* why);
 /// The same on write: an InvalidArgumentError naming the type.
 [[noreturn]] void throw_unencodable(std::string_view type, const char* why);
+/// A CorruptionError for an event the store could not decode (RecordedEvent::decode_failure),
+/// naming its id, stream, version, position and the reason.
+[[noreturn]] void throw_stored_undecodable(const RecordedEvent& event);
 /// An UnknownEventTypeError for an event (or upcast part) that is not an alternative of the
 /// requested variant.
 [[noreturn]] void throw_not_in_variant(std::string_view type, std::int32_t schema_version,
@@ -288,8 +291,9 @@ class EventRegistry {
   /// The stored event at the current schema: upcast step by step (renames and splits
   /// included) until every part is a registered type at its current version.
   /// Throws: UnknownEventTypeError (no registered type or upcaster for a step),
-  /// CorruptionError (an upcaster failed on the stored JSON), InvalidArgumentError (an
-  /// upcaster returned a type it did not declare).
+  /// CorruptionError (the store could not decode the event: RecordedEvent::decode_failure; or
+  /// an upcaster failed on the stored JSON), InvalidArgumentError (an upcaster returned a type
+  /// it did not declare).
   [[nodiscard]] std::vector<UpcastEvent> upcast_event(const RecordedEvent& event) const;
 
   /// Decodes a stored event into the alternatives of Variant (several when an upcaster split
@@ -300,6 +304,7 @@ class EventRegistry {
   template <typename Variant>
   void decode(const RecordedEvent& event, std::vector<Variant>& out) const {
     using Decoder = detail::VariantDecoder<Variant>;
+    if (event.is_undecodable()) detail::throw_stored_undecodable(event);
     if (is_current(event.type, event.schema_version)) {
       const auto decode_one = Decoder::find(event.type);
       if (decode_one == nullptr)

@@ -1,0 +1,25 @@
+// Internal: the parser of JSON that a store reads back from its own storage (PostgreSQL's
+// jsonb rendered as text), shared by every reader of stored events so that all of them decode
+// the same text to the same value. Not part of the public API.
+#pragma once
+
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace annals::detail {
+
+/// Parses stored JSON text. Values are exactly what nlohmann::json::parse returns (the same
+/// number types: int64 for negative integers, uint64 for the others, double when an integer is
+/// out of their range), with one exception: a number that no double can hold, because its
+/// magnitude is beyond about 1.8e308 (`1e400`, a 400-digit integer) or because it is not zero
+/// but would round to zero (`1e-400`), becomes a JSON string holding the number's text exactly
+/// as stored. nlohmann would throw on the first and store 0 for the second (docs/schema.md,
+/// "Numbers a double cannot hold"; issue #11).
+/// Throws: nlohmann::json::parse_error (or another nlohmann::json::exception) when `text` is
+/// not JSON.
+/// Cost: one pass over the text; nlohmann's parser runs only on input the fast path does not
+/// fully understand (an escaped U+0000, nesting deeper than 200 levels, malformed text).
+[[nodiscard]] nlohmann::json parse_stored_json(std::string_view text);
+
+}  // namespace annals::detail

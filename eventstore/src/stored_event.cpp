@@ -1,0 +1,81 @@
+// Decoding a stored row (see detail/stored_event.hpp): what every append enforces is checked
+// again on read, and a row that breaks it is delivered marked rather than thrown (issue #11).
+#include "annals/eventstore/detail/stored_event.hpp"
+
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "annals/eventstore/detail/stored_json.hpp"
+#include "annals/eventstore/error.hpp"
+#include "text_validation.hpp"
+
+namespace annals::detail {
+namespace {
+
+// The stored JSON, or empty with the reason in `problem` (when it has none yet).
+std::optional<nlohmann::json> parse_column(std::string_view text, const char* column,
+                                           std::optional<std::string>& problem) {
+  try {
+    return parse_stored_json(text);
+  } catch (const nlohmann::json::exception& e) {
+    if (!problem) problem = std::string("stored ") + column + " is not JSON: " + e.what();
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+RecordedEvent decode_stored_event(const StoredEventColumns& columns,
+                                  const RecordedEvent* previous) {
+  std::optional<std::string> problem;
+
+  std::optional<StreamId> stream;
+  if (previous != nullptr && !previous->is_undecodable() &&
+      previous->stream_id.value() == columns.stream_id) {
+    stream = previous->stream_id;
+  } else {
+    try {
+      stream.emplace(std::string(columns.stream_id));
+    } catch (const InvalidArgumentError& e) {
+      problem = e.what();
+    }
+  }
+  if (!problem && !(previous != nullptr && !previous->is_undecodable() &&
+                    previous->type == columns.type)) {
+    problem = find_type_problem(columns.type);
+  }
+  if (!problem && columns.schema_version < 1) {
+    problem = "schema version " + std::to_string(columns.schema_version) + " is below 1";
+  }
+  auto data = parse_column(columns.data, "data", problem);
+  auto metadata = parse_column(columns.metadata, "metadata", problem);
+  if (!problem && !metadata->is_object()) {
+    problem = std::string("stored metadata is a JSON ") + metadata->type_name() +
+              ", not an object";
+  }
+
+  RecordedEvent event{
+      .stream_id = stream ? *std::move(stream)
+                          : StreamId(sanitize_text(columns.stream_id, StreamId::kMaxBytes)),
+      .version = columns.version,
+      .position = columns.position,
+      .id = columns.id,
+      .type = std::string(columns.type),
+      .schema_version = columns.schema_version,
+      .data = data ? *std::move(data) : nlohmann::json(nullptr),
+      .metadata = metadata && metadata->is_object() ? *std::move(metadata)
+                                                    : nlohmann::json::object(),
+      .recorded_at = columns.recorded_at,
+  };
+  if (problem) {
+    event.decode_failure = DecodeFailure{.reason = *std::move(problem),
+                                         .stream_id = std::string(columns.stream_id),
+                                         .type = std::string(columns.type),
+                                         .data = std::string(columns.data),
+                                         .metadata = std::string(columns.metadata)};
+  }
+  return event;
+}
+
+}  // namespace annals::detail
