@@ -192,8 +192,9 @@ TEST(VerifyIndependenceTest, ReplacedTriggerFunctionIsReported) {
       pqxx::work(c)
           .exec1("SELECT pg_get_functiondef('annals.refuse_event_change'::regproc)")[0]
           .c_str();
+  // Only the body changes: the shipped SET clause (sql/0005) is kept.
   exec("CREATE OR REPLACE FUNCTION annals.refuse_event_change() RETURNS trigger"
-       " LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$");
+       " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$ BEGIN RETURN NEW; END $$");
   const auto report = verify(test_database_url(), {.stream = "none-such"});
   exec(original);
   EXPECT_EQ(kinds(report), std::vector<FindingKind>{FindingKind::kFunctionChanged});
@@ -309,10 +310,8 @@ TEST(VerifyIndependenceTest, AlterFunctionInALaterMigrationChangesTheShippedAttr
   const auto functions = annals::postgres::detail::parse_shipped_functions(
       {"CREATE FUNCTION annals.f(a int[]) RETURNS int LANGUAGE sql SET work_mem = '1MB'"
        " AS $$ SELECT 1 $$;",
-       "ALTER FUNCTION annals.f(int[]) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-"
-       "ALTER FUNCTION annals.f(int[]) SET work_mem = '2MB';
-"
+       "ALTER FUNCTION annals.f(int[]) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;\n"
+       "ALTER FUNCTION annals.f(int[]) SET work_mem = '2MB';\n"
        "ALTER FUNCTION annals.unknown() SECURITY DEFINER;"});
   ASSERT_EQ(functions.size(), 1u);
   EXPECT_TRUE(functions.at("f").security_definer);

@@ -242,7 +242,7 @@ int run_service(const ServiceOptions& options) {
 int check_snapshots(const ServiceOptions& options) {
   set_up_logging();
   try {
-    const auto backend = open_backend(options.memory, options.database_url);
+    const auto backend = open_backend(options.memory, options.database_url, options.migrate_url);
     const annals::SnapshotCheckReport report = annals::check_snapshots<Account>(
         *backend->events, backend->registry, *backend->snapshots);
     for (const annals::SnapshotMismatch& m : report.mismatches) {

@@ -205,13 +205,16 @@ TEST(TlsTest, ConcurrentAppendsShareThePoolOfTlsConnections) {
 }
 
 TEST(TlsTest, SnapshotStoreSavesAndLoadsWithVerifyFull) {
+  // A snapshot is bound to the event at its version (sql/0006): the stream needs 7 events.
+  const annals::StreamId stream(annals::testing::unique_stream("acct"));
+  auto store =
+      annals::postgres::make_postgres_event_store({.connection_string = verify_full_by_address()});
+  store->append(stream, annals::ExpectedVersion::no_stream(),
+                std::vector<annals::NewEvent>(7, annals::NewEvent{.type = "Deposited"}));
   auto snapshots = annals::postgres::make_postgres_snapshot_store(
       {.connection_string = verify_full_by_address()});
   const annals::Snapshot snapshot{
-      .stream_id = annals::StreamId(annals::testing::unique_stream("acct")),
-      .version = 7,
-      .schema_version = 1,
-      .state = {{"balance", 120}}};
+      .stream_id = stream, .version = 7, .schema_version = 1, .state = {{"balance", 120}}};
   snapshots->save(snapshot);
   EXPECT_EQ(snapshots->load(snapshot.stream_id), snapshot);
 }

@@ -432,6 +432,9 @@ TEST(BankServicePostgresTest, CheckSnapshotsReportsAnEditedSnapshotAndCommandsUs
       << trusted;
   EXPECT_EQ(api.get("/accounts/" + id + "/history").body["balance"], 90);
   EXPECT_EQ(api.get("/accounts/" + id + "/history?version=101").body["balance"], 90);
+  EXPECT_EQ(service.stop(SIGTERM), 0);
+}
+
 // The service's advice when the store goes away is true to the request (issue 11): with the
 // connection cut after the deposit committed and every reconnect refused (a TCP proxy between
 // the service and PostgreSQL), a request without a command_id is told that sending it again
