@@ -24,13 +24,6 @@ namespace {
   std::exit(2);
 }
 
-std::string random_hex(std::size_t n) {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < n; ++i) out.push_back(kDigits[rng() % 16]);
-  return out;
-}
 
 // Replaces the database name of a URI or keyword/value connection string.
 std::string with_database(const std::string& url, const std::string& db) {
@@ -64,6 +57,14 @@ void drop_database() {
 }
 
 }  // namespace
+
+std::string random_hex(std::size_t n) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i) out.push_back(kDigits[rng() % 16]);
+  return out;
+}
 
 const std::string& server_url() {
   static const std::string url = [] {

@@ -4,6 +4,7 @@
 // need PostgreSQL fail with a hint; they never skip (STYLE 2.7).
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace annals::testing {
@@ -17,6 +18,9 @@ const std::string& test_database_url();
 
 /// The server URL from ANNALS_DATABASE_URL (the maintenance database), or fails like above.
 const std::string& server_url();
+
+/// `n` random lowercase hex digits (for names of databases, roles and streams).
+std::string random_hex(std::size_t n);
 
 /// A stream id unique to this process and call: "<prefix>-<random hex>".
 std::string unique_stream(const std::string& prefix = "test");

@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
-#include <random>
 
 #include <pqxx/pqxx>
 
@@ -36,14 +35,6 @@ void drop_roles() {
   }
 }
 
-std::string random_suffix() {
-  std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < 6; ++i) out.push_back(kDigits[rng() % 16]);
-  return out;
-}
-
 }  // namespace
 
 std::string url_as(const std::string& url, const std::string& user) {
@@ -57,8 +48,7 @@ const TestRoles& test_roles() {
   static std::once_flag once;
   std::call_once(once, [] {
     auto* roles = new TestRoles();  // lives until exit; the roles are dropped by drop_roles
-    const std::string prefix =
-        "annals_t" + std::to_string(::getpid()) + "_" + random_suffix() + "_";
+    const std::string prefix = "annals_t" + std::to_string(::getpid()) + "_" + random_hex(6) + "_";
     roles->layout = {.owner = prefix + "owner",
                      .writer = prefix + "writer",
                      .reader = prefix + "reader",

@@ -41,9 +41,9 @@ void begin_as_owner(pqxx::transaction_base& tx) {
     try {
       tx.exec_params(sql::kSetLocalRole, *owner);
     } catch (const pqxx::sql_error& e) {
-      throw PermissionDeniedError("migrate: migrations run as the store's owner role \"" +
-                                  *owner + "\"; connect as it or as a member of it [SQLSTATE " +
-                                  e.sqlstate() + "]: " + e.what());
+      throw PermissionDeniedError("migrate: migrations run as the store's owner role \"" + *owner +
+                                  "\"; connect as it or as a member of it [SQLSTATE " +
+                                  std::string(detail::sqlstate_of(e)) + "]: " + e.what());
     }
   }
 }
@@ -77,8 +77,8 @@ bool apply_one(pqxx::connection& connection, const detail::EmbeddedMigration& mi
     tx.exec(migration.sql);
   } catch (const pqxx::sql_error& e) {
     throw InternalError("migration " + std::string(migration.name) +
-                        " failed and was rolled back [SQLSTATE " + e.sqlstate() + "]: " +
-                        e.what());
+                        " failed and was rolled back [SQLSTATE " +
+                        std::string(detail::sqlstate_of(e)) + "]: " + e.what());
   }
   tx.exec_params(sql::kMigrationRecord, std::string(migration.name));
   tx.commit();
@@ -122,23 +122,22 @@ void refresh_grants(pqxx::connection& connection) {
 std::vector<std::string> migrate(const std::string& connection_string,
                                  const MigrateOptions& options) {
   if (options.roles) validate(*options.roles);
-  return detail::with_connection(
-      connection_string, "migrate", [&](pqxx::connection& connection) {
-        std::vector<std::string> applied_now;
-        for (const auto& migration : detail::embedded_migrations()) {
-          if (apply_one(connection, migration)) applied_now.emplace_back(migration.name);
-        }
-        if (options.roles) {
-          configure_roles(connection, *options.roles);
-        } else if (!applied_now.empty()) {
-          // New objects of a store with a recorded layout get their roles' grants.
-          pqxx::read_transaction probe(connection);
-          const bool has_layout = recorded_owner(probe).has_value();
-          probe.commit();
-          if (has_layout) refresh_grants(connection);
-        }
-        return applied_now;
-      });
+  return detail::with_connection(connection_string, "migrate", [&](pqxx::connection& connection) {
+    std::vector<std::string> applied_now;
+    for (const auto& migration : detail::embedded_migrations()) {
+      if (apply_one(connection, migration)) applied_now.emplace_back(migration.name);
+    }
+    if (options.roles) {
+      configure_roles(connection, *options.roles);
+    } else if (!applied_now.empty()) {
+      // New objects of a store with a recorded layout get their roles' grants.
+      pqxx::read_transaction probe(connection);
+      const bool has_layout = recorded_owner(probe).has_value();
+      probe.commit();
+      if (has_layout) refresh_grants(connection);
+    }
+    return applied_now;
+  });
 }
 
 std::vector<MigrationStatus> migration_status(const std::string& connection_string) {
