@@ -38,9 +38,9 @@
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
 #include "framework_bench.hpp"
-#include "projections_bench.hpp"
 #include "harness.hpp"
 #include "pg.hpp"
+#include "projections_bench.hpp"
 #include "workloads.hpp"
 
 namespace annals::bench {
@@ -310,12 +310,12 @@ class Bench {
     }
     if (options_.projections) {
       prepare_reads();  // at least read_events events in the log
-      report["projections"] = run_projection_benchmarks(
-          conninfo_, {.rounds = options_.rounds,
-                      .events = options_.read_events,
-                      .latency_seconds = std::max(5.0, options_.seconds),
-                      .batch_size = options_.projection_batch,
-                      .only = options_.projections_only});
+      report["projections"] =
+          run_projection_benchmarks(conninfo_, {.rounds = options_.rounds,
+                                                .events = options_.read_events,
+                                                .latency_seconds = std::max(5.0, options_.seconds),
+                                                .batch_size = options_.projection_batch,
+                                                .only = options_.projections_only});
     }
     return report;
   }

@@ -373,8 +373,8 @@ nlohmann::json run_framework_benchmarks(const std::string& conninfo,
     for (int r = 0; r < rounds; ++r) {
       replay.samples.push_back(time_loads(replaying, id, options.loads_per_round, events));
       snapshot.samples.push_back(time_loads(snapshotting, id, options.loads_per_round, events));
-      report_progress("framework: {} round {}: replay {:.2f} ms, snapshot {:.2f} ms", replay_name, r + 1,
-               replay.samples.back(), snapshot.samples.back());
+      report_progress("framework: {} round {}: replay {:.2f} ms, snapshot {:.2f} ms", replay_name,
+                      r + 1, replay.samples.back(), snapshot.samples.back());
     }
     snapshot.baseline_samples = replay.samples;
     if (wanted(replay_name)) figures.push_back(replay);
@@ -428,8 +428,9 @@ nlohmann::json run_framework_benchmarks(const std::string& conninfo,
         run_bus();
         run_bare();
       }
-      report_progress("framework: bus_cpu_null_store round {}: bus {:.2f} us, bare append {:.2f} us",
-               r + 1, figure.samples.back(), figure.baseline_samples.back());
+      report_progress(
+          "framework: bus_cpu_null_store round {}: bus {:.2f} us, bare append {:.2f} us", r + 1,
+          figure.samples.back(), figure.baseline_samples.back());
     }
     figures.push_back(figure);
   }

@@ -11,9 +11,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
-#include <utility>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>

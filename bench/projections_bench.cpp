@@ -350,8 +350,8 @@ nlohmann::json run_projection_benchmarks(const std::string& conninfo,
           project(figure, model);
           read(figure);
         }
-        report_progress("projections: {} round {}: {:.0f} events/s, read_all {:.0f} events/s", figure.name,
-                 r + 1, figure.samples.back(), figure.baseline_samples.back());
+        report_progress("projections: {} round {}: {:.0f} events/s, read_all {:.0f} events/s",
+                        figure.name, r + 1, figure.samples.back(), figure.baseline_samples.back());
       }
     }
     if (noop) figures.push_back(noop_figure);

@@ -58,9 +58,8 @@ double time_saves(pqxx::connection& c, const char* statement, const std::string&
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string url = std::getenv("ANNALS_DATABASE_URL") != nullptr
-                        ? std::getenv("ANNALS_DATABASE_URL")
-                        : "";
+  std::string url =
+      std::getenv("ANNALS_DATABASE_URL") != nullptr ? std::getenv("ANNALS_DATABASE_URL") : "";
   int saves = 3000;
   int rounds = 5;
   bool async_commit = false;
@@ -72,7 +71,8 @@ int main(int argc, char** argv) {
     if (flag == "--async-commit") async_commit = std::string(argv[i + 1]) == "on";
   }
   if (url.empty()) {
-    std::cerr << "usage: snapshot-save-bench --db URL [--saves N] [--rounds N] [--async-commit on]\n";
+    std::cerr
+        << "usage: snapshot-save-bench --db URL [--saves N] [--rounds N] [--async-commit on]\n";
     return 2;
   }
   const std::string tag = std::to_string(std::random_device{}());

@@ -178,10 +178,10 @@ void throw_changed_resend(const StreamId& stream, StreamVersion version, const E
   add(kChangedMetadata, "metadata");
   if (what.empty()) what = "content";
   throw IdempotencyError("event " + id.to_string() + " is already stored in " +
-                         stream_text(stream) + " at version " + std::to_string(version) +
-                         " with a different " + what +
-                         ": a re-send with stored event ids must carry exactly the stored "
-                         "events (not an idempotent re-send); nothing written",
+                             stream_text(stream) + " at version " + std::to_string(version) +
+                             " with a different " + what +
+                             ": a re-send with stored event ids must carry exactly the stored "
+                             "events (not an idempotent re-send); nothing written",
                          stream.value(), version);
 }
 

@@ -226,9 +226,8 @@ class InMemoryLog final : public EventReader {
       const RecordedEvent& stored = log_[ids_.at(append.events[k].id)];
       const unsigned parts =
           (stored.type != append.events[k].type ? detail::kChangedType : 0U) |
-          (stored.schema_version != append.events[k].schema_version
-               ? detail::kChangedSchemaVersion
-               : 0U) |
+          (stored.schema_version != append.events[k].schema_version ? detail::kChangedSchemaVersion
+                                                                    : 0U) |
           (stored.data != append.data[k] ? detail::kChangedData : 0U) |
           (stored.metadata != append.metadata[k] ? detail::kChangedMetadata : 0U);
       if (parts != 0) {

@@ -41,8 +41,8 @@ RecordedEvent decode_stored_event(const StoredEventColumns& columns,
       problem = e.what();
     }
   }
-  if (!problem && !(previous != nullptr && !previous->is_undecodable() &&
-                    previous->type == columns.type)) {
+  if (!problem &&
+      !(previous != nullptr && !previous->is_undecodable() && previous->type == columns.type)) {
     problem = find_type_problem(columns.type);
   }
   if (!problem && columns.schema_version < 1) {
@@ -51,8 +51,7 @@ RecordedEvent decode_stored_event(const StoredEventColumns& columns,
   auto data = parse_column(columns.data, "data", problem);
   auto metadata = parse_column(columns.metadata, "metadata", problem);
   if (!problem && !metadata->is_object()) {
-    problem = std::string("stored metadata is a JSON ") + metadata->type_name() +
-              ", not an object";
+    problem = std::string("stored metadata is a JSON ") + metadata->type_name() + ", not an object";
   }
 
   RecordedEvent event{
@@ -64,8 +63,8 @@ RecordedEvent decode_stored_event(const StoredEventColumns& columns,
       .type = std::string(columns.type),
       .schema_version = columns.schema_version,
       .data = data ? *std::move(data) : nlohmann::json(nullptr),
-      .metadata = metadata && metadata->is_object() ? *std::move(metadata)
-                                                    : nlohmann::json::object(),
+      .metadata =
+          metadata && metadata->is_object() ? *std::move(metadata) : nlohmann::json::object(),
       .recorded_at = columns.recorded_at,
   };
   if (problem) {

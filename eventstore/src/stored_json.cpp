@@ -50,18 +50,24 @@ class StoredJsonParser {
     skip_space();
     if (p_ == end_) return false;
     switch (*p_) {
-      case '{': return parse_object(out, depth);
-      case '[': return parse_array(out, depth);
+      case '{':
+        return parse_object(out, depth);
+      case '[':
+        return parse_array(out, depth);
       case '"': {
         std::string text;
         if (!parse_string(text)) return false;
         out = std::move(text);
         return true;
       }
-      case 't': return parse_literal("true", out, nlohmann::json(true));
-      case 'f': return parse_literal("false", out, nlohmann::json(false));
-      case 'n': return parse_literal("null", out, nlohmann::json(nullptr));
-      default: return parse_number(out);
+      case 't':
+        return parse_literal("true", out, nlohmann::json(true));
+      case 'f':
+        return parse_literal("false", out, nlohmann::json(false));
+      case 'n':
+        return parse_literal("null", out, nlohmann::json(nullptr));
+      default:
+        return parse_number(out);
     }
   }
 
@@ -292,14 +298,30 @@ class StoredJsonParser {
       }
       if (p_ == end_) return false;
       switch (*p_++) {
-        case '"': out.push_back('"'); break;
-        case '\\': out.push_back('\\'); break;
-        case '/': out.push_back('/'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
+        case '"':
+          out.push_back('"');
+          break;
+        case '\\':
+          out.push_back('\\');
+          break;
+        case '/':
+          out.push_back('/');
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
         case 'u': {
           std::uint32_t cp = 0;
           if (!parse_hex4(cp)) return false;
@@ -315,7 +337,8 @@ class StoredJsonParser {
           append_utf8(out, cp);
           break;
         }
-        default: return false;
+        default:
+          return false;
       }
     }
     return false;

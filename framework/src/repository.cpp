@@ -114,8 +114,8 @@ std::optional<AppendResult> find_original_result(EventStore& store, const Stream
     // the probe's always does: the error then locates the command's first event. Any other
     // idempotency error means it is stored in another stream: not a re-send to this one.
     if (!e.changed_version() || e.changed_stream() != stream.value()) return std::nullopt;
-    first.emplace(AppendResult{stream, *e.changed_version(), *e.changed_version(),
-                               Position::start()});
+    first.emplace(
+        AppendResult{stream, *e.changed_version(), *e.changed_version(), Position::start()});
   }
   return complete_original_result(store, *first, command_id);
 }

@@ -24,8 +24,8 @@
 #include <thread>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <httplib.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "annals/eventstore/types.hpp"
@@ -179,8 +179,8 @@ void acknowledge(Account& account, std::int64_t delta, const json& body) {
 
 int run(const Options& options) {
   wait_until_healthy(options.url);
-  const std::string run_id = std::to_string(
-      std::chrono::system_clock::now().time_since_epoch().count() % 1000000000);
+  const std::string run_id =
+      std::to_string(std::chrono::system_clock::now().time_since_epoch().count() % 1000000000);
   std::vector<Account> accounts(static_cast<std::size_t>(options.accounts));
   for (std::size_t i = 0; i < accounts.size(); ++i) {
     accounts[i].id = "demo" + run_id + "-" + std::to_string(i);
@@ -224,8 +224,8 @@ int run(const Options& options) {
       Account& account = accounts[i];
       const auto begin = Clock::now();
       const auto reply = api.post(
-          "/accounts", json{{"account_id", account.id}, {"owner", "Owner " + std::to_string(i)}}
-                           .dump());
+          "/accounts",
+          json{{"account_id", account.id}, {"owner", "Owner " + std::to_string(i)}}.dump());
       tally.record(reply.status == 201 ? "opened" : "error", Clock::now() - begin);
       check(reply.status == 201, "open " + account.id + " answered " +
                                      std::to_string(reply.status) + " " + reply.body.dump());
@@ -235,11 +235,10 @@ int run(const Options& options) {
   const std::string after_opening = rfc3339_now();
   {
     Api api(options.url);
-    const auto again = api.post("/accounts", json{{"account_id", accounts[0].id},
-                                                  {"owner", "Someone else"}}
-                                                 .dump());
-    check(again.status == 409, "opening an existing account answered " +
-                                   std::to_string(again.status) + ", not 409");
+    const auto again = api.post(
+        "/accounts", json{{"account_id", accounts[0].id}, {"owner", "Someone else"}}.dump());
+    check(again.status == 409,
+          "opening an existing account answered " + std::to_string(again.status) + ", not 409");
   }
 
   // 2. Concurrent deposits and withdrawals.
@@ -300,12 +299,12 @@ int run(const Options& options) {
       Account& account = accounts[i];
       if (account.balance > 0) {
         const auto refused = api.post("/accounts/" + account.id + "/close", "{}");
-        check(refused.status == 422, "closing an account with money answered " +
-                                         std::to_string(refused.status));
+        check(refused.status == 422,
+              "closing an account with money answered " + std::to_string(refused.status));
         const auto begin = Clock::now();
-        const auto reply = api.post(
-            "/accounts/" + account.id + "/withdraw",
-            json{{"amount", account.balance}, {"command_id", new_command_id(rng)}}.dump());
+        const auto reply =
+            api.post("/accounts/" + account.id + "/withdraw",
+                     json{{"amount", account.balance}, {"command_id", new_command_id(rng)}}.dump());
         tally.record("withdrawn", Clock::now() - begin);
         check(reply.status == 200, "emptying " + account.id + " answered " +
                                        std::to_string(reply.status) + " " + reply.body.dump());
@@ -352,9 +351,9 @@ int run(const Options& options) {
 
   // 5. An auditor's question: what did the first account look like earlier?
   Api api(options.url);
-  const Account& sample = *std::max_element(
-      accounts.begin(), accounts.end(),
-      [](const Account& a, const Account& b) { return a.version < b.version; });
+  const Account& sample =
+      *std::max_element(accounts.begin(), accounts.end(),
+                        [](const Account& a, const Account& b) { return a.version < b.version; });
   const auto at_two = api.get("/accounts/" + sample.id + "/history?version=2");
   const auto at_open = api.get("/accounts/" + sample.id + "/history?as_of=" + after_opening);
   check(at_open.status == 200 && at_open.body.value("balance", std::int64_t{-1}) == 0,
@@ -362,16 +361,18 @@ int run(const Options& options) {
 
   // Report.
   const auto counts = tally.counts();
-  std::printf("\nCommands: %zu in %.1f s = %.0f commands/s; latency p50 %.1f ms, p95 %.1f ms, "
-              "p99 %.1f ms\n",
-              tally.total(), seconds, static_cast<double>(tally.total()) / seconds,
-              tally.percentile_ms(0.50), tally.percentile_ms(0.95), tally.percentile_ms(0.99));
+  std::printf(
+      "\nCommands: %zu in %.1f s = %.0f commands/s; latency p50 %.1f ms, p95 %.1f ms, "
+      "p99 %.1f ms\n",
+      tally.total(), seconds, static_cast<double>(tally.total()) / seconds,
+      tally.percentile_ms(0.50), tally.percentile_ms(0.95), tally.percentile_ms(0.99));
   for (const auto& [outcome, count] : counts) std::printf("  %-28s %6d\n", outcome.c_str(), count);
   std::printf("  re-sent commands answered with the original result: %d of %d\n",
               resent_same.load(), resent.load());
-  std::printf("\nRead models: %d of %d balances equal the client's acknowledged view "
-              "(read-your-writes with ?after=)\n",
-              model_ok.load(), options.accounts);
+  std::printf(
+      "\nRead models: %d of %d balances equal the client's acknowledged view "
+      "(read-your-writes with ?after=)\n",
+      model_ok.load(), options.accounts);
   std::printf("Event store: %d of %d balances equal a replay of the account's events\n",
               replay_ok.load(), options.accounts);
   std::printf("Money in the bank: %lld cents in %d accounts (%d closed)\n",

@@ -26,7 +26,6 @@
 
 namespace {
 
-
 using Result = annals::testing::ProcessResult;
 
 // Runs `annals --db <test database> args...` with stdout and stderr in files (not a terminal).

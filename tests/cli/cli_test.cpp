@@ -691,9 +691,10 @@ TEST(CliTest, VerifyExitsZeroWhenCleanAndSixWhenHistoryWasEdited) {
     pqxx::connection c(annals::testing::test_database_url());
     pqxx::work tx(c);
     tx.exec("ALTER TABLE annals.events DISABLE TRIGGER events_refuse_update_delete");
-    tx.exec_params("UPDATE annals.events SET data = '{\"amount\": 1000000}'"
-                   " WHERE stream_id = $1 AND stream_version = 2",
-                   stream);
+    tx.exec_params(
+        "UPDATE annals.events SET data = '{\"amount\": 1000000}'"
+        " WHERE stream_id = $1 AND stream_version = 2",
+        stream);
     tx.exec("ALTER TABLE annals.events ENABLE TRIGGER events_refuse_update_delete");
     tx.commit();
   }

@@ -65,8 +65,7 @@ std::map<std::string, Snippet> source_snippets() {
         const std::string marker = trimmed(lines[i]);
         if (marker.rfind("// docs:begin ", 0) != 0) continue;
         const std::string name = marker.substr(14);
-        const std::string where =
-            fs::relative(file, kRoot).string() + ":" + std::to_string(i + 1);
+        const std::string where = fs::relative(file, kRoot).string() + ":" + std::to_string(i + 1);
         const auto indent = lines[i].find_first_not_of(' ');
         std::string body;
         for (++i; i < lines.size() && trimmed(lines[i]) != "// docs:end"; ++i) {
@@ -115,8 +114,8 @@ TEST(DocsCheckTest, SnippetBlocksMatchCompiledCode) {
   EXPECT_GE(checked, 10);
   // An example kept compiling for a doc that no longer shows it is dead weight.
   for (const auto& [name, snippet] : snippets) {
-    EXPECT_TRUE(used.contains(name)) << "snippet " << name << " (" << snippet.where
-                                     << ") appears in no document";
+    EXPECT_TRUE(used.contains(name))
+        << "snippet " << name << " (" << snippet.where << ") appears in no document";
   }
 }
 
@@ -130,8 +129,7 @@ TEST(DocsCheckTest, RelativeLinksPointAtExistingFiles) {
     for (std::size_t i = 0; i < lines.size(); ++i) {
       if (lines[i].rfind("```", 0) == 0) in_code = !in_code;
       if (in_code) continue;
-      for (std::sregex_iterator it(lines[i].begin(), lines[i].end(), link), end; it != end;
-           ++it) {
+      for (std::sregex_iterator it(lines[i].begin(), lines[i].end(), link), end; it != end; ++it) {
         const std::string target = (*it)[1].str();
         if (target.find("://") != std::string::npos || target.rfind("mailto:", 0) == 0) {
           continue;

@@ -72,13 +72,16 @@ void as_superuser(const std::string& stream, const std::vector<std::string>& sta
 void rewrite(const std::string& stream, int version, const std::string& data) {
   const std::string v = std::to_string(version);
   as_superuser(stream,
-               {"UPDATE annals.events SET data = '" + data + "' WHERE stream_id = $1"
-                " AND stream_version = " + v,
+               {"UPDATE annals.events SET data = '" + data +
+                    "' WHERE stream_id = $1"
+                    " AND stream_version = " +
+                    v,
                 "UPDATE annals.events e SET hash = annals.event_hash(coalesce((SELECT p.hash"
                 " FROM annals.events p WHERE p.stream_id = e.stream_id"
                 " AND p.stream_version = e.stream_version - 1), '\\x'::bytea), e.event_id,"
                 " e.stream_id, e.stream_version, e.event_type, e.schema_version, e.data,"
-                " e.metadata, e.recorded_at) WHERE e.stream_id = $1 AND e.stream_version = " + v});
+                " e.metadata, e.recorded_at) WHERE e.stream_id = $1 AND e.stream_version = " +
+                    v});
 }
 
 bool has(const VerifyReport& report, FindingKind kind) {
@@ -96,9 +99,12 @@ void wait_until_settled(const std::string& stream) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   for (;;) {
     pqxx::nontransaction tx(c);
-    const bool settled = tx.exec_params1(
-        "SELECT max(transaction_id) < pg_snapshot_xmin(pg_current_snapshot())"
-        "  FROM annals.events WHERE stream_id = $1", stream)[0].as<bool>();
+    const bool settled =
+        tx.exec_params1(
+              "SELECT max(transaction_id) < pg_snapshot_xmin(pg_current_snapshot())"
+              "  FROM annals.events WHERE stream_id = $1",
+              stream)[0]
+            .as<bool>();
     if (settled || std::chrono::steady_clock::now() > deadline) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -147,7 +153,9 @@ TEST(AnchorTest, BackdatedForgedRowIsDetectedWhereChainOnlyVerifyMissesIt) {
   const std::string forged = unique_stream("forged");
   as_superuser(forged,
                {"WITH v AS (SELECT gen_random_uuid() AS id, e.transaction_id, e.recorded_at"
-                "   FROM annals.events e WHERE e.stream_id = '" + stream + "'"
+                "   FROM annals.events e WHERE e.stream_id = '" +
+                stream +
+                "'"
                 "    AND e.stream_version = 1)"
                 " INSERT INTO annals.events (transaction_id, stream_id, stream_version,"
                 "   event_id, event_type, schema_version, data, metadata, recorded_at, hash)"
@@ -173,8 +181,7 @@ TEST(AnchorTest, BackdatedForgedRowIsDetectedWhereChainOnlyVerifyMissesIt) {
 TEST(AnchorTest, RemovedRowIsDetected) {
   const auto stream = make_stream(3);
   const auto anchor = anchor_covering(stream);
-  as_superuser(stream,
-               {"DELETE FROM annals.events WHERE stream_id = $1 AND stream_version = 3"});
+  as_superuser(stream, {"DELETE FROM annals.events WHERE stream_id = $1 AND stream_version = 3"});
   const auto report = verify_anchors({anchor});
   EXPECT_TRUE(verify(test_database_url(), {.stream = stream}).ok());
   ASSERT_TRUE(has(report, FindingKind::kAnchorMismatch));
@@ -277,10 +284,9 @@ TEST(AnchorTest, MalformedAnchorsAreInvalidArguments) {
   EXPECT_THROW((void)parse_anchor("[]"), annals::InvalidArgumentError);
   EXPECT_THROW((void)parse_anchor(R"({"position":"1:2","events":1,"digest":"ab","time":"t"})"),
                annals::InvalidArgumentError);
-  EXPECT_THROW(
-      (void)parse_anchor(R"({"position":"x","events":1,"digest":")" + std::string(64, '0') +
-                         R"(","time":"t"})"),
-      annals::InvalidArgumentError);
+  EXPECT_THROW((void)parse_anchor(R"({"position":"x","events":1,"digest":")" +
+                                  std::string(64, '0') + R"(","time":"t"})"),
+               annals::InvalidArgumentError);
   EXPECT_THROW((void)verify(test_database_url(),
                             {.stream = "a-1", .anchors = {Anchor{.digest = std::string(64, '0')}}}),
                annals::InvalidArgumentError);

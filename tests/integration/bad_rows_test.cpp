@@ -79,9 +79,8 @@ constexpr const char* kInsertRow =
     " RETURNING transaction_id::text, global_position";
 
 Position insert_in(pqxx::work& tx, const Row& row) {
-  const auto result =
-      tx.exec_params1(kInsertRow, row.stream_id, row.version, row.event_id, row.type,
-                      row.schema_version, row.data, row.metadata);
+  const auto result = tx.exec_params1(kInsertRow, row.stream_id, row.version, row.event_id,
+                                      row.type, row.schema_version, row.data, row.metadata);
   return Position(result[0].as<std::uint64_t>(), result[1].as<std::int64_t>());
 }
 
@@ -102,8 +101,8 @@ Position insert_as_superuser(const Row& row, const std::vector<std::string>& dro
   }
   const Position position = insert_in(tx, row);
   for (const auto& [name, definition] : definitions) {
-    tx.exec0("ALTER TABLE annals.events ADD CONSTRAINT " + tx.quote_name(name) + " " +
-             definition + " NOT VALID");
+    tx.exec0("ALTER TABLE annals.events ADD CONSTRAINT " + tx.quote_name(name) + " " + definition +
+             " NOT VALID");
   }
   tx.commit();
   return position;
@@ -286,7 +285,8 @@ class BadRowsTest : public ::testing::Test {
          {"events_stream_id_check"},
          "over the limit of 512 bytes"},
         // One empty stream id for every test of the process: each adds the next version.
-        {{.stream_id = "", .version = ++empty_stream_version_}, {"events_stream_id_check"},
+        {{.stream_id = "", .version = ++empty_stream_version_},
+         {"events_stream_id_check"},
          "it is empty"},
         {{.stream_id = category_ + "-type", .type = "Bad\tType"},
          {"events_event_type_check"},
@@ -371,7 +371,7 @@ class BadRowsTest : public ::testing::Test {
   Position start_;
   std::vector<BadKind> bad_;
   Row numbers_;
-  Position good_;  // of the good event, appended by the client
+  Position good_;                    // of the good event, appended by the client
   std::vector<Position> positions_;  // of bad_, numbers_ and good_, in that order
 };
 
@@ -445,8 +445,8 @@ TEST_F(BadRowsTest, CliReadAllPrintsBadRowsAndExitsSeven) {
     std::vector<std::string> keys;
     for (const auto& item : ordered.items()) keys.push_back(item.key());
     EXPECT_EQ(keys, (std::vector<std::string>{"stream", "version", "position", "event_id", "type",
-                                              "schema_version", "data", "metadata",
-                                              "recorded_at", "undecodable"}));
+                                              "schema_version", "data", "metadata", "recorded_at",
+                                              "undecodable"}));
   }
   EXPECT_EQ(lines[bad_.size()]["data"]["over"], json("1" + std::string(400, '0')));
   EXPECT_EQ(lines[bad_.size()]["data"]["long"], json(long_integer()));
@@ -457,8 +457,7 @@ TEST_F(BadRowsTest, CliReadAllPrintsBadRowsAndExitsSeven) {
 
 TEST_F(BadRowsTest, CliReadPrintsABadRowAndExitsSeven) {
   const auto result = annals::testing::run_process(
-      {ANNALS_CLI_PATH, "--db", annals::testing::test_database_url(), "read",
-       category_ + "-meta"});
+      {ANNALS_CLI_PATH, "--db", annals::testing::test_database_url(), "read", category_ + "-meta"});
   EXPECT_EQ(result.exit_code, 7) << result;
   const auto lines = json_lines(result.out);
   ASSERT_EQ(lines.size(), 1u) << result;
@@ -467,8 +466,7 @@ TEST_F(BadRowsTest, CliReadPrintsABadRowAndExitsSeven) {
             std::string::npos);
   // A stream without bad rows still exits 0.
   const auto good = annals::testing::run_process(
-      {ANNALS_CLI_PATH, "--db", annals::testing::test_database_url(), "read",
-       category_ + "-good"});
+      {ANNALS_CLI_PATH, "--db", annals::testing::test_database_url(), "read", category_ + "-good"});
   EXPECT_EQ(good.exit_code, 0) << good;
 }
 
@@ -476,17 +474,17 @@ TEST_F(BadRowsTest, SubscriptionDeliversBadRowsAndContinues) {
   std::mutex mutex;
   std::condition_variable arrived;
   std::vector<RecordedEvent> seen;
-  auto subscription = store_->subscribe(
-      annals::SubscriptionOptions{.after = start_, .batch_size = 2},
-      [&](const RecordedEvent& event) {
-        std::lock_guard lock(mutex);
-        seen.push_back(event);
-        arrived.notify_all();
-      });
+  auto subscription =
+      store_->subscribe(annals::SubscriptionOptions{.after = start_, .batch_size = 2},
+                        [&](const RecordedEvent& event) {
+                          std::lock_guard lock(mutex);
+                          seen.push_back(event);
+                          arrived.notify_all();
+                        });
   std::unique_lock lock(mutex);
-  ASSERT_TRUE(arrived.wait_for(lock, 30s, [&] {
-    return !seen.empty() && seen.back().position >= good_;
-  })) << "delivered " << seen.size();
+  ASSERT_TRUE(
+      arrived.wait_for(lock, 30s, [&] { return !seen.empty() && seen.back().position >= good_; }))
+      << "delivered " << seen.size();
   ASSERT_EQ(seen.size(), bad_.size() + 2);
   for (std::size_t i = 0; i < bad_.size(); ++i) expect_bad(seen[i], bad_[i]);
   expect_exact_numbers(seen[bad_.size()]);
@@ -528,7 +526,8 @@ void expect_parked_and_continued(annals::EventStore& events,
                                  Position good) {
   namespace p = annals::projections;
   auto recorder = std::make_shared<Recorder>("badrows_" + random_hex().substr(0, 8));
-  p::ProjectionRunner runner(events, projections, {.acquire_interval = 10ms, .poll_interval = 50ms});
+  p::ProjectionRunner runner(events, projections,
+                             {.acquire_interval = 10ms, .poll_interval = 50ms});
   // The default failure policy (stop) does not apply: an undecodable event is parked anyway.
   runner.add(recorder, {.batch_size = 4});
   runner.start();

@@ -50,9 +50,11 @@ bool eventually(const std::function<bool()>& condition,
 int appends_waiting_on_a_lock() {
   pqxx::connection admin(test_database_url());
   pqxx::nontransaction tx(admin);
-  return tx.exec1("SELECT count(*)::int FROM pg_stat_activity"
-                  " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                  "   AND query LIKE 'WITH last AS%'")[0]
+  return tx
+      .exec1(
+          "SELECT count(*)::int FROM pg_stat_activity"
+          " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+          "   AND query LIKE 'WITH last AS%'")[0]
       .as<int>();
 }
 
@@ -60,7 +62,8 @@ int appends_waiting_on_a_lock() {
 // append to that stream blocks on it until it ends.
 class HeldVersion {
  public:
-  explicit HeldVersion(const StreamId& stream) : connection_(test_database_url()), tx_(connection_) {
+  explicit HeldVersion(const StreamId& stream)
+      : connection_(test_database_url()), tx_(connection_) {
     tx_.exec_params(
         "SELECT * FROM annals.append_events(ARRAY[$1]::text[], ARRAY[-1]::bigint[], ARRAY[1],"
         " ARRAY[gen_random_uuid()], ARRAY['Held']::text[], ARRAY[1], ARRAY['{}'::jsonb],"

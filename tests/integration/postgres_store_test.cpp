@@ -121,10 +121,10 @@ TEST(PostgresStoreTest, SurvivesTerminatedBackends) {
   ASSERT_EQ(store->read_stream(stream).size(), 1U);
 
   std::atomic<int> seen{0};
-  auto subscription = store->subscribe(
-      {.after = first.position, .filter = {.category = std::string(stream.category())},
-       .poll_interval = std::chrono::milliseconds(100)},
-      [&](const RecordedEvent&) { seen.fetch_add(1); });
+  auto subscription = store->subscribe({.after = first.position,
+                                        .filter = {.category = std::string(stream.category())},
+                                        .poll_interval = std::chrono::milliseconds(100)},
+                                       [&](const RecordedEvent&) { seen.fetch_add(1); });
 
   const auto kill_all = [] {
     pqxx::connection admin(annals::testing::server_url());
@@ -192,9 +192,8 @@ TEST(PostgresStoreTest, EventsAreAppendOnly) {
   const StreamId stream(unique_stream("immutable"));
   store->append(stream, ExpectedVersion::any(), {event("A")});
   pqxx::connection c(test_database_url());
-  for (const std::string statement :
-       {"UPDATE annals.events SET data = '{}' WHERE stream_id = $1",
-        "DELETE FROM annals.events WHERE stream_id = $1"}) {
+  for (const std::string statement : {"UPDATE annals.events SET data = '{}' WHERE stream_id = $1",
+                                      "DELETE FROM annals.events WHERE stream_id = $1"}) {
     pqxx::work tx(c);
     try {
       tx.exec_params(statement, stream.value());
@@ -250,8 +249,9 @@ void insert_past_the_store(const std::string& url, const std::string& transactio
   tx.exec(
       "INSERT INTO annals.events (transaction_id, stream_id, stream_version, event_id,"
       " event_type, schema_version, data, metadata, recorded_at, hash)"
-      " VALUES (" + transaction_id_sql + ", " + stream_id_sql + ", 1, gen_random_uuid(), " +
-      type_sql + ", 1, '{}', '{}', now(), '\\x00')");
+      " VALUES (" +
+      transaction_id_sql + ", " + stream_id_sql + ", 1, gen_random_uuid(), " + type_sql +
+      ", 1, '{}', '{}', now(), '\\x00')");
 }
 
 void drop_database(const std::string& name) {
@@ -352,8 +352,10 @@ TEST(PostgresStoreTest, GlobalLogOrdersTransactionIdsNumerically) {
   {
     pqxx::connection c(test_database_url());
     pqxx::work tx(c);
-    for (const auto& [xid, stream] : std::vector<std::pair<std::string, std::string>>{
-             {"10", category + "-ten"}, {"9", category + "-nine"}, {"100", category + "-hundred"}}) {
+    for (const auto& [xid, stream] :
+         std::vector<std::pair<std::string, std::string>>{{"10", category + "-ten"},
+                                                          {"9", category + "-nine"},
+                                                          {"100", category + "-hundred"}}) {
       tx.exec_params(
           "INSERT INTO annals.events (transaction_id, stream_id, stream_version, event_id,"
           " event_type, schema_version, data, metadata, recorded_at, hash)"
@@ -383,17 +385,16 @@ namespace {
 // Decision 6: appends wake subscribers. With a poll interval of a minute, only a NOTIFY can
 // deliver these events within the wait, in both notification modes.
 void expect_live_wake_up(bool notify_in_transaction) {
-  auto store = annals::postgres::make_postgres_event_store(
-      {.connection_string = test_database_url(),
-       .pool_size = 2,
-       .notify_in_transaction = notify_in_transaction});
+  auto store =
+      annals::postgres::make_postgres_event_store({.connection_string = test_database_url(),
+                                                   .pool_size = 2,
+                                                   .notify_in_transaction = notify_in_transaction});
   const StreamId stream(unique_stream("wake"));
   std::atomic<int> seen{0};
-  auto subscription = store->subscribe(
-      {.after = log_end(*store),
-       .filter = {.category = std::string(stream.category())},
-       .poll_interval = std::chrono::minutes(1)},
-      [&](const RecordedEvent&) { seen.fetch_add(1); });
+  auto subscription = store->subscribe({.after = log_end(*store),
+                                        .filter = {.category = std::string(stream.category())},
+                                        .poll_interval = std::chrono::minutes(1)},
+                                       [&](const RecordedEvent&) { seen.fetch_add(1); });
   // Let the subscription reach its first wait: it is live once a read came back short.
   for (int i = 0; i < 10000 && !subscription->is_live(); ++i) std::this_thread::yield();
   ASSERT_TRUE(subscription->is_live());
@@ -418,8 +419,8 @@ namespace {
 std::size_t connections_named(const std::string& name) {
   pqxx::connection admin(annals::testing::server_url());
   pqxx::nontransaction tx(admin);
-  return tx.exec_params1("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                         name)[0]
+  return tx
+      .exec_params1("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", name)[0]
       .as<std::size_t>();
 }
 
@@ -474,8 +475,8 @@ TEST(PostgresStoreTest, ReadThroughAnUndecodableRowLeavesItsConnectionUsable) {
   const std::string name = "annals_decode_" + unique_stream("d").substr(2, 10);
   const auto url = fresh_database(name);
   annals::postgres::migrate(url);
-  auto store = annals::postgres::make_postgres_event_store({.connection_string = url,
-                                                            .pool_size = 1});
+  auto store =
+      annals::postgres::make_postgres_event_store({.connection_string = url, .pool_size = 1});
   const StreamId good("good-1");
   store->append(good, ExpectedVersion::no_stream(), {event("A", 1)});
   {

@@ -42,9 +42,9 @@ TEST(PostgresStormTest, OptimisticAppendsStayContiguous) {
           const auto version = store->stream_version(stream).value_or(0);
           const auto id = annals::EventId::generate();
           try {
-            const auto r = store->append(stream, ExpectedVersion::exact(version),
-                                         {NewEvent{.id = id, .type = "Stormed",
-                                                   .data = {{"thread", t}, {"i", i}}}});
+            const auto r = store->append(
+                stream, ExpectedVersion::exact(version),
+                {NewEvent{.id = id, .type = "Stormed", .data = {{"thread", t}, {"i", i}}}});
             EXPECT_EQ(r.first_version, version + 1);
             acked_ids[static_cast<std::size_t>(t)].insert(id.to_string());
             acknowledged.fetch_add(1);

@@ -106,11 +106,14 @@ TEST(VerifyIndependenceTest, ClientAndServerHashesAgreeByteForByteOnFixtures) {
   bool saw_large = false;
   for (const auto& row : rows) {
     const annals::postgres::detail::StoredEventText event{
-        .event_id = row[0].c_str(), .stream_id = row[1].c_str(),
-        .stream_version = row[2].c_str(), .event_type = row[3].c_str(),
+        .event_id = row[0].c_str(),
+        .stream_id = row[1].c_str(),
+        .stream_version = row[2].c_str(),
+        .event_type = row[3].c_str(),
         .schema_version = row[4].c_str(),
         .data = std::string_view(row[5].c_str(), row[5].size()),
-        .metadata = row[6].c_str(), .recorded_micros = row[7].c_str()};
+        .metadata = row[6].c_str(),
+        .recorded_micros = row[7].c_str()};
     const auto client = annals::postgres::detail::to_hex(hasher.hash(unhex(row[8].c_str()), event));
     EXPECT_EQ(client, row[9].c_str()) << row[1].c_str() << " v" << row[2].c_str();
     EXPECT_EQ(client, row[10].c_str()) << row[1].c_str() << " v" << row[2].c_str();
@@ -175,12 +178,14 @@ TEST(VerifyIndependenceTest, ReplicaOnlyTriggerIsReported) {
 
 TEST(VerifyIndependenceTest, MissingAndUnexpectedTriggersAreReported) {
   exec("DROP TRIGGER events_refuse_truncate ON annals.events");
-  exec("CREATE TRIGGER zz_extra BEFORE INSERT ON annals.events"
-       " FOR EACH ROW EXECUTE FUNCTION annals.refuse_event_change()");
+  exec(
+      "CREATE TRIGGER zz_extra BEFORE INSERT ON annals.events"
+      " FOR EACH ROW EXECUTE FUNCTION annals.refuse_event_change()");
   const auto report = verify(test_database_url(), {.stream = "none-such"});
   exec("DROP TRIGGER zz_extra ON annals.events");
-  exec("CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON annals.events"
-       " FOR EACH STATEMENT EXECUTE FUNCTION annals.refuse_event_change()");
+  exec(
+      "CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON annals.events"
+      " FOR EACH STATEMENT EXECUTE FUNCTION annals.refuse_event_change()");
   EXPECT_EQ(kinds(report), (std::vector<FindingKind>{FindingKind::kTriggerMissing,
                                                      FindingKind::kTriggerUnexpected}));
   EXPECT_TRUE(verify(test_database_url(), {.stream = "none-such"}).ok());
@@ -193,8 +198,9 @@ TEST(VerifyIndependenceTest, ReplacedTriggerFunctionIsReported) {
           .exec1("SELECT pg_get_functiondef('annals.refuse_event_change'::regproc)")[0]
           .c_str();
   // Only the body changes: the shipped SET clause (sql/0005) is kept.
-  exec("CREATE OR REPLACE FUNCTION annals.refuse_event_change() RETURNS trigger"
-       " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$ BEGIN RETURN NEW; END $$");
+  exec(
+      "CREATE OR REPLACE FUNCTION annals.refuse_event_change() RETURNS trigger"
+      " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$ BEGIN RETURN NEW; END $$");
   const auto report = verify(test_database_url(), {.stream = "none-such"});
   exec(original);
   EXPECT_EQ(kinds(report), std::vector<FindingKind>{FindingKind::kFunctionChanged});
@@ -350,11 +356,10 @@ TEST(VerifyIndependenceTest, DocumentedDigestRecipeGivesVerifysDigest) {
   const std::string bytes = unhex(hex);
   std::array<unsigned char, 32> digest{};
   unsigned int size = 0;
-  ASSERT_EQ(EVP_Digest(bytes.data(), bytes.size(), digest.data(), &size, EVP_sha256(), nullptr),
-            1);
+  ASSERT_EQ(EVP_Digest(bytes.data(), bytes.size(), digest.data(), &size, EVP_sha256(), nullptr), 1);
   const auto report = verify(test_database_url());
-  EXPECT_EQ(annals::postgres::detail::to_hex(std::string_view(
-                reinterpret_cast<const char*>(digest.data()), digest.size())),
+  EXPECT_EQ(annals::postgres::detail::to_hex(
+                std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size())),
             report.digest);
 }
 

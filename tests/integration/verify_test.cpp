@@ -27,7 +27,8 @@ using annals::testing::unique_stream;
 // A stream with `count` events, appended one by one (the single-event fast path) and then in
 // one batch (the PL/pgSQL path), so both append paths' hashes are verified.
 std::string make_stream(int count) {
-  auto store = annals::postgres::make_postgres_event_store({.connection_string = test_database_url()});
+  auto store =
+      annals::postgres::make_postgres_event_store({.connection_string = test_database_url()});
   const std::string id = unique_stream("audit");
   const StreamId stream(id);
   store->append(stream, ExpectedVersion::no_stream(),
@@ -187,14 +188,15 @@ void print_verification(const std::string& url, std::ostream& out) {
   for (const annals::postgres::VerifyFinding& finding : report.findings) {
     out << annals::postgres::to_string(finding.kind) << ": " << finding.message << '\n';
   }
-  out << report.events << " events in " << report.streams << " streams, digest "
-      << report.digest << (report.ok() ? ": ok" : ": PROBLEMS FOUND") << '\n';
+  out << report.events << " events in " << report.streams << " streams, digest " << report.digest
+      << (report.ok() ? ": ok" : ": PROBLEMS FOUND") << '\n';
   // docs:end
 }
 
 TEST(VerifyTest, DocsExamplePrintsFindingsAndDigest) {
   const auto stream = make_stream(2);
-  tamper(stream, "UPDATE annals.events SET data = '{}' WHERE stream_id = $1 AND stream_version = 2");
+  tamper(stream,
+         "UPDATE annals.events SET data = '{}' WHERE stream_id = $1 AND stream_version = 2");
   std::ostringstream out;
   print_verification(test_database_url(), out);
   EXPECT_NE(out.str().find("hash-mismatch: stream \"" + stream + "\" version 2"), std::string::npos)

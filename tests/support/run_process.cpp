@@ -73,8 +73,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0600);
   pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, argv_pointers[0], &actions, nullptr,
-                                  argv_pointers.data(), envp);
+  const int spawned =
+      posix_spawn(&pid, argv_pointers[0], &actions, nullptr, argv_pointers.data(), envp);
   posix_spawn_file_actions_destroy(&actions);
   if (spawned != 0) {
     fs::remove_all(dir);

@@ -24,7 +24,6 @@ namespace {
   std::exit(2);
 }
 
-
 // Replaces the database name of a URI or keyword/value connection string.
 std::string with_database(const std::string& url, const std::string& db) {
   if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0) {

@@ -88,11 +88,13 @@ Anchor parse_anchor(std::string_view json) {
   const auto is_string = [](const nlohmann::json& j) { return j.is_string(); };
   Anchor anchor;
   anchor.position = Position::parse(field("position", is_string).get<std::string>());
-  anchor.events = field("events", [](const nlohmann::json& j) {
-                    return j.is_number_unsigned() || (j.is_number_integer() && j.get<std::int64_t>() >= 0);
-                  }).get<std::int64_t>();
+  anchor.events =
+      field("events", [](const nlohmann::json& j) {
+        return j.is_number_unsigned() || (j.is_number_integer() && j.get<std::int64_t>() >= 0);
+      }).get<std::int64_t>();
   anchor.digest = field("digest", is_string).get<std::string>();
-  for (auto& ch : anchor.digest) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (auto& ch : anchor.digest)
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (anchor.digest.size() != 64 ||
       anchor.digest.find_first_not_of("0123456789abcdef") != std::string::npos) {
     throw InvalidArgumentError("anchor: \"digest\" is not 64 hex digits");

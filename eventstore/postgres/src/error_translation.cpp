@@ -57,8 +57,9 @@ void rethrow_translated(const std::exception& error, const std::string& what, bo
   }
   if (classify(error) == Failure::kBrokenConnection) {
     if (write) {
-      throw OutcomeUnknownError(what + ": the connection broke; the write may have committed. "
-                                       "Retry with the same event ids. (" +
+      throw OutcomeUnknownError(what +
+                                ": the connection broke; the write may have committed. "
+                                "Retry with the same event ids. (" +
                                 std::string(error.what()) + ")");
     }
     throw UnavailableError(what + ": database unavailable (" + std::string(error.what()) + ")");
@@ -66,19 +67,20 @@ void rethrow_translated(const std::exception& error, const std::string& what, bo
   const auto state = sqlstate_of(error);
   const std::string detail = " [SQLSTATE " + std::string(state) + "]";
   if (state == "42501") {
-    throw PermissionDeniedError(what + ": permission denied for this database role: " +
-                                error.what() + detail);
+    throw PermissionDeniedError(
+        what + ": permission denied for this database role: " + error.what() + detail);
   }
   if (origin == Origin::kReadModel) {
     // A projection's statement on its own tables: neither an event id nor the annals schema
     // is involved, so say what the server said.
     if (starts_with(state, "23")) {
-      throw InvalidArgumentError(what + ": violates a constraint of the read model: " +
-                                 error.what() + detail);
+      throw InvalidArgumentError(
+          what + ": violates a constraint of the read model: " + error.what() + detail);
     }
     if (state == "42P01" || state == "42883" || state == "3F000") {
-      throw NotFoundError(what + ": a table, function or schema the statement uses does not "
-                                 "exist: " +
+      throw NotFoundError(what +
+                          ": a table, function or schema the statement uses does not "
+                          "exist: " +
                           error.what() + detail);
     }
     if (starts_with(state, "42")) {

@@ -43,14 +43,15 @@ class Sha256 {
 
 /// One stored event's columns in PostgreSQL's text output form, as verify reads them.
 struct StoredEventText {
-  std::string_view event_id;        ///< uuid::text
+  std::string_view event_id;  ///< uuid::text
   std::string_view stream_id;
   std::string_view stream_version;  ///< bigint::text
   std::string_view event_type;
   std::string_view schema_version;  ///< integer::text
   std::string_view data;            ///< jsonb::text
   std::string_view metadata;        ///< jsonb::text
-  std::string_view recorded_micros; ///< ((extract(epoch FROM recorded_at) * 1000000)::bigint)::text
+  std::string_view
+      recorded_micros;  ///< ((extract(epoch FROM recorded_at) * 1000000)::bigint)::text
 };
 
 /// Recomputes annals.event_hash(previous, ...) in the client:

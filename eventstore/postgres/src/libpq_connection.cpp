@@ -17,8 +17,7 @@ struct ResultDeleter {
 using OwnedResult = std::unique_ptr<PGresult, ResultDeleter>;
 
 bool is_error(ExecStatusType status) noexcept {
-  return status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK &&
-         status != PGRES_SINGLE_TUPLE;
+  return status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && status != PGRES_SINGLE_TUPLE;
 }
 
 // The server refused a statement: its message, with the SQLSTATE when it sent one.
@@ -84,8 +83,8 @@ void LibpqConnection::prepare(const char* name, const char* sql) {
 
 LibpqConnection::Result LibpqConnection::exec_prepared(const char* name,
                                                        std::span<const char* const> values) {
-  return checked(PQexecPrepared(connection_, name, static_cast<int>(values.size()),
-                                values.data(), nullptr, nullptr, 0),
+  return checked(PQexecPrepared(connection_, name, static_cast<int>(values.size()), values.data(),
+                                nullptr, nullptr, 0),
                  name);
 }
 

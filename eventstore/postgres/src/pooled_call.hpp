@@ -7,8 +7,8 @@
 #include <type_traits>
 #include <utility>
 
-#include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
+#include <pqxx/pqxx>
 
 #include "annals/eventstore/error.hpp"
 #include "connection_pool.hpp"
@@ -76,9 +76,10 @@ auto run_pooled(ConnectionPool<Connection>& pool, const std::string& what, Write
         throw;
       } catch (const UnavailableError& unavailable) {
         // An earlier attempt of this write was sent and may have committed.
-        throw OutcomeUnknownError(what + ": an earlier attempt was sent before its connection "
-                                         "broke, so the write may have committed; retry with the "
-                                         "same event ids. (" +
+        throw OutcomeUnknownError(what +
+                                  ": an earlier attempt was sent before its connection "
+                                  "broke, so the write may have committed; retry with the "
+                                  "same event ids. (" +
                                   std::string(unavailable.what()) + ")");
       }
     }
@@ -91,8 +92,7 @@ template <typename Connection, typename F>
 auto run_pooled(ConnectionPool<Connection>& pool, const std::string& what, bool write,
                 int max_broken_retries, F&& f) -> std::invoke_result_t<F&, Connection&> {
   WriteState state;
-  return run_pooled(pool, what, write ? &state : nullptr, max_broken_retries,
-                    std::forward<F>(f));
+  return run_pooled(pool, what, write ? &state : nullptr, max_broken_retries, std::forward<F>(f));
 }
 
 }  // namespace annals::postgres::detail

@@ -12,8 +12,8 @@
 #include <array>
 #include <charconv>
 #include <condition_variable>
-#include <exception>
 #include <cstdint>
+#include <exception>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -25,8 +25,8 @@
 #include <utility>
 #include <vector>
 
-#include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
+#include <pqxx/pqxx>
 
 #include "annals/eventstore/detail/catch_up_subscription.hpp"
 #include "annals/eventstore/detail/encoded_event.hpp"
@@ -96,10 +96,14 @@ std::string describe_append(const StreamId& stream) {
 
 std::int64_t expected_code(const ExpectedVersion& expected) {
   switch (expected.kind()) {
-    case ExpectedVersion::Kind::kAny: return -1;
-    case ExpectedVersion::Kind::kNoStream: return -2;
-    case ExpectedVersion::Kind::kStreamExists: return -3;
-    case ExpectedVersion::Kind::kExact: return expected.version();
+    case ExpectedVersion::Kind::kAny:
+      return -1;
+    case ExpectedVersion::Kind::kNoStream:
+      return -2;
+    case ExpectedVersion::Kind::kStreamExists:
+      return -3;
+    case ExpectedVersion::Kind::kExact:
+      return expected.version();
   }
   return -1;
 }
@@ -201,12 +205,10 @@ class PostgresChangeSignal final : public annals::detail::ChangeSignal {
         connect();
         return true;  // notifications may have been lost while disconnected: read again now
       } catch (const std::exception& e) {
-        logger()->warn("annals subscription: cannot reconnect the LISTEN connection: {}",
-                       e.what());
+        logger()->warn("annals subscription: cannot reconnect the LISTEN connection: {}", e.what());
       }
     }
-    pollfd fds[2] = {{pipe_[0], POLLIN, 0},
-                     {connection_ ? connection_->socket() : -1, POLLIN, 0}};
+    pollfd fds[2] = {{pipe_[0], POLLIN, 0}, {connection_ ? connection_->socket() : -1, POLLIN, 0}};
     const auto ms = static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(
         timeout.count(), 0, std::numeric_limits<int>::max()));
     ::poll(fds, connection_ ? 2 : 1, ms);
@@ -273,8 +275,8 @@ class PostgresChangeSignal final : public annals::detail::ChangeSignal {
 // own, so that appends do not take the database-wide lock PostgreSQL holds from a notifying
 // transaction's commit until its WAL flush (that lock serialized concurrent appends to one per
 // disk flush: docs/performance.md). Appends made while a notification is in flight or within
-// kMinInterval of the last one are coalesced into the next one. The thread and its connection start with the first append;
-// the destructor sends a pending notification before it returns.
+// kMinInterval of the last one are coalesced into the next one. The thread and its connection start
+// with the first append; the destructor sends a pending notification before it returns.
 class AfterCommitNotifier {
  public:
   explicit AfterCommitNotifier(std::string connection_string)
@@ -412,8 +414,8 @@ class PostgresEventStore final : public EventStore {
     const std::array<const char*, 3> values{stream.value().c_str(), from_text.c_str(),
                                             limit.c_str()};
     return read_events("read stream \"" + stream.value() + "\"",
-                       forward ? sql::kReadStreamForwardName : sql::kReadStreamBackwardName,
-                       values, 0);
+                       forward ? sql::kReadStreamForwardName : sql::kReadStreamBackwardName, values,
+                       0);
   }
 
   std::vector<RecordedEvent> read_all(const ReadAllOptions& options) override {
@@ -422,8 +424,8 @@ class PostgresEventStore final : public EventStore {
 
   std::optional<StreamVersion> stream_version(const StreamId& stream) override {
     const std::array<const char*, 1> values{stream.value().c_str()};
-    const auto rows = run("stream version of \"" + stream.value() + "\"", false,
-                          sql::kStreamVersionName, values);
+    const auto rows =
+        run("stream version of \"" + stream.value() + "\"", false, sql::kStreamVersionName, values);
     if (rows.empty() || rows.is_null(0, 0)) return std::nullopt;
     return parse_int<std::int64_t>(rows.text(0, 0), "stream version");
   }
@@ -444,8 +446,8 @@ class PostgresEventStore final : public EventStore {
                                           EventHandler handler) override {
     auto signal = std::make_unique<PostgresChangeSignal>(options_.connection_string,
                                                          options_.horizon_warning_after);
-    return annals::detail::make_catch_up_subscription(*this, std::move(signal),
-                                                      std::move(options), std::move(handler));
+    return annals::detail::make_catch_up_subscription(*this, std::move(signal), std::move(options),
+                                                      std::move(handler));
   }
 
  private:
@@ -464,8 +466,7 @@ class PostgresEventStore final : public EventStore {
   // `reserve`: room for this many events up front (log pages are usually full; a stream's
   // length is unknown, so read_stream passes 0).
   std::vector<RecordedEvent> read_events(const std::string& what, const char* statement,
-                                         std::span<const char* const> values,
-                                         std::size_t reserve) {
+                                         std::span<const char* const> values, std::size_t reserve) {
     return detail::run_pooled(
         pool_, what, false, options_.max_retries_on_broken_connection,
         [&](detail::LibpqConnection& connection) {
@@ -494,10 +495,9 @@ class PostgresEventStore final : public EventStore {
       for (const auto& type : filter.event_types) literal.add_quoted(type);
       types = std::move(literal).finish();
     }
-    const std::array<const char*, 5> values{
-        commit.c_str(), sequence.c_str(), limit.c_str(),
-        filter.category ? filter.category->c_str() : nullptr,
-        types ? types->c_str() : nullptr};
+    const std::array<const char*, 5> values{commit.c_str(), sequence.c_str(), limit.c_str(),
+                                            filter.category ? filter.category->c_str() : nullptr,
+                                            types ? types->c_str() : nullptr};
     return read_events("read all", sql::kReadAllFilteredName, values, count);
   }
 
@@ -530,15 +530,14 @@ class PostgresEventStore final : public EventStore {
     const auto p_metadata = std::move(metadata).finish();
     const bool notify_here = options_.notify_on_append && options_.notify_in_transaction;
     const std::array<const char*, 9> values{
-        p_streams.c_str(), p_expected.c_str(),         p_counts.c_str(),
-        p_ids.c_str(),     p_types.c_str(),            p_schema_versions.c_str(),
-        p_data.c_str(),    p_metadata.c_str(),         notify_here ? "true" : "false"};
-    const auto rows = detail::run_pooled(pool_, what, &state,
-                                         options_.max_retries_on_broken_connection,
-                                         [&](detail::LibpqConnection& connection) {
-                                           return connection.exec_prepared(sql::kAppendName,
-                                                                           values);
-                                         });
+        p_streams.c_str(), p_expected.c_str(), p_counts.c_str(),
+        p_ids.c_str(),     p_types.c_str(),    p_schema_versions.c_str(),
+        p_data.c_str(),    p_metadata.c_str(), notify_here ? "true" : "false"};
+    const auto rows =
+        detail::run_pooled(pool_, what, &state, options_.max_retries_on_broken_connection,
+                           [&](detail::LibpqConnection& connection) {
+                             return connection.exec_prepared(sql::kAppendName, values);
+                           });
 
     std::vector<AppendResult> results;
     bool wrote = false;
@@ -547,9 +546,9 @@ class PostgresEventStore final : public EventStore {
           static_cast<std::size_t>(parse_int<int>(rows.text(row, 0), "stream index") - 1);
       const auto outcome = parse_int<int>(rows.text(row, 1), "outcome");
       const StreamId& stream = *streams.at(index).first;
-      const auto actual = rows.is_null(row, 6) ? std::optional<std::int64_t>()
-                                               : parse_int<std::int64_t>(rows.text(row, 6),
-                                                                         "actual version");
+      const auto actual = rows.is_null(row, 6)
+                              ? std::optional<std::int64_t>()
+                              : parse_int<std::int64_t>(rows.text(row, 6), "actual version");
       if (outcome == 2) {
         throw ConcurrencyError(stream.value(), streams[index].second.to_string(), actual);
       }
@@ -594,11 +593,11 @@ class PostgresEventStore final : public EventStore {
   void check_database() {
     // On a connection of its own: the pool's connections prepare statements that need the
     // schema, and a missing schema must be reported as such.
-    const auto ahead = detail::with_connection(
-        options_.connection_string, "open store", [](pqxx::connection& connection) {
-          pqxx::nontransaction tx(connection);
-          return detail::check_database(tx);
-        });
+    const auto ahead = detail::with_connection(options_.connection_string, "open store",
+                                               [](pqxx::connection& connection) {
+                                                 pqxx::nontransaction tx(connection);
+                                                 return detail::check_database(tx);
+                                               });
     if (ahead) {
       throw CorruptionError(
           "stored transaction ids (up to " + std::to_string(ahead->stored) +
@@ -628,9 +627,8 @@ class PostgresEventStore final : public EventStore {
       state = request.state;
       return result;
     }
-    group_commit_.submit(request, [this](std::span<detail::GroupCommit::Member* const> group) {
-      run_group(group);
-    });
+    group_commit_.submit(
+        request, [this](std::span<detail::GroupCommit::Member* const> group) { run_group(group); });
     state = request.state;
     if (request.error) std::rethrow_exception(request.error);
     return std::move(request.result);
@@ -644,7 +642,7 @@ class PostgresEventStore final : public EventStore {
           expected_text(std::to_string(expected_code(expected_version))),
           id(encoded.id.to_string()),
           schema_version(std::to_string(encoded.schema_version)),
-          values{stream_id.value().c_str(), expected_text.c_str(),   id.c_str(),
+          values{stream_id.value().c_str(), expected_text.c_str(),  id.c_str(),
                  encoded.type.c_str(),      schema_version.c_str(), encoded.data.c_str(),
                  encoded.metadata.c_str()} {
       bytes = encoded.data.size() + encoded.metadata.size();
@@ -659,8 +657,8 @@ class PostgresEventStore final : public EventStore {
     std::string schema_version;
     std::array<const char*, 7> values;
     std::optional<AppendResult> result;  // set when this append was written
-    detail::WriteState state;             // in doubt when a statement carrying it may have committed
-    std::exception_ptr error;             // set when it ran alone and failed
+    detail::WriteState state;            // in doubt when a statement carrying it may have committed
+    std::exception_ptr error;            // set when it ran alone and failed
   };
 
   // Runs a group: alone, the ordinary single statement; otherwise every member's statement in

@@ -120,8 +120,7 @@ class PostgresSnapshotStore final : public SnapshotStore {
       case 3:
         return SnapshotIgnored::kStateEdited;
       default:
-        throw InternalError("snapshot load returned an unknown verdict " +
-                            std::to_string(verdict));
+        throw InternalError("snapshot load returned an unknown verdict " + std::to_string(verdict));
     }
   }
 

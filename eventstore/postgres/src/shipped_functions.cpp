@@ -46,8 +46,8 @@ void parse_attributes(const std::string& attributes, ShippedFunction& function) 
 // so far: SECURITY DEFINER/INVOKER and SET clauses change what the server will hold (migration
 // 0005 makes append_events SECURITY DEFINER and pins search_path this way).
 void apply_alters(const std::string& sql, std::map<std::string, ShippedFunction>& functions) {
-  static const std::regex kAlter(
-      R"(\bALTER\s+FUNCTION\s+annals\.([A-Za-z_][A-Za-z0-9_]*)\s*\()", std::regex::icase);
+  static const std::regex kAlter(R"(\bALTER\s+FUNCTION\s+annals\.([A-Za-z_][A-Za-z0-9_]*)\s*\()",
+                                 std::regex::icase);
   static const std::regex kInvoker(R"(\bSECURITY\s+INVOKER\b)", std::regex::icase);
   std::size_t from = 0;
   std::smatch alter;

@@ -49,9 +49,9 @@ inline constexpr const char* kNotifierSession = "SET synchronous_commit = off";
 // The columns every read returns, in this order (see decode_event). Reads alias the table as
 // `e` and ORDER BY qualified columns: a bare `transaction_id` in ORDER BY would name the output
 // column `transaction_id::text` and sort the log as text (wrong order, and no index).
-#define ANNALS_EVENT_COLUMNS                                                                  \
-  "e.transaction_id::text AS tx, e.global_position, e.stream_id, e.stream_version, "         \
-  "e.event_id::text, e.event_type, e.schema_version, e.data::text, e.metadata::text, "       \
+#define ANNALS_EVENT_COLUMNS                                                           \
+  "e.transaction_id::text AS tx, e.global_position, e.stream_id, e.stream_version, "   \
+  "e.event_id::text, e.event_type, e.schema_version, e.data::text, e.metadata::text, " \
   "(extract(epoch FROM e.recorded_at) * 1000000)::bigint"
 
 inline constexpr const char* kReadStreamForwardName = "annals_read_stream_forward";

@@ -34,8 +34,7 @@ using detail::parse_int;
 // The triggers annals.events must have, each enabled for ordinary sessions. The only list of
 // them: a migration that adds a trigger adds its name here.
 constexpr std::string_view kExpectedTriggers[] = {
-    "events_refuse_update_delete",
-    "events_refuse_truncate",
+    "events_refuse_update_delete", "events_refuse_truncate",
     "events_set_chain",  // sql/0005: sets the database's values of rows inserted without a hash
 };
 
@@ -78,12 +77,12 @@ void check_triggers(LibpqConnection& c, Findings& findings) {
                    "the trigger " + std::string(name) +
                        " of annals.events is missing: what it refuses or sets is not enforced");
     } else if (found->second != "O" && found->second != "A") {
-      findings.add(FindingKind::kGuardDisabled,
-                   "the trigger " + std::string(name) + " of annals.events " +
-                       (found->second == "R"
-                            ? "fires only for replication sessions (ENABLE REPLICA TRIGGER)"
-                            : "is disabled") +
-                       ": ordinary sessions bypass it");
+      findings.add(
+          FindingKind::kGuardDisabled,
+          "the trigger " + std::string(name) + " of annals.events " +
+              (found->second == "R" ? "fires only for replication sessions (ENABLE REPLICA TRIGGER)"
+                                    : "is disabled") +
+              ": ordinary sessions bypass it");
     }
   }
   for (const auto& [name, mode] : modes) {
@@ -101,8 +100,8 @@ std::vector<std::string> normalized_config(std::string_view config) {
     const auto end = std::min(config.find('\n'), config.size());
     const auto entry = config.substr(0, end);
     const auto equals = std::min(entry.find('='), entry.size());
-    settings.push_back(detail::normalize_setting(
-        entry.substr(0, equals), entry.substr(std::min(equals + 1, entry.size()))));
+    settings.push_back(detail::normalize_setting(entry.substr(0, equals),
+                                                 entry.substr(std::min(equals + 1, entry.size()))));
     config.remove_prefix(std::min(end + 1, config.size()));
   }
   std::sort(settings.begin(), settings.end());
@@ -183,8 +182,7 @@ void check_store(LibpqConnection& c, Findings& findings) {
   check_privileges(c, findings);
 }
 
-std::string gap_message(std::string_view stream, StreamVersion version,
-                        StreamVersion previous) {
+std::string gap_message(std::string_view stream, StreamVersion version, StreamVersion previous) {
   if (previous == 0) {
     return "stream " + in_quotes(stream) + " starts at version " + std::to_string(version) +
            " instead of 1 (its first events were removed)";
@@ -472,8 +470,8 @@ void verify_anchors(LibpqConnection& c, const VerifyOptions& options, Findings& 
     if (events == anchor.events && detail::to_hex(digest.value()) == anchor.digest) return;
     report.anchors[index].outcome = AnchorOutcome::kMismatch;
     findings.add(FindingKind::kAnchorMismatch,
-                 "anchor at " + anchor.position.to_string() + " taken " + anchor.time +
-                     " (" + std::to_string(anchor.events) + " events, digest " + anchor.digest +
+                 "anchor at " + anchor.position.to_string() + " taken " + anchor.time + " (" +
+                     std::to_string(anchor.events) + " events, digest " + anchor.digest +
                      ") no longer matches: the log up to that position now has " +
                      std::to_string(events) + " events and digest " +
                      detail::to_hex(digest.value()) +
@@ -584,21 +582,21 @@ VerifyReport verify(const std::string& connection_string, const VerifyOptions& o
   if (!options.anchors.empty() && options.stream) {
     throw InvalidArgumentError("verify: anchors cover the whole log; give no stream with them");
   }
-  return detail::with_connection<LibpqConnection>(
-      connection_string, "verify", [&](LibpqConnection& c) {
-        c.exec(verify_sql::kClientEncoding);
-        c.exec(verify_sql::kBegin);
-        VerifyReport report;
-        Findings findings(report, options.max_findings);
-        check_store(c, findings);
-        if (options.anchors.empty()) {
-          verify_chains(c, options, findings, report);
-        } else {
-          verify_anchors(c, options, findings, report);
-        }
-        c.exec(verify_sql::kCommit);
-        return report;
-      });
+  return detail::with_connection<LibpqConnection>(connection_string, "verify",
+                                                  [&](LibpqConnection& c) {
+                                                    c.exec(verify_sql::kClientEncoding);
+                                                    c.exec(verify_sql::kBegin);
+                                                    VerifyReport report;
+                                                    Findings findings(report, options.max_findings);
+                                                    check_store(c, findings);
+                                                    if (options.anchors.empty()) {
+                                                      verify_chains(c, options, findings, report);
+                                                    } else {
+                                                      verify_anchors(c, options, findings, report);
+                                                    }
+                                                    c.exec(verify_sql::kCommit);
+                                                    return report;
+                                                  });
 }
 
 }  // namespace annals::postgres

@@ -23,17 +23,18 @@ inline constexpr const char* kClientEncoding = "SET client_encoding = 'UTF8'";
 
 // Every event (or one stream's, $1), in primary-key order: each stream's chain in order.
 inline constexpr const char* kChainName = "annals_verify_chain";
-inline constexpr const char* kChain =
-    "SELECT " ANNALS_HASHED_COLUMNS " FROM annals.events e"
-    " WHERE ($1::text IS NULL OR e.stream_id = $1::text)"
-    " ORDER BY e.stream_id, e.stream_version";
+inline constexpr const char* kChain = "SELECT " ANNALS_HASHED_COLUMNS
+                                      " FROM annals.events e"
+                                      " WHERE ($1::text IS NULL OR e.stream_id = $1::text)"
+                                      " ORDER BY e.stream_id, e.stream_version";
 
 // The events after ($1, $2) up to and including ($3, $4) in log order, each with its stream
 // predecessor's stored hash (NULL when there is none), fetched by primary key because the
 // predecessor can come later in log order when transactions interleave.
 inline constexpr const char* kLogRangeName = "annals_verify_log_range";
 inline constexpr const char* kLogRange =
-    "SELECT " ANNALS_HASHED_COLUMNS ", e.transaction_id, e.global_position, p.hash"
+    "SELECT " ANNALS_HASHED_COLUMNS
+    ", e.transaction_id, e.global_position, p.hash"
     " FROM annals.events e"
     " LEFT JOIN annals.events p"
     "   ON p.stream_id = e.stream_id AND p.stream_version = e.stream_version - 1"
@@ -45,7 +46,8 @@ inline constexpr const char* kLogRange =
 // client decodes fields by length (the fastest way PostgreSQL sends rows; docs/performance.md).
 // jsonb's binary form is a version byte (1) followed by the same text as ::text.
 inline constexpr const char* kChainCopy =
-    "COPY (SELECT " ANNALS_HASHED_COLUMNS " FROM annals.events e"
+    "COPY (SELECT " ANNALS_HASHED_COLUMNS
+    " FROM annals.events e"
     " ORDER BY e.stream_id, e.stream_version) TO STDOUT (FORMAT binary)";
 
 #undef ANNALS_HASHED_COLUMNS

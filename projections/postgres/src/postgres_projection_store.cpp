@@ -88,8 +88,7 @@ const Session::Statement& Session::add_deferred(const std::string& key, const st
   return statements.insert_or_assign(key, std::move(statement)).first->second;
 }
 
-void PostgresContext::fail(const std::exception& error, const std::string& what,
-                           bool read_model) {
+void PostgresContext::fail(const std::exception& error, const std::string& what, bool read_model) {
   if (postgres::detail::classify(error) == postgres::detail::Failure::kBrokenConnection) {
     set_broken();
   }
@@ -341,14 +340,13 @@ class PostgresBatch final : public Batch, public PostgresContext {
     // so that reading the dead letter back decodes it, and fails, the same way.
     const auto* stored = event.is_undecodable() ? &*event.decode_failure : nullptr;
     try {
-      tx->exec_prepared(
-          sql::kParkName, lease_.projection, event.id.to_string(),
-          stored ? stored->stream_id : event.stream_id.value(), event.version,
-          std::to_string(event.position.commit()), event.position.sequence(),
-          stored ? stored->type : event.type, event.schema_version,
-          stored ? stored->data : event.data.dump(),
-          stored ? stored->metadata : event.metadata.dump(), micros_since_epoch(event.recorded_at),
-          error, attempts);
+      tx->exec_prepared(sql::kParkName, lease_.projection, event.id.to_string(),
+                        stored ? stored->stream_id : event.stream_id.value(), event.version,
+                        std::to_string(event.position.commit()), event.position.sequence(),
+                        stored ? stored->type : event.type, event.schema_version,
+                        stored ? stored->data : event.data.dump(),
+                        stored ? stored->metadata : event.metadata.dump(),
+                        micros_since_epoch(event.recorded_at), error, attempts);
     } catch (const annals::Error&) {
       throw;
     } catch (const std::exception& e) {

@@ -243,11 +243,11 @@ int check_snapshots(const ServiceOptions& options) {
   set_up_logging();
   try {
     const auto backend = open_backend(options.memory, options.database_url, options.migrate_url);
-    const annals::SnapshotCheckReport report = annals::check_snapshots<Account>(
-        *backend->events, backend->registry, *backend->snapshots);
+    const annals::SnapshotCheckReport report =
+        annals::check_snapshots<Account>(*backend->events, backend->registry, *backend->snapshots);
     for (const annals::SnapshotMismatch& m : report.mismatches) {
-      std::cout << "MISMATCH " << m.stream.value() << " at version " << m.snapshot_version
-                << ": " << m.problem << " (loading "
+      std::cout << "MISMATCH " << m.stream.value() << " at version " << m.snapshot_version << ": "
+                << m.problem << " (loading "
                 << (m.ignored == annals::SnapshotIgnored::kNone
                         ? std::string("would use it")
                         : std::string("ignores it: ") + annals::to_string(m.ignored))

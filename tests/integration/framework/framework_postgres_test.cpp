@@ -9,9 +9,9 @@
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
+#include "annals/framework/snapshot_check.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
 #include "annals/postgres/postgres_snapshot_store.hpp"
-#include "annals/framework/snapshot_check.hpp"
 #include "annals/testkit/snapshot_store_contract.hpp"
 #include "framework_suite.hpp"
 #include "test_database.hpp"
@@ -132,7 +132,9 @@ class SnapshotIntegrityTest : public ::testing::Test {
     return id;
   }
 
-  static annals::StreamId stream(const std::string& id) { return annals::StreamId("account-" + id); }
+  static annals::StreamId stream(const std::string& id) {
+    return annals::StreamId("account-" + id);
+  }
 
   // Waits (bounded) until read_all shows the stream's last event: a writing transaction still
   // running anywhere in the cluster holds readers back (ARCHITECTURE decision 5).
@@ -220,8 +222,10 @@ TEST_F(SnapshotIntegrityTest, SnapshotOfAnotherHistoryIsIgnored) {
   sql("DELETE FROM annals.snapshots WHERE stream_id = $1", stream(poor).value());
   sql("INSERT INTO annals.snapshots (stream_id, stream_version, schema_version, state,"
       "                              event_hash, digest)"
-      " SELECT '" + stream(poor).value() + "', stream_version, schema_version, state, event_hash,"
-      "        digest FROM annals.snapshots WHERE stream_id = $1",
+      " SELECT '" +
+          stream(poor).value() +
+          "', stream_version, schema_version, state, event_hash,"
+          "        digest FROM annals.snapshots WHERE stream_id = $1",
       stream(rich).value());
   EXPECT_EQ(snapshots_->lookup(stream(poor)).ignored, annals::SnapshotIgnored::kHistoryDiffers);
   EXPECT_EQ(snapshots_->stats().ignored_history_differs, 1u);

@@ -83,9 +83,10 @@ class LargeDeposits final : public annals::projections::ReadModelProjection {
   void handle(const annals::RecordedEvent& e, annals::projections::ReadModel& db) override {
     const auto amount = e.data.at("amount").get<std::int64_t>();
     if (amount < 1000) return;
-    db.exec("INSERT INTO large_deposits (event_id, account_id, amount, position)"
-            " VALUES ($1, $2, $3, $4)",
-            {e.id.to_string(), e.stream_id.value(), amount, e.position.to_string()});
+    db.exec(
+        "INSERT INTO large_deposits (event_id, account_id, amount, position)"
+        " VALUES ($1, $2, $3, $4)",
+        {e.id.to_string(), e.stream_id.value(), amount, e.position.to_string()});
   }
 };
 // docs:end
@@ -98,10 +99,8 @@ std::vector<annals::NewEvent> history(const std::string& owner) {
                             .data = std::move(data),
                             .metadata = nlohmann::json::object()};
   };
-  return {event("AccountOpened", {{"owner", owner}}),
-          event("MoneyDeposited", {{"amount", 1500}}),
-          event("MoneyWithdrawn", {{"amount", 200}}),
-          event("MoneyDeposited", {{"amount", 50}})};
+  return {event("AccountOpened", {{"owner", owner}}), event("MoneyDeposited", {{"amount", 1500}}),
+          event("MoneyWithdrawn", {{"amount", 200}}), event("MoneyDeposited", {{"amount", 50}})};
 }
 
 // docs:begin read-model-query
@@ -109,8 +108,8 @@ std::vector<annals::NewEvent> history(const std::string& owner) {
 std::optional<std::int64_t> balance_of(pqxx::connection& connection,
                                        const std::string& account_id) {
   pqxx::read_transaction tx(connection);
-  const auto rows = tx.exec_params(
-      "SELECT balance FROM account_balances WHERE account_id = $1", account_id);
+  const auto rows =
+      tx.exec_params("SELECT balance FROM account_balances WHERE account_id = $1", account_id);
   if (rows.empty()) return std::nullopt;
   return rows[0][0].as<std::int64_t>();
 }
@@ -139,21 +138,19 @@ TEST(ReadModelDocsTest, BalancesFollowTheLog) {
   const auto appended = events->append(annals::StreamId("account-42"),
                                        annals::ExpectedVersion::no_stream(), history("Ada"));
   // In the runner's process:
-  bool visible = runner.wait_for("account_balances", appended.position,
-                                 std::chrono::seconds(5));
+  bool visible = runner.wait_for("account_balances", appended.position, std::chrono::seconds(5));
   // In any other process (a separate read API), through the projection store:
-  visible = visible && annals::projections::wait_for_checkpoint(
-                           *projections, "account_balances", appended.position,
-                           std::chrono::seconds(5));
+  visible =
+      visible && annals::projections::wait_for_checkpoint(
+                     *projections, "account_balances", appended.position, std::chrono::seconds(5));
   pqxx::connection reader(url);
   const auto balance = balance_of(reader, "account-42");  // 1350
   // docs:end
   ASSERT_TRUE(visible);
   EXPECT_EQ(balance, 1350);
   ASSERT_TRUE(runner.wait_for("large_deposits", appended.position, std::chrono::seconds(30)));
-  ASSERT_TRUE(annals::projections::wait_for_checkpoint(*projections, "large_deposits",
-                                                       appended.position,
-                                                       std::chrono::seconds(30)));
+  ASSERT_TRUE(annals::projections::wait_for_checkpoint(
+      *projections, "large_deposits", appended.position, std::chrono::seconds(30)));
   pqxx::read_transaction tx(reader);
   EXPECT_EQ(tx.exec("SELECT count(*), sum(amount) FROM large_deposits")[0][1].as<std::int64_t>(),
             1500);
@@ -171,9 +168,8 @@ TEST(ReadModelDocsTest, BalancesFollowTheLog) {
   // request.state is kDone, or kFailed with request.message saying why.
   // docs:end
   EXPECT_EQ(request.state, annals::projections::RebuildState::kDone);
-  ASSERT_TRUE(annals::projections::wait_for_checkpoint(*projections, "account_balances",
-                                                       appended.position,
-                                                       std::chrono::seconds(30)));
+  ASSERT_TRUE(annals::projections::wait_for_checkpoint(
+      *projections, "account_balances", appended.position, std::chrono::seconds(30)));
   EXPECT_EQ(balance_of(reader, "account-42"), 1350);
   runner.stop();
 }

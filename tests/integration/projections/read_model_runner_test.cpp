@@ -341,8 +341,8 @@ TEST_F(ReadModelRunnerTest, AFailingQueuedWriteIsIsolatedRetriedAndParkedExactly
     if (e.type == "MoneyDeposited") row.second += e.data.at("amount").get<std::int64_t>();
   }
   std::map<std::string, std::pair<std::string, std::int64_t>> actual;
-  for (const auto& r : admin_.query("SELECT account_id, coalesce(owner, ''), balance FROM " +
-                                    table)) {
+  for (const auto& r :
+       admin_.query("SELECT account_id, coalesce(owner, ''), balance FROM " + table)) {
     actual[r[0].c_str()] = {r[1].c_str(), r[2].as<std::int64_t>()};
   }
   EXPECT_EQ(actual, expected);

@@ -22,9 +22,9 @@ namespace {
 using testing::Admin;
 using testing::event_at;
 using ::testing::HasSubstr;
-using ::testing::Not;
 using testing::LambdaReadModel;
 using testing::make_store;
+using ::testing::Not;
 using testing::unique_name;
 
 constexpr std::chrono::milliseconds kLongTtl{60'000};
@@ -382,15 +382,18 @@ TEST_F(ReadModelTest, PipelinedBatchQueuesWritesAndCommitsThemWithTheCheckpoint)
   body_ = [&](ReadModel& db) {
     const nlohmann::json key = {{"account_id", "p1"}, {"currency", "EUR"}};
     db.upsert(accounts(), key,
-              {{"balance", 5}, {"active", true}, {"meta", {{"k", awkward}}}, {"ratio", 0.25},
+              {{"balance", 5},
+               {"active", true},
+               {"meta", {{"k", awkward}}},
+               {"ratio", 0.25},
                {"note", awkward}});
     db.increment(accounts(), key, "balance", 7);
     db.upsert(accounts(), {{"account_id", "p2"}, {"currency", "EUR"}}, {{"note", nullptr}});
     removed = db.remove(accounts(), {{"account_id", "p2"}, {"currency", "EUR"}});
     db.increment(accounts(), key, "balance", 1);
-    seen = db.exec("SELECT balance, active, meta, ratio, note FROM " + accounts() +
-                   " WHERE account_id = $1",
-                   {"p1"});
+    seen = db.exec(
+        "SELECT balance, active, meta, ratio, note FROM " + accounts() + " WHERE account_id = $1",
+        {"p1"});
   };
   projection_->apply(event_at(next, nlohmann::json::object()), *batch);
   EXPECT_EQ(removed, 1);
@@ -403,8 +406,7 @@ TEST_F(ReadModelTest, PipelinedBatchQueuesWritesAndCommitsThemWithTheCheckpoint)
   body_ = [&](ReadModel& db) {
     db.increment(accounts(), {{"account_id", "p1"}, {"currency", "EUR"}}, "balance", 100);
   };
-  projection_->apply(event_at(Position(1, next.sequence() + 1), nlohmann::json::object()),
-                     *batch);
+  projection_->apply(event_at(Position(1, next.sequence() + 1), nlohmann::json::object()), *batch);
   batch->commit(Position(1, next.sequence() + 1));
   batch.reset();  // returns the store's only connection
   at_ = Position(1, next.sequence() + 1);
@@ -418,9 +420,8 @@ TEST_F(ReadModelTest, PipelinedBatchQueuesWritesAndCommitsThemWithTheCheckpoint)
     db.increment(accounts(), {{"account_id", "p1"}, {"currency", "EUR"}}, "balance", 1);
     db.upsert(accounts(), {{"account_id", "p3"}, {"currency", "EUR"}}, {{"balance", "ten"}});
   };
-  EXPECT_NO_THROW(projection_->apply(event_at(Position(1, at_.sequence() + 1),
-                                              nlohmann::json::object()),
-                                     *failing));
+  EXPECT_NO_THROW(projection_->apply(
+      event_at(Position(1, at_.sequence() + 1), nlohmann::json::object()), *failing));
   try {
     failing->commit(Position(1, at_.sequence() + 1));
     FAIL() << "the queued write of text into a bigint column was committed";
@@ -441,9 +442,8 @@ TEST_F(ReadModelTest, PipelinedBatchQueuesWritesAndCommitsThemWithTheCheckpoint)
     db.upsert(accounts(), {{"account_id", "p3"}, {"currency", "EUR"}}, {{"balance", "ten"}});
     static_cast<void>(db.exec("SELECT 1"));
   };
-  EXPECT_THROW(projection_->apply(event_at(Position(1, at_.sequence() + 1),
-                                           nlohmann::json::object()),
-                                  *later),
+  EXPECT_THROW(projection_->apply(
+                   event_at(Position(1, at_.sequence() + 1), nlohmann::json::object()), *later),
                DeferredWriteError);
   later.reset();
   EXPECT_EQ(store_->checkpoint(name_), at_);
@@ -461,8 +461,7 @@ TEST_F(ReadModelTest, ConstraintAndMissingTableMessagesAreAboutTheReadModel) {
     db.upsert(accounts(), {{"account_id", "u2"}, {"currency", "EUR"}}, {{"note", "same"}});
   };
   try {
-    projection_->apply(event_at(Position(1, at_.sequence() + 1), nlohmann::json::object()),
-                       *batch);
+    projection_->apply(event_at(Position(1, at_.sequence() + 1), nlohmann::json::object()), *batch);
     FAIL() << "a duplicate key went in";
   } catch (const InvalidArgumentError& e) {
     EXPECT_THAT(e.what(), HasSubstr("violates a constraint of the read model"));
@@ -471,9 +470,7 @@ TEST_F(ReadModelTest, ConstraintAndMissingTableMessagesAreAboutTheReadModel) {
   }
   batch.reset();
   auto missing = store_->begin(lease_, at_);
-  body_ = [&](ReadModel& db) {
-    db.increment(name_ + "_no_such_table", {{"k", "x"}}, "n", 1);
-  };
+  body_ = [&](ReadModel& db) { db.increment(name_ + "_no_such_table", {{"k", "x"}}, "n", 1); };
   try {
     projection_->apply(event_at(Position(1, at_.sequence() + 1), nlohmann::json::object()),
                        *missing);

@@ -24,9 +24,9 @@ namespace bank_test {
 // administrator's connection, as docs/security.md tells users to. A short lease, so that a
 // restarted service takes over a killed one's projections quickly.
 std::vector<std::string> service_args() {
-  return {"--db",   annals::testing::test_roles().writer_url,
-          "--migrate-db", annals::testing::test_roles().admin_url,
-          "--port", "0",
+  return {"--db",           annals::testing::test_roles().writer_url,
+          "--migrate-db",   annals::testing::test_roles().admin_url,
+          "--port",         "0",
           "--lease-ttl-ms", "1000"};
 }
 
@@ -268,10 +268,10 @@ TEST(BankServicePostgresTest, KillNineUnderLoadLeavesReadModelsEqualToTheLog) {
 }
 
 TEST(BankServicePostgresTest, ReadModelsRunInASeparateProjector) {
-  ChildProcess projector(BANK_PROJECTOR_PATH,
-                         {"--db", annals::testing::test_roles().writer_url, "--lease-ttl-ms",
-                          "1000"},
-                         "projecting as ");
+  ChildProcess projector(
+      BANK_PROJECTOR_PATH,
+      {"--db", annals::testing::test_roles().writer_url, "--lease-ttl-ms", "1000"},
+      "projecting as ");
   ASSERT_TRUE(projector.ready());
   auto args = service_args();
   args.push_back("--no-projections");
@@ -415,9 +415,8 @@ TEST(BankServicePostgresTest, CheckSnapshotsReportsAnEditedSnapshotAndCommandsUs
                                              stream)[0]
                                  .as<std::string>());
     state["balance"] = 1'000'000;
-    auto snapshots =
-        annals::postgres::make_postgres_snapshot_store({.connection_string =
-                                                            annals::testing::test_database_url()});
+    auto snapshots = annals::postgres::make_postgres_snapshot_store(
+        {.connection_string = annals::testing::test_database_url()});
     snapshots->save({.stream_id = annals::StreamId(stream),
                      .version = 101,
                      .schema_version = 1,
@@ -465,8 +464,7 @@ TEST(BankServicePostgresTest, AnUnknownOutcomeAdvisesOnlyWhatIsSafeForTheRequest
   const json body{{"amount", 7}, {"command_id", "doubt-" + id}};
   const auto named = api.post("/accounts/" + id + "/deposit", body);
   EXPECT_EQ(named.status, 503) << named.text;
-  EXPECT_NE(named.body.value("error", "").find("retry with the same command_id"),
-            std::string::npos)
+  EXPECT_NE(named.body.value("error", "").find("retry with the same command_id"), std::string::npos)
       << named.text;
 
   proxy.heal();

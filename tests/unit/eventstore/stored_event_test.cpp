@@ -29,9 +29,9 @@ TEST(StoredJsonTest, NumbersNoDoubleHoldsBecomeTheirExactText) {
 }
 
 TEST(StoredJsonTest, NumbersADoubleHoldsStayNumbersAsInNlohmann) {
-  for (const char* text : {"0", "-0", "1.5", "1e300", "-1e-300", "5e-324", "3e-324",
-                           "18446744073709551615", "18446744073709551616",
-                           "-9223372036854775808", "-9223372036854775809", "0.0", "0e500"}) {
+  for (const char* text :
+       {"0", "-0", "1.5", "1e300", "-1e-300", "5e-324", "3e-324", "18446744073709551615",
+        "18446744073709551616", "-9223372036854775808", "-9223372036854775809", "0.0", "0e500"}) {
     SCOPED_TRACE(text);
     const auto value = parse_stored_json(text);
     const auto expected = json::parse(text);
@@ -68,7 +68,9 @@ TEST(StoredEventTest, ABadStreamIdIsMarkedWithAValidReplacement) {
   ASSERT_TRUE(event.is_undecodable());
   EXPECT_EQ(event.decode_failure->stream_id, "account-a\nb");
   EXPECT_NE(event.decode_failure->reason.find("U+000A"), std::string::npos);
-  EXPECT_EQ(event.stream_id.value(), "account-a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(event.stream_id.value(),
+            "account-a\xEF\xBF\xBD"
+            "b");
   EXPECT_EQ(event.version, 3);
   EXPECT_EQ(event.data, json({{"n", 1}}));  // what parsed is still there
 

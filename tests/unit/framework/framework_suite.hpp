@@ -1066,8 +1066,8 @@ TYPED_TEST_P(FrameworkSuite, CommandWithoutAFingerprintIsRecognisedByItsIdAlone)
   const auto original = bus.send(bank::Deposit{id, 10}, context);
   EXPECT_EQ(bus.send(bank::Deposit{id, 10}, context), original);
   EXPECT_EQ(bus.send(bank::Deposit{id, 20}, context), original);
-  EXPECT_TRUE(annals::EventMetadata::of(this->read(this->account_stream(id)).back())
-                  .fingerprint.empty());
+  EXPECT_TRUE(
+      annals::EventMetadata::of(this->read(this->account_stream(id)).back()).fingerprint.empty());
 }
 
 TYPED_TEST_P(FrameworkSuite, CachedStateIsConfirmedBeforeADomainErrorIsReported) {

@@ -159,10 +159,11 @@ int run(int argc, char** argv) {
       "migrate", "Apply pending schema migrations (safe to repeat, or to run concurrently)");
   migrate->add_flag("--status", cl.migrate.status_only,
                     "Only list every known migration as `applied` or `pending`");
-  auto* roles_flag = migrate->add_flag("--roles", cl.migrate.roles,
-                    "Also create (when missing) the owner, writer, reader and auditor roles, hand "
-                    "the store to the owner and grant each role its privileges (needs a "
-                    "superuser or CREATEROLE; docs/security.md)");
+  auto* roles_flag = migrate->add_flag(
+      "--roles", cl.migrate.roles,
+      "Also create (when missing) the owner, writer, reader and auditor roles, hand "
+      "the store to the owner and grant each role its privileges (needs a "
+      "superuser or CREATEROLE; docs/security.md)");
   migrate->add_option("--owner-role", cl.migrate.layout.owner, "Owner role (with --roles)")
       ->capture_default_str()
       ->needs(roles_flag);
@@ -292,12 +293,10 @@ int run(int argc, char** argv) {
       "verify", "Recompute every stream's hash chain; exit 6 when history was tampered with");
   verify
       ->add_option_function<std::string>(
-          "--stream", [&cl](const std::string& s) { cl.verify.stream = s; },
-          "Only this stream")
+          "--stream", [&cl](const std::string& s) { cl.verify.stream = s; }, "Only this stream")
       ->type_name("STREAM");
   verify
-      ->add_option("--max-findings", cl.verify.max_findings,
-                   "Most findings printed (default 100)")
+      ->add_option("--max-findings", cl.verify.max_findings, "Most findings printed (default 100)")
       ->type_name("N")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
   verify->add_flag("--json", cl.verify.json, "One JSON object with counts, digest and findings");

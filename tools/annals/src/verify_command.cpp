@@ -72,16 +72,16 @@ void verify(const std::string& url, const VerifyArgs& args, std::ostream& out) {
     }
     if (report.truncated) out << "(more findings not shown; raise --max-findings)\n";
     out << "verified " << report.events << " events in " << report.streams << " streams: "
-        << (report.ok() ? "ok" : std::to_string(report.findings.size()) +
-                                     (report.truncated ? "+" : "") + " problem(s) found")
+        << (report.ok() ? "ok"
+                        : std::to_string(report.findings.size()) + (report.truncated ? "+" : "") +
+                              " problem(s) found")
         << "\ndigest " << report.digest << '\n';
   }
   if (!report.ok()) {
     out.flush();
-    throw ExitError(ExitCode::kFindings,
-                    "verify found " + std::to_string(report.findings.size()) +
-                        (report.truncated ? "+" : "") +
-                        " problem(s) in the stored history (see above)");
+    throw ExitError(ExitCode::kFindings, "verify found " + std::to_string(report.findings.size()) +
+                                             (report.truncated ? "+" : "") +
+                                             " problem(s) in the stored history (see above)");
   }
 }
 

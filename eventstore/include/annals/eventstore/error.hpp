@@ -21,16 +21,16 @@ namespace annals {
 
 /// The closed set of failure kinds. Stable: tools map them to exit codes.
 enum class ErrorCode {
-  kInvalidArgument,  ///< Bad input; nothing was written. Never retried.
-  kNotFound,         ///< A named thing does not exist. Never retried.
-  kDomain,           ///< A user's business rule refused the command. Never retried.
-  kConcurrency,      ///< Expected version did not match. Retry by reloading and deciding again.
-  kIdempotency,      ///< Event ids partly overlap stored ones. Never retried.
-  kUnavailable,      ///< Infrastructure failure; nothing was written. Retry the call.
-  kOutcomeUnknown,   ///< Commit in doubt. Retry with the same event ids (appends are idempotent).
-  kCorruption,       ///< Stored data violates an invariant. Never retried; alert a human.
-  kInternal,         ///< A bug in annals. Never retried.
-  kPermissionDenied, ///< The database role may not do this. Never retried; fix the role or grants.
+  kInvalidArgument,   ///< Bad input; nothing was written. Never retried.
+  kNotFound,          ///< A named thing does not exist. Never retried.
+  kDomain,            ///< A user's business rule refused the command. Never retried.
+  kConcurrency,       ///< Expected version did not match. Retry by reloading and deciding again.
+  kIdempotency,       ///< Event ids partly overlap stored ones. Never retried.
+  kUnavailable,       ///< Infrastructure failure; nothing was written. Retry the call.
+  kOutcomeUnknown,    ///< Commit in doubt. Retry with the same event ids (appends are idempotent).
+  kCorruption,        ///< Stored data violates an invariant. Never retried; alert a human.
+  kInternal,          ///< A bug in annals. Never retried.
+  kPermissionDenied,  ///< The database role may not do this. Never retried; fix the role or grants.
 };
 
 /// Stable lower-case name of a code, e.g. "concurrency".
@@ -95,8 +95,7 @@ class ConcurrencyError : public Error {
 /// An exact re-send is not an error: it returns the original result. Nothing was written.
 class IdempotencyError : public Error {
  public:
-  explicit IdempotencyError(const std::string& message)
-      : Error(ErrorCode::kIdempotency, message) {}
+  explicit IdempotencyError(const std::string& message) : Error(ErrorCode::kIdempotency, message) {}
   /// A changed re-send: the first event whose content differs is stored in `stream` at
   /// `version`.
   IdempotencyError(const std::string& message, std::string stream, std::int64_t version)
@@ -119,8 +118,7 @@ class IdempotencyError : public Error {
 /// The infrastructure failed (connection lost, server shutting down). Nothing was written.
 class UnavailableError : public Error {
  public:
-  explicit UnavailableError(const std::string& message)
-      : Error(ErrorCode::kUnavailable, message) {}
+  explicit UnavailableError(const std::string& message) : Error(ErrorCode::kUnavailable, message) {}
   [[nodiscard]] bool retryable() const noexcept override { return true; }
 
  protected:

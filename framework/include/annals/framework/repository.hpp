@@ -322,8 +322,7 @@ class Repository {
   [[nodiscard]] Aggregate<D> load_at_version(std::string_view id, StreamVersion version) {
     return load_stream_at_version(stream_of(id), version);
   }
-  [[nodiscard]] Aggregate<D> load_stream_at_version(const StreamId& stream,
-                                                    StreamVersion version) {
+  [[nodiscard]] Aggregate<D> load_stream_at_version(const StreamId& stream, StreamVersion version) {
     if (version < 0) {
       throw InvalidArgumentError("load_at_version: version " + std::to_string(version) +
                                  " is negative");

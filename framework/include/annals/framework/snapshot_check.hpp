@@ -103,8 +103,7 @@ namespace detail {
 /// `page_size` matching events), then per stream one snapshot lookup and one read per
 /// `page_size` events up to its snapshot's version.
 template <typename D>
-[[nodiscard]] SnapshotCheckReport check_snapshots(EventStore& store,
-                                                  const EventRegistry& registry,
+[[nodiscard]] SnapshotCheckReport check_snapshots(EventStore& store, const EventRegistry& registry,
                                                   SnapshotStore& snapshots,
                                                   const SnapshotCheckOptions& options = {}) {
   using State = typename D::State;

@@ -92,8 +92,8 @@ class Batch : public UnitOfWork {
   /// Position::start() (a rebuild). At most one commit per batch.
   /// Throws: OwnershipLostError when refused (nothing of the batch is stored, parked events
   /// included); DeferredWriteError when writes the projection queued failed (nothing is
-  /// stored; see set_pipelined()); UnavailableError / OutcomeUnknownError when the store failed (after
-  /// OutcomeUnknownError, read the checkpoint again to learn the outcome).
+  /// stored; see set_pipelined()); UnavailableError / OutcomeUnknownError when the store failed
+  /// (after OutcomeUnknownError, read the checkpoint again to learn the outcome).
   virtual void commit(Position checkpoint) = 0;
 };
 
@@ -257,7 +257,7 @@ class ProjectionStore {
 /// Blocks until the stored checkpoint of `projection` reaches `position` or `timeout`
 /// elapses; true when reached. For a reader in another process than the runner (a read API
 /// answering "after my command"). Polls with a short back-off.
-bool wait_for_checkpoint(ProjectionStore& store, const std::string& projection,
-                         Position position, std::chrono::milliseconds timeout);
+bool wait_for_checkpoint(ProjectionStore& store, const std::string& projection, Position position,
+                         std::chrono::milliseconds timeout);
 
 }  // namespace annals::projections

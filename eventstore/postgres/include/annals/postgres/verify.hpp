@@ -25,10 +25,10 @@ namespace annals::postgres {
 
 /// What a verification found wrong.
 enum class FindingKind {
-  kHashMismatch,      ///< an event's stored hash is not the chain's value: it was edited
-  kVersionGap,        ///< versions skip (an event was removed) or do not start at 1
-  kGuardDisabled,     ///< a trigger of annals.events does not fire for ordinary sessions: it is
-                      ///< disabled or enabled only in replica mode (not 'O' or 'A')
+  kHashMismatch,         ///< an event's stored hash is not the chain's value: it was edited
+  kVersionGap,           ///< versions skip (an event was removed) or do not start at 1
+  kGuardDisabled,        ///< a trigger of annals.events does not fire for ordinary sessions: it is
+                         ///< disabled or enabled only in replica mode (not 'O' or 'A')
   kTransactionIdsAhead,  ///< stored transaction ids are ahead of the server's (a restore)
   kTriggerMissing,       ///< an expected trigger of annals.events is absent
   kTriggerUnexpected,    ///< annals.events has a trigger the store does not ship
@@ -36,10 +36,10 @@ enum class FindingKind {
   kFunctionMissing,      ///< a shipped function of schema annals is absent
   kFunctionUnexpected,   ///< schema annals has a function the store does not ship
   kFunctionSecurityChanged,  ///< SECURITY DEFINER/INVOKER or SET clauses differ from shipped
-  kExcessPrivilege,      ///< a role other than the owner holds INSERT/UPDATE/DELETE/TRUNCATE
-                         ///< on annals.events, or INSERT/UPDATE on a database-set column
-  kRecordedTimeBackwards,  ///< an event was recorded earlier than its stream predecessor
-  kAnchorMismatch,       ///< the log up to an anchor's position no longer gives its digest
+  kExcessPrivilege,          ///< a role other than the owner holds INSERT/UPDATE/DELETE/TRUNCATE
+                             ///< on annals.events, or INSERT/UPDATE on a database-set column
+  kRecordedTimeBackwards,    ///< an event was recorded earlier than its stream predecessor
+  kAnchorMismatch,           ///< the log up to an anchor's position no longer gives its digest
 };
 
 /// Stable lower-case name: "hash-mismatch", "version-gap", "guard-disabled",

@@ -709,9 +709,8 @@ TYPED_TEST_P(EventStoreContract, SingleEventResendWithChangedDataThrowsIdempoten
   const auto original = this->append(s, annals::ExpectedVersion::any(), batch);
   auto changed = batch;
   changed[0].data = {{"n", 1}, {"extra", true}};
-  this->expect_idempotency_error(
-      [&] { this->append(s, annals::ExpectedVersion::any(), changed); },
-      {batch[0].id->to_string(), s.value(), "version 1", "data"});
+  this->expect_idempotency_error([&] { this->append(s, annals::ExpectedVersion::any(), changed); },
+                                 {batch[0].id->to_string(), s.value(), "version 1", "data"});
   EXPECT_EQ(this->store().stream_version(s), 1);
   EXPECT_EQ(this->append(s, annals::ExpectedVersion::any(), batch), original);
 }
@@ -1377,8 +1376,8 @@ TYPED_TEST_P(EventStoreContract, HeadPositionIsAtOrAfterEverySettledEvent) {
   const annals::Position head = this->store().head_position();
   EXPECT_GE(head, result.position);
   // Nothing settled lies after the head at the moment it was read, except later appends.
-  const auto later = this->store().read_all({.after = head, .max_count = 1000,
-                                             .filter = this->own_events()});
+  const auto later =
+      this->store().read_all({.after = head, .max_count = 1000, .filter = this->own_events()});
   EXPECT_TRUE(later.empty());
 }
 
@@ -1414,8 +1413,8 @@ TYPED_TEST_P(EventStoreContract, WatchInterruptEndsAWait) {
 REGISTER_TYPED_TEST_SUITE_P(
     EventStoreContract,
     // head position and change signals
-    HeadPositionIsAtOrAfterEverySettledEvent, HeadPositionNeverMovesBackwards,
-    WatchSignalsAnAppend, WatchInterruptEndsAWait,
+    HeadPositionIsAtOrAfterEverySettledEvent, HeadPositionNeverMovesBackwards, WatchSignalsAnAppend,
+    WatchInterruptEndsAWait,
     // expected versions
     AppendWithAnyToNewStreamSucceeds, AppendWithAnyToExistingStreamSucceeds,
     AppendWithNoStreamToNewStreamSucceeds, AppendWithNoStreamToExistingStreamThrowsConcurrencyError,
