@@ -159,9 +159,9 @@ TEST(AnchorTest, BackdatedForgedRowIsDetectedWhereChainOnlyVerifyMissesIt) {
                 "    AND e.stream_version = 1)"
                 " INSERT INTO annals.events (transaction_id, stream_id, stream_version,"
                 "   event_id, event_type, schema_version, data, metadata, recorded_at, hash)"
-                " SELECT v.transaction_id, $1, 1, v.id, 'Deposited', 1,"
+                " SELECT v.transaction_id, $1::text, 1, v.id, 'Deposited', 1,"
                 "        '{\"amount\": 1000000}', '{}', v.recorded_at,"
-                "        annals.event_hash('\\x'::bytea, v.id, $1, 1, 'Deposited', 1,"
+                "        annals.event_hash('\\x'::bytea, v.id, $1::text, 1, 'Deposited', 1,"
                 "                          '{\"amount\": 1000000}', '{}', v.recorded_at)"
                 "   FROM v"});
   const auto chain_only = verify(test_database_url());

@@ -137,7 +137,7 @@ int appends_waiting_on_a_lock() {
       .exec1(
           "SELECT count(*)::int FROM pg_stat_activity"
           " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-          "   AND query LIKE 'WITH last AS%'")[0]
+          "   AND query LIKE 'INSERT INTO annals.events AS ev (stream_id,%'")[0]
       .as<int>();
 }
 

@@ -482,7 +482,7 @@ TEST(PostgresStoreTest, ReadThroughAnUndecodableRowLeavesItsConnectionUsable) {
   {
     pqxx::connection c(url);
     pqxx::nontransaction tx(c);
-    tx.exec("ALTER TABLE annals.events DROP CONSTRAINT events_stream_id_check");
+    tx.exec("ALTER DOMAIN annals.stream_id DROP CONSTRAINT events_stream_id_check");
   }
   insert_past_the_store(url, "pg_current_xact_id()", "'bad' || chr(1)", "'Bad'");
   Position last;

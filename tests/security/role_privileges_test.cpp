@@ -97,10 +97,10 @@ struct Attempt {
 constexpr const char* kForgedBackdated =
     "INSERT INTO annals.events (transaction_id, stream_id, stream_version, event_id, event_type,"
     " schema_version, data, metadata, recorded_at, hash)"
-    " SELECT '3'::xid8, $1, 3, gen_random_uuid(), 'Deposited', 1, '{\"amount\": 1}', '{}',"
-    "  now() - interval '1 year', annals.event_hash(e.hash, gen_random_uuid(), $1, 3,"
+    " SELECT '3'::xid8, $1::text, 3, gen_random_uuid(), 'Deposited', 1, '{\"amount\": 1}', '{}',"
+    "  now() - interval '1 year', annals.event_hash(e.hash, gen_random_uuid(), $1::text, 3,"
     "  'Deposited', 1, '{\"amount\": 1}', '{}', now() - interval '1 year')"
-    " FROM annals.events e WHERE e.stream_id = $1 AND e.stream_version = 2";
+    " FROM annals.events e WHERE e.stream_id = $1::text AND e.stream_version = 2";
 constexpr const char* kForgedHugeTransactionId =
     "INSERT INTO annals.events (transaction_id, stream_id, stream_version, event_id,"
     " event_type, schema_version, data, metadata) VALUES ('9000000000000000000', $1, 3,"
@@ -341,6 +341,41 @@ TEST(RolePrivilegesTest, PlainInsertMustContinueTheStream) {
       EXPECT_EQ(state_of(e), state) << "version " << version;
     }
   }
+}
+
+// A negative stream_version is an expectation the trigger resolves (sql/0010): the writer
+// cannot use it to skip a version, overwrite one or break the chain. Each expectation that the
+// stream does not meet stores nothing and raises nothing; each one it meets stores the next
+// version, chained, and verify passes.
+TEST(RolePrivilegesTest, NegativeVersionIsAnExpectationTheDatabaseResolves) {
+  const std::string stream = unique_stream("expect");
+  pqxx::connection c(test_roles().writer_url);
+  const auto insert = [&](std::int64_t encoded) {
+    pqxx::work tx(c);
+    const auto rows = tx.exec_params(
+        "INSERT INTO annals.events (stream_id, stream_version, event_id, event_type,"
+        " schema_version, data, metadata) VALUES ($1, $2, gen_random_uuid(), 'X', 1, '{}',"
+        " '{}') RETURNING stream_version",
+        stream, encoded);
+    tx.commit();
+    return rows.empty() ? std::int64_t{0} : rows[0][0].as<std::int64_t>();
+  };
+  EXPECT_EQ(insert(-3), 0) << "stream exists, but it does not";
+  EXPECT_EQ(insert(-5), 0) << "exactly 1, but it is empty";
+  EXPECT_EQ(insert(-2), 1) << "no stream";
+  EXPECT_EQ(insert(-2), 0) << "no stream, but it exists";
+  EXPECT_EQ(insert(-4), 0) << "exactly 0, but it is at 1";
+  EXPECT_EQ(insert(-6), 0) << "exactly 2, but it is at 1";
+  EXPECT_EQ(insert(-5), 2) << "exactly 1";
+  EXPECT_EQ(insert(-1), 3) << "any";
+  EXPECT_EQ(insert(-3), 4) << "stream exists";
+  pqxx::work tx(c);
+  EXPECT_EQ(tx.exec_params1("SELECT count(*) FROM annals.events WHERE stream_id = $1", stream)[0]
+                .as<int>(),
+            4);
+  tx.commit();
+  const auto report = annals::postgres::verify(test_roles().admin_url, {.stream = stream});
+  EXPECT_TRUE(report.ok()) << (report.findings.empty() ? "" : report.findings[0].message);
 }
 
 // Objects the writer creates in a schema it may write cannot change what the trigger computes:

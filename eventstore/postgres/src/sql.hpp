@@ -13,32 +13,26 @@ inline constexpr const char* kAppend =
     "FROM annals.append_events($1::text[], $2::bigint[], $3::integer[], $4::uuid[], "
     "$5::text[], $6::integer[], $7::jsonb[], $8::jsonb[], $9::boolean)";
 
-// The common case, one event to one stream, as one prepared statement (no PL/pgSQL: its
-// expressions are prepared again in every transaction, and an autocommit append is a new
-// transaction each time). It writes the event when the id is new and the expected version
-// ($2: -1 any, -2 no stream, -3 exists, n exactly n) matches, and returns its row; otherwise
-// it writes nothing and returns no row, and the client calls annals.append_events, whose
-// checks give the authoritative answer (exact re-send, conflict with the actual version, or
-// overlap). A concurrent writer of the same stream makes the insert fail on the primary key
-// (23505); the client then also falls back to annals.append_events, which locks the stream.
-// Parameters get their types at their first reference ($6::jsonb is parsed once, at bind).
-// The statement names only the event's own columns: the database sets transaction_id and
-// recorded_at (defaults) and the hash (trigger events_set_chain, sql/0005), and the writer role
-// may insert no other column (issue 11, least privilege).
+// The common case, one event to one stream, as one prepared statement (no PL/pgSQL function of
+// its own: its expressions would be prepared again in every transaction, and an autocommit
+// append is a new transaction each time). The statement names only the event's own columns and
+// passes the expected version ($2: -1 any, -2 no stream, -3 exists, n >= 0 exactly n) in
+// stream_version, encoded as a negative number (-4 - n for n >= 0); the trigger
+// events_set_chain (sql/0010) looks up the stream's last event once, assigns the next version
+// when the stream meets the expectation and sets transaction_id, recorded_at and hash, which
+// the writer role may not insert (least privilege). When the expectation is not met the
+// trigger skips the row, and when the id is stored the statement inserts nothing; either way
+// it returns no row, and the client calls annals.append_events, whose checks give the
+// authoritative answer (exact re-send, conflict with the actual version, or overlap). A
+// concurrent writer of the same stream makes the insert fail on the primary key (23505); the
+// client then also falls back to annals.append_events, which locks the stream.
 inline constexpr const char* kAppendOneName = "annals_append_one";
 inline constexpr const char* kAppendOne =
-    "WITH last AS ("
-    "  SELECT e.stream_version AS v FROM annals.events e"
-    "   WHERE e.stream_id = $1::text ORDER BY e.stream_version DESC LIMIT 1),"
-    " ok AS ("
-    "  SELECT coalesce(l.v, 0) AS v"
-    "    FROM (SELECT 1) AS one LEFT JOIN last l ON true"
-    "   WHERE NOT EXISTS (SELECT 1 FROM annals.events e WHERE e.event_id = $3::uuid)"
-    "     AND ($2::bigint = -1 OR ($2 IN (-2, 0) AND l.v IS NULL)"
-    "          OR ($2 = -3 AND l.v IS NOT NULL) OR ($2 > 0 AND l.v = $2)))"
-    " INSERT INTO annals.events AS ev (stream_id, stream_version, event_id, event_type,"
+    "INSERT INTO annals.events AS ev (stream_id, stream_version, event_id, event_type,"
     "   schema_version, data, metadata)"
-    " SELECT $1, ok.v + 1, $3, $4::text, $5::integer, $6::jsonb, $7::jsonb FROM ok"
+    " SELECT $1::text, CASE WHEN $2::bigint >= 0 THEN -4 - $2 ELSE $2 END, $3::uuid, $4::text,"
+    "        $5::integer, $6::jsonb, $7::jsonb"
+    "  WHERE NOT EXISTS (SELECT 1 FROM annals.events e WHERE e.event_id = $3)"
     " RETURNING ev.transaction_id::text, ev.global_position, ev.stream_version";
 
 // Wakes subscribers after an append committed (see AfterCommitNotifier).
