@@ -2,6 +2,7 @@
 #include "annals/eventstore/error.hpp"
 
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace annals {
@@ -13,6 +14,21 @@ std::string concurrency_message(const std::string& stream, const std::string& ex
       "wrong expected version for stream \"" + stream + "\": expected " + expected;
   message += actual.has_value() ? ", actual " + std::to_string(*actual) : ", actual: no stream";
   return message;
+}
+
+// The typed form of a string the caller gave, or nothing when it does not parse: an error
+// object must be constructible from whatever text describes the failure.
+template <typename T>
+std::optional<T> parse_or_empty(const std::string& text) noexcept {
+  try {
+    if constexpr (std::is_same_v<T, StreamId>) {
+      return StreamId(text);
+    } else {
+      return ExpectedVersion::parse(text);
+    }
+  } catch (...) {
+    return std::nullopt;
+  }
 }
 
 }  // namespace
@@ -46,6 +62,16 @@ std::string_view to_string(ErrorCode code) noexcept {
 Error::Error(ErrorCode code, const std::string& message)
     : std::runtime_error(message), code_(code) {}
 
+ConcurrencyError::ConcurrencyError(const StreamId& stream, const ExpectedVersion& expected,
+                                   std::optional<StreamVersion> actual)
+    : Error(ErrorCode::kConcurrency,
+            concurrency_message(stream.value(), expected.to_string(), actual)),
+      stream_(stream.value()),
+      expected_(expected.to_string()),
+      actual_(actual),
+      stream_id_(stream),
+      expected_version_(expected) {}
+
 // The message is built from the arguments before they are moved into the members: base
 // classes are initialised first.
 ConcurrencyError::ConcurrencyError(std::string stream, std::string expected,
@@ -53,6 +79,11 @@ ConcurrencyError::ConcurrencyError(std::string stream, std::string expected,
     : Error(ErrorCode::kConcurrency, concurrency_message(stream, expected, actual)),
       stream_(std::move(stream)),
       expected_(std::move(expected)),
-      actual_(actual) {}
+      actual_(actual),
+      stream_id_(parse_or_empty<StreamId>(stream_)),
+      expected_version_(parse_or_empty<ExpectedVersion>(expected_)) {}
+
+ConcurrencyError::ConcurrencyError(const std::string& message)
+    : Error(ErrorCode::kConcurrency, message) {}
 
 }  // namespace annals

@@ -155,7 +155,7 @@ class InMemoryLog final : public EventReader {
       for (const PendingAppend& append : appends) {
         const auto actual = version_locked(append.stream);
         if (!append.expected.matches(actual)) {
-          throw ConcurrencyError(append.stream.value(), append.expected.to_string(), actual);
+          throw ConcurrencyError(append.stream, append.expected, actual);
         }
       }
       results = write_locked(appends);

@@ -80,5 +80,33 @@ TEST(ConcurrencyErrorTest, MessageSaysWhenTheStreamDoesNotExist) {
                "stream");
 }
 
+TEST(ConcurrencyErrorTest, CarriesTheTypedStreamAndExpectation) {
+  const ConcurrencyError error(StreamId("account-1"), ExpectedVersion::exact(3), 5);
+  ASSERT_TRUE(error.stream_id().has_value());
+  EXPECT_EQ(*error.stream_id(), StreamId("account-1"));
+  ASSERT_TRUE(error.expected_version().has_value());
+  EXPECT_EQ(error.expected_version()->to_string(), "3");
+  EXPECT_EQ(error.stream(), "account-1");
+  EXPECT_EQ(error.expected(), "3");
+  EXPECT_EQ(error.actual(), 5);
+  EXPECT_STREQ(error.what(),
+               "wrong expected version for stream \"account-1\": expected 3, actual 5");
+}
+
+TEST(ConcurrencyErrorTest, StringFormsFillTheTypedAccessorsOnlyWhenTheyParse) {
+  const ConcurrencyError parsed("account-1", "no-stream", 2);
+  ASSERT_TRUE(parsed.stream_id().has_value());
+  EXPECT_EQ(parsed.stream_id()->value(), "account-1");
+  ASSERT_TRUE(parsed.expected_version().has_value());
+  EXPECT_EQ(parsed.expected_version()->to_string(), "no-stream");
+
+  // Text that is not a valid stream id or expectation still makes an error, without types.
+  const ConcurrencyError unparsed(std::string("bad\nid"), "sometimes", std::nullopt);
+  EXPECT_FALSE(unparsed.stream_id().has_value());
+  EXPECT_FALSE(unparsed.expected_version().has_value());
+  EXPECT_EQ(unparsed.expected(), "sometimes");
+  EXPECT_EQ(unparsed.code(), ErrorCode::kConcurrency);
+}
+
 }  // namespace
 }  // namespace annals

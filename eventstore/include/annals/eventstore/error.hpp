@@ -17,6 +17,8 @@
 #include <string_view>
 #include <utility>
 
+#include "annals/eventstore/types.hpp"
+
 namespace annals {
 
 /// The closed set of failure kinds. Stable: tools map them to exit codes.
@@ -71,22 +73,40 @@ class DomainError : public Error {
 
 /// The stream's version did not match the expected version. Nothing was written.
 ///
-/// Carries the stream, the expected version (as its string form: "any", "no-stream",
-/// "exists" or a number) and the actual version (empty when the stream does not exist).
+/// Carries the stream, the expected version and the actual version (empty when the stream
+/// does not exist), both as the typed values the append was given (`stream_id()`,
+/// `expected_version()`) and as their string forms (`stream()`, `expected()`: "any",
+/// "no-stream", "exists" or a number). Subclasses for other refusals of the same kind (a
+/// projection's lost lease) carry a message only; their typed accessors are then empty.
 class ConcurrencyError : public Error {
  public:
+  ConcurrencyError(const StreamId& stream, const ExpectedVersion& expected,
+                   std::optional<StreamVersion> actual);
+  /// From the string forms; the typed accessors are filled when the strings parse.
   ConcurrencyError(std::string stream, std::string expected, std::optional<std::int64_t> actual);
 
   [[nodiscard]] const std::string& stream() const noexcept { return stream_; }
   [[nodiscard]] const std::string& expected() const noexcept { return expected_; }
   /// The stream's version when the append was refused; empty when the stream had no events.
   [[nodiscard]] std::optional<std::int64_t> actual() const noexcept { return actual_; }
+  /// The stream as a typed id; empty for a subclass that names no stream.
+  [[nodiscard]] const std::optional<StreamId>& stream_id() const noexcept { return stream_id_; }
+  /// The expectation the append was given; empty for a subclass that names none.
+  [[nodiscard]] const std::optional<ExpectedVersion>& expected_version() const noexcept {
+    return expected_version_;
+  }
   [[nodiscard]] bool retryable() const noexcept override { return true; }
+
+ protected:
+  /// A refusal of the concurrency kind that is not about one stream's version.
+  explicit ConcurrencyError(const std::string& message);
 
  private:
   std::string stream_;
   std::string expected_;
   std::optional<std::int64_t> actual_;
+  std::optional<StreamId> stream_id_;
+  std::optional<ExpectedVersion> expected_version_;
 };
 
 /// Some, but not all, of an append's event ids are already stored (or stored in another
