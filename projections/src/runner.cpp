@@ -47,8 +47,8 @@
 #include <thread>
 #include <utility>
 
+#include "annals/eventstore/detail/logger.hpp"
 #include "annals/eventstore/error.hpp"
-#include "logger.hpp"
 
 namespace annals::projections {
 namespace {
