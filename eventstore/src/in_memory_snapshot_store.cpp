@@ -9,8 +9,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include <spdlog/spdlog.h>
-
+#include "annals/eventstore/detail/logger.hpp"
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/event_store.hpp"
 #include "annals/eventstore/snapshot_store.hpp"
@@ -52,8 +51,7 @@ std::string encode_snapshot_state(const Snapshot& snapshot) {
 void log_snapshot_ignored_by_store(const StreamId& stream, StreamVersion version,
                                    SnapshotIgnored reason) noexcept {
   try {
-    auto log = spdlog::get("annals");
-    if (!log) log = spdlog::default_logger();
+    const auto log = logger();
     if (!log) return;
     const char* why = reason == SnapshotIgnored::kUnbound ? "it was written before migration "
                                                             "0006 and cannot be checked"

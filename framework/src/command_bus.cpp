@@ -8,13 +8,10 @@
 #include <spdlog/spdlog.h>
 #include <boost/core/demangle.hpp>
 
+#include "annals/eventstore/detail/logger.hpp"
+
 namespace annals::detail {
 namespace {
-
-std::shared_ptr<spdlog::logger> logger() noexcept {
-  auto log = spdlog::get("annals");
-  return log ? log : spdlog::default_logger();
-}
 
 template <typename... Args>
 void log_at(spdlog::level::level_enum level, spdlog::format_string_t<Args...> format,

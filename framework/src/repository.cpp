@@ -9,19 +9,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include "annals/eventstore/detail/logger.hpp"
+
 namespace annals {
 namespace {
-
-std::shared_ptr<spdlog::logger> logger() noexcept {
-  auto log = spdlog::get("annals");
-  return log ? log : spdlog::default_logger();
-}
 
 // Logging must never turn a tolerated failure into a thrown one.
 template <typename... Args>
 void warn(spdlog::format_string_t<Args...> format, Args&&... args) noexcept {
   try {
-    if (auto log = logger()) log->warn(format, std::forward<Args>(args)...);
+    if (auto log = detail::logger()) log->warn(format, std::forward<Args>(args)...);
   } catch (...) {  // NOLINT(bugprone-empty-catch): nothing better to do than not crash
   }
 }

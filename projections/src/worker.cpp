@@ -1,0 +1,257 @@
+// The loop of one projection's worker (see worker.hpp). While it holds the projection's lease:
+//   h = head_position(); token = signal.observe(); page = read_all(after cp, batch_size);
+//   apply the page in one Batch and commit it; when the page came back short, every matching
+//   event up to h was in it (h was settled before the read: EventReader::head_position()),
+//   so the projection has processed everything up to max(last, h) and may checkpoint there.
+//   Short page: wait on the signal, bounded by poll_interval and the next renewal.
+// Reading ahead while catching up is PagePrefetcher's; applying with failure isolation
+// BatchApplier's; the checkpoint and its idle writes CheckpointKeeper's; rebuilds
+// RebuildFollower's; what other threads see WorkerStatus's and what the store sees
+// StatusReporter's.
+// Infrastructure errors (UnavailableError) never count against an event: the worker backs
+// off and resumes from the stored checkpoint. A refused checkpoint or renewal
+// (OwnershipLostError) drops the work at once; the worker stands by and re-acquires.
+#include "worker.hpp"
+
+#include <algorithm>
+#include <exception>
+#include <utility>
+
+#include "annals/eventstore/detail/logger.hpp"
+
+namespace annals::projections::detail {
+namespace {
+
+using annals::detail::logger;
+using std::chrono::milliseconds;
+
+double seconds_since(std::chrono::system_clock::time_point when) {
+  const std::chrono::duration<double> age = std::chrono::system_clock::now() - when;
+  return std::max(0.0, age.count());
+}
+
+}  // namespace
+
+Worker::Worker(EventStore& events, ProjectionStore& store, const RunnerOptions& runner,
+               std::shared_ptr<Projection> projection, ProjectionOptions options)
+    : runner_(runner),
+      projection_(std::move(projection)),
+      options_(options),
+      name_(projection_->name()),
+      status_(name_),
+      lease_(store, name_, runner_, status_),
+      reporter_(store, name_, lease_, status_),
+      checkpoint_(store, name_, lease_, status_, reporter_),
+      backoff_(options_.initial_backoff, options_.max_backoff),
+      pages_(events, projection_->filter(), options_.batch_size),
+      applier_(store, *projection_, name_, options_, status_, lease_, checkpoint_, reporter_,
+               backoff_),
+      rebuild_(store, events, *projection_, name_, status_, checkpoint_, reporter_) {}
+
+Worker::~Worker() { join(); }
+
+void Worker::start(std::unique_ptr<ChangeSignal> signal) {
+  {
+    std::lock_guard lock(signal_mutex_);
+    signal_ = std::move(signal);  // kept until the worker is destroyed
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+void Worker::request_stop() {
+  status_.request_stop();
+  interrupt();
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::poke() {
+  status_.poke();
+  interrupt();
+}
+
+ProjectionStatus Worker::status() const { return status_.snapshot(); }
+
+bool Worker::wait_for(Position position, milliseconds timeout) {
+  return status_.wait_for(position, timeout);
+}
+
+void Worker::interrupt() {
+  std::lock_guard lock(signal_mutex_);
+  if (signal_) signal_->interrupt();
+}
+
+void Worker::run() {
+  logger()->info("annals: projection {}: started by runner {}", name_, runner_.owner);
+  int unavailable_in_a_row = 0;
+  while (!status_.is_stopping()) {
+    try {
+      if (!lease_.held()) {
+        if (!acquire()) {
+          status_.set_state(ProjectionState::kStandby);
+          lease_.pause(runner_.acquire_interval);
+        }
+        continue;
+      }
+      step();
+      unavailable_in_a_row = 0;
+    } catch (const ProjectionFailed& failed) {
+      fail(failed.error);
+      break;
+    } catch (const OwnershipLostError& e) {
+      logger()->warn("annals: projection {}: ownership lost ({}); standing by", name_, e.what());
+      drop_lease();
+    } catch (const UnavailableError& e) {
+      back_off(e, unavailable_in_a_row++);
+    } catch (...) {
+      fail("projection stopped: " + what_of(std::current_exception()));
+      break;
+    }
+  }
+  finish();
+}
+
+// Takes the lease if nobody else holds it. The checkpoint is loaded by the next step().
+bool Worker::acquire() {
+  if (!lease_.try_acquire()) return false;
+  reload_ = true;
+  rebuild_.forget();
+  next_request_check_ = Clock::now();
+  reporter_.count_from_record();
+  lease_.publish();
+  logger()->info("annals: projection {}: acquired by {} (fencing token {})", name_,
+                 lease_.lease().owner, lease_.lease().fencing_token);
+  return true;
+}
+
+// One turn of the loop: read a page (or take the one read ahead), apply and checkpoint it,
+// follow a rebuild, report; after a short page, wait for new events.
+void Worker::step() {
+  lease_.keep();
+  if (reload_) reload();
+  if (Clock::now() >= next_request_check_ || status_.take_poke()) handle_requests();
+
+  const Page page = pages_.next(*signal_, checkpoint_.position());
+  const bool full = page.events.size() >= options_.batch_size;
+  // Catching up: read the next page on another thread while this one is applied. It is
+  // used only if this page ends up checkpointed at its last event.
+  if (full && !status_.is_stopping()) pages_.prefetch(*signal_, page.events.back().position);
+  status_.set_head(page.head, full ? seconds_since(page.events.front().recorded_at) : 0.0);
+
+  if (apply(page, full) && !full && page.head > checkpoint_.position()) {
+    // Nothing matching up to the head is left: processed through it, checkpoint it soon.
+    checkpoint_.reached_head(page.head);
+  }
+  checkpoint_.commit_idle(rebuild_.active());
+  rebuild_.follow();
+  checkpoint_.update_rate();
+  if (!full) {
+    status_.set_state(rebuild_.active() ? ProjectionState::kRebuilding : ProjectionState::kLive);
+  }
+  reporter_.report(false);
+  if (full || status_.is_stopping()) return;
+  wait_for_change(page.token);
+}
+
+// Reads the checkpoint again (after acquiring the lease or an error) and catches up from it.
+void Worker::reload() {
+  pages_.discard();
+  checkpoint_.reload();
+  reload_ = false;
+  status_.set_state(ProjectionState::kCatchingUp);
+  reporter_.report(true);
+}
+
+// Applies `page` and checkpoints it. Returns false when it stopped early because the runner
+// is stopping.
+bool Worker::apply(const Page& page, bool full) {
+  if (page.events.empty()) return true;
+  // A short page reaches the head: the projection is live once it is applied, which the
+  // state says before the commit wakes any wait_for().
+  status_.set_state(rebuild_.active() ? ProjectionState::kRebuilding
+                    : full            ? ProjectionState::kCatchingUp
+                                      : ProjectionState::kLive);
+  const Position last = page.events.back().position;
+  return applier_.apply_page(page.events, full ? last : std::max(last, page.head));
+}
+
+// Waits for events after `token`, bounded by poll_interval, the next renewal, the next look
+// at requests and the next idle checkpoint write.
+void Worker::wait_for_change(std::uint64_t token) {
+  auto timeout = std::min<Clock::duration>(runner_.poll_interval, lease_.renew_at() - Clock::now());
+  timeout = std::min(timeout, next_request_check_ - Clock::now());
+  if (const auto due = checkpoint_.idle_commit_due()) {
+    timeout = std::min(timeout, *due - Clock::now());
+  }
+  if (timeout > Clock::duration::zero()) {
+    signal_->wait(token, std::chrono::ceil<milliseconds>(timeout));
+  }
+}
+
+// Rebuild requests and dead-letter retries, every request_interval or when poked.
+void Worker::handle_requests() {
+  next_request_check_ = Clock::now() + runner_.request_interval;
+  rebuild_.check_request();
+  applier_.retry_dead_letters();
+}
+
+void Worker::back_off(const UnavailableError& error, int failures) {
+  const auto wait = backoff_.after(failures);
+  logger()->warn("annals: projection {}: store unavailable ({}); retrying in {} ms", name_,
+                 error.what(), wait.count());
+  reload_ = true;
+  try {
+    lease_.pause(wait);
+  } catch (const std::exception&) {
+    drop_lease();  // the renewal during the pause failed too; re-acquire afterwards
+  }
+}
+
+void Worker::drop_lease() {
+  pages_.discard();
+  lease_.drop();
+  rebuild_.forget();
+  checkpoint_.forget_idle();
+  status_.stand_by();
+}
+
+// The projection failed for good (OnFailure::kStop, or a store error that no retry fixes):
+// report it, give the lease up so that a fixed runner can take over, and end.
+void Worker::fail(const std::string& error) {
+  logger()->error("annals: projection {}: failed: {}", name_, error);
+  if (lease_.held()) {
+    try {
+      reporter_.report_failed(error);
+      lease_.release();
+    } catch (const std::exception& e) {
+      logger()->warn("annals: projection {}: could not report the failure: {}", name_, e.what());
+    }
+    lease_.drop();
+  }
+  // Visible only now, so that whoever wait_for() wakes sees the lease released.
+  status_.fail(error);
+}
+
+// The end of the thread: checkpoint what an idle projection processed, report "stopped",
+// release the lease.
+void Worker::finish() {
+  pages_.discard();
+  status_.stop();
+  if (lease_.held()) {
+    try {
+      checkpoint_.commit_idle(true);
+      reporter_.report(true);
+      lease_.release();
+    } catch (const std::exception& e) {
+      logger()->warn("annals: projection {}: could not release its lease cleanly: {}", name_,
+                     e.what());
+    }
+    lease_.drop();
+  }
+  status_.finish();
+  logger()->info("annals: projection {}: stopped at {}", name_, checkpoint_.position().to_string());
+}
+
+}  // namespace annals::projections::detail
