@@ -177,218 +177,302 @@ void acknowledge(Account& account, std::int64_t delta, const json& body) {
   }
 }
 
-int run(const Options& options) {
-  wait_until_healthy(options.url);
-  const std::string run_id =
-      std::to_string(std::chrono::system_clock::now().time_since_epoch().count() % 1000000000);
-  std::vector<Account> accounts(static_cast<std::size_t>(options.accounts));
-  for (std::size_t i = 0; i < accounts.size(); ++i) {
-    accounts[i].id = "demo" + run_id + "-" + std::to_string(i);
+// The scenario, one method per step; run() below calls them in order. Each step that sends
+// requests does it from options.concurrency client threads, each with its own connection.
+class Scenario {
+ public:
+  explicit Scenario(const Options& options)
+      : options_(options), accounts_(static_cast<std::size_t>(options.accounts)) {
+    // Ids unique to this run, so that the demo can run again against the same store.
+    const std::string run_id =
+        std::to_string(std::chrono::system_clock::now().time_since_epoch().count() % 1000000000);
+    for (std::size_t i = 0; i < accounts_.size(); ++i) {
+      accounts_[i].id = "demo" + run_id + "-" + std::to_string(i);
+    }
   }
-  Tally tally;
-  std::atomic<int> failures{0};
-  auto check = [&](bool ok, const std::string& what) {
-    if (!ok) {
-      ++failures;
-      std::cerr << "CHECK FAILED: " << what << '\n';
-    }
-  };
 
-  // Runs `work(thread_index, api, rng)` on every client thread and waits.
-  auto in_parallel = [&](auto work) {
-    std::vector<std::thread> threads;
-    for (int t = 0; t < options.concurrency; ++t) {
-      threads.emplace_back([&, t] {
-        Api api(options.url);
-        std::mt19937_64 rng(options.seed * 1000 + static_cast<std::uint64_t>(t));
-        try {
-          work(t, api, rng);
-        } catch (const std::exception& e) {
-          ++failures;
-          std::cerr << "client thread " << t << ": " << e.what() << '\n';
-        }
-      });
-    }
-    for (auto& thread : threads) thread.join();
-  };
-
-  std::cout << "bank-demo: " << options.accounts << " accounts, " << options.operations
-            << " operations on " << options.concurrency << " concurrent clients, against "
-            << options.url << "\n";
-
-  // 1. Open every account.
-  const auto started = Clock::now();
-  in_parallel([&](int t, Api& api, std::mt19937_64&) {
-    for (std::size_t i = static_cast<std::size_t>(t); i < accounts.size();
-         i += static_cast<std::size_t>(options.concurrency)) {
-      Account& account = accounts[i];
-      const auto begin = Clock::now();
-      const auto reply = api.post(
-          "/accounts",
-          json{{"account_id", account.id}, {"owner", "Owner " + std::to_string(i)}}.dump());
-      tally.record(reply.status == 201 ? "opened" : "error", Clock::now() - begin);
-      check(reply.status == 201, "open " + account.id + " answered " +
-                                     std::to_string(reply.status) + " " + reply.body.dump());
-      if (reply.status == 201) acknowledge(account, 0, reply.body);
-    }
-  });
-  const std::string after_opening = rfc3339_now();
-  {
-    Api api(options.url);
+  // 1. Open every account; opening one that exists is refused (409).
+  void open_accounts() {
+    in_parallel([&](int t, Api& api, std::mt19937_64&) {
+      for (auto i = static_cast<std::size_t>(t); i < accounts_.size(); i += stride()) {
+        Account& account = accounts_[i];
+        const auto begin = Clock::now();
+        const auto reply = api.post(
+            "/accounts",
+            json{{"account_id", account.id}, {"owner", "Owner " + std::to_string(i)}}.dump());
+        tally_.record(reply.status == 201 ? "opened" : "error", Clock::now() - begin);
+        check(reply.status == 201, "open " + account.id + " answered " +
+                                       std::to_string(reply.status) + " " + reply.body.dump());
+        if (reply.status == 201) acknowledge(account, 0, reply.body);
+      }
+    });
+    after_opening_ = rfc3339_now();
+    Api api(options_.url);
     const auto again = api.post(
-        "/accounts", json{{"account_id", accounts[0].id}, {"owner", "Someone else"}}.dump());
+        "/accounts", json{{"account_id", accounts_[0].id}, {"owner", "Someone else"}}.dump());
     check(again.status == 409,
           "opening an existing account answered " + std::to_string(again.status) + ", not 409");
   }
 
-  // 2. Concurrent deposits and withdrawals.
-  std::atomic<int> resent{0}, resent_same{0}, malformed{0};
-  in_parallel([&](int t, Api& api, std::mt19937_64& rng) {
-    const int share = options.operations / options.concurrency +
-                      (t < options.operations % options.concurrency ? 1 : 0);
-    std::uniform_int_distribution<std::size_t> pick(0, accounts.size() - 1);
-    std::uniform_int_distribution<int> percent(0, 99);
-    std::uniform_int_distribution<std::int64_t> deposit_amount(100, 50'000);
-    std::uniform_int_distribution<std::int64_t> withdraw_amount(100, 60'000);
-    for (int n = 0; n < share; ++n) {
-      Account& account = accounts[pick(rng)];
-      const int roll = percent(rng);
-      if (roll < 2) {  // a broken client
-        const auto begin = Clock::now();
-        const auto reply = api.post("/accounts/" + account.id + "/deposit",
-                                    roll == 0 ? std::string("{\"amount\": ") : R"({"amount":-5})");
-        tally.record("bad input (400)", Clock::now() - begin);
-        check(reply.status == 400, "malformed deposit answered " + std::to_string(reply.status));
-        ++malformed;
-        continue;
-      }
-      const bool deposit = roll < 60;
-      const std::int64_t amount = deposit ? deposit_amount(rng) : withdraw_amount(rng);
-      const json command{{"amount", amount}, {"command_id", new_command_id(rng)}};
-      const std::string path = "/accounts/" + account.id + (deposit ? "/deposit" : "/withdraw");
-      const auto begin = Clock::now();
-      const auto reply = api.post(path, command.dump());
-      if (reply.status == 200) {
-        tally.record(deposit ? "deposited" : "withdrawn", Clock::now() - begin);
-        acknowledge(account, deposit ? amount : -amount, reply.body);
-        if (percent(rng) < 5) {  // the reply "was lost": send the same command again
-          ++resent;
-          const auto again = api.post(path, command.dump());
-          tally.record("re-sent (same command id)", Clock::now() - begin);
-          if (again.status == 200 && again.body == reply.body) ++resent_same;
-          check(again.status == 200 && again.body == reply.body,
-                "re-sent command answered " + std::to_string(again.status) + " " +
-                    again.body.dump() + " instead of " + reply.body.dump());
+  // 2. Concurrent deposits and withdrawals, options.operations in all.
+  void move_money() {
+    in_parallel([&](int t, Api& api, std::mt19937_64& rng) {
+      const int share = options_.operations / options_.concurrency +
+                        (t < options_.operations % options_.concurrency ? 1 : 0);
+      std::uniform_int_distribution<std::size_t> pick(0, accounts_.size() - 1);
+      std::uniform_int_distribution<int> percent(0, 99);
+      for (int n = 0; n < share; ++n) {
+        Account& account = accounts_[pick(rng)];
+        const int roll = percent(rng);
+        if (roll < 2) {
+          send_malformed_deposit(api, account, roll == 0);
+        } else {
+          send_deposit_or_withdrawal(api, rng, account, /*deposit=*/roll < 60);
         }
-      } else if (reply.status == 422) {
-        tally.record("refused (422)", Clock::now() - begin);
-        check(!deposit, "a deposit was refused: " + reply.body.dump());
-      } else {
-        tally.record("error", Clock::now() - begin);
-        check(false, path + " answered " + std::to_string(reply.status) + " " + reply.body.dump());
       }
-    }
-  });
+    });
+  }
 
-  // 3. Empty and close every 20th account; closing one with money is refused.
-  int closed = 0;
-  {
-    Api api(options.url);
-    std::mt19937_64 rng(options.seed);
-    for (std::size_t i = 0; i < accounts.size(); i += 20) {
-      Account& account = accounts[i];
-      if (account.balance > 0) {
-        const auto refused = api.post("/accounts/" + account.id + "/close", "{}");
-        check(refused.status == 422,
-              "closing an account with money answered " + std::to_string(refused.status));
-        const auto begin = Clock::now();
-        const auto reply =
-            api.post("/accounts/" + account.id + "/withdraw",
-                     json{{"amount", account.balance}, {"command_id", new_command_id(rng)}}.dump());
-        tally.record("withdrawn", Clock::now() - begin);
-        check(reply.status == 200, "emptying " + account.id + " answered " +
-                                       std::to_string(reply.status) + " " + reply.body.dump());
-        if (reply.status == 200) acknowledge(account, -account.balance, reply.body);
-      }
+  // 3. Empty and close every 20th account; closing one with money is refused (422).
+  void close_some_accounts() {
+    Api api(options_.url);
+    std::mt19937_64 rng(options_.seed);
+    for (std::size_t i = 0; i < accounts_.size(); i += 20) {
+      Account& account = accounts_[i];
+      if (account.balance > 0) empty_account(api, rng, account);
       const auto begin = Clock::now();
       const auto reply = api.post("/accounts/" + account.id + "/close", "{}");
-      tally.record("closed", Clock::now() - begin);
+      tally_.record("closed", Clock::now() - begin);
       check(reply.status == 200, "closing " + account.id + " answered " +
                                      std::to_string(reply.status) + " " + reply.body.dump());
       if (reply.status == 200) {
         acknowledge(account, 0, reply.body);
         account.closed = true;
-        ++closed;
+        ++closed_;
       }
     }
   }
-  const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
 
   // 4. The read models against the client's view and against a replay of the event store.
-  std::atomic<int> model_ok{0}, replay_ok{0};
-  std::atomic<std::int64_t> total_balance{0};
-  in_parallel([&](int t, Api& api, std::mt19937_64&) {
-    for (std::size_t i = static_cast<std::size_t>(t); i < accounts.size();
-         i += static_cast<std::size_t>(options.concurrency)) {
-      Account& account = accounts[i];
-      const auto model = api.get("/accounts/" + account.id + "?after=" + account.position);
-      const bool model_matches = model.status == 200 &&
-                                 model.body.value("balance", std::int64_t{-1}) == account.balance &&
-                                 model.body.value("version", std::int64_t{-1}) == account.version;
-      check(model_matches, "read model of " + account.id + " is " + model.body.dump() +
-                               ", the client saw balance " + std::to_string(account.balance) +
-                               " at version " + std::to_string(account.version));
-      if (model_matches) ++model_ok;
-      const auto replay = api.get("/accounts/" + account.id +
-                                  "/history?version=" + std::to_string(account.version));
-      const bool replay_matches =
-          replay.status == 200 && replay.body.value("balance", std::int64_t{-1}) == account.balance;
-      check(replay_matches, "replay of " + account.id + " is " + replay.body.dump());
-      if (replay_matches) ++replay_ok;
-      total_balance += account.balance;
-    }
-  });
-
-  // 5. An auditor's question: what did the first account look like earlier?
-  Api api(options.url);
-  const Account& sample =
-      *std::max_element(accounts.begin(), accounts.end(),
-                        [](const Account& a, const Account& b) { return a.version < b.version; });
-  const auto at_two = api.get("/accounts/" + sample.id + "/history?version=2");
-  const auto at_open = api.get("/accounts/" + sample.id + "/history?as_of=" + after_opening);
-  check(at_open.status == 200 && at_open.body.value("balance", std::int64_t{-1}) == 0,
-        "history as of the end of opening is " + at_open.body.dump());
-
-  // Report.
-  const auto counts = tally.counts();
-  std::printf(
-      "\nCommands: %zu in %.1f s = %.0f commands/s; latency p50 %.1f ms, p95 %.1f ms, "
-      "p99 %.1f ms\n",
-      tally.total(), seconds, static_cast<double>(tally.total()) / seconds,
-      tally.percentile_ms(0.50), tally.percentile_ms(0.95), tally.percentile_ms(0.99));
-  for (const auto& [outcome, count] : counts) std::printf("  %-28s %6d\n", outcome.c_str(), count);
-  std::printf("  re-sent commands answered with the original result: %d of %d\n",
-              resent_same.load(), resent.load());
-  std::printf(
-      "\nRead models: %d of %d balances equal the client's acknowledged view "
-      "(read-your-writes with ?after=)\n",
-      model_ok.load(), options.accounts);
-  std::printf("Event store: %d of %d balances equal a replay of the account's events\n",
-              replay_ok.load(), options.accounts);
-  std::printf("Money in the bank: %lld cents in %d accounts (%d closed)\n",
-              static_cast<long long>(total_balance.load()), options.accounts, closed);
-  std::printf("\nHistory of %s (version %lld now, balance %lld):\n", sample.id.c_str(),
-              static_cast<long long>(sample.version), static_cast<long long>(sample.balance));
-  std::printf("  GET /accounts/%s/history?version=2 -> %s\n", sample.id.c_str(),
-              at_two.body.dump().c_str());
-  std::printf("  GET /accounts/%s/history?as_of=%s -> %s\n", sample.id.c_str(),
-              after_opening.c_str(), at_open.body.dump().c_str());
-  if (failures.load() > 0) {
-    std::printf("\n%d checks FAILED (see stderr)\n", failures.load());
-    return 1;
+  void check_balances() {
+    in_parallel([&](int t, Api& api, std::mt19937_64&) {
+      for (auto i = static_cast<std::size_t>(t); i < accounts_.size(); i += stride()) {
+        const Account& account = accounts_[i];
+        // Read-your-writes: ?after= makes the read model catch up with the account's last
+        // acknowledged position before it answers.
+        if (check_read_model(api, account)) ++model_ok_;
+        if (check_replay(api, account)) ++replay_ok_;
+        total_balance_ += account.balance;
+      }
+    });
   }
-  std::printf("\nAll checks passed.\n");
-  return 0;
+
+  // What the auditor asked in step 5, and the answers.
+  struct LookBack {
+    const Account& sample;
+    Reply at_two;
+    Reply at_open;
+  };
+
+  // 5. An auditor's question: what did the busiest account look like earlier?
+  LookBack look_back() {
+    Api api(options_.url);
+    const Account& sample =
+        *std::max_element(accounts_.begin(), accounts_.end(),
+                          [](const Account& a, const Account& b) { return a.version < b.version; });
+    auto at_two = api.get("/accounts/" + sample.id + "/history?version=2");
+    auto at_open = api.get("/accounts/" + sample.id + "/history?as_of=" + after_opening_);
+    check(at_open.status == 200 && at_open.body.value("balance", std::int64_t{-1}) == 0,
+          "history as of the end of opening is " + at_open.body.dump());
+    return {sample, std::move(at_two), std::move(at_open)};
+  }
+
+  // Prints the report; returns the exit code (0 when every check held).
+  int report(double seconds, const LookBack& look_back) const {
+    print_commands(seconds);
+    print_checks();
+    print_look_back(look_back);
+    if (failures_.load() > 0) {
+      std::printf("\n%d checks FAILED (see stderr)\n", failures_.load());
+      return 1;
+    }
+    std::printf("\nAll checks passed.\n");
+    return 0;
+  }
+
+ private:
+  // A broken client: a truncated body or a negative amount, refused with 400.
+  void send_malformed_deposit(Api& api, Account& account, bool truncated) {
+    const auto begin = Clock::now();
+    const auto reply = api.post("/accounts/" + account.id + "/deposit",
+                                truncated ? std::string("{\"amount\": ") : R"({"amount":-5})");
+    tally_.record("bad input (400)", Clock::now() - begin);
+    check(reply.status == 400, "malformed deposit answered " + std::to_string(reply.status));
+  }
+
+  // Deposits never fail; a withdrawal larger than the balance is refused (422).
+  void send_deposit_or_withdrawal(Api& api, std::mt19937_64& rng, Account& account, bool deposit) {
+    std::uniform_int_distribution<std::int64_t> deposit_amount(100, 50'000);
+    std::uniform_int_distribution<std::int64_t> withdraw_amount(100, 60'000);
+    std::uniform_int_distribution<int> percent(0, 99);
+    const std::int64_t amount = deposit ? deposit_amount(rng) : withdraw_amount(rng);
+    const json command{{"amount", amount}, {"command_id", new_command_id(rng)}};
+    const std::string path = "/accounts/" + account.id + (deposit ? "/deposit" : "/withdraw");
+    const auto begin = Clock::now();
+    const auto reply = api.post(path, command.dump());
+    if (reply.status == 200) {
+      tally_.record(deposit ? "deposited" : "withdrawn", Clock::now() - begin);
+      acknowledge(account, deposit ? amount : -amount, reply.body);
+      if (percent(rng) < 5) resend(api, path, command, reply, begin);
+    } else if (reply.status == 422) {
+      tally_.record("refused (422)", Clock::now() - begin);
+      check(!deposit, "a deposit was refused: " + reply.body.dump());
+    } else {
+      tally_.record("error", Clock::now() - begin);
+      check(false, path + " answered " + std::to_string(reply.status) + " " + reply.body.dump());
+    }
+  }
+
+  // The reply "was lost": the client sends the same command (same command_id) again, and
+  // gets the original result without the command being applied twice.
+  void resend(Api& api, const std::string& path, const json& command, const Reply& first,
+              Clock::time_point begin) {
+    ++resent_;
+    const auto again = api.post(path, command.dump());
+    tally_.record("re-sent (same command id)", Clock::now() - begin);
+    if (again.status == 200 && again.body == first.body) ++resent_same_;
+    check(again.status == 200 && again.body == first.body,
+          "re-sent command answered " + std::to_string(again.status) + " " + again.body.dump() +
+              " instead of " + first.body.dump());
+  }
+
+  void empty_account(Api& api, std::mt19937_64& rng, Account& account) {
+    const auto refused = api.post("/accounts/" + account.id + "/close", "{}");
+    check(refused.status == 422,
+          "closing an account with money answered " + std::to_string(refused.status));
+    const auto begin = Clock::now();
+    const auto reply =
+        api.post("/accounts/" + account.id + "/withdraw",
+                 json{{"amount", account.balance}, {"command_id", new_command_id(rng)}}.dump());
+    tally_.record("withdrawn", Clock::now() - begin);
+    check(reply.status == 200, "emptying " + account.id + " answered " +
+                                   std::to_string(reply.status) + " " + reply.body.dump());
+    if (reply.status == 200) acknowledge(account, -account.balance, reply.body);
+  }
+
+  bool check_read_model(Api& api, const Account& account) {
+    const auto model = api.get("/accounts/" + account.id + "?after=" + account.position);
+    const bool matches = model.status == 200 &&
+                         model.body.value("balance", std::int64_t{-1}) == account.balance &&
+                         model.body.value("version", std::int64_t{-1}) == account.version;
+    check(matches, "read model of " + account.id + " is " + model.body.dump() +
+                       ", the client saw balance " + std::to_string(account.balance) +
+                       " at version " + std::to_string(account.version));
+    return matches;
+  }
+
+  bool check_replay(Api& api, const Account& account) {
+    const auto replay =
+        api.get("/accounts/" + account.id + "/history?version=" + std::to_string(account.version));
+    const bool matches =
+        replay.status == 200 && replay.body.value("balance", std::int64_t{-1}) == account.balance;
+    check(matches, "replay of " + account.id + " is " + replay.body.dump());
+    return matches;
+  }
+
+  void print_commands(double seconds) const {
+    std::printf(
+        "\nCommands: %zu in %.1f s = %.0f commands/s; latency p50 %.1f ms, p95 %.1f ms, "
+        "p99 %.1f ms\n",
+        tally_.total(), seconds, static_cast<double>(tally_.total()) / seconds,
+        tally_.percentile_ms(0.50), tally_.percentile_ms(0.95), tally_.percentile_ms(0.99));
+    for (const auto& [outcome, count] : tally_.counts()) {
+      std::printf("  %-28s %6d\n", outcome.c_str(), count);
+    }
+    std::printf("  re-sent commands answered with the original result: %d of %d\n",
+                resent_same_.load(), resent_.load());
+  }
+
+  void print_checks() const {
+    std::printf(
+        "\nRead models: %d of %d balances equal the client's acknowledged view "
+        "(read-your-writes with ?after=)\n",
+        model_ok_.load(), options_.accounts);
+    std::printf("Event store: %d of %d balances equal a replay of the account's events\n",
+                replay_ok_.load(), options_.accounts);
+    std::printf("Money in the bank: %lld cents in %d accounts (%d closed)\n",
+                static_cast<long long>(total_balance_.load()), options_.accounts, closed_);
+  }
+
+  void print_look_back(const LookBack& look_back) const {
+    const Account& sample = look_back.sample;
+    std::printf("\nHistory of %s (version %lld now, balance %lld):\n", sample.id.c_str(),
+                static_cast<long long>(sample.version), static_cast<long long>(sample.balance));
+    std::printf("  GET /accounts/%s/history?version=2 -> %s\n", sample.id.c_str(),
+                look_back.at_two.body.dump().c_str());
+    std::printf("  GET /accounts/%s/history?as_of=%s -> %s\n", sample.id.c_str(),
+                after_opening_.c_str(), look_back.at_open.body.dump().c_str());
+  }
+
+  // Counts a check that does not hold and says which on stderr.
+  void check(bool ok, const std::string& what) {
+    if (ok) return;
+    ++failures_;
+    std::cerr << "CHECK FAILED: " << what << '\n';
+  }
+
+  // Runs `work(thread_index, api, rng)` on every client thread and waits.
+  template <typename Work>
+  void in_parallel(Work work) {
+    std::vector<std::thread> threads;
+    threads.reserve(static_cast<std::size_t>(options_.concurrency));
+    for (int t = 0; t < options_.concurrency; ++t) {
+      threads.emplace_back([&, t] {
+        Api api(options_.url);
+        std::mt19937_64 rng(options_.seed * 1000 + static_cast<std::uint64_t>(t));
+        try {
+          work(t, api, rng);
+        } catch (const std::exception& e) {
+          ++failures_;
+          std::cerr << "client thread " << t << ": " << e.what() << '\n';
+        }
+      });
+    }
+    for (auto& thread : threads) thread.join();
+  }
+
+  // Client thread t takes accounts t, t + stride(), t + 2 * stride(), ...
+  [[nodiscard]] std::size_t stride() const {
+    return static_cast<std::size_t>(options_.concurrency);
+  }
+
+  const Options& options_;
+  std::vector<Account> accounts_;
+  Tally tally_;
+  std::atomic<int> failures_{0};
+  std::atomic<int> resent_{0};
+  std::atomic<int> resent_same_{0};
+  int closed_ = 0;
+  std::atomic<int> model_ok_{0};
+  std::atomic<int> replay_ok_{0};
+  std::atomic<std::int64_t> total_balance_{0};
+  std::string after_opening_;  // a time between the opening and the first deposit
+};
+
+int run(const Options& options) {
+  wait_until_healthy(options.url);
+  Scenario scenario(options);
+  std::cout << "bank-demo: " << options.accounts << " accounts, " << options.operations
+            << " operations on " << options.concurrency << " concurrent clients, against "
+            << options.url << "\n";
+  const auto started = Clock::now();
+  scenario.open_accounts();
+  scenario.move_money();
+  scenario.close_some_accounts();
+  const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  scenario.check_balances();
+  const auto look_back = scenario.look_back();
+  return scenario.report(seconds, look_back);
 }
 
 }  // namespace

@@ -2,7 +2,10 @@
 
 #include <httplib.h>
 
+#include <chrono>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <stdexcept>
@@ -18,6 +21,8 @@
 namespace bank {
 namespace {
 
+using httplib::Request;
+using httplib::Response;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
@@ -184,6 +189,173 @@ json state_json(const std::string& account_id, const Account::State& state,
               {"status", to_string(state.status)}};
 }
 
+// --- Failures -----------------------------------------------------------------------------
+
+// What a failed command answers, and how /metrics counts it.
+struct CommandFailure {
+  int status;
+  Outcome outcome;
+  std::string message;
+};
+
+// The one place where command failures become HTTP statuses. Called in a catch block: it
+// rethrows the exception being handled to pick its type. `command_id` is the request's (empty
+// when it gave none), so that the advice is true: only a command_id makes sending again safe.
+CommandFailure command_failure(const std::string& command_id) {
+  const bool has_id = !command_id.empty();
+  try {
+    throw;
+  } catch (const HttpError& e) {
+    return {e.status(), e.status() == 400 ? Outcome::kInvalid : Outcome::kRejected, e.what()};
+  } catch (const AccountNotFound& e) {
+    return {404, Outcome::kRejected, e.what()};
+  } catch (const AccountAlreadyExists& e) {
+    return {409, Outcome::kRejected, e.what()};
+  } catch (const InvalidAmount& e) {
+    return {400, Outcome::kInvalid, e.what()};
+  } catch (const InvalidOwner& e) {
+    return {400, Outcome::kInvalid, e.what()};
+  } catch (const annals::DomainError& e) {
+    // InsufficientFunds, AccountIsClosed, BalanceNotZero, BalanceLimitExceeded.
+    return {422, Outcome::kRejected, e.what()};
+  } catch (const annals::IdempotencyError& e) {
+    // The command_id was used before for a different command (another amount, account or
+    // kind): the first command's result is not this one's.
+    return {409, Outcome::kRejected,
+            "command_id \"" + command_id +
+                "\" was already used for a different command; nothing was written. Use a new "
+                "command_id for a new command: " +
+                e.what()};
+  } catch (const annals::ConcurrencyError& e) {
+    return {409, Outcome::kRejected,
+            std::string("too many concurrent changes; nothing was written, ") +
+                (has_id ? "retry with the same command_id: " : "send the request again: ") +
+                e.what()};
+  } catch (const annals::InvalidArgumentError& e) {
+    return {400, Outcome::kInvalid, e.what()};
+  } catch (const annals::OutcomeUnknownError& e) {
+    // The change may have been applied. Only a command_id makes a second send safe.
+    spdlog::warn("bank-service: outcome unknown: {}", e.what());
+    return {503, Outcome::kFailed,
+            std::string("the store became unavailable and the change may or may not have been "
+                        "applied; ") +
+                (has_id ? "retry with the same command_id, which applies it at most once: "
+                        : "this request had no command_id, so sending it again could apply it "
+                          "twice: check the account's history first, and give requests a "
+                          "command_id to make retries safe: ") +
+                e.what()};
+  } catch (const annals::UnavailableError& e) {
+    spdlog::warn("bank-service: store unavailable: {}", e.what());
+    return {503, Outcome::kFailed,
+            std::string("the store is unavailable; nothing was written, ") +
+                (has_id ? "retry with the same command_id: " : "send the request again later: ") +
+                e.what()};
+  } catch (const std::exception& e) {
+    spdlog::error("bank-service: command failed: {}", e.what());
+    return {500, Outcome::kFailed, std::string("internal error: ") + e.what()};
+  }
+}
+
+// Runs one query: maps failures to a status.
+void run_query(httplib::Response& res, const std::function<void()>& run) {
+  try {
+    run();
+  } catch (const HttpError& e) {
+    reply_error(res, e.status(), e.what());
+  } catch (const annals::InvalidArgumentError& e) {
+    reply_error(res, 400, e.what());
+  } catch (const annals::UnavailableError& e) {
+    reply_error(res, 503, std::string("unavailable: ") + e.what());
+  } catch (const std::exception& e) {
+    spdlog::error("bank-service: query failed: {}", e.what());
+    reply_error(res, 500, std::string("internal error: ") + e.what());
+  }
+}
+
+// Errors the server itself produces (no route, body too large, URI too long, unreadable
+// request) get a JSON body like ours; responses that already have one keep it.
+void reply_to_server_error(const httplib::Request& req, httplib::Response& res,
+                           std::size_t max_body_bytes) {
+  if (!res.body.empty()) return;
+  std::string message;
+  switch (res.status) {
+    case 404:
+      message = "no route for " + req.method + " " + excerpt(req.path);
+      break;
+    case 413:
+      message = "request body too large: the limit is " + std::to_string(max_body_bytes) + " bytes";
+      break;
+    case 414:
+      message = "request URI too long";
+      break;
+    default:
+      message = "malformed HTTP request (HTTP " + std::to_string(res.status) +
+                "; a POST without a body needs Content-Length: 0)";
+  }
+  reply_error(res, res.status, message);
+}
+
+// An exception no handler caught: logged, and answered 500 without its details.
+void reply_to_unhandled(httplib::Response& res, const std::exception_ptr& error) {
+  std::string what = "unknown error";
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {  // NOLINT(bugprone-empty-catch): reported below
+  }
+  spdlog::error("bank-service: unhandled error: {}", what);
+  reply_error(res, 500, "internal error");
+}
+
+// Bodies over `max_body_bytes` get 413; every answer is JSON, also the server's own errors and
+// those of exceptions that no handler caught.
+void answer_errors_in_json(httplib::Server& server, std::size_t max_body_bytes) {
+  server.set_payload_max_length(max_body_bytes);
+  server.set_error_handler([max_body_bytes](const Request& req, Response& res) {
+    reply_to_server_error(req, res, max_body_bytes);
+  });
+  server.set_exception_handler([](const Request&, Response& res, const std::exception_ptr& error) {
+    reply_to_unhandled(res, error);
+  });
+}
+
+// --- History ------------------------------------------------------------------------------
+
+// Which state GET /history shows: at ?version=N, as of ?as_of=TIME, or (neither) the current.
+struct HistoryPoint {
+  std::optional<annals::StreamVersion> version;
+  std::optional<std::chrono::system_clock::time_point> as_of;
+  std::string description;  // " at version 3", " at 2024-05-01T12:00:00Z" or ""
+};
+
+HistoryPoint history_point(const httplib::Request& req) {
+  const bool by_version = req.has_param("version");
+  const bool by_time = req.has_param("as_of");
+  if (by_version && by_time) throw HttpError(400, "give either version or as_of, not both");
+  HistoryPoint point;
+  if (by_version) {
+    point.version = version_param(req.get_param_value("version"));
+    point.description = " at version " + std::to_string(*point.version);
+  } else if (by_time) {
+    const std::string text = req.get_param_value("as_of");
+    point.as_of = parse_rfc3339(text);
+    if (!point.as_of) {
+      throw HttpError(400, "invalid as_of=" + excerpt(text) +
+                               ": use an RFC 3339 time such as 2024-05-01T12:00:00Z");
+    }
+    point.description = " at " + text;
+  }
+  return point;
+}
+
+annals::Aggregate<Account> load_at(annals::Repository<Account>& accounts, const std::string& id,
+                                   const HistoryPoint& point) {
+  if (point.version) return accounts.load_at_version(id, *point.version);
+  if (point.as_of) return accounts.load_as_of(id, *point.as_of);
+  return accounts.load(id);
+}
+
 }  // namespace
 
 BankApi::BankApi(annals::CommandBus& bus, annals::Repository<Account>& accounts,
@@ -197,296 +369,174 @@ BankApi::BankApi(annals::CommandBus& bus, annals::Repository<Account>& accounts,
       metrics_(metrics),
       options_(std::move(options)) {}
 
+// docs:begin bank-sample-routes
 void BankApi::mount(httplib::Server& server) {
-  server.set_payload_max_length(options_.max_body_bytes);
+  answer_errors_in_json(server, options_.max_body_bytes);
 
-  // Errors the server itself produces (no route, body too large, URI too long, unreadable
-  // request) get a JSON body like ours; responses that already have one keep it.
-  const std::size_t limit = options_.max_body_bytes;
-  server.set_error_handler([limit](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    std::string message;
-    switch (res.status) {
-      case 404:
-        message = "no route for " + req.method + " " + excerpt(req.path);
-        break;
-      case 413:
-        message = "request body too large: the limit is " + std::to_string(limit) + " bytes";
-        break;
-      case 414:
-        message = "request URI too long";
-        break;
-      default:
-        message = "malformed HTTP request (HTTP " + std::to_string(res.status) +
-                  "; a POST without a body needs Content-Length: 0)";
-    }
-    reply_error(res, res.status, message);
+  // /accounts/{id}/...: the handlers read the id as req.matches[1] (account_id_from).
+  const std::string account(kAccountPath);
+  server.Post("/accounts", [this](const Request& req, Response& res) { open_account(req, res); });
+  server.Post(account + "/deposit", [this](const Request& req, Response& res) {
+    move_money(CommandKind::kDeposit, req, res);
   });
-  server.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
-        std::string what = "unknown error";
-        try {
-          std::rethrow_exception(std::move(error));
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {  // NOLINT(bugprone-empty-catch): reported below
-        }
-        spdlog::error("bank-service: unhandled error: {}", what);
-        reply_error(res, 500, "internal error");
-      });
-
-  // Runs one command: measures it, maps every failure to a status, records the outcome.
-  // `run(command_id)` sets the request's command_id (empty when it gave none), so that the
-  // advice on a failure is true: only a command_id makes sending a request again safe.
-  auto command = [this](CommandKind kind, httplib::Response& res, auto&& run) {
-    const auto started = Clock::now();
-    Outcome outcome = Outcome::kOk;
-    std::string command_id;
-    try {
-      run(command_id);
-    } catch (const HttpError& e) {
-      outcome = e.status() == 400 ? Outcome::kInvalid : Outcome::kRejected;
-      reply_error(res, e.status(), e.what());
-    } catch (const AccountNotFound& e) {
-      outcome = Outcome::kRejected;
-      reply_error(res, 404, e.what());
-    } catch (const AccountAlreadyExists& e) {
-      outcome = Outcome::kRejected;
-      reply_error(res, 409, e.what());
-    } catch (const InvalidAmount& e) {
-      outcome = Outcome::kInvalid;
-      reply_error(res, 400, e.what());
-    } catch (const InvalidOwner& e) {
-      outcome = Outcome::kInvalid;
-      reply_error(res, 400, e.what());
-    } catch (const annals::DomainError& e) {
-      // InsufficientFunds, AccountIsClosed, BalanceNotZero, BalanceLimitExceeded.
-      outcome = Outcome::kRejected;
-      reply_error(res, 422, e.what());
-    } catch (const annals::IdempotencyError& e) {
-      // The command_id was used before for a different command (another amount, account or
-      // kind): the first command's result is not this one's.
-      outcome = Outcome::kRejected;
-      reply_error(res, 409,
-                  "command_id \"" + command_id +
-                      "\" was already used for a different command; nothing was written. Use "
-                      "a new command_id for a new command: " +
-                      e.what());
-    } catch (const annals::ConcurrencyError& e) {
-      outcome = Outcome::kRejected;
-      reply_error(res, 409,
-                  std::string("too many concurrent changes; nothing was written, ") +
-                      (command_id.empty() ? "send the request again: "
-                                          : "retry with the same command_id: ") +
-                      e.what());
-    } catch (const annals::InvalidArgumentError& e) {
-      outcome = Outcome::kInvalid;
-      reply_error(res, 400, e.what());
-    } catch (const annals::OutcomeUnknownError& e) {
-      // The change may have been applied. Only a command_id makes a second send safe.
-      outcome = Outcome::kFailed;
-      spdlog::warn("bank-service: outcome unknown: {}", e.what());
-      reply_error(res, 503,
-                  std::string("the store became unavailable and the change may or may not "
-                              "have been applied; ") +
-                      (command_id.empty()
-                           ? "this request had no command_id, so sending it again could apply "
-                             "it twice: check the account's history first, and give requests "
-                             "a command_id to make retries safe: "
-                           : "retry with the same command_id, which applies it at most once: ") +
-                      e.what());
-    } catch (const annals::UnavailableError& e) {
-      outcome = Outcome::kFailed;
-      spdlog::warn("bank-service: store unavailable: {}", e.what());
-      reply_error(res, 503,
-                  std::string("the store is unavailable; nothing was written, ") +
-                      (command_id.empty() ? "send the request again later: "
-                                          : "retry with the same command_id: ") +
-                      e.what());
-    } catch (const std::exception& e) {
-      outcome = Outcome::kFailed;
-      spdlog::error("bank-service: command failed: {}", e.what());
-      reply_error(res, 500, std::string("internal error: ") + e.what());
-    }
-    metrics_.record(kind, outcome, Clock::now() - started);
-  };
-
-  // Runs one query: maps failures to a status.
-  auto query = [](httplib::Response& res, auto&& run) {
-    try {
-      run();
-    } catch (const HttpError& e) {
-      reply_error(res, e.status(), e.what());
-    } catch (const annals::InvalidArgumentError& e) {
-      reply_error(res, 400, e.what());
-    } catch (const annals::UnavailableError& e) {
-      reply_error(res, 503, std::string("unavailable: ") + e.what());
-    } catch (const std::exception& e) {
-      spdlog::error("bank-service: query failed: {}", e.what());
-      reply_error(res, 500, std::string("internal error: ") + e.what());
-    }
-  };
-
-  // Read-your-writes: wait until `projection` has applied everything up to ?after=.
-  auto wait_for = [this](const httplib::Request& req, std::string_view projection) {
-    const auto after = after_param(req);
-    if (!after) return;
-    if (!progress_.wait_for(projection, *after, options_.read_timeout)) {
-      for (const auto& p : progress_.status()) {
-        if (p.name == projection && p.state == "failed") {
-          throw HttpError(503, "the read model " + std::string(projection) +
-                                   " has stopped after an error (see the service's log)");
-        }
-      }
-      throw HttpError(504, "the read model " + std::string(projection) +
-                               " did not reach position " + after->to_string() + " within " +
-                               std::to_string(options_.read_timeout.count()) + " ms");
-    }
-  };
-
-  // docs:begin bank-sample-routes
-  server.Post("/accounts", [this, command](const httplib::Request& req, httplib::Response& res) {
-    command(CommandKind::kOpen, res, [&](std::string& command_id) {
-      const json body = parse_body(req, false);
-      allow_only(body, {"account_id", "owner", "command_id"});
-      const std::string id = *string_field(body, "account_id", true);
-      if (!is_valid_account_id(id)) {
-        throw HttpError(400, "invalid account_id " + excerpt(id) + ": use 1 to " +
-                                 std::to_string(kMaxAccountIdBytes) +
-                                 " characters out of A-Z a-z 0-9 . _ ~ -");
-      }
-      const std::string owner = *string_field(body, "owner", true);
-      command_id = command_id_field(body);
-      const auto result = bus_.send(OpenAccount{id, owner}, {.command_id = command_id});
-      reply(res, 201,
-            json{{"account_id", id},
-                 {"version", result.last_version},
-                 {"position", result.position.to_string()}});
-    });
+  server.Post(account + "/withdraw", [this](const Request& req, Response& res) {
+    move_money(CommandKind::kWithdraw, req, res);
   });
+  server.Post(account + "/close",
+              [this](const Request& req, Response& res) { close_account(req, res); });
 
-  auto money = [this, command](CommandKind kind) {
-    return [this, command, kind](const httplib::Request& req, httplib::Response& res) {
-      command(kind, res, [&](std::string& command_id) {
-        const std::string id = account_id_from(req);
-        const json body = parse_body(req, false);
-        allow_only(body, {"amount", "command_id"});
-        const std::int64_t amount = amount_field(body);
-        command_id = command_id_field(body);
-        const annals::CommandContext context{.command_id = command_id};
-        const auto result = kind == CommandKind::kDeposit
-                                ? bus_.send(Deposit{id, amount}, context)
-                                : bus_.send(Withdraw{id, amount}, context);
-        reply(res, 200,
-              json{{"version", result.last_version}, {"position", result.position.to_string()}});
-      });
-    };
-  };
-  server.Post(std::string(kAccountPath) + "/deposit", money(CommandKind::kDeposit));
-  server.Post(std::string(kAccountPath) + "/withdraw", money(CommandKind::kWithdraw));
-  // docs:end
-
-  server.Post(std::string(kAccountPath) + "/close", [this, command](const httplib::Request& req,
-                                                                    httplib::Response& res) {
-    command(CommandKind::kClose, res, [&](std::string& command_id) {
-      const std::string id = account_id_from(req);
-      const json body = parse_body(req, true);
-      allow_only(body, {"command_id"});
-      command_id = command_id_field(body);
-      const auto result = bus_.send(CloseAccount{id}, {.command_id = command_id});
-      reply(res, 200,
-            json{{"version", result.last_version}, {"position", result.position.to_string()}});
-    });
-  });
-
-  server.Get(std::string(kAccountPath),
-             [this, query, wait_for](const httplib::Request& req, httplib::Response& res) {
-               query(res, [&] {
-                 const std::string id = account_id_from(req);
-                 wait_for(req, kBalancesProjection);
-                 const auto account = queries_.account(id);
-                 if (!account) throw HttpError(404, "account " + excerpt(id) + " not found");
-                 reply(res, 200, json(*account));
-               });
-             });
-
-  server.Get(std::string(kAccountPath) + "/transactions",
-             [this, query, wait_for](const httplib::Request& req, httplib::Response& res) {
-               query(res, [&] {
-                 const std::string id = account_id_from(req);
-                 wait_for(req, kTransactionsProjection);
-                 const auto history = queries_.transactions(id);
-                 if (!history) throw HttpError(404, "account " + excerpt(id) + " not found");
-                 reply(res, 200, json{{"account_id", id}, {"transactions", *history}});
-               });
-             });
-
-  // The auditor's view: state rebuilt from the event store, not from a read model.
-  server.Get(std::string(kAccountPath) + "/history",
-             [this, query](const httplib::Request& req, httplib::Response& res) {
-               query(res, [&] {
-                 const std::string id = account_id_from(req);
-                 const bool by_version = req.has_param("version");
-                 const bool by_time = req.has_param("as_of");
-                 if (by_version && by_time) {
-                   throw HttpError(400, "give either version or as_of, not both");
-                 }
-                 std::optional<annals::Aggregate<Account>> account;
-                 std::string when;
-                 if (by_version) {
-                   const auto version = version_param(req.get_param_value("version"));
-                   account.emplace(accounts_.load_at_version(id, version));
-                   when = " at version " + std::to_string(version);
-                 } else if (by_time) {
-                   const std::string text = req.get_param_value("as_of");
-                   const auto time = parse_rfc3339(text);
-                   if (!time) {
-                     throw HttpError(400, "invalid as_of=" + excerpt(text) +
-                                              ": use an RFC 3339 time such as "
-                                              "2024-05-01T12:00:00Z");
-                   }
-                   account.emplace(accounts_.load_as_of(id, *time));
-                   when = " at " + text;
-                 } else {
-                   account.emplace(accounts_.load(id));
-                 }
-                 if (account->version() == 0) {
-                   throw HttpError(404, "account " + excerpt(id) + " did not exist" + when);
-                 }
-                 reply(res, 200, state_json(id, account->state(), account->version()));
-               });
-             });
-
+  server.Get(account, [this](const Request& req, Response& res) { show_account(req, res); });
+  server.Get(account + "/transactions",
+             [this](const Request& req, Response& res) { show_transactions(req, res); });
+  server.Get(account + "/history",
+             [this](const Request& req, Response& res) { show_history(req, res); });
   server.Get("/totals/daily",
-             [this, query, wait_for](const httplib::Request& req, httplib::Response& res) {
-               query(res, [&] {
-                 wait_for(req, kDailyTotalsProjection);
-                 reply(res, 200, json{{"days", queries_.daily_totals()}});
-               });
-             });
+             [this](const Request& req, Response& res) { show_daily_totals(req, res); });
+  server.Get("/health", [this](const Request&, Response& res) { show_health(res); });
+  server.Get("/metrics", [this](const Request&, Response& res) { show_metrics(res); });
+}
+// docs:end
 
-  server.Get("/health", [this, query](const httplib::Request&, httplib::Response& res) {
-    query(res, [&] {
-      const auto head = store_.head_position();  // proves the store answers
-      json projections = json::array();
-      for (const auto& p : progress_.status()) {
-        projections.push_back(json{{"name", p.name}, {"state", p.state}, {"position", p.position}});
-      }
-      reply(res, 200,
-            json{{"status", "ok"},
-                 {"store", options_.store_kind},
-                 {"head", head.to_string()},
-                 {"projections", std::move(projections)}});
-    });
+// docs:begin bank-sample-commands
+void BankApi::open_account(const Request& req, Response& res) {
+  run_command(CommandKind::kOpen, res, [&](std::string& command_id) {
+    const json body = parse_body(req, false);
+    allow_only(body, {"account_id", "owner", "command_id"});
+    const std::string id = *string_field(body, "account_id", true);
+    if (!is_valid_account_id(id)) {
+      throw HttpError(400, "invalid account_id " + excerpt(id) + ": use 1 to " +
+                               std::to_string(kMaxAccountIdBytes) +
+                               " characters out of A-Z a-z 0-9 . _ ~ -");
+    }
+    const std::string owner = *string_field(body, "owner", true);
+    command_id = command_id_field(body);
+    const auto result = bus_.send(OpenAccount{id, owner}, {.command_id = command_id});
+    reply(res, 201,
+          json{{"account_id", id},
+               {"version", result.last_version},
+               {"position", result.position.to_string()}});
   });
+}
 
-  server.Get("/metrics", [this, query](const httplib::Request&, httplib::Response& res) {
-    query(res, [&] {
-      res.status = 200;
-      std::string text = metrics_.render(progress_.status());
-      if (options_.snapshots != nullptr) text += snapshot_metrics(options_.snapshots->stats());
-      res.set_content(text, "text/plain; version=0.0.4");
-    });
+void BankApi::move_money(CommandKind kind, const Request& req, Response& res) {
+  run_command(kind, res, [&](std::string& command_id) {
+    const std::string id = account_id_from(req);
+    const json body = parse_body(req, false);
+    allow_only(body, {"amount", "command_id"});
+    const std::int64_t amount = amount_field(body);
+    command_id = command_id_field(body);
+    const annals::CommandContext context{.command_id = command_id};
+    const auto result = kind == CommandKind::kDeposit ? bus_.send(Deposit{id, amount}, context)
+                                                      : bus_.send(Withdraw{id, amount}, context);
+    reply(res, 200,
+          json{{"version", result.last_version}, {"position", result.position.to_string()}});
+  });
+}
+
+void BankApi::run_command(CommandKind kind, Response& res,
+                          const std::function<void(std::string& command_id)>& run) {
+  const auto started = Clock::now();
+  Outcome outcome = Outcome::kOk;
+  std::string command_id;  // set by `run` from the request; empty when it gave none
+  try {
+    run(command_id);
+  } catch (...) {
+    auto failure = command_failure(command_id);
+    outcome = failure.outcome;
+    reply_error(res, failure.status, failure.message);
+  }
+  metrics_.record(kind, outcome, Clock::now() - started);
+}
+// docs:end
+
+void BankApi::close_account(const Request& req, Response& res) {
+  run_command(CommandKind::kClose, res, [&](std::string& command_id) {
+    const std::string id = account_id_from(req);
+    const json body = parse_body(req, true);
+    allow_only(body, {"command_id"});
+    command_id = command_id_field(body);
+    const auto result = bus_.send(CloseAccount{id}, {.command_id = command_id});
+    reply(res, 200,
+          json{{"version", result.last_version}, {"position", result.position.to_string()}});
+  });
+}
+
+void BankApi::wait_for_read_model(const Request& req, std::string_view projection) {
+  const auto after = after_param(req);
+  if (!after) return;
+  if (progress_.wait_for(projection, *after, options_.read_timeout)) return;
+  for (const auto& p : progress_.status()) {
+    if (p.name == projection && p.state == "failed") {
+      throw HttpError(503, "the read model " + std::string(projection) +
+                               " has stopped after an error (see the service's log)");
+    }
+  }
+  throw HttpError(504, "the read model " + std::string(projection) + " did not reach position " +
+                           after->to_string() + " within " +
+                           std::to_string(options_.read_timeout.count()) + " ms");
+}
+
+void BankApi::show_account(const Request& req, Response& res) {
+  run_query(res, [&] {
+    const std::string id = account_id_from(req);
+    wait_for_read_model(req, kBalancesProjection);
+    const auto account = queries_.account(id);
+    if (!account) throw HttpError(404, "account " + excerpt(id) + " not found");
+    reply(res, 200, json(*account));
+  });
+}
+
+void BankApi::show_transactions(const Request& req, Response& res) {
+  run_query(res, [&] {
+    const std::string id = account_id_from(req);
+    wait_for_read_model(req, kTransactionsProjection);
+    const auto history = queries_.transactions(id);
+    if (!history) throw HttpError(404, "account " + excerpt(id) + " not found");
+    reply(res, 200, json{{"account_id", id}, {"transactions", *history}});
+  });
+}
+
+// The auditor's view: state rebuilt from the event store, not from a read model.
+void BankApi::show_history(const Request& req, Response& res) {
+  run_query(res, [&] {
+    const std::string id = account_id_from(req);
+    const HistoryPoint point = history_point(req);
+    const auto account = load_at(accounts_, id, point);
+    if (account.version() == 0) {
+      throw HttpError(404, "account " + excerpt(id) + " did not exist" + point.description);
+    }
+    reply(res, 200, state_json(id, account.state(), account.version()));
+  });
+}
+
+void BankApi::show_daily_totals(const Request& req, Response& res) {
+  run_query(res, [&] {
+    wait_for_read_model(req, kDailyTotalsProjection);
+    reply(res, 200, json{{"days", queries_.daily_totals()}});
+  });
+}
+
+void BankApi::show_health(Response& res) {
+  run_query(res, [&] {
+    const auto head = store_.head_position();  // proves the store answers
+    json projections = json::array();
+    for (const auto& p : progress_.status()) {
+      projections.push_back(json{{"name", p.name}, {"state", p.state}, {"position", p.position}});
+    }
+    reply(res, 200,
+          json{{"status", "ok"},
+               {"store", options_.store_kind},
+               {"head", head.to_string()},
+               {"projections", std::move(projections)}});
+  });
+}
+
+void BankApi::show_metrics(Response& res) {
+  run_query(res, [&] {
+    res.status = 200;
+    std::string text = metrics_.render(progress_.status());
+    if (options_.snapshots != nullptr) text += snapshot_metrics(options_.snapshots->stats());
+    res.set_content(text, "text/plain; version=0.0.4");
   });
 }
 

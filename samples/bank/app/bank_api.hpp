@@ -32,7 +32,9 @@
 
 namespace httplib {
 class Server;
-}
+struct Request;
+struct Response;
+}  // namespace httplib
 
 namespace bank {
 
@@ -71,6 +73,25 @@ class BankApi {
   void mount(httplib::Server& server);
 
  private:
+  // The commands: POST routes, answered through run_command.
+  void open_account(const httplib::Request& req, httplib::Response& res);
+  void move_money(CommandKind kind, const httplib::Request& req, httplib::Response& res);
+  void close_account(const httplib::Request& req, httplib::Response& res);
+
+  // The queries: GET routes.
+  void show_account(const httplib::Request& req, httplib::Response& res);
+  void show_transactions(const httplib::Request& req, httplib::Response& res);
+  void show_history(const httplib::Request& req, httplib::Response& res);
+  void show_daily_totals(const httplib::Request& req, httplib::Response& res);
+  void show_health(httplib::Response& res);
+  void show_metrics(httplib::Response& res);
+
+  // Runs one command: measures it, maps every failure to a status, records the outcome.
+  void run_command(CommandKind kind, httplib::Response& res,
+                   const std::function<void(std::string& command_id)>& run);
+  // Read-your-writes: waits until `projection` has applied everything up to ?after=.
+  void wait_for_read_model(const httplib::Request& req, std::string_view projection);
+
   annals::CommandBus& bus_;
   annals::Repository<Account>& accounts_;
   annals::EventStore& store_;

@@ -109,112 +109,82 @@ bool is_bank_projection(const std::string& name) {
          name == kDailyTotalsProjection;
 }
 
-}  // namespace
-
-void block_termination_signals() {
-  const sigset_t set = termination_signals();
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+// Read-your-writes and /health from the runner of this process.
+ReadModelProgress progress_of_runner(projections::ProjectionRunner& runner) {
+  ReadModelProgress progress;
+  progress.wait_for = [&runner](std::string_view name, annals::Position position,
+                                std::chrono::milliseconds timeout) {
+    return runner.wait_for(std::string(name), position, timeout);
+  };
+  progress.status = [&runner] {
+    std::vector<ProjectionProgress> out;
+    for (const auto& s : runner.status()) out.push_back(progress_of(s));
+    return out;
+  };
+  return progress;
 }
 
-int run_service(const ServiceOptions& options) {
-  set_up_logging();
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<projections::ProjectionRunner> runner;
-  try {
-    backend = open_backend(options.memory, options.database_url, options.migrate_url);
-  } catch (const std::exception& e) {
-    spdlog::error("bank-service: cannot open the stores: {}", e.what());
-    return 1;
-  }
-  auto& events = *backend->events;
-  auto& projection_store = *backend->projection_store;
-
-  // docs:begin bank-sample-wiring
-  annals::CommandBus bus(events, backend->registry,
-                         {.snapshots = backend->snapshots.get(),
-                          .snapshot_policy = annals::SnapshotPolicy::every(100)});
-  bus.handle<Account>(&OpenAccount::account_id);
-  bus.handle<Account>(&Deposit::account_id);
-  bus.handle<Account>(&Withdraw::account_id);
-  bus.handle<Account>(&CloseAccount::account_id);
-  // The auditor's /history: from the events alone, never from a snapshot (issue 11).
-  annals::Repository<Account> accounts(events, backend->registry);
-  // docs:end
-
+// Read-your-writes and /health from the checkpoints that bank-projector stores.
+ReadModelProgress progress_of_checkpoints(projections::ProjectionStore& projection_store,
+                                          annals::EventStore& events) {
   ReadModelProgress progress;
-  try {
-    if (options.run_projections) {
-      runner = start_runner(*backend, options.runner_name, options.lease_ttl);
-      runner->start();
-      progress.wait_for = [&runner](std::string_view name, annals::Position position,
-                                    std::chrono::milliseconds timeout) {
-        return runner->wait_for(std::string(name), position, timeout);
-      };
-      progress.status = [&runner] {
-        std::vector<ProjectionProgress> out;
-        for (const auto& s : runner->status()) out.push_back(progress_of(s));
-        return out;
-      };
-    } else {
-      // bank-projector runs them; make sure their tables exist so that reads work at once.
-      for (const auto& projection : backend->read_models.projections) {
-        projection_store.prepare(*projection);
-      }
-      progress.wait_for = [&projection_store](std::string_view name, annals::Position position,
-                                              std::chrono::milliseconds timeout) {
-        return projections::wait_for_checkpoint(projection_store, std::string(name), position,
-                                                timeout);
-      };
-      progress.status = [&projection_store, &events] {
-        const auto head = events.head_position();
-        std::vector<ProjectionProgress> out;
-        for (const auto& record : projection_store.list()) {
-          if (!is_bank_projection(record.name)) continue;
-          out.push_back(ProjectionProgress{
-              .name = record.name,
-              .state = record.state,
-              .position = record.checkpoint.to_string(),
-              .lag_events =
-                  std::max<std::int64_t>(0, head.sequence() - record.checkpoint.sequence()),
-              .lag_seconds = 0,
-              .events_applied = static_cast<std::uint64_t>(record.events_applied),
-              .errors = 0});
-        }
-        return out;
-      };
+  progress.wait_for = [&projection_store](std::string_view name, annals::Position position,
+                                          std::chrono::milliseconds timeout) {
+    return projections::wait_for_checkpoint(projection_store, std::string(name), position, timeout);
+  };
+  progress.status = [&projection_store, &events] {
+    const auto head = events.head_position();
+    std::vector<ProjectionProgress> out;
+    for (const auto& record : projection_store.list()) {
+      if (!is_bank_projection(record.name)) continue;
+      out.push_back(ProjectionProgress{
+          .name = record.name,
+          .state = record.state,
+          .position = record.checkpoint.to_string(),
+          .lag_events = std::max<std::int64_t>(0, head.sequence() - record.checkpoint.sequence()),
+          .lag_seconds = 0,
+          .events_applied = static_cast<std::uint64_t>(record.events_applied),
+          .errors = 0});
     }
-  } catch (const std::exception& e) {
-    spdlog::error("bank-service: cannot start the projections: {}", e.what());
-    return 1;
-  }
+    return out;
+  };
+  return progress;
+}
 
-  Metrics metrics;
-  BankApi api(bus, accounts, events, *backend->read_models.queries, progress, metrics,
-              {.read_timeout = options.read_timeout,
-               .max_body_bytes = options.max_body_bytes,
-               .store_kind = options.memory ? "memory" : "postgres",
-               .snapshots = backend->snapshots.get()});
-  httplib::Server server;
+// Starts the projections in this process (then `runner` holds them), or, when bank-projector
+// runs them, creates their tables so that reads work at once. Returns where the API learns
+// how far they are.
+ReadModelProgress start_projections(const ServiceOptions& options, Backend& backend,
+                                    std::unique_ptr<projections::ProjectionRunner>& runner) {
+  if (options.run_projections) {
+    runner = start_runner(backend, options.runner_name, options.lease_ttl);
+    runner->start();
+    return progress_of_runner(*runner);
+  }
+  for (const auto& projection : backend.read_models.projections) {
+    backend.projection_store->prepare(*projection);
+  }
+  return progress_of_checkpoints(*backend.projection_store, *backend.events);
+}
+
+void configure_server(httplib::Server& server, const ServiceOptions& options) {
   // Replies are written in more than one send(); without TCP_NODELAY, Nagle's algorithm holds
   // the last one back until the client's delayed ACK (about 40 ms per request).
   server.set_tcp_nodelay(true);
   const std::size_t threads = std::max<std::size_t>(1, options.threads);
   server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  api.mount(server);
+}
 
-  const int port = options.port == 0
-                       ? server.bind_to_any_port(options.host)
-                       : (server.bind_to_port(options.host, options.port) ? options.port : -1);
-  if (port <= 0) {
-    spdlog::error("bank-service: cannot listen on {}:{}", options.host, options.port);
-    return 1;
-  }
-  // Machine-readable: tests and scripts wait for this line.
-  std::cout << "listening on " << options.host << ":" << port << std::endl;
-  spdlog::info("bank-service: listening on {}:{} ({} store, projections {})", options.host, port,
-               options.memory ? "in-memory" : "PostgreSQL",
-               options.run_projections ? "in this process" : "in bank-projector");
+// The port bound (options.port, or a free one when it is 0); -1 when binding failed.
+int bind_port(httplib::Server& server, const ServiceOptions& options) {
+  if (options.port == 0) return server.bind_to_any_port(options.host);
+  return server.bind_to_port(options.host, options.port) ? options.port : -1;
+}
 
+// Serves until SIGINT or SIGTERM (or until the server stops on its own); true when it ended
+// cleanly. The signals are blocked in every thread (block_termination_signals), so a thread of
+// ours takes them with sigwait and stops the server: no work in a signal handler.
+bool serve_until_signal(httplib::Server& server) {
   std::atomic<bool> listening_done{false};
   std::atomic<bool> signalled{false};
   std::thread signal_waiter([&] {
@@ -233,7 +203,69 @@ int run_service(const ServiceOptions& options) {
   listening_done = true;
   if (!signalled) kill(getpid(), SIGTERM);  // the server stopped on its own: wake the waiter
   signal_waiter.join();
+  return clean;
+}
 
+}  // namespace
+
+void block_termination_signals() {
+  const sigset_t set = termination_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int run_service(const ServiceOptions& options) {
+  set_up_logging();
+  std::unique_ptr<Backend> backend;
+  try {
+    backend = open_backend(options.memory, options.database_url, options.migrate_url);
+  } catch (const std::exception& e) {
+    spdlog::error("bank-service: cannot open the stores: {}", e.what());
+    return 1;
+  }
+  auto& events = *backend->events;
+
+  // docs:begin bank-sample-wiring
+  annals::CommandBus bus(events, backend->registry,
+                         {.snapshots = backend->snapshots.get(),
+                          .snapshot_policy = annals::SnapshotPolicy::every(100)});
+  bus.handle<Account>(&OpenAccount::account_id);
+  bus.handle<Account>(&Deposit::account_id);
+  bus.handle<Account>(&Withdraw::account_id);
+  bus.handle<Account>(&CloseAccount::account_id);
+  // The auditor's /history: from the events alone, never from a snapshot (issue 11).
+  annals::Repository<Account> accounts(events, backend->registry);
+  // docs:end
+
+  std::unique_ptr<projections::ProjectionRunner> runner;
+  ReadModelProgress progress;
+  try {
+    progress = start_projections(options, *backend, runner);
+  } catch (const std::exception& e) {
+    spdlog::error("bank-service: cannot start the projections: {}", e.what());
+    return 1;
+  }
+
+  Metrics metrics;
+  BankApi api(bus, accounts, events, *backend->read_models.queries, progress, metrics,
+              {.read_timeout = options.read_timeout,
+               .max_body_bytes = options.max_body_bytes,
+               .store_kind = options.memory ? "memory" : "postgres",
+               .snapshots = backend->snapshots.get()});
+  httplib::Server server;
+  configure_server(server, options);
+  api.mount(server);
+  const int port = bind_port(server, options);
+  if (port <= 0) {
+    spdlog::error("bank-service: cannot listen on {}:{}", options.host, options.port);
+    return 1;
+  }
+  // Machine-readable: tests and scripts wait for this line.
+  std::cout << "listening on " << options.host << ":" << port << std::endl;
+  spdlog::info("bank-service: listening on {}:{} ({} store, projections {})", options.host, port,
+               options.memory ? "in-memory" : "PostgreSQL",
+               options.run_projections ? "in this process" : "in bank-projector");
+
+  const bool clean = serve_until_signal(server);
   if (runner) runner->stop();  // finish or roll back the batch, release the leases
   spdlog::info("bank-service: stopped");
   return clean ? 0 : 1;

@@ -123,66 +123,67 @@ std::string unknown_projection(const std::string& name) {
          "when a runner first runs it)";
 }
 
-}  // namespace
+// What `status` adds to a projection's record: its open rebuild and its dead-letter counts.
+struct ProjectionDetails {
+  std::optional<RebuildRequest> rebuild;
+  std::size_t parked = 0;
+  std::size_t retry_requested = 0;
+};
 
-void projections_status(ProjectionStore& store, EventReader& events,
-                        const ProjectionStatusArgs& args, std::ostream& out) {
+// The projections to print: all, or the one named (ExitError kNotFound when there is none).
+std::vector<ProjectionRecord> select_projections(ProjectionStore& store,
+                                                 const ProjectionStatusArgs& args) {
   auto records = store.list();
   if (args.name) {
     std::erase_if(records, [&](const ProjectionRecord& r) { return r.name != *args.name; });
     if (records.empty()) throw ExitError(ExitCode::kNotFound, unknown_projection(*args.name));
   }
-  const auto head = events.head_position();
+  return records;
+}
 
-  struct Extra {
-    std::optional<RebuildRequest> rebuild;
-    std::size_t parked = 0;
-    std::size_t retry_requested = 0;
-  };
-  std::vector<Extra> extras(records.size());
-  if (args.detailed) {
-    for (std::size_t i = 0; i < records.size(); ++i) {
-      extras[i].rebuild = store.open_rebuild(records[i].name);
-      extras[i].parked = count_dead_letters(store, records[i].name, DeadLetterState::kParked);
-      extras[i].retry_requested =
-          count_dead_letters(store, records[i].name, DeadLetterState::kRetryRequested);
-    }
+// One ProjectionDetails per record when args.detailed, else empty ones (nothing is read).
+std::vector<ProjectionDetails> details_of(ProjectionStore& store,
+                                          const std::vector<ProjectionRecord>& records,
+                                          const ProjectionStatusArgs& args) {
+  std::vector<ProjectionDetails> details(records.size());
+  if (!args.detailed) return details;
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    const auto& name = records[i].name;
+    details[i].rebuild = store.open_rebuild(name);
+    details[i].parked = count_dead_letters(store, name, DeadLetterState::kParked);
+    details[i].retry_requested = count_dead_letters(store, name, DeadLetterState::kRetryRequested);
   }
+  return details;
+}
 
-  if (args.json) {
-    for (std::size_t i = 0; i < records.size(); ++i) {
-      const auto& r = records[i];
-      Json j;
-      j["name"] = r.name;
-      j["owner"] = optional_string(r.owner);
-      j["owned"] = r.owned;
-      j["position"] = r.checkpoint.to_string();
-      j["head"] = head.to_string();
-      j["lag"] = lag_of(r.checkpoint, head);
-      j["state"] = r.state;
-      j["lease_expires_at"] =
-          r.lease_expires_at ? Json(format_timestamp(*r.lease_expires_at)) : Json(nullptr);
-      if (args.detailed) {
-        j["fencing_token"] = r.fencing_token;
-        j["events_applied"] = r.events_applied;
-        j["last_error"] = optional_string(r.last_error);
-        j["updated_at"] = format_timestamp(r.updated_at);
-        j["rebuild"] = extras[i].rebuild ? rebuild_json(*extras[i].rebuild) : Json(nullptr);
-        j["dead_letters"] = {{"parked", extras[i].parked},
-                             {"retry_requested", extras[i].retry_requested}};
-      }
-      out << dump(j) << '\n';
-    }
-    return;
+Json status_json(const ProjectionRecord& r, Position head, const ProjectionDetails& details,
+                 bool detailed) {
+  Json j;
+  j["name"] = r.name;
+  j["owner"] = optional_string(r.owner);
+  j["owned"] = r.owned;
+  j["position"] = r.checkpoint.to_string();
+  j["head"] = head.to_string();
+  j["lag"] = lag_of(r.checkpoint, head);
+  j["state"] = r.state;
+  j["lease_expires_at"] =
+      r.lease_expires_at ? Json(format_timestamp(*r.lease_expires_at)) : Json(nullptr);
+  if (detailed) {
+    j["fencing_token"] = r.fencing_token;
+    j["events_applied"] = r.events_applied;
+    j["last_error"] = optional_string(r.last_error);
+    j["updated_at"] = format_timestamp(r.updated_at);
+    j["rebuild"] = details.rebuild ? rebuild_json(*details.rebuild) : Json(nullptr);
+    j["dead_letters"] = {{"parked", details.parked}, {"retry_requested", details.retry_requested}};
   }
+  return j;
+}
 
-  if (records.empty()) {
-    out << "no projections registered (a runner registers its projections when it starts)\n";
-    return;
-  }
+void print_status_table(const std::vector<ProjectionRecord>& records, Position head, bool detailed,
+                        std::ostream& out) {
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> header{"NAME", "OWNER", "POSITION", "LAG", "STATE", "LEASE EXPIRES"};
-  if (args.detailed) {
+  if (detailed) {
     header.insert(header.end(), {"TOKEN", "APPLIED"});
   }
   rows.push_back(header);
@@ -193,149 +194,222 @@ void projections_status(ProjectionStore& store, EventReader& events,
                                  std::to_string(lag_of(r.checkpoint, head)),
                                  r.state.empty() ? "-" : r.state,
                                  lease_cell(r)};
-    if (args.detailed) {
+    if (detailed) {
       row.push_back(std::to_string(r.fencing_token));
       row.push_back(std::to_string(r.events_applied));
     }
     rows.push_back(std::move(row));
   }
   print_table(rows, out);
-  if (!args.detailed) return;
-  for (std::size_t i = 0; i < records.size(); ++i) {
-    const auto& name = records[i].name;
-    if (records[i].last_error) {
-      out << name << ": last error: " << one_line(*records[i].last_error) << '\n';
+}
+
+// Below the table of `status`: a line for each last error, open rebuild and dead letters.
+void print_status_notes(const ProjectionRecord& record, const ProjectionDetails& details,
+                        std::ostream& out) {
+  const auto& name = record.name;
+  if (record.last_error) {
+    out << name << ": last error: " << one_line(*record.last_error) << '\n';
+  }
+  if (const auto& rebuild = details.rebuild) {
+    out << name << ": rebuild " << rebuild->id << ' ' << projections::to_string(rebuild->state);
+    if (const auto p = progress_of(*rebuild)) {
+      out << ' ' << p->percent << "% (" << p->done << " of " << p->total << " events)";
     }
-    if (const auto& rebuild = extras[i].rebuild) {
-      out << name << ": rebuild " << rebuild->id << ' ' << projections::to_string(rebuild->state);
-      if (const auto p = progress_of(*rebuild)) {
-        out << ' ' << p->percent << "% (" << p->done << " of " << p->total << " events)";
-      }
-      out << '\n';
-    }
-    if (extras[i].parked + extras[i].retry_requested > 0) {
-      out << name << ": dead letters: " << extras[i].parked << " parked, "
-          << extras[i].retry_requested << " retry requested (`annals dead-letters list "
-          << "--projection " << name << "`)\n";
-    }
+    out << '\n';
+  }
+  if (details.parked + details.retry_requested > 0) {
+    out << name << ": dead letters: " << details.parked << " parked, " << details.retry_requested
+        << " retry requested (`annals dead-letters list "
+        << "--projection " << name << "`)\n";
   }
 }
 
-void projections_rebuild(ProjectionStore& store, const RebuildArgs& args, std::ostream& out) {
-  if (args.timeout_seconds &&
-      (!std::isfinite(*args.timeout_seconds) || *args.timeout_seconds <= 0)) {
+using SteadyClock = std::chrono::steady_clock;
+
+// When following a rebuild gives up: args.timeout_seconds from now, or, without --timeout, a
+// deadline that never comes (a plain time point, not an optional, which g++ 12 -O3 reports as
+// maybe-uninitialized).
+SteadyClock::time_point rebuild_deadline(const RebuildArgs& args) {
+  if (!args.timeout_seconds) return SteadyClock::time_point::max();
+  if (!std::isfinite(*args.timeout_seconds) || *args.timeout_seconds <= 0) {
     throw InvalidArgumentError("--timeout must be a number of seconds > 0");
   }
-  const auto started = std::chrono::steady_clock::now();
-  // No --timeout: a deadline that never comes (a plain time point, not an optional, which
-  // g++ 12 -O3 reports as maybe-uninitialized).
-  const auto deadline =
-      args.timeout_seconds
-          ? started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                          std::chrono::duration<double>(*args.timeout_seconds))
-          : std::chrono::steady_clock::time_point::max();
-  const std::string label = "rebuild " + args.name + ": ";
+  return SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                  std::chrono::duration<double>(*args.timeout_seconds));
+}
 
-  RebuildRequest request;
+// Files the request (or joins the open one); ExitError kNotFound for an unknown projection.
+RebuildRequest file_rebuild_request(ProjectionStore& store, const std::string& name) {
   try {
-    request = store.request_rebuild(args.name);
+    return store.request_rebuild(name);
   } catch (const NotFoundError&) {
-    throw ExitError(ExitCode::kNotFound, unknown_projection(args.name));
+    throw ExitError(ExitCode::kNotFound, unknown_projection(name));
   }
-  out << label << "request " << request.id << ' ' << projections::to_string(request.state) << '\n'
-      << std::flush;
+}
 
-  // The state the owner is in matters only while the request waits for one.
-  bool said_unowned = false;
-  bool said_owner = false;
-  const auto check_owner = [&] {
-    const auto record = find_projection(store, args.name);
+// Follows one rebuild request, reading it every args.poll_interval, and prints each change
+// once: who owns the projection while the request waits, that it runs, its progress (a bar
+// redrawn in place on a terminal, else one line per new percentage) and how it ended.
+class RebuildFollower {
+ public:
+  RebuildFollower(ProjectionStore& store, const RebuildArgs& args, std::ostream& out)
+      : store_(store), args_(args), out_(out), label_("rebuild " + args.name + ": ") {}
+
+  void report_filed(const RebuildRequest& request) {
+    out_ << label_ << "request " << request.id << ' ' << projections::to_string(request.state)
+         << '\n'
+         << std::flush;
+  }
+
+  // The owner matters only while the request waits for one: says who it is, or that there is
+  // none, each time that changes.
+  void report_owner() {
+    const auto record = find_projection(store_, args_.name);
     if (record && record->owned) {
-      if (!said_owner) {
-        out << label << "owned by " << record->owner.value_or("?")
-            << "; waiting for it to start the rebuild\n"
-            << std::flush;
-        said_owner = true;
+      if (!said_owner_) {
+        out_ << label_ << "owned by " << record->owner.value_or("?")
+             << "; waiting for it to start the rebuild\n"
+             << std::flush;
+        said_owner_ = true;
       }
-    } else if (!said_unowned) {
-      out << label << "no runner owns " << args.name
-          << " at the moment: the request waits until a runner running it takes it over\n"
-          << std::flush;
-      said_unowned = true;
-      said_owner = false;
+    } else if (!said_unowned_) {
+      out_ << label_ << "no runner owns " << args_.name
+           << " at the moment: the request waits until a runner running it takes it over\n"
+           << std::flush;
+      said_unowned_ = true;
+      said_owner_ = false;
     }
-  };
-  if (args.no_wait) {
-    if (request.state == RebuildState::kRequested) check_owner();
-    return;
   }
 
-  int last_percent = -1;
-  bool bar_drawn = false;
-  bool said_running = false;
-  const auto end_bar = [&] {
-    if (bar_drawn) out << '\n';
-    bar_drawn = false;
-  };
-  while (true) {
-    const auto current = store.rebuild_request(request.id);
-    if (!current) {
-      end_bar();
-      throw ExitError(ExitCode::kError, "rebuild request " + std::to_string(request.id) + " of " +
-                                            args.name + " disappeared from the store");
-    }
-    switch (current->state) {
-      case RebuildState::kRequested:
-        check_owner();
-        break;
-      case RebuildState::kRunning: {
-        if (!said_running) {
-          const auto record = find_projection(store, args.name);
-          out << label << "running"
-              << (record && record->owner ? " on " + *record->owner : std::string()) << '\n'
-              << std::flush;
-          said_running = true;
-        }
-        const auto p = progress_of(*current);
-        if (!p || p->percent == last_percent) break;
-        last_percent = p->percent;
-        if (args.terminal) {
-          constexpr int kWidth = 30;
-          const int filled = p->percent * kWidth / 100;
-          out << '\r' << label << '[' << std::string(static_cast<std::size_t>(filled), '#')
-              << std::string(static_cast<std::size_t>(kWidth - filled), '.') << "] " << p->percent
-              << "% (" << p->done << " of " << p->total << " events)" << std::flush;
-          bar_drawn = true;
-        } else {
-          out << label << p->percent << "% (" << p->done << " of " << p->total << " events)\n"
-              << std::flush;
-        }
-        break;
-      }
-      case RebuildState::kDone: {
+  // Returns when the rebuild is done; throws ExitError when it failed, its request vanished or
+  // `deadline` passed.
+  void follow(std::int64_t request_id, SteadyClock::time_point deadline) {
+    while (true) {
+      const auto current = store_.rebuild_request(request_id);
+      if (!current) {
         end_bar();
-        const auto p = progress_of(*current);
-        out << label << "done";
-        if (p) out << " (" << p->total << " events)";
-        out << '\n' << std::flush;
-        return;
+        throw ExitError(ExitCode::kError, "rebuild request " + std::to_string(request_id) + " of " +
+                                              args_.name + " disappeared from the store");
       }
+      if (on_state(*current)) return;
+      if (SteadyClock::now() >= deadline) {
+        end_bar();
+        throw ExitError(ExitCode::kTimeout,
+                        "rebuild of " + args_.name + " not finished after --timeout (request " +
+                            std::to_string(request_id) + " is " +
+                            projections::to_string(current->state) +
+                            "); it goes on: run the same command again to follow it");
+      }
+      std::this_thread::sleep_for(args_.poll_interval);
+    }
+  }
+
+ private:
+  // Reports the request's state; true once the rebuild is done.
+  bool on_state(const RebuildRequest& current) {
+    switch (current.state) {
+      case RebuildState::kRequested:
+        report_owner();
+        return false;
+      case RebuildState::kRunning:
+        report_running();
+        report_progress(current);
+        return false;
+      case RebuildState::kDone:
+        report_done(current);
+        return true;
       case RebuildState::kFailed:
         end_bar();
         throw ExitError(ExitCode::kError,
-                        "rebuild of " + args.name +
-                            " failed: " + one_line(current->message.value_or("no reason given")));
+                        "rebuild of " + args_.name +
+                            " failed: " + one_line(current.message.value_or("no reason given")));
     }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      end_bar();
-      throw ExitError(ExitCode::kTimeout,
-                      "rebuild of " + args.name + " not finished after --timeout (request " +
-                          std::to_string(request.id) + " is " +
-                          projections::to_string(current->state) +
-                          "); it goes on: run the same command again to follow it");
-    }
-    std::this_thread::sleep_for(args.poll_interval);
+    return false;
   }
+
+  void report_running() {
+    if (said_running_) return;
+    const auto record = find_projection(store_, args_.name);
+    out_ << label_ << "running"
+         << (record && record->owner ? " on " + *record->owner : std::string()) << '\n'
+         << std::flush;
+    said_running_ = true;
+  }
+
+  void report_progress(const RebuildRequest& current) {
+    const auto p = progress_of(current);
+    if (!p || p->percent == last_percent_) return;
+    last_percent_ = p->percent;
+    if (args_.terminal) {
+      constexpr int kWidth = 30;
+      const int filled = p->percent * kWidth / 100;
+      out_ << '\r' << label_ << '[' << std::string(static_cast<std::size_t>(filled), '#')
+           << std::string(static_cast<std::size_t>(kWidth - filled), '.') << "] " << p->percent
+           << "% (" << p->done << " of " << p->total << " events)" << std::flush;
+      bar_drawn_ = true;
+    } else {
+      out_ << label_ << p->percent << "% (" << p->done << " of " << p->total << " events)\n"
+           << std::flush;
+    }
+  }
+
+  void report_done(const RebuildRequest& current) {
+    end_bar();
+    const auto p = progress_of(current);
+    out_ << label_ << "done";
+    if (p) out_ << " (" << p->total << " events)";
+    out_ << '\n' << std::flush;
+  }
+
+  // Ends the line of a progress bar before anything else is printed.
+  void end_bar() {
+    if (bar_drawn_) out_ << '\n';
+    bar_drawn_ = false;
+  }
+
+  ProjectionStore& store_;
+  const RebuildArgs& args_;
+  std::ostream& out_;
+  const std::string label_;
+  bool said_unowned_ = false;
+  bool said_owner_ = false;
+  bool said_running_ = false;
+  int last_percent_ = -1;
+  bool bar_drawn_ = false;
+};
+
+}  // namespace
+
+void projections_status(ProjectionStore& store, EventReader& events,
+                        const ProjectionStatusArgs& args, std::ostream& out) {
+  const auto records = select_projections(store, args);
+  const auto head = events.head_position();
+  const auto details = details_of(store, records, args);
+  if (args.json) {
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      out << dump(status_json(records[i], head, details[i], args.detailed)) << '\n';
+    }
+    return;
+  }
+  if (records.empty()) {
+    out << "no projections registered (a runner registers its projections when it starts)\n";
+    return;
+  }
+  print_status_table(records, head, args.detailed, out);
+  if (!args.detailed) return;
+  for (std::size_t i = 0; i < records.size(); ++i) print_status_notes(records[i], details[i], out);
+}
+
+void projections_rebuild(ProjectionStore& store, const RebuildArgs& args, std::ostream& out) {
+  const auto deadline = rebuild_deadline(args);
+  const auto request = file_rebuild_request(store, args.name);
+  RebuildFollower follower(store, args, out);
+  follower.report_filed(request);
+  if (args.no_wait) {
+    if (request.state == RebuildState::kRequested) follower.report_owner();
+    return;
+  }
+  follower.follow(request.id, deadline);
 }
 
 void dead_letters_list(ProjectionStore& store, const DeadLetterListArgs& args, std::ostream& out) {
