@@ -10,7 +10,7 @@
 #include "annals/projections/in_memory_projection_store.hpp"
 #include "annals/projections/projection.hpp"
 #include "annals/projections/projection_store.hpp"
-#include "projection_store_contract.hpp"
+#include "annals/testkit/projection_store_contract.hpp"
 
 namespace {
 
