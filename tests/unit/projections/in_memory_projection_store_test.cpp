@@ -14,12 +14,16 @@
 
 namespace {
 
+// docs:begin projections-store-contract-factory
 struct InMemoryProjectionStoreFactory {
   static std::unique_ptr<annals::projections::ProjectionStore> make() {
     return annals::projections::make_in_memory_projection_store();
   }
 };
+// docs:end
 
 }  // namespace
 
+// docs:begin projections-store-contract-instantiate
 INSTANTIATE_TYPED_TEST_SUITE_P(InMemory, ProjectionStoreContract, InMemoryProjectionStoreFactory);
+// docs:end
