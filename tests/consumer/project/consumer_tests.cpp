@@ -1,6 +1,6 @@
 // A downstream project's tests using the installed annals::testkit: given/when/then on a
-// user's decider, and the EventStore contract suite run against the in-memory store (as a
-// third-party store would run it against itself).
+// user's decider, and the EventStore and ProjectionStore contract suites run against the
+// in-memory stores (as a third-party store would run them against itself).
 #include <memory>
 #include <string>
 #include <variant>
@@ -11,8 +11,10 @@
 
 #include <annals/eventstore/error.hpp>
 #include <annals/eventstore/in_memory_event_store.hpp>
+#include <annals/projections/in_memory_projection_store.hpp>
 #include <annals/testkit/decider_spec.hpp>
 #include <annals/testkit/event_store_contract.hpp>
+#include <annals/testkit/projection_store_contract.hpp>
 
 namespace counter {
 
@@ -69,6 +71,13 @@ struct InMemoryStoreFactory {
   static std::unique_ptr<annals::EventStore> make() { return annals::make_in_memory_event_store(); }
 };
 
+struct InMemoryProjectionStoreFactory {
+  static std::unique_ptr<annals::projections::ProjectionStore> make() {
+    return annals::projections::make_in_memory_projection_store();
+  }
+};
+
 }  // namespace
 
 INSTANTIATE_TYPED_TEST_SUITE_P(InMemory, EventStoreContract, InMemoryStoreFactory);
+INSTANTIATE_TYPED_TEST_SUITE_P(InMemory, ProjectionStoreContract, InMemoryProjectionStoreFactory);

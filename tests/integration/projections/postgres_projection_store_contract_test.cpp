@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "annals/projections/postgres/postgres_projection_store.hpp"
-#include "projection_store_contract.hpp"
+#include "annals/testkit/projection_store_contract.hpp"
 #include "test_database.hpp"
 
 namespace {

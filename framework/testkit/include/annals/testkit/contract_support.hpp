@@ -1,5 +1,6 @@
-// Helpers shared by the contract suites (the event store's here, the projection store's in the
-// projections tests): unique names and exact-error capture. Header-only; needs GoogleTest.
+// Helpers shared by the contract suites (the event and snapshot stores' here, the projection
+// store's in annals::testkit_projections): unique names and exact-error capture. Header-only;
+// needs GoogleTest.
 #pragma once
 
 #include <cstddef>
