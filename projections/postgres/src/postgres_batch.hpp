@@ -111,7 +111,7 @@ class PostgresContext {
   std::string take_pending_writes() noexcept;
   [[nodiscard]] std::size_t pending_count() const noexcept { return pending_count_; }
   /// Translates a failure of sending `count` queued statements: UnavailableError stays, every
-  /// other error becomes a DeferredWriteError with the translated message and code.
+  /// other error becomes a DeferredWriteError whose cause() is the translated error.
   [[noreturn]] void deferred_failed(const std::exception& error, std::size_t count);
   /// Appends `value` to `sql` as an escaped SQL literal, or NULL.
   void append_literal(std::string& sql, const Param& value);

@@ -147,7 +147,7 @@ void PostgresContext::deferred_failed(const std::exception& error, std::size_t c
   } catch (const UnavailableError&) {
     throw;  // the store's trouble, not an event's (OutcomeUnknownError included)
   } catch (const annals::Error& translated) {
-    throw DeferredWriteError(translated.code(), translated.what());
+    throw DeferredWriteError(translated.what(), std::current_exception());
   }
 }
 

@@ -429,6 +429,15 @@ TEST_F(ReadModelTest, PipelinedBatchQueuesWritesAndCommitsThemWithTheCheckpoint)
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_THAT(e.what(), HasSubstr(name_));
     EXPECT_THAT(e.what(), HasSubstr("queued read-model writes failed"));
+    // The refusal itself, as the write alone would have thrown it (22P02: invalid input).
+    ASSERT_NE(e.cause(), nullptr);
+    try {
+      std::rethrow_exception(e.cause());
+    } catch (const DeferredWriteError&) {
+      ADD_FAILURE() << "the cause is the DeferredWriteError itself";
+    } catch (const InvalidArgumentError& cause) {
+      EXPECT_STREQ(cause.what(), e.what());
+    }
   }
   failing.reset();
   EXPECT_EQ(admin_.value("SELECT balance FROM " + accounts() + " WHERE account_id = 'p1'"), "113");
