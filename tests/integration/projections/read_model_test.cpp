@@ -626,6 +626,23 @@ TEST_F(ReadModelTest, PipelinedBatchQueuesWritesAndCommitsThemWithTheCheckpoint)
   EXPECT_EQ(store_->checkpoint(name_), at_);
 }
 
+// A long queue (tens of thousands of executions, answered with about a megabyte, which may
+// exceed the socket buffers) is sent with the checkpoint in one round trip, and every write
+// counts once.
+TEST_F(ReadModelTest, PipelinedBatchSendsALongQueue) {
+  constexpr int kWrites = 40'000;
+  run(
+      [&](ReadModel& db) {
+        for (int i = 0; i < kWrites; ++i) {
+          db.increment(tally(), {{"k", "k" + std::to_string(i % 100)}}, "n", 1);
+        }
+      },
+      true);
+  EXPECT_EQ(admin_.value("SELECT count(*) || '/' || sum(n) FROM " + tally()),
+            "100/" + std::to_string(kWrites));
+  EXPECT_EQ(store_->checkpoint(name_), at_);
+}
+
 // A unique violation in a read-model table is the read model's, not an event id's: the
 // message is neutral (error_translation's Origin::kReadModel), and so is a missing table.
 TEST_F(ReadModelTest, ConstraintAndMissingTableMessagesAreAboutTheReadModel) {
