@@ -1,6 +1,6 @@
 // Internal: what the PostgreSQL ProjectionStore and ReadModel share: pooled sessions with their
-// cache of prepared statements, statement parameters that may be NULL, and the context through
-// which a ReadModelProjection writes inside a unit of work of the store.
+// cache of prepared statements, and the context through which a ReadModelProjection writes
+// inside a unit of work of the store (queueing its writes in a pipelined batch).
 #pragma once
 
 #include <cstddef>
@@ -15,18 +15,13 @@
 #include <pqxx/pqxx>
 
 #include "connection_pool.hpp"
+#include "write_pipeline.hpp"
 
 namespace annals::projections::detail {
 
 /// The "annals" logger, or spdlog's default one when the application registered none. The
 /// library never sets sinks or levels.
 std::shared_ptr<spdlog::logger> logger();
-
-/// One statement parameter as libpq's text format: a value or SQL NULL.
-struct Param {
-  std::string text;
-  bool is_null = false;
-};
 
 /// A database connection with the store's statements prepared, and the read-model statements
 /// prepared on it so far (prepared once per connection per distinct statement).
@@ -36,8 +31,8 @@ struct Session {
   struct Statement {
     std::string name;
     std::size_t parameters = 0;
-    /// Prepared with SQL PREPARE, so it can be queued as `EXECUTE name(...)` in a
-    /// multi-statement round trip (PostgresContext::defer); otherwise prepared by libpqxx.
+    /// Prepared on the server already, so that its executions can be queued in a
+    /// WritePipeline (PostgresContext::defer); otherwise prepared by libpqxx on first use.
     bool deferred = false;
   };
 
@@ -45,9 +40,9 @@ struct Session {
   const Statement* find(const std::string& key) const;
   /// Registers `sql` (prepared by libpqxx on first use) under a new name and caches it.
   const Statement& add(const std::string& key, const std::string& sql, std::size_t parameters);
-  /// Registers `sql` like add() and prepares it on the server at once (in `tx`'s session; a
-  /// prepared statement outlives a rollback), so that it can also be queued as
-  /// `EXECUTE name(...)` in a multi-statement round trip (PostgresContext::defer).
+  /// Registers `sql` like add() and prepares it on the server at once (in the session's open
+  /// transaction; a prepared statement outlives a rollback), so that its executions can be
+  /// queued (PostgresContext::defer).
   /// Throws: the driver's error (the transaction is then aborted).
   const Statement& add_deferred(const std::string& key, const std::string& sql,
                                 std::size_t parameters);
@@ -56,9 +51,6 @@ struct Session {
   std::unordered_map<std::string, Statement> statements;
   /// Names given to read-model statements so far (never reused, even after a failure).
   std::size_t names = 0;
-  /// Whether the checkpoint write of a batch is prepared with SQL PREPARE on this connection,
-  /// so a commit can send it in the same round trip as the queued writes.
-  bool checkpoint_prepared = false;
 };
 
 /// A thread-safe pool of sessions, opened lazily up to a maximum: the event store's pool
@@ -78,7 +70,7 @@ class PostgresContext {
   /// The projection the unit of work belongs to.
   [[nodiscard]] virtual const std::string& projection_name() const noexcept = 0;
   [[nodiscard]] virtual Session& session() noexcept = 0;
-  [[nodiscard]] virtual pqxx::transaction_base& transaction() noexcept = 0;
+  [[nodiscard]] virtual pqxx::dbtransaction& transaction() noexcept = 0;
 
   /// Translates the driver failure being handled into an annals error (by SQLSTATE, in
   /// annals::postgres's translator), remembering a broken connection so that it is not
@@ -88,39 +80,34 @@ class PostgresContext {
                          bool read_model = true);
   [[nodiscard]] bool broken() const noexcept { return broken_; }
 
-  /// Queues `EXECUTE statement(params)` (a deferred statement of session()); the values travel
-  /// as literals escaped by libpq (PQescapeStringConn), coerced by the server to the types
-  /// the statement was prepared with, as bound parameters are. Sent by flush_writes(), or
-  /// first when the queue grows past kMaxPendingBytes.
+  /// Queues an execution of `statement` (a deferred statement of session()) with `params` as
+  /// bound parameters. Sent by flush_writes(), or at once when the queued values pass
+  /// kMaxPendingBytes. Requires: no value contains a NUL byte.
   void defer(const Session::Statement& statement, const std::vector<Param>& params);
-  /// Sends the queued statements in one round trip.
-  /// Throws: DeferredWriteError (which one failed is unknown; the transaction is aborted),
-  /// UnavailableError (connection or server trouble).
+  /// Sends the queued executions in one round trip.
+  /// Throws: DeferredWriteError (the transaction is aborted), UnavailableError (connection or
+  /// server trouble).
   void flush_writes();
-  [[nodiscard]] bool has_pending_writes() const noexcept { return !pending_.empty(); }
+  [[nodiscard]] bool has_pending_writes() const noexcept { return !writes_.empty(); }
   /// Whether the helpers queue their writes (Batch::set_pipelined); off by default.
   [[nodiscard]] bool pipelined() const noexcept { return pipelined_; }
 
-  /// Queued SQL beyond which defer() sends the queue at once (bounded memory).
+  /// Queued values beyond which defer() sends the queue at once (bounded memory).
   static constexpr std::size_t kMaxPendingBytes = std::size_t{1} << 20;
 
  protected:
   void set_broken() noexcept { broken_ = true; }
   void set_pipelined_flag(bool pipelined) noexcept { pipelined_ = pipelined; }
-  /// Hands the queued statements over (to be sent with more SQL) and empties the queue.
-  std::string take_pending_writes() noexcept;
-  [[nodiscard]] std::size_t pending_count() const noexcept { return pending_count_; }
-  /// Translates a failure of sending `count` queued statements: UnavailableError stays, every
-  /// other error becomes a DeferredWriteError with the translated message and code.
+  /// The queued executions, for a commit to send its checkpoint write with them.
+  [[nodiscard]] WritePipeline& pending_writes() noexcept { return writes_; }
+  /// Translates a failure of sending `count` queued executions: UnavailableError stays, every
+  /// other error becomes a DeferredWriteError whose cause() is the translated error.
   [[noreturn]] void deferred_failed(const std::exception& error, std::size_t count);
-  /// Appends `value` to `sql` as an escaped SQL literal, or NULL.
-  void append_literal(std::string& sql, const Param& value);
 
  private:
   bool broken_ = false;
   bool pipelined_ = false;
-  std::string pending_;
-  std::size_t pending_count_ = 0;
+  WritePipeline writes_;
 };
 
 }  // namespace annals::projections::detail

@@ -97,43 +97,16 @@ void PostgresContext::fail(const std::exception& error, const std::string& what,
       read_model ? postgres::detail::Origin::kReadModel : postgres::detail::Origin::kEventStore);
 }
 
-void PostgresContext::append_literal(std::string& sql, const Param& value) {
-  if (value.is_null) {
-    sql += "NULL";
-    return;
-  }
-  sql.push_back('\'');
-  sql += transaction().esc(value.text);
-  sql.push_back('\'');
-}
-
 void PostgresContext::defer(const Session::Statement& statement, const std::vector<Param>& params) {
-  pending_ += "EXECUTE ";
-  pending_ += statement.name;
-  if (!params.empty()) {
-    pending_.push_back('(');
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      if (i > 0) pending_.push_back(',');
-      append_literal(pending_, params[i]);
-    }
-    pending_.push_back(')');
-  }
-  pending_.push_back(';');
-  ++pending_count_;
-  if (pending_.size() >= kMaxPendingBytes) flush_writes();
-}
-
-std::string PostgresContext::take_pending_writes() noexcept {
-  pending_count_ = 0;
-  return std::exchange(pending_, std::string());
+  writes_.add(statement.name, params);
+  if (writes_.bytes() >= kMaxPendingBytes) flush_writes();
 }
 
 void PostgresContext::flush_writes() {
-  if (pending_.empty()) return;
-  const auto count = pending_count_;
-  const auto sql = take_pending_writes();
+  if (writes_.empty()) return;
+  const auto count = writes_.size();
   try {
-    transaction().exec(sql);
+    static_cast<void>(writes_.send(transaction()));
   } catch (const std::exception& e) {
     deferred_failed(e, count);
   }
@@ -147,7 +120,7 @@ void PostgresContext::deferred_failed(const std::exception& error, std::size_t c
   } catch (const UnavailableError&) {
     throw;  // the store's trouble, not an event's (OutcomeUnknownError included)
   } catch (const annals::Error& translated) {
-    throw DeferredWriteError(translated.code(), translated.what());
+    throw DeferredWriteError(translated.what(), std::current_exception());
   }
 }
 
@@ -295,7 +268,7 @@ class SetupWork final : public UnitOfWork, public PostgresContext {
 
   const std::string& projection_name() const noexcept override { return projection_; }
   Session& session() noexcept override { return session_; }
-  pqxx::transaction_base& transaction() noexcept override { return tx_; }
+  pqxx::dbtransaction& transaction() noexcept override { return tx_; }
 
  private:
   const std::string& projection_;
@@ -326,7 +299,7 @@ class PostgresBatch final : public Batch, public PostgresContext {
 
   const std::string& projection_name() const noexcept override { return lease_.projection; }
   Session& session() noexcept override { return *session_; }
-  pqxx::transaction_base& transaction() noexcept override { return *tx_; }
+  pqxx::dbtransaction& transaction() noexcept override { return *tx_; }
 
   void park(const RecordedEvent& event, const std::string& error, int attempts) override {
     if (attempts < 1) {
@@ -387,50 +360,40 @@ class PostgresBatch final : public Batch, public PostgresContext {
                              checkpoint.to_string() + " (fencing token " +
                              std::to_string(lease_.fencing_token) + ")";
     const auto tx = open(what);
-    pqxx::result updated;
-    const auto queued = pending_count();
+    bool committable = false;
+    const auto queued = pending_writes().size();
     try {
       if (queued == 0) {
-        updated = tx->exec_prepared(sql::kCommitCheckpointName, lease_.projection,
-                                    lease_.fencing_token, std::to_string(checkpoint_.commit()),
-                                    checkpoint_.sequence(), std::to_string(checkpoint.commit()),
-                                    checkpoint.sequence(), lease_.owner);
+        const auto updated = tx->exec_prepared(
+            sql::kCommitCheckpointName, lease_.projection, lease_.fencing_token,
+            std::to_string(checkpoint_.commit()), checkpoint_.sequence(),
+            std::to_string(checkpoint.commit()), checkpoint.sequence(), lease_.owner);
+        committable = updated.affected_rows() == 1;
       } else {
-        // The queued writes and the guarded checkpoint write in one round trip; the result
-        // is the checkpoint write's (the last statement).
-        if (!session().checkpoint_prepared) {
-          tx->exec(std::string("PREPARE ") + sql::kCommitCheckpointQueuedName + " AS " +
-                   sql::kCommitCheckpoint);
-          session().checkpoint_prepared = true;
-        }
-        auto text = take_pending_writes();
-        text += "EXECUTE ";
-        text += sql::kCommitCheckpointQueuedName;
-        text.push_back('(');
-        append_literal(text, Param{lease_.projection, false});
-        text += ",'" + std::to_string(lease_.fencing_token) + "','" +
-                std::to_string(checkpoint_.commit()) + "','" +
-                std::to_string(checkpoint_.sequence()) + "','" +
-                std::to_string(checkpoint.commit()) + "','" +
-                std::to_string(checkpoint.sequence()) + "',";
-        append_literal(text, Param{lease_.owner, false});
-        text.push_back(')');
-        updated = tx->exec(text);
+        // The queued writes and the guarded checkpoint write in one round trip, the checkpoint
+        // write last (its statement must be prepared on the server to be queued).
+        tx->conn().prepare_now(sql::kCommitCheckpointName);
+        const std::vector<Param> params = {value(lease_.projection),
+                                           value(lease_.fencing_token),
+                                           value(std::to_string(checkpoint_.commit())),
+                                           value(checkpoint_.sequence()),
+                                           value(std::to_string(checkpoint.commit())),
+                                           value(checkpoint.sequence()),
+                                           value(lease_.owner)};
+        pending_writes().add(sql::kCommitCheckpointName, params);
+        committable = pending_writes().send(*tx) == 1;
       }
-      if (updated.affected_rows() == 1) {
+      if (committable) {
         tx->commit();
         tx_.reset();
         return;
       }
+    } catch (const detail::PipelineRefusal& e) {
+      tx_.reset();
+      if (e.index() < queued) deferred_failed(e, queued);
+      failed_commit(e, what);  // the checkpoint write itself
     } catch (const std::exception& e) {
       tx_.reset();
-      if (queued > 0 && dynamic_cast<const annals::Error*>(&e) == nullptr &&
-          dynamic_cast<const pqxx::in_doubt_error*>(&e) == nullptr &&
-          postgres::detail::classify(e) != postgres::detail::Failure::kBrokenConnection) {
-        // Most likely a queued write (the checkpoint write itself rarely fails this way; if it
-        // does, the runner's unpipelined retry meets it again, alone).
-        deferred_failed(e, queued);
-      }
       failed_commit(e, what);
     }
     // Refused: learn why for the message (the same transaction still reads fine), then roll

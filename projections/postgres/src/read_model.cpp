@@ -3,19 +3,17 @@
 //
 // Speed: catching up a read model runs a handler per event, so a helper call must cost no
 // round trip of its own. In a pipelined batch (Batch::set_pipelined, which the runner uses),
-// upsert() and increment() queue `EXECUTE <statement>(<values>)` on the unit of work
-// (PostgresContext::defer); the queue is sent in one round trip by the next exec() or remove()
-// (which return what the server answers), or with the checkpoint write at Batch::commit(). A
-// failure then surfaces as a DeferredWriteError, and the runner finds the event it belongs to
-// by applying again unpipelined, where every helper call is one statement sent at once.
+// upsert() and increment() queue an execution of their prepared statement, with its values as
+// bound parameters, on the unit of work (PostgresContext::defer, a WritePipeline); the queue is
+// sent in one round trip, in libpq's pipeline mode, by the next exec() or remove() (which
+// return what the server answers), or with the checkpoint write at Batch::commit(). A failure
+// then surfaces as a DeferredWriteError, and the runner finds the event it belongs to by
+// applying again unpipelined, where every helper call is one statement sent at once.
 // Each statement is prepared once per connection: the helpers look their statement up by its
 // shape (helper, table, column names), which is cheaper than assembling and hashing SQL text,
 // and only a new shape is validated, assembled and prepared (at once, so a missing table fails
 // the call that used it). Identifiers are validated before any SQL is built and always
-// double-quoted. Values are bound parameters, except that queued executions carry
-// them as literals escaped by libpq (PQescapeStringConn) in the EXECUTE's argument list, which
-// the server coerces to the prepared statement's parameter types exactly as it does bound
-// text parameters (libpqxx 6.4 has no pipeline with parameters: ECOSYSTEM 3) (issue #4).
+// double-quoted; values are always bound parameters, never part of the SQL text.
 #include <cstdint>
 #include <set>
 #include <string>
@@ -441,8 +439,8 @@ class PostgresReadModel final : public ReadModel {
     sql += sql::kUnlessUpdated;
   }
 
-  // Prepares a helper's statement of a new shape at once (SQL PREPARE), so that a missing
-  // table or column fails the call that used it; its executions are then queued.
+  // Prepares a helper's statement of a new shape on the server at once, so that a missing
+  // table or column fails the call that used it, and its executions can be queued.
   const Session::Statement& prepare_deferred(const std::string& cache_key, const std::string& sql,
                                              std::size_t parameters, const char* verb,
                                              std::string_view object) {

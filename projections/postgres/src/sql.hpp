@@ -96,10 +96,6 @@ inline constexpr const char* kCommitCheckpoint =
     " WHERE name = $1 AND fencing_token = $2::bigint AND owner = $7"
     "   AND checkpoint_tx = $3::xid8 AND checkpoint_position = $4::bigint";
 
-// The same, prepared with SQL PREPARE (on first use per connection) so that a commit sends it
-// as `EXECUTE` after the batch's queued read-model writes, in one round trip.
-inline constexpr const char* kCommitCheckpointQueuedName = "annals_proj_commit_checkpoint_q";
-
 inline constexpr const char* kReportName = "annals_proj_report";
 inline constexpr const char* kReport =
     "UPDATE annals.projections"

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -61,11 +62,13 @@ class ReadModelTest : public ::testing::Test {
   std::string words() const { return name_ + "_words"; }
   std::string tally() const { return schema_ + ".tally"; }
 
-  // Applies one event whose handler runs `body`, and commits.
-  void run(const std::function<void(ReadModel&)>& body) {
+  // Applies one event whose handler runs `body`, and commits; `pipelined` as the runner's
+  // batches are (Batch::set_pipelined).
+  void run(const std::function<void(ReadModel&)>& body, bool pipelined = false) {
     body_ = body;
     const Position next(1, at_.sequence() + 1);
     auto batch = store_->begin(lease_, at_);
+    batch->set_pipelined(pipelined);
     projection_->apply(event_at(next, nlohmann::json::object()), *batch);
     batch->commit(next);
     at_ = next;
@@ -203,6 +206,171 @@ TEST_F(ReadModelTest, HostileValuesAreStoredVerbatim) {
   EXPECT_EQ(admin_.value("SELECT \"user\" FROM " + words() + " WHERE \"order\" = 'O''Brien'"),
             "O'Brien");
   EXPECT_EQ(admin_.value("SELECT to_regclass('annals.events') IS NOT NULL"), "t");
+}
+
+// Values that break SQL built as text, and text that stresses the driver: quotes, backslashes,
+// dollar quotes, parameter markers, semicolons, control characters, multi-byte UTF-8 (emoji
+// included), the empty string, and (last) more than 1 MiB made of all of them.
+std::vector<std::string> awkward_values() {
+  std::vector<std::string> values = {
+      "O'Brien",
+      "''",
+      "'",
+      "\\",
+      "\\'",
+      "back\\slash\\\\ end\\",
+      "E'\\x41\\000'",
+      "$$",
+      "$$ inside $$; $$",
+      "$tag$ x $tag$",
+      "$1",
+      "$2::int, $1 $3$",
+      ";",
+      "'); DROP TABLE annals.events; --",
+      "a;b;c;",
+      "\"double\" `back`",
+      "%s %n {} ? :name",
+      "line\nbreak\r\n\ttab\x01\x1f\x7f",
+      "caf\u00e9 \u65e5\u672c\u8a9e \u202e \u00a0",
+      "\U0001F600\U0001F680\U0001F468\u200D\U0001F469\u200D\U0001F467",
+      "",
+  };
+  std::string big;
+  while (big.size() <= (std::size_t{1} << 20)) {
+    for (const auto& value : values) big += value + "|";
+  }
+  values.push_back(std::move(big));
+  return values;
+}
+
+// Compares byte for byte without printing a megabyte on failure.
+::testing::AssertionResult same_bytes(const std::string& actual, const std::string& expected) {
+  if (actual == expected) return ::testing::AssertionSuccess();
+  std::size_t at = 0;
+  while (at < actual.size() && at < expected.size() && actual[at] == expected[at]) ++at;
+  return ::testing::AssertionFailure()
+         << "differ at byte " << at << " (sizes " << actual.size() << " and " << expected.size()
+         << "); expected begins \"" << expected.substr(0, 60) << "\"";
+}
+
+std::string text_of(const pqxx::field& field) { return std::string(field.c_str(), field.size()); }
+
+// Every write helper (upsert, increment, remove, exec) with every awkward value, as a key, a
+// value and a parameter, through `run` (a batch that sends each call at once, or a pipelined
+// one): each value reads back byte for byte.
+void feed_awkward_values(Admin& admin, const std::string& accounts, const std::string& words,
+                         const std::function<void(const std::function<void(ReadModel&)>&)>& run) {
+  const auto values = awkward_values();
+  const auto& big = values.back();
+  // The big value is no key: a btree index entry holds at most about 2.7 kB.
+  const std::size_t keys = values.size() - 1;
+  std::vector<std::int64_t> removed;
+  std::vector<nlohmann::json> echoed;
+  run([&](ReadModel& db) {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const auto id = i < keys ? values[i] : "big";
+      const auto n = std::to_string(i);
+      db.upsert(accounts, {{"account_id", id}, {"currency", n}},
+                {{"note", values[i]}, {"meta", {{"v", values[i]}}}});
+      if (i < keys) {
+        db.increment(accounts, {{"account_id", values[i]}, {"currency", "inc"}}, "balance",
+                     static_cast<std::int64_t>(i) + 1);
+        db.upsert(accounts, {{"account_id", values[i]}, {"currency", "rm"}}, {{"note", "x"}});
+        removed.push_back(db.remove(accounts, {{"account_id", values[i]}, {"currency", "rm"}}));
+      }
+      static_cast<void>(db.exec("INSERT INTO " + words + " (\"order\", \"user\") VALUES ($1, $2)",
+                                {n, values[i]}));
+      const auto rows =
+          db.exec("SELECT $1::text AS echo, $2::jsonb AS meta", {values[i], {{"v", values[i]}}});
+      echoed.push_back(rows.at(0));
+    }
+  });
+  EXPECT_EQ(removed, std::vector<std::int64_t>(keys, 1));
+  ASSERT_EQ(echoed.size(), values.size());
+  const auto stored = admin.query("SELECT account_id, note, meta->>'v' FROM " + accounts +
+                                  " WHERE currency ~ '^[0-9]+$' ORDER BY currency::int");
+  const auto counted = admin.query("SELECT account_id, balance FROM " + accounts +
+                                   " WHERE currency = 'inc' ORDER BY balance");
+  const auto inserted = admin.query("SELECT \"user\" FROM " + words + " ORDER BY \"order\"::int");
+  ASSERT_EQ(stored.size(), values.size());
+  ASSERT_EQ(counted.size(), keys);
+  ASSERT_EQ(inserted.size(), values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    SCOPED_TRACE("value " + std::to_string(i));
+    EXPECT_TRUE(same_bytes(text_of(stored[i][0]), i < keys ? values[i] : "big"));
+    EXPECT_TRUE(same_bytes(text_of(stored[i][1]), values[i]));
+    EXPECT_TRUE(same_bytes(text_of(stored[i][2]), values[i]));
+    EXPECT_TRUE(same_bytes(text_of(inserted[i][0]), values[i]));
+    EXPECT_TRUE(same_bytes(echoed[i].at("echo").get<std::string>(), values[i]));
+    EXPECT_TRUE(same_bytes(echoed[i].at("meta").at("v").get<std::string>(), values[i]));
+    if (i < keys) {
+      EXPECT_TRUE(same_bytes(text_of(counted[i][0]), values[i]));
+      EXPECT_EQ(counted[i][1].as<std::int64_t>(), static_cast<std::int64_t>(i) + 1);
+    }
+  }
+  EXPECT_GT(big.size(), std::size_t{1} << 20);
+}
+
+// A value with a NUL byte is refused by each write helper with an InvalidArgumentError naming
+// it, before any SQL, and nothing of that call is written (the batch goes on and commits).
+void refuse_nul_values(Admin& admin, const std::string& accounts,
+                       const std::function<void(const std::function<void(ReadModel&)>&)>& run) {
+  const std::string nul("before\0after", 12);
+  const nlohmann::json key = {{"account_id", "nul"}, {"currency", "EUR"}};
+  const std::vector<std::pair<const char*, std::function<void(ReadModel&)>>> refusals = {
+      {"upsert value",
+       [&](ReadModel& db) {
+         db.upsert(accounts, key, {{"note", nul}});
+       }},
+      {"upsert key",
+       [&](ReadModel& db) {
+         db.upsert(accounts, {{"account_id", nul}, {"currency", "EUR"}}, {{"note", "x"}});
+       }},
+      {"increment key",
+       [&](ReadModel& db) {
+         db.increment(accounts, {{"account_id", nul}, {"currency", "EUR"}}, "balance", 1);
+       }},
+      {"remove key",
+       [&](ReadModel& db) {
+         static_cast<void>(db.remove(accounts, {{"account_id", "nul"}, {"currency", nul}}));
+       }},
+      {"exec parameter",
+       [&](ReadModel& db) {
+         static_cast<void>(db.exec(
+             "INSERT INTO " + accounts + " (account_id, currency) VALUES ('nul', $1)", {nul}));
+       }},
+  };
+  const auto before = admin.count(accounts);
+  run([&](ReadModel& db) {
+    db.upsert(accounts, key, {{"note", "kept"}});
+    for (const auto& [helper, call] : refusals) {
+      SCOPED_TRACE(helper);
+      try {
+        call(db);
+        ADD_FAILURE() << "a value with a NUL byte was accepted";
+      } catch (const InvalidArgumentError& e) {
+        EXPECT_THAT(e.what(), HasSubstr("NUL"));
+      }
+    }
+  });
+  EXPECT_EQ(admin.count(accounts), before + 1);
+  EXPECT_EQ(admin.value("SELECT note FROM " + accounts + " WHERE account_id = 'nul'"), "kept");
+  EXPECT_EQ(admin.value("SELECT count(*) FROM " + accounts +
+                        " WHERE position('after' IN "
+                        "account_id || currency || coalesce(note, '')) > 0"),
+            "0");
+}
+
+TEST_F(ReadModelTest, AwkwardValuesRoundTripThroughEveryHelperSentAtOnce) {
+  const auto at_once = [&](const std::function<void(ReadModel&)>& body) { run(body, false); };
+  feed_awkward_values(admin_, accounts(), words(), at_once);
+  refuse_nul_values(admin_, accounts(), at_once);
+}
+
+TEST_F(ReadModelTest, AwkwardValuesRoundTripThroughEveryHelperPipelined) {
+  const auto pipelined = [&](const std::function<void(ReadModel&)>& body) { run(body, true); };
+  feed_awkward_values(admin_, accounts(), words(), pipelined);
+  refuse_nul_values(admin_, accounts(), pipelined);
 }
 
 // Expects InvalidArgumentError mentioning `mention` from `call`, and the transaction still
@@ -429,6 +597,15 @@ TEST_F(ReadModelTest, PipelinedBatchQueuesWritesAndCommitsThemWithTheCheckpoint)
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_THAT(e.what(), HasSubstr(name_));
     EXPECT_THAT(e.what(), HasSubstr("queued read-model writes failed"));
+    // The refusal itself, as the write alone would have thrown it (22P02: invalid input).
+    ASSERT_NE(e.cause(), nullptr);
+    try {
+      std::rethrow_exception(e.cause());
+    } catch (const DeferredWriteError&) {
+      ADD_FAILURE() << "the cause is the DeferredWriteError itself";
+    } catch (const InvalidArgumentError& cause) {
+      EXPECT_STREQ(cause.what(), e.what());
+    }
   }
   failing.reset();
   EXPECT_EQ(admin_.value("SELECT balance FROM " + accounts() + " WHERE account_id = 'p1'"), "113");
@@ -446,6 +623,23 @@ TEST_F(ReadModelTest, PipelinedBatchQueuesWritesAndCommitsThemWithTheCheckpoint)
                    event_at(Position(1, at_.sequence() + 1), nlohmann::json::object()), *later),
                DeferredWriteError);
   later.reset();
+  EXPECT_EQ(store_->checkpoint(name_), at_);
+}
+
+// A long queue (tens of thousands of executions, answered with about a megabyte, which may
+// exceed the socket buffers) is sent with the checkpoint in one round trip, and every write
+// counts once.
+TEST_F(ReadModelTest, PipelinedBatchSendsALongQueue) {
+  constexpr int kWrites = 40'000;
+  run(
+      [&](ReadModel& db) {
+        for (int i = 0; i < kWrites; ++i) {
+          db.increment(tally(), {{"k", "k" + std::to_string(i % 100)}}, "n", 1);
+        }
+      },
+      true);
+  EXPECT_EQ(admin_.value("SELECT count(*) || '/' || sum(n) FROM " + tally()),
+            "100/" + std::to_string(kWrites));
   EXPECT_EQ(store_->checkpoint(name_), at_);
 }
 

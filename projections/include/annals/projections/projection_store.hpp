@@ -15,9 +15,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "annals/eventstore/error.hpp"
@@ -44,11 +46,12 @@ struct Lease {
 /// token is stale) or the checkpoint is not where this writer last saw it. Nothing of the
 /// unit of work was committed. The runner stops working on the projection and tries to
 /// acquire it again.
-class OwnershipLostError : public Error {
+///
+/// A ConcurrencyError (code kConcurrency, retryable) on the projection's checkpoint rather
+/// than on a stream: stream(), expected() and actual() are empty.
+class OwnershipLostError : public ConcurrencyError {
  public:
-  explicit OwnershipLostError(const std::string& message)
-      : Error(ErrorCode::kConcurrency, message) {}
-  [[nodiscard]] bool retryable() const noexcept override { return true; }
+  explicit OwnershipLostError(const std::string& message) : ConcurrencyError(message) {}
 };
 
 /// Writes that a projection queued in a pipelined batch (Batch::set_pipelined) failed when they
@@ -58,11 +61,21 @@ class OwnershipLostError : public Error {
 /// failing write is not known from it. The batch's unit of work is rolled back (nothing of it
 /// is committed). The runner then applies the events again unpipelined, so that the failure
 /// policy applies to the exact event.
-/// code() is the failing statement's (e.g. kInvalidArgument for a violated constraint).
-/// (Added with pipelined read-model writes, issue #4.)
-class DeferredWriteError : public Error {
+///
+/// An InvalidArgumentError (code kInvalidArgument, never retried as is): the projection's
+/// writes were refused. cause() holds the refusal itself, as the annals error the write would
+/// have thrown had it been sent alone (e.g. InvalidArgumentError for a violated constraint,
+/// NotFoundError for a missing table); what() repeats its message.
+class DeferredWriteError : public InvalidArgumentError {
  public:
-  DeferredWriteError(ErrorCode code, const std::string& message) : Error(code, message) {}
+  DeferredWriteError(const std::string& message, std::exception_ptr cause)
+      : InvalidArgumentError(message), cause_(std::move(cause)) {}
+
+  /// The failure of the queued write (std::rethrow_exception() it to inspect its class).
+  [[nodiscard]] const std::exception_ptr& cause() const noexcept { return cause_; }
+
+ private:
+  std::exception_ptr cause_;
 };
 
 /// One batch of work on a projection: the projection applies events through it, then
