@@ -3,6 +3,7 @@
 // commit applies, without a runner thread in the way.
 #include "batch_applier.hpp"
 
+#include <exception>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -175,7 +176,9 @@ TEST_F(BatchApplierTest, DeferredWriteFailureIsBlamedOnItsEventByApplyingAgainUn
     const int n = event.data.value("n", -1);
     if (n == 3 && !unpipelined) {
       unpipelined = true;
-      throw DeferredWriteError(ErrorCode::kInvalidArgument, "queued write failed");
+      throw DeferredWriteError(
+          "queued write failed",
+          std::make_exception_ptr(InvalidArgumentError("violates a constraint of the read model")));
     }
     if (n == 2 && unpipelined) throw std::runtime_error("write of 2 refused");
   };
@@ -197,7 +200,9 @@ TEST_F(BatchApplierTest, DeferredWriteFailureOfAnUnpipelinedBatchIsNotAnEventsAn
   ScriptedProjection projection;
   projection.apply_hook = [](const RecordedEvent& event) {
     if (event.data.value("n", -1) == 1) {
-      throw DeferredWriteError(ErrorCode::kInvalidArgument, "queued write failed");
+      throw DeferredWriteError(
+          "queued write failed",
+          std::make_exception_ptr(InvalidArgumentError("violates a constraint of the read model")));
     }
   };
   Parts parts(*inner_, projection, OnFailure::kDeadLetter);
