@@ -117,17 +117,6 @@ std::optional<AppendResult> find_original_result(EventStore& store, const Stream
   return complete_original_result(store, *first, command_id);
 }
 
-std::uint64_t command_id_hash(std::string_view command_id) noexcept {
-  return std::hash<std::string_view>{}(command_id);
-}
-
-std::optional<std::uint64_t> command_hash_of(const RecordedEvent& event) noexcept {
-  if (!event.metadata.is_object()) return std::nullopt;
-  const auto found = event.metadata.find(metadata_keys::kCommandId);
-  if (found == event.metadata.end() || !found->is_string()) return std::nullopt;
-  return command_id_hash(found->template get_ref<const std::string&>());
-}
-
 std::string resolve_command_id(const CommandContext& context) {
   return context.command_id.empty() ? EventId::generate().to_string() : context.command_id;
 }

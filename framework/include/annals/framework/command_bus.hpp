@@ -31,13 +31,10 @@
 // and from one thread. send() may then be called from any number of threads at once.
 #pragma once
 
-#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <functional>
-#include <list>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,6 +49,7 @@
 #include "annals/eventstore/event_store.hpp"
 #include "annals/eventstore/snapshot_store.hpp"
 #include "annals/framework/decider.hpp"
+#include "annals/framework/detail/aggregate_cache.hpp"
 #include "annals/framework/event_registry.hpp"
 #include "annals/framework/metadata.hpp"
 #include "annals/framework/repository.hpp"
@@ -137,82 +135,6 @@ void log_unavailable_retry(const StreamId& stream, const UnavailableError& error
 /// outcome was unknown.
 [[noreturn]] void throw_outcome_unknown(const StreamId& stream, const UnavailableError& last);
 [[noreturn]] void throw_duplicate_handler(const std::type_info& command);
-
-/// A bounded, thread-safe map from stream to aggregate, least recently used evicted first.
-/// Split into shards by stream (each with its own lock and LRU order), so that concurrent
-/// senders on different aggregates rarely wait for each other; eviction is LRU per shard.
-template <typename A>
-class AggregateCache {
- public:
-  /// Keeps at most `capacity` aggregates (0: none) in up to `shards` shards.
-  explicit AggregateCache(std::size_t capacity, std::size_t shards = 16)
-      : shards_(std::max<std::size_t>(1, std::min(shards, capacity))) {
-    for (auto& shard : shards_) shard.capacity = capacity / shards_.size();
-    for (std::size_t i = 0; i < capacity % shards_.size(); ++i) ++shards_[i].capacity;
-  }
-
-  std::optional<A> get(const StreamId& stream) {
-    auto& shard = shard_of(stream.value());
-    if (shard.capacity == 0) return std::nullopt;
-    std::lock_guard lock(shard.mutex);
-    const auto found = shard.entries.find(stream.value());
-    if (found == shard.entries.end()) return std::nullopt;
-    shard.order.splice(shard.order.begin(), shard.order, found->second.second);
-    return found->second.first;
-  }
-
-  /// Keeps `aggregate` unless a newer version of it is cached already.
-  void put(const A& aggregate) {
-    if (shard_of(aggregate.stream_id().value()).capacity == 0) return;
-    put(A(aggregate));
-  }
-  void put(A&& aggregate) {
-    const std::string& key = aggregate.stream_id().value();
-    auto& shard = shard_of(key);
-    if (shard.capacity == 0) return;
-    std::lock_guard lock(shard.mutex);
-    const auto found = shard.entries.find(key);
-    if (found != shard.entries.end()) {
-      if (found->second.first.version() <= aggregate.version()) {
-        found->second.first = std::move(aggregate);
-      }
-      shard.order.splice(shard.order.begin(), shard.order, found->second.second);
-      return;
-    }
-    std::string stored_key = key;  // `key` lives in `aggregate`, which is moved below
-    shard.order.push_front(stored_key);
-    shard.entries.emplace(std::move(stored_key),
-                          std::make_pair(std::move(aggregate), shard.order.begin()));
-    if (shard.entries.size() > shard.capacity) {
-      shard.entries.erase(shard.order.back());
-      shard.order.pop_back();
-    }
-  }
-
-  void erase(const StreamId& stream) {
-    auto& shard = shard_of(stream.value());
-    if (shard.capacity == 0) return;
-    std::lock_guard lock(shard.mutex);
-    const auto found = shard.entries.find(stream.value());
-    if (found == shard.entries.end()) return;
-    shard.order.erase(found->second.second);
-    shard.entries.erase(found);
-  }
-
- private:
-  struct Shard {
-    std::size_t capacity = 0;
-    std::mutex mutex;
-    std::list<std::string> order;  // most recently used first
-    std::unordered_map<std::string, std::pair<A, std::list<std::string>::iterator>> entries;
-  };
-
-  Shard& shard_of(const std::string& key) {
-    return shards_[std::hash<std::string>{}(key) % shards_.size()];
-  }
-
-  std::vector<Shard> shards_;
-};
 
 }  // namespace detail
 
