@@ -73,20 +73,4 @@ void throw_duplicate_handler(const std::type_info& command) {
   throw InvalidArgumentError("command bus: command type " + boost::core::demangle(command.name()) +
                              " already has a handler");
 }
-
-void check_same_command(EventStore& store, const AppendResult& original,
-                        const std::string& command_id, const std::string& fingerprint) {
-  if (fingerprint.empty()) return;
-  const auto events =
-      store.read_stream(original.stream_id, {.from = original.first_version, .max_count = 1});
-  if (events.empty()) return;
-  const auto stored = EventMetadata::of(events.front()).fingerprint;
-  if (stored.empty() || stored == fingerprint) return;
-  throw IdempotencyError("command id \"" + command_id + "\" was already used for a different " +
-                         "command (its events are in stream \"" + original.stream_id.value() +
-                         "\" from version " + std::to_string(original.first_version) +
-                         "); a re-sent command must be the same command, and a new command "
-                         "needs a new command id. Nothing written");
-}
-
 }  // namespace annals::detail

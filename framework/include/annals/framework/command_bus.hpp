@@ -50,6 +50,8 @@
 #include "annals/eventstore/snapshot_store.hpp"
 #include "annals/framework/decider.hpp"
 #include "annals/framework/detail/aggregate_cache.hpp"
+#include "annals/framework/detail/command_identity.hpp"
+#include "annals/framework/detail/resend.hpp"
 #include "annals/framework/event_registry.hpp"
 #include "annals/framework/metadata.hpp"
 #include "annals/framework/repository.hpp"
@@ -75,36 +77,7 @@ struct CommandBusOptions {
   std::size_t cache_capacity = 1024;
 };
 
-/// A command type whose command id the bus can tell a re-send from a reuse with: it has a
-/// stable name (`static constexpr std::string_view kCommandName = "bank.Deposit";`, like an
-/// event's kTypeName, never derived from the C++ name) and a JSON form (nlohmann to_json, e.g.
-/// NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE). Commands that are not keep working: their re-sends are
-/// recognised by command id alone.
-template <typename C>
-concept FingerprintedCommand = requires(const C& command) {
-  { C::kCommandName } -> std::convertible_to<std::string_view>;
-  nlohmann::json(command);
-};
-
 namespace detail {
-
-/// command_fingerprint() of `command`, or empty when C is not a FingerprintedCommand.
-template <typename C>
-std::string fingerprint_of(const C& command) {
-  if constexpr (FingerprintedCommand<C>) {
-    return command_fingerprint(C::kCommandName, nlohmann::json(command));
-  } else {
-    return {};
-  }
-}
-
-/// Refuses a reused command id: when `fingerprint` is set and the first event of `original`
-/// (the stored result of command `command_id`) records another fingerprint, throws
-/// IdempotencyError naming the command id, stream and version. Events without a fingerprint
-/// (older, or of a command type without one) are taken as the same command.
-/// Cost: one read of one event when `fingerprint` is set.
-void check_same_command(EventStore& store, const AppendResult& original,
-                        const std::string& command_id, const std::string& fingerprint);
 
 /// The text of an aggregate id member: strings as they are, integers in decimal, or any type
 /// with a to_string() method (EventId, ...).
@@ -230,18 +203,9 @@ class CommandBus {
     template <typename C>
     AppendResult send(const C& command, const std::string& id, const CommandContext& context) {
       auto& repository = *repository_;
-      const bool caller_id = !context.command_id.empty();
       validate_command_context(context);  // refuse bad metadata before deciding anything
-      // The context with a command id and the command's fingerprint: the caller's as it is,
-      // or a copy with a fresh id and the fingerprint.
-      std::string fingerprint = detail::fingerprint_of(command);
-      std::optional<CommandContext> generated;
-      if (!caller_id || !fingerprint.empty()) {
-        generated.emplace(context);
-        if (!caller_id) generated->command_id = detail::resolve_command_id(context);
-        if (!fingerprint.empty()) generated->fingerprint = std::move(fingerprint);
-      }
-      const CommandContext& resolved = generated ? *generated : context;
+      const detail::ResolvedContext resolved(context, detail::fingerprint_of(command));
+      const bool caller_id = resolved.has_caller_id();
       const StreamId stream = repository.stream_of(id);
 
       std::optional<Aggregate<D>> aggregate = cache_.get(stream);
@@ -256,7 +220,7 @@ class CommandBus {
         if (caller_id) {
           // A re-send of a command this state has seen: its original result, not decided again
           // (decision 4). Checked again after every read of newer events.
-          if (auto original = repository.find_command(*aggregate, resolved.command_id)) {
+          if (auto original = repository.find_command(*aggregate, resolved.command_id())) {
             cache_.put(*aggregate);
             return same_command(*original, resolved);
           }
@@ -301,7 +265,7 @@ class CommandBus {
         const StreamVersion next_version = working.version() + 1;
         for (;;) {  // the same events again after an infrastructure failure
           try {
-            auto result = repository.save(working, resolved);
+            auto result = repository.save(working, resolved.context());
             cache_.put(std::move(working));
             // Written elsewhere than where this decision would go: the store recognised the
             // command's ids, a re-send (save reloaded the aggregate).
@@ -345,8 +309,10 @@ class CommandBus {
    private:
     // `original`, the stored result of the command id of `context`, unless the command id was
     // used for a different command (FingerprintedCommand): then IdempotencyError.
-    AppendResult same_command(const AppendResult& original, const CommandContext& context) {
-      detail::check_same_command(store_, original, context.command_id, context.fingerprint);
+    AppendResult same_command(const AppendResult& original,
+                              const detail::ResolvedContext& resolved) {
+      detail::check_same_command(store_, original, resolved.command_id(),
+                                 resolved.context().fingerprint);
       return original;
     }
 
@@ -355,11 +321,12 @@ class CommandBus {
     // id can be a re-send; an empty stream, or a state that has seen every command of its
     // stream, holds no other original.
     std::optional<AppendResult> original_of(const Aggregate<D>& aggregate,
-                                            const CommandContext& context, bool caller_id) {
+                                            const detail::ResolvedContext& resolved,
+                                            bool caller_id) {
       if (!caller_id || aggregate.version() == 0 || Repository<D>::knows_every_command(aggregate)) {
         return std::nullopt;
       }
-      return detail::find_original_result(store_, aggregate.stream_id(), context.command_id,
+      return detail::find_original_result(store_, aggregate.stream_id(), resolved.command_id(),
                                           /*stream_exists=*/true);
     }
 

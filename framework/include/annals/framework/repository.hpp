@@ -32,7 +32,9 @@
 #include "annals/eventstore/event_store.hpp"
 #include "annals/eventstore/snapshot_store.hpp"
 #include "annals/framework/decider.hpp"
+#include "annals/framework/detail/command_identity.hpp"
 #include "annals/framework/detail/recent_commands.hpp"
+#include "annals/framework/detail/resend.hpp"
 #include "annals/framework/event_registry.hpp"
 #include "annals/framework/metadata.hpp"
 
@@ -94,20 +96,6 @@ void log_snapshot_write_failure(const StreamId& stream, StreamVersion version,
                                 const char* why) noexcept;
 void log_snapshot_remove_failure(const StreamId& stream, const char* why) noexcept;
 
-/// The original result of command `command_id` on `stream` if its first event is stored there
-/// (a re-send), else empty. One probe append that cannot write (expected "no stream" on a
-/// stream that exists; the store answers re-sends before checking versions), plus a read; one
-/// more round trip to check that the stream exists unless the caller knows it does.
-/// Throws: UnavailableError.
-std::optional<AppendResult> find_original_result(EventStore& store, const StreamId& stream,
-                                                 const std::string& command_id,
-                                                 bool stream_exists = false);
-/// The whole original result of command `command_id`, given the store's answer for a re-send
-/// of some first events of it (the re-decided command may have produced fewer events).
-AppendResult complete_original_result(EventStore& store, const AppendResult& partial,
-                                      const std::string& command_id);
-/// The command id to use: `context.command_id`, or a fresh UUIDv7 when empty.
-std::string resolve_command_id(const CommandContext& context);
 /// Throws InvalidArgumentError naming an event type of a decider that is not registered.
 [[noreturn]] void throw_unregistered(std::string_view category, std::string_view type);
 /// Throws InvalidArgumentError: a snapshot policy without JSON conversions for the State.
@@ -322,13 +310,8 @@ class Repository {
                           Position::start()};
     }
     // The context as given when it has a command id (the bus always gives one): no copy.
-    std::optional<CommandContext> generated;
-    if (context.command_id.empty()) {
-      generated.emplace(context);
-      generated->command_id = detail::resolve_command_id(context);
-    }
-    const CommandContext& resolved = generated ? *generated : context;
-    auto metadata = command_metadata(resolved);
+    const detail::ResolvedContext resolved(context);
+    auto metadata = command_metadata(resolved.context());
     std::vector<NewEvent> events;
     const std::size_t count = aggregate.pending_.size();
     events.reserve(count);
@@ -336,7 +319,7 @@ class Repository {
       events.push_back(std::visit(
           [&](const auto& e) {
             using E = std::remove_cvref_t<decltype(e)>;
-            return NewEvent{.id = derive_event_id(resolved.command_id, k),
+            return NewEvent{.id = derive_event_id(resolved.command_id(), k),
                             .type = std::string(E::kTypeName),
                             .schema_version = static_cast<std::int32_t>(E::kSchemaVersion),
                             .data = detail::encode_data(e),
@@ -352,20 +335,21 @@ class Repository {
     } catch (const IdempotencyError&) {
       // Some of the command's ids are stored: a re-send whose decision now has more events
       // than the original. Or the command id was used for another stream: rethrow.
-      auto original = detail::find_original_result(store_, aggregate.stream_, resolved.command_id);
+      auto original =
+          detail::find_original_result(store_, aggregate.stream_, resolved.command_id());
       if (!original) throw;
       aggregate = load_stream(aggregate.stream_);
       return *original;
     }
     if (appended->first_version != aggregate.version_ + 1) {
       // The store recognised the ids: a re-send (decision 4). Nothing was written.
-      auto original = detail::complete_original_result(store_, *appended, resolved.command_id);
+      auto original = detail::complete_original_result(store_, *appended, resolved.command_id());
       aggregate = load_stream(aggregate.stream_);
       return original;
     }
     aggregate.version_ = appended->last_version;
     aggregate.pending_.clear();
-    const auto hash = detail::command_id_hash(resolved.command_id);
+    const auto hash = detail::command_id_hash(resolved.command_id());
     for (StreamVersion v = appended->first_version; v <= appended->last_version; ++v) {
       const auto k = static_cast<std::size_t>(v - appended->first_version);
       aggregate.recent_.add_newer(hash, *events[k].id, v, appended->position);
