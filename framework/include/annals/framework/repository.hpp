@@ -107,6 +107,7 @@ class Repository;
 
 /// One aggregate: its state, the stream version it was loaded at, and pending (decided, not
 /// yet saved) events. A value; copy it freely.
+/// Thread safety: one thread at a time per object, like any value.
 template <typename D>
 class Aggregate {
  public:
@@ -157,6 +158,8 @@ class Aggregate {
 };
 
 /// Loads and saves aggregates of decider D.
+/// Thread safety: every method may be called from any number of threads at once (a Repository
+/// changes nothing after construction); the Aggregate passed in belongs to the caller.
 template <typename D>
 class Repository {
   static_assert(detail::check_decider<D>());
@@ -255,13 +258,16 @@ class Repository {
   /// True when the aggregate has seen every command of its stream up to its version (it
   /// replayed the whole stream, or read back to its start, and the stream has at most 32
   /// commands): then a command that find_command does not know is not stored up to that
-  /// version.
+  /// version. Throws: nothing. Cost: none.
   [[nodiscard]] static bool knows_every_command(const Aggregate<D>& aggregate) noexcept {
     return aggregate.recent_.known_after() == 0;
   }
 
   /// Applies the events stored after the aggregate's version (another writer's). Returns how
-  /// many were applied. Requires: no pending events. Cost: one read per page.
+  /// many were applied. Requires: no pending events.
+  /// Throws: InvalidArgumentError (pending events), UnknownEventTypeError, CorruptionError,
+  /// UnavailableError; the aggregate then holds the events applied before the failure.
+  /// Cost: one read per page.
   std::size_t refresh(Aggregate<D>& aggregate) {
     if (!aggregate.pending_.empty()) {
       throw InvalidArgumentError("refresh: the aggregate of stream \"" + aggregate.stream_.value() +
@@ -275,6 +281,8 @@ class Repository {
   /// Reloads from the events alone and deletes the stream's snapshot (a newer snapshot is
   /// never replaced by an older one, so a bad one must go): for a snapshot that turned out to
   /// be ahead of its stream. The next save takes a new snapshot if a policy is set.
+  /// Throws: as load() (a failing snapshot removal is logged, never thrown).
+  /// Cost: one snapshot removal (if a store is set) + one read per page.
   [[nodiscard]] Aggregate<D> reload_without_snapshot(const StreamId& stream) {
     if (options_.snapshots != nullptr) {
       detail::log_snapshot_ignored(stream, "it is ahead of its stream");
