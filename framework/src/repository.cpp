@@ -1,5 +1,5 @@
-// The non-template half of the repository: snapshot policies, logging, and recognising
-// re-sent commands (ARCHITECTURE decisions 4 and 10).
+// The non-template half of the repository: snapshot policies and the logging of snapshot
+// trouble (ARCHITECTURE decision 10).
 #include "annals/framework/repository.hpp"
 
 #include <functional>
@@ -22,9 +22,6 @@ void warn(spdlog::format_string_t<Args...> format, Args&&... args) noexcept {
   } catch (...) {  // NOLINT(bugprone-empty-catch): nothing better to do than not crash
   }
 }
-
-// Events read per round trip while completing an original result.
-constexpr std::size_t kResendPage = 256;
 
 }  // namespace
 
@@ -64,72 +61,6 @@ void log_snapshot_write_failure(const StreamId& stream, StreamVersion version,
 
 void log_snapshot_remove_failure(const StreamId& stream, const char* why) noexcept {
   warn("annals: cannot remove the snapshot of stream \"{}\" ({})", stream.value(), why);
-}
-
-AppendResult complete_original_result(EventStore& store, const AppendResult& partial,
-                                      const std::string& command_id) {
-  AppendResult result = partial;
-  std::size_t k = 0;
-  StreamVersion from = partial.first_version;
-  for (;;) {
-    const auto events =
-        store.read_stream(partial.stream_id, {.from = from, .max_count = kResendPage});
-    for (const auto& event : events) {
-      if (event.id != derive_event_id(command_id, k)) return result;
-      result.last_version = event.version;
-      result.position = event.position;
-      ++k;
-    }
-    if (events.size() < kResendPage) return result;
-    from = events.back().version + 1;
-  }
-}
-
-std::optional<AppendResult> find_original_result(EventStore& store, const StreamId& stream,
-                                                 const std::string& command_id,
-                                                 bool stream_exists) {
-  // The probe must never write. It expects "no stream" of a stream that exists (streams never
-  // disappear), so the store refuses it with a ConcurrencyError unless its id is stored, which
-  // every store checks before versions: stored in this stream, its content differs, so the
-  // store refuses it as a changed re-send naming the stored version (the contract's
-  // ResendWithChangedContentThrowsIdempotencyErrorNamingTheEvent); a store that still answered
-  // with the original result would do as well.
-  if (!stream_exists && !store.stream_version(stream)) return std::nullopt;
-  std::vector<NewEvent> probe;
-  probe.push_back(NewEvent{.id = derive_event_id(command_id, 0),
-                           .type = "annals.resend-probe",
-                           .schema_version = 1,
-                           .data = nlohmann::json::object(),
-                           .metadata = nlohmann::json::object()});
-  std::optional<AppendResult> first;
-  try {
-    first.emplace(store.append(stream, ExpectedVersion::no_stream(), std::move(probe)));
-  } catch (const ConcurrencyError&) {
-    return std::nullopt;  // the command's first event is not stored: not a re-send
-  } catch (const IdempotencyError& e) {
-    // Stores refuse a re-send whose content differs from the stored events (issue 11), which
-    // the probe's always does: the error then locates the command's first event. Any other
-    // idempotency error means it is stored in another stream: not a re-send to this one.
-    if (!e.changed_version() || e.changed_stream() != stream.value()) return std::nullopt;
-    first.emplace(
-        AppendResult{stream, *e.changed_version(), *e.changed_version(), Position::start()});
-  }
-  return complete_original_result(store, *first, command_id);
-}
-
-std::uint64_t command_id_hash(std::string_view command_id) noexcept {
-  return std::hash<std::string_view>{}(command_id);
-}
-
-std::optional<std::uint64_t> command_hash_of(const RecordedEvent& event) noexcept {
-  if (!event.metadata.is_object()) return std::nullopt;
-  const auto found = event.metadata.find(metadata_keys::kCommandId);
-  if (found == event.metadata.end() || !found->is_string()) return std::nullopt;
-  return command_id_hash(found->template get_ref<const std::string&>());
-}
-
-std::string resolve_command_id(const CommandContext& context) {
-  return context.command_id.empty() ? EventId::generate().to_string() : context.command_id;
 }
 
 void throw_unregistered(std::string_view category, std::string_view type) {

@@ -17,7 +17,7 @@
 //   (a stable kCommandName and a JSON form) also has its fingerprint stored with its events,
 //   and a command id reused for a different command of such a type is refused with
 //   IdempotencyError instead of being answered with the first command's result (issue 11).
-//   See docs/framework.md.
+//   FingerprintedCommand is declared in metadata.hpp; see docs/framework.md.
 // - Metadata: command, correlation and causation ids, the actor and extra keys go into every
 //   event (CommandContext).
 // - Snapshots by policy, per aggregate type (configure<D>()); a failing snapshot store never
@@ -31,33 +31,28 @@
 // and from one thread. send() may then be called from any number of threads at once.
 #pragma once
 
-#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <functional>
-#include <list>
 #include <memory>
-#include <mutex>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <type_traits>
 #include <typeindex>
 #include <typeinfo>
 #include <unordered_map>
 #include <utility>
-#include <vector>
 
-#include "annals/eventstore/error.hpp"
 #include "annals/eventstore/event_store.hpp"
 #include "annals/eventstore/snapshot_store.hpp"
+#include "annals/eventstore/types.hpp"
 #include "annals/framework/decider.hpp"
+#include "annals/framework/detail/command_handler.hpp"
+#include "annals/framework/detail/command_route.hpp"
 #include "annals/framework/event_registry.hpp"
 #include "annals/framework/metadata.hpp"
 #include "annals/framework/repository.hpp"
 
 namespace annals {
 
+/// How a CommandBus snapshots, retries and caches; every field has a default.
 struct CommandBusOptions {
   /// Snapshot store for every aggregate type; null (the default): no snapshots. Not owned;
   /// must outlive the bus.
@@ -77,149 +72,15 @@ struct CommandBusOptions {
   std::size_t cache_capacity = 1024;
 };
 
-/// A command type whose command id the bus can tell a re-send from a reuse with: it has a
-/// stable name (`static constexpr std::string_view kCommandName = "bank.Deposit";`, like an
-/// event's kTypeName, never derived from the C++ name) and a JSON form (nlohmann to_json, e.g.
-/// NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE). Commands that are not keep working: their re-sends are
-/// recognised by command id alone.
-template <typename C>
-concept FingerprintedCommand = requires(const C& command) {
-  { C::kCommandName } -> std::convertible_to<std::string_view>;
-  nlohmann::json(command);
-};
-
-namespace detail {
-
-/// command_fingerprint() of `command`, or empty when C is not a FingerprintedCommand.
-template <typename C>
-std::string fingerprint_of(const C& command) {
-  if constexpr (FingerprintedCommand<C>) {
-    return command_fingerprint(C::kCommandName, nlohmann::json(command));
-  } else {
-    return {};
-  }
-}
-
-/// Refuses a reused command id: when `fingerprint` is set and the first event of `original`
-/// (the stored result of command `command_id`) records another fingerprint, throws
-/// IdempotencyError naming the command id, stream and version. Events without a fingerprint
-/// (older, or of a command type without one) are taken as the same command.
-/// Cost: one read of one event when `fingerprint` is set.
-void check_same_command(EventStore& store, const AppendResult& original,
-                        const std::string& command_id, const std::string& fingerprint);
-
-/// The text of an aggregate id member: strings as they are, integers in decimal, or any type
-/// with a to_string() method (EventId, ...).
-template <typename Id>
-std::string id_text(const Id& id) {
-  if constexpr (std::is_convertible_v<const Id&, std::string_view>) {
-    return std::string(std::string_view(id));
-  } else if constexpr (std::is_integral_v<Id>) {
-    return std::to_string(id);
-  } else if constexpr (requires {
-                         { id.to_string() } -> std::convertible_to<std::string>;
-                       }) {
-    return id.to_string();
-  } else {
-    static_assert(kAlwaysFalse<Id>,
-                  "annals: an aggregate id member must be a string, an integer, or have a "
-                  "to_string() method");
-  }
-}
-
-/// Sleeps before retry `retry` (1 = the first retry) with full jitter.
-void backoff(int retry, std::chrono::milliseconds base, std::chrono::milliseconds cap);
-void log_conflict_retry(const ConcurrencyError& error, int attempt, int max_attempts) noexcept;
-void log_unavailable_retry(const StreamId& stream, const UnavailableError& error, int attempt,
-                           int max_attempts) noexcept;
-[[noreturn]] void throw_no_handler(const std::type_info& command);
-/// Throws OutcomeUnknownError for a command given up after `last` when an earlier attempt's
-/// outcome was unknown.
-[[noreturn]] void throw_outcome_unknown(const StreamId& stream, const UnavailableError& last);
-[[noreturn]] void throw_duplicate_handler(const std::type_info& command);
-
-/// A bounded, thread-safe map from stream to aggregate, least recently used evicted first.
-/// Split into shards by stream (each with its own lock and LRU order), so that concurrent
-/// senders on different aggregates rarely wait for each other; eviction is LRU per shard.
-template <typename A>
-class AggregateCache {
- public:
-  /// Keeps at most `capacity` aggregates (0: none) in up to `shards` shards.
-  explicit AggregateCache(std::size_t capacity, std::size_t shards = 16)
-      : shards_(std::max<std::size_t>(1, std::min(shards, capacity))) {
-    for (auto& shard : shards_) shard.capacity = capacity / shards_.size();
-    for (std::size_t i = 0; i < capacity % shards_.size(); ++i) ++shards_[i].capacity;
-  }
-
-  std::optional<A> get(const StreamId& stream) {
-    auto& shard = shard_of(stream.value());
-    if (shard.capacity == 0) return std::nullopt;
-    std::lock_guard lock(shard.mutex);
-    const auto found = shard.entries.find(stream.value());
-    if (found == shard.entries.end()) return std::nullopt;
-    shard.order.splice(shard.order.begin(), shard.order, found->second.second);
-    return found->second.first;
-  }
-
-  /// Keeps `aggregate` unless a newer version of it is cached already.
-  void put(const A& aggregate) {
-    if (shard_of(aggregate.stream_id().value()).capacity == 0) return;
-    put(A(aggregate));
-  }
-  void put(A&& aggregate) {
-    const std::string& key = aggregate.stream_id().value();
-    auto& shard = shard_of(key);
-    if (shard.capacity == 0) return;
-    std::lock_guard lock(shard.mutex);
-    const auto found = shard.entries.find(key);
-    if (found != shard.entries.end()) {
-      if (found->second.first.version() <= aggregate.version()) {
-        found->second.first = std::move(aggregate);
-      }
-      shard.order.splice(shard.order.begin(), shard.order, found->second.second);
-      return;
-    }
-    std::string stored_key = key;  // `key` lives in `aggregate`, which is moved below
-    shard.order.push_front(stored_key);
-    shard.entries.emplace(std::move(stored_key),
-                          std::make_pair(std::move(aggregate), shard.order.begin()));
-    if (shard.entries.size() > shard.capacity) {
-      shard.entries.erase(shard.order.back());
-      shard.order.pop_back();
-    }
-  }
-
-  void erase(const StreamId& stream) {
-    auto& shard = shard_of(stream.value());
-    if (shard.capacity == 0) return;
-    std::lock_guard lock(shard.mutex);
-    const auto found = shard.entries.find(stream.value());
-    if (found == shard.entries.end()) return;
-    shard.order.erase(found->second.second);
-    shard.entries.erase(found);
-  }
-
- private:
-  struct Shard {
-    std::size_t capacity = 0;
-    std::mutex mutex;
-    std::list<std::string> order;  // most recently used first
-    std::unordered_map<std::string, std::pair<A, std::list<std::string>::iterator>> entries;
-  };
-
-  Shard& shard_of(const std::string& key) {
-    return shards_[std::hash<std::string>{}(key) % shards_.size()];
-  }
-
-  std::vector<Shard> shards_;
-};
-
-}  // namespace detail
-
-/// Routes commands to deciders and runs them against the store.
+/// Routes commands to deciders and runs them against the store. The steps of send() are in
+/// detail/command_handler.hpp.
+/// Thread safety: configure() and handle() are set-up calls (one thread, before the first
+/// send()); send() may be called from any number of threads at once.
 class CommandBus {
  public:
-  /// `store`, `registry` and `options.snapshots` must outlive the bus.
+  /// Requires: `store`, `registry` and `options.snapshots` outlive the bus. Throws: nothing
+  /// (bad_alloc aside). Cost: none; each aggregate type's handler is made by its first
+  /// configure() or handle().
   CommandBus(EventStore& store, const EventRegistry& registry, CommandBusOptions options = {})
       : store_(store), registry_(registry), options_(std::move(options)) {
     if (options_.max_attempts < 1) options_.max_attempts = 1;
@@ -229,16 +90,18 @@ class CommandBus {
   ~CommandBus() = default;
 
   /// Sets the repository options (snapshot store and policy) of aggregate type D, replacing
-  /// the bus-wide defaults. Set-up only. Throws: as Repository's constructor.
+  /// the bus-wide defaults. Thread safety: set-up only. Throws: as Repository's constructor.
+  /// Cost: no round trip.
   template <typename D>
   void configure(RepositoryOptions options) {
     handler_for<D>().configure(std::move(options));
   }
 
   /// Routes commands of type C to decider D; `aggregate_id` names the member holding the
-  /// aggregate's id, so the stream is "<D::kCategory>-<command.*aggregate_id>". Set-up only.
+  /// aggregate's id (a string, an integer, or a type with to_string()), so the stream is
+  /// "<D::kCategory>-<command.*aggregate_id>". Thread safety: set-up only.
   /// Throws: InvalidArgumentError (C already has a handler; D's events are not registered; an
-  /// upcaster chain is invalid).
+  /// upcaster chain is invalid). Cost: no round trip.
   template <typename D, typename C, typename Id>
   void handle(Id C::*aggregate_id) {
     static_assert(detail::check_decider<D>());
@@ -272,6 +135,7 @@ class CommandBus {
   /// first time); a retry adds a read; a re-send of a recent command on a cached aggregate
   /// costs none, except that a FingerprintedCommand's re-send reads the original's first event
   /// (one round trip) to compare fingerprints.
+  /// Thread safety: any number of threads at once, after set-up.
   template <typename C>
   AppendResult send(const C& command, const CommandContext& context = {}) {
     const auto route = routes_.find(typeid(C));
@@ -280,183 +144,21 @@ class CommandBus {
   }
 
  private:
-  struct HandlerBase {
-    HandlerBase() = default;
-    HandlerBase(const HandlerBase&) = delete;
-    HandlerBase& operator=(const HandlerBase&) = delete;
-    virtual ~HandlerBase() = default;
-  };
-
-  // Everything the bus does for one aggregate type.
   template <typename D>
-  class Handler final : public HandlerBase {
-   public:
-    using Event = typename D::Event;
-
-    Handler(EventStore& store, const EventRegistry& registry, const CommandBusOptions& options)
-        : store_(store),
-          registry_(registry),
-          bus_options_(options),
-          cache_(options.cache_capacity) {
-      configure({.snapshots = options.snapshots, .snapshot_policy = options.snapshot_policy});
-    }
-
-    void configure(RepositoryOptions options) {
-      repository_.emplace(store_, registry_, std::move(options));
-    }
-
-    template <typename C>
-    AppendResult send(const C& command, const std::string& id, const CommandContext& context) {
-      auto& repository = *repository_;
-      const bool caller_id = !context.command_id.empty();
-      validate_command_context(context);  // refuse bad metadata before deciding anything
-      // The context with a command id and the command's fingerprint: the caller's as it is,
-      // or a copy with a fresh id and the fingerprint.
-      std::string fingerprint = detail::fingerprint_of(command);
-      std::optional<CommandContext> generated;
-      if (!caller_id || !fingerprint.empty()) {
-        generated.emplace(context);
-        if (!caller_id) generated->command_id = detail::resolve_command_id(context);
-        if (!fingerprint.empty()) generated->fingerprint = std::move(fingerprint);
-      }
-      const CommandContext& resolved = generated ? *generated : context;
-      const StreamId stream = repository.stream_of(id);
-
-      std::optional<Aggregate<D>> aggregate = cache_.get(stream);
-      bool stored_state = !aggregate.has_value();  // decided on state just read from the store
-      if (!aggregate) aggregate.emplace(repository.load_stream(stream));
-
-      const int max_attempts = bus_options_.max_attempts;
-      // An attempt ended in OutcomeUnknownError and no later one got an authoritative answer:
-      // the command may be written, so giving up must not say "nothing written" (issue 11).
-      bool in_doubt = false;
-      for (int attempt = 1;; ++attempt) {
-        if (caller_id) {
-          // A re-send of a command this state has seen: its original result, not decided again
-          // (decision 4). Checked again after every read of newer events.
-          if (auto original = repository.find_command(*aggregate, resolved.command_id)) {
-            cache_.put(*aggregate);
-            return same_command(*original, resolved);
-          }
-        }
-        std::vector<Event> decided;
-        try {
-          decided = detail::decide<D>(aggregate->state(), command);
-        } catch (const DomainError&) {
-          // A refusal must hold on the stored state, and a re-send must get its original
-          // result, not the refusal its own events now cause.
-          if (!stored_state) {
-            stored_state = true;
-            if (repository.refresh(*aggregate) > 0) {
-              --attempt;  // not a write attempt
-              continue;
-            }
-          }
-          cache_.put(*aggregate);
-          if (auto original = original_of(*aggregate, resolved, caller_id)) {
-            return same_command(*original, resolved);
-          }
-          throw;
-        }
-        if (decided.empty()) {
-          if (!stored_state) {
-            stored_state = true;
-            if (repository.refresh(*aggregate) > 0) {
-              --attempt;
-              continue;
-            }
-          }
-          cache_.put(*aggregate);
-          if (auto original = original_of(*aggregate, resolved, caller_id)) {
-            return same_command(*original, resolved);
-          }
-          return AppendResult{stream, aggregate->version() + 1, aggregate->version(),
-                              Position::start()};
-        }
-
-        Aggregate<D> working = *aggregate;
-        working.record(std::move(decided));
-        const StreamVersion next_version = working.version() + 1;
-        for (;;) {  // the same events again after an infrastructure failure
-          try {
-            auto result = repository.save(working, resolved);
-            cache_.put(std::move(working));
-            // Written elsewhere than where this decision would go: the store recognised the
-            // command's ids, a re-send (save reloaded the aggregate).
-            if (caller_id && result.first_version != next_version) {
-              return same_command(result, resolved);
-            }
-            return result;
-          } catch (const ConcurrencyError& conflict) {
-            in_doubt = false;  // the store saw the ids and none were stored
-            cache_.erase(stream);
-            if (attempt >= max_attempts) throw;
-            detail::log_conflict_retry(conflict, attempt, max_attempts);
-            detail::backoff(attempt, bus_options_.retry_backoff, bus_options_.max_retry_backoff);
-            if (conflict.actual().value_or(0) < aggregate->version()) {
-              // Our state claims more events than the stream has: a snapshot ahead of its
-              // stream (restored events, kept snapshots). Rebuild from the events alone.
-              aggregate.emplace(repository.reload_without_snapshot(stream));
-            } else {
-              repository.refresh(*aggregate);
-            }
-            stored_state = true;
-            break;
-          } catch (const UnavailableError& unavailable) {
-            // Nothing was written, or (OutcomeUnknownError) maybe everything: saving the same
-            // events with the same ids again is an exact re-send either way.
-            cache_.erase(stream);
-            const bool unknown = dynamic_cast<const OutcomeUnknownError*>(&unavailable) != nullptr;
-            in_doubt = in_doubt || unknown;
-            if (attempt >= max_attempts) {
-              if (in_doubt && !unknown) detail::throw_outcome_unknown(stream, unavailable);
-              throw;
-            }
-            detail::log_unavailable_retry(stream, unavailable, attempt, max_attempts);
-            detail::backoff(attempt, bus_options_.retry_backoff, bus_options_.max_retry_backoff);
-            ++attempt;
-          }
-        }
-      }
-    }
-
-   private:
-    // `original`, the stored result of the command id of `context`, unless the command id was
-    // used for a different command (FingerprintedCommand): then IdempotencyError.
-    AppendResult same_command(const AppendResult& original, const CommandContext& context) {
-      detail::check_same_command(store_, original, context.command_id, context.fingerprint);
-      return original;
-    }
-
-    // The original result when this command id's events are already in the stream, for a
-    // command find_command did not know (older than its window). Only a caller-supplied command
-    // id can be a re-send; an empty stream, or a state that has seen every command of its
-    // stream, holds no other original.
-    std::optional<AppendResult> original_of(const Aggregate<D>& aggregate,
-                                            const CommandContext& context, bool caller_id) {
-      if (!caller_id || aggregate.version() == 0 || Repository<D>::knows_every_command(aggregate)) {
-        return std::nullopt;
-      }
-      return detail::find_original_result(store_, aggregate.stream_id(), context.command_id,
-                                          /*stream_exists=*/true);
-    }
-
-    EventStore& store_;
-    const EventRegistry& registry_;
-    const CommandBusOptions& bus_options_;
-    std::optional<Repository<D>> repository_;
-    detail::AggregateCache<Aggregate<D>> cache_;
-  };
-
-  template <typename D>
-  Handler<D>& handler_for() {
+  detail::CommandHandler<D>& handler_for() {
     auto found = handlers_.find(typeid(D));
     if (found == handlers_.end()) {
-      found =
-          handlers_.emplace(typeid(D), std::make_unique<Handler<D>>(store_, registry_, options_))
-              .first;
+      auto handler = std::make_unique<detail::CommandHandler<D>>(
+          store_, registry_,
+          RepositoryOptions{.snapshots = options_.snapshots,
+                            .snapshot_policy = options_.snapshot_policy},
+          detail::RetrySchedule{.max_attempts = options_.max_attempts,
+                                .retry_backoff = options_.retry_backoff,
+                                .max_retry_backoff = options_.max_retry_backoff},
+          options_.cache_capacity);
+      found = handlers_.emplace(typeid(D), std::move(handler)).first;
     }
-    return static_cast<Handler<D>&>(*found->second);
+    return static_cast<detail::CommandHandler<D>&>(*found->second);
   }
 
   using Route = std::function<AppendResult(const void* command, const CommandContext& context)>;
@@ -464,7 +166,7 @@ class CommandBus {
   EventStore& store_;
   const EventRegistry& registry_;
   CommandBusOptions options_;
-  std::unordered_map<std::type_index, std::unique_ptr<HandlerBase>> handlers_;
+  std::unordered_map<std::type_index, std::unique_ptr<detail::CommandHandlerBase>> handlers_;
   std::unordered_map<std::type_index, Route> routes_;
 };
 

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -88,6 +89,18 @@ void validate_command_context(const CommandContext& context);
 /// Two commands have the same fingerprint exactly when they have the same name and JSON.
 /// Requires: non-empty `name`. Cost: one dump and one SHA-1.
 [[nodiscard]] std::string command_fingerprint(std::string_view name, const nlohmann::json& body);
+
+/// A command type whose command id the bus can tell a re-send from a reuse with: it has a
+/// stable name (`static constexpr std::string_view kCommandName = "bank.Deposit";`, like an
+/// event's kTypeName, never derived from the C++ name) and a JSON form (nlohmann to_json, e.g.
+/// NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE). Its fingerprint is command_fingerprint(kCommandName,
+/// JSON). Commands that are not keep working: their re-sends are recognised by command id
+/// alone (CommandBus).
+template <typename C>
+concept FingerprintedCommand = requires(const C& command) {
+  { C::kCommandName } -> std::convertible_to<std::string_view>;
+  nlohmann::json(command);
+};
 
 /// The id of event number `index` (0-based) produced by command `command_id`: a name-based
 /// UUID (RFC 4122 version 5, SHA-1) of "<command_id>/<index>" in the annals namespace. The same

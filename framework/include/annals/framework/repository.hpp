@@ -15,7 +15,6 @@
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +32,9 @@
 #include "annals/eventstore/event_store.hpp"
 #include "annals/eventstore/snapshot_store.hpp"
 #include "annals/framework/decider.hpp"
+#include "annals/framework/detail/command_identity.hpp"
+#include "annals/framework/detail/recent_commands.hpp"
+#include "annals/framework/detail/resend.hpp"
 #include "annals/framework/event_registry.hpp"
 #include "annals/framework/metadata.hpp"
 
@@ -94,123 +96,6 @@ void log_snapshot_write_failure(const StreamId& stream, StreamVersion version,
                                 const char* why) noexcept;
 void log_snapshot_remove_failure(const StreamId& stream, const char* why) noexcept;
 
-/// One command whose events an aggregate has seen (read or written): enough to answer a
-/// re-send of it without deciding again (ARCHITECTURE decision 4).
-struct CommandRecord {
-  /// Hash of the command id (command_id_hash): groups the command's consecutive events.
-  std::uint64_t command_hash = 0;
-  /// The id of its first event seen; for a complete record, derive_event_id(command id, 0).
-  EventId first_event;
-  StreamVersion first_version = 0;
-  StreamVersion last_version = 0;
-  /// Position of its last event.
-  Position position;
-};
-
-/// The hash RecentCommands groups events by.
-[[nodiscard]] std::uint64_t command_id_hash(std::string_view command_id) noexcept;
-/// The hash of the command id in `event`'s metadata, or empty when it has none.
-[[nodiscard]] std::optional<std::uint64_t> command_hash_of(const RecordedEvent& event) noexcept;
-
-/// The most recent commands of one stream as one aggregate knows them, oldest first, at most
-/// kCapacity: a fixed-size ring inside the aggregate (no allocation; copied with it). Events of
-/// one command are consecutive in the stream (one append), so a command is a run of
-/// consecutive versions whose metadata carry the same command id.
-class RecentCommands {
- public:
-  static constexpr std::size_t kCapacity = 32;
-
-  /// Stream event `version`, seen after every event recorded so far: extends the newest
-  /// command or starts a new one, forgetting the oldest when full. `hash` empty: an event
-  /// without a command id.
-  void add_newer(std::optional<std::uint64_t> hash, const EventId& id, StreamVersion version,
-                 const Position& position) noexcept {
-    if (!hash) return;
-    if (size_ > 0) {
-      CommandRecord& newest = at(size_ - 1);
-      if (newest.command_hash == *hash && newest.last_version + 1 == version) {
-        newest.last_version = version;
-        newest.position = position;
-        return;
-      }
-    }
-    if (size_ == kCapacity) {
-      known_after_ = std::max(known_after_, at(0).last_version);
-      begin_ = (begin_ + 1) % kCapacity;
-      --size_;
-    }
-    at(size_++) = CommandRecord{*hash, id, version, version, position};
-  }
-
-  /// Stream event `version`, older than every event recorded so far (a backward read):
-  /// extends the oldest command back or adds an older one. Returns false, recording nothing,
-  /// when that needs a new record and all kCapacity are taken.
-  bool add_older(std::optional<std::uint64_t> hash, const EventId& id, StreamVersion version,
-                 const Position& position) noexcept {
-    if (hash) {
-      if (size_ > 0 && at(0).command_hash == *hash && at(0).first_version == version + 1) {
-        at(0).first_version = version;
-        at(0).first_event = id;
-      } else {
-        if (size_ == kCapacity) return false;
-        begin_ = (begin_ + kCapacity - 1) % kCapacity;
-        ++size_;
-        at(0) = CommandRecord{*hash, id, version, version, position};
-      }
-    }
-    known_after_ = std::min(known_after_, version - 1);
-    return true;
-  }
-
-  /// The command whose first event has id `first_event`, or null.
-  [[nodiscard]] const CommandRecord* find(const EventId& first_event) const noexcept {
-    for (std::size_t i = size_; i-- > 0;) {  // newest first: re-sends are usually recent
-      if (at(i).first_event == first_event) return &at(i);
-    }
-    return nullptr;
-  }
-
-  /// Every command that starts after this version is recorded (0: every command).
-  [[nodiscard]] StreamVersion known_after() const noexcept { return known_after_; }
-  [[nodiscard]] bool full() const noexcept { return size_ == kCapacity; }
-  [[nodiscard]] std::size_t size() const noexcept { return size_; }
-  [[nodiscard]] bool looked_back() const noexcept { return looked_back_; }
-
-  /// Forgets everything: only commands after `version` will be known (a load from a snapshot
-  /// at `version`).
-  void start_after(StreamVersion version) noexcept {
-    *this = RecentCommands();
-    known_after_ = version;
-  }
-  void set_looked_back() noexcept { looked_back_ = true; }
-
- private:
-  CommandRecord& at(std::size_t i) noexcept { return records_[(begin_ + i) % kCapacity]; }
-  const CommandRecord& at(std::size_t i) const noexcept {
-    return records_[(begin_ + i) % kCapacity];
-  }
-
-  std::array<CommandRecord, kCapacity> records_{};
-  std::size_t begin_ = 0;  // index of the oldest
-  std::size_t size_ = 0;
-  StreamVersion known_after_ = 0;
-  bool looked_back_ = false;
-};
-
-/// The original result of command `command_id` on `stream` if its first event is stored there
-/// (a re-send), else empty. One probe append that cannot write (expected "no stream" on a
-/// stream that exists; the store answers re-sends before checking versions), plus a read; one
-/// more round trip to check that the stream exists unless the caller knows it does.
-/// Throws: UnavailableError.
-std::optional<AppendResult> find_original_result(EventStore& store, const StreamId& stream,
-                                                 const std::string& command_id,
-                                                 bool stream_exists = false);
-/// The whole original result of command `command_id`, given the store's answer for a re-send
-/// of some first events of it (the re-decided command may have produced fewer events).
-AppendResult complete_original_result(EventStore& store, const AppendResult& partial,
-                                      const std::string& command_id);
-/// The command id to use: `context.command_id`, or a fresh UUIDv7 when empty.
-std::string resolve_command_id(const CommandContext& context);
 /// Throws InvalidArgumentError naming an event type of a decider that is not registered.
 [[noreturn]] void throw_unregistered(std::string_view category, std::string_view type);
 /// Throws InvalidArgumentError: a snapshot policy without JSON conversions for the State.
@@ -222,6 +107,7 @@ class Repository;
 
 /// One aggregate: its state, the stream version it was loaded at, and pending (decided, not
 /// yet saved) events. A value; copy it freely.
+/// Thread safety: one thread at a time per object, like any value.
 template <typename D>
 class Aggregate {
  public:
@@ -272,6 +158,8 @@ class Aggregate {
 };
 
 /// Loads and saves aggregates of decider D.
+/// Thread safety: every method may be called from any number of threads at once (a Repository
+/// changes nothing after construction); the Aggregate passed in belongs to the caller.
 template <typename D>
 class Repository {
   static_assert(detail::check_decider<D>());
@@ -370,13 +258,16 @@ class Repository {
   /// True when the aggregate has seen every command of its stream up to its version (it
   /// replayed the whole stream, or read back to its start, and the stream has at most 32
   /// commands): then a command that find_command does not know is not stored up to that
-  /// version.
+  /// version. Throws: nothing. Cost: none.
   [[nodiscard]] static bool knows_every_command(const Aggregate<D>& aggregate) noexcept {
     return aggregate.recent_.known_after() == 0;
   }
 
   /// Applies the events stored after the aggregate's version (another writer's). Returns how
-  /// many were applied. Requires: no pending events. Cost: one read per page.
+  /// many were applied. Requires: no pending events.
+  /// Throws: InvalidArgumentError (pending events), UnknownEventTypeError, CorruptionError,
+  /// UnavailableError; the aggregate then holds the events applied before the failure.
+  /// Cost: one read per page.
   std::size_t refresh(Aggregate<D>& aggregate) {
     if (!aggregate.pending_.empty()) {
       throw InvalidArgumentError("refresh: the aggregate of stream \"" + aggregate.stream_.value() +
@@ -390,6 +281,8 @@ class Repository {
   /// Reloads from the events alone and deletes the stream's snapshot (a newer snapshot is
   /// never replaced by an older one, so a bad one must go): for a snapshot that turned out to
   /// be ahead of its stream. The next save takes a new snapshot if a policy is set.
+  /// Throws: as load() (a failing snapshot removal is logged, never thrown).
+  /// Cost: one snapshot removal (if a store is set) + one read per page.
   [[nodiscard]] Aggregate<D> reload_without_snapshot(const StreamId& stream) {
     if (options_.snapshots != nullptr) {
       detail::log_snapshot_ignored(stream, "it is ahead of its stream");
@@ -425,13 +318,8 @@ class Repository {
                           Position::start()};
     }
     // The context as given when it has a command id (the bus always gives one): no copy.
-    std::optional<CommandContext> generated;
-    if (context.command_id.empty()) {
-      generated.emplace(context);
-      generated->command_id = detail::resolve_command_id(context);
-    }
-    const CommandContext& resolved = generated ? *generated : context;
-    auto metadata = command_metadata(resolved);
+    const detail::ResolvedContext resolved(context);
+    auto metadata = command_metadata(resolved.context());
     std::vector<NewEvent> events;
     const std::size_t count = aggregate.pending_.size();
     events.reserve(count);
@@ -439,7 +327,7 @@ class Repository {
       events.push_back(std::visit(
           [&](const auto& e) {
             using E = std::remove_cvref_t<decltype(e)>;
-            return NewEvent{.id = derive_event_id(resolved.command_id, k),
+            return NewEvent{.id = derive_event_id(resolved.command_id(), k),
                             .type = std::string(E::kTypeName),
                             .schema_version = static_cast<std::int32_t>(E::kSchemaVersion),
                             .data = detail::encode_data(e),
@@ -455,20 +343,21 @@ class Repository {
     } catch (const IdempotencyError&) {
       // Some of the command's ids are stored: a re-send whose decision now has more events
       // than the original. Or the command id was used for another stream: rethrow.
-      auto original = detail::find_original_result(store_, aggregate.stream_, resolved.command_id);
+      auto original =
+          detail::find_original_result(store_, aggregate.stream_, resolved.command_id());
       if (!original) throw;
       aggregate = load_stream(aggregate.stream_);
       return *original;
     }
     if (appended->first_version != aggregate.version_ + 1) {
       // The store recognised the ids: a re-send (decision 4). Nothing was written.
-      auto original = detail::complete_original_result(store_, *appended, resolved.command_id);
+      auto original = detail::complete_original_result(store_, *appended, resolved.command_id());
       aggregate = load_stream(aggregate.stream_);
       return original;
     }
     aggregate.version_ = appended->last_version;
     aggregate.pending_.clear();
-    const auto hash = detail::command_id_hash(resolved.command_id);
+    const auto hash = detail::command_id_hash(resolved.command_id());
     for (StreamVersion v = appended->first_version; v <= appended->last_version; ++v) {
       const auto k = static_cast<std::size_t>(v - appended->first_version);
       aggregate.recent_.add_newer(hash, *events[k].id, v, appended->position);
