@@ -4,35 +4,29 @@
 // trip, atomic, with every check inside the database (ARCHITECTURE decisions 2-4). Event ids
 // are assigned on the client before the first attempt, so retrying after a broken connection
 // is an exact re-send and the database answers with the original result (decision 4).
-#include <fcntl.h>
-#include <poll.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
-#include <charconv>
-#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
-#include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
 
-#include <spdlog/spdlog.h>
 #include <pqxx/pqxx>
 
+#include "after_commit_notifier.hpp"
 #include "annals/eventstore/detail/catch_up_subscription.hpp"
 #include "annals/eventstore/detail/encoded_event.hpp"
 #include "annals/eventstore/detail/stored_event.hpp"
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "append_codes.hpp"
+#include "array_literal.hpp"
+#include "change_signal.hpp"
 #include "connection_pool.hpp"
 #include "database_checks.hpp"
 #include "error_translation.hpp"
@@ -40,6 +34,7 @@
 #include "libpq_connection.hpp"
 #include "pooled_call.hpp"
 #include "postgres_event_store_internal.hpp"
+#include "row_decoding.hpp"
 #include "sql.hpp"
 
 namespace annals::postgres {
@@ -47,65 +42,20 @@ namespace {
 
 using annals::detail::EncodedEvent;
 
+using detail::AppendOutcome;
+using detail::ArrayLiteral;
+using detail::decode_event;
+using detail::EventRow;
+using detail::expected_code;
 using detail::logger;
 
 // The most event payload (data + metadata) a group of single-event appends carries, unless
 // it holds only one append.
 constexpr std::size_t kGroupCommitMaxBytes = std::size_t{1} << 20;
 
-// --- PostgreSQL array literals ---------------------------------------------------------------
-// Arrays travel as one text parameter each; elements are double-quoted with '"' and '\'
-// escaped, which is the complete quoting rule of array_in.
-
-void append_quoted(std::string& out, std::string_view value) {
-  out.push_back('"');
-  for (const char c : value) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    out.push_back(c);
-  }
-  out.push_back('"');
-}
-
-class ArrayLiteral {
- public:
-  void add_quoted(std::string_view value) {
-    separate();
-    append_quoted(text_, value);
-  }
-  void add_plain(std::string_view value) {
-    separate();
-    text_.append(value);
-  }
-  void add_number(std::int64_t value) { add_plain(std::to_string(value)); }
-  std::string finish() && {
-    text_.push_back('}');
-    return std::move(text_);
-  }
-
- private:
-  void separate() {
-    if (text_.size() > 1) text_.push_back(',');
-  }
-  std::string text_ = "{";
-};
-
 // Names an append to one stream in error messages and logs, on both append paths.
 std::string describe_append(const StreamId& stream) {
   return "append to stream \"" + stream.value() + "\"";
-}
-
-std::int64_t expected_code(const ExpectedVersion& expected) {
-  switch (expected.kind()) {
-    case ExpectedVersion::Kind::kAny:
-      return -1;
-    case ExpectedVersion::Kind::kNoStream:
-      return -2;
-    case ExpectedVersion::Kind::kStreamExists:
-      return -3;
-    case ExpectedVersion::Kind::kExact:
-      return expected.version();
-  }
-  return -1;
 }
 
 using detail::parse_int;
@@ -114,33 +64,6 @@ std::int64_t clamp_count(std::size_t count) {
   return count > static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max())
              ? std::numeric_limits<std::int64_t>::max()
              : static_cast<std::int64_t>(count);
-}
-
-// --- Decoding rows -------------------------------------------------------------------------------
-
-// One row of ANNALS_EVENT_COLUMNS (sql.hpp), as text; none of them is NULL.
-using EventRow = detail::LibpqConnection::Row;
-
-// The columns whose types guarantee their form are parsed here (a failure is a CorruptionError:
-// the row cannot even be placed in the log); the rest is decode_stored_event's, which marks a
-// row it cannot decode instead of throwing (issue #11).
-// `previous` (may be null): the event decoded just before (see decode_stored_event).
-RecordedEvent decode_event(const EventRow& row, const RecordedEvent* previous) {
-  const auto sequence = parse_int<std::int64_t>(row[1], "global position");
-  return annals::detail::decode_stored_event(
-      {
-          .stream_id = row[2],
-          .version = parse_int<std::int64_t>(row[3], "stream version"),
-          .position = Position(parse_int<std::uint64_t>(row[0], "transaction id"), sequence),
-          .id = EventId::parse(row[4]),
-          .type = row[5],
-          .schema_version = parse_int<std::int32_t>(row[6], "schema version"),
-          .data = row[7],
-          .metadata = row[8],
-          .recorded_at = std::chrono::system_clock::time_point(
-              std::chrono::microseconds(parse_int<std::int64_t>(row[9], "recorded time"))),
-      },
-      previous);
 }
 
 // Every statement of the pooled connections, prepared when a connection opens.
@@ -154,210 +77,6 @@ void prepare_statements(detail::LibpqConnection& connection) {
   connection.prepare(sql::kReadAllName, sql::kReadAll);
   connection.prepare(sql::kReadAllFilteredName, sql::kReadAllFiltered);
 }
-
-ReadHorizon query_read_horizon(detail::LibpqConnection& connection) {
-  const auto rows = connection.exec(sql::kReadHorizon);
-  ReadHorizon horizon;
-  if (!rows.empty()) {
-    horizon.oldest = ReadHorizon::Blocker{
-        .pid = parse_int<int>(rows.text(0, 0), "process id"),
-        .database = std::string(rows.text(0, 1)),
-        .state = std::string(rows.text(0, 2)),
-        .transaction_age = std::chrono::milliseconds(
-            rows.is_null(0, 3) ? 0 : parse_int<std::int64_t>(rows.text(0, 3), "age")),
-        .query = std::string(rows.text(0, 4)),
-    };
-  }
-  return horizon;
-}
-
-// --- Live wake-ups -----------------------------------------------------------------------------
-
-// Wakes a subscription on NOTIFY annals_events (sent by every append at commit; decision 6).
-// It owns a dedicated LISTEN connection, used only from the subscription's thread. LISTEN is
-// issued in the constructor, before the subscription's first read, so no notification that
-// follows a read can be missed. If the connection breaks, waits fall back to the poll interval
-// and the next wait reconnects.
-class PostgresChangeSignal final : public annals::detail::ChangeSignal {
- public:
-  PostgresChangeSignal(std::string connection_string, std::chrono::milliseconds warn_after)
-      : connection_string_(std::move(connection_string)), warn_after_(warn_after) {
-    if (::pipe2(pipe_, O_NONBLOCK | O_CLOEXEC) != 0) {
-      throw InternalError("subscription: cannot create a wake-up pipe");
-    }
-    try {
-      connect();
-    } catch (const std::exception& e) {
-      close_pipe();
-      detail::rethrow_translated(e, "subscribe", false);
-    }
-  }
-  ~PostgresChangeSignal() override {
-    connection_.reset();
-    close_pipe();
-  }
-
-  std::uint64_t observe() override { return 0; }
-
-  bool wait(std::uint64_t /*token*/, std::chrono::milliseconds timeout) override {
-    if (!connection_) {
-      try {
-        connect();
-        return true;  // notifications may have been lost while disconnected: read again now
-      } catch (const std::exception& e) {
-        logger()->warn("annals subscription: cannot reconnect the LISTEN connection: {}", e.what());
-      }
-    }
-    pollfd fds[2] = {{pipe_[0], POLLIN, 0}, {connection_ ? connection_->socket() : -1, POLLIN, 0}};
-    const auto ms = static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(
-        timeout.count(), 0, std::numeric_limits<int>::max()));
-    ::poll(fds, connection_ ? 2 : 1, ms);
-    char drain[64];
-    while (::read(pipe_[0], drain, sizeof drain) > 0) {
-    }
-    if (!connection_) return false;
-    try {
-      const bool notified = connection_->take_notifications() > 0;
-      check_horizon();
-      return notified;
-    } catch (const std::exception& e) {
-      logger()->warn("annals subscription: LISTEN connection lost ({}); reconnecting", e.what());
-      connection_.reset();
-      return true;
-    }
-  }
-
-  void interrupt() override {
-    const char byte = 1;
-    [[maybe_unused]] const auto n = ::write(pipe_[1], &byte, 1);
-  }
-
- private:
-  // Warns when a long-running transaction holds back the global log's readers (decision 5).
-  void check_horizon() {
-    if (warn_after_.count() <= 0) return;
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_horizon_check_ < std::chrono::seconds(10)) return;
-    last_horizon_check_ = now;
-    const auto horizon = query_read_horizon(*connection_);
-    if (horizon.oldest && horizon.oldest->transaction_age > warn_after_) {
-      const auto& b = *horizon.oldest;
-      logger()->warn(
-          "annals: readers of the global log are held back by transaction of pid {} (database "
-          "\"{}\", {}, open for {} s): events committed after it are not delivered until it "
-          "ends. Last statement: {}",
-          b.pid, b.database, b.state, b.transaction_age.count() / 1000, b.query);
-    }
-  }
-
-  void connect() {
-    auto connection = std::make_unique<detail::LibpqConnection>(connection_string_);
-    connection->exec(sql::kListenStatement);
-    connection_ = std::move(connection);
-  }
-  void close_pipe() noexcept {
-    for (int& fd : pipe_) {
-      if (fd >= 0) ::close(fd);
-      fd = -1;
-    }
-  }
-
-  std::string connection_string_;
-  std::chrono::milliseconds warn_after_;
-  std::chrono::steady_clock::time_point last_horizon_check_{};
-  std::unique_ptr<detail::LibpqConnection> connection_;
-  int pipe_[2] = {-1, -1};
-};
-
-// --- Waking subscribers after commit ----------------------------------------------------------
-
-// Sends NOTIFY annals_events after appends committed (decision 6), from one connection of its
-// own, so that appends do not take the database-wide lock PostgreSQL holds from a notifying
-// transaction's commit until its WAL flush (that lock serialized concurrent appends to one per
-// disk flush: docs/performance.md). Appends made while a notification is in flight or within
-// kMinInterval of the last one are coalesced into the next one. The thread and its connection start
-// with the first append; the destructor sends a pending notification before it returns.
-class AfterCommitNotifier {
- public:
-  explicit AfterCommitNotifier(std::string connection_string)
-      : connection_string_(std::move(connection_string)) {}
-  AfterCommitNotifier(const AfterCommitNotifier&) = delete;
-  AfterCommitNotifier& operator=(const AfterCommitNotifier&) = delete;
-  ~AfterCommitNotifier() {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    wake_.notify_one();
-    if (thread_.joinable()) thread_.join();
-  }
-
-  /// Asks for a notification soon. Cheap; never blocks on the database. Only the request that
-  /// finds none pending wakes the thread: under load the appends of one interval share one
-  /// wake-up (waking a thread costs a system call and a context switch, which on two cores
-  /// came to a third of a single-event append's client CPU).
-  void notify() {
-    bool wake = false;
-    {
-      std::lock_guard lock(mutex_);
-      if (!pending_) {
-        pending_ = true;
-        wake = true;
-      }
-      if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
-    }
-    if (wake) wake_.notify_one();
-  }
-
- private:
-  // At most one notification per kMinInterval: the first after a quiet period goes out at
-  // once; under load, the appends of the interval share one. Each notification is a
-  // transaction that takes PostgreSQL's notify lock, and one per append cost 0.70 against
-  // 0.92 of the ceiling at 16 writers (docs/performance.md).
-  static constexpr std::chrono::milliseconds kMinInterval{5};
-
-  void run() {
-    std::unique_lock lock(mutex_);
-    auto last_sent = std::chrono::steady_clock::time_point{};
-    for (;;) {
-      wake_.wait(lock, [&] { return pending_ || stopping_; });
-      if (!pending_) return;  // stopping, nothing left to send
-      wake_.wait_until(lock, last_sent + kMinInterval, [&] { return stopping_; });
-      pending_ = false;
-      lock.unlock();
-      send();
-      lock.lock();
-      last_sent = std::chrono::steady_clock::now();
-    }
-  }
-
-  void send() noexcept {
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      try {
-        if (!connection_) {
-          connection_ = std::make_unique<detail::LibpqConnection>(connection_string_);
-          connection_->exec(sql::kNotifierSession);
-          connection_->prepare(sql::kNotifyName, sql::kNotify);
-        }
-        connection_->exec_prepared(sql::kNotifyName, {});
-        return;
-      } catch (const std::exception& e) {
-        connection_.reset();
-        if (attempt == 1) {
-          logger()->warn("annals: cannot notify subscribers ({}); they will poll", e.what());
-        }
-      }
-    }
-  }
-
-  std::string connection_string_;
-  std::unique_ptr<detail::LibpqConnection> connection_;  // used by the thread only
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool pending_ = false;
-  bool stopping_ = false;
-  std::thread thread_;
-};
 
 // --- The store -------------------------------------------------------------------------------
 
@@ -438,14 +157,13 @@ class PostgresEventStore final : public EventStore {
   }
 
   std::unique_ptr<ChangeSignal> watch() override {
-    return std::make_unique<PostgresChangeSignal>(options_.connection_string,
-                                                  options_.horizon_warning_after);
+    return detail::make_change_signal(options_.connection_string, options_.horizon_warning_after);
   }
 
   std::unique_ptr<Subscription> subscribe(SubscriptionOptions options,
                                           EventHandler handler) override {
-    auto signal = std::make_unique<PostgresChangeSignal>(options_.connection_string,
-                                                         options_.horizon_warning_after);
+    auto signal =
+        detail::make_change_signal(options_.connection_string, options_.horizon_warning_after);
     return annals::detail::make_catch_up_subscription(*this, std::move(signal), std::move(options),
                                                       std::move(handler));
   }
@@ -544,20 +262,20 @@ class PostgresEventStore final : public EventStore {
     for (int row = 0; row < rows.rows(); ++row) {
       const auto index =
           static_cast<std::size_t>(parse_int<int>(rows.text(row, 0), "stream index") - 1);
-      const auto outcome = parse_int<int>(rows.text(row, 1), "outcome");
+      const auto outcome = AppendOutcome{parse_int<int>(rows.text(row, 1), "outcome")};
       const StreamId& stream = *streams.at(index).first;
       const auto actual = rows.is_null(row, 6)
                               ? std::optional<std::int64_t>()
                               : parse_int<std::int64_t>(rows.text(row, 6), "actual version");
-      if (outcome == 2) {
+      if (outcome == AppendOutcome::kVersionMismatch) {
         throw ConcurrencyError(stream.value(), streams[index].second.to_string(), actual);
       }
-      if (outcome == 3) {
+      if (outcome == AppendOutcome::kIdsElsewhere) {
         throw IdempotencyError(what + ": event ids of stream \"" + stream.value() +
                                "\" are already stored, but not as this exact append "
                                "(partial overlap, or used in another stream); nothing written");
       }
-      if (outcome == 4) {
+      if (outcome == AppendOutcome::kChangedResend) {
         // The first event whose content differs: its stored version, its place among this
         // stream's events and the parts that differ (sql/0009_refuse_changed_resend.sql).
         const auto ordinal = parse_int<std::size_t>(rows.text(row, 3), "event ordinal");
@@ -569,7 +287,7 @@ class PostgresEventStore final : public EventStore {
             stream, parse_int<std::int64_t>(rows.text(row, 2), "stored version"),
             events[ordinal - 1].id, static_cast<unsigned>(*actual));
       }
-      if (outcome == 1) {
+      if (outcome == AppendOutcome::kExactResend) {
         logger()->debug("annals: {}: exact re-send; returning the original result", what);
       } else {
         wrote = true;
@@ -764,7 +482,7 @@ class PostgresEventStore final : public EventStore {
   PostgresEventStoreOptions options_;
   detail::ConnectionPool<detail::LibpqConnection> pool_;
   detail::GroupCommit group_commit_;
-  AfterCommitNotifier notifier_;
+  detail::AfterCommitNotifier notifier_;
 };
 
 }  // namespace
@@ -775,11 +493,6 @@ std::unique_ptr<EventStore> make_postgres_event_store(PostgresEventStoreOptions 
 
 std::size_t detail::appends_waiting_for_group_for_testing(EventStore& store) {
   return dynamic_cast<PostgresEventStore&>(store).appends_waiting_for_group();
-}
-
-ReadHorizon read_horizon(const std::string& connection_string) {
-  return detail::with_connection<detail::LibpqConnection>(connection_string, "read horizon",
-                                                          query_read_horizon);
 }
 
 }  // namespace annals::postgres
