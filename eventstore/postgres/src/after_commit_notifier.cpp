@@ -3,7 +3,7 @@
 #include <exception>
 #include <utility>
 
-#include "pooled_call.hpp"
+#include "logger.hpp"
 #include "sql.hpp"
 
 namespace annals::postgres::detail {

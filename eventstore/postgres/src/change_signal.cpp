@@ -12,7 +12,7 @@
 #include "annals/eventstore/error.hpp"
 #include "error_translation.hpp"
 #include "libpq_connection.hpp"
-#include "pooled_call.hpp"
+#include "logger.hpp"
 #include "read_horizon.hpp"
 #include "sql.hpp"
 

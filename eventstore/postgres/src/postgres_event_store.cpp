@@ -29,7 +29,7 @@
 #include "change_signal.hpp"
 #include "connection_pool.hpp"
 #include "database_checks.hpp"
-#include "error_translation.hpp"
+#include "db_error.hpp"
 #include "group_commit.hpp"
 #include "libpq_connection.hpp"
 #include "pooled_call.hpp"
@@ -171,10 +171,16 @@ class PostgresEventStore final : public EventStore {
  private:
   using Rows = detail::LibpqConnection::Result;
 
+  // The store's retry rules for detail::run_pooled: a broken connection is retried as the
+  // options say, a transient failure up to 8 times.
+  [[nodiscard]] detail::RetryPolicy retry_policy() const noexcept {
+    return {.max_broken_retries = options_.max_retries_on_broken_connection};
+  }
+
   // Executes a prepared statement on a pooled connection (see detail::run_pooled).
   Rows run(const std::string& what, bool write, const char* statement,
            std::span<const char* const> values) {
-    return detail::run_pooled(pool_, what, write, options_.max_retries_on_broken_connection,
+    return detail::run_pooled(pool_, what, write, retry_policy(),
                               [&](detail::LibpqConnection& connection) {
                                 return connection.exec_prepared(statement, values);
                               });
@@ -186,8 +192,7 @@ class PostgresEventStore final : public EventStore {
   std::vector<RecordedEvent> read_events(const std::string& what, const char* statement,
                                          std::span<const char* const> values, std::size_t reserve) {
     return detail::run_pooled(
-        pool_, what, false, options_.max_retries_on_broken_connection,
-        [&](detail::LibpqConnection& connection) {
+        pool_, what, false, retry_policy(), [&](detail::LibpqConnection& connection) {
           std::vector<RecordedEvent> events;
           events.reserve(std::min<std::size_t>(reserve, 4096));
           connection.stream_prepared(statement, values, [&](EventRow row) {
@@ -251,11 +256,10 @@ class PostgresEventStore final : public EventStore {
         p_streams.c_str(), p_expected.c_str(), p_counts.c_str(),
         p_ids.c_str(),     p_types.c_str(),    p_schema_versions.c_str(),
         p_data.c_str(),    p_metadata.c_str(), notify_here ? "true" : "false"};
-    const auto rows =
-        detail::run_pooled(pool_, what, &state, options_.max_retries_on_broken_connection,
-                           [&](detail::LibpqConnection& connection) {
-                             return connection.exec_prepared(sql::kAppendName, values);
-                           });
+    const auto rows = detail::run_pooled(
+        pool_, what, &state, retry_policy(), [&](detail::LibpqConnection& connection) {
+          return connection.exec_prepared(sql::kAppendName, values);
+        });
 
     std::vector<AppendResult> results;
     bool wrote = false;
@@ -453,8 +457,7 @@ class PostgresEventStore final : public EventStore {
   std::vector<Rows> exec_append_one(std::span<const std::span<const char* const>> parameter_sets,
                                     const std::string& what, detail::WriteState& state) {
     return detail::run_pooled(
-        pool_, what, &state, options_.max_retries_on_broken_connection,
-        [&](detail::LibpqConnection& connection) {
+        pool_, what, &state, retry_policy(), [&](detail::LibpqConnection& connection) {
           try {
             if (parameter_sets.size() > 1) {
               return connection.exec_prepared_pipelined(sql::kAppendOneName, parameter_sets);
@@ -462,8 +465,8 @@ class PostgresEventStore final : public EventStore {
             std::vector<Rows> results;
             results.push_back(connection.exec_prepared(sql::kAppendOneName, parameter_sets[0]));
             return results;
-          } catch (const pqxx::sql_error& e) {
-            if (e.sqlstate() == "23505") return std::vector<Rows>();
+          } catch (const detail::DbError& e) {
+            if (e.sqlstate() == detail::sqlstate::kUniqueViolation) return std::vector<Rows>();
             throw;
           }
         });

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "database_checks.hpp"
-#include "error_translation.hpp"
+#include "pooled_call.hpp"
 #include "sql.hpp"
 
 namespace annals::postgres {
