@@ -66,6 +66,48 @@ std::int64_t clamp_count(std::size_t count) {
              : static_cast<std::int64_t>(count);
 }
 
+// The streams of an append with their expectations, and their events, encoded.
+using AppendTargets = std::vector<std::pair<const StreamId*, ExpectedVersion>>;
+using EncodedAppends = std::vector<std::vector<EncodedEvent>>;
+
+// The array parameters $1-$8 of sql::kAppend (annals.append_events), as array literals.
+struct AppendArrays {
+  std::string streams;
+  std::string expected;
+  std::string counts;
+  std::string ids;
+  std::string types;
+  std::string schema_versions;
+  std::string data;
+  std::string metadata;
+};
+
+AppendArrays append_arrays(const AppendTargets& streams, const EncodedAppends& encoded) {
+  ArrayLiteral stream_ids, expected, counts, ids, types, schema_versions, data, metadata;
+  for (std::size_t s = 0; s < streams.size(); ++s) {
+    stream_ids.add_quoted(streams[s].first->value());
+    expected.add_number(expected_code(streams[s].second));
+    counts.add_number(static_cast<std::int64_t>(encoded[s].size()));
+    for (const auto& event : encoded[s]) {
+      ids.add_plain(event.id.to_string());
+      types.add_quoted(event.type);
+      schema_versions.add_number(event.schema_version);
+      data.add_quoted(event.data);
+      metadata.add_quoted(event.metadata);
+    }
+  }
+  return AppendArrays{
+      .streams = std::move(stream_ids).finish(),
+      .expected = std::move(expected).finish(),
+      .counts = std::move(counts).finish(),
+      .ids = std::move(ids).finish(),
+      .types = std::move(types).finish(),
+      .schema_versions = std::move(schema_versions).finish(),
+      .data = std::move(data).finish(),
+      .metadata = std::move(metadata).finish(),
+  };
+}
+
 // Every statement of the pooled connections, prepared when a connection opens.
 void prepare_statements(detail::LibpqConnection& connection) {
   connection.prepare(sql::kAppendName, sql::kAppend);
@@ -95,7 +137,7 @@ class PostgresEventStore final : public EventStore {
 
   AppendResult append(const StreamId& stream, const ExpectedVersion& expected,
                       std::vector<NewEvent> events) override {
-    std::vector<std::vector<EncodedEvent>> encoded;
+    EncodedAppends encoded;
     encoded.push_back(annals::detail::encode_events(stream, events, options_.limits));
     // Shared by every statement this append sends: once one of them may have committed, the
     // append can only end in its result, an authoritative refusal or OutcomeUnknownError.
@@ -106,14 +148,14 @@ class PostgresEventStore final : public EventStore {
         return std::move(*result);
       }
     }
-    std::vector<std::pair<const StreamId*, ExpectedVersion>> streams{{&stream, expected}};
+    AppendTargets streams{{&stream, expected}};
     return std::move(append_encoded(streams, encoded, state).front());
   }
 
   std::vector<AppendResult> append_multi(std::vector<StreamAppend> appends) override {
     annals::detail::validate_multi_append(appends, options_.limits);
-    std::vector<std::vector<EncodedEvent>> encoded;
-    std::vector<std::pair<const StreamId*, ExpectedVersion>> streams;
+    EncodedAppends encoded;
+    AppendTargets streams;
     for (const auto& append : appends) {
       encoded.push_back(
           annals::detail::encode_events(append.stream_id, append.events, options_.limits));
@@ -224,85 +266,29 @@ class PostgresEventStore final : public EventStore {
     return read_events("read all", sql::kReadAllFilteredName, values, count);
   }
 
-  std::vector<AppendResult> append_encoded(
-      const std::vector<std::pair<const StreamId*, ExpectedVersion>>& streams,
-      const std::vector<std::vector<EncodedEvent>>& encoded, detail::WriteState& state) {
-    ArrayLiteral stream_ids, expected, counts, ids, types, schema_versions, data, metadata;
-    for (std::size_t s = 0; s < streams.size(); ++s) {
-      stream_ids.add_quoted(streams[s].first->value());
-      expected.add_number(expected_code(streams[s].second));
-      counts.add_number(static_cast<std::int64_t>(encoded[s].size()));
-      for (const auto& event : encoded[s]) {
-        ids.add_plain(event.id.to_string());
-        types.add_quoted(event.type);
-        schema_versions.add_number(event.schema_version);
-        data.add_quoted(event.data);
-        metadata.add_quoted(event.metadata);
-      }
-    }
+  // One call of annals.append_events for every stream of an append (or append_multi).
+  std::vector<AppendResult> append_encoded(const AppendTargets& streams,
+                                           const EncodedAppends& encoded,
+                                           detail::WriteState& state) {
     const std::string what = streams.size() == 1
                                  ? describe_append(*streams[0].first)
                                  : "append to " + std::to_string(streams.size()) + " streams";
-    const auto p_streams = std::move(stream_ids).finish();
-    const auto p_expected = std::move(expected).finish();
-    const auto p_counts = std::move(counts).finish();
-    const auto p_ids = std::move(ids).finish();
-    const auto p_types = std::move(types).finish();
-    const auto p_schema_versions = std::move(schema_versions).finish();
-    const auto p_data = std::move(data).finish();
-    const auto p_metadata = std::move(metadata).finish();
+    const auto arrays = append_arrays(streams, encoded);
     const bool notify_here = options_.notify_on_append && options_.notify_in_transaction;
     const std::array<const char*, 9> values{
-        p_streams.c_str(), p_expected.c_str(), p_counts.c_str(),
-        p_ids.c_str(),     p_types.c_str(),    p_schema_versions.c_str(),
-        p_data.c_str(),    p_metadata.c_str(), notify_here ? "true" : "false"};
+        arrays.streams.c_str(), arrays.expected.c_str(), arrays.counts.c_str(),
+        arrays.ids.c_str(),     arrays.types.c_str(),    arrays.schema_versions.c_str(),
+        arrays.data.c_str(),    arrays.metadata.c_str(), notify_here ? "true" : "false"};
     const auto rows = detail::run_pooled(
         pool_, what, &state, retry_policy(), [&](detail::LibpqConnection& connection) {
           return connection.exec_prepared(sql::kAppendName, values);
         });
 
     std::vector<AppendResult> results;
+    results.reserve(streams.size());
     bool wrote = false;
     for (int row = 0; row < rows.rows(); ++row) {
-      const auto index =
-          static_cast<std::size_t>(parse_int<int>(rows.text(row, 0), "stream index") - 1);
-      const auto outcome = AppendOutcome{parse_int<int>(rows.text(row, 1), "outcome")};
-      const StreamId& stream = *streams.at(index).first;
-      const auto actual = rows.is_null(row, 6)
-                              ? std::optional<std::int64_t>()
-                              : parse_int<std::int64_t>(rows.text(row, 6), "actual version");
-      if (outcome == AppendOutcome::kVersionMismatch) {
-        throw ConcurrencyError(stream.value(), streams[index].second.to_string(), actual);
-      }
-      if (outcome == AppendOutcome::kIdsElsewhere) {
-        throw IdempotencyError(what + ": event ids of stream \"" + stream.value() +
-                               "\" are already stored, but not as this exact append "
-                               "(partial overlap, or used in another stream); nothing written");
-      }
-      if (outcome == AppendOutcome::kChangedResend) {
-        // The first event whose content differs: its stored version, its place among this
-        // stream's events and the parts that differ (sql/0009_refuse_changed_resend.sql).
-        const auto ordinal = parse_int<std::size_t>(rows.text(row, 3), "event ordinal");
-        const auto& events = encoded.at(index);
-        if (ordinal < 1 || ordinal > events.size() || !actual) {
-          throw InternalError(what + ": append_events returned an invalid outcome 4 row");
-        }
-        annals::detail::throw_changed_resend(
-            stream, parse_int<std::int64_t>(rows.text(row, 2), "stored version"),
-            events[ordinal - 1].id, static_cast<unsigned>(*actual));
-      }
-      if (outcome == AppendOutcome::kExactResend) {
-        logger()->debug("annals: {}: exact re-send; returning the original result", what);
-      } else {
-        wrote = true;
-      }
-      results.push_back(AppendResult{
-          .stream_id = stream,
-          .first_version = parse_int<std::int64_t>(rows.text(row, 2), "first version"),
-          .last_version = parse_int<std::int64_t>(rows.text(row, 3), "last version"),
-          .position = Position(parse_int<std::uint64_t>(rows.text(row, 4), "transaction id"),
-                               parse_int<std::int64_t>(rows.text(row, 5), "global position")),
-      });
+      results.push_back(append_row_result(rows, row, streams, encoded, what, wrote));
     }
     if (results.size() != streams.size()) {
       throw InternalError(what + ": append_events returned " + std::to_string(results.size()) +
@@ -310,6 +296,52 @@ class PostgresEventStore final : public EventStore {
     }
     if (wrote && notify_after_commit()) notifier_.notify();
     return results;
+  }
+
+  // One row of annals.append_events: the stream's result (`wrote` set when it was written, not
+  // an exact re-send), or the refusal the row reports, thrown as its annals error.
+  static AppendResult append_row_result(const Rows& rows, int row, const AppendTargets& streams,
+                                        const EncodedAppends& encoded, const std::string& what,
+                                        bool& wrote) {
+    const auto index =
+        static_cast<std::size_t>(parse_int<int>(rows.text(row, 0), "stream index") - 1);
+    const auto outcome = AppendOutcome{parse_int<int>(rows.text(row, 1), "outcome")};
+    const StreamId& stream = *streams.at(index).first;
+    const auto actual = rows.is_null(row, 6)
+                            ? std::optional<std::int64_t>()
+                            : parse_int<std::int64_t>(rows.text(row, 6), "actual version");
+    if (outcome == AppendOutcome::kVersionMismatch) {
+      throw ConcurrencyError(stream.value(), streams[index].second.to_string(), actual);
+    }
+    if (outcome == AppendOutcome::kIdsElsewhere) {
+      throw IdempotencyError(what + ": event ids of stream \"" + stream.value() +
+                             "\" are already stored, but not as this exact append "
+                             "(partial overlap, or used in another stream); nothing written");
+    }
+    if (outcome == AppendOutcome::kChangedResend) {
+      // The first event whose content differs: its stored version, its place among this
+      // stream's events and the parts that differ (sql/0009_refuse_changed_resend.sql).
+      const auto ordinal = parse_int<std::size_t>(rows.text(row, 3), "event ordinal");
+      const auto& events = encoded.at(index);
+      if (ordinal < 1 || ordinal > events.size() || !actual) {
+        throw InternalError(what + ": append_events returned an invalid outcome 4 row");
+      }
+      annals::detail::throw_changed_resend(
+          stream, parse_int<std::int64_t>(rows.text(row, 2), "stored version"),
+          events[ordinal - 1].id, static_cast<unsigned>(*actual));
+    }
+    if (outcome == AppendOutcome::kExactResend) {
+      logger()->debug("annals: {}: exact re-send; returning the original result", what);
+    } else {
+      wrote = true;
+    }
+    return AppendResult{
+        .stream_id = stream,
+        .first_version = parse_int<std::int64_t>(rows.text(row, 2), "first version"),
+        .last_version = parse_int<std::int64_t>(rows.text(row, 3), "last version"),
+        .position = Position(parse_int<std::uint64_t>(rows.text(row, 4), "transaction id"),
+                             parse_int<std::int64_t>(rows.text(row, 5), "global position")),
+    };
   }
 
   void check_database() {
