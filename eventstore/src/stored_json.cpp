@@ -17,6 +17,8 @@
 #include <system_error>
 #include <utility>
 
+#include "text_validation.hpp"
+
 namespace annals::detail {
 namespace {
 
@@ -226,48 +228,6 @@ class StoredJsonParser {
     }
   }
 
-  // Well-formed UTF-8 as RFC 3629 defines it (no overlong forms, surrogates or code points
-  // above U+10FFFF), which is what nlohmann accepts.
-  static bool valid_utf8(std::string_view text) noexcept {
-    const auto* s = reinterpret_cast<const unsigned char*>(text.data());
-    const auto* end = s + text.size();
-    while (s != end) {
-      const unsigned char c = *s++;
-      if (c < 0x80) continue;
-      int more = 0;
-      unsigned char low = 0x80;
-      unsigned char high = 0xBF;
-      if (c >= 0xC2 && c <= 0xDF) {
-        more = 1;
-      } else if (c == 0xE0) {
-        more = 2;
-        low = 0xA0;
-      } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
-        more = 2;
-      } else if (c == 0xED) {
-        more = 2;
-        high = 0x9F;
-      } else if (c == 0xF0) {
-        more = 3;
-        low = 0x90;
-      } else if (c >= 0xF1 && c <= 0xF3) {
-        more = 3;
-      } else if (c == 0xF4) {
-        more = 3;
-        high = 0x8F;
-      } else {
-        return false;
-      }
-      if (end - s < more) return false;
-      if (*s < low || *s > high) return false;
-      ++s;
-      for (int i = 1; i < more; ++i, ++s) {
-        if (*s < 0x80 || *s > 0xBF) return false;
-      }
-    }
-    return true;
-  }
-
   bool parse_string(std::string& out) {
     ++p_;  // the opening quote
     const char* start = p_;
@@ -278,7 +238,7 @@ class StoredJsonParser {
       if (c == '"') {
         out.assign(start, p_);
         ++p_;
-        return ascii || valid_utf8(out);
+        return ascii || is_valid_utf8(out);
       }
       if (c == '\\') break;
       if (c < 0x20) return false;  // must be escaped in JSON
@@ -289,7 +249,7 @@ class StoredJsonParser {
     out.assign(start, p_);
     while (p_ != end_) {
       const auto c = static_cast<unsigned char>(*p_++);
-      if (c == '"') return ascii || valid_utf8(out);
+      if (c == '"') return ascii || is_valid_utf8(out);
       if (c < 0x20) return false;
       if (c != '\\') {
         if (c >= 0x80) ascii = false;

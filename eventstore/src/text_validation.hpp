@@ -1,6 +1,7 @@
-// Private: UTF-8 and control-character checks shared by StreamId and event type names, the
-// event type rule itself (used on append and on read), and quoting of untrusted text for error
-// messages.
+// Private: the one UTF-8 validator (also used by the stored-JSON parser), the UTF-8 and
+// control-character checks shared by StreamId and event type names, the event type rule itself
+// (used on append and on read), and quoting of untrusted text for error messages. Implemented
+// in text_validation.cpp.
 #pragma once
 
 #include <cstddef>
@@ -9,6 +10,11 @@
 #include <string_view>
 
 namespace annals::detail {
+
+/// Whether `text` is well-formed UTF-8 as RFC 3629 defines it: no overlong forms, surrogates
+/// or code points above U+10FFFF (control characters are allowed). This is what nlohmann's
+/// parser accepts in a JSON string.
+[[nodiscard]] bool is_valid_utf8(std::string_view text) noexcept;
 
 /// The first reason `text` is not valid UTF-8 free of control characters (U+0000-U+001F,
 /// U+007F-U+009F), e.g. "contains control character U+000A at byte offset 3"; empty when

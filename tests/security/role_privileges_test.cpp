@@ -21,7 +21,7 @@
 #include "annals/postgres/postgres_event_store.hpp"
 #include "annals/postgres/postgres_snapshot_store.hpp"
 #include "annals/postgres/verify.hpp"
-#include "error_translation.hpp"
+#include "db_error.hpp"
 #include "test_database.hpp"
 #include "test_roles.hpp"
 
@@ -33,10 +33,10 @@ using annals::StreamId;
 using annals::testing::test_roles;
 using annals::testing::unique_stream;
 
-// The SQLSTATE of a refused statement, as the store's one translation point reads it (libpqxx
-// 6.4 drops 42501 from insufficient_privilege).
+// The SQLSTATE of a refused statement, as the driver layer's libpqxx boundary reads it
+// (libpqxx 6.4 drops 42501 from insufficient_privilege).
 std::string state_of(const pqxx::sql_error& e) {
-  return std::string(annals::postgres::detail::sqlstate_of(e));
+  return annals::postgres::detail::to_db_error(e).sqlstate();
 }
 
 enum class Outcome {

@@ -9,9 +9,9 @@
 
 #include "annals/eventstore/error.hpp"
 #include "database_checks.hpp"
-#include "error_translation.hpp"
 #include "event_hasher.hpp"
 #include "libpq_connection.hpp"
+#include "pooled_call.hpp"
 #include "sql.hpp"
 #include "verify_sql.hpp"
 

@@ -13,8 +13,9 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "db_error.hpp"
 #include "embedded_migrations.hpp"
-#include "error_translation.hpp"
+#include "pooled_call.hpp"
 #include "sql.hpp"
 
 namespace annals::postgres {
@@ -43,7 +44,7 @@ void begin_as_owner(pqxx::transaction_base& tx) {
     } catch (const pqxx::sql_error& e) {
       throw PermissionDeniedError("migrate: migrations run as the store's owner role \"" + *owner +
                                   "\"; connect as it or as a member of it [SQLSTATE " +
-                                  std::string(detail::sqlstate_of(e)) + "]: " + e.what());
+                                  detail::to_db_error(e).sqlstate() + "]: " + e.what());
     }
   }
 }
@@ -78,7 +79,7 @@ bool apply_one(pqxx::connection& connection, const detail::EmbeddedMigration& mi
   } catch (const pqxx::sql_error& e) {
     throw InternalError("migration " + std::string(migration.name) +
                         " failed and was rolled back [SQLSTATE " +
-                        std::string(detail::sqlstate_of(e)) + "]: " + e.what());
+                        detail::to_db_error(e).sqlstate() + "]: " + e.what());
   }
   tx.exec_params(sql::kMigrationRecord, std::string(migration.name));
   tx.commit();
@@ -95,9 +96,11 @@ void configure_roles(pqxx::connection& connection, const RoleLayout& roles) {
     tx.exec_params(sql::kConfigureRoles, roles.owner, roles.writer, roles.reader, roles.auditor,
                    schema);
   } catch (const pqxx::sql_error& e) {
-    const std::string state(detail::sqlstate_of(e));
-    if (state == "22023") throw InvalidArgumentError(std::string("migrate --roles: ") + e.what());
-    if (state == "42501") {
+    const std::string state = detail::to_db_error(e).sqlstate();
+    if (state == detail::sqlstate::kInvalidParameterValue) {
+      throw InvalidArgumentError(std::string("migrate --roles: ") + e.what());
+    }
+    if (state == detail::sqlstate::kInsufficientPrivilege) {
       throw PermissionDeniedError(
           "migrate --roles: creating roles and handing the store to the owner needs a superuser "
           "or a role with CREATEROLE that owns the store [SQLSTATE 42501]: " +

@@ -4,42 +4,37 @@
 // trip, atomic, with every check inside the database (ARCHITECTURE decisions 2-4). Event ids
 // are assigned on the client before the first attempt, so retrying after a broken connection
 // is an exact re-send and the database answers with the original result (decision 4).
-#include <fcntl.h>
-#include <poll.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
-#include <charconv>
-#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
-#include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
 
-#include <spdlog/spdlog.h>
 #include <pqxx/pqxx>
 
+#include "after_commit_notifier.hpp"
 #include "annals/eventstore/detail/catch_up_subscription.hpp"
 #include "annals/eventstore/detail/encoded_event.hpp"
 #include "annals/eventstore/detail/stored_event.hpp"
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "append_codes.hpp"
+#include "array_literal.hpp"
+#include "change_signal.hpp"
 #include "connection_pool.hpp"
 #include "database_checks.hpp"
-#include "error_translation.hpp"
+#include "db_error.hpp"
 #include "group_commit.hpp"
 #include "libpq_connection.hpp"
 #include "pooled_call.hpp"
 #include "postgres_event_store_internal.hpp"
+#include "row_decoding.hpp"
 #include "sql.hpp"
 
 namespace annals::postgres {
@@ -47,65 +42,20 @@ namespace {
 
 using annals::detail::EncodedEvent;
 
+using detail::AppendOutcome;
+using detail::ArrayLiteral;
+using detail::decode_event;
+using detail::EventRow;
+using detail::expected_code;
 using detail::logger;
 
 // The most event payload (data + metadata) a group of single-event appends carries, unless
 // it holds only one append.
 constexpr std::size_t kGroupCommitMaxBytes = std::size_t{1} << 20;
 
-// --- PostgreSQL array literals ---------------------------------------------------------------
-// Arrays travel as one text parameter each; elements are double-quoted with '"' and '\'
-// escaped, which is the complete quoting rule of array_in.
-
-void append_quoted(std::string& out, std::string_view value) {
-  out.push_back('"');
-  for (const char c : value) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    out.push_back(c);
-  }
-  out.push_back('"');
-}
-
-class ArrayLiteral {
- public:
-  void add_quoted(std::string_view value) {
-    separate();
-    append_quoted(text_, value);
-  }
-  void add_plain(std::string_view value) {
-    separate();
-    text_.append(value);
-  }
-  void add_number(std::int64_t value) { add_plain(std::to_string(value)); }
-  std::string finish() && {
-    text_.push_back('}');
-    return std::move(text_);
-  }
-
- private:
-  void separate() {
-    if (text_.size() > 1) text_.push_back(',');
-  }
-  std::string text_ = "{";
-};
-
 // Names an append to one stream in error messages and logs, on both append paths.
 std::string describe_append(const StreamId& stream) {
   return "append to stream \"" + stream.value() + "\"";
-}
-
-std::int64_t expected_code(const ExpectedVersion& expected) {
-  switch (expected.kind()) {
-    case ExpectedVersion::Kind::kAny:
-      return -1;
-    case ExpectedVersion::Kind::kNoStream:
-      return -2;
-    case ExpectedVersion::Kind::kStreamExists:
-      return -3;
-    case ExpectedVersion::Kind::kExact:
-      return expected.version();
-  }
-  return -1;
 }
 
 using detail::parse_int;
@@ -116,31 +66,46 @@ std::int64_t clamp_count(std::size_t count) {
              : static_cast<std::int64_t>(count);
 }
 
-// --- Decoding rows -------------------------------------------------------------------------------
+// The streams of an append with their expectations, and their events, encoded.
+using AppendTargets = std::vector<std::pair<const StreamId*, ExpectedVersion>>;
+using EncodedAppends = std::vector<std::vector<EncodedEvent>>;
 
-// One row of ANNALS_EVENT_COLUMNS (sql.hpp), as text; none of them is NULL.
-using EventRow = detail::LibpqConnection::Row;
+// The array parameters $1-$8 of sql::kAppend (annals.append_events), as array literals.
+struct AppendArrays {
+  std::string streams;
+  std::string expected;
+  std::string counts;
+  std::string ids;
+  std::string types;
+  std::string schema_versions;
+  std::string data;
+  std::string metadata;
+};
 
-// The columns whose types guarantee their form are parsed here (a failure is a CorruptionError:
-// the row cannot even be placed in the log); the rest is decode_stored_event's, which marks a
-// row it cannot decode instead of throwing (issue #11).
-// `previous` (may be null): the event decoded just before (see decode_stored_event).
-RecordedEvent decode_event(const EventRow& row, const RecordedEvent* previous) {
-  const auto sequence = parse_int<std::int64_t>(row[1], "global position");
-  return annals::detail::decode_stored_event(
-      {
-          .stream_id = row[2],
-          .version = parse_int<std::int64_t>(row[3], "stream version"),
-          .position = Position(parse_int<std::uint64_t>(row[0], "transaction id"), sequence),
-          .id = EventId::parse(row[4]),
-          .type = row[5],
-          .schema_version = parse_int<std::int32_t>(row[6], "schema version"),
-          .data = row[7],
-          .metadata = row[8],
-          .recorded_at = std::chrono::system_clock::time_point(
-              std::chrono::microseconds(parse_int<std::int64_t>(row[9], "recorded time"))),
-      },
-      previous);
+AppendArrays append_arrays(const AppendTargets& streams, const EncodedAppends& encoded) {
+  ArrayLiteral stream_ids, expected, counts, ids, types, schema_versions, data, metadata;
+  for (std::size_t s = 0; s < streams.size(); ++s) {
+    stream_ids.add_quoted(streams[s].first->value());
+    expected.add_number(expected_code(streams[s].second));
+    counts.add_number(static_cast<std::int64_t>(encoded[s].size()));
+    for (const auto& event : encoded[s]) {
+      ids.add_plain(event.id.to_string());
+      types.add_quoted(event.type);
+      schema_versions.add_number(event.schema_version);
+      data.add_quoted(event.data);
+      metadata.add_quoted(event.metadata);
+    }
+  }
+  return AppendArrays{
+      .streams = std::move(stream_ids).finish(),
+      .expected = std::move(expected).finish(),
+      .counts = std::move(counts).finish(),
+      .ids = std::move(ids).finish(),
+      .types = std::move(types).finish(),
+      .schema_versions = std::move(schema_versions).finish(),
+      .data = std::move(data).finish(),
+      .metadata = std::move(metadata).finish(),
+  };
 }
 
 // Every statement of the pooled connections, prepared when a connection opens.
@@ -154,210 +119,6 @@ void prepare_statements(detail::LibpqConnection& connection) {
   connection.prepare(sql::kReadAllName, sql::kReadAll);
   connection.prepare(sql::kReadAllFilteredName, sql::kReadAllFiltered);
 }
-
-ReadHorizon query_read_horizon(detail::LibpqConnection& connection) {
-  const auto rows = connection.exec(sql::kReadHorizon);
-  ReadHorizon horizon;
-  if (!rows.empty()) {
-    horizon.oldest = ReadHorizon::Blocker{
-        .pid = parse_int<int>(rows.text(0, 0), "process id"),
-        .database = std::string(rows.text(0, 1)),
-        .state = std::string(rows.text(0, 2)),
-        .transaction_age = std::chrono::milliseconds(
-            rows.is_null(0, 3) ? 0 : parse_int<std::int64_t>(rows.text(0, 3), "age")),
-        .query = std::string(rows.text(0, 4)),
-    };
-  }
-  return horizon;
-}
-
-// --- Live wake-ups -----------------------------------------------------------------------------
-
-// Wakes a subscription on NOTIFY annals_events (sent by every append at commit; decision 6).
-// It owns a dedicated LISTEN connection, used only from the subscription's thread. LISTEN is
-// issued in the constructor, before the subscription's first read, so no notification that
-// follows a read can be missed. If the connection breaks, waits fall back to the poll interval
-// and the next wait reconnects.
-class PostgresChangeSignal final : public annals::detail::ChangeSignal {
- public:
-  PostgresChangeSignal(std::string connection_string, std::chrono::milliseconds warn_after)
-      : connection_string_(std::move(connection_string)), warn_after_(warn_after) {
-    if (::pipe2(pipe_, O_NONBLOCK | O_CLOEXEC) != 0) {
-      throw InternalError("subscription: cannot create a wake-up pipe");
-    }
-    try {
-      connect();
-    } catch (const std::exception& e) {
-      close_pipe();
-      detail::rethrow_translated(e, "subscribe", false);
-    }
-  }
-  ~PostgresChangeSignal() override {
-    connection_.reset();
-    close_pipe();
-  }
-
-  std::uint64_t observe() override { return 0; }
-
-  bool wait(std::uint64_t /*token*/, std::chrono::milliseconds timeout) override {
-    if (!connection_) {
-      try {
-        connect();
-        return true;  // notifications may have been lost while disconnected: read again now
-      } catch (const std::exception& e) {
-        logger()->warn("annals subscription: cannot reconnect the LISTEN connection: {}", e.what());
-      }
-    }
-    pollfd fds[2] = {{pipe_[0], POLLIN, 0}, {connection_ ? connection_->socket() : -1, POLLIN, 0}};
-    const auto ms = static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(
-        timeout.count(), 0, std::numeric_limits<int>::max()));
-    ::poll(fds, connection_ ? 2 : 1, ms);
-    char drain[64];
-    while (::read(pipe_[0], drain, sizeof drain) > 0) {
-    }
-    if (!connection_) return false;
-    try {
-      const bool notified = connection_->take_notifications() > 0;
-      check_horizon();
-      return notified;
-    } catch (const std::exception& e) {
-      logger()->warn("annals subscription: LISTEN connection lost ({}); reconnecting", e.what());
-      connection_.reset();
-      return true;
-    }
-  }
-
-  void interrupt() override {
-    const char byte = 1;
-    [[maybe_unused]] const auto n = ::write(pipe_[1], &byte, 1);
-  }
-
- private:
-  // Warns when a long-running transaction holds back the global log's readers (decision 5).
-  void check_horizon() {
-    if (warn_after_.count() <= 0) return;
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_horizon_check_ < std::chrono::seconds(10)) return;
-    last_horizon_check_ = now;
-    const auto horizon = query_read_horizon(*connection_);
-    if (horizon.oldest && horizon.oldest->transaction_age > warn_after_) {
-      const auto& b = *horizon.oldest;
-      logger()->warn(
-          "annals: readers of the global log are held back by transaction of pid {} (database "
-          "\"{}\", {}, open for {} s): events committed after it are not delivered until it "
-          "ends. Last statement: {}",
-          b.pid, b.database, b.state, b.transaction_age.count() / 1000, b.query);
-    }
-  }
-
-  void connect() {
-    auto connection = std::make_unique<detail::LibpqConnection>(connection_string_);
-    connection->exec(sql::kListenStatement);
-    connection_ = std::move(connection);
-  }
-  void close_pipe() noexcept {
-    for (int& fd : pipe_) {
-      if (fd >= 0) ::close(fd);
-      fd = -1;
-    }
-  }
-
-  std::string connection_string_;
-  std::chrono::milliseconds warn_after_;
-  std::chrono::steady_clock::time_point last_horizon_check_{};
-  std::unique_ptr<detail::LibpqConnection> connection_;
-  int pipe_[2] = {-1, -1};
-};
-
-// --- Waking subscribers after commit ----------------------------------------------------------
-
-// Sends NOTIFY annals_events after appends committed (decision 6), from one connection of its
-// own, so that appends do not take the database-wide lock PostgreSQL holds from a notifying
-// transaction's commit until its WAL flush (that lock serialized concurrent appends to one per
-// disk flush: docs/performance.md). Appends made while a notification is in flight or within
-// kMinInterval of the last one are coalesced into the next one. The thread and its connection start
-// with the first append; the destructor sends a pending notification before it returns.
-class AfterCommitNotifier {
- public:
-  explicit AfterCommitNotifier(std::string connection_string)
-      : connection_string_(std::move(connection_string)) {}
-  AfterCommitNotifier(const AfterCommitNotifier&) = delete;
-  AfterCommitNotifier& operator=(const AfterCommitNotifier&) = delete;
-  ~AfterCommitNotifier() {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    wake_.notify_one();
-    if (thread_.joinable()) thread_.join();
-  }
-
-  /// Asks for a notification soon. Cheap; never blocks on the database. Only the request that
-  /// finds none pending wakes the thread: under load the appends of one interval share one
-  /// wake-up (waking a thread costs a system call and a context switch, which on two cores
-  /// came to a third of a single-event append's client CPU).
-  void notify() {
-    bool wake = false;
-    {
-      std::lock_guard lock(mutex_);
-      if (!pending_) {
-        pending_ = true;
-        wake = true;
-      }
-      if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
-    }
-    if (wake) wake_.notify_one();
-  }
-
- private:
-  // At most one notification per kMinInterval: the first after a quiet period goes out at
-  // once; under load, the appends of the interval share one. Each notification is a
-  // transaction that takes PostgreSQL's notify lock, and one per append cost 0.70 against
-  // 0.92 of the ceiling at 16 writers (docs/performance.md).
-  static constexpr std::chrono::milliseconds kMinInterval{5};
-
-  void run() {
-    std::unique_lock lock(mutex_);
-    auto last_sent = std::chrono::steady_clock::time_point{};
-    for (;;) {
-      wake_.wait(lock, [&] { return pending_ || stopping_; });
-      if (!pending_) return;  // stopping, nothing left to send
-      wake_.wait_until(lock, last_sent + kMinInterval, [&] { return stopping_; });
-      pending_ = false;
-      lock.unlock();
-      send();
-      lock.lock();
-      last_sent = std::chrono::steady_clock::now();
-    }
-  }
-
-  void send() noexcept {
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      try {
-        if (!connection_) {
-          connection_ = std::make_unique<detail::LibpqConnection>(connection_string_);
-          connection_->exec(sql::kNotifierSession);
-          connection_->prepare(sql::kNotifyName, sql::kNotify);
-        }
-        connection_->exec_prepared(sql::kNotifyName, {});
-        return;
-      } catch (const std::exception& e) {
-        connection_.reset();
-        if (attempt == 1) {
-          logger()->warn("annals: cannot notify subscribers ({}); they will poll", e.what());
-        }
-      }
-    }
-  }
-
-  std::string connection_string_;
-  std::unique_ptr<detail::LibpqConnection> connection_;  // used by the thread only
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool pending_ = false;
-  bool stopping_ = false;
-  std::thread thread_;
-};
 
 // --- The store -------------------------------------------------------------------------------
 
@@ -376,7 +137,7 @@ class PostgresEventStore final : public EventStore {
 
   AppendResult append(const StreamId& stream, const ExpectedVersion& expected,
                       std::vector<NewEvent> events) override {
-    std::vector<std::vector<EncodedEvent>> encoded;
+    EncodedAppends encoded;
     encoded.push_back(annals::detail::encode_events(stream, events, options_.limits));
     // Shared by every statement this append sends: once one of them may have committed, the
     // append can only end in its result, an authoritative refusal or OutcomeUnknownError.
@@ -387,14 +148,14 @@ class PostgresEventStore final : public EventStore {
         return std::move(*result);
       }
     }
-    std::vector<std::pair<const StreamId*, ExpectedVersion>> streams{{&stream, expected}};
+    AppendTargets streams{{&stream, expected}};
     return std::move(append_encoded(streams, encoded, state).front());
   }
 
   std::vector<AppendResult> append_multi(std::vector<StreamAppend> appends) override {
     annals::detail::validate_multi_append(appends, options_.limits);
-    std::vector<std::vector<EncodedEvent>> encoded;
-    std::vector<std::pair<const StreamId*, ExpectedVersion>> streams;
+    EncodedAppends encoded;
+    AppendTargets streams;
     for (const auto& append : appends) {
       encoded.push_back(
           annals::detail::encode_events(append.stream_id, append.events, options_.limits));
@@ -438,14 +199,13 @@ class PostgresEventStore final : public EventStore {
   }
 
   std::unique_ptr<ChangeSignal> watch() override {
-    return std::make_unique<PostgresChangeSignal>(options_.connection_string,
-                                                  options_.horizon_warning_after);
+    return detail::make_change_signal(options_.connection_string, options_.horizon_warning_after);
   }
 
   std::unique_ptr<Subscription> subscribe(SubscriptionOptions options,
                                           EventHandler handler) override {
-    auto signal = std::make_unique<PostgresChangeSignal>(options_.connection_string,
-                                                         options_.horizon_warning_after);
+    auto signal =
+        detail::make_change_signal(options_.connection_string, options_.horizon_warning_after);
     return annals::detail::make_catch_up_subscription(*this, std::move(signal), std::move(options),
                                                       std::move(handler));
   }
@@ -453,10 +213,16 @@ class PostgresEventStore final : public EventStore {
  private:
   using Rows = detail::LibpqConnection::Result;
 
+  // The store's retry rules for detail::run_pooled: a broken connection is retried as the
+  // options say, a transient failure up to 8 times.
+  [[nodiscard]] detail::RetryPolicy retry_policy() const noexcept {
+    return {.max_broken_retries = options_.max_retries_on_broken_connection};
+  }
+
   // Executes a prepared statement on a pooled connection (see detail::run_pooled).
   Rows run(const std::string& what, bool write, const char* statement,
            std::span<const char* const> values) {
-    return detail::run_pooled(pool_, what, write, options_.max_retries_on_broken_connection,
+    return detail::run_pooled(pool_, what, write, retry_policy(),
                               [&](detail::LibpqConnection& connection) {
                                 return connection.exec_prepared(statement, values);
                               });
@@ -468,8 +234,7 @@ class PostgresEventStore final : public EventStore {
   std::vector<RecordedEvent> read_events(const std::string& what, const char* statement,
                                          std::span<const char* const> values, std::size_t reserve) {
     return detail::run_pooled(
-        pool_, what, false, options_.max_retries_on_broken_connection,
-        [&](detail::LibpqConnection& connection) {
+        pool_, what, false, retry_policy(), [&](detail::LibpqConnection& connection) {
           std::vector<RecordedEvent> events;
           events.reserve(std::min<std::size_t>(reserve, 4096));
           connection.stream_prepared(statement, values, [&](EventRow row) {
@@ -501,86 +266,29 @@ class PostgresEventStore final : public EventStore {
     return read_events("read all", sql::kReadAllFilteredName, values, count);
   }
 
-  std::vector<AppendResult> append_encoded(
-      const std::vector<std::pair<const StreamId*, ExpectedVersion>>& streams,
-      const std::vector<std::vector<EncodedEvent>>& encoded, detail::WriteState& state) {
-    ArrayLiteral stream_ids, expected, counts, ids, types, schema_versions, data, metadata;
-    for (std::size_t s = 0; s < streams.size(); ++s) {
-      stream_ids.add_quoted(streams[s].first->value());
-      expected.add_number(expected_code(streams[s].second));
-      counts.add_number(static_cast<std::int64_t>(encoded[s].size()));
-      for (const auto& event : encoded[s]) {
-        ids.add_plain(event.id.to_string());
-        types.add_quoted(event.type);
-        schema_versions.add_number(event.schema_version);
-        data.add_quoted(event.data);
-        metadata.add_quoted(event.metadata);
-      }
-    }
+  // One call of annals.append_events for every stream of an append (or append_multi).
+  std::vector<AppendResult> append_encoded(const AppendTargets& streams,
+                                           const EncodedAppends& encoded,
+                                           detail::WriteState& state) {
     const std::string what = streams.size() == 1
                                  ? describe_append(*streams[0].first)
                                  : "append to " + std::to_string(streams.size()) + " streams";
-    const auto p_streams = std::move(stream_ids).finish();
-    const auto p_expected = std::move(expected).finish();
-    const auto p_counts = std::move(counts).finish();
-    const auto p_ids = std::move(ids).finish();
-    const auto p_types = std::move(types).finish();
-    const auto p_schema_versions = std::move(schema_versions).finish();
-    const auto p_data = std::move(data).finish();
-    const auto p_metadata = std::move(metadata).finish();
+    const auto arrays = append_arrays(streams, encoded);
     const bool notify_here = options_.notify_on_append && options_.notify_in_transaction;
     const std::array<const char*, 9> values{
-        p_streams.c_str(), p_expected.c_str(), p_counts.c_str(),
-        p_ids.c_str(),     p_types.c_str(),    p_schema_versions.c_str(),
-        p_data.c_str(),    p_metadata.c_str(), notify_here ? "true" : "false"};
-    const auto rows =
-        detail::run_pooled(pool_, what, &state, options_.max_retries_on_broken_connection,
-                           [&](detail::LibpqConnection& connection) {
-                             return connection.exec_prepared(sql::kAppendName, values);
-                           });
+        arrays.streams.c_str(), arrays.expected.c_str(), arrays.counts.c_str(),
+        arrays.ids.c_str(),     arrays.types.c_str(),    arrays.schema_versions.c_str(),
+        arrays.data.c_str(),    arrays.metadata.c_str(), notify_here ? "true" : "false"};
+    const auto rows = detail::run_pooled(
+        pool_, what, &state, retry_policy(), [&](detail::LibpqConnection& connection) {
+          return connection.exec_prepared(sql::kAppendName, values);
+        });
 
     std::vector<AppendResult> results;
+    results.reserve(streams.size());
     bool wrote = false;
     for (int row = 0; row < rows.rows(); ++row) {
-      const auto index =
-          static_cast<std::size_t>(parse_int<int>(rows.text(row, 0), "stream index") - 1);
-      const auto outcome = parse_int<int>(rows.text(row, 1), "outcome");
-      const StreamId& stream = *streams.at(index).first;
-      const auto actual = rows.is_null(row, 6)
-                              ? std::optional<std::int64_t>()
-                              : parse_int<std::int64_t>(rows.text(row, 6), "actual version");
-      if (outcome == 2) {
-        throw ConcurrencyError(stream.value(), streams[index].second.to_string(), actual);
-      }
-      if (outcome == 3) {
-        throw IdempotencyError(what + ": event ids of stream \"" + stream.value() +
-                               "\" are already stored, but not as this exact append "
-                               "(partial overlap, or used in another stream); nothing written");
-      }
-      if (outcome == 4) {
-        // The first event whose content differs: its stored version, its place among this
-        // stream's events and the parts that differ (sql/0009_refuse_changed_resend.sql).
-        const auto ordinal = parse_int<std::size_t>(rows.text(row, 3), "event ordinal");
-        const auto& events = encoded.at(index);
-        if (ordinal < 1 || ordinal > events.size() || !actual) {
-          throw InternalError(what + ": append_events returned an invalid outcome 4 row");
-        }
-        annals::detail::throw_changed_resend(
-            stream, parse_int<std::int64_t>(rows.text(row, 2), "stored version"),
-            events[ordinal - 1].id, static_cast<unsigned>(*actual));
-      }
-      if (outcome == 1) {
-        logger()->debug("annals: {}: exact re-send; returning the original result", what);
-      } else {
-        wrote = true;
-      }
-      results.push_back(AppendResult{
-          .stream_id = stream,
-          .first_version = parse_int<std::int64_t>(rows.text(row, 2), "first version"),
-          .last_version = parse_int<std::int64_t>(rows.text(row, 3), "last version"),
-          .position = Position(parse_int<std::uint64_t>(rows.text(row, 4), "transaction id"),
-                               parse_int<std::int64_t>(rows.text(row, 5), "global position")),
-      });
+      results.push_back(append_row_result(rows, row, streams, encoded, what, wrote));
     }
     if (results.size() != streams.size()) {
       throw InternalError(what + ": append_events returned " + std::to_string(results.size()) +
@@ -588,6 +296,52 @@ class PostgresEventStore final : public EventStore {
     }
     if (wrote && notify_after_commit()) notifier_.notify();
     return results;
+  }
+
+  // One row of annals.append_events: the stream's result (`wrote` set when it was written, not
+  // an exact re-send), or the refusal the row reports, thrown as its annals error.
+  static AppendResult append_row_result(const Rows& rows, int row, const AppendTargets& streams,
+                                        const EncodedAppends& encoded, const std::string& what,
+                                        bool& wrote) {
+    const auto index =
+        static_cast<std::size_t>(parse_int<int>(rows.text(row, 0), "stream index") - 1);
+    const auto outcome = AppendOutcome{parse_int<int>(rows.text(row, 1), "outcome")};
+    const StreamId& stream = *streams.at(index).first;
+    const auto actual = rows.is_null(row, 6)
+                            ? std::optional<std::int64_t>()
+                            : parse_int<std::int64_t>(rows.text(row, 6), "actual version");
+    if (outcome == AppendOutcome::kVersionMismatch) {
+      throw ConcurrencyError(stream.value(), streams[index].second.to_string(), actual);
+    }
+    if (outcome == AppendOutcome::kIdsElsewhere) {
+      throw IdempotencyError(what + ": event ids of stream \"" + stream.value() +
+                             "\" are already stored, but not as this exact append "
+                             "(partial overlap, or used in another stream); nothing written");
+    }
+    if (outcome == AppendOutcome::kChangedResend) {
+      // The first event whose content differs: its stored version, its place among this
+      // stream's events and the parts that differ (sql/0009_refuse_changed_resend.sql).
+      const auto ordinal = parse_int<std::size_t>(rows.text(row, 3), "event ordinal");
+      const auto& events = encoded.at(index);
+      if (ordinal < 1 || ordinal > events.size() || !actual) {
+        throw InternalError(what + ": append_events returned an invalid outcome 4 row");
+      }
+      annals::detail::throw_changed_resend(
+          stream, parse_int<std::int64_t>(rows.text(row, 2), "stored version"),
+          events[ordinal - 1].id, static_cast<unsigned>(*actual));
+    }
+    if (outcome == AppendOutcome::kExactResend) {
+      logger()->debug("annals: {}: exact re-send; returning the original result", what);
+    } else {
+      wrote = true;
+    }
+    return AppendResult{
+        .stream_id = stream,
+        .first_version = parse_int<std::int64_t>(rows.text(row, 2), "first version"),
+        .last_version = parse_int<std::int64_t>(rows.text(row, 3), "last version"),
+        .position = Position(parse_int<std::uint64_t>(rows.text(row, 4), "transaction id"),
+                             parse_int<std::int64_t>(rows.text(row, 5), "global position")),
+    };
   }
 
   void check_database() {
@@ -735,8 +489,7 @@ class PostgresEventStore final : public EventStore {
   std::vector<Rows> exec_append_one(std::span<const std::span<const char* const>> parameter_sets,
                                     const std::string& what, detail::WriteState& state) {
     return detail::run_pooled(
-        pool_, what, &state, options_.max_retries_on_broken_connection,
-        [&](detail::LibpqConnection& connection) {
+        pool_, what, &state, retry_policy(), [&](detail::LibpqConnection& connection) {
           try {
             if (parameter_sets.size() > 1) {
               return connection.exec_prepared_pipelined(sql::kAppendOneName, parameter_sets);
@@ -744,8 +497,8 @@ class PostgresEventStore final : public EventStore {
             std::vector<Rows> results;
             results.push_back(connection.exec_prepared(sql::kAppendOneName, parameter_sets[0]));
             return results;
-          } catch (const pqxx::sql_error& e) {
-            if (e.sqlstate() == "23505") return std::vector<Rows>();
+          } catch (const detail::DbError& e) {
+            if (e.sqlstate() == detail::sqlstate::kUniqueViolation) return std::vector<Rows>();
             throw;
           }
         });
@@ -764,7 +517,7 @@ class PostgresEventStore final : public EventStore {
   PostgresEventStoreOptions options_;
   detail::ConnectionPool<detail::LibpqConnection> pool_;
   detail::GroupCommit group_commit_;
-  AfterCommitNotifier notifier_;
+  detail::AfterCommitNotifier notifier_;
 };
 
 }  // namespace
@@ -775,11 +528,6 @@ std::unique_ptr<EventStore> make_postgres_event_store(PostgresEventStoreOptions 
 
 std::size_t detail::appends_waiting_for_group_for_testing(EventStore& store) {
   return dynamic_cast<PostgresEventStore&>(store).appends_waiting_for_group();
-}
-
-ReadHorizon read_horizon(const std::string& connection_string) {
-  return detail::with_connection<detail::LibpqConnection>(connection_string, "read horizon",
-                                                          query_read_horizon);
 }
 
 }  // namespace annals::postgres

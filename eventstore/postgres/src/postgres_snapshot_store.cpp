@@ -14,7 +14,6 @@
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_snapshot_store.hpp"
 #include "connection_pool.hpp"
-#include "error_translation.hpp"
 #include "pooled_call.hpp"
 #include "snapshot_sql.hpp"
 
@@ -104,8 +103,10 @@ class PostgresSnapshotStore final : public SnapshotStore {
   // outcome in doubt.
   template <typename F>
   pqxx::result run(const std::string& what, F&& f) {
-    return detail::run_pooled(pool_, what, false, options_.max_retries_on_broken_connection,
-                              std::forward<F>(f));
+    return detail::run_pooled(
+        pool_, what, false,
+        detail::RetryPolicy{.max_broken_retries = options_.max_retries_on_broken_connection},
+        std::forward<F>(f));
   }
 
   // The verdict column of snapshot_sql::kLoad.

@@ -5,7 +5,8 @@
 namespace annals::postgres::sql {
 
 // Appends to one or more streams: one round trip (ARCHITECTURE decision 2). See
-// sql/0001_create_event_store.sql for the function's contract.
+// sql/0009_refuse_changed_resend.sql for the function's contract; $2 holds ExpectedCode values
+// and the outcome column AppendOutcome values (append_codes.hpp).
 inline constexpr const char* kAppendName = "annals_append";
 inline constexpr const char* kAppend =
     "SELECT stream_index, outcome, first_version, last_version, transaction_id::text, "
@@ -16,8 +17,9 @@ inline constexpr const char* kAppend =
 // The common case, one event to one stream, as one prepared statement (no PL/pgSQL function of
 // its own: its expressions would be prepared again in every transaction, and an autocommit
 // append is a new transaction each time). The statement names only the event's own columns and
-// passes the expected version ($2: -1 any, -2 no stream, -3 exists, n >= 0 exactly n) in
-// stream_version, encoded as a negative number (-4 - n for n >= 0); the trigger
+// passes the expected version ($2: an ExpectedCode of append_codes.hpp, -1 any, -2 no stream,
+// -3 exists, n >= 0 exactly n) in stream_version, encoded as a negative number
+// (ExpectedCode::kExactBase - n for n >= 0); the trigger
 // events_set_chain (sql/0010) looks up the stream's last event once, assigns the next version
 // when the stream meets the expectation and sets transaction_id, recorded_at and hash, which
 // the writer role may not insert (least privilege). When the expectation is not met the

@@ -21,8 +21,9 @@
 #include "annals/eventstore/detail/stored_event.hpp"
 #include "annals/eventstore/error.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
-#include "database_checks.hpp"
 #include "error_translation.hpp"
+#include "parse_int.hpp"
+#include "pooled_call.hpp"
 #include "postgres_batch.hpp"
 #include "sql.hpp"
 
@@ -128,16 +129,20 @@ void PostgresContext::deferred_failed(const std::exception& error, std::size_t c
 
 namespace {
 
-using detail::logger;
 using detail::Param;
 using detail::PostgresContext;
 using detail::Session;
 using detail::SessionPool;
 
-// How often a call is repeated on a new connection after its connection broke.
-constexpr int kMaxBrokenRetries = 2;
-// How often a call is repeated after a transient failure (serialization failure, deadlock).
-constexpr int kMaxTransientRetries = 8;
+// How calls of this store are repeated (postgres::detail::run_pooled): after a broken
+// connection on a new one up to 2 times, after a transient failure (serialization failure,
+// deadlock) up to 8 times, both counted by one attempt counter.
+constexpr postgres::detail::RetryPolicy kRetryPolicy{
+    .max_broken_retries = 2,
+    .max_transient_retries = 8,
+    .one_count = true,
+    .component = "projection store",
+};
 
 Param value(std::string text) { return Param{std::move(text), false}; }
 Param value(std::int64_t number) { return Param{std::to_string(number), false}; }
@@ -463,29 +468,21 @@ class PostgresProjectionStore final : public ProjectionStore {
   void prepare(Projection& projection) override {
     const auto name = projection.name();
     validate_projection_name(name);
-    for (int attempt = 0;; ++attempt) {
-      std::optional<SessionPool::Lease> session;
+    const auto register_and_set_up = [&](SessionPool::Lease& session) {
+      pqxx::work tx(session->connection);
+      tx.exec_prepared(sql::kRegisterName, name);
+      SetupWork work(name, *session, tx);
       try {
-        session.emplace(pool_.acquire());
-        pqxx::work tx((*session)->connection);
-        tx.exec_prepared(sql::kRegisterName, name);
-        SetupWork work(name, **session, tx);
-        try {
-          projection.setup(work);
-        } catch (...) {
-          if (work.broken()) session->discard();
-          throw;
-        }
-        tx.commit();
-        return;
-      } catch (const annals::Error&) {
-        throw;  // from setup(), or a statement of it already translated
-      } catch (const std::exception& e) {
-        if (!retry(e, session, attempt)) {
-          postgres::detail::rethrow_translated(e, "prepare " + describe(name), false);
-        }
+        projection.setup(work);
+      } catch (...) {
+        if (work.broken()) session.discard();
+        throw;
       }
-    }
+      tx.commit();
+    };
+    // An annals error from setup() (or a statement of it, already translated) passes as it is.
+    postgres::detail::run_pooled(pool_, "prepare " + describe(name), nullptr, kRetryPolicy,
+                                 register_and_set_up);
   }
 
   std::optional<Lease> try_acquire(const std::string& projection, const std::string& owner,
@@ -534,20 +531,13 @@ class PostgresProjectionStore final : public ProjectionStore {
   std::unique_ptr<Batch> begin(const Lease& lease, Position checkpoint) override {
     // A pooled connection may have broken while idle; BEGIN finds out, and the batch starts
     // on a new one.
-    for (int attempt = 0;; ++attempt) {
-      std::optional<SessionPool::Lease> session;
-      try {
-        session.emplace(pool_.acquire());
-        auto tx = std::make_unique<pqxx::work>((*session)->connection);
-        return std::make_unique<PostgresBatch>(lease, checkpoint, std::move(*session),
-                                               std::move(tx));
-      } catch (const std::exception& e) {
-        if (!retry(e, session, attempt)) {
-          postgres::detail::rethrow_translated(e, "begin a batch of " + describe(lease.projection),
-                                               false);
-        }
-      }
-    }
+    return postgres::detail::run_pooled(
+        pool_, "begin a batch of " + describe(lease.projection), nullptr, kRetryPolicy,
+        [&](SessionPool::Lease& session) -> std::unique_ptr<Batch> {
+          auto tx = std::make_unique<pqxx::work>(session->connection);
+          return std::make_unique<PostgresBatch>(lease, checkpoint, std::move(session),
+                                                 std::move(tx));
+        });
   }
 
   void report(const Lease& lease, const ProjectionReport& report) override {
@@ -685,37 +675,8 @@ class PostgresProjectionStore final : public ProjectionStore {
   // UnavailableError only when that keeps failing.
   template <typename F>
   pqxx::result call(const std::string& what, F&& f) {
-    for (int attempt = 0;; ++attempt) {
-      std::optional<SessionPool::Lease> session;
-      try {
-        session.emplace(pool_.acquire());
-        return f((*session)->connection);
-      } catch (const annals::Error&) {
-        throw;
-      } catch (const std::exception& e) {
-        if (!retry(e, session, attempt)) postgres::detail::rethrow_translated(e, what, false);
-      }
-    }
-  }
-
-  // Whether to try again after `e`; discards a broken session.
-  static bool retry(const std::exception& e, std::optional<SessionPool::Lease>& session,
-                    int attempt) {
-    switch (postgres::detail::classify(e)) {
-      case postgres::detail::Failure::kBrokenConnection:
-        if (session) session->discard();
-        if (attempt < kMaxBrokenRetries) {
-          logger()->warn("annals: projection store: connection lost ({}); retrying on a new one",
-                         e.what());
-          return true;
-        }
-        return false;
-      case postgres::detail::Failure::kRetry:
-        return attempt < kMaxTransientRetries;
-      case postgres::detail::Failure::kFinal:
-        return false;
-    }
-    return false;
+    return postgres::detail::run_pooled(pool_, what, nullptr, kRetryPolicy,
+                                        [&](Session& session) { return f(session.connection); });
   }
 
   void transition(std::int64_t id, DeadLetterState to, std::initializer_list<DeadLetterState> from,

@@ -1,4 +1,4 @@
-// The PostgreSQL stores' connection pool (eventstore/postgres/src/connection_pool.hpp), with a
+// The PostgreSQL stores' connection pool (eventstore/postgres/driver/connection_pool.hpp), with a
 // counting stand-in for connections: never more open than the maximum however many threads
 // borrow at once, idle connections reused, a borrower waits for a lent one when the pool is
 // full, and a failed connect gives its slot back.

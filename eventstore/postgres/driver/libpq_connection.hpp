@@ -1,14 +1,17 @@
 // Internal: the event store's connection, on libpq directly.
 //
-// Two reasons not to go through libpqxx 6.4 on the store's hot paths. Reads: libpqxx receives a
+// libpqxx stays where it serves (the snapshot store, migrations, database checks, projection
+// store sessions and read models: typed parameters, transactions, one round trip per call
+// anyway); the store's hot paths keep libpq, a choice measured when the store was built.
+// Two reasons not to go through libpqxx 6.4 there. Reads: libpqxx receives a
 // whole result before the caller sees its first row, so a reader's decoding and the server's
 // producing rows take turns; in libpq's single-row mode the server keeps sending while the
 // client decodes the rows already received, and on two cores that is the difference between
 // adding the two costs and overlapping them. Appends: after every statement libpqxx looks for
 // notifications with one more (non-blocking) receive call, which with the result bookkeeping
 // was a measurable part of a single-event append's client CPU (docs/performance.md).
-// Errors are thrown as libpqxx's exception types, so the store's retry and translation rules
-// (pooled_call.hpp, error_translation.hpp) apply unchanged.
+// Failures are thrown as DbError (db_error.hpp), the driver layer's one failure value, which
+// the retry loop and the translator read (pooled_call.hpp, error_translation.hpp).
 #pragma once
 
 #include <functional>
@@ -24,7 +27,7 @@ namespace annals::postgres::detail {
 
 class LibpqConnection {
  public:
-  /// Connects. Throws: pqxx::broken_connection when the server cannot be reached.
+  /// Connects. Throws: DbError (broken, not sent) when the server cannot be reached.
   explicit LibpqConnection(const std::string& connection_string);
   LibpqConnection(const LibpqConnection&) = delete;
   LibpqConnection& operator=(const LibpqConnection&) = delete;
@@ -79,7 +82,7 @@ class LibpqConnection {
   [[nodiscard]] int socket() const noexcept;
 
   /// Reads what the server sent without blocking and returns how many notifications (LISTEN)
-  /// arrived, discarding them. Throws: pqxx::broken_connection when the connection broke.
+  /// arrived, discarding them. Throws: DbError (broken) when the connection broke.
   int take_notifications();
 
   /// The fields of one row as text; a NULL field has a null data().
@@ -88,8 +91,8 @@ class LibpqConnection {
   /// Executes the prepared statement `name` with text parameters (a null pointer is NULL) and
   /// calls `on_row` for each row as it arrives. The connection is idle again when this
   /// returns or throws: after an error the remaining rows are read and dropped.
-  /// Throws: what `on_row` threw; pqxx::broken_connection when the connection broke;
-  /// pqxx::sql_error carrying the SQLSTATE when the server refused the statement.
+  /// Throws: what `on_row` threw; DbError: broken when the connection broke (the statement may
+  /// have reached the server), refused with the SQLSTATE when the server refused it.
   void stream_prepared(const char* name, std::span<const char* const> values,
                        const std::function<void(Row)>& on_row);
 

@@ -5,7 +5,8 @@
 // returned, so the next acquire() opens a fresh one (ECOSYSTEM 3: pqxx 6.4 reconnects
 // unreliably by itself, so we never reuse a broken connection). `Connection` is constructed
 // from the connection string: the event store pools detail::LibpqConnection, the snapshot
-// store pqxx::connection, the projection store its sessions.
+// store pqxx::connection, the projection store its sessions; run_pooled (pooled_call.hpp) is
+// the one retry loop over it.
 #pragma once
 
 #include <condition_variable>
@@ -63,8 +64,9 @@ class ConnectionPool {
   };
 
   /// Borrows an idle connection, opens a new one when under the maximum, or waits.
-  /// Throws: whatever opening a connection or `on_connect` throws (pqxx::broken_connection
-  /// when the server cannot be reached); the slot is then free again.
+  /// Throws: whatever opening a connection or `on_connect` throws (a broken DbError, or
+  /// pqxx::broken_connection for libpqxx connections, when the server cannot be reached); the
+  /// slot is then free again.
   Lease acquire() {
     {
       std::unique_lock lock(mutex_);

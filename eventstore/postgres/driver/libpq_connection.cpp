@@ -6,7 +6,7 @@
 #include <memory>
 #include <utility>
 
-#include <pqxx/except>
+#include "db_error.hpp"
 
 namespace annals::postgres::detail {
 namespace {
@@ -21,27 +21,28 @@ bool is_error(ExecStatusType status) noexcept {
 }
 
 // The server refused a statement: its message, with the SQLSTATE when it sent one.
-[[noreturn]] void throw_server_error(const PGresult* result, const char* what) {
-  throw pqxx::sql_error(PQresultErrorMessage(result), what,
-                        PQresultErrorField(result, PG_DIAG_SQLSTATE));
+[[noreturn]] void throw_server_error(const PGresult* result) {
+  const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  throw DbError::refused(PQresultErrorMessage(result), state == nullptr ? "" : state);
 }
 
 }  // namespace
 
 LibpqConnection::LibpqConnection(const std::string& connection_string)
     : connection_(PQconnectdb(connection_string.c_str())) {
-  if (connection_ == nullptr) throw pqxx::broken_connection("libpq: out of memory");
+  if (connection_ == nullptr) throw DbError::broken("libpq: out of memory", false);
   if (PQstatus(connection_) != CONNECTION_OK) {
     const std::string message = PQerrorMessage(connection_);
     PQfinish(connection_);
-    throw pqxx::broken_connection(message);
+    throw DbError::broken(message, false);
   }
 }
 
 LibpqConnection::~LibpqConnection() { PQfinish(connection_); }
 
 void LibpqConnection::throw_connection_error(const std::string& what) const {
-  throw pqxx::broken_connection(what + ": " + PQerrorMessage(connection_));
+  // Every caller had started a request (or was reading what one sent): it may have arrived.
+  throw DbError::broken(what + ": " + PQerrorMessage(connection_), true);
 }
 
 LibpqConnection::Result::Result(Result&& other) noexcept
@@ -73,7 +74,7 @@ std::string_view LibpqConnection::Result::text(int row, int column) const noexce
 LibpqConnection::Result LibpqConnection::checked(PGresult* raw, const char* what) const {
   Result result(raw);
   if (PQstatus(connection_) != CONNECTION_OK || raw == nullptr) throw_connection_error(what);
-  if (is_error(PQresultStatus(raw))) throw_server_error(raw, what);
+  if (is_error(PQresultStatus(raw))) throw_server_error(raw);
   return result;
 }
 
@@ -122,7 +123,7 @@ std::vector<LibpqConnection::Result> LibpqConnection::exec_prepared_pipelined(
     }
   }
   if (PQexitPipelineMode(connection_) != 1) throw_connection_error(name);
-  if (refused) throw_server_error(refused.get(), name);
+  if (refused) throw_server_error(refused.get());
   return results;
 }
 
@@ -137,7 +138,7 @@ void LibpqConnection::copy_out(const char* copy_sql,
     if (PQstatus(connection_) != CONNECTION_OK || start == nullptr) {
       throw_connection_error(copy_sql);
     }
-    if (PQresultStatus(start.get()) != PGRES_COPY_OUT) throw_server_error(start.get(), copy_sql);
+    if (PQresultStatus(start.get()) != PGRES_COPY_OUT) throw_server_error(start.get());
   }
   std::exception_ptr failed;
   for (;;) {
@@ -161,7 +162,7 @@ void LibpqConnection::copy_out(const char* copy_sql,
   }
   if (PQstatus(connection_) != CONNECTION_OK) throw_connection_error(copy_sql);
   if (failed) std::rethrow_exception(failed);
-  if (refused) throw_server_error(refused.get(), copy_sql);
+  if (refused) throw_server_error(refused.get());
 }
 
 int LibpqConnection::socket() const noexcept { return PQsocket(connection_); }
@@ -214,7 +215,7 @@ void LibpqConnection::stream_prepared(const char* name, std::span<const char* co
   }
   if (PQstatus(connection_) != CONNECTION_OK) throw_connection_error(name);
   if (failed) std::rethrow_exception(failed);
-  if (refused) throw_server_error(refused.get(), name);
+  if (refused) throw_server_error(refused.get());
 }
 
 }  // namespace annals::postgres::detail

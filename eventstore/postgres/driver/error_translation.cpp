@@ -1,8 +1,7 @@
+// The translator of error_translation.hpp.
 #include "error_translation.hpp"
 
 #include <string_view>
-
-#include <pqxx/except>
 
 #include "annals/eventstore/error.hpp"
 
@@ -15,44 +14,37 @@ bool starts_with(std::string_view s, std::string_view prefix) noexcept {
 
 }  // namespace
 
-std::string_view sqlstate_of(const std::exception& error) noexcept {
-  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error)) {
-    const std::string_view state = sql->sqlstate();
-    // libpqxx 6.4 throws insufficient_privilege for 42501 without passing the SQLSTATE on.
-    if (state.empty() && dynamic_cast<const pqxx::insufficient_privilege*>(&error) != nullptr) {
-      return "42501";
-    }
-    return state;
-  }
-  return {};
-}
-
-Failure classify(const std::exception& error) noexcept {
-  if (dynamic_cast<const pqxx::broken_connection*>(&error) != nullptr) {
-    return Failure::kBrokenConnection;
-  }
-  // serialization_failure and deadlock_detected derive from transaction_rollback, not
-  // sql_error, in libpqxx 6.4 (ECOSYSTEM 3).
-  if (dynamic_cast<const pqxx::transaction_rollback*>(&error) != nullptr) return Failure::kRetry;
-  const auto state = sqlstate_of(error);
+Failure classify(const DbError& error) noexcept {
+  if (error.outcome_unknown()) return Failure::kFinal;  // a commit in doubt is not repeated
+  if (error.connection_broken()) return Failure::kBrokenConnection;
+  const std::string_view state = error.sqlstate();
   // 23505: an append raced a writer that bypassed the stream lock, or reused an event id of
   // another stream concurrently; calling again gets the authoritative answer (re-send,
-  // conflict or overlap) from the append function's own checks.
-  if (state == "23505" || state == "40001" || state == "40P01") return Failure::kRetry;
+  // conflict or overlap) from the append function's own checks. Class 40 as libpqxx 6.4
+  // reports it (its transaction_rollback family; db_error.hpp): serialization failure,
+  // deadlock, a rolled-back or unknown statement completion.
+  if (state == sqlstate::kUniqueViolation || state == sqlstate::kSerializationFailure ||
+      state == sqlstate::kDeadlockDetected || state == sqlstate::kTransactionRollback ||
+      state == sqlstate::kStatementCompletionUnknown) {
+    return Failure::kRetry;
+  }
   // Server going away: admin shutdown, crash shutdown, cannot connect now.
-  if (state == "57P01" || state == "57P02" || state == "57P03" || starts_with(state, "08")) {
+  if (state == sqlstate::kAdminShutdown || state == sqlstate::kCrashShutdown ||
+      state == sqlstate::kCannotConnectNow || starts_with(state, "08")) {
     return Failure::kBrokenConnection;
   }
   return Failure::kFinal;
 }
 
-void rethrow_translated(const std::exception& error, const std::string& what, bool write) {
-  rethrow_translated(error, what, write, Origin::kEventStore);
-}
+Failure classify(const std::exception& error) { return classify(to_db_error(error)); }
 
 void rethrow_translated(const std::exception& error, const std::string& what, bool write,
                         Origin origin) {
-  if (dynamic_cast<const pqxx::in_doubt_error*>(&error) != nullptr) {
+  rethrow_translated(to_db_error(error), what, write, origin);
+}
+
+void rethrow_translated(const DbError& error, const std::string& what, bool write, Origin origin) {
+  if (error.outcome_unknown()) {
     throw OutcomeUnknownError(what + ": commit outcome unknown (" + error.what() + ")");
   }
   if (classify(error) == Failure::kBrokenConnection) {
@@ -64,12 +56,15 @@ void rethrow_translated(const std::exception& error, const std::string& what, bo
     }
     throw UnavailableError(what + ": database unavailable (" + std::string(error.what()) + ")");
   }
-  const auto state = sqlstate_of(error);
+  const std::string_view state = error.sqlstate();
   const std::string detail = " [SQLSTATE " + std::string(state) + "]";
-  if (state == "42501") {
+  if (state == sqlstate::kInsufficientPrivilege) {
     throw PermissionDeniedError(
         what + ": permission denied for this database role: " + error.what() + detail);
   }
+  const bool missing = state == sqlstate::kUndefinedTable ||
+                       state == sqlstate::kUndefinedFunction ||
+                       state == sqlstate::kInvalidSchemaName;
   if (origin == Origin::kReadModel) {
     // A projection's statement on its own tables: neither an event id nor the annals schema
     // is involved, so say what the server said.
@@ -77,7 +72,7 @@ void rethrow_translated(const std::exception& error, const std::string& what, bo
       throw InvalidArgumentError(
           what + ": violates a constraint of the read model: " + error.what() + detail);
     }
-    if (state == "42P01" || state == "42883" || state == "3F000") {
+    if (missing) {
       throw NotFoundError(what +
                           ": a table, function or schema the statement uses does not "
                           "exist: " +
@@ -87,7 +82,7 @@ void rethrow_translated(const std::exception& error, const std::string& what, bo
       throw InvalidArgumentError(what + ": invalid statement: " + error.what() + detail);
     }
   }
-  if (state == "23505") {
+  if (state == sqlstate::kUniqueViolation) {
     throw IdempotencyError(what + ": an event id is already stored" + detail);
   }
   // Data exceptions: invalid text representation, untranslatable character (\u0000 in
@@ -95,11 +90,12 @@ void rethrow_translated(const std::exception& error, const std::string& what, bo
   if (starts_with(state, "22") || starts_with(state, "54")) {
     throw InvalidArgumentError(what + ": invalid input: " + error.what());
   }
-  if (state == "42P01" || state == "42883" || state == "3F000") {
+  if (missing) {
     throw NotFoundError(what + ": the annals schema is missing or outdated; run `annals migrate`" +
                         detail);
   }
-  if (state == "57014" || starts_with(state, "53") || state == "40001" || state == "40P01") {
+  if (state == sqlstate::kQueryCanceled || starts_with(state, "53") ||
+      state == sqlstate::kSerializationFailure || state == sqlstate::kDeadlockDetected) {
     throw UnavailableError(what + ": " + error.what());
   }
   throw InternalError(what + ": unexpected database error" + detail + ": " + error.what());
