@@ -15,6 +15,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "annals/eventstore/detail/logger.hpp"
 #include "annals/eventstore/error.hpp"
 
 namespace annals::detail {
@@ -145,8 +146,11 @@ class CatchUpSubscription final : public Subscription {
       stop_reason_ = std::move(reason);
       at = position_;
     }
-    if (auto logger = spdlog::get("annals")) {
-      logger->error("subscription stopped after position {}: {}", at.to_string(), what);
+    try {
+      annals::detail::logger()->error("subscription stopped after position {}: {}", at.to_string(),
+                                      what);
+    } catch (...) {
+      // Logging must not turn a stopped subscription into a crash.
     }
   }
 

@@ -39,7 +39,7 @@ struct AppendNotifier {
   }
 };
 
-class InMemoryChangeSignal final : public detail::ChangeSignal {
+class InMemoryChangeSignal final : public ChangeSignal {
  public:
   explicit InMemoryChangeSignal(std::shared_ptr<AppendNotifier> notifier)
       : notifier_(std::move(notifier)) {}

@@ -1,17 +1,11 @@
 // Internal: the logger of annals::postgres.
 #pragma once
 
-#include <memory>
-
-#include <spdlog/spdlog.h>
+#include "annals/eventstore/detail/logger.hpp"
 
 namespace annals::postgres::detail {
 
-/// The "annals" logger, or spdlog's default one when the application registered none. The
-/// library never sets sinks or levels.
-inline std::shared_ptr<spdlog::logger> logger() {
-  auto log = spdlog::get("annals");
-  return log ? log : spdlog::default_logger();
-}
+/// The library's one logger helper (annals/eventstore/detail/logger.hpp).
+using annals::detail::logger;
 
 }  // namespace annals::postgres::detail

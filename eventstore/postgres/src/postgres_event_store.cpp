@@ -311,7 +311,7 @@ class PostgresEventStore final : public EventStore {
                             ? std::optional<std::int64_t>()
                             : parse_int<std::int64_t>(rows.text(row, 6), "actual version");
     if (outcome == AppendOutcome::kVersionMismatch) {
-      throw ConcurrencyError(stream.value(), streams[index].second.to_string(), actual);
+      throw ConcurrencyError(stream, streams[index].second, actual);
     }
     if (outcome == AppendOutcome::kIdsElsewhere) {
       throw IdempotencyError(what + ": event ids of stream \"" + stream.value() +

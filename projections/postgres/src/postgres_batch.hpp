@@ -14,14 +14,14 @@
 #include <spdlog/spdlog.h>
 #include <pqxx/pqxx>
 
+#include "annals/eventstore/detail/logger.hpp"
 #include "connection_pool.hpp"
 #include "write_pipeline.hpp"
 
 namespace annals::projections::detail {
 
-/// The "annals" logger, or spdlog's default one when the application registered none. The
-/// library never sets sinks or levels.
-std::shared_ptr<spdlog::logger> logger();
+/// The library's one logger helper (annals/eventstore/detail/logger.hpp).
+using annals::detail::logger;
 
 /// A database connection with the store's statements prepared, and the read-model statements
 /// prepared on it so far (prepared once per connection per distinct statement).

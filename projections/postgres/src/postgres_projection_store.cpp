@@ -30,11 +30,6 @@
 namespace annals::projections {
 namespace detail {
 
-std::shared_ptr<spdlog::logger> logger() {
-  auto log = spdlog::get("annals");
-  return log ? log : spdlog::default_logger();
-}
-
 // --- Sessions ----------------------------------------------------------------------------------
 
 namespace {

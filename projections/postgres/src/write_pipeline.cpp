@@ -27,8 +27,9 @@ struct ResultDeleter {
 using OwnedResult = std::unique_ptr<PGresult, ResultDeleter>;
 
 [[noreturn]] void throw_broken(PGconn* connection, const char* doing) {
-  throw pqxx::broken_connection(std::string("sending queued read-model writes: ") + doing + ": " +
-                                PQerrorMessage(connection));
+  throw postgres::detail::DbError::broken(
+      std::string("sending queued read-model writes: ") + doing + ": " + PQerrorMessage(connection),
+      true);
 }
 
 std::int64_t affected_rows(PGresult* result) noexcept {
@@ -75,7 +76,7 @@ std::int64_t WritePipeline::send(pqxx::dbtransaction& tx) {
 
   PGconn* connection = RawConnection::of(tx);
   // Every way out but the end of the loop below leaves the connection in pipeline mode or with
-  // results unread, so it throws broken_connection: the store then discards the connection.
+  // results unread, so it throws a broken DbError: the store then discards the connection.
   if (PQenterPipelineMode(connection) != 1) throw_broken(connection, "enter pipeline mode");
   for (const auto& execution : executions_) {
     // Blocking mode cannot deadlock on a long queue: while libpq waits to write, it also
@@ -116,7 +117,10 @@ std::int64_t WritePipeline::send(pqxx::dbtransaction& tx) {
     const char* statement = refused_at < executions_.size()
                                 ? text_.data() + executions_[refused_at].statement
                                 : "pipeline";
-    throw PipelineRefusal(refused_at, PQresultErrorMessage(refused.get()), statement, sqlstate);
+    throw PipelineRefusal(refused_at, postgres::detail::DbError::refused(
+                                          std::string(PQresultErrorMessage(refused.get())) +
+                                              " (statement " + statement + ")",
+                                          sqlstate == nullptr ? std::string() : sqlstate));
   }
   return last_affected;
 }

@@ -8,9 +8,12 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <pqxx/pqxx>
+
+#include "db_error.hpp"
 
 namespace annals::projections::detail {
 
@@ -21,13 +24,12 @@ struct Param {
 };
 
 /// The server refused execution index() of a pipeline (the transaction is then aborted, and
-/// the executions after it were skipped). A pqxx::sql_error carrying the SQLSTATE, so that
-/// annals::postgres's translator reads it like any other refusal.
-class PipelineRefusal : public pqxx::sql_error {
+/// the executions after it were skipped): the driver layer's refusal (SQLSTATE and message),
+/// which the one translator reads like any other, plus which execution it was.
+class PipelineRefusal : public postgres::detail::DbError {
  public:
-  PipelineRefusal(std::size_t index, const std::string& message, const std::string& statement,
-                  const char* sqlstate)
-      : pqxx::sql_error(message, statement, sqlstate), index_(index) {}
+  PipelineRefusal(std::size_t index, postgres::detail::DbError refusal)
+      : postgres::detail::DbError(std::move(refusal)), index_(index) {}
 
   [[nodiscard]] std::size_t index() const noexcept { return index_; }
 
@@ -58,7 +60,7 @@ class WritePipeline {
   /// round trip (libpq pipeline mode, one Sync), and empties the queue, whatever happens.
   /// Returns the number of rows the last execution affected.
   /// Throws: PipelineRefusal when the server refused an execution (`tx` is then aborted);
-  /// pqxx::broken_connection when the connection failed (or was not idle): it must then be
+  /// a broken DbError when the connection failed (or was not idle): it must then be
   /// discarded, since it may still be in pipeline mode.
   /// Cost: one round trip.
   std::int64_t send(pqxx::dbtransaction& tx);

@@ -3,8 +3,8 @@
 // commit applies, without a runner thread in the way.
 #include "batch_applier.hpp"
 
-#include <exception>
 #include <chrono>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <stdexcept>

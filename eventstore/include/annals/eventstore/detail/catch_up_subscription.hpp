@@ -12,8 +12,6 @@
 
 namespace annals::detail {
 
-using ChangeSignal = ::annals::ChangeSignal;
-
 /// Starts the subscription thread. `reader` must outlive the subscription.
 [[nodiscard]] std::unique_ptr<Subscription> make_catch_up_subscription(
     EventReader& reader, std::unique_ptr<ChangeSignal> signal, SubscriptionOptions options,

@@ -216,6 +216,12 @@ class EventStoreContract : public ::testing::Test {
     EXPECT_EQ(error->stream(), stream.value());
     EXPECT_EQ(error->expected(), expected);
     EXPECT_EQ(error->actual(), actual);
+    // The typed forms carry the same stream and expectation as the append was given.
+    ASSERT_TRUE(error->stream_id().has_value()) << "ConcurrencyError without a typed stream id";
+    EXPECT_EQ(*error->stream_id(), stream);
+    ASSERT_TRUE(error->expected_version().has_value())
+        << "ConcurrencyError without a typed expected version";
+    EXPECT_EQ(error->expected_version()->to_string(), expected);
   }
 
   /// Asserts that `call` throws IdempotencyError.

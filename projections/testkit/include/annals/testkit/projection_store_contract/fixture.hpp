@@ -213,6 +213,11 @@ class ProjectionStoreContract : public ::testing::Test {
     ASSERT_TRUE(error.has_value()) << "expected OwnershipLostError";
     EXPECT_EQ(error->code(), ErrorCode::kConcurrency);
     EXPECT_TRUE(error->retryable());
+    // A lost lease is a ConcurrencyError about no stream: callers catching the base class see
+    // empty typed accessors rather than an invented stream.
+    const ConcurrencyError& as_concurrency = *error;
+    EXPECT_FALSE(as_concurrency.stream_id().has_value());
+    EXPECT_FALSE(as_concurrency.expected_version().has_value());
   }
 
  private:
