@@ -1,5 +1,5 @@
 // annals-bench: the store's append and read throughput beside plain PostgreSQL's, measured in
-// the same run, interleaved, on the same server (issue #2, docs/performance.md).
+// the same run, interleaved, on the same server (docs/performance.md).
 //
 //   annals-bench [--db URL] [--json] [--seconds N] [--rounds N] [--only NAME[,NAME]]
 //                [--notify on|off] [--warmup S] [--read-events N]
@@ -124,9 +124,9 @@ constexpr const char* kUsage =
     "  --only A,B         run only these figures (naming a framework or projection figure\n"
     "                     runs only the framework or projection figures named)\n"
     "  --notify on|off    the store's notify_on_append for the append figures (default on)\n"
-    "  --framework        also run the framework figures (rehydration, command bus; issue #3)\n"
-    "  --projections      also run the projection figures (catch-up, append-to-visible latency;\n"
-    "                     issue #4)\n"
+    "  --framework        also run the framework figures (rehydration, command bus)\n"
+    "  --projections      also run the projection figures (catch-up, append-to-visible\n"
+    "                     latency)\n"
     "  --projection-batch N  the runner's batch size in the projection figures (default 500)\n"
     "  --warmup S         untimed warm-up before each write slice (default 0.5)\n"
     "  --read-events N    events per read pass, from the start of the log (default 100000)\n"

@@ -1,4 +1,4 @@
-// annals-bench, framework figures (issue #3; see framework_bench.hpp and docs/performance.md).
+// annals-bench, framework figures (see framework_bench.hpp and docs/performance.md).
 #include "framework_bench.hpp"
 
 #include <algorithm>

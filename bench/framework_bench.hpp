@@ -1,4 +1,4 @@
-// annals-bench, framework figures (issue #3): what the domain framework costs on top of the
+// annals-bench, framework figures: what the domain framework costs on top of the
 // PostgreSQL store.
 //
 // - Rehydration: the time to load one aggregate of 1,000 and of 10,000 events, replaying every
@@ -7,7 +7,7 @@
 //   ids) with 1 and 16 concurrent callers, each on its own aggregate ("distinct") or all on one
 //   ("shared"), beside the bare store append of the event store benchmark (store_append with
 //   the same ~200-byte payload, expected version tracked by the writer), measured in the same
-//   rounds, interleaved. Target (issue #3): the bus adds <= 15 % over bare appends for distinct
+//   rounds, interleaved. Target: the bus adds <= 15 % over bare appends for distinct
 //   aggregates, i.e. a rate ratio >= 0.85.
 //
 // Requires: `conninfo` names a database migrated to the latest schema (annals migrate; it needs

@@ -1,4 +1,4 @@
-// annals-bench, projection figures (issue #4; see projections_bench.hpp and
+// annals-bench, projection figures (see projections_bench.hpp and
 // docs/performance.md).
 #include "projections_bench.hpp"
 

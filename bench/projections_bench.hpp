@@ -1,4 +1,4 @@
-// annals-bench, projection figures (issue #4): what a ProjectionRunner delivers on the
+// annals-bench, projection figures: what a ProjectionRunner delivers on the
 // PostgreSQL store.
 //
 // - Catch-up: a projection that starts from the beginning of the log and applies its first
@@ -6,7 +6,7 @@
 //   projection (one ReadModel::increment per event, committed with the checkpoint per batch),
 //   both with checkpoints in the PostgreSQL projection store. Each is beside the store's
 //   read_all over the same events in pages of the runner's batch size (500), measured in the
-//   same round, interleaved. Target (issue #4): catch-up into a read model >= 20,000 events/s.
+//   same round, interleaved. Target: catch-up into a read model >= 20,000 events/s.
 // - Latency: writers append single events at a steady rate (default 1,000 appends/s in all)
 //   while a live read-model projection applies them; for every append, the time from the
 //   append returning to the projection having committed it (ProjectionRunner::wait_for, the

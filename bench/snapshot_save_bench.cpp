@@ -1,4 +1,4 @@
-// snapshot-save-bench: what binding snapshots to the event chain (issue 11, migration 0006)
+// snapshot-save-bench: what binding snapshots to the event chain (migration 0006)
 // costs a snapshot save. Times the store's save statement (event-hash probe + server-side
 // digest) against the statement it replaced (a plain upsert), interleaved in the same run on
 // one connection, for a small and a 16 KB state. docs/performance.md records a run.

@@ -5,7 +5,7 @@ find_package(nlohmann_json 3.11 REQUIRED)
 find_package(Boost 1.74 REQUIRED)
 find_package(fmt REQUIRED)
 find_package(spdlog REQUIRED)
-# SHA-256 for verify's client-side hashing (annals::postgres, privately; issue 11).
+# SHA-256 for verify's client-side hashing (annals::postgres, privately).
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 include(AnnalsFindPqxx)
 if(ANNALS_BUILD_TESTS)

@@ -1,6 +1,6 @@
 // The in-memory SnapshotStore, and the validation and logging every snapshot store shares
 // (decision 10: snapshots are a cache; one stored per stream; a newer one of the same schema
-// wins; one that no longer matches the events is ignored, issue 11).
+// wins; one that no longer matches the events is ignored).
 #include <atomic>
 #include <memory>
 #include <mutex>

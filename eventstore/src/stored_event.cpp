@@ -1,5 +1,5 @@
 // Decoding a stored row (see detail/stored_event.hpp): what every append enforces is checked
-// again on read, and a row that breaks it is delivered marked rather than thrown (issue #11).
+// again on read, and a row that breaks it is delivered marked rather than thrown.
 #include "annals/eventstore/detail/stored_event.hpp"
 
 #include <optional>

@@ -7,7 +7,7 @@
 // on anything else: malformed text, invalid UTF-8, an escaped U+0000, duplicate keys, nesting
 // deeper than kMaxDepth. Then nlohmann::json::parse decides, so values and errors are exactly
 // nlohmann's (tests/integration/framework/stored_json_test.cpp), except for numbers a double
-// cannot hold, which this parser keeps as their text (issue #11).
+// cannot hold, which this parser keeps as their text.
 #include "annals/eventstore/detail/stored_json.hpp"
 
 #include <charconv>

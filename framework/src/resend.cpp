@@ -1,4 +1,4 @@
-// Recognising re-sent commands through the store (ARCHITECTURE decision 4; issue 11 for
+// Recognising re-sent commands through the store (ARCHITECTURE decision 4; command
 // fingerprints): what the recent-commands ring of an aggregate cannot answer.
 #include "annals/framework/detail/resend.hpp"
 
@@ -60,7 +60,7 @@ std::optional<AppendResult> find_original_result(EventStore& store, const Stream
   } catch (const ConcurrencyError&) {
     return std::nullopt;  // the command's first event is not stored: not a re-send
   } catch (const IdempotencyError& e) {
-    // Stores refuse a re-send whose content differs from the stored events (issue 11), which
+    // Stores refuse a re-send whose content differs from the stored events, which
     // the probe's always does: the error then locates the command's first event. Any other
     // idempotency error means it is stored in another stream: not a re-send to this one.
     if (!e.changed_version() || e.changed_stream() != stream.value()) return std::nullopt;

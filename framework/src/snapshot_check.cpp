@@ -1,4 +1,4 @@
-// The non-template half of the replay check (issue 11): listing a category's streams through
+// The non-template half of the replay check: listing a category's streams through
 // the EventReader interface, and describing how two states differ.
 #include "annals/framework/snapshot_check.hpp"
 

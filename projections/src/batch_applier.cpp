@@ -12,7 +12,7 @@
 // cannot undo and which therefore keep them), then k is retried alone with backoff; after
 // max_attempts the projection stops or parks k as a dead letter in a batch committed at k.
 // An event the store could not decode (RecordedEvent::decode_failure) is never applied: it is
-// parked in the batch it falls in, with one attempt, whatever the failure policy (issue #11).
+// parked in the batch it falls in, with one attempt, whatever the failure policy.
 // Infrastructure errors (UnavailableError) never count against an event: they propagate, and
 // the worker backs off and resumes from the stored checkpoint.
 #include "batch_applier.hpp"
@@ -166,7 +166,7 @@ void BatchApplier::park_failed(const RecordedEvent& event, const std::string& er
 
 // Parks an event the store could not decode (RecordedEvent::decode_failure) in `batch`, at
 // once and whatever the failure policy: no attempt can succeed on bytes that do not change,
-// and stopping would stop the projection at that row for good (issue #11). The projection
+// and stopping would stop the projection at that row for good. The projection
 // never sees it. Counted (`parked`) once the batch commits.
 void BatchApplier::park_undecodable(const RecordedEvent& event, Batch& batch, std::size_t& parked) {
   const std::string error = "undecodable event: " + event.decode_failure->reason;

@@ -1,4 +1,4 @@
-// Private: a projection worker's hold on its projection's lease (issue #4): taken when nobody
+// Private: a projection worker's hold on its projection's lease: taken when nobody
 // else holds it, renewed every third of its time to live, published in the worker's status.
 #pragma once
 

@@ -392,7 +392,7 @@ TEST(CliTest, EventIdStoredInAnotherStreamExitsTwo) {
   EXPECT_EQ(annals_db({"read", a2}).out, "");
 }
 
-// A re-send of a stored --event-id with other data is not idempotent (issue 11): exit 2, and
+// A re-send of a stored --event-id with other data is not idempotent: exit 2, and
 // the message names the event, its stream and version, and the part that differs.
 TEST(CliTest, ResendWithChangedDataExitsTwoNamingTheEvent) {
   const auto id = new_event_id();
@@ -591,7 +591,7 @@ TEST(CliTest, UnicodeAndSqlMetacharacterStreamIdsRoundTripVerbatim) {
   EXPECT_EQ(annals_db({"read-all", "--from", start, "--category", "_onto"}).out, "");
 }
 
-// `annals anchor` and `annals verify --anchor` (issue 11): the anchor is one JSON line;
+// `annals anchor` and `annals verify --anchor`: the anchor is one JSON line;
 // verifying it exits 0, a newer one resumes from a recorded older one (events_hashed counts
 // only the events since), and a rewritten event before the anchor exits 6 with
 // anchor-mismatch. A missing anchor file or --stream with --anchor is a usage error (2).

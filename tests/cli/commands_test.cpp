@@ -180,7 +180,7 @@ TEST_F(CliCommandsTest, AppendNamesInvalidJsonArgument) {
   }
 }
 
-// A commit in doubt keeps the hint to re-run with the same --event-id (issue 11), naming the
+// A commit in doubt keeps the hint to re-run with the same --event-id, naming the
 // id that was sent, also when the caller did not choose one.
 TEST(CliAppendOutcomeTest, OutcomeUnknownNamesTheEventIdToReRunWith) {
   auto inner = make_in_memory_event_store();

@@ -1,4 +1,4 @@
-// Anchors (issue 11, ARCHITECTURE decision 8): an anchor taken earlier proves that nothing at
+// Anchors (ARCHITECTURE decision 8): an anchor taken earlier proves that nothing at
 // or before its position was changed, removed, inserted (also with a backdated transaction id)
 // or reordered since; verifying a newer anchor resumes from a recorded older one.
 //

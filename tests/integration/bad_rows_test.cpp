@@ -1,4 +1,4 @@
-// Readers survive bad rows (issue #11).
+// Readers survive bad rows.
 //
 // EventColumnChecksTest: every rule the client enforces on an append is also a CHECK constraint
 // of annals.events (sql/0007): a table of values the client refuses, each inserted as the

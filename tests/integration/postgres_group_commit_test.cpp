@@ -257,8 +257,8 @@ TEST(PostgresGroupCommitTest, ReSendInAGroupReturnsTheOriginalResult) {
   EXPECT_EQ(store->read_stream(stream).size(), 1U);
 }
 
-// A re-send of a stored id with other data that travels in a group is refused like any other
-// (issue 11): the group's statement writes nothing for it, and annals.append_events, which it
+// A re-send of a stored id with other data that travels in a group is refused like any other:
+// the group's statement writes nothing for it, and annals.append_events, which it
 // falls back to, answers IdempotencyError; the rest of the group commits.
 TEST(PostgresGroupCommitTest, ChangedReSendInAGroupIsRefused) {
   auto store = make_store(1);

@@ -1,4 +1,4 @@
-// Honest outcomes (issue 11): an append whose request reached the wire before its connection
+// Honest outcomes: an append whose request reached the wire before its connection
 // broke may have committed, so it reports OutcomeUnknownError, also when every reconnect
 // attempt afterwards fails; and its retry with the same event ids returns the original result
 // when it had committed, or writes it when it had not. The connection is broken by a TCP proxy

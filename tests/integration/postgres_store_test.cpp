@@ -1,4 +1,4 @@
-// PostgreSQL-only behaviour of PostgresEventStore (issue 2): what the contract suite cannot
+// PostgreSQL-only behaviour of PostgresEventStore: what the contract suite cannot
 // express because it needs the server itself — a held-open writing transaction, killed
 // backends, restored transaction ids, concurrent migrations.
 #include <algorithm>
@@ -395,8 +395,12 @@ void expect_live_wake_up(bool notify_in_transaction) {
                                         .filter = {.category = std::string(stream.category())},
                                         .poll_interval = std::chrono::minutes(1)},
                                        [&](const RecordedEvent&) { seen.fetch_add(1); });
-  // Let the subscription reach its first wait: it is live once a read came back short.
-  for (int i = 0; i < 10000 && !subscription->is_live(); ++i) std::this_thread::yield();
+  // Let the subscription reach its first wait: it is live once a read came back short. On a
+  // loaded machine its thread may not run for a while, so wait on a deadline, not a count.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!subscription->is_live() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   ASSERT_TRUE(subscription->is_live());
 
   const auto one = store->append(stream, ExpectedVersion::no_stream(), {event("Single")});
@@ -470,7 +474,7 @@ TEST(PostgresStoreTest, AppendsAndReadsStayWithinPoolSize) {
 // on the same connection returns exactly its own rows, none of the failed read's.
 // A row the client cannot decode (a stream id it refuses, stored by the schema's owner after
 // dropping the CHECK constraint of sql/0007) is delivered marked in the middle of a streamed
-// read, and the read goes on (issue #11); the connection serves the next reads.
+// read, and the read goes on; the connection serves the next reads.
 TEST(PostgresStoreTest, ReadThroughAnUndecodableRowLeavesItsConnectionUsable) {
   const std::string name = "annals_decode_" + unique_stream("d").substr(2, 10);
   const auto url = fresh_database(name);

@@ -1,4 +1,4 @@
-// A concurrency storm (issue 2): 8 threads x 200 optimistic appends on 3 shared streams. Every
+// A concurrency storm: 8 threads x 200 optimistic appends on 3 shared streams. Every
 // acknowledged append must be stored exactly once, versions must be contiguous, and the
 // global log must hold exactly the acknowledged events, each once.
 #include <atomic>

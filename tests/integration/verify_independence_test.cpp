@@ -1,4 +1,4 @@
-// Independent verification (issue 11): verify recomputes every hash in the client, byte for
+// Independent verification: verify recomputes every hash in the client, byte for
 // byte what annals.event_hash computes; it reports triggers, functions and privileges that no
 // longer guard the log; and its digest is the documented psql + sha256sum recipe's.
 #include <openssl/evp.h>

@@ -1,4 +1,4 @@
-// Least privilege (issue 11, ARCHITECTURE decision 8, docs/security.md): the role layout of
+// Least privilege (ARCHITECTURE decision 8, docs/security.md): the role layout of
 // `annals migrate --roles`, attacked statement by statement as each role, and the store used
 // through the writer role the way an application runs.
 //

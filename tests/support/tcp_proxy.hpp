@@ -1,6 +1,6 @@
 // Test support: a TCP proxy between a client under test and PostgreSQL that breaks connections
 // at exact points of the conversation, so that "the connection broke after the request was
-// sent" is a deterministic event rather than a race (issue 11, honest outcomes).
+// sent" is a deterministic event rather than a race (honest outcomes).
 //
 //   annals::testing::TcpProxy proxy(annals::testing::test_database_url());
 //   auto store = make_postgres_event_store({.connection_string = proxy.url()});

@@ -25,7 +25,7 @@ namespace annals::postgres::detail {
 /// Once one of its statements was sent and the connection broke before the answer arrived, the
 /// write may have committed, and no later failure of the same write may report "nothing
 /// written": it ends in OutcomeUnknownError unless a later attempt gets the database's
-/// authoritative answer (issue 11).
+/// authoritative answer.
 struct WriteState {
   bool in_doubt = false;  ///< a statement was sent and its connection broke before the answer
 };

@@ -1,4 +1,4 @@
-// annals::postgres::take_anchor and the anchor's JSON form (issue 11, ARCHITECTURE decision 8).
+// annals::postgres::take_anchor and the anchor's JSON form (ARCHITECTURE decision 8).
 #include "annals/postgres/anchor.hpp"
 
 #include <array>

@@ -1,6 +1,6 @@
 // Internal: SHA-256 (OpenSSL libcrypto) and the client-side recomputation of an event's hash,
 // byte for byte what annals.event_hash in sql/0001 computes, so that `verify` trusts no
-// function the database's owner could replace (issue 11, ARCHITECTURE decision 8).
+// function the database's owner could replace (ARCHITECTURE decision 8).
 #pragma once
 
 #include <array>

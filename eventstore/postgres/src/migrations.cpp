@@ -1,7 +1,7 @@
 // The migration runner: applies the embedded sql/ migrations in order, each in its own
 // transaction together with its record in annals.schema_migrations, under a
 // transaction-scoped advisory lock (safe to run twice, and from two processes at once).
-// With a role layout (sql/0005, issue 11) migrations run as the layout's owner, so every object
+// With a role layout (sql/0005) migrations run as the layout's owner, so every object
 // they create belongs to it, and the roles' grants are brought up to date afterwards.
 #include <algorithm>
 #include <optional>

@@ -1,6 +1,6 @@
 // PostgresSnapshotStore: the SnapshotStore on PostgreSQL (decision 10). One prepared statement
 // per call on a pooled autocommit connection; driver failures are translated once, by
-// SQLSTATE, in error_translation.cpp. Snapshots are bound to the event chain (issue 11): the
+// SQLSTATE, in error_translation.cpp. Snapshots are bound to the event chain: the
 // save statement records the event's hash and a digest, the load statement checks both against
 // the stored events, and this class counts and logs what it ignores.
 #include <atomic>

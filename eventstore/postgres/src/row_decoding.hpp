@@ -11,7 +11,7 @@ using EventRow = LibpqConnection::Row;
 
 /// Decodes `row`. The columns whose types guarantee their form are parsed here (a failure is a
 /// CorruptionError: the row cannot even be placed in the log); the rest is
-/// decode_stored_event's, which marks a row it cannot decode instead of throwing (issue #11).
+/// decode_stored_event's, which marks a row it cannot decode instead of throwing.
 /// `previous` (may be null): the event decoded just before (see decode_stored_event).
 /// Throws: CorruptionError.
 [[nodiscard]] RecordedEvent decode_event(const EventRow& row, const RecordedEvent* previous);

@@ -1,6 +1,6 @@
 // Internal: the functions of schema annals as the embedded migrations define them, so that
 // `verify` compares the database's functions with the shipped ones without a second copy of
-// their text that could drift (issue 11).
+// their text that could drift.
 #pragma once
 
 #include <map>

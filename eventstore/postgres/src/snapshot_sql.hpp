@@ -2,7 +2,7 @@
 // $n parameters only. The table is created by sql/0002_create_snapshots.sql; the columns that
 // bind a snapshot to the event chain, event_hash and digest, by sql/0006_snapshot_integrity.sql.
 //
-// The digest (issue 11) is
+// The digest is
 //   sha256(coalesce(event_hash, '') || convert_to(stream_version::text || '|' ||
 //          schema_version::text || '|' || state::text, 'UTF8'))
 // over the stored jsonb's text, computed by the server at save and again at load; it is

@@ -1,5 +1,5 @@
 // annals::postgres::verify: recompute every event's hash in the client and check what guards
-// the log (ARCHITECTURE decision 8, issue 11).
+// the log (ARCHITECTURE decision 8).
 #include "annals/postgres/verify.hpp"
 
 #include <algorithm>

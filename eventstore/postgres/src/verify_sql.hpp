@@ -1,7 +1,7 @@
 // Internal: the SQL of annals::postgres::verify and take_anchor (kept apart from sql.hpp,
 // which serves the hot paths). Every statement is prepared; values travel as $n parameters.
 //
-// No function of schema annals is called: the client recomputes hashes itself (issue 11), and
+// No function of schema annals is called: the client recomputes hashes itself, and
 // the built-in functions used here (extract, pg_snapshot_xmin, aclexplode) live in pg_catalog,
 // which only a superuser can change.
 #pragma once

@@ -26,7 +26,7 @@ using httplib::Response;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-// Snapshots the store ignored on load because they no longer match the events (issue 11).
+// Snapshots the store ignored on load because they no longer match the events.
 std::string snapshot_metrics(const annals::SnapshotStoreStats& stats) {
   std::string out =
       "# HELP annals_snapshots_ignored_total Snapshot loads that found a snapshot not matching "

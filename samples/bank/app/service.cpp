@@ -232,7 +232,7 @@ int run_service(const ServiceOptions& options) {
   bus.handle<Account>(&Deposit::account_id);
   bus.handle<Account>(&Withdraw::account_id);
   bus.handle<Account>(&CloseAccount::account_id);
-  // The auditor's /history: from the events alone, never from a snapshot (issue 11).
+  // The auditor's /history: from the events alone, never from a snapshot.
   annals::Repository<Account> accounts(events, backend->registry);
   // docs:end
 

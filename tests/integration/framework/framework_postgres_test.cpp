@@ -99,7 +99,7 @@ TEST(PostgresSnapshotStoreTest, TruncatingTheTableLosesOnlySpeed) {
   EXPECT_EQ(loaded.version(), 3);
 }
 
-// ---- Snapshots are bound to the chain (issue 11) -------------------------------------------
+// ---- Snapshots are bound to the chain -------------------------------------------
 
 // An account with a snapshot at version 2 (opened, `amount` deposited), through a bus that
 // never caches, so that every command loads from the snapshot store.

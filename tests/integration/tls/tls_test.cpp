@@ -1,4 +1,4 @@
-// TLS (issue 11): connection strings with sslmode=verify-full work for the event store, the
+// TLS: connection strings with sslmode=verify-full work for the event store, the
 // snapshot store, a projection runner over the PostgreSQL projection store and the `annals`
 // CLI; a wrong CA, a host name the certificate does not name and a client without TLS are
 // refused, each with the typed error (UnavailableError, CLI exit 1) naming the problem in

@@ -249,7 +249,7 @@ TEST_F(BankServiceTest, ReSendingACommandIdReturnsTheOriginalResultAndChangesNot
 }
 
 // A command_id reused for a different command (another amount, another account, another kind)
-// is refused with 409 and an error that says so, and changes nothing (issue 11).
+// is refused with 409 and an error that says so, and changes nothing.
 TEST_F(BankServiceTest, ReusingACommandIdForADifferentCommandIsRefused) {
   const auto id = new_id();
   const auto other = new_id();

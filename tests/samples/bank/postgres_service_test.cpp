@@ -339,7 +339,7 @@ TEST(BankServicePostgresTest, ARestartedServiceContinuesWhereItStopped) {
 }
 
 TEST(BankServicePostgresTest, CheckSnapshotsReportsAnEditedSnapshotAndCommandsUseTheTrueState) {
-  // Issue 11: a snapshot is a cache, never a source of truth.
+  // A snapshot is a cache, never a source of truth.
   const std::string id = "snap-" + random_suffix();
   const std::string stream = "account-" + id;
   {
@@ -434,7 +434,7 @@ TEST(BankServicePostgresTest, CheckSnapshotsReportsAnEditedSnapshotAndCommandsUs
   EXPECT_EQ(service.stop(SIGTERM), 0);
 }
 
-// The service's advice when the store goes away is true to the request (issue 11): with the
+// The service's advice when the store goes away is true to the request: with the
 // connection cut after the deposit committed and every reconnect refused (a TCP proxy between
 // the service and PostgreSQL), a request without a command_id is told that sending it again
 // could apply it twice, never to "retry with the same command_id"; one with a command_id is

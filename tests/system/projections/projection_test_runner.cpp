@@ -1,4 +1,4 @@
-// projection_test_runner: a projection runner process for the system tests of issue #4
+// projection_test_runner: a projection runner process for the projection system tests
 // (projections_system_test.cpp spawns it, kills it with SIGKILL, runs two at once).
 //
 // It runs one ReadModelProjection, "sums" by default, with a ProjectionRunner over

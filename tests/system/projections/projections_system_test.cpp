@@ -1,5 +1,5 @@
-// System tests of issue #4: real runner processes (projection_test_runner) over a real
-// PostgreSQL, killed with SIGKILL at seeded points, two at once for failover, a writing
+// System tests of the projection runner: real runner processes (projection_test_runner) over
+// a real PostgreSQL, killed with SIGKILL at seeded points, two at once for failover, a writing
 // transaction held open under concurrent writers, and the real `annals` CLI for dead letters
 // and rebuilds. After each scenario the read model must equal a fresh computation from the log.
 //

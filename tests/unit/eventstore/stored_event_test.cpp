@@ -1,4 +1,4 @@
-// Decoding stored rows without a server (issue #11): detail::parse_stored_json keeps numbers no
+// Decoding stored rows without a server: detail::parse_stored_json keeps numbers no
 // double can hold as their exact text, and detail::decode_stored_event marks a row that breaks
 // a rule of the client instead of throwing.
 #include "annals/eventstore/detail/stored_event.hpp"

@@ -26,7 +26,7 @@ struct InMemorySnapshots {
   }
 };
 
-// The in-memory store bound to an in-memory event store (issue 11), like PostgreSQL's.
+// The in-memory store bound to an in-memory event store, like PostgreSQL's.
 annals::EventStore& shared_events() {
   static const auto events = annals::make_in_memory_event_store();
   return *events;

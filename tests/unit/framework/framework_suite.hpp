@@ -78,7 +78,7 @@ inline CommandBusOptions quick(CommandBusOptions options = {}) {
 }
 
 /// bank::Account under another category, counting its decisions: a re-sent command must not
-/// be decided again (issue 3). Tests reset `decisions` first; a test binary runs one test at a
+/// be decided again. Tests reset `decisions` first; a test binary runs one test at a
 /// time.
 struct CountedAccount {
   using State = Account::State;
@@ -98,7 +98,7 @@ struct CountedAccount {
 };
 
 /// Deposit and Withdraw as FingerprintedCommands (a stable name and a JSON form), decided by
-/// bank::Account under the category "printed" (issue 11: a reused command id).
+/// bank::Account under the category "printed" (a reused command id).
 struct PrintedDeposit {
   static constexpr std::string_view kCommandName = "test.Deposit";
   std::string account_id;
@@ -541,7 +541,7 @@ TYPED_TEST_P(FrameworkSuite, LoadAtVersionReturnsThePastState) {
 }
 
 TYPED_TEST_P(FrameworkSuite, LoadAtVersionNeverStartsFromASnapshot) {
-  // Issue 11: temporal views are computed from the events only. A snapshot whose state is
+  // Temporal views are computed from the events only. A snapshot whose state is
   // wrong (and that the store cannot tell from a good one) changes what load() returns, never
   // what load_at_version returns.
   Repository<Account> accounts(
@@ -1009,7 +1009,7 @@ TYPED_TEST_P(FrameworkSuite, CommandIdReusedForAnotherAggregateIsAnIdempotencyEr
 
 // A command id reused for a different command (other fields, or another command type) of a
 // FingerprintedCommand is refused, by a bus that has the aggregate cached and by one that
-// loads it; the same command re-sent still gets its original result (issue 11).
+// loads it; the same command re-sent still gets its original result.
 TYPED_TEST_P(FrameworkSuite, CommandIdReusedForADifferentCommandIsAnIdempotencyError) {
   CommandBus bus(this->store(), this->registry(), quick());
   wire_printed(bus);

@@ -32,7 +32,7 @@ std::size_t limit_of(const std::optional<std::int64_t>& limit) {
 
 std::size_t page_size_of(std::size_t page_size) { return std::max<std::size_t>(page_size, 1); }
 
-// Prints the first `count` events; returns how many of them are undecodable (issue #11).
+// Prints the first `count` events; returns how many of them are undecodable.
 std::size_t print_events(const std::vector<RecordedEvent>& events, std::size_t count,
                          std::ostream& out) {
   std::size_t undecodable = 0;

@@ -24,7 +24,7 @@ enum class ExitCode : int {
   kTimeout = 5,   ///< `projections rebuild --timeout` elapsed; the rebuild itself goes on.
   kFindings = 6,  ///< `verify` found edited, removed or unguarded history.
   /// `read` / `read-all` printed everything asked for, but some events could not be decoded
-  /// (printed with an "undecodable" key; issue #11).
+  /// (printed with an "undecodable" key).
   kUndecodable = 7,
 };
 

@@ -11,7 +11,7 @@ namespace {
 
 // Stored strings are valid UTF-8 (stream ids and JSON are validated on append); replacing
 // invalid bytes rather than throwing keeps a damaged row printable for an auditor (an
-// undecodable event's stored text, issue #11).
+// undecodable event's stored text).
 std::string dump(const nlohmann::json& value) {
   return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

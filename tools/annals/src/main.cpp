@@ -119,7 +119,7 @@ std::unique_ptr<annals::projections::ProjectionStore> open_projection_store(
 }
 
 // What a parsed command does: given the database URL, it runs and returns how many events it
-// printed marked undecodable (only `read` and `read-all` print events, issue #11).
+// printed marked undecodable (only `read` and `read-all` print events).
 using Action = std::function<std::size_t(const std::string& url)>;
 
 // A command that runs: a verb (`migrate`) or a verb's subcommand (`projections list`). Its

@@ -1,4 +1,4 @@
-// The `annals projections ...` and `annals dead-letters ...` verbs (issue #4), apart from
+// The `annals projections ...` and `annals dead-letters ...` verbs, apart from
 // command-line parsing, so that tests can run them against the in-memory stores.
 // docs/cli.md is the reference for their behaviour and output.
 //

@@ -111,7 +111,7 @@ class ConcurrencyError : public Error {
 
 /// Some, but not all, of an append's event ids are already stored (or stored in another
 /// stream or at other versions), or all are stored as this append would store them but with
-/// other content (event type, schema version, data or metadata: a changed re-send, issue 11).
+/// other content (event type, schema version, data or metadata: a changed re-send).
 /// An exact re-send is not an error: it returns the original result. Nothing was written.
 class IdempotencyError : public Error {
  public:

@@ -62,7 +62,7 @@ struct ReadAllOptions {
 ///
 /// A stored event a store cannot decode (see RecordedEvent::decode_failure) is returned in its
 /// place, marked, by every read and subscription, never thrown: one bad row must not stop every
-/// reader of the log (issue #11). The in-memory store never has such events.
+/// reader of the log. The in-memory store never has such events.
 class EventReader {
  public:
   EventReader() = default;

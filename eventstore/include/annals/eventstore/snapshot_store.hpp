@@ -11,7 +11,7 @@
 //
 // A snapshot is bound to the history it was taken from: the PostgreSQL store records the hash
 // of the event at the snapshot's version and a digest of the state, and lookup() reports (and
-// load() hides) a snapshot that no longer matches the stored events (issue 11). Such a snapshot
+// load() hides) a snapshot that no longer matches the stored events. Such a snapshot
 // is counted in stats() and logged once per load at warn on the spdlog logger "annals".
 //
 // Two implementations: in memory (here) and PostgreSQL

@@ -191,7 +191,7 @@ struct DecodeFailure {
 /// parse) as an event with `decode_failure` set, instead of throwing from the read. Throwing
 /// would stop every reader of the log at that row, forever, before any handler could decide
 /// what to do with it; delivered and marked, it can be parked as a projection's dead letter
-/// while the log goes on (issue #11). Readers that care about the payload check it first; the
+/// while the log goes on. Readers that care about the payload check it first; the
 /// framework's codec refuses such an event with a CorruptionError naming it. Its other fields:
 /// version, position, id, schema_version and recorded_at as stored; `type` as stored;
 /// `stream_id` the stored id made valid (each invalid byte or control character replaced by

@@ -16,7 +16,7 @@
 //   deciding again and without a round trip. A command type that is a FingerprintedCommand
 //   (a stable kCommandName and a JSON form) also has its fingerprint stored with its events,
 //   and a command id reused for a different command of such a type is refused with
-//   IdempotencyError instead of being answered with the first command's result (issue 11).
+//   IdempotencyError instead of being answered with the first command's result.
 //   FingerprintedCommand is declared in metadata.hpp; see docs/framework.md.
 // - Metadata: command, correlation and causation ids, the actor and extra keys go into every
 //   event (CommandContext).

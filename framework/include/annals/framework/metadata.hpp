@@ -48,7 +48,7 @@ struct CommandContext {
   std::string actor;
   /// What the command was: command_fingerprint() of it. CommandBus sets it for command types
   /// that are FingerprintedCommand, and on a re-send of the command id compares it with the
-  /// stored one to refuse a reused id (issue 11). Default empty: not recorded.
+  /// stored one to refuse a reused id. Default empty: not recorded.
   std::string fingerprint;
   /// Further metadata keys (e.g. "traceparent"), copied untouched into every event. Must be
   /// a JSON object without the reserved keys of metadata_keys. Default empty.

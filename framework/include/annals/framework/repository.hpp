@@ -204,7 +204,7 @@ class Repository {
 
   /// The state after event `version` (or the latest, if the stream is shorter): for audits.
   /// Computed from the events alone, never from a snapshot (a snapshot is a cache, never a
-  /// source of truth: issue 11), so what it returns does not depend on the snapshot store.
+  /// source of truth), so what it returns does not depend on the snapshot store.
   /// Throws: InvalidArgumentError (version < 0), as load().
   /// Cost: one read per `read_page_size` events up to `version`.
   [[nodiscard]] Aggregate<D> load_at_version(std::string_view id, StreamVersion version) {

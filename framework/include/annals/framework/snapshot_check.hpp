@@ -1,6 +1,6 @@
 // The replay check: replays every stream of an aggregate type from its events alone and
 // compares the result with the stream's stored snapshot, reporting each snapshot whose state
-// differs (issue 11: a snapshot is a cache, never a source of truth). Run it after a restore,
+// differs (a snapshot is a cache, never a source of truth). Run it after a restore,
 // after manual maintenance on the database, or on a schedule next to `annals verify`.
 //
 //   const annals::SnapshotCheckReport report =

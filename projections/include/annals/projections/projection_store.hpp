@@ -97,7 +97,7 @@ class Batch : public UnitOfWork {
   /// queued write then surfaces later, as a DeferredWriteError, from a later write that needs
   /// an answer or from commit(). Switching it off sends what is queued. The runner pipelines
   /// its batches, and applies events again unpipelined to find the one whose write failed.
-  /// Default: off; a store that cannot queue ignores it. (Added for issue #4's catch-up rate.)
+  /// Default: off; a store that cannot queue ignores it.
   virtual void set_pipelined(bool pipelined) { static_cast<void>(pipelined); }
   /// Stores `checkpoint` and commits, if the lease is still current (same owner and fencing
   /// token, not released) and the stored checkpoint still equals the one this batch began at.

@@ -42,7 +42,7 @@ inline constexpr unsigned kChangedData = 4;
 inline constexpr unsigned kChangedMetadata = 8;
 
 /// Throws the IdempotencyError of a re-send whose event ids are stored but whose content
-/// differs (issue 11), naming the first differing event, its stream and stored version, and
+/// differs, naming the first differing event, its stream and stored version, and
 /// the parts (a sum of kChanged*) that differ. Shared so that every store says the same.
 [[noreturn]] void throw_changed_resend(const StreamId& stream, StreamVersion version,
                                        const EventId& id, unsigned parts);

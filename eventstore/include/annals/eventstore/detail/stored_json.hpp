@@ -15,7 +15,7 @@ namespace annals::detail {
 /// magnitude is beyond about 1.8e308 (`1e400`, a 400-digit integer) or because it is not zero
 /// but would round to zero (`1e-400`), becomes a JSON string holding the number's text exactly
 /// as stored. nlohmann would throw on the first and store 0 for the second (docs/schema.md,
-/// "Numbers a double cannot hold"; issue #11).
+/// "Numbers a double cannot hold").
 /// Throws: nlohmann::json::parse_error (or another nlohmann::json::exception) when `text` is
 /// not JSON.
 /// Cost: one pass over the text; nlohmann's parser runs only on input the fast path does not

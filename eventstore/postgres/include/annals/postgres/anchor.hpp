@@ -1,4 +1,4 @@
-// External anchors (ARCHITECTURE decision 8, issue 11): a small document that commits to the
+// External anchors (ARCHITECTURE decision 8): a small document that commits to the
 // whole settled global log up to a position, to be kept where the database's administrators
 // cannot write (a file, a Git repository, an RFC 3161 timestamp; docs/auditing.md).
 //

@@ -34,7 +34,7 @@ class SendAttempts {
   /// caller rethrows); else logs at warn, sleeps and returns true.
   /// Throws: OutcomeUnknownError instead of returning false when an earlier attempt's outcome
   /// was unknown and no later one got an authoritative answer: the command may be written, so
-  /// giving up must not say "nothing written" (issue 11).
+  /// giving up must not say "nothing written".
   [[nodiscard]] bool retry_after_unavailable(const StreamId& stream, const UnavailableError& error);
 
  private:

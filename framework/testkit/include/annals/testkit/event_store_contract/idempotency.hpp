@@ -125,7 +125,7 @@ TYPED_TEST_P(EventStoreContract, MultiStreamResendMixedWithNewEventsThrowsIdempo
   EXPECT_EQ(this->read_own().size(), 3u);
 }
 
-// A re-send of stored ids whose content differs is not idempotent (issue 11): it names the
+// A re-send of stored ids whose content differs is not idempotent: it names the
 // first differing event (id, stream, stored version) and the part that differs, and writes
 // nothing; the exact re-send still returns the original result.
 TYPED_TEST_P(EventStoreContract, ResendWithChangedContentThrowsIdempotencyErrorNamingTheEvent) {
