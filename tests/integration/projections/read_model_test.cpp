@@ -626,6 +626,29 @@ TEST_F(ReadModelTest, PipelinedBatchQueuesWritesAndCommitsThemWithTheCheckpoint)
   EXPECT_EQ(store_->checkpoint(name_), at_);
 }
 
+// The guarded checkpoint write refused in a pipelined batch (here the lease was taken over
+// while the batch ran): the queued writes did run, in the same pipeline, before the refused
+// UPDATE, and the pipeline's Sync ends that pipeline only: inside the batch's transaction
+// (BEGIN sent by libpqxx before) it commits nothing. The commit is refused and none of the
+// batch's writes is stored.
+TEST_F(ReadModelTest, PipelinedBatchWhoseCheckpointIsRefusedStoresNoneOfItsWrites) {
+  const Position next(1, at_.sequence() + 1);
+  auto batch = store_->begin(lease_, at_);
+  batch->set_pipelined(true);
+  body_ = [&](ReadModel& db) {
+    db.upsert(accounts(), {{"account_id", "r1"}, {"currency", "EUR"}}, {{"balance", 1}});
+    db.increment(tally(), {{"k", "refused"}}, "n", 1);
+  };
+  projection_->apply(event_at(next, nlohmann::json::object()), *batch);
+  admin_.query("UPDATE annals.projections SET fencing_token = fencing_token + 1 WHERE name = '" +
+               name_ + "'");
+  EXPECT_THROW(batch->commit(next), OwnershipLostError);
+  batch.reset();
+  EXPECT_EQ(admin_.value("SELECT count(*) FROM " + accounts() + " WHERE account_id = 'r1'"), "0");
+  EXPECT_EQ(admin_.value("SELECT count(*) FROM " + tally() + " WHERE k = 'refused'"), "0");
+  EXPECT_EQ(store_->checkpoint(name_), at_);
+}
+
 // A long queue (tens of thousands of executions, answered with about a megabyte, which may
 // exceed the socket buffers) is sent with the checkpoint in one round trip, and every write
 // counts once.
