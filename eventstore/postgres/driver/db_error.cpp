@@ -40,7 +40,7 @@ DbError to_db_error(const std::exception& error) {
     if (state.empty() && dynamic_cast<const pqxx::insufficient_privilege*>(&error) != nullptr) {
       state = sqlstate::kInsufficientPrivilege;
     }
-    return DbError::refused(error.what(), std::move(state));
+    return DbError::refused(error.what(), state);
   }
   return DbError::client(error.what());
 }

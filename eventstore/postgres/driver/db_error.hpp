@@ -39,8 +39,8 @@ class DbError : public std::runtime_error {
  public:
   /// The server refused the request: its message and SQLSTATE (may be empty when the server
   /// sent none).
-  static DbError refused(const std::string& message, std::string sqlstate) {
-    return DbError(message, std::move(sqlstate), false, false);
+  static DbError refused(const std::string& message, const std::string& sqlstate) {
+    return DbError(message, sqlstate, false, false);
   }
   /// The connection broke or could not be opened. `may_have_reached_server`: the request was
   /// (perhaps partly) sent before it broke, so it may have taken effect.
