@@ -8,11 +8,8 @@
 
 #include <cstddef>
 #include <exception>
-#include <latch>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -128,34 +125,11 @@ TYPED_TEST_P(EventStoreContract, ConcurrentAppendsWithSameExactVersionLetExactly
   const auto s = this->stream("a");
   this->append(s, annals::ExpectedVersion::no_stream(), this->events(1));
   constexpr int kWriters = 8;
-  std::latch start(kWriters);
-  std::mutex mutex;
-  int successes = 0;
-  std::vector<annals::ConcurrencyError> conflicts;
-  std::vector<std::string> other_errors;
-  {
-    std::vector<std::jthread> writers;
-    for (int w = 0; w < kWriters; ++w) {
-      writers.emplace_back([&] {
-        start.arrive_and_wait();
-        try {
-          this->append(s, annals::ExpectedVersion::exact(1), this->events(2));
-          std::lock_guard lock(mutex);
-          ++successes;
-        } catch (const annals::ConcurrencyError& e) {
-          std::lock_guard lock(mutex);
-          conflicts.push_back(e);
-        } catch (const std::exception& e) {
-          std::lock_guard lock(mutex);
-          other_errors.emplace_back(e.what());
-        }
-      });
-    }
-  }
-  EXPECT_EQ(successes, 1);
-  EXPECT_THAT(other_errors, ::testing::IsEmpty());
-  ASSERT_EQ(conflicts.size(), static_cast<std::size_t>(kWriters - 1));
-  for (const auto& conflict : conflicts) {
+  const auto race = this->race_appends(s, annals::ExpectedVersion::exact(1), 2, kWriters);
+  EXPECT_EQ(race.successes, 1);
+  EXPECT_THAT(race.other_errors, ::testing::IsEmpty());
+  ASSERT_EQ(race.conflicts.size(), static_cast<std::size_t>(kWriters - 1));
+  for (const auto& conflict : race.conflicts) {
     EXPECT_EQ(conflict.stream(), s.value());
     EXPECT_EQ(conflict.expected(), "1");
     EXPECT_EQ(conflict.actual(), 3);
@@ -166,34 +140,11 @@ TYPED_TEST_P(EventStoreContract, ConcurrentAppendsWithSameExactVersionLetExactly
 TYPED_TEST_P(EventStoreContract, ConcurrentCreationOfOneStreamLetsExactlyOneWin) {
   const auto s = this->stream("a");
   constexpr int kWriters = 8;
-  std::latch start(kWriters);
-  std::mutex mutex;
-  int successes = 0;
-  std::vector<annals::ConcurrencyError> conflicts;
-  std::vector<std::string> other_errors;
-  {
-    std::vector<std::jthread> writers;
-    for (int w = 0; w < kWriters; ++w) {
-      writers.emplace_back([&] {
-        start.arrive_and_wait();
-        try {
-          this->append(s, annals::ExpectedVersion::no_stream(), this->events(1));
-          std::lock_guard lock(mutex);
-          ++successes;
-        } catch (const annals::ConcurrencyError& e) {
-          std::lock_guard lock(mutex);
-          conflicts.push_back(e);
-        } catch (const std::exception& e) {
-          std::lock_guard lock(mutex);
-          other_errors.emplace_back(e.what());
-        }
-      });
-    }
-  }
-  EXPECT_EQ(successes, 1);
-  EXPECT_THAT(other_errors, ::testing::IsEmpty());
-  ASSERT_EQ(conflicts.size(), static_cast<std::size_t>(kWriters - 1));
-  for (const auto& conflict : conflicts) {
+  const auto race = this->race_appends(s, annals::ExpectedVersion::no_stream(), 1, kWriters);
+  EXPECT_EQ(race.successes, 1);
+  EXPECT_THAT(race.other_errors, ::testing::IsEmpty());
+  ASSERT_EQ(race.conflicts.size(), static_cast<std::size_t>(kWriters - 1));
+  for (const auto& conflict : race.conflicts) {
     EXPECT_EQ(conflict.expected(), "no-stream");
     EXPECT_EQ(conflict.actual(), 1);
   }

@@ -9,6 +9,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <exception>
+#include <latch>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -202,6 +204,42 @@ class EventStoreContract : public ::testing::Test {
     EXPECT_EQ(error->code(), ErrorCode::kInvalidArgument);
     EXPECT_FALSE(error->retryable());
     EXPECT_THAT(error->what(), ::testing::HasSubstr(mention));
+  }
+
+  /// What `writers` threads appending `count` events to `stream` with `expected` at once
+  /// (released together) got back.
+  struct AppendRace {
+    int successes = 0;
+    std::vector<ConcurrencyError> conflicts;
+    std::vector<std::string> other_errors;  ///< what() of any other failure
+  };
+
+  AppendRace race_appends(const StreamId& stream, const ExpectedVersion& expected,
+                          std::size_t count, int writers) {
+    AppendRace race;
+    std::latch start(writers);
+    std::mutex mutex;
+    {
+      std::vector<std::jthread> threads;
+      threads.reserve(static_cast<std::size_t>(writers));
+      for (int w = 0; w < writers; ++w) {
+        threads.emplace_back([&] {
+          start.arrive_and_wait();
+          try {
+            append(stream, expected, events(count));
+            std::lock_guard lock(mutex);
+            ++race.successes;
+          } catch (const ConcurrencyError& e) {
+            std::lock_guard lock(mutex);
+            race.conflicts.push_back(e);
+          } catch (const std::exception& e) {
+            std::lock_guard lock(mutex);
+            race.other_errors.emplace_back(e.what());
+          }
+        });
+      }
+    }
+    return race;
   }
 
   /// Asserts that `call` throws ConcurrencyError with exactly these fields.
