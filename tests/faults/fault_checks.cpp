@@ -66,8 +66,8 @@ bool check_append(const AcknowledgedAppend& append,
     const bool last = i + 1 == append.ids.size();
     if (e.stream_id != append.stream ||
         e.version != append.result.first_version + static_cast<std::int64_t>(i) ||
-        (last && (e.position != append.result.position ||
-                  e.version != append.result.last_version))) {
+        (last &&
+         (e.position != append.result.position || e.version != append.result.last_version))) {
       note(check, "event " + e.id.to_string() + " stored in " + e.stream_id.value() + " at v" +
                       std::to_string(e.version) + ", " + e.position.to_string() +
                       "; the append's result said " + append.result.stream_id.value() + " v" +

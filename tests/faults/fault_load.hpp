@@ -80,7 +80,8 @@ class WriteLoad {
   [[nodiscard]] std::size_t retries() const noexcept { return retries_.load(); }
   /// Of those, OutcomeUnknownErrors.
   [[nodiscard]] std::size_t outcome_unknown() const noexcept { return outcome_unknown_.load(); }
-  /// The longest time one append took from its first failed attempt to its success.
+  /// The longest time one append took from its first attempt to its acknowledgement, retries
+  /// (the writer's, and the store's own on a fresh connection) included.
   [[nodiscard]] std::chrono::milliseconds longest_stall() const;
 
   /// Every acknowledged append (after stop()).

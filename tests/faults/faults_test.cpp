@@ -93,8 +93,8 @@ class FaultsTest : public ::testing::Test {
   // Starts the load, the subscription and a runner over `url` (the cluster's, or a proxy's).
   void start_load(const std::string& url, std::vector<std::string> runner_extra = {}) {
     client_url_ = url;
-    writer_store_ = annals::postgres::make_postgres_event_store(
-        {.connection_string = url, .pool_size = 8});
+    writer_store_ =
+        annals::postgres::make_postgres_event_store({.connection_string = url, .pool_size = 8});
     subscriber_store_ =
         annals::postgres::make_postgres_event_store({.connection_string = url, .pool_size = 2});
     runners_.push_back(start_runner("runner-0", std::move(runner_extra)));
@@ -153,18 +153,22 @@ class FaultsTest : public ::testing::Test {
     check_subscription(log);
     check_read_model(log);
 
-    const auto line = "faults: " + fault + ": " +
-                      with_commas(static_cast<std::int64_t>(check.acknowledged_events)) +
-                      " events, " + injected + ", " +
-                      with_commas(static_cast<std::int64_t>(load_->retries())) + " retries (" +
-                      with_commas(static_cast<std::int64_t>(check.outcome_unknown)) +
-                      " outcome unknown, all resolved by the re-send: " +
-                      (check.outcome_unknown_resolved == check.outcome_unknown ? "yes" : "NO") +
-                      "), longest stall " + with_commas(load_->longest_stall().count()) +
-                      " ms, " + std::to_string(check.lost) + " lost, " +
-                      std::to_string(check.duplicated) + " duplicated";
+    const auto line = summary(fault, injected, check);
     std::cout << line << std::endl;
     RecordProperty("summary", line);
+  }
+
+  // "faults: <fault>: N events, <faults injected>, N retries, ..., N lost, N duplicated".
+  std::string summary(const std::string& fault, const std::string& injected,
+                      const annals::faults::LogCheck& check) const {
+    const auto n = [](std::size_t v) { return with_commas(static_cast<std::int64_t>(v)); };
+    return "faults: " + fault + ": " + n(check.acknowledged_events) + " events, " + injected +
+           ", " + n(load_->retries()) + " retries, " + n(check.outcome_unknown) +
+           " outcome unknown (" + n(check.outcome_unknown_resolved) +
+           " resolved by the re-send), longest stall " +
+           with_commas(load_->longest_stall().count()) + " ms, " + n(check.lost) + " lost, " +
+           n(check.duplicated) + " duplicated, subscription restarts " +
+           n(subscription_->restarts());
   }
 
   void check_subscription(const std::vector<annals::RecordedEvent>& log) {
@@ -174,8 +178,8 @@ class FaultsTest : public ::testing::Test {
     const auto delivery = annals::faults::check_deliveries(log, subscription_->delivered());
     EXPECT_EQ(delivery.missing, 0U);
     EXPECT_EQ(delivery.repeated, 0U);
-    EXPECT_TRUE(delivery.in_log_order) << delivery.delivered << " delivered, log has "
-                                       << log.size();
+    EXPECT_TRUE(delivery.in_log_order)
+        << delivery.delivered << " delivered, log has " << log.size();
     std::cerr << "subscription restarted by the test after it stopped: "
               << subscription_->restarts() << " times\n";
   }
@@ -189,8 +193,8 @@ class FaultsTest : public ::testing::Test {
           return stored.checkpoint >= head;
         },
         120s))
-        << "the runner did not catch up: checkpoint " << stored.checkpoint.to_string()
-        << ", head " << head.to_string();
+        << "the runner did not catch up: checkpoint " << stored.checkpoint.to_string() << ", head "
+        << head.to_string();
     EXPECT_EQ(stored.checkpoint, head);
     EXPECT_EQ(stored.model, annals::faults::fold(log));
   }
@@ -209,13 +213,16 @@ class FaultsTest : public ::testing::Test {
 TEST_F(FaultsTest, PostgresRestart) {
   ASSERT_NO_FATAL_FAILURE(start_load(cluster_.url()));
   ASSERT_TRUE(writers_progress(30, 60s));
-  const auto stopped_at = Clock::now();
+  const auto stopping_at = Clock::now();
   cluster_.stop_immediate();
+  const auto down_at = Clock::now();
   std::this_thread::sleep_for(5s);  // the fault: the server stays down
-  cluster_.start();
-  const auto down_ms = ms_since(stopped_at);
+  const auto down_ms = ms_since(down_at);
+  cluster_.start();  // returns once crash recovery is over and connections are accepted
+  const auto back_ms = ms_since(stopping_at);
   EXPECT_GT(load_->retries(), 0U) << "the restart did not reach the writers";
-  finish_and_check("pg-restart", "1 restart (" + seconds(down_ms) + " down)");
+  finish_and_check("pg-restart", "1 restart (" + seconds(down_ms) + " down, accepting again " +
+                                     seconds(back_ms) + " after the stop)");
 }
 
 // (b) Random client backends of the database are terminated every 200-400 ms for 15 s:
@@ -232,7 +239,8 @@ TEST_F(FaultsTest, TerminatedBackends) {
         "SELECT pid FROM pg_stat_activity WHERE datname = 'annals'"
         " AND backend_type = 'client backend' AND pid <> pg_backend_pid()");
     if (!pids.empty()) {
-      const auto pid = pids[static_cast<pqxx::result::size_type>(rng_() % pids.size())][0].as<int>();
+      const auto pid =
+          pids[static_cast<pqxx::result::size_type>(rng_() % pids.size())][0].as<int>();
       if (tx.exec_params1("SELECT pg_terminate_backend($1)", pid)[0].as<bool>()) ++terminated;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200 + rng_() % 200));  // the cadence
@@ -290,8 +298,8 @@ TEST_F(FaultsTest, NetworkCut) {
   constexpr int kCuts = 3;
   for (int cut = 0; cut < kCuts; ++cut) {
     // An empty pattern matches the next bytes any client sends.
-    proxy.cut_on_request("", cut == 1 ? TcpProxy::Cut::kAfterServerReplies
-                                      : TcpProxy::Cut::kBeforeServer);
+    proxy.cut_on_request(
+        "", cut == 1 ? TcpProxy::Cut::kAfterServerReplies : TcpProxy::Cut::kBeforeServer);
     ASSERT_TRUE(eventually([&] { return proxy.cuts() == static_cast<std::size_t>(cut + 1); }, 30s));
     std::this_thread::sleep_for(3s);  // the fault: the network stays cut
     proxy.heal();

@@ -139,9 +139,9 @@ void PrivateCluster::run_as_owner(const std::string& step, std::vector<std::stri
 
 void PrivateCluster::initdb() {
   // --no-sync: the folder is thrown away with the test; the server itself runs with fsync on.
-  run_as_owner("initdb", {(bin_ / "initdb").string(), "-D", (dir_ / "data").string(), "-U",
-                          "annals", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8",
-                          "--no-sync"});
+  run_as_owner("initdb",
+               {(bin_ / "initdb").string(), "-D", (dir_ / "data").string(), "-U", "annals",
+                "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"});
 }
 
 // The settings of scripts/pg, smaller memory (several of these clusters may run at once), and
