@@ -215,14 +215,16 @@ TEST_F(FaultsTest, PostgresRestart) {
   ASSERT_TRUE(writers_progress(30, 60s));
   const auto stopping_at = Clock::now();
   cluster_.stop_immediate();
+  const auto stop_ms = ms_since(stopping_at);
   const auto down_at = Clock::now();
   std::this_thread::sleep_for(5s);  // the fault: the server stays down
   const auto down_ms = ms_since(down_at);
+  const auto starting_at = Clock::now();
   cluster_.start();  // returns once crash recovery is over and connections are accepted
-  const auto back_ms = ms_since(stopping_at);
+  const auto start_ms = ms_since(starting_at);
   EXPECT_GT(load_->retries(), 0U) << "the restart did not reach the writers";
-  finish_and_check("pg-restart", "1 restart (" + seconds(down_ms) + " down, accepting again " +
-                                     seconds(back_ms) + " after the stop)");
+  finish_and_check("pg-restart", "1 restart (stop " + seconds(stop_ms) + ", " + seconds(down_ms) +
+                                     " down, start with crash recovery " + seconds(start_ms) + ")");
 }
 
 // (b) Random client backends of the database are terminated every 200-400 ms for 15 s:
