@@ -8,6 +8,19 @@
 #include "annals/eventstore/error.hpp"
 
 namespace annals::faults {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void raise_to(std::atomic<std::int64_t>& longest, Clock::time_point since) {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - since).count();
+  auto seen = longest.load();
+  while (ms > seen && !longest.compare_exchange_weak(seen, ms)) {
+  }
+}
+
+}  // namespace
 
 struct WriteLoad::Writer {
   int index = 0;
@@ -58,6 +71,10 @@ std::size_t WriteLoad::slowest_writer_appends() const {
 
 std::chrono::milliseconds WriteLoad::longest_stall() const {
   return std::chrono::milliseconds(longest_stall_ms_.load());
+}
+
+std::chrono::milliseconds WriteLoad::longest_failed_attempt() const {
+  return std::chrono::milliseconds(longest_failed_attempt_ms_.load());
 }
 
 std::vector<AcknowledgedAppend> WriteLoad::acknowledged() const {
@@ -118,9 +135,10 @@ AcknowledgedAppend WriteLoad::append_until_acknowledged(Writer& writer, const St
                                    : known == writer.versions.end()
                                        ? ExpectedVersion::no_stream()
                                        : ExpectedVersion::exact(known->second);
-  const auto first_attempt = std::chrono::steady_clock::now();
+  const auto first_attempt = Clock::now();
   auto backoff = options_.initial_backoff;
   while (true) {
+    const auto attempt = Clock::now();
     try {
       result = store_.append(stream, expected, events);
       break;
@@ -129,6 +147,7 @@ AcknowledgedAppend WriteLoad::append_until_acknowledged(Writer& writer, const St
       ++outcome_unknown_;
     } catch (const UnavailableError&) {
     }
+    raise_to(longest_failed_attempt_ms_, attempt);
     ++failed_attempts;
     ++retries_;
     std::this_thread::sleep_for(backoff);  // pacing the retries, not waiting for an event
@@ -136,12 +155,7 @@ AcknowledgedAppend WriteLoad::append_until_acknowledged(Writer& writer, const St
   }
   // The stall includes the store's own retries on a fresh connection, which the writer
   // never sees as errors.
-  const auto stall = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::steady_clock::now() - first_attempt)
-                         .count();
-  auto longest = longest_stall_ms_.load();
-  while (stall > longest && !longest_stall_ms_.compare_exchange_weak(longest, stall)) {
-  }
+  raise_to(longest_stall_ms_, first_attempt);
   return AcknowledgedAppend{.stream = stream,
                             .ids = std::move(ids),
                             .result = std::move(*result),

@@ -84,6 +84,10 @@ class WriteLoad {
   /// (the writer's, and the store's own on a fresh connection) included.
   [[nodiscard]] std::chrono::milliseconds longest_stall() const;
 
+  /// The longest time one failed attempt took to fail (how long a caller waited for its
+  /// error).
+  [[nodiscard]] std::chrono::milliseconds longest_failed_attempt() const;
+
   /// Every acknowledged append (after stop()).
   [[nodiscard]] std::vector<AcknowledgedAppend> acknowledged() const;
   /// Non-retryable errors the writers met (each stopped its writer); empty when all went well.
@@ -104,6 +108,7 @@ class WriteLoad {
   std::atomic<std::size_t> retries_{0};
   std::atomic<std::size_t> outcome_unknown_{0};
   std::atomic<std::int64_t> longest_stall_ms_{0};
+  std::atomic<std::int64_t> longest_failed_attempt_ms_{0};
   mutable std::mutex mutex_;
   std::vector<std::string> errors_;
 };

@@ -166,8 +166,9 @@ class FaultsTest : public ::testing::Test {
            ", " + n(load_->retries()) + " retries, " + n(check.outcome_unknown) +
            " outcome unknown (" + n(check.outcome_unknown_resolved) +
            " resolved by the re-send), longest stall " +
-           with_commas(load_->longest_stall().count()) + " ms, " + n(check.lost) + " lost, " +
-           n(check.duplicated) + " duplicated, subscription restarts " +
+           with_commas(load_->longest_stall().count()) + " ms (longest failed attempt " +
+           with_commas(load_->longest_failed_attempt().count()) + " ms), " + n(check.lost) +
+           " lost, " + n(check.duplicated) + " duplicated, subscription restarts " +
            n(subscription_->restarts());
   }
 
