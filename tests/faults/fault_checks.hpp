@@ -1,6 +1,9 @@
 // The checks of the fault-injection suite, run once the faults are healed and the load has
 // stopped: the log against what the writers were told, the subscription against the log, and
 // the runner's read model against a fresh computation from the log.
+//
+// Cost: linear in the log (hash maps by event id). Thread safety: plain functions of their
+// arguments; read_sums() opens a connection of its own.
 #pragma once
 
 #include <chrono>
