@@ -90,13 +90,23 @@ class FaultsTest : public ::testing::Test {
  protected:
   FaultsTest() : rng_(seed()) {}
 
+  // Changes the options of the writers' and the subscription's stores.
+  using StoreTuning = std::function<void(annals::postgres::PostgresEventStoreOptions&)>;
+
   // Starts the load, the subscription and a runner over `url` (the cluster's, or a proxy's).
-  void start_load(const std::string& url, std::vector<std::string> runner_extra = {}) {
+  void start_load(const std::string& url, std::vector<std::string> runner_extra = {},
+                  const StoreTuning& tune = {}) {
     client_url_ = url;
-    writer_store_ =
-        annals::postgres::make_postgres_event_store({.connection_string = url, .pool_size = 8});
-    subscriber_store_ =
-        annals::postgres::make_postgres_event_store({.connection_string = url, .pool_size = 2});
+    annals::postgres::PostgresEventStoreOptions writer_options{.connection_string = url,
+                                                               .pool_size = 8};
+    annals::postgres::PostgresEventStoreOptions subscriber_options{.connection_string = url,
+                                                                   .pool_size = 2};
+    if (tune) {
+      tune(writer_options);
+      tune(subscriber_options);
+    }
+    writer_store_ = annals::postgres::make_postgres_event_store(writer_options);
+    subscriber_store_ = annals::postgres::make_postgres_event_store(subscriber_options);
     runners_.push_back(start_runner("runner-0", std::move(runner_extra)));
     ASSERT_TRUE(runners_.back()->wait_for_line("owner acquired", 60s)) << runners_.back()->out();
     subscription_ = std::make_unique<RecordedSubscription>(*subscriber_store_);
