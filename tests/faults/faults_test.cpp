@@ -8,6 +8,7 @@
 //                            standby takes over (after the 2 s lease, or at once with takeover)
 //   NetworkCut               every connection cut by a TCP proxy, new ones refused for 3 s,
 //                            three times
+//   BlackHole                the proxy forwards nothing and closes nothing for 5 s, twice
 // Afterwards (fault_checks.hpp): every acknowledged append stored exactly once where its
 // result says, stream versions contiguous, every OutcomeUnknownError resolved by the re-send,
 // the subscription delivered the log exactly once in order, and the read model equals a fresh
@@ -80,6 +81,16 @@ std::string seconds(std::int64_t ms) {
   std::ostringstream out;
   out << std::fixed << std::setprecision(1) << static_cast<double>(ms) / 1000.0 << " s";
   return out.str();
+}
+
+// The per-call deadline of the black-hole test's stores (the default is 40 s).
+constexpr auto kCallTimeout = 2000ms;
+
+void short_timeouts(annals::postgres::PostgresEventStoreOptions& options) {
+  options.call_timeout = kCallTimeout;
+  options.acquire_timeout = kCallTimeout;
+  options.read_statement_timeout = 1000ms;
+  options.connection_timeouts.connect_timeout = 2s;
 }
 
 // The lease of the test's runners: short, so that a killed owner's lease expires soon when
@@ -191,8 +202,8 @@ class FaultsTest : public ::testing::Test {
     EXPECT_EQ(delivery.repeated, 0U);
     EXPECT_TRUE(delivery.in_log_order)
         << delivery.delivered << " delivered, log has " << log.size();
-    std::cerr << "subscription restarted by the test after it stopped: "
-              << subscription_->restarts() << " times\n";
+    EXPECT_EQ(subscription_->restarts(), 0U)
+        << "the subscription stopped on an UnavailableError instead of reconnecting";
   }
 
   void check_read_model(const std::vector<annals::RecordedEvent>& log) {
@@ -234,6 +245,8 @@ TEST_F(FaultsTest, PostgresRestart) {
   cluster_.start();  // returns once crash recovery is over and connections are accepted
   const auto start_ms = ms_since(starting_at);
   EXPECT_GT(load_->retries(), 0U) << "the restart did not reach the writers";
+  EXPECT_TRUE(runners_.front()->wait_for_line("state reconnecting", 30s))
+      << runners_.front()->out();
   finish_and_check("pg-restart", "1 restart (stop " + seconds(stop_ms) + ", " + seconds(down_ms) +
                                      " down, start with crash recovery " + seconds(start_ms) + ")");
 }
@@ -318,11 +331,33 @@ TEST_F(FaultsTest, NetworkCut) {
     proxy.heal();
     ASSERT_TRUE(writers_progress(10, 90s)) << "the writers did not resume after cut " << cut;
   }
-  // Black hole (TcpProxy::stall(): forward nothing, close nothing) is the next fault here once
-  // the proxy has it.
   finish_and_check("network-cut", std::to_string(kCuts) + " cuts (3.0 s each, " +
                                       with_commas(static_cast<std::int64_t>(proxy.refused())) +
                                       " connections refused)");
+}
+
+// (e) The TCP proxy stops forwarding in both directions and closes nothing (a hung proxy, a
+// black hole), for 5 s, twice. The writers' and the subscription's stores have a 2 s call
+// timeout: an append waiting behind the black hole fails within it (OutcomeUnknownError or
+// UnavailableError) and is re-sent; nothing hangs. The runner keeps its default timeouts: it
+// waits the stall out.
+TEST_F(FaultsTest, BlackHole) {
+  TcpProxy proxy(cluster_.url());
+  ASSERT_NO_FATAL_FAILURE(start_load(proxy.url(), {}, short_timeouts));
+  ASSERT_TRUE(writers_progress(30, 60s));
+  constexpr int kStalls = 2;
+  for (int stall = 0; stall < kStalls; ++stall) {
+    const auto retries_before = load_->retries();
+    proxy.stall();
+    std::this_thread::sleep_for(5s);  // the fault: nothing gets through
+    proxy.resume();
+    EXPECT_GT(load_->retries(), retries_before) << "stall " << stall << " reached no writer";
+    ASSERT_TRUE(writers_progress(10, 90s)) << "the writers did not resume after stall " << stall;
+  }
+  // Each failed attempt ended within the call timeout (2 s), plus scheduling slack.
+  EXPECT_LE(load_->longest_failed_attempt(), kCallTimeout + 3s);
+  finish_and_check("black-hole", std::to_string(kStalls) + " stalls (5.0 s each, call timeout " +
+                                     seconds(kCallTimeout.count()) + ")");
 }
 
 }  // namespace

@@ -112,9 +112,8 @@ bool eventually(const std::function<bool()>& condition) {
 // A store on the proxy with short timeouts; no after-commit notifier (its connection is not
 // the subject here).
 std::unique_ptr<annals::EventStore> store_via(const TcpProxy& proxy, milliseconds call_timeout) {
-  annals::postgres::PostgresEventStoreOptions options{.connection_string = proxy.url(),
-                                                      .pool_size = 4,
-                                                      .notify_on_append = false};
+  annals::postgres::PostgresEventStoreOptions options{
+      .connection_string = proxy.url(), .pool_size = 4, .notify_on_append = false};
   options.connection_timeouts.connect_timeout = std::chrono::seconds(2);
   options.call_timeout = call_timeout;
   return annals::postgres::make_postgres_event_store(options);
@@ -141,8 +140,9 @@ class TableLock {
     return eventually([] {
       pqxx::connection c(test_database_url());
       pqxx::nontransaction tx(c);
-      return tx.exec("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-                     "WHERE NOT l.granted AND a.datname = current_database()")[0][0]
+      return tx.exec(
+                   "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                   "WHERE NOT l.granted AND a.datname = current_database()")[0][0]
                  .as<int>() > 0;
     });
   }
@@ -164,8 +164,8 @@ TEST(TimeoutsTest, StalledAppendFailsWithinCallTimeoutAndItsResendIsStoredOnce) 
 
   proxy.stall();
   std::exception_ptr thrown;
-  const auto took = time_failure(
-      [&] { store->append(stream, ExpectedVersion::exact(1), {event}); }, thrown);
+  const auto took =
+      time_failure([&] { store->append(stream, ExpectedVersion::exact(1), {event}); }, thrown);
   std::printf("[ measured ] append through a stalled proxy failed after %lld ms: %s\n",
               static_cast<long long>(took.count()), what_of(thrown).c_str());
   ASSERT_TRUE(thrown);
@@ -236,9 +236,10 @@ TEST(TimeoutsTest, ProjectionStoreThroughStalledProxyFailsWithUnavailableAndResu
   proxy.stall();
   std::exception_ptr thrown;
   const auto took = time_failure([&] { (void)store->list(); }, thrown);
-  std::printf("[ measured ] projection store call through a stalled proxy failed after %lld ms: "
-              "%s\n",
-              static_cast<long long>(took.count()), what_of(thrown).c_str());
+  std::printf(
+      "[ measured ] projection store call through a stalled proxy failed after %lld ms: "
+      "%s\n",
+      static_cast<long long>(took.count()), what_of(thrown).c_str());
   EXPECT_TRUE(is_plain_unavailable(thrown)) << what_of(thrown);
   EXPECT_LT(took, options.call_timeout + kMargin);
   proxy.resume();
