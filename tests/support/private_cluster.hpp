@@ -14,6 +14,10 @@
 // user annals-pg, created when missing, as scripts/pg does: PostgreSQL refuses to run as
 // root. The server binaries come from /usr/lib/postgresql/<version>/bin or PATH.
 //
+// The destructor stops the server and removes the folder. A test process that is killed (a
+// ctest timeout) cannot: its server keeps running until stopped by hand
+// (`pg_ctl -D /tmp/annals-cluster-XXXXXX/data -m immediate stop`, as annals-pg when root).
+//
 // Thread safety: one thread drives a PrivateCluster; url() may be read from any thread.
 #pragma once
 
