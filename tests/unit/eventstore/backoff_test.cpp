@@ -25,9 +25,9 @@ TEST(BackoffTest, CeilingDoublesFromTheInitialWaitUpToTheCap) {
 }
 
 TEST(BackoffTest, CeilingDoesNotOverflowForAnyFailureCount) {
-  EXPECT_EQ(Backoff::ceiling(milliseconds(100), milliseconds(5'000),
-                             std::numeric_limits<int>::max()),
-            milliseconds(5'000));
+  EXPECT_EQ(
+      Backoff::ceiling(milliseconds(100), milliseconds(5'000), std::numeric_limits<int>::max()),
+      milliseconds(5'000));
 }
 
 TEST(BackoffTest, JitterStaysBetweenHalfAndAllOfTheCeilingForEverySeed) {

@@ -3,8 +3,8 @@
 // chosen number of calls or until released. No server needed.
 #include <algorithm>
 #include <atomic>
-#include <limits>
 #include <chrono>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -56,7 +56,8 @@ class FlakyReader final : public EventReader {
   }
   int failed_calls() const {
     const auto all = calls();
-    return static_cast<int>(std::count_if(all.begin(), all.end(), [](auto& c) { return c.failed; }));
+    return static_cast<int>(
+        std::count_if(all.begin(), all.end(), [](auto& c) { return c.failed; }));
   }
 
   std::vector<RecordedEvent> read_all(const ReadAllOptions& options) override {
@@ -278,8 +279,8 @@ TEST_F(SubscriptionReconnectTest, StopDuringABackoffReturnsPromptly) {
   reader_.fail_until_released();
   auto subscription = subscribe([](const RecordedEvent&) {}, 500, 1h, 1h);
   ASSERT_TRUE(eventually([&] { return reader_.failed_calls() >= 1; }));
-  ASSERT_TRUE(eventually(
-      [&] { return subscription->state() == SubscriptionState::kReconnecting; }));
+  ASSERT_TRUE(
+      eventually([&] { return subscription->state() == SubscriptionState::kReconnecting; }));
   subscription->stop();  // would wait out the hour-long backoff without the stop token
   EXPECT_FALSE(subscription->is_running());
   EXPECT_EQ(subscription->state(), SubscriptionState::kStopped);
