@@ -14,12 +14,15 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <pqxx/pqxx>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
+#include <pqxx/pqxx>
 
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "annals/projections/in_memory_projection_store.hpp"
+#include "annals/projections/projection.hpp"
+#include "annals/projections/runner.hpp"
 #include "change_signal.hpp"
 #include "tcp_proxy.hpp"
 #include "test_database.hpp"
@@ -124,8 +127,8 @@ class ReconnectTest : public ::testing::Test {
     Position last;
     for (int i = 0; i < count; ++i) {
       last = store
-                 .append(StreamId(category_ + "-" + std::to_string(i % 3)),
-                         ExpectedVersion::any(), {NewEvent{.type = "Happened", .data = {{"n", i}}}})
+                 .append(StreamId(category_ + "-" + std::to_string(i % 3)), ExpectedVersion::any(),
+                         {NewEvent{.type = "Happened", .data = {{"n", i}}}})
                  .position;
     }
     return last;
@@ -252,6 +255,64 @@ TEST_F(ReconnectTest, NotificationOwedDuringAnOutageIsSentAfterIt) {
 
   EXPECT_EQ(log.count("warning", "cannot notify subscribers"), 1) << log.text();
   EXPECT_EQ(log.count("info", "notifying subscribers again after"), 1) << log.text();
+}
+
+// Records what it is given, in order.
+class RecordingProjection final : public annals::projections::InProcessProjection {
+ public:
+  RecordingProjection(std::string name, EventFilter filter)
+      : name_(std::move(name)), filter_(std::move(filter)) {}
+  std::string name() const override { return name_; }
+  EventFilter filter() const override { return filter_; }
+  void handle(const RecordedEvent& event) override { collector.handler()(event); }
+
+  Collector collector;
+
+ private:
+  std::string name_;
+  EventFilter filter_;
+};
+
+// A projection runner whose event store (and its LISTEN connection) is cut off: it reports
+// reconnecting, then resumes from its checkpoint and applies every event once.
+TEST_F(ReconnectTest, ProjectionRunnerReportsReconnectingAndResumesAfterAnOutage) {
+  namespace p = annals::projections;
+  LogCapture log;
+  TcpProxy proxy(test_database_url());
+  auto proxied = store_via(proxy);
+  auto checkpoints = p::make_in_memory_projection_store();
+  auto projection = std::make_shared<RecordingProjection>("reconnecting", filter());
+  p::RunnerOptions runner_options;
+  runner_options.poll_interval = kNoPoll;
+  p::ProjectionOptions projection_options;
+  projection_options.initial_backoff = 10ms;
+  projection_options.max_backoff = 100ms;
+  p::ProjectionRunner runner(*proxied, *checkpoints, runner_options);
+  runner.add(projection, projection_options);
+  runner.start();
+  const auto before = append(*direct_, 5);
+  ASSERT_TRUE(runner.wait_for("reconnecting", before, kTimeout));
+
+  cut_everything(proxy);
+  ASSERT_TRUE(eventually(
+      [&] { return runner.status("reconnecting").state == p::ProjectionState::kReconnecting; }));
+  const auto during = append(*direct_, 10);
+  ASSERT_TRUE(eventually([&] { return proxy.refused() >= 3; })) << "it keeps retrying";
+  EXPECT_EQ(runner.status("reconnecting").state, p::ProjectionState::kReconnecting);
+
+  proxy.heal();
+  ASSERT_TRUE(runner.wait_for("reconnecting", during, kTimeout));
+  ASSERT_TRUE(
+      eventually([&] { return runner.status("reconnecting").state == p::ProjectionState::kLive; }));
+  EXPECT_EQ(projection->collector.positions(), stored()) << "every event once, in order";
+  // Woken by NOTIFY after the outage: the poll interval is an hour.
+  const auto after = append(*direct_, 1);
+  EXPECT_TRUE(runner.wait_for("reconnecting", after, kTimeout));
+  EXPECT_EQ(projection->collector.positions(), stored());
+  runner.stop();
+
+  EXPECT_EQ(log.count("warning", "projection reconnecting: store unavailable"), 1) << log.text();
+  EXPECT_EQ(log.count("info", "projection reconnecting: stores available again"), 1) << log.text();
 }
 
 }  // namespace
