@@ -5,17 +5,25 @@
 // so nothing can later appear before that position. Why it cannot miss a wake-up: the signal
 // is observed *before* each read, so an append that lands after the read started makes the
 // following wait return at once (decision 6); the poll interval is only a fallback.
+// Why an outage loses nothing: a read that throws UnavailableError delivered nothing, so the
+// retry reads again after the same position; and the first read after the outage happens
+// without waiting for a signal, so events appended while LISTEN was down are read too.
 #include "annals/eventstore/detail/catch_up_subscription.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <stop_token>
+#include <string>
 #include <thread>
 #include <utility>
 
 #include <spdlog/spdlog.h>
 
+#include "annals/eventstore/detail/backoff.hpp"
 #include "annals/eventstore/detail/logger.hpp"
+#include "annals/eventstore/detail/outage.hpp"
 #include "annals/eventstore/error.hpp"
 
 namespace annals::detail {
@@ -35,6 +43,7 @@ class CatchUpSubscription final : public Subscription {
         signal_(std::move(signal)),
         options_(std::move(options)),
         handler_(std::move(handler)),
+        backoff_(options_.initial_reconnect_backoff, options_.max_reconnect_backoff),
         position_(options_.after),
         thread_([this](const std::stop_token& stop) { run(stop); }) {}
 
@@ -67,6 +76,11 @@ class CatchUpSubscription final : public Subscription {
     return live_;
   }
 
+  SubscriptionState state() const override {
+    std::lock_guard lock(mutex_);
+    return running_ ? state_ : SubscriptionState::kStopped;
+  }
+
   Position position() const override {
     std::lock_guard lock(mutex_);
     return position_;
@@ -87,42 +101,7 @@ class CatchUpSubscription final : public Subscription {
   void run(const std::stop_token& stop) {
     t_running_subscription = this;
     try {
-      Position after = options_.after;
-      // Non-zero while a signalled change has not shown up in reads: the store holds events
-      // back until every earlier transaction has settled (decision 5), and the transaction that
-      // holds them back may end without a signal (another database, or not an append).
-      std::chrono::milliseconds settle{0};
-      while (!stop.stop_requested()) {
-        const std::uint64_t token = signal_->observe();
-        const std::vector<RecordedEvent> batch = reader_.read_all(ReadAllOptions{
-            .after = after, .max_count = options_.batch_size, .filter = options_.filter});
-        const bool caught_up = batch.size() < options_.batch_size;
-        if (caught_up) set_live();
-        for (const RecordedEvent& event : batch) {
-          if (stop.stop_requested()) break;
-          if (!(after < event.position)) {
-            // A store bug; stopping loudly beats delivering an event twice.
-            throw InternalError("read_all returned position " + event.position.to_string() +
-                                " that is not after " + after.to_string());
-          }
-          handler_(event);
-          after = event.position;
-          {
-            std::lock_guard lock(mutex_);
-            position_ = after;
-          }
-          progress_.notify_all();
-        }
-        if (!caught_up || stop.stop_requested()) continue;
-        if (batch.empty() && settle.count() > 0) {
-          // Read again soon, backing off to the poll interval.
-          signal_->wait(token, settle);
-          settle = std::min(settle * 2, options_.poll_interval);
-          continue;
-        }
-        settle = signal_->wait(token, options_.poll_interval) ? std::chrono::milliseconds(1)
-                                                              : std::chrono::milliseconds(0);
-      }
+      deliver(stop);
     } catch (const std::exception& e) {
       fail(std::current_exception(), e.what());
     } catch (...) {
@@ -133,9 +112,103 @@ class CatchUpSubscription final : public Subscription {
     progress_.notify_all();
   }
 
-  void set_live() {
+  // The read loop: read, deliver, wait for a change; throws what stops the subscription.
+  void deliver(const std::stop_token& stop) {
+    Position after = options_.after;
+    // Non-zero while a signalled change has not shown up in reads: the store holds events
+    // back until every earlier transaction has settled (decision 5), and the transaction that
+    // holds them back may end without a signal (another database, or not an append).
+    std::chrono::milliseconds settle{0};
+    while (!stop.stop_requested()) {
+      const std::uint64_t token = signal_->observe();
+      const std::optional<std::vector<RecordedEvent>> read = read_after(after, stop);
+      if (!read) continue;  // unavailable: backed off, read again after the same position
+      const std::vector<RecordedEvent>& batch = *read;
+      const bool caught_up = batch.size() < options_.batch_size;
+      set_state(caught_up ? SubscriptionState::kLive : SubscriptionState::kCatchingUp);
+      for (const RecordedEvent& event : batch) {
+        if (stop.stop_requested()) break;
+        if (!(after < event.position)) {
+          // A store bug; stopping loudly beats delivering an event twice.
+          throw InternalError("read_all returned position " + event.position.to_string() +
+                              " that is not after " + after.to_string());
+        }
+        handler_(event);
+        after = event.position;
+        {
+          std::lock_guard lock(mutex_);
+          position_ = after;
+        }
+        progress_.notify_all();
+      }
+      if (!caught_up || stop.stop_requested()) continue;
+      if (batch.empty() && settle.count() > 0) {
+        // Read again soon, backing off to the poll interval.
+        signal_->wait(token, settle);
+        settle = std::min(settle * 2, options_.poll_interval);
+        continue;
+      }
+      settle = signal_->wait(token, options_.poll_interval) ? std::chrono::milliseconds(1)
+                                                            : std::chrono::milliseconds(0);
+    }
+  }
+
+  // One read after `after`, or nothing when the store is unavailable (after backing off).
+  // Other errors propagate and stop the subscription.
+  std::optional<std::vector<RecordedEvent>> read_after(Position after,
+                                                       const std::stop_token& stop) {
+    std::vector<RecordedEvent> batch;
+    try {
+      batch = reader_.read_all(ReadAllOptions{
+          .after = after, .max_count = options_.batch_size, .filter = options_.filter});
+    } catch (const OutcomeUnknownError&) {
+      throw;  // a read changes nothing, so an unknown outcome is a bug: stop loudly
+    } catch (const UnavailableError& e) {
+      back_off(e, after, stop);
+      return std::nullopt;
+    }
+    if (const auto ended = outage_.end()) {
+      log_info(
+          "annals: subscription: store available again after {} ms ({} failed reads); "
+          "resuming after position {}",
+          ended->duration.count(), ended->failed_attempts, after.to_string());
+    }
+    return batch;
+  }
+
+  // The store is unavailable: report reconnecting, warn once per outage, and sleep for the
+  // next backoff wait (or until stop()).
+  void back_off(const UnavailableError& error, Position after, const std::stop_token& stop) {
+    set_state(SubscriptionState::kReconnecting);
+    const auto wait = backoff_.after(outage_.failures());
+    if (outage_.fail()) {
+      log_warn("annals: subscription: store unavailable after position {} ({}); reconnecting",
+               after.to_string(), error.what());
+    }
+    std::unique_lock lock(mutex_);
+    retry_.wait_for(lock, stop, wait, [] { return false; });
+  }
+
+  void set_state(SubscriptionState state) {
     std::lock_guard lock(mutex_);
-    live_ = true;
+    state_ = state;
+    if (state == SubscriptionState::kLive) live_ = true;
+  }
+
+  // Logging must not turn a reconnect into a stopped subscription.
+  template <typename... Args>
+  static void log_warn(spdlog::format_string_t<Args...> format, Args&&... args) noexcept {
+    try {
+      annals::detail::logger()->warn(format, std::forward<Args>(args)...);
+    } catch (...) {
+    }
+  }
+  template <typename... Args>
+  static void log_info(spdlog::format_string_t<Args...> format, Args&&... args) noexcept {
+    try {
+      annals::detail::logger()->info(format, std::forward<Args>(args)...);
+    } catch (...) {
+    }
   }
 
   // The error reaches the owner through stop_reason(); it is logged here once and not thrown.
@@ -159,16 +232,44 @@ class CatchUpSubscription final : public Subscription {
   const SubscriptionOptions options_;
   const EventHandler handler_;
 
-  mutable std::mutex mutex_;  // guards the four fields below
+  // Subscription thread only.
+  Backoff backoff_;
+  Outage outage_;
+
+  mutable std::mutex mutex_;  // guards the five fields below
   std::condition_variable progress_;
+  std::condition_variable_any retry_;  // the backoff sleep; woken by stop() only
   Position position_;
   bool running_ = true;
   bool live_ = false;
+  SubscriptionState state_ = SubscriptionState::kCatchingUp;
   std::exception_ptr stop_reason_;
 
   std::mutex join_mutex_;  // serialises joins of concurrent stop() calls
   std::jthread thread_;    // last: starts once every other member is initialised
 };
+
+}  // namespace
+
+namespace {
+
+void validate(const SubscriptionOptions& options) {
+  if (options.batch_size == 0) {
+    throw InvalidArgumentError("invalid subscription options: batch_size must be >= 1");
+  }
+  if (options.poll_interval <= std::chrono::milliseconds::zero()) {
+    throw InvalidArgumentError("invalid subscription options: poll_interval must be > 0, got " +
+                               std::to_string(options.poll_interval.count()) + " ms");
+  }
+  if (options.initial_reconnect_backoff <= std::chrono::milliseconds::zero() ||
+      options.max_reconnect_backoff < options.initial_reconnect_backoff) {
+    throw InvalidArgumentError(
+        "invalid subscription options: need 0 < initial_reconnect_backoff (" +
+        std::to_string(options.initial_reconnect_backoff.count()) +
+        " ms) <= max_reconnect_backoff (" + std::to_string(options.max_reconnect_backoff.count()) +
+        " ms)");
+  }
+}
 
 }  // namespace
 
@@ -178,15 +279,27 @@ std::unique_ptr<Subscription> make_catch_up_subscription(EventReader& reader,
                                                          EventHandler handler) {
   if (!signal) throw InvalidArgumentError("subscription needs a change signal");
   if (!handler) throw InvalidArgumentError("subscription needs an event handler");
-  if (options.batch_size == 0) {
-    throw InvalidArgumentError("invalid subscription options: batch_size must be >= 1");
-  }
-  if (options.poll_interval <= std::chrono::milliseconds::zero()) {
-    throw InvalidArgumentError("invalid subscription options: poll_interval must be > 0, got " +
-                               std::to_string(options.poll_interval.count()) + " ms");
-  }
+  validate(options);
   return std::make_unique<CatchUpSubscription>(reader, std::move(signal), std::move(options),
                                                std::move(handler));
 }
 
 }  // namespace annals::detail
+
+namespace annals {
+
+const char* to_string(SubscriptionState state) noexcept {
+  switch (state) {
+    case SubscriptionState::kCatchingUp:
+      return "catching-up";
+    case SubscriptionState::kLive:
+      return "live";
+    case SubscriptionState::kReconnecting:
+      return "reconnecting";
+    case SubscriptionState::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+}  // namespace annals

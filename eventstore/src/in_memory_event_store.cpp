@@ -306,6 +306,7 @@ class InMemorySubscription final : public Subscription {
   void stop() override { engine_->stop(); }
   bool is_running() const override { return engine_->is_running(); }
   bool is_live() const override { return engine_->is_live(); }
+  SubscriptionState state() const override { return engine_->state(); }
   Position position() const override { return engine_->position(); }
   std::exception_ptr stop_reason() const override { return engine_->stop_reason(); }
   bool wait_for(Position position, std::chrono::milliseconds timeout) override {

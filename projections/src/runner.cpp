@@ -85,6 +85,8 @@ const char* to_string(ProjectionState state) noexcept {
       return "live";
     case ProjectionState::kRebuilding:
       return "rebuilding";
+    case ProjectionState::kReconnecting:
+      return "reconnecting";
     case ProjectionState::kStopped:
       return "stopped";
     case ProjectionState::kFailed:

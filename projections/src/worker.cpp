@@ -8,9 +8,11 @@
 // BatchApplier's; the checkpoint and its idle writes CheckpointKeeper's; rebuilds
 // RebuildFollower's; what other threads see WorkerStatus's and what the store sees
 // StatusReporter's.
-// Infrastructure errors (UnavailableError) never count against an event: the worker backs
-// off and resumes from the stored checkpoint. A refused checkpoint or renewal
-// (OwnershipLostError) drops the work at once; the worker stands by and re-acquires.
+// Infrastructure errors (UnavailableError) never count against an event: the worker reports
+// "reconnecting", backs off with jitter and resumes from the stored checkpoint (the checkpoint
+// CAS keeps it exactly-once); the outage is logged when it starts and when it ends. A refused
+// checkpoint or renewal (OwnershipLostError) drops the work at once; the worker stands by and
+// re-acquires.
 #include "worker.hpp"
 
 #include <algorithm>
@@ -85,18 +87,19 @@ void Worker::interrupt() {
 
 void Worker::run() {
   logger()->info("annals: projection {}: started by runner {}", name_, runner_.owner);
-  int unavailable_in_a_row = 0;
   while (!status_.is_stopping()) {
     try {
       if (!lease_.held()) {
-        if (!acquire()) {
+        const bool acquired = acquire();
+        end_outage();
+        if (!acquired) {
           status_.set_state(ProjectionState::kStandby);
           lease_.pause(runner_.acquire_interval);
         }
         continue;
       }
       step();
-      unavailable_in_a_row = 0;
+      end_outage();
     } catch (const ProjectionFailed& failed) {
       fail(failed.error);
       break;
@@ -104,7 +107,7 @@ void Worker::run() {
       logger()->warn("annals: projection {}: ownership lost ({}); standing by", name_, e.what());
       drop_lease();
     } catch (const UnavailableError& e) {
-      back_off(e, unavailable_in_a_row++);
+      back_off(e);
     } catch (...) {
       fail("projection stopped: " + what_of(std::current_exception()));
       break;
@@ -197,15 +200,37 @@ void Worker::handle_requests() {
   applier_.retry_dead_letters();
 }
 
-void Worker::back_off(const UnavailableError& error, int failures) {
-  const auto wait = backoff_.after(failures);
-  logger()->warn("annals: projection {}: store unavailable ({}); retrying in {} ms", name_,
-                 error.what(), wait.count());
+// A store is unavailable: report "reconnecting" (to the store too, when only the event
+// store is down), warn once per outage, and wait out the backoff while keeping the lease.
+// Everything after the stored checkpoint is read again afterwards.
+void Worker::back_off(const UnavailableError& error) {
+  const auto wait = backoff_.after(outage_.failures());
+  if (outage_.fail()) {
+    logger()->warn("annals: projection {}: store unavailable ({}); reconnecting with backoff",
+                   name_, error.what());
+  }
   reload_ = true;
+  status_.set_state(ProjectionState::kReconnecting);
+  try {
+    reporter_.report(false);
+  } catch (const std::exception&) {
+    // The projection store is down too; the state is reported once it is back.
+  }
   try {
     lease_.pause(wait);
   } catch (const std::exception&) {
     drop_lease();  // the renewal during the pause failed too; re-acquire afterwards
+    status_.set_state(ProjectionState::kReconnecting);
+  }
+}
+
+// A turn of the loop succeeded: an outage in progress is over.
+void Worker::end_outage() {
+  if (const auto ended = outage_.end()) {
+    logger()->info(
+        "annals: projection {}: stores available again after {} ms ({} failed attempts); "
+        "resuming from the checkpoint",
+        name_, ended->duration.count(), ended->failed_attempts);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <thread>
 
+#include "annals/eventstore/detail/outage.hpp"
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/event_store.hpp"
 #include "annals/projections/projection.hpp"
@@ -62,7 +63,8 @@ class Worker {
   bool apply(const Page& page, bool full);
   void wait_for_change(std::uint64_t token);
   void handle_requests();
-  void back_off(const UnavailableError& error, int failures);
+  void back_off(const UnavailableError& error);
+  void end_outage();
   void drop_lease();
   void fail(const std::string& error);
   void finish();
@@ -85,6 +87,7 @@ class Worker {
 
   // Worker thread only.
   bool reload_ = true;
+  annals::detail::Outage outage_;  // the current outage of a store, if any
   Clock::time_point next_request_check_;
 };
 

@@ -3,11 +3,15 @@
 //    equals the lines between `// docs:begin NAME` and `// docs:end` in a compiled source under
 //    tests/, samples/, bench/ or tools/ (dedented by the marker's indentation), so examples
 //    in the docs are code that builds and runs, and every such region appears in a document;
-//  - every relative link between documents points at a file that exists.
+//  - every relative link between documents points at a file that exists;
+//  - every test a document names as proof (`Suite.Name`) is defined in the test sources, so a
+//    renamed or deleted test cannot leave a guarantee backed by nothing.
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -142,6 +146,42 @@ TEST(DocsCheckTest, RelativeLinksPointAtExistingFiles) {
     }
   }
   EXPECT_GE(checked, 5);
+}
+
+// `Suite.Name` in a document, where Suite ends in Test, Suite or Contract: a test it cites.
+std::set<std::string> defined_tests() {
+  const std::regex definition(
+      R"(\b(?:TEST|TEST_F|TEST_P|TYPED_TEST|TYPED_TEST_P)\(\s*(\w+)\s*,\s*(\w+)\s*\))");
+  std::set<std::string> tests;
+  for (const char* dir : {"tests", "framework/testkit", "projections/testkit"}) {
+    for (const auto& file : files_under(kRoot / dir, {".cpp", ".hpp"})) {
+      std::ifstream in(file);
+      const std::string text((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+      for (std::sregex_iterator it(text.begin(), text.end(), definition), end; it != end; ++it) {
+        tests.insert((*it)[1].str() + "." + (*it)[2].str());
+      }
+    }
+  }
+  return tests;
+}
+
+TEST(DocsCheckTest, TestsNamedAsProofExist) {
+  const auto tests = defined_tests();
+  const std::regex cited(R"(`([A-Z][A-Za-z0-9]*(?:Test|Suite|Contract)[A-Za-z0-9]*\.[A-Z]\w*)`)");
+  int checked = 0;
+  for (const auto& doc : documents()) {
+    const auto lines = lines_of(doc);
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      for (std::sregex_iterator it(lines[i].begin(), lines[i].end(), cited), end; it != end; ++it) {
+        ++checked;
+        EXPECT_TRUE(tests.contains((*it)[1].str()))
+            << fs::relative(doc, kRoot).string() << ":" << i + 1 << ": cites " << (*it)[1].str()
+            << ", which no TEST/TEST_F/TEST_P/TYPED_TEST_P defines";
+      }
+    }
+  }
+  EXPECT_GE(checked, 40);
 }
 
 }  // namespace

@@ -121,8 +121,7 @@ TcpProxy::TcpProxy(const std::string& url) {
 
 TcpProxy::~TcpProxy() {
   stop_ = true;
-  const char byte = 1;
-  [[maybe_unused]] const auto n = ::write(wake_[1], &byte, 1);
+  wake();
   if (thread_.joinable()) thread_.join();
   close_fd(listener_);
   close_fd(wake_[0]);
@@ -144,6 +143,24 @@ void TcpProxy::heal() {
   std::lock_guard lock(mutex_);
   pattern_.reset();
   refuse_ = false;
+}
+
+void TcpProxy::wake() noexcept {
+  const char byte = 1;
+  [[maybe_unused]] const auto n = ::write(wake_[1], &byte, 1);
+}
+
+void TcpProxy::stall() {
+  std::lock_guard forwarding(forwarding_);
+  stalled_ = true;
+}
+
+void TcpProxy::resume() {
+  {
+    std::lock_guard forwarding(forwarding_);
+    stalled_ = false;
+  }
+  wake();  // the poll loop left the links out while stalled
 }
 
 std::size_t TcpProxy::cuts() const {
@@ -173,15 +190,23 @@ void TcpProxy::run() {
     std::vector<pollfd> fds;
     fds.push_back({wake_[0], POLLIN, 0});
     fds.push_back({listener_, POLLIN, 0});
+    // While stalled the links are left out (a negative fd is ignored), so that neither their
+    // data nor a hang-up wakes the loop: nothing moves and nothing is closed.
+    const bool stalled = stalled_;
     for (const auto& link : links) {
-      fds.push_back({link.client, POLLIN, 0});
-      fds.push_back({link.server, POLLIN, 0});
+      fds.push_back({stalled ? -1 : link.client, POLLIN, 0});
+      fds.push_back({stalled ? -1 : link.server, POLLIN, 0});
     }
     if (::poll(fds.data(), fds.size(), -1) < 0) {
       if (errno == EINTR) continue;
       return;
     }
     if (stop_) break;
+    if ((fds[0].revents & POLLIN) != 0) {
+      char drain[64];
+      while (::read(wake_[0], drain, sizeof drain) > 0) {
+      }
+    }
     if ((fds[1].revents & POLLIN) != 0) {
       int client = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
       if (client >= 0) {
@@ -197,8 +222,10 @@ void TcpProxy::run() {
         }
       }
     }
-    // The links polled this round (a cut may clear `links`, so walk by index with a check).
-    const std::size_t polled = (fds.size() - 2) / 2;
+    // The links polled this round (a cut may clear `links`, so walk by index with a check);
+    // none when a stall began since the poll.
+    std::unique_lock forwarding(forwarding_);
+    const std::size_t polled = stalled_ ? 0 : (fds.size() - 2) / 2;
     for (std::size_t i = 0; i < polled && i < links.size(); ++i) {
       Link& link = links[i];
       const auto& from_client = fds[2 + 2 * i];
@@ -249,6 +276,7 @@ void TcpProxy::run() {
         close_fd(link.server);
       }
     }
+    forwarding.unlock();
     std::erase_if(links, [](const Link& link) { return link.client < 0; });
   }
   for (auto& link : links) {

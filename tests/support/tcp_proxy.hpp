@@ -15,6 +15,15 @@
 // heal(), new connections are accepted and closed at once (the client sees the server go away
 // while it connects).
 //
+// A black hole: stall() stops forwarding in both directions without closing anything (what
+// each side sends stays buffered in the proxy's sockets, and TCP keeps acknowledging it, as a
+// hung middlebox does), until resume(). Keepalives and tcp_user_timeout cannot see such a
+// stall; only a client-side deadline ends a call waiting behind it.
+//
+//   proxy.stall();
+//   EXPECT_THROW(store->read_all({}), annals::UnavailableError);  // after call_timeout
+//   proxy.resume();                                               // everything flows again
+//
 // Thread safety: every method may be called from any thread.
 #pragma once
 
@@ -62,6 +71,14 @@ class TcpProxy {
   /// Disarms any rule and stops refusing connections.
   void heal();
 
+  /// Stops forwarding on every connection, current and new (new ones are still accepted),
+  /// closing nothing: no byte a side sends after stall() returns reaches the other side until
+  /// resume(). Idempotent.
+  void stall();
+
+  /// Forwards again, starting with what was buffered during the stall. Idempotent.
+  void resume();
+
   /// How many times a rule fired.
   [[nodiscard]] std::size_t cuts() const;
 
@@ -71,6 +88,7 @@ class TcpProxy {
  private:
   struct Link;
   void run();
+  void wake() noexcept;
 
   std::string url_;
   std::string target_host_;
@@ -78,6 +96,9 @@ class TcpProxy {
   int listener_ = -1;
   int wake_[2] = {-1, -1};
   mutable std::mutex mutex_;
+  // Held while bytes are moved, so that stall() returns only once no forwarding is under way.
+  std::mutex forwarding_;
+  std::atomic<bool> stalled_{false};
   std::optional<std::string> pattern_;
   Cut where_ = Cut::kBeforeServer;
   bool refuse_ = false;

@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <array>
 #include <exception>
 #include <memory>
 #include <utility>
@@ -179,16 +180,53 @@ int LibpqConnection::take_notifications() {
   return count;
 }
 
+void LibpqConnection::send_statement_timeout(const char* statement_timeout, const char* what) {
+  static constexpr const char* kSet = "SELECT pg_catalog.set_config('statement_timeout', $1, true)";
+  if (PQenterPipelineMode(connection_) != 1) throw_connection_error(what);
+  const std::array<const char*, 1> values{statement_timeout};
+  if (PQsendQueryParams(connection_, kSet, 1, nullptr, values.data(), nullptr, nullptr, 0) != 1) {
+    throw_connection_error(what);
+  }
+}
+
+PGresult* LibpqConnection::take_setting_results(const char* what) {
+  OwnedResult refused;
+  while (PGresult* raw = PQgetResult(connection_)) {
+    OwnedResult result(raw);
+    if (is_error(PQresultStatus(raw)) && !refused) refused = std::move(result);
+  }
+  if (PQstatus(connection_) != CONNECTION_OK) throw_connection_error(what);
+  return refused.release();
+}
+
+void LibpqConnection::end_pipeline(const char* what) {
+  for (;;) {
+    const OwnedResult result(PQgetResult(connection_));
+    if (PQstatus(connection_) != CONNECTION_OK) throw_connection_error(what);
+    if (result != nullptr && PQresultStatus(result.get()) == PGRES_PIPELINE_SYNC) break;
+  }
+  if (PQexitPipelineMode(connection_) != 1) throw_connection_error(what);
+}
+
 void LibpqConnection::stream_prepared(const char* name, std::span<const char* const> values,
-                                      const std::function<void(Row)>& on_row) {
+                                      const std::function<void(Row)>& on_row,
+                                      const char* statement_timeout) {
+  const bool limited = statement_timeout != nullptr;
+  if (limited) send_statement_timeout(statement_timeout, name);
   if (PQsendQueryPrepared(connection_, name, static_cast<int>(values.size()), values.data(),
                           nullptr, nullptr, 0) != 1) {
     throw_connection_error(name);
   }
+  OwnedResult refused;  // the server's first error, if any
+  if (limited) {
+    if (PQpipelineSync(connection_) != 1) throw_connection_error(name);
+    // In pipeline mode single-row mode applies to the statement whose results come next, so it
+    // is set once the setting's results are read.
+    refused.reset(take_setting_results(name));
+  }
   // Only fails when no query is in progress, which cannot be the case here.
   PQsetSingleRowMode(connection_);
   std::exception_ptr failed;
-  OwnedResult refused;  // the server's first error, if any
   for (;;) {
     OwnedResult result(PQgetResult(connection_));
     if (result == nullptr) break;
@@ -209,10 +247,11 @@ void LibpqConnection::stream_prepared(const char* name, std::span<const char* co
       } catch (...) {
         failed = std::current_exception();
       }
-    } else if (is_error(status) && !refused) {
+    } else if (is_error(status) && status != PGRES_PIPELINE_ABORTED && !refused) {
       refused = std::move(result);
     }
   }
+  if (limited) end_pipeline(name);
   if (PQstatus(connection_) != CONNECTION_OK) throw_connection_error(name);
   if (failed) std::rethrow_exception(failed);
   if (refused) throw_server_error(refused.get());

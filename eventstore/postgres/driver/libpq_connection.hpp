@@ -91,15 +91,27 @@ class LibpqConnection {
   /// Executes the prepared statement `name` with text parameters (a null pointer is NULL) and
   /// calls `on_row` for each row as it arrives. The connection is idle again when this
   /// returns or throws: after an error the remaining rows are read and dropped.
+  /// `statement_timeout` (milliseconds as text, e.g. "30000"; null: none): the server cancels
+  /// the statement after that long (SQLSTATE 57014). It is set for this statement alone, in
+  /// the same round trip (pipeline mode: a transaction-local set_config, then the statement,
+  /// then Sync), so other statements on the connection keep the session's setting.
   /// Throws: what `on_row` threw; DbError: broken when the connection broke (the statement may
   /// have reached the server), refused with the SQLSTATE when the server refused it.
   void stream_prepared(const char* name, std::span<const char* const> values,
-                       const std::function<void(Row)>& on_row);
+                       const std::function<void(Row)>& on_row,
+                       const char* statement_timeout = nullptr);
 
  private:
   [[noreturn]] void throw_connection_error(const std::string& what) const;
   // Takes ownership of `result` and returns it when it is a success; throws otherwise.
   Result checked(pg_result* result, const char* what) const;
+  // Pipeline mode: queues the transaction-local statement timeout of stream_prepared.
+  void send_statement_timeout(const char* statement_timeout, const char* what);
+  // Pipeline mode: reads the results of the statement timeout's set_config; returns its error
+  // result if the server refused it (then the pipeline is aborted).
+  pg_result* take_setting_results(const char* what);
+  // Pipeline mode: reads up to the Sync's result and leaves pipeline mode.
+  void end_pipeline(const char* what);
 
   pg_conn* connection_;
   std::vector<std::string_view> fields_;  // one row, reused

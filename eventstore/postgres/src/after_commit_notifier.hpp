@@ -9,6 +9,9 @@
 #include <string>
 #include <thread>
 
+#include "annals/eventstore/detail/backoff.hpp"
+#include "annals/eventstore/detail/outage.hpp"
+#include "change_signal.hpp"
 #include "libpq_connection.hpp"
 
 namespace annals::postgres::detail {
@@ -19,10 +22,15 @@ namespace annals::postgres::detail {
 /// docs/performance.md). Appends made while a notification is in flight or within kMinInterval
 /// of the last one are coalesced into the next one. The thread and its connection start with
 /// the first append; the destructor sends a pending notification before it returns.
+///
+/// Outages: a notification that cannot be sent (after one retry on a fresh connection) stays
+/// owed and is retried with `backoff`, forever, coalescing the appends made meanwhile;
+/// subscribers poll until it goes out. An outage is logged once when it starts and once when
+/// it ends. The destructor does not wait out an outage: it gives up a notification still owed.
 /// Thread safety: notify() may be called from any thread.
 class AfterCommitNotifier {
  public:
-  explicit AfterCommitNotifier(std::string connection_string);
+  explicit AfterCommitNotifier(std::string connection_string, ReconnectBackoff backoff = {});
   AfterCommitNotifier(const AfterCommitNotifier&) = delete;
   AfterCommitNotifier& operator=(const AfterCommitNotifier&) = delete;
   ~AfterCommitNotifier();
@@ -41,10 +49,17 @@ class AfterCommitNotifier {
   static constexpr std::chrono::milliseconds kMinInterval{5};
 
   void run();
-  void send() noexcept;
+  /// One notification; false when it could not be sent.
+  bool send() noexcept;
+  void send_once();
+  static void log_warn(const char* error) noexcept;
+  static void log_recovered(std::chrono::milliseconds duration, int failed_attempts) noexcept;
 
   std::string connection_string_;
-  std::unique_ptr<LibpqConnection> connection_;  // used by the thread only
+  // Used by the thread only.
+  std::unique_ptr<LibpqConnection> connection_;
+  annals::detail::Backoff backoff_;
+  annals::detail::Outage outage_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool pending_ = false;

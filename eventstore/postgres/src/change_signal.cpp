@@ -9,6 +9,8 @@
 #include <limits>
 #include <utility>
 
+#include "annals/eventstore/detail/backoff.hpp"
+#include "annals/eventstore/detail/outage.hpp"
 #include "annals/eventstore/error.hpp"
 #include "error_translation.hpp"
 #include "libpq_connection.hpp"
@@ -22,12 +24,22 @@ namespace {
 // Wakes a subscription on NOTIFY annals_events (sent by every append at commit; decision 6).
 // It owns a dedicated LISTEN connection, used only from the subscription's thread. LISTEN is
 // issued in the constructor, before the subscription's first read, so no notification that
-// follows a read can be missed. If the connection breaks, waits fall back to the poll interval
-// and the next wait reconnects.
+// follows a read can be missed.
+//
+// If the connection breaks, wait() reconnects with capped exponential backoff and jitter, for
+// as long as it takes, without ever busy-looping: between attempts it sleeps on the wake-up
+// pipe, and it returns false at its timeout, so the reader falls back to its poll interval.
+// The wait that re-establishes LISTEN returns true: notifications sent while it was down were
+// lost, so the reader must read again (it does before its next wait), and every append after
+// that read is notified on the new connection. An outage is logged twice: a warning when the
+// connection is lost, an info line with its length once LISTEN is back.
 class PostgresChangeSignal final : public ChangeSignal {
  public:
-  PostgresChangeSignal(std::string connection_string, std::chrono::milliseconds warn_after)
-      : connection_string_(std::move(connection_string)), warn_after_(warn_after) {
+  PostgresChangeSignal(std::string connection_string, std::chrono::milliseconds warn_after,
+                       ReconnectBackoff backoff)
+      : connection_string_(std::move(connection_string)),
+        warn_after_(warn_after),
+        backoff_(backoff.initial, backoff.max) {
     if (::pipe2(pipe_, O_NONBLOCK | O_CLOEXEC) != 0) {
       throw InternalError("subscription: cannot create a wake-up pipe");
     }
@@ -46,30 +58,18 @@ class PostgresChangeSignal final : public ChangeSignal {
   std::uint64_t observe() override { return 0; }
 
   bool wait(std::uint64_t /*token*/, std::chrono::milliseconds timeout) override {
-    if (!connection_) {
-      try {
-        connect();
-        return true;  // notifications may have been lost while disconnected: read again now
-      } catch (const std::exception& e) {
-        logger()->warn("annals subscription: cannot reconnect the LISTEN connection: {}", e.what());
-      }
-    }
-    pollfd fds[2] = {{pipe_[0], POLLIN, 0}, {connection_ ? connection_->socket() : -1, POLLIN, 0}};
-    const auto ms = static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(
-        timeout.count(), 0, std::numeric_limits<int>::max()));
-    ::poll(fds, connection_ ? 2 : 1, ms);
-    char drain[64];
-    while (::read(pipe_[0], drain, sizeof drain) > 0) {
-    }
-    if (!connection_) return false;
+    const auto deadline = Clock::now() + timeout;
+    if (!connection_) return reconnect_until(deadline);
+    pollfd fds[2] = {{pipe_[0], POLLIN, 0}, {connection_->socket(), POLLIN, 0}};
+    ::poll(fds, 2, poll_timeout(timeout));
+    drain_pipe();
     try {
       const bool notified = connection_->take_notifications() > 0;
       check_horizon();
       return notified;
     } catch (const std::exception& e) {
-      logger()->warn("annals subscription: LISTEN connection lost ({}); reconnecting", e.what());
-      connection_.reset();
-      return true;
+      lost(e);
+      return true;  // whatever was signalled before the loss may not have been seen
     }
   }
 
@@ -96,6 +96,68 @@ class PostgresChangeSignal final : public ChangeSignal {
     }
   }
 
+  using Clock = std::chrono::steady_clock;
+
+  static int poll_timeout(Clock::duration timeout) {
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(timeout).count();
+    return static_cast<int>(
+        std::clamp<std::chrono::milliseconds::rep>(ms, 0, std::numeric_limits<int>::max()));
+  }
+
+  void drain_pipe() {
+    char drain[64];
+    while (::read(pipe_[0], drain, sizeof drain) > 0) {
+    }
+  }
+
+  // The LISTEN connection broke: the outage starts; the first reconnect is tried at once.
+  void lost(const std::exception& error) {
+    connection_.reset();
+    if (outage_.fail()) {
+      logger()->warn(
+          "annals: LISTEN connection lost ({}); reconnecting with backoff, polling "
+          "meanwhile",
+          error.what());
+    }
+    next_attempt_ = Clock::now();
+  }
+
+  // Without a connection: attempts to reconnect when the backoff allows, sleeping on the pipe
+  // in between. True once LISTEN is back; false at `deadline` or on interrupt().
+  bool reconnect_until(Clock::time_point deadline) {
+    for (;;) {
+      if (Clock::now() >= next_attempt_ && try_reconnect()) return true;
+      const auto now = Clock::now();
+      if (now >= deadline) return false;
+      pollfd fd{pipe_[0], POLLIN, 0};
+      const int ready = ::poll(&fd, 1, poll_timeout(std::min(deadline, next_attempt_) - now));
+      if (ready > 0) {
+        drain_pipe();
+        return false;  // interrupted
+      }
+    }
+  }
+
+  bool try_reconnect() {
+    try {
+      connect();
+    } catch (const std::exception& e) {
+      if (outage_.fail()) {
+        logger()->warn(
+            "annals: cannot open the LISTEN connection ({}); retrying with backoff, "
+            "polling meanwhile",
+            e.what());
+      }
+      next_attempt_ = Clock::now() + backoff_.after(outage_.failures() - 1);
+      return false;
+    }
+    if (const auto ended = outage_.end()) {
+      logger()->info("annals: LISTEN connection re-established after {} ms ({} failed attempts)",
+                     ended->duration.count(), ended->failed_attempts);
+    }
+    return true;
+  }
+
   void connect() {
     auto connection = std::make_unique<LibpqConnection>(connection_string_);
     connection->exec(sql::kListenStatement);
@@ -113,13 +175,17 @@ class PostgresChangeSignal final : public ChangeSignal {
   std::chrono::steady_clock::time_point last_horizon_check_{};
   std::unique_ptr<LibpqConnection> connection_;
   int pipe_[2] = {-1, -1};
+  annals::detail::Backoff backoff_;
+  annals::detail::Outage outage_;
+  Clock::time_point next_attempt_{};
 };
 
 }  // namespace
 
 std::unique_ptr<ChangeSignal> make_change_signal(std::string connection_string,
-                                                 std::chrono::milliseconds warn_after) {
-  return std::make_unique<PostgresChangeSignal>(std::move(connection_string), warn_after);
+                                                 std::chrono::milliseconds warn_after,
+                                                 ReconnectBackoff backoff) {
+  return std::make_unique<PostgresChangeSignal>(std::move(connection_string), warn_after, backoff);
 }
 
 }  // namespace annals::postgres::detail

@@ -10,10 +10,22 @@
 
 namespace annals::postgres::detail {
 
+/// The waits between attempts to re-open a lost LISTEN connection (or the after-commit
+/// notifier's connection): capped exponential backoff with jitter.
+struct ReconnectBackoff {
+  /// Before the second attempt (the first is made at once). Default 100 ms.
+  std::chrono::milliseconds initial{100};
+  /// Longest wait between attempts. Default 5 s.
+  std::chrono::milliseconds max{5000};
+};
+
 /// A ChangeSignal on a dedicated LISTEN connection (see change_signal.cpp). `warn_after`: warn
-/// when a transaction older than this holds back the global log's readers (0: never).
-/// Throws: the translated error when the LISTEN connection cannot be opened.
-[[nodiscard]] std::unique_ptr<ChangeSignal> make_change_signal(
-    std::string connection_string, std::chrono::milliseconds warn_after);
+/// when a transaction older than this holds back the global log's readers (0: never). A lost
+/// connection is re-opened with `backoff`, forever; meanwhile wait() sleeps until its timeout.
+/// Throws: the translated error when the LISTEN connection cannot be opened at first.
+/// Thread safety: as ChangeSignal (one waiting thread; interrupt() from any).
+[[nodiscard]] std::unique_ptr<ChangeSignal> make_change_signal(std::string connection_string,
+                                                               std::chrono::milliseconds warn_after,
+                                                               ReconnectBackoff backoff = {});
 
 }  // namespace annals::postgres::detail

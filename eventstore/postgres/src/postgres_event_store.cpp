@@ -6,6 +6,7 @@
 // is an exact re-send and the database answers with the original result (decision 4).
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <limits>
@@ -13,6 +14,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -28,6 +30,7 @@
 #include "array_literal.hpp"
 #include "change_signal.hpp"
 #include "connection_pool.hpp"
+#include "connection_string.hpp"
 #include "database_checks.hpp"
 #include "db_error.hpp"
 #include "group_commit.hpp"
@@ -36,6 +39,7 @@
 #include "postgres_event_store_internal.hpp"
 #include "row_decoding.hpp"
 #include "sql.hpp"
+#include "watchdog.hpp"
 
 namespace annals::postgres {
 namespace {
@@ -120,13 +124,35 @@ void prepare_statements(detail::LibpqConnection& connection) {
   connection.prepare(sql::kReadAllFilteredName, sql::kReadAllFiltered);
 }
 
+// Throws InvalidArgumentError naming the first timeout option out of range.
+void validate_timeouts(const PostgresEventStoreOptions& options) {
+  constexpr std::string_view kOwner = "PostgresEventStoreOptions";
+  detail::validate_timeouts(options.connection_timeouts, kOwner);
+  detail::validate_duration(options.acquire_timeout, kOwner, "acquire_timeout", false);
+  detail::validate_duration(options.call_timeout, kOwner, "call_timeout", false);
+  detail::validate_duration(options.read_statement_timeout, kOwner, "read_statement_timeout", true);
+}
+
+// The options with the connection timeouts written into the connection string, which every
+// connection of the store (pool, notifier, LISTEN connections) is opened with.
+PostgresEventStoreOptions with_connection_timeouts(PostgresEventStoreOptions options) {
+  options.connection_string =
+      detail::with_timeouts(options.connection_string, options.connection_timeouts);
+  return options;
+}
+
 // --- The store -------------------------------------------------------------------------------
 
 class PostgresEventStore final : public EventStore {
  public:
   explicit PostgresEventStore(PostgresEventStoreOptions options)
-      : options_(std::move(options)),
-        pool_(options_.connection_string, options_.pool_size, prepare_statements),
+      : options_(with_connection_timeouts(std::move(options))),
+        read_statement_timeout_(options_.read_statement_timeout.count() > 0
+                                    ? std::to_string(options_.read_statement_timeout.count())
+                                    : std::string()),
+        watchdog_(options_.call_timeout),
+        pool_(options_.connection_string, options_.pool_size, prepare_statements,
+              options_.acquire_timeout),
         group_commit_(std::min(options_.group_commit_in_flight, options_.pool_size),
                       options_.group_commit_max_appends, kGroupCommitMaxBytes),
         notifier_(options_.connection_string) {
@@ -140,8 +166,9 @@ class PostgresEventStore final : public EventStore {
     EncodedAppends encoded;
     encoded.push_back(annals::detail::encode_events(stream, events, options_.limits));
     // Shared by every statement this append sends: once one of them may have committed, the
-    // append can only end in its result, an authoritative refusal or OutcomeUnknownError.
-    detail::WriteState state;
+    // append can only end in its result, an authoritative refusal or OutcomeUnknownError; and
+    // all of them end by one deadline.
+    detail::WriteState state{.deadline = call_deadline()};
     if (encoded.front().size() == 1 && !options_.notify_in_transaction) {
       if (auto result = append_one_grouped(stream, expected, encoded.front().front(), state)) {
         if (notify_after_commit()) notifier_.notify();
@@ -161,7 +188,7 @@ class PostgresEventStore final : public EventStore {
           annals::detail::encode_events(append.stream_id, append.events, options_.limits));
       streams.emplace_back(&append.stream_id, append.expected);
     }
-    detail::WriteState state;
+    detail::WriteState state{.deadline = call_deadline()};
     return append_encoded(streams, encoded, state);
   }
 
@@ -214,9 +241,16 @@ class PostgresEventStore final : public EventStore {
   using Rows = detail::LibpqConnection::Result;
 
   // The store's retry rules for detail::run_pooled: a broken connection is retried as the
-  // options say, a transient failure up to 8 times.
-  [[nodiscard]] detail::RetryPolicy retry_policy() const noexcept {
-    return {.max_broken_retries = options_.max_retries_on_broken_connection};
+  // options say, a transient failure up to 8 times, all within the call timeout.
+  [[nodiscard]] detail::RetryPolicy retry_policy() noexcept {
+    return {.max_broken_retries = options_.max_retries_on_broken_connection,
+            .call_timeout = options_.call_timeout,
+            .watchdog = &watchdog_};
+  }
+
+  // When a write starting now must be over.
+  [[nodiscard]] std::chrono::steady_clock::time_point call_deadline() const {
+    return std::chrono::steady_clock::now() + options_.call_timeout;
   }
 
   // Executes a prepared statement on a pooled connection (see detail::run_pooled).
@@ -237,9 +271,12 @@ class PostgresEventStore final : public EventStore {
         pool_, what, false, retry_policy(), [&](detail::LibpqConnection& connection) {
           std::vector<RecordedEvent> events;
           events.reserve(std::min<std::size_t>(reserve, 4096));
-          connection.stream_prepared(statement, values, [&](EventRow row) {
-            events.push_back(decode_event(row, events.empty() ? nullptr : &events.back()));
-          });
+          connection.stream_prepared(
+              statement, values,
+              [&](EventRow row) {
+                events.push_back(decode_event(row, events.empty() ? nullptr : &events.back()));
+              },
+              read_statement_timeout_.empty() ? nullptr : read_statement_timeout_.c_str());
           return events;
         });
   }
@@ -376,6 +413,7 @@ class PostgresEventStore final : public EventStore {
                                                  const EncodedEvent& event,
                                                  detail::WriteState& state) {
     OneAppend request(stream, expected, event);
+    request.state.deadline = state.deadline;
     if (options_.group_commit_max_appends <= 1) {
       auto result = try_append_one(request);
       state = request.state;
@@ -431,8 +469,11 @@ class PostgresEventStore final : public EventStore {
       return a->stream->value() < b->stream->value();
     });
     // The group's statements travel together: if they may have committed, every member may
-    // have, and a member that falls back alone carries that doubt into its own attempts.
-    detail::WriteState state;
+    // have, and a member that falls back alone carries that doubt into its own attempts. The
+    // group must be over by its earliest member's deadline.
+    detail::WriteState state{.deadline = group.front()->state.deadline};
+    for (const auto* append : group)
+      state.deadline = std::min(state.deadline, append->state.deadline);
     try {
       std::vector<std::span<const char* const>> parameter_sets;
       parameter_sets.reserve(group.size());
@@ -515,6 +556,8 @@ class PostgresEventStore final : public EventStore {
   }
 
   PostgresEventStoreOptions options_;
+  std::string read_statement_timeout_;  // milliseconds as text; empty: none
+  detail::Watchdog watchdog_;
   detail::ConnectionPool<detail::LibpqConnection> pool_;
   detail::GroupCommit group_commit_;
   detail::AfterCommitNotifier notifier_;
@@ -523,6 +566,7 @@ class PostgresEventStore final : public EventStore {
 }  // namespace
 
 std::unique_ptr<EventStore> make_postgres_event_store(PostgresEventStoreOptions options) {
+  validate_timeouts(options);
   return std::make_unique<PostgresEventStore>(std::move(options));
 }
 

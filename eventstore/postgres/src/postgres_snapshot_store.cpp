@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include <pqxx/pqxx>
@@ -14,8 +15,10 @@
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_snapshot_store.hpp"
 #include "connection_pool.hpp"
+#include "connection_string.hpp"
 #include "pooled_call.hpp"
 #include "snapshot_sql.hpp"
+#include "watchdog.hpp"
 
 namespace annals::postgres {
 namespace {
@@ -26,11 +29,21 @@ void prepare_statements(pqxx::connection& connection) {
   connection.prepare(snapshot_sql::kRemoveName, snapshot_sql::kRemove);
 }
 
+// Throws InvalidArgumentError naming the first timeout option out of range.
+void validate_timeouts(const PostgresSnapshotStoreOptions& options) {
+  constexpr std::string_view kOwner = "PostgresSnapshotStoreOptions";
+  detail::validate_timeouts(options.connection_timeouts, kOwner);
+  detail::validate_duration(options.acquire_timeout, kOwner, "acquire_timeout", false);
+  detail::validate_duration(options.call_timeout, kOwner, "call_timeout", false);
+}
+
 class PostgresSnapshotStore final : public SnapshotStore {
  public:
   explicit PostgresSnapshotStore(PostgresSnapshotStoreOptions options)
       : options_(std::move(options)),
-        pool_(options_.connection_string, options_.pool_size, prepare_statements) {
+        watchdog_(options_.call_timeout),
+        pool_(detail::with_timeouts(options_.connection_string, options_.connection_timeouts),
+              options_.pool_size, prepare_statements, options_.acquire_timeout) {
     const auto rows = run("open snapshot store", [](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
       return tx.exec(snapshot_sql::kTablePresent);
@@ -105,7 +118,9 @@ class PostgresSnapshotStore final : public SnapshotStore {
   pqxx::result run(const std::string& what, F&& f) {
     return detail::run_pooled(
         pool_, what, false,
-        detail::RetryPolicy{.max_broken_retries = options_.max_retries_on_broken_connection},
+        detail::RetryPolicy{.max_broken_retries = options_.max_retries_on_broken_connection,
+                            .call_timeout = options_.call_timeout,
+                            .watchdog = &watchdog_},
         std::forward<F>(f));
   }
 
@@ -145,12 +160,14 @@ class PostgresSnapshotStore final : public SnapshotStore {
   std::atomic<std::uint64_t> ignored_unbound_{0};
   std::atomic<std::uint64_t> ignored_history_differs_{0};
   std::atomic<std::uint64_t> ignored_state_edited_{0};
+  detail::Watchdog watchdog_;
   detail::ConnectionPool<pqxx::connection> pool_;
 };
 
 }  // namespace
 
 std::unique_ptr<SnapshotStore> make_postgres_snapshot_store(PostgresSnapshotStoreOptions options) {
+  validate_timeouts(options);
   return std::make_unique<PostgresSnapshotStore>(std::move(options));
 }
 

@@ -53,6 +53,9 @@ struct Session {
   std::size_t names = 0;
 };
 
+/// The session's socket, for the store's watchdog (postgres::detail::run_pooled).
+inline int socket_of(Session& session) noexcept { return session.connection.sock(); }
+
 /// A thread-safe pool of sessions, opened lazily up to a maximum: the event store's pool
 /// (a session whose connection broke is discarded, and the next acquire() opens a new one).
 using SessionPool = postgres::detail::ConnectionPool<Session>;

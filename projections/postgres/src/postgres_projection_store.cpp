@@ -132,6 +132,8 @@ using detail::SessionPool;
 // How calls of this store are repeated (postgres::detail::run_pooled): after a broken
 // connection on a new one up to 2 times, after a transient failure (serialization failure,
 // deadlock) up to 8 times, both counted by one attempt counter.
+// prepare() runs the projection's setup (creating tables, perhaps indexes on large ones), which
+// may legitimately take long: it gets no call timeout; every other call gets the store's.
 constexpr postgres::detail::RetryPolicy kRetryPolicy{
     .max_broken_retries = 2,
     .max_transient_retries = 8,
@@ -449,7 +451,11 @@ class PostgresBatch final : public Batch, public PostgresContext {
 class PostgresProjectionStore final : public ProjectionStore {
  public:
   explicit PostgresProjectionStore(PostgresProjectionStoreOptions options)
-      : options_(std::move(options)), pool_(options_.connection_string, options_.pool_size) {
+      : options_(std::move(options)),
+        watchdog_(options_.call_timeout),
+        pool_(postgres::detail::with_timeouts(options_.connection_string,
+                                              options_.connection_timeouts),
+              options_.pool_size, nullptr, options_.acquire_timeout) {
     const auto rows = call("open projection store", [](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
       return tx.exec(sql::kSchemaPresent);
@@ -527,7 +533,7 @@ class PostgresProjectionStore final : public ProjectionStore {
     // A pooled connection may have broken while idle; BEGIN finds out, and the batch starts
     // on a new one.
     return postgres::detail::run_pooled(
-        pool_, "begin a batch of " + describe(lease.projection), nullptr, kRetryPolicy,
+        pool_, "begin a batch of " + describe(lease.projection), nullptr, retry_policy(),
         [&](SessionPool::Lease& session) -> std::unique_ptr<Batch> {
           auto tx = std::make_unique<pqxx::work>(session->connection);
           return std::make_unique<PostgresBatch>(lease, checkpoint, std::move(session),
@@ -670,7 +676,7 @@ class PostgresProjectionStore final : public ProjectionStore {
   // UnavailableError only when that keeps failing.
   template <typename F>
   pqxx::result call(const std::string& what, F&& f) {
-    return postgres::detail::run_pooled(pool_, what, nullptr, kRetryPolicy,
+    return postgres::detail::run_pooled(pool_, what, nullptr, retry_policy(),
                                         [&](Session& session) { return f(session.connection); });
   }
 
@@ -709,7 +715,16 @@ class PostgresProjectionStore final : public ProjectionStore {
     }
   }
 
+  // kRetryPolicy bounded by the call timeout, enforced by the store's watchdog.
+  [[nodiscard]] postgres::detail::RetryPolicy retry_policy() noexcept {
+    auto policy = kRetryPolicy;
+    policy.call_timeout = options_.call_timeout;
+    policy.watchdog = &watchdog_;
+    return policy;
+  }
+
   PostgresProjectionStoreOptions options_;
+  postgres::detail::Watchdog watchdog_;
   SessionPool pool_;
 };
 
@@ -723,6 +738,10 @@ std::unique_ptr<ProjectionStore> make_postgres_projection_store(
   if (options.pool_size == 0) {
     throw InvalidArgumentError("PostgresProjectionStoreOptions::pool_size must be at least 1");
   }
+  constexpr std::string_view kOwner = "PostgresProjectionStoreOptions";
+  postgres::detail::validate_timeouts(options.connection_timeouts, kOwner);
+  postgres::detail::validate_duration(options.acquire_timeout, kOwner, "acquire_timeout", false);
+  postgres::detail::validate_duration(options.call_timeout, kOwner, "call_timeout", false);
   return std::make_unique<PostgresProjectionStore>(std::move(options));
 }
 

@@ -334,18 +334,20 @@ TEST_F(CatchUpSubscriptionTest, ReaderExceptionStopsAndIsLoggedToTheAnnalsLogger
       "annals", std::make_shared<spdlog::sinks::ostream_sink_mt>(output));
   spdlog::register_logger(logger);
 
-  log_.fail_with(std::make_exception_ptr(UnavailableError("server went away")));
+  // An error no retry fixes (an UnavailableError is retried: subscription_reconnect_test).
+  log_.fail_with(std::make_exception_ptr(InternalError("bad row")));
   auto subscription = subscribe([](const RecordedEvent&) {});
   EXPECT_FALSE(subscription->wait_for(Position(1, 1), kTimeout));
   EXPECT_FALSE(subscription->is_running());
+  EXPECT_EQ(subscription->state(), SubscriptionState::kStopped);
   try {
     std::rethrow_exception(subscription->stop_reason());
-  } catch (const UnavailableError& e) {
-    EXPECT_STREQ(e.what(), "server went away");
+  } catch (const InternalError& e) {
+    EXPECT_STREQ(e.what(), "bad row");
   }
   spdlog::drop("annals");
   logger->flush();
-  EXPECT_THAT(output.str(), HasSubstr("subscription stopped after position 0: server went away"));
+  EXPECT_THAT(output.str(), HasSubstr("subscription stopped after position 0: bad row"));
 }
 
 TEST_F(CatchUpSubscriptionTest, WaitForReturnsAtOnceForAReachedPosition) {

@@ -130,10 +130,36 @@ struct SubscriptionOptions {
   std::size_t batch_size = 500;
   /// Longest wait without a wake-up before reading again (the fallback poll). Default 1 s.
   std::chrono::milliseconds poll_interval{1000};
+  /// While the store is unavailable (a read threw UnavailableError), the wait before the
+  /// second read attempt; it doubles with each failure, with jitter (between half and all of
+  /// it), up to max_reconnect_backoff. Must be > 0. Default 100 ms.
+  std::chrono::milliseconds initial_reconnect_backoff{100};
+  /// Longest wait between read attempts while the store is unavailable; must be at least
+  /// initial_reconnect_backoff. Default 5 s.
+  std::chrono::milliseconds max_reconnect_backoff{5000};
 };
+
+/// What a subscription is doing (Subscription::state()).
+enum class SubscriptionState {
+  kCatchingUp,    ///< reading a backlog (full batches), or reading again after an outage
+  kLive,          ///< caught up, waiting for new events
+  kReconnecting,  ///< the store is unavailable; retrying with backoff from the same position
+  kStopped,       ///< stopped by stop() or by an error; see stop_reason()
+};
+
+/// Stable lower-case name: "catching-up", "live", "reconnecting", "stopped".
+[[nodiscard]] const char* to_string(SubscriptionState state) noexcept;
 
 /// A running subscription: a thread that catches up from a position, then delivers live
 /// events as they settle, never skipping or repeating one.
+///
+/// Outages: a read that throws UnavailableError (the server went away, a failover, a full
+/// pool) does not stop the subscription: it reports SubscriptionState::kReconnecting, logs a
+/// warning once, reads again with capped exponential backoff and jitter
+/// (SubscriptionOptions::initial_reconnect_backoff, max_reconnect_backoff) and, once a read
+/// succeeds, logs the outage's length and continues strictly after the last delivered event.
+/// Errors that no retry fixes stop it: any other exception of a read (OutcomeUnknownError
+/// included, which a read cannot honestly raise) and every exception of the handler.
 ///
 /// Thread safety: all methods may be called from any thread. Called from the handler, stop()
 /// only requests the stop (the thread ends once the handler returns); destroying the
@@ -148,10 +174,17 @@ class Subscription {
 
   /// Stops delivery and joins the thread. Idempotent.
   virtual void stop() = 0;
-  /// True until stopped or failed.
+  /// True until stopped or failed (also while reconnecting).
   [[nodiscard]] virtual bool is_running() const = 0;
-  /// True once a read found nothing more to deliver (caught up at least once).
+  /// True once a read found nothing more to deliver (caught up at least once); stays true
+  /// during a later outage (see state()).
   [[nodiscard]] virtual bool is_live() const = 0;
+  /// What the subscription is doing now. The default, for implementations that never
+  /// reconnect, derives it from is_running() and is_live().
+  [[nodiscard]] virtual SubscriptionState state() const {
+    if (!is_running()) return SubscriptionState::kStopped;
+    return is_live() ? SubscriptionState::kLive : SubscriptionState::kCatchingUp;
+  }
   /// Position of the last event delivered (or the start position).
   [[nodiscard]] virtual Position position() const = 0;
   /// Why the subscription stopped on its own (a handler or store exception), or null.

@@ -11,6 +11,11 @@
 // holds it, the runner stands by and takes over once the lease lapses. A failure to renew, or
 // a refused checkpoint, stops work on the projection at once (fencing).
 //
+// Outages: while the event store or the projection store is unavailable (UnavailableError),
+// a projection reports "reconnecting", logs a warning once, retries with the same capped
+// exponential backoff and jitter (ProjectionOptions::initial_backoff, max_backoff), logs the
+// outage's length once it is over and resumes from its stored checkpoint.
+//
 // Failures: an event whose apply throws is retried with exponential backoff; after
 // `max_attempts` the projection either stops (state "failed") or parks the event as a dead
 // letter and continues, per ProjectionOptions::on_failure. Dead-letter retries and rebuilds
@@ -44,8 +49,9 @@ struct ProjectionOptions {
   std::size_t batch_size = 500;
   /// Attempts at a failing event, the first included. Default 5.
   int max_attempts = 5;
-  /// Wait before the second attempt; doubles each time (with jitter) up to max_backoff.
-  /// Default 100 ms.
+  /// Wait before the second attempt at a failing event, or at reaching a store that is
+  /// unavailable; doubles each time (with jitter: between half and all of it) up to
+  /// max_backoff. Default 100 ms.
   std::chrono::milliseconds initial_backoff{100};
   /// Longest wait between attempts. Default 5 s.
   std::chrono::milliseconds max_backoff{5000};
@@ -75,12 +81,15 @@ enum class ProjectionState {
   kCatchingUp,  ///< reading a backlog
   kLive,        ///< caught up, waiting for new events
   kRebuilding,  ///< replaying after a reset
-  kStopped,     ///< the runner stopped
-  kFailed,      ///< an event kept failing with OnFailure::kStop; see last_error
+  /// a store is unavailable (UnavailableError): backing off with jitter, then resuming from
+  /// the stored checkpoint
+  kReconnecting,
+  kStopped,  ///< the runner stopped
+  kFailed,   ///< an event kept failing with OnFailure::kStop; see last_error
 };
 
 /// Stable lower-case name: "starting", "standby", "catching-up", "live", "rebuilding",
-/// "stopped", "failed".
+/// "reconnecting", "stopped", "failed".
 [[nodiscard]] const char* to_string(ProjectionState state) noexcept;
 
 /// A snapshot of one projection's progress, as this runner sees it.

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "annals/eventstore/event_store.hpp"
+#include "annals/postgres/connection_options.hpp"
 
 namespace annals::postgres {
 
@@ -70,6 +71,28 @@ struct PostgresEventStoreOptions {
   /// the global log (see read_horizon()). Checked at most every 10 s per subscription, on its
   /// LISTEN connection. Zero disables the check. Default 10 s.
   std::chrono::milliseconds horizon_warning_after{10'000};
+  /// Connect timeout, TCP keepalives and tcp_user_timeout of every connection the store opens
+  /// (the pool, the after-commit notifier, each subscription's LISTEN connection), added to
+  /// `connection_string` unless it sets them itself. Defaults: connection_options.hpp.
+  ConnectionTimeouts connection_timeouts;
+  /// How long a call waits for a pooled connection while all `pool_size` are in use before it
+  /// fails with UnavailableError (OutcomeUnknownError for an append already in doubt). Must be
+  /// positive. Default 5 s.
+  std::chrono::milliseconds acquire_timeout{5'000};
+  /// The longest one call (an append with all its retries, a read, stream_version,
+  /// head_position) may wait for the server, measured from its start. A call still waiting then
+  /// has its connection shut down by the store's watchdog thread and fails: an append with
+  /// OutcomeUnknownError when its request may have reached the server (retry it with the same
+  /// event ids), otherwise UnavailableError. This is what bounds a call when the network path
+  /// acknowledges but never answers (a hung proxy), which TCP timeouts cannot see. Must be
+  /// positive. Default 40 s: longer than `read_statement_timeout`, so a merely slow read gets
+  /// the server's own cancellation (and keeps its connection) first.
+  std::chrono::milliseconds call_timeout{40'000};
+  /// Server-side statement_timeout of read_stream and read_all (set for each read statement
+  /// alone, in its round trip): the server cancels a read running longer, and the read fails
+  /// with UnavailableError. Appends do not get it (they are bounded by `call_timeout`). Zero:
+  /// the session's own statement_timeout applies. Default 30 s.
+  std::chrono::milliseconds read_statement_timeout{30'000};
 };
 
 /// What currently holds back readers of the global log (ARCHITECTURE decision 5).
@@ -95,7 +118,9 @@ struct ReadHorizon {
 
 /// Opens a store. Connects once to check that the schema is migrated and that the stored
 /// transaction ids are not ahead of the server's (a sign of a restore into a new cluster).
-/// Throws: UnavailableError (cannot connect), NotFoundError (schema not migrated),
+/// Starts the store's watchdog thread (one per store; it enforces `call_timeout`).
+/// Throws: InvalidArgumentError (a timeout option out of range, named in the message),
+/// UnavailableError (cannot connect), NotFoundError (schema not migrated),
 /// CorruptionError (stored transaction ids ahead of the server's).
 [[nodiscard]] std::unique_ptr<EventStore> make_postgres_event_store(
     PostgresEventStoreOptions options);

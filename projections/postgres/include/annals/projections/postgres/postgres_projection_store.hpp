@@ -12,10 +12,12 @@
 //   auto store = annals::projections::make_postgres_projection_store({.connection_string = url});
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
 
+#include "annals/postgres/connection_options.hpp"
 #include "annals/projections/projection_store.hpp"
 
 namespace annals::projections {
@@ -26,11 +28,28 @@ struct PostgresProjectionStoreOptions {
   /// Most connections held open; batches of different projections run on different ones.
   /// Default 8.
   std::size_t pool_size = 8;
+  /// Connect timeout, TCP keepalives and tcp_user_timeout of the store's connections, added
+  /// to `connection_string` unless it sets them itself. Defaults:
+  /// annals/postgres/connection_options.hpp.
+  postgres::ConnectionTimeouts connection_timeouts;
+  /// How long a call waits for a pooled connection while all `pool_size` are in use (batches
+  /// hold theirs until they end) before it fails with UnavailableError. Must be positive.
+  /// Default 5 s.
+  std::chrono::milliseconds acquire_timeout{5'000};
+  /// The longest one call of the store (with its retries) may wait for the server: lease,
+  /// checkpoint, status and dead-letter calls, and opening a batch. A call still waiting then
+  /// has its connection shut down by the store's watchdog thread and fails with
+  /// UnavailableError. Not covered: prepare() (a projection's setup may legitimately run long)
+  /// and the statements of an open batch (bounded by the connection timeouts only). Must be
+  /// positive. Default 40 s. Keep it below the lease TTL, so that a runner learns it lost the
+  /// database before another runner may take its projections over.
+  std::chrono::milliseconds call_timeout{40'000};
 };
 
-/// Connects and checks that the schema is migrated.
-/// Throws: InvalidArgumentError (bad options), UnavailableError (cannot connect),
-/// NotFoundError (schema not migrated: run `annals migrate`).
+/// Connects and checks that the schema is migrated. Starts the store's watchdog thread (it
+/// enforces `call_timeout`).
+/// Throws: InvalidArgumentError (bad options, named in the message), UnavailableError (cannot
+/// connect), NotFoundError (schema not migrated: run `annals migrate`).
 [[nodiscard]] std::unique_ptr<ProjectionStore> make_postgres_projection_store(
     PostgresProjectionStoreOptions options);
 
