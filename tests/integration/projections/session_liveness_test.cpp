@@ -37,9 +37,10 @@ using testing::unique_name;
 constexpr std::chrono::milliseconds kLongTtl{60'000};
 
 std::unique_ptr<ProjectionStore> writer_store(bool session_liveness = true) {
-  return make_postgres_projection_store({.connection_string = annals::testing::test_roles().writer_url,
-                                         .pool_size = 2,
-                                         .session_liveness = session_liveness});
+  return make_postgres_projection_store(
+      {.connection_string = annals::testing::test_roles().writer_url,
+       .pool_size = 2,
+       .session_liveness = session_liveness});
 }
 
 // A read model with one table "<name>_rows (id text primary key)"; each event inserts data.id.
@@ -237,8 +238,10 @@ TEST(SessionLivenessTest, WithoutSessionLivenessOnlyTheExpiryApplies) {
   auto store_b = writer_store();
   EXPECT_FALSE(store_b->try_acquire(model.name, "runner-b", kLongTtl))
       << "a lease recording no session was taken before it expired";
-  admin.query("UPDATE annals.projections SET lease_expires_at = now() - interval '1 ms'"
-              " WHERE name = '" + model.name + "'");
+  admin.query(
+      "UPDATE annals.projections SET lease_expires_at = now() - interval '1 ms'"
+      " WHERE name = '" +
+      model.name + "'");
   const auto lease_b = store_b->try_acquire(model.name, "runner-b", kLongTtl);
   ASSERT_TRUE(lease_b);
   EXPECT_EQ(lease_b->fencing_token, lease_a->fencing_token + 1);
