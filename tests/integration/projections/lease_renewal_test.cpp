@@ -1,7 +1,8 @@
 // The lease is renewed while a batch runs: a projection whose every batch takes longer than the
 // lease's time to live keeps its owner and fencing token, with a second runner standing by and
-// ready to take over any lease that lapses. Before renewals ran on a thread of their own, the
-// lease lapsed in the middle of each batch, the standby took it, the owner's commit was
+// ready to take over any lease that lapses: on PostgreSQL (two stores, two runners) and on the
+// in-memory stores (one store shared by two runners). Before renewals ran on a thread of their own,
+// the lease lapsed in the middle of each batch, the standby took it, the owner's commit was
 // refused, and ownership ping-ponged without the checkpoint moving.
 #include <atomic>
 #include <chrono>
@@ -16,7 +17,9 @@
 #include <gtest/gtest.h>
 
 #include "annals/eventstore/event_store.hpp"
+#include "annals/eventstore/in_memory_event_store.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "annals/projections/in_memory_projection_store.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "annals/projections/postgres/read_model.hpp"
 #include "annals/projections/runner.hpp"
@@ -130,6 +133,57 @@ TEST(LeaseRenewalTest, BatchesLongerThanTheLeaseKeepTheOwnerAndTheToken) {
   EXPECT_EQ(applied_a, kEvents) << "a batch was applied again after a refused commit";
   EXPECT_EQ(admin.value("SELECT count(*) FROM " + name + "_applied WHERE runner = 'runner-a'"),
             std::to_string(kEvents));
+  runner_b.stop();
+  runner_a.stop();
+}
+
+// An in-process projection that works kWorkPerEvent per event and counts what it applied.
+class SlowCounter final : public InProcessProjection {
+ public:
+  explicit SlowCounter(std::string name) : name_(std::move(name)) {}
+  std::string name() const override { return name_; }
+  void handle(const RecordedEvent&) override {
+    std::this_thread::sleep_for(kWorkPerEvent);
+    ++applied;
+  }
+  std::atomic<int> applied{0};
+
+ private:
+  std::string name_;
+};
+
+TEST(LeaseRenewalTest, InMemoryBatchesLongerThanTheLeaseKeepTheOwnerAndTheToken) {
+  auto events = make_in_memory_event_store();
+  auto store = make_in_memory_projection_store();
+  Position last;
+  for (int i = 0; i < kEvents; ++i) {
+    last = events
+               ->append(StreamId("work-1"), ExpectedVersion::any(),
+                        {NewEvent{.type = "Worked", .data = {{"i", i}}}})
+               .position;
+  }
+  auto counter_a = std::make_shared<SlowCounter>("slow");
+  auto counter_b = std::make_shared<SlowCounter>("slow");
+  ProjectionOptions projection_options;
+  projection_options.batch_size = kBatchSize;
+  ProjectionRunner runner_a(*events, *store, runner_options("runner-a"));
+  runner_a.add(counter_a, projection_options);
+  runner_a.start();
+  ASSERT_TRUE(eventually([&] { return runner_a.status("slow").lease.has_value(); }, 30s));
+  const auto token = runner_a.status("slow").lease->fencing_token;
+  ProjectionRunner runner_b(*events, *store, runner_options("runner-b"));
+  runner_b.add(counter_b, projection_options);
+  runner_b.start();
+
+  ASSERT_TRUE(eventually([&] { return store->checkpoint("slow") >= last; }, 60s))
+      << "the checkpoint stopped moving; runner-a applied " << counter_a->applied << ", runner-b "
+      << counter_b->applied;
+  const auto records = store->list();
+  ASSERT_EQ(records.size(), 1U);
+  EXPECT_EQ(records[0].owner, "runner-a");
+  EXPECT_EQ(records[0].fencing_token, token) << "ownership changed hands during the batches";
+  EXPECT_EQ(counter_b->applied, 0);
+  EXPECT_EQ(counter_a->applied, kEvents);
   runner_b.stop();
   runner_a.stop();
 }

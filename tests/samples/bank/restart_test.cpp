@@ -59,8 +59,9 @@ class Api {
 // The service as an application runs it (writer role, migrations through the administrator),
 // with its default lease time to live.
 std::vector<std::string> service_args() {
-  return {"--db", annals::testing::test_roles().writer_url, "--migrate-db",
-          annals::testing::test_roles().admin_url, "--port", "0"};
+  return {"--db",         annals::testing::test_roles().writer_url,
+          "--migrate-db", annals::testing::test_roles().admin_url,
+          "--port",       "0"};
 }
 
 TEST(BankServiceRestartTest, FreshReadsWithinTwoSecondsOfARestartAfterKillNine) {
