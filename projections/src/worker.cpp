@@ -3,7 +3,8 @@
 //   apply the page in one Batch and commit it; when the page came back short, every matching
 //   event up to h was in it (h was settled before the read: EventReader::head_position()),
 //   so the projection has processed everything up to max(last, h) and may checkpoint there.
-//   Short page: wait on the signal, bounded by poll_interval and the next renewal.
+//   Short page: wait on the signal, bounded by poll_interval. The lease is renewed meanwhile,
+//   and during long batches, by LeaseKeeper's heartbeat thread.
 // Reading ahead while catching up is PagePrefetcher's; applying with failure isolation
 // BatchApplier's; the checkpoint and its idle writes CheckpointKeeper's; rebuilds
 // RebuildFollower's; what other threads see WorkerStatus's and what the store sees
@@ -180,11 +181,11 @@ bool Worker::apply(const Page& page, bool full) {
   return applier_.apply_page(page.events, full ? last : std::max(last, page.head));
 }
 
-// Waits for events after `token`, bounded by poll_interval, the next renewal, the next look
-// at requests and the next idle checkpoint write.
+// Waits for events after `token`, bounded by poll_interval, the next look at requests and the
+// next idle checkpoint write. (The lease's renewal does not need this thread.)
 void Worker::wait_for_change(std::uint64_t token) {
-  auto timeout = std::min<Clock::duration>(runner_.poll_interval, lease_.renew_at() - Clock::now());
-  timeout = std::min(timeout, next_request_check_ - Clock::now());
+  auto timeout =
+      std::min<Clock::duration>(runner_.poll_interval, next_request_check_ - Clock::now());
   if (const auto due = checkpoint_.idle_commit_due()) {
     timeout = std::min(timeout, *due - Clock::now());
   }

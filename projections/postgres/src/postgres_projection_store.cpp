@@ -1,6 +1,12 @@
 // PostgresProjectionStore: checkpoints, leases, dead letters and rebuild requests in the tables
 // of sql/0003_create_projections.sql.
 //
+// Session liveness (sql/0011): unless options.session_liveness is off, the store keeps a
+// presence connection (presence.hpp) whose advisory-lock key its leases record, and a lease
+// whose recorded session ended is free for try_acquire at once. A lease statement that finds
+// the store's own key free records no session (RETURNING shows NULL): the presence is then
+// reopened under a new key and the lease renewed with it in the same call.
+//
 // Every call except a batch is one prepared statement on a pooled autocommit connection (one
 // round trip). Those calls are safe to repeat, so a broken connection is retried on a new one;
 // a repeated try_acquire by the same owner finds its own unexpired lease and only renews it.
@@ -25,6 +31,7 @@
 #include "parse_int.hpp"
 #include "pooled_call.hpp"
 #include "postgres_batch.hpp"
+#include "presence.hpp"
 #include "sql.hpp"
 
 namespace annals::projections {
@@ -192,6 +199,14 @@ std::optional<Lease> lease_of(const pqxx::result& rows, const std::string& proje
                .fencing_token = row[1].as<std::int64_t>(),
                .expires_at = time_of(row[2])};
 }
+
+// The owner session a lease statement recorded (column 3 of ANNALS_LEASE_COLUMNS).
+std::optional<std::int64_t> recorded_session(const pqxx::result& rows) {
+  if (rows.empty() || rows[0][3].is_null()) return std::nullopt;
+  return rows[0][3].as<std::int64_t>();
+}
+
+Param optional_key(std::optional<std::int64_t> key) { return key ? value(*key) : null_param(); }
 
 DeadLetterState dead_letter_state(const pqxx::field& field) {
   return parse_dead_letter_state(std::string(field.c_str(), field.size()));
@@ -456,6 +471,10 @@ class PostgresProjectionStore final : public ProjectionStore {
         pool_(postgres::detail::with_timeouts(options_.connection_string,
                                               options_.connection_timeouts),
               options_.pool_size, nullptr, options_.acquire_timeout) {
+    if (options_.session_liveness) {
+      presence_ = std::make_unique<detail::Presence>(postgres::detail::with_timeouts(
+          options_.connection_string, options_.connection_timeouts));
+    }
     const auto rows = call("open projection store", [](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
       return tx.exec(sql::kSchemaPresent);
@@ -490,25 +509,28 @@ class PostgresProjectionStore final : public ProjectionStore {
                                    std::chrono::milliseconds ttl) override {
     validate_owner(owner);
     const auto millis = ttl_millis(ttl, projection);
+    const auto key = presence_key();
     const auto rows =
         call("acquire lease of " + describe(projection), [&](pqxx::connection& connection) {
           pqxx::nontransaction tx(connection);
-          auto result = tx.exec_prepared(sql::kAcquireName, projection, owner, millis);
+          auto result =
+              tx.exec_prepared(sql::kAcquireName, projection, owner, millis, optional_key(key));
           if (result.empty()) require_exists(tx, projection);
           return result;
         });
-    return lease_of(rows, projection);
+    auto lease = lease_of(rows, projection);
+    if (lease && key && !recorded_session(rows)) return renew_under_new_presence(*lease, *key, ttl);
+    return lease;
   }
 
   std::optional<Lease> renew(const Lease& lease, std::chrono::milliseconds ttl) override {
-    const auto millis = ttl_millis(ttl, lease.projection);
-    const auto rows =
-        call("renew lease of " + describe(lease.projection), [&](pqxx::connection& connection) {
-          pqxx::nontransaction tx(connection);
-          return tx.exec_prepared(sql::kRenewName, lease.projection, lease.owner,
-                                  lease.fencing_token, millis);
-        });
-    return lease_of(rows, lease.projection);
+    const auto key = presence_key();
+    const auto rows = renew_with(lease, ttl, key);
+    auto renewed = lease_of(rows, lease.projection);
+    if (renewed && key && !recorded_session(rows)) {
+      return renew_under_new_presence(*renewed, *key, ttl);
+    }
+    return renewed;
   }
 
   void release(const Lease& lease) override {
@@ -671,6 +693,30 @@ class PostgresProjectionStore final : public ProjectionStore {
   }
 
  private:
+  // This store's presence key, when session liveness is on and the presence session is up.
+  std::optional<std::int64_t> presence_key() { return presence_ ? presence_->key() : std::nullopt; }
+
+  pqxx::result renew_with(const Lease& lease, std::chrono::milliseconds ttl,
+                          std::optional<std::int64_t> key) {
+    const auto millis = ttl_millis(ttl, lease.projection);
+    return call("renew lease of " + describe(lease.projection), [&](pqxx::connection& connection) {
+      pqxx::nontransaction tx(connection);
+      return tx.exec_prepared(sql::kRenewName, lease.projection, lease.owner, lease.fencing_token,
+                              millis, optional_key(key));
+    });
+  }
+
+  // A lease statement found the presence lock `dead` free: the presence session ended while
+  // this process lives. Reopens it and records the new key in `lease` at once, so that the
+  // lease is watched again; if the presence cannot be reopened, the lease stays on its expiry.
+  std::optional<Lease> renew_under_new_presence(const Lease& lease, std::int64_t dead,
+                                                std::chrono::milliseconds ttl) {
+    presence_->lost(dead);
+    const auto key = presence_->key();
+    if (!key) return lease;
+    return lease_of(renew_with(lease, ttl, key), lease.projection);
+  }
+
   // Runs one autocommit call on a pooled session. Every call of this store may be repeated
   // (see the file comment), so a broken connection is retried on a new one and reported as
   // UnavailableError only when that keeps failing.
@@ -726,6 +772,7 @@ class PostgresProjectionStore final : public ProjectionStore {
   PostgresProjectionStoreOptions options_;
   postgres::detail::Watchdog watchdog_;
   SessionPool pool_;
+  std::unique_ptr<detail::Presence> presence_;  // null when session liveness is off
 };
 
 }  // namespace

@@ -36,43 +36,76 @@ inline constexpr const char* kMigrationRecord =
 
 // --- Leases ------------------------------------------------------------------------------------
 
-#define ANNALS_LEASE_COLUMNS \
-  "p.owner, p.fencing_token, (extract(epoch FROM p.lease_expires_at) * 1000000)::bigint"
+#define ANNALS_LEASE_COLUMNS                                                              \
+  "p.owner, p.fencing_token, (extract(epoch FROM p.lease_expires_at) * 1000000)::bigint," \
+  " p.owner_session"
 
-// Takes the lease when nobody holds an unexpired one, or renews it when `owner` ($2) holds it
-// unexpired. Every other acquisition (never held, released, lapsed: even by the same owner
-// name, whose old incarnation may still be running) increases the fencing token. Expiry is
-// judged by the database clock. The row lock makes concurrent acquirers queue; the second
-// re-evaluates the WHERE clause on the first one's result and finds the lease taken.
+// Whether some session of this database holds the session-level advisory lock on the bigint
+// key `key` (pg_advisory_lock(bigint) shows in pg_locks as classid = high 32 bits, objid = low
+// 32 bits, objsubid = 1). pg_locks is readable by every role; it lists the locks of the whole
+// cluster, hence the database condition.
+#define ANNALS_SESSION_ALIVE(key)                                   \
+  "EXISTS (SELECT 1 FROM pg_catalog.pg_locks l"                     \
+  " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1" \
+  "   AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d" \
+  "                      WHERE d.datname = current_database())"     \
+  "   AND ((l.classid::bigint << 32) | l.objid::bigint) = " key ")"
+
+// The presence key this store records in the lease ($n: its key, NULL without one): recorded
+// only when its lock is really held at this moment, so a row never names a session that had
+// already ended when it was written. NULL in RETURNING tells the store its presence is gone.
+#define ANNALS_RECORDED_SESSION(param) \
+  "CASE WHEN " ANNALS_SESSION_ALIVE(param "::bigint") " THEN " param "::bigint END"
+
+// Takes the lease when nobody holds a live one, or renews it when `owner` ($2) holds it. A
+// lease is not live once it expired (database clock), was released (owner NULL), or records an
+// owner session ($4 is this store's) whose lock no session holds any more: its owner died or
+// lost its connection, and waiting out the expiry would only delay the takeover. Every
+// acquisition that is not a renewal of a live lease (never held, released, lapsed, dead
+// session: even by the same owner name, whose old incarnation may still be running) increases
+// the fencing token. The row lock makes concurrent acquirers queue; the second re-evaluates
+// the WHERE clause on the first one's result and finds the lease taken.
 inline constexpr const char* kAcquireName = "annals_proj_acquire";
 inline constexpr const char* kAcquire =
     "UPDATE annals.projections p"
     "   SET fencing_token = CASE WHEN p.owner = $2 AND p.lease_expires_at > now()"
+    "                             AND (p.owner_session IS NULL"
+    "                                  OR " ANNALS_SESSION_ALIVE("p.owner_session") ")"
     "                            THEN p.fencing_token ELSE p.fencing_token + 1 END,"
     "       owner = $2,"
     "       lease_expires_at = now() + $3::bigint * interval '1 millisecond',"
-    "       updated_at = now()"
+    "       owner_session = " ANNALS_RECORDED_SESSION("$4")
+    ",      updated_at = now()"
     " WHERE p.name = $1"
-    "   AND (p.owner IS NULL OR p.lease_expires_at <= now() OR p.owner = $2)"
+    "   AND (p.owner IS NULL OR p.lease_expires_at <= now() OR p.owner = $2"
+    "        OR (p.owner_session IS NOT NULL"
+    "            AND NOT " ANNALS_SESSION_ALIVE("p.owner_session") "))"
     " RETURNING " ANNALS_LEASE_COLUMNS;
 
 // Extends the lease of ($2, $3) if it is still that lease: nobody took it over (a takeover
-// changes the token) and it was not released (owner NULL). A lease that lapsed but was not
-// taken is still exclusive, so extending it is safe.
+// changes the token) and it was not released (owner NULL). A lease that lapsed, or whose
+// recorded session ended, but was not taken is still exclusive, so extending it is safe; the
+// renewal records the store's current presence key ($5).
 inline constexpr const char* kRenewName = "annals_proj_renew";
 inline constexpr const char* kRenew =
     "UPDATE annals.projections p"
-    "   SET lease_expires_at = now() + $4::bigint * interval '1 millisecond', updated_at = now()"
+    "   SET lease_expires_at = now() + $4::bigint * interval '1 millisecond',"
+    "       owner_session = " ANNALS_RECORDED_SESSION("$5")
+    ",      updated_at = now()"
     " WHERE p.name = $1 AND p.owner = $2 AND p.fencing_token = $3"
     " RETURNING " ANNALS_LEASE_COLUMNS;
 
 inline constexpr const char* kReleaseName = "annals_proj_release";
 inline constexpr const char* kRelease =
     "UPDATE annals.projections"
-    "   SET owner = NULL, lease_expires_at = NULL, updated_at = now()"
+    "   SET owner = NULL, lease_expires_at = NULL, owner_session = NULL, updated_at = now()"
     " WHERE name = $1 AND owner = $2 AND fencing_token = $3";
 
+// The presence connection's lock (presence.cpp): false when another session holds the key.
+inline constexpr const char* kPresenceLock = "SELECT pg_try_advisory_lock($1::bigint)";
+
 #undef ANNALS_LEASE_COLUMNS
+#undef ANNALS_RECORDED_SESSION
 
 inline constexpr const char* kExistsName = "annals_proj_exists";
 inline constexpr const char* kExists = "SELECT 1 FROM annals.projections WHERE name = $1";
@@ -107,8 +140,11 @@ inline constexpr const char* kList =
     "SELECT name, checkpoint_tx::text, checkpoint_position, owner,"
     "       (extract(epoch FROM lease_expires_at) * 1000000)::bigint, fencing_token, state,"
     "       last_error, events_applied, (extract(epoch FROM updated_at) * 1000000)::bigint,"
-    "       (owner IS NOT NULL AND lease_expires_at > now())"
+    "       (owner IS NOT NULL AND lease_expires_at > now()"
+    "        AND (owner_session IS NULL OR " ANNALS_SESSION_ALIVE("owner_session") "))"
     "  FROM annals.projections ORDER BY name COLLATE \"C\"";  // byte order, like std::string
+
+#undef ANNALS_SESSION_ALIVE
 
 // --- Dead letters ------------------------------------------------------------------------------
 

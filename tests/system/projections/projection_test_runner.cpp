@@ -9,7 +9,8 @@
 // expected_model() in the test computes the same from the log.
 //
 // Arguments: --db URL --owner NAME (required); --name PROJECTION (default sums), --category C
-// (only that stream category), --lease-ttl-ms N (2000), --acquire-interval-ms N (200),
+// (only that stream category), --lease-ttl-ms N (2000), --acquire-interval-ms N|default (200;
+// "default" keeps RunnerOptions' default),
 // --batch-size N (100), --max-attempts N (2), --dead-letter (park failing events instead of
 // stopping), --crash-after-events N (below).
 //
@@ -179,7 +180,7 @@ Args parse(int argc, char** argv) {
     else if (flag == "--lease-ttl-ms")
       a.lease_ttl_ms = to_int(flag, value);
     else if (flag == "--acquire-interval-ms")
-      a.acquire_interval_ms = to_int(flag, value);
+      a.acquire_interval_ms = value == "default" ? 0 : to_int(flag, value);
     else if (flag == "--batch-size")
       a.batch_size = to_int(flag, value);
     else if (flag == "--max-attempts")
@@ -212,7 +213,9 @@ int run(const Args& args) {
   annals::projections::RunnerOptions options;
   options.owner = args.owner;
   options.lease_ttl = std::chrono::milliseconds(args.lease_ttl_ms);
-  options.acquire_interval = std::chrono::milliseconds(args.acquire_interval_ms);
+  if (args.acquire_interval_ms > 0) {
+    options.acquire_interval = std::chrono::milliseconds(args.acquire_interval_ms);
+  }
   options.poll_interval = std::chrono::milliseconds(200);
   options.request_interval = std::chrono::milliseconds(100);
   annals::projections::ProjectionRunner runner(*events, *store, options);

@@ -508,6 +508,55 @@ TEST(ProjectionSystemTest, StandbyTakesOverAfterTheOwnerIsKilled) {
   EXPECT_EQ(read_model(), expected_model(log));
 }
 
+// Takeover within a second (session liveness, sql/0011): the owner's lease lasts 30 s, but its
+// database session ends with its process, and the standby, polling at RunnerOptions' default
+// acquire_interval, takes over well before the lease would expire, with a higher token; the
+// read model equals the log afterwards.
+TEST(ProjectionSystemTest, StandbyTakesOverWithinASecondOfTheOwnersDeath) {
+  std::mt19937_64 rng(seed());
+  auto store = event_store();
+  auto projections = projection_store();
+  (void)write_log(*store, 4000, 20, rng);
+  const std::vector<std::string> options{"--lease-ttl-ms", "30000",        "--acquire-interval-ms",
+                                         "default",        "--batch-size", "50"};
+  auto a = start_runner("runner-a", options);
+  ASSERT_TRUE(a->wait_for_line("owner acquired", 60s)) << a->out();
+  auto b = start_runner("runner-b", options);
+  ASSERT_TRUE(b->wait_for_line("state standby", 60s)) << b->out();
+
+  const auto head = store->head_position();
+  ASSERT_TRUE(eventually(
+      [&] { return projections->checkpoint(kProjection).sequence() >= head.sequence() / 3; },
+      120s));
+  const auto a_token = projections->list().front().fencing_token;
+  a->kill(SIGKILL);
+  const auto killed_at = ChildProcess::Clock::now();
+  EXPECT_EQ(a->wait(), 128 + SIGKILL);
+
+  const auto acquired = b->wait_for_line("owner acquired", 20s);
+  ASSERT_TRUE(acquired) << b->out();
+  const auto takeover =
+      std::chrono::duration_cast<std::chrono::milliseconds>(*acquired - killed_at);
+  std::cerr << "takeover after kill -9 with a 30 s lease and the default acquire interval: "
+            << takeover.count() << " ms\n";
+  RecordProperty("takeover_ms", static_cast<int>(takeover.count()));
+  // The goal is 1 s (the default acquire interval is 500 ms); the bound leaves room for a
+  // loaded machine while staying far below the 30 s expiry it replaces.
+  EXPECT_LE(takeover, 3000ms);
+  const auto record = projections->list().front();
+  EXPECT_EQ(record.owner, "runner-b");
+  EXPECT_GT(record.fencing_token, a_token);
+
+  Position last;
+  for (int i = 0; i < 20; ++i) {
+    last = store->append(StreamId("acct-live"), ExpectedVersion::any(), {deposit(i)}).position;
+  }
+  ASSERT_TRUE(caught_up(*projections, last, 120s));
+  stop_gracefully(*b);
+  const auto log = log_through(*store, last);
+  EXPECT_EQ(read_model(), expected_model(log));
+}
+
 #ifdef ANNALS_CLI_PATH
 
 struct CliResult {

@@ -10,7 +10,9 @@
 // Ownership: at most one runner owns a projection at a time, through a lease (owner, expiry,
 // fencing token). Every takeover increases the token, and a checkpoint write carrying an older
 // token is refused, so a paused or partitioned former owner can never overwrite newer progress.
-// Leases are plain rows, not session advisory locks, so they work behind transaction poolers.
+// Leases are plain rows, so they work behind transaction poolers. The PostgreSQL store can also
+// watch the owner's database session and free a dead owner's lease before it expires (its
+// session_liveness option); the in-memory store has no sessions and relies on expiry alone.
 #pragma once
 
 #include <chrono>
@@ -126,7 +128,8 @@ struct ProjectionRecord {
   /// Events applied since the projection was registered or last rebuilt.
   std::int64_t events_applied = 0;
   std::chrono::system_clock::time_point updated_at;
-  /// True when the lease is held and has not expired (by the store's clock).
+  /// True when the lease is held and has not expired (by the store's clock) and, where the
+  /// store watches sessions, its owner's session is alive.
   bool owned = false;
 };
 
@@ -209,12 +212,14 @@ class ProjectionStore {
   /// Throws: InvalidArgumentError for a bad name; what setup() throws.
   virtual void prepare(Projection& projection) = 0;
 
-  /// Takes the lease of `projection` for `owner` if nobody holds an unexpired one (or `owner`
-  /// already does), for `ttl`. A holder that asks again keeps its token (the expiry moves);
-  /// every other acquisition (first one, takeover, after expiry or release, even by the same
-  /// owner) increases the fencing token. Returns the lease, or empty when someone else holds
-  /// it. Concurrent callers: exactly one wins.
-  /// Throws: NotFoundError when the projection was never prepared.
+  /// Takes the lease of `projection` for `owner` if nobody holds a live one (or `owner`
+  /// already does), for `ttl`. A lease is live until it expires or is released; a store that
+  /// watches owners' sessions (PostgresProjectionStoreOptions::session_liveness) also treats
+  /// a lease whose owner's session ended as over. A holder that asks again keeps its token (the
+  /// expiry moves); every other acquisition (first one, takeover, after expiry or release, even by
+  /// the same owner) increases the fencing token. Returns the lease, or empty when someone else
+  /// holds it. Concurrent callers: exactly one wins. Throws: NotFoundError when the projection was
+  /// never prepared.
   [[nodiscard]] virtual std::optional<Lease> try_acquire(const std::string& projection,
                                                          const std::string& owner,
                                                          std::chrono::milliseconds ttl) = 0;

@@ -8,8 +8,10 @@
 //   runner.run_until_signal();  // SIGINT / SIGTERM: finish the batch, release leases
 //
 // Ownership: before running a projection the runner takes its lease; while another process
-// holds it, the runner stands by and takes over once the lease lapses. A failure to renew, or
-// a refused checkpoint, stops work on the projection at once (fencing).
+// holds it, the runner stands by and takes over once the lease lapses, or, on a store that
+// watches sessions (PostgreSQL by default), once the owner's database session ends. The lease
+// is renewed by a thread of its own, also while a long batch runs. A refused renewal, or a
+// refused checkpoint, stops work on the projection (fencing).
 //
 // Outages: while the event store or the projection store is unavailable (UnavailableError),
 // a projection reports "reconnecting", logs a warning once, retries with the same capped
@@ -63,12 +65,15 @@ struct ProjectionOptions {
 struct RunnerOptions {
   /// This runner's name in lease rows. Default: "<hostname>:<pid>:<random>".
   std::string owner;
-  /// How long a lease lasts without renewal; renewed every third of it. A dead owner's
-  /// projections are taken over at most this long (plus acquire_interval) after it died.
-  /// Default 10 s.
+  /// How long a lease lasts without renewal; renewed every third of it, during batches too.
+  /// A dead owner's projections are taken over at most this long (plus acquire_interval)
+  /// after it died; on a store that watches sessions, within acquire_interval of the end of
+  /// its database session (docs/operations.md, "Takeover"). Default 10 s.
   std::chrono::milliseconds lease_ttl{10'000};
-  /// How often a standby runner tries to acquire a lease held by another. Default 1 s.
-  std::chrono::milliseconds acquire_interval{1000};
+  /// How often a standby runner tries to acquire a lease held by another: one cheap UPDATE
+  /// that usually matches no row. Bounds how long a takeover waits once the lease is free.
+  /// Default 500 ms.
+  std::chrono::milliseconds acquire_interval{500};
   /// Longest wait for live events without a wake-up (the fallback poll). Default 1 s.
   std::chrono::milliseconds poll_interval{1000};
   /// How often the owner looks for rebuild requests and dead-letter retries. Default 1 s.

@@ -6,8 +6,17 @@
 // transaction, so its effects and its checkpoint commit together (exactly once). The
 // checkpoint write is a compare-and-set on the previous checkpoint and the lease's fencing
 // token (ARCHITECTURE decision 7). Lease expiry uses the database clock, so runners on
-// machines whose clocks disagree still agree on who owns what. No session state (advisory
-// locks, LISTEN) is relied on, so it works behind a transaction pooler.
+// machines whose clocks disagree still agree on who owns what.
+//
+// Takeover: with session_liveness (the default) the store keeps one extra "presence"
+// connection holding a session-level advisory lock, and its leases record that lock's key. A
+// lease whose owner's session ended (process killed, connection cut) is free at once for
+// another runner, without waiting for its expiry; the fencing token still grows with every
+// takeover. Correctness never depends on it: a lease recording no live session, or none at
+// all, is judged by its expiry alone. Behind a transaction pooler (PgBouncer in transaction
+// mode), where a session-level lock would outlive the client or be held by a shared server
+// connection, turn session_liveness off: only the expiry applies then (docs/operations.md,
+// "Takeover").
 //
 //   auto store = annals::projections::make_postgres_projection_store({.connection_string = url});
 #pragma once
@@ -44,6 +53,11 @@ struct PostgresProjectionStoreOptions {
   /// positive. Default 40 s. Keep it below the lease TTL, so that a runner learns it lost the
   /// database before another runner may take its projections over.
   std::chrono::milliseconds call_timeout{40'000};
+  /// Watch lease owners' database sessions, so that a dead owner's projections are taken over
+  /// as soon as its session ends (see the header comment). Costs one more connection per store,
+  /// opened by the first try_acquire() or renew(). Turn it off behind a transaction pooler.
+  /// Default on.
+  bool session_liveness = true;
 };
 
 /// Connects and checks that the schema is migrated. Starts the store's watchdog thread (it
