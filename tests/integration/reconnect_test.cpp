@@ -156,7 +156,6 @@ TEST_F(ReconnectTest, SubscriptionSurvivesAnOutageAndDeliversEveryEventOnce) {
   LogCapture log;
   TcpProxy proxy(test_database_url());
   auto proxied = store_via(proxy);
-  const auto before = append(*direct_, 5);
   Collector collector;
   annals::SubscriptionOptions options;
   options.filter = filter();
@@ -164,6 +163,9 @@ TEST_F(ReconnectTest, SubscriptionSurvivesAnOutageAndDeliversEveryEventOnce) {
   options.initial_reconnect_backoff = 10ms;
   options.max_reconnect_backoff = 100ms;
   auto subscription = proxied->subscribe(options, collector.handler());
+  // Appended once LISTEN is up: with an hour-long poll, only a NOTIFY makes it read again
+  // when another test's open transaction held the events back from its first read.
+  const auto before = append(*direct_, 5);
   ASSERT_TRUE(subscription->wait_for(before, kTimeout));
   ASSERT_TRUE(eventually([&] { return subscription->state() == SubscriptionState::kLive; }));
 

@@ -152,8 +152,10 @@ class PostgresChangeSignal final : public ChangeSignal {
       return false;
     }
     if (const auto ended = outage_.end()) {
-      logger()->info("annals: LISTEN connection re-established after {} ms ({} failed attempts)",
-                     ended->duration.count(), ended->failed_attempts);
+      // The outage's first failure is the loss itself, not a reconnect attempt.
+      logger()->info(
+          "annals: LISTEN connection re-established after {} ms ({} failed reconnect attempts)",
+          ended->duration.count(), ended->failed_attempts - 1);
     }
     return true;
   }
