@@ -45,8 +45,7 @@ std::vector<std::pair<const char*, std::string>> wanted(const ConnectionTimeouts
   };
   add("connect_timeout", timeouts.connect_timeout.count());
   const bool keepalives = timeouts.keepalives_idle.count() > 0 ||
-                          timeouts.keepalives_interval.count() > 0 ||
-                          timeouts.keepalives_count > 0;
+                          timeouts.keepalives_interval.count() > 0 || timeouts.keepalives_count > 0;
   if (keepalives) pairs.emplace_back("keepalives", "1");
   add("keepalives_idle", timeouts.keepalives_idle.count());
   add("keepalives_interval", timeouts.keepalives_interval.count());

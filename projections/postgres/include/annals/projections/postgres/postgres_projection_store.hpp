@@ -41,9 +41,10 @@ struct PostgresProjectionStoreOptions {
   /// has its connection shut down by the store's watchdog thread and fails with
   /// UnavailableError. Not covered: prepare() (a projection's setup may legitimately run long)
   /// and the statements of an open batch (bounded by the connection timeouts only). Must be
-  /// positive. Default 40 s. Keep it below the lease TTL, so that a runner learns it lost the
-  /// database before another runner may take its projections over.
-  std::chrono::milliseconds call_timeout{40'000};
+  /// positive. Default 5 s: these are single-row statements, and it must stay below the lease
+  /// TTL (ProjectionRunnerOptions::lease_ttl, default 10 s), so that a runner cut off from the
+  /// database learns it before another runner may take its projections over.
+  std::chrono::milliseconds call_timeout{5'000};
 };
 
 /// Connects and checks that the schema is migrated. Starts the store's watchdog thread (it
