@@ -10,6 +10,8 @@
 // is shared); measured times are printed. Waits for a condition use a deadline, never a sleep;
 // the one sleep holds a lock for a duration under test.
 #include <libpq-fe.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -30,6 +32,7 @@
 #include "connection_string.hpp"
 #include "tcp_proxy.hpp"
 #include "test_database.hpp"
+#include "watchdog.hpp"
 
 namespace {
 
@@ -324,6 +327,56 @@ TEST(TimeoutsTest, SlowReadIsCancelledByTheServerButAppendsAreNot) {
   lock.release();
   EXPECT_EQ(append.get().last_version, 1);
   EXPECT_EQ(store->read_stream(stream, {}).size(), 1U);  // the cancelled read's connection works
+}
+
+// --- The watchdog alone (no server) ----------------------------------------------------------
+
+using annals::postgres::detail::Watchdog;
+
+// Two connected sockets, closed at the end of the scope.
+struct SocketPair {
+  SocketPair() { EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0); }
+  SocketPair(const SocketPair&) = delete;
+  SocketPair& operator=(const SocketPair&) = delete;
+  ~SocketPair() {
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+  int fds[2] = {-1, -1};
+};
+
+TEST(WatchdogTest, ShutsDownASocketStillWaitingAtItsDeadline) {
+  // A watchdog whose idle wait is far longer than the call's timeout: arming must wake it.
+  Watchdog watchdog(milliseconds(60'000));
+  SocketPair pair;
+  const auto start = Clock::now();
+  Watchdog::Call call(&watchdog, pair.fds[0], start + milliseconds(200));
+  char byte = 0;
+  const auto n = ::recv(pair.fds[0], &byte, 1, 0);  // nothing is ever sent: blocks until cut
+  const auto took = elapsed_since(start);
+  EXPECT_EQ(n, 0);  // end of file: the socket was shut down
+  EXPECT_TRUE(call.disarm());
+  EXPECT_GE(took, milliseconds(200));
+  EXPECT_LT(took, milliseconds(200) + kMargin);
+}
+
+TEST(WatchdogTest, ACallDisarmedInTimeLeavesItsSocketAlone) {
+  Watchdog watchdog(milliseconds(50));
+  SocketPair pair;
+  {
+    Watchdog::Call call(&watchdog, pair.fds[0], Clock::now() + milliseconds(100));
+    EXPECT_FALSE(call.disarm());
+  }
+  // A later call with a deadline already passed is cut: the watchdog did wake up, and the
+  // first socket still works.
+  SocketPair other;
+  Watchdog::Call late(&watchdog, other.fds[0], Clock::now());
+  char byte = 0;
+  EXPECT_EQ(::recv(other.fds[0], &byte, 1, 0), 0);
+  EXPECT_TRUE(late.disarm());
+  ASSERT_EQ(::send(pair.fds[1], "x", 1, MSG_NOSIGNAL), 1);
+  EXPECT_EQ(::recv(pair.fds[0], &byte, 1, 0), 1);
+  EXPECT_EQ(byte, 'x');
 }
 
 // --- Connection strings and options -----------------------------------------------------------

@@ -68,6 +68,21 @@ inline int socket_of(pqxx::connection& connection) noexcept { return connection.
 
 namespace pooled_call_internal {
 
+// The socket of `connection` for the watchdog; -1 (nothing to watch) for a connection type
+// without a socket_of overload (test doubles).
+template <typename Connection>
+int watched_socket(Connection& connection) {
+  if constexpr (requires { socket_of(connection); }) {
+    return socket_of(connection);
+  } else {
+    return -1;
+  }
+}
+
+}  // namespace pooled_call_internal
+
+namespace pooled_call_internal {
+
 using Clock = std::chrono::steady_clock;
 
 // Calls `f` with the lease when it takes one (to keep the connection beyond the call or to
@@ -213,7 +228,7 @@ auto run_pooled(ConnectionPool<Connection>& pool, const std::string& what, Write
     std::optional<Lease> lease;
     try {
       lease.emplace(pooled_call_internal::acquire(pool, what, write));
-      Watchdog::Call armed(watchdog, socket_of(**lease), deadline);
+      Watchdog::Call armed(watchdog, pooled_call_internal::watched_socket(**lease), deadline);
       const pooled_call_internal::Disarm<Lease> disarm{armed, *lease, fired};
       lease->prepare();
       in_flight = true;

@@ -50,9 +50,10 @@ struct PostgresProjectionStoreOptions {
   /// has its connection shut down by the store's watchdog thread and fails with
   /// UnavailableError. Not covered: prepare() (a projection's setup may legitimately run long)
   /// and the statements of an open batch (bounded by the connection timeouts only). Must be
-  /// positive. Default 40 s. Keep it below the lease TTL, so that a runner learns it lost the
-  /// database before another runner may take its projections over.
-  std::chrono::milliseconds call_timeout{40'000};
+  /// positive. Default 5 s: these are single-row statements, and it must stay below the lease
+  /// TTL (ProjectionRunnerOptions::lease_ttl, default 10 s), so that a runner cut off from the
+  /// database learns it before another runner may take its projections over.
+  std::chrono::milliseconds call_timeout{5'000};
   /// Watch lease owners' database sessions, so that a dead owner's projections are taken over
   /// as soon as its session ends (see the header comment). Costs one more connection per store,
   /// opened by the first try_acquire() or renew(). Turn it off behind a transaction pooler.
