@@ -31,8 +31,7 @@ namespace {
 struct Bank {
   annals::EventRegistry registry;
   std::unique_ptr<annals::EventStore> events = annals::make_in_memory_event_store();
-  std::unique_ptr<annals::SnapshotStore> snapshots =
-      annals::make_in_memory_snapshot_store(*events);
+  std::unique_ptr<annals::SnapshotStore> snapshots = annals::make_in_memory_snapshot_store(*events);
   bank::BankReadModels read_models;
   std::unique_ptr<annals::CommandBus> bus;
   std::unique_ptr<annals::Repository<bank::Account>> accounts;
@@ -94,8 +93,7 @@ bool keeps_the_contract(const httplib::Request& req, const httplib::Response& re
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static Bank* const bank = new Bank();  // never destroyed: libFuzzer exits without unwinding
-  httplib::Request req =
-      request_of(std::string_view(reinterpret_cast<const char*>(data), size));
+  httplib::Request req = request_of(std::string_view(reinterpret_cast<const char*>(data), size));
   httplib::Response res;
   bank->api->dispatch(req, res);
   if (!keeps_the_contract(req, res)) std::abort();

@@ -55,14 +55,14 @@ void BoundedWorkerQueue::shutdown() {
 bool BoundedWorkerQueue::on_overflow_thread() noexcept { return t_on_overflow_thread; }
 
 void answer_overload(httplib::Server& server, std::size_t workers, std::size_t max_queued) {
-  const std::string body =
-      nlohmann::json{{"error", "the service is busy: all " + std::to_string(workers) +
-                                   " workers are busy and " + std::to_string(max_queued) +
-                                   " requests are waiting; try again in " +
-                                   std::to_string(kOverloadRetryAfterSeconds) + " s"}}
-          .dump();
+  const std::string body = nlohmann::json{
+      {"error", "the service is busy: all " + std::to_string(workers) + " workers are busy and " +
+                    std::to_string(max_queued) + " requests are waiting; try again in " +
+                    std::to_string(kOverloadRetryAfterSeconds) +
+                    " s"}}.dump();
   server.set_pre_routing_handler([body](const httplib::Request&, httplib::Response& res) {
-    if (!BoundedWorkerQueue::on_overflow_thread()) return httplib::Server::HandlerResponse::Unhandled;
+    if (!BoundedWorkerQueue::on_overflow_thread())
+      return httplib::Server::HandlerResponse::Unhandled;
     res.status = 503;
     res.set_header("Retry-After", std::to_string(kOverloadRetryAfterSeconds));
     // The overflow thread serves one request per connection: the client is told to close.

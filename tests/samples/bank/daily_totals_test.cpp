@@ -50,13 +50,13 @@ annals::NewEvent opened(const std::string& owner) {
 annals::Position append_overflowing_day(annals::EventStore& store) {
   const std::string big = annals::testing::unique_stream("account");
   const std::string small = annals::testing::unique_stream("account");
-  const auto results = store.append_multi(
-      {{.stream_id = annals::StreamId(big),
-        .expected = annals::ExpectedVersion::no_stream(),
-        .events = {opened("Big"), deposit(kLargest - 10)}},
-       {.stream_id = annals::StreamId(small),
-        .expected = annals::ExpectedVersion::no_stream(),
-        .events = {opened("Small"), deposit(100), deposit(5)}}});
+  const auto results =
+      store.append_multi({{.stream_id = annals::StreamId(big),
+                           .expected = annals::ExpectedVersion::no_stream(),
+                           .events = {opened("Big"), deposit(kLargest - 10)}},
+                          {.stream_id = annals::StreamId(small),
+                           .expected = annals::ExpectedVersion::no_stream(),
+                           .events = {opened("Small"), deposit(100), deposit(5)}}});
   return results.back().position;
 }
 
@@ -82,7 +82,8 @@ void expect_overflow_refused(annals::EventStore& store, projections::ProjectionS
       checkpoints.list_dead_letters({.projection = name, .state = std::nullopt, .max_count = 10});
   ASSERT_EQ(letters.size(), 1U);
   EXPECT_EQ(letters[0].event.data, (json{{"amount", 100}}));
-  EXPECT_NE(letters[0].error.find("is " + std::to_string(kLargest - 10) + " cents; adding 100 "
+  EXPECT_NE(letters[0].error.find("is " + std::to_string(kLargest - 10) +
+                                  " cents; adding 100 "
                                   "would leave the range of a 64-bit integer"),
             std::string::npos)
       << letters[0].error;

@@ -21,9 +21,9 @@ TEST(BankRequestCorpusTest, EverySeedKeepsTheApiContract) {
     std::ifstream file(entry.path(), std::ios::binary);
     const std::string input{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
     SCOPED_TRACE(entry.path().filename().string());
-    EXPECT_EQ(LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(input.data()),
-                                     input.size()),
-              0);
+    EXPECT_EQ(
+        LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(input.data()), input.size()),
+        0);
     ++seeds;
   }
   EXPECT_GE(seeds, 20U);
