@@ -18,6 +18,11 @@ function(annals_target_defaults target)
       -fno-sanitize-recover=undefined)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   endif()
+  if(ANNALS_FUZZ)
+    # Coverage for libFuzzer in every annals target; only the fuzzers link its runtime.
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link ${ANNALS_FUZZ_SANITIZERS})
+    target_link_options(${target} PRIVATE ${ANNALS_FUZZ_SANITIZERS})
+  endif()
 endfunction()
 
 # Executables and test binaries link the sanitizer runtime too.

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/eventstore/json_limits.hpp"
 #include "text_validation.hpp"
 
 namespace annals::detail {
@@ -25,14 +26,28 @@ std::string_view json_type_name(const nlohmann::json& value) {
   return value.type_name();  // "object", "array", "string", "number", "boolean", "null", ...
 }
 
-bool contains_discarded(const nlohmann::json& value) {
-  if (value.is_discarded()) return true;
-  if (value.is_structured()) {
-    for (const auto& element : value) {
-      if (contains_discarded(element)) return true;
-    }
+// What encode_json checks in a value before serializing it (dump() recurses once per level of
+// nesting, so depth is checked first). The walk recurses too, but never below kMaxJsonDepth + 1
+// levels: it stops descending there, and only then is the exact depth measured, iteratively.
+struct JsonShape {
+  bool too_deep = false;
+  bool has_discarded = false;
+};
+
+void walk(const nlohmann::json& value, std::size_t depth, JsonShape& shape) {
+  if (value.is_discarded()) shape.has_discarded = true;
+  if (!value.is_structured()) return;
+  if (depth == kMaxJsonDepth) {  // `value` would be level kMaxJsonDepth + 1
+    shape.too_deep = true;
+    return;
   }
-  return false;
+  for (const auto& element : value) walk(element, depth + 1, shape);
+}
+
+JsonShape shape_of(const nlohmann::json& value) {
+  JsonShape shape;
+  walk(value, 0, shape);
+  return shape;
 }
 
 // True when serialized JSON text holds the escape \u0000. PostgreSQL's jsonb cannot store
@@ -51,7 +66,13 @@ bool contains_nul_escape(std::string_view json) {
 std::string encode_json(const StreamId& stream, std::size_t index, std::string_view field,
                         const nlohmann::json& value, std::size_t max_bytes) {
   const std::string name(field);
-  if (contains_discarded(value)) fail_event(stream, index, name + " holds a discarded JSON value");
+  const JsonShape shape = shape_of(value);
+  if (shape.has_discarded) fail_event(stream, index, name + " holds a discarded JSON value");
+  if (shape.too_deep) {
+    fail_event(stream, index,
+               name + " is JSON nested " + std::to_string(json_depth(value)) +
+                   " levels deep, over the limit of " + std::to_string(kMaxJsonDepth) + " levels");
+  }
   std::string text;
   try {
     text = value.dump();

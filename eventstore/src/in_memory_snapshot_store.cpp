@@ -12,6 +12,7 @@
 #include "annals/eventstore/detail/logger.hpp"
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/event_store.hpp"
+#include "annals/eventstore/json_limits.hpp"
 #include "annals/eventstore/snapshot_store.hpp"
 #include "text_validation.hpp"
 
@@ -28,6 +29,7 @@ std::string encode_snapshot_state(const Snapshot& snapshot) {
     throw InvalidArgumentError(where + ": schema version " +
                                std::to_string(snapshot.schema_version) + " must be >= 1");
   }
+  check_json_depth(snapshot.state, where + ": state");  // dump() below recurses per level
   std::string text;
   try {
     text = snapshot.state.dump();

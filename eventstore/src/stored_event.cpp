@@ -21,6 +21,9 @@ std::optional<nlohmann::json> parse_column(std::string_view text, const char* co
   } catch (const nlohmann::json::exception& e) {
     if (!problem) problem = std::string("stored ") + column + " is not JSON: " + e.what();
     return std::nullopt;
+  } catch (const InvalidArgumentError& e) {  // nested deeper than kMaxJsonDepth
+    if (!problem) problem = std::string("stored ") + column + " is refused: " + e.what();
+    return std::nullopt;
   }
 }
 

@@ -5,9 +5,11 @@
 // input adapter into a token buffer and a SAX builder. This parser reads JSON text straight
 // into nlohmann::json values. It handles every JSON it fully understands and gives up (empty)
 // on anything else: malformed text, invalid UTF-8, an escaped U+0000, duplicate keys, nesting
-// deeper than kMaxDepth. Then nlohmann::json::parse decides, so values and errors are exactly
-// nlohmann's (tests/integration/framework/stored_json_test.cpp), except for numbers a double
-// cannot hold, which this parser keeps as their text.
+// deeper than kMaxJsonDepth. Then, unless the text nests deeper than kMaxJsonDepth (refused),
+// nlohmann::json::parse decides, so values and errors are exactly nlohmann's
+// (tests/integration/framework/stored_json_test.cpp), except for numbers a double cannot hold,
+// which this parser keeps as their text. The fast path's own depth check is the limit itself,
+// so JSON within the limit pays nothing for it; the full scan runs only on the slow path.
 #include "annals/eventstore/detail/stored_json.hpp"
 
 #include <charconv>
@@ -17,6 +19,7 @@
 #include <system_error>
 #include <utility>
 
+#include "annals/eventstore/json_limits.hpp"
 #include "text_validation.hpp"
 
 namespace annals::detail {
@@ -36,7 +39,8 @@ class StoredJsonParser {
   }
 
  private:
-  static constexpr int kMaxDepth = 200;
+  // Recursion stops here: one level of parse_value and parse_array/parse_object per level.
+  static constexpr std::size_t kMaxDepth = kMaxJsonDepth;
 
   void skip_space() noexcept {
     while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\t' || *p_ == '\r')) ++p_;
@@ -48,7 +52,7 @@ class StoredJsonParser {
     return true;
   }
 
-  bool parse_value(nlohmann::json& out, int depth) {
+  bool parse_value(nlohmann::json& out, std::size_t depth) {
     skip_space();
     if (p_ == end_) return false;
     switch (*p_) {
@@ -83,7 +87,7 @@ class StoredJsonParser {
     return true;
   }
 
-  bool parse_object(nlohmann::json& out, int depth) {
+  bool parse_object(nlohmann::json& out, std::size_t depth) {
     if (depth >= kMaxDepth) return false;
     ++p_;  // '{'
     out = nlohmann::json::object();
@@ -110,7 +114,7 @@ class StoredJsonParser {
     }
   }
 
-  bool parse_array(nlohmann::json& out, int depth) {
+  bool parse_array(nlohmann::json& out, std::size_t depth) {
     if (depth >= kMaxDepth) return false;
     ++p_;  // '['
     out = nlohmann::json::array();
@@ -312,6 +316,7 @@ class StoredJsonParser {
 
 nlohmann::json parse_stored_json(std::string_view text) {
   if (auto fast = StoredJsonParser(text).parse()) return *std::move(fast);
+  check_json_text_depth(text, "the text");
   return nlohmann::json::parse(text.begin(), text.end());
 }
 

@@ -452,6 +452,35 @@ TEST(CliTest, OversizedDataOnStdinExitsTwoAndWritesNothing) {
   append_ok({stream, "Opened"}, "{\"blob\":\"" + std::string(1000, 'y') + "\"}");
 }
 
+TEST(CliTest, JsonNested100000DeepOnStdinOrInArgumentsExitsTwoNamingTheLimit) {
+  constexpr std::size_t kDeep = 100'000;
+  std::string object;
+  for (std::size_t i = 0; i < kDeep; ++i) object += "{\"a\":";
+  object += "1" + std::string(kDeep, '}');
+  const std::string array = std::string(kDeep, '[') + std::string(kDeep, ']');
+  const auto end = log_end();
+  const auto stream = unique("account-");
+  for (const auto& deep : {array, object}) {
+    const auto on_stdin = annals_db({"append", stream, "Opened"}, deep);
+    expect_usage_error(on_stdin);
+    EXPECT_NE(on_stdin.err.find("the event data on stdin is JSON nested 100000 levels deep, over "
+                                "the limit of 512 levels"),
+              std::string::npos)
+        << on_stdin;
+  }
+  // One argument is at most 128 KiB on Linux (MAX_ARG_STRLEN): 60,000 levels as arguments.
+  const std::string argument = std::string(60'000, '[') + std::string(60'000, ']');
+  const auto as_metadata = annals_db({"append", stream, "Opened", "{}", "--metadata", argument});
+  expect_usage_error(as_metadata);
+  EXPECT_NE(as_metadata.err.find("--metadata is JSON nested 60000 levels deep"), std::string::npos)
+      << as_metadata;
+  const auto as_data = annals_db({"append", stream, "Opened", argument});
+  expect_usage_error(as_data);
+  EXPECT_NE(as_data.err.find("DATA_JSON is JSON nested 60000 levels deep"), std::string::npos)
+      << as_data;
+  EXPECT_EQ(log_end(), end);
+}
+
 // --- read -----------------------------------------------------------------------------------
 
 TEST(CliTest, ReadPrintsEveryKeyAsJsonLines) {

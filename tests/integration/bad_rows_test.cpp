@@ -12,7 +12,9 @@
 // `annals read` print them and exit 7, a subscription delivers them and continues, a projection
 // parks them as dead letters (in-memory and PostgreSQL projection stores) and continues, and the
 // repository refuses to load an aggregate from such a stream with a CorruptionError naming the
-// event. Numbers a double cannot hold arrive as their exact stored text.
+// event. Numbers a double cannot hold arrive as their exact stored text. Rows whose JSON nests
+// deeper than annals::kMaxJsonDepth are among the bad rows: refused by the decoder, never
+// recursed through.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -114,6 +116,18 @@ Position insert_as_superuser(const Row& row, const std::vector<std::string>& dro
   }
   tx.commit();
   return position;
+}
+
+constexpr std::size_t kStoredDepth = 10'000;
+
+std::string deep_array(std::size_t depth) {
+  return std::string(depth, '[') + std::string(depth, ']');
+}
+
+std::string deep_object(std::size_t depth) {
+  std::string text;
+  for (std::size_t i = 0; i < depth; ++i) text += "{\"a\":";
+  return text + "1" + std::string(depth, '}');
 }
 
 std::unique_ptr<annals::EventStore> make_store() {
@@ -309,6 +323,15 @@ class BadRowsTest : public ::testing::Test {
         {{.stream_id = category_ + "-schema", .schema_version = 0},
          {"events_schema_version_check"},
          "schema version 0"},
+        // JSON nested far deeper than kMaxJsonDepth, as arrays and as objects. 10,000 levels:
+        // PostgreSQL's jsonb input refuses 20,000 under its default max_stack_depth (2MB).
+        {{.stream_id = category_ + "-deeparray", .data = deep_array(kStoredDepth)},
+         {},
+         "stored data is refused: the text is JSON nested 10000 levels deep, over the limit of "
+         "512 levels"},
+        {{.stream_id = category_ + "-deepobject", .data = deep_object(kStoredDepth)},
+         {},
+         "stored data is refused: the text is JSON nested 10000 levels deep"},
     };
     for (auto& kind : bad_) positions_.push_back(insert_as_superuser(kind.row, kind.dropped));
     numbers_ = Row{.stream_id = category_ + "-numbers",
@@ -446,7 +469,9 @@ TEST_F(BadRowsTest, CliReadAllPrintsBadRowsAndExitsSeven) {
       {ANNALS_CLI_PATH, "--db", annals::testing::test_database_url(), "read-all", "--from",
        start_.to_string(), "--limit", std::to_string(bad_.size() + 2)});
   EXPECT_EQ(result.exit_code, 7) << result;
-  EXPECT_NE(result.err.find("annals: 6 event(s) could not be decoded"), std::string::npos)
+  EXPECT_NE(
+      result.err.find("annals: " + std::to_string(bad_.size()) + " event(s) could not be decoded"),
+      std::string::npos)
       << result;
   const auto lines = json_lines(result.out);
   ASSERT_EQ(lines.size(), bad_.size() + 2) << result;
@@ -614,6 +639,32 @@ TEST(BadRowsRepositoryTest, LoadingAStreamWithABadRowFailsWithCorruptionNamingTh
     EXPECT_NE(message.find("version 2 of stream \"account-" + id + "\""), std::string::npos)
         << message;
     EXPECT_NE(message.find("metadata is a JSON array"), std::string::npos) << message;
+  }
+}
+
+TEST(BadRowsRepositoryTest, LoadingAStreamWithARowNestedTooDeepFailsWithCorruption) {
+  auto store = make_store();
+  annals::EventRegistry registry;
+  registry.register_events<bank::Account>();
+  annals::Repository<bank::Account> accounts(*store, registry);
+  const auto id = random_hex();
+  auto account = accounts.load(id);
+  account.execute(bank::OpenAccount{id, "ada"});
+  accounts.save(account);
+  const Row bad{.stream_id = "account-" + id,
+                .type = "MoneyDeposited",
+                .data = "{\"amount\": " + deep_array(kStoredDepth) + "}",
+                .version = 2};
+  insert_as_superuser(bad);
+  try {
+    static_cast<void>(accounts.load(id));
+    ADD_FAILURE() << "loaded";
+  } catch (const annals::CorruptionError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find(bad.event_id), std::string::npos) << message;
+    EXPECT_NE(message.find("JSON nested 10001 levels deep, over the limit of 512 levels"),
+              std::string::npos)
+        << message;
   }
 }
 

@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include <pqxx/pqxx>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/eventstore/json_limits.hpp"
 #include "annals/postgres/postgres_snapshot_store.hpp"
 #include "connection_pool.hpp"
 #include "pooled_call.hpp"
@@ -60,11 +62,16 @@ class PostgresSnapshotStore final : public SnapshotStore {
                       .version = row[0].as<std::int64_t>(),
                       .schema_version = row[1].as<std::int32_t>(),
                       .state = nullptr};
+    const std::string_view text(row[2].c_str(), row[2].size());
     try {
-      snapshot.state = nlohmann::json::parse(row[2].c_str(), row[2].c_str() + row[2].size());
+      check_json_text_depth(text, "the state");
+      snapshot.state = nlohmann::json::parse(text.begin(), text.end());
     } catch (const nlohmann::json::exception& e) {
       throw CorruptionError("stored snapshot of stream \"" + stream.value() +
                             "\" is not JSON: " + e.what());
+    } catch (const InvalidArgumentError& e) {
+      throw CorruptionError("stored snapshot of stream \"" + stream.value() +
+                            "\" is refused: " + e.what());
     }
     SnapshotLookup result{std::move(snapshot), verdict_of(row[3].as<int>())};
     if (result.ignored != SnapshotIgnored::kNone) {

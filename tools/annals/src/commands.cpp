@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/eventstore/json_limits.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
 #include "json_output.hpp"
 
@@ -46,6 +47,7 @@ std::size_t print_events(const std::vector<RecordedEvent>& events, std::size_t c
 }  // namespace
 
 nlohmann::json parse_json_argument(const std::string& text, const std::string& what) {
+  check_json_text_depth(text, what);  // before anything that could recurse through the value
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {

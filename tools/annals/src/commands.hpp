@@ -61,7 +61,8 @@ struct ReadAllArgs {
 };
 
 /// Parses JSON text given on the command line or stdin; `what` names it in the error.
-/// Throws: InvalidArgumentError naming `what` and the parser's complaint.
+/// Throws: InvalidArgumentError naming `what` and the parser's complaint, or the depth when
+/// the text nests deeper than kMaxJsonDepth (checked before parsing).
 [[nodiscard]] nlohmann::json parse_json_argument(const std::string& text, const std::string& what);
 
 /// Appends one event and prints the append result as one JSON line. An exact re-send of a

@@ -46,11 +46,14 @@ std::string to_json_line(const AppendResult& result) {
 
 namespace {
 
-// Stored JSON text as a JSON value: itself when it parses, else as a string.
+// Stored JSON text as a JSON value: itself when it parses, else (not JSON, or nested deeper
+// than kMaxJsonDepth) as a string.
 std::string stored_json(const std::string& text) {
   try {
     return dump(detail::parse_stored_json(text));
   } catch (const nlohmann::json::exception&) {
+    return quoted(text);
+  } catch (const InvalidArgumentError&) {
     return quoted(text);
   }
 }

@@ -16,10 +16,12 @@ namespace annals::detail {
 /// but would round to zero (`1e-400`), becomes a JSON string holding the number's text exactly
 /// as stored. nlohmann would throw on the first and store 0 for the second (docs/schema.md,
 /// "Numbers a double cannot hold").
-/// Throws: nlohmann::json::parse_error (or another nlohmann::json::exception) when `text` is
-/// not JSON.
-/// Cost: one pass over the text; nlohmann's parser runs only on input the fast path does not
-/// fully understand (an escaped U+0000, nesting deeper than 200 levels, malformed text).
+/// Throws: InvalidArgumentError when `text` nests deeper than kMaxJsonDepth (json_limits.hpp),
+/// whether or not it is JSON; nlohmann::json::parse_error (or another nlohmann::json::exception)
+/// when `text` is not JSON.
+/// Cost: one pass over the text; on input the fast path does not fully understand (an escaped
+/// U+0000, nesting deeper than kMaxJsonDepth, malformed text) a scan of its depth and
+/// nlohmann's parser.
 [[nodiscard]] nlohmann::json parse_stored_json(std::string_view text);
 
 }  // namespace annals::detail

@@ -1,0 +1,319 @@
+// The command line of the `annals` tool (see command_line.hpp): a table of verbs (kVerbs), each
+// declaring its arguments on its CLI::App and naming the commands it runs.
+#include "command_line.hpp"
+
+#include <cstdlib>
+#include <iterator>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "annals/eventstore/error.hpp"
+
+namespace annals::cli {
+namespace {
+
+constexpr const char* kFooter =
+    "Connection: --db URL, or ANNALS_DATABASE_URL when --db is not given.\n"
+    "Exit codes: 0 ok, 1 error (server unavailable, internal, rebuild failed), 2 invalid input\n"
+    "            or usage, 3 expected-version conflict, 4 no such projection or dead letter,\n"
+    "            5 rebuild --timeout elapsed, 6 verify found problems. Errors go to stderr\n"
+    "            as `annals: <message>`.\n"
+    "Reference: docs/cli.md. Run `annals VERB --help` for a verb's arguments.";
+
+// A command that runs: a verb (`migrate`) or a verb's subcommand (`projections list`).
+struct ParsedCommand {
+  const CLI::App* app;
+  CommandId id;
+};
+
+void add_limit(CLI::App& verb, std::optional<std::int64_t>& limit) {
+  verb.add_option_function<std::int64_t>(
+      "--limit", [&limit](const std::int64_t& n) { limit = n; },
+      "Print at most N events (N >= 0). Default: all");
+}
+
+// `--json` of the listing commands.
+void add_json_lines_flag(CLI::App& command, bool& json, const char* what) {
+  command.add_flag("--json", json, std::string("One JSON object per ") + what + " and line");
+}
+
+// --- The verbs: each declares its arguments on its CLI::App and names the commands it runs ---------
+
+std::vector<ParsedCommand> declare_migrate(CLI::App& verb, CommandLine& cl) {
+  auto& args = cl.migrate;
+  verb.add_flag("--status", args.status_only,
+                "Only list every known migration as `applied` or `pending`");
+  auto* roles = verb.add_flag("--roles", args.roles,
+                              "Also create (when missing) the owner, writer, reader and auditor "
+                              "roles, hand the store to the owner and grant each role its "
+                              "privileges (needs a superuser or CREATEROLE; docs/security.md)");
+  const auto role = [&](const char* name, std::string& value, const char* help) {
+    verb.add_option(name, value, help)->capture_default_str()->needs(roles);
+  };
+  role("--owner-role", args.layout.owner, "Owner role (with --roles)");
+  role("--writer-role", args.layout.writer, "Writer role (with --roles)");
+  role("--reader-role", args.layout.reader, "Reader role (with --roles)");
+  role("--auditor-role", args.layout.auditor, "Auditor role (with --roles)");
+  role("--read-model-schema", args.layout.read_model_schema,
+       "Schema where the writer may create read-model tables; empty for none (with --roles)");
+  return {{&verb, CommandId::kMigrate}};
+}
+
+std::vector<ParsedCommand> declare_append(CLI::App& verb, CommandLine& cl) {
+  auto& args = cl.append;
+  verb.add_option("STREAM", args.stream, "Stream id, `category-id` (e.g. account-42)")->required();
+  verb.add_option("TYPE", args.type, "Event type name (e.g. MoneyDeposited)")->required();
+  verb.add_option_function<std::string>(
+      "DATA_JSON", [&args](const std::string& json) { args.data_json = json; },
+      "Event data as JSON; read from stdin when omitted");
+  verb.add_option("--expected-version", args.expected_version,
+                  "any (default), no-stream, exists, or N: the stream must be at version N "
+                  "(0 = no events yet). A mismatch exits 3")
+      ->type_name("any|no-stream|exists|N");
+  verb.add_option_function<std::string>(
+          "--event-id", [&args](const std::string& id) { args.event_id = id; },
+          "Event UUID (default: a new time-ordered one). Re-sending a stored id returns the "
+          "original result")
+      ->type_name("UUID");
+  verb.add_option_function<std::string>(
+          "--metadata", [&args](const std::string& json) { args.metadata_json = json; },
+          "Event metadata, a JSON object (default {})")
+      ->type_name("JSON");
+  verb.add_option("--schema-version", args.schema_version, "Schema version of the data (default 1)")
+      ->type_name("N");
+  return {{&verb, CommandId::kAppend}};
+}
+
+std::vector<ParsedCommand> declare_read(CLI::App& verb, CommandLine& cl) {
+  auto& args = cl.read;
+  verb.add_option("STREAM", args.stream, "Stream id")->required();
+  verb.add_option_function<std::int64_t>(
+          "--from", [&args](const std::int64_t& v) { args.from = v; },
+          "First version printed (>= 1). Default: the first (or, with --backward, the last)")
+      ->type_name("N");
+  add_limit(verb, args.limit);
+  verb.add_flag("--backward", args.backward, "Newest first");
+  return {{&verb, CommandId::kRead}};
+}
+
+std::vector<ParsedCommand> declare_read_all(CLI::App& verb, CommandLine& cl) {
+  auto& args = cl.read_all;
+  verb.add_option_function<std::string>(
+          "--from", [&args](const std::string& p) { args.from = p; },
+          "Continue strictly after this position (an event's `position` value)")
+      ->type_name("POSITION");
+  add_limit(verb, args.limit);
+  verb.add_option_function<std::string>(
+          "--category", [&args](const std::string& c) { args.category = c; },
+          "Only streams of this category (the stream id before its first '-')")
+      ->type_name("C");
+  verb.add_option("--type", args.types, "Only events of this type (repeatable)")
+      ->type_name("T")
+      ->allow_extra_args(false);
+  return {{&verb, CommandId::kReadAll}};
+}
+
+std::vector<ParsedCommand> declare_projections(CLI::App& verb, CommandLine& cl) {
+  verb.require_subcommand(1);
+  verb.fallthrough();
+  auto* list = verb.add_subcommand(
+      "list", "A table of projections: name, owner, position, lag, state, lease expiry");
+  add_json_lines_flag(*list, cl.projections_list.json, "projection");
+
+  auto* detailed = verb.add_subcommand(
+      "status", "Like list, plus fencing token, events applied, errors, rebuilds, dead letters");
+  detailed->add_option_function<std::string>(
+      "NAME", [&cl](const std::string& n) { cl.projections_status.name = n; },
+      "Only this projection (exit 4 when unknown)");
+  add_json_lines_flag(*detailed, cl.projections_status.json, "projection");
+
+  auto& args = cl.rebuild;
+  auto* rebuild = verb.add_subcommand(
+      "rebuild",
+      "Ask the owning runner to reset the projection and replay the log; follow its progress");
+  rebuild->add_option("NAME", args.name, "The projection (exit 4 when unknown)")->required();
+  rebuild->add_flag("--no-wait", args.no_wait, "File the request and exit 0 at once");
+  rebuild
+      ->add_option_function<double>(
+          "--timeout", [&args](const double& s) { args.timeout_seconds = s; },
+          "Stop following after SECONDS with exit 5 (the rebuild goes on). Default: no limit")
+      ->type_name("SECONDS");
+  return {{list, CommandId::kProjectionsList},
+          {detailed, CommandId::kProjectionsStatus},
+          {rebuild, CommandId::kProjectionsRebuild}};
+}
+
+std::vector<ParsedCommand> declare_dead_letters(CLI::App& verb, CommandLine& cl) {
+  verb.require_subcommand(1);
+  verb.fallthrough();
+  auto& args = cl.dead_letters_list;
+  auto* list = verb.add_subcommand("list", "Dead letters, oldest first, as a table");
+  list->add_option_function<std::string>(
+          "--projection", [&args](const std::string& p) { args.projection = p; },
+          "Only this projection's")
+      ->type_name("P");
+  list->add_option_function<std::string>(
+          "--state", [&args](const std::string& s) { args.state = s; }, "Only those in state S")
+      ->type_name("parked|retry-requested|resolved|skipped");
+  add_json_lines_flag(*list, args.json, "dead letter");
+
+  auto* retry = verb.add_subcommand(
+      "retry", "Ask the owning runner to apply a dead letter again (after a fix)");
+  retry->add_option("ID", cl.dead_letter_id, "The dead letter's id")->required();
+  auto* skip = verb.add_subcommand("skip", "Give up on a dead letter; it stays listed as skipped");
+  skip->add_option("ID", cl.dead_letter_id, "The dead letter's id")->required();
+  return {{list, CommandId::kDeadLettersList},
+          {retry, CommandId::kDeadLettersRetry},
+          {skip, CommandId::kDeadLettersSkip}};
+}
+
+std::vector<ParsedCommand> declare_verify(CLI::App& verb, CommandLine& cl) {
+  auto& args = cl.verify;
+  verb.add_option_function<std::string>(
+          "--stream", [&args](const std::string& s) { args.stream = s; }, "Only this stream")
+      ->type_name("STREAM");
+  verb.add_option("--max-findings", args.max_findings, "Most findings printed (default 100)")
+      ->type_name("N")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
+  verb.add_flag("--json", args.json, "One JSON object with counts, digest and findings");
+  verb.add_option("--anchor", args.anchor_files,
+                  "Prove the log up to this anchor (`annals anchor` output) unchanged; repeatable")
+      ->type_name("FILE")
+      ->allow_extra_args(false);
+  verb.add_flag("--full", args.full,
+                "With --anchor: re-hash from the start instead of resuming from a recorded "
+                "older anchor");
+  return {{&verb, CommandId::kVerify}};
+}
+
+std::vector<ParsedCommand> declare_anchor(CLI::App& verb, CommandLine& cl) {
+  auto& args = cl.anchor;
+  verb.add_flag("--record", args.record,
+                "Also store it in annals.anchors (lets verify --anchor resume from it)");
+  verb.add_flag("--json", args.json, "JSON output (the default; accepted for scripts)");
+  return {{&verb, CommandId::kAnchor}};
+}
+
+// One verb: its name and help line, and the function that declares its arguments (and its
+// subcommands) on the verb's CLI::App and returns the commands it runs.
+struct Verb {
+  const char* name;
+  const char* description;
+  std::vector<ParsedCommand> (*declare)(CLI::App& verb, CommandLine& cl);
+};
+
+// The verbs, in the order `annals --help` lists them.
+constexpr Verb kVerbs[] = {
+    {"migrate", "Apply pending schema migrations (safe to repeat, or to run concurrently)",
+     declare_migrate},
+    {"append", "Append one event to a stream; prints the result as one JSON object",
+     declare_append},
+    {"read", "Print a stream's events as JSON lines", declare_read},
+    {"read-all", "Print the global log as JSON lines, in log order", declare_read_all},
+    {"projections", "Projections: status, lag and rebuilds (list, status, rebuild)",
+     declare_projections},
+    {"dead-letters", "Events projections parked after failing (list, retry, skip)",
+     declare_dead_letters},
+    {"verify", "Recompute every stream's hash chain; exit 6 when history was tampered with",
+     declare_verify},
+    {"anchor", "Print an anchor: a digest of the settled log up to its newest position",
+     declare_anchor},
+};
+
+// "migrate, append, ...": the verbs for error messages.
+std::string verb_list() {
+  std::string list;
+  for (const auto& verb : kVerbs) list += (list.empty() ? "" : ", ") + std::string(verb.name);
+  return list;
+}
+
+// CLI11 would report an unknown verb as an unexpected extra argument; name it plainly instead.
+// Top-level arguments are only --db [VALUE], --help and --version, so the first word that is
+// neither an option nor --db's value is the verb.
+void check_verb(int argc, const char* const* argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--db") {
+      ++i;
+      continue;
+    }
+    if (arg.starts_with("-")) continue;
+    for (const auto& verb : kVerbs) {
+      if (arg == verb.name) return;
+    }
+    throw InvalidArgumentError("unknown command '" + std::string(arg) +
+                                       "' (commands: " + verb_list() + ")");
+  }
+  if (argc <= 1) {
+    throw InvalidArgumentError("a command is required: " + verb_list() +
+                                       " (see annals --help)");
+  }
+}
+
+// Declares the tool's options and every verb of kVerbs on `app`; returns the commands that run.
+std::vector<ParsedCommand> build_command_line(CLI::App& app, CommandLine& cl) {
+  app.footer(kFooter);
+  app.set_version_flag("--version", "annals " ANNALS_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();  // --db may also follow the verb
+  app.add_option("--db", cl.db, "libpq connection string or postgresql:// URL")->type_name("URL");
+  std::vector<ParsedCommand> commands;
+  for (const auto& verb : kVerbs) {
+    auto declared = verb.declare(*app.add_subcommand(verb.name, verb.description), cl);
+    std::move(declared.begin(), declared.end(), std::back_inserter(commands));
+  }
+  return commands;
+}
+
+}  // namespace
+
+struct CommandLineParser::Commands {
+  std::vector<ParsedCommand> all;
+};
+
+CommandLineParser::CommandLineParser()
+    : app_("annals: operate an annals event store on PostgreSQL.", "annals"),
+      commands_(std::make_unique<Commands>(Commands{build_command_line(app_, cl_)})) {}
+
+CommandLineParser::~CommandLineParser() = default;
+
+CommandId CommandLineParser::parse(int argc, const char* const* argv) {
+  check_verb(argc, argv);
+  app_.parse(argc, argv);
+  for (const auto& command : commands_->all) {
+    if (command.app->parsed()) return command.id;
+  }
+  // CLI11 requires a verb and each verb with subcommands requires one: unreachable.
+  throw InvalidArgumentError("a command is required: " + verb_list() + " (see annals --help)");
+}
+
+std::string CommandLineParser::database_url() const {
+  if (app_.count("--db") > 0) {
+    if (cl_.db.empty()) throw InvalidArgumentError("--db must not be empty");
+    return cl_.db;
+  }
+  const char* env = std::getenv("ANNALS_DATABASE_URL");
+  if (env != nullptr && *env != '\0') return env;
+  throw InvalidArgumentError(
+      "no database given: pass --db URL or set ANNALS_DATABASE_URL "
+      "(e.g. postgresql://user@localhost:5432/annals)");
+}
+
+// Spaces, tabs and line breaks collapse to one space (none before a closing parenthesis).
+std::string one_line(std::string_view message) {
+  std::string out;
+  bool space = false;
+  for (const char c : message) {
+    if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
+      space = !out.empty();
+      continue;
+    }
+    if (space && c != ')') out.push_back(' ');
+    space = false;
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace annals::cli
