@@ -41,6 +41,10 @@ int main(int argc, char** argv) {
   app.add_option("--threads", options.threads, "HTTP worker threads")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  app.add_option("--max-queued-requests", options.max_queued_requests,
+                 "connections that may wait for a worker thread; beyond, 503 at once")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100'000));
   app.add_option("--read-timeout-ms", read_timeout_ms, "longest wait of GET ...?after=")
       ->capture_default_str()
       ->check(CLI::Range(1, 600'000));

@@ -8,9 +8,11 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <regex>
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
@@ -94,9 +96,20 @@ json parse_body(const httplib::Request& req, bool allow_empty) {
     if (allow_empty) return json::object();
     throw HttpError(400, "the request body must be a JSON object");
   }
+  // The parser's callback sees each container open with its depth (0 for the outermost), so
+  // the refusal comes before anything deeper is built.
+  const json::parser_callback_t limit_depth = [](int depth, json::parse_event_t event, json&) {
+    const bool opens =
+        event == json::parse_event_t::object_start || event == json::parse_event_t::array_start;
+    if (opens && depth >= kMaxRequestJsonDepth) {
+      throw HttpError(400, "the request body nests JSON objects and arrays more than " +
+                               std::to_string(kMaxRequestJsonDepth) + " levels deep");
+    }
+    return true;
+  };
   json body;
   try {
-    body = json::parse(req.body);
+    body = json::parse(req.body, limit_depth);
   } catch (const json::parse_error& e) {
     throw HttpError(400, std::string("malformed JSON: ") + e.what());
   }
@@ -367,35 +380,74 @@ BankApi::BankApi(annals::CommandBus& bus, annals::Repository<Account>& accounts,
       queries_(queries),
       progress_(std::move(progress)),
       metrics_(metrics),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      routes_(routes()) {
+  patterns_.reserve(routes_.size());
+  for (const Route& route : routes_) patterns_.emplace_back(route.pattern);
+}
 
 // docs:begin bank-sample-routes
-void BankApi::mount(httplib::Server& server) {
-  answer_errors_in_json(server, options_.max_body_bytes);
-
+std::vector<BankApi::Route> BankApi::routes() {
   // /accounts/{id}/...: the handlers read the id as req.matches[1] (account_id_from).
   const std::string account(kAccountPath);
-  server.Post("/accounts", [this](const Request& req, Response& res) { open_account(req, res); });
-  server.Post(account + "/deposit", [this](const Request& req, Response& res) {
-    move_money(CommandKind::kDeposit, req, res);
-  });
-  server.Post(account + "/withdraw", [this](const Request& req, Response& res) {
-    move_money(CommandKind::kWithdraw, req, res);
-  });
-  server.Post(account + "/close",
-              [this](const Request& req, Response& res) { close_account(req, res); });
-
-  server.Get(account, [this](const Request& req, Response& res) { show_account(req, res); });
-  server.Get(account + "/transactions",
-             [this](const Request& req, Response& res) { show_transactions(req, res); });
-  server.Get(account + "/history",
-             [this](const Request& req, Response& res) { show_history(req, res); });
-  server.Get("/totals/daily",
-             [this](const Request& req, Response& res) { show_daily_totals(req, res); });
-  server.Get("/health", [this](const Request&, Response& res) { show_health(res); });
-  server.Get("/metrics", [this](const Request&, Response& res) { show_metrics(res); });
+  return {
+      {"POST", "/accounts", [this](const Request& req, Response& res) { open_account(req, res); }},
+      {"POST", account + "/deposit",
+       [this](const Request& req, Response& res) { move_money(CommandKind::kDeposit, req, res); }},
+      {"POST", account + "/withdraw",
+       [this](const Request& req, Response& res) { move_money(CommandKind::kWithdraw, req, res); }},
+      {"POST", account + "/close",
+       [this](const Request& req, Response& res) { close_account(req, res); }},
+      {"GET", account, [this](const Request& req, Response& res) { show_account(req, res); }},
+      {"GET", account + "/transactions",
+       [this](const Request& req, Response& res) { show_transactions(req, res); }},
+      {"GET", account + "/history",
+       [this](const Request& req, Response& res) { show_history(req, res); }},
+      {"GET", "/totals/daily",
+       [this](const Request& req, Response& res) { show_daily_totals(req, res); }},
+      {"GET", "/health", [this](const Request&, Response& res) { show_health(res); }},
+      {"GET", "/metrics", [this](const Request&, Response& res) { show_metrics(res); }},
+  };
 }
 // docs:end
+
+void BankApi::mount(httplib::Server& server) {
+  answer_errors_in_json(server, options_.max_body_bytes);
+  for (const Route& route : routes_) {
+    if (route.method == "GET") {
+      server.Get(route.pattern, route.handler);
+    } else {
+      server.Post(route.pattern, route.handler);
+    }
+  }
+}
+
+// What the server does with a request, without the server: the body limit, the first route
+// whose method and pattern match, the handlers' exceptions, and the JSON of its own errors.
+void BankApi::dispatch(httplib::Request& req, httplib::Response& res) {
+  if (req.body.size() > options_.max_body_bytes) {
+    res.status = 413;
+  } else if (const Route* route = find_route(req)) {
+    try {
+      route->handler(req, res);
+    } catch (...) {
+      reply_to_unhandled(res, std::current_exception());
+    }
+    if (res.status == -1) res.status = 200;
+  } else {
+    res.status = 404;
+  }
+  if (res.status >= 400) reply_to_server_error(req, res, options_.max_body_bytes);
+}
+
+const BankApi::Route* BankApi::find_route(httplib::Request& req) const {
+  for (std::size_t i = 0; i < routes_.size(); ++i) {
+    if (routes_[i].method == req.method && std::regex_match(req.path, req.matches, patterns_[i])) {
+      return &routes_[i];
+    }
+  }
+  return nullptr;
+}
 
 // docs:begin bank-sample-commands
 void BankApi::open_account(const Request& req, Response& res) {
@@ -461,9 +513,24 @@ void BankApi::close_account(const Request& req, Response& res) {
   });
 }
 
+// A position no event has reached yet cannot come from a command's response: answered at once
+// rather than after read_timeout, so that such requests do not hold worker threads.
+void BankApi::refuse_beyond_head(const annals::Position& after) {
+  const annals::Position head = store_.head_position();
+  if (after <= head) return;
+  // Above the settled head, `after` may still be a committed event's (see
+  // BankQueries::log_reaches): such a read waits like any other.
+  if (queries_.log_reaches(after).value_or(false)) return;
+  throw HttpError(400, "position " + after.to_string() + " is beyond the head of the log (" +
+                           head.to_string() +
+                           "): no command returned it; use the \"position\" of a command's "
+                           "response");
+}
+
 void BankApi::wait_for_read_model(const Request& req, std::string_view projection) {
   const auto after = after_param(req);
   if (!after) return;
+  refuse_beyond_head(*after);
   if (progress_.wait_for(projection, *after, options_.read_timeout)) return;
   for (const auto& p : progress_.status()) {
     if (p.name == projection && p.state == "failed") {

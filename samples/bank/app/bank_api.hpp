@@ -5,7 +5,7 @@
 //   POST /accounts                         {"account_id","owner"[,"command_id"]} -> 201
 //   POST /accounts/{id}/deposit|withdraw   {"amount"[,"command_id"]}             -> 200
 //   POST /accounts/{id}/close              [{"command_id"}]                      -> 200
-//   GET  /accounts/{id}[?after=P]          the balances read model
+//   GET  /accounts/{id}[?after=P]          the balances read model (P beyond the log's head: 400)
 //   GET  /accounts/{id}/transactions[?after=P]
 //   GET  /accounts/{id}/history[?version=N | ?as_of=RFC3339]  rebuilt from the events
 //   GET  /totals/daily[?after=P]
@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +51,11 @@ struct ReadModelProgress {
   std::function<std::vector<ProjectionProgress>()> status;
 };
 
+/// Deepest nesting of objects and arrays a request body may have; deeper bodies get 400 before
+/// they are built (the bank's bodies are flat objects; the limit keeps hostile input from
+/// costing memory and recursion in whatever walks the parsed value).
+inline constexpr int kMaxRequestJsonDepth = 32;
+
 struct BankApiOptions {
   /// How long GET ...?after=P waits for the read model before answering 504. Default 5 s.
   std::chrono::milliseconds read_timeout{5000};
@@ -72,7 +78,23 @@ class BankApi {
   /// Installs the routes, the JSON error handler and the payload limit on `server`.
   void mount(httplib::Server& server);
 
+  /// Answers one request in process, without a server or network, as mount()'s server would:
+  /// reads req.method, req.path (decoded), req.params and req.body, sets req.matches, and
+  /// fills `res` with the same status and JSON (404 without a route, 413 above the body
+  /// limit). For tests and the fuzz target. Throws: nothing the handlers throw (answered 500).
+  /// Thread safety: as the handlers (any thread).
+  void dispatch(httplib::Request& req, httplib::Response& res);
+
  private:
+  struct Route {
+    std::string method;   // "GET" or "POST"
+    std::string pattern;  // a regular expression over the whole path
+    std::function<void(const httplib::Request&, httplib::Response&)> handler;
+  };
+  // Every route, in the order they are tried.
+  std::vector<Route> routes();
+  const Route* find_route(httplib::Request& req) const;
+
   // The commands: POST routes, answered through run_command.
   void open_account(const httplib::Request& req, httplib::Response& res);
   void move_money(CommandKind kind, const httplib::Request& req, httplib::Response& res);
@@ -89,8 +111,10 @@ class BankApi {
   // Runs one command: measures it, maps every failure to a status, records the outcome.
   void run_command(CommandKind kind, httplib::Response& res,
                    const std::function<void(std::string& command_id)>& run);
-  // Read-your-writes: waits until `projection` has applied everything up to ?after=.
+  // Read-your-writes: waits until `projection` has applied everything up to ?after=; a
+  // position beyond the log's head gets 400 at once.
   void wait_for_read_model(const httplib::Request& req, std::string_view projection);
+  void refuse_beyond_head(const annals::Position& after);
 
   annals::CommandBus& bus_;
   annals::Repository<Account>& accounts_;
@@ -99,6 +123,8 @@ class BankApi {
   ReadModelProgress progress_;
   Metrics& metrics_;
   BankApiOptions options_;
+  std::vector<Route> routes_;
+  std::vector<std::regex> patterns_;  // routes_[i].pattern, compiled
 };
 
 }  // namespace bank

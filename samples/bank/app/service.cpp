@@ -25,6 +25,7 @@
 #include "bank_api.hpp"
 #include "in_memory_read_models.hpp"
 #include "postgres_read_models.hpp"
+#include "worker_queue.hpp"
 
 namespace bank {
 namespace {
@@ -90,7 +91,9 @@ std::unique_ptr<projections::ProjectionRunner> start_runner(Backend& backend,
   projections::RunnerOptions options{.owner = runner_name, .lease_ttl = lease_ttl};
   auto runner = std::make_unique<projections::ProjectionRunner>(
       *backend.events, *backend.projection_store, std::move(options));
-  for (const auto& projection : backend.read_models.projections) runner->add(projection);
+  for (const auto& projection : backend.read_models.projections) {
+    runner->add(projection, bank_projection_options(projection->name()));
+  }
   return runner;
 }
 
@@ -172,7 +175,11 @@ void configure_server(httplib::Server& server, const ServiceOptions& options) {
   // the last one back until the client's delayed ACK (about 40 ms per request).
   server.set_tcp_nodelay(true);
   const std::size_t threads = std::max<std::size_t>(1, options.threads);
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  const std::size_t max_queued = options.max_queued_requests;
+  server.new_task_queue = [threads, max_queued] {
+    return new BoundedWorkerQueue(threads, max_queued);
+  };
+  answer_overload(server, threads, max_queued);
 }
 
 // The port bound (options.port, or a free one when it is 0); -1 when binding failed.

@@ -26,8 +26,11 @@ struct ServiceOptions {
   /// Port; 0 picks a free one. The chosen address is printed to stdout as
   /// "listening on HOST:PORT". Default 8080.
   int port = 8080;
-  /// HTTP worker threads. Default 16.
+  /// HTTP worker threads; each serves one connection at a time. Default 16.
   std::size_t threads = 16;
+  /// Connections that may wait for a worker; one more is answered 503 at once (with
+  /// Retry-After). Default 64.
+  std::size_t max_queued_requests = 64;
   /// How long ?after= waits before 504. Default 5 s.
   std::chrono::milliseconds read_timeout{5000};
   /// Largest request body in bytes (413 above). Default 64 KiB.

@@ -128,15 +128,17 @@ class DailyTotals final : public MemoryProjection {
     const auto* withdrawn = std::get_if<MoneyWithdrawn>(&fact.event);
     if (deposited == nullptr && withdrawn == nullptr) return;
     const std::string day = utc_day(fact.recorded_at);
-    auto& row = rows_[day];
-    row.day = day;
+    // Computed on a copy: a refused event (DailyTotalOverflow) leaves the row as it was.
+    const auto found = rows_.find(day);
+    DailyTotalView row = found == rows_.end() ? DailyTotalView{.day = day} : found->second;
     if (deposited != nullptr) {
-      row.deposited += deposited->amount;
+      row.deposited = add_to_daily_total(row.deposited, deposited->amount, day, "deposited");
       ++row.deposits;
     } else {
-      row.withdrawn += withdrawn->amount;
+      row.withdrawn = add_to_daily_total(row.withdrawn, withdrawn->amount, day, "withdrawn");
       ++row.withdrawals;
     }
+    rows_[day] = std::move(row);
   }
   void forget() override { rows_.clear(); }
 

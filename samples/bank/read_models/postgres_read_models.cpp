@@ -120,24 +120,40 @@ class DailyTotalsTable final : public ReadModelProjection {
     for (const auto& fact : decode_account_event(registry_, event)) {
       const std::string day = utc_day(fact.recorded_at);
       if (const auto* deposited = std::get_if<MoneyDeposited>(&fact.event)) {
-        db.exec(
-            "INSERT INTO bank_daily_totals (day, deposited, deposits) VALUES ($1::date, "
-            "$2::bigint, 1) ON CONFLICT (day) DO UPDATE SET"
-            " deposited = bank_daily_totals.deposited + EXCLUDED.deposited,"
-            " deposits = bank_daily_totals.deposits + 1",
-            {day, deposited->amount});
+        add(db, day, kAddDeposit, "deposited", deposited->amount);
       } else if (const auto* withdrawn = std::get_if<MoneyWithdrawn>(&fact.event)) {
-        db.exec(
-            "INSERT INTO bank_daily_totals (day, withdrawn, withdrawals) VALUES ($1::date, "
-            "$2::bigint, 1) ON CONFLICT (day) DO UPDATE SET"
-            " withdrawn = bank_daily_totals.withdrawn + EXCLUDED.withdrawn,"
-            " withdrawals = bank_daily_totals.withdrawals + 1",
-            {day, withdrawn->amount});
+        add(db, day, kAddWithdrawal, "withdrawn", withdrawn->amount);
       }
     }
   }
 
  private:
+  // The sum is checked in numeric, where it cannot overflow: a sum outside bigint updates no
+  // row and returns none, and the event is refused with the total it would have overflowed.
+  static void add(ReadModel& db, const std::string& day, std::string_view sql,
+                  const std::string& column, std::int64_t amount) {
+    if (!db.exec(sql, {day, amount}).empty()) return;
+    const auto rows = db.exec(
+        "SELECT " + column + " AS total FROM bank_daily_totals WHERE day = $1::date", {day});
+    throw DailyTotalOverflow(day, column, rows.empty() ? 0 : rows[0]["total"].get<std::int64_t>(),
+                             amount);
+  }
+
+  static constexpr std::string_view kAddDeposit =
+      "INSERT INTO bank_daily_totals AS t (day, deposited, deposits) VALUES ($1::date,"
+      " $2::bigint, 1) ON CONFLICT (day) DO UPDATE SET"
+      " deposited = t.deposited + EXCLUDED.deposited, deposits = t.deposits + 1"
+      " WHERE t.deposited::numeric + EXCLUDED.deposited"
+      "  BETWEEN -9223372036854775808 AND 9223372036854775807"
+      " RETURNING t.day";
+  static constexpr std::string_view kAddWithdrawal =
+      "INSERT INTO bank_daily_totals AS t (day, withdrawn, withdrawals) VALUES ($1::date,"
+      " $2::bigint, 1) ON CONFLICT (day) DO UPDATE SET"
+      " withdrawn = t.withdrawn + EXCLUDED.withdrawn, withdrawals = t.withdrawals + 1"
+      " WHERE t.withdrawn::numeric + EXCLUDED.withdrawn"
+      "  BETWEEN -9223372036854775808 AND 9223372036854775807"
+      " RETURNING t.day";
+
   const annals::EventRegistry& registry_;
 };
 
@@ -148,7 +164,7 @@ class PostgresQueries final : public BankQueries {
       : connection_string_(std::move(connection_string)) {}
 
   std::optional<AccountView> account(const std::string& account_id) override {
-    const auto rows = query("account", account_id);
+    const auto rows = query("account", {account_id});
     if (rows.empty()) return std::nullopt;
     const auto& row = rows[0];
     return AccountView{.account_id = row[0].as<std::string>(),
@@ -159,7 +175,7 @@ class PostgresQueries final : public BankQueries {
   }
 
   std::optional<std::vector<TransactionView>> transactions(const std::string& account_id) override {
-    const auto rows = query("transactions", account_id);
+    const auto rows = query("transactions", {account_id});
     if (rows.empty()) return std::nullopt;
     std::vector<TransactionView> out;
     out.reserve(rows.size());
@@ -174,7 +190,7 @@ class PostgresQueries final : public BankQueries {
   }
 
   std::vector<DailyTotalView> daily_totals() override {
-    const auto rows = query("daily_totals", std::nullopt);
+    const auto rows = query("daily_totals", {});
     std::vector<DailyTotalView> out;
     out.reserve(rows.size());
     for (const auto& row : rows) {
@@ -185,6 +201,12 @@ class PostgresQueries final : public BankQueries {
                                    .withdrawals = row[4].as<std::int64_t>()});
     }
     return out;
+  }
+
+  std::optional<bool> log_reaches(const annals::Position& position) override {
+    const auto rows = query(
+        "log_reaches", {std::to_string(position.commit()), std::to_string(position.sequence())});
+    return rows[0][0].as<bool>();
   }
 
  private:
@@ -200,10 +222,14 @@ class PostgresQueries final : public BankQueries {
     c->prepare("daily_totals",
                "SELECT to_char(day, 'YYYY-MM-DD'), deposited, withdrawn, deposits, withdrawals"
                " FROM bank_daily_totals ORDER BY day");
+    // Committed events, settled or not, in the store's log order (its index).
+    c->prepare("log_reaches",
+               "SELECT EXISTS (SELECT 1 FROM annals.events"
+               " WHERE (transaction_id, global_position) >= ($1::text::xid8, $2::bigint))");
     return c;
   }
 
-  pqxx::result query(const char* statement, const std::optional<std::string>& arg) {
+  pqxx::result query(const char* statement, const std::vector<std::string>& args) {
     std::unique_ptr<pqxx::connection> c;
     {
       std::lock_guard lock(mutex_);
@@ -217,7 +243,7 @@ class PostgresQueries final : public BankQueries {
       pqxx::result rows;
       {
         pqxx::read_transaction tx(*c);
-        rows = arg ? tx.exec_prepared(statement, *arg) : tx.exec_prepared(statement);
+        rows = tx.exec_prepared(statement, pqxx::prepare::make_dynamic_params(args));
         tx.commit();
       }
       std::lock_guard lock(mutex_);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "account.hpp"
 #include "annals/eventstore/types.hpp"
 #include "annals/projections/projection.hpp"
+#include "annals/projections/runner.hpp"
 
 namespace bank {
 
@@ -62,6 +64,27 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AccountView, account_id, owner, balance, vers
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TransactionView, version, type, amount, balance, recorded_at)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DailyTotalView, day, deposited, withdrawn, deposits, withdrawals)
 
+/// A day's total that would leave the range of a 64-bit integer (amounts near the largest
+/// value, written by another tool or an older version). The daily-totals projection refuses
+/// the event: it is parked as a dead letter with this message and the projection goes on
+/// (bank_projection_options).
+class DailyTotalOverflow : public std::runtime_error {
+ public:
+  /// `column` ("deposited" or "withdrawn") of `day` is `total`; adding `amount` overflows.
+  DailyTotalOverflow(std::string_view day, std::string_view column, std::int64_t total,
+                     std::int64_t amount);
+};
+
+/// `total + amount` for the `column` total of `day`, checked.
+/// Throws: DailyTotalOverflow when the sum leaves the range of std::int64_t.
+[[nodiscard]] std::int64_t add_to_daily_total(std::int64_t total, std::int64_t amount,
+                                              std::string_view day, std::string_view column);
+
+/// How the runner runs the bank projection `name`: the daily totals park an event they cannot
+/// apply (DailyTotalOverflow, after the usual retries) as a dead letter and go on; balances and
+/// transactions stop on one (their rows would be wrong from then on). Cost: nothing.
+[[nodiscard]] annals::projections::ProjectionOptions bank_projection_options(std::string_view name);
+
 /// Reads the bank's read models.
 class BankQueries {
  public:
@@ -78,6 +101,15 @@ class BankQueries {
       const std::string& account_id) = 0;
   /// Every day with money movements, oldest first.
   [[nodiscard]] virtual std::vector<DailyTotalView> daily_totals() = 0;
+  /// Whether the log holds a committed event at or after `position`, settled or not. An event
+  /// whose transaction committed while an older transaction is still open lies above
+  /// EventStore::head_position() until that one ends, yet a command has already returned its
+  /// position. Empty when these read models cannot tell (the in-memory store's head is exact).
+  /// Throws: UnavailableError (database unreachable). Cost: one indexed query, or nothing.
+  [[nodiscard]] virtual std::optional<bool> log_reaches(const annals::Position& position) {
+    static_cast<void>(position);
+    return std::nullopt;
+  }
 };
 
 /// The three projections and the queries over what they write.

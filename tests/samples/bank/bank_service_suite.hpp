@@ -295,12 +295,33 @@ TEST_F(BankServiceTest, ReadsItsOwnWritesWithAfter) {
   }
 }
 
-TEST_F(BankServiceTest, AfterAPositionNotYetWrittenTimesOut) {
+// A position above the head cannot come from a command: 400 at once on every route taking
+// after= (a wait would hold a worker for the read timeout, then answer 504), while the position
+// of the last command is served. `beyond` is just past the last event written.
+TEST_F(BankServiceTest, AfterAPositionBeyondTheHeadIsRefusedAtOnce) {
   const auto id = new_id();
   open(id);
-  const auto start = std::chrono::steady_clock::now();
-  expect_error(api().get("/accounts/" + id + "?after=999999999999:999999999"), 504);
-  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(4900));
+  const auto deposited = move(id, "deposit", 5);
+  ASSERT_EQ(deposited.status, 200) << deposited.text;
+  const std::string last = deposited.body["position"];
+  const auto colon = last.find(':');
+  ASSERT_NE(colon, std::string::npos) << last;
+  const std::string beyond =
+      last.substr(0, colon + 1) + std::to_string(std::stoll(last.substr(colon + 1)) + 1);
+  for (const std::string& path :
+       {"/accounts/" + id, "/accounts/" + id + "/transactions", std::string("/totals/daily")}) {
+    for (const std::string& position : {beyond, std::string("999999999999:999999999")}) {
+      const auto r = api().get(path + "?after=" + position);
+      expect_error(r, 400, path + "?after=" + position);
+      const std::string error = r.body.value("error", "");
+      EXPECT_NE(error.find("position " + position + " is beyond the head of the log ("),
+                std::string::npos)
+          << error;
+    }
+  }
+  const auto at_last = account(id, last);
+  ASSERT_EQ(at_last.status, 200) << at_last.text;
+  EXPECT_EQ(at_last.body["balance"], 5);
   expect_error(api().get("/accounts/" + id + "?after=not-a-position"), 400);
   expect_error(api().get("/accounts/" + id + "/transactions?after=-1"), 400);
 }
@@ -548,6 +569,53 @@ TEST_F(BankServiceTest, ShutsDownOnSigint) {
   open(id);
   EXPECT_EQ(service_->stop(SIGINT), 0);
   service_.reset();
+}
+
+// --- Limits -----------------------------------------------------------------------------
+
+inline std::vector<std::string> with_args(std::vector<std::string> args,
+                                          const std::vector<std::string>& more) {
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+// `levels` arrays nested in one another around `inner`.
+inline std::string nested_arrays(std::size_t levels, const std::string& inner = "") {
+  return std::string(levels, '[') + inner + std::string(levels, ']');
+}
+
+// JSON nested 100,000 deep is refused with 400 before it is built (the depth limit,
+// kMaxRequestJsonDepth = 32 levels), never a crash; 32 levels still parse. The body limit is
+// raised to 1 MiB so that such bodies reach the parser at all.
+TEST(BankServiceLimitsTest, RefusesDeeplyNestedBodiesWithoutCrashing) {
+  ServiceProcess service(with_args(service_args(), {"--max-body-bytes", "1048576"}));
+  ASSERT_TRUE(service.ready());
+  Api api(service.port());
+  const std::string too_deep = "more than 32 levels deep";
+  std::string objects;
+  for (int i = 0; i < 100'000; ++i) objects += R"({"a":)";
+  objects += "1" + std::string(100'000, '}');
+  const std::vector<std::pair<std::string, std::string>> bodies = {
+      {"/accounts", nested_arrays(100'000)},
+      {"/accounts", objects},
+      {"/accounts", std::string(500'000, '[')},  // never closed
+      {"/accounts/a1/deposit", nested_arrays(100'000)},
+      {"/accounts/a1/close", nested_arrays(100'000)},
+      {"/accounts", R"({"account_id":"a1","owner":)" + nested_arrays(32, "\"x\"") + "}"}};
+  for (const auto& [path, body] : bodies) {
+    const auto r = api.post(path, body);
+    expect_error(r, 400, path);
+    EXPECT_NE(r.body.value("error", "").find(too_deep), std::string::npos) << r.text;
+  }
+  // 32 levels (the object and 31 arrays) parse; the field's type is what is wrong.
+  const auto at_limit =
+      api.post("/accounts", R"({"account_id":"a1","owner":)" + nested_arrays(31, "\"x\"") + "}");
+  expect_error(at_limit, 400);
+  EXPECT_NE(at_limit.body.value("error", "").find(R"(field "owner" must be a string)"),
+            std::string::npos)
+      << at_limit.text;
+  EXPECT_EQ(api.get("/health").status, 200);
+  EXPECT_EQ(service.stop(SIGTERM), 0);
 }
 
 }  // namespace bank_test

@@ -2,8 +2,15 @@
 // what only a database can show: kill -9 under concurrent load and a restart after which the
 // read models equal a replay of the event store, and the read models run by a separate
 // bank-projector process.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -478,6 +485,159 @@ TEST(BankServicePostgresTest, AnUnknownOutcomeAdvisesOnlyWhatIsSafeForTheRequest
   ASSERT_EQ(events.size(), 3U);
   EXPECT_EQ(events[1].data, (json{{"amount", 5}}));
   EXPECT_EQ(events[2].data, (json{{"amount", 7}}));
+  EXPECT_EQ(service.stop(SIGTERM), 0);
+}
+
+// --- A held transaction: positions above the settled head ---------------------------------
+
+// Holds a transaction with an id open on the test database: every event committed after it is
+// above head_position() (the log's settled head) until it ends, yet committed, and its
+// position already returned to the client.
+class HeldTransaction {
+ public:
+  HeldTransaction() : connection_(annals::testing::test_database_url()), tx_(connection_) {
+    tx_.exec("SELECT pg_current_xact_id()");
+  }
+  void release() { tx_.abort(); }
+
+ private:
+  pqxx::connection connection_;
+  pqxx::work tx_;
+};
+
+// A position a command has just returned is never refused, even above the settled head: the
+// read waits (here into its 1 s timeout, while the older transaction is open) and succeeds
+// once the log settles.
+TEST(BankServicePostgresTest, AFreshPositionAboveTheSettledHeadWaitsInsteadOfBeingRefused) {
+  ServiceProcess service(with_args(service_args(), {"--read-timeout-ms", "1000"}));
+  ASSERT_TRUE(service.ready());
+  Api api(service.port());
+  const std::string id = "fresh-" + random_suffix();
+  ASSERT_EQ(api.post("/accounts", json{{"account_id", id}, {"owner", "Ada"}}).status, 201);
+  HeldTransaction older;
+  const auto deposited = api.post("/accounts/" + id + "/deposit", json{{"amount", 5}});
+  ASSERT_EQ(deposited.status, 200) << deposited.text;
+  const std::string position = deposited.body["position"];
+  const std::string head = api.get("/health").body.value("head", "");
+  EXPECT_LT(annals::Position::parse(head), annals::Position::parse(position))
+      << "the held transaction should keep the deposit above the settled head";
+
+  expect_error(api.get("/accounts/" + id + "?after=" + position), 504, "while unsettled");
+  older.release();
+  // Each try waits up to 1 s; settling can take longer when other transactions of the cluster
+  // (other tests' databases) are open, hence a bounded number of tries.
+  Reply read;
+  for (int attempt = 0; attempt < 30; ++attempt) {
+    read = api.get("/accounts/" + id + "?after=" + position);
+    if (read.status != 504) break;
+  }
+  ASSERT_EQ(read.status, 200) << read.text;
+  EXPECT_EQ(read.body["balance"], 5);
+  EXPECT_EQ(service.stop(SIGTERM), 0);
+}
+
+// --- The bounded worker queue --------------------------------------------------------------
+
+// One HTTP/1.1 request with "Connection: close" on its own connection, sent at once; the answer
+// is read later. Connections reach the server in the order of the constructors.
+class RawRequest {
+ public:
+  RawRequest(int port, const std::string& target) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+      ADD_FAILURE() << "connect: " << std::strerror(errno);
+      return;
+    }
+    const timeval limit{.tv_sec = 60, .tv_usec = 0};  // an answer that does not come fails
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    const std::string request =
+        "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    EXPECT_EQ(send(fd_, request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+  }
+  RawRequest(const RawRequest&) = delete;
+  RawRequest& operator=(const RawRequest&) = delete;
+  ~RawRequest() { close(fd_); }
+
+  /// The whole response, read until the server closes the connection (at most 60 s).
+  std::string response() {
+    std::string out;
+    char buffer[4096];
+    for (;;) {
+      const ssize_t n = recv(fd_, buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      out.append(buffer, static_cast<std::size_t>(n));
+    }
+    return out;
+  }
+
+ private:
+  int fd_;
+};
+
+int status_of(const std::string& response) {
+  if (response.rfind("HTTP/1.1 ", 0) != 0 || response.size() < 12) return 0;
+  return std::stoi(response.substr(9, 3));
+}
+
+json body_of(const std::string& response) {
+  const auto start = response.find("\r\n\r\n");
+  if (start == std::string::npos) return nullptr;
+  return json::parse(response.substr(start + 4), nullptr, false);
+}
+
+// Two workers, room for one waiting connection: with both workers parked on reads that wait
+// for a position (the held transaction keeps it from settling) and one request waiting, the
+// next request gets 503 with a JSON error and Retry-After at once. Released, every accepted
+// request is served. The account is written straight to the store, so that no earlier HTTP
+// connection still holds a slot when the four connections arrive.
+TEST(BankServicePostgresTest, AFullWorkerQueueAnswers503AtOnceAndServesEveryAcceptedRequest) {
+  ServiceProcess service(with_args(service_args(), {"--threads", "2", "--max-queued-requests", "1",
+                                                    "--read-timeout-ms", "600000"}));
+  ASSERT_TRUE(service.ready());
+  auto store = annals::postgres::make_postgres_event_store(
+      {.connection_string = annals::testing::test_database_url()});
+  const std::string id = "queue-" + random_suffix();
+  HeldTransaction older;
+  const auto written =
+      store->append(annals::StreamId("account-" + id), annals::ExpectedVersion::no_stream(),
+                    {{.id = std::nullopt,
+                      .type = "bank.AccountOpened",
+                      .schema_version = 1,
+                      .data = json{{"owner", "Ada"}},
+                      .metadata = json::object()},
+                     {.id = std::nullopt,
+                      .type = "bank.MoneyDeposited",
+                      .schema_version = 1,
+                      .data = json{{"amount", 5}},
+                      .metadata = json::object()}});
+  const std::string read = "/accounts/" + id + "?after=" + written.position.to_string();
+
+  RawRequest parked_1(service.port(), read);
+  RawRequest parked_2(service.port(), read);
+  RawRequest waiting(service.port(), "/health");
+  RawRequest refused(service.port(), "/health");
+
+  const std::string refusal = refused.response();
+  EXPECT_EQ(status_of(refusal), 503) << refusal;
+  EXPECT_NE(refusal.find("Retry-After: 1\r\n"), std::string::npos) << refusal;
+  const json error = body_of(refusal);
+  ASSERT_TRUE(error.is_object()) << refusal;
+  EXPECT_NE(error.value("error", "").find("2 workers are busy and 1 requests are waiting"),
+            std::string::npos)
+      << refusal;
+
+  older.release();
+  for (RawRequest* parked : {&parked_1, &parked_2}) {
+    const std::string answer = parked->response();
+    EXPECT_EQ(status_of(answer), 200) << answer;
+    EXPECT_EQ(body_of(answer).value("balance", -1), 5) << answer;
+  }
+  const std::string health = waiting.response();
+  EXPECT_EQ(status_of(health), 200) << health;
   EXPECT_EQ(service.stop(SIGTERM), 0);
 }
 
