@@ -217,6 +217,9 @@ TEST_F(ReconnectTest, ListenConnectionReconnectsWithBackoffAndSignalsAReadAfterw
   EXPECT_LE(attempts, 12U) << "attempts are spaced by the backoff (10 ms doubling to 50 ms)";
   signal->interrupt();
   EXPECT_FALSE(signal->wait(token, kNoPoll)) << "interrupt() ends a wait while disconnected";
+  // Only a running signal retries: opening one while the server is unreachable fails at once.
+  EXPECT_THROW((void)annals::postgres::detail::make_change_signal(proxy.url(), 0ms),
+               annals::UnavailableError);
 
   proxy.heal();
   token = signal->observe();
