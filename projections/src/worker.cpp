@@ -164,7 +164,8 @@ void Worker::reload() {
   pages_.discard();
   checkpoint_.reload();
   reload_ = false;
-  status_.set_state(ProjectionState::kCatchingUp);
+  // During an outage the state stays "reconnecting" until a read succeeds.
+  if (!outage_.active()) status_.set_state(ProjectionState::kCatchingUp);
   reporter_.report(true);
 }
 

@@ -64,8 +64,12 @@ class PostgresChangeSignal final : public ChangeSignal {
     ::poll(fds, 2, poll_timeout(timeout));
     drain_pipe();
     try {
-      const bool notified = connection_->take_notifications() > 0;
-      check_horizon();
+      bool notified = connection_->take_notifications() > 0;
+      if (check_horizon()) {
+        // A NOTIFY that arrived during the horizon query was read into libpq's queue with its
+        // result: the socket will not show it to the next poll, so take it now.
+        notified = connection_->take_notifications() > 0 || notified;
+      }
       return notified;
     } catch (const std::exception& e) {
       lost(e);
@@ -80,10 +84,11 @@ class PostgresChangeSignal final : public ChangeSignal {
 
  private:
   // Warns when a long-running transaction holds back the global log's readers (decision 5).
-  void check_horizon() {
-    if (warn_after_.count() <= 0) return;
+  // True when it queried the server.
+  bool check_horizon() {
+    if (warn_after_.count() <= 0) return false;
     const auto now = std::chrono::steady_clock::now();
-    if (now - last_horizon_check_ < std::chrono::seconds(10)) return;
+    if (now - last_horizon_check_ < std::chrono::seconds(10)) return false;
     last_horizon_check_ = now;
     const auto horizon = query_read_horizon(*connection_);
     if (horizon.oldest && horizon.oldest->transaction_age > warn_after_) {
@@ -94,6 +99,7 @@ class PostgresChangeSignal final : public ChangeSignal {
           "ends. Last statement: {}",
           b.pid, b.database, b.state, b.transaction_age.count() / 1000, b.query);
     }
+    return true;
   }
 
   using Clock = std::chrono::steady_clock;

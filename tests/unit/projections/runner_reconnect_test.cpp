@@ -175,6 +175,14 @@ TEST_F(RunnerReconnectTest, ReportsReconnectingAndResumesFromTheCheckpointExactl
   ASSERT_TRUE(eventually(
       [&] { return runner.status("balances").state == ProjectionState::kReconnecting; }));
   EXPECT_EQ(stored_state("balances"), "reconnecting") << "reported to the projection store";
+  // It stays reconnecting across retries (it does not flap to catching-up between them).
+  const int seen = events_.failed_reads.load();
+  bool flapped = false;
+  ASSERT_TRUE(eventually([&] {
+    flapped |= runner.status("balances").state != ProjectionState::kReconnecting;
+    return events_.failed_reads.load() >= seen + 10;
+  }));
+  EXPECT_FALSE(flapped);
   EXPECT_EQ(runner.status("balances").position, first) << "nothing is skipped";
 
   events_.down = false;
