@@ -1,0 +1,66 @@
+// annals-bench --long-haul: does the store stay as fast, and a replay as small, when the log
+// is 100 times larger?
+//
+// In one run, on one database: build a small store (default 100,000 events), measure it, grow
+// the same store to the large size (default 10,000,000 events), measure it again with the same
+// figures, and report each figure for both sizes with the ratio large / small:
+//
+// - single-event append latency, p50 and p99 (one writer, each append to a random stream of
+//   the store, expected version any; notify on, the store's defaults);
+// - one-stream read latency, p50 and p99 (read_stream of a whole random stream);
+// - read_all throughput, pages of 1,000 from the start of the log over the window (default
+//   1,000,000 events, or the whole store when smaller);
+// - catch-up into a PostgreSQL read model through annals::projections (a new projection, one
+//   ReadModel::increment per event, batches of the runner's batch size) over the same window;
+// - annals::postgres::verify of the whole store (events/s);
+// - a no-op projection's replay of the whole store: its peak RSS (peak_rss.hpp) and events/s.
+//
+// Targets: latencies of the large store within 1.25x of the small store's; throughputs at
+// least 0.8x (the same 1.25x in time per event); the replay's peak RSS flat (within 1.10x).
+//
+// Streams hold 100 events each (store_builder.hpp), written by parallel multi-stream appends
+// through the store's functions, so the database computes every hash. Before each store's
+// figures: VACUUM (ANALYZE) of annals.events and a CHECKPOINT, both timed and reported.
+//
+// Requires: `conninfo` names a freshly created, migrated database. Progress goes to stderr.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace annals::bench {
+
+struct LongHaulOptions {
+  /// Events of the small store. Default 100,000.
+  std::uint64_t small_events = 100'000;
+  /// Events of the large store (a multiple of 100 is used: rounded up). Default 10,000,000.
+  std::uint64_t large_events = 10'000'000;
+  /// Events read by read_all and applied by the read-model catch-up, from the start of the log
+  /// (the whole store when smaller). Default 1,000,000.
+  std::uint64_t window = 1'000'000;
+  /// Timed operations per latency figure (after 10 % as many untimed). Default 2,000.
+  int samples = 2000;
+  /// Writer threads of the build. Default 4.
+  int writers = 4;
+  /// The runner's batch size in the catch-up and the replay. Default 500.
+  std::size_t batch_size = 500;
+  /// Shortest time spent on verify passes of one store (a pass is never cut). Default 3 s.
+  double verify_seconds = 3.0;
+};
+
+/// Builds, measures and returns
+///   {"stores": [{"events", "streams", "build": {...}, "figures": {...}, "load": [...]}, ...],
+///    "figures": [{"name", "unit", "small", "large", "ratio", "target", "pass", "note"}],
+///    "options": {...}}
+/// Throws: annals::Error from the stores, std::runtime_error on a failed check (a short read,
+/// a projection that did not catch up, a verify finding).
+[[nodiscard]] nlohmann::json run_long_haul(const std::string& conninfo,
+                                           const LongHaulOptions& options);
+
+/// The figures of run_long_haul as plain text: one line per build, one row per figure.
+[[nodiscard]] std::string format_long_haul(const nlohmann::json& result);
+
+}  // namespace annals::bench
