@@ -4,7 +4,8 @@
 //   annals-bench [--db URL] [--json] [--seconds N] [--rounds N] [--only NAME[,NAME]]
 //                [--notify on|off] [--warmup S] [--read-events N]
 //   annals-bench --long-haul [--long-haul-events N] [--long-haul-small N] [--long-haul-window N]
-//                [--long-haul-samples N] [--long-haul-writers N] [--projection-batch N] [--json]
+//                [--long-haul-samples N] [--long-haul-writers N] [--long-haul-reuse]
+//                [--long-haul-build-only] [--projection-batch N] [--json]
 //
 // It drops and creates the database `annals_bench` on the server of URL (connecting to URL's
 // own database to do so), migrates it, creates the ceiling table, then measures every figure
@@ -124,7 +125,8 @@ constexpr const char* kUsage =
     "                    [--projections] [--projection-batch N]\n"
     "       annals-bench --long-haul [--long-haul-events N] [--long-haul-small N]\n"
     "                    [--long-haul-window N] [--long-haul-samples N]\n"
-    "                    [--long-haul-writers N] [--projection-batch N] [--json]\n"
+    "                    [--long-haul-writers N] [--long-haul-reuse] [--long-haul-build-only]\n"
+    "                    [--projection-batch N] [--json]\n"
     "\n"
     "Measures the annals PostgreSQL store against plain PostgreSQL on the same server, in the\n"
     "same run. Drops and recreates the database 'annals_bench' on the server of --db.\n"
@@ -151,6 +153,9 @@ constexpr const char* kUsage =
     "                     (default 1000000, or the whole store when smaller)\n"
     "  --long-haul-samples N  timed operations per latency figure (default 2000)\n"
     "  --long-haul-writers N  writer threads building the store (default 4)\n"
+    "  --long-haul-reuse  keep the stores' databases after the run, and measure a store that\n"
+    "                     an earlier run completed with the same size instead of building it\n"
+    "  --long-haul-build-only  build (or, with --long-haul-reuse, find) both stores; no figures\n"
     "\n"
     "figures: append_w1 append_w4 append_w16 append_batch10_w4 append_batch100_w4\n"
     "         append_w16_notify_off append_w16_group_commit_off pg_insert_notify_w16\n"
@@ -222,6 +227,10 @@ Options parse_options(int argc, char** argv) {
           static_cast<std::uint64_t>(parse_number(arg, value(), 1000));
     } else if (arg == "--long-haul-samples") {
       options.long_haul_options.samples = static_cast<int>(parse_number(arg, value(), 10));
+    } else if (arg == "--long-haul-reuse") {
+      options.long_haul_options.reuse = true;
+    } else if (arg == "--long-haul-build-only") {
+      options.long_haul_options.build_only = true;
     } else if (arg == "--long-haul-writers") {
       options.long_haul_options.writers = static_cast<int>(parse_number(arg, value(), 1));
     } else if (arg == "--notify") {
@@ -339,9 +348,9 @@ class Bench {
 
   nlohmann::json run() {
     meta_["load_before"] = load_average();
-    prepare_database();
     if (options_.long_haul) {
-      auto long_haul = run_long_haul(conninfo_, options_.long_haul_options);
+      read_settings();
+      auto long_haul = run_long_haul(options_.url, options_.long_haul_options);
       meta_["load_after"] = load_average();
       auto report = to_json();
       report["long_haul"] = std::move(long_haul);
@@ -374,15 +383,19 @@ class Bench {
   }
 
  private:
+  void read_settings() {
+    PgConnection admin(options_.url);
+    for (const char* name :
+         {"server_version", "synchronous_commit", "fsync", "shared_buffers", "wal_sync_method",
+          "full_page_writes", "max_wal_size", "checkpoint_timeout", "max_connections"}) {
+      meta_["settings"][name] = admin.scalar(std::string("SELECT current_setting('") + name + "')");
+    }
+  }
+
   void prepare_database() {
+    read_settings();
     {
       PgConnection admin(options_.url);
-      for (const char* name :
-           {"server_version", "synchronous_commit", "fsync", "shared_buffers", "wal_sync_method",
-            "full_page_writes", "max_wal_size", "checkpoint_timeout", "max_connections"}) {
-        meta_["settings"][name] =
-            admin.scalar(std::string("SELECT current_setting('") + name + "')");
-      }
       progress("dropping and creating database {}", kDatabase);
       admin.exec(std::string("DROP DATABASE IF EXISTS ") + kDatabase + " WITH (FORCE)");
       admin.exec(std::string("CREATE DATABASE ") + kDatabase);

@@ -15,6 +15,7 @@
 #include <fmt/core.h>
 
 #include "annals/eventstore/event_store.hpp"
+#include "annals/postgres/postgres_event_store.hpp"
 #include "annals/postgres/verify.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "harness.hpp"
@@ -94,13 +95,15 @@ nlohmann::json summary(std::vector<double> ms) {
           {"samples", ms.size()}};
 }
 
+// Marks a completed build in the store's database (outside schema annals), for reuse.
+constexpr const char* kMarkerTable = "public.long_haul_store";
+
 class LongHaul {
  public:
-  LongHaul(std::string conninfo, LongHaulOptions options)
-      : conninfo_(std::move(conninfo)),
+  LongHaul(std::string server_url, LongHaulOptions options)
+      : server_url_(std::move(server_url)),
         options_(std::move(options)),
         payload_(make_payload()),
-        control_(conninfo_),
         tag_(random_tag(6)) {
     build_options_.writers = options_.writers;
     build_options_.events_per_stream = kEventsPerStream;
@@ -113,28 +116,23 @@ class LongHaul {
       throw std::runtime_error("the large store must hold more events than the small one");
     }
     nlohmann::json stores = nlohmann::json::array();
-    for (const auto streams : {small_streams, large_streams}) {
-      nlohmann::json store;
-      store["events"] = streams * kEventsPerStream;
-      store["streams"] = streams;
-      store["build"] = grow_to(streams);
-      store["load_before_figures"] = load_now();
-      store["figures"] = measure(streams);
-      store["load_after_figures"] = load_now();
-      stores.push_back(std::move(store));
+    for (const auto& [database, streams] : {std::pair{"annals_bench_lh_small", small_streams},
+                                            std::pair{"annals_bench_lh_large", large_streams}}) {
+      stores.push_back(prepare_store(database, streams));
     }
-    return {{"stores", stores},
-            {"figures", compare(stores[0]["figures"], stores[1]["figures"])},
-            {"options",
-             {{"small_events", options_.small_events},
-              {"large_events", options_.large_events},
-              {"window", options_.window},
-              {"samples", options_.samples},
-              {"writers", options_.writers},
-              {"batch_size", options_.batch_size},
-              {"events_per_stream", kEventsPerStream},
-              {"streams_per_append", build_options_.streams_per_append},
-              {"read_page", kReadPage}}}};
+    for (auto& store : stores) {
+      if (options_.build_only) break;
+      conninfo_ = with_database(server_url_, store["database"].get<std::string>());
+      store["load_before_figures"] = load_now();
+      store["figures"] = measure(store["streams"].get<std::uint64_t>());
+      store["load_after_figures"] = load_now();
+    }
+    if (!options_.reuse) drop_databases(stores);
+    nlohmann::json result{{"stores", stores}, {"options", options_json()}};
+    if (!options_.build_only) {
+      result["figures"] = compare(stores[0]["figures"], stores[1]["figures"]);
+    }
+    return result;
   }
 
  private:
@@ -142,34 +140,100 @@ class LongHaul {
     return (events + kEventsPerStream - 1) / kEventsPerStream;
   }
 
+  nlohmann::json options_json() const {
+    return {{"small_events", options_.small_events},
+            {"large_events", options_.large_events},
+            {"window", options_.window},
+            {"samples", options_.samples},
+            {"writers", options_.writers},
+            {"batch_size", options_.batch_size},
+            {"events_per_stream", kEventsPerStream},
+            {"streams_per_append", build_options_.streams_per_append},
+            {"read_page", kReadPage},
+            {"reuse", options_.reuse},
+            {"build_only", options_.build_only}};
+  }
+
   // --- building ----------------------------------------------------------------------------
 
-  nlohmann::json grow_to(std::uint64_t streams) {
+  // The store of `streams` streams in `database`: found complete (reuse) or built afresh.
+  nlohmann::json prepare_store(const std::string& database, std::uint64_t streams) {
+    nlohmann::json store{{"database", database},
+                         {"events", streams * kEventsPerStream},
+                         {"streams", streams},
+                         {"reused", false},
+                         {"build", nullptr}};
+    conninfo_ = with_database(server_url_, database);
+    if (options_.reuse && completed_store(streams)) {
+      say("{}: reusing the {} events built by an earlier run", database,
+          streams * kEventsPerStream);
+      store["reused"] = true;
+      return store;
+    }
+    {
+      PgConnection admin(server_url_);
+      say("dropping and creating database {}", database);
+      admin.exec("DROP DATABASE IF EXISTS " + database + " WITH (FORCE)");
+      admin.exec("CREATE DATABASE " + database);
+    }
+    (void)postgres::migrate(conninfo_);
+    store["build"] = build(streams);
+    PgConnection(conninfo_).exec(std::string("CREATE TABLE ") + kMarkerTable +
+                                 " (streams bigint NOT NULL, events_per_stream int NOT NULL); "
+                                 "INSERT INTO " +
+                                 kMarkerTable + " VALUES (" + std::to_string(streams) + ", " +
+                                 std::to_string(kEventsPerStream) + ")");
+    return store;
+  }
+
+  // True when the database of conninfo_ holds a store completed with `streams` streams.
+  bool completed_store(std::uint64_t streams) const {
+    try {
+      PgConnection connection(conninfo_);
+      const auto marker =
+          connection.query(std::string("SELECT streams, events_per_stream FROM ") + kMarkerTable);
+      return marker.rows() == 1 && std::stoull(marker.text(0, 0)) == streams &&
+             std::stoi(marker.text(0, 1)) == kEventsPerStream;
+    } catch (const std::runtime_error&) {
+      return false;  // no such database, or no marker: an unfinished or foreign store
+    }
+  }
+
+  nlohmann::json build(std::uint64_t streams) {
     nlohmann::json out;
     out["load_before"] = load_now();
-    say("building streams {} to {} ({} events)", built_streams_, streams,
-        (streams - built_streams_) * kEventsPerStream);
-    const auto build = build_streams(conninfo_, payload_, built_streams_, streams, build_options_);
-    built_streams_ = streams;
-    out["events"] = build.events;
-    out["appends"] = build.appends;
-    out["seconds"] = build.seconds;
-    out["events_per_second"] = build.rate();
+    say("building {} streams ({} events)", streams, streams * kEventsPerStream);
+    const auto built = build_streams(conninfo_, payload_, 0, streams, build_options_);
+    out["events"] = built.events;
+    out["appends"] = built.appends;
+    out["seconds"] = built.seconds;
+    out["events_per_second"] = built.rate();
+    out["writers"] = build_options_.writers;
     out["load_after"] = load_now();
     say("built {} events in {:.1f} s ({:.0f} events/s); VACUUM (ANALYZE) and CHECKPOINT",
-        build.events, build.seconds, build.rate());
+        built.events, built.seconds, built.rate());
+    PgConnection control(conninfo_);
     const auto start = Clock::now();
-    control_.exec("VACUUM (ANALYZE) annals.events");
-    control_.exec("CHECKPOINT");
+    control.exec("VACUUM (ANALYZE) annals.events");
+    control.exec("CHECKPOINT");
     out["maintenance_seconds"] = seconds_since(start);
     out["database_bytes"] =
-        std::stoull(control_.scalar("SELECT pg_database_size(current_database())"));
+        std::stoull(control.scalar("SELECT pg_database_size(current_database())"));
     return out;
+  }
+
+  void drop_databases(const nlohmann::json& stores) const {
+    PgConnection admin(server_url_);
+    for (const auto& store : stores) {
+      admin.exec("DROP DATABASE IF EXISTS " + store["database"].get<std::string>() +
+                 " WITH (FORCE)");
+    }
   }
 
   // --- measuring ---------------------------------------------------------------------------
 
   nlohmann::json measure(std::uint64_t streams) {
+    streams_ = streams;
     const auto events = streams * kEventsPerStream;
     const auto label = std::to_string(events);
     auto store = open_store(conninfo_, 1, true);
@@ -301,7 +365,7 @@ class LongHaul {
   // measurement (one pass of it already takes long).
   template <typename Pass>
   std::uint64_t pass_events_if_small(Pass&& pass) const {
-    const auto events = static_cast<std::uint64_t>(built_streams_) * kEventsPerStream;
+    const auto events = streams_ * kEventsPerStream;
     return events <= options_.window ? pass() : 0;
   }
 
@@ -346,13 +410,15 @@ class LongHaul {
     return figures;
   }
 
+  std::string server_url_;
+  /// The database of the store being built or measured.
   std::string conninfo_;
   LongHaulOptions options_;
   Payload payload_;
-  PgConnection control_;
   std::string tag_;
   StoreBuildOptions build_options_;
-  std::uint64_t built_streams_ = 0;
+  /// Streams of the store being measured.
+  std::uint64_t streams_ = 0;
   std::uint64_t appended_ = 0;
 };
 
@@ -380,23 +446,31 @@ std::string format_load(const nlohmann::json& load) {
 
 }  // namespace
 
-nlohmann::json run_long_haul(const std::string& conninfo, const LongHaulOptions& options) {
-  return LongHaul(conninfo, options).run();
+nlohmann::json run_long_haul(const std::string& server_url, const LongHaulOptions& options) {
+  return LongHaul(server_url, options).run();
 }
 
 std::string format_long_haul(const nlohmann::json& result) {
   std::string out;
   for (const auto& store : result.at("stores")) {
+    const auto events = with_commas(store.at("events").get<double>());
     const auto& b = store.at("build");
+    if (b.is_null()) {
+      out += fmt::format("store of {} events ({}): reused, built by an earlier run\n", events,
+                         store.at("database").get<std::string>());
+      continue;
+    }
     out += fmt::format(
-        "build to {} events: +{} events in {:.1f} s ({} events/s, {} appends), load {} -> {}; "
-        "VACUUM+CHECKPOINT {:.1f} s; database {:.0f} MiB\n",
-        with_commas(store.at("events").get<double>()), with_commas(b.at("events").get<double>()),
-        b.at("seconds").get<double>(), with_commas(b.at("events_per_second").get<double>()),
-        with_commas(b.at("appends").get<double>()), format_load(b.at("load_before")),
-        format_load(b.at("load_after")), b.at("maintenance_seconds").get<double>(),
+        "store of {} events ({}): built in {:.1f} s ({} events/s, {} appends, {} writers), load "
+        "{} -> {}; VACUUM+CHECKPOINT {:.1f} s; database {:.0f} MiB\n",
+        events, store.at("database").get<std::string>(), b.at("seconds").get<double>(),
+        with_commas(b.at("events_per_second").get<double>()),
+        with_commas(b.at("appends").get<double>()), b.at("writers").get<int>(),
+        format_load(b.at("load_before")), format_load(b.at("load_after")),
+        b.at("maintenance_seconds").get<double>(),
         b.at("database_bytes").get<double>() / 1048576.0);
   }
+  if (!result.contains("figures")) return out;
   const auto& stores = result.at("stores");
   out += fmt::format("load during figures: small {} -> {}, large {} -> {}\n",
                      format_load(stores[0].at("load_before_figures")),

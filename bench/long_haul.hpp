@@ -1,9 +1,10 @@
 // annals-bench --long-haul: does the store stay as fast, and a replay as small, when the log
 // is 100 times larger?
 //
-// In one run, on one database: build a small store (default 100,000 events), measure it, grow
-// the same store to the large size (default 10,000,000 events), measure it again with the same
-// figures, and report each figure for both sizes with the ratio large / small:
+// In one run, on one server: build a small store (default 100,000 events) in database
+// annals_bench_lh_small and a large one (default 10,000,000 events) in annals_bench_lh_large,
+// measure both with the same figures, small first, and report each figure for both sizes with
+// the ratio large / small:
 //
 // - single-event append latency, p50 and p99 (one writer, each append to a random stream of
 //   the store, expected version any; notify on, the store's defaults);
@@ -22,7 +23,10 @@
 // through the store's functions, so the database computes every hash. Before each store's
 // figures: VACUUM (ANALYZE) of annals.events and a CHECKPOINT, both timed and reported.
 //
-// Requires: `conninfo` names a freshly created, migrated database. Progress goes to stderr.
+// The databases are dropped and created by the run, and dropped at its end; with `reuse` they
+// are kept, and a store that an earlier run completed with the same size (a marker table
+// records it) is measured again without rebuilding it: a 10,000,000-event build takes minutes.
+// Progress goes to stderr.
 #pragma once
 
 #include <cstddef>
@@ -49,15 +53,21 @@ struct LongHaulOptions {
   std::size_t batch_size = 500;
   /// Shortest time spent on verify passes of one store (a pass is never cut). Default 3 s.
   double verify_seconds = 3.0;
+  /// Keep the databases, and measure a store completed by an earlier run. Default false.
+  bool reuse = false;
+  /// Build (or find) the stores, measure nothing. Default false.
+  bool build_only = false;
 };
 
 /// Builds, measures and returns
-///   {"stores": [{"events", "streams", "build": {...}, "figures": {...}, "load": [...]}, ...],
+///   {"stores": [{"database", "events", "streams", "reused", "build": {...} or null,
+///                "figures": {...}, "load_before_figures", "load_after_figures"}, ...],
 ///    "figures": [{"name", "unit", "small", "large", "ratio", "target", "pass", "note"}],
 ///    "options": {...}}
+/// `server_url` is any database of the server (the stores' databases are created beside it).
 /// Throws: annals::Error from the stores, std::runtime_error on a failed check (a short read,
 /// a projection that did not catch up, a verify finding).
-[[nodiscard]] nlohmann::json run_long_haul(const std::string& conninfo,
+[[nodiscard]] nlohmann::json run_long_haul(const std::string& server_url,
                                            const LongHaulOptions& options);
 
 /// The figures of run_long_haul as plain text: one line per build, one row per figure.
