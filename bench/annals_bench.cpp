@@ -4,7 +4,8 @@
 //   annals-bench [--db URL] [--json] [--seconds N] [--rounds N] [--only NAME[,NAME]]
 //                [--notify on|off] [--warmup S] [--read-events N]
 //   annals-bench --long-haul [--long-haul-events N] [--long-haul-small N] [--long-haul-window N]
-//                [--long-haul-samples N] [--long-haul-writers N] [--long-haul-reuse]
+//                [--long-haul-samples N] [--long-haul-replay N] [--long-haul-writers N]
+//                [--long-haul-reuse] [--long-haul-no-verify]
 //                [--long-haul-build-only] [--projection-batch N] [--json]
 //
 // It drops and creates the database `annals_bench` on the server of URL (connecting to URL's
@@ -124,8 +125,9 @@ constexpr const char* kUsage =
     "                    [--notify on|off] [--warmup S] [--read-events N] [--framework]\n"
     "                    [--projections] [--projection-batch N]\n"
     "       annals-bench --long-haul [--long-haul-events N] [--long-haul-small N]\n"
-    "                    [--long-haul-window N] [--long-haul-samples N]\n"
+    "                    [--long-haul-window N] [--long-haul-samples N] [--long-haul-replay N]\n"
     "                    [--long-haul-writers N] [--long-haul-reuse] [--long-haul-build-only]\n"
+    "                    [--long-haul-no-verify]\n"
     "                    [--projection-batch N] [--json]\n"
     "\n"
     "Measures the annals PostgreSQL store against plain PostgreSQL on the same server, in the\n"
@@ -152,10 +154,13 @@ constexpr const char* kUsage =
     "  --long-haul-window N   events read by read_all and the read-model catch-up\n"
     "                     (default 1000000, or the whole store when smaller)\n"
     "  --long-haul-samples N  timed operations per latency figure (default 2000)\n"
+    "  --long-haul-replay N   events of the no-op replay whose peak RSS is measured\n"
+    "                     (default 0: the whole store)\n"
     "  --long-haul-writers N  writer threads building the store (default 4)\n"
     "  --long-haul-reuse  keep the stores' databases after the run, and measure a store that\n"
     "                     an earlier run completed with the same size instead of building it\n"
     "  --long-haul-build-only  build (or, with --long-haul-reuse, find) both stores; no figures\n"
+    "  --long-haul-no-verify   skip the verify figure\n"
     "\n"
     "figures: append_w1 append_w4 append_w16 append_batch10_w4 append_batch100_w4\n"
     "         append_w16_notify_off append_w16_group_commit_off pg_insert_notify_w16\n"
@@ -227,6 +232,10 @@ Options parse_options(int argc, char** argv) {
           static_cast<std::uint64_t>(parse_number(arg, value(), 1000));
     } else if (arg == "--long-haul-samples") {
       options.long_haul_options.samples = static_cast<int>(parse_number(arg, value(), 10));
+    } else if (arg == "--long-haul-replay") {
+      options.long_haul_options.replay = static_cast<std::uint64_t>(parse_number(arg, value(), 0));
+    } else if (arg == "--long-haul-no-verify") {
+      options.long_haul_options.skip_verify = true;
     } else if (arg == "--long-haul-reuse") {
       options.long_haul_options.reuse = true;
     } else if (arg == "--long-haul-build-only") {

@@ -14,7 +14,8 @@
 // - catch-up into a PostgreSQL read model through annals::projections (a new projection, one
 //   ReadModel::increment per event, batches of the runner's batch size) over the same window;
 // - annals::postgres::verify of the whole store (events/s);
-// - a no-op projection's replay of the whole store: its peak RSS (peak_rss.hpp) and events/s.
+// - a no-op projection's replay of the whole store (or of its first `replay` events): its peak
+//   RSS (peak_rss.hpp) and events/s.
 //
 // Targets: latencies of the large store within 1.25x of the small store's; throughputs at
 // least 0.8x (the same 1.25x in time per event); the replay's peak RSS flat (within 1.10x).
@@ -45,6 +46,9 @@ struct LongHaulOptions {
   /// Events read by read_all and applied by the read-model catch-up, from the start of the log
   /// (the whole store when smaller). Default 1,000,000.
   std::uint64_t window = 1'000'000;
+  /// Events of the no-op replay whose peak RSS is measured, from the start of the log (the
+  /// whole store when 0 or larger). Default 0: the whole store.
+  std::uint64_t replay = 0;
   /// Timed operations per latency figure (after 10 % as many untimed). Default 2,000.
   int samples = 2000;
   /// Writer threads of the build. Default 4.
@@ -55,6 +59,9 @@ struct LongHaulOptions {
   double verify_seconds = 3.0;
   /// Keep the databases, and measure a store completed by an earlier run. Default false.
   bool reuse = false;
+  /// Skip the verify figure (a verify of 10,000,000 events takes minutes on a busy machine).
+  /// Default false.
+  bool skip_verify = false;
   /// Build (or find) the stores, measure nothing. Default false.
   bool build_only = false;
 };

@@ -27,9 +27,12 @@ struct PeakRss {
   std::uint64_t hwm_kib = 0;
   /// True when VmHWM was reset at the start, so hwm_kib is the phase's own peak.
   bool hwm_reset = false;
-  /// The phase's peak: VmHWM when it was reset (it sees every page, not only sampled moments),
-  /// else the sampled peak.
-  [[nodiscard]] std::uint64_t peak_kib() const { return hwm_reset ? hwm_kib : sampled_peak_kib; }
+  /// The phase's peak: the larger of VmHWM (when it was reset: it sees peaks between samples)
+  /// and the sampled peak (the kernel folds threads' page counts into VmHWM lazily, so a sample
+  /// can exceed it by a few hundred KiB).
+  [[nodiscard]] std::uint64_t peak_kib() const {
+    return hwm_reset && hwm_kib > sampled_peak_kib ? hwm_kib : sampled_peak_kib;
+  }
 };
 
 /// Measures from construction to stop(). Throws std::runtime_error when /proc/self/status

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "annals/projections/runner.hpp"
@@ -38,6 +39,17 @@ double time_catch_up(EventStore& store, projections::ProjectionStore& projection
                              status.last_error.value_or("no error") + ")");
   }
   return elapsed.count();
+}
+
+Position nth_position(PgConnection& connection, std::uint64_t n) {
+  const auto rows = connection.query(
+      "SELECT transaction_id::text, global_position FROM annals.events e "
+      "ORDER BY e.transaction_id, e.global_position OFFSET " +
+      std::to_string(n - 1) + " LIMIT 1");
+  if (rows.rows() != 1) {
+    throw std::runtime_error("the log has fewer than " + std::to_string(n) + " events");
+  }
+  return Position(std::stoull(rows.text(0, 0)), std::stoll(rows.text(0, 1)));
 }
 
 double quantile(const std::vector<double>& sorted, double q) {

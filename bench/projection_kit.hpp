@@ -12,6 +12,7 @@
 #include "annals/projections/postgres/read_model.hpp"
 #include "annals/projections/projection.hpp"
 #include "annals/projections/projection_store.hpp"
+#include "pg.hpp"
 
 namespace annals::bench {
 
@@ -52,6 +53,10 @@ double time_catch_up(EventStore& store, projections::ProjectionStore& projection
                      std::shared_ptr<projections::Projection> projection, Position target,
                      std::size_t batch_size,
                      std::chrono::milliseconds timeout = std::chrono::minutes(10));
+
+/// The position of event number `n` (1-based) of the global log, in log order. Throws
+/// std::runtime_error when the log holds fewer events. Cost: an index scan of n entries.
+[[nodiscard]] Position nth_position(PgConnection& connection, std::uint64_t n);
 
 /// Quantile q (0..1) of `sorted` (ascending), nearest rank; 0 for no values.
 [[nodiscard]] double quantile(const std::vector<double>& sorted, double q);

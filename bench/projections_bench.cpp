@@ -72,19 +72,6 @@ nlohmann::json to_json(const Figure& f) {
   return out;
 }
 
-// The position of event number `n` (1-based) of the global log, in log order.
-Position nth_position(PgConnection& connection, std::uint64_t n) {
-  const auto rows = connection.query(
-      "SELECT transaction_id::text, global_position FROM annals.events e "
-      "ORDER BY e.transaction_id, e.global_position OFFSET " +
-      std::to_string(n - 1) + " LIMIT 1");
-  if (rows.rows() != 1) {
-    throw std::runtime_error("projection figures: the log has fewer than " + std::to_string(n) +
-                             " events");
-  }
-  return Position(std::stoull(rows.text(0, 0)), std::stoll(rows.text(0, 1)));
-}
-
 // Seconds for read_all to read the log's first `events` events in pages of `page_size`.
 double time_read_all(EventStore& store, std::uint64_t events, std::size_t page_size) {
   const auto start = Clock::now();
