@@ -362,6 +362,12 @@ class Bench {
       auto long_haul = run_long_haul(options_.url, options_.long_haul_options);
       meta_["load_after"] = load_average();
       auto report = to_json();
+      // The store figures' settings do not apply to the long haul (its own are in long_haul).
+      for (const char* key :
+           {"rounds", "seconds", "warmup_seconds", "notify_on_append", "read_events",
+            "read_page_size", "checkpoint_before_slice", "database"}) {
+        report["meta"].erase(key);
+      }
       report["long_haul"] = std::move(long_haul);
       return report;
     }
