@@ -3,12 +3,19 @@
 //
 //   annals-bench [--db URL] [--json] [--seconds N] [--rounds N] [--only NAME[,NAME]]
 //                [--notify on|off] [--warmup S] [--read-events N]
+//   annals-bench --long-haul [--long-haul-events N] [--long-haul-small N] [--long-haul-window N]
+//                [--long-haul-samples N] [--long-haul-replay N] [--long-haul-writers N]
+//                [--long-haul-reuse] [--long-haul-no-verify]
+//                [--long-haul-build-only] [--projection-batch N] [--json]
 //
 // It drops and creates the database `annals_bench` on the server of URL (connecting to URL's
 // own database to do so), migrates it, creates the ceiling table, then measures every figure
 // `rounds` times, store and ceiling back to back, alternating which goes first, each slice
 // after a CHECKPOINT so that neither side pays for the other's dirty pages. A figure is the
 // median over rounds; its ratio is median(store) / median(ceiling).
+//
+// --long-haul runs only the long haul (long_haul.hpp): the same figures on a small and a large
+// store built in the same run.
 //
 // stdout carries only the result (a table, or with --json one JSON object); progress and the
 // library's log go to stderr.
@@ -39,6 +46,7 @@
 #include "annals/postgres/postgres_event_store.hpp"
 #include "framework_bench.hpp"
 #include "harness.hpp"
+#include "long_haul.hpp"
 #include "pg.hpp"
 #include "projections_bench.hpp"
 #include "workloads.hpp"
@@ -107,12 +115,20 @@ struct Options {
   /// Projection figures named in --only (empty: all of them, when --projections).
   std::string projections_only;
   std::vector<Figure> figures;
+  /// --long-haul: only the long haul, with these options (batch_size from --projection-batch).
+  bool long_haul = false;
+  LongHaulOptions long_haul_options;
 };
 
 constexpr const char* kUsage =
     "usage: annals-bench [--db URL] [--json] [--seconds N] [--rounds N] [--only NAME[,NAME]]\n"
     "                    [--notify on|off] [--warmup S] [--read-events N] [--framework]\n"
     "                    [--projections] [--projection-batch N]\n"
+    "       annals-bench --long-haul [--long-haul-events N] [--long-haul-small N]\n"
+    "                    [--long-haul-window N] [--long-haul-samples N] [--long-haul-replay N]\n"
+    "                    [--long-haul-writers N] [--long-haul-reuse] [--long-haul-build-only]\n"
+    "                    [--long-haul-no-verify]\n"
+    "                    [--projection-batch N] [--json]\n"
     "\n"
     "Measures the annals PostgreSQL store against plain PostgreSQL on the same server, in the\n"
     "same run. Drops and recreates the database 'annals_bench' on the server of --db.\n"
@@ -130,6 +146,21 @@ constexpr const char* kUsage =
     "  --projection-batch N  the runner's batch size in the projection figures (default 500)\n"
     "  --warmup S         untimed warm-up before each write slice (default 0.5)\n"
     "  --read-events N    events per read pass, from the start of the log (default 100000)\n"
+    "\n"
+    "  --long-haul        only the long haul: build a small store, measure it, grow it to the\n"
+    "                     large size, measure again; report both and large/small\n"
+    "  --long-haul-events N   events of the large store (default 10000000)\n"
+    "  --long-haul-small N    events of the small store (default 100000)\n"
+    "  --long-haul-window N   events read by read_all and the read-model catch-up\n"
+    "                     (default 1000000, or the whole store when smaller)\n"
+    "  --long-haul-samples N  timed operations per latency figure (default 2000)\n"
+    "  --long-haul-replay N   events of the no-op replay whose peak RSS is measured\n"
+    "                     (default 0: the whole store)\n"
+    "  --long-haul-writers N  writer threads building the store (default 4)\n"
+    "  --long-haul-reuse  keep the stores' databases after the run, and measure a store that\n"
+    "                     an earlier run completed with the same size instead of building it\n"
+    "  --long-haul-build-only  build (or, with --long-haul-reuse, find) both stores; no figures\n"
+    "  --long-haul-no-verify   skip the verify figure\n"
     "\n"
     "figures: append_w1 append_w4 append_w16 append_batch10_w4 append_batch100_w4\n"
     "         append_w16_notify_off append_w16_group_commit_off pg_insert_notify_w16\n"
@@ -188,6 +219,29 @@ Options parse_options(int argc, char** argv) {
       options.projections = true;
     } else if (arg == "--projection-batch") {
       options.projection_batch = static_cast<std::size_t>(parse_number(arg, value(), 1));
+    } else if (arg == "--long-haul") {
+      options.long_haul = true;
+    } else if (arg == "--long-haul-events") {
+      options.long_haul_options.large_events =
+          static_cast<std::uint64_t>(parse_number(arg, value(), 1000));
+    } else if (arg == "--long-haul-small") {
+      options.long_haul_options.small_events =
+          static_cast<std::uint64_t>(parse_number(arg, value(), 1000));
+    } else if (arg == "--long-haul-window") {
+      options.long_haul_options.window =
+          static_cast<std::uint64_t>(parse_number(arg, value(), 1000));
+    } else if (arg == "--long-haul-samples") {
+      options.long_haul_options.samples = static_cast<int>(parse_number(arg, value(), 10));
+    } else if (arg == "--long-haul-replay") {
+      options.long_haul_options.replay = static_cast<std::uint64_t>(parse_number(arg, value(), 0));
+    } else if (arg == "--long-haul-no-verify") {
+      options.long_haul_options.skip_verify = true;
+    } else if (arg == "--long-haul-reuse") {
+      options.long_haul_options.reuse = true;
+    } else if (arg == "--long-haul-build-only") {
+      options.long_haul_options.build_only = true;
+    } else if (arg == "--long-haul-writers") {
+      options.long_haul_options.writers = static_cast<int>(parse_number(arg, value(), 1));
     } else if (arg == "--notify") {
       const auto v = value();
       if (v != "on" && v != "off") throw UsageError("--notify: expected on or off");
@@ -198,6 +252,16 @@ Options parse_options(int argc, char** argv) {
   }
   if (options.url.empty())
     throw UsageError("no database: pass --db URL or set ANNALS_DATABASE_URL");
+  if (options.long_haul) {
+    if (only || options.framework || options.projections) {
+      throw UsageError("--long-haul runs alone: no --only, --framework or --projections");
+    }
+    if (options.long_haul_options.large_events <= options.long_haul_options.small_events) {
+      throw UsageError("--long-haul-events must be larger than --long-haul-small");
+    }
+    options.long_haul_options.batch_size = options.projection_batch;
+    return options;
+  }
   if (!only) {
     options.figures = all_figures();
     return options;
@@ -293,7 +357,20 @@ class Bench {
 
   nlohmann::json run() {
     meta_["load_before"] = load_average();
-    prepare_database();
+    if (options_.long_haul) {
+      read_settings();
+      auto long_haul = run_long_haul(options_.url, options_.long_haul_options);
+      meta_["load_after"] = load_average();
+      auto report = to_json();
+      // The store figures' settings do not apply to the long haul (its own are in long_haul).
+      for (const char* key :
+           {"rounds", "seconds", "warmup_seconds", "notify_on_append", "read_events",
+            "read_page_size", "checkpoint_before_slice", "database"}) {
+        report["meta"].erase(key);
+      }
+      report["long_haul"] = std::move(long_haul);
+      return report;
+    }
     for (const auto& figure : options_.figures) {
       results_.push_back(measure(figure));
       const auto& r = results_.back();
@@ -321,15 +398,19 @@ class Bench {
   }
 
  private:
+  void read_settings() {
+    PgConnection admin(options_.url);
+    for (const char* name :
+         {"server_version", "synchronous_commit", "fsync", "shared_buffers", "wal_sync_method",
+          "full_page_writes", "max_wal_size", "checkpoint_timeout", "max_connections"}) {
+      meta_["settings"][name] = admin.scalar(std::string("SELECT current_setting('") + name + "')");
+    }
+  }
+
   void prepare_database() {
+    read_settings();
     {
       PgConnection admin(options_.url);
-      for (const char* name :
-           {"server_version", "synchronous_commit", "fsync", "shared_buffers", "wal_sync_method",
-            "full_page_writes", "max_wal_size", "checkpoint_timeout", "max_connections"}) {
-        meta_["settings"][name] =
-            admin.scalar(std::string("SELECT current_setting('") + name + "')");
-      }
       progress("dropping and creating database {}", kDatabase);
       admin.exec(std::string("DROP DATABASE IF EXISTS ") + kDatabase + " WITH (FORCE)");
       admin.exec(std::string("CREATE DATABASE ") + kDatabase);
@@ -550,6 +631,18 @@ void print_table(const nlohmann::json& report) {
   }
 }
 
+void print_long_haul_header(const nlohmann::json& meta) {
+  const auto& s = meta["settings"];
+  fmt::print(
+      "annals-bench --long-haul: PostgreSQL {} | synchronous_commit={} fsync={} "
+      "shared_buffers={} | {} {} cores | {} build | finished {} | load {} -> {}\n",
+      s["server_version"].get<std::string>(), s["synchronous_commit"].get<std::string>(),
+      s["fsync"].get<std::string>(), s["shared_buffers"].get<std::string>(),
+      meta["host"].get<std::string>(), meta["cores"].get<unsigned>(),
+      meta["build"].get<std::string>(), meta["finished_at"].get<std::string>(),
+      load_text(meta["load_before"]), load_text(meta["load_after"]));
+}
+
 int run(int argc, char** argv) {
   Options options;
   try {
@@ -567,6 +660,9 @@ int run(int argc, char** argv) {
   const auto report = bench.run();
   if (json) {
     fmt::print("{}\n", report.dump());
+  } else if (report.contains("long_haul")) {
+    print_long_haul_header(report["meta"]);
+    fmt::print("{}", format_long_haul(report["long_haul"]));
   } else {
     print_table(report);
     if (report.contains("framework")) {

@@ -31,6 +31,7 @@
 #include "annals/projections/runner.hpp"
 #include "harness.hpp"
 #include "pg.hpp"
+#include "projection_kit.hpp"
 #include "workloads.hpp"
 
 namespace annals::bench {
@@ -38,40 +39,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using projections::ProjectionRunner;
-
-// Applies nothing: what the runner and the store cost on their own.
-class NoopProjection final : public projections::InProcessProjection {
- public:
-  explicit NoopProjection(std::string name) : name_(std::move(name)) {}
-  std::string name() const override { return name_; }
-  void handle(const RecordedEvent& /*event*/) override {}
-
- private:
-  std::string name_;
-};
-
-// Counts events per stream in a table of its own: one ReadModel::increment (one upsert
-// statement) per event, committed with the checkpoint per batch.
-class CountingReadModel final : public projections::ReadModelProjection {
- public:
-  CountingReadModel(std::string name, std::string table, EventFilter filter = {})
-      : name_(std::move(name)), table_(std::move(table)), filter_(std::move(filter)) {}
-  std::string name() const override { return name_; }
-  EventFilter filter() const override { return filter_; }
-  std::vector<projections::ReadModelMigration> migrations() const override {
-    return {{"create-" + table_, "CREATE TABLE IF NOT EXISTS " + table_ +
-                                     " (stream_id text PRIMARY KEY, events bigint NOT NULL)"}};
-  }
-  std::vector<std::string> tables() const override { return {table_}; }
-  void handle(const RecordedEvent& event, projections::ReadModel& db) override {
-    db.increment(table_, {{"stream_id", event.stream_id.value()}}, "events", 1);
-  }
-
- private:
-  std::string name_;
-  std::string table_;
-  EventFilter filter_;
-};
 
 struct Figure {
   std::string name;
@@ -105,42 +72,6 @@ nlohmann::json to_json(const Figure& f) {
   return out;
 }
 
-// The position of event number `n` (1-based) of the global log, in log order.
-Position nth_position(PgConnection& connection, std::uint64_t n) {
-  const auto rows = connection.query(
-      "SELECT transaction_id::text, global_position FROM annals.events e "
-      "ORDER BY e.transaction_id, e.global_position OFFSET " +
-      std::to_string(n - 1) + " LIMIT 1");
-  if (rows.rows() != 1) {
-    throw std::runtime_error("projection figures: the log has fewer than " + std::to_string(n) +
-                             " events");
-  }
-  return Position(std::stoull(rows.text(0, 0)), std::stoll(rows.text(0, 1)));
-}
-
-// Seconds for a new projection to apply the log's first events up to `target`: from start()
-// to ProjectionRunner::wait_for() returning (the batch holding `target` committed).
-double time_catch_up(EventStore& store, projections::ProjectionStore& projection_store,
-                     std::shared_ptr<projections::Projection> projection, Position target,
-                     std::size_t batch_size) {
-  const std::string name = projection->name();
-  ProjectionRunner runner(store, projection_store,
-                          {.poll_interval = std::chrono::milliseconds(100)});
-  runner.add(std::move(projection), {.batch_size = batch_size});  // prepares: not timed
-  const auto start = Clock::now();
-  runner.start();
-  const bool reached = runner.wait_for(name, target, std::chrono::minutes(10));
-  const std::chrono::duration<double> elapsed = Clock::now() - start;
-  const auto status = runner.status(name);
-  runner.stop();
-  if (!reached) {
-    throw std::runtime_error("projection " + name + " did not catch up (state " +
-                             to_string(status.state) + ", " +
-                             status.last_error.value_or("no error") + ")");
-  }
-  return elapsed.count();
-}
-
 // Seconds for read_all to read the log's first `events` events in pages of `page_size`.
 double time_read_all(EventStore& store, std::uint64_t events, std::size_t page_size) {
   const auto start = Clock::now();
@@ -156,13 +87,6 @@ double time_read_all(EventStore& store, std::uint64_t events, std::size_t page_s
   }
   const std::chrono::duration<double> elapsed = Clock::now() - start;
   return elapsed.count();
-}
-
-// Quantile q (0..1) of sorted `values` (nearest rank).
-double quantile(const std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return 0.0;
-  const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(sorted.size())));
-  return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
 }
 
 struct LatencyRound {
