@@ -38,7 +38,8 @@ void add_json_lines_flag(CLI::App& command, bool& json, const char* what) {
   command.add_flag("--json", json, std::string("One JSON object per ") + what + " and line");
 }
 
-// --- The verbs: each declares its arguments on its CLI::App and names the commands it runs ---------
+// --- The verbs: each declares its arguments on its CLI::App and names the commands it runs
+// ---------
 
 std::vector<ParsedCommand> declare_migrate(CLI::App& verb, CommandLine& cl) {
   auto& args = cl.migrate;
@@ -243,11 +244,10 @@ void check_verb(int argc, const char* const* argv) {
       if (arg == verb.name) return;
     }
     throw InvalidArgumentError("unknown command '" + std::string(arg) +
-                                       "' (commands: " + verb_list() + ")");
+                               "' (commands: " + verb_list() + ")");
   }
   if (argc <= 1) {
-    throw InvalidArgumentError("a command is required: " + verb_list() +
-                                       " (see annals --help)");
+    throw InvalidArgumentError("a command is required: " + verb_list() + " (see annals --help)");
   }
 }
 
