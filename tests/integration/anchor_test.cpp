@@ -147,6 +147,20 @@ TEST(AnchorTest, FreshAnchorVerifiesAndRoundTripsThroughJson) {
 // The hole a chain cannot see: a forged stream whose hashes are correct (computed with
 // annals.event_hash) inserted with a backdated transaction id, so it sorts inside the settled
 // prefix (below every reader's checkpoint).
+TEST(AnchorTest, AnAnchorNested100000DeepIsRefusedNamingTheLimit) {
+  const std::string deep =
+      "{\"position\": " + std::string(100'000, '[') + std::string(100'000, ']') + "}";
+  try {
+    static_cast<void>(parse_anchor(deep));
+    ADD_FAILURE() << "parsed";
+  } catch (const annals::InvalidArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find("anchor is JSON nested 100001 levels deep, over the "
+                                         "limit of 512 levels"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(AnchorTest, BackdatedForgedRowIsDetectedWhereChainOnlyVerifyMissesIt) {
   const auto stream = make_stream(2);
   const auto anchor = anchor_covering(stream);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/eventstore/json_limits.hpp"
 #include "database_checks.hpp"
 #include "event_hasher.hpp"
 #include "libpq_connection.hpp"
@@ -74,6 +75,7 @@ std::string to_json(const Anchor& anchor) {
 }
 
 Anchor parse_anchor(std::string_view json) {
+  check_json_text_depth(json, "anchor");  // a file given to `annals verify --anchor`
   const auto document = nlohmann::json::parse(json, nullptr, false);
   if (document.is_discarded() || !document.is_object()) {
     throw InvalidArgumentError("anchor: not a JSON object");
