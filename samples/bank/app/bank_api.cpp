@@ -110,7 +110,8 @@ json parse_body(const httplib::Request& req, bool allow_empty) {
   json body;
   try {
     body = json::parse(req.body, limit_depth);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number beyond a double (1e999).
     throw HttpError(400, std::string("malformed JSON: ") + e.what());
   }
   if (!body.is_object()) throw HttpError(400, "the request body must be a JSON object");

@@ -71,7 +71,13 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
   if (pos != text.size()) return std::nullopt;
 
   const auto local = sys_days{date} + hours{*hour} + minutes{*minute} + seconds{*second};
-  return time_point_cast<system_clock::duration>(local - offset + fraction);
+  // The clock counts nanoseconds in 64 bits (about the years 1678 to 2261): a time outside is
+  // refused rather than overflowed.
+  const sys_seconds at = local - offset;
+  constexpr auto kEarliest = ceil<seconds>(system_clock::time_point::min().time_since_epoch());
+  constexpr auto kLatest = floor<seconds>(system_clock::time_point::max().time_since_epoch());
+  if (at.time_since_epoch() <= kEarliest || at.time_since_epoch() >= kLatest) return std::nullopt;
+  return time_point_cast<system_clock::duration>(at) + fraction;
 }
 
 }  // namespace bank

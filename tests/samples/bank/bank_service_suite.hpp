@@ -326,6 +326,26 @@ TEST_F(BankServiceTest, AfterAPositionBeyondTheHeadIsRefusedAtOnce) {
   expect_error(api().get("/accounts/" + id + "/transactions?after=-1"), 400);
 }
 
+// Found by the request fuzz target: a year the clock cannot hold overflowed its nanoseconds.
+TEST_F(BankServiceTest, AsOfOutsideTheClocksRangeIsRefused) {
+  const auto id = new_id();
+  open(id);
+  for (const std::string time : {"6990-05-01T12:00:00Z", "0001-01-01T00:00:00Z",
+                                 "2262-12-31T23:59:59Z", "1677-01-01T00:00:00Z"}) {
+    expect_error(api().get("/accounts/" + id + "/history?as_of=" + time), 400, time);
+  }
+  EXPECT_EQ(api().get("/accounts/" + id + "/history?as_of=2261-01-01T00:00:00Z").status, 200);
+}
+
+// Found by the request fuzz target: a number beyond a double was a 500.
+TEST_F(BankServiceTest, ANumberBeyondADoubleIsMalformedJson) {
+  const auto id = new_id();
+  open(id);
+  const auto r = api().post("/accounts/" + id + "/deposit", std::string(R"({"amount":1e8466})"));
+  expect_error(r, 400);
+  EXPECT_NE(r.body.value("error", "").find("malformed JSON"), std::string::npos) << r.text;
+}
+
 TEST_F(BankServiceTest, ListsTheTransactionHistory) {
   const auto id = new_id();
   open(id);
