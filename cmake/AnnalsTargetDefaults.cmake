@@ -15,7 +15,7 @@ function(annals_target_defaults target)
     $<$<BOOL:${ANNALS_WARNINGS_AS_ERRORS}>:-Werror>)
   if(ANNALS_SANITIZERS)
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer
-      -fno-sanitize-recover=undefined)
+      -fno-sanitize-recover=all)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   endif()
   if(ANNALS_FUZZ)
