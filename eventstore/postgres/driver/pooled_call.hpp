@@ -157,8 +157,16 @@ inline void log_retry(const RetryPolicy& policy, const std::string& what, Failur
     return;
   }
   if (policy.component.empty()) {
-    logger()->warn("annals: {}: {} ({}); retrying on a new connection", what,
-                   in_flight ? "connection lost" : "cannot connect", error.what());
+    // A connection lost under a call is news; failing to open one means the server is down,
+    // which the caller hears as UnavailableError and (a subscription, a runner) logs once per
+    // outage: a warning per retry would flood the log for as long as the outage lasts.
+    if (in_flight) {
+      logger()->warn("annals: {}: connection lost ({}); retrying on a new connection", what,
+                     error.what());
+    } else {
+      logger()->debug("annals: {}: cannot connect ({}); retrying on a new connection", what,
+                      error.what());
+    }
   } else {
     logger()->warn("annals: {}: connection lost ({}); retrying on a new one", policy.component,
                    error.what());

@@ -121,7 +121,7 @@ struct ProjectionRecord {
   std::optional<std::chrono::system_clock::time_point> lease_expires_at;
   std::int64_t fencing_token = 0;
   /// Last state the owner reported: "starting", "catching-up", "live", "rebuilding",
-  /// "stopped", "failed" (see ProjectionState).
+  /// "reconnecting", "stopped", "failed" (see ProjectionState).
   std::string state;
   /// Last error the owner reported, if any.
   std::optional<std::string> last_error;
