@@ -106,13 +106,10 @@ TEST(BankServiceRestartTest, FreshReadsWithinTwoSecondsOfARestartAfterKillNine) 
             << " GET)\n";
   RecordProperty("ready_ms", static_cast<int>(ready_after.count()));
   RecordProperty("fresh_read_ms", static_cast<int>(fresh_after.count()));
-  // The goal is 2 s from the process start. The process's own start-up (exec, connections,
-  // migration check, preparing the projections) is CPU-bound and was 1.5 to 2.9 s on a loaded
-  // 2-core machine, so the 2 s are asserted from readiness, and the whole from the start with
-  // a bound that waiting out the dead process's lease could not meet: its lease had at least
-  // two thirds of 10 s left when it was killed.
-  EXPECT_LE(fresh_after - ready_after, std::chrono::milliseconds(2000));
-  EXPECT_LE(fresh_after, std::chrono::milliseconds(5000));
+  // 2 s from the process start, the start-up itself (exec, connections, migration check,
+  // preparing the projections) included. Waiting out the dead process's lease could not meet
+  // it: the lease had at least two thirds of 10 s left when the process was killed.
+  EXPECT_LE(fresh_after, std::chrono::milliseconds(2000));
   EXPECT_EQ(service.stop(SIGTERM), 0);
 }
 
