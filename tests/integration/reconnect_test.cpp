@@ -14,7 +14,6 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 #include <pqxx/pqxx>
 
@@ -24,6 +23,7 @@
 #include "annals/projections/projection.hpp"
 #include "annals/projections/runner.hpp"
 #include "change_signal.hpp"
+#include "log_capture.hpp"
 #include "tcp_proxy.hpp"
 #include "test_database.hpp"
 
@@ -36,6 +36,7 @@ using annals::Position;
 using annals::RecordedEvent;
 using annals::StreamId;
 using annals::SubscriptionState;
+using annals::testing::LogCapture;
 using annals::testing::random_hex;
 using annals::testing::TcpProxy;
 using annals::testing::test_database_url;
@@ -71,40 +72,6 @@ void cut_everything(TcpProxy& proxy) {
   }
   ASSERT_EQ(proxy.cuts(), cuts + 1);
 }
-
-/// Captures the "annals" logger, one "level|message" per line.
-class LogCapture {
- public:
-  LogCapture() {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(output_);
-    sink->set_pattern("%l|%v");
-    logger_ = std::make_shared<spdlog::logger>("annals", sink);
-    logger_->set_level(spdlog::level::trace);
-    spdlog::drop("annals");
-    spdlog::register_logger(logger_);
-  }
-  ~LogCapture() { spdlog::drop("annals"); }
-  LogCapture(const LogCapture&) = delete;
-  LogCapture& operator=(const LogCapture&) = delete;
-
-  int count(const std::string& level, const std::string& text) {
-    logger_->flush();
-    std::istringstream lines(output_.str());
-    int n = 0;
-    for (std::string line; std::getline(lines, line);) {
-      if (line.rfind(level + "|", 0) == 0 && line.find(text) != std::string::npos) ++n;
-    }
-    return n;
-  }
-  std::string text() {
-    logger_->flush();
-    return output_.str();
-  }
-
- private:
-  std::ostringstream output_;
-  std::shared_ptr<spdlog::logger> logger_;
-};
 
 class Collector {
  public:

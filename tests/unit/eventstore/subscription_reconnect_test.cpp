@@ -14,7 +14,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "annals/eventstore/detail/backoff.hpp"
@@ -22,12 +21,14 @@
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/in_memory_event_store.hpp"
 #include "annals/testkit/printers.hpp"
+#include "log_capture.hpp"
 
 namespace annals {
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using annals::testing::LogCapture;
 
 constexpr std::chrono::milliseconds kTimeout = 30s;  // bound for asynchronous progress
 
@@ -109,41 +110,6 @@ class Collector {
  private:
   mutable std::mutex mutex_;
   std::vector<RecordedEvent> events_;
-};
-
-/// Captures what the library logs to the "annals" logger, one "level|message" per line.
-class LogCapture {
- public:
-  LogCapture() {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(output_);
-    sink->set_pattern("%l|%v");
-    logger_ = std::make_shared<spdlog::logger>("annals", sink);
-    logger_->set_level(spdlog::level::trace);
-    spdlog::drop("annals");
-    spdlog::register_logger(logger_);
-  }
-  ~LogCapture() { spdlog::drop("annals"); }
-  LogCapture(const LogCapture&) = delete;
-  LogCapture& operator=(const LogCapture&) = delete;
-
-  /// Lines at `level` ("warning", "info", ...) that contain `text`.
-  int count(const std::string& level, const std::string& text) {
-    logger_->flush();
-    std::istringstream lines(output_.str());
-    int n = 0;
-    for (std::string line; std::getline(lines, line);) {
-      if (line.rfind(level + "|", 0) == 0 && line.find(text) != std::string::npos) ++n;
-    }
-    return n;
-  }
-  std::string text() {
-    logger_->flush();
-    return output_.str();
-  }
-
- private:
-  std::ostringstream output_;
-  std::shared_ptr<spdlog::logger> logger_;
 };
 
 template <typename Condition>

@@ -9,7 +9,6 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "annals/eventstore/error.hpp"
@@ -17,11 +16,13 @@
 #include "annals/projections/in_memory_projection_store.hpp"
 #include "annals/projections/runner.hpp"
 #include "annals/testkit/printers.hpp"
+#include "log_capture.hpp"
 #include "runner_support.hpp"
 
 namespace annals::projections {
 namespace {
 
+using annals::testing::LogCapture;
 using std::chrono::milliseconds;
 using test::eventually;
 using test::Recorder;
@@ -73,40 +74,6 @@ class FlakyEventStore final : public EventStore {
   }
 
   EventStore& inner_;
-};
-
-/// Captures the "annals" logger, one "level|message" per line.
-class LogCapture {
- public:
-  LogCapture() {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(output_);
-    sink->set_pattern("%l|%v");
-    logger_ = std::make_shared<spdlog::logger>("annals", sink);
-    logger_->set_level(spdlog::level::trace);
-    spdlog::drop("annals");
-    spdlog::register_logger(logger_);
-  }
-  ~LogCapture() { spdlog::drop("annals"); }
-  LogCapture(const LogCapture&) = delete;
-  LogCapture& operator=(const LogCapture&) = delete;
-
-  int count(const std::string& level, const std::string& text) {
-    logger_->flush();
-    std::istringstream lines(output_.str());
-    int n = 0;
-    for (std::string line; std::getline(lines, line);) {
-      if (line.rfind(level + "|", 0) == 0 && line.find(text) != std::string::npos) ++n;
-    }
-    return n;
-  }
-  std::string text() {
-    logger_->flush();
-    return output_.str();
-  }
-
- private:
-  std::ostringstream output_;
-  std::shared_ptr<spdlog::logger> logger_;
 };
 
 class RunnerReconnectTest : public ::testing::Test {
