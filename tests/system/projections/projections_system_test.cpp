@@ -246,6 +246,25 @@ bool caught_up(ProjectionStore& store, Position position, std::chrono::milliseco
       timeout);
 }
 
+// Kills the owner `a` with SIGKILL once a third of the log is checkpointed, and waits for the
+// standby `b` to acquire: `a_token` is the killed owner's fencing token, `takeover` the time
+// from the kill to b's "owner acquired" line.
+void kill_owner_mid_replay(EventStore& store, ProjectionStore& projections, ChildProcess& a,
+                           ChildProcess& b, std::int64_t& a_token,
+                           std::chrono::milliseconds& takeover) {
+  const auto head = store.head_position();
+  ASSERT_TRUE(eventually(
+      [&] { return projections.checkpoint(kProjection).sequence() >= head.sequence() / 3; }, 120s));
+  a_token = projections.list().front().fencing_token;
+  a.kill(SIGKILL);
+  const auto killed_at = ChildProcess::Clock::now();
+  EXPECT_EQ(a.wait(), 128 + SIGKILL);
+
+  const auto acquired = b.wait_for_line("owner acquired", 20s);
+  ASSERT_TRUE(acquired) << b.out();
+  takeover = std::chrono::duration_cast<std::chrono::milliseconds>(*acquired - killed_at);
+}
+
 void stop_gracefully(ChildProcess& runner) {
   // The runner blocks SIGTERM (to handle it) before it prints "ready"; earlier, SIGTERM would
   // kill it outright.
@@ -476,19 +495,9 @@ TEST(ProjectionSystemTest, StandbyTakesOverAfterTheOwnerIsKilled) {
   ASSERT_FALSE(b->wait_for_line("owner acquired", 0ms));
 
   // Kill the owner somewhere in the middle of its replay.
-  const auto head = store->head_position();
-  ASSERT_TRUE(eventually(
-      [&] { return projections->checkpoint(kProjection).sequence() >= head.sequence() / 3; },
-      120s));
-  const auto a_token = projections->list().front().fencing_token;
-  a->kill(SIGKILL);
-  const auto killed_at = ChildProcess::Clock::now();
-  EXPECT_EQ(a->wait(), 128 + SIGKILL);
-
-  const auto acquired = b->wait_for_line("owner acquired", 20s);
-  ASSERT_TRUE(acquired) << b->out();
-  const auto takeover =
-      std::chrono::duration_cast<std::chrono::milliseconds>(*acquired - killed_at);
+  std::int64_t a_token = 0;
+  std::chrono::milliseconds takeover{};
+  ASSERT_NO_FATAL_FAILURE(kill_owner_mid_replay(*store, *projections, *a, *b, a_token, takeover));
   std::cerr << "takeover after kill -9: " << takeover.count() << " ms (lease ttl 1500 ms)\n";
   RecordProperty("takeover_ms", static_cast<int>(takeover.count()));
   EXPECT_LE(takeover, 1500ms + 200ms + 3000ms);
@@ -524,19 +533,9 @@ TEST(ProjectionSystemTest, StandbyTakesOverWithinASecondOfTheOwnersDeath) {
   auto b = start_runner("runner-b", options);
   ASSERT_TRUE(b->wait_for_line("state standby", 60s)) << b->out();
 
-  const auto head = store->head_position();
-  ASSERT_TRUE(eventually(
-      [&] { return projections->checkpoint(kProjection).sequence() >= head.sequence() / 3; },
-      120s));
-  const auto a_token = projections->list().front().fencing_token;
-  a->kill(SIGKILL);
-  const auto killed_at = ChildProcess::Clock::now();
-  EXPECT_EQ(a->wait(), 128 + SIGKILL);
-
-  const auto acquired = b->wait_for_line("owner acquired", 20s);
-  ASSERT_TRUE(acquired) << b->out();
-  const auto takeover =
-      std::chrono::duration_cast<std::chrono::milliseconds>(*acquired - killed_at);
+  std::int64_t a_token = 0;
+  std::chrono::milliseconds takeover{};
+  ASSERT_NO_FATAL_FAILURE(kill_owner_mid_replay(*store, *projections, *a, *b, a_token, takeover));
   std::cerr << "takeover after kill -9 with a 30 s lease and the default acquire interval: "
             << takeover.count() << " ms\n";
   RecordProperty("takeover_ms", static_cast<int>(takeover.count()));
