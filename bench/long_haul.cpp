@@ -9,6 +9,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -93,6 +94,42 @@ nlohmann::json summary(std::vector<double> ms) {
           {"p99", quantile(ms, 0.99)},
           {"max", ms.empty() ? 0.0 : ms.back()},
           {"samples", ms.size()}};
+}
+
+// What the server did for the single-event appends, read from its statistics: WAL records,
+// full-page images and bytes (pg_stat_wal, cluster-wide: nothing else runs meanwhile) and
+// blocks read from outside shared_buffers (pg_stat_database, this database). A full-page image
+// is written for the first change of a page after a checkpoint, so appends spread over more
+// pages write more of them; that is the suspected cause of a higher append p99 in a larger
+// store (docs/performance.md, "Long haul").
+struct ServerCounters {
+  double wal_records = 0;
+  double wal_fpi = 0;
+  double wal_bytes = 0;
+  double blocks_read = 0;
+};
+
+// Read after the appending store is closed: a backend publishes all its statistics when it
+// exits, but while it lives only when idle and at most once a second (PostgreSQL 15's
+// pgstat_report_stat), so a live connection's last appends could be missing.
+ServerCounters server_counters(PgConnection& connection) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the backends' exit
+  const auto row = connection.query(
+      "SELECT w.wal_records, w.wal_fpi, w.wal_bytes, d.blks_read FROM pg_stat_wal w, "
+      "pg_stat_database d WHERE d.datname = current_database()");
+  return {.wal_records = std::stod(row.text(0, 0)),
+          .wal_fpi = std::stod(row.text(0, 1)),
+          .wal_bytes = std::stod(row.text(0, 2)),
+          .blocks_read = std::stod(row.text(0, 3))};
+}
+
+nlohmann::json counters_per_append(const ServerCounters& before, const ServerCounters& after,
+                                   double appends) {
+  const auto per = [&](double a, double b) { return appends > 0 ? (b - a) / appends : 0.0; };
+  return {{"wal_records", per(before.wal_records, after.wal_records)},
+          {"wal_fpi", per(before.wal_fpi, after.wal_fpi)},
+          {"wal_bytes", per(before.wal_bytes, after.wal_bytes)},
+          {"blocks_read", per(before.blocks_read, after.blocks_read)}};
 }
 
 // Marks a completed build in the store's database (outside schema annals), for reuse.
@@ -245,7 +282,17 @@ class LongHaul {
     nlohmann::json out;
 
     say("{} events: single-event appends", label);
-    const auto append = summary(append_latencies(*store, streams, rng));
+    PgConnection counters(conninfo_);
+    const auto before = server_counters(counters);
+    auto append = summary(append_latencies(*open_store(conninfo_, 1, true), streams, rng));
+    // The timed appends and the untimed ones before them (latencies()'s warm-up).
+    const auto appends = static_cast<double>(options_.samples + std::max(1, options_.samples / 10));
+    append["server_per_append"] = counters_per_append(before, server_counters(counters), appends);
+    const auto& server = append["server_per_append"];
+    say("{} events: per append {:.2f} WAL records, {:.3f} full-page images, {:.0f} WAL bytes, "
+        "{:.3f} blocks read",
+        label, server["wal_records"].get<double>(), server["wal_fpi"].get<double>(),
+        server["wal_bytes"].get<double>(), server["blocks_read"].get<double>());
     out["append_p50"] = append["p50"];
     out["append_p99"] = append["p99"];
     out["append"] = append;
