@@ -24,6 +24,7 @@
 #include <pqxx/pqxx>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/eventstore/json_limits.hpp"
 #include "annals/projections/postgres/read_model.hpp"
 #include "postgres_batch.hpp"
 #include "sql.hpp"
@@ -223,7 +224,22 @@ std::size_t count_parameters(std::string_view sql) {
   return highest;
 }
 
-nlohmann::json decode_field(const pqxx::field& field, pqxx::oid type) {
+// Refuses a json or jsonb value nested deeper than kMaxJsonDepth before it is parsed: the
+// value would be handed to the projection's handler, and copying, comparing or dumping it
+// recurses once per level (json_limits.hpp). PostgreSQL accepts such values from the table's
+// owner (a json column keeps the text as written), so they are stored data, not input.
+void check_column_depth(std::string_view text, const pqxx::field& field,
+                        const std::string& projection) {
+  try {
+    check_json_text_depth(text, "the value");
+  } catch (const InvalidArgumentError& e) {
+    throw CorruptionError(describe(projection) + ": column \"" + shown(field.name()) +
+                          "\" of a row read by exec() is refused: " + e.what());
+  }
+}
+
+nlohmann::json decode_field(const pqxx::field& field, pqxx::oid type,
+                            const std::string& projection) {
   if (field.is_null()) return nullptr;
   const std::string_view text(field.c_str(), field.size());
   switch (type) {
@@ -238,9 +254,11 @@ nlohmann::json decode_field(const pqxx::field& field, pqxx::oid type) {
     case kFloat4Oid:
     case kFloat8Oid:
       return field.as<double>();
-    case kNumericOid:
     case kJsonOid:
-    case kJsonbOid: {
+    case kJsonbOid:
+      check_column_depth(text, field, projection);
+      [[fallthrough]];
+    case kNumericOid: {
       // numeric: exact integers stay integers; NaN and Infinity are not JSON and stay text.
       auto parsed = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
       if (!parsed.is_discarded()) return parsed;
@@ -391,7 +409,7 @@ class PostgresReadModel final : public ReadModel {
     for (const auto& row : result) {
       auto object = nlohmann::json::object();
       for (pqxx::row::size_type c = 0; c < columns; ++c) {
-        object[result.column_name(c)] = decode_field(row[c], types[c]);
+        object[result.column_name(c)] = decode_field(row[c], types[c], projection);
       }
       rows.push_back(std::move(object));
     }

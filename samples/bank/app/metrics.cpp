@@ -41,6 +41,10 @@ std::uint64_t Metrics::count(CommandKind command, Outcome outcome) const noexcep
       std::memory_order_relaxed);
 }
 
+void Metrics::count_rejected_request() noexcept {
+  rejected_requests_.fetch_add(1, std::memory_order_relaxed);
+}
+
 std::string Metrics::render(const std::vector<ProjectionProgress>& projections) const {
   std::ostringstream out;
   out << "# HELP bank_commands_total Commands handled, by command and outcome.\n"
@@ -72,6 +76,12 @@ std::string Metrics::render(const std::vector<ProjectionProgress>& projections) 
     out << "bank_command_duration_seconds_count{" << command << "} "
         << histogram.count.load(std::memory_order_relaxed) << "\n";
   }
+
+  out << "# HELP bank_http_requests_rejected_total Requests answered 503 at once because every "
+         "worker was busy and the queue was full.\n"
+         "# TYPE bank_http_requests_rejected_total counter\n"
+         "bank_http_requests_rejected_total "
+      << rejected_requests_.load(std::memory_order_relaxed) << "\n";
 
   out << "# HELP annals_projection_lag_events Events between the projection's checkpoint and the "
          "head of the log.\n"

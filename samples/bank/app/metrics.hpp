@@ -1,5 +1,6 @@
 // The bank service's metrics in the Prometheus text format (GET /metrics): commands by
-// outcome, a command latency histogram, and each projection's progress and lag.
+// outcome, a command latency histogram, HTTP requests refused for room, and each projection's
+// progress and lag.
 //
 // Thread safety: record() from any number of threads at once (atomic counters); render() too.
 #pragma once
@@ -44,10 +45,14 @@ class Metrics {
 
   void record(CommandKind command, Outcome outcome, std::chrono::nanoseconds latency) noexcept;
 
+  /// Counts one request answered 503 because every worker was busy and the queue was full.
+  void count_rejected_request() noexcept;
+
   /// Commands of that kind and outcome so far.
   [[nodiscard]] std::uint64_t count(CommandKind command, Outcome outcome) const noexcept;
 
-  /// The exposition text: bank_commands_total, bank_command_duration_seconds and, for each
+  /// The exposition text: bank_commands_total, bank_command_duration_seconds,
+  /// bank_http_requests_rejected_total and, for each
   /// projection, annals_projection_* gauges.
   [[nodiscard]] std::string render(const std::vector<ProjectionProgress>& projections) const;
 
@@ -61,6 +66,7 @@ class Metrics {
   };
   std::array<std::array<std::atomic<std::uint64_t>, kOutcomes>, kCommands> commands_{};
   std::array<Histogram, kCommands> latency_{};
+  std::atomic<std::uint64_t> rejected_requests_{0};
 };
 
 }  // namespace bank

@@ -170,7 +170,7 @@ ReadModelProgress start_projections(const ServiceOptions& options, Backend& back
   return progress_of_checkpoints(*backend.projection_store, *backend.events);
 }
 
-void configure_server(httplib::Server& server, const ServiceOptions& options) {
+void configure_server(httplib::Server& server, const ServiceOptions& options, Metrics& metrics) {
   // Replies are written in more than one send(); without TCP_NODELAY, Nagle's algorithm holds
   // the last one back until the client's delayed ACK (about 40 ms per request).
   server.set_tcp_nodelay(true);
@@ -179,7 +179,7 @@ void configure_server(httplib::Server& server, const ServiceOptions& options) {
   server.new_task_queue = [threads, max_queued] {
     return new BoundedWorkerQueue(threads, max_queued);
   };
-  answer_overload(server, threads, max_queued);
+  answer_overload(server, threads, max_queued, metrics);
 }
 
 // The port bound (options.port, or a free one when it is 0); -1 when binding failed.
@@ -259,7 +259,7 @@ int run_service(const ServiceOptions& options) {
                .store_kind = options.memory ? "memory" : "postgres",
                .snapshots = backend->snapshots.get()});
   httplib::Server server;
-  configure_server(server, options);
+  configure_server(server, options, metrics);
   api.mount(server);
   const int port = bind_port(server, options);
   if (port <= 0) {

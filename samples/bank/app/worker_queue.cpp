@@ -28,7 +28,7 @@ class SlotRelease {
 BoundedWorkerQueue::BoundedWorkerQueue(std::size_t workers, std::size_t max_queued)
     : capacity_(std::max<std::size_t>(1, workers) + max_queued),
       workers_(std::max<std::size_t>(1, workers)),
-      overflow_(1) {}
+      overflow_(kOverflowThreads) {}
 
 void BoundedWorkerQueue::enqueue(std::function<void()> fn) {
   // Counted when accepted, not when a worker picks it up: whether a connection is refused
@@ -54,18 +54,20 @@ void BoundedWorkerQueue::shutdown() {
 
 bool BoundedWorkerQueue::on_overflow_thread() noexcept { return t_on_overflow_thread; }
 
-void answer_overload(httplib::Server& server, std::size_t workers, std::size_t max_queued) {
+void answer_overload(httplib::Server& server, std::size_t workers, std::size_t max_queued,
+                     Metrics& metrics) {
   const std::string body = nlohmann::json{
       {"error", "the service is busy: all " + std::to_string(workers) + " workers are busy and " +
                     std::to_string(max_queued) + " requests are waiting; try again in " +
                     std::to_string(kOverloadRetryAfterSeconds) +
                     " s"}}.dump();
-  server.set_pre_routing_handler([body](const httplib::Request&, httplib::Response& res) {
+  server.set_pre_routing_handler([body, &metrics](const httplib::Request&, httplib::Response& res) {
     if (!BoundedWorkerQueue::on_overflow_thread())
       return httplib::Server::HandlerResponse::Unhandled;
+    metrics.count_rejected_request();
     res.status = 503;
     res.set_header("Retry-After", std::to_string(kOverloadRetryAfterSeconds));
-    // The overflow thread serves one request per connection: the client is told to close.
+    // An overflow thread serves one request per connection: the client is told to close.
     res.set_header("Connection", "close");
     res.set_content(body, "application/json");
     return httplib::Server::HandlerResponse::Handled;

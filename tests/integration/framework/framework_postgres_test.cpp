@@ -260,6 +260,95 @@ TEST_F(SnapshotIntegrityTest, SnapshotWrittenBeforeMigration0006IsIgnored) {
             70);
 }
 
+// ---- JSON nested deeper than annals::kMaxJsonDepth (issue 13) --------------------
+
+// {"a": {"a": ... 1 ...}}, `depth` levels deep.
+std::string deep_object(std::size_t depth) {
+  std::string text;
+  text.reserve(depth * 6 + 1);
+  for (std::size_t i = 0; i < depth; ++i) text += "{\"a\":";
+  text += '1';
+  text.append(depth, '}');
+  return text;
+}
+
+// Snapshot version, balance and state depth stored for `stream`, as text.
+std::string stored_snapshot(const annals::StreamId& stream) {
+  pqxx::connection c(annals::testing::test_database_url());
+  pqxx::nontransaction tx(c);
+  const auto rows = tx.exec_params(
+      "SELECT stream_version || '|' || coalesce(state->>'balance', '-') FROM annals.snapshots"
+      " WHERE stream_id = $1",
+      stream.value());
+  return rows.empty() ? "none" : rows[0][0].c_str();
+}
+
+TEST_F(SnapshotIntegrityTest, ASaveNestedDeeperThanTheLimitIsRefusedAndWritesNothing) {
+  const auto id = open_account(70);
+  const auto fresh = stream(framework_suite::new_id());
+  const std::string before = stored_snapshot(stream(id));
+  ASSERT_NE(before, "none");
+  for (const auto& target : {stream(id), fresh}) {
+    // Moved, never copied: copying a value this deep would recurse once per level.
+    annals::Snapshot snapshot{
+        .stream_id = target, .version = 2, .schema_version = 1, .state = nlohmann::json::object()};
+    snapshot.state["deep"] = nlohmann::json::parse(deep_object(100'000));  // parsing iterates
+    try {
+      snapshots_->save(snapshot);
+      ADD_FAILURE() << "a state 100,001 levels deep was saved for " << target.value();
+    } catch (const annals::InvalidArgumentError& e) {
+      EXPECT_NE(std::string(e.what()).find(
+                    "is JSON nested 100001 levels deep, over the limit of 512 levels"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_EQ(stored_snapshot(stream(id)), before);  // the earlier snapshot is untouched
+  EXPECT_EQ(stored_snapshot(fresh), "none");
+  EXPECT_EQ(snapshots_->stats(), annals::SnapshotStoreStats{});
+}
+
+// The owner replaces a snapshot's state with JSON 10,000 levels deep (PostgreSQL's jsonb input
+// refuses 20,000 under its default max_stack_depth) and recomputes the digest, so that the
+// chain check alone would accept it: the store refuses the row before parsing it, with
+// CorruptionError, and the repository treats that as a cache miss, replaying the events.
+TEST_F(SnapshotIntegrityTest, AStoredStateNestedTooDeepIsRefusedAndTheAggregateLoadsFromEvents) {
+  const auto id = open_account(70);
+  sql("UPDATE annals.snapshots s SET state = '" + deep_object(10'000) +
+          "'::jsonb,"
+          " digest = sha256(e.hash || convert_to(s.stream_version::text || '|' ||"
+          "                 s.schema_version::text || '|' || '" +
+          deep_object(10'000) +
+          "'::jsonb::text, 'UTF8'))"
+          "  FROM annals.events e"
+          " WHERE e.stream_id = s.stream_id AND e.stream_version = s.stream_version"
+          "   AND s.stream_id = $1",
+      stream(id).value());
+
+  try {
+    static_cast<void>(snapshots_->lookup(stream(id)));
+    ADD_FAILURE() << "a stored state 10,000 levels deep was loaded";
+  } catch (const annals::CorruptionError& e) {
+    EXPECT_EQ(std::string(e.what()), "stored snapshot of stream \"" + stream(id).value() +
+                                         "\" is refused: the state is JSON nested 10000 levels "
+                                         "deep, over the limit of 512 levels");
+  }
+  EXPECT_THROW(static_cast<void>(snapshots_->load(stream(id))), annals::CorruptionError);
+
+  const auto loaded =
+      annals::Repository<bank::Account>(*store_, registry(), {.snapshots = snapshots_.get()})
+          .load(id);
+  EXPECT_EQ(loaded.version(), 2);
+  EXPECT_EQ(loaded.state().balance, 70);
+  // Commands are decided on the replayed state.
+  EXPECT_THROW(bus_.send(bank::Withdraw{id, 500}), bank::InsufficientFunds);
+  bus_.send(bank::Withdraw{id, 50});
+  EXPECT_EQ(annals::Repository<bank::Account>(*store_, registry(), {}).load(id).state().balance,
+            20);
+  // Refused, not ignored: the chain verdicts count only rows that could be read.
+  EXPECT_EQ(snapshots_->stats(), annals::SnapshotStoreStats{});
+}
+
 TEST(PostgresSnapshotStoreTest, RefusesADatabaseWithoutTheSnapshotsTable) {
   const std::string name = "annals_fw_nomig_" + framework_suite::new_id().substr(0, 8);
   {

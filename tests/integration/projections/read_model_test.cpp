@@ -11,6 +11,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <pqxx/pqxx>
 
 #include "annals/eventstore/error.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
@@ -172,6 +173,57 @@ TEST_F(ReadModelTest, ExecReturnsTypedRowsAndTakesParameters) {
   EXPECT_EQ(rows[0], nlohmann::json::parse(R"({"account_id": "a1", "balance": 42,
       "active": true, "meta": {"k": [1, "two"]}, "ratio": 1.5, "note": null, "quarter": 10.5,
       "big": 12345678901234567890, "nan": "NaN", "has_time": true})"));
+}
+
+// Read-model rows holding JSON nested far deeper than annals::kMaxJsonDepth, as the table's
+// owner can store them: a json column 100,000 levels deep (PostgreSQL's own json input refuses
+// that under any max_stack_depth an 8 MiB stack allows, so the owner bypasses it with a
+// binary-coercible cast, created and dropped inside the inserting transaction, never seen by
+// another session) and a jsonb column 10,000 levels deep. exec() refuses each value before
+// parsing it, with CorruptionError naming the projection, the column and the depth, and the
+// batch stays usable for the rows that are within the limit.
+TEST_F(ReadModelTest, ExecRefusesJsonColumnsNestedDeeperThanTheLimit) {
+  const std::string table = schema_ + ".deep";
+  admin_.query("CREATE TABLE " + table + " (k int PRIMARY KEY, doc json, meta jsonb)");
+  {
+    pqxx::work tx(admin_.connection());
+    tx.exec0("CREATE CAST (text AS json) WITHOUT FUNCTION");
+    tx.exec0("INSERT INTO " + table +
+             " VALUES (1, (repeat('[', 100000) || repeat(']', 100000))::text::json, NULL)");
+    tx.exec0("DROP CAST (text AS json)");
+    tx.exec0("INSERT INTO " + table +
+             " VALUES (2, NULL, (repeat('{\"a\": ', 10000) || '1' || repeat('}', 10000))::jsonb),"
+             "        (3, '[[1]]', '{\"a\": {\"b\": 2}}')");
+    tx.commit();
+  }
+  ASSERT_EQ(admin_.value("SELECT length(doc::text) FROM " + table + " WHERE k = 1"), "200000");
+
+  const std::vector<std::pair<int, std::string>> deep = {
+      {1,
+       "column \"doc\" of a row read by exec() is refused: the value is JSON nested 100000 "
+       "levels deep, over the limit of 512 levels"},
+      {2,
+       "column \"meta\" of a row read by exec() is refused: the value is JSON nested 10000 "
+       "levels deep, over the limit of 512 levels"}};
+  for (const auto& [k, expected] : deep) {
+    std::string message;
+    std::vector<nlohmann::json> shallow;
+    run([&](ReadModel& db) {
+      try {
+        static_cast<void>(db.exec("SELECT doc, meta FROM " + table + " WHERE k = $1", {k}));
+        ADD_FAILURE() << "row " << k << " was decoded";
+      } catch (const CorruptionError& e) {
+        message = e.what();
+      }
+      shallow = db.exec("SELECT doc, meta FROM " + table + " WHERE k = $1", {3});
+    });
+    EXPECT_EQ(message, "projection \"" + name_ + "\": " + expected);
+    ASSERT_EQ(shallow.size(), 1u);
+    EXPECT_EQ(shallow[0], nlohmann::json::parse(R"({"doc": [[1]], "meta": {"a": {"b": 2}}})"));
+  }
+  // Every row at once: refused as a whole, no partial result.
+  EXPECT_THROW(run([&](ReadModel& db) { static_cast<void>(db.exec("SELECT * FROM " + table)); }),
+               CorruptionError);
 }
 
 TEST_F(ReadModelTest, HostileValuesAreStoredVerbatim) {

@@ -9,11 +9,15 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <pqxx/pqxx>
 
@@ -638,6 +642,86 @@ TEST(BankServicePostgresTest, AFullWorkerQueueAnswers503AtOnceAndServesEveryAcce
   }
   const std::string health = waiting.response();
   EXPECT_EQ(status_of(health), 200) << health;
+  EXPECT_EQ(service.stop(SIGTERM), 0);
+}
+
+// A connection that is opened and then neither sends nor reads.
+class SilentClient {
+ public:
+  explicit SilentClient(int port) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+      ADD_FAILURE() << "connect: " << std::strerror(errno);
+    }
+  }
+  SilentClient(const SilentClient&) = delete;
+  SilentClient& operator=(const SilentClient&) = delete;
+  ~SilentClient() { close(fd_); }
+
+ private:
+  int fd_;
+};
+
+// Refusals do not wait on each other. With the one worker parked and the one queue place taken,
+// a client that connects and never sends nor reads is refused first, then one that sends its
+// request and never reads; five more refused requests still get their 503 at once. (A single
+// overflow thread read each refused request in turn, so the silent client held every later
+// refusal for httplib's read timeout, 5 s.) /metrics counts the six 503s; the silent client,
+// which sent no request, got none.
+TEST(BankServicePostgresTest, AClientThatNeverSendsNorReadsCannotDelayOtherRefusals) {
+  using std::chrono::steady_clock;
+  ServiceProcess service(with_args(service_args(), {"--threads", "1", "--max-queued-requests", "1",
+                                                    "--read-timeout-ms", "600000"}));
+  ASSERT_TRUE(service.ready());
+  auto store = annals::postgres::make_postgres_event_store(
+      {.connection_string = annals::testing::test_database_url()});
+  const std::string id = "refusals-" + random_suffix();
+  HeldTransaction older;
+  const auto written =
+      store->append(annals::StreamId("account-" + id), annals::ExpectedVersion::no_stream(),
+                    {{.id = std::nullopt,
+                      .type = "bank.AccountOpened",
+                      .schema_version = 1,
+                      .data = json{{"owner", "Ada"}},
+                      .metadata = json::object()}});
+  RawRequest parked(service.port(), "/accounts/" + id + "?after=" + written.position.to_string());
+  RawRequest waiting(service.port(), "/health");
+  auto silent = std::make_unique<SilentClient>(service.port());
+  RawRequest never_read(service.port(), "/health");
+
+  const auto started = steady_clock::now();
+  std::vector<std::unique_ptr<RawRequest>> refused;
+  for (int i = 0; i < 5; ++i) {
+    refused.push_back(std::make_unique<RawRequest>(service.port(), "/health"));
+  }
+  for (const auto& request : refused) {
+    const std::string answer = request->response();
+    EXPECT_EQ(status_of(answer), 503) << answer;
+    EXPECT_NE(body_of(answer)
+                  .value("error", "")
+                  .find("1 workers are busy and 1 requests are "
+                        "waiting"),
+              std::string::npos)
+        << answer;
+  }
+  const auto took = steady_clock::now() - started;
+  // Milliseconds on an idle machine; the silent client used to hold them for 5 s.
+  EXPECT_LT(took, std::chrono::seconds(2))
+      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+
+  older.release();
+  EXPECT_EQ(status_of(parked.response()), 200);
+  EXPECT_EQ(status_of(waiting.response()), 200);
+  const auto metrics = Api(service.port()).get("/metrics");
+  EXPECT_NE(metrics.text.find("# TYPE bank_http_requests_rejected_total counter\n"
+                              "bank_http_requests_rejected_total 6\n"),
+            std::string::npos)
+      << metrics.text;
+  EXPECT_EQ(status_of(never_read.response()), 503);
+  silent.reset();  // its overflow thread would otherwise wait out the read timeout at shutdown
   EXPECT_EQ(service.stop(SIGTERM), 0);
 }
 

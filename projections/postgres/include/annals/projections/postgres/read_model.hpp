@@ -71,8 +71,11 @@ class ReadModel {
   virtual std::int64_t remove(std::string_view table, const Columns& key) = 0;
   /// Runs one parameterized statement ($1, $2, ...) and returns its rows as JSON objects
   /// (column name to value; numbers, booleans, json and jsonb decoded, the rest as text).
-  /// Cost: one statement (prepared once per distinct text) sent at once, after the queued
-  /// ones in a pipelined batch.
+  /// Throws: CorruptionError naming the column when a json or jsonb value nests deeper than
+  /// annals::kMaxJsonDepth (json_limits.hpp; checked before parsing, so a value 100,000 levels
+  /// deep is refused without touching the stack); the driver's errors translated as for the
+  /// other helpers. Cost: one statement (prepared once per distinct text) sent at once, after the
+  /// queued ones in a pipelined batch.
   virtual std::vector<nlohmann::json> exec(std::string_view sql, const Params& params = {}) = 0;
 
  protected:
