@@ -615,57 +615,63 @@ TEST_F(BadRowsTest, ProjectionOnThePostgresStoreParksBadRowsAndContinues) {
   expect_parked_and_continued(*store_, *projections, bad_, numbers_, good_);
 }
 
-TEST(BadRowsRepositoryTest, LoadingAStreamWithABadRowFailsWithCorruptionNamingTheEvent) {
-  auto store = make_store();
+annals::EventRegistry account_events() {
   annals::EventRegistry registry;
   registry.register_events<bank::Account>();
-  annals::Repository<bank::Account> accounts(*store, registry);
-  const auto id = random_hex();
-  auto account = accounts.load(id);
-  account.execute(bank::OpenAccount{id, "ada"});
-  accounts.save(account);
-  const Row bad{.stream_id = "account-" + id,
-                .type = "MoneyDeposited",
-                .data = "{\"amount\": 5}",
-                .metadata = "[1]",
-                .version = 2};
-  insert_as_superuser(bad, {"events_metadata_check"});
-  try {
-    static_cast<void>(accounts.load(id));
-    ADD_FAILURE() << "loaded";
-  } catch (const annals::CorruptionError& e) {
-    const std::string message = e.what();
-    EXPECT_NE(message.find(bad.event_id), std::string::npos) << message;
-    EXPECT_NE(message.find("version 2 of stream \"account-" + id + "\""), std::string::npos)
-        << message;
-    EXPECT_NE(message.find("metadata is a JSON array"), std::string::npos) << message;
-  }
+  return registry;
 }
 
-TEST(BadRowsRepositoryTest, LoadingAStreamWithARowNestedTooDeepFailsWithCorruption) {
-  auto store = make_store();
-  annals::EventRegistry registry;
-  registry.register_events<bank::Account>();
-  annals::Repository<bank::Account> accounts(*store, registry);
-  const auto id = random_hex();
-  auto account = accounts.load(id);
-  account.execute(bank::OpenAccount{id, "ada"});
-  accounts.save(account);
-  const Row bad{.stream_id = "account-" + id,
-                .type = "MoneyDeposited",
-                .data = "{\"amount\": " + deep_array(kStoredDepth) + "}",
-                .version = 2};
-  insert_as_superuser(bad);
-  try {
-    static_cast<void>(accounts.load(id));
-    ADD_FAILURE() << "loaded";
-  } catch (const annals::CorruptionError& e) {
-    const std::string message = e.what();
-    EXPECT_NE(message.find(bad.event_id), std::string::npos) << message;
-    EXPECT_NE(message.find("JSON nested 10001 levels deep, over the limit of 512 levels"),
-              std::string::npos)
-        << message;
+// An account opened and saved through the repository; each test then adds a bad row of its
+// own as version 2 of the account's stream, as the superuser.
+class BadRowsRepositoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto account = accounts_.load(id_);
+    account.execute(bank::OpenAccount{id_, "ada"});
+    accounts_.save(account);
   }
+
+  // A deposit as the account's second event, with `data` and `metadata` as given.
+  Row deposit(std::string data, std::string metadata = "{}") const {
+    return Row{.stream_id = "account-" + id_,
+               .type = "MoneyDeposited",
+               .data = std::move(data),
+               .metadata = std::move(metadata),
+               .version = 2};
+  }
+
+  // Loading the account fails with a CorruptionError whose message contains every one of
+  // `parts`.
+  void expect_load_fails_with_corruption(const std::vector<std::string>& parts) {
+    try {
+      static_cast<void>(accounts_.load(id_));
+      ADD_FAILURE() << "loaded";
+    } catch (const annals::CorruptionError& e) {
+      const std::string message = e.what();
+      for (const auto& part : parts) {
+        EXPECT_NE(message.find(part), std::string::npos) << part << " not in: " << message;
+      }
+    }
+  }
+
+  std::unique_ptr<annals::EventStore> store_ = make_store();
+  annals::EventRegistry registry_ = account_events();
+  annals::Repository<bank::Account> accounts_{*store_, registry_};
+  std::string id_ = random_hex();
+};
+
+TEST_F(BadRowsRepositoryTest, LoadingAStreamWithABadRowFailsWithCorruptionNamingTheEvent) {
+  const Row bad = deposit("{\"amount\": 5}", "[1]");
+  insert_as_superuser(bad, {"events_metadata_check"});
+  expect_load_fails_with_corruption(
+      {bad.event_id, "version 2 of stream \"account-" + id_ + "\"", "metadata is a JSON array"});
+}
+
+TEST_F(BadRowsRepositoryTest, LoadingAStreamWithARowNestedTooDeepFailsWithCorruption) {
+  const Row bad = deposit("{\"amount\": " + deep_array(kStoredDepth) + "}");
+  insert_as_superuser(bad);
+  expect_load_fails_with_corruption(
+      {bad.event_id, "JSON nested 10001 levels deep, over the limit of 512 levels"});
 }
 
 }  // namespace

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -22,6 +21,7 @@
 #include "annals/projections/in_memory_projection_store.hpp"
 #include "annals/projections/projection.hpp"
 #include "annals/projections/runner.hpp"
+#include "annals/testkit/event_collector.hpp"
 #include "change_signal.hpp"
 #include "log_capture.hpp"
 #include "tcp_proxy.hpp"
@@ -73,24 +73,6 @@ void cut_everything(TcpProxy& proxy) {
   ASSERT_EQ(proxy.cuts(), cuts + 1);
 }
 
-class Collector {
- public:
-  annals::EventHandler handler() {
-    return [this](const RecordedEvent& event) {
-      std::lock_guard lock(mutex_);
-      positions_.push_back(event.position);
-    };
-  }
-  std::vector<Position> positions() const {
-    std::lock_guard lock(mutex_);
-    return positions_;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::vector<Position> positions_;
-};
-
 class ReconnectTest : public ::testing::Test {
  protected:
   // Events of this test only: its own category.
@@ -127,7 +109,7 @@ TEST_F(ReconnectTest, SubscriptionSurvivesAnOutageAndDeliversEveryEventOnce) {
   LogCapture log;
   TcpProxy proxy(test_database_url());
   auto proxied = store_via(proxy);
-  Collector collector;
+  annals::testkit::EventCollector collector;
   annals::SubscriptionOptions options;
   options.filter = filter();
   options.poll_interval = kPoll;
@@ -208,7 +190,7 @@ TEST_F(ReconnectTest, NotificationOwedDuringAnOutageIsSentAfterIt) {
   LogCapture log;
   TcpProxy proxy(test_database_url());
   auto writer = store_via(proxy);
-  Collector collector;
+  annals::testkit::EventCollector collector;
   annals::SubscriptionOptions options;
   options.filter = filter();
   options.poll_interval = kPoll;
@@ -239,7 +221,7 @@ class RecordingProjection final : public annals::projections::InProcessProjectio
   EventFilter filter() const override { return filter_; }
   void handle(const RecordedEvent& event) override { collector.handler()(event); }
 
-  Collector collector;
+  annals::testkit::EventCollector collector;
 
  private:
   std::string name_;

@@ -144,20 +144,23 @@ void PrivateCluster::initdb() {
                 "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"});
 }
 
-// The settings of scripts/pg, smaller memory (several of these clusters may run at once), and
-// the port in the configuration so that every start uses it. Crash recovery first syncs the
-// data folder: file by file (the default) took 9 s on a busy test machine, one syncfs() 3.7 s.
+// The settings of scripts/pg (scripts/pg.conf, their one source), then this cluster's port (in
+// the configuration, so that every start uses it) and socket folder, and less memory: several
+// of these clusters may run at once. Crash recovery first syncs the data folder: file by file
+// (the default) took 9 s on a busy test machine, one syncfs() 3.7 s.
 void PrivateCluster::configure() {
+  std::ifstream shared(ANNALS_PG_SETTINGS_FILE);
+  if (!shared) {
+    throw std::runtime_error("PrivateCluster: cannot read the server settings " +
+                             std::string(ANNALS_PG_SETTINGS_FILE));
+  }
   std::ofstream conf(dir_ / "data" / "postgresql.conf", std::ios::app);
-  conf << "listen_addresses = '127.0.0.1'\n"
+  conf << shared.rdbuf() << "\n"
        << "port = " << port_ << "\n"
        << "unix_socket_directories = '" << dir_.string() << "'\n"
        << "max_connections = 100\n"
        << "shared_buffers = 32MB\n"
-       << "fsync = on\n"
-       << "synchronous_commit = on\n"
-       << "recovery_init_sync_method = syncfs\n"
-       << "log_min_messages = warning\n";
+       << "recovery_init_sync_method = syncfs\n";
   if (!conf) throw std::runtime_error("PrivateCluster: cannot write postgresql.conf");
 }
 

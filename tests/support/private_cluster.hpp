@@ -9,10 +9,11 @@
 //
 // The cluster lives in a fresh folder under the system's temporary directory (TMPDIR or
 // /tmp), listens on 127.0.0.1 on a free port (kept across restarts) and on a unix socket in
-// that folder, and has the settings of scripts/pg (fsync and synchronous_commit on). When
-// the test runs as root (CI containers), every server command runs as the unprivileged
-// user annals-pg, created when missing, as scripts/pg does: PostgreSQL refuses to run as
-// root. The server binaries come from /usr/lib/postgresql/<version>/bin or PATH.
+// that folder, and has the settings of scripts/pg, read from scripts/pg.conf in the source
+// tree (fsync and synchronous_commit on), with less memory. When the test runs as root (CI
+// containers), every server command runs as the unprivileged user annals-pg, created when
+// missing, as scripts/pg does: PostgreSQL refuses to run as root. The server binaries come
+// from /usr/lib/postgresql/<version>/bin or PATH.
 //
 // The destructor stops the server and removes the folder. A test process that is killed (a
 // ctest timeout) cannot: its server keeps running until stopped by hand

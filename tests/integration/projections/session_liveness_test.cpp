@@ -59,32 +59,10 @@ struct RowsModel {
   LambdaReadModel projection;
 };
 
-// The presence key recorded in the lease row of `projection`, if any.
-std::optional<std::int64_t> recorded_session(Admin& admin, const std::string& projection) {
-  const auto text =
-      admin.value("SELECT owner_session FROM annals.projections WHERE name = '" + projection + "'");
-  if (text.empty()) return std::nullopt;
-  return std::stoll(text);
-}
-
 const std::string kLockOf =
     " FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
     " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     " AND ((l.classid::bigint << 32) | l.objid::bigint) = ";
-
-bool lock_held(Admin& admin, std::int64_t key) {
-  return admin.value("SELECT count(*)" + kLockOf + std::to_string(key)) == "1";
-}
-
-// Ends the session holding presence lock `key`, as a crash or a cut network would, and waits
-// until its backend has exited (its locks released).
-void cut_session(Admin& admin, std::int64_t key) {
-  ASSERT_EQ(admin.value("SELECT bool_and(pg_terminate_backend(l.pid, 10000))" + kLockOf +
-                        std::to_string(key)),
-            "t")
-      << "no session held presence key " << key;
-  ASSERT_FALSE(lock_held(admin, key));
-}
 
 // Bounded polling of a condition, for what the server does asynchronously (a backend of a
 // closed connection exits after the client is gone).
@@ -104,54 +82,102 @@ ProjectionRecord record_of(ProjectionStore& store, const std::string& name) {
   throw NotFoundError(name);
 }
 
-TEST(SessionLivenessTest, AClosedOwnersLeaseIsTakenOverAtOnceWithAHigherToken) {
-  Admin admin;
-  RowsModel model;
-  auto store_a = writer_store();
-  auto store_b = writer_store();
-  store_a->prepare(model.projection);
-  const auto lease_a = store_a->try_acquire(model.name, "runner-a", kLongTtl);
-  ASSERT_TRUE(lease_a);
-  const auto key_a = recorded_session(admin, model.name);
-  ASSERT_TRUE(key_a) << "the lease records no owner session";
-  EXPECT_TRUE(lock_held(admin, *key_a));
+// One projection (`model_`) whose lease the stores of a test compete for, and the superuser
+// connection (`admin_`) that looks at and ends their sessions.
+class SessionLivenessTest : public ::testing::Test {
+ protected:
+  // Creates the projection's tables through `store`, then asks for its lease as `owner`.
+  std::optional<Lease> prepare_and_acquire(ProjectionStore& store, const std::string& owner) {
+    store.prepare(model_.projection);
+    return acquire(store, owner);
+  }
+
+  std::optional<Lease> acquire(ProjectionStore& store, const std::string& owner) {
+    return store.try_acquire(model_.name, owner, kLongTtl);
+  }
+
+  // The presence key recorded in the lease row of the projection, if any.
+  std::optional<std::int64_t> recorded_session() {
+    const auto text = admin_.value("SELECT owner_session FROM annals.projections WHERE name = '" +
+                                   model_.name + "'");
+    if (text.empty()) return std::nullopt;
+    return std::stoll(text);
+  }
+
+  bool lock_held(std::int64_t key) {
+    return admin_.value("SELECT count(*)" + kLockOf + std::to_string(key)) == "1";
+  }
+
+  // Ends the session holding presence lock `key`, as a crash or a cut network would, and waits
+  // until its backend has exited (its locks released).
+  void cut_session(std::int64_t key) {
+    ASSERT_EQ(admin_.value("SELECT bool_and(pg_terminate_backend(l.pid, 10000))" + kLockOf +
+                           std::to_string(key)),
+              "t")
+        << "no session held presence key " << key;
+    ASSERT_FALSE(lock_held(key));
+  }
+
+  // Closes `store` as its process's exit would (its connections close), and waits until the
+  // server has dropped its presence lock `key`.
+  void close(std::unique_ptr<ProjectionStore>& store, std::int64_t key) {
+    store.reset();
+    ASSERT_TRUE(eventually([&] { return !lock_held(key); }))
+        << "presence key " << key << " is still held after its store closed";
+  }
+
+  // Two processes' stores, A and B; A prepares the projection and takes its lease
+  // (`lease_a_`), whose row records A's presence key (`key_a_`).
+  void a_holds_the_lease() {
+    store_a_ = writer_store();
+    store_b_ = writer_store();
+    const auto lease = prepare_and_acquire(*store_a_, "runner-a");
+    ASSERT_TRUE(lease);
+    lease_a_ = *lease;
+    const auto key = recorded_session();
+    ASSERT_TRUE(key) << "the lease records no owner session";
+    key_a_ = *key;
+  }
+
+  Admin admin_;
+  RowsModel model_;
+  std::unique_ptr<ProjectionStore> store_a_;
+  std::unique_ptr<ProjectionStore> store_b_;
+  Lease lease_a_;
+  std::int64_t key_a_ = 0;
+};
+
+TEST_F(SessionLivenessTest, AClosedOwnersLeaseIsTakenOverAtOnceWithAHigherToken) {
+  ASSERT_NO_FATAL_FAILURE(a_holds_the_lease());
+  EXPECT_TRUE(lock_held(key_a_));
 
   // Alive: the 60 s lease is not free.
-  EXPECT_FALSE(store_b->try_acquire(model.name, "runner-b", kLongTtl));
-  EXPECT_TRUE(record_of(*store_b, model.name).owned);
+  EXPECT_FALSE(acquire(*store_b_, "runner-b"));
+  EXPECT_TRUE(record_of(*store_b_, model_.name).owned);
 
   // A's process ends (its connections close); the server drops its presence lock.
-  store_a.reset();
-  ASSERT_TRUE(eventually([&] { return !lock_held(admin, *key_a); }));
-  EXPECT_FALSE(record_of(*store_b, model.name).owned);
-  const auto lease_b = store_b->try_acquire(model.name, "runner-b", kLongTtl);
+  ASSERT_NO_FATAL_FAILURE(close(store_a_, key_a_));
+  EXPECT_FALSE(record_of(*store_b_, model_.name).owned);
+  const auto lease_b = acquire(*store_b_, "runner-b");
   ASSERT_TRUE(lease_b) << "the lease of a dead session was not taken over before its expiry";
-  EXPECT_EQ(lease_b->fencing_token, lease_a->fencing_token + 1);
+  EXPECT_EQ(lease_b->fencing_token, lease_a_.fencing_token + 1);
   EXPECT_EQ(lease_b->owner, "runner-b");
-  const auto key_b = recorded_session(admin, model.name);
+  const auto key_b = recorded_session();
   ASSERT_TRUE(key_b);
-  EXPECT_NE(*key_b, *key_a);
-  EXPECT_TRUE(lock_held(admin, *key_b));
+  EXPECT_NE(*key_b, key_a_);
+  EXPECT_TRUE(lock_held(*key_b));
 }
 
-TEST(SessionLivenessTest, ALiveProcessWhosePresenceWasCutLosesOwnershipCleanly) {
-  Admin admin;
-  RowsModel model;
-  auto store_a = writer_store();
-  auto store_b = writer_store();
-  store_a->prepare(model.projection);
-  const auto lease_a = store_a->try_acquire(model.name, "runner-a", kLongTtl);
-  ASSERT_TRUE(lease_a);
+TEST_F(SessionLivenessTest, ALiveProcessWhosePresenceWasCutLosesOwnershipCleanly) {
+  ASSERT_NO_FATAL_FAILURE(a_holds_the_lease());
   // A is in the middle of a batch when its presence connection is cut; its process lives on.
-  auto batch_a = store_a->begin(*lease_a, Position::start());
-  model.projection.apply(event_at(Position(5, 1), {{"id", "from-a"}}), *batch_a);
-  const auto key_a = recorded_session(admin, model.name);
-  ASSERT_TRUE(key_a);
-  cut_session(admin, *key_a);
+  auto batch_a = store_a_->begin(lease_a_, Position::start());
+  model_.projection.apply(event_at(Position(5, 1), {{"id", "from-a"}}), *batch_a);
+  ASSERT_NO_FATAL_FAILURE(cut_session(key_a_));
 
-  const auto lease_b = store_b->try_acquire(model.name, "runner-b", kLongTtl);
+  const auto lease_b = acquire(*store_b_, "runner-b");
   ASSERT_TRUE(lease_b);
-  EXPECT_EQ(lease_b->fencing_token, lease_a->fencing_token + 1);
+  EXPECT_EQ(lease_b->fencing_token, lease_a_.fencing_token + 1);
 
   // A's commit carries the old token: refused, nothing of its batch stored.
   try {
@@ -161,88 +187,73 @@ TEST(SessionLivenessTest, ALiveProcessWhosePresenceWasCutLosesOwnershipCleanly) 
     EXPECT_THAT(e.what(), HasSubstr("taken over"));
   }
   batch_a.reset();
-  EXPECT_EQ(admin.count(model.table), 0);
-  EXPECT_EQ(store_a->checkpoint(model.name), Position::start());
+  EXPECT_EQ(admin_.count(model_.table), 0);
+  EXPECT_EQ(store_a_->checkpoint(model_.name), Position::start());
   // A can neither renew the old lease nor take B's (B is alive).
-  EXPECT_FALSE(store_a->renew(*lease_a, kLongTtl));
-  EXPECT_FALSE(store_a->try_acquire(model.name, "runner-a", kLongTtl));
+  EXPECT_FALSE(store_a_->renew(lease_a_, kLongTtl));
+  EXPECT_FALSE(acquire(*store_a_, "runner-a"));
   // B commits with its token.
-  auto batch_b = store_b->begin(*lease_b, Position::start());
-  model.projection.apply(event_at(Position(5, 1), {{"id", "from-b"}}), *batch_b);
+  auto batch_b = store_b_->begin(*lease_b, Position::start());
+  model_.projection.apply(event_at(Position(5, 1), {{"id", "from-b"}}), *batch_b);
   batch_b->commit(Position(5, 1));
-  EXPECT_EQ(admin.value("SELECT string_agg(id, ',') FROM " + model.table), "from-b");
+  EXPECT_EQ(admin_.value("SELECT string_agg(id, ',') FROM " + model_.table), "from-b");
 }
 
-TEST(SessionLivenessTest, ACutPresenceIsReopenedAndTheNextRenewalRecordsTheNewKey) {
-  Admin admin;
-  RowsModel model;
-  auto store_a = writer_store();
-  auto store_b = writer_store();
-  store_a->prepare(model.projection);
-  const auto lease_a = store_a->try_acquire(model.name, "runner-a", kLongTtl);
-  ASSERT_TRUE(lease_a);
-  const auto first_key = recorded_session(admin, model.name);
-  ASSERT_TRUE(first_key);
-  cut_session(admin, *first_key);
+TEST_F(SessionLivenessTest, ACutPresenceIsReopenedAndTheNextRenewalRecordsTheNewKey) {
+  ASSERT_NO_FATAL_FAILURE(a_holds_the_lease());
+  ASSERT_NO_FATAL_FAILURE(cut_session(key_a_));
 
   // Nobody took it yet: A's renewal keeps the lease (same token) and records a new session.
-  const auto renewed = store_a->renew(*lease_a, kLongTtl);
+  const auto renewed = store_a_->renew(lease_a_, kLongTtl);
   ASSERT_TRUE(renewed);
-  EXPECT_EQ(renewed->fencing_token, lease_a->fencing_token);
-  const auto second_key = recorded_session(admin, model.name);
+  EXPECT_EQ(renewed->fencing_token, lease_a_.fencing_token);
+  const auto second_key = recorded_session();
   ASSERT_TRUE(second_key) << "the renewal did not record the reopened presence session";
-  EXPECT_NE(*second_key, *first_key);
-  EXPECT_TRUE(lock_held(admin, *second_key));
-  EXPECT_FALSE(store_b->try_acquire(model.name, "runner-b", kLongTtl));
+  EXPECT_NE(*second_key, key_a_);
+  EXPECT_TRUE(lock_held(*second_key));
+  EXPECT_FALSE(acquire(*store_b_, "runner-b"));
 
   // The new session is watched like the first one.
-  cut_session(admin, *second_key);
-  const auto lease_b = store_b->try_acquire(model.name, "runner-b", kLongTtl);
+  ASSERT_NO_FATAL_FAILURE(cut_session(*second_key));
+  const auto lease_b = acquire(*store_b_, "runner-b");
   ASSERT_TRUE(lease_b);
-  EXPECT_EQ(lease_b->fencing_token, lease_a->fencing_token + 1);
+  EXPECT_EQ(lease_b->fencing_token, lease_a_.fencing_token + 1);
 }
 
-TEST(SessionLivenessTest, TheSameOwnerNameAfterItsSessionEndedGetsANewToken) {
+TEST_F(SessionLivenessTest, TheSameOwnerNameAfterItsSessionEndedGetsANewToken) {
   // A restarted process with a fixed owner name must not inherit the dead one's token: the
   // dead process's last batch could still be in flight on the server.
-  Admin admin;
-  RowsModel model;
   auto first = writer_store();
-  first->prepare(model.projection);
-  const auto old_lease = first->try_acquire(model.name, "bank-1", kLongTtl);
+  const auto old_lease = prepare_and_acquire(*first, "bank-1");
   ASSERT_TRUE(old_lease);
-  const auto key = recorded_session(admin, model.name);
+  const auto key = recorded_session();
   ASSERT_TRUE(key);
-  first.reset();
-  ASSERT_TRUE(eventually([&] { return !lock_held(admin, *key); }));
+  ASSERT_NO_FATAL_FAILURE(close(first, *key));
 
   auto restarted = writer_store();
-  const auto lease = restarted->try_acquire(model.name, "bank-1", kLongTtl);
+  const auto lease = acquire(*restarted, "bank-1");
   ASSERT_TRUE(lease);
   EXPECT_EQ(lease->fencing_token, old_lease->fencing_token + 1);
   // Asking again while alive is a renewal: the token stays.
-  const auto again = restarted->try_acquire(model.name, "bank-1", kLongTtl);
+  const auto again = acquire(*restarted, "bank-1");
   ASSERT_TRUE(again);
   EXPECT_EQ(again->fencing_token, lease->fencing_token);
 }
 
-TEST(SessionLivenessTest, WithoutSessionLivenessOnlyTheExpiryApplies) {
-  Admin admin;
-  RowsModel model;
+TEST_F(SessionLivenessTest, WithoutSessionLivenessOnlyTheExpiryApplies) {
   auto store_a = writer_store(false);
-  store_a->prepare(model.projection);
-  const auto lease_a = store_a->try_acquire(model.name, "runner-a", kLongTtl);
+  const auto lease_a = prepare_and_acquire(*store_a, "runner-a");
   ASSERT_TRUE(lease_a);
-  EXPECT_FALSE(recorded_session(admin, model.name)) << "a store without liveness recorded one";
+  EXPECT_FALSE(recorded_session()) << "a store without liveness recorded one";
   store_a.reset();
   auto store_b = writer_store();
-  EXPECT_FALSE(store_b->try_acquire(model.name, "runner-b", kLongTtl))
+  EXPECT_FALSE(acquire(*store_b, "runner-b"))
       << "a lease recording no session was taken before it expired";
-  admin.query(
+  admin_.query(
       "UPDATE annals.projections SET lease_expires_at = now() - interval '1 ms'"
       " WHERE name = '" +
-      model.name + "'");
-  const auto lease_b = store_b->try_acquire(model.name, "runner-b", kLongTtl);
+      model_.name + "'");
+  const auto lease_b = acquire(*store_b, "runner-b");
   ASSERT_TRUE(lease_b);
   EXPECT_EQ(lease_b->fencing_token, lease_a->fencing_token + 1);
 }

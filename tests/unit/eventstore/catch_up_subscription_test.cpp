@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/testkit/event_collector.hpp"
 #include "annals/testkit/printers.hpp"
 
 namespace annals::detail {
@@ -162,24 +163,6 @@ class FakeSignal final : public ChangeSignal {
   std::shared_ptr<SignalState> state_;
 };
 
-class Collector {
- public:
-  EventHandler handler() {
-    return [this](const RecordedEvent& event) {
-      std::lock_guard lock(mutex_);
-      events_.push_back(event);
-    };
-  }
-  std::vector<RecordedEvent> events() const {
-    std::lock_guard lock(mutex_);
-    return events_;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::vector<RecordedEvent> events_;
-};
-
 class CatchUpSubscriptionTest : public ::testing::Test {
  protected:
   std::unique_ptr<Subscription> subscribe(EventHandler handler, std::size_t batch_size = 500,
@@ -200,7 +183,7 @@ class CatchUpSubscriptionTest : public ::testing::Test {
 
 TEST_F(CatchUpSubscriptionTest, DeliversTheBacklogInBatchesInOrder) {
   const auto last = log_.add(25);
-  Collector collector;
+  testkit::EventCollector collector;
   auto subscription = subscribe(collector.handler(), 10);
   ASSERT_TRUE(subscription->wait_for(last, kTimeout));
   ASSERT_TRUE(signal_->await_waits(1));
@@ -220,7 +203,7 @@ TEST_F(CatchUpSubscriptionTest, DeliversTheBacklogInBatchesInOrder) {
 TEST_F(CatchUpSubscriptionTest, StartsAfterTheGivenPosition) {
   log_.add(10);
   const auto events = log_.events();
-  Collector collector;
+  testkit::EventCollector collector;
   std::promise<void> gate;  // holds the first delivery until the start position is checked
   auto opened = gate.get_future().share();
   auto subscription = subscribe(
@@ -240,7 +223,7 @@ TEST_F(CatchUpSubscriptionTest, PassesTheFilterToTheReaderAndAdvancesToTheLastDe
   log_.add(3, "Wanted");
   log_.add(2, "Other");
   EventFilter filter{.category = std::nullopt, .event_types = {"Wanted"}};
-  Collector collector;
+  testkit::EventCollector collector;
   auto subscription = subscribe(collector.handler(), 500, Position::start(), filter);
   ASSERT_TRUE(signal_->await_waits(1));
   subscription->stop();
@@ -250,7 +233,7 @@ TEST_F(CatchUpSubscriptionTest, PassesTheFilterToTheReaderAndAdvancesToTheLastDe
 }
 
 TEST_F(CatchUpSubscriptionTest, WakesOnTheSignalWithoutWaitingForThePollInterval) {
-  Collector collector;
+  testkit::EventCollector collector;
   auto subscription = subscribe(collector.handler());
   ASSERT_TRUE(signal_->await_waits(1));  // caught up with the empty log, now waiting
   EXPECT_TRUE(subscription->is_live());
@@ -264,7 +247,7 @@ TEST_F(CatchUpSubscriptionTest, WakesOnTheSignalWithoutWaitingForThePollInterval
 // is read again soon, with back-off, not at the next poll: the transaction that held it back
 // may end without any signal of its own.
 TEST_F(CatchUpSubscriptionTest, RereadsSoonWhenASignalledChangeIsHeldBack) {
-  Collector collector;
+  testkit::EventCollector collector;
   auto subscription = subscribe(collector.handler());
   ASSERT_TRUE(signal_->await_waits(1));
   const auto last = log_.add(2);
@@ -276,7 +259,7 @@ TEST_F(CatchUpSubscriptionTest, RereadsSoonWhenASignalledChangeIsHeldBack) {
 }
 
 TEST_F(CatchUpSubscriptionTest, StopInterruptsAPendingWait) {
-  Collector collector;
+  testkit::EventCollector collector;
   auto subscription = subscribe(collector.handler());
   ASSERT_TRUE(signal_->await_waits(1));
   subscription->stop();  // would block for the hour-long poll interval without interrupt()

@@ -4,13 +4,13 @@
 
 #include <chrono>
 #include <limits>
-#include <mutex>
 #include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/testkit/event_collector.hpp"
 #include "annals/testkit/printers.hpp"
 
 namespace annals {
@@ -33,24 +33,6 @@ SubscriptionOptions poll_never() {
   options.poll_interval = std::chrono::hours(1);  // only an append notification can wake it
   return options;
 }
-
-class Collector {
- public:
-  EventHandler handler() {
-    return [this](const RecordedEvent& e) {
-      std::lock_guard lock(mutex_);
-      events_.push_back(e);
-    };
-  }
-  std::size_t size() const {
-    std::lock_guard lock(mutex_);
-    return events_.size();
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::vector<RecordedEvent> events_;
-};
 
 TEST(InMemoryEventStoreTest, EnforcesConfiguredLimits) {
   InMemoryEventStoreOptions options;
@@ -108,7 +90,7 @@ TEST(InMemoryEventStoreTest, LiveDeliveryIsWokenByTheAppendNotPolling) {
   auto store = make_in_memory_event_store();
   const StreamId stream("live-1");
   const auto first = store->append(stream, ExpectedVersion::any(), {event()});
-  Collector collector;
+  testkit::EventCollector collector;
   auto subscription = store->subscribe(poll_never(), collector.handler());
   ASSERT_TRUE(subscription->wait_for(first.position, kTimeout));
   // The subscription is waiting now (or about to): only the notification can deliver this
@@ -121,7 +103,7 @@ TEST(InMemoryEventStoreTest, LiveDeliveryIsWokenByTheAppendNotPolling) {
 TEST(InMemoryEventStoreTest, SubscriptionMayOutliveTheStore) {
   auto store = make_in_memory_event_store();
   const auto result = store->append(StreamId("outlive-1"), ExpectedVersion::any(), {event()});
-  Collector collector;
+  testkit::EventCollector collector;
   auto subscription = store->subscribe(poll_never(), collector.handler());
   ASSERT_TRUE(subscription->wait_for(result.position, kTimeout));
   store.reset();

@@ -20,6 +20,7 @@
 #include "annals/eventstore/detail/catch_up_subscription.hpp"
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/in_memory_event_store.hpp"
+#include "annals/testkit/event_collector.hpp"
 #include "annals/testkit/printers.hpp"
 #include "log_capture.hpp"
 
@@ -94,24 +95,6 @@ class FlakyReader final : public EventReader {
   std::vector<Call> calls_;
 };
 
-class Collector {
- public:
-  EventHandler handler() {
-    return [this](const RecordedEvent& event) {
-      std::lock_guard lock(mutex_);
-      events_.push_back(event);
-    };
-  }
-  std::vector<RecordedEvent> events() const {
-    std::lock_guard lock(mutex_);
-    return events_;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::vector<RecordedEvent> events_;
-};
-
 template <typename Condition>
 bool eventually(Condition condition, std::chrono::milliseconds timeout = kTimeout) {
   const auto deadline = Clock::now() + timeout;
@@ -162,7 +145,7 @@ class SubscriptionReconnectTest : public ::testing::Test {
 TEST_F(SubscriptionReconnectTest, ReportsReconnectingThenDeliversEveryEventOnceInOrder) {
   append(10);
   reader_.fail_until_released();
-  Collector collector;
+  testkit::EventCollector collector;
   auto subscription = subscribe(collector.handler());
   ASSERT_TRUE(eventually([&] { return reader_.failed_calls() >= 3; }));
   EXPECT_EQ(subscription->state(), SubscriptionState::kReconnecting);
@@ -181,7 +164,7 @@ TEST_F(SubscriptionReconnectTest, ReportsReconnectingThenDeliversEveryEventOnceI
 TEST_F(SubscriptionReconnectTest, RetriesStrictlyAfterTheLastDeliveredEvent) {
   const auto last = append(10);
   const auto events = log();
-  Collector collector;
+  testkit::EventCollector collector;
   std::atomic<bool> armed{false};
   auto subscription = subscribe(
       [&, deliver = collector.handler()](const RecordedEvent& e) {
@@ -208,7 +191,7 @@ TEST_F(SubscriptionReconnectTest, LogsOneWarningPerOutageAndOneRecoveryLine) {
   LogCapture log;
   const auto last = append(3);
   reader_.fail_next(6);
-  Collector collector;
+  testkit::EventCollector collector;
   auto subscription = subscribe(collector.handler());
   ASSERT_TRUE(subscription->wait_for(last, kTimeout));
   EXPECT_EQ(log.count("warning", "store unavailable"), 1) << log.text();
@@ -230,7 +213,7 @@ TEST_F(SubscriptionReconnectTest, LogsOneWarningPerOutageAndOneRecoveryLine) {
 TEST_F(SubscriptionReconnectTest, RetriesBackOffExponentiallyUpToTheCap) {
   const auto last = append(1);
   reader_.fail_next(7);
-  Collector collector;
+  testkit::EventCollector collector;
   auto subscription = subscribe(collector.handler(), 500, 8ms, 32ms);
   ASSERT_TRUE(subscription->wait_for(last, kTimeout));
   const auto calls = reader_.calls();

@@ -3,8 +3,8 @@
 // themselves live in the sibling headers, one concern each; annals/testkit/event_store_contract.hpp
 // includes them all and registers the suite.
 //
-// Thread safety: append(), append_multi() and Collector::handler() may be called from several
-// threads; everything else runs on the test's thread.
+// Thread safety: append() and append_multi() may be called from several threads; everything
+// else runs on the test's thread.
 #pragma once
 
 #include <chrono>
@@ -28,30 +28,10 @@
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/event_store.hpp"
 #include "annals/testkit/contract_support.hpp"
+#include "annals/testkit/event_collector.hpp"
 #include "annals/testkit/printers.hpp"
 namespace annals::testkit {
 namespace contract_detail {
-
-/// Collects what a subscription delivers; handler() may be called from the subscription's
-/// thread while the test reads events().
-class Collector {
- public:
-  EventHandler handler() {
-    return [this](const RecordedEvent& event) {
-      std::lock_guard lock(mutex_);
-      events_.push_back(event);
-    };
-  }
-
-  std::vector<RecordedEvent> events() const {
-    std::lock_guard lock(mutex_);
-    return events_;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::vector<RecordedEvent> events_;
-};
 
 inline std::vector<EventId> ids_of(const std::vector<RecordedEvent>& events) {
   std::vector<EventId> ids;

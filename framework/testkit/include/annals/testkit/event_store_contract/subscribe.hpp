@@ -23,6 +23,7 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/event_store.hpp"
+#include "annals/testkit/event_collector.hpp"
 #include "annals/testkit/event_store_contract/fixture.hpp"
 
 // ---- Subscriptions ------------------------------------------------------------------------
@@ -35,7 +36,7 @@ TYPED_TEST_P(EventStoreContract, SubscriptionCatchesUpThenDeliversLiveEventsExac
     this->append(done % 2 == 0 ? a : b, annals::ExpectedVersion::any(),
                  this->events(std::min(n, kHalf - done)));
   }
-  annals::testkit::contract_detail::Collector collector;
+  annals::testkit::EventCollector collector;
   auto subscription = this->store().subscribe(
       this->subscription_options(this->own_events(), annals::Position::start(), 7),
       collector.handler());
@@ -64,7 +65,7 @@ TYPED_TEST_P(EventStoreContract, SubscriptionWithFilterDeliversOnlyMatchingEvent
   for (int i = 0; i < 10; ++i) batch.push_back(this->event(i % 2 == 0 ? "Wanted" : "Other"));
   this->append(s, annals::ExpectedVersion::any(), batch);
   const annals::EventFilter filter{.category = this->category(), .event_types = {"Wanted"}};
-  annals::testkit::contract_detail::Collector collector;
+  annals::testkit::EventCollector collector;
   auto subscription =
       this->store().subscribe(this->subscription_options(filter), collector.handler());
   const auto more = this->append(s, annals::ExpectedVersion::any(),
@@ -83,7 +84,7 @@ TYPED_TEST_P(EventStoreContract, SubscriptionFromMidPositionDeliversOnlyLaterEve
   for (int i = 0; i < 10; ++i) {
     results.push_back(this->append(s, annals::ExpectedVersion::any(), this->events(1)));
   }
-  annals::testkit::contract_detail::Collector collector;
+  annals::testkit::EventCollector collector;
   auto subscription = this->store().subscribe(
       this->subscription_options(this->own_events(), results[3].position), collector.handler());
   ASSERT_TRUE(subscription->wait_for(results.back().position, this->kTimeout));
@@ -122,7 +123,7 @@ TYPED_TEST_P(EventStoreContract, SubscriptionHandlerExceptionBecomesStopReason) 
 TYPED_TEST_P(EventStoreContract, SubscriptionStopIsIdempotentAndEndsDelivery) {
   const auto s = this->stream("a");
   const auto first = this->append(s, annals::ExpectedVersion::any(), this->events(3));
-  annals::testkit::contract_detail::Collector collector;
+  annals::testkit::EventCollector collector;
   auto subscription =
       this->store().subscribe(this->subscription_options(this->own_events()), collector.handler());
   ASSERT_TRUE(subscription->wait_for(first.position, this->kTimeout));
@@ -140,7 +141,7 @@ TYPED_TEST_P(EventStoreContract, SubscriptionStopIsIdempotentAndEndsDelivery) {
 TYPED_TEST_P(EventStoreContract, SubscriptionIsLiveOnceCaughtUp) {
   const auto s = this->stream("a");
   const auto result = this->append(s, annals::ExpectedVersion::any(), this->events(3));
-  annals::testkit::contract_detail::Collector collector;
+  annals::testkit::EventCollector collector;
   auto subscription = this->store().subscribe(
       this->subscription_options(this->own_events(), annals::Position::start(), 100),
       collector.handler());
