@@ -80,11 +80,14 @@ struct PostgresEventStoreOptions {
   /// positive. Default 5 s.
   std::chrono::milliseconds acquire_timeout{5'000};
   /// The longest one call (an append with all its retries, a read, stream_version,
-  /// head_position) may wait for the server, measured from its start. A call still waiting then
-  /// has its connection shut down by the store's watchdog thread and fails: an append with
-  /// OutcomeUnknownError when its request may have reached the server (retry it with the same
-  /// event ids), otherwise UnavailableError. This is what bounds a call when the network path
-  /// acknowledges but never answers (a hung proxy), which TCP timeouts cannot see. Must be
+  /// head_position) may wait for the server, measured from its start. It also bounds each
+  /// call of the store's connections outside the pool: the after-commit notifier's session
+  /// setup and NOTIFY, and a LISTEN connection's LISTEN and read-horizon query (a call cut
+  /// short counts as a lost connection there: reconnected with backoff, polling meanwhile). A call
+  /// still waiting then has its connection shut down by the store's watchdog thread and fails: an
+  /// append with OutcomeUnknownError when its request may have reached the server (retry it with
+  /// the same event ids), otherwise UnavailableError. This is what bounds a call when the network
+  /// path acknowledges but never answers (a hung proxy), which TCP timeouts cannot see. Must be
   /// positive. Default 40 s: longer than `read_statement_timeout`, so a merely slow read gets
   /// the server's own cancellation (and keeps its connection) first.
   std::chrono::milliseconds call_timeout{40'000};
@@ -93,6 +96,16 @@ struct PostgresEventStoreOptions {
   /// with UnavailableError. Appends do not get it (they are bounded by `call_timeout`). Zero:
   /// the session's own statement_timeout applies. Default 30 s.
   std::chrono::milliseconds read_statement_timeout{30'000};
+  /// The after-commit notifier's connection and the LISTEN connection of each watch() signal:
+  /// after the connection was lost (or a call on it passed `call_timeout`), the wait before
+  /// the second attempt to open a new one; it doubles with each failure, with jitter (between
+  /// half and all of it), up to max_reconnect_backoff. Meanwhile subscribers and runners poll.
+  /// (A subscription's LISTEN connection uses its SubscriptionOptions' fields of the same
+  /// names.) Must be positive. Default 100 ms.
+  std::chrono::milliseconds initial_reconnect_backoff{100};
+  /// The longest wait between those attempts; must be at least initial_reconnect_backoff.
+  /// Default 5 s.
+  std::chrono::milliseconds max_reconnect_backoff{5'000};
 };
 
 /// What currently holds back readers of the global log (ARCHITECTURE decision 5).
