@@ -311,6 +311,32 @@ TEST(TimeoutsTest, VerifyAndAnchorThroughStalledProxyFailWithinProgressTimeoutAn
   }
 }
 
+TEST(TimeoutsTest, MigrateThroughStalledProxyFailsWithinStepTimeoutAndResumes) {
+  TcpProxy proxy(test_database_url());
+  constexpr milliseconds kStep{1'000};
+  // The first step takes the migration lock; the black hole starts there.
+  proxy.stall_on_request("pg_advisory_xact_lock");
+  std::exception_ptr thrown;
+  const auto took = time_failure(
+      [&] { (void)annals::postgres::migrate(proxy.url(), {.step_timeout = kStep}); }, thrown);
+  std::printf("[ measured ] migrate through a stalled proxy failed after %lld ms: %s\n",
+              static_cast<long long>(took.count()), what_of(thrown).c_str());
+  EXPECT_TRUE(is_plain_unavailable(thrown)) << what_of(thrown);
+  EXPECT_GE(took, kStep - milliseconds(50));
+  EXPECT_LT(took, kStep + kMargin);
+  proxy.resume();
+  // The test database is migrated: nothing is pending, and migrate says so.
+  EXPECT_TRUE(annals::postgres::migrate(proxy.url(), {.step_timeout = kStep}).empty());
+
+  try {
+    (void)annals::postgres::migrate(test_database_url(), {.step_timeout = milliseconds(-1)});
+    ADD_FAILURE() << "a negative step_timeout was accepted";
+  } catch (const annals::InvalidArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find("MigrateOptions::step_timeout"), std::string::npos)
+        << e.what();
+  }
+}
+
 // --- The pool and the server's statement timeout --------------------------------------------
 
 TEST(TimeoutsTest, ExhaustedPoolAcquireTimesOutWithUnavailable) {

@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -94,7 +95,8 @@ struct CallBound {
 /// returns. When the watchdog shut the socket down (the connection is then unusable, even if
 /// `f` returned in time), throws DbError (broken, may have reached the server) saying that no
 /// answer came within the timeout, naming `what`.
-/// Throws: that DbError; what `f` throws otherwise.
+/// Throws: that DbError (also in place of whatever `f` threw once the socket was shut down);
+/// what `f` throws otherwise.
 /// Thread safety: as Watchdog::Call. Cost: two uncontended mutex locks.
 template <typename F>
 auto run_bounded(const CallBound& bound, int socket, const char* what, F&& f) {
@@ -118,7 +120,8 @@ auto run_bounded(const CallBound& bound, int socket, const char* what, F&& f) {
       auto result = std::forward<F>(f)();
       if (!armed.disarm()) return result;
     }
-  } catch (const DbError& e) {
+  } catch (const std::exception& e) {
+    // Cut short: whatever failed, failed because the socket was shut down.
     if (armed.disarm()) throw timed_out(e.what());
     throw;
   }

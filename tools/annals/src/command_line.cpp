@@ -52,6 +52,12 @@ std::vector<ParsedCommand> declare_migrate(CLI::App& verb, CommandLine& cl) {
   const auto role = [&](const char* name, std::string& value, const char* help) {
     verb.add_option(name, value, help)->capture_default_str()->needs(roles);
   };
+  verb.add_option("--step-timeout", args.step_timeout_seconds,
+                  "Fail (exit 1, server unavailable) when one step (a migration, the roles, "
+                  "the grants) runs longer than SECONDS; run migrate again. 0: no limit. "
+                  "Default 1800")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(0.0, 604800.0));
   role("--owner-role", args.layout.owner, "Owner role (with --roles)");
   role("--writer-role", args.layout.writer, "Writer role (with --roles)");
   role("--reader-role", args.layout.reader, "Reader role (with --roles)");

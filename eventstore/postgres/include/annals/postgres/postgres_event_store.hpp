@@ -172,18 +172,28 @@ struct MigrateOptions {
   /// recorded owner and grant the new objects. Requires a superuser, or a role with CREATEROLE
   /// that owns the store. Default: unset (no roles are created or changed).
   std::optional<RoleLayout> roles;
+  /// The longest one step of migrate may take: applying one migration (its transaction,
+  /// waiting for a concurrent run's migration lock included), configuring the roles, or
+  /// refreshing their grants. A step still running then has its connection shut down and
+  /// migrate fails with UnavailableError; that step rolls back, or, if its COMMIT was under
+  /// way, may have committed: run migrate again, which applies only what is still pending.
+  /// Zero: no bound (the connection timeouts only). Must not be negative. Default 30 min: a
+  /// migration may scan or rewrite a large table.
+  std::chrono::milliseconds step_timeout{30LL * 60 * 1000};
 };
 
 /// Applies the pending numbered migrations of `sql/` in order, each in its own transaction,
 /// under an advisory lock so concurrent runs are safe. Returns the names applied now.
 /// When a role layout is recorded, migrations run as its owner and the roles' grants are
 /// brought up to date afterwards.
-/// Throws: UnavailableError; InternalError (a migration failed; it was rolled back);
+/// Throws: UnavailableError (also when a step passed options.step_timeout); InternalError (a
+/// migration failed; it was rolled back); InvalidArgumentError (a negative step_timeout);
 /// InvalidArgumentError (options.roles names one role twice, or a writer, reader or auditor
 /// that is a superuser or a member of the owner); PermissionDeniedError (the connection's role
 /// may not create roles or hand objects to the owner, or is not a member of the recorded owner
 /// while migrations are pending).
-/// Cost: one connection; a few statements per pending migration.
+/// Cost: one connection; a few statements per pending migration; a watchdog thread for the
+/// call's duration (options.step_timeout).
 std::vector<std::string> migrate(const std::string& connection_string,
                                  const MigrateOptions& options = {});
 
