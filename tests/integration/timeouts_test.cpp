@@ -26,8 +26,10 @@
 #include <pqxx/pqxx>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/postgres/anchor.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
 #include "annals/postgres/postgres_snapshot_store.hpp"
+#include "annals/postgres/verify.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "connection_string.hpp"
 #include "tcp_proxy.hpp"
@@ -264,6 +266,75 @@ TEST(TimeoutsTest, SnapshotStoreThroughStalledProxyFailsWithUnavailable) {
   EXPECT_LT(took, options.call_timeout + kMargin);
   proxy.resume();
   EXPECT_FALSE(store->load(stream).has_value());
+}
+
+TEST(TimeoutsTest, VerifyAndAnchorThroughStalledProxyFailWithinProgressTimeoutAndResume) {
+  TcpProxy proxy(test_database_url());
+  constexpr milliseconds kProgress{1'000};
+  // Both open their repeatable-read snapshot first; the black hole starts there, after the
+  // connection was opened.
+  constexpr const char* kSnapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ";
+
+  proxy.stall_on_request(kSnapshot);
+  std::exception_ptr thrown;
+  auto took = time_failure(
+      [&] { (void)annals::postgres::verify(proxy.url(), {.progress_timeout = kProgress}); },
+      thrown);
+  std::printf("[ measured ] verify through a stalled proxy failed after %lld ms: %s\n",
+              static_cast<long long>(took.count()), what_of(thrown).c_str());
+  EXPECT_TRUE(is_plain_unavailable(thrown)) << what_of(thrown);
+  EXPECT_GE(took, kProgress - milliseconds(50));
+  EXPECT_LT(took, kProgress + kMargin);
+  proxy.resume();
+  EXPECT_NO_THROW((void)annals::postgres::verify(proxy.url(), {.progress_timeout = kProgress}));
+
+  proxy.stall_on_request(kSnapshot);
+  thrown = nullptr;
+  took = time_failure(
+      [&] { (void)annals::postgres::take_anchor(proxy.url(), {.progress_timeout = kProgress}); },
+      thrown);
+  std::printf("[ measured ] take_anchor through a stalled proxy failed after %lld ms: %s\n",
+              static_cast<long long>(took.count()), what_of(thrown).c_str());
+  EXPECT_TRUE(is_plain_unavailable(thrown)) << what_of(thrown);
+  EXPECT_LT(took, kProgress + kMargin);
+  proxy.resume();
+  EXPECT_NO_THROW(
+      (void)annals::postgres::take_anchor(proxy.url(), {.progress_timeout = kProgress}));
+
+  // A negative timeout is refused by name.
+  try {
+    (void)annals::postgres::verify(test_database_url(), {.progress_timeout = milliseconds(-1)});
+    ADD_FAILURE() << "a negative progress_timeout was accepted";
+  } catch (const annals::InvalidArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find("VerifyOptions::progress_timeout"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(TimeoutsTest, MigrateThroughStalledProxyFailsWithinStepTimeoutAndResumes) {
+  TcpProxy proxy(test_database_url());
+  constexpr milliseconds kStep{1'000};
+  // The first step takes the migration lock; the black hole starts there.
+  proxy.stall_on_request("pg_advisory_xact_lock");
+  std::exception_ptr thrown;
+  const auto took = time_failure(
+      [&] { (void)annals::postgres::migrate(proxy.url(), {.step_timeout = kStep}); }, thrown);
+  std::printf("[ measured ] migrate through a stalled proxy failed after %lld ms: %s\n",
+              static_cast<long long>(took.count()), what_of(thrown).c_str());
+  EXPECT_TRUE(is_plain_unavailable(thrown)) << what_of(thrown);
+  EXPECT_GE(took, kStep - milliseconds(50));
+  EXPECT_LT(took, kStep + kMargin);
+  proxy.resume();
+  // The test database is migrated: nothing is pending, and migrate says so.
+  EXPECT_TRUE(annals::postgres::migrate(proxy.url(), {.step_timeout = kStep}).empty());
+
+  try {
+    (void)annals::postgres::migrate(test_database_url(), {.step_timeout = milliseconds(-1)});
+    ADD_FAILURE() << "a negative step_timeout was accepted";
+  } catch (const annals::InvalidArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find("MigrateOptions::step_timeout"), std::string::npos)
+        << e.what();
+  }
 }
 
 // --- The pool and the server's statement timeout --------------------------------------------

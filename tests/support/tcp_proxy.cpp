@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -29,6 +30,7 @@ struct TcpProxy::Link {
   int client = -1;
   int server = -1;
   std::string tail;
+  std::string held;  // client bytes a stall_on_request rule held back, forwarded on resume()
   bool awaiting_reply = false;
   std::string reply;  // unparsed bytes of the dropped reply
 };
@@ -134,6 +136,11 @@ void TcpProxy::cut_on_request(std::string pattern, Cut where) {
   where_ = where;
 }
 
+void TcpProxy::stall_on_request(std::string pattern) {
+  std::lock_guard lock(mutex_);
+  stall_pattern_ = std::move(pattern);
+}
+
 void TcpProxy::refuse_new_connections(bool refuse) {
   std::lock_guard lock(mutex_);
   refuse_ = refuse;
@@ -142,6 +149,7 @@ void TcpProxy::refuse_new_connections(bool refuse) {
 void TcpProxy::heal() {
   std::lock_guard lock(mutex_);
   pattern_.reset();
+  stall_pattern_.reset();
   refuse_ = false;
 }
 
@@ -225,6 +233,16 @@ void TcpProxy::run() {
     // The links polled this round (a cut may clear `links`, so walk by index with a check);
     // none when a stall began since the poll.
     std::unique_lock forwarding(forwarding_);
+    if (!stalled_) {
+      for (auto& link : links) {
+        if (link.held.empty()) continue;
+        if (!write_all(link.server, link.held.data(), link.held.size())) {
+          close_fd(link.client);
+          close_fd(link.server);
+        }
+        link.held.clear();
+      }
+    }
     const std::size_t polled = stalled_ ? 0 : (fds.size() - 2) / 2;
     for (std::size_t i = 0; i < polled && i < links.size(); ++i) {
       Link& link = links[i];
@@ -238,20 +256,25 @@ void TcpProxy::run() {
         } else {
           const std::string_view data(buffer.data(), static_cast<std::size_t>(n));
           std::unique_lock lock(mutex_);
-          if (pattern_) {
-            const std::string window = link.tail + std::string(data);
-            if (window.find(*pattern_) != std::string::npos) {
-              pattern_.reset();
-              if (where_ == Cut::kBeforeServer) {
-                cut_all();
-                break;  // every link is gone
-              }
-              link.awaiting_reply = true;
-            } else {
-              const std::size_t keep = std::min(window.size(), pattern_->size());
-              link.tail = window.substr(window.size() - keep);
-            }
+          const std::string window = link.tail + std::string(data);
+          if (stall_pattern_ && window.find(*stall_pattern_) != std::string::npos) {
+            stall_pattern_.reset();
+            stalled_ = true;  // under forwarding_, as stall() sets it
+            link.held.append(data);
+            link.tail.clear();
+            break;  // nothing moves until resume()
           }
+          if (pattern_ && window.find(*pattern_) != std::string::npos) {
+            pattern_.reset();
+            if (where_ == Cut::kBeforeServer) {
+              cut_all();
+              break;  // every link is gone
+            }
+            link.awaiting_reply = true;
+          }
+          const std::size_t longest = std::max(pattern_ ? pattern_->size() : 0,
+                                               stall_pattern_ ? stall_pattern_->size() : 0);
+          link.tail = window.substr(window.size() - std::min(window.size(), longest));
           lock.unlock();
           if (!write_all(link.server, data.data(), data.size())) closed = true;
         }

@@ -65,10 +65,18 @@ class TcpProxy {
   /// `where` says, close every proxied connection and refuse new ones until heal().
   void cut_on_request(std::string pattern, Cut where);
 
+  /// Arms a one-shot rule: when a client next sends bytes containing `pattern`, stall() at
+  /// once, holding those bytes back too (they reach the server first after resume()): a black
+  /// hole that starts at an exact request (a NOTIFY, a COMMIT). heal() disarms it.
+  void stall_on_request(std::string pattern);
+
+  /// True while stalled (by stall() or by a stall_on_request rule that fired).
+  [[nodiscard]] bool stalled() const noexcept { return stalled_; }
+
   /// Refuses (accepts and closes at once) new connections, or stops refusing.
   void refuse_new_connections(bool refuse);
 
-  /// Disarms any rule and stops refusing connections.
+  /// Disarms any rule (cut or stall) and stops refusing connections.
   void heal();
 
   /// Stops forwarding on every connection, current and new (new ones are still accepted),
@@ -100,6 +108,7 @@ class TcpProxy {
   std::mutex forwarding_;
   std::atomic<bool> stalled_{false};
   std::optional<std::string> pattern_;
+  std::optional<std::string> stall_pattern_;
   Cut where_ = Cut::kBeforeServer;
   bool refuse_ = false;
   std::size_t cuts_ = 0;

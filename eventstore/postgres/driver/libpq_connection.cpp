@@ -79,12 +79,19 @@ LibpqConnection::Result LibpqConnection::checked(PGresult* raw, const char* what
   return result;
 }
 
+Watchdog::Call LibpqConnection::progress() const {
+  if (watchdog_ == nullptr) return Watchdog::Call(nullptr, -1, {});
+  return Watchdog::Call(watchdog_, socket(), Watchdog::Clock::now() + progress_timeout_);
+}
+
 void LibpqConnection::prepare(const char* name, const char* sql) {
+  const auto waiting = progress();
   checked(PQprepare(connection_, name, sql, 0, nullptr), sql);
 }
 
 LibpqConnection::Result LibpqConnection::exec_prepared(const char* name,
                                                        std::span<const char* const> values) {
+  const auto waiting = progress();
   return checked(PQexecPrepared(connection_, name, static_cast<int>(values.size()), values.data(),
                                 nullptr, nullptr, 0),
                  name);
@@ -129,12 +136,14 @@ std::vector<LibpqConnection::Result> LibpqConnection::exec_prepared_pipelined(
 }
 
 LibpqConnection::Result LibpqConnection::exec(const char* sql) {
+  const auto waiting = progress();
   return checked(PQexec(connection_, sql), sql);
 }
 
 void LibpqConnection::copy_out(const char* copy_sql,
                                const std::function<void(std::string_view)>& on_data) {
   {
+    const auto waiting = progress();
     const OwnedResult start(PQexec(connection_, copy_sql));
     if (PQstatus(connection_) != CONNECTION_OK || start == nullptr) {
       throw_connection_error(copy_sql);
@@ -144,7 +153,10 @@ void LibpqConnection::copy_out(const char* copy_sql,
   std::exception_ptr failed;
   for (;;) {
     char* buffer = nullptr;
-    const int length = PQgetCopyData(connection_, &buffer, 0);
+    const int length = [&] {
+      const auto waiting = progress();
+      return PQgetCopyData(connection_, &buffer, 0);
+    }();
     if (length == -1) break;  // done; the final result follows
     if (length < 0) throw_connection_error(copy_sql);
     if (!failed) {
@@ -157,7 +169,10 @@ void LibpqConnection::copy_out(const char* copy_sql,
     PQfreemem(buffer);
   }
   OwnedResult refused;
-  while (PGresult* raw = PQgetResult(connection_)) {
+  for (;;) {
+    const auto waiting = progress();
+    PGresult* raw = PQgetResult(connection_);
+    if (raw == nullptr) break;
     OwnedResult result(raw);
     if (is_error(PQresultStatus(raw)) && !refused) refused = std::move(result);
   }
@@ -228,7 +243,11 @@ void LibpqConnection::stream_prepared(const char* name, std::span<const char* co
   PQsetSingleRowMode(connection_);
   std::exception_ptr failed;
   for (;;) {
-    OwnedResult result(PQgetResult(connection_));
+    OwnedResult result;
+    {
+      const auto waiting = progress();
+      result.reset(PQgetResult(connection_));
+    }
     if (result == nullptr) break;
     const auto status = PQresultStatus(result.get());
     if (status == PGRES_SINGLE_TUPLE) {

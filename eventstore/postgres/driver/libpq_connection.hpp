@@ -14,11 +14,14 @@
 // the retry loop and the translator read (pooled_call.hpp, error_translation.hpp).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "watchdog.hpp"
 
 struct pg_conn;
 struct pg_result;
@@ -78,6 +81,17 @@ class LibpqConnection {
   /// throws. Throws: what `on_data` threw; as stream_prepared does.
   void copy_out(const char* copy_sql, const std::function<void(std::string_view)>& on_data);
 
+  /// Bounds every later wait for the server by `timeout` on `watchdog`: a call still waiting
+  /// that long, and while rows or COPY data stream, a wait that long for the next one, has
+  /// its socket shut down and fails as a broken connection. A bound on progress, not on the
+  /// whole call: a long read that keeps receiving is never cut. Null `watchdog` (the default):
+  /// no bound. For one-off calls on a connection of their own (verify, anchors); pooled calls
+  /// use run_pooled's call deadline instead. Requires: `watchdog` outlives the calls.
+  void set_progress_timeout(Watchdog* watchdog, std::chrono::milliseconds timeout) noexcept {
+    watchdog_ = watchdog;
+    progress_timeout_ = timeout;
+  }
+
   /// The socket, to wait for notifications with poll().
   [[nodiscard]] int socket() const noexcept;
 
@@ -113,8 +127,13 @@ class LibpqConnection {
   // Pipeline mode: reads up to the Sync's result and leaves pipeline mode.
   void end_pipeline(const char* what);
 
+  // Arms the progress timeout (set_progress_timeout) for one wait; arms nothing without it.
+  [[nodiscard]] Watchdog::Call progress() const;
+
   pg_conn* connection_;
   std::vector<std::string_view> fields_;  // one row, reused
+  Watchdog* watchdog_ = nullptr;
+  std::chrono::milliseconds progress_timeout_{0};
 };
 
 }  // namespace annals::postgres::detail

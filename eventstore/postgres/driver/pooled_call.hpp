@@ -281,7 +281,8 @@ auto run_pooled(ConnectionPool<Connection>& pool, const std::string& what, bool 
 /// the default ConnectionTimeouts added where the string sets none), runs `f(connection)` and
 /// translates any driver failure (for one-off administrative calls: migrations, verify,
 /// anchors, diagnostics). No call deadline: these calls may legitimately run long; the
-/// connection timeouts still end them when the server's host stops answering.
+/// connection timeouts still end them when the server's host stops answering (verify and
+/// anchors bound their progress too: with_progress_bounded_connection).
 template <typename Connection = pqxx::connection, typename F>
 auto with_connection(const std::string& connection_string, const std::string& what, F&& f) {
   try {
@@ -292,6 +293,21 @@ auto with_connection(const std::string& connection_string, const std::string& wh
   } catch (const std::exception& e) {
     rethrow_translated(to_db_error(e), what, false);
   }
+}
+
+/// The same on a LibpqConnection whose waits for the server are bounded by `progress_timeout`
+/// (LibpqConnection::set_progress_timeout; zero: unbounded), enforced by a watchdog thread of
+/// the call's own: for one-off calls that may legitimately run long but must not hang
+/// (verify, anchors), cut when the server sends nothing for that long.
+template <typename F>
+auto with_progress_bounded_connection(const std::string& connection_string, const std::string& what,
+                                      std::chrono::milliseconds progress_timeout, F&& f) {
+  std::optional<Watchdog> watchdog;
+  if (progress_timeout.count() > 0) watchdog.emplace(progress_timeout);
+  return with_connection<LibpqConnection>(connection_string, what, [&](LibpqConnection& c) {
+    if (watchdog) c.set_progress_timeout(&*watchdog, progress_timeout);
+    return f(c);
+  });
 }
 
 }  // namespace annals::postgres::detail

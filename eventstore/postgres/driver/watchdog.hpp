@@ -17,8 +17,15 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <exception>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
+
+#include "db_error.hpp"
 
 namespace annals::postgres::detail {
 
@@ -74,5 +81,51 @@ class Watchdog {
   bool stopping_ = false;
   std::thread thread_;
 };
+
+/// The deadline of the calls a background connection of the store makes outside the pool (the
+/// after-commit notifier's NOTIFY, a LISTEN connection's LISTEN and horizon query): the store's
+/// watchdog, shared so that a ChangeSignal may outlive the store, and how long one call may
+/// wait for the server. A null watchdog or a zero timeout bounds nothing.
+struct CallBound {
+  std::shared_ptr<Watchdog> watchdog;
+  std::chrono::milliseconds timeout{0};
+};
+
+/// Runs `f()` with `socket` watched until `bound.timeout` from now, and returns what it
+/// returns. When the watchdog shut the socket down (the connection is then unusable, even if
+/// `f` returned in time), throws DbError (broken, may have reached the server) saying that no
+/// answer came within the timeout, naming `what`.
+/// Throws: that DbError (also in place of whatever `f` threw once the socket was shut down);
+/// what `f` throws otherwise.
+/// Thread safety: as Watchdog::Call. Cost: two uncontended mutex locks.
+template <typename F>
+auto run_bounded(const CallBound& bound, int socket, const char* what, F&& f) {
+  const auto deadline = bound.timeout.count() > 0 ? Watchdog::Clock::now() + bound.timeout
+                                                  : Watchdog::Clock::time_point::max();
+  Watchdog::Call armed(
+      deadline == Watchdog::Clock::time_point::max() ? nullptr : bound.watchdog.get(), socket,
+      deadline);
+  const auto timed_out = [&](const char* cause) {
+    return DbError::broken(std::string(what) + ": no answer within " +
+                               std::to_string(bound.timeout.count()) +
+                               " ms; the connection was abandoned (" + cause + ")",
+                           true);
+  };
+  using Result = decltype(std::forward<F>(f)());
+  try {
+    if constexpr (std::is_void_v<Result>) {
+      std::forward<F>(f)();
+      if (!armed.disarm()) return;
+    } else {
+      auto result = std::forward<F>(f)();
+      if (!armed.disarm()) return result;
+    }
+  } catch (const std::exception& e) {
+    // Cut short: whatever failed, failed because the socket was shut down.
+    if (armed.disarm()) throw timed_out(e.what());
+    throw;
+  }
+  throw timed_out("it returned after its socket was shut down");
+}
 
 }  // namespace annals::postgres::detail

@@ -1,5 +1,7 @@
 #include "after_commit_notifier.hpp"
 
+#include <sys/socket.h>
+
 #include <exception>
 #include <utility>
 
@@ -8,15 +10,25 @@
 
 namespace annals::postgres::detail {
 
-AfterCommitNotifier::AfterCommitNotifier(std::string connection_string, ReconnectBackoff backoff)
-    : connection_string_(std::move(connection_string)), backoff_(backoff.initial, backoff.max) {}
+AfterCommitNotifier::AfterCommitNotifier(std::string connection_string, ReconnectBackoff backoff,
+                                         CallBound bound)
+    : connection_string_(std::move(connection_string)),
+      bound_(std::move(bound)),
+      backoff_(backoff.initial, backoff.max) {}
 
 AfterCommitNotifier::~AfterCommitNotifier() {
   {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     stopping_ = true;
+    wake_.notify_one();
+    // A pending notification goes out in milliseconds on a healthy connection; one stuck
+    // behind a server that stopped answering is cut (and a connection the thread opens later
+    // is cut at once), so that destruction cannot hang on it.
+    if (thread_.joinable() && !ended_.wait_for(lock, kStopGrace, [&] { return thread_ended_; })) {
+      cut_ = true;
+      if (in_flight_ >= 0) ::shutdown(in_flight_, SHUT_RDWR);
+    }
   }
-  wake_.notify_one();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -35,10 +47,14 @@ void AfterCommitNotifier::notify() {
 
 void AfterCommitNotifier::run() {
   std::unique_lock lock(mutex_);
+  const auto end = [&] {
+    thread_ended_ = true;
+    ended_.notify_all();
+  };
   auto last_sent = std::chrono::steady_clock::time_point{};
   for (;;) {
     wake_.wait(lock, [&] { return pending_ || stopping_; });
-    if (!pending_) return;  // stopping, nothing left to send
+    if (!pending_) return end();  // stopping, nothing left to send
     wake_.wait_until(lock, last_sent + kMinInterval, [&] { return stopping_; });
     pending_ = false;
     lock.unlock();
@@ -50,7 +66,7 @@ void AfterCommitNotifier::run() {
     // subscribers then fall back to their poll interval).
     pending_ = true;
     const auto wait = backoff_.after(outage_.failures() - 1);
-    if (wake_.wait_for(lock, wait, [&] { return stopping_; })) return;
+    if (wake_.wait_for(lock, wait, [&] { return stopping_; })) return end();
   }
 }
 
@@ -60,17 +76,20 @@ bool AfterCommitNotifier::send() noexcept {
       send_once();
     } catch (const std::exception&) {
       // A connection broken since the last notification (a server restart, an idle timeout):
-      // one fresh connection is not an outage yet.
-      connection_.reset();
+      // one fresh connection is not an outage yet. (Not while stopping: the destructor may
+      // have cut this one.)
+      close_connection();
+      if (stopping()) return false;
       send_once();
     }
   } catch (const std::exception& e) {
-    connection_.reset();
+    close_connection();
     if (outage_.fail()) {
       log_warn(e.what());
     }
     return false;
   }
+  set_in_flight(-1);
   if (const auto ended = outage_.end()) {
     log_recovered(ended->duration, ended->failed_attempts);
   }
@@ -79,12 +98,33 @@ bool AfterCommitNotifier::send() noexcept {
 
 void AfterCommitNotifier::send_once() {
   if (!connection_) {
-    auto connection = std::make_unique<LibpqConnection>(connection_string_);
-    connection->exec(sql::kNotifierSession);
-    connection->prepare(sql::kNotifyName, sql::kNotify);
-    connection_ = std::move(connection);
+    // Bounded by the connection string's connect_timeout.
+    connection_ = std::make_unique<LibpqConnection>(connection_string_);
+    set_in_flight(connection_->socket());
+    run_bounded(bound_, connection_->socket(), "after-commit notifier: session setup", [&] {
+      connection_->exec(sql::kNotifierSession);
+      connection_->prepare(sql::kNotifyName, sql::kNotify);
+    });
   }
-  connection_->exec_prepared(sql::kNotifyName, {});
+  set_in_flight(connection_->socket());
+  run_bounded(bound_, connection_->socket(), "after-commit notifier: NOTIFY",
+              [&] { return connection_->exec_prepared(sql::kNotifyName, {}); });
+}
+
+void AfterCommitNotifier::set_in_flight(int socket) noexcept {
+  std::lock_guard lock(mutex_);
+  in_flight_ = socket;
+  if (cut_ && socket >= 0) ::shutdown(socket, SHUT_RDWR);  // opened after the grace ran out
+}
+
+void AfterCommitNotifier::close_connection() noexcept {
+  set_in_flight(-1);  // before the socket closes: the destructor no longer touches it
+  connection_.reset();
+}
+
+bool AfterCommitNotifier::stopping() {
+  std::lock_guard lock(mutex_);
+  return stopping_;
 }
 
 void AfterCommitNotifier::log_warn(const char* error) noexcept {

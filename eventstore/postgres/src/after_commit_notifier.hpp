@@ -13,6 +13,7 @@
 #include "annals/eventstore/detail/outage.hpp"
 #include "change_signal.hpp"
 #include "libpq_connection.hpp"
+#include "watchdog.hpp"
 
 namespace annals::postgres::detail {
 
@@ -26,11 +27,22 @@ namespace annals::postgres::detail {
 /// Outages: a notification that cannot be sent (after one retry on a fresh connection) stays
 /// owed and is retried with `backoff`, forever, coalescing the appends made meanwhile;
 /// subscribers poll until it goes out. An outage is logged once when it starts and once when
-/// it ends. The destructor does not wait out an outage: it gives up a notification still owed.
+/// it ends. No attempt waits forever: connecting is bounded by the connection string's
+/// connect_timeout, and the session setup and the NOTIFY by `bound` (the store's watchdog and
+/// call timeout), so a server that stops answering without closing the connection (a hung
+/// proxy) fails the attempt like a lost connection.
+///
+/// The destructor does not wait out an outage: it gives up a notification still owed. A
+/// pending or in-flight notification gets at most kStopGrace to go out; then its socket is
+/// shut down. So destruction takes at most kStopGrace, or the connect timeout when the thread
+/// is opening a connection then.
 /// Thread safety: notify() may be called from any thread.
 class AfterCommitNotifier {
  public:
-  explicit AfterCommitNotifier(std::string connection_string, ReconnectBackoff backoff = {});
+  /// How long the destructor lets a notification in flight finish before it cuts it.
+  static constexpr std::chrono::milliseconds kStopGrace{1000};
+
+  AfterCommitNotifier(std::string connection_string, ReconnectBackoff backoff, CallBound bound);
   AfterCommitNotifier(const AfterCommitNotifier&) = delete;
   AfterCommitNotifier& operator=(const AfterCommitNotifier&) = delete;
   ~AfterCommitNotifier();
@@ -52,10 +64,16 @@ class AfterCommitNotifier {
   /// One notification; false when it could not be sent.
   bool send() noexcept;
   void send_once();
+  // Records (or, with -1, clears) the socket of the connection in use, for the destructor.
+  void set_in_flight(int socket) noexcept;
+  // Closes the connection, first clearing its socket for the destructor.
+  void close_connection() noexcept;
+  [[nodiscard]] bool stopping();
   static void log_warn(const char* error) noexcept;
   static void log_recovered(std::chrono::milliseconds duration, int failed_attempts) noexcept;
 
   std::string connection_string_;
+  CallBound bound_;
   // Used by the thread only.
   std::unique_ptr<LibpqConnection> connection_;
   annals::detail::Backoff backoff_;
@@ -64,6 +82,12 @@ class AfterCommitNotifier {
   std::condition_variable wake_;
   bool pending_ = false;
   bool stopping_ = false;
+  // The socket of the connection while the thread uses it (-1: none); changed under mutex_,
+  // so the destructor may shut it down while it is open.
+  int in_flight_ = -1;
+  bool cut_ = false;           // the destructor's grace ran out: cut every connection at once
+  bool thread_ended_ = false;  // run() returned
+  std::condition_variable ended_;
   std::thread thread_;
 };
 

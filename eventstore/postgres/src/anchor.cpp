@@ -38,8 +38,9 @@ void record(LibpqConnection& c, const Anchor& anchor) {
 }  // namespace
 
 Anchor take_anchor(const std::string& connection_string, const AnchorOptions& options) {
-  return detail::with_connection<LibpqConnection>(
-      connection_string, "anchor", [&](LibpqConnection& c) {
+  detail::validate_duration(options.progress_timeout, "AnchorOptions", "progress_timeout", true);
+  return detail::with_progress_bounded_connection(
+      connection_string, "anchor", options.progress_timeout, [&](LibpqConnection& c) {
         c.exec(options.record ? verify_sql::kBeginWritable : verify_sql::kBegin);
         if (c.exec(sql::kSchemaPresent).text(0, 0) != "t") {
           throw NotFoundError(

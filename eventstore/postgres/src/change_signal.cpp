@@ -26,6 +26,10 @@ namespace {
 // issued in the constructor, before the subscription's first read, so no notification that
 // follows a read can be missed.
 //
+// No call on the connection waits forever for a server that stopped answering: LISTEN and the
+// horizon query run under the store's call bound (watchdog.hpp), connecting under the connect
+// timeout; a call cut short is a lost connection like any other.
+//
 // If the connection breaks, wait() reconnects with capped exponential backoff and jitter, for
 // as long as it takes, without ever busy-looping: between attempts it sleeps on the wake-up
 // pipe, and it returns false at its timeout, so the reader falls back to its poll interval.
@@ -36,9 +40,10 @@ namespace {
 class PostgresChangeSignal final : public ChangeSignal {
  public:
   PostgresChangeSignal(std::string connection_string, std::chrono::milliseconds warn_after,
-                       ReconnectBackoff backoff)
+                       ReconnectBackoff backoff, CallBound bound)
       : connection_string_(std::move(connection_string)),
         warn_after_(warn_after),
+        bound_(std::move(bound)),
         backoff_(backoff.initial, backoff.max) {
     if (::pipe2(pipe_, O_NONBLOCK | O_CLOEXEC) != 0) {
       throw InternalError("subscription: cannot create a wake-up pipe");
@@ -90,7 +95,8 @@ class PostgresChangeSignal final : public ChangeSignal {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_horizon_check_ < std::chrono::seconds(10)) return false;
     last_horizon_check_ = now;
-    const auto horizon = query_read_horizon(*connection_);
+    const auto horizon = run_bounded(bound_, connection_->socket(), "read horizon",
+                                     [&] { return query_read_horizon(*connection_); });
     if (horizon.oldest && horizon.oldest->transaction_age > warn_after_) {
       const auto& b = *horizon.oldest;
       logger()->warn(
@@ -166,9 +172,11 @@ class PostgresChangeSignal final : public ChangeSignal {
     return true;
   }
 
+  // Opening the connection is bounded by its connect_timeout, LISTEN by the call bound.
   void connect() {
     auto connection = std::make_unique<LibpqConnection>(connection_string_);
-    connection->exec(sql::kListenStatement);
+    run_bounded(bound_, connection->socket(), "LISTEN",
+                [&] { return connection->exec(sql::kListenStatement); });
     connection_ = std::move(connection);
   }
   void close_pipe() noexcept {
@@ -180,6 +188,7 @@ class PostgresChangeSignal final : public ChangeSignal {
 
   std::string connection_string_;
   std::chrono::milliseconds warn_after_;
+  CallBound bound_;
   std::chrono::steady_clock::time_point last_horizon_check_{};
   std::unique_ptr<LibpqConnection> connection_;
   int pipe_[2] = {-1, -1};
@@ -192,8 +201,9 @@ class PostgresChangeSignal final : public ChangeSignal {
 
 std::unique_ptr<ChangeSignal> make_change_signal(std::string connection_string,
                                                  std::chrono::milliseconds warn_after,
-                                                 ReconnectBackoff backoff) {
-  return std::make_unique<PostgresChangeSignal>(std::move(connection_string), warn_after, backoff);
+                                                 ReconnectBackoff backoff, CallBound bound) {
+  return std::make_unique<PostgresChangeSignal>(std::move(connection_string), warn_after, backoff,
+                                                std::move(bound));
 }
 
 }  // namespace annals::postgres::detail

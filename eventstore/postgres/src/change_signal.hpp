@@ -7,11 +7,13 @@
 #include <string>
 
 #include "annals/eventstore/event_store.hpp"
+#include "watchdog.hpp"
 
 namespace annals::postgres::detail {
 
 /// The waits between attempts to re-open a lost LISTEN connection (or the after-commit
-/// notifier's connection): capped exponential backoff with jitter.
+/// notifier's connection): capped exponential backoff with jitter. The store fills it from
+/// its options (PostgresEventStoreOptions, SubscriptionOptions), which are validated there.
 struct ReconnectBackoff {
   /// Before the second attempt (the first is made at once). Default 100 ms.
   std::chrono::milliseconds initial{100};
@@ -22,10 +24,15 @@ struct ReconnectBackoff {
 /// A ChangeSignal on a dedicated LISTEN connection (see change_signal.cpp). `warn_after`: warn
 /// when a transaction older than this holds back the global log's readers (0: never). A lost
 /// connection is re-opened with `backoff`, forever; meanwhile wait() sleeps until its timeout.
+/// `bound` (the store's watchdog and call timeout) bounds LISTEN and the horizon query; a call
+/// cut by it counts as a lost connection. Connecting is bounded by the connection string's
+/// connect_timeout. So no wait() and no construction waits longer than the connect timeout or
+/// the call timeout (plus its own timeout) for a server that stopped answering.
 /// Throws: the translated error when the LISTEN connection cannot be opened at first.
 /// Thread safety: as ChangeSignal (one waiting thread; interrupt() from any).
 [[nodiscard]] std::unique_ptr<ChangeSignal> make_change_signal(std::string connection_string,
                                                                std::chrono::milliseconds warn_after,
-                                                               ReconnectBackoff backoff = {});
+                                                               ReconnectBackoff backoff = {},
+                                                               CallBound bound = {});
 
 }  // namespace annals::postgres::detail

@@ -4,6 +4,8 @@
 // With a role layout (sql/0005) migrations run as the layout's owner, so every object
 // they create belongs to it, and the roles' grants are brought up to date afterwards.
 #include <algorithm>
+#include <chrono>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -13,10 +15,12 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "connection_string.hpp"
 #include "db_error.hpp"
 #include "embedded_migrations.hpp"
 #include "pooled_call.hpp"
 #include "sql.hpp"
+#include "watchdog.hpp"
 
 namespace annals::postgres {
 namespace {
@@ -125,19 +129,34 @@ void refresh_grants(pqxx::connection& connection) {
 std::vector<std::string> migrate(const std::string& connection_string,
                                  const MigrateOptions& options) {
   if (options.roles) validate(*options.roles);
+  detail::validate_duration(options.step_timeout, "MigrateOptions", "step_timeout", true);
+  // Each step (a transaction) is watched until step_timeout from its start.
+  const detail::CallBound bound{
+      .watchdog = options.step_timeout.count() > 0
+                      ? std::make_shared<detail::Watchdog>(options.step_timeout)
+                      : nullptr,
+      .timeout = options.step_timeout};
   return detail::with_connection(connection_string, "migrate", [&](pqxx::connection& connection) {
+    const auto step = [&](const char* what, const auto& f) {
+      return detail::run_bounded(bound, connection.sock(), what, f);
+    };
     std::vector<std::string> applied_now;
     for (const auto& migration : detail::embedded_migrations()) {
-      if (apply_one(connection, migration)) applied_now.emplace_back(migration.name);
+      if (step("apply a migration", [&] { return apply_one(connection, migration); })) {
+        applied_now.emplace_back(migration.name);
+      }
     }
     if (options.roles) {
-      configure_roles(connection, *options.roles);
+      step("configure roles", [&] { configure_roles(connection, *options.roles); });
     } else if (!applied_now.empty()) {
       // New objects of a store with a recorded layout get their roles' grants.
-      pqxx::read_transaction probe(connection);
-      const bool has_layout = recorded_owner(probe).has_value();
-      probe.commit();
-      if (has_layout) refresh_grants(connection);
+      const bool has_layout = step("read the role layout", [&] {
+        pqxx::read_transaction probe(connection);
+        const bool recorded = recorded_owner(probe).has_value();
+        probe.commit();
+        return recorded;
+      });
+      if (has_layout) step("refresh grants", [&] { refresh_grants(connection); });
     }
     return applied_now;
   });

@@ -131,6 +131,15 @@ void validate_timeouts(const PostgresEventStoreOptions& options) {
   detail::validate_duration(options.acquire_timeout, kOwner, "acquire_timeout", false);
   detail::validate_duration(options.call_timeout, kOwner, "call_timeout", false);
   detail::validate_duration(options.read_statement_timeout, kOwner, "read_statement_timeout", true);
+  detail::validate_duration(options.initial_reconnect_backoff, kOwner, "initial_reconnect_backoff",
+                            false);
+  detail::validate_duration(options.max_reconnect_backoff, kOwner, "max_reconnect_backoff", false);
+  if (options.max_reconnect_backoff < options.initial_reconnect_backoff) {
+    throw InvalidArgumentError(std::string(kOwner) + "::max_reconnect_backoff (" +
+                               std::to_string(options.max_reconnect_backoff.count()) +
+                               " ms) must be at least initial_reconnect_backoff (" +
+                               std::to_string(options.initial_reconnect_backoff.count()) + " ms)");
+  }
 }
 
 // The options with the connection timeouts written into the connection string, which every
@@ -150,12 +159,12 @@ class PostgresEventStore final : public EventStore {
         read_statement_timeout_(options_.read_statement_timeout.count() > 0
                                     ? std::to_string(options_.read_statement_timeout.count())
                                     : std::string()),
-        watchdog_(options_.call_timeout),
+        watchdog_(std::make_shared<detail::Watchdog>(options_.call_timeout)),
         pool_(options_.connection_string, options_.pool_size, prepare_statements,
               options_.acquire_timeout),
         group_commit_(std::min(options_.group_commit_in_flight, options_.pool_size),
                       options_.group_commit_max_appends, kGroupCommitMaxBytes),
-        notifier_(options_.connection_string) {
+        notifier_(options_.connection_string, store_backoff(), call_bound()) {
     check_database();
   }
 
@@ -226,13 +235,18 @@ class PostgresEventStore final : public EventStore {
   }
 
   std::unique_ptr<ChangeSignal> watch() override {
-    return detail::make_change_signal(options_.connection_string, options_.horizon_warning_after);
+    return detail::make_change_signal(options_.connection_string, options_.horizon_warning_after,
+                                      store_backoff(), call_bound());
   }
 
   std::unique_ptr<Subscription> subscribe(SubscriptionOptions options,
                                           EventHandler handler) override {
-    auto signal =
-        detail::make_change_signal(options_.connection_string, options_.horizon_warning_after);
+    // The LISTEN connection reconnects at the pace the subscription's reads do (the options
+    // are validated by make_catch_up_subscription, before the signal is ever waited on).
+    auto signal = detail::make_change_signal(
+        options_.connection_string, options_.horizon_warning_after,
+        {.initial = options.initial_reconnect_backoff, .max = options.max_reconnect_backoff},
+        call_bound());
     return annals::detail::make_catch_up_subscription(*this, std::move(signal), std::move(options),
                                                       std::move(handler));
   }
@@ -245,7 +259,18 @@ class PostgresEventStore final : public EventStore {
   [[nodiscard]] detail::RetryPolicy retry_policy() noexcept {
     return {.max_broken_retries = options_.max_retries_on_broken_connection,
             .call_timeout = options_.call_timeout,
-            .watchdog = &watchdog_};
+            .watchdog = watchdog_.get()};
+  }
+
+  // The deadline of the store's connections outside the pool (notifier, LISTEN): the call
+  // timeout, enforced by the store's watchdog, which a ChangeSignal shares.
+  [[nodiscard]] detail::CallBound call_bound() const {
+    return {.watchdog = watchdog_, .timeout = options_.call_timeout};
+  }
+
+  // The reconnect backoff of the notifier and of watch()'s LISTEN connections.
+  [[nodiscard]] detail::ReconnectBackoff store_backoff() const noexcept {
+    return {.initial = options_.initial_reconnect_backoff, .max = options_.max_reconnect_backoff};
   }
 
   // When a write starting now must be over.
@@ -557,7 +582,9 @@ class PostgresEventStore final : public EventStore {
 
   PostgresEventStoreOptions options_;
   std::string read_statement_timeout_;  // milliseconds as text; empty: none
-  detail::Watchdog watchdog_;
+  // Shared with the ChangeSignals (watch() may outlive the store); destroyed after the
+  // notifier, whose calls it bounds.
+  std::shared_ptr<detail::Watchdog> watchdog_;
   detail::ConnectionPool<detail::LibpqConnection> pool_;
   detail::GroupCommit group_commit_;
   detail::AfterCommitNotifier notifier_;

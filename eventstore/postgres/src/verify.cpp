@@ -582,21 +582,22 @@ VerifyReport verify(const std::string& connection_string, const VerifyOptions& o
   if (!options.anchors.empty() && options.stream) {
     throw InvalidArgumentError("verify: anchors cover the whole log; give no stream with them");
   }
-  return detail::with_connection<LibpqConnection>(connection_string, "verify",
-                                                  [&](LibpqConnection& c) {
-                                                    c.exec(verify_sql::kClientEncoding);
-                                                    c.exec(verify_sql::kBegin);
-                                                    VerifyReport report;
-                                                    Findings findings(report, options.max_findings);
-                                                    check_store(c, findings);
-                                                    if (options.anchors.empty()) {
-                                                      verify_chains(c, options, findings, report);
-                                                    } else {
-                                                      verify_anchors(c, options, findings, report);
-                                                    }
-                                                    c.exec(verify_sql::kCommit);
-                                                    return report;
-                                                  });
+  detail::validate_duration(options.progress_timeout, "VerifyOptions", "progress_timeout", true);
+  return detail::with_progress_bounded_connection(
+      connection_string, "verify", options.progress_timeout, [&](LibpqConnection& c) {
+        c.exec(verify_sql::kClientEncoding);
+        c.exec(verify_sql::kBegin);
+        VerifyReport report;
+        Findings findings(report, options.max_findings);
+        check_store(c, findings);
+        if (options.anchors.empty()) {
+          verify_chains(c, options, findings, report);
+        } else {
+          verify_anchors(c, options, findings, report);
+        }
+        c.exec(verify_sql::kCommit);
+        return report;
+      });
 }
 
 }  // namespace annals::postgres

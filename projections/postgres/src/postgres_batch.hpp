@@ -3,6 +3,7 @@
 // inside a unit of work of the store (queueing its writes in a pipelined batch).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -16,6 +17,7 @@
 
 #include "annals/eventstore/detail/logger.hpp"
 #include "connection_pool.hpp"
+#include "watchdog.hpp"
 #include "write_pipeline.hpp"
 
 namespace annals::projections::detail {
@@ -98,8 +100,34 @@ class PostgresContext {
   /// Queued values beyond which defer() sends the queue at once (bounded memory).
   static constexpr std::size_t kMaxPendingBytes = std::size_t{1} << 20;
 
+  /// The deadline of one statement of the unit of work (a batch's statements get
+  /// PostgresProjectionStoreOptions::batch_statement_timeout): from construction to
+  /// destruction, the store's watchdog shuts the session's socket down if the statement is
+  /// still waiting for the server at the deadline; the statement then fails as a broken
+  /// connection (UnavailableError; OutcomeUnknownError for a COMMIT), and the session is
+  /// discarded. Arms nothing in a unit of work without a statement deadline (prepare()'s
+  /// setup, which is bounded as a whole). Thread safety: the unit of work's thread only.
+  class StatementDeadline {
+   public:
+    explicit StatementDeadline(PostgresContext& context);
+    StatementDeadline(const StatementDeadline&) = delete;
+    StatementDeadline& operator=(const StatementDeadline&) = delete;
+    ~StatementDeadline();
+
+   private:
+    PostgresContext& context_;
+    postgres::detail::Watchdog::Call call_;
+  };
+
  protected:
   void set_broken() noexcept { broken_ = true; }
+  /// Gives each statement of this unit of work a deadline (StatementDeadline); `timeout`
+  /// from the start of each.
+  void set_statement_deadline(postgres::detail::Watchdog* watchdog,
+                              std::chrono::milliseconds timeout) noexcept {
+    watchdog_ = watchdog;
+    statement_timeout_ = timeout;
+  }
   void set_pipelined_flag(bool pipelined) noexcept { pipelined_ = pipelined; }
   /// The queued executions, for a commit to send its checkpoint write with them.
   [[nodiscard]] WritePipeline& pending_writes() noexcept { return writes_; }
@@ -111,6 +139,8 @@ class PostgresContext {
   bool broken_ = false;
   bool pipelined_ = false;
   WritePipeline writes_;
+  postgres::detail::Watchdog* watchdog_ = nullptr;  // null: no statement deadline
+  std::chrono::milliseconds statement_timeout_{0};
 };
 
 }  // namespace annals::projections::detail

@@ -105,10 +105,21 @@ void PostgresContext::defer(const Session::Statement& statement, const std::vect
   if (writes_.bytes() >= kMaxPendingBytes) flush_writes();
 }
 
+PostgresContext::StatementDeadline::StatementDeadline(PostgresContext& context)
+    : context_(context),
+      call_(context.watchdog_, context.watchdog_ != nullptr ? socket_of(context.session()) : -1,
+            postgres::detail::Watchdog::Clock::now() + context.statement_timeout_) {}
+
+PostgresContext::StatementDeadline::~StatementDeadline() {
+  // Cut short: the session's socket is shut down, whatever the statement returned.
+  if (call_.disarm()) context_.set_broken();
+}
+
 void PostgresContext::flush_writes() {
   if (writes_.empty()) return;
   const auto count = writes_.size();
   try {
+    const StatementDeadline deadline(*this);
     static_cast<void>(writes_.send(transaction()));
   } catch (const std::exception& e) {
     deferred_failed(e, count);
@@ -140,7 +151,7 @@ using detail::SessionPool;
 // connection on a new one up to 2 times, after a transient failure (serialization failure,
 // deadlock) up to 8 times, both counted by one attempt counter.
 // prepare() runs the projection's setup (creating tables, perhaps indexes on large ones), which
-// may legitimately take long: it gets no call timeout; every other call gets the store's.
+// may legitimately take long: it gets prepare_timeout; every other call gets call_timeout.
 constexpr postgres::detail::RetryPolicy kRetryPolicy{
     .max_broken_retries = 2,
     .max_transient_retries = 8,
@@ -296,16 +307,22 @@ class SetupWork final : public UnitOfWork, public PostgresContext {
 // A batch: one transaction on one pooled session, from begin() to commit() or destruction.
 class PostgresBatch final : public Batch, public PostgresContext {
  public:
+  // Each statement of the batch, ROLLBACK and COMMIT included, gets `statement_timeout`
+  // on `watchdog` (StatementDeadline).
   PostgresBatch(Lease lease, Position checkpoint, SessionPool::Lease session,
-                std::unique_ptr<pqxx::work> tx)
+                std::unique_ptr<pqxx::work> tx, postgres::detail::Watchdog& watchdog,
+                std::chrono::milliseconds statement_timeout)
       : lease_(std::move(lease)),
         checkpoint_(checkpoint),
         session_(std::move(session)),
-        tx_(std::move(tx)) {}
+        tx_(std::move(tx)) {
+    set_statement_deadline(&watchdog, statement_timeout);
+  }
 
   ~PostgresBatch() override {
     if (tx_) {
       try {
+        const StatementDeadline deadline(*this);
         tx_.reset();  // rolls back
       } catch (...) {
         set_broken();
@@ -330,6 +347,7 @@ class PostgresBatch final : public Batch, public PostgresContext {
     // so that reading the dead letter back decodes it, and fails, the same way.
     const auto* stored = event.is_undecodable() ? &*event.decode_failure : nullptr;
     try {
+      const StatementDeadline deadline(*this);
       tx->exec_prepared(sql::kParkName, lease_.projection, event.id.to_string(),
                         stored ? stored->stream_id : event.stream_id.value(), event.version,
                         std::to_string(event.position.commit()), event.position.sequence(),
@@ -350,6 +368,7 @@ class PostgresBatch final : public Batch, public PostgresContext {
     const auto tx = open(what);
     pqxx::result result;
     try {
+      const StatementDeadline deadline(*this);
       result = tx->exec_prepared(sql::kResolveName, id, lease_.projection);
     } catch (const std::exception& e) {
       fail(e, what);
@@ -381,6 +400,7 @@ class PostgresBatch final : public Batch, public PostgresContext {
     const auto queued = pending_writes().size();
     try {
       if (queued == 0) {
+        const StatementDeadline deadline(*this);
         const auto updated = tx->exec_prepared(
             sql::kCommitCheckpointName, lease_.projection, lease_.fencing_token,
             std::to_string(checkpoint_.commit()), checkpoint_.sequence(),
@@ -389,7 +409,10 @@ class PostgresBatch final : public Batch, public PostgresContext {
       } else {
         // The queued writes and the guarded checkpoint write in one round trip, the checkpoint
         // write last (its statement must be prepared on the server to be queued).
-        tx->conn().prepare_now(sql::kCommitCheckpointName);
+        {
+          const StatementDeadline deadline(*this);
+          tx->conn().prepare_now(sql::kCommitCheckpointName);
+        }
         const std::vector<Param> params = {value(lease_.projection),
                                            value(lease_.fencing_token),
                                            value(std::to_string(checkpoint_.commit())),
@@ -398,9 +421,11 @@ class PostgresBatch final : public Batch, public PostgresContext {
                                            value(checkpoint.sequence()),
                                            value(lease_.owner)};
         pending_writes().add(sql::kCommitCheckpointName, params);
+        const StatementDeadline deadline(*this);
         committable = pending_writes().send(*tx) == 1;
       }
       if (committable) {
+        const StatementDeadline deadline(*this);
         tx->commit();
         tx_.reset();
         return;
@@ -417,6 +442,7 @@ class PostgresBatch final : public Batch, public PostgresContext {
     // back everything this batch wrote.
     std::string why = "the projection is no longer registered";
     try {
+      const StatementDeadline deadline(*this);
       const auto rows = tx->exec_prepared(sql::kCheckpointName, lease_.projection);
       if (!rows.empty()) {
         const auto stored = position_of(rows[0][0], rows[0][1], "checkpoint transaction id");
@@ -501,7 +527,10 @@ class PostgresProjectionStore final : public ProjectionStore {
       tx.commit();
     };
     // An annals error from setup() (or a statement of it, already translated) passes as it is.
-    postgres::detail::run_pooled(pool_, "prepare " + describe(name), nullptr, kRetryPolicy,
+    // The whole of it (with its retries) is bounded by prepare_timeout.
+    auto policy = retry_policy();
+    policy.call_timeout = options_.prepare_timeout;
+    postgres::detail::run_pooled(pool_, "prepare " + describe(name), nullptr, policy,
                                  register_and_set_up);
   }
 
@@ -559,7 +588,8 @@ class PostgresProjectionStore final : public ProjectionStore {
         [&](SessionPool::Lease& session) -> std::unique_ptr<Batch> {
           auto tx = std::make_unique<pqxx::work>(session->connection);
           return std::make_unique<PostgresBatch>(lease, checkpoint, std::move(session),
-                                                 std::move(tx));
+                                                 std::move(tx), watchdog_,
+                                                 options_.batch_statement_timeout);
         });
   }
 
@@ -789,6 +819,9 @@ std::unique_ptr<ProjectionStore> make_postgres_projection_store(
   postgres::detail::validate_timeouts(options.connection_timeouts, kOwner);
   postgres::detail::validate_duration(options.acquire_timeout, kOwner, "acquire_timeout", false);
   postgres::detail::validate_duration(options.call_timeout, kOwner, "call_timeout", false);
+  postgres::detail::validate_duration(options.batch_statement_timeout, kOwner,
+                                      "batch_statement_timeout", false);
+  postgres::detail::validate_duration(options.prepare_timeout, kOwner, "prepare_timeout", false);
   return std::make_unique<PostgresProjectionStore>(std::move(options));
 }
 

@@ -464,6 +464,7 @@ class PostgresReadModel final : public ReadModel {
                                              std::string_view object) {
     context_.flush_writes();  // a failing PREPARE must not hide a queued write's error
     try {
+      const PostgresContext::StatementDeadline deadline(context_);
       return context_.session().add_deferred(cache_key, sql, parameters);
     } catch (const std::exception& e) {
       context_.fail(e, describe(context_.projection_name()) + ": " + verb + " \"" +
@@ -484,6 +485,7 @@ class PostgresReadModel final : public ReadModel {
   pqxx::result run(const Session::Statement& statement, const std::vector<Param>& params,
                    const char* verb, std::string_view object) {
     try {
+      const PostgresContext::StatementDeadline deadline(context_);
       return context_.transaction().exec_prepared(statement.name,
                                                   pqxx::prepare::make_dynamic_params(params));
     } catch (const std::exception& e) {

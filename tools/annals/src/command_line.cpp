@@ -52,6 +52,12 @@ std::vector<ParsedCommand> declare_migrate(CLI::App& verb, CommandLine& cl) {
   const auto role = [&](const char* name, std::string& value, const char* help) {
     verb.add_option(name, value, help)->capture_default_str()->needs(roles);
   };
+  verb.add_option("--step-timeout", args.step_timeout_seconds,
+                  "Fail (exit 1, server unavailable) when one step (a migration, the roles, "
+                  "the grants) runs longer than SECONDS; run migrate again. 0: no limit. "
+                  "Default 1800")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(0.0, 604800.0));
   role("--owner-role", args.layout.owner, "Owner role (with --roles)");
   role("--writer-role", args.layout.writer, "Writer role (with --roles)");
   role("--reader-role", args.layout.reader, "Reader role (with --roles)");
@@ -185,6 +191,12 @@ std::vector<ParsedCommand> declare_verify(CLI::App& verb, CommandLine& cl) {
   verb.add_flag("--full", args.full,
                 "With --anchor: re-hash from the start instead of resuming from a recorded "
                 "older anchor");
+  verb.add_option(
+          "--progress-timeout", args.progress_timeout_seconds,
+          "Fail (exit 1, server unavailable) when the server sends nothing for SECONDS; 0: no "
+          "limit. Default 60")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(0.0, 86400.0));
   return {{&verb, CommandId::kVerify}};
 }
 
@@ -193,6 +205,12 @@ std::vector<ParsedCommand> declare_anchor(CLI::App& verb, CommandLine& cl) {
   verb.add_flag("--record", args.record,
                 "Also store it in annals.anchors (lets verify --anchor resume from it)");
   verb.add_flag("--json", args.json, "JSON output (the default; accepted for scripts)");
+  verb.add_option(
+          "--progress-timeout", args.progress_timeout_seconds,
+          "Fail (exit 1, server unavailable) when the server sends nothing for SECONDS; 0: no "
+          "limit. Default 60")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(0.0, 86400.0));
   return {{&verb, CommandId::kAnchor}};
 }
 

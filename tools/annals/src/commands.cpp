@@ -1,6 +1,9 @@
 #include "commands.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <istream>
 #include <iterator>
 #include <limits>
@@ -160,6 +163,9 @@ void migrate(const std::string& connection_string, const MigrateArgs& args, std:
   }
   postgres::MigrateOptions options;
   if (args.roles) options.roles = args.layout;
+  // Range-checked by the parser (0 to a week).
+  options.step_timeout = std::chrono::milliseconds(
+      static_cast<std::int64_t>(std::llround(args.step_timeout_seconds * 1000)));
   const auto applied = postgres::migrate(connection_string, options);
   for (const auto& name : applied) out << "applied " << name << '\n';
   if (applied.empty()) out << "schema is up to date\n";

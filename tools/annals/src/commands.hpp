@@ -92,6 +92,8 @@ struct MigrateArgs {
   bool roles = false;
   /// --owner-role, --writer-role, --reader-role, --auditor-role, --read-model-schema.
   postgres::RoleLayout layout;
+  /// --step-timeout: MigrateOptions::step_timeout in seconds (0: no limit).
+  double step_timeout_seconds = 1800;
 };
 
 /// Applies pending migrations and prints one line per migration applied, or that the schema is

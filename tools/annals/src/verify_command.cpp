@@ -1,5 +1,8 @@
 #include "verify_command.hpp"
 
+#include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <ostream>
 #include <sstream>
@@ -28,14 +31,25 @@ annals::postgres::Anchor read_anchor(const std::string& file) {
 
 }  // namespace
 
+namespace {
+
+// --progress-timeout's seconds (checked to be in [0, 86400] by the parser) in milliseconds.
+std::chrono::milliseconds milliseconds_of(double seconds) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(seconds * 1000)));
+}
+
+}  // namespace
+
 void verify(const std::string& url, const VerifyArgs& args, std::ostream& out) {
   std::vector<annals::postgres::Anchor> anchors;
   for (const auto& file : args.anchor_files) anchors.push_back(read_anchor(file));
   const auto report = annals::postgres::verify(
-      url, annals::postgres::VerifyOptions{.stream = args.stream,
-                                           .max_findings = args.max_findings,
-                                           .anchors = std::move(anchors),
-                                           .full = args.full});
+      url, annals::postgres::VerifyOptions{
+               .stream = args.stream,
+               .max_findings = args.max_findings,
+               .anchors = std::move(anchors),
+               .full = args.full,
+               .progress_timeout = milliseconds_of(args.progress_timeout_seconds)});
   if (args.json) {
     nlohmann::json findings = nlohmann::json::array();
     for (const auto& f : report.findings) {
@@ -86,7 +100,9 @@ void verify(const std::string& url, const VerifyArgs& args, std::ostream& out) {
 }
 
 void anchor(const std::string& url, const AnchorArgs& args, std::ostream& out) {
-  const auto taken = annals::postgres::take_anchor(url, {.record = args.record});
+  const auto taken = annals::postgres::take_anchor(
+      url,
+      {.record = args.record, .progress_timeout = milliseconds_of(args.progress_timeout_seconds)});
   out << annals::postgres::to_json(taken) << '\n';
 }
 

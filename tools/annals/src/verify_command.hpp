@@ -23,6 +23,9 @@ struct VerifyArgs {
   std::vector<std::string> anchor_files;
   /// With anchors: re-hash from the start of the log instead of resuming.
   bool full = false;
+  /// Fail when the server sends nothing for this long (VerifyOptions::progress_timeout);
+  /// 0: no limit.
+  double progress_timeout_seconds = 60;
 };
 
 /// Arguments of `annals anchor`.
@@ -31,6 +34,9 @@ struct AnchorArgs {
   bool record = false;
   /// Accepted for symmetry: the output is JSON either way.
   bool json = false;
+  /// Fail when the server sends nothing for this long (AnchorOptions::progress_timeout);
+  /// 0: no limit.
+  double progress_timeout_seconds = 60;
 };
 
 /// Verifies the store at `url` and prints the report to `out`.

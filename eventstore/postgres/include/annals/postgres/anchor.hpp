@@ -14,6 +14,7 @@
 // backdated transaction id) or reordering there changes the digest.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -42,6 +43,12 @@ struct AnchorOptions {
   /// Also store the anchor in annals.anchors, which lets a later verify resume from it
   /// (VerifyOptions::anchors). Default false: only compute it.
   bool record = false;
+  /// The longest take_anchor() waits for the server without receiving anything: each
+  /// statement, and while the log streams, each next row. A wait that long has its connection
+  /// shut down and take_anchor() fails with UnavailableError; a long scan that keeps receiving
+  /// rows is never cut. Zero: no bound (the connection timeouts only). Must not be negative.
+  /// Default 60 s.
+  std::chrono::milliseconds progress_timeout{60'000};
 };
 
 /// Computes the anchor of everything settled now (transactions below the snapshot's xmin, the

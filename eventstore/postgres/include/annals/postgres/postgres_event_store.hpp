@@ -80,11 +80,14 @@ struct PostgresEventStoreOptions {
   /// positive. Default 5 s.
   std::chrono::milliseconds acquire_timeout{5'000};
   /// The longest one call (an append with all its retries, a read, stream_version,
-  /// head_position) may wait for the server, measured from its start. A call still waiting then
-  /// has its connection shut down by the store's watchdog thread and fails: an append with
-  /// OutcomeUnknownError when its request may have reached the server (retry it with the same
-  /// event ids), otherwise UnavailableError. This is what bounds a call when the network path
-  /// acknowledges but never answers (a hung proxy), which TCP timeouts cannot see. Must be
+  /// head_position) may wait for the server, measured from its start. It also bounds each
+  /// call of the store's connections outside the pool: the after-commit notifier's session
+  /// setup and NOTIFY, and a LISTEN connection's LISTEN and read-horizon query (a call cut
+  /// short counts as a lost connection there: reconnected with backoff, polling meanwhile). A call
+  /// still waiting then has its connection shut down by the store's watchdog thread and fails: an
+  /// append with OutcomeUnknownError when its request may have reached the server (retry it with
+  /// the same event ids), otherwise UnavailableError. This is what bounds a call when the network
+  /// path acknowledges but never answers (a hung proxy), which TCP timeouts cannot see. Must be
   /// positive. Default 40 s: longer than `read_statement_timeout`, so a merely slow read gets
   /// the server's own cancellation (and keeps its connection) first.
   std::chrono::milliseconds call_timeout{40'000};
@@ -93,6 +96,16 @@ struct PostgresEventStoreOptions {
   /// with UnavailableError. Appends do not get it (they are bounded by `call_timeout`). Zero:
   /// the session's own statement_timeout applies. Default 30 s.
   std::chrono::milliseconds read_statement_timeout{30'000};
+  /// The after-commit notifier's connection and the LISTEN connection of each watch() signal:
+  /// after the connection was lost (or a call on it passed `call_timeout`), the wait before
+  /// the second attempt to open a new one; it doubles with each failure, with jitter (between
+  /// half and all of it), up to max_reconnect_backoff. Meanwhile subscribers and runners poll.
+  /// (A subscription's LISTEN connection uses its SubscriptionOptions' fields of the same
+  /// names.) Must be positive. Default 100 ms.
+  std::chrono::milliseconds initial_reconnect_backoff{100};
+  /// The longest wait between those attempts; must be at least initial_reconnect_backoff.
+  /// Default 5 s.
+  std::chrono::milliseconds max_reconnect_backoff{5'000};
 };
 
 /// What currently holds back readers of the global log (ARCHITECTURE decision 5).
@@ -159,18 +172,28 @@ struct MigrateOptions {
   /// recorded owner and grant the new objects. Requires a superuser, or a role with CREATEROLE
   /// that owns the store. Default: unset (no roles are created or changed).
   std::optional<RoleLayout> roles;
+  /// The longest one step of migrate may take: applying one migration (its transaction,
+  /// waiting for a concurrent run's migration lock included), configuring the roles, or
+  /// refreshing their grants. A step still running then has its connection shut down and
+  /// migrate fails with UnavailableError; that step rolls back, or, if its COMMIT was under
+  /// way, may have committed: run migrate again, which applies only what is still pending.
+  /// Zero: no bound (the connection timeouts only). Must not be negative. Default 30 min: a
+  /// migration may scan or rewrite a large table.
+  std::chrono::milliseconds step_timeout{30LL * 60 * 1000};
 };
 
 /// Applies the pending numbered migrations of `sql/` in order, each in its own transaction,
 /// under an advisory lock so concurrent runs are safe. Returns the names applied now.
 /// When a role layout is recorded, migrations run as its owner and the roles' grants are
 /// brought up to date afterwards.
-/// Throws: UnavailableError; InternalError (a migration failed; it was rolled back);
+/// Throws: UnavailableError (also when a step passed options.step_timeout); InternalError (a
+/// migration failed; it was rolled back); InvalidArgumentError (a negative step_timeout);
 /// InvalidArgumentError (options.roles names one role twice, or a writer, reader or auditor
 /// that is a superuser or a member of the owner); PermissionDeniedError (the connection's role
 /// may not create roles or hand objects to the owner, or is not a member of the recorded owner
 /// while migrations are pending).
-/// Cost: one connection; a few statements per pending migration.
+/// Cost: one connection; a few statements per pending migration; a watchdog thread for the
+/// call's duration (options.step_timeout).
 std::vector<std::string> migrate(const std::string& connection_string,
                                  const MigrateOptions& options = {});
 

@@ -13,6 +13,7 @@
 // compare it with a later run's `digest_of()` over the same streams.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -74,6 +75,12 @@ struct VerifyOptions {
   /// anchor, so only the events after it are read and hashed (incremental; that anchor's
   /// prefix is then taken as proved by the run that verified it).
   bool full = false;
+  /// The longest verify() waits for the server without receiving anything: each statement,
+  /// and while events stream, each next row. A wait that long has its connection shut down
+  /// and verify() fails with UnavailableError; a verify of a large log that keeps receiving
+  /// rows is never cut. Zero: no bound (the connection timeouts only). Must not be negative.
+  /// Default 60 s.
+  std::chrono::milliseconds progress_timeout{60'000};
 };
 
 /// What happened to one anchor of VerifyOptions::anchors.

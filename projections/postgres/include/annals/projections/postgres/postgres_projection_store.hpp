@@ -48,12 +48,26 @@ struct PostgresProjectionStoreOptions {
   /// The longest one call of the store (with its retries) may wait for the server: lease,
   /// checkpoint, status and dead-letter calls, and opening a batch. A call still waiting then
   /// has its connection shut down by the store's watchdog thread and fails with
-  /// UnavailableError. Not covered: prepare() (a projection's setup may legitimately run long)
-  /// and the statements of an open batch (bounded by the connection timeouts only). Must be
-  /// positive. Default 5 s: these are single-row statements, and it must stay below the lease
-  /// TTL (ProjectionRunnerOptions::lease_ttl, default 10 s), so that a runner cut off from the
-  /// database learns it before another runner may take its projections over.
+  /// UnavailableError. (prepare() and the statements of an open batch have their own
+  /// timeouts, below.) Must be positive. Default 5 s: these are single-row statements, and it
+  /// must stay below the lease TTL (ProjectionRunnerOptions::lease_ttl, default 10 s), so that
+  /// a runner cut off from the database learns it before another runner may take its
+  /// projections over.
   std::chrono::milliseconds call_timeout{5'000};
+  /// The longest each statement of an open batch may wait for the server: every read-model
+  /// statement (a write sent at once, a pipelined flush, a statement prepared on first use),
+  /// park and resolve_dead_letter, the guarded checkpoint write, COMMIT and ROLLBACK. A
+  /// statement still waiting then has its connection shut down by the watchdog: it fails with
+  /// UnavailableError, a COMMIT with OutcomeUnknownError (the runner then reads the stored
+  /// checkpoint again, which committed with the read model or not at all), and the batch can
+  /// only be destroyed. Must be positive. Default 10 s: read-model statements are usually
+  /// milliseconds, and a flush sends at most 1 MiB of queued writes.
+  std::chrono::milliseconds batch_statement_timeout{10'000};
+  /// The longest prepare() (registering the projection and running its setup(), with
+  /// retries) may take before its connection is shut down and it fails with UnavailableError
+  /// (setup's transaction then rolls back). Must be positive. Default 60 s: a setup may
+  /// create tables and indexes.
+  std::chrono::milliseconds prepare_timeout{60'000};
   /// Watch lease owners' database sessions, so that a dead owner's projections are taken over
   /// as soon as its session ends (see the header comment). Costs one more connection per store,
   /// opened by the first try_acquire() or renew(). Turn it off behind a transaction pooler.
