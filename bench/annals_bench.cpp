@@ -371,6 +371,7 @@ class Bench {
       report["long_haul"] = std::move(long_haul);
       return report;
     }
+    prepare_database();
     for (const auto& figure : options_.figures) {
       results_.push_back(measure(figure));
       const auto& r = results_.back();
