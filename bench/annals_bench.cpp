@@ -5,7 +5,7 @@
 //                [--notify on|off] [--warmup S] [--read-events N]
 //   annals-bench --long-haul [--long-haul-events N] [--long-haul-small N] [--long-haul-window N]
 //                [--long-haul-samples N] [--long-haul-replay N] [--long-haul-writers N]
-//                [--long-haul-reuse] [--long-haul-no-verify]
+//                [--long-haul-reuse] [--long-haul-no-verify] [--long-haul-prewarm]
 //                [--long-haul-build-only] [--projection-batch N] [--json]
 //
 // It drops and creates the database `annals_bench` on the server of URL (connecting to URL's
@@ -127,7 +127,7 @@ constexpr const char* kUsage =
     "       annals-bench --long-haul [--long-haul-events N] [--long-haul-small N]\n"
     "                    [--long-haul-window N] [--long-haul-samples N] [--long-haul-replay N]\n"
     "                    [--long-haul-writers N] [--long-haul-reuse] [--long-haul-build-only]\n"
-    "                    [--long-haul-no-verify]\n"
+    "                    [--long-haul-no-verify] [--long-haul-prewarm]\n"
     "                    [--projection-batch N] [--json]\n"
     "\n"
     "Measures the annals PostgreSQL store against plain PostgreSQL on the same server, in the\n"
@@ -161,6 +161,8 @@ constexpr const char* kUsage =
     "                     an earlier run completed with the same size instead of building it\n"
     "  --long-haul-build-only  build (or, with --long-haul-reuse, find) both stores; no figures\n"
     "  --long-haul-no-verify   skip the verify figure\n"
+    "  --long-haul-prewarm     read each store's tables and indexes into the OS page cache\n"
+    "                     before measuring it (pg_prewarm), so neither is measured from disk\n"
     "\n"
     "figures: append_w1 append_w4 append_w16 append_batch10_w4 append_batch100_w4\n"
     "         append_w16_notify_off append_w16_group_commit_off pg_insert_notify_w16\n"
@@ -236,6 +238,8 @@ Options parse_options(int argc, char** argv) {
       options.long_haul_options.replay = static_cast<std::uint64_t>(parse_number(arg, value(), 0));
     } else if (arg == "--long-haul-no-verify") {
       options.long_haul_options.skip_verify = true;
+    } else if (arg == "--long-haul-prewarm") {
+      options.long_haul_options.prewarm = true;
     } else if (arg == "--long-haul-reuse") {
       options.long_haul_options.reuse = true;
     } else if (arg == "--long-haul-build-only") {

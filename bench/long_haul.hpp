@@ -64,6 +64,10 @@ struct LongHaulOptions {
   bool skip_verify = false;
   /// Build (or find) the stores, measure nothing. Default false.
   bool build_only = false;
+  /// Before measuring a store, read all its tables and indexes once (pg_prewarm's 'read'
+  /// mode, into the operating system's page cache), so that both stores are measured with
+  /// their data in memory rather than on the disk. Default false.
+  bool prewarm = false;
 };
 
 /// Builds, measures and returns
