@@ -38,6 +38,7 @@
 
 #include "annals/postgres/postgres_event_store.hpp"
 #include "child_process.hpp"
+#include "eventually.hpp"
 #include "fault_checks.hpp"
 #include "fault_load.hpp"
 #include "private_cluster.hpp"
@@ -45,6 +46,8 @@
 #include "tcp_proxy.hpp"
 
 namespace {
+
+using annals::testing::eventually;
 
 using annals::EventStore;
 using annals::Position;
@@ -62,15 +65,6 @@ std::uint64_t seed() {
   const std::uint64_t s = env != nullptr && *env != '\0' ? std::stoull(env) : 20261206;
   std::cerr << "seed " << s << " (set ANNALS_TEST_SEED to replay another)\n";
   return s;
-}
-
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (!condition()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(20ms);  // polling period
-  }
-  return true;
 }
 
 std::int64_t ms_since(Clock::time_point start) {

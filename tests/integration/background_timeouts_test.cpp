@@ -20,12 +20,16 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "eventually.hpp"
 #include "log_capture.hpp"
 #include "sql.hpp"
 #include "tcp_proxy.hpp"
 #include "test_database.hpp"
 
 namespace {
+
+using annals::testing::elapsed_since;
+using annals::testing::eventually;
 
 using annals::EventId;
 using annals::ExpectedVersion;
@@ -48,19 +52,6 @@ constexpr milliseconds kLong{30'000};
 
 NewEvent event_with_id(int n) {
   return NewEvent{.id = EventId::generate(), .type = "Recorded", .data = {{"n", n}}};
-}
-
-milliseconds elapsed_since(Clock::time_point start) {
-  return std::chrono::duration_cast<milliseconds>(Clock::now() - start);
-}
-
-bool eventually(const std::function<bool()>& condition) {
-  const auto until = Clock::now() + kLong;
-  while (!condition()) {
-    if (Clock::now() > until) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
 }
 
 annals::postgres::PostgresEventStoreOptions options_via(const TcpProxy& proxy) {

@@ -17,10 +17,13 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "eventually.hpp"
 #include "postgres_event_store_internal.hpp"
 #include "test_database.hpp"
 
 namespace {
+
+using annals::testing::eventually;
 
 using annals::AppendResult;
 using annals::ExpectedVersion;
@@ -31,18 +34,6 @@ using annals::testing::unique_stream;
 
 NewEvent event(const std::string& type, int n = 0) {
   return NewEvent{.type = type, .data = {{"n", n}}};
-}
-
-// Polls `condition` (no sleeping as synchronisation: it is re-checked every few ms until it
-// holds or the deadline passes).
-bool eventually(const std::function<bool()>& condition,
-                std::chrono::seconds deadline = std::chrono::seconds(30)) {
-  const auto until = std::chrono::steady_clock::now() + deadline;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
 }
 
 // Backends of the test database waiting for another transaction's row (an append blocked on

@@ -18,11 +18,14 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "eventually.hpp"
 #include "postgres_event_store_internal.hpp"
 #include "tcp_proxy.hpp"
 #include "test_database.hpp"
 
 namespace {
+
+using annals::testing::eventually;
 
 using annals::AppendResult;
 using annals::EventId;
@@ -49,15 +52,6 @@ annals::EventStore& direct_store() {
   static const auto store =
       annals::postgres::make_postgres_event_store({.connection_string = test_database_url()});
   return *store;
-}
-
-bool eventually(const std::function<bool()>& condition) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
 }
 
 // The cut fired once, and the store tried to reconnect at least max_retries times (default 2)

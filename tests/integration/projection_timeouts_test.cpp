@@ -19,11 +19,15 @@
 #include "annals/postgres/postgres_event_store.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "annals/projections/runner.hpp"
+#include "eventually.hpp"
 #include "projections/read_model_support.hpp"
 #include "tcp_proxy.hpp"
 #include "test_database.hpp"
 
 namespace {
+
+using annals::testing::elapsed_since;
+using annals::testing::eventually;
 
 namespace p = annals::projections;
 using annals::EventId;
@@ -38,19 +42,6 @@ using std::chrono::milliseconds;
 constexpr milliseconds kMargin{5'000};
 constexpr milliseconds kStatementTimeout{1'500};
 constexpr milliseconds kLong{30'000};
-
-milliseconds elapsed_since(Clock::time_point start) {
-  return std::chrono::duration_cast<milliseconds>(Clock::now() - start);
-}
-
-bool eventually(const std::function<bool()>& condition) {
-  const auto until = Clock::now() + kLong;
-  while (!condition()) {
-    if (Clock::now() > until) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
-}
 
 annals::EventStore& direct_store() {
   static const auto store =

@@ -23,11 +23,14 @@
 #include "annals/projections/runner.hpp"
 #include "annals/testkit/event_collector.hpp"
 #include "change_signal.hpp"
+#include "eventually.hpp"
 #include "log_capture.hpp"
 #include "tcp_proxy.hpp"
 #include "test_database.hpp"
 
 namespace {
+
+using annals::testing::eventually;
 
 using annals::EventFilter;
 using annals::ExpectedVersion;
@@ -50,15 +53,6 @@ constexpr std::chrono::milliseconds kNoPoll = 1h;
 // and only a re-read, not a NOTIFY, shows them once it ends.
 constexpr std::chrono::milliseconds kPoll = 1s;
 constexpr std::chrono::milliseconds kTimeout = 30s;
-
-bool eventually(const std::function<bool()>& condition) {
-  const auto until = Clock::now() + kTimeout;
-  while (!condition()) {
-    if (Clock::now() > until) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
 
 // Closes every connection through the proxy now and refuses new ones until heal(): the rule
 // fires on the first bytes any client sends, and a throwaway connection sends them.

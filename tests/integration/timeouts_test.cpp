@@ -32,11 +32,15 @@
 #include "annals/postgres/verify.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "connection_string.hpp"
+#include "eventually.hpp"
 #include "tcp_proxy.hpp"
 #include "test_database.hpp"
 #include "watchdog.hpp"
 
 namespace {
+
+using annals::testing::elapsed_since;
+using annals::testing::eventually;
 
 using annals::EventId;
 using annals::ExpectedVersion;
@@ -54,10 +58,6 @@ constexpr milliseconds kMargin{3'000};
 
 NewEvent event_with_id(int n) {
   return NewEvent{.id = EventId::generate(), .type = "Recorded", .data = {{"n", n}}};
-}
-
-milliseconds elapsed_since(Clock::time_point start) {
-  return std::chrono::duration_cast<milliseconds>(Clock::now() - start);
 }
 
 // Runs `call`, which must throw; returns how long it took and records what it threw.
@@ -103,15 +103,6 @@ std::string what_of(const std::exception_ptr& thrown) {
   } catch (...) {
     return "(not an exception)";
   }
-}
-
-bool eventually(const std::function<bool()>& condition) {
-  const auto until = Clock::now() + std::chrono::seconds(30);
-  while (!condition()) {
-    if (Clock::now() > until) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
 }
 
 // A store on the proxy with short timeouts; no after-commit notifier (its connection is not

@@ -23,10 +23,13 @@
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "annals/projections/postgres/read_model.hpp"
 #include "annals/projections/runner.hpp"
+#include "eventually.hpp"
 #include "read_model_support.hpp"
 
 namespace annals::projections {
 namespace {
+
+using annals::testing::eventually;
 
 using namespace std::chrono_literals;
 using testing::Admin;
@@ -65,15 +68,6 @@ RunnerOptions runner_options(const std::string& owner) {
   options.acquire_interval = 20ms;  // an eager standby: any lapse is taken at once
   options.poll_interval = 50ms;
   return options;
-}
-
-bool eventually(const std::function<bool()>& condition, std::chrono::seconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
 }
 
 TEST(LeaseRenewalTest, BatchesLongerThanTheLeaseKeepTheOwnerAndTheToken) {

@@ -22,11 +22,14 @@
 #include "annals/eventstore/error.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "annals/projections/postgres/read_model.hpp"
+#include "eventually.hpp"
 #include "read_model_support.hpp"
 #include "test_roles.hpp"
 
 namespace annals::projections {
 namespace {
+
+using annals::testing::eventually;
 
 using testing::Admin;
 using testing::event_at;
@@ -63,17 +66,6 @@ const std::string kLockOf =
     " FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
     " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     " AND ((l.classid::bigint << 32) | l.objid::bigint) = ";
-
-// Bounded polling of a condition, for what the server does asynchronously (a backend of a
-// closed connection exits after the client is gone).
-bool eventually(const std::function<bool()>& condition) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
-}
 
 ProjectionRecord record_of(ProjectionStore& store, const std::string& name) {
   for (auto& r : store.list()) {

@@ -175,6 +175,15 @@ std::vector<ParsedCommand> declare_dead_letters(CLI::App& verb, CommandLine& cl)
           {skip, CommandId::kDeadLettersSkip}};
 }
 
+// --progress-timeout of verify and anchor: how long the server may send nothing.
+void add_progress_timeout(CLI::App& verb, double& seconds) {
+  verb.add_option("--progress-timeout", seconds,
+                  "Fail (exit 1, server unavailable) when the server sends nothing for SECONDS; "
+                  "0: no limit. Default 60")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(0.0, 86400.0));
+}
+
 std::vector<ParsedCommand> declare_verify(CLI::App& verb, CommandLine& cl) {
   auto& args = cl.verify;
   verb.add_option_function<std::string>(
@@ -191,12 +200,7 @@ std::vector<ParsedCommand> declare_verify(CLI::App& verb, CommandLine& cl) {
   verb.add_flag("--full", args.full,
                 "With --anchor: re-hash from the start instead of resuming from a recorded "
                 "older anchor");
-  verb.add_option(
-          "--progress-timeout", args.progress_timeout_seconds,
-          "Fail (exit 1, server unavailable) when the server sends nothing for SECONDS; 0: no "
-          "limit. Default 60")
-      ->type_name("SECONDS")
-      ->check(CLI::Range(0.0, 86400.0));
+  add_progress_timeout(verb, args.progress_timeout_seconds);
   return {{&verb, CommandId::kVerify}};
 }
 
@@ -205,12 +209,7 @@ std::vector<ParsedCommand> declare_anchor(CLI::App& verb, CommandLine& cl) {
   verb.add_flag("--record", args.record,
                 "Also store it in annals.anchors (lets verify --anchor resume from it)");
   verb.add_flag("--json", args.json, "JSON output (the default; accepted for scripts)");
-  verb.add_option(
-          "--progress-timeout", args.progress_timeout_seconds,
-          "Fail (exit 1, server unavailable) when the server sends nothing for SECONDS; 0: no "
-          "limit. Default 60")
-      ->type_name("SECONDS")
-      ->check(CLI::Range(0.0, 86400.0));
+  add_progress_timeout(verb, args.progress_timeout_seconds);
   return {{&verb, CommandId::kAnchor}};
 }
 
