@@ -143,6 +143,36 @@ TEST(BackgroundTimeoutsTest, NotifierCutOffByStallRetriesAndNotifiesAfterResume)
   EXPECT_EQ(direct_store().read_stream(stream, {}).size(), 3U);
 }
 
+// --- read_horizon(), the one-off diagnostic ----------------------------------------------------
+
+TEST(BackgroundTimeoutsTest, ReadHorizonWhoseQueryIsStalledFailsWithinItsTimeout) {
+  TcpProxy proxy(test_database_url());
+  proxy.stall_on_request("pg_stat_activity");  // connect, then the query meets the black hole
+  const auto start = Clock::now();
+  EXPECT_THROW((void)annals::postgres::read_horizon(proxy.url(), milliseconds(1'000)),
+               annals::UnavailableError);
+  const auto took = elapsed_since(start);
+  std::printf("[ measured ] read_horizon behind the stall failed after %lld ms\n",
+              static_cast<long long>(took.count()));
+  EXPECT_GE(took, milliseconds(1'000)) << "cut by its own timeout, not by something else";
+  EXPECT_LT(took, milliseconds(1'000) + kMargin);
+
+  proxy.resume();
+  EXPECT_NO_THROW((void)annals::postgres::read_horizon(proxy.url(), milliseconds(5'000)));
+}
+
+TEST(BackgroundTimeoutsTest, ReadHorizonRefusesANonPositiveTimeout) {
+  for (const auto timeout : {milliseconds(0), milliseconds(-1)}) {
+    try {
+      (void)annals::postgres::read_horizon(test_database_url(), timeout);
+      ADD_FAILURE() << "accepted a timeout of " << timeout.count() << " ms";
+    } catch (const annals::InvalidArgumentError& e) {
+      EXPECT_NE(std::string(e.what()).find("timeout must be positive"), std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 // --- LISTEN connections -----------------------------------------------------------------------
 
 TEST(BackgroundTimeoutsTest, StalledHorizonQueryIsCutAndTheSignalReconnectsAfterResume) {

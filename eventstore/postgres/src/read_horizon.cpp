@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "annals/eventstore/error.hpp"
 #include "database_checks.hpp"
 #include "pooled_call.hpp"
 #include "sql.hpp"
@@ -26,9 +27,13 @@ ReadHorizon detail::query_read_horizon(LibpqConnection& connection) {
   return horizon;
 }
 
-ReadHorizon read_horizon(const std::string& connection_string) {
-  return detail::with_connection<detail::LibpqConnection>(connection_string, "read horizon",
-                                                          detail::query_read_horizon);
+ReadHorizon read_horizon(const std::string& connection_string, std::chrono::milliseconds timeout) {
+  if (timeout.count() <= 0) {
+    throw InvalidArgumentError("read_horizon: timeout must be positive, got " +
+                               std::to_string(timeout.count()) + " ms");
+  }
+  return detail::with_progress_bounded_connection(connection_string, "read horizon", timeout,
+                                                  detail::query_read_horizon);
 }
 
 }  // namespace annals::postgres

@@ -126,8 +126,14 @@ struct ReadHorizon {
 };
 
 /// Reports the oldest running transaction, for monitoring and `annals` diagnostics.
-/// Throws: UnavailableError. Cost: one connection and one query.
-[[nodiscard]] ReadHorizon read_horizon(const std::string& connection_string);
+/// `timeout`: the longest the query may wait for the server (a server or proxy that accepts
+/// the connection and never answers); connecting is bounded by the connection string's
+/// connect_timeout (default: annals/postgres/connection_options.hpp). Must be positive.
+/// Throws: UnavailableError (also when `timeout` passed), InvalidArgumentError (`timeout`).
+/// Cost: one connection and one query; a watchdog thread for the call.
+[[nodiscard]] ReadHorizon read_horizon(
+    const std::string& connection_string,
+    std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 /// Opens a store. Connects once to check that the schema is migrated and that the stored
 /// transaction ids are not ahead of the server's (a sign of a restore into a new cluster).
