@@ -12,7 +12,11 @@
 // own database to do so), migrates it, creates the ceiling table, then measures every figure
 // `rounds` times, store and ceiling back to back, alternating which goes first, each slice
 // after a CHECKPOINT so that neither side pays for the other's dirty pages. A figure is the
-// median over rounds; its ratio is median(store) / median(ceiling).
+// median over rounds; its ratio is median(store) / median(ceiling) for throughputs and
+// median(ceiling) / median(store) for the latency figure read_stream_1000, so that below 1
+// always means the store is slower. Where plain PostgreSQL can be asked for the same rows in
+// more than one way (text or binary results), every way is measured in every round and the
+// best median is the ceiling.
 //
 // --long-haul runs only the long haul (long_haul.hpp): the same figures on a small and a large
 // store built in the same run.
@@ -64,10 +68,72 @@ class UsageError : public std::runtime_error {
 enum class Kind {
   kAppend,         // store append vs plain INSERT
   kPgNotify,       // plain INSERT + pg_notify vs plain INSERT (what NOTIFY costs PostgreSQL)
-  kReadAll,        // store read_all, decoded, vs COPY
+  kReadAll,        // store read_all, decoded, vs keyset pages through raw libpq (and COPY)
   kReadKeysetRaw,  // the store's keyset query through raw libpq, undecoded, vs COPY
   kVerify,         // annals::postgres::verify of the whole store vs COPY of the same rows
+  kReadStream,     // latency: store read_stream of a 1,000-event stream, decoded, vs a
+                   // primary-key range SELECT through raw libpq
 };
+
+// The events of read_stream_1000's stream.
+constexpr std::uint64_t kStreamEvents = 1000;
+// read_stream_1000's stream, appended once per run (the database is new each run).
+constexpr const char* kReadStreamId = "benchread-1000";
+
+// A figure reported as a latency (ms per read; lower is better) rather than a rate.
+bool is_latency(Kind kind) { return kind == Kind::kReadStream; }
+
+// One way of measuring plain PostgreSQL.
+enum class Ceiling {
+  kInsert,        // prepared INSERT in autocommit (ceiling_insert)
+  kCopy,          // COPY of the first read_events events in log order
+  kVerifyCopy,    // COPY of what verify reads
+  kKeysetText,    // read_all's keyset pages, every field read, text results
+  kKeysetBinary,  // the same, binary results
+  kStreamText,    // read_stream_1000's primary-key range, every field read, text results
+  kStreamBinary,  // the same, binary results
+};
+
+const char* ceiling_name(Ceiling ceiling) {
+  switch (ceiling) {
+    case Ceiling::kInsert:
+      return "insert";
+    case Ceiling::kCopy:
+    case Ceiling::kVerifyCopy:
+      return "copy";
+    case Ceiling::kKeysetText:
+    case Ceiling::kStreamText:
+      return "text";
+    case Ceiling::kKeysetBinary:
+    case Ceiling::kStreamBinary:
+      return "binary";
+  }
+  return "?";
+}
+
+// What a figure measures of plain PostgreSQL: the candidates, the best of which is the
+// ceiling, and a second reference reported beside it (read_all: COPY).
+struct CeilingPlan {
+  std::vector<Ceiling> candidates;
+  std::optional<Ceiling> reference;
+};
+
+CeilingPlan ceiling_plan(Kind kind) {
+  switch (kind) {
+    case Kind::kAppend:
+    case Kind::kPgNotify:
+      return {{Ceiling::kInsert}, std::nullopt};
+    case Kind::kReadAll:
+      return {{Ceiling::kKeysetText, Ceiling::kKeysetBinary}, Ceiling::kCopy};
+    case Kind::kReadKeysetRaw:
+      return {{Ceiling::kCopy}, std::nullopt};
+    case Kind::kVerify:
+      return {{Ceiling::kVerifyCopy}, std::nullopt};
+    case Kind::kReadStream:
+      return {{Ceiling::kStreamText, Ceiling::kStreamBinary}, std::nullopt};
+  }
+  throw std::logic_error("unknown figure kind");
+}
 
 struct Figure {
   std::string name;
@@ -95,6 +161,7 @@ const std::vector<Figure>& all_figures() {
       {"read_all", Kind::kReadAll, 1, 1, std::nullopt, 0.6},
       {"read_all_keyset_raw", Kind::kReadKeysetRaw, 1, 1, std::nullopt, 0.0},
       {"verify", Kind::kVerify, 1, 1, std::nullopt, 0.0},
+      {"read_stream_1000", Kind::kReadStream, 1, 1, std::nullopt, 0.0},
   };
   return kFigures;
 }
@@ -166,7 +233,7 @@ constexpr const char* kUsage =
     "\n"
     "figures: append_w1 append_w4 append_w16 append_batch10_w4 append_batch100_w4\n"
     "         append_w16_notify_off append_w16_group_commit_off pg_insert_notify_w16\n"
-    "         read_all read_all_keyset_raw verify\n"
+    "         read_all read_all_keyset_raw verify read_stream_1000\n"
     "framework figures: rehydrate_1k_replay rehydrate_1k_snapshot rehydrate_10k_replay\n"
     "         rehydrate_10k_snapshot bus_distinct_w1 bus_distinct_w16 bus_shared_w16\n"
     "         bus_distinct_w1_nocache bus_distinct_w16_nocache bus_cpu_null_store\n"
@@ -341,19 +408,47 @@ std::string thousands(double value) {
 
 // --- the run ------------------------------------------------------------------------------
 
+// One side of a figure (the store, or one way of measuring plain PostgreSQL) over the rounds.
+struct Series {
+  std::vector<double> values;  // per round: events/s, or ms per read for a latency figure
+  std::vector<double> cpu;     // per round: client CPU µs per event
+  [[nodiscard]] double value() const { return median(values); }
+  [[nodiscard]] double cpu_value() const { return median(cpu); }
+};
+
 struct Result {
   Figure figure;
-  std::vector<double> store;        // events/s per round
-  std::vector<double> ceiling;      // events/s per round
-  std::vector<double> store_cpu;    // client CPU µs per event, per round
-  std::vector<double> ceiling_cpu;  // client CPU µs per event, per round
-  [[nodiscard]] double value() const { return median(store); }
-  [[nodiscard]] double ceiling_value() const { return median(ceiling); }
-  [[nodiscard]] double ratio() const {
-    return ceiling_value() > 0 ? value() / ceiling_value() : 0.0;
+  Series store;
+  std::vector<std::pair<Ceiling, Series>> candidates;  // in ceiling_plan order
+  std::optional<Series> reference;                     // read_all: COPY
+  [[nodiscard]] bool latency() const { return is_latency(figure.kind); }
+  // The candidate with the best median: the highest rate, or the lowest latency.
+  [[nodiscard]] const std::pair<Ceiling, Series>& best() const {
+    const auto better = [&](const auto& a, const auto& b) {
+      return latency() ? a.second.value() < b.second.value() : a.second.value() > b.second.value();
+    };
+    return *std::min_element(candidates.begin(), candidates.end(), better);
+  }
+  [[nodiscard]] double value() const { return store.value(); }
+  [[nodiscard]] double ceiling_value() const { return best().second.value(); }
+  // The store against plain PostgreSQL's `reference` figure; above 1, the store is faster.
+  [[nodiscard]] double ratio_to(double reference_value) const {
+    if (latency()) return value() > 0 ? reference_value / value() : 0.0;
+    return reference_value > 0 ? value() / reference_value : 0.0;
+  }
+  [[nodiscard]] double ratio() const { return ratio_to(ceiling_value()); }
+  // The store's client CPU per event over the ceiling's: the "within 1.2x".
+  [[nodiscard]] double cpu_ratio() const {
+    const double ceiling_cpu = best().second.cpu_value();
+    return ceiling_cpu > 0 ? store.cpu_value() / ceiling_cpu : 0.0;
   }
   [[nodiscard]] bool passes() const { return figure.target <= 0 || ratio() >= figure.target; }
 };
+
+// "1.234 ms" or "123,456 events/s".
+std::string with_unit(double value, bool latency) {
+  return latency ? fmt::format("{:.3f} ms", value) : thousands(value) + " events/s";
+}
 
 class Bench {
  public:
@@ -379,8 +474,10 @@ class Bench {
     for (const auto& figure : options_.figures) {
       results_.push_back(measure(figure));
       const auto& r = results_.back();
-      progress("{}: annals {} events/s, ceiling {} events/s, ratio {:.2f}", figure.name,
-               thousands(r.value()), thousands(r.ceiling_value()), r.ratio());
+      progress("{}: annals {}, ceiling {} ({}), ratio {:.2f}; client CPU {:.2f} / {:.2f} us/event",
+               figure.name, with_unit(r.value(), r.latency()),
+               with_unit(r.ceiling_value(), r.latency()), ceiling_name(r.best().first), r.ratio(),
+               r.store.cpu_value(), r.best().second.cpu_value());
     }
     meta_["load_after"] = load_average();
     auto report = to_json();
@@ -445,23 +542,60 @@ class Bench {
         figure.kind == Kind::kVerify) {
       prepare_reads();
     }
-    Result result{figure, {}, {}, {}, {}};
+    if (figure.kind == Kind::kReadStream) prepare_stream();
+    const auto plan = ceiling_plan(figure.kind);
+    Result result{figure, {}, {}, std::nullopt};
+    for (const auto candidate : plan.candidates)
+      result.candidates.emplace_back(candidate, Series{});
+    if (plan.reference) result.reference = Series{};
+    // A round's slices: every plain PostgreSQL side (the candidates, then the reference) and
+    // the store; on every other round in the mirrored order, so that the store goes first.
+    std::vector<std::optional<Ceiling>> order(plan.candidates.begin(), plan.candidates.end());
+    if (plan.reference) order.emplace_back(plan.reference);
+    order.emplace_back(std::nullopt);  // the store
+    const bool latency = is_latency(figure.kind);
     for (int round = 0; round < options_.rounds; ++round) {
-      const bool ceiling_first = round % 2 == 0;
-      for (int side = 0; side < 2; ++side) {
-        const bool ceiling = (side == 0) == ceiling_first;
+      auto sides = order;
+      if (round % 2 == 1) std::reverse(sides.begin(), sides.end());
+      for (const auto& side : sides) {
         checkpoint();
-        const Slice slice = ceiling ? run_ceiling(figure, round) : run_store(figure, round);
-        (ceiling ? result.ceiling : result.store).push_back(slice.rate());
-        (ceiling ? result.ceiling_cpu : result.store_cpu)
-            .push_back(slice.client_cpu_us_per_event());
-        progress(
-            "{} round {}/{}: {} {} events/s ({} events in {:.2f} s, client CPU {:.1f} us/event)",
-            figure.name, round + 1, options_.rounds, ceiling ? "ceiling" : "annals ",
-            thousands(slice.rate()), slice.events, slice.seconds, slice.client_cpu_us_per_event());
+        const Slice slice = side ? run_ceiling(figure, round, *side) : run_store(figure, round);
+        Series& series = side ? series_of(result, *side) : result.store;
+        series.values.push_back(latency ? slice.ms_per_step() : slice.rate());
+        series.cpu.push_back(slice.client_cpu_us_per_event());
+        const std::string label = side_label(side, plan);
+        if (latency) {
+          progress(
+              "{} round {}/{}: {} {:.3f} ms/read ({} reads in {:.2f} s, client CPU {:.2f} "
+              "us/event)",
+              figure.name, round + 1, options_.rounds, label, slice.ms_per_step(), slice.steps,
+              slice.seconds, slice.client_cpu_us_per_event());
+        } else {
+          progress(
+              "{} round {}/{}: {} {} events/s ({} events in {:.2f} s, client CPU {:.1f} "
+              "us/event)",
+              figure.name, round + 1, options_.rounds, label, thousands(slice.rate()), slice.events,
+              slice.seconds, slice.client_cpu_us_per_event());
+        }
       }
     }
     return result;
+  }
+
+  // A slice's name in the progress lines.
+  static std::string side_label(const std::optional<Ceiling>& side, const CeilingPlan& plan) {
+    if (!side) return "annals ";
+    if (side == plan.reference) return "ceiling COPY";
+    if (plan.candidates.size() > 1) return fmt::format("ceiling {}", ceiling_name(*side));
+    return "ceiling";
+  }
+
+  static Series& series_of(Result& result, Ceiling side) {
+    for (auto& [ceiling, series] : result.candidates) {
+      if (ceiling == side) return series;
+    }
+    if (result.reference) return *result.reference;
+    throw std::logic_error("a slice of no series");
   }
 
   std::string prefix(const Figure& figure, int round, const char* side) const {
@@ -491,30 +625,50 @@ class Bench {
       }
       case Kind::kVerify:
         return run_reads(options_.seconds, [&] { return verify_pass(conninfo_); });
+      case Kind::kReadStream: {
+        auto store = open_store(conninfo_, 1, options_.notify);
+        return run_reads(options_.seconds,
+                         store_stream_reader(*store, StreamId(kReadStreamId), kStreamEvents));
+      }
     }
     throw std::logic_error("unknown figure kind");
   }
 
-  Slice run_ceiling(const Figure& figure, int round) {
-    switch (figure.kind) {
-      case Kind::kAppend:
-      case Kind::kPgNotify:
+  Slice run_ceiling(const Figure& figure, int round, Ceiling ceiling) {
+    switch (ceiling) {
+      case Ceiling::kInsert:
         return run_writers(
             figure.writers, options_.seconds, options_.warmup,
             ceiling_insert(conninfo_, payload_, figure.batch, prefix(figure, round, "c"), false));
-      case Kind::kReadAll:
-      case Kind::kReadKeysetRaw: {
+      case Ceiling::kCopy: {
         PgConnection connection(conninfo_);
         return run_reads(options_.seconds, [&] {
           return checked_pass(ceiling_copy_pass(connection, options_.read_events));
         });
       }
-      case Kind::kVerify: {
+      case Ceiling::kVerifyCopy: {
         PgConnection connection(conninfo_);
         return run_reads(options_.seconds, [&] { return verify_copy_pass(connection); });
       }
+      case Ceiling::kKeysetText:
+      case Ceiling::kKeysetBinary: {
+        PgConnection connection(conninfo_);
+        return run_reads(options_.seconds, ceiling_keyset_reader(connection, options_.read_events,
+                                                                 ceiling == Ceiling::kKeysetText
+                                                                     ? ResultFormat::kText
+                                                                     : ResultFormat::kBinary));
+      }
+      case Ceiling::kStreamText:
+      case Ceiling::kStreamBinary: {
+        PgConnection connection(conninfo_);
+        return run_reads(
+            options_.seconds,
+            ceiling_stream_reader(
+                connection, kReadStreamId, kStreamEvents,
+                ceiling == Ceiling::kStreamText ? ResultFormat::kText : ResultFormat::kBinary));
+      }
     }
-    throw std::logic_error("unknown figure kind");
+    throw std::logic_error("unknown ceiling");
   }
 
   std::uint64_t checked_pass(std::uint64_t events) const {
@@ -541,19 +695,51 @@ class Bench {
         std::stoull(control_->scalar("SELECT count(*) FROM annals.events"));
   }
 
+  // Before read_stream_1000: its stream of 1,000 events of the usual payload, appended once
+  // (untimed) in batches of 100, then VACUUM (ANALYZE) so both sides read a maintained table.
+  void prepare_stream() {
+    if (stream_prepared_) return;
+    stream_prepared_ = true;
+    progress("appending {} events to stream {}", kStreamEvents, kReadStreamId);
+    auto store = open_store(conninfo_, 1, false);
+    fill_stream(*store, payload_, StreamId(kReadStreamId), kStreamEvents);
+    control_->exec("VACUUM (ANALYZE) annals.events");
+    meta_["read_stream_events"] = kStreamEvents;
+  }
+
   nlohmann::json to_json() {
     nlohmann::json figures = nlohmann::json::array();
     for (const auto& r : results_) {
+      const auto& [best_ceiling, best] = r.best();
       nlohmann::json f = {
           {"name", r.figure.name},
           {"value", r.value()},
-          {"unit", "events/s"},
+          {"unit", r.latency() ? "ms" : "events/s"},
           {"ceiling", r.ceiling_value()},
           {"ratio", r.ratio()},
-          {"samples", {{"annals", r.store}, {"ceiling", r.ceiling}}},
+          {"samples", {{"annals", r.store.values}, {"ceiling", best.values}}},
           {"client_cpu_us_per_event",
-           {{"annals", median(r.store_cpu)}, {"ceiling", median(r.ceiling_cpu)}}},
+           {{"annals", r.store.cpu_value()}, {"ceiling", best.cpu_value()}}},
+          {"ceiling_client_cpu_us_per_event", best.cpu_value()},
+          {"client_cpu_ratio", r.cpu_ratio()},
       };
+      if (r.candidates.size() > 1) {
+        // Which way of asking plain PostgreSQL was the ceiling, and what each one measured.
+        f["ceiling_format"] = ceiling_name(best_ceiling);
+        for (const auto& [ceiling, series] : r.candidates) {
+          f["ceiling_candidates"][ceiling_name(ceiling)] = {
+              {"value", series.value()},
+              {"samples", series.values},
+              {"client_cpu_us_per_event", series.cpu_value()}};
+        }
+      }
+      if (r.reference) {
+        f["ceiling_copy"] = r.reference->value();
+        f["ratio_copy"] = r.ratio_to(r.reference->value());
+        f["samples"]["ceiling_copy"] = r.reference->values;
+        f["client_cpu_us_per_event"]["ceiling_copy"] = r.reference->cpu_value();
+      }
+      if (r.latency()) f["events_per_read"] = kStreamEvents;
       if (r.figure.target > 0) {
         f["target"] = r.figure.target;
         f["pass"] = r.passes();
@@ -598,6 +784,7 @@ class Bench {
   std::unique_ptr<PgConnection> control_;
   bool checkpoints_ = false;
   bool reads_prepared_ = false;
+  bool stream_prepared_ = false;
   std::vector<Result> results_;
   nlohmann::json meta_ = nlohmann::json::object();
 };
@@ -621,19 +808,48 @@ void print_table(const nlohmann::json& report) {
       meta["rounds"].get<int>(), meta["seconds"].get<double>(),
       meta["notify_on_append"].get<bool>() ? "on" : "off", load_text(meta["load_before"]),
       load_text(meta["load_after"]));
-  fmt::print("{:<22} | {:>10} | {:<8} | {:>10} | {:>5} | {}\n", "name", "annals", "unit", "ceiling",
-             "ratio", "target");
-  fmt::print("{:-<22}-+-{:->10}-+-{:-<8}-+-{:->10}-+-{:->5}-+-{:-<12}\n", "", "", "", "", "", "");
+  // "cpu" columns: the client's CPU µs per event, the store's and the ceiling's, and the
+  // store's over the ceiling's. "COPY": read_all's second reference and the ratio to it.
+  constexpr const char* kRow =
+      "{:<27} | {:>10} | {:<8} | {:>10} | {:>5} | {:>10} | {:>5} | {:>7} | {:>7} | {:>5} | {}\n";
+  fmt::print(kRow, "name", "annals", "unit", "ceiling", "ratio", "COPY", "ratio", "cpu us",
+             "ceil us", "cpu x", "target");
+  fmt::print(
+      "{:-<27}-+-{:->10}-+-{:-<8}-+-{:->10}-+-{:->5}-+-{:->10}-+-{:->5}-+-{:->7}-+-{:->7}-+-"
+      "{:->5}-+-{:-<12}\n",
+      "", "", "", "", "", "", "", "", "", "", "");
+  std::vector<std::string> notes;
   for (const auto& f : report["figures"]) {
+    const bool latency = f["unit"] == "ms";
+    const auto number = [&](double value) {
+      return latency ? fmt::format("{:.3f}", value) : thousands(value);
+    };
     std::string target;
     if (f.contains("target")) {
       target = fmt::format(">= {:.2f} {}", f["target"].get<double>(),
                            f["pass"].get<bool>() ? "pass" : "FAIL");
     }
-    fmt::print("{:<22} | {:>10} | {:<8} | {:>10} | {:>5.2f} | {}\n", f["name"].get<std::string>(),
-               thousands(f["value"].get<double>()), f["unit"].get<std::string>(),
-               thousands(f["ceiling"].get<double>()), f["ratio"].get<double>(), target);
+    const bool copy = f.contains("ceiling_copy");
+    fmt::print(kRow, f["name"].get<std::string>(), number(f["value"].get<double>()),
+               f["unit"].get<std::string>(), number(f["ceiling"].get<double>()),
+               fmt::format("{:.2f}", f["ratio"].get<double>()),
+               copy ? number(f["ceiling_copy"].get<double>()) : "",
+               copy ? fmt::format("{:.2f}", f["ratio_copy"].get<double>()) : "",
+               fmt::format("{:.2f}", f["client_cpu_us_per_event"]["annals"].get<double>()),
+               fmt::format("{:.2f}", f["ceiling_client_cpu_us_per_event"].get<double>()),
+               fmt::format("{:.2f}", f["client_cpu_ratio"].get<double>()), target);
+    if (f.contains("ceiling_format")) {
+      std::string measured;
+      for (const auto& [name, candidate] : f["ceiling_candidates"].items()) {
+        measured +=
+            fmt::format("{}{} {} {}", measured.empty() ? "" : ", ", name,
+                        number(candidate["value"].get<double>()), f["unit"].get<std::string>());
+      }
+      notes.push_back(fmt::format("{}: ceiling = {} results ({})", f["name"].get<std::string>(),
+                                  f["ceiling_format"].get<std::string>(), measured));
+    }
   }
+  for (const auto& note : notes) fmt::print("{}\n", note);
 }
 
 void print_long_haul_header(const nlohmann::json& meta) {

@@ -114,6 +114,7 @@ Slice run_reads(double seconds, const std::function<std::uint64_t()>& step) {
   const auto start = Clock::now();
   do {
     slice.events += step();
+    ++slice.steps;
     slice.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   } while (slice.seconds < seconds);
   slice.client_cpu_seconds = process_cpu_seconds() - cpu_start;

@@ -24,6 +24,8 @@ namespace annals::bench {
 /// One timed slice.
 struct Slice {
   std::uint64_t events = 0;
+  /// The read steps (pages, COPYs, one-stream reads) the slice completed; 0 for write slices.
+  std::uint64_t steps = 0;
   double seconds = 0.0;
   /// CPU time (user + system) this process used over the slice, all threads: the client's
   /// share of the work (the server runs in other processes).
@@ -33,6 +35,10 @@ struct Slice {
   }
   [[nodiscard]] double rate() const {
     return seconds > 0.0 ? static_cast<double>(events) / seconds : 0.0;
+  }
+  /// Mean milliseconds per read step (the steps run back to back); 0 without steps.
+  [[nodiscard]] double ms_per_step() const {
+    return steps > 0 ? seconds * 1e3 / static_cast<double>(steps) : 0.0;
   }
 };
 

@@ -5,6 +5,23 @@
 
 namespace annals::bench {
 
+std::uint64_t PgResult::touch_all_fields() const noexcept {
+  PGresult* result = result_.get();
+  const int rows = PQntuples(result);
+  const int columns = PQnfields(result);
+  std::uint64_t sum = 0;
+  for (int row = 0; row < rows; ++row) {
+    for (int column = 0; column < columns; ++column) {
+      const char* value = PQgetvalue(result, row, column);
+      const int length = PQgetlength(result, row, column);
+      // The value itself is read, not only its address (libpq terminates every value, binary
+      // ones too, so value[0] exists even when length is 0).
+      sum += static_cast<std::uint64_t>(length) + static_cast<unsigned char>(value[0]);
+    }
+  }
+  return sum;
+}
+
 PgConnection::PgConnection(const std::string& conninfo) : conn_(PQconnectdb(conninfo.c_str())) {
   if (conn_ == nullptr) throw std::runtime_error("libpq: out of memory");
   if (PQstatus(conn_) != CONNECTION_OK) {
@@ -53,8 +70,8 @@ void PgConnection::prepare(const std::string& name, const std::string& sql,
 
 PgResult PgConnection::exec_prepared(const char* name, int count, const char* const* values,
                                      const int* lengths, const int* formats,
-                                     ExecStatusType expected) {
-  PgResult result(PQexecPrepared(conn_, name, count, values, lengths, formats, 0));
+                                     ExecStatusType expected, int result_format) {
+  PgResult result(PQexecPrepared(conn_, name, count, values, lengths, formats, result_format));
   if (PQresultStatus(result.get()) != expected) fail(name, result.get());
   return result;
 }

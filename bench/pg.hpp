@@ -25,10 +25,16 @@ class PgResult {
 
   [[nodiscard]] PGresult* get() const noexcept { return result_.get(); }
   [[nodiscard]] int rows() const noexcept { return PQntuples(result_.get()); }
+  [[nodiscard]] int columns() const noexcept { return PQnfields(result_.get()); }
   /// The text of a field ("" for NULL).
   [[nodiscard]] std::string text(int row, int column) const {
     return PQgetvalue(result_.get(), row, column);
   }
+  /// Touches every field of every row the way the least a client that uses its rows does:
+  /// PQgetvalue and PQgetlength of each, and the value's first byte. Returns a checksum (the
+  /// fields' total length plus their first bytes), so that no read can be optimised away; it
+  /// is positive whenever there is a row. Cost: O(rows x columns), no copies.
+  [[nodiscard]] std::uint64_t touch_all_fields() const noexcept;
 
  private:
   std::unique_ptr<PGresult, decltype(&PQclear)> result_{nullptr, &PQclear};
@@ -53,9 +59,10 @@ class PgConnection {
   /// Prepares a named statement; `types` are parameter type OIDs (0 = let the server infer).
   void prepare(const std::string& name, const std::string& sql, const std::vector<Oid>& types);
   /// Runs a prepared statement with text parameters (nullptr = NULL) except where `formats`
-  /// says 1 (binary); `lengths` matter only for binary parameters. Checks the status.
+  /// says 1 (binary); `lengths` matter only for binary parameters. Checks the status. The rows
+  /// come back in text (`result_format` 0) or binary (1) format.
   PgResult exec_prepared(const char* name, int count, const char* const* values, const int* lengths,
-                         const int* formats, ExecStatusType expected);
+                         const int* formats, ExecStatusType expected, int result_format = 0);
 
   /// Runs `COPY (...) TO STDOUT` and returns the number of rows received (each read with
   /// PQgetCopyData and discarded).

@@ -64,6 +64,68 @@ void ensure_full_page(std::uint64_t got, std::uint64_t wanted) {
   }
 }
 
+// The store's read_stream columns over one stream's versions $2 to $3, in version order: a
+// range scan of the primary key (stream_id, stream_version), what the store's read_stream
+// statement (sql.hpp, kReadStreamForward) reads for a whole stream.
+std::string stream_range_sql() {
+  return std::string("SELECT ") + kEventColumns +
+         " FROM annals.events e"
+         " WHERE e.stream_id = $1 AND e.stream_version BETWEEN $2 AND $3"
+         " ORDER BY e.stream_version";
+}
+
+// A bigint field of a binary-format result (8 bytes, network order).
+std::int64_t binary_int8(const PgResult& result, int row, int column) {
+  if (PQgetlength(result.get(), row, column) != 8) {
+    throw std::runtime_error("expected an 8-byte binary bigint in column " +
+                             std::to_string(column));
+  }
+  const auto* bytes = reinterpret_cast<const unsigned char*>(PQgetvalue(result.get(), row, column));
+  std::uint64_t value = 0;
+  for (int i = 0; i < 8; ++i) value = (value << 8) | bytes[i];
+  return static_cast<std::int64_t>(value);
+}
+
+// Every field of every row was read (PgResult::touch_all_fields); a non-empty result always has
+// a positive checksum, and checking it keeps the reads from being optimised away.
+void ensure_touched(std::uint64_t checksum) {
+  if (checksum == 0) throw std::logic_error("a ceiling read touched no field");
+}
+
+// Pages of 1,000 with the store's keyset query through raw libpq: read_all_keyset_raw (text,
+// only the cursor read) and the ceiling of read_all (`touch`: every field read, text or binary).
+ReadStep keyset_pager(PgConnection& connection, std::uint64_t limit, ResultFormat format,
+                      bool touch) {
+  const std::string statement = std::string("raw_keyset_") + format_name(format);
+  connection.prepare(statement, keyset_sql(), {});
+  struct Cursor {
+    std::string commit = "0";
+    std::string sequence = "0";
+    std::uint64_t read = 0;
+  };
+  auto cursor = std::make_shared<Cursor>();
+  return [&connection, limit, format, touch, statement, cursor]() -> std::uint64_t {
+    if (cursor->read >= limit) *cursor = Cursor{};
+    const auto wanted = std::min(kPageSize, limit - cursor->read);
+    const std::string count = std::to_string(wanted);
+    const std::array<const char*, 3> values{cursor->commit.c_str(), cursor->sequence.c_str(),
+                                            count.c_str()};
+    const auto page = connection.exec_prepared(statement.c_str(), 3, values.data(), nullptr,
+                                               nullptr, PGRES_TUPLES_OK, static_cast<int>(format));
+    const auto rows = static_cast<std::uint64_t>(page.rows());
+    ensure_full_page(rows, wanted);
+    if (touch) ensure_touched(page.touch_all_fields());
+    const int last = page.rows() - 1;
+    // Column 0 is `transaction_id::text`: a text value's binary form is its text.
+    cursor->commit.assign(PQgetvalue(page.get(), last, 0),
+                          static_cast<std::size_t>(PQgetlength(page.get(), last, 0)));
+    cursor->sequence = format == ResultFormat::kText ? page.text(last, 1)
+                                                     : std::to_string(binary_int8(page, last, 1));
+    cursor->read += rows;
+    return rows;
+  };
+}
+
 // One ceiling writer: its own connection, one prepared INSERT, its own stream.
 class CeilingWriter {
  public:
@@ -180,28 +242,41 @@ std::uint64_t verify_pass(const std::string& conninfo) {
   return static_cast<std::uint64_t>(report.events);
 }
 
+const char* format_name(ResultFormat format) noexcept {
+  return format == ResultFormat::kBinary ? "binary" : "text";
+}
+
 ReadStep raw_keyset_reader(PgConnection& connection, std::uint64_t limit) {
-  connection.prepare("raw_keyset", keyset_sql(), {});
-  struct Cursor {
-    std::string commit = "0";
-    std::string sequence = "0";
-    std::uint64_t read = 0;
+  return keyset_pager(connection, limit, ResultFormat::kText, false);
+}
+
+ReadStep ceiling_keyset_reader(PgConnection& connection, std::uint64_t limit, ResultFormat format) {
+  return keyset_pager(connection, limit, format, true);
+}
+
+ReadStep ceiling_stream_reader(PgConnection& connection, std::string stream, std::uint64_t events,
+                               ResultFormat format) {
+  struct Query {
+    std::string statement;
+    std::string stream;
+    std::string first = "1";
+    std::string last;
   };
-  auto cursor = std::make_shared<Cursor>();
-  return [&connection, limit, cursor]() -> std::uint64_t {
-    if (cursor->read >= limit) *cursor = Cursor{};
-    const auto wanted = std::min(kPageSize, limit - cursor->read);
-    const std::string count = std::to_string(wanted);
-    const std::array<const char*, 3> values{cursor->commit.c_str(), cursor->sequence.c_str(),
-                                            count.c_str()};
-    const auto page =
-        connection.exec_prepared("raw_keyset", 3, values.data(), nullptr, nullptr, PGRES_TUPLES_OK);
-    const auto rows = static_cast<std::uint64_t>(page.rows());
-    ensure_full_page(rows, wanted);
-    cursor->commit = page.text(page.rows() - 1, 0);
-    cursor->sequence = page.text(page.rows() - 1, 1);
-    cursor->read += rows;
-    return rows;
+  auto query = std::make_shared<Query>(Query{std::string("ceiling_stream_") + format_name(format),
+                                             std::move(stream), "1", std::to_string(events)});
+  connection.prepare(query->statement, stream_range_sql(), {});
+  return [&connection, query, events, format]() -> std::uint64_t {
+    const std::array<const char*, 3> values{query->stream.c_str(), query->first.c_str(),
+                                            query->last.c_str()};
+    const auto rows = connection.exec_prepared(query->statement.c_str(), 3, values.data(), nullptr,
+                                               nullptr, PGRES_TUPLES_OK, static_cast<int>(format));
+    const auto count = static_cast<std::uint64_t>(rows.rows());
+    if (count != events) {
+      throw std::runtime_error("stream " + query->stream + " returned " + std::to_string(count) +
+                               " events instead of " + std::to_string(events));
+    }
+    ensure_touched(rows.touch_all_fields());
+    return count;
   };
 }
 
@@ -253,6 +328,19 @@ ReadStep store_reader(EventStore& store, std::uint64_t limit) {
   };
 }
 
+ReadStep store_stream_reader(EventStore& store, StreamId stream, std::uint64_t events) {
+  return [&store, stream = std::move(stream), events]() -> std::uint64_t {
+    const auto read = store.read_stream(stream);
+    if (read.size() != events || read.front().version != 1 ||
+        read.back().version != static_cast<StreamVersion>(events)) {
+      throw std::runtime_error("read_stream of " + stream.value() + " returned " +
+                               std::to_string(read.size()) + " events, not versions 1 to " +
+                               std::to_string(events));
+    }
+    return read.size();
+  };
+}
+
 void fill_log(EventStore& store, const Payload& payload, std::uint64_t events) {
   constexpr int kBatch = 100;
   constexpr StreamVersion kPerStream = 10'000;
@@ -264,6 +352,18 @@ void fill_log(EventStore& store, const Payload& payload, std::uint64_t events) {
       store.append(stream, ExpectedVersion::exact(v), make_events(payload, kBatch, counter));
       written += kBatch;
     }
+  }
+}
+
+void fill_stream(EventStore& store, const Payload& payload, const StreamId& stream,
+                 std::uint64_t events) {
+  constexpr std::uint64_t kBatch = 100;
+  std::uint64_t counter = 0;
+  for (std::uint64_t written = 0; written < events;) {
+    const auto batch = std::min(kBatch, events - written);
+    store.append(stream, ExpectedVersion::exact(static_cast<StreamVersion>(written)),
+                 make_events(payload, static_cast<int>(batch), counter));
+    written += batch;
   }
 }
 

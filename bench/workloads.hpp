@@ -6,7 +6,9 @@
 //
 // Ceiling side (plain PostgreSQL, raw libpq): prepared single-row or multi-row INSERTs in
 // autocommit into bench_ceiling.events, which has exactly the columns, types, constraints and
-// indexes of annals.events (no streams table, no function, no checks, no NOTIFY); and COPY of
+// indexes of annals.events (no streams table, no function, no checks, no NOTIFY); prepared
+// SELECTs of the store's read columns (keyset pages of the log, a primary-key range of one
+// stream) with every field of every row touched, in text or binary result format; and COPY of
 // the store's read columns, in the store's read order, read with PQgetCopyData.
 #pragma once
 
@@ -57,6 +59,28 @@ std::uint64_t verify_pass(const std::string& conninfo);
 /// the log ends before `limit` events.
 using ReadStep = std::function<std::uint64_t()>;
 
+/// The format a raw libpq reader asks the server to send its rows in (PQexecPrepared's
+/// resultFormat). Which is faster depends on the columns, so the read ceilings try both.
+enum class ResultFormat : int { kText = 0, kBinary = 1 };
+
+/// "text" or "binary".
+[[nodiscard]] const char* format_name(ResultFormat format) noexcept;
+
+/// The ceiling of `read_all`: pages of 1,000 through the first `limit` events of the log, over
+/// and over (back to the start after `limit` events), with the store's read_all keyset query
+/// (its columns, its order) prepared and executed through raw libpq, every field of every row
+/// touched (PgResult::touch_all_fields). Throws std::runtime_error if a page comes back short.
+[[nodiscard]] ReadStep ceiling_keyset_reader(PgConnection& connection, std::uint64_t limit,
+                                             ResultFormat format);
+
+/// The ceiling of `read_stream_1000`: versions 1 to `events` of `stream`, by a primary-key
+/// range SELECT (`stream_id = $1 AND stream_version BETWEEN $2 AND $3`, in version order) of
+/// the store's read columns, prepared and executed through raw libpq, every field of every row
+/// touched. Each step is one read; it returns `events`. Throws std::runtime_error unless the
+/// read returns exactly `events` rows.
+[[nodiscard]] ReadStep ceiling_stream_reader(PgConnection& connection, std::string stream,
+                                             std::uint64_t events, ResultFormat format);
+
 /// Pages of 1,000 through the first `limit` events of the log, over and over (the cursor goes
 /// back to the start after `limit` events), with the store's read_all keyset query sent
 /// through raw libpq and nothing decoded but the cursor: what paging costs without the
@@ -81,7 +105,18 @@ using ReadStep = std::function<std::uint64_t()>;
 /// into RecordedEvent, over and over (back to the start after `limit` events).
 [[nodiscard]] ReadStep store_reader(EventStore& store, std::uint64_t limit);
 
+/// The store side of `read_stream_1000`: read_stream of the whole of `stream`, decoded into
+/// RecordedEvent. Each step is one read; it returns `events`. Throws std::runtime_error unless
+/// the read returns exactly versions 1 to `events`.
+[[nodiscard]] ReadStep store_stream_reader(EventStore& store, StreamId stream,
+                                           std::uint64_t events);
+
 /// Appends `events` events in batches of 100 to fresh streams (filling the log for reads).
 void fill_log(EventStore& store, const Payload& payload, std::uint64_t events);
+
+/// Appends `events` events (the usual payload) in batches of 100 to `stream`, which must not
+/// exist yet. Throws: ConcurrencyError if it does.
+void fill_stream(EventStore& store, const Payload& payload, const StreamId& stream,
+                 std::uint64_t events);
 
 }  // namespace annals::bench
