@@ -259,7 +259,7 @@ ReadStep ceiling_stream_reader(PgConnection& connection, std::string stream, std
   struct Query {
     std::string statement;
     std::string stream;
-    std::string first = "1";
+    std::string first;
     std::string last;
   };
   auto query = std::make_shared<Query>(Query{std::string("ceiling_stream_") + format_name(format),
