@@ -97,6 +97,24 @@ LibpqConnection::Result LibpqConnection::exec_prepared(const char* name,
                  name);
 }
 
+LibpqConnection::Result LibpqConnection::exec_prepared_params(const char* name,
+                                                              std::span<const Param> params) {
+  constexpr std::size_t kMost = 16;
+  if (params.size() > kMost) throw std::invalid_argument("exec_prepared: too many parameters");
+  std::array<const char*, kMost> values{};
+  std::array<int, kMost> lengths{};
+  std::array<int, kMost> formats{};
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    values[i] = params[i].data;
+    lengths[i] = params[i].length;
+    formats[i] = params[i].binary ? 1 : 0;
+  }
+  const auto waiting = progress();
+  return checked(PQexecPrepared(connection_, name, static_cast<int>(params.size()), values.data(),
+                                lengths.data(), formats.data(), 0),
+                 name);
+}
+
 std::vector<LibpqConnection::Result> LibpqConnection::exec_prepared_pipelined(
     const char* name, std::span<const std::span<const char* const>> parameter_sets) {
   // A connection left in pipeline mode or with results unread would fail its next user, so

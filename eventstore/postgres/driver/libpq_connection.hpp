@@ -64,6 +64,19 @@ class LibpqConnection {
   /// Throws as stream_prepared does.
   Result exec_prepared(const char* name, std::span<const char* const> values);
 
+  /// A parameter of exec_prepared: `length` bytes at `data` in text or binary format (libpq's
+  /// paramFormats); a null `data` is NULL. Text parameters may also be given by a
+  /// null-terminated `data` and length 0.
+  struct Param {
+    const char* data = nullptr;
+    int length = 0;
+    bool binary = false;
+  };
+
+  /// Executes the prepared statement `name` with parameters in text or binary format.
+  /// Throws as stream_prepared does.
+  Result exec_prepared_params(const char* name, std::span<const Param> params);
+
   /// Executes the prepared statement `name` once per parameter set, in one round trip and one
   /// implicit transaction (libpq pipeline mode, one Sync at the end), and returns one result
   /// per statement, in order. If the server refuses any statement, the whole transaction is

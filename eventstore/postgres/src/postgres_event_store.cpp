@@ -28,6 +28,7 @@
 #include "annals/postgres/postgres_event_store.hpp"
 #include "append_codes.hpp"
 #include "array_literal.hpp"
+#include "binary_array.hpp"
 #include "change_signal.hpp"
 #include "connection_pool.hpp"
 #include "connection_string.hpp"
@@ -48,7 +49,9 @@ using annals::detail::EncodedEvent;
 
 using detail::AppendOutcome;
 using detail::ArrayLiteral;
+using detail::BinaryArray;
 using detail::decode_event;
+using detail::ElementType;
 using detail::EventRow;
 using detail::expected_code;
 using detail::logger;
@@ -74,7 +77,7 @@ std::int64_t clamp_count(std::size_t count) {
 using AppendTargets = std::vector<std::pair<const StreamId*, ExpectedVersion>>;
 using EncodedAppends = std::vector<std::vector<EncodedEvent>>;
 
-// The array parameters $1-$8 of sql::kAppend (annals.append_events), as array literals.
+// The array parameters $1-$8 of sql::kAppend (annals.append_events), in binary format.
 struct AppendArrays {
   std::string streams;
   std::string expected;
@@ -87,17 +90,35 @@ struct AppendArrays {
 };
 
 AppendArrays append_arrays(const AppendTargets& streams, const EncodedAppends& encoded) {
-  ArrayLiteral stream_ids, expected, counts, ids, types, schema_versions, data, metadata;
+  std::size_t events = 0;
+  std::size_t type_bytes = 0;
+  std::size_t data_bytes = 0;
+  std::size_t metadata_bytes = 0;
+  for (const auto& stream : encoded) {
+    events += stream.size();
+    for (const auto& event : stream) {
+      type_bytes += event.type.size();
+      data_bytes += event.data.size();
+      metadata_bytes += event.metadata.size();
+    }
+  }
+  constexpr std::size_t kPerElement = 5;  // length + jsonb's version byte
+  BinaryArray stream_ids(ElementType::kText), expected(ElementType::kInt8),
+      counts(ElementType::kInt4), ids(ElementType::kUuid, events * 20),
+      types(ElementType::kText, type_bytes + events * kPerElement),
+      schema_versions(ElementType::kInt4, events * 8),
+      data(ElementType::kJsonb, data_bytes + events * kPerElement),
+      metadata(ElementType::kJsonb, metadata_bytes + events * kPerElement);
   for (std::size_t s = 0; s < streams.size(); ++s) {
-    stream_ids.add_quoted(streams[s].first->value());
-    expected.add_number(expected_code(streams[s].second));
-    counts.add_number(static_cast<std::int64_t>(encoded[s].size()));
+    stream_ids.add_text(streams[s].first->value());
+    expected.add_int8(expected_code(streams[s].second));
+    counts.add_int4(static_cast<std::int32_t>(encoded[s].size()));
     for (const auto& event : encoded[s]) {
-      ids.add_plain(event.id.to_string());
-      types.add_quoted(event.type);
-      schema_versions.add_number(event.schema_version);
-      data.add_quoted(event.data);
-      metadata.add_quoted(event.metadata);
+      ids.add_uuid(event.id.uuid());
+      types.add_text(event.type);
+      schema_versions.add_int4(event.schema_version);
+      data.add_jsonb(event.data);
+      metadata.add_jsonb(event.metadata);
     }
   }
   return AppendArrays{
@@ -337,13 +358,23 @@ class PostgresEventStore final : public EventStore {
                                  : "append to " + std::to_string(streams.size()) + " streams";
     const auto arrays = append_arrays(streams, encoded);
     const bool notify_here = options_.notify_on_append && options_.notify_in_transaction;
-    const std::array<const char*, 9> values{
-        arrays.streams.c_str(), arrays.expected.c_str(), arrays.counts.c_str(),
-        arrays.ids.c_str(),     arrays.types.c_str(),    arrays.schema_versions.c_str(),
-        arrays.data.c_str(),    arrays.metadata.c_str(), notify_here ? "true" : "false"};
+    const auto binary = [](const std::string& bytes) {
+      return detail::LibpqConnection::Param{
+          .data = bytes.data(), .length = static_cast<int>(bytes.size()), .binary = true};
+    };
+    const std::array<detail::LibpqConnection::Param, 9> values{
+        binary(arrays.streams),
+        binary(arrays.expected),
+        binary(arrays.counts),
+        binary(arrays.ids),
+        binary(arrays.types),
+        binary(arrays.schema_versions),
+        binary(arrays.data),
+        binary(arrays.metadata),
+        detail::LibpqConnection::Param{.data = notify_here ? "true" : "false"}};
     const auto rows = detail::run_pooled(
         pool_, what, &state, retry_policy(), [&](detail::LibpqConnection& connection) {
-          return connection.exec_prepared(sql::kAppendName, values);
+          return connection.exec_prepared_params(sql::kAppendName, values);
         });
 
     std::vector<AppendResult> results;
