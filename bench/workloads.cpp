@@ -49,8 +49,16 @@ std::string insert_sql(int batch, bool notify) {
 // The store's read_all statement (eventstore/postgres/src/sql.hpp, kReadAll), copied. Its
 // ORDER BY must name the table's columns (`e.`): a bare `transaction_id` would name the text
 // output column and sort the whole table as text for every page.
-std::string keyset_sql() {
-  return std::string("SELECT ") + kEventColumns +
+// The columns a reader in `format` selects.
+const char* columns(ResultFormat format) {
+  return format == ResultFormat::kNative ? kNativeColumns : kEventColumns;
+}
+
+// PQexecPrepared's resultFormat for `format`.
+int wire_format(ResultFormat format) { return format == ResultFormat::kText ? 0 : 1; }
+
+std::string keyset_sql(ResultFormat format) {
+  return std::string("SELECT ") + columns(format) +
          " FROM annals.events e"
          " WHERE (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint)"
          "   AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
@@ -67,8 +75,8 @@ void ensure_full_page(std::uint64_t got, std::uint64_t wanted) {
 // The store's read_stream columns over one stream's versions $2 to $3, in version order: a
 // range scan of the primary key (stream_id, stream_version), what the store's read_stream
 // statement (sql.hpp, kReadStreamForward) reads for a whole stream.
-std::string stream_range_sql() {
-  return std::string("SELECT ") + kEventColumns +
+std::string stream_range_sql(ResultFormat format) {
+  return std::string("SELECT ") + columns(format) +
          " FROM annals.events e"
          " WHERE e.stream_id = $1 AND e.stream_version BETWEEN $2 AND $3"
          " ORDER BY e.stream_version";
@@ -97,7 +105,7 @@ void ensure_touched(std::uint64_t checksum) {
 ReadStep keyset_pager(PgConnection& connection, std::uint64_t limit, ResultFormat format,
                       bool touch) {
   const std::string statement = std::string("raw_keyset_") + format_name(format);
-  connection.prepare(statement, keyset_sql(), {});
+  connection.prepare(statement, keyset_sql(format), {});
   struct Cursor {
     std::string commit = "0";
     std::string sequence = "0";
@@ -111,14 +119,19 @@ ReadStep keyset_pager(PgConnection& connection, std::uint64_t limit, ResultForma
     const std::array<const char*, 3> values{cursor->commit.c_str(), cursor->sequence.c_str(),
                                             count.c_str()};
     const auto page = connection.exec_prepared(statement.c_str(), 3, values.data(), nullptr,
-                                               nullptr, PGRES_TUPLES_OK, static_cast<int>(format));
+                                               nullptr, PGRES_TUPLES_OK, wire_format(format));
     const auto rows = static_cast<std::uint64_t>(page.rows());
     ensure_full_page(rows, wanted);
     if (touch) ensure_touched(page.touch_all_fields());
     const int last = page.rows() - 1;
-    // Column 0 is `transaction_id::text`: a text value's binary form is its text.
-    cursor->commit.assign(PQgetvalue(page.get(), last, 0),
-                          static_cast<std::size_t>(PQgetlength(page.get(), last, 0)));
+    // Column 0 is `transaction_id::text` (a text value's binary form is its text), or in
+    // native form the xid8 itself (8 bytes, network order).
+    if (format == ResultFormat::kNative) {
+      cursor->commit = std::to_string(static_cast<std::uint64_t>(binary_int8(page, last, 0)));
+    } else {
+      cursor->commit.assign(PQgetvalue(page.get(), last, 0),
+                            static_cast<std::size_t>(PQgetlength(page.get(), last, 0)));
+    }
     cursor->sequence = format == ResultFormat::kText ? page.text(last, 1)
                                                      : std::to_string(binary_int8(page, last, 1));
     cursor->read += rows;
@@ -243,7 +256,15 @@ std::uint64_t verify_pass(const std::string& conninfo) {
 }
 
 const char* format_name(ResultFormat format) noexcept {
-  return format == ResultFormat::kBinary ? "binary" : "text";
+  switch (format) {
+    case ResultFormat::kText:
+      return "text";
+    case ResultFormat::kBinary:
+      return "binary";
+    case ResultFormat::kNative:
+      return "native";
+  }
+  return "?";
 }
 
 ReadStep raw_keyset_reader(PgConnection& connection, std::uint64_t limit) {
@@ -264,12 +285,12 @@ ReadStep ceiling_stream_reader(PgConnection& connection, std::string stream, std
   };
   auto query = std::make_shared<Query>(Query{std::string("ceiling_stream_") + format_name(format),
                                              std::move(stream), "1", std::to_string(events)});
-  connection.prepare(query->statement, stream_range_sql(), {});
+  connection.prepare(query->statement, stream_range_sql(format), {});
   return [&connection, query, events, format]() -> std::uint64_t {
     const std::array<const char*, 3> values{query->stream.c_str(), query->first.c_str(),
                                             query->last.c_str()};
     const auto rows = connection.exec_prepared(query->statement.c_str(), 3, values.data(), nullptr,
-                                               nullptr, PGRES_TUPLES_OK, static_cast<int>(format));
+                                               nullptr, PGRES_TUPLES_OK, wire_format(format));
     const auto count = static_cast<std::uint64_t>(rows.rows());
     if (count != events) {
       throw std::runtime_error("stream " + query->stream + " returned " + std::to_string(count) +

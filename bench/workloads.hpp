@@ -43,6 +43,11 @@ inline constexpr const char* kEventColumns =
     "e.event_id::text, e.event_type, e.schema_version, e.data::text, e.metadata::text, "
     "(extract(epoch FROM e.recorded_at) * 1000000)::bigint";
 
+/// The same columns in their stored types, for ResultFormat::kNative.
+inline constexpr const char* kNativeColumns =
+    "e.transaction_id, e.global_position, e.stream_id, e.stream_version, e.event_id, "
+    "e.event_type, e.schema_version, e.data, e.metadata, e.recorded_at";
+
 /// One COPY of the first `limit` events of annals.events in log order; returns the rows.
 std::uint64_t ceiling_copy_pass(PgConnection& connection, std::uint64_t limit);
 
@@ -59,11 +64,15 @@ std::uint64_t verify_pass(const std::string& conninfo);
 /// the log ends before `limit` events.
 using ReadStep = std::function<std::uint64_t()>;
 
-/// The format a raw libpq reader asks the server to send its rows in (PQexecPrepared's
-/// resultFormat). Which is faster depends on the columns, so the read ceilings try both.
-enum class ResultFormat : int { kText = 0, kBinary = 1 };
+/// How a raw libpq reader asks for its rows. kText and kBinary select the store's read columns
+/// (kEventColumns) in text or binary result format (PQexecPrepared's resultFormat); kNative
+/// selects the same columns in their stored types (kNativeColumns: xid8, uuid, jsonb and
+/// timestamptz as they are, no casts) in binary format, which is how a plain PostgreSQL reader
+/// that wants the fastest read would ask. Which is fastest depends on the columns, so the read
+/// ceilings try all three and take the best.
+enum class ResultFormat : int { kText = 0, kBinary = 1, kNative = 2 };
 
-/// "text" or "binary".
+/// "text", "binary" or "native".
 [[nodiscard]] const char* format_name(ResultFormat format) noexcept;
 
 /// The ceiling of `read_all`: pages of 1,000 through the first `limit` events of the log, over
