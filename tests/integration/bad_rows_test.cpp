@@ -451,6 +451,39 @@ TEST_F(BadRowsTest, AFilteredReadDeliversBadRowsOfItsCategory) {
   EXPECT_EQ(events[0].stream_id.category(), category_);  // the replacement keeps the category
 }
 
+// The store reads recorded times in binary form (microseconds since 2000-01-01). The owner can
+// store times no clock holds: 'infinity', '-infinity', year 294,276. They are delivered
+// (saturated to the clock's ends), not a CorruptionError that would stop every reader there.
+TEST_F(BadRowsTest, RecordedTimesNoClockHoldsAreDeliveredSaturated) {
+  const std::string stream = category_ + "-times";
+  {
+    pqxx::connection connection(annals::testing::test_database_url());
+    pqxx::work tx(connection);
+    const char* times[] = {"infinity", "-infinity", "294276-12-31 23:59:59+00"};
+    std::int64_t version = 0;
+    for (const char* time : times) {
+      tx.exec_params0(
+          "INSERT INTO annals.events (transaction_id, stream_id, stream_version, event_id,"
+          "   event_type, schema_version, data, metadata, recorded_at, hash)"
+          " VALUES (pg_current_xact_id(), $1, $2, gen_random_uuid(), 'Fine', 1, '{}', '{}',"
+          "   $3::timestamptz, '\\x00')",
+          stream, ++version, time);
+    }
+    tx.commit();
+  }
+  const auto events = store_->read_stream(StreamId(stream));
+  ASSERT_EQ(events.size(), 3u);
+  using Clock = std::chrono::system_clock;
+  const auto most =
+      std::chrono::time_point_cast<std::chrono::microseconds>(Clock::time_point::max());
+  const auto least =
+      std::chrono::time_point_cast<std::chrono::microseconds>(Clock::time_point::min());
+  EXPECT_EQ(std::chrono::time_point_cast<std::chrono::microseconds>(events[0].recorded_at), most);
+  EXPECT_EQ(std::chrono::time_point_cast<std::chrono::microseconds>(events[1].recorded_at), least);
+  EXPECT_EQ(std::chrono::time_point_cast<std::chrono::microseconds>(events[2].recorded_at), most);
+  for (const auto& event : events) EXPECT_FALSE(event.is_undecodable());
+}
+
 std::vector<std::string> raw_lines(const std::string& text) {
   std::vector<std::string> lines;
   std::istringstream in(text);

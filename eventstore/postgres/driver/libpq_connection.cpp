@@ -243,11 +243,11 @@ void LibpqConnection::end_pipeline(const char* what) {
 
 void LibpqConnection::stream_prepared(const char* name, std::span<const char* const> values,
                                       const std::function<void(Row)>& on_row,
-                                      const char* statement_timeout) {
+                                      const char* statement_timeout, bool binary_results) {
   const bool limited = statement_timeout != nullptr;
   if (limited) send_statement_timeout(statement_timeout, name);
   if (PQsendQueryPrepared(connection_, name, static_cast<int>(values.size()), values.data(),
-                          nullptr, nullptr, 0) != 1) {
+                          nullptr, nullptr, binary_results ? 1 : 0) != 1) {
     throw_connection_error(name);
   }
   OwnedResult refused;  // the server's first error, if any

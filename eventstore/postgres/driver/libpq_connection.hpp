@@ -124,9 +124,10 @@ class LibpqConnection {
   /// then Sync), so other statements on the connection keep the session's setting.
   /// Throws: what `on_row` threw; DbError: broken when the connection broke (the statement may
   /// have reached the server), refused with the SQLSTATE when the server refused it.
+  /// `binary_results`: ask for every column in binary format (libpq's resultFormat 1).
   void stream_prepared(const char* name, std::span<const char* const> values,
                        const std::function<void(Row)>& on_row,
-                       const char* statement_timeout = nullptr);
+                       const char* statement_timeout = nullptr, bool binary_results = false);
 
  private:
   [[noreturn]] void throw_connection_error(const std::string& what) const;

@@ -322,7 +322,7 @@ class PostgresEventStore final : public EventStore {
               [&](EventRow row) {
                 events.push_back(decode_event(row, events.empty() ? nullptr : &events.back()));
               },
-              read_statement_timeout_.empty() ? nullptr : read_statement_timeout_.c_str());
+              read_statement_timeout_.empty() ? nullptr : read_statement_timeout_.c_str(), true);
           return events;
         });
   }

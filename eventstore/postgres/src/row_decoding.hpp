@@ -6,11 +6,12 @@
 
 namespace annals::postgres::detail {
 
-/// One row of ANNALS_EVENT_COLUMNS (sql.hpp), as text; none of them is NULL.
+/// One row of ANNALS_EVENT_COLUMNS (sql.hpp) in binary format; none of them is NULL.
 using EventRow = LibpqConnection::Row;
 
-/// Decodes `row`. The columns whose types guarantee their form are parsed here (a failure is a
-/// CorruptionError: the row cannot even be placed in the log); the rest is
+/// Decodes `row`. The columns whose types guarantee their form are read here from their binary
+/// form (a field of the wrong size is a CorruptionError: the row cannot even be placed in the
+/// log); the rest is
 /// decode_stored_event's, which marks a row it cannot decode instead of throwing.
 /// `previous` (may be null): the event decoded just before (see decode_stored_event).
 /// Throws: CorruptionError.

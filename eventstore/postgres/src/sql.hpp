@@ -42,13 +42,14 @@ inline constexpr const char* kNotifyName = "annals_notify";
 inline constexpr const char* kNotify = "SELECT pg_notify('annals_events', '')";
 inline constexpr const char* kNotifierSession = "SET synchronous_commit = off";
 
-// The columns every read returns, in this order (see decode_event). Reads alias the table as
-// `e` and ORDER BY qualified columns: a bare `transaction_id` in ORDER BY would name the output
-// column `transaction_id::text` and sort the log as text (wrong order, and no index).
-#define ANNALS_EVENT_COLUMNS                                                           \
-  "e.transaction_id::text AS tx, e.global_position, e.stream_id, e.stream_version, "   \
-  "e.event_id::text, e.event_type, e.schema_version, e.data::text, e.metadata::text, " \
-  "(extract(epoch FROM e.recorded_at) * 1000000)::bigint"
+// The columns every read returns, in this order, in their stored types: the reads ask for binary
+// results (decode_event reads each column's binary form), which spares the server rendering
+// numbers, uuids and times as text and the client parsing them back. Reads alias the table as
+// `e` and ORDER BY qualified columns (an output column named like a table column would
+// otherwise win in ORDER BY).
+#define ANNALS_EVENT_COLUMNS                                                                       \
+  "e.transaction_id, e.global_position, e.stream_id, e.stream_version, e.event_id, e.event_type, " \
+  "e.schema_version, e.data, e.metadata, e.recorded_at"
 
 inline constexpr const char* kReadStreamForwardName = "annals_read_stream_forward";
 inline constexpr const char* kReadStreamForward =
