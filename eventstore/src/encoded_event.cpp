@@ -8,6 +8,7 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/json_limits.hpp"
+#include "json_text_validation.hpp"
 #include "text_validation.hpp"
 
 namespace annals::detail {
@@ -92,6 +93,34 @@ std::string encode_json(const StreamId& stream, std::size_t index, std::string_v
   return text;
 }
 
+// Checks JSON text an application gave for one field of an event (NewEvent::data_json or
+// metadata_json) and takes it as the field's serialized form, as it is: the same rules as
+// encode_json's, on the text (json_text_validation.hpp), without a tree.
+std::string take_json_text(const StreamId& stream, std::size_t index, std::string_view field,
+                           const std::string& text, std::size_t max_bytes, JsonTextShape shape) {
+  const std::string name(field);
+  if (text.size() > max_bytes) {
+    fail_event(stream, index,
+               name + " is " + std::to_string(text.size()) + " bytes, over the limit of " +
+                   std::to_string(max_bytes) + " bytes");
+  }
+  if (auto problem = find_json_text_problem(text, shape)) {
+    fail_event(stream, index, name + " " + *problem);
+  }
+  return text;
+}
+
+// A part given as text leaves its tree at the default, an empty object: a part set in both
+// forms is a mistake whichever of them the caller meant.
+void check_one_form(const StreamId& stream, std::size_t index, const nlohmann::json& tree,
+                    const std::optional<std::string>& text, std::string_view field) {
+  if (!text.has_value() || (tree.is_object() && tree.empty())) return;
+  const std::string name(field);
+  fail_event(stream, index,
+             "it sets both " + name + " and " + name + "_json; set one of them (" + name +
+                 " stays an empty object when " + name + "_json is set)");
+}
+
 void check_type(const StreamId& stream, std::size_t index, const std::string& type) {
   if (auto problem = find_type_problem(type)) fail_event(stream, index, *problem);
 }
@@ -119,6 +148,8 @@ std::vector<EncodedEvent> encode_events(const StreamId& stream, const std::vecto
       fail_event(stream, index,
                  "schema_version must be >= 1, got " + std::to_string(event.schema_version));
     }
+    check_one_form(stream, index, event.data, event.data_json, "data");
+    check_one_form(stream, index, event.metadata, event.metadata_json, "metadata");
     if (!event.metadata.is_object()) {
       fail_event(
           stream, index,
@@ -139,9 +170,15 @@ std::vector<EncodedEvent> encode_events(const StreamId& stream, const std::vecto
     }
     out.type = event.type;
     out.schema_version = event.schema_version;
-    out.data = encode_json(stream, index, "data", event.data, limits.max_data_bytes);
+    out.data = event.data_json
+                   ? take_json_text(stream, index, "data_json", *event.data_json,
+                                    limits.max_data_bytes, JsonTextShape::kAnyValue)
+                   : encode_json(stream, index, "data", event.data, limits.max_data_bytes);
     out.metadata =
-        encode_json(stream, index, "metadata", event.metadata, limits.max_metadata_bytes);
+        event.metadata_json
+            ? take_json_text(stream, index, "metadata_json", *event.metadata_json,
+                             limits.max_metadata_bytes, JsonTextShape::kObject)
+            : encode_json(stream, index, "metadata", event.metadata, limits.max_metadata_bytes);
     encoded.push_back(std::move(out));
   }
   return encoded;

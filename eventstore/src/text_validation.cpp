@@ -121,6 +121,11 @@ std::string quote_for_message(std::string_view text, std::size_t max_bytes) {
   return out;
 }
 
+std::size_t utf8_sequence_length(std::string_view text, std::size_t at) noexcept {
+  const Decoded decoded = decode_utf8(text, at);
+  return decoded.code_point < 0 ? 0 : decoded.length;
+}
+
 bool is_valid_utf8(std::string_view text) noexcept {
   for (std::size_t at = 0; at < text.size();) {
     const Decoded decoded = decode_utf8(text, at);

@@ -16,6 +16,10 @@ namespace annals::detail {
 /// parser accepts in a JSON string.
 [[nodiscard]] bool is_valid_utf8(std::string_view text) noexcept;
 
+/// The length of the well-formed UTF-8 sequence (is_valid_utf8's rules) that starts at byte
+/// `at` of `text`, 1 to 4; 0 when the bytes there are not one. Requires: at < text.size().
+[[nodiscard]] std::size_t utf8_sequence_length(std::string_view text, std::size_t at) noexcept;
+
 /// The first reason `text` is not valid UTF-8 free of control characters (U+0000-U+001F,
 /// U+007F-U+009F), e.g. "contains control character U+000A at byte offset 3"; empty when
 /// the text is fine.

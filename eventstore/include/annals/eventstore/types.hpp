@@ -152,6 +152,27 @@ class Position {
 };
 
 /// An event to append.
+///
+/// Data and metadata come either as nlohmann::json trees (`data`, `metadata`) or, for an
+/// application that already holds JSON text (its own serializer, a message it received), as
+/// that text (`data_json`, `metadata_json`), which a store takes as it is: no tree is built on
+/// the way to PostgreSQL. Set at most one form per part; the tree of a part given as text stays
+/// at its default (an empty object).
+///
+///   annals::NewEvent event{.type = "MoneyDeposited"};
+///   event.data_json = R"({"amount_cents": 1250, "currency": "EUR"})";
+///
+/// Text is checked as strictly as a tree, on the client, before anything is sent (append
+/// throws InvalidArgumentError naming the stream, the event index and the problem; nothing is
+/// written): one JSON value (RFC 8259: no trailing text, no byte order mark, no comments),
+/// valid UTF-8 with every `\u` escape a character (no unpaired surrogate), no `\u0000`
+/// (PostgreSQL's jsonb cannot store it), no number a double cannot hold (beyond about 1.8e308,
+/// or not zero but rounding to zero), nested at most kMaxJsonDepth levels, within
+/// AppendLimits' byte limits (counted on the text as given), and metadata an object. Stored,
+/// it is the same event as the tree the text parses to: it reads back as that tree, and a
+/// re-send of the same ids may use either form (content is compared as JSON values, so key
+/// order and spacing do not matter).
+/// Cost: one pass over each text to validate it, in place of building and serializing a tree.
 struct NewEvent {
   /// Left empty, the store assigns a time-ordered id before sending. Supply it (derived from a
   /// command id, say) to make the append idempotent across retries.
@@ -164,7 +185,15 @@ struct NewEvent {
   nlohmann::json data = nlohmann::json::object();
   /// Free-form metadata: a JSON object (correlation ids, traceparent, ...).
   nlohmann::json metadata = nlohmann::json::object();
+  /// The payload as JSON text, in place of `data` (which then must stay an empty object).
+  /// Empty: `data` is the payload.
+  std::optional<std::string> data_json;
+  /// The metadata as JSON text of an object, in place of `metadata` (which then must stay an
+  /// empty object). Empty: `metadata` is the metadata.
+  std::optional<std::string> metadata_json;
 
+  /// Equal when every member is equal: an event given as text is not equal to the same event
+  /// given as a tree (though a store treats them as the same content).
   friend bool operator==(const NewEvent&, const NewEvent&) = default;
 };
 

@@ -22,9 +22,12 @@ struct EncodedEvent {
 
 /// Validates `events` for an append to `stream` and serializes them. Assigns a time-ordered id
 /// to events without one.
+/// Data and metadata given as text (NewEvent::data_json, metadata_json) are checked and taken
+/// as they are (json_text_validation.hpp); trees are checked and serialized.
 /// Throws: InvalidArgumentError naming the stream, the event index and what is wrong (empty
 /// append, too many events, bad type name, schema version < 1, metadata not an object,
-/// payload over the limits, JSON that cannot be serialized, nil or duplicate event ids).
+/// payload over the limits, JSON that cannot be serialized, JSON text a store cannot take, a
+/// part set both as a tree and as text, nil or duplicate event ids).
 [[nodiscard]] std::vector<EncodedEvent> encode_events(const StreamId& stream,
                                                       const std::vector<NewEvent>& events,
                                                       const AppendLimits& limits);

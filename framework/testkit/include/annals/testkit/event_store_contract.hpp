@@ -15,15 +15,17 @@
 //
 // The tests are grouped by concern in annals/testkit/event_store_contract/: append.hpp
 // (expected versions, concurrency, multi-stream appends), idempotency.hpp, read.hpp (streams
-// and the global log), event_content.hpp (validation, limits, round trips) and subscribe.hpp
-// (subscriptions, head position, change signals); fixture.hpp holds the fixture and its
-// helpers. This header includes them all and registers the suite, so it is the one to include.
+// and the global log), event_content.hpp (validation, limits, round trips), json_text.hpp
+// (data and metadata appended as JSON text) and subscribe.hpp (subscriptions, head position,
+// change signals); fixture.hpp holds the fixture and its helpers. This header includes them
+// all and registers the suite, so it is the one to include.
 #pragma once
 
 #include "annals/testkit/event_store_contract/append.hpp"
 #include "annals/testkit/event_store_contract/event_content.hpp"
 #include "annals/testkit/event_store_contract/fixture.hpp"
 #include "annals/testkit/event_store_contract/idempotency.hpp"
+#include "annals/testkit/event_store_contract/json_text.hpp"
 #include "annals/testkit/event_store_contract/read.hpp"
 #include "annals/testkit/event_store_contract/subscribe.hpp"
 
@@ -78,6 +80,11 @@ REGISTER_TYPED_TEST_SUITE_P(
     // round trips
     DataMayBeAnyJsonValue, UnicodeAndSqlMetacharactersRoundTripVerbatim,
     RecordedAtIsWithinTheAppendWindow,
+    // JSON text (NewEvent::data_json, metadata_json)
+    JsonTextReadsBackAsTheTreeItParsesTo, JsonTextAndTreeMixWithinOneEvent,
+    ResendInTheOtherJsonFormIsExact, BadJsonTextIsRefusedAndWritesNothing,
+    MetadataJsonThatIsNotAnObjectIsRefused, DataOrMetadataSetAsTreeAndTextIsRefused,
+    JsonTextAtTheLimitsIsAccepted,
     // subscriptions
     SubscriptionCatchesUpThenDeliversLiveEventsExactlyOnce,
     SubscriptionWithFilterDeliversOnlyMatchingEvents,
