@@ -4,7 +4,10 @@
 
 #include <map>
 #include <set>
+#include <span>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/json_limits.hpp"
@@ -94,20 +97,28 @@ std::string encode_json(const StreamId& stream, std::size_t index, std::string_v
 }
 
 // Checks JSON text an application gave for one field of an event (NewEvent::data_json or
-// metadata_json) and takes it as the field's serialized form, as it is: the same rules as
-// encode_json's, on the text (json_text_validation.hpp), without a tree.
-std::string take_json_text(const StreamId& stream, std::size_t index, std::string_view field,
-                           const std::string& text, std::size_t max_bytes, JsonTextShape shape) {
-  const std::string name(field);
+// metadata_json), which the store then takes as the field's serialized form, as it is: the
+// same rules as encode_json's, on the text (json_text_validation.hpp), without a tree.
+void check_json_text(const StreamId& stream, std::size_t index, std::string_view field,
+                     const std::string& text, std::size_t max_bytes, JsonTextShape shape) {
   if (text.size() > max_bytes) {
     fail_event(stream, index,
-               name + " is " + std::to_string(text.size()) + " bytes, over the limit of " +
-                   std::to_string(max_bytes) + " bytes");
+               std::string(field) + " is " + std::to_string(text.size()) +
+                   " bytes, over the limit of " + std::to_string(max_bytes) + " bytes");
   }
   if (auto problem = find_json_text_problem(text, shape)) {
-    fail_event(stream, index, name + " " + *problem);
+    fail_event(stream, index, std::string(field) + " " + *problem);
   }
-  return text;
+}
+
+// `value`, moved when the events are the caller's to take (Event is non-const), else copied.
+template <typename Event, typename T>
+T take_or_copy(T& value) {
+  if constexpr (std::is_const_v<Event>) {
+    return value;
+  } else {
+    return std::move(value);
+  }
 }
 
 // A part given as text leaves its tree at the default, an empty object: a part set in both
@@ -125,10 +136,11 @@ void check_type(const StreamId& stream, std::size_t index, const std::string& ty
   if (auto problem = find_type_problem(type)) fail_event(stream, index, *problem);
 }
 
-}  // namespace
-
-std::vector<EncodedEvent> encode_events(const StreamId& stream, const std::vector<NewEvent>& events,
-                                        const AppendLimits& limits) {
+// encode_events, for `Event` = const NewEvent (copying types and JSON text) or NewEvent (moving
+// them out of `events`).
+template <typename Event>
+std::vector<EncodedEvent> encode(const StreamId& stream, std::span<Event> events,
+                                 const AppendLimits& limits) {
   if (events.empty()) {
     throw InvalidArgumentError("invalid append to " + stream_text(stream) + ": it has no events");
   }
@@ -142,7 +154,7 @@ std::vector<EncodedEvent> encode_events(const StreamId& stream, const std::vecto
   std::vector<EncodedEvent> encoded;
   encoded.reserve(events.size());
   for (std::size_t index = 0; index < events.size(); ++index) {
-    const NewEvent& event = events[index];
+    Event& event = events[index];
     check_type(stream, index, event.type);
     if (event.schema_version < 1) {
       fail_event(stream, index,
@@ -168,20 +180,38 @@ std::vector<EncodedEvent> encode_events(const StreamId& stream, const std::vecto
     } else {
       out.id = EventId::generate();
     }
-    out.type = event.type;
     out.schema_version = event.schema_version;
-    out.data = event.data_json
-                   ? take_json_text(stream, index, "data_json", *event.data_json,
-                                    limits.max_data_bytes, JsonTextShape::kAnyValue)
-                   : encode_json(stream, index, "data", event.data, limits.max_data_bytes);
-    out.metadata =
-        event.metadata_json
-            ? take_json_text(stream, index, "metadata_json", *event.metadata_json,
-                             limits.max_metadata_bytes, JsonTextShape::kObject)
-            : encode_json(stream, index, "metadata", event.metadata, limits.max_metadata_bytes);
+    if (event.data_json) {
+      check_json_text(stream, index, "data_json", *event.data_json, limits.max_data_bytes,
+                      JsonTextShape::kAnyValue);
+      out.data = take_or_copy<Event>(*event.data_json);
+    } else {
+      out.data = encode_json(stream, index, "data", event.data, limits.max_data_bytes);
+    }
+    if (event.metadata_json) {
+      check_json_text(stream, index, "metadata_json", *event.metadata_json,
+                      limits.max_metadata_bytes, JsonTextShape::kObject);
+      out.metadata = take_or_copy<Event>(*event.metadata_json);
+    } else {
+      out.metadata =
+          encode_json(stream, index, "metadata", event.metadata, limits.max_metadata_bytes);
+    }
+    out.type = take_or_copy<Event>(event.type);
     encoded.push_back(std::move(out));
   }
   return encoded;
+}
+
+}  // namespace
+
+std::vector<EncodedEvent> encode_events(const StreamId& stream, const std::vector<NewEvent>& events,
+                                        const AppendLimits& limits) {
+  return encode(stream, std::span<const NewEvent>(events), limits);
+}
+
+std::vector<EncodedEvent> encode_events(const StreamId& stream, std::vector<NewEvent>&& events,
+                                        const AppendLimits& limits) {
+  return encode(stream, std::span<NewEvent>(events), limits);
 }
 
 void validate_multi_append(const std::vector<StreamAppend>& appends, const AppendLimits& limits) {

@@ -345,7 +345,8 @@ class InMemoryEventStore final : public EventStore {
   AppendResult append(const StreamId& stream, const ExpectedVersion& expected,
                       std::vector<NewEvent> events) override {
     std::vector<PendingAppend> pending;
-    pending.push_back(prepare(stream, expected, detail::encode_events(stream, events, limits_)));
+    pending.push_back(
+        prepare(stream, expected, detail::encode_events(stream, std::move(events), limits_)));
     return std::move(log_->append(pending).front());
   }
 
@@ -354,8 +355,9 @@ class InMemoryEventStore final : public EventStore {
     std::vector<PendingAppend> pending;
     pending.reserve(appends.size());
     for (StreamAppend& append : appends) {
-      pending.push_back(prepare(append.stream_id, append.expected,
-                                detail::encode_events(append.stream_id, append.events, limits_)));
+      pending.push_back(
+          prepare(append.stream_id, append.expected,
+                  detail::encode_events(append.stream_id, std::move(append.events), limits_)));
     }
     return log_->append(pending);
   }

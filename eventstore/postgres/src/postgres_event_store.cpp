@@ -194,7 +194,7 @@ class PostgresEventStore final : public EventStore {
   AppendResult append(const StreamId& stream, const ExpectedVersion& expected,
                       std::vector<NewEvent> events) override {
     EncodedAppends encoded;
-    encoded.push_back(annals::detail::encode_events(stream, events, options_.limits));
+    encoded.push_back(annals::detail::encode_events(stream, std::move(events), options_.limits));
     // Shared by every statement this append sends: once one of them may have committed, the
     // append can only end in its result, an authoritative refusal or OutcomeUnknownError; and
     // all of them end by one deadline.
@@ -213,9 +213,9 @@ class PostgresEventStore final : public EventStore {
     annals::detail::validate_multi_append(appends, options_.limits);
     EncodedAppends encoded;
     AppendTargets streams;
-    for (const auto& append : appends) {
-      encoded.push_back(
-          annals::detail::encode_events(append.stream_id, append.events, options_.limits));
+    for (auto& append : appends) {
+      encoded.push_back(annals::detail::encode_events(append.stream_id, std::move(append.events),
+                                                      options_.limits));
       streams.emplace_back(&append.stream_id, append.expected);
     }
     detail::WriteState state{.deadline = call_deadline()};

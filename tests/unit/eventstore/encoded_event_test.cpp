@@ -237,6 +237,25 @@ TEST(EncodeJsonTextTest, TakesTheTextAsItIs) {
   EXPECT_EQ(encoded[0].metadata, R"({"z": 1, "a": 2})");
 }
 
+// The overload for stores, which moves types and text out of the events, encodes the same.
+TEST(EncodeJsonTextTest, TakingTheEventsEncodesTheSameAsCopyingThem) {
+  std::vector<NewEvent> events{text_event(R"({"a": [1, "x"]})"), event("Tree", {{"b", 2}})};
+  events[0].metadata_json = R"({"m": true})";
+  events[0].id = EventId::generate();
+  events[1].id = EventId::generate();
+  const auto copied = encode_events(kStream, events, {});
+  const auto taken = encode_events(kStream, std::vector<NewEvent>(events), {});
+  ASSERT_EQ(taken.size(), 2u);
+  for (std::size_t i = 0; i < taken.size(); ++i) {
+    EXPECT_EQ(taken[i].id, copied[i].id);
+    EXPECT_EQ(taken[i].type, copied[i].type);
+    EXPECT_EQ(taken[i].data, copied[i].data);
+    EXPECT_EQ(taken[i].metadata, copied[i].metadata);
+  }
+  EXPECT_EQ(taken[0].data, R"({"a": [1, "x"]})");
+  EXPECT_EQ(taken[0].type, "Happened");
+}
+
 TEST(EncodeJsonTextTest, CountsTheLimitOnTheTextAsGiven) {
   AppendLimits limits;
   limits.max_data_bytes = 10;

@@ -32,6 +32,14 @@ struct EncodedEvent {
                                                       const std::vector<NewEvent>& events,
                                                       const AppendLimits& limits);
 
+/// encode_events, moving each event's type and JSON text (data_json, metadata_json) into the
+/// result instead of copying them: for a store's append, which owns its events. Afterwards the
+/// events are valid but their moved-from members unspecified, whether it returned or threw.
+/// Throws: as the overload above.
+[[nodiscard]] std::vector<EncodedEvent> encode_events(const StreamId& stream,
+                                                      std::vector<NewEvent>&& events,
+                                                      const AppendLimits& limits);
+
 /// Validates a multi-stream append: at least one stream, no stream twice, the total number of
 /// events within limits. Each stream's events are checked by encode_events.
 /// Throws: InvalidArgumentError.
