@@ -166,6 +166,8 @@ struct Figure {
   double target = 0.0;
   /// The store's group commit of single-event appends (off: one transaction per append).
   bool group_commit = true;
+  /// Append figures: how the store side is given each event's data and metadata.
+  AppendInput input = AppendInput::kJsonText;
 };
 
 const std::vector<Figure>& all_figures() {
@@ -175,6 +177,11 @@ const std::vector<Figure>& all_figures() {
       {"append_w16", Kind::kAppend, 16, 1, std::nullopt, 0.9},
       {"append_batch10_w4", Kind::kAppend, 4, 10, std::nullopt, 0.85},
       {"append_batch100_w4", Kind::kAppend, 4, 100, std::nullopt, 0.85},
+      // The same appends from nlohmann::json trees, so that building them stays visible.
+      {"append_w1_json", Kind::kAppend, 1, 1, std::nullopt, 0.0, true, AppendInput::kTree},
+      {"append_batch10_w4_json", Kind::kAppend, 4, 10, std::nullopt, 0.0, true, AppendInput::kTree},
+      {"append_batch100_w4_json", Kind::kAppend, 4, 100, std::nullopt, 0.0, true,
+       AppendInput::kTree},
       {"append_w16_notify_off", Kind::kAppend, 16, 1, false, 0.0},
       {"append_w16_group_commit_off", Kind::kAppend, 16, 1, std::nullopt, 0.0, false},
       {"pg_insert_notify_w16", Kind::kPgNotify, 16, 1, std::nullopt, 0.0},
@@ -252,6 +259,7 @@ constexpr const char* kUsage =
     "                     before measuring it (pg_prewarm), so neither is measured from disk\n"
     "\n"
     "figures: append_w1 append_w4 append_w16 append_batch10_w4 append_batch100_w4\n"
+    "         append_w1_json append_batch10_w4_json append_batch100_w4_json\n"
     "         append_w16_notify_off append_w16_group_commit_off pg_insert_notify_w16\n"
     "         read_all read_all_keyset_raw verify read_stream_1000\n"
     "framework figures: rehydrate_1k_replay rehydrate_1k_snapshot rehydrate_10k_replay\n"
@@ -629,7 +637,7 @@ class Bench {
                                 store_notify(figure), figure.group_commit);
         return run_writers(
             figure.writers, options_.seconds, options_.warmup,
-            store_append(*store, payload_, figure.batch, prefix(figure, round, "s")));
+            store_append(*store, payload_, figure.batch, prefix(figure, round, "s"), figure.input));
       }
       case Kind::kPgNotify:
         return run_writers(
@@ -765,6 +773,7 @@ class Bench {
         f["writers"] = r.figure.writers;
         f["events_per_append"] = r.figure.batch;
         f["notify"] = store_notify(r.figure);
+        f["store_input"] = append_input_name(r.figure.input);
       }
       figures.push_back(std::move(f));
     }

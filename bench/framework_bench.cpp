@@ -466,8 +466,9 @@ nlohmann::json run_framework_benchmarks(const std::string& conninfo,
       const auto run_bare = [&] {
         checkpoint();
         const auto before = checkpoint.usage();
-        const auto slice = run_writers(spec.writers, options.seconds, options.warmup_seconds,
-                                       store_append(*store, payload, 1, "benchbare-" + prefix));
+        const auto slice = run_writers(
+            spec.writers, options.seconds, options.warmup_seconds,
+            store_append(*store, payload, 1, "benchbare-" + prefix, AppendInput::kTree));
         figure.baseline_wal.push_back(Checkpointer::wal_per_event(before, checkpoint.usage()));
         figure.baseline_samples.push_back(slice.rate());
         figure.baseline_cpu_us.push_back(slice.client_cpu_us_per_event());

@@ -6,7 +6,8 @@
 // - Commands through the CommandBus (load or cache, decide, append, metadata, derived event
 //   ids) with 1 and 16 concurrent callers, each on its own aggregate ("distinct") or all on one
 //   ("shared"), beside the bare store append of the event store benchmark (store_append with
-//   the same ~200-byte payload, expected version tracked by the writer), measured in the same
+//   the same ~200-byte payload as nlohmann trees, as the bus's codec hands the store its
+//   events, expected version tracked by the writer), measured in the same
 //   rounds, interleaved. Target: the bus adds <= 15 % over bare appends for distinct
 //   aggregates, i.e. a rate ratio >= 0.85.
 //

@@ -217,7 +217,31 @@ std::vector<NewEvent> make_events(const Payload& payload, int batch, std::uint64
   return events;
 }
 
+// The events of make_events, with data and metadata as the text the ceiling sends.
+std::vector<NewEvent> make_text_events(const Payload& payload, int batch, std::uint64_t& counter) {
+  std::vector<NewEvent> events;
+  events.reserve(static_cast<std::size_t>(batch));
+  for (int k = 0; k < batch; ++k) {
+    NewEvent event;
+    event.type = payload.event_type;
+    event.data_json = payload.data_text(++counter);
+    event.metadata_json = payload.metadata_text;
+    events.push_back(std::move(event));
+  }
+  return events;
+}
+
 }  // namespace
+
+const char* append_input_name(AppendInput input) noexcept {
+  switch (input) {
+    case AppendInput::kJsonText:
+      return "json_text";
+    case AppendInput::kTree:
+      return "tree";
+  }
+  return "?";
+}
 
 void create_ceiling_table(PgConnection& connection) { connection.exec(kCeilingDdl); }
 
@@ -312,8 +336,9 @@ std::unique_ptr<EventStore> open_store(const std::string& conninfo, std::size_t 
 }
 
 MakeStep store_append(EventStore& store, const Payload& payload, int batch,
-                      std::string stream_prefix) {
-  return [&store, &payload, batch, stream_prefix = std::move(stream_prefix)](int index) -> Step {
+                      std::string stream_prefix, AppendInput input) {
+  return [&store, &payload, batch, stream_prefix = std::move(stream_prefix),
+          input](int index) -> Step {
     struct Writer {
       StreamId stream;
       StreamVersion version = 0;
@@ -321,9 +346,12 @@ MakeStep store_append(EventStore& store, const Payload& payload, int batch,
     };
     auto writer =
         std::make_shared<Writer>(Writer{StreamId(stream_prefix + "-" + std::to_string(index))});
-    return [writer, &store, &payload, batch]() -> std::uint64_t {
-      auto result = store.append(writer->stream, ExpectedVersion::exact(writer->version),
-                                 make_events(payload, batch, writer->counter));
+    return [writer, &store, &payload, batch, input]() -> std::uint64_t {
+      auto events = input == AppendInput::kJsonText
+                        ? make_text_events(payload, batch, writer->counter)
+                        : make_events(payload, batch, writer->counter);
+      auto result =
+          store.append(writer->stream, ExpectedVersion::exact(writer->version), std::move(events));
       writer->version = result.last_version;
       return static_cast<std::uint64_t>(batch);
     };

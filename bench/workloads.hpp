@@ -1,8 +1,9 @@
 // annals-bench: the workloads, each as a harness Step or read pass.
 //
 // Store side: appends through EventStore::append with ExpectedVersion::exact (each writer owns
-// its stream and tracks the version locally, so there are no conflicts), and reads of the
-// global log through EventStore::read_all, decoded into RecordedEvent.
+// its stream and tracks the version locally, so there are no conflicts), given the JSON text
+// the ceiling sends or, for the *_json figures, nlohmann::json trees; and reads of the global
+// log through EventStore::read_all, decoded into RecordedEvent.
 //
 // Ceiling side (plain PostgreSQL, raw libpq): prepared single-row or multi-row INSERTs in
 // autocommit into bench_ceiling.events, which has exactly the columns, types, constraints and
@@ -104,11 +105,24 @@ enum class ResultFormat : int { kText = 0, kBinary = 1, kNative = 2 };
                                                      std::size_t pool_size, bool notify,
                                                      bool group_commit = true);
 
+/// What the store side of an append figure hands the store as each event's data and metadata.
+enum class AppendInput {
+  /// The JSON text the ceiling sends (Payload::data_text(n), Payload::metadata_text), as
+  /// NewEvent::data_json and metadata_json: both sides start from the same bytes.
+  kJsonText,
+  /// nlohmann::json trees (a copy of Payload::data with "n" set, and Payload::metadata), which
+  /// the store validates and serializes: what an application that holds trees pays.
+  kTree,
+};
+
+/// "json_text" or "tree".
+[[nodiscard]] const char* append_input_name(AppendInput input) noexcept;
+
 /// Writer `i` appends `batch` events per append to stream `<prefix>-<i>`, expected version
-/// exact (tracked locally). Event ids are left to the store (it generates UUIDv7s, as the
-/// ceiling does for its rows).
+/// exact (tracked locally), with data and metadata as `input` says. Event ids are left to the
+/// store (it generates UUIDv7s, as the ceiling does for its rows).
 [[nodiscard]] MakeStep store_append(EventStore& store, const Payload& payload, int batch,
-                                    std::string stream_prefix);
+                                    std::string stream_prefix, AppendInput input);
 
 /// Pages of 1,000 through the first `limit` events of the global log with read_all, decoded
 /// into RecordedEvent, over and over (back to the start after `limit` events).
