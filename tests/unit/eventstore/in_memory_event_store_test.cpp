@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -127,6 +128,38 @@ TEST(InMemoryEventStoreTest, HandlerMayAppendToTheStore) {
   ASSERT_TRUE(subscription->wait_for(log.back().position, kTimeout));
   subscription->stop();
   EXPECT_EQ(store->stream_version(target), 3);
+}
+
+// The example of docs/concepts.md, "Appending JSON text" (the behaviour is the
+// EventStoreContract's, on both stores).
+TEST(InMemoryEventStoreTest, AppendsJsonTextAsTheConceptsPageShows) {
+  auto store = make_in_memory_event_store();
+  const StreamId stream("account-42");
+  std::string message;
+  // docs:begin append-json-text
+  // Data and metadata that are JSON text already (your serializer's output, a message you
+  // received) are appended as they are: no nlohmann::json tree is built.
+  annals::NewEvent event;
+  event.type = "MoneyDeposited";
+  event.data_json = R"({"amount_cents": 1250, "currency": "EUR"})";
+  event.metadata_json = R"({"correlation_id": "req-7"})";
+  store->append(stream, annals::ExpectedVersion::no_stream(), {event});
+
+  // Text that is not what a tree could be is refused before anything is sent.
+  event.data_json = R"({"amount_cents": 1250,})";
+  try {
+    store->append(stream, annals::ExpectedVersion::exact(1), {event});
+  } catch (const annals::InvalidArgumentError& e) {
+    message = e.what();  // ...: data_json is not JSON: unexpected character '}' at byte offset 22
+  }
+  // docs:end
+  EXPECT_EQ(message,
+            "invalid event 0 of the append to stream \"account-42\": data_json is not JSON: "
+            "unexpected character '}' at byte offset 22");
+  const auto log = store->read_stream(stream);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0].data, (nlohmann::json{{"amount_cents", 1250}, {"currency", "EUR"}}));
+  EXPECT_EQ(log[0].metadata, (nlohmann::json{{"correlation_id", "req-7"}}));
 }
 
 }  // namespace

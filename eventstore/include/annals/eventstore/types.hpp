@@ -167,12 +167,16 @@ class Position {
 /// written): one JSON value (RFC 8259: no trailing text, no byte order mark, no comments),
 /// valid UTF-8 with every `\u` escape a character (no unpaired surrogate), no `\u0000`
 /// (PostgreSQL's jsonb cannot store it), no number a double cannot hold (beyond about 1.8e308,
-/// or not zero but rounding to zero), nested at most kMaxJsonDepth levels, within
+/// or not zero but rounding to zero) or PostgreSQL's numeric refuses (more than 16383 digits
+/// after the decimal point, counting the exponent), nested at most kMaxJsonDepth levels, within
 /// AppendLimits' byte limits (counted on the text as given), and metadata an object. Stored,
 /// it is the same event as the tree the text parses to: it reads back as that tree, and a
 /// re-send of the same ids may use either form (content is compared as JSON values, so key
-/// order and spacing do not matter).
-/// Cost: one pass over each text to validate it, in place of building and serializing a tree.
+/// order and spacing do not matter; see docs/concepts.md, "Appending JSON text").
+/// Throws (from append, append_multi): InvalidArgumentError, as above, and when a part is set
+/// both as a tree and as text.
+/// Cost: one pass over each text to validate it, no allocation, in place of building and
+/// serializing a tree; the store moves the text into its request.
 struct NewEvent {
   /// Left empty, the store assigns a time-ordered id before sending. Supply it (derived from a
   /// command id, say) to make the append idempotent across retries.
