@@ -84,7 +84,7 @@ const nlohmann::json& LazyJson::parse_once() const {
   }
 }
 
-const nlohmann::json& LazyJson::null_value() noexcept {
+const nlohmann::json& LazyJson::null_value() {
   static const nlohmann::json kNull;
   return kNull;
 }

@@ -43,17 +43,17 @@ struct LazyJsonAccess;
 /// of the parsed nlohmann::json.
 class LazyJson {
  public:
-  using json = nlohmann::json;
+  using Json = nlohmann::json;
 
   /// JSON null, held parsed. Throws: nothing.
-  LazyJson() noexcept : state_(kParsed) {}
+  LazyJson() : state_(kParsed) {}
   /// Holds `value`, parsed. Implicit, so that `RecordedEvent{.data = json{...}}` and
   /// `event.data = json{...}` compile. Throws: what copying `value` throws.
-  LazyJson(json value) noexcept : value_(std::move(value)), state_(kParsed) {}  // NOLINT
+  LazyJson(Json value) noexcept : value_(std::move(value)), state_(kParsed) {}  // NOLINT
   /// Holds the value of an initializer list, as nlohmann::json builds it (`{{"n", 1}}` is an
   /// object), so that `event.data = {{"n", 1}}` keeps compiling. Throws: what building the
   /// json throws.
-  LazyJson(json::initializer_list_t init)  // NOLINT(google-explicit-constructor)
+  LazyJson(Json::initializer_list_t init)  // NOLINT(google-explicit-constructor)
       : value_(init), state_(kParsed) {}
 
   /// Copies what `other` holds: its text, and its value when it is parsed (an unparsed copy
@@ -70,23 +70,23 @@ class LazyJson {
   /// Thread safety: see the class. Cost: the first call of an unparsed value, one parse of the
   /// text (about 1.5 µs for the ~340 bytes of a typical event, -O2); later calls, one atomic
   /// load.
-  [[nodiscard]] const json& get_json() const {
+  [[nodiscard]] const Json& get_json() const {
     if (state_.load(std::memory_order_acquire) == kParsed) return value_;
     return parse_once();
   }
   // NOLINTBEGIN(google-explicit-constructor): the drop-in conversion for const json& users.
-  operator const json&() const { return get_json(); }
+  operator const Json&() const { return get_json(); }
   /// The same for a non-const LazyJson: without it, `json j = lazy;` would go through
   /// nlohmann's converting constructor (and to_json below) with a -Wconversion warning.
-  operator const json&() { return get_json(); }
+  operator const Json&() { return get_json(); }
   // NOLINTEND(google-explicit-constructor)
-  const json& operator*() const { return get_json(); }
-  const json* operator->() const { return &get_json(); }
+  const Json& operator*() const { return get_json(); }
+  const Json* operator->() const { return &get_json(); }
 
   /// The value, for changing it (upcasters). Parses first when needed, then forgets the text,
   /// since the text would no longer describe the value.
   /// Throws: std::bad_alloc only. Thread safety: needs exclusive access.
-  [[nodiscard]] json& mutable_json();
+  [[nodiscard]] Json& mutable_json();
 
   /// The JSON text this value was read from, without parsing, when it holds one (a stored
   /// event read back from PostgreSQL, until mutable_json() is called); empty when it holds only
@@ -112,9 +112,9 @@ class LazyJson {
   /// json read before it inserted. Throws: nlohmann::json::type_error on other non-objects.
   /// A json_pointer key is nlohmann's: out_of_range when missing.
   template <typename Key>
-  requires(!std::is_integral_v<std::remove_cvref_t<Key>>) const json& operator[](Key&& key) const {
-    const json& value = get_json();
-    if constexpr (std::is_same_v<std::remove_cvref_t<Key>, json::json_pointer>) {
+  requires(!std::is_integral_v<std::remove_cvref_t<Key>>) const Json& operator[](Key&& key) const {
+    const Json& value = get_json();
+    if constexpr (std::is_same_v<std::remove_cvref_t<Key>, Json::json_pointer>) {
       return value[key];
     } else {
       if (value.is_object()) {
@@ -127,14 +127,14 @@ class LazyJson {
   }
   /// The element at `index` of an array; null past its end (see operator[](key)).
   /// Throws: nlohmann::json::type_error when the value is not an array (or null).
-  const json& operator[](std::size_t index) const {
-    const json& value = get_json();
+  const Json& operator[](std::size_t index) const {
+    const Json& value = get_json();
     if (value.is_null() || (value.is_array() && index >= value.size())) return null_value();
     return value[index];
   }
   /// Throws: nlohmann::json::out_of_range when missing, type_error when of the wrong type.
   template <typename Key>
-  const json& at(Key&& key) const {
+  const Json& at(Key&& key) const {
     return get_json().at(std::forward<Key>(key));
   }
   template <typename Key>
@@ -146,43 +146,43 @@ class LazyJson {
     return get_json().count(std::forward<Key>(key));
   }
   template <typename Key>
-  [[nodiscard]] json::const_iterator find(Key&& key) const {
+  [[nodiscard]] Json::const_iterator find(Key&& key) const {
     return get_json().find(std::forward<Key>(key));
   }
   /// Throws: as nlohmann::json::get.
   template <typename T>
-  [[nodiscard]] auto get() const -> decltype(std::declval<const json&>().template get<T>()) {
+  [[nodiscard]] auto get() const -> decltype(std::declval<const Json&>().template get<T>()) {
     return get_json().template get<T>();
   }
   template <typename T>
-  auto get_to(T& out) const -> decltype(std::declval<const json&>().get_to(out)) {
+  auto get_to(T& out) const -> decltype(std::declval<const Json&>().get_to(out)) {
     return get_json().get_to(out);
   }
   template <typename Pointer>
   [[nodiscard]] auto get_ptr() const
-      -> decltype(std::declval<const json&>().template get_ptr<Pointer>()) {
+      -> decltype(std::declval<const Json&>().template get_ptr<Pointer>()) {
     return get_json().template get_ptr<Pointer>();
   }
   template <typename Reference>
   [[nodiscard]] auto get_ref() const
-      -> decltype(std::declval<const json&>().template get_ref<Reference>()) {
+      -> decltype(std::declval<const Json&>().template get_ref<Reference>()) {
     return get_json().template get_ref<Reference>();
   }
   /// Throws: as nlohmann::json::value (type_error when not an object).
   template <typename... Args>
   [[nodiscard]] auto value(Args&&... args) const
-      -> decltype(std::declval<const json&>().value(std::forward<Args>(args)...)) {
+      -> decltype(std::declval<const Json&>().value(std::forward<Args>(args)...)) {
     return get_json().value(std::forward<Args>(args)...);
   }
   /// As nlohmann::json::dump; `dump()` of a value held as text parses it first. Where any JSON
   /// text will do, text() avoids both the parse and the dump.
   [[nodiscard]] std::string dump(
       int indent = -1, char indent_char = ' ', bool ensure_ascii = false,
-      json::error_handler_t handler = json::error_handler_t::strict) const {
+      Json::error_handler_t handler = Json::error_handler_t::strict) const {
     return get_json().dump(indent, indent_char, ensure_ascii, handler);
   }
 
-  [[nodiscard]] json::value_t type() const { return get_json().type(); }
+  [[nodiscard]] Json::value_t type() const { return get_json().type(); }
   [[nodiscard]] const char* type_name() const { return get_json().type_name(); }
   [[nodiscard]] bool is_null() const { return get_json().is_null(); }
   [[nodiscard]] bool is_boolean() const { return get_json().is_boolean(); }
@@ -198,17 +198,17 @@ class LazyJson {
   [[nodiscard]] std::size_t size() const { return get_json().size(); }
   [[nodiscard]] bool empty() const { return get_json().empty(); }
   [[nodiscard]] auto items() const { return get_json().items(); }
-  [[nodiscard]] json::const_iterator begin() const { return get_json().begin(); }
-  [[nodiscard]] json::const_iterator end() const { return get_json().end(); }
-  [[nodiscard]] json::const_iterator cbegin() const { return get_json().cbegin(); }
-  [[nodiscard]] json::const_iterator cend() const { return get_json().cend(); }
-  const json& front() const { return get_json().front(); }
-  const json& back() const { return get_json().back(); }
+  [[nodiscard]] Json::const_iterator begin() const { return get_json().begin(); }
+  [[nodiscard]] Json::const_iterator end() const { return get_json().end(); }
+  [[nodiscard]] Json::const_iterator cbegin() const { return get_json().cbegin(); }
+  [[nodiscard]] Json::const_iterator cend() const { return get_json().cend(); }
+  const Json& front() const { return get_json().front(); }
+  const Json& back() const { return get_json().back(); }
 
   /// Equal as JSON values (nlohmann's ==). Two values held as the same text are equal without
   /// parsing; otherwise both are parsed. Throws: std::bad_alloc only.
   friend bool operator==(const LazyJson& a, const LazyJson& b);
-  friend bool operator==(const LazyJson& a, const json& b) { return a.get_json() == b; }
+  friend bool operator==(const LazyJson& a, const Json& b) { return a.get_json() == b; }
   /// Equal to a scalar as nlohmann's `json == 3` is (`event.data["n"] == 3` goes through
   /// operator[]; this is `event.data == 3`).
   template <typename Scalar>
@@ -218,25 +218,26 @@ class LazyJson {
   /// Writes the held text when there is one, else dump() (for logs and test failure messages).
   /// For nlohmann's converting constructor and json_ref (`json{{"data", lazy}}`): copies the
   /// value. Without it nlohmann would take a LazyJson for an array, since it is a range.
-  friend void to_json(json& out, const LazyJson& in) { out = in.get_json(); }
+  friend void to_json(Json& out, const LazyJson& in) { out = in.get_json(); }
   /// Writes the held text when there is one, else dump() (for logs and test failure messages).
   friend std::ostream& operator<<(std::ostream& out, const LazyJson& value);
 
  private:
   friend struct detail::LazyJsonAccess;
-  enum : std::uint8_t { kText, kParsing, kParsed };
+  static constexpr std::uint8_t kText = 0;     // holds text, not parsed yet
+  static constexpr std::uint8_t kParsing = 1;  // one thread is parsing; the others wait
+  static constexpr std::uint8_t kParsed = 2;   // value_ is the value
 
   struct FromText {};
-  LazyJson(FromText, std::string text) noexcept
-      : text_(std::move(text)), has_text_(true), state_(kText) {}
+  LazyJson(FromText, std::string text) : text_(std::move(text)), has_text_(true), state_(kText) {}
 
-  const json& parse_once() const;
-  static const json& null_value() noexcept;
+  const Json& parse_once() const;
+  static const Json& null_value();
 
   std::string text_;
   // Written once by the thread that wins the kText -> kParsing exchange, read by others only
   // after they see kParsed (acquire).
-  mutable json value_;
+  mutable Json value_;
   bool has_text_ = false;
   mutable std::atomic<std::uint8_t> state_;
 };
