@@ -312,6 +312,211 @@ class StoredJsonParser {
   const char* end_;
 };
 
+// Checks, without building anything, that StoredJsonParser accepts `text` with every number
+// held as a number: the same grammar, the same string rules (valid UTF-8, no escaped U+0000,
+// no unpaired surrogate), the same depth limit, and no number beyond a double's range. It does
+// not look for duplicate keys, which the parser refuses: on such text parse_stored_json falls
+// back to nlohmann::json::parse, which accepts it, since everything else about it is valid.
+// So when this accepts, parse_stored_json succeeds; the reverse need not hold (the caller then
+// parses at once, as before issue 14).
+class StoredJsonChecker {
+ public:
+  explicit StoredJsonChecker(std::string_view text) noexcept
+      : p_(text.data()), end_(text.data() + text.size()) {}
+
+  bool check() noexcept {
+    if (!check_value(0)) return false;
+    skip_space();
+    return p_ == end_;
+  }
+
+ private:
+  static constexpr std::size_t kMaxDepth = kMaxJsonDepth;
+  // A number without an exponent that is shorter than this lies between 1e-300 and 1e300 in
+  // magnitude (or is zero), well inside a double's range, and needs no conversion to check.
+  static constexpr std::ptrdiff_t kSurelyInRange = 300;
+
+  void skip_space() noexcept {
+    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\t' || *p_ == '\r')) ++p_;
+  }
+
+  bool check_value(std::size_t depth) noexcept {
+    skip_space();
+    if (p_ == end_) return false;
+    switch (*p_) {
+      case '{':
+        return check_object(depth);
+      case '[':
+        return check_array(depth);
+      case '"':
+        return check_string();
+      case 't':
+        return check_literal("true");
+      case 'f':
+        return check_literal("false");
+      case 'n':
+        return check_literal("null");
+      default:
+        return check_number();
+    }
+  }
+
+  bool check_literal(std::string_view word) noexcept {
+    if (static_cast<std::size_t>(end_ - p_) < word.size() ||
+        std::string_view(p_, word.size()) != word) {
+      return false;
+    }
+    p_ += word.size();
+    return true;
+  }
+
+  bool check_object(std::size_t depth) noexcept {
+    if (depth >= kMaxDepth) return false;
+    ++p_;  // '{'
+    skip_space();
+    if (p_ != end_ && *p_ == '}') {
+      ++p_;
+      return true;
+    }
+    for (;;) {
+      skip_space();
+      if (p_ == end_ || *p_ != '"') return false;
+      if (!check_string()) return false;
+      skip_space();
+      if (p_ == end_ || *p_ != ':') return false;
+      ++p_;
+      if (!check_value(depth + 1)) return false;
+      skip_space();
+      if (p_ == end_) return false;
+      const char next = *p_++;
+      if (next == '}') return true;
+      if (next != ',') return false;
+    }
+  }
+
+  bool check_array(std::size_t depth) noexcept {
+    if (depth >= kMaxDepth) return false;
+    ++p_;  // '['
+    skip_space();
+    if (p_ != end_ && *p_ == ']') {
+      ++p_;
+      return true;
+    }
+    for (;;) {
+      if (!check_value(depth + 1)) return false;
+      skip_space();
+      if (p_ == end_) return false;
+      const char next = *p_++;
+      if (next == ']') return true;
+      if (next != ',') return false;
+    }
+  }
+
+  static bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+
+  bool check_number() noexcept {
+    const char* start = p_;
+    if (p_ != end_ && *p_ == '-') ++p_;
+    if (p_ == end_) return false;
+    if (*p_ == '0') {
+      ++p_;
+    } else if (*p_ >= '1' && *p_ <= '9') {
+      while (p_ != end_ && is_digit(*p_)) ++p_;
+    } else {
+      return false;
+    }
+    if (p_ != end_ && *p_ == '.') {
+      ++p_;
+      if (p_ == end_ || !is_digit(*p_)) return false;
+      while (p_ != end_ && is_digit(*p_)) ++p_;
+    }
+    bool exponent = false;
+    if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
+      exponent = true;
+      ++p_;
+      if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (p_ == end_ || !is_digit(*p_)) return false;
+      while (p_ != end_ && is_digit(*p_)) ++p_;
+    }
+    if (!exponent && p_ - start < kSurelyInRange) return true;
+    // Longer than any 64-bit integer: StoredJsonParser::parse_number reads it as a double and
+    // keeps its text when from_chars reports it out of range.
+    double value = 0;
+    const auto [ptr, ec] = std::from_chars(start, p_, value);
+    return ec == std::errc() && ptr == p_;
+  }
+
+  bool check_hex4(std::uint32_t& value) noexcept {
+    if (end_ - p_ < 4) return false;
+    value = 0;
+    for (int i = 0; i < 4; ++i) {
+      const char c = *p_++;
+      value <<= 4;
+      if (c >= '0' && c <= '9') {
+        value |= static_cast<std::uint32_t>(c - '0');
+      } else if (c >= 'a' && c <= 'f') {
+        value |= static_cast<std::uint32_t>(c - 'a' + 10);
+      } else if (c >= 'A' && c <= 'F') {
+        value |= static_cast<std::uint32_t>(c - 'A' + 10);
+      } else {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // The raw bytes between the quotes are checked as UTF-8 as a whole: escapes are ASCII, so
+  // they are valid UTF-8 exactly when the unescaped string's own bytes are.
+  bool check_string() noexcept {
+    ++p_;  // the opening quote
+    const char* start = p_;
+    bool ascii = true;
+    while (p_ != end_) {
+      const auto c = static_cast<unsigned char>(*p_++);
+      if (c == '"')
+        return ascii ||
+               is_valid_utf8(std::string_view(start, static_cast<std::size_t>(p_ - 1 - start)));
+      if (c < 0x20) return false;
+      if (c >= 0x80) {
+        ascii = false;
+        continue;
+      }
+      if (c != '\\') continue;
+      if (p_ == end_) return false;
+      switch (*p_++) {
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+          break;
+        case 'u': {
+          std::uint32_t cp = 0;
+          if (!check_hex4(cp)) return false;
+          if (cp >= 0xD800 && cp <= 0xDBFF) {
+            std::uint32_t low = 0;
+            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
+            p_ += 2;
+            if (!check_hex4(low) || low < 0xDC00 || low > 0xDFFF) return false;
+          } else if ((cp >= 0xDC00 && cp <= 0xDFFF) || cp == 0) {
+            return false;
+          }
+          break;
+        }
+        default:
+          return false;
+      }
+    }
+    return false;
+  }
+
+  const char* p_;
+  const char* end_;
+};
+
 }  // namespace
 
 nlohmann::json parse_stored_json(std::string_view text) {
@@ -319,5 +524,7 @@ nlohmann::json parse_stored_json(std::string_view text) {
   check_json_text_depth(text, "the text");
   return nlohmann::json::parse(text.begin(), text.end());
 }
+
+bool is_lazy_stored_json(std::string_view text) noexcept { return StoredJsonChecker(text).check(); }
 
 }  // namespace annals::detail

@@ -509,6 +509,30 @@ TEST(CliTest, ReadPrintsEveryKeyAsJsonLines) {
   EXPECT_TRUE(std::regex_match(e["recorded_at"].get<std::string>(), kRfc3339)) << r;
 }
 
+// The stored text is printed without its blanks (issue 14: no parse and dump), so blanks,
+// quotes and backslashes inside strings must survive exactly, keys come in jsonb's order, and
+// the line is what dump() of the value would print up to that order.
+TEST(CliTest, ReadPrintsStoredJsonCompactWithStringsIntact) {
+  const auto stream = unique("account-");
+  const std::string data =
+      R"({"a b": " x , y : z ", "q": "say \"hi\"", "bs": "end\\", "mix": "\\\" ,", )"
+      R"("nested": {"k": [1, 2.5, -3, true, null, "t\tab"]}, "u": "Zo\u00eb \u2713 \ud83d\ude00"})";
+  append_ok({stream, "Opened", data, "--metadata", R"({"note": "a \"b\" c"})"});
+  const auto r = annals_db({"read", stream});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ASSERT_EQ(r.out_json().size(), 1u) << r;
+  const auto expected = nlohmann::json::parse(data);
+  EXPECT_EQ(unordered(r.out_json()[0]["data"]), expected);
+  EXPECT_EQ(unordered(r.out_json()[0]["metadata"]),
+            nlohmann::json::parse(R"({"note": "a \"b\" c"})"));
+  // jsonb orders keys by length, then bytewise; no blank outside a string.
+  EXPECT_NE(r.out.find(R"("data":{"q":"say \"hi\"","u":"Zoë ✓ 😀","bs":"end\\","a b":" x , y : z ",)"
+                       R"("mix":"\\\" ,","nested":{"k":[1,2.5,-3,true,null,"t\tab"]}},)"
+                       R"("metadata":{"note":"a \"b\" c"},)"),
+            std::string::npos)
+      << r;
+}
+
 TEST(CliTest, ReadFromIsTheFirstVersionReturned) {
   const auto stream = unique("account-");
   for (int i = 0; i < 5; ++i) append_ok({stream, "Deposited", "{}"});

@@ -5,7 +5,9 @@
 //     decoder, while nlohmann accepts it;
 //   - a number no double can hold becomes a string of its exact text, where nlohmann throws
 //     (magnitude too large: out_of_range 406) or stores 0 (a non-zero value that underflows).
-// Any other difference, or any other exception, aborts.
+// Any other difference, or any other exception, aborts. And text that
+// annals::detail::is_lazy_stored_json lets a reader keep unparsed (issue 14) must be accepted
+// by both, with equal values and no number kept as text.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -127,6 +129,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const json::exception&) {
   }
 
+  if (annals::detail::is_lazy_stored_json(text)) {
+    check(decoded.has_value() && reference.has_value() && !reference_overflowed);
+    check(same(*decoded, *reference) && *decoded == *reference);
+  }
   if (too_deep) return 0;  // refused by the decoder whatever nlohmann does
   if (reference_overflowed) {
     // The decoder keeps such a number as text. nlohmann stops at the number, so the text may

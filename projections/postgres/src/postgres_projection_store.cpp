@@ -191,6 +191,13 @@ std::int64_t micros_since_epoch(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
 }
 
+// An event's JSON for a jsonb parameter: the text it was read as, when it holds one, which
+// saves parsing it only to dump it again (issue 14).
+std::string json_text(const LazyJson& value) {
+  if (const auto text = value.text()) return std::string(*text);
+  return value.dump();
+}
+
 std::string describe(const std::string& projection) { return "projection \"" + projection + "\""; }
 
 // TTLs travel in milliseconds; a non-positive one would create a lease that is already over.
@@ -352,8 +359,8 @@ class PostgresBatch final : public Batch, public PostgresContext {
                         stored ? stored->stream_id : event.stream_id.value(), event.version,
                         std::to_string(event.position.commit()), event.position.sequence(),
                         stored ? stored->type : event.type, event.schema_version,
-                        stored ? stored->data : event.data.dump(),
-                        stored ? stored->metadata : event.metadata.dump(),
+                        stored ? stored->data : json_text(event.data),
+                        stored ? stored->metadata : json_text(event.metadata),
                         micros_since_epoch(event.recorded_at), error, attempts);
     } catch (const annals::Error&) {
       throw;

@@ -18,6 +18,35 @@ std::string dump(const nlohmann::json& value) {
 
 std::string quoted(const std::string& text) { return dump(nlohmann::json(text)); }
 
+// A value as compact JSON text. An event read from PostgreSQL holds its stored text (jsonb's
+// form: a space after each ':' and ','); dropping the blanks outside strings prints it as
+// before without building the value and dumping it again (issue 14). Keys stay in jsonb's
+// order, which is what was stored. The text was checked on read: valid JSON and UTF-8.
+std::string compact(const LazyJson& value) {
+  const auto text = value.text();
+  if (!text) return dump(*value);
+  std::string out;
+  out.reserve(text->size());
+  bool in_string = false;
+  for (std::size_t at = 0; at < text->size(); ++at) {
+    const char c = (*text)[at];
+    if (in_string) {
+      out.push_back(c);
+      if (c == '\\') {
+        out.push_back((*text)[++at]);  // the escaped character, which may be a quote
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+      out.push_back(c);
+    } else if (c != ' ' && c != '\n' && c != '\t' && c != '\r') {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string format_timestamp(std::chrono::system_clock::time_point time) {
@@ -80,7 +109,7 @@ std::string to_json_line(const RecordedEvent& event) {
          ",\"position\":" + quoted(event.position.to_string()) +
          ",\"event_id\":" + quoted(event.id.to_string()) + ",\"type\":" + quoted(event.type) +
          ",\"schema_version\":" + std::to_string(event.schema_version) +
-         ",\"data\":" + dump(event.data) + ",\"metadata\":" + dump(event.metadata) +
+         ",\"data\":" + compact(event.data) + ",\"metadata\":" + compact(event.metadata) +
          ",\"recorded_at\":" + quoted(format_timestamp(event.recorded_at)) + "}";
 }
 

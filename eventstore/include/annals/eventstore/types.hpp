@@ -24,6 +24,8 @@
 #include <boost/uuid/uuid.hpp>
 #include <nlohmann/json.hpp>
 
+#include "annals/eventstore/lazy_json.hpp"
+
 namespace annals {
 
 /// The name of a stream: `category-id` by convention ("account-42").
@@ -239,8 +241,11 @@ struct RecordedEvent {
   EventId id;
   std::string type;
   std::int32_t schema_version = 1;
-  nlohmann::json data;
-  nlohmann::json metadata;
+  /// The payload. Read from PostgreSQL, it holds the stored JSON text and parses it on first
+  /// access (see lazy_json.hpp); text() gives that text without parsing.
+  LazyJson data;
+  /// The metadata, a JSON object; lazy like `data`.
+  LazyJson metadata;
   std::chrono::system_clock::time_point recorded_at;
   /// Set when the stored row could not be decoded (see above); empty for every event that was.
   std::optional<DecodeFailure> decode_failure;
