@@ -8,8 +8,8 @@ namespace annals::postgres::detail {
 namespace {
 
 // Header: ndim, has-null flag, element type, then (size, lower bound) per dimension.
-constexpr std::size_t kHeaderBytes = 5 * 4;
-constexpr std::size_t kCountAt = 3 * 4;
+constexpr std::size_t kHeaderBytes = std::size_t{5} * 4;
+constexpr std::size_t kCountAt = std::size_t{3} * 4;
 
 void put_uint32(std::string& out, std::uint32_t value) {
   const char bytes[4] = {static_cast<char>(value >> 24), static_cast<char>(value >> 16),

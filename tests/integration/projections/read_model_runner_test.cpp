@@ -198,15 +198,19 @@ TEST_F(ReadModelRunnerTest, CatchUpCostBreakdown) {
   constexpr int kPerAccount = 100;
   append_accounts(*events_, category_, 0, kAccounts, kPerAccount);
 
-  // A short page is not the end of the log: while another session's append is still open the
-  // store stops before it (never skipping), so read until the head seen after appending.
-  const Position head = events_->head_position();
+  // A short page is not the end of the log: while another session's transaction is still open
+  // the store stops before it (never skipping), and head_position() is the settled head, which
+  // can be behind these appends for that long. So read until every appended event has arrived.
+  constexpr auto kTotal = static_cast<std::size_t>(kAccounts * kPerAccount);
   auto started = std::chrono::steady_clock::now();
+  const auto deadline = started + std::chrono::seconds(60);
   std::vector<RecordedEvent> log;
   ReadAllOptions options;
   options.filter.category = category_;
   options.max_count = 500;
-  while (options.after < head) {
+  while (log.size() < kTotal) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+        << log.size() << " of " << kTotal << " events arrived";
     auto page = events_->read_all(options);
     if (page.empty()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -214,11 +218,10 @@ TEST_F(ReadModelRunnerTest, CatchUpCostBreakdown) {
     }
     log.insert(log.end(), page.begin(), page.end());
     options.after = page.back().position;
-    if (log.size() == static_cast<std::size_t>(kAccounts * kPerAccount)) break;
   }
   const double read_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  ASSERT_EQ(log.size(), static_cast<std::size_t>(kAccounts * kPerAccount));
+  ASSERT_EQ(log.size(), kTotal);
 
   Balances balances(category_);
   store_->prepare(balances);
