@@ -182,4 +182,18 @@ void PrivateCluster::stop_immediate() {
   running_ = false;
 }
 
+void PrivateCluster::restart_with_next_xid(std::uint64_t next_xid) {
+  constexpr std::uint64_t kSegment = 1048576;  // transactions per pg_xact segment file
+  if (next_xid == 0 || next_xid % kSegment != 0) {
+    throw std::invalid_argument("PrivateCluster: next_xid must be a multiple of 1048576");
+  }
+  const auto data = (dir_ / "data").string();
+  run_as_owner("pg_ctl stop",
+               {(bin_ / "pg_ctl").string(), "-D", data, "-m", "fast", "-w", "-t", "60", "stop"});
+  running_ = false;
+  run_as_owner("pg_resetwal",
+               {(bin_ / "pg_resetwal").string(), "-x", std::to_string(next_xid), "-D", data});
+  start();
+}
+
 }  // namespace annals::testing

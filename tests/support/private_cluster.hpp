@@ -22,6 +22,7 @@
 // Thread safety: one thread drives a PrivateCluster; url() may be read from any thread.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -51,6 +52,16 @@ class PrivateCluster {
   /// checkpoint; the next start() runs crash recovery. Returns once the server is down.
   /// Throws: std::runtime_error when pg_ctl fails.
   void stop_immediate();
+
+  /// Moves the server's transaction-id counter on to `next_xid` (a multiple of 1,048,576, where
+  /// a new commit-log segment starts; above the current counter): a clean stop,
+  /// `pg_resetwal -x`, a start. Lets a test give one cluster ids far ahead of another's, as
+  /// after years of service (the restore tests).
+  /// Throws: std::invalid_argument (not a segment boundary), std::runtime_error (a step failed).
+  void restart_with_next_xid(std::uint64_t next_xid);
+
+  /// A program of the server's installation (pg_dump, pg_restore, ...).
+  [[nodiscard]] std::filesystem::path program(const std::string& name) const { return bin_ / name; }
 
   /// Starts the stopped server on the same port and waits until it accepts connections.
   /// Throws: std::runtime_error when pg_ctl fails (with the end of the server log).

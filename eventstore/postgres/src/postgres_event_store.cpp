@@ -450,8 +450,9 @@ class PostgresEventStore final : public EventStore {
           "stored transaction ids (up to " + std::to_string(ahead->stored) +
           ") are ahead of this server's next transaction id (" + std::to_string(ahead->next) +
           "): the database was probably restored into a new cluster. Readers of the global log "
-          "would hold back or misorder events; refusing to open. See docs/schema.md, "
-          "\"Restoring a dump\".");
+          "would hold back or misorder events; refusing to open. Stop every service using the "
+          "database and run `annals restore-check --fix` as the store's owner (docs/schema.md, "
+          "\"Restoring a dump\").");
     }
   }
 

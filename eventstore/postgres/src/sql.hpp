@@ -72,7 +72,7 @@ inline constexpr const char* kReadAll =
     "SELECT " ANNALS_EVENT_COLUMNS
     " FROM annals.events e"
     " WHERE (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint)"
-    "   AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+    "   AND e.transaction_id < annals.visible_below()"
     " ORDER BY e.transaction_id, e.global_position LIMIT $3";
 
 inline constexpr const char* kReadAllFilteredName = "annals_read_all_filtered";
@@ -80,7 +80,7 @@ inline constexpr const char* kReadAllFiltered =
     "SELECT " ANNALS_EVENT_COLUMNS
     " FROM annals.events e"
     " WHERE (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint)"
-    "   AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+    "   AND e.transaction_id < annals.visible_below()"
     "   AND ($4::text IS NULL OR split_part(e.stream_id, '-', 1) = $4::text)"
     "   AND ($5::text[] IS NULL OR e.event_type = ANY ($5::text[]))"
     " ORDER BY e.transaction_id, e.global_position LIMIT $3";
@@ -92,7 +92,7 @@ inline constexpr const char* kReadAllFiltered =
 inline constexpr const char* kHeadPositionName = "annals_head_position";
 inline constexpr const char* kHeadPosition =
     "SELECT e.transaction_id::text, e.global_position FROM annals.events e"
-    " WHERE e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+    " WHERE e.transaction_id < annals.visible_below()"
     " ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1";
 
 inline constexpr const char* kStreamVersionName = "annals_stream_version";
@@ -100,16 +100,20 @@ inline constexpr const char* kStreamVersion =
     "SELECT max(stream_version) FROM annals.events WHERE stream_id = $1";
 
 // Start-up checks: the schema exists, and no stored transaction id is ahead of the server's
-// next one (which happens when a dump is restored into a new cluster; readers would then
-// hold back those events until the server's ids catch up, and order them wrongly).
+// next one, offset included (which happens when a dump is restored into a new cluster;
+// readers would then hold back those events until the server's ids catch up, and order them
+// wrongly; `annals restore-check --fix` sets the offset, sql/0013).
 // The second column says whether the schema is recent enough for this library's append
-// statement (the trigger function of sql/0005 sets what kAppendOne leaves to the database).
+// statement (the trigger function of sql/0005 sets what kAppendOne leaves to the database),
+// the third whether it has the transaction-id functions the reads call (sql/0013: the
+// server's ids plus the offset a restore into another cluster may need).
 inline constexpr const char* kSchemaPresent =
     "SELECT to_regclass('annals.events') IS NOT NULL,"
-    "       to_regprocedure('annals.set_event_chain()') IS NOT NULL";
+    "       to_regprocedure('annals.set_event_chain()') IS NOT NULL,"
+    "       to_regprocedure('annals.visible_below()') IS NOT NULL";
 inline constexpr const char* kTransactionIdCheck =
     "SELECT (SELECT max(e.transaction_id) FROM annals.events e)::text,"
-    "       pg_snapshot_xmax(pg_current_snapshot())::text";
+    "       annals.next_xid()::text";
 
 // The oldest running transaction with a transaction id: what holds back pg_snapshot_xmin.
 inline constexpr const char* kReadHorizon =

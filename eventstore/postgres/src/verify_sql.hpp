@@ -1,9 +1,11 @@
 // Internal: the SQL of annals::postgres::verify and take_anchor (kept apart from sql.hpp,
 // which serves the hot paths). Every statement is prepared; values travel as $n parameters.
 //
-// No function of schema annals is called: the client recomputes hashes itself, and
-// the built-in functions used here (extract, pg_snapshot_xmin, aclexplode) live in pg_catalog,
-// which only a superuser can change.
+// One function of schema annals is called: annals.visible_below() (sql/0013), the read
+// horizon with the offset a restore may have set, by take_anchor as by every reader; verify
+// compares its body with the shipped one (check_functions). Hashes are recomputed by the
+// client, and the other built-in functions used here (extract, aclexplode) live in
+// pg_catalog, which only a superuser can change.
 #pragma once
 
 namespace annals::postgres::verify_sql {
@@ -56,7 +58,7 @@ inline constexpr const char* kChainCopy =
 inline constexpr const char* kSettledLogName = "annals_anchor_settled_log";
 inline constexpr const char* kSettledLog =
     "SELECT e.transaction_id, e.global_position, e.hash FROM annals.events e"
-    " WHERE e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+    " WHERE e.transaction_id < annals.visible_below()"
     " ORDER BY e.transaction_id, e.global_position";
 inline constexpr const char* kNow =
     "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";

@@ -213,6 +213,15 @@ std::vector<ParsedCommand> declare_anchor(CLI::App& verb, CommandLine& cl) {
   return {{&verb, CommandId::kAnchor}};
 }
 
+std::vector<ParsedCommand> declare_restore_check(CLI::App& verb, CommandLine& cl) {
+  auto& args = cl.restore_check;
+  verb.add_flag("--fix", args.fix,
+                "Set the transaction-id offset so that stores open (as the store's owner, with "
+                "no other session connected); safe to repeat");
+  verb.add_flag("--json", args.json, "One JSON object instead of text");
+  return {{&verb, CommandId::kRestoreCheck}};
+}
+
 // One verb: its name and help line, and the function that declares its arguments (and its
 // subcommands) on the verb's CLI::App and returns the commands it runs.
 struct Verb {
@@ -237,6 +246,10 @@ constexpr Verb kVerbs[] = {
      declare_verify},
     {"anchor", "Print an anchor: a digest of the settled log up to its newest position",
      declare_anchor},
+    {"restore-check",
+     "After a restore into another cluster: check (and with --fix set) the transaction-id "
+     "offset; exit 8 when a fix is needed",
+     declare_restore_check},
 };
 
 // "migrate, append, ...": the verbs for error messages.

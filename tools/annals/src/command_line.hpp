@@ -18,6 +18,7 @@
 
 #include "commands.hpp"
 #include "projection_commands.hpp"
+#include "restore_command.hpp"
 #include "verify_command.hpp"
 
 namespace annals::cli {
@@ -36,6 +37,7 @@ struct CommandLine {
   std::string dead_letter_id;
   VerifyArgs verify;
   AnchorArgs anchor;
+  RestoreCheckArgs restore_check;
 };
 
 /// The command a command line asks for: a verb, or a verb's subcommand.
@@ -52,6 +54,7 @@ enum class CommandId {
   kDeadLettersSkip,
   kVerify,
   kAnchor,
+  kRestoreCheck,
 };
 
 /// The tool's command line (CLI11), declared once per parser.

@@ -5,7 +5,7 @@
 // 3 expected-version conflict, 4 the projection or dead letter named on the command line does
 // not exist, 5 `projections rebuild --timeout` elapsed before the rebuild finished, 6 `verify`
 // found problems in the stored history, 7 `read` or `read-all` printed every event, but some
-// could not be decoded.
+// could not be decoded, 8 `restore-check` found transaction ids that need `--fix`.
 #pragma once
 
 #include <stdexcept>
@@ -26,6 +26,9 @@ enum class ExitCode : int {
   /// `read` / `read-all` printed everything asked for, but some events could not be decoded
   /// (printed with an "undecodable" key).
   kUndecodable = 7,
+  /// `restore-check` without --fix: the stored transaction ids are ahead of the server's (a
+  /// restore into another cluster); stores refuse to open until `restore-check --fix`.
+  kNeedsFix = 8,
 };
 
 /// A verb's outcome that has an exit code of its own rather than an annals error kind (an

@@ -27,6 +27,7 @@
 #include "exit_code.hpp"
 #include "json_output.hpp"
 #include "projection_commands.hpp"
+#include "restore_command.hpp"
 #include "verify_command.hpp"
 
 namespace {
@@ -113,6 +114,9 @@ std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const s
       return 0;
     case CommandId::kAnchor:
       cli::anchor(url, cl.anchor, std::cout);
+      return 0;
+    case CommandId::kRestoreCheck:
+      cli::restore_check(url, cl.restore_check, std::cout);
       return 0;
   }
   return 0;
