@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
@@ -64,9 +64,10 @@ int main(int argc, char** argv) {
   int saves = 3000;
   int rounds = 5;
   bool async_commit = false;
-  CLI::App app("The cost of binding snapshots to the event chain: the store's snapshot save\n"
-               "against a plain upsert, interleaved (docs/performance.md).",
-               "snapshot-save-bench");
+  CLI::App app(
+      "The cost of binding snapshots to the event chain: the store's snapshot save\n"
+      "against a plain upsert, interleaved (docs/performance.md).",
+      "snapshot-save-bench");
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--db", url, "server and database to use (default: $ANNALS_DATABASE_URL)")
       ->type_name("URL");
