@@ -95,14 +95,14 @@ TEST_F(WalletBalancesTest, SumsTheDepositsOfEachWallet) {
 // The program itself, run as a user would, on a fresh database.
 TEST_F(WalletBalancesTest, TheProgramPrintsTheBalance) {
   const std::string command = std::string(QUICKSTART_PROGRAM) + " '" + url_ + "' 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
+  FILE* pipe = ::popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string output;
   std::array<char, 256> buffer{};
-  while (std::fgets(buffer.data(), static_cast<int>(buffer.size()), pipe.get()) != nullptr) {
+  while (std::fgets(buffer.data(), static_cast<int>(buffer.size()), pipe) != nullptr) {
     output += buffer.data();
   }
-  EXPECT_EQ(::pclose(pipe.release()), 0) << output;
+  EXPECT_EQ(::pclose(pipe), 0) << output;  // the program's exit status
   EXPECT_NE(output.find("refused: invalid amount -5: must be positive"), std::string::npos)
       << output;
   EXPECT_NE(output.find("wallet ada: 3500 cents after 2 deposits"), std::string::npos) << output;
