@@ -218,15 +218,8 @@ struct Options {
 constexpr const char* kDescription =
     "Measures the annals PostgreSQL store against plain PostgreSQL on the same server, in the\n"
     "same run. Drops and recreates the database 'annals_bench' on the server of --db.\n"
-    "\n"
-    "usage: annals-bench [--db URL] [--json] [--seconds N] [--rounds N] [--only NAME[,NAME]]\n"
-    "                    [--notify on|off] [--warmup S] [--read-events N] [--framework]\n"
-    "                    [--projections] [--projection-batch N]\n"
-    "       annals-bench --long-haul [--long-haul-events N] [--long-haul-small N]\n"
-    "                    [--long-haul-window N] [--long-haul-samples N] [--long-haul-replay N]\n"
-    "                    [--long-haul-writers N] [--long-haul-reuse] [--long-haul-build-only]\n"
-    "                    [--long-haul-no-verify] [--long-haul-prewarm]\n"
-    "                    [--projection-batch N] [--json]";
+    "--long-haul runs only the long haul, with the --long-haul-* flags, --projection-batch and\n"
+    "--json.";
 
 constexpr const char* kFigureNames =
     "figures: append_w1 append_w4 append_w16 append_batch10_w4 append_batch100_w4\n"
@@ -263,10 +256,10 @@ void add_number(CLI::App& app, const std::string& name, T& target, double min,
         if (number_at_least(text, min)) return {};
         return "expected a number >= " + fmt::format("{}", min) + ", got '" + text + "'";
       },
-      "N >= " + fmt::format("{}", min));
+      "");
   app.add_option_function<std::string>(
          name, [&target](const std::string& text) { target = static_cast<T>(std::stod(text)); },
-         help)
+         help + " [>= " + fmt::format("{}", min) + "]")
       ->type_name("N")
       ->check(at_least);
 }

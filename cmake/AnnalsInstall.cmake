@@ -41,6 +41,7 @@ if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
 else()
   # ${pcfiledir} is the folder of the .pc file; climb from lib[/<triplet>]/pkgconfig to the prefix.
   file(RELATIVE_PATH up "/prefix/${ANNALS_PC_DIR}" "/prefix")
+  string(REGEX REPLACE "/$" "" up "${up}")
   set(ANNALS_PC_PREFIX "\${pcfiledir}/${up}")
   set(ANNALS_PC_LIBDIR "\${prefix}/${CMAKE_INSTALL_LIBDIR}")
 endif()

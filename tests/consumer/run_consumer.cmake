@@ -66,6 +66,13 @@ endif()
 string(STRIP "${flags}" flags)
 string(STRIP "${link_flags}" link_flags)
 
+# Compile jobs of each consumer build: ANNALS_BUILD_JOBS, default 2 (the machines have 2 cores,
+# and ctest may run two of these tests at once).
+set(jobs "$ENV{ANNALS_BUILD_JOBS}")
+if(NOT jobs MATCHES "^[1-9][0-9]*$")
+  set(jobs 2)
+endif()
+
 # Only the scratch prefix is searched for annals, never the build tree or the user's registry.
 set(configure_args -G "${GENERATOR}"
   "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}" "-DCMAKE_BUILD_TYPE=${CONFIG}"
@@ -83,7 +90,8 @@ endfunction()
 if(MODE STREQUAL "find_package")
   run_step("configure the consumer" COMMAND
     "${CMAKE_COMMAND}" -S "${CONSUMER_SOURCE_DIR}" -B "${build}" ${configure_args})
-  run_step("build the consumer" COMMAND "${CMAKE_COMMAND}" --build "${build}" --config "${CONFIG}")
+  run_step("build the consumer" COMMAND
+    "${CMAKE_COMMAND}" --build "${build}" --config "${CONFIG}" --parallel ${jobs})
   executable(annals_consumer exe)
   run_step("run the consumer" COMMAND "${exe}")
   run_step("run the consumer's tests (annals::testkit)" COMMAND "${exe}_tests" --gtest_brief=1)
@@ -100,7 +108,7 @@ elseif(MODE STREQUAL "in_memory")
   run_step("configure the in-memory consumer with libpqxx hidden" COMMAND
     ${hidden} -S "${CONSUMER_SOURCE_DIR}" -B "${build}" ${configure_args} ${hide_args})
   run_step("build the in-memory consumer" COMMAND
-    "${CMAKE_COMMAND}" --build "${build}" --config "${CONFIG}")
+    "${CMAKE_COMMAND}" --build "${build}" --config "${CONFIG}" --parallel ${jobs})
   executable(in_memory_consumer exe)
   run_step("run the in-memory consumer" COMMAND "${exe}" --gtest_brief=1)
   run_step("require the postgres component with libpqxx hidden"
@@ -151,7 +159,7 @@ elseif(MODE STREQUAL "quickstart")
   run_step("configure examples/quickstart" COMMAND
     "${CMAKE_COMMAND}" -S "${CONSUMER_SOURCE_DIR}" -B "${build}" ${configure_args})
   run_step("build examples/quickstart" COMMAND
-    "${CMAKE_COMMAND}" --build "${build}" --config "${CONFIG}")
+    "${CMAKE_COMMAND}" --build "${build}" --config "${CONFIG}" --parallel ${jobs})
   executable(quickstart_tests exe)
   if(NOT EXISTS "${exe}")
     message(FATAL_ERROR "consumer test: ${exe} was not built (no annals testkit component?)")
