@@ -29,7 +29,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -44,9 +43,11 @@
 #include <fmt/core.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/eventstore/timestamp.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
 #include "framework_bench.hpp"
 #include "harness.hpp"
@@ -214,50 +215,13 @@ struct Options {
   LongHaulOptions long_haul_options;
 };
 
-constexpr const char* kUsage =
-    "usage: annals-bench [--db URL] [--json] [--seconds N] [--rounds N] [--only NAME[,NAME]]\n"
-    "                    [--notify on|off] [--warmup S] [--read-events N] [--framework]\n"
-    "                    [--projections] [--projection-batch N]\n"
-    "       annals-bench --long-haul [--long-haul-events N] [--long-haul-small N]\n"
-    "                    [--long-haul-window N] [--long-haul-samples N] [--long-haul-replay N]\n"
-    "                    [--long-haul-writers N] [--long-haul-reuse] [--long-haul-build-only]\n"
-    "                    [--long-haul-no-verify] [--long-haul-prewarm]\n"
-    "                    [--projection-batch N] [--json]\n"
-    "\n"
+constexpr const char* kDescription =
     "Measures the annals PostgreSQL store against plain PostgreSQL on the same server, in the\n"
     "same run. Drops and recreates the database 'annals_bench' on the server of --db.\n"
-    "\n"
-    "  --db URL           server to use (default: $ANNALS_DATABASE_URL)\n"
-    "  --json             print one JSON object on stdout instead of the table\n"
-    "  --seconds N        length of each measurement slice (default 3)\n"
-    "  --rounds N         slices per side and figure; the median is reported (default 3)\n"
-    "  --only A,B         run only these figures (naming a framework or projection figure\n"
-    "                     runs only the framework or projection figures named)\n"
-    "  --notify on|off    the store's notify_on_append for the append figures (default on)\n"
-    "  --framework        also run the framework figures (rehydration, command bus)\n"
-    "  --projections      also run the projection figures (catch-up, append-to-visible\n"
-    "                     latency)\n"
-    "  --projection-batch N  the runner's batch size in the projection figures (default 500)\n"
-    "  --warmup S         untimed warm-up before each write slice (default 0.5)\n"
-    "  --read-events N    events per read pass, from the start of the log (default 100000)\n"
-    "\n"
-    "  --long-haul        only the long haul: build a small store, measure it, grow it to the\n"
-    "                     large size, measure again; report both and large/small\n"
-    "  --long-haul-events N   events of the large store (default 10000000)\n"
-    "  --long-haul-small N    events of the small store (default 100000)\n"
-    "  --long-haul-window N   events read by read_all and the read-model catch-up\n"
-    "                     (default 1000000, or the whole store when smaller)\n"
-    "  --long-haul-samples N  timed operations per latency figure (default 2000)\n"
-    "  --long-haul-replay N   events of the no-op replay whose peak RSS is measured\n"
-    "                     (default 0: the whole store)\n"
-    "  --long-haul-writers N  writer threads building the store (default 4)\n"
-    "  --long-haul-reuse  keep the stores' databases after the run, and measure a store that\n"
-    "                     an earlier run completed with the same size instead of building it\n"
-    "  --long-haul-build-only  build (or, with --long-haul-reuse, find) both stores; no figures\n"
-    "  --long-haul-no-verify   skip the verify figure\n"
-    "  --long-haul-prewarm     read each store's tables and indexes into the OS page cache\n"
-    "                     before measuring it (pg_prewarm), so neither is measured from disk\n"
-    "\n"
+    "--long-haul runs only the long haul, with the --long-haul-* flags, --projection-batch and\n"
+    "--json.";
+
+constexpr const char* kFigureNames =
     "figures: append_w1 append_w4 append_w16 append_batch10_w4 append_batch100_w4\n"
     "         append_w1_json append_batch10_w4_json append_batch100_w4_json\n"
     "         append_w16_notify_off append_w16_group_commit_off pg_insert_notify_w16\n"
@@ -266,89 +230,109 @@ constexpr const char* kUsage =
     "         rehydrate_10k_snapshot bus_distinct_w1 bus_distinct_w16 bus_shared_w16\n"
     "         bus_distinct_w1_nocache bus_distinct_w16_nocache bus_cpu_null_store\n"
     "projection figures: projection_catchup_noop projection_catchup_read_model\n"
-    "         projection_latency_p50 projection_latency_p99\n";
+    "         projection_latency_p50 projection_latency_p99";
 
-double parse_number(const std::string& flag, const std::string& text, double min) {
+// A number as the bench has always read its numeric flags: any decimal text std::stod takes
+// (1e6 included), at least `min`. Empty when it is not one.
+std::optional<double> number_at_least(const std::string& text, double min) {
   std::size_t used = 0;
   double value = 0;
   try {
     value = std::stod(text, &used);
   } catch (const std::exception&) {
-    used = 0;
+    return std::nullopt;
   }
-  if (used != text.size() || !(value >= min)) {
-    throw UsageError(flag + ": expected a number >= " + fmt::format("{}", min) + ", got '" + text +
-                     "'");
-  }
+  if (used != text.size() || !(value >= min)) return std::nullopt;
   return value;
 }
 
-Options parse_options(int argc, char** argv) {
-  Options options;
-  if (const char* url = std::getenv("ANNALS_DATABASE_URL")) options.url = url;
-  std::optional<std::string> only;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw UsageError(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    } else if (arg == "--db") {
-      options.url = value();
-    } else if (arg == "--json") {
-      options.json = true;
-    } else if (arg == "--seconds") {
-      options.seconds = parse_number(arg, value(), 0.1);
-    } else if (arg == "--rounds") {
-      options.rounds = static_cast<int>(parse_number(arg, value(), 1));
-    } else if (arg == "--warmup") {
-      options.warmup = parse_number(arg, value(), 0);
-    } else if (arg == "--read-events") {
-      options.read_events = static_cast<std::uint64_t>(parse_number(arg, value(), 1000));
-    } else if (arg == "--only") {
-      only = value();
-    } else if (arg == "--framework") {
-      options.framework = true;
-    } else if (arg == "--projections") {
-      options.projections = true;
-    } else if (arg == "--projection-batch") {
-      options.projection_batch = static_cast<std::size_t>(parse_number(arg, value(), 1));
-    } else if (arg == "--long-haul") {
-      options.long_haul = true;
-    } else if (arg == "--long-haul-events") {
-      options.long_haul_options.large_events =
-          static_cast<std::uint64_t>(parse_number(arg, value(), 1000));
-    } else if (arg == "--long-haul-small") {
-      options.long_haul_options.small_events =
-          static_cast<std::uint64_t>(parse_number(arg, value(), 1000));
-    } else if (arg == "--long-haul-window") {
-      options.long_haul_options.window =
-          static_cast<std::uint64_t>(parse_number(arg, value(), 1000));
-    } else if (arg == "--long-haul-samples") {
-      options.long_haul_options.samples = static_cast<int>(parse_number(arg, value(), 10));
-    } else if (arg == "--long-haul-replay") {
-      options.long_haul_options.replay = static_cast<std::uint64_t>(parse_number(arg, value(), 0));
-    } else if (arg == "--long-haul-no-verify") {
-      options.long_haul_options.skip_verify = true;
-    } else if (arg == "--long-haul-prewarm") {
-      options.long_haul_options.prewarm = true;
-    } else if (arg == "--long-haul-reuse") {
-      options.long_haul_options.reuse = true;
-    } else if (arg == "--long-haul-build-only") {
-      options.long_haul_options.build_only = true;
-    } else if (arg == "--long-haul-writers") {
-      options.long_haul_options.writers = static_cast<int>(parse_number(arg, value(), 1));
-    } else if (arg == "--notify") {
-      const auto v = value();
-      if (v != "on" && v != "off") throw UsageError("--notify: expected on or off");
-      options.notify = v == "on";
-    } else {
-      throw UsageError("unknown argument '" + arg + "'");
-    }
-  }
+// A numeric flag: checked by number_at_least, then converted to the field's type (so
+// `--rounds 2.5` means 2 rounds, as before the flags were declared with CLI11).
+template <typename T>
+void add_number(CLI::App& app, const std::string& name, T& target, double min,
+                const std::string& help) {
+  const CLI::Validator at_least(
+      [min](std::string& text) -> std::string {
+        if (number_at_least(text, min)) return {};
+        return "expected a number >= " + fmt::format("{}", min) + ", got '" + text + "'";
+      },
+      "");
+  app.add_option_function<std::string>(
+         name, [&target](const std::string& text) { target = static_cast<T>(std::stod(text)); },
+         help + " [>= " + fmt::format("{}", min) + "]")
+      ->type_name("N")
+      ->check(at_least);
+}
+
+// The command line: every flag writes into `options`; --only into `only`, resolved afterwards
+// by select_figures().
+void declare_options(CLI::App& app, Options& options, std::optional<std::string>& only) {
+  app.description(kDescription);
+  app.footer(kFigureNames);
+  // A flag given twice counts once, with the last value (as the hand-written parser did).
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--db", options.url, "server to use (default: $ANNALS_DATABASE_URL)")
+      ->type_name("URL");
+  app.add_flag("--json", options.json, "print one JSON object on stdout instead of the table");
+  add_number(app, "--seconds", options.seconds, 0.1,
+             "length of each measurement slice (default 3)");
+  add_number(app, "--rounds", options.rounds, 1,
+             "slices per side and figure; the median is reported (default 3)");
+  app.add_option_function<std::string>(
+         "--only", [&only](const std::string& names) { only = names; },
+         "run only these figures (naming a framework or projection figure runs only the "
+         "framework or projection figures named)")
+      ->type_name("A,B");
+  app.add_option_function<std::string>(
+         "--notify", [&options](const std::string& v) { options.notify = v == "on"; },
+         "the store's notify_on_append for the append figures (default on)")
+      ->type_name("on|off")
+      ->check(CLI::IsMember({"on", "off"}));
+  app.add_flag("--framework", options.framework,
+               "also run the framework figures (rehydration, command bus)");
+  app.add_flag("--projections", options.projections,
+               "also run the projection figures (catch-up, append-to-visible latency)");
+  add_number(app, "--projection-batch", options.projection_batch, 1,
+             "the runner's batch size in the projection figures (default 500)");
+  add_number(app, "--warmup", options.warmup, 0,
+             "untimed warm-up before each write slice, in seconds (default 0.5)");
+  add_number(app, "--read-events", options.read_events, 1000,
+             "events per read pass, from the start of the log (default 100000)");
+
+  auto& haul = options.long_haul_options;
+  app.add_flag("--long-haul", options.long_haul,
+               "only the long haul: build a small store, measure it, grow it to the large "
+               "size, measure again; report both and large/small");
+  add_number(app, "--long-haul-events", haul.large_events, 1000,
+             "events of the large store (default 10000000)");
+  add_number(app, "--long-haul-small", haul.small_events, 1000,
+             "events of the small store (default 100000)");
+  add_number(app, "--long-haul-window", haul.window, 1000,
+             "events read by read_all and the read-model catch-up (default 1000000, or the "
+             "whole store when smaller)");
+  add_number(app, "--long-haul-samples", haul.samples, 10,
+             "timed operations per latency figure (default 2000)");
+  add_number(app, "--long-haul-replay", haul.replay, 0,
+             "events of the no-op replay whose peak RSS is measured (default 0: the whole "
+             "store)");
+  add_number(app, "--long-haul-writers", haul.writers, 1,
+             "writer threads building the store (default 4)");
+  app.add_flag("--long-haul-reuse", haul.reuse,
+               "keep the stores' databases after the run, and measure a store that an earlier "
+               "run completed with the same size instead of building it");
+  app.add_flag("--long-haul-build-only", haul.build_only,
+               "build (or, with --long-haul-reuse, find) both stores; no figures");
+  app.add_flag("--long-haul-no-verify", haul.skip_verify, "skip the verify figure");
+  app.add_flag("--long-haul-prewarm", haul.prewarm,
+               "read each store's tables and indexes into the OS page cache before measuring "
+               "it (pg_prewarm), so neither is measured from disk");
+}
+
+// What the flags mean together: the database, --long-haul alone, and the figures of --only
+// (store, framework and projection figures may be named together; naming a framework or
+// projection figure implies --framework or --projections and runs only those named).
+// Throws: UsageError.
+void select_figures(Options& options, const std::optional<std::string>& only) {
   if (options.url.empty())
     throw UsageError("no database: pass --db URL or set ANNALS_DATABASE_URL");
   if (options.long_haul) {
@@ -359,14 +343,12 @@ Options parse_options(int argc, char** argv) {
       throw UsageError("--long-haul-events must be larger than --long-haul-small");
     }
     options.long_haul_options.batch_size = options.projection_batch;
-    return options;
+    return;
   }
   if (!only) {
     options.figures = all_figures();
-    return options;
+    return;
   }
-  // Store figures and framework figures may be named together; naming a framework figure
-  // implies --framework and runs only the framework figures named.
   std::set<std::string> wanted;
   std::string framework_only;
   std::string projections_only;
@@ -406,7 +388,6 @@ Options parse_options(int argc, char** argv) {
   if (options.figures.empty() && !options.framework && !options.projections) {
     throw UsageError("--only: no figure named");
   }
-  return options;
 }
 
 template <typename... Args>
@@ -797,10 +778,7 @@ class Bench {
 #else
     meta_["build"] = "debug";
 #endif
-    const auto now = std::time(nullptr);
-    char stamp[32] = {};
-    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-    meta_["finished_at"] = stamp;
+    meta_["finished_at"] = annals::format_timestamp(std::chrono::system_clock::now());
     return {{"figures", std::move(figures)}, {"meta", meta_}};
   }
 
@@ -892,10 +870,21 @@ void print_long_haul_header(const nlohmann::json& meta) {
 
 int run(int argc, char** argv) {
   Options options;
+  if (const char* url = std::getenv("ANNALS_DATABASE_URL")) options.url = url;
+  std::optional<std::string> only;
+  CLI::App app("", "annals-bench");
+  declare_options(app, options, only);
   try {
-    options = parse_options(argc, argv);
+    app.parse(argc, argv);
+    select_figures(options, only);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help: the flags on stdout
+    fmt::print(stderr, "annals-bench: {}\nRun annals-bench --help for the flags and figures.\n",
+               e.what());
+    return 2;
   } catch (const UsageError& e) {
-    fmt::print(stderr, "annals-bench: {}\n\n{}", e.what(), kUsage);
+    fmt::print(stderr, "annals-bench: {}\nRun annals-bench --help for the flags and figures.\n",
+               e.what());
     return 2;
   }
   // The library logs through spdlog's "annals" logger; keep stdout for the result.

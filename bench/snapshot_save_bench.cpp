@@ -3,7 +3,7 @@
 // digest) against the statement it replaced (a plain upsert), interleaved in the same run on
 // one connection, for a small and a 16 KB state. docs/performance.md records a run.
 //
-//   snapshot-save-bench --db URL [--saves N] [--rounds N] [--async-commit on]
+//   snapshot-save-bench --db URL [--saves N] [--rounds N] [--async-commit on|off]
 //
 // With --async-commit on the session sets synchronous_commit = off, so that the WAL flush of
 // each autocommitted save (which dominates on a busy disk) does not hide the statement's own
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
@@ -63,16 +64,33 @@ int main(int argc, char** argv) {
   int saves = 3000;
   int rounds = 5;
   bool async_commit = false;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--db") url = argv[i + 1];
-    if (flag == "--saves") saves = std::max(1, std::atoi(argv[i + 1]));
-    if (flag == "--rounds") rounds = std::max(1, std::atoi(argv[i + 1]));
-    if (flag == "--async-commit") async_commit = std::string(argv[i + 1]) == "on";
+  CLI::App app(
+      "The cost of binding snapshots to the event chain: the store's snapshot save\n"
+      "against a plain upsert, interleaved (docs/performance.md).",
+      "snapshot-save-bench");
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--db", url, "server and database to use (default: $ANNALS_DATABASE_URL)")
+      ->type_name("URL");
+  app.add_option("--saves", saves, "saves per timed slice")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--rounds", rounds, "slices per statement; the median is reported")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option_function<std::string>(
+         "--async-commit", [&async_commit](const std::string& v) { async_commit = v == "on"; },
+         "synchronous_commit = off for the session, so the WAL flush does not hide the "
+         "statement's cost (default off)")
+      ->type_name("on|off")
+      ->check(CLI::IsMember({"on", "off"}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints --help, or the error
+    return code == 0 ? 0 : 2;
   }
   if (url.empty()) {
-    std::cerr
-        << "usage: snapshot-save-bench --db URL [--saves N] [--rounds N] [--async-commit on]\n";
+    std::cerr << "snapshot-save-bench: no database: pass --db URL or set ANNALS_DATABASE_URL\n";
     return 2;
   }
   const std::string tag = std::to_string(std::random_device{}());

@@ -14,7 +14,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <ctime>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -28,6 +27,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "annals/eventstore/timestamp.hpp"
 #include "annals/eventstore/types.hpp"
 
 namespace {
@@ -116,35 +116,9 @@ class Api {
   httplib::Client client_;
 };
 
-std::string new_command_id(std::mt19937_64& rng) {
-  // A random (version 4) UUID in its text form.
-  std::uniform_int_distribution<std::uint64_t> any;
-  const std::uint64_t hi = (any(rng) & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;
-  const std::uint64_t lo = (any(rng) & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
-  char text[37];
-  std::snprintf(text, sizeof text, "%08llx-%04llx-%04llx-%04llx-%012llx",
-                static_cast<unsigned long long>(hi >> 32),
-                static_cast<unsigned long long>((hi >> 16) & 0xFFFF),
-                static_cast<unsigned long long>(hi & 0xFFFF),
-                static_cast<unsigned long long>(lo >> 48),
-                static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFULL));
-  return text;
-}
-
-std::string rfc3339_now() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  const auto micros =
-      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() %
-      1000000;
-  std::tm utc{};
-  gmtime_r(&t, &utc);
-  char text[80];
-  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", utc.tm_year + 1900,
-                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                static_cast<long long>(micros));
-  return text;
-}
+// A new command id: the library's own time-ordered UUID (version 7), so that ids never repeat
+// across runs against the same store.
+std::string new_command_id() { return annals::EventId::generate().to_string(); }
 
 // The larger of two positions in their string form.
 std::string later(const std::string& a, const std::string& b) {
@@ -206,7 +180,7 @@ class Scenario {
         if (reply.status == 201) acknowledge(account, 0, reply.body);
       }
     });
-    after_opening_ = rfc3339_now();
+    after_opening_ = annals::format_timestamp(std::chrono::system_clock::now());
     Api api(options_.url);
     const auto again = api.post(
         "/accounts", json{{"account_id", accounts_[0].id}, {"owner", "Someone else"}}.dump());
@@ -236,10 +210,9 @@ class Scenario {
   // 3. Empty and close every 20th account; closing one with money is refused (422).
   void close_some_accounts() {
     Api api(options_.url);
-    std::mt19937_64 rng(options_.seed);
     for (std::size_t i = 0; i < accounts_.size(); i += 20) {
       Account& account = accounts_[i];
-      if (account.balance > 0) empty_account(api, rng, account);
+      if (account.balance > 0) empty_account(api, account);
       const auto begin = Clock::now();
       const auto reply = api.post("/accounts/" + account.id + "/close", "{}");
       tally_.record("closed", Clock::now() - begin);
@@ -316,7 +289,7 @@ class Scenario {
     std::uniform_int_distribution<std::int64_t> withdraw_amount(100, 60'000);
     std::uniform_int_distribution<int> percent(0, 99);
     const std::int64_t amount = deposit ? deposit_amount(rng) : withdraw_amount(rng);
-    const json command{{"amount", amount}, {"command_id", new_command_id(rng)}};
+    const json command{{"amount", amount}, {"command_id", new_command_id()}};
     const std::string path = "/accounts/" + account.id + (deposit ? "/deposit" : "/withdraw");
     const auto begin = Clock::now();
     const auto reply = api.post(path, command.dump());
@@ -346,14 +319,14 @@ class Scenario {
               " instead of " + first.body.dump());
   }
 
-  void empty_account(Api& api, std::mt19937_64& rng, Account& account) {
+  void empty_account(Api& api, Account& account) {
     const auto refused = api.post("/accounts/" + account.id + "/close", "{}");
     check(refused.status == 422,
           "closing an account with money answered " + std::to_string(refused.status));
     const auto begin = Clock::now();
     const auto reply =
         api.post("/accounts/" + account.id + "/withdraw",
-                 json{{"amount", account.balance}, {"command_id", new_command_id(rng)}}.dump());
+                 json{{"amount", account.balance}, {"command_id", new_command_id()}}.dump());
     tally_.record("withdrawn", Clock::now() - begin);
     check(reply.status == 200, "emptying " + account.id + " answered " +
                                    std::to_string(reply.status) + " " + reply.body.dump());

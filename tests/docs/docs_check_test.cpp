@@ -1,8 +1,10 @@
 // Keeps the documentation honest (STYLE 2.8, Marten's snippets):
-//  - every code block of docs/**.md and README.md that follows a line `<!-- snippet: NAME -->`
-//    equals the lines between `// docs:begin NAME` and `// docs:end` in a compiled source under
-//    tests/, samples/, bench/ or tools/ (dedented by the marker's indentation), so examples
-//    in the docs are code that builds and runs, and every such region appears in a document;
+//  - every code block of docs/**.md, examples/**.md and README.md that follows a line
+//    `<!-- snippet: NAME -->` equals the lines between `// docs:begin NAME` and `// docs:end`
+//    in a compiled source under tests/, samples/, bench/, tools/ or examples/ (or `# docs:begin
+//    NAME` and `# docs:end` in a CMakeLists.txt there), dedented by the marker's indentation, so
+//    examples in the docs are code that builds and runs, and every such region appears in a
+//    document;
 //  - every relative link between documents points at a file that exists;
 //  - every test a document names as proof (`Suite.Name`) is defined in the test sources, so a
 //    renamed or deleted test cannot leave a guarantee backed by nothing.
@@ -36,13 +38,16 @@ std::string trimmed(const std::string& s) {
   return s.substr(begin, s.find_last_not_of(" \t") - begin + 1);
 }
 
-std::vector<fs::path> files_under(const fs::path& dir, const std::vector<std::string>& exts) {
+// Files under `dir` whose extension, or whole name (e.g. "CMakeLists.txt"), is in `kinds`.
+std::vector<fs::path> files_under(const fs::path& dir, const std::vector<std::string>& kinds) {
   std::vector<fs::path> out;
   if (!fs::exists(dir)) return out;
   for (const auto& entry : fs::recursive_directory_iterator(dir)) {
     if (!entry.is_regular_file()) continue;
-    for (const auto& ext : exts) {
-      if (entry.path().extension() == ext) out.push_back(entry.path());
+    for (const auto& kind : kinds) {
+      if (entry.path().extension() == kind || entry.path().filename() == kind) {
+        out.push_back(entry.path());
+      }
     }
   }
   return out;
@@ -50,6 +55,7 @@ std::vector<fs::path> files_under(const fs::path& dir, const std::vector<std::st
 
 std::vector<fs::path> documents() {
   auto docs = files_under(kRoot / "docs", {".md"});
+  for (const auto& doc : files_under(kRoot / "examples", {".md"})) docs.push_back(doc);
   docs.push_back(kRoot / "README.md");
   return docs;
 }
@@ -59,20 +65,21 @@ struct Snippet {
   std::string where;
 };
 
-// name -> every docs:begin/docs:end region of the compiled sources.
+// name -> every docs:begin/docs:end region of the compiled sources (and CMake files).
 std::map<std::string, Snippet> source_snippets() {
   std::map<std::string, Snippet> snippets;
-  for (const char* dir : {"tests", "samples", "bench", "tools"}) {
-    for (const auto& file : files_under(kRoot / dir, {".cpp", ".hpp"})) {
+  for (const char* dir : {"tests", "samples", "bench", "tools", "examples"}) {
+    for (const auto& file : files_under(kRoot / dir, {".cpp", ".hpp", "CMakeLists.txt"})) {
+      const std::string comment = file.extension() == ".txt" ? "# " : "// ";
       const auto lines = lines_of(file);
       for (std::size_t i = 0; i < lines.size(); ++i) {
         const std::string marker = trimmed(lines[i]);
-        if (marker.rfind("// docs:begin ", 0) != 0) continue;
-        const std::string name = marker.substr(14);
+        if (marker.rfind(comment + "docs:begin ", 0) != 0) continue;
+        const std::string name = marker.substr(comment.size() + 11);
         const std::string where = fs::relative(file, kRoot).string() + ":" + std::to_string(i + 1);
         const auto indent = lines[i].find_first_not_of(' ');
         std::string body;
-        for (++i; i < lines.size() && trimmed(lines[i]) != "// docs:end"; ++i) {
+        for (++i; i < lines.size() && trimmed(lines[i]) != comment + "docs:end"; ++i) {
           body += (trimmed(lines[i]).empty() ? "" : lines[i].substr(indent)) + "\n";
         }
         const auto [it, inserted] = snippets.emplace(name, Snippet{body, where});
@@ -105,7 +112,7 @@ TEST(DocsCheckTest, SnippetBlocksMatchCompiledCode) {
       const auto found = snippets.find(name);
       if (found == snippets.end()) {
         ADD_FAILURE() << name_of_doc << ":" << i + 1 << ": no `// docs:begin " << name
-                      << "` in tests/, samples/, bench/ or tools/";
+                      << "` in tests/, samples/, bench/, tools/ or examples/";
       } else {
         EXPECT_EQ(block, found->second.text)
             << name_of_doc << ":" << i + 1 << ": the block differs from the compiled snippet "
@@ -153,7 +160,7 @@ std::set<std::string> defined_tests() {
   const std::regex definition(
       R"(\b(?:TEST|TEST_F|TEST_P|TYPED_TEST|TYPED_TEST_P)\(\s*(\w+)\s*,\s*(\w+)\s*\))");
   std::set<std::string> tests;
-  for (const char* dir : {"tests", "framework/testkit", "projections/testkit"}) {
+  for (const char* dir : {"tests", "framework/testkit", "projections/testkit", "examples"}) {
     for (const auto& file : files_under(kRoot / dir, {".cpp", ".hpp"})) {
       std::ifstream in(file);
       const std::string text((std::istreambuf_iterator<char>(in)),

@@ -1,8 +1,8 @@
 #include "views.hpp"
 
-#include <cstdio>
-#include <ctime>
 #include <variant>
+
+#include "annals/eventstore/timestamp.hpp"
 
 namespace bank {
 namespace {
@@ -40,27 +40,8 @@ annals::projections::ProjectionOptions bank_projection_options(std::string_view 
   return options;
 }
 
-std::string format_time(std::chrono::system_clock::time_point time) {
-  using namespace std::chrono;
-  const auto micros = floor<microseconds>(time);
-  const auto day = floor<days>(micros);
-  const year_month_day ymd{day};
-  const hh_mm_ss hms{micros - day};
-  char text[64];
-  std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02d:%02d:%02d.%06lldZ", int(ymd.year()),
-                unsigned(ymd.month()), unsigned(ymd.day()), static_cast<int>(hms.hours().count()),
-                static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()),
-                static_cast<long long>(hms.subseconds().count()));
-  return text;
-}
-
 std::string utc_day(std::chrono::system_clock::time_point time) {
-  using namespace std::chrono;
-  const year_month_day ymd{floor<days>(time)};
-  char text[48];
-  std::snprintf(text, sizeof text, "%04d-%02u-%02u", int(ymd.year()), unsigned(ymd.month()),
-                unsigned(ymd.day()));
-  return text;
+  return annals::format_timestamp(time).substr(0, 10);  // "YYYY-MM-DD"
 }
 
 std::string account_id_of(const annals::StreamId& stream) {
@@ -88,7 +69,7 @@ TransactionView transaction_of(const AccountFact& fact, std::int64_t balance_bef
                        .type = "",
                        .amount = 0,
                        .balance = balance_before,
-                       .recorded_at = format_time(fact.recorded_at)};
+                       .recorded_at = annals::format_timestamp(fact.recorded_at)};
   std::visit(Overloaded{[&](const AccountOpened&) { view.type = "opened"; },
                         [&](const MoneyDeposited& e) {
                           view.type = "deposit";

@@ -118,8 +118,6 @@ struct BankReadModels {
   std::unique_ptr<BankQueries> queries;
 };
 
-/// RFC 3339 in UTC with exactly six fractional digits: "2024-05-01T12:34:56.123456Z".
-[[nodiscard]] std::string format_time(std::chrono::system_clock::time_point time);
 /// The UTC day of `time`: "2024-05-01".
 [[nodiscard]] std::string utc_day(std::chrono::system_clock::time_point time);
 /// The account id of an account stream ("account-a1" -> "a1").

@@ -6,13 +6,14 @@
 #include <string>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/eventstore/timestamp.hpp"
 #include "annals/eventstore/types.hpp"
 
 namespace annals::cli {
 
 /// RFC 3339 in UTC with microseconds, e.g. "2026-11-23T14:31:00.123456Z" (truncated, not
-/// rounded, to the microsecond).
-[[nodiscard]] std::string format_timestamp(std::chrono::system_clock::time_point time);
+/// rounded, to the microsecond): the library's one formatting (annals/eventstore/timestamp.hpp).
+using annals::format_timestamp;
 
 /// {"stream":..,"first_version":..,"last_version":..,"position":"<position>"} without a newline.
 [[nodiscard]] std::string to_json_line(const AppendResult& result);
