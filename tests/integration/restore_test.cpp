@@ -164,7 +164,8 @@ TEST_F(RestoreTest, ARestoredStoreOpensAfterTheFixAndReadersContinueWithoutSkips
     pqxx::nontransaction tx(owner);
     tx.exec(
         "CREATE OR REPLACE FUNCTION annals.xid_offset() RETURNS bigint LANGUAGE sql IMMUTABLE "
-        "PARALLEL SAFE AS 'SELECT " + std::to_string(fix.new_offset) + "::bigint + 0'");
+        "PARALLEL SAFE AS 'SELECT " +
+        std::to_string(fix.new_offset) + "::bigint + 0'");
   }
   const auto replaced = annals::postgres::verify(url);
   ASSERT_FALSE(replaced.findings.empty());

@@ -28,7 +28,8 @@ void require_schema(pqxx::transaction_base& tx) {
 RestoreStatus read_status(pqxx::transaction_base& tx) {
   const auto row = tx.exec1(kRestoreCheck);
   RestoreStatus status;
-  if (!row[0].is_null()) status.stored_max = detail::parse_int<std::uint64_t>(row[0], "transaction id");
+  if (!row[0].is_null())
+    status.stored_max = detail::parse_int<std::uint64_t>(row[0], "transaction id");
   status.server_next = detail::parse_int<std::uint64_t>(row[1], "transaction id");
   status.offset = detail::parse_int<std::uint64_t>(row[2], "transaction id offset");
   status.other_sessions = detail::parse_int<int>(row[3], "session count");
@@ -61,8 +62,8 @@ RestoreFix fix_restore(const std::string& connection_string) {
             if (e.sqlstate() != kObjectInUse) throw;
             throw RestoreBlockedError(
                 "cannot fix the transaction ids of a restored store while other sessions are "
-                "connected to the database (" + std::string(e.what()) +
-                "); nothing was changed");
+                "connected to the database (" +
+                std::string(e.what()) + "); nothing was changed");
           }
           tx.commit();
         }
