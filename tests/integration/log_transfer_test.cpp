@@ -19,6 +19,7 @@
 #include "annals/postgres/log_transfer.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
 #include "annals/postgres/verify.hpp"
+#include "run_process.hpp"
 #include "test_database.hpp"
 
 namespace {
@@ -57,10 +58,10 @@ class Database {
     pqxx::connection c(url_);
     pqxx::nontransaction tx(c);
     std::vector<std::string> out;
-    for (const auto& row : tx.exec(
-             "SELECT concat_ws('|', stream_id, stream_version, event_id, event_type, "
-             "schema_version, data::text, metadata::text, recorded_at, encode(hash, 'hex'))"
-             " FROM annals.events ORDER BY stream_id, stream_version")) {
+    for (const auto& row :
+         tx.exec("SELECT concat_ws('|', stream_id, stream_version, event_id, event_type, "
+                 "schema_version, data::text, metadata::text, recorded_at, encode(hash, 'hex'))"
+                 " FROM annals.events ORDER BY stream_id, stream_version")) {
       out.push_back(row[0].as<std::string>());
     }
     return out;
@@ -173,9 +174,10 @@ TEST(LogTransferTest, AChangedFileIsRefusedNamingTheFirstBadEventAndWritesNothin
   retimed[0][time] = retimed[0][time] == '0' ? '1' : '0';
 
   for (const auto& [what, file_lines] :
-       std::vector<std::pair<std::string, std::vector<std::string>>>{
-           {"edited data", edited}, {"removed event", removed}, {"changed hash", rehashed},
-           {"changed time", retimed}}) {
+       std::vector<std::pair<std::string, std::vector<std::string>>>{{"edited data", edited},
+                                                                     {"removed event", removed},
+                                                                     {"changed hash", rehashed},
+                                                                     {"changed time", retimed}}) {
     const auto file = write_file(joined(file_lines));
     try {
       import_log(target.url(), file);
@@ -220,7 +222,8 @@ TEST(LogTransferTest, PartialExportsContinueStoredStreams) {
   ASSERT_EQ(orders.size(), 1U);
   EXPECT_NE(orders[0].find("\"order-7\""), std::string::npos);
 
-  const auto position = annals::Position::parse(nlohmann::json::parse(all[2]).at("position").get<std::string>());
+  const auto position =
+      annals::Position::parse(nlohmann::json::parse(all[2]).at("position").get<std::string>());
   const auto tail = lines_of(exported(source.url(), 3, {.after = position}));
   ASSERT_EQ(tail.size(), 3U);
 
@@ -249,6 +252,47 @@ TEST(LogTransferTest, AStreamVersionTakenByAnotherEventIsRefused) {
   EXPECT_THROW(import_log(target.url(), file), annals::IdempotencyError);
   EXPECT_EQ(target.rows().size(), 1U);
   std::filesystem::remove(file);
+}
+
+// The CLI: `annals export --output`, `annals import --json`, exit 6 for a changed file and 2 for
+// a line that is not an event.
+TEST(LogTransferTest, TheCliExportsAndImports) {
+  using annals::testing::run_process;
+  Database source;
+  Database target;
+  fill(source.url());
+  static_cast<void>(exported(source.url(), 6));  // settled
+  const auto file = std::filesystem::temp_directory_path() / ("annals-cli-export-" + random_hex(8));
+  const auto out =
+      run_process({ANNALS_CLI_PATH, "export", "--output", file.string(), "--db", source.url()});
+  ASSERT_EQ(out.exit_code, 0) << out;
+  EXPECT_NE(out.err.find("exported 6 events"), std::string::npos) << out;
+
+  std::ifstream in(file);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto lines = lines_of(text);
+  auto changed = lines;
+  changed[4].replace(changed[4].find("\"amount\":1"), 10, "\"amount\":7");
+  const auto changed_file = write_file(joined(changed));
+  const auto refused = run_process({ANNALS_CLI_PATH, "import", changed_file, "--db", target.url()});
+  EXPECT_EQ(refused.exit_code, 6) << refused;
+  EXPECT_NE(refused.err.find("line 5"), std::string::npos) << refused;
+  auto garbage = lines;
+  garbage.insert(garbage.begin(), "{\"stream\": 1}");
+  const auto garbage_file = write_file(joined(garbage));
+  const auto bad = run_process({ANNALS_CLI_PATH, "import", garbage_file, "--db", target.url()});
+  EXPECT_EQ(bad.exit_code, 2) << bad;
+  EXPECT_TRUE(target.rows().empty());
+
+  const auto imported =
+      run_process({ANNALS_CLI_PATH, "import", file.string(), "--json", "--db", target.url()});
+  ASSERT_EQ(imported.exit_code, 0) << imported;
+  const auto summary = nlohmann::json::parse(imported.out);
+  EXPECT_EQ(summary.at("written").get<int>(), 6);
+  EXPECT_EQ(summary.at("already_stored").get<int>(), 0);
+  EXPECT_EQ(summary.at("streams").get<int>(), 2);
+  EXPECT_EQ(target.rows(), source.rows());
+  for (const auto& f : {file.string(), changed_file, garbage_file}) std::filesystem::remove(f);
 }
 
 }  // namespace

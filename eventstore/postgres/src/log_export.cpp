@@ -37,8 +37,8 @@ void check_category(const std::optional<std::string>& category) {
   if (!category) return;
   if (category->empty() || category->find('-') != std::string::npos ||
       category->find('\0') != std::string::npos) {
-    throw InvalidArgumentError("export: a category is a non-empty stream id prefix without '-': \"" +
-                               *category + "\"");
+    throw InvalidArgumentError(
+        "export: a category is a non-empty stream id prefix without '-': \"" + *category + "\"");
   }
 }
 

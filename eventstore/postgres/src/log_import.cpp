@@ -71,15 +71,15 @@ std::string hash_of(detail::EventHasher& hasher, const std::string& previous_raw
   const auto version = std::to_string(line.version);
   const auto schema = std::to_string(line.schema_version);
   const auto micros = std::to_string(line.recorded_micros);
-  return detail::to_hex(hasher.hash(
-      previous_raw, detail::StoredEventText{.event_id = line.event_id,
-                                            .stream_id = line.stream,
-                                            .stream_version = version,
-                                            .event_type = line.type,
-                                            .schema_version = schema,
-                                            .data = line.data,
-                                            .metadata = line.metadata,
-                                            .recorded_micros = micros}));
+  return detail::to_hex(
+      hasher.hash(previous_raw, detail::StoredEventText{.event_id = line.event_id,
+                                                        .stream_id = line.stream,
+                                                        .stream_version = version,
+                                                        .event_type = line.type,
+                                                        .schema_version = schema,
+                                                        .data = line.data,
+                                                        .metadata = line.metadata,
+                                                        .recorded_micros = micros}));
 }
 
 // A stream's chain so far in the file.
@@ -167,7 +167,8 @@ class BatchWriter {
     for (const auto& [number, line] : lines_) {
       const auto found = stored.find(line.event_id);
       if (found != stored.end()) {
-        if (found->second != line.stream + '\n' + std::to_string(line.version) + '\n' + line.hash_hex) {
+        if (found->second !=
+            line.stream + '\n' + std::to_string(line.version) + '\n' + line.hash_hex) {
           throw IdempotencyError("import: " + at_line(number, line) +
                                  ": this event id is stored as another event; nothing was written");
         }

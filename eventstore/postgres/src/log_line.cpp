@@ -154,8 +154,7 @@ std::int64_t parse_timestamp_micros(std::string_view t) {
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) {
     bad();
   }
-  const auto days =
-      days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+  const auto days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
   const std::int64_t result =
       ((days * 24 + hour) * 60 + minute) * 60 * 1000000 + second * 1000000 + micros;
   // A day past the month's end (2026-02-30) normalises into the next month: refuse it.
@@ -195,8 +194,8 @@ void write_line(const LogLine& line, std::string& out) {
 LogLine parse_line(std::string_view text) {
   LogLine line;
   constexpr std::array<std::string_view, 11> kKeys = {
-      "\"stream\"", "\"version\"",  "\"position\"",    "\"event_id\"",
-      "\"type\"",   "\"schema_version\"", "\"data\"", "\"metadata\"",
+      "\"stream\"",      "\"version\"",        "\"position\"", "\"event_id\"",
+      "\"type\"",        "\"schema_version\"", "\"data\"",     "\"metadata\"",
       "\"recorded_at\"", "\"transaction_id\"", "\"hash\""};
   std::array<std::string_view, kKeys.size()> values{};
   std::size_t i = skip_blanks(text, 0);
@@ -211,7 +210,8 @@ LogLine parse_line(std::string_view text) {
     if (i >= text.size() || text[i] != ':') bad_line("expected ':' after " + std::string(key));
     i = skip_blanks(text, i + 1);
     const auto value_end = skip_value(text, i);
-    if (value_end == std::string_view::npos) bad_line("the value of " + std::string(key) + " does not end");
+    if (value_end == std::string_view::npos)
+      bad_line("the value of " + std::string(key) + " does not end");
     for (std::size_t k = 0; k < kKeys.size(); ++k) {
       if (key == kKeys[k]) {
         if (!values[k].empty()) bad_line(std::string(key) + " appears twice");

@@ -12,15 +12,15 @@ namespace annals::postgres::detail {
 struct LogLine {
   std::string stream;
   std::int64_t version = 0;
-  std::string position;        ///< "<transaction id>:<global position>", as read-all prints it
-  std::string event_id;        ///< lower-case UUID
+  std::string position;  ///< "<transaction id>:<global position>", as read-all prints it
+  std::string event_id;  ///< lower-case UUID
   std::string type;
   std::int32_t schema_version = 1;
-  std::string data;            ///< PostgreSQL's jsonb text ("{"a": 1}"), as the hash covers it
-  std::string metadata;        ///< the same
+  std::string data;      ///< PostgreSQL's jsonb text ("{"a": 1}"), as the hash covers it
+  std::string metadata;  ///< the same
   std::int64_t recorded_micros = 0;  ///< microseconds since 1970-01-01 UTC
   std::string transaction_id;
-  std::string hash_hex;        ///< 64 lower-case hex digits
+  std::string hash_hex;  ///< 64 lower-case hex digits
 };
 
 /// Appends `line` as one line of NDJSON (with '\n'): the keys of `annals read-all` in its order,

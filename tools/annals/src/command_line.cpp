@@ -17,8 +17,9 @@ constexpr const char* kFooter =
     "Connection: --db URL, or ANNALS_DATABASE_URL when --db is not given.\n"
     "Exit codes: 0 ok, 1 error (server unavailable, internal, rebuild failed), 2 invalid input\n"
     "            or usage, 3 expected-version conflict, 4 no such projection or dead letter,\n"
-    "            5 rebuild --timeout elapsed, 6 verify found problems. Errors go to stderr\n"
-    "            as `annals: <message>`.\n"
+    "            5 rebuild --timeout elapsed, 6 verify (or import) found problems,\n"
+    "            7 some events printed undecodable, 8 restore-check needs --fix. Errors go\n"
+    "            to stderr as `annals: <message>`.\n"
     "Reference: docs/cli.md. Run `annals VERB --help` for a verb's arguments.";
 
 // A command that runs: a verb (`migrate`) or a verb's subcommand (`projections list`).
@@ -222,6 +223,25 @@ std::vector<ParsedCommand> declare_restore_check(CLI::App& verb, CommandLine& cl
   return {{&verb, CommandId::kRestoreCheck}};
 }
 
+std::vector<ParsedCommand> declare_export(CLI::App& verb, CommandLine& cl) {
+  auto& args = cl.export_events;
+  verb.add_option("--category", args.category,
+                  "Only streams of this category (the stream id up to its first '-')");
+  verb.add_option("--from", args.from, "Only events after this position (as read-all prints it)")
+      ->type_name("POSITION");
+  verb.add_option("--output", args.output, "Write to FILE instead of standard output")
+      ->type_name("FILE");
+  return {{&verb, CommandId::kExport}};
+}
+
+std::vector<ParsedCommand> declare_import(CLI::App& verb, CommandLine& cl) {
+  auto& args = cl.import_events;
+  verb.add_option("FILE", args.file, "An export (NDJSON, as `annals export` writes it)")
+      ->required();
+  verb.add_flag("--json", args.json, "One JSON object instead of text");
+  return {{&verb, CommandId::kImport}};
+}
+
 // One verb: its name and help line, and the function that declares its arguments (and its
 // subcommands) on the verb's CLI::App and returns the commands it runs.
 struct Verb {
@@ -250,6 +270,10 @@ constexpr Verb kVerbs[] = {
      "After a restore into another cluster: check (and with --fix set) the transaction-id "
      "offset; exit 8 when a fix is needed",
      declare_restore_check},
+    {"export", "Write the settled log as NDJSON (every stored column), in log order",
+     declare_export},
+    {"import", "Verify every hash chain of an export, then store its events; exit 6 if changed",
+     declare_import},
 };
 
 // "migrate, append, ...": the verbs for error messages.

@@ -19,6 +19,7 @@
 #include "commands.hpp"
 #include "projection_commands.hpp"
 #include "restore_command.hpp"
+#include "transfer_commands.hpp"
 #include "verify_command.hpp"
 
 namespace annals::cli {
@@ -38,6 +39,8 @@ struct CommandLine {
   VerifyArgs verify;
   AnchorArgs anchor;
   RestoreCheckArgs restore_check;
+  ExportArgs export_events;
+  ImportArgs import_events;
 };
 
 /// The command a command line asks for: a verb, or a verb's subcommand.
@@ -55,6 +58,8 @@ enum class CommandId {
   kVerify,
   kAnchor,
   kRestoreCheck,
+  kExport,
+  kImport,
 };
 
 /// The tool's command line (CLI11), declared once per parser.

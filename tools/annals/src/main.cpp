@@ -28,6 +28,7 @@
 #include "json_output.hpp"
 #include "projection_commands.hpp"
 #include "restore_command.hpp"
+#include "transfer_commands.hpp"
 #include "verify_command.hpp"
 
 namespace {
@@ -117,6 +118,12 @@ std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const s
       return 0;
     case CommandId::kRestoreCheck:
       cli::restore_check(url, cl.restore_check, std::cout);
+      return 0;
+    case CommandId::kExport:
+      cli::export_events(url, cl.export_events, std::cout, std::cerr);
+      return 0;
+    case CommandId::kImport:
+      cli::import_events(url, cl.import_events, std::cout);
       return 0;
   }
   return 0;

@@ -49,10 +49,10 @@ ExportSummary export_log(const std::string& connection_string, const ExportOptio
 
 /// What import_log() did.
 struct ImportSummary {
-  std::int64_t events = 0;           ///< lines read
-  std::int64_t written = 0;          ///< events stored by this import
-  std::int64_t already_stored = 0;   ///< events that were stored already, as in the file
-  std::int64_t streams = 0;          ///< distinct streams in the file
+  std::int64_t events = 0;          ///< lines read
+  std::int64_t written = 0;         ///< events stored by this import
+  std::int64_t already_stored = 0;  ///< events that were stored already, as in the file
+  std::int64_t streams = 0;         ///< distinct streams in the file
 };
 
 /// Verifies every hash chain of the NDJSON file `path` (as export_log() writes it), then stores
