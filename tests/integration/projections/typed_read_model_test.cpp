@@ -41,6 +41,7 @@ EventRegistry wallet_registry() {
 }
 
 // Wallets: owner, balance and number of credits, from typed handlers.
+// docs:begin typed-read-model
 class WalletTable final : public ReadModelProjection {
  public:
   WalletTable(const EventRegistry& registry, std::string name, std::string table)
@@ -67,6 +68,7 @@ class WalletTable final : public ReadModelProjection {
   std::string name_;
   std::string table_;
 };
+// docs:end
 
 class TypedReadModelTest : public ::testing::Test {
  protected:
@@ -155,6 +157,7 @@ TEST_F(TypedReadModelTest, AnEventThatDoesNotDecodeIsParkedAndItsWritesRolledBac
 
 TEST(ReadModelSpecTest, GivenOldAndTypedEventsWhenProjectedThenTheTablesHoldTheExpectedRows) {
   const auto registry = wallet_registry();
+  // docs:begin read-model-spec
   WalletTable projection(registry, "spec_wallets", "wallets");
   annals::testkit::ReadModelSpec spec(registry, annals::testing::test_database_url());
   spec.given("wallet-1", WalletCreated{.owner_name = "ada", .currency = "EUR"})
@@ -165,6 +168,7 @@ TEST(ReadModelSpecTest, GivenOldAndTypedEventsWhenProjectedThenTheTablesHoldTheE
       .then_rows("SELECT wallet_id, owner, balance, credits FROM wallets ORDER BY wallet_id",
                  {{{"wallet_id", "wallet-1"}, {"owner", "ada"}, {"balance", 205}, {"credits", 2}},
                   {{"wallet_id", "wallet-2"}, {"owner", "bob"}, {"balance", 300}, {"credits", 1}}});
+  // docs:end
 }
 
 TEST(ReadModelSpecTest, SpecsShareADatabaseWithoutSeeingEachOther) {

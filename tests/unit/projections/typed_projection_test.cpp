@@ -255,8 +255,49 @@ TEST_F(TypedProjectionTest, AProjectionWithoutHandlersFailsItsEventsLoudly) {
 
 // ---- The projection given/when/then of the test kit ------------------------------------------
 
+// docs:begin typed-in-process-projection
+// Credits per wallet, from typed events: FundsAdded events stored before the rename to
+// WalletCredited, and the credit part of split WalletOpenedWithFunds events, arrive upcast.
+class Credits final : public annals::projections::InProcessProjection {
+ public:
+  explicit Credits(const annals::EventRegistry& registry) : InProcessProjection(registry) {
+    on<wallet::WalletCredited>(
+        [this](const wallet::WalletCredited& e, const annals::EventContext& context) {
+          const std::lock_guard lock(mutex_);
+          cents_[context.stream_id().value()] += e.amount_cents;
+        });
+  }
+
+  std::string name() const override { return "credits"; }
+  void clear() override {
+    const std::lock_guard lock(mutex_);
+    cents_.clear();
+  }
+  std::map<std::string, std::int64_t> cents() const {
+    const std::lock_guard lock(mutex_);
+    return cents_;
+  }
+
+ private:
+  mutable std::mutex mutex_;  // handlers run on the runner's thread, cents() on others
+  std::map<std::string, std::int64_t> cents_;
+};
+// docs:end
+
+TEST(ProjectionSpecTest, TheGuideExampleCountsCreditsStoredUnderEveryName) {
+  const auto registry = wallet_registry();
+  Credits credits(registry);
+  annals::testkit::ProjectionSpec(registry)
+      .given("wallet-1", WalletCredited{.amount_cents = 5, .currency = "EUR"})
+      .given("wallet-1", wallet::raw("FundsAdded", 1, {{"amount", 2}}))
+      .when(credits)
+      .then_equals(std::map<std::string, std::int64_t>{{"wallet-1", 205}},
+                   [&] { return credits.cents(); });
+}
+
 TEST(ProjectionSpecTest, GivenTypedAndOldEventsWhenProjectedThenTheReadModelIsExpected) {
   const auto registry = wallet_registry();
+  // docs:begin projection-spec
   WalletBalances projection(registry);
   annals::testkit::ProjectionSpec(registry)
       .given("wallet-1", WalletCreated{.owner_name = "ada", .currency = "EUR"})
@@ -267,6 +308,7 @@ TEST(ProjectionSpecTest, GivenTypedAndOldEventsWhenProjectedThenTheReadModelIsEx
       .then_equals(std::map<std::string, std::int64_t>{{"wallet-1", 205}, {"wallet-2", 300}},
                    [&] { return projection.balances(); })
       .then([&] { EXPECT_EQ(projection.owners().at("wallet-2"), "bob"); });
+  // docs:end
 }
 
 TEST(ProjectionSpecTest, ThenFailsNamesTheEventThatDoesNotDecode) {
