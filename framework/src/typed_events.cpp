@@ -3,6 +3,7 @@
 #include "annals/framework/typed_events.hpp"
 
 #include <memory>
+#include <string>
 #include <utility>
 
 namespace annals {

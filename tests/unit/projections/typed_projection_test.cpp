@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -326,10 +327,10 @@ TEST(ProjectionSpecTest, AWrongExpectationFailsTheTest) {
   WalletBalances projection(registry);
   annals::testkit::ProjectionSpec spec(registry);
   spec.given("wallet-1", WalletCredited{.amount_cents = 5, .currency = "EUR"}).when(projection);
-  EXPECT_NONFATAL_FAILURE(
-      spec.then_equals(std::map<std::string, std::int64_t>{{"wallet-1", 6}},
-                       [&] { return projection.balances(); }),
-      "the read model is not the expected state");
+  const std::map<std::string, std::int64_t> wrong{{"wallet-1", 6}};
+  const auto actual = [&] { return projection.balances(); };
+  EXPECT_NONFATAL_FAILURE(spec.then_equals(wrong, actual),
+                          "the read model is not the expected state");
 }
 
 }  // namespace

@@ -13,8 +13,11 @@
 #include <vector>
 
 #include "annals/eventstore/event_store.hpp"
-#include "annals/framework/event_registry.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+
+namespace annals {
+class EventRegistry;  // annals/framework/event_registry.hpp; only read and read_all take one
+}  // namespace annals
 
 namespace annals::cli {
 

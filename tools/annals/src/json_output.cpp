@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "annals/eventstore/detail/stored_json.hpp"
+#include "annals/framework/event_registry.hpp"
 
 namespace annals::cli {
 namespace {

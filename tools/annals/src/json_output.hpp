@@ -8,7 +8,10 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/types.hpp"
-#include "annals/framework/event_registry.hpp"
+
+namespace annals {
+struct UpcastEvent;  // annals/framework/event_registry.hpp
+}  // namespace annals
 
 namespace annals::cli {
 
