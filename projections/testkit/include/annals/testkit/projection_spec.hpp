@@ -65,7 +65,7 @@ struct ProjectionOutcome {
   projections::ProjectionStatus status;
 };
 
-namespace spec_detail {
+namespace projection_spec_detail {
 
 /// The given events and the run shared by ProjectionSpec and ReadModelSpec.
 class SpecCore {
@@ -138,7 +138,7 @@ inline std::shared_ptr<projections::Projection> borrowed(projections::Projection
   return {&projection, [](projections::Projection*) {}};
 }
 
-}  // namespace spec_detail
+}  // namespace projection_spec_detail
 
 /// Given/when/then for a projection on in-memory stores (see the header comment). Works for
 /// every InProcessProjection; a ReadModelProjection needs ReadModelSpec.
@@ -167,7 +167,7 @@ class ProjectionSpec {
   /// Appends the given events and runs `projection` (which must outlive the spec) over them.
   ProjectionSpec& when(projections::Projection& projection) {
     const Position until = core_.append(*events_);
-    outcome_ = spec_detail::SpecCore::run(*events_, *store_, spec_detail::borrowed(projection),
+    outcome_ = projection_spec_detail::SpecCore::run(*events_, *store_, projection_spec_detail::borrowed(projection),
                                           until, options_);
     return *this;
   }
@@ -180,7 +180,7 @@ class ProjectionSpec {
     if (!succeeded(where)) return *this;
     const auto value = actual();
     if (!(value == expected)) {
-      spec_detail::report(where, "the read model is not the expected state:\n  expected: " +
+      projection_spec_detail::report(where, "the read model is not the expected state:\n  expected: " +
                                      ::testing::PrintToString(expected) +
                                      "\n  actual:   " + ::testing::PrintToString(value));
     }
@@ -196,14 +196,14 @@ class ProjectionSpec {
   ProjectionSpec& then_fails(std::string_view text = {},
                              std::source_location where = std::source_location::current()) {
     if (!outcome_) {
-      spec_detail::report(where, "then_fails() before when()");
+      projection_spec_detail::report(where, "then_fails() before when()");
     } else if (outcome_->status.state != projections::ProjectionState::kFailed) {
-      spec_detail::report(where, "expected the projection to fail, but " +
-                                     spec_detail::describe(*outcome_));
+      projection_spec_detail::report(where, "expected the projection to fail, but " +
+                                     projection_spec_detail::describe(*outcome_));
     } else if (!outcome_->status.last_error ||
                outcome_->status.last_error->find(text) == std::string::npos) {
-      spec_detail::report(where, "the projection failed, but not with \"" + std::string(text) +
-                                     "\": " + spec_detail::describe(*outcome_));
+      projection_spec_detail::report(where, "the projection failed, but not with \"" + std::string(text) +
+                                     "\": " + projection_spec_detail::describe(*outcome_));
     }
     return *this;
   }
@@ -218,18 +218,18 @@ class ProjectionSpec {
  private:
   bool succeeded(const std::source_location& where) {
     if (!outcome_) {
-      spec_detail::report(where, "then() before when()");
+      projection_spec_detail::report(where, "then() before when()");
       return false;
     }
     if (!outcome_->reached || outcome_->status.state == projections::ProjectionState::kFailed) {
-      spec_detail::report(where, "the projection did not process every given event: " +
-                                     spec_detail::describe(*outcome_));
+      projection_spec_detail::report(where, "the projection did not process every given event: " +
+                                     projection_spec_detail::describe(*outcome_));
       return false;
     }
     return true;
   }
 
-  spec_detail::SpecCore core_;
+  projection_spec_detail::SpecCore core_;
   ProjectionSpecOptions options_;
   std::unique_ptr<EventStore> events_;
   std::unique_ptr<projections::ProjectionStore> store_;

@@ -48,7 +48,7 @@
 #include "annals/testkit/projection_spec.hpp"
 
 namespace annals::testkit {
-namespace spec_detail {
+namespace projection_spec_detail {
 
 inline std::string random_hex(std::size_t count) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -115,7 +115,7 @@ class Probe final : public projections::ReadModelProjection {
   std::string schema_;
 };
 
-}  // namespace spec_detail
+}  // namespace projection_spec_detail
 
 /// Given/when/then for a ReadModelProjection on PostgreSQL (see the header comment).
 class ReadModelSpec {
@@ -128,12 +128,12 @@ class ReadModelSpec {
                 ProjectionSpecOptions options = {})
       : core_(registry),
         options_(options),
-        suffix_(spec_detail::random_hex(12)),
+        suffix_(projection_spec_detail::random_hex(12)),
         schema_("annals_spec_" + suffix_),
         events_(postgres::make_postgres_event_store(
             {.connection_string = connection_string, .pool_size = 2})),
         store_(projections::make_postgres_projection_store(
-            {.connection_string = spec_detail::with_search_path(connection_string, schema_),
+            {.connection_string = projection_spec_detail::with_search_path(connection_string, schema_),
              .pool_size = 4})),
         probe_("annals_spec_probe_" + suffix_, schema_) {
     store_->prepare(probe_);  // creates the scratch schema
@@ -166,8 +166,8 @@ class ReadModelSpec {
   ReadModelSpec& when(projections::Projection& projection) {
     const Position until = core_.append(*events_);
     std::string name = projection.name().substr(0, 80) + "_spec_" + suffix_;
-    isolated_ = std::make_shared<spec_detail::IsolatedProjection>(projection, name, core_.ids());
-    outcome_ = spec_detail::SpecCore::run(*events_, *store_, isolated_, until, options_);
+    isolated_ = std::make_shared<projection_spec_detail::IsolatedProjection>(projection, name, core_.ids());
+    outcome_ = projection_spec_detail::SpecCore::run(*events_, *store_, isolated_, until, options_);
     return *this;
   }
 
@@ -184,7 +184,7 @@ class ReadModelSpec {
     if (!succeeded(where)) return *this;
     const auto rows = query(sql);
     if (rows != expected) {
-      spec_detail::report(where, "the read model is not the expected state (" + sql +
+      projection_spec_detail::report(where, "the read model is not the expected state (" + sql +
                                      "):\n  expected: " + nlohmann::json(expected).dump() +
                                      "\n  actual:   " + nlohmann::json(rows).dump());
     }
@@ -201,14 +201,14 @@ class ReadModelSpec {
   ReadModelSpec& then_fails(std::string_view text = {},
                             std::source_location where = std::source_location::current()) {
     if (!outcome_) {
-      spec_detail::report(where, "then_fails() before when()");
+      projection_spec_detail::report(where, "then_fails() before when()");
     } else if (outcome_->status.state != projections::ProjectionState::kFailed) {
-      spec_detail::report(where, "expected the projection to fail, but " +
-                                     spec_detail::describe(*outcome_));
+      projection_spec_detail::report(where, "expected the projection to fail, but " +
+                                     projection_spec_detail::describe(*outcome_));
     } else if (!outcome_->status.last_error ||
                outcome_->status.last_error->find(text) == std::string::npos) {
-      spec_detail::report(where, "the projection failed, but not with \"" + std::string(text) +
-                                     "\": " + spec_detail::describe(*outcome_));
+      projection_spec_detail::report(where, "the projection failed, but not with \"" + std::string(text) +
+                                     "\": " + projection_spec_detail::describe(*outcome_));
     }
     return *this;
   }
@@ -224,12 +224,12 @@ class ReadModelSpec {
  private:
   bool succeeded(const std::source_location& where) {
     if (!outcome_) {
-      spec_detail::report(where, "then() before when()");
+      projection_spec_detail::report(where, "then() before when()");
       return false;
     }
     if (!outcome_->reached || outcome_->status.state == projections::ProjectionState::kFailed) {
-      spec_detail::report(where, "the projection did not process every given event: " +
-                                     spec_detail::describe(*outcome_));
+      projection_spec_detail::report(where, "the projection did not process every given event: " +
+                                     projection_spec_detail::describe(*outcome_));
       return false;
     }
     return true;
@@ -257,14 +257,14 @@ class ReadModelSpec {
     return rows;
   }
 
-  spec_detail::SpecCore core_;
+  projection_spec_detail::SpecCore core_;
   ProjectionSpecOptions options_;
   std::string suffix_;
   std::string schema_;
   std::unique_ptr<EventStore> events_;
   std::unique_ptr<projections::ProjectionStore> store_;
-  spec_detail::Probe probe_;
-  std::shared_ptr<spec_detail::IsolatedProjection> isolated_;
+  projection_spec_detail::Probe probe_;
+  std::shared_ptr<projection_spec_detail::IsolatedProjection> isolated_;
   std::optional<ProjectionOutcome> outcome_;
 };
 
