@@ -38,10 +38,20 @@ std::size_t limit_of(const std::optional<std::int64_t>& limit) {
 std::size_t page_size_of(std::size_t page_size) { return std::max<std::size_t>(page_size, 1); }
 
 // Prints one event upcast by `registry`, one line per part; returns 1 when it could not be
-// decoded or upcast, else 0.
-// With `only` not empty, prints only the parts of those types.
+// decoded or upcast, else 0. `only`: the types asked for (--type); an event stored under one
+// of them prints every part, one read because it upcasts into one of them (an old name) only
+// the parts of those types.
 std::size_t print_upcast(const RecordedEvent& event, const EventRegistry& registry,
                          const std::vector<std::string>& only, std::ostream& out) {
+  const auto asked = [&only](const std::string& type) {
+    return only.empty() || std::find(only.begin(), only.end(), type) != only.end();
+  };
+  const bool stored_asked = asked(event.type);
+  if (registry.is_current(event.type, event.schema_version)) {
+    // At its current schema: printed exactly as the stock tool prints it (the stored text).
+    if (stored_asked) out << to_json_line(event) << '\n';
+    return 0;
+  }
   std::vector<UpcastEvent> parts;
   try {
     parts = registry.upcast_event(event);
@@ -50,7 +60,7 @@ std::size_t print_upcast(const RecordedEvent& event, const EventRegistry& regist
     return 1;
   }
   for (std::size_t i = 0; i < parts.size(); ++i) {
-    if (!only.empty() && std::find(only.begin(), only.end(), parts[i].type) == only.end()) continue;
+    if (!stored_asked && !asked(parts[i].type)) continue;
     out << to_json_line(event, parts[i], i, parts.size()) << '\n';
   }
   return 0;
