@@ -94,6 +94,20 @@ TEST_F(RegistryCommandsTest, ReadAllTypeFindsRenamedTypesUnderTheirOldNames) {
   EXPECT_THAT(seen, ElementsAre("WalletCredited:200", "WalletCredited:300", "WalletCredited:4"));
 }
 
+TEST_F(RegistryCommandsTest, ReadAllTypeOfAnOldNamePrintsItsEventsUpcast) {
+  ReadAllArgs args;
+  args.types = {"FundsAdded", "WalletOpenedWithFunds"};
+  std::ostringstream out;
+  EXPECT_EQ(read_all(*store_, args, out, &registry_), 0U);
+  std::vector<std::string> seen;
+  for (const auto& line : json_lines(out.str())) {
+    seen.push_back(line["stored_type"].get<std::string>() + "->" + line["type"].get<std::string>());
+  }
+  // Events stored under an asked-for name print every part.
+  EXPECT_THAT(seen, ElementsAre("FundsAdded->WalletCredited", "WalletOpenedWithFunds->WalletCreated",
+                                "WalletOpenedWithFunds->WalletCredited"));
+}
+
 TEST_F(RegistryCommandsTest, WithoutARegistryNothingChanges) {
   ReadAllArgs args;
   args.types = {"WalletCredited"};
