@@ -43,8 +43,9 @@ std::string quote_name(std::string_view text) {
 
 void InProcessProjection::handle(const RecordedEvent& event) {
   if (handlers_.empty()) {
-    throw InvalidArgumentError("projection '" + name() +
-                               "' neither overrides handle() nor declares typed handlers (on<E>())");
+    throw InvalidArgumentError(
+        "projection '" + name() +
+        "' neither overrides handle() nor declares typed handlers (on<E>())");
   }
   static_cast<void>(handlers_.dispatch(event));
 }

@@ -56,10 +56,9 @@ TEST_F(RegistryCommandsTest, ReadPrintsUpcastEventsAndWhatTheyWereStoredAs) {
   EXPECT_EQ(read(*store_, args, out, &registry_), 1U);  // Mystery cannot be upcast
   const auto lines = json_lines(out.str());
   ASSERT_EQ(lines.size(), 5U);
-  EXPECT_THAT(keys(lines[0]),
-              ElementsAre("stream", "version", "position", "event_id", "type", "schema_version",
-                          "data", "metadata", "recorded_at", "stored_type",
-                          "stored_schema_version"));
+  EXPECT_THAT(keys(lines[0]), ElementsAre("stream", "version", "position", "event_id", "type",
+                                          "schema_version", "data", "metadata", "recorded_at",
+                                          "stored_type", "stored_schema_version"));
   EXPECT_EQ(lines[0]["type"], "WalletCredited");
   EXPECT_EQ(lines[0]["schema_version"], 3);
   EXPECT_EQ(lines[0]["data"], (nlohmann::ordered_json{{"amount_cents", 200}, {"currency", "EUR"}}));
@@ -104,8 +103,9 @@ TEST_F(RegistryCommandsTest, ReadAllTypeOfAnOldNamePrintsItsEventsUpcast) {
     seen.push_back(line["stored_type"].get<std::string>() + "->" + line["type"].get<std::string>());
   }
   // Events stored under an asked-for name print every part.
-  EXPECT_THAT(seen, ElementsAre("FundsAdded->WalletCredited", "WalletOpenedWithFunds->WalletCreated",
-                                "WalletOpenedWithFunds->WalletCredited"));
+  EXPECT_THAT(seen,
+              ElementsAre("FundsAdded->WalletCredited", "WalletOpenedWithFunds->WalletCreated",
+                          "WalletOpenedWithFunds->WalletCredited"));
 }
 
 TEST_F(RegistryCommandsTest, WithoutARegistryNothingChanges) {

@@ -557,8 +557,9 @@ void ReadModelProjection::setup(UnitOfWork& work) {
 
 void ReadModelProjection::handle(const RecordedEvent& event, ReadModel& db) {
   if (handlers_.empty()) {
-    throw InvalidArgumentError("projection '" + name() +
-                               "' neither overrides handle() nor declares typed handlers (on<E>())");
+    throw InvalidArgumentError(
+        "projection '" + name() +
+        "' neither overrides handle() nor declares typed handlers (on<E>())");
   }
   static_cast<void>(handlers_.dispatch(event, db));
 }

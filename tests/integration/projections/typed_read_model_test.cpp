@@ -27,8 +27,8 @@ namespace {
 
 using std::chrono::milliseconds;
 using testing::Admin;
-using testing::unique_name;
 using ::testing::HasSubstr;
+using testing::unique_name;
 using wallet::WalletCreated;
 using wallet::WalletCredited;
 
@@ -122,10 +122,11 @@ class TypedReadModelTest : public ::testing::Test {
 TEST_F(TypedReadModelTest, ARenamedTypeStoredUnderItsOldNameIsProjectedExactlyOnce) {
   const auto name = unique_name("typed_wallets");
   const auto table = unique_name("wallets");
-  append(wallet::raw("WalletCreated", 1, {{"owner", "ada"}}));        // v1 -> v3
-  append(wallet::raw("FundsAdded", 1, {{"amount", 2}}));              // old name, v1
-  append(wallet::raw("FundsAdded", 2, {{"amount_cents", 30}}));       // old name, v2
-  const auto first = append(wallet::raw("WalletCredited", 3, {{"amount_cents", 4}, {"currency", "EUR"}}));
+  append(wallet::raw("WalletCreated", 1, {{"owner", "ada"}}));   // v1 -> v3
+  append(wallet::raw("FundsAdded", 1, {{"amount", 2}}));         // old name, v1
+  append(wallet::raw("FundsAdded", 2, {{"amount_cents", 30}}));  // old name, v2
+  const auto first =
+      append(wallet::raw("WalletCredited", 3, {{"amount_cents", 4}, {"currency", "EUR"}}));
   ASSERT_TRUE(run(std::make_shared<WalletTable>(registry_, name, table), first));
   EXPECT_EQ(row(table), "ada:234:3");
   EXPECT_EQ(store_->checkpoint(name), first);
@@ -143,8 +144,8 @@ TEST_F(TypedReadModelTest, AnEventThatDoesNotDecodeIsParkedAndItsWritesRolledBac
   append(wallet::raw("WalletCreated", 3, {{"owner_name", "ada"}, {"currency", "EUR"}}));
   const auto bad = append(wallet::raw("WalletCredited", 3, {{"amount_cents", "ten"}}));
   const auto last = append(wallet::raw("FundsAdded", 2, {{"amount_cents", 7}}));
-  ASSERT_TRUE(run(std::make_shared<WalletTable>(registry_, name, table), last,
-                  OnFailure::kDeadLetter));
+  ASSERT_TRUE(
+      run(std::make_shared<WalletTable>(registry_, name, table), last, OnFailure::kDeadLetter));
   EXPECT_EQ(row(table), "ada:7:1");
   const auto letters = store_->list_dead_letters({.projection = name});
   ASSERT_EQ(letters.size(), 1U);
@@ -162,7 +163,8 @@ TEST(ReadModelSpecTest, GivenOldAndTypedEventsWhenProjectedThenTheTablesHoldTheE
   annals::testkit::ReadModelSpec spec(registry, annals::testing::test_database_url());
   spec.given("wallet-1", WalletCreated{.owner_name = "ada", .currency = "EUR"})
       .given("wallet-1", wallet::raw("FundsAdded", 1, {{"amount", 2}}))  // the old name
-      .given("wallet-2", wallet::raw("WalletOpenedWithFunds", 1, {{"owner", "bob"}, {"initial", 3}}))
+      .given("wallet-2",
+             wallet::raw("WalletOpenedWithFunds", 1, {{"owner", "bob"}, {"initial", 3}}))
       .given("wallet-1", WalletCredited{.amount_cents = 5, .currency = "EUR"})
       .when(projection)
       .then_rows("SELECT wallet_id, owner, balance, credits FROM wallets ORDER BY wallet_id",

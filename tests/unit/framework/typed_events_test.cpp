@@ -97,16 +97,22 @@ TEST(TypedEventsTest, DispatchesCurrentUpgradedRenamedAndSplitEventsWithTheirCon
   const auto registry = wallet_registry();
   std::vector<Seen> seen;
   const auto handlers = recording(registry, seen);
-  EXPECT_EQ(handlers.dispatch(stored("WalletCredited", 3, {{"amount_cents", 5}, {"currency", "EUR"}}, 1)), 1U);
+  EXPECT_EQ(
+      handlers.dispatch(stored("WalletCredited", 3, {{"amount_cents", 5}, {"currency", "EUR"}}, 1)),
+      1U);
   EXPECT_EQ(handlers.dispatch(stored("FundsAdded", 1, {{"amount", 2}}, 2)), 1U);
   EXPECT_EQ(handlers.dispatch(stored("FundsAdded", 2, {{"amount_cents", 7}}, 3)), 1U);
   // A split: the WalletCreated part has no handler here, the FundsAdded part does.
-  EXPECT_EQ(handlers.dispatch(stored("WalletOpenedWithFunds", 1, {{"owner", "ada"}, {"initial", 3}}, 4)), 1U);
-  EXPECT_THAT(seen, ElementsAre(
-      Seen{"WalletCredited", 5, "WalletCredited", 3, 0, 1, "wallet-9", 1, "00-abc-01"},
-      Seen{"WalletCredited", 200, "FundsAdded", 1, 0, 1, "wallet-9", 2, "00-abc-01"},
-      Seen{"WalletCredited", 7, "FundsAdded", 2, 0, 1, "wallet-9", 3, "00-abc-01"},
-      Seen{"WalletCredited", 300, "WalletOpenedWithFunds", 1, 1, 2, "wallet-9", 4, "00-abc-01"}));
+  EXPECT_EQ(
+      handlers.dispatch(stored("WalletOpenedWithFunds", 1, {{"owner", "ada"}, {"initial", 3}}, 4)),
+      1U);
+  EXPECT_THAT(
+      seen,
+      ElementsAre(Seen{"WalletCredited", 5, "WalletCredited", 3, 0, 1, "wallet-9", 1, "00-abc-01"},
+                  Seen{"WalletCredited", 200, "FundsAdded", 1, 0, 1, "wallet-9", 2, "00-abc-01"},
+                  Seen{"WalletCredited", 7, "FundsAdded", 2, 0, 1, "wallet-9", 3, "00-abc-01"},
+                  Seen{"WalletCredited", 300, "WalletOpenedWithFunds", 1, 1, 2, "wallet-9", 4,
+                       "00-abc-01"}));
 }
 
 TEST(TypedEventsTest, EventsThatCannotReachAHandlerAreSkippedWithoutDecoding) {
@@ -179,23 +185,25 @@ TEST(TypedEventsTest, DeclaringHandlersWrongIsRefused) {
 TEST(TypedEventsTest, ExtraArgumentsReachTheHandler) {
   const auto registry = wallet_registry();
   EventHandlers<int&> handlers(registry);
-  handlers.on<WalletCredited>(
-      [](const WalletCredited& e, const EventContext&, int& total) { total += static_cast<int>(e.amount_cents); });
+  handlers.on<WalletCredited>([](const WalletCredited& e, const EventContext&, int& total) {
+    total += static_cast<int>(e.amount_cents);
+  });
   handlers.on<WalletCreated>([](const WalletCreated&, int& total) { total += 1000; });
   int total = 0;
-  static_cast<void>(handlers.dispatch(stored("WalletOpenedWithFunds", 1, {{"owner", "ada"}, {"initial", 1}}), total));
+  static_cast<void>(handlers.dispatch(
+      stored("WalletOpenedWithFunds", 1, {{"owner", "ada"}, {"initial", 1}}), total));
   EXPECT_EQ(total, 1100);
 }
 
 // Appends a history with every stored form of the wallet's events, plus noise.
 void append_history(annals::EventStore& store) {
   const annals::StreamId w("wallet-1");
-  store.append(w, annals::ExpectedVersion::any(),
-               {wallet::raw("WalletOpenedWithFunds", 1, {{"owner", "ada"}, {"initial", 1}}),
-                wallet::raw("FundsAdded", 1, {{"amount", 2}}),
-                wallet::raw("Mystery", 1, {{"x", 1}}),
-                wallet::raw("FundsAdded", 2, {{"amount_cents", 30}}),
-                wallet::raw("WalletCredited", 3, {{"amount_cents", 4}, {"currency", "EUR"}})});
+  store.append(
+      w, annals::ExpectedVersion::any(),
+      {wallet::raw("WalletOpenedWithFunds", 1, {{"owner", "ada"}, {"initial", 1}}),
+       wallet::raw("FundsAdded", 1, {{"amount", 2}}), wallet::raw("Mystery", 1, {{"x", 1}}),
+       wallet::raw("FundsAdded", 2, {{"amount_cents", 30}}),
+       wallet::raw("WalletCredited", 3, {{"amount_cents", 4}, {"currency", "EUR"}})});
 }
 
 TEST(TypedEventsTest, ReadAllTypedReadsRenamedTypesUnderTheirOldNames) {

@@ -99,9 +99,7 @@ class WholeCategory final : public InProcessProjection {
     on<WalletCredited>([this](const WalletCredited& e) { total += e.amount_cents; });
   }
   std::string name() const override { return "whole_category"; }
-  EventFilter filter() const override {
-    return {.category = "wallet", .event_types = {}};
-  }
+  EventFilter filter() const override { return {.category = "wallet", .event_types = {}}; }
   std::atomic<std::int64_t> total{0};
 };
 
@@ -304,7 +302,8 @@ TEST(ProjectionSpecTest, GivenTypedAndOldEventsWhenProjectedThenTheReadModelIsEx
       .given("wallet-1", WalletCreated{.owner_name = "ada", .currency = "EUR"})
       .given("wallet-1", WalletCredited{.amount_cents = 5, .currency = "EUR"})
       .given("wallet-1", wallet::raw("FundsAdded", 1, {{"amount", 2}}))  // an old name
-      .given("wallet-2", wallet::raw("WalletOpenedWithFunds", 1, {{"owner", "bob"}, {"initial", 3}}))
+      .given("wallet-2",
+             wallet::raw("WalletOpenedWithFunds", 1, {{"owner", "bob"}, {"initial", 3}}))
       .when(projection)
       .then_equals(std::map<std::string, std::int64_t>{{"wallet-1", 205}, {"wallet-2", 300}},
                    [&] { return projection.balances(); })

@@ -13,8 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "annals/eventstore/error.hpp"
-#include "annals/framework/event_registry.hpp"
 #include "annals/eventstore/json_limits.hpp"
+#include "annals/framework/event_registry.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
 #include "json_output.hpp"
 

@@ -94,8 +94,8 @@ class SpecCore {
 
   /// Runs `projection` until it processed `until`, then stops the runner.
   static ProjectionOutcome run(EventStore& events, projections::ProjectionStore& store,
-                               std::shared_ptr<projections::Projection> projection,
-                               Position until, const ProjectionSpecOptions& options) {
+                               std::shared_ptr<projections::Projection> projection, Position until,
+                               const ProjectionSpecOptions& options) {
     projections::ProjectionRunner runner(events, store,
                                          {.owner = {},
                                           .lease_ttl = std::chrono::milliseconds(10'000),
@@ -167,8 +167,8 @@ class ProjectionSpec {
   /// Appends the given events and runs `projection` (which must outlive the spec) over them.
   ProjectionSpec& when(projections::Projection& projection) {
     const Position until = core_.append(*events_);
-    outcome_ = projection_spec_detail::SpecCore::run(*events_, *store_, projection_spec_detail::borrowed(projection),
-                                          until, options_);
+    outcome_ = projection_spec_detail::SpecCore::run(
+        *events_, *store_, projection_spec_detail::borrowed(projection), until, options_);
     return *this;
   }
 
@@ -180,9 +180,10 @@ class ProjectionSpec {
     if (!succeeded(where)) return *this;
     const auto value = actual();
     if (!(value == expected)) {
-      projection_spec_detail::report(where, "the read model is not the expected state:\n  expected: " +
-                                     ::testing::PrintToString(expected) +
-                                     "\n  actual:   " + ::testing::PrintToString(value));
+      projection_spec_detail::report(where,
+                                     "the read model is not the expected state:\n  expected: " +
+                                         ::testing::PrintToString(expected) +
+                                         "\n  actual:   " + ::testing::PrintToString(value));
     }
     return *this;
   }
@@ -199,11 +200,12 @@ class ProjectionSpec {
       projection_spec_detail::report(where, "then_fails() before when()");
     } else if (outcome_->status.state != projections::ProjectionState::kFailed) {
       projection_spec_detail::report(where, "expected the projection to fail, but " +
-                                     projection_spec_detail::describe(*outcome_));
+                                                projection_spec_detail::describe(*outcome_));
     } else if (!outcome_->status.last_error ||
                outcome_->status.last_error->find(text) == std::string::npos) {
-      projection_spec_detail::report(where, "the projection failed, but not with \"" + std::string(text) +
-                                     "\": " + projection_spec_detail::describe(*outcome_));
+      projection_spec_detail::report(where,
+                                     "the projection failed, but not with \"" + std::string(text) +
+                                         "\": " + projection_spec_detail::describe(*outcome_));
     }
     return *this;
   }
@@ -223,7 +225,7 @@ class ProjectionSpec {
     }
     if (!outcome_->reached || outcome_->status.state == projections::ProjectionState::kFailed) {
       projection_spec_detail::report(where, "the projection did not process every given event: " +
-                                     projection_spec_detail::describe(*outcome_));
+                                                projection_spec_detail::describe(*outcome_));
       return false;
     }
     return true;

@@ -67,8 +67,8 @@ inline std::string with_search_path(const std::string& url, const std::string& s
   }
   const bool is_url = url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
   if (is_url) {
-    return url + (url.find('?') == std::string::npos ? "?" : "&") +
-           "options=-csearch_path%3D" + schema + "%2Cpublic";
+    return url + (url.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" +
+           schema + "%2Cpublic";
   }
   return url + " options='-csearch_path=" + schema + ",public'";
 }
@@ -97,7 +97,8 @@ class IsolatedProjection final : public projections::Projection {
 /// batch of its own that commits or rolls back.
 class Probe final : public projections::ReadModelProjection {
  public:
-  Probe(std::string name, std::string schema) : name_(std::move(name)), schema_(std::move(schema)) {}
+  Probe(std::string name, std::string schema)
+      : name_(std::move(name)), schema_(std::move(schema)) {}
   std::string name() const override { return name_; }
   std::vector<projections::ReadModelMigration> migrations() const override {
     return {{"create_scratch_schema", "CREATE SCHEMA " + schema_}};
@@ -133,7 +134,8 @@ class ReadModelSpec {
         events_(postgres::make_postgres_event_store(
             {.connection_string = connection_string, .pool_size = 2})),
         store_(projections::make_postgres_projection_store(
-            {.connection_string = projection_spec_detail::with_search_path(connection_string, schema_),
+            {.connection_string =
+                 projection_spec_detail::with_search_path(connection_string, schema_),
              .pool_size = 4})),
         probe_("annals_spec_probe_" + suffix_, schema_) {
     store_->prepare(probe_);  // creates the scratch schema
@@ -166,14 +168,16 @@ class ReadModelSpec {
   ReadModelSpec& when(projections::Projection& projection) {
     const Position until = core_.append(*events_);
     std::string name = projection.name().substr(0, 80) + "_spec_" + suffix_;
-    isolated_ = std::make_shared<projection_spec_detail::IsolatedProjection>(projection, name, core_.ids());
+    isolated_ =
+        std::make_shared<projection_spec_detail::IsolatedProjection>(projection, name, core_.ids());
     outcome_ = projection_spec_detail::SpecCore::run(*events_, *store_, isolated_, until, options_);
     return *this;
   }
 
   /// Runs one parameterized statement in the scratch schema and returns its rows as JSON
   /// objects (as ReadModel::exec). Throws: what ReadModel::exec throws.
-  std::vector<nlohmann::json> query(const std::string& sql, const projections::Params& params = {}) {
+  std::vector<nlohmann::json> query(const std::string& sql,
+                                    const projections::Params& params = {}) {
     return run_sql(sql, params, false);
   }
 
@@ -184,9 +188,10 @@ class ReadModelSpec {
     if (!succeeded(where)) return *this;
     const auto rows = query(sql);
     if (rows != expected) {
-      projection_spec_detail::report(where, "the read model is not the expected state (" + sql +
-                                     "):\n  expected: " + nlohmann::json(expected).dump() +
-                                     "\n  actual:   " + nlohmann::json(rows).dump());
+      projection_spec_detail::report(where,
+                                     "the read model is not the expected state (" + sql +
+                                         "):\n  expected: " + nlohmann::json(expected).dump() +
+                                         "\n  actual:   " + nlohmann::json(rows).dump());
     }
     return *this;
   }
@@ -204,11 +209,12 @@ class ReadModelSpec {
       projection_spec_detail::report(where, "then_fails() before when()");
     } else if (outcome_->status.state != projections::ProjectionState::kFailed) {
       projection_spec_detail::report(where, "expected the projection to fail, but " +
-                                     projection_spec_detail::describe(*outcome_));
+                                                projection_spec_detail::describe(*outcome_));
     } else if (!outcome_->status.last_error ||
                outcome_->status.last_error->find(text) == std::string::npos) {
-      projection_spec_detail::report(where, "the projection failed, but not with \"" + std::string(text) +
-                                     "\": " + projection_spec_detail::describe(*outcome_));
+      projection_spec_detail::report(where,
+                                     "the projection failed, but not with \"" + std::string(text) +
+                                         "\": " + projection_spec_detail::describe(*outcome_));
     }
     return *this;
   }
@@ -229,7 +235,7 @@ class ReadModelSpec {
     }
     if (!outcome_->reached || outcome_->status.state == projections::ProjectionState::kFailed) {
       projection_spec_detail::report(where, "the projection did not process every given event: " +
-                                     projection_spec_detail::describe(*outcome_));
+                                                projection_spec_detail::describe(*outcome_));
       return false;
     }
     return true;
