@@ -166,8 +166,9 @@ class EventHandlers {
     return {stored_types_.begin(), stored_types_.end()};
   }
   /// A filter for exactly those stored names (and `category`, when given).
-  [[nodiscard]] EventFilter filter(std::optional<std::string> category = std::nullopt) const {
-    return EventFilter{.category = std::move(category), .event_types = stored_types()};
+  [[nodiscard]] EventFilter filter(
+      const std::optional<std::string>& category = std::nullopt) const {
+    return EventFilter{.category = category, .event_types = stored_types()};
   }
 
   /// Upcasts and decodes `event` and calls the handler of each resulting part, in order.
