@@ -17,6 +17,9 @@ set(ANNALS_COMPONENTS eventstore postgres framework projections projections_post
 if(TARGET annals_testkit)
   list(APPEND ANNALS_COMPONENTS testkit)
 endif()
+if(TARGET annals_testkit_read_models)
+  list(APPEND ANNALS_COMPONENTS testkit_postgres)
+endif()
 foreach(component IN LISTS ANNALS_COMPONENTS)
   install(EXPORT annals-${component} NAMESPACE annals:: FILE annals-${component}-targets.cmake
     DESTINATION "${ANNALS_CMAKE_DIR}")
@@ -94,7 +97,8 @@ annals_pkg_config(annals-framework
   LIBRARY annals_framework REQUIRES "annals-eventstore = ${PROJECT_VERSION}")
 annals_pkg_config(annals-projections
   DESCRIPTION "annals projections: runner, ProjectionStore, in-memory projection store"
-  LIBRARY annals_projections REQUIRES "annals-eventstore = ${PROJECT_VERSION}")
+  LIBRARY annals_projections REQUIRES "annals-eventstore = ${PROJECT_VERSION}"
+  "annals-framework = ${PROJECT_VERSION}")
 annals_pkg_config(annals-postgres
   DESCRIPTION "annals PostgreSQL event store, migrations and verify"
   LIBRARY annals_postgres REQUIRES "annals-eventstore = ${PROJECT_VERSION}"

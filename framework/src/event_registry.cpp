@@ -219,6 +219,30 @@ bool EventRegistry::is_current(std::string_view type, std::int32_t schema_versio
   return found != nullptr && found->version == schema_version;
 }
 
+std::vector<std::string> EventRegistry::source_types(std::string_view type) const {
+  const auto* target = impl_->find_type(type);
+  if (target == nullptr) return {};
+  // Nodes are (type, version); a step (T, n) -> into leads to (U, n + 1) for each U of into.
+  // Walk backwards from (type, current version): every node found is a stored form that
+  // upcasts into it. Versions strictly decrease along the walk, so it ends.
+  std::set<std::pair<std::string, std::int32_t>> seen;
+  std::vector<std::pair<std::string, std::int32_t>> work;
+  work.emplace_back(target->name, target->version);
+  seen.insert(work.back());
+  while (!work.empty()) {
+    const auto [name, version] = work.back();
+    work.pop_back();
+    for (const auto& [key, step] : impl_->steps) {
+      if (key.second + 1 != version) continue;
+      if (std::find(step.into.begin(), step.into.end(), name) == step.into.end()) continue;
+      if (seen.insert(key).second) work.push_back(key);
+    }
+  }
+  std::set<std::string> names;
+  for (const auto& node : seen) names.insert(node.first);
+  return {names.begin(), names.end()};
+}
+
 void EventRegistry::throw_not_registered(std::string_view type) {
   throw InvalidArgumentError("event type \"" + std::string(type) +
                              "\" is not registered with the event registry");

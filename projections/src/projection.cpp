@@ -41,6 +41,20 @@ std::string quote_name(std::string_view text) {
 
 }  // namespace
 
+void InProcessProjection::handle(const RecordedEvent& event) {
+  if (handlers_.empty()) {
+    throw InvalidArgumentError(
+        "projection '" + name() +
+        "' neither overrides handle() nor declares typed handlers (on<E>())");
+  }
+  static_cast<void>(handlers_.dispatch(event));
+}
+
+EventFilter InProcessProjection::filter() const {
+  if (handlers_.empty()) return {};
+  return handlers_.filter();
+}
+
 void validate_projection_name(const std::string& name) {
   if (name.empty()) throw InvalidArgumentError("invalid projection name: it is empty");
   if (name.size() > kMaxNameLength) {

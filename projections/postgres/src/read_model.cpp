@@ -555,6 +555,20 @@ void ReadModelProjection::setup(UnitOfWork& work) {
   }
 }
 
+void ReadModelProjection::handle(const RecordedEvent& event, ReadModel& db) {
+  if (handlers_.empty()) {
+    throw InvalidArgumentError(
+        "projection '" + name() +
+        "' neither overrides handle() nor declares typed handlers (on<E>())");
+  }
+  static_cast<void>(handlers_.dispatch(event, db));
+}
+
+EventFilter ReadModelProjection::filter() const {
+  if (handlers_.empty()) return {};
+  return handlers_.filter();
+}
+
 void ReadModelProjection::apply(const RecordedEvent& event, UnitOfWork& work) {
   PostgresReadModel db(context_of(work, *this));
   handle(event, db);

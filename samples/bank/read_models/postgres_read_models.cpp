@@ -21,10 +21,30 @@ using annals::projections::ReadModelProjection;
 // docs:begin bank-sample-balances
 class BalancesTable final : public ReadModelProjection {
  public:
-  explicit BalancesTable(const annals::EventRegistry& registry) : registry_(registry) {}
+  // Typed handlers: each gets the event upcast and decoded, its context and the writer.
+  explicit BalancesTable(const annals::EventRegistry& registry) : ReadModelProjection(registry) {
+    using annals::EventContext;
+    on<AccountOpened>([](const AccountOpened& e, const EventContext& c, ReadModel& db) {
+      db.exec(kOpen, {account_id_of(c.stream_id()), e.owner, c.version()});
+    });
+    on<MoneyDeposited>([](const MoneyDeposited& e, const EventContext& c, ReadModel& db) {
+      db.exec(kMove, {account_id_of(c.stream_id()), e.amount, c.version()});
+    });
+    on<MoneyWithdrawn>([](const MoneyWithdrawn& e, const EventContext& c, ReadModel& db) {
+      db.exec(kMove, {account_id_of(c.stream_id()), -e.amount, c.version()});
+    });
+    on<AccountClosed>([](const AccountClosed&, const EventContext& c, ReadModel& db) {
+      db.exec(kClose, {account_id_of(c.stream_id()), c.version()});
+    });
+  }
 
   std::string name() const override { return std::string(kBalancesProjection); }
-  annals::EventFilter filter() const override { return account_events(); }
+  // The handlers' stored type names (old names of renamed types included), in account streams.
+  annals::EventFilter filter() const override {
+    auto filter = ReadModelProjection::filter();
+    filter.category = account_events().category;
+    return filter;
+  }
   std::vector<ReadModelMigration> migrations() const override {
     return {{"0001_create_bank_balances",
              "CREATE TABLE IF NOT EXISTS bank_balances ("
@@ -32,20 +52,6 @@ class BalancesTable final : public ReadModelProjection {
              " version bigint NOT NULL, status text NOT NULL)"}};
   }
   std::vector<std::string> tables() const override { return {"bank_balances"}; }
-
-  void handle(const annals::RecordedEvent& event, ReadModel& db) override {
-    for (const auto& fact : decode_account_event(registry_, event)) {
-      if (const auto* opened = std::get_if<AccountOpened>(&fact.event)) {
-        db.exec(kOpen, {fact.account_id, opened->owner, fact.version});
-      } else if (const auto* deposited = std::get_if<MoneyDeposited>(&fact.event)) {
-        db.exec(kMove, {fact.account_id, deposited->amount, fact.version});
-      } else if (const auto* withdrawn = std::get_if<MoneyWithdrawn>(&fact.event)) {
-        db.exec(kMove, {fact.account_id, -withdrawn->amount, fact.version});
-      } else {
-        db.exec(kClose, {fact.account_id, fact.version});
-      }
-    }
-  }
 
  private:
   static constexpr std::string_view kOpen =
@@ -56,7 +62,6 @@ class BalancesTable final : public ReadModelProjection {
       " WHERE account_id = $1";
   static constexpr std::string_view kClose =
       "UPDATE bank_balances SET status = 'closed', version = $2::bigint WHERE account_id = $1";
-  const annals::EventRegistry& registry_;
 };
 // docs:end
 

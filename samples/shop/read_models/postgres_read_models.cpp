@@ -70,12 +70,29 @@ class OrderSummariesTable final : public ReadModelProjection {
 };
 // docs:end
 
+// Typed handlers (docs/read-models.md, "Typed handlers"): each gets the upcast, decoded event.
 class StockLevelsTable final : public ReadModelProjection {
  public:
-  explicit StockLevelsTable(const annals::EventRegistry& registry) : registry_(registry) {}
+  explicit StockLevelsTable(const annals::EventRegistry& registry) : ReadModelProjection(registry) {
+    using annals::EventContext;
+    on<StockReceived>([](const StockReceived& e, const EventContext& c, ReadModel& db) {
+      db.increment("shop_stock_levels", {{"sku", id_of(c.stream_id())}}, "available", e.quantity);
+    });
+    on<StockReserved>([](const StockReserved& e, const EventContext& c, ReadModel& db) {
+      db.exec(kMove, {id_of(c.stream_id()), e.quantity});
+    });
+    on<StockReleased>([](const StockReleased& e, const EventContext& c, ReadModel& db) {
+      db.exec(kMove, {id_of(c.stream_id()), -e.quantity});
+    });
+  }
 
   std::string name() const override { return std::string(kStockLevelsProjection); }
-  annals::EventFilter filter() const override { return inventory_events(); }
+  // The handlers' stored type names, in inventory streams.
+  annals::EventFilter filter() const override {
+    auto filter = ReadModelProjection::filter();
+    filter.category = inventory_events().category;
+    return filter;
+  }
   std::vector<ReadModelMigration> migrations() const override {
     return {{"0001_create_shop_stock_levels",
              "CREATE TABLE IF NOT EXISTS shop_stock_levels ("
@@ -84,25 +101,11 @@ class StockLevelsTable final : public ReadModelProjection {
   }
   std::vector<std::string> tables() const override { return {"shop_stock_levels"}; }
 
-  void handle(const annals::RecordedEvent& event, ReadModel& db) override {
-    const std::string sku = id_of(event.stream_id);
-    for (const auto& decoded : registry_.decode<Inventory::Event>(event)) {
-      if (const auto* received = std::get_if<StockReceived>(&decoded)) {
-        db.increment("shop_stock_levels", {{"sku", sku}}, "available", received->quantity);
-      } else if (const auto* reserved = std::get_if<StockReserved>(&decoded)) {
-        db.exec(kMove, {sku, reserved->quantity});
-      } else if (const auto* released = std::get_if<StockReleased>(&decoded)) {
-        db.exec(kMove, {sku, -released->quantity});
-      }
-    }
-  }
-
  private:
   // Moves units from available to reserved (negative: back).
   static constexpr std::string_view kMove =
       "UPDATE shop_stock_levels SET available = available - $2::bigint,"
       " reserved = reserved + $2::bigint WHERE sku = $1";
-  const annals::EventRegistry& registry_;
 };
 
 class PostgresQueries final : public ShopQueries {

@@ -14,6 +14,7 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/json_limits.hpp"
+#include "annals/framework/event_registry.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
 #include "json_output.hpp"
 
@@ -36,11 +37,46 @@ std::size_t limit_of(const std::optional<std::int64_t>& limit) {
 
 std::size_t page_size_of(std::size_t page_size) { return std::max<std::size_t>(page_size, 1); }
 
-// Prints the first `count` events; returns how many of them are undecodable.
+// Prints one event upcast by `registry`, one line per part; returns 1 when it could not be
+// decoded or upcast, else 0. `only`: the types asked for (--type); an event stored under one
+// of them prints every part, one read because it upcasts into one of them (an old name) only
+// the parts of those types.
+std::size_t print_upcast(const RecordedEvent& event, const EventRegistry& registry,
+                         const std::vector<std::string>& only, std::ostream& out) {
+  const auto asked = [&only](const std::string& type) {
+    return only.empty() || std::find(only.begin(), only.end(), type) != only.end();
+  };
+  const bool stored_asked = asked(event.type);
+  if (registry.is_current(event.type, event.schema_version)) {
+    // At its current schema: printed exactly as the stock tool prints it (the stored text).
+    if (stored_asked) out << to_json_line(event) << '\n';
+    return 0;
+  }
+  std::vector<UpcastEvent> parts;
+  try {
+    parts = registry.upcast_event(event);
+  } catch (const Error& error) {
+    out << upcast_error_json_line(event, error.what()) << '\n';
+    return 1;
+  }
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (!stored_asked && !asked(parts[i].type)) continue;
+    out << to_json_line(event, parts[i], i, parts.size()) << '\n';
+  }
+  return 0;
+}
+
+// Prints the first `count` events (upcast when there is a registry); returns how many of them
+// are undecodable.
 std::size_t print_events(const std::vector<RecordedEvent>& events, std::size_t count,
-                         std::ostream& out) {
+                         std::ostream& out, const EventRegistry* registry,
+                         const std::vector<std::string>& only = {}) {
   std::size_t undecodable = 0;
   for (std::size_t i = 0; i < count; ++i) {
+    if (registry != nullptr && !events[i].is_undecodable()) {
+      undecodable += print_upcast(events[i], *registry, only, out);
+      continue;
+    }
     out << to_json_line(events[i]) << '\n';
     if (events[i].is_undecodable()) ++undecodable;
   }
@@ -100,7 +136,8 @@ void append(EventWriter& store, const AppendArgs& args, std::istream& in, std::o
   }
 }
 
-std::size_t read(EventReader& store, const ReadArgs& args, std::ostream& out) {
+std::size_t read(EventReader& store, const ReadArgs& args, std::ostream& out,
+                 const EventRegistry* registry) {
   const StreamId stream{args.stream};
   if (args.from && *args.from < 1) {
     throw InvalidArgumentError("--from must be a version >= 1, got " + std::to_string(*args.from));
@@ -116,7 +153,7 @@ std::size_t read(EventReader& store, const ReadArgs& args, std::ostream& out) {
     options.max_count = std::min(remaining, page);
     const auto events = store.read_stream(stream, options);
     const auto count = std::min(events.size(), options.max_count);
-    undecodable += print_events(events, count, out);
+    undecodable += print_events(events, count, out, registry);
     if (count < options.max_count) break;  // a stream read comes back short only at its end
     remaining -= count;
     const auto last = events[count - 1].version;
@@ -126,7 +163,8 @@ std::size_t read(EventReader& store, const ReadArgs& args, std::ostream& out) {
   return undecodable;
 }
 
-std::size_t read_all(EventReader& store, const ReadAllArgs& args, std::ostream& out) {
+std::size_t read_all(EventReader& store, const ReadAllArgs& args, std::ostream& out,
+                     const EventRegistry* registry) {
   ReadAllOptions options;
   if (args.from) options.after = Position::parse(*args.from);
   if (args.category) {
@@ -137,6 +175,17 @@ std::size_t read_all(EventReader& store, const ReadAllArgs& args, std::ostream& 
     if (type.empty()) throw InvalidArgumentError("--type must not be empty");
   }
   options.filter.event_types = args.types;
+  if (registry != nullptr) {
+    // Each type also selects the stored names that upcast into it (renamed, split).
+    for (const auto& type : args.types) {
+      for (auto& source : registry->source_types(type)) {
+        if (std::find(options.filter.event_types.begin(), options.filter.event_types.end(),
+                      source) == options.filter.event_types.end()) {
+          options.filter.event_types.push_back(std::move(source));
+        }
+      }
+    }
+  }
   auto remaining = limit_of(args.limit);
   const auto page = page_size_of(args.page_size);
 
@@ -147,7 +196,7 @@ std::size_t read_all(EventReader& store, const ReadAllArgs& args, std::ostream& 
     const auto events = store.read_all(options);
     if (events.empty()) break;
     const auto count = std::min(events.size(), options.max_count);
-    undecodable += print_events(events, count, out);
+    undecodable += print_events(events, count, out, registry, args.types);
     remaining -= count;
     options.after = events[count - 1].position;
   }

@@ -15,6 +15,10 @@
 #include "annals/eventstore/event_store.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
 
+namespace annals {
+class EventRegistry;  // annals/framework/event_registry.hpp; only read and read_all take one
+}  // namespace annals
+
 namespace annals::cli {
 
 /// Events fetched per round trip while `read` and `read-all` page through a long result.
@@ -77,13 +81,22 @@ void append(EventWriter& store, const AppendArgs& args, std::istream& in, std::o
 /// (to_json_line), and the reading goes on.
 /// Returns: the number of undecodable events printed (main.cpp exits 7 when it is not 0).
 /// Throws: InvalidArgumentError (bad arguments), the store's errors.
-std::size_t read(EventReader& store, const ReadArgs& args, std::ostream& out);
+///
+/// With a `registry` (a CLI built with the user's registry, annals/cli/run.hpp), each event is
+/// printed upcast to its current schema, one line per part of a split (to_json_line with the
+/// UpcastEvent); an event the registry cannot upcast (unknown type, a failing upcaster) is
+/// printed as stored with the reason under "upcast_error" and counted as undecodable.
+std::size_t read(EventReader& store, const ReadArgs& args, std::ostream& out,
+                 const EventRegistry* registry = nullptr);
 
 /// Prints global-log events as JSON lines, paging until the limit or the end of the settled log.
-/// Undecodable events as in read().
+/// Undecodable events as in read(). With a `registry`, events are printed upcast as in read(),
+/// and each --type also selects the stored names that upcast into it
+/// (EventRegistry::source_types: events stored before a rename).
 /// Returns: the number of undecodable events printed.
 /// Throws: InvalidArgumentError (bad arguments), the store's errors.
-std::size_t read_all(EventReader& store, const ReadAllArgs& args, std::ostream& out);
+std::size_t read_all(EventReader& store, const ReadAllArgs& args, std::ostream& out,
+                     const EventRegistry* registry = nullptr);
 
 /// The arguments of `annals migrate`.
 struct MigrateArgs {

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "annals/eventstore/detail/stored_json.hpp"
+#include "annals/framework/event_registry.hpp"
 
 namespace annals::cli {
 namespace {
@@ -92,6 +93,32 @@ std::string to_json_line(const RecordedEvent& event) {
          ",\"schema_version\":" + std::to_string(event.schema_version) +
          ",\"data\":" + compact(event.data) + ",\"metadata\":" + compact(event.metadata) +
          ",\"recorded_at\":" + quoted(format_timestamp(event.recorded_at)) + "}";
+}
+
+std::string to_json_line(const RecordedEvent& event, const UpcastEvent& part, std::size_t index,
+                         std::size_t parts) {
+  std::string line = "{\"stream\":" + quoted(event.stream_id.value()) +
+                     ",\"version\":" + std::to_string(event.version) +
+                     ",\"position\":" + quoted(event.position.to_string()) +
+                     ",\"event_id\":" + quoted(event.id.to_string()) +
+                     ",\"type\":" + quoted(part.type) +
+                     ",\"schema_version\":" + std::to_string(part.schema_version) +
+                     ",\"data\":" + dump(part.data) + ",\"metadata\":" + compact(event.metadata) +
+                     ",\"recorded_at\":" + quoted(format_timestamp(event.recorded_at));
+  if (part.type != event.type || part.schema_version != event.schema_version) {
+    line += ",\"stored_type\":" + quoted(event.type) +
+            ",\"stored_schema_version\":" + std::to_string(event.schema_version);
+  }
+  if (parts > 1) {
+    line += ",\"part\":" + std::to_string(index) + ",\"parts\":" + std::to_string(parts);
+  }
+  return line + "}";
+}
+
+std::string upcast_error_json_line(const RecordedEvent& event, const std::string& reason) {
+  std::string line = to_json_line(event);
+  line.pop_back();  // the closing brace
+  return line + ",\"upcast_error\":" + quoted(reason) + "}";
 }
 
 std::string to_json_line(const ConcurrencyError& error) {

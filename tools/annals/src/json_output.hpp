@@ -3,11 +3,16 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <string>
 
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/timestamp.hpp"
 #include "annals/eventstore/types.hpp"
+
+namespace annals {
+struct UpcastEvent;  // annals/framework/event_registry.hpp
+}  // namespace annals
 
 namespace annals::cli {
 
@@ -24,6 +29,16 @@ using annals::format_timestamp;
 /// metadata from decode_failure; JSON that does not parse as a string) with one more key
 /// last, "undecodable": the reason.
 [[nodiscard]] std::string to_json_line(const RecordedEvent& event);
+/// Part `index` of `parts` of `event` upcast by an EventRegistry: the line of to_json_line
+/// with the part's type, schema version and data, plus "stored_type" and
+/// "stored_schema_version" when they differ from the part's, and "part" and "parts" when an
+/// upcaster split the event.
+[[nodiscard]] std::string to_json_line(const RecordedEvent& event, const UpcastEvent& part,
+                                       std::size_t index, std::size_t parts);
+/// `event` as stored (to_json_line) with the reason it could not be upcast under
+/// "upcast_error".
+[[nodiscard]] std::string upcast_error_json_line(const RecordedEvent& event,
+                                                 const std::string& reason);
 
 /// {"error":"concurrency","stream":..,"expected":"<any|no-stream|exists|N>","actual":N|null}
 /// without a newline; actual is null when the stream had no events.

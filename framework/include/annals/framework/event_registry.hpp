@@ -264,6 +264,22 @@ class EventRegistry {
   [[nodiscard]] bool contains() const {
     return contains_type(typeid(E), E::kTypeName);
   }
+  /// Whether `type` at `schema_version` is a registered type at its current version (reads
+  /// without upcasting). Cost: one hash lookup.
+  [[nodiscard]] bool is_current(std::string_view type, std::int32_t schema_version) const;
+
+  /// The stored type names whose events can upcast into `type` at its current version: `type`
+  /// itself (when registered) and every name a rename or split chain leads from, walking the
+  /// chains backwards. Sorted, without duplicates. A reader that wants every event of `type`
+  /// reads these names (typed projections derive their filter from them), so events stored
+  /// before a rename still reach it. Events of these names may also upcast into other types
+  /// (the other parts of a split); a reader skips those. Empty for an unknown name.
+  /// Cost: linear in the registered steps.
+  [[nodiscard]] std::vector<std::string> source_types(std::string_view type) const;
+  template <EventType E>
+  [[nodiscard]] std::vector<std::string> source_types() const {
+    return source_types(E::kTypeName);
+  }
 
   // --- Writing --------------------------------------------------------------------------
 
@@ -352,7 +368,6 @@ class EventRegistry {
   void add_step(std::string_view type, std::int32_t from_version, std::vector<std::string> into,
                 SplitTransform transform);
   [[nodiscard]] bool contains_type(std::type_index type, std::string_view name) const;
-  [[nodiscard]] bool is_current(std::string_view type, std::int32_t schema_version) const;
   [[noreturn]] static void throw_not_registered(std::string_view type);
 
   struct Impl;

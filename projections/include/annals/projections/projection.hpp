@@ -16,11 +16,29 @@
 //     void handle(const annals::RecordedEvent&) override { ++count; }
 //     std::atomic<int> count{0};
 //   };
+//
+// Typed: give the base the EventRegistry and declare a handler per event type; events are
+// upcast (renames and splits included) and decoded before they reach the handler, and the
+// filter is derived from the handlers (annals/framework/typed_events.hpp):
+//
+//   class Totals final : public annals::projections::InProcessProjection {
+//    public:
+//     explicit Totals(const annals::EventRegistry& registry) : InProcessProjection(registry) {
+//       on<MoneyDeposited>([this](const MoneyDeposited& e, const annals::EventContext& c) {
+//         totals[c.stream_id().value()] += e.amount;
+//       });
+//     }
+//     std::string name() const override { return "totals"; }
+//     std::map<std::string, std::int64_t> totals;
+//   };
 #pragma once
 
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "annals/eventstore/event_store.hpp"
+#include "annals/framework/typed_events.hpp"
 
 namespace annals::projections {
 
@@ -73,15 +91,48 @@ class Projection {
 ///
 /// Keep the checkpoint where the state is: an in-memory read model belongs with
 /// make_in_memory_projection_store(); a durable sink may use the PostgreSQL store.
+///
+/// Typed: constructed with an EventRegistry, it declares handlers with on<E>() (usually in the
+/// derived constructor) and does not override handle(). Events whose stored type cannot reach
+/// a declared type are skipped (the checkpoint still moves past them); a decode failure fails
+/// the event like a throwing handler (retry, then stop or dead letter), with the registry's
+/// typed error naming type, stream and version.
 class InProcessProjection : public Projection {
  public:
-  /// Applies one event. Throwing fails it (see Projection::apply).
-  virtual void handle(const RecordedEvent& event) = 0;
+  /// A projection that overrides handle().
+  InProcessProjection() = default;
+  /// A typed projection whose handlers (on<E>()) are dispatched through `registry`, which must
+  /// outlive it and be complete (every type and upcaster) before on() is called.
+  explicit InProcessProjection(const EventRegistry& registry) : handlers_(registry) {}
+
+  /// Applies one event. Throwing fails it (see Projection::apply). Default: dispatches it to
+  /// the typed handlers (upcast and decoded); throws InvalidArgumentError when none is
+  /// declared.
+  virtual void handle(const RecordedEvent& event);
   /// Forgets everything applied so far (a rebuild). Default: nothing to forget.
   virtual void clear() {}
 
+  /// With typed handlers: the stored type names that reach them (EventHandlers::filter; old
+  /// names of renamed and split types included). Otherwise every event. An override that adds
+  /// a category can start from this one.
+  [[nodiscard]] EventFilter filter() const override;
+
   void apply(const RecordedEvent& event, UnitOfWork&) final { handle(event); }
   void reset(UnitOfWork&) final { clear(); }
+
+ protected:
+  /// Declares the handler of E: `(const E&, const EventContext&)` or `(const E&)`.
+  /// Throws: InvalidArgumentError (no registry given to the constructor, E not registered,
+  /// declared twice).
+  template <EventType E, typename F>
+  void on(F handler) {
+    handlers_.on<E>(std::move(handler));
+  }
+  /// The typed handlers declared so far.
+  [[nodiscard]] const EventHandlers<>& typed_handlers() const noexcept { return handlers_; }
+
+ private:
+  EventHandlers<> handlers_;
 };
 
 /// Throws InvalidArgumentError unless `name` is a valid projection name (see

@@ -12,6 +12,17 @@
 //                  e.data.at("amount").get<std::int64_t>());
 //   }
 //
+// Typed: give the base the EventRegistry and declare a handler per event type; each gets the
+// upcast, decoded event, its EventContext and the ReadModel writer, and the filter is derived
+// from the handlers (old names of renamed types included):
+//
+//   explicit Balances(const annals::EventRegistry& registry) : ReadModelProjection(registry) {
+//     on<MoneyDeposited>([](const MoneyDeposited& e, const annals::EventContext& c,
+//                           ReadModel& db) {
+//       db.increment("balances", {{"account_id", c.stream_id().value()}}, "balance", e.amount);
+//     });
+//   }
+//
 // Run it with a ProjectionRunner over a PostgresProjectionStore on the same database.
 #pragma once
 
@@ -19,6 +30,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -90,14 +102,31 @@ struct ReadModelMigration {
 };
 
 /// Base of projections that write PostgreSQL tables. See the header comment.
+///
+/// Typed (constructed with an EventRegistry, handlers declared with on<E>()): events whose
+/// stored type cannot reach a declared type are skipped, the checkpoint moving past them in
+/// the same transaction; a decode failure fails the event like a throwing handler (its writes
+/// rolled back; retry, then stop or dead letter) with the registry's typed error.
 class ReadModelProjection : public Projection {
  public:
+  /// A projection that overrides handle().
+  ReadModelProjection() = default;
+  /// A typed projection whose handlers (on<E>()) are dispatched through `registry`, which must
+  /// outlive it and be complete (every type and upcaster) before on() is called.
+  explicit ReadModelProjection(const EventRegistry& registry) : handlers_(registry) {}
+
   /// The projection's table migrations, in order. Default: none.
   [[nodiscard]] virtual std::vector<ReadModelMigration> migrations() const { return {}; }
   /// The tables a rebuild empties (TRUNCATE, in one statement). Default: none.
   [[nodiscard]] virtual std::vector<std::string> tables() const { return {}; }
   /// Applies one event through `db`. Throwing fails the event; its writes are rolled back.
-  virtual void handle(const RecordedEvent& event, ReadModel& db) = 0;
+  /// Default: dispatches it to the typed handlers; throws InvalidArgumentError when none is
+  /// declared.
+  virtual void handle(const RecordedEvent& event, ReadModel& db);
+
+  /// With typed handlers: the stored type names that reach them (old names of renamed and
+  /// split types included). Otherwise every event.
+  [[nodiscard]] EventFilter filter() const override;
 
   /// Applies pending migrations(). Throws InvalidArgumentError when run on a store that is
   /// not PostgreSQL.
@@ -105,6 +134,22 @@ class ReadModelProjection : public Projection {
   void apply(const RecordedEvent& event, UnitOfWork& work) final;
   /// Truncates tables().
   void reset(UnitOfWork& work) final;
+
+ protected:
+  /// Declares the handler of E: `(const E&, const EventContext&, ReadModel&)` or
+  /// `(const E&, ReadModel&)`. Throws: InvalidArgumentError (no registry given to the
+  /// constructor, E not registered, declared twice).
+  template <EventType E, typename F>
+  void on(F handler) {
+    handlers_.on<E>(std::move(handler));
+  }
+  /// The typed handlers declared so far.
+  [[nodiscard]] const EventHandlers<ReadModel&>& typed_handlers() const noexcept {
+    return handlers_;
+  }
+
+ private:
+  EventHandlers<ReadModel&> handlers_;
 };
 
 }  // namespace annals::projections

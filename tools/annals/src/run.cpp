@@ -1,0 +1,204 @@
+// annals::cli::run: the `annals` command-line tool for operators and auditors (docs/cli.md),
+// callable as a library function so that users can build their own binary with their
+// EventRegistry (annals/cli/run.hpp); src/main.cpp is the stock binary.
+//
+// The command line is parsed by CommandLineParser (command_line.cpp); this file runs the one
+// command it returns. exit_code_for_current_exception() translates every failure into an exit
+// code and one `annals: <message>` line on stderr (STYLE 2.4: annals → exit code in tools, in
+// one place). The verbs themselves are in commands.cpp, projection_commands.cpp,
+// verify_command.cpp, restore_command.cpp and transfer_commands.cpp.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include "annals/cli/run.hpp"
+#include "annals/eventstore/error.hpp"
+#include "annals/postgres/postgres_event_store.hpp"
+#include "annals/projections/postgres/postgres_projection_store.hpp"
+#include "command_line.hpp"
+#include "commands.hpp"
+#include "exit_code.hpp"
+#include "json_output.hpp"
+#include "projection_commands.hpp"
+#include "restore_command.hpp"
+#include "transfer_commands.hpp"
+#include "verify_command.hpp"
+
+namespace {
+
+using annals::cli::CommandId;
+using annals::cli::ExitCode;
+using annals::cli::one_line;
+
+// The library logs through the spdlog logger "annals" and never picks sinks (STYLE 2.8); the
+// tool sends it to stderr so that stdout carries only JSON. ANNALS_LOG_LEVEL (trace, debug,
+// info, warning, error, off) changes the default level, warning (retries, slow readers); log
+// lines look like "[warning] ...", errors "annals: ...".
+void configure_logging() {
+  auto logger = spdlog::get("annals");
+  if (!logger) logger = spdlog::stderr_logger_mt("annals");
+  logger->set_pattern("[%l] %v");
+  const char* level = std::getenv("ANNALS_LOG_LEVEL");
+  logger->set_level(level != nullptr && *level != '\0' ? spdlog::level::from_str(level)
+                                                       : spdlog::level::warn);
+}
+
+std::unique_ptr<annals::EventStore> open_store(const std::string& url) {
+  annals::postgres::PostgresEventStoreOptions options;
+  options.connection_string = url;
+  options.pool_size = 1;  // one command, one connection
+  return annals::postgres::make_postgres_event_store(std::move(options));
+}
+
+std::unique_ptr<annals::projections::ProjectionStore> open_projection_store(
+    const std::string& url) {
+  annals::projections::PostgresProjectionStoreOptions options;
+  options.connection_string = url;
+  options.pool_size = 1;
+  return annals::projections::make_postgres_projection_store(std::move(options));
+}
+
+// Runs `command` with the parsed arguments; returns how many events it printed marked
+// undecodable (only `read` and `read-all` print events).
+std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const std::string& url,
+                        const annals::EventRegistry* registry) {
+  namespace cli = annals::cli;
+  switch (command) {
+    case CommandId::kMigrate:
+      cli::migrate(url, cl.migrate, std::cout);
+      return 0;
+    case CommandId::kAppend:
+      cli::append(*open_store(url), cl.append, std::cin, std::cout);
+      return 0;
+    case CommandId::kRead:
+      return cli::read(*open_store(url), cl.read, std::cout, registry);
+    case CommandId::kReadAll:
+      return cli::read_all(*open_store(url), cl.read_all, std::cout, registry);
+    case CommandId::kProjectionsList:
+    case CommandId::kProjectionsStatus: {
+      // list and status print the same table from the same function; status adds columns.
+      const auto store = open_projection_store(url);
+      const auto events = open_store(url);
+      cli::projections_status(
+          *store, *events,
+          command == CommandId::kProjectionsList ? cl.projections_list : cl.projections_status,
+          std::cout);
+      return 0;
+    }
+    case CommandId::kProjectionsRebuild:
+      cl.rebuild.terminal = ::isatty(STDOUT_FILENO) == 1;  // a bar drawn in place, else lines
+      cli::projections_rebuild(*open_projection_store(url), cl.rebuild, std::cout);
+      return 0;
+    case CommandId::kDeadLettersList:
+      cli::dead_letters_list(*open_projection_store(url), cl.dead_letters_list, std::cout);
+      return 0;
+    case CommandId::kDeadLettersRetry:
+    case CommandId::kDeadLettersSkip: {
+      // The store is opened before the id is checked, as for every other verb.
+      const auto store = open_projection_store(url);
+      const auto id = cli::parse_dead_letter_id(cl.dead_letter_id);
+      if (command == CommandId::kDeadLettersRetry) {
+        cli::dead_letters_retry(*store, id, std::cout);
+      } else {
+        cli::dead_letters_skip(*store, id, std::cout);
+      }
+      return 0;
+    }
+    case CommandId::kVerify:
+      cli::verify(url, cl.verify, std::cout);
+      return 0;
+    case CommandId::kAnchor:
+      cli::anchor(url, cl.anchor, std::cout);
+      return 0;
+    case CommandId::kRestoreCheck:
+      cli::restore_check(url, cl.restore_check, std::cout);
+      return 0;
+    case CommandId::kExport:
+      cli::export_events(url, cl.export_events, std::cout, std::cerr);
+      return 0;
+    case CommandId::kImport:
+      cli::import_events(url, cl.import_events, std::cout);
+      return 0;
+  }
+  return 0;
+}
+
+// Runs the command and flushes stdout; returns the exit code.
+int dispatch(CommandId command, annals::cli::CommandLine& cl, const std::string& url,
+             const annals::EventRegistry* registry) {
+  const std::size_t undecodable = run_command(command, cl, url, registry);
+  if (!std::cout.flush()) {
+    std::cerr << "annals: cannot write to standard output\n";
+    return static_cast<int>(ExitCode::kError);
+  }
+  if (undecodable > 0) {
+    std::cerr << "annals: " << undecodable
+              << " event(s) could not be decoded; they are printed as stored, with the reason "
+                 "under \"undecodable\"\n";
+    return static_cast<int>(ExitCode::kUndecodable);
+  }
+  return static_cast<int>(ExitCode::kOk);
+}
+
+// The one place where failures become exit codes: called in a catch block, it rethrows the
+// exception being handled and prints it as one `annals: <message>` line on stderr.
+int exit_code_for_current_exception(const CLI::App& app) {
+  try {
+    throw;
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version: print to stdout
+    std::cerr << "annals: " << one_line(e.what())
+              << "\nRun `annals --help` or `annals VERB --help`.\n";
+    return static_cast<int>(ExitCode::kUsage);
+  } catch (const annals::cli::ExitError& e) {
+    std::cout.flush();
+    std::cerr << "annals: " << one_line(e.what()) << '\n';
+    return static_cast<int>(e.code());
+  } catch (const annals::Error& e) {
+    std::cerr << "annals: " << one_line(e.what()) << '\n';
+    if (const auto* conflict = dynamic_cast<const annals::ConcurrencyError*>(&e)) {
+      std::cerr << annals::cli::to_json_line(*conflict) << '\n';
+    }
+    return static_cast<int>(annals::cli::exit_code_for(e.code()));
+  } catch (const std::exception& e) {
+    std::cerr << "annals: unexpected error: " << one_line(e.what()) << '\n';
+    return static_cast<int>(ExitCode::kError);
+  }
+}
+
+int run_parsed(int argc, char** argv, const annals::EventRegistry* registry) {
+  annals::cli::CommandLineParser parser;
+  try {
+    const CommandId command = parser.parse(argc, argv);
+    const auto url = parser.database_url();
+    configure_logging();
+    return dispatch(command, parser.args(), url, registry);
+  } catch (...) {
+    return exit_code_for_current_exception(parser.app());
+  }
+}
+
+}  // namespace
+
+namespace annals::cli {
+
+int run(int argc, char** argv, const EventRegistry* registry) {
+  try {
+    return run_parsed(argc, argv, registry);
+  } catch (...) {  // run_parsed() handles every error; this is the last resort (bad_alloc)
+    std::fputs("annals: unexpected error\n", stderr);
+    return static_cast<int>(ExitCode::kError);
+  }
+}
+
+}  // namespace annals::cli
