@@ -8,6 +8,21 @@ find_package(spdlog REQUIRED)
 # SHA-256 for verify's client-side hashing (annals::postgres, privately).
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 include(AnnalsFindPqxx)
+# annals::prometheus, the optional MetricsSink adapter (docs/observability.md): prometheus-cpp's
+# core library (Debian prometheus-cpp-dev). AUTO builds it when the package is found.
+set(ANNALS_PROMETHEUS AUTO CACHE STRING
+    "Build annals::prometheus: ON (require prometheus-cpp), OFF, or AUTO (when found)")
+set_property(CACHE ANNALS_PROMETHEUS PROPERTY STRINGS AUTO ON OFF)
+if(ANNALS_PROMETHEUS STREQUAL "AUTO")
+  find_package(prometheus-cpp CONFIG QUIET)
+elseif(ANNALS_PROMETHEUS)
+  find_package(prometheus-cpp CONFIG REQUIRED)
+endif()
+if(prometheus-cpp_FOUND AND TARGET prometheus-cpp::core)
+  set(ANNALS_HAVE_PROMETHEUS ON)
+else()
+  set(ANNALS_HAVE_PROMETHEUS OFF)
+endif()
 if(ANNALS_BUILD_TESTS)
   find_package(GTest REQUIRED)
   include(GoogleTest)

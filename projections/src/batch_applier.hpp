@@ -60,6 +60,8 @@ class BatchApplier {
   };
 
   void apply_batch(PageCursor& at);
+  void report_batch(const std::vector<RecordedEvent>& page, std::size_t first, std::size_t end,
+                    Clock::time_point started);
   void commit_without_applying(PageCursor& at);
   void commit_batch(Batch& batch, PageCursor& at, std::size_t end, std::size_t parked);
   bool retry_event(const RecordedEvent& event, std::string error, Position to);
