@@ -273,6 +273,24 @@ TEST_F(BankObservabilityTest, StoresAValidTraceparentAndTheProjectionLogsItsTrac
       << log();
 }
 
+// A retry of a command (same command_id) usually carries a new span: it is answered with the
+// original result, and the stored events keep the first request's traceparent.
+TEST_F(BankObservabilityTest, AResendWithAnotherTraceparentReturnsTheOriginal) {
+  const std::string id = "resent-" + random_suffix();
+  ASSERT_EQ(api().post("/accounts", json{{"account_id", id}, {"owner", "Ada"}}).status, 201);
+  const json body{{"amount", 7}, {"command_id", "cmd-" + id}};
+  const auto first = api().post("/accounts/" + id + "/deposit", body, {{"traceparent", kTraceparent}});
+  ASSERT_EQ(first.status, 200) << first.text;
+  const auto again = api().post(
+      "/accounts/" + id + "/deposit", body,
+      {{"traceparent", "00-11111111111111111111111111111111-2222222222222222-01"}});
+  ASSERT_EQ(again.status, 200) << again.text;
+  EXPECT_EQ(again.body, first.body);
+  const auto metadata = metadata_of(id);
+  ASSERT_EQ(metadata.size(), 2u);
+  EXPECT_EQ(metadata[1].value("traceparent", ""), kTraceparent);
+}
+
 TEST_F(BankObservabilityTest, IgnoresAMalformedOrRepeatedTraceparent) {
   const std::string id = "untraced-" + random_suffix();
   ASSERT_EQ(api().post("/accounts", json{{"account_id", id}, {"owner", "Ada"}},

@@ -54,6 +54,23 @@ class RunnerMetricsTest : public ::testing::Test {
   std::unique_ptr<ProjectionStore> store_ = make_in_memory_projection_store();
 };
 
+// The code of docs/observability.md, "Attaching a sink".
+TEST(MetricsDocsTest, OneSinkServesTheStoreAndTheRunner) {
+  // docs:begin metrics-attach-sink
+  auto metrics = std::make_shared<annals::testkit::RecordingMetricsSink>();
+  auto events = annals::make_in_memory_event_store({.metrics = metrics});
+  auto projections = annals::projections::make_in_memory_projection_store();
+  annals::projections::ProjectionRunner runner(*events, *projections, {.metrics = metrics});
+  // docs:end
+  runner.add(std::make_shared<Recorder>("docs"));
+  runner.start();
+  const auto result =
+      events->append(StreamId("docs-1"), ExpectedVersion::any(), {NewEvent{.type = "Happened"}});
+  ASSERT_TRUE(runner.wait_for("docs", result.position, kTimeout));
+  EXPECT_EQ(metrics->counter(CounterId::kAppends, {.store = "memory", .outcome = "ok"}), 1u);
+  EXPECT_EQ(metrics->counter(CounterId::kProjectionEvents, {.projection = "docs"}), 1u);
+}
+
 TEST_F(RunnerMetricsTest, CountsAppliedEventsBatchesLagAndOwnership) {
   for (int i = 0; i < 9; ++i) append(i);
   const auto last = append(9, {{"traceparent", kTraceparent}});

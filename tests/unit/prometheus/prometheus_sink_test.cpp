@@ -35,6 +35,21 @@ int series_of(const std::string& text, const std::string& metric) {
   return n;
 }
 
+// The code of docs/observability.md, "The Prometheus adapter".
+TEST(PrometheusSinkTest, ServesTheRegistryThroughAnOwnRoute) {
+  // docs:begin prometheus-sink
+  auto registry = std::make_shared<::prometheus::Registry>();
+  auto sink = annals::prometheus::make_prometheus_sink(registry);
+  auto store = annals::make_in_memory_event_store({.metrics = sink});
+  store->append(annals::StreamId("account-1"), annals::ExpectedVersion::any(),
+                {annals::NewEvent{.type = "Opened"}});
+  // GET /metrics: prometheus-cpp's Exposer (prometheus-cpp::pull), or a route of your server:
+  std::ostringstream text;
+  ::prometheus::TextSerializer().Serialize(text, registry->Collect());
+  // docs:end
+  EXPECT_THAT(text.str(), HasSubstr("# TYPE annals_appends_total counter\n"));
+}
+
 TEST(PrometheusSinkTest, ExposesTheStoresMetrics) {
   auto registry = std::make_shared<::prometheus::Registry>();
   auto store = make_in_memory_event_store({.metrics = make_prometheus_sink(registry)});
