@@ -60,15 +60,15 @@ std::vector<Candidate> candidates() {
 }
 
 double ns_per(Clock::duration elapsed, long count) {
-  return static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()) /
+  return static_cast<double>(
+             std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()) /
          static_cast<double>(count);
 }
 
 double in_memory_append(const std::shared_ptr<annals::MetricsSink>& sink, long appends) {
   auto store = annals::make_in_memory_event_store({.metrics = sink});
-  const std::vector<annals::StreamId> streams{annals::StreamId("bench-1"),
-                                              annals::StreamId("bench-2"),
-                                              annals::StreamId("bench-3")};
+  const std::vector<annals::StreamId> streams{
+      annals::StreamId("bench-1"), annals::StreamId("bench-2"), annals::StreamId("bench-3")};
   const auto started = Clock::now();
   for (long i = 0; i < appends; ++i) {
     store->append(streams[static_cast<std::size_t>(i % 3)], annals::ExpectedVersion::any(),
@@ -97,9 +97,10 @@ double best_of(int runs, const std::function<double()>& run) {
 }
 
 void postgres_part(const std::string& url, long appends) {
-  std::printf("\nPostgreSQL store (%s), %ld single-event appends per run, median of 5 runs "
-              "per sink, alternating:\n",
-              url.c_str(), appends);
+  std::printf(
+      "\nPostgreSQL store (%s), %ld single-event appends per run, median of 5 runs "
+      "per sink, alternating:\n",
+      url.c_str(), appends);
   const auto all = candidates();
   std::vector<std::vector<double>> micros(all.size());
   for (int round = 0; round < 5; ++round) {

@@ -141,8 +141,8 @@ void BatchApplier::report_batch(const std::vector<RecordedEvent>& page, std::siz
     std::string trace = trace_id_of(page[i]);
     if (trace.empty()) continue;
     if (debug) {
-      logger()->debug("annals: projection {}: applied {} trace_id={}", name_, describe(page[i]),
-                      trace);
+      // describe() names the trace id.
+      logger()->debug("annals: projection {}: applied {}", name_, describe(page[i]));
     }
     last_trace = std::move(trace);
   }

@@ -32,9 +32,7 @@ class WorkerStatus {
   WorkerStatus(const std::string& name, std::shared_ptr<MetricsSink> metrics);
 
   /// The projection's metrics sink and its labels (projection=<name>).
-  [[nodiscard]] const annals::detail::MetricsRecorder& metrics() const noexcept {
-    return metrics_;
-  }
+  [[nodiscard]] const annals::detail::MetricsRecorder& metrics() const noexcept { return metrics_; }
   [[nodiscard]] MetricLabels labels() const noexcept { return {.projection = name_}; }
   /// Counts an ownership change: "acquired", "lost" or "released".
   void count_ownership_change(std::string_view change) const noexcept;

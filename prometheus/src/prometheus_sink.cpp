@@ -131,8 +131,7 @@ class PrometheusSink final : public MetricsSink {
   }
 
   void add(CounterId counter, const MetricLabels& labels, std::uint64_t amount) override {
-    counters_[static_cast<std::size_t>(counter)]->at(labels).Increment(
-        static_cast<double>(amount));
+    counters_[static_cast<std::size_t>(counter)]->at(labels).Increment(static_cast<double>(amount));
   }
 
   void set(GaugeId gauge, const MetricLabels& labels, double value) override {

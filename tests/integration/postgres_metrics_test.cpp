@@ -41,7 +41,9 @@ constexpr MetricLabels kPostgres{.store = "postgres"};
 
 MetricLabels outcome(const char* word) { return {.store = "postgres", .outcome = word}; }
 
-NewEvent event(int n) { return NewEvent{.id = EventId::generate(), .type = "Metered", .data = {{"n", n}}}; }
+NewEvent event(int n) {
+  return NewEvent{.id = EventId::generate(), .type = "Metered", .data = {{"n", n}}};
+}
 
 class PostgresMetricsTest : public ::testing::Test {
  protected:
@@ -62,18 +64,20 @@ TEST_F(PostgresMetricsTest, CountsAppendOutcomesEventsGroupsAndReads) {
   const StreamId stream(unique_stream("metered"));
   const StreamId other(unique_stream("metered"));
   const auto first = event(1);
-  store->append(stream, ExpectedVersion::no_stream(), {first});          // ok, a group of 1
+  store->append(stream, ExpectedVersion::no_stream(), {first});            // ok, a group of 1
   store->append(stream, ExpectedVersion::exact(1), {event(2), event(3)});  // ok, 2 events
   std::vector<StreamAppend> multi;
-  multi.push_back({.stream_id = stream, .expected = ExpectedVersion::exact(3), .events = {event(4)}});
-  multi.push_back({.stream_id = other, .expected = ExpectedVersion::no_stream(),
+  multi.push_back(
+      {.stream_id = stream, .expected = ExpectedVersion::exact(3), .events = {event(4)}});
+  multi.push_back({.stream_id = other,
+                   .expected = ExpectedVersion::no_stream(),
                    .events = {event(5), event(6)}});
-  store->append_multi(std::move(multi));                                  // ok, 3 events
-  store->append(stream, ExpectedVersion::no_stream(), {first});           // exact re-send
+  store->append_multi(std::move(multi));                         // ok, 3 events
+  store->append(stream, ExpectedVersion::no_stream(), {first});  // exact re-send
   EXPECT_THROW(store->append(stream, ExpectedVersion::exact(1), {event(7)}),
-               annals::ConcurrencyError);                                // conflict
+               annals::ConcurrencyError);  // conflict
   EXPECT_THROW(store->append(stream, ExpectedVersion::any(), {NewEvent{.type = ""}}),
-               annals::InvalidArgumentError);                            // rejected
+               annals::InvalidArgumentError);  // rejected
   EXPECT_EQ(store->read_stream(stream).size(), 4u);
   (void)store->read_all({.max_count = 2});
 
@@ -176,8 +180,9 @@ TEST_F(PostgresMetricsTest, CountsRetriesAndTheUnknownOutcome) {
 
   proxy.heal();
   proxy.refuse_new_connections(true);
-  EXPECT_THROW(store->append(StreamId(unique_stream("metdown")), ExpectedVersion::any(), {event(2)}),
-               annals::UnavailableError);
+  EXPECT_THROW(
+      store->append(StreamId(unique_stream("metdown")), ExpectedVersion::any(), {event(2)}),
+      annals::UnavailableError);
   EXPECT_EQ(metrics_->counter(CounterId::kAppends, outcome("unavailable")), 1u);
 }
 

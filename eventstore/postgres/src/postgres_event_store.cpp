@@ -216,9 +216,8 @@ class PostgresEventStore final : public EventStore {
 
   std::vector<RecordedEvent> read_all(const ReadAllOptions& options) override {
     if (!metrics_.enabled()) return read_log(options.after, options.max_count, options.filter);
-    return measured_read(kAllLabels, [&] {
-      return read_log(options.after, options.max_count, options.filter);
-    });
+    return measured_read(
+        kAllLabels, [&] { return read_log(options.after, options.max_count, options.filter); });
   }
 
  private:
@@ -301,7 +300,6 @@ class PostgresEventStore final : public EventStore {
     return append_encoded(streams, encoded, state, wrote);
   }
 
- public:
   std::vector<RecordedEvent> read_stream_unmeasured(const StreamId& stream,
                                                     const ReadStreamOptions& options) {
     const bool forward = options.direction == ReadDirection::kForward;
@@ -316,6 +314,7 @@ class PostgresEventStore final : public EventStore {
                        0);
   }
 
+ public:
   std::optional<StreamVersion> stream_version(const StreamId& stream) override {
     const std::array<const char*, 1> values{stream.value().c_str()};
     const auto rows =

@@ -1,8 +1,8 @@
 #include "metrics.hpp"
 
 #include <sstream>
-#include <utility>
 #include <string_view>
+#include <utility>
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -20,8 +20,8 @@ namespace {
 constexpr std::array<std::string_view, 4> kCommandNames{"open", "deposit", "withdraw", "close"};
 constexpr std::array<std::string_view, 4> kOutcomeNames{"ok", "rejected", "invalid", "failed"};
 // annals::projections::to_string(ProjectionState) of every state.
-constexpr std::array<std::string_view, 8> kStates{"starting", "standby",      "catching-up",
-                                                  "live",     "rebuilding",   "reconnecting",
+constexpr std::array<std::string_view, 8> kStates{"starting", "standby",    "catching-up",
+                                                  "live",     "rebuilding", "reconnecting",
                                                   "stopped",  "failed"};
 
 // Snapshots the store ignored on load because they no longer match the events: counters that
@@ -61,20 +61,23 @@ Metrics::Metrics()
   for (std::size_t c = 0; c < kCommands; ++c) {
     const std::string command(kCommandNames[c]);
     for (std::size_t o = 0; o < kOutcomes; ++o) {
-      commands_[c][o] = &commands.Add({{"command", command}, {"outcome", std::string(kOutcomeNames[o])}});
+      commands_[c][o] =
+          &commands.Add({{"command", command}, {"outcome", std::string(kOutcomeNames[o])}});
     }
     latency_[c] = &latency.Add({{"command", command}}, buckets);
   }
   rejected_requests_ = &prometheus::BuildCounter()
                             .Name("bank_http_requests_rejected_total")
-                            .Help("Requests answered 503 at once because every worker was busy "
-                                  "and the queue was full.")
+                            .Help(
+                                "Requests answered 503 at once because every worker was busy "
+                                "and the queue was full.")
                             .Register(*registry_)
                             .Add({});
-  projection_state_ = &prometheus::BuildGauge()
-                           .Name("annals_projection_state")
-                           .Help("The projection's state (1 for the current one, 0 for the others).")
-                           .Register(*registry_);
+  projection_state_ =
+      &prometheus::BuildGauge()
+           .Name("annals_projection_state")
+           .Help("The projection's state (1 for the current one, 0 for the others).")
+           .Register(*registry_);
 }
 
 Metrics::~Metrics() = default;

@@ -83,7 +83,8 @@ class Metrics {
   /// `snapshots`: the snapshot store's counters, shown as annals_snapshots_ignored_total{reason};
   /// null: not shown.
   [[nodiscard]] std::string render(const std::vector<ProjectionProgress>& projections,
-                                   bool from_checkpoints, const annals::SnapshotStoreStats* snapshots);
+                                   bool from_checkpoints,
+                                   const annals::SnapshotStoreStats* snapshots);
 
  private:
   static constexpr std::size_t kCommands = 4;

@@ -77,9 +77,9 @@ struct Backend {
 };
 
 // `metrics`: where the event store reports (null: nowhere).
-std::unique_ptr<Backend> open_backend(bool memory, const std::string& url,
-                                      const std::string& migrate_url,
-                                      const std::shared_ptr<annals::MetricsSink>& metrics = nullptr) {
+std::unique_ptr<Backend> open_backend(
+    bool memory, const std::string& url, const std::string& migrate_url,
+    const std::shared_ptr<annals::MetricsSink>& metrics = nullptr) {
   auto backend = std::make_unique<Backend>();
   register_events(backend->registry);
   backend->registry.validate();
@@ -95,8 +95,8 @@ std::unique_ptr<Backend> open_backend(bool memory, const std::string& url,
     for (const auto& applied : annals::postgres::migrate(migrate_url.empty() ? url : migrate_url)) {
       spdlog::info("bank: applied migration {}", applied);
     }
-    backend->events = annals::postgres::make_postgres_event_store(
-        {.connection_string = url, .metrics = metrics});
+    backend->events =
+        annals::postgres::make_postgres_event_store({.connection_string = url, .metrics = metrics});
     backend->snapshots = annals::postgres::make_postgres_snapshot_store({.connection_string = url});
     backend->projection_store =
         projections::make_postgres_projection_store({.connection_string = url});

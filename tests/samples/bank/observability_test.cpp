@@ -7,6 +7,7 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -88,8 +89,8 @@ struct Exposition {
   std::vector<Sample> samples;
   std::map<std::string, std::string> types;
 
-  [[nodiscard]] std::optional<double> value(const std::string& name,
-                                            const std::map<std::string, std::string>& labels) const {
+  [[nodiscard]] std::optional<double> value(
+      const std::string& name, const std::map<std::string, std::string>& labels) const {
     for (const auto& s : samples) {
       if (s.name == name && s.labels == labels) return s.value;
     }
@@ -109,7 +110,8 @@ struct Exposition {
 
 Exposition parse(const std::string& text) {
   static const std::regex kHelp(R"(# HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*)");
-  static const std::regex kType(R"(# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped))");
+  static const std::regex kType(
+      R"(# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped))");
   static const std::regex kSample(R"(([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+))");
   static const std::regex kLabel(R"re(([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?)re");
   Exposition out;
@@ -118,22 +120,22 @@ Exposition parse(const std::string& text) {
     std::smatch m;
     if (line.empty() || std::regex_match(line, kHelp)) continue;
     if (std::regex_match(line, m, kType)) {
-      out.types[m[1]] = m[2];
+      out.types[m[1].str()] = m[2].str();
       continue;
     }
     if (!std::regex_match(line, m, kSample)) {
       ADD_FAILURE() << "not a Prometheus text line: " << line;
       continue;
     }
-    Sample sample{.name = m[1], .labels = {}, .value = 0};
-    std::string labels = m[3];
+    Sample sample{.name = m[1].str(), .labels = {}, .value = 0};
+    std::string labels = m[3].str();
     std::smatch l;
     while (std::regex_search(labels, l, kLabel) && l.position(0) == 0) {
-      sample.labels[l[1]] = l[2];
-      labels = l.suffix();
+      sample.labels[l[1].str()] = l[2].str();
+      labels = l.suffix().str();
     }
     EXPECT_TRUE(labels.empty()) << "malformed labels in: " << line;
-    const std::string value = m[4];
+    const std::string value = m[4].str();
     if (value == "+Inf" || value == "-Inf" || value == "NaN" || value == "Nan") {
       sample.value = 0;
     } else {
@@ -149,11 +151,12 @@ Exposition parse(const std::string& text) {
 class BankObservabilityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    log_path_ = std::filesystem::temp_directory_path() / ("bank-observability-" + random_suffix() + ".log");
-    service_.emplace(std::vector<std::string>{
-        "--db", annals::testing::test_roles().writer_url, "--migrate-db",
-        annals::testing::test_roles().admin_url, "--port", "0", "--log-level", "debug",
-        "--log-file", log_path_.string()});
+    log_path_ =
+        std::filesystem::temp_directory_path() / ("bank-observability-" + random_suffix() + ".log");
+    service_.emplace(
+        std::vector<std::string>{"--db", annals::testing::test_roles().writer_url, "--migrate-db",
+                                 annals::testing::test_roles().admin_url, "--port", "0",
+                                 "--log-level", "debug", "--log-file", log_path_.string()});
     ASSERT_TRUE(service_->ready());
     api_.emplace(service_->port());
   }
@@ -193,9 +196,9 @@ TEST_F(BankObservabilityTest, ScrapesMetricsInThePrometheusTextFormat) {
   ASSERT_EQ(api().post("/accounts/" + id + "/deposit", json{{"amount", 10}}).status, 200);
   const auto last = api().post("/accounts/" + id + "/withdraw", json{{"amount", 4}});
   ASSERT_EQ(last.status, 200) << last.text;
-  ASSERT_EQ(api().get("/accounts/" + id + "?after=" + last.body["position"].get<std::string>())
-                .status,
-            200);
+  ASSERT_EQ(
+      api().get("/accounts/" + id + "?after=" + last.body["position"].get<std::string>()).status,
+      200);
 
   const auto scraped = api().get("/metrics");
   ASSERT_EQ(scraped.status, 200);
@@ -236,8 +239,7 @@ TEST_F(BankObservabilityTest, SeriesDoNotGrowWithAccounts) {
     EXPECT_EQ(api().post("/accounts", json{{"account_id", id}, {"owner", "O\"wner{" + id}}).status,
               201);
     EXPECT_EQ(api().post("/accounts/" + id + "/deposit", json{{"amount", i + 1}}).status, 200);
-    EXPECT_EQ(api().post("/accounts/" + id + "/withdraw", json{{"amount", 1'000'000}}).status,
-              422);
+    EXPECT_EQ(api().post("/accounts/" + id + "/withdraw", json{{"amount", 1'000'000}}).status, 422);
     return api().get("/accounts/" + id + "/history").status;
   };
   ASSERT_EQ(touch(0), 200);
@@ -264,11 +266,10 @@ TEST_F(BankObservabilityTest, StoresAValidTraceparentAndTheProjectionLogsItsTrac
   EXPECT_EQ(metadata[0].value("traceparent", ""), kTraceparent) << metadata[0].dump();
   // The balances projection applied it and named the trace in its log line (written right
   // after the batch's commit, which is what the read above waited for: hence eventually).
-  const std::string applied = "projection bank.balances: applied bank.AccountOpened account-" +
-                              id + "@1 at " + opened.body["position"].get<std::string>() +
+  const std::string applied = "projection bank.balances: applied bank.AccountOpened account-" + id +
+                              "@1 at " + opened.body["position"].get<std::string>() +
                               " trace_id=" + kTraceId;
-  EXPECT_TRUE(annals::testing::eventually(
-      [&] { return log().find(applied) != std::string::npos; }))
+  EXPECT_TRUE(annals::testing::eventually([&] { return log().find(applied) != std::string::npos; }))
       << "no line with: " << applied << "\nin:\n"
       << log();
 }
@@ -279,11 +280,12 @@ TEST_F(BankObservabilityTest, AResendWithAnotherTraceparentReturnsTheOriginal) {
   const std::string id = "resent-" + random_suffix();
   ASSERT_EQ(api().post("/accounts", json{{"account_id", id}, {"owner", "Ada"}}).status, 201);
   const json body{{"amount", 7}, {"command_id", "cmd-" + id}};
-  const auto first = api().post("/accounts/" + id + "/deposit", body, {{"traceparent", kTraceparent}});
+  const auto first =
+      api().post("/accounts/" + id + "/deposit", body, {{"traceparent", kTraceparent}});
   ASSERT_EQ(first.status, 200) << first.text;
-  const auto again = api().post(
-      "/accounts/" + id + "/deposit", body,
-      {{"traceparent", "00-11111111111111111111111111111111-2222222222222222-01"}});
+  const auto again =
+      api().post("/accounts/" + id + "/deposit", body,
+                 {{"traceparent", "00-11111111111111111111111111111111-2222222222222222-01"}});
   ASSERT_EQ(again.status, 200) << again.text;
   EXPECT_EQ(again.body, first.body);
   const auto metadata = metadata_of(id);
@@ -293,16 +295,19 @@ TEST_F(BankObservabilityTest, AResendWithAnotherTraceparentReturnsTheOriginal) {
 
 TEST_F(BankObservabilityTest, IgnoresAMalformedOrRepeatedTraceparent) {
   const std::string id = "untraced-" + random_suffix();
-  ASSERT_EQ(api().post("/accounts", json{{"account_id", id}, {"owner", "Ada"}},
-                       {{"traceparent", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"}})
+  ASSERT_EQ(api()
+                .post("/accounts", json{{"account_id", id}, {"owner", "Ada"}},
+                      {{"traceparent", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"}})
                 .status,
             201);
-  ASSERT_EQ(api().post("/accounts/" + id + "/deposit", json{{"amount", 5}},
-                       {{"traceparent", "not a trace\"}, \"evil\": 1"}})
+  ASSERT_EQ(api()
+                .post("/accounts/" + id + "/deposit", json{{"amount", 5}},
+                      {{"traceparent", "not a trace\"}, \"evil\": 1"}})
                 .status,
             200);
-  ASSERT_EQ(api().post("/accounts/" + id + "/deposit", json{{"amount", 6}},
-                       {{"traceparent", kTraceparent}, {"traceparent", kTraceparent}})
+  ASSERT_EQ(api()
+                .post("/accounts/" + id + "/deposit", json{{"amount", 6}},
+                      {{"traceparent", kTraceparent}, {"traceparent", kTraceparent}})
                 .status,
             200);
   for (const auto& metadata : metadata_of(id)) {

@@ -50,10 +50,8 @@ TEST_F(InMemoryStoreMetricsTest, CountsAppendsEventsConflictsAndLatency) {
                InvalidArgumentError);
 
   EXPECT_EQ(metrics_->counter(CounterId::kAppends, kOk), 3u);
-  EXPECT_EQ(metrics_->counter(CounterId::kAppends, {.store = "memory", .outcome = "conflict"}),
-            1u);
-  EXPECT_EQ(metrics_->counter(CounterId::kAppends, {.store = "memory", .outcome = "rejected"}),
-            1u);
+  EXPECT_EQ(metrics_->counter(CounterId::kAppends, {.store = "memory", .outcome = "conflict"}), 1u);
+  EXPECT_EQ(metrics_->counter(CounterId::kAppends, {.store = "memory", .outcome = "rejected"}), 1u);
   EXPECT_EQ(metrics_->counter(CounterId::kAppendedEvents, kMemory), 6u);
   const auto durations = metrics_->observations(HistogramId::kAppendDuration, kMemory);
   ASSERT_EQ(durations.size(), 5u) << "every append is timed, the refused ones too";
@@ -75,10 +73,10 @@ TEST_F(InMemoryStoreMetricsTest, CountsAnExactResendApartAndNotItsEvents) {
 
 TEST_F(InMemoryStoreMetricsTest, CountsAppendMultiAsOneAppendOfAllItsEvents) {
   std::vector<StreamAppend> appends;
-  appends.push_back({.stream_id = StreamId("a-1"), .expected = ExpectedVersion::any(),
-                     .events = events(2)});
-  appends.push_back({.stream_id = StreamId("b-1"), .expected = ExpectedVersion::any(),
-                     .events = events(3)});
+  appends.push_back(
+      {.stream_id = StreamId("a-1"), .expected = ExpectedVersion::any(), .events = events(2)});
+  appends.push_back(
+      {.stream_id = StreamId("b-1"), .expected = ExpectedVersion::any(), .events = events(3)});
   store_->append_multi(std::move(appends));
   EXPECT_EQ(metrics_->counter(CounterId::kAppends, kOk), 1u);
   EXPECT_EQ(metrics_->counter(CounterId::kAppendedEvents, kMemory), 5u);
@@ -105,10 +103,10 @@ TEST_F(InMemoryStoreMetricsTest, SeriesDoNotGrowWithStreamIdsOrEventTypes) {
     const StreamId stream("user-" + std::to_string(i) + "-\"}{evil=\"1");
     store_->append(stream, ExpectedVersion::no_stream(),
                    {NewEvent{.type = "Type" + std::to_string(i), .data = {{"v", i}}}});
-    EXPECT_THROW(store_->append(stream, ExpectedVersion::no_stream(), events(1)),
-                 ConcurrencyError);
+    EXPECT_THROW(store_->append(stream, ExpectedVersion::no_stream(), events(1)), ConcurrencyError);
     (void)store_->read_stream(stream);
-    (void)store_->read_all({.filter = {.category = "user", .event_types = {"Type" + std::to_string(i)}}});
+    (void)store_->read_all(
+        {.filter = {.category = "user", .event_types = {"Type" + std::to_string(i)}}});
   };
   touch(0);
   const std::set<std::string> after_one = metrics_->series();
@@ -134,8 +132,7 @@ class ThrowingSink final : public MetricsSink {
 
 TEST(MetricsSinkTest, ASinkThatThrowsNeverFailsTheCall) {
   auto store = make_in_memory_event_store({.metrics = std::make_shared<ThrowingSink>()});
-  const auto result =
-      store->append(StreamId("s-1"), ExpectedVersion::no_stream(), events(2));
+  const auto result = store->append(StreamId("s-1"), ExpectedVersion::no_stream(), events(2));
   EXPECT_EQ(result.last_version, 2);
   EXPECT_EQ(store->read_stream(StreamId("s-1")).size(), 2u);
   EXPECT_THROW(store->append(StreamId("s-1"), ExpectedVersion::no_stream(), events(1)),
@@ -198,14 +195,14 @@ TEST(TraceparentTest, RejectsMalformedHeaders) {
   for (const std::string bad : {
            std::string(),
            std::string("garbage"),
-           std::string(kValid) + "-00",                                         // 00 is exact
-           std::string(kValid.substr(0, 54)),                                   // short
-           std::string("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"),  // upper
-           std::string("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),  // version ff
-           std::string("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),  // zero trace
-           std::string("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"),  // zero parent
-           std::string("00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),  // separator
-           std::string("00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01"),  // not hex
+           std::string(kValid) + "-00",                                              // 00 is exact
+           std::string(kValid.substr(0, 54)),                                        // short
+           std::string("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"),   // upper
+           std::string("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),   // version ff
+           std::string("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),   // zero trace
+           std::string("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"),   // zero parent
+           std::string("00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),   // separator
+           std::string("00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01"),   // not hex
            std::string("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x"),  // no '-'
            std::string("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0\n"),
        }) {
@@ -220,8 +217,7 @@ TEST(TraceparentTest, ReadsTheTraceIdOfAnEventOnlyWhenItsTraceparentIsValid) {
   store->append(stream, ExpectedVersion::any(),
                 {NewEvent{.type = "A", .metadata = {{"traceparent", std::string(kValid)}}},
                  NewEvent{.type = "B", .metadata = {{"traceparent", "00-bad"}}},
-                 NewEvent{.type = "C", .metadata = {{"traceparent", 42}}},
-                 NewEvent{.type = "D"}});
+                 NewEvent{.type = "C", .metadata = {{"traceparent", 42}}}, NewEvent{.type = "D"}});
   const auto read = store->read_stream(stream);
   ASSERT_EQ(read.size(), 4u);
   EXPECT_EQ(trace_id_of(read[0]), "4bf92f3577b34da6a3ce929d0e0e4736");

@@ -155,8 +155,8 @@ TEST_F(RunnerMetricsTest, ProjectionNamesAreTheOnlyFreeLabelValues) {
     events_->append(StreamId("user-" + std::to_string(i)), ExpectedVersion::any(),
                     {NewEvent{.type = "T" + std::to_string(i)}});
   }
-  const auto last = events_->append(StreamId("user-x"), ExpectedVersion::any(),
-                                    {NewEvent{.type = "Last"}});
+  const auto last =
+      events_->append(StreamId("user-x"), ExpectedVersion::any(), {NewEvent{.type = "Last"}});
   ProjectionRunner runner(*events_, *store_, options());
   runner.add(std::make_shared<Recorder>("one"));
   runner.start();

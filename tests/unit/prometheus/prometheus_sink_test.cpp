@@ -67,9 +67,9 @@ TEST(PrometheusSinkTest, ExposesTheStoresMetrics) {
   EXPECT_THAT(text, HasSubstr("annals_appends_total{outcome=\"conflict\",store=\"memory\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("annals_appended_events_total{store=\"memory\"} 3\n"));
   EXPECT_THAT(text, HasSubstr("# TYPE annals_append_duration_seconds histogram\n"));
+  EXPECT_THAT(text, HasSubstr("annals_append_duration_seconds_count{store=\"memory\"} 3\n"));
   EXPECT_THAT(text,
-              HasSubstr("annals_append_duration_seconds_count{store=\"memory\"} 3\n"));
-  EXPECT_THAT(text, HasSubstr("annals_append_duration_seconds_bucket{store=\"memory\",le=\"+Inf\"} 3\n"));
+              HasSubstr("annals_append_duration_seconds_bucket{store=\"memory\",le=\"+Inf\"} 3\n"));
   EXPECT_THAT(text, HasSubstr("annals_reads_total{kind=\"stream\",store=\"memory\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("annals_read_events_total{kind=\"stream\",store=\"memory\"} 3\n"));
   EXPECT_THAT(text, HasSubstr("# HELP annals_appends_total Appends"));
@@ -90,8 +90,10 @@ TEST(PrometheusSinkTest, CapsTheSeriesOfAMetric) {
   EXPECT_EQ(series_of(text, "annals_projection_events_applied_total"), 5);
   EXPECT_EQ(series_of(text, "annals_projection_lag_events"), 5);
   EXPECT_EQ(series_of(text, "annals_projection_batch_duration_seconds_count"), 5);
-  EXPECT_THAT(text, HasSubstr("annals_projection_events_applied_total{projection=\"_other\"} 996\n"));
-  EXPECT_THAT(text, HasSubstr("annals_projection_events_applied_total{projection=\"projection-0\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("annals_projection_events_applied_total{projection=\"_other\"} 996\n"));
+  EXPECT_THAT(text,
+              HasSubstr("annals_projection_events_applied_total{projection=\"projection-0\"} 1\n"));
 }
 
 // Label values are escaped by prometheus-cpp: a hostile projection name cannot forge a series.
@@ -106,10 +108,9 @@ TEST(PrometheusSinkTest, EscapesLabelValues) {
 
 TEST(PrometheusSinkTest, RejectsBadArguments) {
   EXPECT_THROW((void)make_prometheus_sink(nullptr), InvalidArgumentError);
-  EXPECT_THROW(
-      (void)make_prometheus_sink(std::make_shared<::prometheus::Registry>(),
-                                 {.max_series_per_metric = 0}),
-      InvalidArgumentError);
+  EXPECT_THROW((void)make_prometheus_sink(std::make_shared<::prometheus::Registry>(),
+                                          {.max_series_per_metric = 0}),
+               InvalidArgumentError);
 }
 
 }  // namespace

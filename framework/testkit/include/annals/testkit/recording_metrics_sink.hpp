@@ -51,25 +51,25 @@ class RecordingMetricsSink final : public MetricsSink {
   }
 
   /// The sum added to a counter series; 0 when never added to.
-  [[nodiscard]] std::uint64_t counter(CounterId counter, const MetricLabels& labels) const {
+  [[nodiscard]] std::uint64_t counter(CounterId id, const MetricLabels& labels) const {
     std::lock_guard lock(mutex_);
-    const auto found = counters_.find(series_name(describe(counter), labels));
+    const auto found = counters_.find(series_name(describe(id), labels));
     return found == counters_.end() ? 0 : found->second;
   }
 
   /// The last value a gauge series was set to; empty when never set.
-  [[nodiscard]] std::optional<double> gauge(GaugeId gauge, const MetricLabels& labels) const {
+  [[nodiscard]] std::optional<double> gauge(GaugeId id, const MetricLabels& labels) const {
     std::lock_guard lock(mutex_);
-    const auto found = gauges_.find(series_name(describe(gauge), labels));
+    const auto found = gauges_.find(series_name(describe(id), labels));
     if (found == gauges_.end()) return std::nullopt;
     return found->second;
   }
 
   /// Every observation of a histogram series, in order.
-  [[nodiscard]] std::vector<Observation> observations(HistogramId histogram,
+  [[nodiscard]] std::vector<Observation> observations(HistogramId id,
                                                       const MetricLabels& labels) const {
     std::lock_guard lock(mutex_);
-    const auto found = histograms_.find(series_name(describe(histogram), labels));
+    const auto found = histograms_.find(series_name(describe(id), labels));
     return found == histograms_.end() ? std::vector<Observation>() : found->second;
   }
 
@@ -93,8 +93,7 @@ class RecordingMetricsSink final : public MetricsSink {
   }
 
   /// `metric{label="value",...}` with the metric's own labels.
-  [[nodiscard]] static std::string series_name(const MetricInfo& info,
-                                               const MetricLabels& labels) {
+  [[nodiscard]] static std::string series_name(const MetricInfo& info, const MetricLabels& labels) {
     std::string name(info.name);
     name += '{';
     bool first = true;
