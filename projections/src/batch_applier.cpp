@@ -86,8 +86,7 @@ void BatchApplier::apply_batch(PageCursor& at) {
     }
     if (k == end) {
       const std::size_t first = at.next;
-      commit_batch(*batch, at, end, parked);
-      report_batch(at.page, first, end, started);
+      commit_batch(*batch, at, end, parked, [&] { report_batch(at.page, first, end, started); });
       return;
     }
   } catch (const DeferredWriteError& e) {
@@ -122,13 +121,15 @@ void BatchApplier::commit_without_applying(PageCursor& at) {
   commit_batch(*batch, at, end, parked);
 }
 
-void BatchApplier::commit_batch(Batch& batch, PageCursor& at, std::size_t end, std::size_t parked) {
-  checkpoint_.commit(batch, at.commit_point(end), end - at.next - parked);
+void BatchApplier::commit_batch(Batch& batch, PageCursor& at, std::size_t end, std::size_t parked,
+                                const std::function<void()>& committed) {
+  checkpoint_.commit(batch, at.commit_point(end), end - at.next - parked, committed);
   count_parked(parked);
   at.next = end;
 }
 
-// After a batch [first, end) of `page` committed: its duration (with the trace id of its last
+// After a batch [first, end) of `page` committed, before its position is visible to waiters:
+// its duration (with the trace id of its last
 // traced event as the exemplar) and, at debug level, one line per traced event naming its
 // trace id, so that a request can be followed into the projection (docs/observability.md).
 // Looks for trace ids only when a sink is attached or debug logging is on.

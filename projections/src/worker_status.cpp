@@ -125,18 +125,18 @@ void WorkerStatus::processed_through(Position position) {
 }
 
 void WorkerStatus::committed(Position to, std::size_t applied) {
-  std::int64_t lag_events = 0;
   {
     std::lock_guard lock(mutex_);
     status_.position = to;
     processed_ = std::max(processed_, to);
     status_.events_applied += applied;
     status_.lag_events = std::max<std::int64_t>(0, status_.head.sequence() - processed_.sequence());
-    lag_events = status_.lag_events;
+    // Under the lock, so that whoever waited for this position sees the metrics of it (the
+    // sink's calls are short and never call back).
+    metrics_.add(CounterId::kProjectionEvents, labels(), applied);
+    report_lag(status_.lag_events, std::nullopt);
   }
   cv_.notify_all();
-  metrics_.add(CounterId::kProjectionEvents, labels(), applied);
-  report_lag(lag_events, std::nullopt);
 }
 
 void WorkerStatus::count_error(const std::string& error) {
