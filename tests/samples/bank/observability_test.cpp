@@ -169,7 +169,7 @@ class BankObservabilityTest : public ::testing::Test {
 
   // Waits until the three read models have applied `position` (read-your-writes).
   void wait_for_read_models(const std::string& id, const std::string& position) {
-    for (const std::string path :
+    for (const std::string& path :
          {"/accounts/" + id, "/accounts/" + id + "/transactions", std::string("/totals/daily")}) {
       const auto r = api().get(path + "?after=" + position);
       ASSERT_EQ(r.status, 200) << path << ": " << r.text;

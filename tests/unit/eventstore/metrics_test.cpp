@@ -192,7 +192,7 @@ TEST(TraceparentTest, KeepsOnlyTheKnownFieldsOfALaterVersion) {
 }
 
 TEST(TraceparentTest, RejectsMalformedHeaders) {
-  for (const std::string bad : {
+  for (const std::string& bad : {
            std::string(),
            std::string("garbage"),
            std::string(kValid) + "-00",                                              // 00 is exact
