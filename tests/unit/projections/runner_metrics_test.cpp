@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -47,7 +48,7 @@ class RunnerMetricsTest : public ::testing::Test {
                            {event});
   }
 
-  static MetricLabels labels(const std::string& name) { return {.projection = name}; }
+  static MetricLabels labels(std::string_view name) { return {.projection = name}; }
 
   std::shared_ptr<RecordingMetricsSink> metrics_ = std::make_shared<RecordingMetricsSink>();
   std::unique_ptr<EventStore> events_ = make_in_memory_event_store();
