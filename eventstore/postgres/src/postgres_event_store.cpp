@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -228,7 +229,7 @@ class PostgresEventStore final : public EventStore {
   // Runs an append (`run(wrote)` sets `wrote` when it wrote events, not an exact re-send),
   // counting its outcome, the events written and its time (metrics.hpp).
   template <typename Run>
-  auto measured_append(Run&& run) {
+  std::invoke_result_t<Run, bool&> measured_append(Run&& run) {
     const auto started = metrics_.start();
     bool wrote = false;
     try {

@@ -161,7 +161,9 @@ class BankObservabilityTest : public ::testing::Test {
     api_.emplace(service_->port());
   }
   void TearDown() override {
-    if (service_ && service_->ready()) EXPECT_EQ(service_->stop(SIGTERM), 0);
+    if (service_ && service_->ready()) {
+      EXPECT_EQ(service_->stop(SIGTERM), 0);
+    }
     std::filesystem::remove(log_path_);
   }
 
@@ -234,7 +236,9 @@ TEST_F(BankObservabilityTest, ScrapesMetricsInThePrometheusTextFormat) {
     if (s.name != "annals_append_duration_seconds_bucket") continue;
     EXPECT_GE(s.value, previous) << s.labels.at("le");
     previous = s.value;
-    if (s.labels.at("le") == "+Inf") EXPECT_EQ(s.value, 3);
+    if (s.labels.at("le") == "+Inf") {
+      EXPECT_EQ(s.value, 3);
+    }
   }
 }
 

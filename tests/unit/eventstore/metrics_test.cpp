@@ -149,7 +149,9 @@ TEST(MetricsSinkTest, EveryMetricIsDescribedWithAUniqueConventionalName) {
     EXPECT_FALSE(info.unit.empty()) << info.name;
     EXPECT_FALSE(info.labels.empty()) << info.name;
     EXPECT_TRUE(names.insert(info.name).second) << "duplicate " << info.name;
-    if (type == MetricType::kCounter) EXPECT_TRUE(info.name.ends_with("_total")) << info.name;
+    if (type == MetricType::kCounter) {
+      EXPECT_TRUE(info.name.ends_with("_total")) << info.name;
+    }
     if (type == MetricType::kHistogram) {
       ASSERT_FALSE(info.buckets.empty()) << info.name;
       for (std::size_t i = 1; i < info.buckets.size(); ++i) {
