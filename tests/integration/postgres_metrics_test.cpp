@@ -79,7 +79,9 @@ TEST_F(PostgresMetricsTest, CountsAppendOutcomesEventsGroupsAndReads) {
   EXPECT_THROW(store->append(stream, ExpectedVersion::any(), {NewEvent{.type = ""}}),
                annals::InvalidArgumentError);  // rejected
   EXPECT_EQ(store->read_stream(stream).size(), 4u);
-  (void)store->read_all({.max_count = 2});
+  // The global log shows only settled events (other tests may hold transactions open): count
+  // what this read returned.
+  const auto page = store->read_all({.max_count = 2});
 
   EXPECT_EQ(metrics_->counter(CounterId::kAppends, outcome("ok")), 3u);
   EXPECT_EQ(metrics_->counter(CounterId::kAppends, outcome("resend")), 1u);
@@ -99,7 +101,7 @@ TEST_F(PostgresMetricsTest, CountsAppendOutcomesEventsGroupsAndReads) {
   EXPECT_EQ(metrics_->counter(CounterId::kReads, stream_reads), 1u);
   EXPECT_EQ(metrics_->counter(CounterId::kReadEvents, stream_reads), 4u);
   EXPECT_EQ(metrics_->counter(CounterId::kReads, all_reads), 1u);
-  EXPECT_EQ(metrics_->counter(CounterId::kReadEvents, all_reads), 2u);
+  EXPECT_EQ(metrics_->counter(CounterId::kReadEvents, all_reads), page.size());
   for (const auto& series : metrics_->series()) {
     EXPECT_EQ(series.find("metered"), std::string::npos) << "a stream id as a label: " << series;
   }
