@@ -7,7 +7,9 @@
 // the best of 5 runs in ns per append; then the sink calls an append makes (three counter
 // adds and one histogram observation), alone. With ANNALS_DATABASE_URL set (a migrated
 // database), it also appends to the PostgreSQL store without and with the Prometheus sink,
-// alternating, and reports the median µs per append: the sink's cost against a round trip.
+// alternating, and reports the median µs per append: the sink's cost against a round trip. It
+// drops and recreates the database annals_metrics_bench on that server for this (as
+// annals-bench does with annals_bench); nothing else is touched.
 // Not run by scripts/bench; build it in release mode (cmake --preset release).
 #include <algorithm>
 #include <chrono>
@@ -21,6 +23,8 @@
 
 #include "annals/eventstore/in_memory_event_store.hpp"
 #include "annals/eventstore/metrics.hpp"
+#include <pqxx/pqxx>
+
 #include "annals/postgres/postgres_event_store.hpp"
 #ifdef ANNALS_BENCH_PROMETHEUS
 #include <prometheus/registry.h>
@@ -96,7 +100,22 @@ double best_of(int runs, const std::function<double()>& run) {
   return best;
 }
 
-void postgres_part(const std::string& url, long appends) {
+// A fresh, migrated database annals_metrics_bench on the server of `url` (a postgresql:// URL
+// ending in /<database>); returns its URL.
+std::string scratch_database(const std::string& url) {
+  {
+    pqxx::connection admin(url);
+    pqxx::nontransaction tx(admin);
+    tx.exec0("DROP DATABASE IF EXISTS annals_metrics_bench");
+    tx.exec0("CREATE DATABASE annals_metrics_bench");
+  }
+  const std::string scratch = url.substr(0, url.rfind('/') + 1) + "annals_metrics_bench";
+  annals::postgres::migrate(scratch);
+  return scratch;
+}
+
+void postgres_part(const std::string& server_url, long appends) {
+  const std::string url = scratch_database(server_url);
   std::printf(
       "\nPostgreSQL store (%s), %ld single-event appends per run, median of 5 runs "
       "per sink, alternating:\n",
@@ -128,6 +147,7 @@ void postgres_part(const std::string& url, long appends) {
 
 int main(int argc, char** argv) {
   const long appends = argc > 1 ? std::atol(argv[1]) : 200'000;
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::printf("in-memory store, %ld single-event appends, best of 5 runs:\n", appends);
   for (const auto& candidate : candidates()) {
     const double append = best_of(5, [&] { return in_memory_append(candidate.make(), appends); });
