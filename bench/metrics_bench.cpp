@@ -4,9 +4,9 @@
 //
 // For each sink (none; a sink whose methods do nothing, i.e. the library's own work; the
 // Prometheus adapter, when built) it appends single events to the in-memory store and reports
-// the best of 5 runs in ns per append; then the sink calls an append makes (three counter
-// adds and one histogram observation), alone. With ANNALS_DATABASE_URL set (a migrated
-// database), it also appends to the PostgreSQL store without and with the Prometheus sink,
+// the best of 5 runs in ns per append; then the sink calls an append makes (two counter
+// adds and one histogram observation), alone. With ANNALS_DATABASE_URL set (a server to
+// use), it also appends to the PostgreSQL store without and with the Prometheus sink,
 // alternating, and reports the median µs per append: the sink's cost against a round trip. It
 // drops and recreates the database annals_metrics_bench on that server for this (as
 // annals-bench does with annals_bench); nothing else is touched.

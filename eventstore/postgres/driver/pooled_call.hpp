@@ -152,6 +152,13 @@ typename ConnectionPool<Connection>::Lease acquire(ConnectionPool<Connection>& p
   }
 }
 
+// Counts a retry of a write (annals_append_retries_total) when the policy has a sink.
+inline void count_retry(const RetryPolicy& policy, const WriteState* write) noexcept {
+  if (write != nullptr && policy.metrics != nullptr) {
+    policy.metrics->add(annals::CounterId::kAppendRetries, policy.retry_labels);
+  }
+}
+
 // Logs a retry that run_pooled is about to make.
 inline void log_retry(const RetryPolicy& policy, const std::string& what, Failure failure,
                       bool in_flight, const DbError& error) {
@@ -260,18 +267,14 @@ auto run_pooled(ConnectionPool<Connection>& pool, const std::string& what, Write
         if (time_left && (policy.one_count ? retries : broken) < policy.max_broken_retries) {
           ++broken;
           pooled_call_internal::log_retry(policy, what, failure, in_flight, error);
-          if (write != nullptr && policy.metrics != nullptr) {
-            policy.metrics->add(annals::CounterId::kAppendRetries, policy.retry_labels);
-          }
+          pooled_call_internal::count_retry(policy, write);
           continue;
         }
       } else if (failure == Failure::kRetry && time_left &&
                  (policy.one_count ? retries : transient) < policy.max_transient_retries) {
         ++transient;
         pooled_call_internal::log_retry(policy, what, failure, in_flight, error);
-        if (write != nullptr && policy.metrics != nullptr) {
-          policy.metrics->add(annals::CounterId::kAppendRetries, policy.retry_labels);
-        }
+        pooled_call_internal::count_retry(policy, write);
         continue;
       }
       pooled_call_internal::give_up(error, what, write);
