@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
+#include <pqxx/pqxx>
 #include "annals/eventstore/in_memory_event_store.hpp"
 #include "annals/eventstore/metrics.hpp"
-#include <pqxx/pqxx>
 
 #include "annals/postgres/postgres_event_store.hpp"
 #ifdef ANNALS_BENCH_PROMETHEUS
