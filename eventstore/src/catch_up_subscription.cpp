@@ -23,6 +23,7 @@
 
 #include "annals/eventstore/detail/backoff.hpp"
 #include "annals/eventstore/detail/logger.hpp"
+#include "annals/eventstore/detail/metrics_recorder.hpp"
 #include "annals/eventstore/detail/outage.hpp"
 #include "annals/eventstore/error.hpp"
 
@@ -44,6 +45,8 @@ class CatchUpSubscription final : public Subscription {
         options_(std::move(options)),
         handler_(std::move(handler)),
         backoff_(options_.initial_reconnect_backoff, options_.max_reconnect_backoff),
+        metrics_(options_.metrics),
+        labels_{.subscription = options_.name},
         position_(options_.after),
         thread_([this](const std::stop_token& stop) { run(stop); }) {}
 
@@ -125,6 +128,7 @@ class CatchUpSubscription final : public Subscription {
       if (!read) continue;  // unavailable: backed off, read again after the same position
       const std::vector<RecordedEvent>& batch = *read;
       const bool caught_up = batch.size() < options_.batch_size;
+      report_lag(batch, caught_up);  // first: whoever sees the state sees the lag too
       set_state(caught_up ? SubscriptionState::kLive : SubscriptionState::kCatchingUp);
       for (const RecordedEvent& event : batch) {
         if (stop.stop_requested()) break;
@@ -168,6 +172,7 @@ class CatchUpSubscription final : public Subscription {
       return std::nullopt;
     }
     if (const auto ended = outage_.end()) {
+      metrics_.add(CounterId::kSubscriptionReconnects, labels_);
       log_info(
           "annals: subscription: store available again after {} ms ({} failed reads); "
           "resuming after position {}",
@@ -187,6 +192,18 @@ class CatchUpSubscription final : public Subscription {
     }
     std::unique_lock lock(mutex_);
     retry_.wait_for(lock, stop, wait, [] { return false; });
+  }
+
+  // Lag: the age of the last event of a full batch (catching up), 0 once caught up.
+  void report_lag(const std::vector<RecordedEvent>& batch, bool caught_up) const noexcept {
+    if (!metrics_.enabled()) return;
+    double lag = 0;
+    if (!caught_up && !batch.empty()) {
+      const std::chrono::duration<double> age =
+          std::chrono::system_clock::now() - batch.back().recorded_at;
+      lag = std::max(0.0, age.count());
+    }
+    metrics_.set(GaugeId::kSubscriptionLagSeconds, labels_, lag);
   }
 
   void set_state(SubscriptionState state) {
@@ -235,6 +252,8 @@ class CatchUpSubscription final : public Subscription {
   // Subscription thread only.
   Backoff backoff_;
   Outage outage_;
+  const MetricsRecorder metrics_;
+  const MetricLabels labels_;  // views into options_
 
   mutable std::mutex mutex_;  // guards the five fields below
   std::condition_variable progress_;

@@ -13,6 +13,7 @@
 
 #include "annals/eventstore/detail/catch_up_subscription.hpp"
 #include "annals/eventstore/detail/encoded_event.hpp"
+#include "annals/eventstore/detail/metrics_recorder.hpp"
 #include "annals/eventstore/error.hpp"
 
 namespace annals {
@@ -147,11 +148,15 @@ class InMemoryLog final : public EventReader {
   }
 
   // The body of annals.append_events: same checks in the same order, same outcomes.
-  std::vector<AppendResult> append(std::vector<PendingAppend>& appends) {
+  // `resent`: set when the append was an exact re-send (nothing written).
+  std::vector<AppendResult> append(std::vector<PendingAppend>& appends, bool& resent) {
     std::vector<AppendResult> results;
     {
       std::lock_guard lock(mutex_);
-      if (auto original = find_exact_resend_locked(appends)) return *std::move(original);
+      if (auto original = find_exact_resend_locked(appends)) {
+        resent = true;
+        return *std::move(original);
+      }
       for (const PendingAppend& append : appends) {
         const auto actual = version_locked(append.stream);
         if (!append.expected.matches(actual)) {
@@ -321,15 +326,19 @@ class InMemorySubscription final : public Subscription {
 class InMemoryEventStore final : public EventStore {
  public:
   explicit InMemoryEventStore(InMemoryEventStoreOptions options)
-      : limits_(options.limits), log_(std::make_shared<InMemoryLog>()) {}
+      : limits_(options.limits),
+        log_(std::make_shared<InMemoryLog>()),
+        metrics_(std::move(options.metrics)) {}
 
   std::vector<RecordedEvent> read_stream(const StreamId& stream,
                                          const ReadStreamOptions& options) override {
-    return log_->read_stream(stream, options);
+    if (!metrics_.enabled()) return log_->read_stream(stream, options);
+    return measured_read(kStreamLabels, [&] { return log_->read_stream(stream, options); });
   }
 
   std::vector<RecordedEvent> read_all(const ReadAllOptions& options) override {
-    return log_->read_all(options);
+    if (!metrics_.enabled()) return log_->read_all(options);
+    return measured_read(kAllLabels, [&] { return log_->read_all(options); });
   }
 
   std::optional<StreamVersion> stream_version(const StreamId& stream) override {
@@ -344,26 +353,32 @@ class InMemoryEventStore final : public EventStore {
 
   AppendResult append(const StreamId& stream, const ExpectedVersion& expected,
                       std::vector<NewEvent> events) override {
-    std::vector<PendingAppend> pending;
-    pending.push_back(
-        prepare(stream, expected, detail::encode_events(stream, std::move(events), limits_)));
-    return std::move(log_->append(pending).front());
+    return std::move(
+        measured_append([&] {
+          std::vector<PendingAppend> pending;
+          pending.push_back(
+              prepare(stream, expected, detail::encode_events(stream, std::move(events), limits_)));
+          return pending;
+        }).front());
   }
 
   std::vector<AppendResult> append_multi(std::vector<StreamAppend> appends) override {
-    detail::validate_multi_append(appends, limits_);
-    std::vector<PendingAppend> pending;
-    pending.reserve(appends.size());
-    for (StreamAppend& append : appends) {
-      pending.push_back(
-          prepare(append.stream_id, append.expected,
-                  detail::encode_events(append.stream_id, std::move(append.events), limits_)));
-    }
-    return log_->append(pending);
+    return measured_append([&] {
+      detail::validate_multi_append(appends, limits_);
+      std::vector<PendingAppend> pending;
+      pending.reserve(appends.size());
+      for (StreamAppend& append : appends) {
+        pending.push_back(
+            prepare(append.stream_id, append.expected,
+                    detail::encode_events(append.stream_id, std::move(append.events), limits_)));
+      }
+      return pending;
+    });
   }
 
   std::unique_ptr<Subscription> subscribe(SubscriptionOptions options,
                                           EventHandler handler) override {
+    if (!options.metrics) options.metrics = metrics_.sink();
     auto engine = detail::make_catch_up_subscription(
         *log_, std::make_unique<InMemoryChangeSignal>(log_->notifier()), std::move(options),
         std::move(handler));
@@ -371,14 +386,58 @@ class InMemoryEventStore final : public EventStore {
   }
 
  private:
+  static constexpr MetricLabels kStoreLabels{.store = "memory"};
+  static constexpr MetricLabels kStreamLabels{.store = "memory", .kind = "stream"};
+  static constexpr MetricLabels kAllLabels{.store = "memory", .kind = "all"};
+
+  // Encodes and appends (`prepare_appends` returns the pending appends), counting the outcome,
+  // the events written and the time taken (metrics.hpp) when a sink is attached.
+  template <typename Prepare>
+  std::vector<AppendResult> measured_append(Prepare&& prepare_appends) {
+    const auto started = metrics_.start();
+    bool resent = false;
+    try {
+      std::vector<PendingAppend> pending = std::forward<Prepare>(prepare_appends)();
+      auto results = log_->append(pending, resent);
+      if (metrics_.enabled()) {
+        std::size_t events = 0;
+        for (const auto& append : pending) events += append.events.size();
+        metrics_.add(CounterId::kAppends,
+                     {.store = kStoreLabels.store, .outcome = resent ? "resend" : "ok"});
+        if (!resent) metrics_.add(CounterId::kAppendedEvents, kStoreLabels, events);
+        metrics_.observe_since(HistogramId::kAppendDuration, kStoreLabels, started);
+      }
+      return results;
+    } catch (...) {
+      if (metrics_.enabled()) {
+        metrics_.add(CounterId::kAppends,
+                     {.store = kStoreLabels.store,
+                      .outcome = detail::append_outcome_of_current_exception()});
+        metrics_.observe_since(HistogramId::kAppendDuration, kStoreLabels, started);
+      }
+      throw;
+    }
+  }
+
+  template <typename Read>
+  std::vector<RecordedEvent> measured_read(const MetricLabels& labels, Read&& read) {
+    const auto started = metrics_.start();
+    auto events = std::forward<Read>(read)();
+    metrics_.add(CounterId::kReads, labels);
+    metrics_.add(CounterId::kReadEvents, labels, events.size());
+    metrics_.observe_since(HistogramId::kReadDuration, labels, started);
+    return events;
+  }
+
   const AppendLimits limits_;
   std::shared_ptr<InMemoryLog> log_;
+  detail::MetricsRecorder metrics_;
 };
 
 }  // namespace
 
 std::unique_ptr<EventStore> make_in_memory_event_store(InMemoryEventStoreOptions options) {
-  return std::make_unique<InMemoryEventStore>(options);
+  return std::make_unique<InMemoryEventStore>(std::move(options));
 }
 
 }  // namespace annals

@@ -21,6 +21,7 @@
 
 #include "annals/eventstore/detail/logger.hpp"
 #include "annals/eventstore/error.hpp"
+#include "annals/eventstore/trace_context.hpp"
 #include "worker_support.hpp"
 
 namespace annals::projections::detail {
@@ -65,6 +66,7 @@ bool BatchApplier::apply_page(const std::vector<RecordedEvent>& page, Position t
 // Applies [next, batch_end()) in one batch and commits it; on an event's failure, rolls back
 // and records the failure in `at`.
 void BatchApplier::apply_batch(PageCursor& at) {
+  const auto started = status_.metrics().start();
   const std::size_t end = at.batch_end();
   auto batch = checkpoint_.begin();
   std::size_t k = at.next;
@@ -83,7 +85,8 @@ void BatchApplier::apply_batch(PageCursor& at) {
       }
     }
     if (k == end) {
-      commit_batch(*batch, at, end, parked);
+      const std::size_t first = at.next;
+      commit_batch(*batch, at, end, parked, [&] { report_batch(at.page, first, end, started); });
       return;
     }
   } catch (const DeferredWriteError& e) {
@@ -118,10 +121,34 @@ void BatchApplier::commit_without_applying(PageCursor& at) {
   commit_batch(*batch, at, end, parked);
 }
 
-void BatchApplier::commit_batch(Batch& batch, PageCursor& at, std::size_t end, std::size_t parked) {
-  checkpoint_.commit(batch, at.commit_point(end), end - at.next - parked);
+void BatchApplier::commit_batch(Batch& batch, PageCursor& at, std::size_t end, std::size_t parked,
+                                const std::function<void()>& committed) {
+  checkpoint_.commit(batch, at.commit_point(end), end - at.next - parked, committed);
   count_parked(parked);
   at.next = end;
+}
+
+// After a batch [first, end) of `page` committed, before its position is visible to waiters:
+// its duration (with the trace id of its last
+// traced event as the exemplar) and, at debug level, one line per traced event naming its
+// trace id, so that a request can be followed into the projection (docs/observability.md).
+// Looks for trace ids only when a sink is attached or debug logging is on.
+void BatchApplier::report_batch(const std::vector<RecordedEvent>& page, std::size_t first,
+                                std::size_t end, Clock::time_point started) {
+  const bool debug = logger()->should_log(spdlog::level::debug);
+  if (!status_.metrics().enabled() && !debug) return;
+  std::string last_trace;
+  for (std::size_t i = first; i < end; ++i) {
+    std::string trace = trace_id_of(page[i]);
+    if (trace.empty()) continue;
+    if (debug) {
+      // describe() names the trace id.
+      logger()->debug("annals: projection {}: applied {}", name_, describe(page[i]));
+    }
+    last_trace = std::move(trace);
+  }
+  status_.metrics().observe_since(HistogramId::kProjectionBatchDuration, status_.labels(), started,
+                                  last_trace);
 }
 
 // Attempts 2..max_attempts at `event` alone, each in its own batch committed at `to`; then

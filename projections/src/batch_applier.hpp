@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -60,8 +61,11 @@ class BatchApplier {
   };
 
   void apply_batch(PageCursor& at);
+  void report_batch(const std::vector<RecordedEvent>& page, std::size_t first, std::size_t end,
+                    Clock::time_point started);
   void commit_without_applying(PageCursor& at);
-  void commit_batch(Batch& batch, PageCursor& at, std::size_t end, std::size_t parked);
+  void commit_batch(Batch& batch, PageCursor& at, std::size_t end, std::size_t parked,
+                    const std::function<void()>& committed = {});
   bool retry_event(const RecordedEvent& event, std::string error, Position to);
   void park_failed(const RecordedEvent& event, const std::string& error, Position to);
   void park_undecodable(const RecordedEvent& event, Batch& batch, std::size_t& parked);

@@ -29,8 +29,10 @@ void CheckpointKeeper::reload() {
 
 std::unique_ptr<Batch> CheckpointKeeper::begin() { return store_.begin(lease_.lease(), cp_); }
 
-void CheckpointKeeper::commit(Batch& batch, Position to, std::size_t applied) {
+void CheckpointKeeper::commit(Batch& batch, Position to, std::size_t applied,
+                              const std::function<void()>& committed) {
   batch.commit(to);
+  if (committed) committed();
   cp_ = to;
   last_commit_ = Clock::now();
   if (idle_target_ && *idle_target_ <= cp_) idle_target_.reset();

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,8 +35,11 @@ class CheckpointKeeper {
   void reload();
   /// A batch from the checkpoint, fenced by the lease. Requires: the lease is held.
   [[nodiscard]] std::unique_ptr<Batch> begin();
-  /// Commits `batch` at `to`, having applied `applied` events in it.
-  void commit(Batch& batch, Position to, std::size_t applied);
+  /// Commits `batch` at `to`, having applied `applied` events in it. `committed` (optional)
+  /// runs once the batch committed and before waiters of the position are woken (metrics,
+  /// log lines), so that whoever saw the position also sees what it reported.
+  void commit(Batch& batch, Position to, std::size_t applied,
+              const std::function<void()>& committed = {});
   /// Commits `batch` (which reset the projection) at the start of the log.
   void commit_reset(Batch& batch);
 

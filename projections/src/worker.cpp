@@ -41,7 +41,7 @@ Worker::Worker(EventStore& events, ProjectionStore& store, const RunnerOptions& 
       projection_(std::move(projection)),
       options_(options),
       name_(projection_->name()),
-      status_(name_),
+      status_(name_, runner_.metrics),
       lease_(store, name_, runner_, status_),
       reporter_(store, name_, lease_, status_),
       checkpoint_(store, name_, lease_, status_, reporter_),
@@ -106,6 +106,7 @@ void Worker::run() {
       break;
     } catch (const OwnershipLostError& e) {
       logger()->warn("annals: projection {}: ownership lost ({}); standing by", name_, e.what());
+      status_.count_ownership_change("lost");
       drop_lease();
     } catch (const UnavailableError& e) {
       back_off(e);
@@ -125,6 +126,7 @@ bool Worker::acquire() {
   next_request_check_ = Clock::now();
   reporter_.count_from_record();
   lease_.publish();
+  status_.count_ownership_change("acquired");
   logger()->info("annals: projection {}: acquired by {} (fencing token {})", name_,
                  lease_.lease().owner, lease_.lease().fencing_token);
   return true;
@@ -252,6 +254,7 @@ void Worker::fail(const std::string& error) {
     try {
       reporter_.report_failed(error);
       lease_.release();
+      status_.count_ownership_change("released");
     } catch (const std::exception& e) {
       logger()->warn("annals: projection {}: could not report the failure: {}", name_, e.what());
     }
@@ -271,6 +274,7 @@ void Worker::finish() {
       checkpoint_.commit_idle(true);
       reporter_.report(true);
       lease_.release();
+      status_.count_ownership_change("released");
     } catch (const std::exception& e) {
       logger()->warn("annals: projection {}: could not release its lease cleanly: {}", name_,
                      e.what());

@@ -7,7 +7,20 @@
 
 namespace annals::projections::detail {
 
-WorkerStatus::WorkerStatus(const std::string& name) { status_.name = name; }
+WorkerStatus::WorkerStatus(const std::string& name, std::shared_ptr<MetricsSink> metrics)
+    : name_(name), metrics_(std::move(metrics)) {
+  status_.name = name;
+}
+
+void WorkerStatus::count_ownership_change(std::string_view change) const noexcept {
+  metrics_.add(CounterId::kProjectionOwnershipChanges, {.projection = name_, .change = change});
+}
+
+void WorkerStatus::report_lag(std::int64_t lag_events,
+                              std::optional<double> lag_seconds) const noexcept {
+  metrics_.set(GaugeId::kProjectionLagEvents, labels(), static_cast<double>(lag_events));
+  if (lag_seconds) metrics_.set(GaugeId::kProjectionLagSeconds, labels(), *lag_seconds);
+}
 
 ProjectionStatus WorkerStatus::snapshot() const {
   std::lock_guard lock(mutex_);
@@ -83,10 +96,15 @@ void WorkerStatus::stand_by() {
 }
 
 void WorkerStatus::set_head(Position head, double lag_seconds) {
-  std::lock_guard lock(mutex_);
-  status_.head = head;
-  status_.lag_events = std::max<std::int64_t>(0, head.sequence() - processed_.sequence());
-  status_.lag_seconds = lag_seconds;
+  std::int64_t lag_events = 0;
+  {
+    std::lock_guard lock(mutex_);
+    status_.head = head;
+    status_.lag_events = std::max<std::int64_t>(0, head.sequence() - processed_.sequence());
+    status_.lag_seconds = lag_seconds;
+    lag_events = status_.lag_events;
+  }
+  report_lag(lag_events, lag_seconds);
 }
 
 void WorkerStatus::reset_position(Position position) {
@@ -113,20 +131,30 @@ void WorkerStatus::committed(Position to, std::size_t applied) {
     processed_ = std::max(processed_, to);
     status_.events_applied += applied;
     status_.lag_events = std::max<std::int64_t>(0, status_.head.sequence() - processed_.sequence());
+    // Under the lock, so that whoever waited for this position sees the metrics of it (the
+    // sink's calls are short and never call back).
+    metrics_.add(CounterId::kProjectionEvents, labels(), applied);
+    report_lag(status_.lag_events, std::nullopt);
   }
   cv_.notify_all();
 }
 
 void WorkerStatus::count_error(const std::string& error) {
-  std::lock_guard lock(mutex_);
-  ++status_.errors;
-  status_.last_error = error;
+  {
+    std::lock_guard lock(mutex_);
+    ++status_.errors;
+    status_.last_error = error;
+  }
+  metrics_.add(CounterId::kProjectionErrors, labels());
 }
 
 void WorkerStatus::count_dead_letters(std::size_t count, const std::string& last_error) {
-  std::lock_guard lock(mutex_);
-  status_.dead_letters += count;
-  status_.last_error = last_error;
+  {
+    std::lock_guard lock(mutex_);
+    status_.dead_letters += count;
+    status_.last_error = last_error;
+  }
+  metrics_.add(CounterId::kProjectionDeadLetters, labels(), count);
 }
 
 void WorkerStatus::add_rate_sample(double events_per_second) {

@@ -6,9 +6,15 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+
+#include "annals/eventstore/detail/metrics_recorder.hpp"
+#include "annals/eventstore/metrics.hpp"
 
 #include "annals/projections/projection_store.hpp"
 #include "annals/projections/runner.hpp"
@@ -21,7 +27,15 @@ namespace annals::projections::detail {
 /// Thread safety: every method from any thread (one mutex).
 class WorkerStatus {
  public:
-  explicit WorkerStatus(const std::string& name);
+  /// `metrics`: RunnerOptions::metrics (null: none). The changes below that are metrics
+  /// (docs/observability.md) are reported to it as they happen, outside the lock.
+  WorkerStatus(const std::string& name, std::shared_ptr<MetricsSink> metrics);
+
+  /// The projection's metrics sink and its labels (projection=<name>).
+  [[nodiscard]] const annals::detail::MetricsRecorder& metrics() const noexcept { return metrics_; }
+  [[nodiscard]] MetricLabels labels() const noexcept { return {.projection = name_}; }
+  /// Counts an ownership change: "acquired", "lost" or "released".
+  void count_ownership_change(std::string_view change) const noexcept;
 
   [[nodiscard]] ProjectionStatus snapshot() const;
   /// The state and last error, as a report to the store (without the applied count).
@@ -68,6 +82,10 @@ class WorkerStatus {
   void finish();
 
  private:
+  void report_lag(std::int64_t lag_events, std::optional<double> lag_seconds) const noexcept;
+
+  const std::string name_;
+  const annals::detail::MetricsRecorder metrics_;
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   bool stopping_ = false;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "annals/eventstore/event_store.hpp"
+#include "annals/eventstore/trace_context.hpp"
 
 namespace annals::projections::detail {
 
@@ -30,10 +31,14 @@ inline std::string what_of(const std::exception_ptr& error) {
   }
 }
 
-/// An event as log lines and dead-letter reports name it: "type stream@version at position".
+/// An event as log lines and dead-letter reports name it: "type stream@version at position",
+/// followed by " trace_id=<32 hex>" when its metadata carries a valid traceparent
+/// (trace_context.hpp), so that a failure can be tied to the request that caused it.
 inline std::string describe(const RecordedEvent& event) {
-  return event.type + " " + event.stream_id.value() + "@" + std::to_string(event.version) + " at " +
-         event.position.to_string();
+  std::string text = event.type + " " + event.stream_id.value() + "@" +
+                     std::to_string(event.version) + " at " + event.position.to_string();
+  if (const std::string trace = trace_id_of(event); !trace.empty()) text += " trace_id=" + trace;
+  return text;
 }
 
 }  // namespace annals::projections::detail

@@ -23,6 +23,12 @@ int main(int argc, char** argv) {
                  "PostgreSQL connection string (default: $ANNALS_DATABASE_URL)");
   app.add_option("--runner-name", options.runner_name,
                  "name of this process in projection leases (default: generated)");
+  app.add_option("--log-level", options.log_level,
+                 "trace, debug, info, warn, error, critical or off (debug: projections name the "
+                 "trace id of each traced event they apply)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  app.add_option("--log-file", options.log_file, "also append the log to this file");
   app.add_option("--lease-ttl-ms", lease_ttl_ms, "projection lease duration")
       ->capture_default_str()
       ->check(CLI::Range(100, 600'000));

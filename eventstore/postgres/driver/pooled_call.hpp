@@ -14,6 +14,7 @@
 
 #include <pqxx/connection>
 
+#include "annals/eventstore/detail/metrics_recorder.hpp"
 #include "annals/eventstore/error.hpp"
 #include "connection_pool.hpp"
 #include "connection_string.hpp"
@@ -59,6 +60,10 @@ struct RetryPolicy {
   std::chrono::milliseconds call_timeout{0};
   /// The store's watchdog (watchdog.hpp); null: the call timeout only stops retries.
   Watchdog* watchdog = nullptr;
+  /// Where the retries of writes (calls with a WriteState) are counted
+  /// (annals_append_retries_total with `retry_labels`); null: not counted.
+  const annals::detail::MetricsRecorder* metrics = nullptr;
+  annals::MetricLabels retry_labels;
 };
 
 /// The socket a connection waits on, for the watchdog (a projection store Session has its own
@@ -144,6 +149,13 @@ typename ConnectionPool<Connection>::Lease acquire(ConnectionPool<Connection>& p
                                 std::string(e.what()) + ")");
     }
     throw UnavailableError(what + ": " + e.what());
+  }
+}
+
+// Counts a retry of a write (annals_append_retries_total) when the policy has a sink.
+inline void count_retry(const RetryPolicy& policy, const WriteState* write) noexcept {
+  if (write != nullptr && policy.metrics != nullptr) {
+    policy.metrics->add(annals::CounterId::kAppendRetries, policy.retry_labels);
   }
 }
 
@@ -255,12 +267,14 @@ auto run_pooled(ConnectionPool<Connection>& pool, const std::string& what, Write
         if (time_left && (policy.one_count ? retries : broken) < policy.max_broken_retries) {
           ++broken;
           pooled_call_internal::log_retry(policy, what, failure, in_flight, error);
+          pooled_call_internal::count_retry(policy, write);
           continue;
         }
       } else if (failure == Failure::kRetry && time_left &&
                  (policy.one_count ? retries : transient) < policy.max_transient_retries) {
         ++transient;
         pooled_call_internal::log_retry(policy, what, failure, in_flight, error);
+        pooled_call_internal::count_retry(policy, write);
         continue;
       }
       pooled_call_internal::give_up(error, what, write);

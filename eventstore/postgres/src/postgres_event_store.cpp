@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "after_commit_notifier.hpp"
 #include "annals/eventstore/detail/catch_up_subscription.hpp"
 #include "annals/eventstore/detail/encoded_event.hpp"
+#include "annals/eventstore/detail/metrics_recorder.hpp"
 #include "annals/eventstore/detail/stored_event.hpp"
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
@@ -185,7 +187,8 @@ class PostgresEventStore final : public EventStore {
               options_.acquire_timeout),
         group_commit_(std::min(options_.group_commit_in_flight, options_.pool_size),
                       options_.group_commit_max_appends, kGroupCommitMaxBytes),
-        notifier_(options_.connection_string, store_backoff(), call_bound()) {
+        notifier_(options_.connection_string, store_backoff(), call_bound()),
+        metrics_(options_.metrics) {
     check_database();
   }
 
@@ -193,6 +196,80 @@ class PostgresEventStore final : public EventStore {
 
   AppendResult append(const StreamId& stream, const ExpectedVersion& expected,
                       std::vector<NewEvent> events) override {
+    if (!metrics_.enabled()) return append_unmeasured(stream, expected, std::move(events));
+    return measured_append([&](bool& wrote) {
+      auto result = append_unmeasured(stream, expected, std::move(events), &wrote);
+      return result;
+    });
+  }
+
+  std::vector<AppendResult> append_multi(std::vector<StreamAppend> appends) override {
+    if (!metrics_.enabled()) return append_multi_unmeasured(std::move(appends));
+    return measured_append(
+        [&](bool& wrote) { return append_multi_unmeasured(std::move(appends), &wrote); });
+  }
+
+  std::vector<RecordedEvent> read_stream(const StreamId& stream,
+                                         const ReadStreamOptions& options) override {
+    if (!metrics_.enabled()) return read_stream_unmeasured(stream, options);
+    return measured_read(kStreamLabels, [&] { return read_stream_unmeasured(stream, options); });
+  }
+
+  std::vector<RecordedEvent> read_all(const ReadAllOptions& options) override {
+    if (!metrics_.enabled()) return read_log(options.after, options.max_count, options.filter);
+    return measured_read(
+        kAllLabels, [&] { return read_log(options.after, options.max_count, options.filter); });
+  }
+
+ private:
+  static constexpr MetricLabels kStoreLabels{.store = "postgres"};
+  static constexpr MetricLabels kStreamLabels{.store = "postgres", .kind = "stream"};
+  static constexpr MetricLabels kAllLabels{.store = "postgres", .kind = "all"};
+
+  // Runs an append (`run(wrote)` sets `wrote` when it wrote events, not an exact re-send),
+  // counting its outcome, the events written and its time (metrics.hpp).
+  template <typename Run>
+  std::invoke_result_t<Run, bool&> measured_append(Run&& run) {
+    const auto started = metrics_.start();
+    bool wrote = false;
+    try {
+      auto results = std::forward<Run>(run)(wrote);
+      metrics_.add(CounterId::kAppends,
+                   {.store = kStoreLabels.store, .outcome = wrote ? "ok" : "resend"});
+      if (wrote) metrics_.add(CounterId::kAppendedEvents, kStoreLabels, events_in(results));
+      metrics_.observe_since(HistogramId::kAppendDuration, kStoreLabels, started);
+      return results;
+    } catch (...) {
+      metrics_.add(CounterId::kAppends,
+                   {.store = kStoreLabels.store,
+                    .outcome = annals::detail::append_outcome_of_current_exception()});
+      metrics_.observe_since(HistogramId::kAppendDuration, kStoreLabels, started);
+      throw;
+    }
+  }
+
+  static std::size_t events_in(const AppendResult& result) {
+    return static_cast<std::size_t>(result.last_version - result.first_version + 1);
+  }
+  static std::size_t events_in(const std::vector<AppendResult>& results) {
+    std::size_t events = 0;
+    for (const auto& result : results) events += events_in(result);
+    return events;
+  }
+
+  template <typename Read>
+  std::vector<RecordedEvent> measured_read(const MetricLabels& labels, Read&& read) {
+    const auto started = metrics_.start();
+    auto events = std::forward<Read>(read)();
+    metrics_.add(CounterId::kReads, labels);
+    metrics_.add(CounterId::kReadEvents, labels, events.size());
+    metrics_.observe_since(HistogramId::kReadDuration, labels, started);
+    return events;
+  }
+
+  // `wrote` (optional): set when events were written (not an exact re-send).
+  AppendResult append_unmeasured(const StreamId& stream, const ExpectedVersion& expected,
+                                 std::vector<NewEvent> events, bool* wrote = nullptr) {
     EncodedAppends encoded;
     encoded.push_back(annals::detail::encode_events(stream, std::move(events), options_.limits));
     // Shared by every statement this append sends: once one of them may have committed, the
@@ -202,14 +279,16 @@ class PostgresEventStore final : public EventStore {
     if (encoded.front().size() == 1 && !options_.notify_in_transaction) {
       if (auto result = append_one_grouped(stream, expected, encoded.front().front(), state)) {
         if (notify_after_commit()) notifier_.notify();
+        if (wrote != nullptr) *wrote = true;
         return std::move(*result);
       }
     }
     AppendTargets streams{{&stream, expected}};
-    return std::move(append_encoded(streams, encoded, state).front());
+    return std::move(append_encoded(streams, encoded, state, wrote).front());
   }
 
-  std::vector<AppendResult> append_multi(std::vector<StreamAppend> appends) override {
+  std::vector<AppendResult> append_multi_unmeasured(std::vector<StreamAppend> appends,
+                                                    bool* wrote = nullptr) {
     annals::detail::validate_multi_append(appends, options_.limits);
     EncodedAppends encoded;
     AppendTargets streams;
@@ -219,11 +298,11 @@ class PostgresEventStore final : public EventStore {
       streams.emplace_back(&append.stream_id, append.expected);
     }
     detail::WriteState state{.deadline = call_deadline()};
-    return append_encoded(streams, encoded, state);
+    return append_encoded(streams, encoded, state, wrote);
   }
 
-  std::vector<RecordedEvent> read_stream(const StreamId& stream,
-                                         const ReadStreamOptions& options) override {
+  std::vector<RecordedEvent> read_stream_unmeasured(const StreamId& stream,
+                                                    const ReadStreamOptions& options) {
     const bool forward = options.direction == ReadDirection::kForward;
     const std::int64_t from =
         options.from.value_or(forward ? 1 : std::numeric_limits<std::int64_t>::max());
@@ -236,10 +315,7 @@ class PostgresEventStore final : public EventStore {
                        0);
   }
 
-  std::vector<RecordedEvent> read_all(const ReadAllOptions& options) override {
-    return read_log(options.after, options.max_count, options.filter);
-  }
-
+ public:
   std::optional<StreamVersion> stream_version(const StreamId& stream) override {
     const std::array<const char*, 1> values{stream.value().c_str()};
     const auto rows =
@@ -262,6 +338,7 @@ class PostgresEventStore final : public EventStore {
 
   std::unique_ptr<Subscription> subscribe(SubscriptionOptions options,
                                           EventHandler handler) override {
+    if (!options.metrics) options.metrics = metrics_.sink();
     // The LISTEN connection reconnects at the pace the subscription's reads do (the options
     // are validated by make_catch_up_subscription, before the signal is ever waited on).
     auto signal = detail::make_change_signal(
@@ -280,7 +357,9 @@ class PostgresEventStore final : public EventStore {
   [[nodiscard]] detail::RetryPolicy retry_policy() noexcept {
     return {.max_broken_retries = options_.max_retries_on_broken_connection,
             .call_timeout = options_.call_timeout,
-            .watchdog = watchdog_.get()};
+            .watchdog = watchdog_.get(),
+            .metrics = metrics_.enabled() ? &metrics_ : nullptr,
+            .retry_labels = kStoreLabels};
   }
 
   // The deadline of the store's connections outside the pool (notifier, LISTEN): the call
@@ -350,9 +429,10 @@ class PostgresEventStore final : public EventStore {
   }
 
   // One call of annals.append_events for every stream of an append (or append_multi).
+  // `wrote_out` (optional): set when events were written (not an exact re-send).
   std::vector<AppendResult> append_encoded(const AppendTargets& streams,
-                                           const EncodedAppends& encoded,
-                                           detail::WriteState& state) {
+                                           const EncodedAppends& encoded, detail::WriteState& state,
+                                           bool* wrote_out = nullptr) {
     const std::string what = streams.size() == 1
                                  ? describe_append(*streams[0].first)
                                  : "append to " + std::to_string(streams.size()) + " streams";
@@ -388,6 +468,7 @@ class PostgresEventStore final : public EventStore {
                           " rows for " + std::to_string(streams.size()) + " streams");
     }
     if (wrote && notify_after_commit()) notifier_.notify();
+    if (wrote_out != nullptr) *wrote_out = wrote;
     return results;
   }
 
@@ -472,6 +553,7 @@ class PostgresEventStore final : public EventStore {
     OneAppend request(stream, expected, event);
     request.state.deadline = state.deadline;
     if (options_.group_commit_max_appends <= 1) {
+      metrics_.observe(HistogramId::kAppendGroupSize, kStoreLabels, 1);
       auto result = try_append_one(request);
       state = request.state;
       return result;
@@ -519,6 +601,8 @@ class PostgresEventStore final : public EventStore {
   // gets its error to rethrow; a member of a group that failed is simply not written, and its
   // own thread retries it alone.
   void run_group(std::span<detail::GroupCommit::Member* const> members) noexcept {
+    metrics_.observe(HistogramId::kAppendGroupSize, kStoreLabels,
+                     static_cast<double>(members.size()));
     std::vector<OneAppend*> group;
     group.reserve(members.size());
     for (auto* member : members) group.push_back(static_cast<OneAppend*>(member));
@@ -620,6 +704,7 @@ class PostgresEventStore final : public EventStore {
   detail::ConnectionPool<detail::LibpqConnection> pool_;
   detail::GroupCommit group_commit_;
   detail::AfterCommitNotifier notifier_;
+  annals::detail::MetricsRecorder metrics_;
 };
 
 }  // namespace

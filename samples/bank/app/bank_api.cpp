@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/eventstore/trace_context.hpp"
 #include "time_text.hpp"
 
 namespace bank {
@@ -28,22 +29,22 @@ using httplib::Response;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-// Snapshots the store ignored on load because they no longer match the events.
-std::string snapshot_metrics(const annals::SnapshotStoreStats& stats) {
-  std::string out =
-      "# HELP annals_snapshots_ignored_total Snapshot loads that found a snapshot not matching "
-      "the events, by reason.\n# TYPE annals_snapshots_ignored_total counter\n";
-  const auto line = [&](const char* reason, std::uint64_t n) {
-    out += "annals_snapshots_ignored_total{reason=\"" + std::string(reason) + "\"} " +
-           std::to_string(n) + "\n";
-  };
-  line(annals::to_string(annals::SnapshotIgnored::kUnbound), stats.ignored_unbound);
-  line(annals::to_string(annals::SnapshotIgnored::kHistoryDiffers), stats.ignored_history_differs);
-  line(annals::to_string(annals::SnapshotIgnored::kStateEdited), stats.ignored_state_edited);
-  return out;
-}
-
 constexpr std::size_t kMaxCommandIdBytes = 128;
+
+// The context of a command request: its command id and, when the request carries exactly one
+// valid W3C traceparent header, that traceparent, stored in the metadata of every event the
+// command appends (docs/observability.md, "Trace context"). A malformed or repeated header is
+// ignored: never stored, never an error (tracing must not refuse commands).
+annals::CommandContext command_context(const httplib::Request& req, const std::string& command_id) {
+  annals::CommandContext context{.command_id = command_id};
+  const std::string header(annals::kTraceparentKey);
+  if (req.get_header_value_count(header) == 1) {
+    if (auto traceparent = annals::parse_traceparent(req.get_header_value(header))) {
+      context.extra[header] = std::move(*traceparent);
+    }
+  }
+  return context;
+}
 constexpr std::string_view kAccountPath = R"(/accounts/([^/]+))";
 
 // A response decided inside a handler: status and message.
@@ -463,7 +464,7 @@ void BankApi::open_account(const Request& req, Response& res) {
     }
     const std::string owner = *string_field(body, "owner", true);
     command_id = command_id_field(body);
-    const auto result = bus_.send(OpenAccount{id, owner}, {.command_id = command_id});
+    const auto result = bus_.send(OpenAccount{id, owner}, command_context(req, command_id));
     reply(res, 201,
           json{{"account_id", id},
                {"version", result.last_version},
@@ -478,7 +479,7 @@ void BankApi::move_money(CommandKind kind, const Request& req, Response& res) {
     allow_only(body, {"amount", "command_id"});
     const std::int64_t amount = amount_field(body);
     command_id = command_id_field(body);
-    const annals::CommandContext context{.command_id = command_id};
+    const annals::CommandContext context = command_context(req, command_id);
     const auto result = kind == CommandKind::kDeposit ? bus_.send(Deposit{id, amount}, context)
                                                       : bus_.send(Withdraw{id, amount}, context);
     reply(res, 200,
@@ -508,7 +509,7 @@ void BankApi::close_account(const Request& req, Response& res) {
     const json body = parse_body(req, true);
     allow_only(body, {"command_id"});
     command_id = command_id_field(body);
-    const auto result = bus_.send(CloseAccount{id}, {.command_id = command_id});
+    const auto result = bus_.send(CloseAccount{id}, command_context(req, command_id));
     reply(res, 200,
           json{{"version", result.last_version}, {"position", result.position.to_string()}});
   });
@@ -602,9 +603,11 @@ void BankApi::show_health(Response& res) {
 void BankApi::show_metrics(Response& res) {
   run_query(res, [&] {
     res.status = 200;
-    std::string text = metrics_.render(progress_.status());
-    if (options_.snapshots != nullptr) text += snapshot_metrics(options_.snapshots->stats());
-    res.set_content(text, "text/plain; version=0.0.4");
+    std::optional<annals::SnapshotStoreStats> snapshots;
+    if (options_.snapshots != nullptr) snapshots = options_.snapshots->stats();
+    res.set_content(metrics_.render(progress_.status(), progress_.from_checkpoints,
+                                    snapshots ? &*snapshots : nullptr),
+                    "text/plain; version=0.0.4");
   });
 }
 

@@ -49,6 +49,9 @@ struct ReadModelProgress {
       wait_for;
   /// Every projection's progress (for /health and /metrics).
   std::function<std::vector<ProjectionProgress>()> status;
+  /// True when the progress comes from the stored checkpoints (bank-projector runs the
+  /// projections): /metrics then sets the lag gauges itself.
+  bool from_checkpoints = false;
 };
 
 /// Deepest nesting of objects and arrays a request body may have; deeper bodies get 400 before

@@ -7,8 +7,11 @@
 #include <atomic>
 #include <iostream>
 #include <memory>
+#include <string_view>
 #include <thread>
+#include <vector>
 
+#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -24,6 +27,7 @@
 #include "annals/projections/runner.hpp"
 #include "bank_api.hpp"
 #include "in_memory_read_models.hpp"
+#include "metrics.hpp"
 #include "postgres_read_models.hpp"
 #include "worker_queue.hpp"
 
@@ -40,14 +44,27 @@ sigset_t termination_signals() {
   return set;
 }
 
-// Logs go to stderr (stdout carries the "listening on" line); the library logs through the
-// logger "annals", which shares the sink.
-void set_up_logging() {
+// Logs go to stderr (stdout carries the "listening on" line), and to `log_file` too when one is
+// given (flushed at every line); the library logs through the logger "annals", which shares the
+// sinks. `level`: spdlog's level name ("debug" shows the trace id of every traced event the
+// projections apply; docs/observability.md).
+void set_up_logging(const std::string& level, const std::string& log_file) {
   if (spdlog::get("annals") != nullptr) return;
-  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  auto annals_logger = std::make_shared<spdlog::logger>("annals", sink);
-  spdlog::register_logger(annals_logger);
-  spdlog::set_default_logger(std::make_shared<spdlog::logger>("bank", sink));
+  std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stderr_color_sink_mt>()};
+  if (!log_file.empty()) {
+    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file));
+  }
+  const auto parsed = spdlog::level::from_str(level);
+  for (const char* name : {"annals", "bank"}) {
+    auto logger = std::make_shared<spdlog::logger>(name, sinks.begin(), sinks.end());
+    logger->set_level(parsed);
+    logger->flush_on(parsed);
+    if (std::string_view(name) == "annals") {
+      spdlog::register_logger(logger);
+    } else {
+      spdlog::set_default_logger(logger);
+    }
+  }
 }
 
 // Everything both processes share: the stores and the read models.
@@ -59,13 +76,15 @@ struct Backend {
   BankReadModels read_models;
 };
 
-std::unique_ptr<Backend> open_backend(bool memory, const std::string& url,
-                                      const std::string& migrate_url) {
+// `metrics`: where the event store reports (null: nowhere).
+std::unique_ptr<Backend> open_backend(
+    bool memory, const std::string& url, const std::string& migrate_url,
+    const std::shared_ptr<annals::MetricsSink>& metrics = nullptr) {
   auto backend = std::make_unique<Backend>();
   register_events(backend->registry);
   backend->registry.validate();
   if (memory) {
-    backend->events = annals::make_in_memory_event_store();
+    backend->events = annals::make_in_memory_event_store({.metrics = metrics});
     backend->snapshots = annals::make_in_memory_snapshot_store(*backend->events);
     backend->projection_store = projections::make_in_memory_projection_store();
     backend->read_models = make_in_memory_read_models(backend->registry);
@@ -76,7 +95,8 @@ std::unique_ptr<Backend> open_backend(bool memory, const std::string& url,
     for (const auto& applied : annals::postgres::migrate(migrate_url.empty() ? url : migrate_url)) {
       spdlog::info("bank: applied migration {}", applied);
     }
-    backend->events = annals::postgres::make_postgres_event_store({.connection_string = url});
+    backend->events =
+        annals::postgres::make_postgres_event_store({.connection_string = url, .metrics = metrics});
     backend->snapshots = annals::postgres::make_postgres_snapshot_store({.connection_string = url});
     backend->projection_store =
         projections::make_postgres_projection_store({.connection_string = url});
@@ -85,10 +105,11 @@ std::unique_ptr<Backend> open_backend(bool memory, const std::string& url,
   return backend;
 }
 
-std::unique_ptr<projections::ProjectionRunner> start_runner(Backend& backend,
-                                                            const std::string& runner_name,
-                                                            std::chrono::milliseconds lease_ttl) {
-  projections::RunnerOptions options{.owner = runner_name, .lease_ttl = lease_ttl};
+std::unique_ptr<projections::ProjectionRunner> start_runner(
+    Backend& backend, const std::string& runner_name, std::chrono::milliseconds lease_ttl,
+    const std::shared_ptr<annals::MetricsSink>& metrics = nullptr) {
+  projections::RunnerOptions options{
+      .owner = runner_name, .lease_ttl = lease_ttl, .metrics = metrics};
   auto runner = std::make_unique<projections::ProjectionRunner>(
       *backend.events, *backend.projection_store, std::move(options));
   for (const auto& projection : backend.read_models.projections) {
@@ -151,6 +172,7 @@ ReadModelProgress progress_of_checkpoints(projections::ProjectionStore& projecti
     }
     return out;
   };
+  progress.from_checkpoints = true;
   return progress;
 }
 
@@ -158,9 +180,10 @@ ReadModelProgress progress_of_checkpoints(projections::ProjectionStore& projecti
 // runs them, creates their tables so that reads work at once. Returns where the API learns
 // how far they are.
 ReadModelProgress start_projections(const ServiceOptions& options, Backend& backend,
-                                    std::unique_ptr<projections::ProjectionRunner>& runner) {
+                                    std::unique_ptr<projections::ProjectionRunner>& runner,
+                                    const std::shared_ptr<annals::MetricsSink>& metrics) {
   if (options.run_projections) {
-    runner = start_runner(backend, options.runner_name, options.lease_ttl);
+    runner = start_runner(backend, options.runner_name, options.lease_ttl, metrics);
     runner->start();
     return progress_of_runner(*runner);
   }
@@ -221,10 +244,13 @@ void block_termination_signals() {
 }
 
 int run_service(const ServiceOptions& options) {
-  set_up_logging();
+  set_up_logging(options.log_level, options.log_file);
+  // The library's metrics (annals_*) and the service's (bank_*), served at /metrics.
+  Metrics metrics;
   std::unique_ptr<Backend> backend;
   try {
-    backend = open_backend(options.memory, options.database_url, options.migrate_url);
+    backend = open_backend(options.memory, options.database_url, options.migrate_url,
+                           metrics.annals_sink());
   } catch (const std::exception& e) {
     spdlog::error("bank-service: cannot open the stores: {}", e.what());
     return 1;
@@ -246,13 +272,12 @@ int run_service(const ServiceOptions& options) {
   std::unique_ptr<projections::ProjectionRunner> runner;
   ReadModelProgress progress;
   try {
-    progress = start_projections(options, *backend, runner);
+    progress = start_projections(options, *backend, runner, metrics.annals_sink());
   } catch (const std::exception& e) {
     spdlog::error("bank-service: cannot start the projections: {}", e.what());
     return 1;
   }
 
-  Metrics metrics;
   BankApi api(bus, accounts, events, *backend->read_models.queries, progress, metrics,
               {.read_timeout = options.read_timeout,
                .max_body_bytes = options.max_body_bytes,
@@ -279,7 +304,7 @@ int run_service(const ServiceOptions& options) {
 }
 
 int check_snapshots(const ServiceOptions& options) {
-  set_up_logging();
+  set_up_logging(options.log_level, options.log_file);
   try {
     const auto backend = open_backend(options.memory, options.database_url, options.migrate_url);
     const annals::SnapshotCheckReport report =
@@ -305,7 +330,7 @@ int check_snapshots(const ServiceOptions& options) {
 }
 
 int run_projector(const ProjectorOptions& options) {
-  set_up_logging();
+  set_up_logging(options.log_level, options.log_file);
   std::unique_ptr<Backend> backend;
   std::unique_ptr<projections::ProjectionRunner> runner;
   try {

@@ -40,6 +40,12 @@ struct ServiceOptions {
   /// Projection lease duration; a crashed owner's projections are taken over after it.
   /// Default 10 s.
   std::chrono::milliseconds lease_ttl{10'000};
+  /// spdlog level of the service's and the library's log: trace, debug, info, warn, error,
+  /// critical, off. At debug the projections name the trace id of every traced event they
+  /// apply. Default info.
+  std::string log_level = "info";
+  /// A file that receives the log too (appended, flushed at every line); empty: stderr only.
+  std::string log_file;
 };
 
 struct ProjectorOptions {
@@ -48,6 +54,9 @@ struct ProjectorOptions {
   std::string migrate_url;
   std::string runner_name;
   std::chrono::milliseconds lease_ttl{10'000};
+  /// As ServiceOptions::log_level and log_file.
+  std::string log_level = "info";
+  std::string log_file;
 };
 
 /// Blocks SIGINT and SIGTERM in the calling thread and every thread it starts afterwards; call

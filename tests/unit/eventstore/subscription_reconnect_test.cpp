@@ -22,6 +22,7 @@
 #include "annals/eventstore/in_memory_event_store.hpp"
 #include "annals/testkit/event_collector.hpp"
 #include "annals/testkit/printers.hpp"
+#include "annals/testkit/recording_metrics_sink.hpp"
 #include "log_capture.hpp"
 
 namespace annals {
@@ -161,6 +162,47 @@ TEST_F(SubscriptionReconnectTest, ReportsReconnectingThenDeliversEveryEventOnceI
 
 // The outage starts after a full batch was delivered: every retry, and the read that
 // succeeds, continues strictly after the last delivered event.
+// Metrics (annals/eventstore/metrics.hpp): one reconnect per outage that ended, under the
+// subscription's name; the lag gauge is 0 once live.
+TEST_F(SubscriptionReconnectTest, CountsEachEndedOutageAsOneReconnect) {
+  auto metrics = std::make_shared<testkit::RecordingMetricsSink>();
+  const MetricLabels labels{.subscription = "audit-feed"};
+  append(10);
+  reader_.fail_next(3);
+  SubscriptionOptions options;
+  options.batch_size = 4;
+  options.poll_interval = std::chrono::hours(1);
+  options.initial_reconnect_backoff = 1ms;
+  options.max_reconnect_backoff = 4ms;
+  options.metrics = metrics;
+  options.name = "audit-feed";
+  testkit::EventCollector collector;
+  auto subscription = detail::make_catch_up_subscription(reader_, store_->watch(),
+                                                         std::move(options), collector.handler());
+  ASSERT_TRUE(eventually([&] { return subscription->state() == SubscriptionState::kLive; }));
+  EXPECT_EQ(metrics->counter(CounterId::kSubscriptionReconnects, labels), 1u);
+  EXPECT_EQ(metrics->gauge(GaugeId::kSubscriptionLagSeconds, labels), 0.0);
+  reader_.fail_next(2);
+  const auto last = append(1, 10);
+  ASSERT_TRUE(subscription->wait_for(last, kTimeout));
+  EXPECT_EQ(metrics->counter(CounterId::kSubscriptionReconnects, labels), 2u);
+  EXPECT_EQ(collector.events().size(), 11u);
+}
+
+// A subscription of a store with a sink reports to it under the default name.
+TEST_F(SubscriptionReconnectTest, UsesTheStoresSinkByDefault) {
+  auto metrics = std::make_shared<testkit::RecordingMetricsSink>();
+  auto store = make_in_memory_event_store({.metrics = metrics});
+  store->append(StreamId("s-1"), ExpectedVersion::any(), {NewEvent{.type = "A"}});
+  testkit::EventCollector collector;
+  SubscriptionOptions options;
+  options.batch_size = 1;
+  auto subscription = store->subscribe(std::move(options), collector.handler());
+  ASSERT_TRUE(eventually([&] { return subscription->state() == SubscriptionState::kLive; }));
+  EXPECT_EQ(metrics->gauge(GaugeId::kSubscriptionLagSeconds, {.subscription = "subscription"}),
+            0.0);
+}
+
 TEST_F(SubscriptionReconnectTest, RetriesStrictlyAfterTheLastDeliveredEvent) {
   const auto last = append(10);
   const auto events = log();

@@ -75,7 +75,7 @@ class BatchApplierTest : public ::testing::Test {
   struct Parts {
     Parts(ProjectionStore& store, Projection& projection, OnFailure on_failure)
         : options(projection_options(on_failure)),
-          status(projection.name()),
+          status(projection.name(), nullptr),
           lease(store, projection.name(), runner, status),
           reporter(store, projection.name(), lease, status),
           checkpoint(store, projection.name(), lease, status, reporter),

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "annals/eventstore/metrics.hpp"
 #include "annals/eventstore/types.hpp"
 
 namespace annals {
@@ -137,6 +138,12 @@ struct SubscriptionOptions {
   /// Longest wait between read attempts while the store is unavailable; must be at least
   /// initial_reconnect_backoff. Default 5 s.
   std::chrono::milliseconds max_reconnect_backoff{5000};
+  /// Where the subscription reports its reconnects and lag (metrics.hpp). Default null: the
+  /// store's sink (its options' `metrics`), if any.
+  std::shared_ptr<MetricsSink> metrics;
+  /// The `subscription` label of its metrics: a name chosen in code, never from data (one
+  /// series per name). Default "subscription".
+  std::string name = "subscription";
 };
 
 /// What a subscription is doing (Subscription::state()).

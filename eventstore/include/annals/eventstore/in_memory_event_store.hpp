@@ -10,12 +10,16 @@
 #include <memory>
 
 #include "annals/eventstore/event_store.hpp"
+#include "annals/eventstore/metrics.hpp"
 
 namespace annals {
 
 struct InMemoryEventStoreOptions {
   /// Limits on appends, the same as the PostgreSQL store's defaults.
   AppendLimits limits;
+  /// Where appends, reads and subscriptions report their metrics (label store="memory"; see
+  /// metrics.hpp). Default null: no metrics, no cost.
+  std::shared_ptr<MetricsSink> metrics;
 };
 
 /// Creates an empty in-memory store.

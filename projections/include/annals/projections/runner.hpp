@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "annals/eventstore/event_store.hpp"
+#include "annals/eventstore/metrics.hpp"
 #include "annals/projections/projection.hpp"
 #include "annals/projections/projection_store.hpp"
 
@@ -78,6 +79,11 @@ struct RunnerOptions {
   std::chrono::milliseconds poll_interval{1000};
   /// How often the owner looks for rebuild requests and dead-letter retries. Default 1 s.
   std::chrono::milliseconds request_interval{1000};
+  /// Where the projections report events applied, errors, dead letters, lag, batch latency
+  /// and ownership changes (label projection=<name>; see annals/eventstore/metrics.hpp and
+  /// docs/observability.md). Batch latencies carry the trace id of the batch's last event that
+  /// has a traceparent as an exemplar. Default null: no metrics, no cost.
+  std::shared_ptr<MetricsSink> metrics;
 };
 
 enum class ProjectionState {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "annals/eventstore/event_store.hpp"
+#include "annals/eventstore/metrics.hpp"
 #include "annals/postgres/connection_options.hpp"
 
 namespace annals::postgres {
@@ -106,6 +107,10 @@ struct PostgresEventStoreOptions {
   /// The longest wait between those attempts; must be at least initial_reconnect_backoff.
   /// Default 5 s.
   std::chrono::milliseconds max_reconnect_backoff{5'000};
+  /// Where appends (outcomes, events, retries, group sizes, latency), reads and subscriptions
+  /// report their metrics (label store="postgres"; see annals/eventstore/metrics.hpp and
+  /// docs/observability.md). Default null: no metrics, no cost.
+  std::shared_ptr<MetricsSink> metrics;
 };
 
 /// What currently holds back readers of the global log (ARCHITECTURE decision 5).
