@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
 
     // The read side: a runner that keeps wallet_balances up to date.
     annals::projections::ProjectionRunner runner(*events, *projection_store);
-    runner.add(std::make_shared<wallet::WalletBalances>());  // creates the table
+    runner.add(std::make_shared<wallet::WalletBalances>(registry));  // creates the table
     runner.start();
 
     (void)bus.send(wallet::Deposit{"ada", 2'500});

@@ -16,15 +16,16 @@ std::vector<annals::projections::ReadModelMigration> WalletBalances::migrations(
            "  deposits  integer NOT NULL DEFAULT 0)"}};
 }
 
-void WalletBalances::handle(const annals::RecordedEvent& event,
-                            annals::projections::ReadModel& db) {
-  if (event.type != Deposited::kTypeName) return;
-  const auto deposited = event.data.get<Deposited>();
-  // The stream "wallet-ada" holds the wallet "ada".
-  const std::string wallet_id = event.stream_id.value().substr(Wallet::kCategory.size() + 1);
-  const annals::projections::Columns key = {{"wallet_id", wallet_id}};
-  db.increment("wallet_balances", key, "balance", deposited.amount);
-  db.increment("wallet_balances", key, "deposits", 1);
+WalletBalances::WalletBalances(const annals::EventRegistry& registry)
+    : ReadModelProjection(registry) {
+  on<Deposited>([](const Deposited& deposited, const annals::EventContext& context,
+                   annals::projections::ReadModel& db) {
+    // The stream "wallet-ada" holds the wallet "ada".
+    const std::string wallet_id = context.stream_id().value().substr(Wallet::kCategory.size() + 1);
+    const annals::projections::Columns key = {{"wallet_id", wallet_id}};
+    db.increment("wallet_balances", key, "balance", deposited.amount);
+    db.increment("wallet_balances", key, "deposits", 1);
+  });
 }
 
 std::optional<std::int64_t> balance_of(const std::string& database_url,

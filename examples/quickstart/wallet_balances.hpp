@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include <annals/framework/event_registry.hpp>
 #include <annals/projections/postgres/read_model.hpp>
 
 namespace wallet {
@@ -15,16 +16,21 @@ namespace wallet {
 // wallet_balances(wallet_id, balance, deposits), one row per wallet.
 class WalletBalances final : public annals::projections::ReadModelProjection {
  public:
+  // Declares a typed handler per event type; `registry` (which must outlive the projection)
+  // upcasts and decodes each stored event before it reaches the handler.
+  explicit WalletBalances(const annals::EventRegistry& registry);
   // The key of the projection's checkpoint: keep it stable.
   std::string name() const override { return "wallet_balances"; }
-  // Only the events of "wallet-..." streams are read.
-  annals::EventFilter filter() const override { return {.category = "wallet", .event_types = {}}; }
+  // The handlers' event types, in "wallet-..." streams only.
+  annals::EventFilter filter() const override {
+    auto filter = ReadModelProjection::filter();
+    filter.category = "wallet";
+    return filter;
+  }
   // Applied once each, in order; add new ones at the end.
   std::vector<annals::projections::ReadModelMigration> migrations() const override;
   // What a rebuild empties before it replays the log.
   std::vector<std::string> tables() const override { return {"wallet_balances"}; }
-  // Applies one event inside the batch's transaction.
-  void handle(const annals::RecordedEvent& event, annals::projections::ReadModel& db) override;
 };
 
 // The read side: a plain query of the table (empty when the wallet has no row yet).

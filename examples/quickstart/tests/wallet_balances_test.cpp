@@ -72,7 +72,7 @@ TEST_F(WalletBalancesTest, SumsTheDepositsOfEachWallet) {
   annals::CommandBus bus(*events, registry);
   bus.handle<wallet::Wallet>(&wallet::Deposit::wallet_id);
   annals::projections::ProjectionRunner runner(*events, *projection_store);
-  runner.add(std::make_shared<wallet::WalletBalances>());
+  runner.add(std::make_shared<wallet::WalletBalances>(registry));
   runner.start();
 
   (void)bus.send(wallet::Deposit{"ada", 2'500});
