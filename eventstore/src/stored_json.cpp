@@ -527,4 +527,38 @@ nlohmann::json parse_stored_json(std::string_view text) {
 
 bool is_lazy_stored_json(std::string_view text) noexcept { return StoredJsonChecker(text).check(); }
 
+namespace {
+
+// `text` without blanks outside strings, with one after each ',' and ':' when
+// `after_separators`.
+std::string with_blanks(std::string_view text, bool after_separators) {
+  std::string out;
+  out.reserve(text.size() + (after_separators ? text.size() / 8 : 0));
+  bool in_string = false;
+  for (std::size_t at = 0; at < text.size(); ++at) {
+    const char c = text[at];
+    if (in_string) {
+      out.push_back(c);
+      if (c == '\\' && at + 1 < text.size()) {
+        out.push_back(text[++at]);  // the escaped character, which may be a quote
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+      out.push_back(c);
+    } else if (c != ' ' && c != '\n' && c != '\t' && c != '\r') {
+      out.push_back(c);
+      if (after_separators && (c == ',' || c == ':')) out.push_back(' ');
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string compact_stored_json(std::string_view text) { return with_blanks(text, false); }
+
+std::string jsonb_text_form(std::string_view text) { return with_blanks(text, true); }
+
 }  // namespace annals::detail

@@ -42,21 +42,25 @@ void check_category(const std::optional<std::string>& category) {
   }
 }
 
-detail::LogLine line_of(const detail::LibpqConnection::Result& rows, int row) {
+Position position_of(const detail::LibpqConnection::Result& rows, int row) {
+  return Position(detail::parse_int<std::uint64_t>(rows.text(row, 0), "transaction id"),
+                  detail::parse_int<std::int64_t>(rows.text(row, 1), "global position"));
+}
+
+detail::LogLine line_of(const detail::LibpqConnection::Result& rows, int row,
+                        const Position& position) {
   using detail::parse_int;
-  const std::string transaction_id(rows.text(row, 0));
-  const std::string global_position(rows.text(row, 1));
   return detail::LogLine{
       .stream = std::string(rows.text(row, 2)),
       .version = parse_int<std::int64_t>(rows.text(row, 3), "stream version"),
-      .position = transaction_id + ":" + global_position,
+      .position = position.to_string(),
       .event_id = std::string(rows.text(row, 4)),
       .type = std::string(rows.text(row, 5)),
       .schema_version = parse_int<std::int32_t>(rows.text(row, 6), "schema version"),
       .data = std::string(rows.text(row, 7)),
       .metadata = std::string(rows.text(row, 8)),
       .recorded_micros = parse_int<std::int64_t>(rows.text(row, 9), "recorded time"),
-      .transaction_id = transaction_id,
+      .transaction_id = std::string(rows.text(row, 0)),
       .hash_hex = std::string(rows.text(row, 10))};
 }
 
@@ -80,9 +84,9 @@ ExportSummary export_log(const std::string& connection_string, const ExportOptio
           const auto rows = c.exec_prepared(kPageName, params);
           text.clear();
           for (int row = 0; row < rows.rows(); ++row) {
-            const auto line = line_of(rows, row);
-            detail::write_line(line, text);
-            summary.last = Position::parse(line.position);
+            const Position position = position_of(rows, row);
+            detail::write_line(line_of(rows, row, position), text);
+            summary.last = position;
             ++summary.events;
           }
           out.write(text.data(), static_cast<std::streamsize>(text.size()));

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "annals/eventstore/detail/stored_json.hpp"
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/json_limits.hpp"
 #include "annals/eventstore/timestamp.hpp"
@@ -93,41 +94,6 @@ std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
 
 }  // namespace
 
-std::string compact_json(std::string_view json) {
-  std::string out;
-  out.reserve(json.size());
-  for (std::size_t i = 0; i < json.size(); ++i) {
-    const char c = json[i];
-    if (c == '"') {
-      const auto end = skip_string(json, i);
-      const auto stop = end == std::string_view::npos ? json.size() : end;
-      out.append(json.substr(i, stop - i));
-      i = stop - 1;
-    } else if (!is_blank(c)) {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
-std::string jsonb_text(std::string_view json) {
-  std::string out;
-  out.reserve(json.size() + json.size() / 8);
-  for (std::size_t i = 0; i < json.size(); ++i) {
-    const char c = json[i];
-    if (c == '"') {
-      const auto end = skip_string(json, i);
-      const auto stop = end == std::string_view::npos ? json.size() : end;
-      out.append(json.substr(i, stop - i));
-      i = stop - 1;
-    } else if (!is_blank(c)) {
-      out.push_back(c);
-      if (c == ',' || c == ':') out.push_back(' ');
-    }
-  }
-  return out;
-}
-
 std::int64_t parse_timestamp_micros(std::string_view t) {
   // YYYY-MM-DDTHH:MM:SS.ffffffZ
   const auto bad = [&] {
@@ -178,9 +144,9 @@ void write_line(const LogLine& line, std::string& out) {
   out += ",\"schema_version\":";
   out += std::to_string(line.schema_version);
   out += ",\"data\":";
-  out += compact_json(line.data);
+  out += annals::detail::compact_stored_json(line.data);
   out += ",\"metadata\":";
-  out += compact_json(line.metadata);
+  out += annals::detail::compact_stored_json(line.metadata);
   out += ",\"recorded_at\":\"";
   out += format_timestamp(
       std::chrono::system_clock::time_point{std::chrono::microseconds(line.recorded_micros)});
@@ -240,8 +206,8 @@ LogLine parse_line(std::string_view text) {
   if (!nlohmann::json::accept(values[6]) || !nlohmann::json::accept(values[7])) {
     bad_line("\"data\" and \"metadata\" must be JSON");
   }
-  line.data = jsonb_text(values[6]);
-  line.metadata = jsonb_text(values[7]);
+  line.data = annals::detail::jsonb_text_form(values[6]);
+  line.metadata = annals::detail::jsonb_text_form(values[7]);
   line.recorded_micros = parse_timestamp_micros(string_value(values[8], "recorded_at"));
   line.transaction_id = string_value(values[9], "transaction_id");
   line.hash_hex = string_value(values[10], "hash");

@@ -24,20 +24,14 @@ struct LogLine {
 };
 
 /// Appends `line` as one line of NDJSON (with '\n'): the keys of `annals read-all` in its order,
-/// then transaction_id and hash. data and metadata are written without the blanks jsonb puts
-/// after ',' and ':' (as read-all prints them).
+/// then transaction_id and hash. data and metadata are written as read-all prints them
+/// (annals::detail::compact_stored_json).
 void write_line(const LogLine& line, std::string& out);
 
 /// Reads one line written by write_line (keys in any order, blanks anywhere). data and metadata
-/// come back in jsonb's text form (jsonb_text). Throws: InvalidArgumentError naming what is
-/// wrong.
+/// come back in jsonb's text form (annals::detail::jsonb_text_form). Throws: InvalidArgumentError
+/// naming what is wrong.
 [[nodiscard]] LogLine parse_line(std::string_view text);
-
-/// `json` without blanks outside strings.
-[[nodiscard]] std::string compact_json(std::string_view json);
-/// The text PostgreSQL gives a jsonb value of `json` whose keys are already in jsonb's order
-/// (as an export writes them): no blanks outside strings except one after each ',' and ':'.
-[[nodiscard]] std::string jsonb_text(std::string_view json);
 
 /// "YYYY-MM-DDTHH:MM:SS.ffffffZ" (annals::format_timestamp) as microseconds since the epoch.
 /// Throws: InvalidArgumentError when `text` is not in that form.

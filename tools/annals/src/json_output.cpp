@@ -23,27 +23,7 @@ std::string quoted(const std::string& text) { return dump(nlohmann::json(text));
 // order, which is what was stored. The text was checked on read: valid JSON and UTF-8.
 std::string compact(const LazyJson& value) {
   const auto text = value.text();
-  if (!text) return dump(*value);
-  std::string out;
-  out.reserve(text->size());
-  bool in_string = false;
-  for (std::size_t at = 0; at < text->size(); ++at) {
-    const char c = (*text)[at];
-    if (in_string) {
-      out.push_back(c);
-      if (c == '\\') {
-        out.push_back((*text)[++at]);  // the escaped character, which may be a quote
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-      out.push_back(c);
-    } else if (c != ' ' && c != '\n' && c != '\t' && c != '\r') {
-      out.push_back(c);
-    }
-  }
-  return out;
+  return text ? annals::detail::compact_stored_json(*text) : dump(*value);
 }
 
 }  // namespace
