@@ -402,19 +402,11 @@ class InMemoryEventStore final : public EventStore {
       if (metrics_.enabled()) {
         std::size_t events = 0;
         for (const auto& append : pending) events += append.events.size();
-        metrics_.add(CounterId::kAppends,
-                     {.store = kStoreLabels.store, .outcome = resent ? "resend" : "ok"});
-        if (!resent) metrics_.add(CounterId::kAppendedEvents, kStoreLabels, events);
-        metrics_.observe_since(HistogramId::kAppendDuration, kStoreLabels, started);
+        metrics_.append_done(kStoreLabels.store, !resent, events, started);
       }
       return results;
     } catch (...) {
-      if (metrics_.enabled()) {
-        metrics_.add(CounterId::kAppends,
-                     {.store = kStoreLabels.store,
-                      .outcome = detail::append_outcome_of_current_exception()});
-        metrics_.observe_since(HistogramId::kAppendDuration, kStoreLabels, started);
-      }
+      metrics_.append_failed(kStoreLabels.store, started);
       throw;
     }
   }
@@ -423,9 +415,7 @@ class InMemoryEventStore final : public EventStore {
   std::vector<RecordedEvent> measured_read(const MetricLabels& labels, Read&& read) {
     const auto started = metrics_.start();
     auto events = std::forward<Read>(read)();
-    metrics_.add(CounterId::kReads, labels);
-    metrics_.add(CounterId::kReadEvents, labels, events.size());
-    metrics_.observe_since(HistogramId::kReadDuration, labels, started);
+    metrics_.read_done(labels, events.size(), started);
     return events;
   }
 

@@ -171,4 +171,11 @@ std::string_view detail::append_outcome_of_current_exception() noexcept {
   }
 }
 
+void detail::MetricsRecorder::append_failed(std::string_view store,
+                                            Clock::time_point started) const noexcept {
+  if (!sink_) return;
+  add(CounterId::kAppends, {.store = store, .outcome = append_outcome_of_current_exception()});
+  observe_since(HistogramId::kAppendDuration, {.store = store}, started);
+}
+
 }  // namespace annals

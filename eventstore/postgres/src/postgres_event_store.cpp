@@ -234,16 +234,10 @@ class PostgresEventStore final : public EventStore {
     bool wrote = false;
     try {
       auto results = std::forward<Run>(run)(wrote);
-      metrics_.add(CounterId::kAppends,
-                   {.store = kStoreLabels.store, .outcome = wrote ? "ok" : "resend"});
-      if (wrote) metrics_.add(CounterId::kAppendedEvents, kStoreLabels, events_in(results));
-      metrics_.observe_since(HistogramId::kAppendDuration, kStoreLabels, started);
+      metrics_.append_done(kStoreLabels.store, wrote, wrote ? events_in(results) : 0, started);
       return results;
     } catch (...) {
-      metrics_.add(CounterId::kAppends,
-                   {.store = kStoreLabels.store,
-                    .outcome = annals::detail::append_outcome_of_current_exception()});
-      metrics_.observe_since(HistogramId::kAppendDuration, kStoreLabels, started);
+      metrics_.append_failed(kStoreLabels.store, started);
       throw;
     }
   }
@@ -261,9 +255,7 @@ class PostgresEventStore final : public EventStore {
   std::vector<RecordedEvent> measured_read(const MetricLabels& labels, Read&& read) {
     const auto started = metrics_.start();
     auto events = std::forward<Read>(read)();
-    metrics_.add(CounterId::kReads, labels);
-    metrics_.add(CounterId::kReadEvents, labels, events.size());
-    metrics_.observe_since(HistogramId::kReadDuration, labels, started);
+    metrics_.read_done(labels, events.size(), started);
     return events;
   }
 

@@ -55,6 +55,29 @@ class MetricsRecorder {
     return sink_ ? Clock::now() : Clock::time_point{};
   }
 
+  /// Counts one read that returned `events` events, and observes its time since `started`.
+  void read_done(const MetricLabels& labels, std::size_t events,
+                 Clock::time_point started) const noexcept {
+    if (!sink_) return;
+    add(CounterId::kReads, labels);
+    add(CounterId::kReadEvents, labels, events);
+    observe_since(HistogramId::kReadDuration, labels, started);
+  }
+
+  /// Counts one append of store `store` that returned: outcome "ok" with `events` written, or
+  /// "resend" (an exact re-send, nothing written); observes its time since `started`.
+  void append_done(std::string_view store, bool wrote, std::size_t events,
+                   Clock::time_point started) const noexcept {
+    if (!sink_) return;
+    add(CounterId::kAppends, {.store = store, .outcome = wrote ? "ok" : "resend"});
+    if (wrote) add(CounterId::kAppendedEvents, {.store = store}, events);
+    observe_since(HistogramId::kAppendDuration, {.store = store}, started);
+  }
+
+  /// Counts one append of store `store` that threw, with the outcome of the exception being
+  /// handled (call in its catch block), and observes its time since `started`.
+  void append_failed(std::string_view store, Clock::time_point started) const noexcept;
+
   /// Observes the seconds since `started` (from start()).
   void observe_since(HistogramId histogram, const MetricLabels& labels, Clock::time_point started,
                      std::string_view trace_id = {}) const noexcept {
