@@ -138,6 +138,35 @@ inline std::shared_ptr<projections::Projection> borrowed(projections::Projection
   return {&projection, [](projections::Projection*) {}};
 }
 
+/// then()'s precondition of both specs: when() ran and the projection processed every given
+/// event. Reports (a test failure at `where`) and returns false otherwise.
+inline bool processed_all(const std::optional<ProjectionOutcome>& outcome,
+                          const std::source_location& where) {
+  if (!outcome) {
+    report(where, "then() before when()");
+    return false;
+  }
+  if (!outcome->reached || outcome->status.state == projections::ProjectionState::kFailed) {
+    report(where, "the projection did not process every given event: " + describe(*outcome));
+    return false;
+  }
+  return true;
+}
+
+/// then_fails() of both specs: the projection failed with an error that contains `text`.
+inline void check_failed(const std::optional<ProjectionOutcome>& outcome, std::string_view text,
+                         const std::source_location& where) {
+  if (!outcome) {
+    report(where, "then_fails() before when()");
+  } else if (outcome->status.state != projections::ProjectionState::kFailed) {
+    report(where, "expected the projection to fail, but " + describe(*outcome));
+  } else if (!outcome->status.last_error ||
+             outcome->status.last_error->find(text) == std::string::npos) {
+    report(where, "the projection failed, but not with \"" + std::string(text) +
+                      "\": " + describe(*outcome));
+  }
+}
+
 }  // namespace projection_spec_detail
 
 /// Given/when/then for a projection on in-memory stores (see the header comment). Works for
@@ -177,7 +206,7 @@ class ProjectionSpec {
   template <typename T, typename F>
   ProjectionSpec& then_equals(const T& expected, F actual,
                               std::source_location where = std::source_location::current()) {
-    if (!succeeded(where)) return *this;
+    if (!projection_spec_detail::processed_all(outcome_, where)) return *this;
     const auto value = actual();
     if (!(value == expected)) {
       projection_spec_detail::report(where,
@@ -190,23 +219,13 @@ class ProjectionSpec {
   /// Checks that the projection processed every given event, then runs `check` (assertions).
   ProjectionSpec& then(const std::function<void()>& check,
                        std::source_location where = std::source_location::current()) {
-    if (succeeded(where)) check();
+    if (projection_spec_detail::processed_all(outcome_, where)) check();
     return *this;
   }
   /// Checks that the projection failed with an error that contains `text`.
   ProjectionSpec& then_fails(std::string_view text = {},
                              std::source_location where = std::source_location::current()) {
-    if (!outcome_) {
-      projection_spec_detail::report(where, "then_fails() before when()");
-    } else if (outcome_->status.state != projections::ProjectionState::kFailed) {
-      projection_spec_detail::report(where, "expected the projection to fail, but " +
-                                                projection_spec_detail::describe(*outcome_));
-    } else if (!outcome_->status.last_error ||
-               outcome_->status.last_error->find(text) == std::string::npos) {
-      projection_spec_detail::report(where,
-                                     "the projection failed, but not with \"" + std::string(text) +
-                                         "\": " + projection_spec_detail::describe(*outcome_));
-    }
+    projection_spec_detail::check_failed(outcome_, text, where);
     return *this;
   }
 
@@ -218,19 +237,6 @@ class ProjectionSpec {
   [[nodiscard]] EventStore& events() noexcept { return *events_; }
 
  private:
-  bool succeeded(const std::source_location& where) {
-    if (!outcome_) {
-      projection_spec_detail::report(where, "then() before when()");
-      return false;
-    }
-    if (!outcome_->reached || outcome_->status.state == projections::ProjectionState::kFailed) {
-      projection_spec_detail::report(where, "the projection did not process every given event: " +
-                                                projection_spec_detail::describe(*outcome_));
-      return false;
-    }
-    return true;
-  }
-
   projection_spec_detail::SpecCore core_;
   ProjectionSpecOptions options_;
   std::unique_ptr<EventStore> events_;

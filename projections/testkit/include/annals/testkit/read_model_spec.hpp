@@ -185,7 +185,7 @@ class ReadModelSpec {
   /// `expected` (rows as JSON objects, in order).
   ReadModelSpec& then_rows(const std::string& sql, const std::vector<nlohmann::json>& expected,
                            std::source_location where = std::source_location::current()) {
-    if (!succeeded(where)) return *this;
+    if (!projection_spec_detail::processed_all(outcome_, where)) return *this;
     const auto rows = query(sql);
     if (rows != expected) {
       projection_spec_detail::report(where,
@@ -199,23 +199,13 @@ class ReadModelSpec {
   /// usually on query()).
   ReadModelSpec& then(const std::function<void()>& check,
                       std::source_location where = std::source_location::current()) {
-    if (succeeded(where)) check();
+    if (projection_spec_detail::processed_all(outcome_, where)) check();
     return *this;
   }
   /// Checks that the projection failed with an error that contains `text`.
   ReadModelSpec& then_fails(std::string_view text = {},
                             std::source_location where = std::source_location::current()) {
-    if (!outcome_) {
-      projection_spec_detail::report(where, "then_fails() before when()");
-    } else if (outcome_->status.state != projections::ProjectionState::kFailed) {
-      projection_spec_detail::report(where, "expected the projection to fail, but " +
-                                                projection_spec_detail::describe(*outcome_));
-    } else if (!outcome_->status.last_error ||
-               outcome_->status.last_error->find(text) == std::string::npos) {
-      projection_spec_detail::report(where,
-                                     "the projection failed, but not with \"" + std::string(text) +
-                                         "\": " + projection_spec_detail::describe(*outcome_));
-    }
+    projection_spec_detail::check_failed(outcome_, text, where);
     return *this;
   }
 
@@ -228,19 +218,6 @@ class ReadModelSpec {
   [[nodiscard]] projections::ProjectionStore& projection_store() noexcept { return *store_; }
 
  private:
-  bool succeeded(const std::source_location& where) {
-    if (!outcome_) {
-      projection_spec_detail::report(where, "then() before when()");
-      return false;
-    }
-    if (!outcome_->reached || outcome_->status.state == projections::ProjectionState::kFailed) {
-      projection_spec_detail::report(where, "the projection did not process every given event: " +
-                                                projection_spec_detail::describe(*outcome_));
-      return false;
-    }
-    return true;
-  }
-
   std::vector<nlohmann::json> run_sql(const std::string& sql, const projections::Params& params,
                                       bool commit) {
     const auto lease = store_->try_acquire(probe_.name(), "annals-spec-" + suffix_,
