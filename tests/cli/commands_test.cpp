@@ -1,8 +1,12 @@
 // The `annals` tool's verbs and output, run against the in-memory store (no server needed).
 // tests/cli/cli_test.cpp drives the real binary against PostgreSQL.
+#include <atomic>
 #include <chrono>
+#include <mutex>
+#include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -11,6 +15,7 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/in_memory_event_store.hpp"
+#include "annals/eventstore/timestamp.hpp"
 #include "annals/testkit/fault_injection.hpp"
 #include "commands.hpp"
 #include "exit_code.hpp"
@@ -303,7 +308,7 @@ TEST_F(CliCommandsTest, ReadRejectsBadArguments) {
   EXPECT_THROW(read_all(*store_, {.from = "banana"}, out), InvalidArgumentError);
   EXPECT_THROW(read_all(*store_, {.limit = -5}, out), InvalidArgumentError);
   EXPECT_THROW(read_all(*store_, {.category = ""}, out), InvalidArgumentError);
-  EXPECT_THROW(read_all(*store_, {.types = {""}}, out), InvalidArgumentError);
+  EXPECT_THROW(read_all(*store_, {.output = {.types = {""}}}, out), InvalidArgumentError);
   EXPECT_EQ(out.str(), "");
 }
 
@@ -341,11 +346,206 @@ TEST_F(CliCommandsTest, ReadAllFiltersByCategoryAndTypes) {
   EXPECT_EQ(
       streams_and_types(read_log({.category = "account"})),
       (std::vector<std::string>{"account-1/Opened", "account-2/Opened", "account-1/Deposited"}));
-  EXPECT_EQ(streams_and_types(read_log({.types = {"Placed", "Deposited"}})),
+  EXPECT_EQ(streams_and_types(read_log({.output = {.types = {"Placed", "Deposited"}}})),
             (std::vector<std::string>{"order-1/Placed", "account-1/Deposited"}));
-  EXPECT_EQ(streams_and_types(read_log({.category = "account", .types = {"Opened"}})),
+  EXPECT_EQ(streams_and_types(read_log({.category = "account", .output = {.types = {"Opened"}}})),
             (std::vector<std::string>{"account-1/Opened", "account-2/Opened"}));
   EXPECT_EQ(streams_and_types(read_log({.category = "account", .page_size = 1})).size(), 3u);
+}
+
+// --- read --as-of / --at-version, --since / --until, read's --type, the human form ----------
+
+// The recorded_at of each line of JSON output.
+std::vector<std::string> times(const std::string& text) {
+  std::vector<std::string> out;
+  for (const auto& j : json_lines(text)) out.push_back(j.at("recorded_at").get<std::string>());
+  return out;
+}
+
+TEST_F(CliCommandsTest, ReadAtVersionPrintsTheStreamAsItWasForwardAndBackward) {
+  for (int i = 0; i < 5; ++i) append_event("account-1", "Deposited");
+  EXPECT_EQ(versions(read_stream({.stream = "account-1", .at_version = 3, .page_size = 2})),
+            (std::vector<std::int64_t>{1, 2, 3}));
+  EXPECT_EQ(versions(read_stream({.stream = "account-1", .backward = true, .at_version = 3})),
+            (std::vector<std::int64_t>{3, 2, 1}));
+  // --from above the cut backward starts at the cut; --from below it starts at --from.
+  EXPECT_EQ(
+      versions(read_stream({.stream = "account-1", .from = 5, .backward = true, .at_version = 2})),
+      (std::vector<std::int64_t>{2, 1}));
+  EXPECT_EQ(versions(read_stream({.stream = "account-1", .from = 4, .at_version = 3})),
+            (std::vector<std::int64_t>{}));
+  EXPECT_EQ(read_stream({.stream = "account-1", .at_version = 0}), "");
+  EXPECT_EQ(read_stream({.stream = "account-1", .backward = true, .at_version = 0}), "");
+  EXPECT_EQ(versions(read_stream({.stream = "account-1", .at_version = 99})).size(), 5U);
+}
+
+TEST_F(CliCommandsTest, ReadAsOfPrintsTheEventsRecordedUpToThatTime) {
+  for (int i = 0; i < 4; ++i) append_event("account-1", "Deposited");
+  const auto all = times(read_stream({.stream = "account-1"}));
+  ASSERT_EQ(all.size(), 4U);
+  for (std::size_t cut = 0; cut < all.size(); ++cut) {
+    // Every event recorded at or before the cut's time (two may share a microsecond).
+    std::vector<std::string> expected;
+    for (const auto& t : all) {
+      if (t <= all[cut]) expected.push_back(t);
+    }
+    EXPECT_EQ(times(read_stream({.stream = "account-1", .as_of = all[cut]})), expected);
+    std::vector<std::string> backward(expected.rbegin(), expected.rend());
+    EXPECT_EQ(times(read_stream({.stream = "account-1", .backward = true, .as_of = all[cut]})),
+              backward);
+  }
+  EXPECT_EQ(read_stream({.stream = "account-1", .as_of = "2000-01-01"}), "");
+}
+
+TEST_F(CliCommandsTest, SinceAndUntilSelectByRecordedTimeOnBothReads) {
+  for (int i = 0; i < 3; ++i) append_event("account-1", "Deposited");
+  const auto all = times(read_log({}));
+  ASSERT_EQ(all.size(), 3U);
+  EXPECT_EQ(times(read_log({.output = {.since = all[1]}})).front(), all[1]);
+  EXPECT_EQ(times(read_log({.output = {.until = all[1]}})).back(), all[1]);
+  EXPECT_EQ(times(read_stream({.stream = "account-1", .output = {.since = all[2]}})).front(),
+            all[2]);
+  EXPECT_EQ(read_log({.output = {.since = "2200-01-01"}}), "");
+  EXPECT_EQ(read_log({.output = {.until = "2000-01-01T00:00:00Z"}}), "");
+  EXPECT_EQ(times(read_log({.output = {.since = "2000-01-01", .until = "2200-12-31"}})), all);
+  // --limit counts what is printed, after the time filter.
+  EXPECT_EQ(times(read_log({.limit = 1, .output = {.since = all[1]}})),
+            (std::vector<std::string>{all[1]}));
+}
+
+TEST_F(CliCommandsTest, ReadTypeFiltersOneStreamAndLimitCountsPrintedEvents) {
+  append_event("account-1", "Opened");
+  append_event("account-1", "Deposited");
+  append_event("account-1", "Withdrawn");
+  append_event("account-1", "Deposited");
+  EXPECT_EQ(versions(read_stream({.stream = "account-1", .output = {.types = {"Deposited"}}})),
+            (std::vector<std::int64_t>{2, 4}));
+  EXPECT_EQ(versions(read_stream(
+                {.stream = "account-1", .limit = 1, .output = {.types = {"Deposited"}}})),
+            (std::vector<std::int64_t>{2}));
+  EXPECT_EQ(versions(read_stream({.stream = "account-1",
+                                  .backward = true,
+                                  .output = {.types = {"Opened", "Withdrawn"}},
+                                  .page_size = 1})),
+            (std::vector<std::int64_t>{3, 1}));
+}
+
+TEST_F(CliCommandsTest, BadTimesAndCombinationsAreRefusedNamingTheFlag) {
+  append_event("account-1", "Opened");
+  const auto refused = [&](const auto& call, const std::string& flag) {
+    try {
+      call();
+      ADD_FAILURE() << "accepted " << flag;
+    } catch (const InvalidArgumentError& e) {
+      EXPECT_NE(std::string(e.what()).find(flag), std::string::npos) << e.what();
+    }
+  };
+  std::ostringstream out;
+  refused([&] { read(*store_, {.stream = "account-1", .as_of = "yesterday"}, out); }, "--as-of");
+  refused([&] { read(*store_, {.stream = "account-1", .at_version = -1}, out); }, "--at-version");
+  refused(
+      [&] { read(*store_, {.stream = "account-1", .as_of = "2026-01-01", .at_version = 1}, out); },
+      "--at-version");
+  refused([&] { read_all(*store_, {.output = {.since = "2026-13-01"}}, out); }, "--since");
+  refused([&] { read_all(*store_, {.output = {.until = "12:00"}}, out); }, "--until");
+  refused(
+      [&] { read_all(*store_, {.output = {.since = "2026-02-02", .until = "2026-02-01"}}, out); },
+      "--until");
+  EXPECT_EQ(out.str(), "");
+}
+
+TEST_F(CliCommandsTest, HumanFormIsOneLinePerEventAndJsonWins) {
+  append_event("account-1", "Opened", R"({"owner":"Ada"})");
+  const auto human = read_log({.output = {.human = true}});
+  EXPECT_TRUE(std::regex_match(
+      human,
+      std::regex(R"(\d+:\d+  \d{4}-\d\d-\d\dT[\d:.]+Z  account-1@1  Opened  \{"owner":"Ada"\}\n)")))
+      << human;
+  EXPECT_EQ(json_lines(read_log({.output = {.json = true, .human = true}})).size(), 1U);
+  const auto stream_line = read_stream({.stream = "account-1", .output = {.human = true}});
+  EXPECT_TRUE(std::regex_match(stream_line, std::regex(R"(\d{4}-\S+Z  account-1@1  Opened  .*\n)")))
+      << stream_line;
+  // Long data is cut for the screen, never inside a UTF-8 character.
+  append_event("account-2", "Opened", R"({"note":")" + std::string(200, 'x') + "\u00e9\"}");
+  const auto line = read_stream({.stream = "account-2", .output = {.human = true}});
+  EXPECT_NE(line.find("..."), std::string::npos);
+  EXPECT_LT(line.size(), 200U);
+}
+
+// --- read-all --follow / tail -----------------------------------------------------------------
+
+// An output the follower writes on its subscription's thread while the test reads it.
+class LockedOutput : public std::stringbuf {
+ public:
+  [[nodiscard]] std::string text() {
+    std::lock_guard lock(mutex_);
+    return str();
+  }
+
+ protected:
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    std::lock_guard lock(mutex_);
+    return std::stringbuf::xsputn(s, n);
+  }
+  int_type overflow(int_type c) override {
+    std::lock_guard lock(mutex_);
+    return std::stringbuf::overflow(c);
+  }
+
+ private:
+  std::recursive_mutex mutex_;  // xsputn may call overflow
+};
+
+TEST_F(CliCommandsTest, FollowPrintsTheLogThenLiveEventsUntilTheLimit) {
+  append_event("account-1", "Opened");
+  std::ostringstream out;
+  std::size_t undecodable = 1;
+  std::thread follower(
+      [&] { undecodable = follow_all(*store_, {.limit = 3}, out, nullptr, [] { return false; }); });
+  // The follower prints the stored event, then these as they are appended.
+  append_event("account-1", "Deposited");
+  append_event("order-1", "Placed");
+  append_event("order-1", "Shipped");  // past the limit: not printed
+  follower.join();
+  EXPECT_EQ(undecodable, 0U);
+  const auto lines = json_lines(out.str());
+  ASSERT_EQ(lines.size(), 3U);
+  EXPECT_EQ(lines[0]["type"], "Opened");
+  EXPECT_EQ(lines[1]["type"], "Deposited");
+  EXPECT_EQ(lines[2]["type"], "Placed");
+}
+
+TEST_F(CliCommandsTest, FollowResumesAfterFromAppliesFiltersAndStopsWhenInterrupted) {
+  append_event("account-1", "Opened");
+  append_event("order-1", "Placed");
+  const auto first = json_lines(read_log({.limit = 1})).at(0)["position"].get<std::string>();
+  LockedOutput buffer;
+  std::ostream out(&buffer);
+  std::atomic<bool> stop{false};
+  std::thread follower([&] {
+    follow_all(*store_, {.from = first, .category = "order"}, out, nullptr,
+               [&] { return stop.load(); });
+  });
+  append_event("account-1", "Deposited");  // another category: not printed
+  append_event("order-1", "Shipped");
+  // Wait (bounded) until both order events are out, then interrupt as Ctrl-C would.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (json_lines(buffer.text()).size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  stop = true;
+  follower.join();
+  const auto lines = json_lines(buffer.text());
+  ASSERT_EQ(lines.size(), 2U);
+  EXPECT_EQ(lines[0]["type"], "Placed");
+  EXPECT_EQ(lines[1]["type"], "Shipped");
+}
+
+TEST_F(CliCommandsTest, FollowRefusesUntil) {
+  std::ostringstream out;
+  EXPECT_THROW(
+      follow_all(*store_, {.output = {.until = "2026-01-01"}}, out, nullptr, [] { return false; }),
+      InvalidArgumentError);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "annals/eventstore/in_memory_event_store.hpp"
 #include "annals/projections/in_memory_projection_store.hpp"
 #include "annals/projections/runner.hpp"
+#include "dead_letter_actions.hpp"
 #include "exit_code.hpp"
 #include "projection_commands.hpp"
 
@@ -404,6 +405,101 @@ TEST_F(ProjectionCommandsTest, DeadLettersRetryAndSkip) {
       EXPECT_EQ(std::string(e.what()), "no dead letter with id 999");
     }
   }
+}
+
+// --- dead-letters retry|skip: --json, and --projection P --all -------------------------------
+
+TEST_F(ProjectionCommandsTest, DeadLetterActionOnOneIdPrintsJsonWithJson) {
+  const auto id = park_one();
+  std::ostringstream out;
+  dead_letters_act(*store_, DeadLetterAction::kRetry, {.id = std::to_string(id), .json = true},
+                   out);
+  EXPECT_EQ(out.str(), R"({"action":"retry","id":)" + std::to_string(id) +
+                           R"(,"state":"retry-requested"})" + "\n");
+  std::ostringstream text;
+  dead_letters_act(*store_, DeadLetterAction::kSkip, {.id = std::to_string(id)}, text);
+  EXPECT_EQ(text.str(), "dead letter " + std::to_string(id) + ": skipped\n");
+}
+
+TEST_F(ProjectionCommandsTest, DeadLetterActionRefusesMissingOrConflictingTargets) {
+  std::ostringstream out;
+  for (const auto& bad : std::vector<DeadLetterActionArgs>{
+           {},                                     // neither an id nor --all
+           {.id = "1", .all = true},               // both
+           {.all = true},                          // --all without --projection
+           {.id = "1", .projection = "balances"},  // --projection without --all
+           {.projection = "", .all = true},        // an empty projection
+           {.id = "x"}}) {                         // not an id
+    EXPECT_THROW(dead_letters_act(*store_, DeadLetterAction::kRetry, bad, out),
+                 InvalidArgumentError);
+  }
+  EXPECT_EQ(out.str(), "");
+}
+
+TEST_F(ProjectionCommandsTest, RetryAllRequestsEveryParkedLetterOfOneProjectionOnly) {
+  const auto first = park_one();
+  const auto second = park_one();
+  const auto done = park_one();
+  const auto other = park_one("runner-1");
+  store_->skip(done);  // not open: left alone
+  // A letter of another projection is not touched.
+  Counter audit{"audit"};
+  store_->prepare(audit);
+  const auto lease = store_->try_acquire("audit", "runner-2", 10s);
+  ASSERT_TRUE(lease.has_value());
+  const auto event = events_->read_all().front();
+  auto batch = store_->begin(*lease, store_->checkpoint("audit"));
+  batch->park(event, "other projection", 1);
+  batch->commit(event.position);
+
+  std::ostringstream out;
+  dead_letters_act(*store_, DeadLetterAction::kRetry,
+                   {.projection = "balances", .all = true, .json = true}, out);
+  const auto result = nlohmann::json::parse(out.str());
+  EXPECT_EQ(result["action"], "retry");
+  EXPECT_EQ(result["projection"], "balances");
+  EXPECT_EQ(result["ids"], (std::vector<std::int64_t>{first, second, other}));
+  EXPECT_EQ(result["changed_meanwhile"].size(), 0U);
+  for (const auto& letter : store_->list_dead_letters({})) {
+    const bool retried = letter.projection == "balances" && letter.id != done;
+    EXPECT_EQ(letter.state,
+              retried ? DeadLetterState::kRetryRequested
+                      : (letter.id == done ? DeadLetterState::kSkipped : DeadLetterState::kParked))
+        << letter.id;
+  }
+  // Nothing left to retry: a second run does nothing and says so.
+  std::ostringstream again;
+  dead_letters_act(*store_, DeadLetterAction::kRetry, {.projection = "balances", .all = true},
+                   again);
+  EXPECT_EQ(again.str(), "balances: 0 dead letter(s) retry requested\n");
+}
+
+TEST_F(ProjectionCommandsTest, SkipAllGivesUpOnParkedAndRetryRequestedLetters) {
+  const auto parked = park_one();
+  const auto requested = park_one();
+  store_->request_retry(requested);
+  std::ostringstream out;
+  dead_letters_act(*store_, DeadLetterAction::kSkip, {.projection = "balances", .all = true}, out);
+  EXPECT_EQ(out.str(), "balances: 2 dead letter(s) skipped (ids " + std::to_string(parked) + ", " +
+                           std::to_string(requested) + ")\n");
+  for (const auto& letter : store_->list_dead_letters({})) {
+    EXPECT_EQ(letter.state, DeadLetterState::kSkipped);
+  }
+}
+
+TEST_F(ProjectionCommandsTest, RetryAllPagesThroughMoreLettersThanOneListing) {
+  // list_dead_letters returns at most 1,000 per call: 1,001 parked letters need two listings.
+  const auto lease = store_->try_acquire("balances", "runner-1", 10s);
+  ASSERT_TRUE(lease.has_value());
+  const auto event = events_->read_all().front();
+  auto batch = store_->begin(*lease, store_->checkpoint("balances"));
+  for (int i = 0; i < 1001; ++i) batch->park(event, "boom", 1);
+  batch->commit(event.position);
+  std::ostringstream out;
+  dead_letters_act(*store_, DeadLetterAction::kRetry,
+                   {.projection = "balances", .all = true, .json = true}, out);
+  EXPECT_EQ(nlohmann::json::parse(out.str())["ids"].size(), 1001U);
+  EXPECT_TRUE(store_->list_dead_letters({.state = DeadLetterState::kParked}).empty());
 }
 
 TEST(ProjectionCommandsParseTest, DeadLetterIdsArePositiveIntegers) {

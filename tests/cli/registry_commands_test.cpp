@@ -81,7 +81,7 @@ TEST_F(RegistryCommandsTest, ReadPrintsUpcastEventsAndWhatTheyWereStoredAs) {
 
 TEST_F(RegistryCommandsTest, ReadAllTypeFindsRenamedTypesUnderTheirOldNames) {
   ReadAllArgs args;
-  args.types = {"WalletCredited"};
+  args.output.types = {"WalletCredited"};
   std::ostringstream out;
   EXPECT_EQ(read_all(*store_, args, out, &registry_), 0U);
   std::vector<std::string> seen;
@@ -95,7 +95,7 @@ TEST_F(RegistryCommandsTest, ReadAllTypeFindsRenamedTypesUnderTheirOldNames) {
 
 TEST_F(RegistryCommandsTest, ReadAllTypeOfAnOldNamePrintsItsEventsUpcast) {
   ReadAllArgs args;
-  args.types = {"FundsAdded", "WalletOpenedWithFunds"};
+  args.output.types = {"FundsAdded", "WalletOpenedWithFunds"};
   std::ostringstream out;
   EXPECT_EQ(read_all(*store_, args, out, &registry_), 0U);
   std::vector<std::string> seen;
@@ -110,7 +110,7 @@ TEST_F(RegistryCommandsTest, ReadAllTypeOfAnOldNamePrintsItsEventsUpcast) {
 
 TEST_F(RegistryCommandsTest, WithoutARegistryNothingChanges) {
   ReadAllArgs args;
-  args.types = {"WalletCredited"};
+  args.output.types = {"WalletCredited"};
   std::ostringstream out;
   EXPECT_EQ(read_all(*store_, args, out), 0U);
   const auto lines = json_lines(out.str());

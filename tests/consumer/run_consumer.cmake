@@ -56,6 +56,11 @@ run_step("install annals into ${prefix}" COMMAND
 if(NOT EXISTS "${prefix}/share/doc/annals/LICENSE")
   message(FATAL_ERROR "consumer test: the install has no share/doc/annals/LICENSE")
 endif()
+if(EXISTS "${prefix}/bin/annals" AND
+   NOT EXISTS "${prefix}/share/bash-completion/completions/annals")
+  message(FATAL_ERROR "consumer test: the install has the annals tool but not its bash "
+                      "completion (share/bash-completion/completions/annals)")
+endif()
 
 set(flags "${CXX_FLAGS}")
 set(link_flags "${EXE_LINKER_FLAGS}")

@@ -46,6 +46,8 @@ std::vector<ParsedCommand> declare_migrate(CLI::App& verb, CommandLine& cl) {
   auto& args = cl.migrate;
   verb.add_flag("--status", args.status_only,
                 "Only list every known migration as `applied` or `pending`");
+  verb.add_flag("--json", args.json,
+                "JSON: one object (applied, roles), or with --status one object per migration");
   auto* roles = verb.add_flag("--roles", args.roles,
                               "Also create (when missing) the owner, writer, reader and auditor "
                               "roles, hand the store to the owner and grant each role its "
@@ -93,6 +95,24 @@ std::vector<ParsedCommand> declare_append(CLI::App& verb, CommandLine& cl) {
   return {{&verb, CommandId::kAppend}};
 }
 
+// --since, --until, --type and --json of the verbs that print events.
+void add_event_output(CLI::App& verb, EventOutputArgs& args) {
+  verb.add_option_function<std::string>(
+          "--since", [&args](const std::string& t) { args.since = t; },
+          "Only events recorded at or after TIME (RFC 3339 with a zone, or a date: "
+          "2026-11-23T14:31:00Z, 2026-11-23T15:31:00+01:00, 2026-11-23)")
+      ->type_name("TIME");
+  verb.add_option_function<std::string>(
+          "--until", [&args](const std::string& t) { args.until = t; },
+          "Only events recorded at or before TIME")
+      ->type_name("TIME");
+  verb.add_option("--type", args.types, "Only events of this type (repeatable)")
+      ->type_name("T")
+      ->allow_extra_args(false);
+  verb.add_flag("--json", args.json,
+                "JSON lines even on a terminal (the output is JSON lines whenever it is not one)");
+}
+
 std::vector<ParsedCommand> declare_read(CLI::App& verb, CommandLine& cl) {
   auto& args = cl.read;
   verb.add_option("STREAM", args.stream, "Stream id")->required();
@@ -102,11 +122,21 @@ std::vector<ParsedCommand> declare_read(CLI::App& verb, CommandLine& cl) {
       ->type_name("N");
   add_limit(verb, args.limit);
   verb.add_flag("--backward", args.backward, "Newest first");
+  auto* as_of = verb.add_option_function<std::string>(
+                        "--as-of", [&args](const std::string& t) { args.as_of = t; },
+                        "The stream as it was at TIME: only events recorded at or before it")
+                    ->type_name("TIME");
+  verb.add_option_function<std::int64_t>(
+          "--at-version", [&args](const std::int64_t& v) { args.at_version = v; },
+          "The stream as it was at version N: only events up to it")
+      ->type_name("N")
+      ->excludes(as_of);
+  add_event_output(verb, args.output);
   return {{&verb, CommandId::kRead}};
 }
 
-std::vector<ParsedCommand> declare_read_all(CLI::App& verb, CommandLine& cl) {
-  auto& args = cl.read_all;
+// The arguments read-all and tail share.
+void add_log_options(CLI::App& verb, ReadAllArgs& args) {
   verb.add_option_function<std::string>(
           "--from", [&args](const std::string& p) { args.from = p; },
           "Continue strictly after this position (an event's `position` value)")
@@ -116,10 +146,20 @@ std::vector<ParsedCommand> declare_read_all(CLI::App& verb, CommandLine& cl) {
           "--category", [&args](const std::string& c) { args.category = c; },
           "Only streams of this category (the stream id before its first '-')")
       ->type_name("C");
-  verb.add_option("--type", args.types, "Only events of this type (repeatable)")
-      ->type_name("T")
-      ->allow_extra_args(false);
+  add_event_output(verb, args.output);
+}
+
+std::vector<ParsedCommand> declare_read_all(CLI::App& verb, CommandLine& cl) {
+  add_log_options(verb, cl.read_all);
+  verb.add_flag("--follow", cl.read_all.follow,
+                "Go on printing new events as they settle, in order, never skipping one, "
+                "until Ctrl-C (the same as `annals tail`)");
   return {{&verb, CommandId::kReadAll}};
+}
+
+std::vector<ParsedCommand> declare_tail(CLI::App& verb, CommandLine& cl) {
+  add_log_options(verb, cl.read_all);
+  return {{&verb, CommandId::kTail}};
 }
 
 std::vector<ParsedCommand> declare_projections(CLI::App& verb, CommandLine& cl) {
@@ -166,11 +206,30 @@ std::vector<ParsedCommand> declare_dead_letters(CLI::App& verb, CommandLine& cl)
       ->type_name("parked|retry-requested|resolved|skipped");
   add_json_lines_flag(*list, args.json, "dead letter");
 
+  const auto declare_action = [&cl](CLI::App& action, const char* what) {
+    auto& a = cl.dead_letter_action;
+    action.add_option_function<std::string>(
+        "ID", [&a](const std::string& id) { a.id = id; },
+        std::string("The dead letter's id (or --projection P --all)"));
+    action
+        .add_option_function<std::string>(
+            "--projection", [&a](const std::string& p) { a.projection = p; },
+            std::string("With --all: the projection whose dead letters to ") + what)
+        ->type_name("P");
+    action.add_flag("--all", a.all,
+                    std::string("Every open dead letter of --projection P: ") + what);
+    action.add_flag("--json", a.json, "One JSON object instead of text");
+  };
   auto* retry = verb.add_subcommand(
-      "retry", "Ask the owning runner to apply a dead letter again (after a fix)");
-  retry->add_option("ID", cl.dead_letter_id, "The dead letter's id")->required();
-  auto* skip = verb.add_subcommand("skip", "Give up on a dead letter; it stays listed as skipped");
-  skip->add_option("ID", cl.dead_letter_id, "The dead letter's id")->required();
+      "retry",
+      "Ask the owning runner to apply a dead letter (or, with --all, each parked one) "
+      "again (after a fix)");
+  declare_action(*retry, "retry (the parked ones)");
+  auto* skip = verb.add_subcommand(
+      "skip",
+      "Give up on a dead letter (or, with --all, on each open one); it stays listed as "
+      "skipped");
+  declare_action(*skip, "skip (parked and retry-requested)");
   return {{list, CommandId::kDeadLettersList},
           {retry, CommandId::kDeadLettersRetry},
           {skip, CommandId::kDeadLettersSkip}};
@@ -234,6 +293,40 @@ std::vector<ParsedCommand> declare_export(CLI::App& verb, CommandLine& cl) {
   return {{&verb, CommandId::kExport}};
 }
 
+std::vector<ParsedCommand> declare_streams(CLI::App& verb, CommandLine& cl) {
+  auto& args = cl.streams;
+  verb.add_option_function<std::string>(
+          "--category", [&args](const std::string& c) { args.category = c; },
+          "Only streams of this category (the stream id before its first '-')")
+      ->type_name("C");
+  verb.add_option_function<std::string>(
+          "--prefix", [&args](const std::string& p) { args.prefix = p; },
+          "Only streams whose id starts with P")
+      ->type_name("P");
+  verb.add_option_function<std::string>(
+          "--after", [&args](const std::string& s) { args.after = s; },
+          "Continue after this stream id (the last one listed before)")
+      ->type_name("STREAM");
+  verb.add_option("--limit", args.limit, "List at most N streams (default 1000)")->type_name("N");
+  add_json_lines_flag(verb, args.json, "stream");
+  return {{&verb, CommandId::kStreams}};
+}
+
+std::vector<ParsedCommand> declare_stats(CLI::App& verb, CommandLine& cl) {
+  auto& args = cl.stats;
+  verb.add_option("--top", args.top, "List the N categories with the most events (default 10)")
+      ->type_name("N");
+  verb.add_flag("--json", args.json, "One JSON object instead of text");
+  return {{&verb, CommandId::kStats}};
+}
+
+std::vector<ParsedCommand> declare_completion(CLI::App& verb, CommandLine& cl) {
+  verb.add_option("SHELL", cl.completion_shell, "The shell (bash)")
+      ->check(CLI::IsMember({"bash"}))
+      ->required();
+  return {{&verb, CommandId::kCompletion}};
+}
+
 std::vector<ParsedCommand> declare_import(CLI::App& verb, CommandLine& cl) {
   auto& args = cl.import_events;
   verb.add_option("FILE", args.file, "An export (NDJSON, as `annals export` writes it)")
@@ -256,8 +349,11 @@ constexpr Verb kVerbs[] = {
      declare_migrate},
     {"append", "Append one event to a stream; prints the result as one JSON object",
      declare_append},
-    {"read", "Print a stream's events as JSON lines", declare_read},
+    {"read", "Print a stream's events as JSON lines (as of a time or version, if asked)",
+     declare_read},
     {"read-all", "Print the global log as JSON lines, in log order", declare_read_all},
+    {"tail", "Follow the global log live (read-all --follow): new events as they settle",
+     declare_tail},
     {"projections", "Projections: status, lag and rebuilds (list, status, rebuild)",
      declare_projections},
     {"dead-letters", "Events projections parked after failing (list, retry, skip)",
@@ -274,6 +370,10 @@ constexpr Verb kVerbs[] = {
      declare_export},
     {"import", "Verify every hash chain of an export, then store its events; exit 6 if changed",
      declare_import},
+    {"streams", "List streams: version, events, created, updated", declare_streams},
+    {"stats", "Events, streams, bytes, recent append rates and the largest categories",
+     declare_stats},
+    {"completion", "Print the shell completion script (bash) for this tool", declare_completion},
 };
 
 // "migrate, append, ...": the verbs for error messages.

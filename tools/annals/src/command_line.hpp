@@ -17,6 +17,8 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
+#include "dead_letter_actions.hpp"
+#include "inspect_commands.hpp"
 #include "projection_commands.hpp"
 #include "restore_command.hpp"
 #include "transfer_commands.hpp"
@@ -35,12 +37,15 @@ struct CommandLine {
   ProjectionStatusArgs projections_status{.detailed = true};
   RebuildArgs rebuild;
   DeadLetterListArgs dead_letters_list;
-  std::string dead_letter_id;
+  DeadLetterActionArgs dead_letter_action;
   VerifyArgs verify;
   AnchorArgs anchor;
   RestoreCheckArgs restore_check;
   ExportArgs export_events;
   ImportArgs import_events;
+  StreamsArgs streams;
+  StatsArgs stats;
+  std::string completion_shell;
 };
 
 /// The command a command line asks for: a verb, or a verb's subcommand.
@@ -49,6 +54,7 @@ enum class CommandId {
   kAppend,
   kRead,
   kReadAll,
+  kTail,
   kProjectionsList,
   kProjectionsStatus,
   kProjectionsRebuild,
@@ -60,6 +66,9 @@ enum class CommandId {
   kRestoreCheck,
   kExport,
   kImport,
+  kStreams,
+  kStats,
+  kCompletion,
 };
 
 /// The tool's command line (CLI11), declared once per parser.
@@ -82,6 +91,10 @@ class CommandLineParser {
 
   /// The CLI11 application, for printing help, version and usage errors (CLI::App::exit).
   [[nodiscard]] const CLI::App& app() const noexcept { return app_; }
+
+  /// The bash completion script for this command line (`annals completion bash`): every verb,
+  /// subcommand and flag, and file names for arguments that take a FILE.
+  [[nodiscard]] std::string bash_completion() const;
 
   /// The database to use: --db when given (it must not be empty), else ANNALS_DATABASE_URL.
   /// Throws: InvalidArgumentError when neither gives one.

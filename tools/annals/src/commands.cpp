@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
 #include <istream>
 #include <iterator>
 #include <limits>
+#include <mutex>
 #include <ostream>
 #include <sstream>
 
@@ -16,6 +18,7 @@
 #include "annals/eventstore/json_limits.hpp"
 #include "annals/framework/event_registry.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "event_printer.hpp"
 #include "json_output.hpp"
 
 namespace annals::cli {
@@ -37,50 +40,70 @@ std::size_t limit_of(const std::optional<std::int64_t>& limit) {
 
 std::size_t page_size_of(std::size_t page_size) { return std::max<std::size_t>(page_size, 1); }
 
-// Prints one event upcast by `registry`, one line per part; returns 1 when it could not be
-// decoded or upcast, else 0. `only`: the types asked for (--type); an event stored under one
-// of them prints every part, one read because it upcasts into one of them (an old name) only
-// the parts of those types.
-std::size_t print_upcast(const RecordedEvent& event, const EventRegistry& registry,
-                         const std::vector<std::string>& only, std::ostream& out) {
-  const auto asked = [&only](const std::string& type) {
-    return only.empty() || std::find(only.begin(), only.end(), type) != only.end();
-  };
-  const bool stored_asked = asked(event.type);
-  if (registry.is_current(event.type, event.schema_version)) {
-    // At its current schema: printed exactly as the stock tool prints it (the stored text).
-    if (stored_asked) out << to_json_line(event) << '\n';
-    return 0;
+// The printer of `read`, `read-all` and `tail`: their shared output flags, checked.
+PrintOptions print_options(const EventOutputArgs& args, const EventRegistry* registry,
+                           bool with_position) {
+  for (const auto& type : args.types) {
+    if (type.empty()) throw InvalidArgumentError("--type must not be empty");
   }
-  std::vector<UpcastEvent> parts;
-  try {
-    parts = registry.upcast_event(event);
-  } catch (const Error& error) {
-    out << upcast_error_json_line(event, error.what()) << '\n';
-    return 1;
+  PrintOptions options{.registry = registry,
+                       .types = args.types,
+                       .human = args.human && !args.json,
+                       .with_position = with_position};
+  if (args.since) options.since = parse_time_flag("--since", *args.since);
+  if (args.until) options.until = parse_time_flag("--until", *args.until);
+  if (options.since && options.until && *options.until < *options.since) {
+    throw InvalidArgumentError("--until (" + *args.until + ") is before --since (" + *args.since +
+                               ")");
   }
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    if (!stored_asked && !asked(parts[i].type)) continue;
-    out << to_json_line(event, parts[i], i, parts.size()) << '\n';
-  }
-  return 0;
+  return options;
 }
 
-// Prints the first `count` events (upcast when there is a registry); returns how many of them
-// are undecodable.
-std::size_t print_events(const std::vector<RecordedEvent>& events, std::size_t count,
-                         std::ostream& out, const EventRegistry* registry,
-                         const std::vector<std::string>& only = {}) {
-  std::size_t undecodable = 0;
-  for (std::size_t i = 0; i < count; ++i) {
-    if (registry != nullptr && !events[i].is_undecodable()) {
-      undecodable += print_upcast(events[i], *registry, only, out);
-      continue;
-    }
-    out << to_json_line(events[i]) << '\n';
-    if (events[i].is_undecodable()) ++undecodable;
+// The server-side filter of read-all and tail: the category, and each --type with the stored
+// names that upcast into it (renamed, split) when there is a registry.
+EventFilter log_filter(const ReadAllArgs& args, const EventRegistry* registry) {
+  EventFilter filter;
+  if (args.category) {
+    if (args.category->empty()) throw InvalidArgumentError("--category must not be empty");
+    filter.category = *args.category;
   }
-  return undecodable;
+  filter.event_types = args.output.types;
+  if (registry == nullptr) return filter;
+  for (const auto& type : args.output.types) {
+    for (auto& source : registry->source_types(type)) {
+      if (std::find(filter.event_types.begin(), filter.event_types.end(), source) ==
+          filter.event_types.end()) {
+        filter.event_types.push_back(std::move(source));
+      }
+    }
+  }
+  return filter;
+}
+
+// --as-of and --at-version of `read`: where the stream as it was ends.
+struct StreamCut {
+  std::optional<std::chrono::system_clock::time_point> as_of;
+  std::optional<std::int64_t> at_version;
+
+  [[nodiscard]] bool after_cut(const RecordedEvent& event) const {
+    return (at_version && event.version > *at_version) || (as_of && event.recorded_at > *as_of);
+  }
+};
+
+StreamCut stream_cut(const ReadArgs& args) {
+  if (args.as_of && args.at_version) {
+    throw InvalidArgumentError("give --as-of or --at-version, not both");
+  }
+  StreamCut cut;
+  if (args.as_of) cut.as_of = parse_time_flag("--as-of", *args.as_of);
+  if (args.at_version) {
+    if (*args.at_version < 0) {
+      throw InvalidArgumentError("--at-version must be >= 0, got " +
+                                 std::to_string(*args.at_version));
+    }
+    cut.at_version = *args.at_version;
+  }
+  return cut;
 }
 
 }  // namespace
@@ -142,72 +165,124 @@ std::size_t read(EventReader& store, const ReadArgs& args, std::ostream& out,
   if (args.from && *args.from < 1) {
     throw InvalidArgumentError("--from must be a version >= 1, got " + std::to_string(*args.from));
   }
-  auto remaining = limit_of(args.limit);
+  const auto limit = limit_of(args.limit);
   const auto page = page_size_of(args.page_size);
+  const auto cut = stream_cut(args);
+  EventPrinter printer(out, print_options(args.output, registry, false));
 
   ReadStreamOptions options;
   options.direction = args.backward ? ReadDirection::kBackward : ReadDirection::kForward;
   options.from = args.from;
-  std::size_t undecodable = 0;
-  while (remaining > 0) {
-    options.max_count = std::min(remaining, page);
+  if (args.backward && cut.at_version) {
+    if (*cut.at_version == 0) return 0;
+    options.from = std::min(args.from.value_or(*cut.at_version), *cut.at_version);
+  }
+  while (printer.printed() < limit) {
+    options.max_count = page;
     const auto events = store.read_stream(stream, options);
-    const auto count = std::min(events.size(), options.max_count);
-    undecodable += print_events(events, count, out, registry);
-    if (count < options.max_count) break;  // a stream read comes back short only at its end
-    remaining -= count;
-    const auto last = events[count - 1].version;
+    for (const auto& event : events) {
+      if (cut.after_cut(event)) {
+        if (!args.backward) return printer.undecodable();  // the rest is later still
+        continue;  // backward: newer than the cut; older events follow
+      }
+      printer.print(event);
+      if (printer.printed() >= limit) break;
+    }
+    if (events.size() < page) break;  // a stream read comes back short only at its end
+    const auto last = events.back().version;
     if (args.backward && last <= 1) break;
     options.from = args.backward ? last - 1 : last + 1;
   }
-  return undecodable;
+  return printer.undecodable();
 }
 
 std::size_t read_all(EventReader& store, const ReadAllArgs& args, std::ostream& out,
                      const EventRegistry* registry) {
   ReadAllOptions options;
   if (args.from) options.after = Position::parse(*args.from);
-  if (args.category) {
-    if (args.category->empty()) throw InvalidArgumentError("--category must not be empty");
-    options.filter.category = *args.category;
-  }
-  for (const auto& type : args.types) {
-    if (type.empty()) throw InvalidArgumentError("--type must not be empty");
-  }
-  options.filter.event_types = args.types;
-  if (registry != nullptr) {
-    // Each type also selects the stored names that upcast into it (renamed, split).
-    for (const auto& type : args.types) {
-      for (auto& source : registry->source_types(type)) {
-        if (std::find(options.filter.event_types.begin(), options.filter.event_types.end(),
-                      source) == options.filter.event_types.end()) {
-          options.filter.event_types.push_back(std::move(source));
-        }
-      }
-    }
-  }
-  auto remaining = limit_of(args.limit);
-  const auto page = page_size_of(args.page_size);
+  options.filter = log_filter(args, registry);
+  const auto limit = limit_of(args.limit);
+  EventPrinter printer(out, print_options(args.output, registry, true));
 
   // A filtered or still-settling page may come back short, so only an empty page ends the log.
-  std::size_t undecodable = 0;
-  while (remaining > 0) {
-    options.max_count = std::min(remaining, page);
+  while (printer.printed() < limit) {
+    options.max_count = page_size_of(args.page_size);
     const auto events = store.read_all(options);
     if (events.empty()) break;
-    const auto count = std::min(events.size(), options.max_count);
-    undecodable += print_events(events, count, out, registry, args.types);
-    remaining -= count;
-    options.after = events[count - 1].position;
+    for (const auto& event : events) {
+      printer.print(event);
+      if (printer.printed() >= limit) break;
+    }
+    options.after = events.back().position;
   }
-  return undecodable;
+  return printer.undecodable();
 }
+
+std::size_t follow_all(EventStore& store, const ReadAllArgs& args, std::ostream& out,
+                       const EventRegistry* registry, const std::function<bool()>& interrupted) {
+  if (args.output.until) {
+    throw InvalidArgumentError("--until cannot be combined with --follow (a live tail has no end)");
+  }
+  SubscriptionOptions options;
+  if (args.from) options.after = Position::parse(*args.from);
+  options.filter = log_filter(args, registry);
+  options.name = "annals-tail";
+  const auto limit = limit_of(args.limit);
+  EventPrinter printer(out, print_options(args.output, registry, true));
+
+  // The handler runs on the subscription's thread; the printer is touched only there until
+  // the subscription has stopped.
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool enough = limit == 0;
+  const auto subscription = store.subscribe(options, [&](const RecordedEvent& event) {
+    std::lock_guard lock(mutex);
+    if (enough) return;
+    if (printer.print(event)) out.flush();
+    if (printer.printed() >= limit) {
+      enough = true;
+      changed.notify_all();
+    }
+  });
+  {
+    std::unique_lock lock(mutex);
+    while (!enough && subscription->is_running() && !interrupted()) {
+      changed.wait_for(lock, std::chrono::milliseconds(100));
+    }
+  }
+  subscription->stop();
+  std::lock_guard lock(mutex);
+  if (!enough && !interrupted()) {
+    if (const auto reason = subscription->stop_reason()) std::rethrow_exception(reason);
+  }
+  return printer.undecodable();
+}
+
+namespace {
+
+void print_migration_status(const std::string& connection_string, bool json, std::ostream& out) {
+  for (const auto& m : postgres::migration_status(connection_string)) {
+    if (json) {
+      out << nlohmann::ordered_json{{"name", m.name}, {"applied", m.applied}}.dump() << '\n';
+    } else {
+      out << (m.applied ? "applied  " : "pending  ") << m.name << '\n';
+    }
+  }
+}
+
+nlohmann::ordered_json roles_json(const postgres::RoleLayout& l) {
+  return {{"owner", l.owner},
+          {"writer", l.writer},
+          {"reader", l.reader},
+          {"auditor", l.auditor},
+          {"read_model_schema", l.read_model_schema}};
+}
+
+}  // namespace
 
 void migrate(const std::string& connection_string, const MigrateArgs& args, std::ostream& out) {
   if (args.status_only) {
-    for (const auto& m : postgres::migration_status(connection_string)) {
-      out << (m.applied ? "applied  " : "pending  ") << m.name << '\n';
-    }
+    print_migration_status(connection_string, args.json, out);
     return;
   }
   postgres::MigrateOptions options;
@@ -216,6 +291,12 @@ void migrate(const std::string& connection_string, const MigrateArgs& args, std:
   options.step_timeout = std::chrono::milliseconds(
       static_cast<std::int64_t>(std::llround(args.step_timeout_seconds * 1000)));
   const auto applied = postgres::migrate(connection_string, options);
+  if (args.json) {
+    nlohmann::ordered_json j{{"applied", applied}, {"roles", nullptr}};
+    if (args.roles) j["roles"] = roles_json(args.layout);
+    out << j.dump() << '\n';
+    return;
+  }
   for (const auto& name : applied) out << "applied " << name << '\n';
   if (applied.empty()) out << "schema is up to date\n";
   if (args.roles) {

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <string>
@@ -40,6 +41,20 @@ struct AppendArgs {
   std::int64_t schema_version = 1;
 };
 
+/// The output options `read`, `read-all` and `tail` share.
+struct EventOutputArgs {
+  /// Only events recorded at or after / at or before these times (RFC 3339, or a date).
+  std::optional<std::string> since = std::nullopt;
+  std::optional<std::string> until = std::nullopt;
+  /// Only events of these types (any of them).
+  std::vector<std::string> types{};
+  /// --json: JSON lines even on a terminal.
+  bool json = false;
+  /// One line for people per event instead of JSON lines; run.cpp sets it when standard
+  /// output is a terminal and --json was not given.
+  bool human = false;
+};
+
 /// Arguments of `annals read STREAM`.
 struct ReadArgs {
   std::string stream{};
@@ -48,10 +63,15 @@ struct ReadArgs {
   /// Most events printed (>= 0). Default: all.
   std::optional<std::int64_t> limit = std::nullopt;
   bool backward = false;
+  /// The stream as it was: only events recorded at or before this time (--as-of), or of at
+  /// most this version (--at-version).
+  std::optional<std::string> as_of = std::nullopt;
+  std::optional<std::int64_t> at_version = std::nullopt;
+  EventOutputArgs output{};
   std::size_t page_size = kDefaultPageSize;
 };
 
-/// Arguments of `annals read-all`.
+/// Arguments of `annals read-all` and `annals tail`.
 struct ReadAllArgs {
   /// A position string; events strictly after it are printed. Default: from the start.
   std::optional<std::string> from = std::nullopt;
@@ -59,8 +79,9 @@ struct ReadAllArgs {
   std::optional<std::int64_t> limit = std::nullopt;
   /// Only streams of this category (the stream id before its first '-').
   std::optional<std::string> category = std::nullopt;
-  /// Only events of these types (any of them).
-  std::vector<std::string> types{};
+  /// --follow (or the verb `tail`): go on printing new events as they settle.
+  bool follow = false;
+  EventOutputArgs output{};
   std::size_t page_size = kDefaultPageSize;
 };
 
@@ -98,9 +119,22 @@ std::size_t read(EventReader& store, const ReadArgs& args, std::ostream& out,
 std::size_t read_all(EventReader& store, const ReadAllArgs& args, std::ostream& out,
                      const EventRegistry* registry = nullptr);
 
+/// `read-all --follow` / `tail`: prints the settled log from args.from as read_all() does,
+/// then every new event as it settles, in log order, never skipping one (a subscription),
+/// flushing `out` after each, until args.limit events were printed or `interrupted()` returns
+/// true (checked at least every 100 ms; `annals` passes "SIGINT or SIGTERM is pending").
+/// Returns: the number of undecodable events printed.
+/// Throws: InvalidArgumentError (bad arguments; --until with --follow), the subscription's
+/// stop reason when it stops on its own (an error it cannot retry).
+std::size_t follow_all(EventStore& store, const ReadAllArgs& args, std::ostream& out,
+                       const EventRegistry* registry, const std::function<bool()>& interrupted);
+
 /// The arguments of `annals migrate`.
 struct MigrateArgs {
   bool status_only = false;
+  /// --json: one JSON object ({"applied":[...],"roles":{...}|null}), or with --status one
+  /// object per migration ({"name":..,"applied":bool}).
+  bool json = false;
   /// --roles: create and grant the role layout (docs/security.md).
   bool roles = false;
   /// --owner-role, --writer-role, --reader-role, --auditor-role, --read-model-schema.

@@ -12,6 +12,7 @@
 #include "annals/eventstore/error.hpp"
 #include "exit_code.hpp"
 #include "json_output.hpp"
+#include "text_table.hpp"
 
 namespace annals::cli {
 namespace {
@@ -26,30 +27,6 @@ using Json = nlohmann::ordered_json;
 
 std::string dump(const Json& value) {
   return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-// Table cells are one line each: an error message may span several.
-std::string one_line(const std::string& text) {
-  std::string out;
-  for (const char c : text) out.push_back(c == '\n' || c == '\r' || c == '\t' ? ' ' : c);
-  return out;
-}
-
-// Plain left-aligned columns separated by two spaces; the last column is not padded.
-void print_table(const std::vector<std::vector<std::string>>& rows, std::ostream& out) {
-  std::vector<std::size_t> widths;
-  for (const auto& row : rows) {
-    if (widths.size() < row.size()) widths.resize(row.size(), 0);
-    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line.append(widths[i] - row[i].size() + 2, ' ');
-    }
-    out << line << '\n';
-  }
 }
 
 // Events between the checkpoint and the head: the difference of the global sequence numbers
@@ -208,7 +185,7 @@ void print_status_notes(const ProjectionRecord& record, const ProjectionDetails&
                         std::ostream& out) {
   const auto& name = record.name;
   if (record.last_error) {
-    out << name << ": last error: " << one_line(*record.last_error) << '\n';
+    out << name << ": last error: " << table_cell(*record.last_error) << '\n';
   }
   if (const auto& rebuild = details.rebuild) {
     out << name << ": rebuild " << rebuild->id << ' ' << projections::to_string(rebuild->state);
@@ -322,7 +299,7 @@ class RebuildFollower {
         end_bar();
         throw ExitError(ExitCode::kError,
                         "rebuild of " + args_.name +
-                            " failed: " + one_line(current.message.value_or("no reason given")));
+                            " failed: " + table_cell(current.message.value_or("no reason given")));
     }
     return false;
   }
@@ -450,7 +427,7 @@ void dead_letters_list(ProjectionStore& store, const DeadLetterListArgs& args, s
     rows.push_back({std::to_string(d.id), d.projection, projections::to_string(d.state),
                     std::to_string(d.attempts), d.event.stream_id.value(),
                     std::to_string(d.event.version), d.event.type, format_timestamp(d.parked_at),
-                    one_line(d.error)});
+                    table_cell(d.error)});
   }
   print_table(rows, out);
 }

@@ -7,7 +7,10 @@
 // code and one `annals: <message>` line on stderr (STYLE 2.4: annals → exit code in tools, in
 // one place). The verbs themselves are in commands.cpp, projection_commands.cpp,
 // verify_command.cpp, restore_command.cpp and transfer_commands.cpp.
+#include <pthread.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <cstdio>
 #include <cstdlib>
@@ -27,7 +30,9 @@
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "command_line.hpp"
 #include "commands.hpp"
+#include "dead_letter_actions.hpp"
 #include "exit_code.hpp"
+#include "inspect_commands.hpp"
 #include "json_output.hpp"
 #include "projection_commands.hpp"
 #include "restore_command.hpp"
@@ -68,6 +73,28 @@ std::unique_ptr<annals::projections::ProjectionStore> open_projection_store(
   return annals::projections::make_postgres_projection_store(std::move(options));
 }
 
+bool stdout_is_terminal() { return ::isatty(STDOUT_FILENO) == 1; }
+
+// `read-all --follow` / `tail` until Ctrl-C: SIGINT and SIGTERM are blocked before the store
+// starts its threads (which inherit the mask), so they stay pending instead of killing the
+// process, and the follower polls for them, stops its subscription and exits 0.
+std::size_t follow_log(const std::string& url, const annals::cli::ReadAllArgs& args,
+                       const annals::EventRegistry* registry) {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const auto interrupted = [] {
+    sigset_t pending;
+    sigemptyset(&pending);
+    return sigpending(&pending) == 0 &&
+           (sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1);
+  };
+  const auto store = open_store(url);
+  return annals::cli::follow_all(*store, args, std::cout, registry, interrupted);
+}
+
 // Runs `command` with the parsed arguments; returns how many events it printed marked
 // undecodable (only `read` and `read-all` print events).
 std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const std::string& url,
@@ -81,8 +108,14 @@ std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const s
       cli::append(*open_store(url), cl.append, std::cin, std::cout);
       return 0;
     case CommandId::kRead:
+      cl.read.output.human = stdout_is_terminal();
       return cli::read(*open_store(url), cl.read, std::cout, registry);
+    case CommandId::kTail:
+      cl.read_all.follow = true;
+      [[fallthrough]];
     case CommandId::kReadAll:
+      cl.read_all.output.human = stdout_is_terminal();
+      if (cl.read_all.follow) return follow_log(url, cl.read_all, registry);
       return cli::read_all(*open_store(url), cl.read_all, std::cout, registry);
     case CommandId::kProjectionsList:
     case CommandId::kProjectionsStatus: {
@@ -96,24 +129,19 @@ std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const s
       return 0;
     }
     case CommandId::kProjectionsRebuild:
-      cl.rebuild.terminal = ::isatty(STDOUT_FILENO) == 1;  // a bar drawn in place, else lines
+      cl.rebuild.terminal = stdout_is_terminal();  // a bar drawn in place, else lines
       cli::projections_rebuild(*open_projection_store(url), cl.rebuild, std::cout);
       return 0;
     case CommandId::kDeadLettersList:
       cli::dead_letters_list(*open_projection_store(url), cl.dead_letters_list, std::cout);
       return 0;
     case CommandId::kDeadLettersRetry:
-    case CommandId::kDeadLettersSkip: {
-      // The store is opened before the id is checked, as for every other verb.
-      const auto store = open_projection_store(url);
-      const auto id = cli::parse_dead_letter_id(cl.dead_letter_id);
-      if (command == CommandId::kDeadLettersRetry) {
-        cli::dead_letters_retry(*store, id, std::cout);
-      } else {
-        cli::dead_letters_skip(*store, id, std::cout);
-      }
+    case CommandId::kDeadLettersSkip:
+      cli::dead_letters_act(*open_projection_store(url),
+                            command == CommandId::kDeadLettersRetry ? cli::DeadLetterAction::kRetry
+                                                                    : cli::DeadLetterAction::kSkip,
+                            cl.dead_letter_action, std::cout);
       return 0;
-    }
     case CommandId::kVerify:
       cli::verify(url, cl.verify, std::cout);
       return 0;
@@ -128,6 +156,14 @@ std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const s
       return 0;
     case CommandId::kImport:
       cli::import_events(url, cl.import_events, std::cout);
+      return 0;
+    case CommandId::kStreams:
+      cli::streams(url, cl.streams, std::cout);
+      return 0;
+    case CommandId::kStats:
+      cli::stats(url, cl.stats, std::cout);
+      return 0;
+    case CommandId::kCompletion:  // handled before a database is looked for
       return 0;
   }
   return 0;
@@ -180,6 +216,10 @@ int run_parsed(int argc, char** argv, const annals::EventRegistry* registry) {
   annals::cli::CommandLineParser parser;
   try {
     const CommandId command = parser.parse(argc, argv);
+    if (command == CommandId::kCompletion) {  // needs no database
+      std::cout << parser.bash_completion() << std::flush;
+      return static_cast<int>(ExitCode::kOk);
+    }
     const auto url = parser.database_url();
     configure_logging();
     return dispatch(command, parser.args(), url, registry);
