@@ -64,6 +64,18 @@ std::vector<std::string> service_args() {
           "--port",       "0"};
 }
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr std::chrono::milliseconds kFreshReadBound{5000};
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr std::chrono::milliseconds kFreshReadBound{5000};
+#else
+constexpr std::chrono::milliseconds kFreshReadBound{2000};
+#endif
+#else
+constexpr std::chrono::milliseconds kFreshReadBound{2000};
+#endif
+
 TEST(BankServiceRestartTest, FreshReadsWithinTwoSecondsOfARestartAfterKillNine) {
   const std::string id = "kill9-" + std::to_string(::getpid());
   {
@@ -108,8 +120,11 @@ TEST(BankServiceRestartTest, FreshReadsWithinTwoSecondsOfARestartAfterKillNine) 
   RecordProperty("fresh_read_ms", static_cast<int>(fresh_after.count()));
   // 2 s from the process start, the start-up itself (exec, connections, migration check,
   // preparing the projections) included. Waiting out the dead process's lease could not meet
-  // it: the lease had at least two thirds of 10 s left when the process was killed.
-  EXPECT_LE(fresh_after, std::chrono::milliseconds(2000));
+  // it: the lease had at least two thirds of 10 s left when the process was killed. Sanitizer
+  // builds run the service two to three times slower (a 2,348 ms run under ASan on a loaded
+  // machine); their bound, 5 s, still lies below the 6.67 s a lease wait would take, so the
+  // test still tells a takeover from a wait.
+  EXPECT_LE(fresh_after, kFreshReadBound);
   EXPECT_EQ(service.stop(SIGTERM), 0);
 }
 
