@@ -4,6 +4,7 @@
 #include <charconv>
 #include <chrono>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -11,6 +12,7 @@
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/json_limits.hpp"
 #include "annals/eventstore/timestamp.hpp"
+#include "annals/eventstore/types.hpp"
 
 namespace annals::postgres::detail {
 namespace {
@@ -82,51 +84,54 @@ Int int_value(std::string_view raw, const char* key) {
   return value;
 }
 
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2 ? 1 : 0;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+bool all_of_chars(std::string_view text, const char* allowed) {
+  return !text.empty() && text.find_first_not_of(allowed) == std::string_view::npos;
+}
+
+// The columns an export writes in their one canonical text form (a position, a lower-case
+// UUID, a decimal transaction id, 64 lower-case hex digits) must arrive in that form: anything
+// else was edited, and writing it back would not give the same line.
+void check_canonical_columns(const LogLine& line) {
+  try {
+    if (Position::parse(line.position).to_string() != line.position) {
+      bad_line("\"position\" is not in its canonical form: " + line.position.substr(0, 40));
+    }
+    if (EventId::parse(line.event_id).to_string() != line.event_id) {
+      bad_line("\"event_id\" must be a lower-case UUID: " + line.event_id.substr(0, 40));
+    }
+  } catch (const InvalidArgumentError& e) {
+    if (std::string_view(e.what()).starts_with("not an exported event")) throw;
+    bad_line(e.what());
+  }
+  if (!all_of_chars(line.transaction_id, "0123456789") || line.transaction_id.size() > 20 ||
+      (line.transaction_id.size() > 1 && line.transaction_id[0] == '0')) {
+    bad_line("\"transaction_id\" must be a decimal number");
+  }
+  if (line.hash_hex.size() != 64 || !all_of_chars(line.hash_hex, "0123456789abcdef")) {
+    bad_line("\"hash\" must be 64 lower-case hex digits");
+  }
 }
 
 }  // namespace
 
 std::int64_t parse_timestamp_micros(std::string_view t) {
-  // YYYY-MM-DDTHH:MM:SS.ffffffZ
+  // YYYY-MM-DDTHH:MM:SS.ffffffZ exactly, as format_timestamp prints it: parse_timestamp checks
+  // the date and the range the clock holds (an edited file may say year 1013, which no
+  // time_point holds), and printing it back must give the same text.
   const auto bad = [&] {
-    throw InvalidArgumentError("not an exported time (YYYY-MM-DDTHH:MM:SS.ffffffZ): " +
-                               std::string(t.substr(0, 40)));
+    throw InvalidArgumentError(
+        "not an exported time (YYYY-MM-DDTHH:MM:SS.ffffffZ, years 1678 to "
+        "2261): " +
+        std::string(t.substr(0, 40)));
   };
-  if (t.size() != 27 || t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':' ||
-      t[16] != ':' || t[19] != '.' || t[26] != 'Z') {
+  std::chrono::system_clock::time_point time;
+  try {
+    time = parse_timestamp(t);
+  } catch (const InvalidArgumentError&) {
     bad();
   }
-  const auto number = [&](std::size_t at, std::size_t length) {
-    std::int64_t value = 0;
-    const auto [end, error] = std::from_chars(t.data() + at, t.data() + at + length, value);
-    if (error != std::errc() || end != t.data() + at + length) bad();
-    return value;
-  };
-  const auto year = number(0, 4);
-  const auto month = number(5, 2);
-  const auto day = number(8, 2);
-  const auto hour = number(11, 2);
-  const auto minute = number(14, 2);
-  const auto second = number(17, 2);
-  const auto micros = number(20, 6);
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) {
-    bad();
-  }
-  const auto days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-  const std::int64_t result =
-      ((days * 24 + hour) * 60 + minute) * 60 * 1000000 + second * 1000000 + micros;
-  // A day past the month's end (2026-02-30) normalises into the next month: refuse it.
-  const std::chrono::system_clock::time_point back{std::chrono::microseconds(result)};
-  if (format_timestamp(back) != t) bad();
-  return result;
+  if (format_timestamp(time) != t) bad();
+  return std::chrono::duration_cast<std::chrono::microseconds>(time.time_since_epoch()).count();
 }
 
 void write_line(const LogLine& line, std::string& out) {
@@ -211,6 +216,7 @@ LogLine parse_line(std::string_view text) {
   line.recorded_micros = parse_timestamp_micros(string_value(values[8], "recorded_at"));
   line.transaction_id = string_value(values[9], "transaction_id");
   line.hash_hex = string_value(values[10], "hash");
+  check_canonical_columns(line);
   return line;
 }
 
