@@ -19,6 +19,7 @@
 #include "commands.hpp"
 #include "projection_commands.hpp"
 #include "restore_command.hpp"
+#include "stream_commands.hpp"
 #include "transfer_commands.hpp"
 #include "verify_command.hpp"
 
@@ -41,6 +42,8 @@ struct CommandLine {
   RestoreCheckArgs restore_check;
   ExportArgs export_events;
   ImportArgs import_events;
+  DeleteStreamArgs delete_stream;
+  StreamMetaArgs stream_meta;
 };
 
 /// The command a command line asks for: a verb, or a verb's subcommand.
@@ -60,6 +63,8 @@ enum class CommandId {
   kRestoreCheck,
   kExport,
   kImport,
+  kDeleteStream,
+  kStreamMeta,
 };
 
 /// The tool's command line (CLI11), declared once per parser.
