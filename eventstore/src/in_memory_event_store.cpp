@@ -410,13 +410,13 @@ class InMemoryEventStore final : public EventStore {
 
   AppendResult append(const StreamId& stream, const ExpectedVersion& expected,
                       std::vector<NewEvent> events) override {
-    return std::move(
-        measured_append([&] {
-          std::vector<PendingAppend> pending;
-          pending.push_back(prepare(stream, expected, false,
-                                    detail::encode_events(stream, std::move(events), limits_)));
-          return pending;
-        }).front());
+    return std::move(measured_append([&] {
+                       std::vector<PendingAppend> pending;
+                       pending.push_back(
+                           prepare(stream, expected, false,
+                                   detail::encode_events(stream, std::move(events), limits_)));
+                       return pending;
+                     }).front());
   }
 
   std::vector<AppendResult> append_multi(std::vector<StreamAppend> appends) override {

@@ -40,18 +40,17 @@ StreamState EventReader::stream_state(const StreamId& stream) {
 }
 
 AppendResult EventWriter::delete_stream(const StreamId& stream, const ExpectedVersion& expected) {
-  const bool expects_none = expected.kind() == ExpectedVersion::Kind::kNoStream ||
-                            (expected.kind() == ExpectedVersion::Kind::kExact &&
-                             expected.version() == 0);
+  const bool expects_none =
+      expected.kind() == ExpectedVersion::Kind::kNoStream ||
+      (expected.kind() == ExpectedVersion::Kind::kExact && expected.version() == 0);
   if (expects_none) {
     throw InvalidArgumentError("delete_stream \"" + stream.value() + "\": expected version " +
                                expected.to_string() +
                                " says the stream has no events, so there is nothing to delete");
   }
   // "any" still needs a stream to delete: the store checks that it has events.
-  const ExpectedVersion checked = expected.kind() == ExpectedVersion::Kind::kAny
-                                      ? ExpectedVersion::stream_exists()
-                                      : expected;
+  const ExpectedVersion checked =
+      expected.kind() == ExpectedVersion::Kind::kAny ? ExpectedVersion::stream_exists() : expected;
   NewEvent tombstone;
   tombstone.type = std::string(kStreamDeletedType);
   std::vector<StreamAppend> appends;

@@ -118,8 +118,8 @@ TEST_F(StreamCommandsTest, StreamMetaOutOfRangeIsInvalidArgumentAndChangesNothin
 TEST(StreamCommandLineTest, DeleteStreamNeedsAnExpectedVersion) {
   {
     CommandLineParser parser;
-    const char* argv[] = {"annals", "delete-stream", "account-1", "--expected-version", "4",
-                          "--json"};
+    const char* argv[] = {"annals", "delete-stream", "account-1", "--expected-version",
+                          "4",      "--json"};
     EXPECT_EQ(parser.parse(6, argv), CommandId::kDeleteStream);
     EXPECT_EQ(parser.args().delete_stream.stream, "account-1");
     EXPECT_EQ(parser.args().delete_stream.expected_version, "4");
@@ -132,9 +132,9 @@ TEST(StreamCommandLineTest, DeleteStreamNeedsAnExpectedVersion) {
 
 TEST(StreamCommandLineTest, StreamMetaParsesEveryRule) {
   CommandLineParser parser;
-  const char* argv[] = {"annals",        "stream-meta", "account-1", "--max-count",
-                        "3",             "--max-age",   "3600",      "--truncate-before",
-                        "7",             "--clear",     "--json"};
+  const char* argv[] = {"annals", "stream-meta", "account-1", "--max-count",
+                        "3",      "--max-age",   "3600",      "--truncate-before",
+                        "7",      "--clear",     "--json"};
   EXPECT_EQ(parser.parse(11, argv), CommandId::kStreamMeta);
   const auto& args = parser.args().stream_meta;
   EXPECT_EQ(args.max_count, 3);

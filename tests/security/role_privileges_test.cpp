@@ -204,8 +204,8 @@ const std::vector<Attempt>& attempts() {
        "INSERT INTO annals.stream_metadata (stream_id, max_count) VALUES ($1, 5)"
        " ON CONFLICT (stream_id) DO UPDATE SET max_count = EXCLUDED.max_count",
        A, D, D, A},
-      {"DELETE stream metadata", "DELETE FROM annals.stream_metadata WHERE stream_id = $1", A, D,
-       D, A},
+      {"DELETE stream metadata", "DELETE FROM annals.stream_metadata WHERE stream_id = $1", A, D, D,
+       A},
       {"UPDATE the role layout", "UPDATE annals.role_layout SET writer_role = 'intruder'", D, D, D,
        A},
       {"INSERT schema_migrations",

@@ -59,12 +59,12 @@ inline constexpr const char* kNotifierSession = "SET synchronous_commit = off";
 // max_age). Both are uncorrelated scalar subqueries, which PostgreSQL evaluates once, before
 // the scan, so the version bound is a condition of the index scan. Versions are never
 // renumbered.
-#define ANNALS_WITHIN_RULES                                                                     \
-  " AND e.stream_version >= coalesce((SELECT greatest(m.truncate_before,"                     \
-  "       (SELECT x.stream_version FROM annals.events x WHERE x.stream_id = $1"               \
-  "         ORDER BY x.stream_version DESC LIMIT 1) - m.max_count + 1)"                       \
-  "     FROM annals.stream_metadata m WHERE m.stream_id = $1), 1)"                            \
-  " AND e.recorded_at >= coalesce((SELECT now() - make_interval(secs => m.max_age_seconds)"   \
+#define ANNALS_WITHIN_RULES                                                                 \
+  " AND e.stream_version >= coalesce((SELECT greatest(m.truncate_before,"                   \
+  "       (SELECT x.stream_version FROM annals.events x WHERE x.stream_id = $1"             \
+  "         ORDER BY x.stream_version DESC LIMIT 1) - m.max_count + 1)"                     \
+  "     FROM annals.stream_metadata m WHERE m.stream_id = $1), 1)"                          \
+  " AND e.recorded_at >= coalesce((SELECT now() - make_interval(secs => m.max_age_seconds)" \
   "     FROM annals.stream_metadata m WHERE m.stream_id = $1), '-infinity')"
 
 inline constexpr const char* kReadStreamForwardName = "annals_read_stream_forward";

@@ -533,8 +533,8 @@ void BankApi::delete_account(const Request& req, Response& res) {
     if (account.state().status != Account::Status::kClosed) {
       throw HttpError(409, "account " + excerpt(id) + " is open: close it before deleting it");
     }
-    const auto result =
-        store_.delete_stream(accounts_.stream_of(id), annals::ExpectedVersion::exact(account.version()));
+    const auto result = store_.delete_stream(accounts_.stream_of(id),
+                                             annals::ExpectedVersion::exact(account.version()));
     reply(res, 200,
           json{{"deleted", true},
                {"version", result.last_version},

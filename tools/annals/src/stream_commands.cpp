@@ -41,8 +41,7 @@ void print_state(const StreamId& stream, const StreamState& state, bool json, st
       << "deleted          " << (state.deleted ? "yes" : "no") << '\n'
       << "max-count        " << text_of(m.max_count) << '\n'
       << "max-age          "
-      << text_of(m.max_age ? std::optional<std::int64_t>(m.max_age->count()) : std::nullopt,
-                 " s")
+      << text_of(m.max_age ? std::optional<std::int64_t>(m.max_age->count()) : std::nullopt, " s")
       << '\n'
       << "truncate-before  " << text_of(m.truncate_before) << '\n';
 }

@@ -297,9 +297,7 @@ struct StreamMetadata {
   std::optional<StreamVersion> truncate_before;
 
   /// True when no rule is set.
-  [[nodiscard]] bool empty() const noexcept {
-    return !max_count && !max_age && !truncate_before;
-  }
+  [[nodiscard]] bool empty() const noexcept { return !max_count && !max_age && !truncate_before; }
   /// Throws InvalidArgumentError naming the first field out of range (see above).
   void validate() const;
 
