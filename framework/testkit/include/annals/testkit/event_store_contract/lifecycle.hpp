@@ -277,7 +277,9 @@ TYPED_TEST_P(EventStoreContract, DeleteRacingAppendsWithTheSameExpectedVersionLe
     EXPECT_EQ(this->store().stream_state(s).deleted, deletes_won == 1);
     // A delete that lost saw the stream at version 2 either way; an append that lost to a
     // delete was told the stream is deleted.
-    if (appends_won == 1) EXPECT_EQ(deleted_errors, 0);
+    if (appends_won == 1) {
+      EXPECT_EQ(deleted_errors, 0);
+    }
   }
 }
 
