@@ -29,9 +29,10 @@ using annals::testing::unique_stream;
 int waiting_backends() {
   pqxx::connection c(test_database_url());
   pqxx::nontransaction tx(c);
-  return tx.exec1(
-               "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-               " WHERE NOT l.granted AND a.datname = current_database()")[0]
+  return tx
+      .exec1(
+          "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+          " WHERE NOT l.granted AND a.datname = current_database()")[0]
       .as<int>();
 }
 
