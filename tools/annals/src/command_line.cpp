@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "annals/eventstore/error.hpp"
+#include "stream_command_line.hpp"
 
 namespace annals::cli {
 namespace {

@@ -1,10 +1,8 @@
 // The arguments of the stream-lifecycle verbs (stream_commands.hpp), declared on their CLI::App:
 // part of annals::cli_args, the command line without the stores (the fuzzer parses with it).
+#include "stream_command_line.hpp"
+
 #include <cstdint>
-
-#include <CLI/CLI.hpp>
-
-#include "stream_commands.hpp"
 
 namespace annals::cli {
 

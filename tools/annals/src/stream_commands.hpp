@@ -11,10 +11,6 @@
 
 #include "annals/eventstore/event_store.hpp"
 
-namespace CLI {
-class App;
-}  // namespace CLI
-
 namespace annals::cli {
 
 /// Arguments of `annals delete-stream STREAM --expected-version V [--json]`.
@@ -36,12 +32,6 @@ struct StreamMetaArgs {
   bool clear = false;
   bool json = false;
 };
-
-/// Declares the arguments of `delete-stream` on `verb` (stream_command_line.cpp, in
-/// annals::cli_args). Cost: none (no I/O).
-void declare_delete_stream_args(CLI::App& verb, DeleteStreamArgs& args);
-/// Declares the arguments of `stream-meta` on `verb`. Cost: none (no I/O).
-void declare_stream_meta_args(CLI::App& verb, StreamMetaArgs& args);
 
 /// Deletes the stream (EventWriter::delete_stream) and prints the tombstone's version and
 /// position: a line of text, or with --json one object {"stream", "deleted": true, "version",
