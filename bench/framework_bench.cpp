@@ -149,6 +149,10 @@ class NullStore final : public EventStore {
     return found->second;
   }
   Position head_position() override { return Position::start(); }
+  void set_stream_metadata(const StreamId& /*stream*/,
+                           const StreamMetadata& /*metadata*/) override {
+    throw InternalError("NullStore: set_stream_metadata");
+  }
   std::unique_ptr<ChangeSignal> watch() override { throw InternalError("NullStore: watch"); }
   std::unique_ptr<Subscription> subscribe(SubscriptionOptions /*options*/,
                                           EventHandler /*handler*/) override {

@@ -156,6 +156,11 @@ std::vector<EncodedEvent> encode(const StreamId& stream, std::span<Event> events
   for (std::size_t index = 0; index < events.size(); ++index) {
     Event& event = events[index];
     check_type(stream, index, event.type);
+    if (events.size() > 1 && event.type == kStreamDeletedType) {
+      fail_event(stream, index,
+                 "the type \"" + std::string(kStreamDeletedType) +
+                     "\" is reserved for the tombstone of delete_stream, which is appended alone");
+    }
     if (event.schema_version < 1) {
       fail_event(stream, index,
                  "schema_version must be >= 1, got " + std::to_string(event.schema_version));

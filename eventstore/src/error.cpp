@@ -86,4 +86,11 @@ ConcurrencyError::ConcurrencyError(std::string stream, std::string expected,
 ConcurrencyError::ConcurrencyError(const std::string& message)
     : Error(ErrorCode::kConcurrency, message) {}
 
+StreamDeletedError::StreamDeletedError(const StreamId& stream, StreamVersion deleted_version)
+    : NotFoundError("stream \"" + stream.value() + "\" is deleted (its tombstone is version " +
+                    std::to_string(deleted_version) +
+                    "): appends are refused unless they ask to reopen it; nothing written"),
+      stream_id_(stream),
+      deleted_version_(deleted_version) {}
+
 }  // namespace annals

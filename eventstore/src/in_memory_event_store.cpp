@@ -5,8 +5,10 @@
 #include "annals/eventstore/in_memory_event_store.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -75,6 +77,7 @@ class InMemoryChangeSignal final : public ChangeSignal {
 struct PendingAppend {
   StreamId stream;
   ExpectedVersion expected;
+  bool reopen = false;  // StreamAppend::reopen
   std::vector<detail::EncodedEvent> events;
   // Parsed from the encoded text, so that reads return what a JSON round trip yields, exactly
   // like the PostgreSQL store (which parses what jsonb returns).
@@ -82,9 +85,9 @@ struct PendingAppend {
   std::vector<nlohmann::json> metadata;
 };
 
-PendingAppend prepare(StreamId stream, ExpectedVersion expected,
+PendingAppend prepare(StreamId stream, ExpectedVersion expected, bool reopen,
                       std::vector<detail::EncodedEvent> events) {
-  PendingAppend pending{std::move(stream), expected, std::move(events), {}, {}};
+  PendingAppend pending{std::move(stream), expected, reopen, std::move(events), {}, {}};
   pending.data.reserve(pending.events.size());
   pending.metadata.reserve(pending.events.size());
   for (const auto& event : pending.events) {
@@ -111,15 +114,29 @@ class InMemoryLog final : public EventReader {
     if (found == streams_.end() || options.max_count == 0) return out;
     const std::vector<std::size_t>& indexes = found->second;
     const auto last = static_cast<StreamVersion>(indexes.size());
+    // The stream's retention rules, as the PostgreSQL read applies them (sql.hpp): the oldest
+    // version kept, and the oldest recorded time kept.
+    StreamVersion oldest = 1;
+    std::optional<std::chrono::system_clock::time_point> since;
+    if (const auto rules = metadata_.find(stream.value()); rules != metadata_.end()) {
+      const StreamMetadata& metadata = rules->second;
+      if (metadata.truncate_before) oldest = std::max(oldest, *metadata.truncate_before);
+      if (metadata.max_count) oldest = std::max(oldest, last - *metadata.max_count + 1);
+      if (metadata.max_age) since = std::chrono::system_clock::now() - *metadata.max_age;
+    }
+    const auto keep = [&](StreamVersion v) {
+      const RecordedEvent& event = log_[indexes[static_cast<std::size_t>(v - 1)]];
+      if (!since || event.recorded_at >= *since) out.push_back(event);
+    };
     if (options.direction == ReadDirection::kForward) {
-      for (StreamVersion v = std::max<StreamVersion>(options.from.value_or(1), 1);
+      for (StreamVersion v = std::max<StreamVersion>(options.from.value_or(1), oldest);
            v <= last && out.size() < options.max_count; ++v) {
-        out.push_back(log_[indexes[static_cast<std::size_t>(v - 1)]]);
+        keep(v);
       }
     } else {
       for (StreamVersion v = std::min(options.from.value_or(last), last);
-           v >= 1 && out.size() < options.max_count; --v) {
-        out.push_back(log_[indexes[static_cast<std::size_t>(v - 1)]]);
+           v >= oldest && out.size() < options.max_count; --v) {
+        keep(v);
       }
     }
     return out;
@@ -147,6 +164,27 @@ class InMemoryLog final : public EventReader {
     return log_.empty() ? Position::start() : log_.back().position;
   }
 
+  StreamState stream_state(const StreamId& stream) override {
+    std::lock_guard lock(mutex_);
+    StreamState state;
+    state.version = version_locked(stream);
+    state.deleted = deleted_locked(stream);
+    if (const auto found = metadata_.find(stream.value()); found != metadata_.end()) {
+      state.metadata = found->second;
+    }
+    return state;
+  }
+
+  void set_stream_metadata(const StreamId& stream, const StreamMetadata& metadata) {
+    metadata.validate();
+    std::lock_guard lock(mutex_);
+    if (metadata.empty()) {
+      metadata_.erase(stream.value());
+    } else {
+      metadata_.insert_or_assign(stream.value(), metadata);
+    }
+  }
+
   // The body of annals.append_events: same checks in the same order, same outcomes.
   // `resent`: set when the append was an exact re-send (nothing written).
   std::vector<AppendResult> append(std::vector<PendingAppend>& appends, bool& resent) {
@@ -159,6 +197,11 @@ class InMemoryLog final : public EventReader {
       }
       for (const PendingAppend& append : appends) {
         const auto actual = version_locked(append.stream);
+        // A deleted stream refuses appends before its version is looked at, as in
+        // annals.append_events (sql/0014_stream_lifecycle.sql).
+        if (!append.reopen && deleted_locked(append.stream)) {
+          throw StreamDeletedError(append.stream, *actual);
+        }
         if (!append.expected.matches(actual)) {
           throw ConcurrencyError(append.stream, append.expected, actual);
         }
@@ -174,6 +217,13 @@ class InMemoryLog final : public EventReader {
     const auto found = streams_.find(stream.value());
     if (found == streams_.end()) return std::nullopt;
     return static_cast<StreamVersion>(found->second.size());
+  }
+
+  // True when the stream's last event is a tombstone.
+  bool deleted_locked(const StreamId& stream) const {
+    const auto found = streams_.find(stream.value());
+    return found != streams_.end() && !found->second.empty() &&
+           log_[found->second.back()].type == kStreamDeletedType;
   }
 
   // Phase 1 of the SQL function. Returns the original results when every stream is an exact
@@ -299,6 +349,7 @@ class InMemoryLog final : public EventReader {
   std::vector<RecordedEvent> log_;  // in position order; sequence = index + 1
   std::unordered_map<std::string, std::vector<std::size_t>> streams_;  // version v at [v - 1]
   std::unordered_map<EventId, std::size_t, EventIdHash> ids_;          // id -> index in log_
+  std::unordered_map<std::string, StreamMetadata> metadata_;           // retention rules
   std::uint64_t commit_counter_ = 0;
 };
 
@@ -347,19 +398,25 @@ class InMemoryEventStore final : public EventStore {
 
   Position head_position() override { return log_->head_position(); }
 
+  StreamState stream_state(const StreamId& stream) override { return log_->stream_state(stream); }
+
+  void set_stream_metadata(const StreamId& stream, const StreamMetadata& metadata) override {
+    log_->set_stream_metadata(stream, metadata);
+  }
+
   std::unique_ptr<ChangeSignal> watch() override {
     return std::make_unique<InMemoryChangeSignal>(log_->notifier());
   }
 
   AppendResult append(const StreamId& stream, const ExpectedVersion& expected,
                       std::vector<NewEvent> events) override {
-    return std::move(
-        measured_append([&] {
-          std::vector<PendingAppend> pending;
-          pending.push_back(
-              prepare(stream, expected, detail::encode_events(stream, std::move(events), limits_)));
-          return pending;
-        }).front());
+    return std::move(measured_append([&] {
+                       std::vector<PendingAppend> pending;
+                       pending.push_back(
+                           prepare(stream, expected, false,
+                                   detail::encode_events(stream, std::move(events), limits_)));
+                       return pending;
+                     }).front());
   }
 
   std::vector<AppendResult> append_multi(std::vector<StreamAppend> appends) override {
@@ -369,7 +426,7 @@ class InMemoryEventStore final : public EventStore {
       pending.reserve(appends.size());
       for (StreamAppend& append : appends) {
         pending.push_back(
-            prepare(append.stream_id, append.expected,
+            prepare(append.stream_id, append.expected, append.reopen,
                     detail::encode_events(append.stream_id, std::move(append.events), limits_)));
       }
       return pending;

@@ -51,12 +51,22 @@ TEST(CliAuditTest, StreamsListsEachStreamWithVersionAndTimesFilteredAndPaged) {
   const auto rows = r.out_json();
   ASSERT_EQ(rows.size(), 2U) << r;
   EXPECT_EQ(keys(rows[0]), (std::vector<std::string>{"stream", "version", "events", "created",
-                                                     "updated", "last_type"}));
+                                                     "updated", "last_type", "deleted"}));
   EXPECT_EQ(rows[0]["stream"], c + "-1");
   EXPECT_EQ(rows[0]["version"], 3);
   EXPECT_EQ(rows[0]["events"], 3);
   EXPECT_LE(rows[0]["created"].get<std::string>(), rows[0]["updated"].get<std::string>());
   EXPECT_EQ(rows[1]["stream"], c + "-2");
+  EXPECT_EQ(rows[0]["deleted"], false);
+
+  // A soft-deleted stream is listed, flagged; its tombstone counts as its last event.
+  const auto deleted = annals_db({"delete-stream", c + "-2", "--expected-version", "1"});
+  ASSERT_EQ(deleted.exit_code, 0) << deleted;
+  const auto after = annals_db({"streams", "--category", c, "--json"}).out_json();
+  ASSERT_EQ(after.size(), 2U);
+  EXPECT_EQ(after[1]["deleted"], true);
+  EXPECT_EQ(after[1]["version"], 2);
+  EXPECT_EQ(after[1]["last_type"], "$stream-deleted");
 
   // --prefix matches both categories; --limit and --after page through them.
   const auto prefixed = annals_db({"streams", "--prefix", c, "--json"}).out_json();
@@ -227,7 +237,7 @@ TEST(CliAuditTest, CompletionScriptOffersEveryVerbSubcommandAndFlag) {
   ASSERT_EQ(r.exit_code, 0) << r;
   EXPECT_NE(r.out.find("complete -F _annals annals"), std::string::npos);
   EXPECT_EQ(complete(r.out, "annals re"), "read read-all restore-check\n");
-  EXPECT_EQ(complete(r.out, "annals st"), "streams stats\n");
+  EXPECT_EQ(complete(r.out, "annals st"), "stream-meta streams stats\n");
   EXPECT_EQ(complete(r.out, "annals dead-letters "), "--help list retry skip\n");
   EXPECT_EQ(complete(r.out, "annals dead-letters retry --a"), "--all\n");
   EXPECT_EQ(complete(r.out, "annals --db x read-all --fo"), "--follow\n");

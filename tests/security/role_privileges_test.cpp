@@ -181,7 +181,7 @@ const std::vector<Attempt>& attempts() {
        D, D, D, A},
       {"ALTER FUNCTION annals.append_events SECURITY INVOKER",
        "ALTER FUNCTION annals.append_events(text[], bigint[], integer[], uuid[], text[],"
-       " integer[], jsonb[], jsonb[], boolean) SECURITY INVOKER",
+       " integer[], jsonb[], jsonb[], boolean, boolean[]) SECURITY INVOKER",
        D, D, D, A},
       {"CREATE FUNCTION in schema annals",
        "CREATE FUNCTION annals.extra() RETURNS int LANGUAGE sql AS 'SELECT 1'", D, D, D, A},
@@ -197,6 +197,14 @@ const std::vector<Attempt>& attempts() {
        A, D, D, A},
       {"DELETE dead letters", "DELETE FROM annals.projection_dead_letters", A, D, D, A},
       {"UPDATE rebuild requests", "UPDATE annals.projection_rebuilds SET state = 'done'", A, D, D,
+       A},
+      // Stream retention rules (sql/0014): the writer sets them, everyone reads them.
+      {"SELECT stream metadata", "SELECT count(*) FROM annals.stream_metadata", A, A, A, A},
+      {"INSERT stream metadata",
+       "INSERT INTO annals.stream_metadata (stream_id, max_count) VALUES ($1, 5)"
+       " ON CONFLICT (stream_id) DO UPDATE SET max_count = EXCLUDED.max_count",
+       A, D, D, A},
+      {"DELETE stream metadata", "DELETE FROM annals.stream_metadata WHERE stream_id = $1", A, D, D,
        A},
       {"UPDATE the role layout", "UPDATE annals.role_layout SET writer_role = 'intruder'", D, D, D,
        A},
@@ -464,6 +472,82 @@ TEST(RolePrivilegesTest, TheStoreWorksThroughTheWriterRole) {
   const auto report = annals::postgres::verify(test_roles().admin_url, {.stream = a.value()});
   EXPECT_TRUE(report.ok());
   EXPECT_EQ(report.events, 4);
+}
+
+// Stream lifecycle through the writer role (sql/0014): it may delete a stream, reopen it and
+// set its retention rules; verify still passes over the tombstone.
+TEST(RolePrivilegesTest, TheWriterDeletesReopensAndSetsStreamMetadata) {
+  auto store =
+      annals::postgres::make_postgres_event_store({.connection_string = test_roles().writer_url});
+  const StreamId stream(unique_stream("lifecycle"));
+  store->append(stream, ExpectedVersion::no_stream(),
+                {NewEvent{.type = "Opened"}, NewEvent{.type = "Closed"}});
+  store->delete_stream(stream, ExpectedVersion::exact(2));
+  EXPECT_TRUE(store->stream_state(stream).deleted);
+  EXPECT_THROW(store->append(stream, ExpectedVersion::any(), {NewEvent{.type = "Deposited"}}),
+               annals::StreamDeletedError);
+  store->append_multi({{.stream_id = stream,
+                        .expected = ExpectedVersion::exact(3),
+                        .events = {NewEvent{.type = "Reopened"}},
+                        .reopen = true}});
+  EXPECT_FALSE(store->stream_state(stream).deleted);
+  store->set_stream_metadata(stream, {.max_count = 1, .max_age = {}, .truncate_before = {}});
+  EXPECT_EQ(store->stream_state(stream).metadata.max_count, 1);
+  ASSERT_EQ(store->read_stream(stream).size(), 1u);
+  store->set_stream_metadata(stream, {});
+  EXPECT_EQ(store->read_stream(stream).size(), 4u);
+  const auto report = annals::postgres::verify(test_roles().admin_url, {.stream = stream.value()});
+  EXPECT_TRUE(report.ok()) << (report.findings.empty() ? "" : report.findings[0].message);
+  EXPECT_EQ(report.events, 4);
+}
+
+// The refusal holds for every writer, not only this library's client: a plain INSERT as the
+// writer role into a deleted stream is refused by the trigger (AN012) with an explicit version,
+// and stores nothing with an expectation (a negative version, the client's single-event
+// statement); append_events refuses it too (outcome 5) unless asked to reopen.
+TEST(RolePrivilegesTest, RawInsertsAsTheWriterIntoADeletedStreamAreRefused) {
+  auto store =
+      annals::postgres::make_postgres_event_store({.connection_string = test_roles().writer_url});
+  const StreamId stream(unique_stream("deleted"));
+  store->append(stream, ExpectedVersion::no_stream(), {NewEvent{.type = "Opened"}});
+  store->delete_stream(stream, ExpectedVersion::exact(1));
+  pqxx::connection c(test_roles().writer_url);
+  {
+    pqxx::work tx(c);
+    try {
+      tx.exec_params(
+          "INSERT INTO annals.events (stream_id, stream_version, event_id, event_type,"
+          " schema_version, data, metadata) VALUES ($1, 3, gen_random_uuid(), 'X', 1, '{}',"
+          " '{}')",
+          stream.value());
+      ADD_FAILURE() << "a plain INSERT into a deleted stream was stored";
+    } catch (const pqxx::sql_error& e) {
+      EXPECT_EQ(state_of(e), "AN012");
+    }
+  }
+  for (const std::int64_t expectation : {-1, -3, -4 - 2}) {  // any, exists, exactly 2
+    pqxx::work tx(c);
+    const auto rows = tx.exec_params(
+        "INSERT INTO annals.events (stream_id, stream_version, event_id, event_type,"
+        " schema_version, data, metadata) VALUES ($1, $2, gen_random_uuid(), 'X', 1, '{}',"
+        " '{}') RETURNING stream_version",
+        stream.value(), expectation);
+    EXPECT_EQ(rows.size(), 0u) << "expectation " << expectation;
+    tx.commit();
+  }
+  {
+    pqxx::work tx(c);
+    const auto row = tx.exec_params1(
+        "SELECT outcome, actual_version FROM annals.append_events(ARRAY[$1], ARRAY[-1]::bigint[],"
+        " ARRAY[1], ARRAY[gen_random_uuid()], ARRAY['X'], ARRAY[1], ARRAY['{}'::jsonb],"
+        " ARRAY['{}'::jsonb])",
+        stream.value());
+    EXPECT_EQ(row[0].as<int>(), 5);
+    EXPECT_EQ(row[1].as<std::int64_t>(), 2);
+    tx.commit();
+  }
+  EXPECT_EQ(store->stream_version(stream), 2);
+  EXPECT_TRUE(store->stream_state(stream).deleted);
 }
 
 TEST(RolePrivilegesTest, TheReaderCannotAppendThroughEitherPath) {

@@ -1,7 +1,7 @@
 // Internal: the numbers the event store's append statements and the client agree on, defined
 // once. The SQL side uses the same numbers in:
-// - annals.append_events (sql/0009_refuse_changed_resend.sql): p_expected takes
-//   ExpectedCode values, and the `outcome` column returns AppendOutcome values;
+// - annals.append_events (sql/0009_refuse_changed_resend.sql, sql/0014_stream_lifecycle.sql):
+//   p_expected takes ExpectedCode values, and the `outcome` column returns AppendOutcome values;
 // - sql::kAppendOne (sql.hpp) and the trigger function annals.set_event_chain
 //   (sql/0010_cheaper_single_appends.sql): $2 takes an ExpectedCode value, which the statement
 //   stores in stream_version as itself when negative, or as kExactBase - n for exactly n.
@@ -46,6 +46,7 @@ enum class AppendOutcome : int {
   kVersionMismatch = 2,  ///< the expected version did not hold (actual_version says why)
   kIdsElsewhere = 3,     ///< some ids are stored in another stream, or only part of them are
   kChangedResend = 4,    ///< every id is stored here, but one event's content differs
+  kStreamDeleted = 5,    ///< the stream is deleted and not reopened (actual_version: tombstone)
 };
 
 }  // namespace annals::postgres::detail

@@ -20,6 +20,11 @@ std::optional<TransactionIdsAhead> check_database(pqxx::transaction_base& tx) {
         "the annals schema is older than this library (migration "
         "0013_restored_transaction_ids is not applied); run `annals migrate`");
   }
+  if (!schema[3].as<bool>()) {
+    throw NotFoundError(
+        "the annals schema is older than this library (migration 0014_stream_lifecycle is not "
+        "applied); run `annals migrate`");
+  }
   const auto row = tx.exec1(sql::kTransactionIdCheck);
   if (row[0].is_null()) return std::nullopt;
   const TransactionIdsAhead ids{.stored = parse_int<std::uint64_t>(row[0], "transaction id"),

@@ -107,6 +107,7 @@ std::vector<StreamSummary> list_streams(const std::string& connection_string,
       s.version = detail::parse_int<std::int64_t>(row[1], "stream version");
       s.events = s.version;
       s.last_type = row[2].as<std::string>();
+      s.deleted = s.last_type == kStreamDeletedType;
       s.created = time_of(row[3]);
       s.updated = time_of(row[4]);
       streams.push_back(std::move(s));

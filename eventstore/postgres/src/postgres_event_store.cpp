@@ -140,6 +140,9 @@ void prepare_statements(detail::LibpqConnection& connection) {
   connection.prepare(sql::kAppendName, sql::kAppend);
   connection.prepare(sql::kAppendOneName, sql::kAppendOne);
   connection.prepare(sql::kStreamVersionName, sql::kStreamVersion);
+  connection.prepare(sql::kStreamStateName, sql::kStreamState);
+  connection.prepare(sql::kSetStreamMetadataName, sql::kSetStreamMetadata);
+  connection.prepare(sql::kClearStreamMetadataName, sql::kClearStreamMetadata);
   connection.prepare(sql::kHeadPositionName, sql::kHeadPosition);
   connection.prepare(sql::kReadStreamForwardName, sql::kReadStreamForward);
   connection.prepare(sql::kReadStreamBackwardName, sql::kReadStreamBackward);
@@ -284,13 +287,21 @@ class PostgresEventStore final : public EventStore {
     annals::detail::validate_multi_append(appends, options_.limits);
     EncodedAppends encoded;
     AppendTargets streams;
+    std::optional<ArrayLiteral> reopen;  // p_reopen of annals.append_events; NULL: none
     for (auto& append : appends) {
       encoded.push_back(annals::detail::encode_events(append.stream_id, std::move(append.events),
                                                       options_.limits));
       streams.emplace_back(&append.stream_id, append.expected);
+      if (append.reopen) reopen.emplace();
+    }
+    std::optional<std::string> reopen_text;
+    if (reopen) {
+      for (const auto& append : appends) reopen->add_plain(append.reopen ? "t" : "f");
+      reopen_text = std::move(*reopen).finish();
     }
     detail::WriteState state{.deadline = call_deadline()};
-    return append_encoded(streams, encoded, state, wrote);
+    return append_encoded(streams, encoded, state, wrote,
+                          reopen_text ? reopen_text->c_str() : nullptr);
   }
 
   std::vector<RecordedEvent> read_stream_unmeasured(const StreamId& stream,
@@ -314,6 +325,52 @@ class PostgresEventStore final : public EventStore {
         run("stream version of \"" + stream.value() + "\"", false, sql::kStreamVersionName, values);
     if (rows.empty() || rows.is_null(0, 0)) return std::nullopt;
     return parse_int<std::int64_t>(rows.text(0, 0), "stream version");
+  }
+
+  StreamState stream_state(const StreamId& stream) override {
+    const std::string deleted_type(kStreamDeletedType);
+    const std::array<const char*, 2> values{stream.value().c_str(), deleted_type.c_str()};
+    const auto rows =
+        run("state of stream \"" + stream.value() + "\"", false, sql::kStreamStateName, values);
+    StreamState state;
+    if (rows.empty()) return state;
+    const auto number = [&](int column, const char* what) -> std::optional<std::int64_t> {
+      if (rows.is_null(0, column)) return std::nullopt;
+      return parse_int<std::int64_t>(rows.text(0, column), what);
+    };
+    state.version = number(0, "stream version");
+    state.deleted = std::string_view(rows.text(0, 1)) == "t";
+    state.metadata.max_count = number(2, "max_count");
+    if (const auto seconds = number(3, "max_age_seconds")) {
+      state.metadata.max_age = std::chrono::seconds(*seconds);
+    }
+    state.metadata.truncate_before = number(4, "truncate_before");
+    return state;
+  }
+
+  void set_stream_metadata(const StreamId& stream, const StreamMetadata& metadata) override {
+    metadata.validate();
+    const std::string what = "set metadata of stream \"" + stream.value() + "\"";
+    if (metadata.empty()) {
+      const std::array<const char*, 1> values{stream.value().c_str()};
+      (void)run(what, true, sql::kClearStreamMetadataName, values);
+      return;
+    }
+    const auto text = [](const auto& value) -> std::optional<std::string> {
+      if (!value) return std::nullopt;
+      if constexpr (std::is_same_v<std::decay_t<decltype(*value)>, std::chrono::seconds>) {
+        return std::to_string(value->count());
+      } else {
+        return std::to_string(*value);
+      }
+    };
+    const auto max_count = text(metadata.max_count);
+    const auto max_age = text(metadata.max_age);
+    const auto truncate_before = text(metadata.truncate_before);
+    const std::array<const char*, 4> values{
+        stream.value().c_str(), max_count ? max_count->c_str() : nullptr,
+        max_age ? max_age->c_str() : nullptr, truncate_before ? truncate_before->c_str() : nullptr};
+    (void)run(what, true, sql::kSetStreamMetadataName, values);
   }
 
   Position head_position() override {
@@ -422,9 +479,11 @@ class PostgresEventStore final : public EventStore {
 
   // One call of annals.append_events for every stream of an append (or append_multi).
   // `wrote_out` (optional): set when events were written (not an exact re-send).
+  // `reopen`: p_reopen as an array literal ("{t,f}"), or null when no stream is reopened.
   std::vector<AppendResult> append_encoded(const AppendTargets& streams,
                                            const EncodedAppends& encoded, detail::WriteState& state,
-                                           bool* wrote_out = nullptr) {
+                                           bool* wrote_out = nullptr,
+                                           const char* reopen = nullptr) {
     const std::string what = streams.size() == 1
                                  ? describe_append(*streams[0].first)
                                  : "append to " + std::to_string(streams.size()) + " streams";
@@ -434,7 +493,7 @@ class PostgresEventStore final : public EventStore {
       return detail::LibpqConnection::Param{
           .data = bytes.data(), .length = static_cast<int>(bytes.size()), .binary = true};
     };
-    const std::array<detail::LibpqConnection::Param, 9> values{
+    const std::array<detail::LibpqConnection::Param, 10> values{
         binary(arrays.streams),
         binary(arrays.expected),
         binary(arrays.counts),
@@ -443,7 +502,8 @@ class PostgresEventStore final : public EventStore {
         binary(arrays.schema_versions),
         binary(arrays.data),
         binary(arrays.metadata),
-        detail::LibpqConnection::Param{.data = notify_here ? "true" : "false"}};
+        detail::LibpqConnection::Param{.data = notify_here ? "true" : "false"},
+        detail::LibpqConnection::Param{.data = reopen}};
     const auto rows = detail::run_pooled(
         pool_, what, &state, retry_policy(), [&](detail::LibpqConnection& connection) {
           return connection.exec_prepared_params(sql::kAppendName, values);
@@ -478,6 +538,10 @@ class PostgresEventStore final : public EventStore {
                             : parse_int<std::int64_t>(rows.text(row, 6), "actual version");
     if (outcome == AppendOutcome::kVersionMismatch) {
       throw ConcurrencyError(stream, streams[index].second, actual);
+    }
+    if (outcome == AppendOutcome::kStreamDeleted) {
+      if (!actual) throw InternalError(what + ": append_events returned an invalid outcome 5 row");
+      throw StreamDeletedError(stream, *actual);
     }
     if (outcome == AppendOutcome::kIdsElsewhere) {
       throw IdempotencyError(what + ": event ids of stream \"" + stream.value() +

@@ -5,14 +5,15 @@
 namespace annals::postgres::sql {
 
 // Appends to one or more streams: one round trip (ARCHITECTURE decision 2). See
-// sql/0009_refuse_changed_resend.sql for the function's contract; $2 holds ExpectedCode values
-// and the outcome column AppendOutcome values (append_codes.hpp).
+// sql/0009_refuse_changed_resend.sql and sql/0014_stream_lifecycle.sql for the function's
+// contract; $2 holds ExpectedCode values, $10 which streams may be reopened (NULL: none), and
+// the outcome column AppendOutcome values (append_codes.hpp).
 inline constexpr const char* kAppendName = "annals_append";
 inline constexpr const char* kAppend =
     "SELECT stream_index, outcome, first_version, last_version, transaction_id::text, "
     "global_position, actual_version "
     "FROM annals.append_events($1::text[], $2::bigint[], $3::integer[], $4::uuid[], "
-    "$5::text[], $6::integer[], $7::jsonb[], $8::jsonb[], $9::boolean)";
+    "$5::text[], $6::integer[], $7::jsonb[], $8::jsonb[], $9::boolean, $10::boolean[])";
 
 // The common case, one event to one stream, as one prepared statement (no PL/pgSQL function of
 // its own: its expressions would be prepared again in every transaction, and an autocommit
@@ -51,17 +52,34 @@ inline constexpr const char* kNotifierSession = "SET synchronous_commit = off";
   "e.transaction_id, e.global_position, e.stream_id, e.stream_version, e.event_id, e.event_type, " \
   "e.schema_version, e.data, e.metadata, e.recorded_at"
 
+// A stream's events, within its retention rules (sql/0014_stream_lifecycle.sql). The stream's
+// row of annals.stream_metadata (a primary-key probe; no row, no rules) gives the oldest version
+// kept (truncate_before, or the last version - max_count + 1: one more probe of the events'
+// primary key, made only when max_count is set) and the oldest recorded time kept (now() -
+// max_age). Both are uncorrelated scalar subqueries, which PostgreSQL evaluates once, before
+// the scan, so the version bound is a condition of the index scan. Versions are never
+// renumbered.
+#define ANNALS_WITHIN_RULES                                                                 \
+  " AND e.stream_version >= coalesce((SELECT greatest(m.truncate_before,"                   \
+  "       (SELECT x.stream_version FROM annals.events x WHERE x.stream_id = $1"             \
+  "         ORDER BY x.stream_version DESC LIMIT 1) - m.max_count + 1)"                     \
+  "     FROM annals.stream_metadata m WHERE m.stream_id = $1), 1)"                          \
+  " AND e.recorded_at >= coalesce((SELECT now() - make_interval(secs => m.max_age_seconds)" \
+  "     FROM annals.stream_metadata m WHERE m.stream_id = $1), '-infinity')"
+
 inline constexpr const char* kReadStreamForwardName = "annals_read_stream_forward";
 inline constexpr const char* kReadStreamForward =
     "SELECT " ANNALS_EVENT_COLUMNS
-    " FROM annals.events e WHERE e.stream_id = $1 AND e.stream_version >= $2"
+    " FROM annals.events e WHERE e.stream_id = $1 AND e.stream_version >= $2" ANNALS_WITHIN_RULES
     " ORDER BY e.stream_version LIMIT $3";
 
 inline constexpr const char* kReadStreamBackwardName = "annals_read_stream_backward";
 inline constexpr const char* kReadStreamBackward =
     "SELECT " ANNALS_EVENT_COLUMNS
-    " FROM annals.events e WHERE e.stream_id = $1 AND e.stream_version <= $2"
+    " FROM annals.events e WHERE e.stream_id = $1 AND e.stream_version <= $2" ANNALS_WITHIN_RULES
     " ORDER BY e.stream_version DESC LIMIT $3";
+
+#undef ANNALS_WITHIN_RULES
 
 // The global log, strictly after ($1, $2) in (transaction id, position) order, and only
 // transactions older than the oldest still running: none of them can commit later, so a
@@ -99,6 +117,30 @@ inline constexpr const char* kStreamVersionName = "annals_stream_version";
 inline constexpr const char* kStreamVersion =
     "SELECT max(stream_version) FROM annals.events WHERE stream_id = $1";
 
+// A stream's version, whether its last event is a tombstone ($2 = kStreamDeletedType), and its
+// retention rules: one row, NULLs where there is nothing (sql/0014_stream_lifecycle.sql).
+inline constexpr const char* kStreamStateName = "annals_stream_state";
+inline constexpr const char* kStreamState =
+    "SELECT l.stream_version, coalesce(l.event_type = $2::text, false),"
+    "       m.max_count, m.max_age_seconds, m.truncate_before"
+    "  FROM (SELECT 1) AS one"
+    "  LEFT JOIN LATERAL (SELECT e.stream_version, e.event_type FROM annals.events e"
+    "                      WHERE e.stream_id = $1 ORDER BY e.stream_version DESC LIMIT 1) l"
+    "    ON true"
+    "  LEFT JOIN annals.stream_metadata m ON m.stream_id = $1";
+
+// Replaces a stream's retention rules ($2-$4 NULL where a rule is not set), or removes them.
+inline constexpr const char* kSetStreamMetadataName = "annals_set_stream_metadata";
+inline constexpr const char* kSetStreamMetadata =
+    "INSERT INTO annals.stream_metadata AS m (stream_id, max_count, max_age_seconds,"
+    "   truncate_before) VALUES ($1, $2::bigint, $3::bigint, $4::bigint)"
+    " ON CONFLICT (stream_id) DO UPDATE SET max_count = EXCLUDED.max_count,"
+    "   max_age_seconds = EXCLUDED.max_age_seconds, truncate_before = EXCLUDED.truncate_before,"
+    "   updated_at = now()";
+inline constexpr const char* kClearStreamMetadataName = "annals_clear_stream_metadata";
+inline constexpr const char* kClearStreamMetadata =
+    "DELETE FROM annals.stream_metadata WHERE stream_id = $1";
+
 // Start-up checks: the schema exists, and no stored transaction id is ahead of the server's
 // next one, offset included (which happens when a dump is restored into a new cluster;
 // readers would then hold back those events until the server's ids catch up, and order them
@@ -107,10 +149,13 @@ inline constexpr const char* kStreamVersion =
 // statement (the trigger function of sql/0005 sets what kAppendOne leaves to the database),
 // the third whether it has the transaction-id functions the reads call (sql/0013: the
 // server's ids plus the offset a restore into another cluster may need).
+// The fourth whether it has the stream lifecycle of sql/0014 (the metadata table the stream
+// reads join, and the append function's reopen parameter).
 inline constexpr const char* kSchemaPresent =
     "SELECT to_regclass('annals.events') IS NOT NULL,"
     "       to_regprocedure('annals.set_event_chain()') IS NOT NULL,"
-    "       to_regprocedure('annals.visible_below()') IS NOT NULL";
+    "       to_regprocedure('annals.visible_below()') IS NOT NULL,"
+    "       to_regclass('annals.stream_metadata') IS NOT NULL";
 inline constexpr const char* kTransactionIdCheck =
     "SELECT (SELECT max(e.transaction_id) FROM annals.events e)::text,"
     "       annals.next_xid()::text";

@@ -222,6 +222,9 @@ CommandFailure command_failure(const std::string& command_id) {
     throw;
   } catch (const HttpError& e) {
     return {e.status(), e.status() == 400 ? Outcome::kInvalid : Outcome::kRejected, e.what()};
+  } catch (const annals::StreamDeletedError& e) {
+    // A closed account whose stream was deleted (DELETE /accounts/{id}): gone for good.
+    return {410, Outcome::kRejected, std::string("the account is deleted: ") + e.what()};
   } catch (const AccountNotFound& e) {
     return {404, Outcome::kRejected, e.what()};
   } catch (const AccountAlreadyExists& e) {
@@ -277,6 +280,8 @@ void run_query(httplib::Response& res, const std::function<void()>& run) {
     run();
   } catch (const HttpError& e) {
     reply_error(res, e.status(), e.what());
+  } catch (const annals::StreamDeletedError& e) {
+    reply_error(res, 410, std::string("the account is deleted: ") + e.what());
   } catch (const annals::InvalidArgumentError& e) {
     reply_error(res, 400, e.what());
   } catch (const annals::UnavailableError& e) {
@@ -400,6 +405,7 @@ std::vector<BankApi::Route> BankApi::routes() {
        [this](const Request& req, Response& res) { move_money(CommandKind::kWithdraw, req, res); }},
       {"POST", account + "/close",
        [this](const Request& req, Response& res) { close_account(req, res); }},
+      {"DELETE", account, [this](const Request& req, Response& res) { delete_account(req, res); }},
       {"GET", account, [this](const Request& req, Response& res) { show_account(req, res); }},
       {"GET", account + "/transactions",
        [this](const Request& req, Response& res) { show_transactions(req, res); }},
@@ -418,6 +424,8 @@ void BankApi::mount(httplib::Server& server) {
   for (const Route& route : routes_) {
     if (route.method == "GET") {
       server.Get(route.pattern, route.handler);
+    } else if (route.method == "DELETE") {
+      server.Delete(route.pattern, route.handler);
     } else {
       server.Post(route.pattern, route.handler);
     }
@@ -515,6 +523,31 @@ void BankApi::close_account(const Request& req, Response& res) {
   });
 }
 
+// Deletes a closed account's stream (annals soft delete: a tombstone; the events stay in the log
+// for audits and projections). Only a closed account may go, at the version it was loaded at.
+void BankApi::delete_account(const Request& req, Response& res) {
+  run_command(CommandKind::kDelete, res, [&](std::string&) {
+    const std::string id = account_id_from(req);
+    const auto account = accounts_.load(id);
+    if (account.version() == 0) throw AccountNotFound(id);
+    if (account.state().status != Account::Status::kClosed) {
+      throw HttpError(409, "account " + excerpt(id) + " is open: close it before deleting it");
+    }
+    const auto result = store_.delete_stream(accounts_.stream_of(id),
+                                             annals::ExpectedVersion::exact(account.version()));
+    reply(res, 200,
+          json{{"deleted", true},
+               {"version", result.last_version},
+               {"position", result.position.to_string()}});
+  });
+}
+
+void BankApi::refuse_if_deleted(const std::string& id) {
+  if (store_.stream_state(accounts_.stream_of(id)).deleted) {
+    throw HttpError(410, "account " + excerpt(id) + " is deleted");
+  }
+}
+
 // A position no event has reached yet cannot come from a command's response: answered at once
 // rather than after read_timeout, so that such requests do not hold worker threads.
 void BankApi::refuse_beyond_head(const annals::Position& after) {
@@ -551,6 +584,8 @@ void BankApi::show_account(const Request& req, Response& res) {
     wait_for_read_model(req, kBalancesProjection);
     const auto account = queries_.account(id);
     if (!account) throw HttpError(404, "account " + excerpt(id) + " not found");
+    // Only a closed account can have been deleted: the others cost no extra round trip.
+    if (account->status == "closed") refuse_if_deleted(id);
     reply(res, 200, json(*account));
   });
 }
@@ -561,6 +596,7 @@ void BankApi::show_transactions(const Request& req, Response& res) {
     wait_for_read_model(req, kTransactionsProjection);
     const auto history = queries_.transactions(id);
     if (!history) throw HttpError(404, "account " + excerpt(id) + " not found");
+    if (!history->empty() && history->back().type == "closed") refuse_if_deleted(id);
     reply(res, 200, json{{"account_id", id}, {"transactions", *history}});
   });
 }

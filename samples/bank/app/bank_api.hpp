@@ -5,6 +5,8 @@
 //   POST /accounts                         {"account_id","owner"[,"command_id"]} -> 201
 //   POST /accounts/{id}/deposit|withdraw   {"amount"[,"command_id"]}             -> 200
 //   POST /accounts/{id}/close              [{"command_id"}]                      -> 200
+//   DELETE /accounts/{id}                  a closed account's stream is deleted  -> 200; from
+//                                          then on every route of the account answers 410
 //   GET  /accounts/{id}[?after=P]          the balances read model (P beyond the log's head: 400)
 //   GET  /accounts/{id}/transactions[?after=P]
 //   GET  /accounts/{id}/history[?version=N | ?as_of=RFC3339]  rebuilt from the events
@@ -102,6 +104,9 @@ class BankApi {
   void open_account(const httplib::Request& req, httplib::Response& res);
   void move_money(CommandKind kind, const httplib::Request& req, httplib::Response& res);
   void close_account(const httplib::Request& req, httplib::Response& res);
+  void delete_account(const httplib::Request& req, httplib::Response& res);
+  // Throws HttpError(410) when account `id`'s stream is deleted (one round trip).
+  void refuse_if_deleted(const std::string& id);
 
   // The queries: GET routes.
   void show_account(const httplib::Request& req, httplib::Response& res);

@@ -17,7 +17,8 @@
 namespace bank {
 namespace {
 
-constexpr std::array<std::string_view, 4> kCommandNames{"open", "deposit", "withdraw", "close"};
+constexpr std::array<std::string_view, 5> kCommandNames{"open", "deposit", "withdraw", "close",
+                                                        "delete"};
 constexpr std::array<std::string_view, 4> kOutcomeNames{"ok", "rejected", "invalid", "failed"};
 // annals::projections::to_string(ProjectionState) of every state.
 constexpr std::array<std::string_view, 8> kStates{"starting", "standby",    "catching-up",

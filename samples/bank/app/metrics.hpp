@@ -34,7 +34,7 @@ enum class Outcome {
 };
 
 /// The commands the service handles.
-enum class CommandKind { kOpen, kDeposit, kWithdraw, kClose };
+enum class CommandKind { kOpen, kDeposit, kWithdraw, kClose, kDelete };
 
 /// One projection's progress, as the runner (or, in another process, the store) reports it.
 struct ProjectionProgress {
@@ -84,7 +84,7 @@ class Metrics {
                                    const annals::SnapshotStoreStats* snapshots);
 
  private:
-  static constexpr std::size_t kCommands = 4;
+  static constexpr std::size_t kCommands = 5;
   static constexpr std::size_t kOutcomes = 4;
 
   std::shared_ptr<prometheus::Registry> registry_;

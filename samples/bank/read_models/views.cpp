@@ -53,6 +53,9 @@ std::string account_id_of(const annals::StreamId& stream) {
 std::vector<AccountFact> decode_account_event(const annals::EventRegistry& registry,
                                               const annals::RecordedEvent& event) {
   std::vector<AccountFact> facts;
+  // The tombstone of a deleted (closed) account is the store's, not the account's: the read
+  // models keep the closed account's rows, and the API answers 410 for it.
+  if (event.type == annals::kStreamDeletedType) return facts;
   for (auto& decoded : registry.decode<Account::Event>(event)) {
     facts.push_back(AccountFact{account_id_of(event.stream_id), event.version, event.position,
                                 event.recorded_at, std::move(decoded)});

@@ -132,7 +132,8 @@ struct AccountFact {
   Account::Event event;
 };
 
-/// Decodes `event` (upcasting it if needed) through the registry.
+/// Decodes `event` (upcasting it if needed) through the registry. A tombstone (the stream was
+/// deleted, annals::kStreamDeletedType) gives no facts.
 /// Throws: UnknownEventTypeError, CorruptionError (the projection then retries and stops or
 /// parks the event, per its failure policy).
 [[nodiscard]] std::vector<AccountFact> decode_account_event(const annals::EventRegistry& registry,

@@ -35,6 +35,13 @@ class ShopApp::TrackingStore final : public annals::EventStore {
     return inner_->stream_version(stream);
   }
   annals::Position head_position() override { return inner_->head_position(); }
+  annals::StreamState stream_state(const annals::StreamId& stream) override {
+    return inner_->stream_state(stream);
+  }
+  void set_stream_metadata(const annals::StreamId& stream,
+                           const annals::StreamMetadata& metadata) override {
+    inner_->set_stream_metadata(stream, metadata);
+  }
   annals::AppendResult append(const annals::StreamId& stream,
                               const annals::ExpectedVersion& expected,
                               std::vector<annals::NewEvent> events) override {

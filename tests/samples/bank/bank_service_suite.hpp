@@ -50,6 +50,7 @@ class Api {
   }
   Reply post(const std::string& path, const json& body) { return post(path, body.dump()); }
   Reply get(const std::string& path) { return reply(client_.Get(path.c_str())); }
+  Reply del(const std::string& path) { return reply(client_.Delete(path.c_str())); }
 
  private:
   static Reply reply(const httplib::Result& result) {
@@ -209,6 +210,39 @@ TEST_F(BankServiceTest, ClosesOnlyAtZeroBalance) {
                              {"balance", 0},
                              {"version", 4},
                              {"status", "closed"}}));
+}
+
+// DELETE /accounts/{id} soft-deletes a closed account's stream (docs/stream-lifecycle.md): its
+// events stay in the log, history before the deletion still rebuilds, and every other route of
+// the account answers 410 Gone.
+TEST_F(BankServiceTest, DeletesOnlyAClosedAccountWhichIsThenGone) {
+  const auto id = new_id();
+  open(id);
+  expect_error(api().del("/accounts/" + id), 409, "delete an open account");
+  expect_error(api().del("/accounts/" + new_id()), 404, "delete an unknown account");
+  const auto closed = api().post("/accounts/" + id + "/close", std::string());
+  ASSERT_EQ(closed.status, 200) << closed.text;
+  const auto deleted = api().del("/accounts/" + id);
+  ASSERT_EQ(deleted.status, 200) << deleted.text;
+  EXPECT_EQ(deleted.body["deleted"], true);
+  EXPECT_EQ(deleted.body["version"], 3);
+  const std::string position = deleted.body["position"];
+
+  expect_error(account(id, position), 410, "balances");
+  expect_error(api().get("/accounts/" + id + "/transactions?after=" + position), 410,
+               "transactions");
+  expect_error(api().get("/accounts/" + id + "/history"), 410, "history");
+  expect_error(move(id, "deposit", 5), 410, "deposit");
+  expect_error(api().post("/accounts/" + id + "/close", std::string("{}")), 410, "close");
+  expect_error(api().post("/accounts", json{{"account_id", id}, {"owner", "Ada"}}), 410, "open");
+  expect_error(api().del("/accounts/" + id), 410, "delete again");
+  // The state before the deletion is still there for auditors.
+  const auto before = api().get("/accounts/" + id + "/history?version=2");
+  ASSERT_EQ(before.status, 200) << before.text;
+  EXPECT_EQ(before.body["status"], "closed");
+  // Other accounts are unaffected.
+  const auto other = new_id();
+  EXPECT_EQ(account(other, open(other)).status, 200);
 }
 
 TEST_F(BankServiceTest, ReSendingACommandIdReturnsTheOriginalResultAndChangesNothing) {

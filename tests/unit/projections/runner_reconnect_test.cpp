@@ -53,6 +53,9 @@ class FlakyEventStore final : public EventStore {
   std::optional<StreamVersion> stream_version(const StreamId& stream) override {
     return inner_.stream_version(stream);
   }
+  void set_stream_metadata(const StreamId& stream, const StreamMetadata& metadata) override {
+    inner_.set_stream_metadata(stream, metadata);
+  }
   AppendResult append(const StreamId& stream, const ExpectedVersion& expected,
                       std::vector<NewEvent> events) override {
     return inner_.append(stream, expected, std::move(events));

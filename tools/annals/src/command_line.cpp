@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "annals/eventstore/error.hpp"
+#include "stream_command_line.hpp"
 
 namespace annals::cli {
 namespace {
@@ -335,6 +336,16 @@ std::vector<ParsedCommand> declare_import(CLI::App& verb, CommandLine& cl) {
   return {{&verb, CommandId::kImport}};
 }
 
+std::vector<ParsedCommand> declare_delete_stream(CLI::App& verb, CommandLine& cl) {
+  declare_delete_stream_args(verb, cl.delete_stream);
+  return {{&verb, CommandId::kDeleteStream}};
+}
+
+std::vector<ParsedCommand> declare_stream_meta(CLI::App& verb, CommandLine& cl) {
+  declare_stream_meta_args(verb, cl.stream_meta);
+  return {{&verb, CommandId::kStreamMeta}};
+}
+
 // One verb: its name and help line, and the function that declares its arguments (and its
 // subcommands) on the verb's CLI::App and returns the commands it runs.
 struct Verb {
@@ -354,6 +365,11 @@ constexpr Verb kVerbs[] = {
     {"read-all", "Print the global log as JSON lines, in log order", declare_read_all},
     {"tail", "Follow the global log live (read-all --follow): new events as they settle",
      declare_tail},
+    {"delete-stream",
+     "Soft-delete a stream: append a tombstone; its events stay in the log (stream-lifecycle.md)",
+     declare_delete_stream},
+    {"stream-meta", "Print a stream's state and retention rules, or set the rules",
+     declare_stream_meta},
     {"projections", "Projections: status, lag and rebuilds (list, status, rebuild)",
      declare_projections},
     {"dead-letters", "Events projections parked after failing (list, retry, skip)",

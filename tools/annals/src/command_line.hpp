@@ -21,6 +21,7 @@
 #include "inspect_commands.hpp"
 #include "projection_commands.hpp"
 #include "restore_command.hpp"
+#include "stream_commands.hpp"
 #include "transfer_commands.hpp"
 #include "verify_command.hpp"
 
@@ -46,6 +47,8 @@ struct CommandLine {
   StreamsArgs streams;
   StatsArgs stats;
   std::string completion_shell;
+  DeleteStreamArgs delete_stream;
+  StreamMetaArgs stream_meta;
 };
 
 /// The command a command line asks for: a verb, or a verb's subcommand.
@@ -69,6 +72,8 @@ enum class CommandId {
   kStreams,
   kStats,
   kCompletion,
+  kDeleteStream,
+  kStreamMeta,
 };
 
 /// The tool's command line (CLI11), declared once per parser.

@@ -62,6 +62,7 @@ void streams(const std::string& connection_string, const StreamsArgs& args, std:
       j["created"] = format_timestamp(s.created);
       j["updated"] = format_timestamp(s.updated);
       j["last_type"] = s.last_type;
+      j["deleted"] = s.deleted;
       out << dump(j) << '\n';
     }
     return;
@@ -71,11 +72,11 @@ void streams(const std::string& connection_string, const StreamsArgs& args, std:
     return;
   }
   std::vector<std::vector<std::string>> rows{
-      {"STREAM", "VERSION", "EVENTS", "CREATED", "UPDATED", "LAST TYPE"}};
+      {"STREAM", "VERSION", "EVENTS", "CREATED", "UPDATED", "DELETED", "LAST TYPE"}};
   for (const auto& s : listed) {
     rows.push_back({table_cell(s.stream), std::to_string(s.version), std::to_string(s.events),
                     format_timestamp(s.created), format_timestamp(s.updated),
-                    table_cell(s.last_type)});
+                    s.deleted ? "yes" : "no", table_cell(s.last_type)});
   }
   print_table(rows, out);
   if (listed.size() == options.limit) {

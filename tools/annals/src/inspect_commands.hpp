@@ -20,7 +20,7 @@ struct StreamsArgs {
   bool json = false;
 };
 
-/// Prints the streams as a table (stream, version, events, created, updated), or one JSON
+/// Prints the streams as a table (stream, version, events, created, updated, deleted), or one JSON
 /// object per stream with --json.
 /// Throws: InvalidArgumentError (bad arguments), the library's errors.
 void streams(const std::string& connection_string, const StreamsArgs& args, std::ostream& out);

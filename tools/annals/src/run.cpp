@@ -36,6 +36,7 @@
 #include "json_output.hpp"
 #include "projection_commands.hpp"
 #include "restore_command.hpp"
+#include "stream_commands.hpp"
 #include "transfer_commands.hpp"
 #include "verify_command.hpp"
 
@@ -107,9 +108,13 @@ std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const s
     case CommandId::kAppend:
       cli::append(*open_store(url), cl.append, std::cin, std::cout);
       return 0;
-    case CommandId::kRead:
+    case CommandId::kRead: {
       cl.read.output.human = stdout_is_terminal();
-      return cli::read(*open_store(url), cl.read, std::cout, registry);
+      const auto store = open_store(url);
+      const auto undecodable = cli::read(*store, cl.read, std::cout, registry);
+      cli::note_if_deleted(*store, cl.read.stream, std::cerr);
+      return undecodable;
+    }
     case CommandId::kTail:
       cl.read_all.follow = true;
       [[fallthrough]];
@@ -156,6 +161,12 @@ std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const s
       return 0;
     case CommandId::kImport:
       cli::import_events(url, cl.import_events, std::cout);
+      return 0;
+    case CommandId::kDeleteStream:
+      cli::delete_stream(*open_store(url), cl.delete_stream, std::cout);
+      return 0;
+    case CommandId::kStreamMeta:
+      cli::stream_meta(*open_store(url), cl.stream_meta, std::cout);
       return 0;
     case CommandId::kStreams:
       cli::streams(url, cl.streams, std::cout);

@@ -65,6 +65,24 @@ class NotFoundError : public Error {
   explicit NotFoundError(const std::string& message) : Error(ErrorCode::kNotFound, message) {}
 };
 
+/// An append to a deleted stream (its last event is a tombstone, see EventWriter::delete_stream)
+/// that did not ask to reopen it (StreamAppend::reopen). Nothing was written. Code kNotFound:
+/// the stream is gone for writers; never retried.
+class StreamDeletedError : public NotFoundError {
+ public:
+  /// `deleted_version`: the version of the stream's tombstone.
+  StreamDeletedError(const StreamId& stream, StreamVersion deleted_version);
+
+  /// The deleted stream.
+  [[nodiscard]] const StreamId& stream_id() const noexcept { return stream_id_; }
+  /// The version of its tombstone (its current version).
+  [[nodiscard]] StreamVersion deleted_version() const noexcept { return deleted_version_; }
+
+ private:
+  StreamId stream_id_;
+  StreamVersion deleted_version_;
+};
+
 /// A business rule refused a command. Users derive their own domain errors from this.
 class DomainError : public Error {
  public:

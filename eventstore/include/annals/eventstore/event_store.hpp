@@ -72,6 +72,9 @@ class EventReader {
   virtual ~EventReader() = default;
 
   /// Events of one stream in version order. A stream that does not exist reads as empty.
+  /// Events outside the stream's retention rules (StreamMetadata: max_count, max_age,
+  /// truncate_before) are left out; the others keep their versions. A deleted stream reads as
+  /// stored, its tombstone (kStreamDeletedType) last; stream_state() says it is deleted.
   /// Cost: one round trip.
   [[nodiscard]] virtual std::vector<RecordedEvent> read_stream(
       const StreamId& stream, const ReadStreamOptions& options = {}) = 0;
@@ -84,6 +87,15 @@ class EventReader {
 
   /// The stream's current version, or empty when it has no events. Cost: one round trip.
   [[nodiscard]] virtual std::optional<StreamVersion> stream_version(const StreamId& stream) = 0;
+
+  /// The stream's version, whether it is deleted (its last event is a tombstone, see
+  /// EventWriter::delete_stream) and its retention rules (StreamMetadata), read together.
+  /// read_stream returns a deleted stream's events as stored, the tombstone last; this is the
+  /// typed answer to "is it deleted?".
+  /// The default, for readers that keep no stream metadata, derives it from stream_version()
+  /// and the last event (metadata empty); both stores override it.
+  /// Cost: one round trip (the default: two).
+  [[nodiscard]] virtual StreamState stream_state(const StreamId& stream);
 
   /// Position of the last settled event of the global log (Position::start() when there is
   /// none). Every event at or before it is visible to read_all() from now on, so a reader
@@ -112,10 +124,31 @@ class EventWriter {
                               std::vector<NewEvent> events) = 0;
 
   /// Appends to several streams in one transaction, each with its own expected version: all
-  /// or nothing. Results come in request order. A stream may appear only once.
-  /// Throws: as append(); the ConcurrencyError names the first stream that failed.
+  /// or nothing. Results come in request order. A stream may appear only once. A part with
+  /// StreamAppend::reopen set may append to a deleted stream (which is then live again).
+  /// Throws: as append(); the ConcurrencyError or StreamDeletedError names the first stream
+  /// that failed.
   /// Cost: one round trip.
   virtual std::vector<AppendResult> append_multi(std::vector<StreamAppend> appends) = 0;
+
+  /// Soft-deletes a stream: appends a tombstone, an event of type kStreamDeletedType with
+  /// data {} (a fresh id), if the stream's version matches `expected`. Nothing is removed: the
+  /// stream's events, and the tombstone, stay in the stream and in the global log for audits
+  /// and projections. Afterwards stream_state() reports the stream deleted and appends to it
+  /// throw StreamDeletedError, unless they ask to reopen (StreamAppend::reopen).
+  /// Returns the tombstone's append result (its version and position).
+  /// Throws: InvalidArgumentError (`expected` is no_stream() or exact(0): there is nothing to
+  /// delete), NotFoundError (the stream has no events), ConcurrencyError (version mismatch),
+  /// StreamDeletedError (already deleted: also what a retry after an OutcomeUnknownError whose
+  /// delete did commit gets), UnavailableError / OutcomeUnknownError.
+  /// Cost: one round trip (it is an append).
+  AppendResult delete_stream(const StreamId& stream, const ExpectedVersion& expected);
+
+  /// Sets (replaces) the stream's retention rules, which read_stream honours; empty metadata
+  /// removes them. The stream need not exist. The global log is unchanged.
+  /// Throws: InvalidArgumentError (a field out of range, see StreamMetadata), UnavailableError.
+  /// Cost: one round trip.
+  virtual void set_stream_metadata(const StreamId& stream, const StreamMetadata& metadata) = 0;
 };
 
 /// Receives events from a subscription, in log order, on the subscription's thread.

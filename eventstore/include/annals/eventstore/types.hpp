@@ -272,6 +272,50 @@ struct StreamAppend {
   StreamId stream_id;
   ExpectedVersion expected = ExpectedVersion::any();
   std::vector<NewEvent> events;
+  /// Append even if the stream is deleted (its last event is a tombstone, see
+  /// EventWriter::delete_stream): the events follow the tombstone and the stream is live again.
+  /// Default false: an append to a deleted stream throws StreamDeletedError. The expected
+  /// version is checked either way (the tombstone has a version of its own).
+  bool reopen = false;
+};
+
+/// The reserved event type of the tombstone EventWriter::delete_stream appends: "$stream-deleted".
+/// A stream whose last event has this type is deleted. An append may carry an event of this
+/// type only as its single event (InvalidArgumentError otherwise).
+inline constexpr std::string_view kStreamDeletedType = "$stream-deleted";
+
+/// Retention rules of one stream, honoured by read_stream (EventWriter::set_stream_metadata):
+/// events outside them are not returned, and the versions of the others stay as they are. The
+/// global log, subscriptions and verification ignore them: nothing is removed from the log.
+/// An empty field sets no rule; all empty, the stream has no rules.
+struct StreamMetadata {
+  /// Only the newest `max_count` events of the stream are read (by version). >= 1.
+  std::optional<std::int64_t> max_count;
+  /// Only events recorded at most this long before the read are read. >= 1 s.
+  std::optional<std::chrono::seconds> max_age;
+  /// Only events at this version or later are read. >= 1.
+  std::optional<StreamVersion> truncate_before;
+
+  /// True when no rule is set.
+  [[nodiscard]] bool empty() const noexcept { return !max_count && !max_age && !truncate_before; }
+  /// Throws InvalidArgumentError naming the first field out of range (see above).
+  void validate() const;
+
+  friend bool operator==(const StreamMetadata&, const StreamMetadata&) = default;
+};
+
+/// What a stream is now (EventReader::stream_state).
+struct StreamState {
+  /// The version of its last event, the tombstone included; empty when it has no events.
+  /// The same as EventReader::stream_version().
+  std::optional<StreamVersion> version;
+  /// True when its last event is a tombstone (kStreamDeletedType): appends are refused with
+  /// StreamDeletedError unless they ask to reopen (StreamAppend::reopen).
+  bool deleted = false;
+  /// Its retention rules (empty when none).
+  StreamMetadata metadata;
+
+  friend bool operator==(const StreamState&, const StreamState&) = default;
 };
 
 /// Limits every store enforces on appends, with the same errors.

@@ -192,8 +192,11 @@ class Repository {
   /// version, unreadable, failing to load, or that the store says no longer matches the events
   /// (SnapshotStore::lookup: another history, edited in place, unbound) is ignored (logged)
   /// and replaced at the next save.
-  /// Throws: InvalidArgumentError (bad id), UnknownEventTypeError, CorruptionError,
-  /// UnavailableError. Cost: one snapshot read (if a store is set) + one read per page.
+  /// A deleted stream (its last event is a tombstone, EventWriter::delete_stream) does not load:
+  /// StreamDeletedError, here and in every load and refresh that reaches the tombstone.
+  /// Throws: InvalidArgumentError (bad id), StreamDeletedError, UnknownEventTypeError,
+  /// CorruptionError, UnavailableError. Cost: one snapshot read (if a store is set) + one read
+  /// per page.
   [[nodiscard]] Aggregate<D> load(std::string_view id) { return load_stream(stream_of(id)); }
   [[nodiscard]] Aggregate<D> load_stream(const StreamId& stream) {
     Aggregate<D> aggregate(stream);
@@ -437,28 +440,44 @@ class Repository {
     }
   }
 
+  // Applies the stored events after the aggregate's version, up to `until` (and recorded at or
+  // before `as_of`). Throws StreamDeletedError when the last event applied is a tombstone (the
+  // stream is deleted at that point); a tombstone followed by events (a reopened stream) is
+  // passed over: it is the store's, not the aggregate's.
   void replay(Aggregate<D>& aggregate, StreamVersion until,
               std::optional<std::chrono::system_clock::time_point> as_of) {
+    if (replay_to_end(aggregate, until, as_of)) {
+      throw StreamDeletedError(aggregate.stream_, aggregate.version_);
+    }
+  }
+
+  // replay(); returns true when the last event applied is a tombstone.
+  bool replay_to_end(Aggregate<D>& aggregate, StreamVersion until,
+                     std::optional<std::chrono::system_clock::time_point> as_of) {
     std::vector<Event> decoded;
+    bool deleted = false;
     for (;;) {
       const StreamVersion from = aggregate.version_ + 1;
-      if (from > until) return;
+      if (from > until) return deleted;
       const auto wanted = std::min<StreamVersion>(
           until - from + 1, static_cast<StreamVersion>(options_.read_page_size));
       const auto events = store_.read_stream(
           aggregate.stream_, {.from = from, .max_count = static_cast<std::size_t>(wanted)});
       for (const auto& event : events) {
-        if (as_of && event.recorded_at > *as_of) return;
-        decoded.clear();
-        registry_.decode(event, decoded);
-        for (const auto& e : decoded) {
-          aggregate.state_ = detail::evolve<D>(std::move(aggregate.state_), e);
+        if (as_of && event.recorded_at > *as_of) return deleted;
+        deleted = event.type == kStreamDeletedType && !event.is_undecodable();
+        if (!deleted) {
+          decoded.clear();
+          registry_.decode(event, decoded);
+          for (const auto& e : decoded) {
+            aggregate.state_ = detail::evolve<D>(std::move(aggregate.state_), e);
+          }
         }
         aggregate.version_ = event.version;
         aggregate.recent_.add_newer(detail::command_hash_of(event), event.id, event.version,
                                     event.position);
       }
-      if (static_cast<StreamVersion>(events.size()) < wanted) return;
+      if (static_cast<StreamVersion>(events.size()) < wanted) return deleted;
     }
   }
 

@@ -39,6 +39,8 @@ struct StreamSummary {
   std::chrono::system_clock::time_point created;  ///< recorded_at of its first event
   std::chrono::system_clock::time_point updated;  ///< recorded_at of its last event
   std::string last_type;                          ///< the type of its last event
+  /// Whether its last event is a tombstone (kStreamDeletedType; docs/stream-lifecycle.md).
+  bool deleted = false;
   friend bool operator==(const StreamSummary&, const StreamSummary&) = default;
 };
 

@@ -16,7 +16,8 @@
 // The tests are grouped by concern in annals/testkit/event_store_contract/: append.hpp
 // (expected versions, concurrency, multi-stream appends), idempotency.hpp, read.hpp (streams
 // and the global log), event_content.hpp (validation, limits, round trips), json_text.hpp
-// (data and metadata appended as JSON text) and subscribe.hpp (subscriptions, head position,
+// (data and metadata appended as JSON text), lifecycle.hpp (soft delete, retention rules) and
+// subscribe.hpp (subscriptions, head position,
 // change signals); fixture.hpp holds the fixture and its helpers. This header includes them
 // all and registers the suite, so it is the one to include.
 #pragma once
@@ -26,6 +27,7 @@
 #include "annals/testkit/event_store_contract/fixture.hpp"
 #include "annals/testkit/event_store_contract/idempotency.hpp"
 #include "annals/testkit/event_store_contract/json_text.hpp"
+#include "annals/testkit/event_store_contract/lifecycle.hpp"
 #include "annals/testkit/event_store_contract/read.hpp"
 #include "annals/testkit/event_store_contract/subscribe.hpp"
 
@@ -90,4 +92,17 @@ REGISTER_TYPED_TEST_SUITE_P(
     SubscriptionWithFilterDeliversOnlyMatchingEvents,
     SubscriptionFromMidPositionDeliversOnlyLaterEvents,
     SubscriptionHandlerExceptionBecomesStopReason, SubscriptionStopIsIdempotentAndEndsDelivery,
-    SubscriptionIsLiveOnceCaughtUp);
+    SubscriptionIsLiveOnceCaughtUp,
+    // stream lifecycle: soft delete
+    DeleteStreamAppendsATombstoneAndReportsTheStreamDeleted,
+    AppendToADeletedStreamThrowsStreamDeletedErrorAndWritesNothing,
+    AppendMultiWithADeletedStreamWritesNothing,
+    ReopenAppendsAfterTheTombstoneAndTheStreamIsLiveAgain, DeleteStreamChecksTheExpectedVersion,
+    DeletingAStreamWithoutEventsIsRefused, DeletingADeletedStreamThrowsStreamDeletedError,
+    DeletedStreamsEventsAndTombstoneStayInTheGlobalLog,
+    ExactResendAfterDeleteReturnsTheOriginalResult, TombstoneTypeIsRefusedWithinALargerAppend,
+    DeleteRacingAppendsWithTheSameExpectedVersionLetsExactlyOneWin,
+    // stream lifecycle: retention rules (stream metadata)
+    StreamMetadataIsSetReplacedAndCleared, StreamMetadataOutOfRangeThrowsInvalidArgumentError,
+    ReadStreamHonoursTruncateBeforeAndKeepsVersions, ReadStreamHonoursMaxCount,
+    ReadStreamHonoursMaxAge, StreamMetadataAndDeleteTogether);

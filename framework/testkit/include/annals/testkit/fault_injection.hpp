@@ -44,6 +44,10 @@ class ForwardingEventStore : public EventStore {
     return inner_.stream_version(stream);
   }
   Position head_position() override { return inner_.head_position(); }
+  StreamState stream_state(const StreamId& stream) override { return inner_.stream_state(stream); }
+  void set_stream_metadata(const StreamId& stream, const StreamMetadata& metadata) override {
+    inner_.set_stream_metadata(stream, metadata);
+  }
   AppendResult append(const StreamId& stream, const ExpectedVersion& expected,
                       std::vector<NewEvent> events) override {
     return inner_.append(stream, expected, std::move(events));
