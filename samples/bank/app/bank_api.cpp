@@ -400,6 +400,8 @@ std::vector<BankApi::Route> BankApi::routes() {
        [this](const Request& req, Response& res) { move_money(CommandKind::kWithdraw, req, res); }},
       {"POST", account + "/close",
        [this](const Request& req, Response& res) { close_account(req, res); }},
+      {"POST", account + "/forget",
+       [this](const Request& req, Response& res) { forget_owner(req, res); }},
       {"GET", account, [this](const Request& req, Response& res) { show_account(req, res); }},
       {"GET", account + "/transactions",
        [this](const Request& req, Response& res) { show_transactions(req, res); }},
@@ -512,6 +514,21 @@ void BankApi::close_account(const Request& req, Response& res) {
     const auto result = bus_.send(CloseAccount{id}, command_context(req, command_id));
     reply(res, 200,
           json{{"version", result.last_version}, {"position", result.position.to_string()}});
+  });
+}
+
+// The right to erasure (docs/personal-data.md): the owner's key is destroyed, so the name
+// reads as "[redacted]" everywhere from now on; the balances read model erases its copy when it
+// handles the SubjectForgotten event (wait with ?after=<position> on GET /accounts/{id}).
+void BankApi::forget_owner(const Request& req, Response& res) {
+  run_query(res, [&] {
+    const std::string id = account_id_from(req);
+    if (!options_.forget) throw HttpError(501, "this service cannot forget owners");
+    const auto result = options_.forget(id);
+    reply(res, 200,
+          json{{"account_id", id},
+               {"keys_destroyed", result.keys_destroyed},
+               {"position", result.event.position.to_string()}});
   });
 }
 

@@ -242,6 +242,15 @@ std::vector<ParsedCommand> declare_import(CLI::App& verb, CommandLine& cl) {
   return {{&verb, CommandId::kImport}};
 }
 
+std::vector<ParsedCommand> declare_forget(CLI::App& verb, CommandLine& cl) {
+  auto& args = cl.forget;
+  verb.add_option("SUBJECT", args.subject,
+                  "The subject whose personal data is forgotten (e.g. account-42)")
+      ->required();
+  verb.add_flag("--json", args.json, "One JSON object instead of text");
+  return {{&verb, CommandId::kForget}};
+}
+
 // One verb: its name and help line, and the function that declares its arguments (and its
 // subcommands) on the verb's CLI::App and returns the commands it runs.
 struct Verb {
@@ -274,6 +283,10 @@ constexpr Verb kVerbs[] = {
      declare_export},
     {"import", "Verify every hash chain of an export, then store its events; exit 6 if changed",
      declare_import},
+    {"forget",
+     "Destroy a subject's key: its personal data reads as [redacted] from then on; appends "
+     "SubjectForgotten",
+     declare_forget},
 };
 
 // "migrate, append, ...": the verbs for error messages.

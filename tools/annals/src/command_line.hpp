@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.hpp"
+#include "forget_command.hpp"
 #include "projection_commands.hpp"
 #include "restore_command.hpp"
 #include "transfer_commands.hpp"
@@ -41,6 +42,7 @@ struct CommandLine {
   RestoreCheckArgs restore_check;
   ExportArgs export_events;
   ImportArgs import_events;
+  ForgetArgs forget;
 };
 
 /// The command a command line asks for: a verb, or a verb's subcommand.
@@ -60,6 +62,7 @@ enum class CommandId {
   kRestoreCheck,
   kExport,
   kImport,
+  kForget,
 };
 
 /// The tool's command line (CLI11), declared once per parser.

@@ -24,10 +24,12 @@
 #include "annals/cli/run.hpp"
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "annals/postgres/postgres_subject_key_store.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "command_line.hpp"
 #include "commands.hpp"
 #include "exit_code.hpp"
+#include "forget_command.hpp"
 #include "json_output.hpp"
 #include "projection_commands.hpp"
 #include "restore_command.hpp"
@@ -81,9 +83,10 @@ std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const s
       cli::append(*open_store(url), cl.append, std::cin, std::cout);
       return 0;
     case CommandId::kRead:
-      return cli::read(*open_store(url), cl.read, std::cout, registry);
+      return cli::read(*cli::revealing_reader(open_store(url), url), cl.read, std::cout, registry);
     case CommandId::kReadAll:
-      return cli::read_all(*open_store(url), cl.read_all, std::cout, registry);
+      return cli::read_all(*cli::revealing_reader(open_store(url), url), cl.read_all, std::cout,
+                           registry);
     case CommandId::kProjectionsList:
     case CommandId::kProjectionsStatus: {
       // list and status print the same table from the same function; status adds columns.
@@ -129,6 +132,11 @@ std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const s
     case CommandId::kImport:
       cli::import_events(url, cl.import_events, std::cout);
       return 0;
+    case CommandId::kForget: {
+      const auto keys = annals::postgres::make_postgres_subject_key_store({.connection_string = url});
+      cli::forget(*open_store(url), *keys, cl.forget, std::cout);
+      return 0;
+    }
   }
   return 0;
 }
