@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <new>
 #include <sstream>
 #include <utility>
 
@@ -350,7 +351,7 @@ struct PersonalData::Impl {
     const auto nonce = random_bytes(kNonceBytes);
     const std::string_view plain(reinterpret_cast<const char*>(key.bytes.data()),  // NOLINT
                                  key.bytes.size());
-    auto sealed = gcm_seal(master->bytes_.data(), nonce.data(),
+    auto sealed = gcm_seal(PersonalData::master_bytes(*master), nonce.data(),
                            wrap_aad(subject, stored.key_id), plain);
     stored.material = nonce;
     stored.material.insert(stored.material.end(), sealed.begin(), sealed.end());
@@ -391,7 +392,7 @@ struct PersonalData::Impl {
     }
     const std::vector<std::uint8_t> sealed(material.bytes.begin() + kNonceBytes,
                                            material.bytes.end());
-    auto key = gcm_open(master->bytes_.data(), material.bytes.data(),
+    auto key = gcm_open(PersonalData::master_bytes(*master), material.bytes.data(),
                         wrap_aad(stored.subject, stored.key_id), sealed);
     if (!key) {
       throw CorruptionError("wrapped subject key " + stored.key_id +

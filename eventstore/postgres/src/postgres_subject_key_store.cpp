@@ -9,6 +9,7 @@
 #include <pqxx/pqxx>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/eventstore/types.hpp"
 #include "annals/postgres/postgres_subject_key_store.hpp"
 #include "connection_pool.hpp"
 #include "connection_string.hpp"

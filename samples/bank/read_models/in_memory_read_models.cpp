@@ -48,7 +48,7 @@ class MemoryProjection : public InProcessProjection {
   // A subject was forgotten (SubjectForgotten): erase the copies of its personal data.
   virtual void erase_owner(const std::string& /*account_id*/) {}
 
-  const annals::EventRegistry& registry() const noexcept { return registry_; }
+  const annals::EventRegistry& event_registry() const noexcept { return registry_; }
 
   mutable std::shared_mutex mutex_;
 
@@ -96,7 +96,7 @@ class Balances final : public MemoryProjection {
     const auto found = rows_.find(account_id);
     if (found != rows_.end()) found->second.owner = std::string(annals::kRedacted);
   }
-  annals::EventFilter filter() const override { return account_and_forgotten_events(registry()); }
+  annals::EventFilter filter() const override { return account_and_forgotten_events(event_registry()); }
 
   std::map<std::string, AccountView> rows_;
 };

@@ -25,9 +25,9 @@ struct PostgresStores {
 
 INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, personal_data_suite::PersonalDataSuite, PostgresStores);
 
-using PersonalDataPostgres = personal_data_suite::PersonalDataSuite<PostgresStores>;
+using PersonalDataPostgresTest = personal_data_suite::PersonalDataSuite<PostgresStores>;
 
-TEST_F(PersonalDataPostgres, VerifyAndAnchorsPassAfterForgetting) {
+TEST_F(PersonalDataPostgresTest, VerifyAndAnchorsPassAfterForgetting) {
   const auto id = personal_data_suite::new_id();
   const auto stream = open(id, "Donald Knuth");
   const auto url = annals::testing::test_database_url();

@@ -245,9 +245,9 @@ class EventRegistry {
                  });
   }
   /// Seals and opens personal data with `personal` (an annals::PersonalData, which must outlive
-  /// the registry's use);
-  /// also registers SubjectForgotten. Without it, encoding an event with personal data and
-  /// reading one that holds envelopes throw InvalidArgumentError.
+  /// the registry's use); also registers SubjectForgotten. Without it, encoding an event with
+  /// personal data and reading one that holds envelopes throw InvalidArgumentError.
+  /// Call it before sharing the registry (it is part of registration).
   void use_personal_data(PersonalDataCodec& personal);
   /// Whether personal data is declared or a PersonalData is in use. Throws: nothing.
   [[nodiscard]] bool has_personal_data() const noexcept { return personal_; }

@@ -136,6 +136,10 @@ class PersonalData final : public PersonalDataCodec {
 
  private:
   struct Impl;
+  // The master key's bytes, for Impl (MasterKey's friend is this class).
+  static const std::uint8_t* master_bytes(const MasterKey& key) noexcept {
+    return key.bytes_.data();
+  }
   std::unique_ptr<Impl> impl_;
 };
 
