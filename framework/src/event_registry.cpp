@@ -171,7 +171,8 @@ void EventRegistry::add_personal(std::string_view type, std::vector<std::string>
     throw InvalidArgumentError(what + ": a field is named twice");
   }
   if (impl_->personal.contains(type)) throw InvalidArgumentError(what + ": declared twice");
-  impl_->personal.emplace(std::string(type), Impl::Personal{std::move(fields), std::move(subject_of)});
+  impl_->personal.emplace(std::string(type),
+                          Impl::Personal{std::move(fields), std::move(subject_of)});
   personal_ = true;
 }
 

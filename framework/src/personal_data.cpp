@@ -93,8 +93,8 @@ std::vector<std::uint8_t> gcm_seal(const std::uint8_t* key, const std::uint8_t* 
   std::vector<std::uint8_t> out(plaintext.size() + kTagBytes);
   const bool ok =
       EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
-      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kNonceBytes),
-                          nullptr) == 1 &&
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kNonceBytes), nullptr) ==
+          1 &&
       EVP_EncryptInit_ex(c.ctx, nullptr, nullptr, as_uchar(key), as_uchar(nonce)) == 1 &&
       EVP_EncryptUpdate(c.ctx, nullptr, &len, as_uchar(aad), static_cast<int>(aad.size())) == 1 &&
       EVP_EncryptUpdate(c.ctx, out.data(), &len, as_uchar(plaintext),
@@ -119,13 +119,13 @@ std::optional<std::vector<std::uint8_t>> gcm_open(const std::uint8_t* key,
   std::copy(sealed.begin() + static_cast<std::ptrdiff_t>(n), sealed.end(), tag.begin());
   const bool setup =
       EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
-      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kNonceBytes),
-                          nullptr) == 1 &&
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kNonceBytes), nullptr) ==
+          1 &&
       EVP_DecryptInit_ex(c.ctx, nullptr, nullptr, as_uchar(key), as_uchar(nonce)) == 1 &&
       EVP_DecryptUpdate(c.ctx, nullptr, &len, as_uchar(aad), static_cast<int>(aad.size())) == 1 &&
       EVP_DecryptUpdate(c.ctx, out.data(), &len, sealed.data(), static_cast<int>(n)) == 1 &&
-      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagBytes),
-                          tag.data()) == 1;
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagBytes), tag.data()) ==
+          1;
   if (!setup) throw InternalError("OpenSSL AES-256-GCM decryption failed");
   int final_len = 0;
   if (EVP_DecryptFinal_ex(c.ctx, out.data() + len, &final_len) != 1) {
@@ -381,10 +381,9 @@ struct PersonalData::Impl {
                                  "PersonalDataOptions::master_key)");
     }
     if (master->fingerprint() != fingerprint) {
-      throw InvalidArgumentError("subject key " + stored.key_id +
-                                 " is wrapped by the master key with fingerprint " + fingerprint +
-                                 ", not by the one given (fingerprint " + master->fingerprint() +
-                                 ")");
+      throw InvalidArgumentError(
+          "subject key " + stored.key_id + " is wrapped by the master key with fingerprint " +
+          fingerprint + ", not by the one given (fingerprint " + master->fingerprint() + ")");
     }
     if (material.bytes.size() != kNonceBytes + kKeyBytes + kTagBytes) {
       throw CorruptionError("wrapped subject key " + stored.key_id +
@@ -478,8 +477,7 @@ std::optional<nlohmann::json> PersonalData::reveal(const RecordedEvent& event) {
     const auto* nonce_text = string_member(envelope, "nonce");
     const auto* sealed_text = string_member(envelope, "ciphertext");
     if (algorithm == nullptr || *algorithm != kAlgorithm || subject == nullptr ||
-        key_id == nullptr || kind == nullptr || nonce_text == nullptr ||
-        sealed_text == nullptr) {
+        key_id == nullptr || kind == nullptr || nonce_text == nullptr || sealed_text == nullptr) {
       throw TamperedPersonalDataError(event, field, "the envelope is malformed");
     }
     const auto redaction = redaction_of(*kind);

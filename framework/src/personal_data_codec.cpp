@@ -15,10 +15,10 @@ StreamId forgotten_stream_of(std::string_view subject) {
   return StreamId(std::string(kSubjectCategory) + "-" + std::string(subject));
 }
 
-TamperedPersonalDataError::TamperedPersonalDataError(const RecordedEvent& event,
-                                                     std::string field, const std::string& why)
-    : CorruptionError("personal data \"" + field + "\" of event " + event.id.to_string() +
-                      " (\"" + event.type + "\", version " + std::to_string(event.version) +
+TamperedPersonalDataError::TamperedPersonalDataError(const RecordedEvent& event, std::string field,
+                                                     const std::string& why)
+    : CorruptionError("personal data \"" + field + "\" of event " + event.id.to_string() + " (\"" +
+                      event.type + "\", version " + std::to_string(event.version) +
                       " of stream \"" + event.stream_id.value() + "\") does not open: " + why),
       event_id_(event.id),
       stream_(event.stream_id.value()),

@@ -18,8 +18,8 @@ namespace {
 annals::testing::ProcessResult annals_db(std::vector<std::string> args) {
   std::vector<std::string> argv{ANNALS_CLI_PATH, "--db", annals::testing::test_database_url()};
   argv.insert(argv.end(), args.begin(), args.end());
-  return annals::testing::run_process(
-      argv, "", annals::testing::environment_without("ANNALS_MASTER_KEY"));
+  return annals::testing::run_process(argv, "",
+                                      annals::testing::environment_without("ANNALS_MASTER_KEY"));
 }
 
 nlohmann::json data_of(const annals::testing::ProcessResult& r) {

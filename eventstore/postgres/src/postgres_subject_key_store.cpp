@@ -115,8 +115,9 @@ class PostgresSubjectKeyStore final : public SubjectKeyStore {
                               .material = from_hex(row[1].as<std::string>()),
                               .wrapping = row[2].as<std::string>()};
     }
-    throw UnavailableError("the key of a subject was created and forgotten concurrently three "
-                           "times in a row; try again");
+    throw UnavailableError(
+        "the key of a subject was created and forgotten concurrently three "
+        "times in a row; try again");
   }
 
   SubjectKeyLookup find(std::string_view subject, std::string_view key_id) override {
@@ -128,11 +129,10 @@ class PostgresSubjectKeyStore final : public SubjectKeyStore {
     if (rows.empty()) return {};
     const auto& row = rows[0];
     if (row[2].as<bool>() || row[0].is_null()) return {SubjectKeyState::kForgotten, std::nullopt};
-    return {SubjectKeyState::kLive,
-            StoredSubjectKey{.subject = std::string(subject),
-                             .key_id = std::string(key_id),
-                             .material = from_hex(row[0].as<std::string>()),
-                             .wrapping = row[1].as<std::string>()}};
+    return {SubjectKeyState::kLive, StoredSubjectKey{.subject = std::string(subject),
+                                                     .key_id = std::string(key_id),
+                                                     .material = from_hex(row[0].as<std::string>()),
+                                                     .wrapping = row[1].as<std::string>()}};
   }
 
   ForgottenKeys forget(std::string_view subject) override {

@@ -96,7 +96,9 @@ class Balances final : public MemoryProjection {
     const auto found = rows_.find(account_id);
     if (found != rows_.end()) found->second.owner = std::string(annals::kRedacted);
   }
-  annals::EventFilter filter() const override { return account_and_forgotten_events(event_registry()); }
+  annals::EventFilter filter() const override {
+    return account_and_forgotten_events(event_registry());
+  }
 
   std::map<std::string, AccountView> rows_;
 };

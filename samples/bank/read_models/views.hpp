@@ -143,7 +143,8 @@ struct AccountFact {
 
 /// The events of the balances read model: every account event plus annals.SubjectForgotten
 /// (in its own streams, "annals.subject-<subject>"), by type names and without a category.
-[[nodiscard]] annals::EventFilter account_and_forgotten_events(const annals::EventRegistry& registry);
+[[nodiscard]] annals::EventFilter account_and_forgotten_events(
+    const annals::EventRegistry& registry);
 
 /// The account whose owner name a SubjectForgotten event erases: the id of subject
 /// "account-<id>"; empty for another subject or event type (docs/personal-data.md).

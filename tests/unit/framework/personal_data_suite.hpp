@@ -151,8 +151,9 @@ TYPED_TEST_P(PersonalDataSuite, ReadModelErasesItsCopyWhenItHandlesTheSignal) {
       [&](const bank::AccountOpened& e, const annals::EventContext& c) {
         owners[c.stream_id().value()] = e.owner;
       });
-  handlers.on<annals::SubjectForgotten>(
-      [&](const annals::SubjectForgotten& e) { owners[e.subject] = std::string(annals::kRedacted); });
+  handlers.on<annals::SubjectForgotten>([&](const annals::SubjectForgotten& e) {
+    owners[e.subject] = std::string(annals::kRedacted);
+  });
   annals::Position position;
   const auto catch_up = [&] {
     for (;;) {
@@ -270,7 +271,8 @@ TYPED_TEST_P(PersonalDataSuite, KeysNeverAppearInLogsOrErrors) {
   const auto id = new_id();
   const auto stream = this->open(id, "Margaret Hamilton");
   const auto envelope = this->store_->read_stream(stream)[0].data.get_json().at("owner");
-  const auto lookup = this->keys_->find(stream.value(), envelope.at("key").template get<std::string>());
+  const auto lookup =
+      this->keys_->find(stream.value(), envelope.at("key").template get<std::string>());
   ASSERT_EQ(lookup.state, annals::SubjectKeyState::kLive);
   const std::string key_hex = hex_of(lookup.key->material);
 
@@ -353,8 +355,7 @@ TYPED_TEST_P(PersonalDataSuite, DeclaredFieldMissingOrNoKeysWritesNothing) {
 
 REGISTER_TYPED_TEST_SUITE_P(PersonalDataSuite, OwnerIsStoredEncryptedAndLoadsInClear,
                             ForgottenOwnerReplaysAsRedactedOnEveryLoad,
-                            ReadModelErasesItsCopyWhenItHandlesTheSignal,
-                            ForgettingTwiceIsHarmless,
+                            ReadModelErasesItsCopyWhenItHandlesTheSignal, ForgettingTwiceIsHarmless,
                             TamperedCiphertextIsATypedErrorNamingTheEvent,
                             EnvelopeMovedToAnotherSubjectDoesNotOpen,
                             ConcurrentFirstUseCreatesOneKey, KeysNeverAppearInLogsOrErrors,

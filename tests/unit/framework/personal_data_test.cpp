@@ -21,8 +21,7 @@ INSTANTIATE_TYPED_TEST_SUITE_P(InMemory, personal_data_suite::PersonalDataSuite,
 
 TEST(MasterKeyTest, ReadsHexAndBase64AndRefusesAnythingElseWithoutEchoingIt) {
   const auto hex = annals::MasterKey::from_text(personal_data_suite::kMasterHex);
-  const auto b64 =
-      annals::MasterKey::from_text("ABEiM0RVZneImaq7zN3u/wARIjNEVWZ3iJmqu8zd7v8=\n");
+  const auto b64 = annals::MasterKey::from_text("ABEiM0RVZneImaq7zN3u/wARIjNEVWZ3iJmqu8zd7v8=\n");
   EXPECT_EQ(hex.fingerprint(), b64.fingerprint());
   EXPECT_EQ(hex.fingerprint().size(), 16U);
   try {

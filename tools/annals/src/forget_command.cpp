@@ -5,8 +5,8 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "annals/eventstore/error.hpp"
 #include "annals/framework/personal_data.hpp"
@@ -73,8 +73,8 @@ void forget(EventStore& store, SubjectKeyStore& keys, const ForgetArgs& args, st
         << '\n';
     return;
   }
-  out << "forgot subject " << nlohmann::json(result.subject).dump() << ": "
-      << result.keys_destroyed << " key(s) destroyed now, " << result.key_ids.size()
+  out << "forgot subject " << nlohmann::json(result.subject).dump() << ": " << result.keys_destroyed
+      << " key(s) destroyed now, " << result.key_ids.size()
       << " in all; SubjectForgotten is version " << result.event.last_version << " of stream "
       << nlohmann::json(result.event.stream_id.value()).dump() << '\n';
 }

@@ -133,7 +133,8 @@ std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const s
       cli::import_events(url, cl.import_events, std::cout);
       return 0;
     case CommandId::kForget: {
-      const auto keys = annals::postgres::make_postgres_subject_key_store({.connection_string = url});
+      const auto keys =
+          annals::postgres::make_postgres_subject_key_store({.connection_string = url});
       cli::forget(*open_store(url), *keys, cl.forget, std::cout);
       return 0;
     }

@@ -360,8 +360,7 @@ class EventRegistry {
   template <typename... Es>
   [[nodiscard]] NewEvent encode(const StreamId& stream, const std::variant<Es...>& event,
                                 nlohmann::json metadata = nlohmann::json::object()) const {
-    return std::visit([&](const auto& e) { return encode(stream, e, std::move(metadata)); },
-                      event);
+    return std::visit([&](const auto& e) { return encode(stream, e, std::move(metadata)); }, event);
   }
   /// The JSON data of `event`, appended to `stream`, with its personal data sealed (the
   /// Repository's encode path). Throws: InvalidArgumentError (to_json failed, a declared field

@@ -6,11 +6,11 @@
 // ciphertext, so `annals verify` and every anchor keep passing, and after forgetting every read
 // path gets the field replaced by the redaction marker kRedacted.
 //
-//   auto keys = annals::make_in_memory_subject_key_store();    // or make_postgres_subject_key_store
-//   annals::PersonalData personal(*keys, *store, {.master_key = annals::MasterKey::from_environment()});
-//   registry.personal_data<AccountOpened>({"owner"});          // subject: the event's stream
-//   registry.use_personal_data(personal);                      // encrypt on save, decrypt on read
-//   personal.forget("account-42");                             // key gone, SubjectForgotten appended
+//   auto keys = annals::make_in_memory_subject_key_store();  // or a PostgreSQL one
+//   annals::PersonalData personal(*keys, *store, {.master_key = MasterKey::from_environment()});
+//   registry.personal_data<AccountOpened>({"owner"});  // subject: the event's stream
+//   registry.use_personal_data(personal);              // seal on save, open on read
+//   personal.forget("account-42");                     // key gone, SubjectForgotten appended
 //
 // The envelope format and the redaction markers are described in personal_data_codec.hpp. The
 // plaintext is the field's JSON text; the associated data binds it to the subject, the field

@@ -2,7 +2,7 @@
 // (sql/0015_subject_keys.sql; docs/personal-data.md).
 //
 //   auto keys = annals::postgres::make_postgres_subject_key_store({.connection_string = url});
-//   annals::PersonalData personal(*keys, *store, {.master_key = annals::MasterKey::from_environment()});
+//   annals::PersonalData personal(*keys, *store);  // annals/framework/personal_data.hpp
 //
 // The table may live in the event store's database or in a database of its own (migrated with
 // `annals migrate`), so that backups of the log never hold the keys (docs/personal-data.md,
