@@ -23,7 +23,6 @@ struct PostgresStores {
   }
 };
 
-INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, personal_data_suite::PersonalDataSuite, PostgresStores);
 
 using PersonalDataPostgresTest = personal_data_suite::PersonalDataSuite<PostgresStores>;
 
@@ -57,3 +56,7 @@ TEST_F(PersonalDataPostgresTest, VerifyAndAnchorsPassAfterForgetting) {
 }
 
 }  // namespace
+
+namespace personal_data_suite {
+INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, PersonalDataSuite, PostgresStores);
+}  // namespace personal_data_suite

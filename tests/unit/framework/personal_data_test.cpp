@@ -17,7 +17,6 @@ struct InMemoryStores {
   }
 };
 
-INSTANTIATE_TYPED_TEST_SUITE_P(InMemory, personal_data_suite::PersonalDataSuite, InMemoryStores);
 
 TEST(MasterKeyTest, ReadsHexAndBase64AndRefusesAnythingElseWithoutEchoingIt) {
   const auto hex = annals::MasterKey::from_text(personal_data_suite::kMasterHex);
@@ -52,3 +51,7 @@ TEST(MasterKeyTest, ComesFromTheEnvironmentOrAFileButNotBoth) {
 }
 
 }  // namespace
+
+namespace personal_data_suite {
+INSTANTIATE_TYPED_TEST_SUITE_P(InMemory, PersonalDataSuite, InMemoryStores);
+}  // namespace personal_data_suite
