@@ -23,7 +23,6 @@ struct PostgresStores {
   }
 };
 
-
 using PersonalDataPostgresTest = personal_data_suite::PersonalDataSuite<PostgresStores>;
 
 TEST_F(PersonalDataPostgresTest, VerifyAndAnchorsPassAfterForgetting) {

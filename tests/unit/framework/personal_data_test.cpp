@@ -17,7 +17,6 @@ struct InMemoryStores {
   }
 };
 
-
 TEST(MasterKeyTest, ReadsHexAndBase64AndRefusesAnythingElseWithoutEchoingIt) {
   const auto hex = annals::MasterKey::from_text(personal_data_suite::kMasterHex);
   const auto b64 = annals::MasterKey::from_text("ABEiM0RVZneImaq7zN3u/wARIjNEVWZ3iJmqu8zd7v8=\n");

@@ -228,18 +228,18 @@ class EventRegistry {
   /// stream), encode(stream, e), the Repository and the CommandBus give it).
   /// Throws: InvalidArgumentError (no field, an empty field name, E declared already).
   template <EventType E>
-  void personal_data(std::vector<std::string> fields) {
+  void personal_data(const std::vector<std::string>& fields) {
     register_event<E>();
-    add_personal(E::kTypeName, std::move(fields), nullptr);
+    add_personal(E::kTypeName, fields, nullptr);
   }
   /// The same, with the subject computed from the event: `subject_of(const E&)` returns
   /// something convertible to std::string (e.g. the customer id the event carries).
   template <EventType E, typename F>
-  void personal_data(std::vector<std::string> fields, F subject_of) {
+  void personal_data(const std::vector<std::string>& fields, F subject_of) {
     static_assert(std::is_invocable_v<const F&, const E&>,
                   "the subject function takes (const E&) and returns the subject");
     register_event<E>();
-    add_personal(E::kTypeName, std::move(fields),
+    add_personal(E::kTypeName, fields,
                  [f = std::move(subject_of)](const void* event) -> std::string {
                    return std::string(f(*static_cast<const E*>(event)));
                  });
