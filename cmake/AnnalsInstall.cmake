@@ -13,7 +13,8 @@ include(CMakePackageConfigHelpers)
 set(ANNALS_CMAKE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/annals")
 
 # --- The CMake package ---------------------------------------------------------------------------
-set(ANNALS_COMPONENTS eventstore postgres framework projections projections_postgres)
+set(ANNALS_COMPONENTS eventstore postgres framework personal_data projections
+  projections_postgres)
 if(TARGET annals_testkit)
   list(APPEND ANNALS_COMPONENTS testkit)
 endif()
@@ -98,6 +99,10 @@ annals_pkg_config(annals-eventstore
 annals_pkg_config(annals-framework
   DESCRIPTION "annals framework: event registry, deciders, repository, command bus"
   LIBRARY annals_framework REQUIRES "annals-eventstore = ${PROJECT_VERSION}")
+annals_pkg_config(annals-personal-data
+  DESCRIPTION "annals personal data: per-subject keys, AES-256-GCM envelopes, forget"
+  LIBRARY annals_personal_data REQUIRES "annals-framework = ${PROJECT_VERSION}"
+  LINK_REQUIRES libcrypto)
 annals_pkg_config(annals-projections
   DESCRIPTION "annals projections: runner, ProjectionStore, in-memory projection store"
   LIBRARY annals_projections REQUIRES "annals-eventstore = ${PROJECT_VERSION}"

@@ -6,6 +6,8 @@
 // is found when the program is wired, not when an old event is first read.
 #include "annals/framework/event_registry.hpp"
 
+#include "annals/framework/personal_data_codec.hpp"
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -102,6 +104,14 @@ struct EventRegistry::Impl {
   std::unordered_map<std::type_index, std::string> names;
   std::map<std::pair<std::string, std::int32_t>, Step, StepKeyLess> steps;
 
+  // Personal data declared per type name (docs/personal-data.md), and the keys in use.
+  struct Personal {
+    std::vector<std::string> fields;
+    SubjectOf subject_of;  // null: the stream is the subject
+  };
+  std::unordered_map<std::string, Personal, StringHash, std::equal_to<>> personal;
+  PersonalDataCodec* keys = nullptr;
+
   const Type* find_type(std::string_view name) const {
     const auto found = types.find(name);
     return found == types.end() ? nullptr : &found->second;
@@ -147,6 +157,71 @@ void EventRegistry::add_step(std::string_view type, std::int32_t from_version,
   auto key = std::make_pair(std::string(type), from_version);
   if (impl_->steps.contains(key)) throw InvalidArgumentError(step + ": registered twice");
   impl_->steps.emplace(std::move(key), Impl::Step{std::move(into), std::move(transform)});
+}
+
+void EventRegistry::add_personal(std::string_view type, std::vector<std::string> fields,
+                                 SubjectOf subject_of) {
+  const std::string what = "personal data of \"" + std::string(type) + "\"";
+  if (fields.empty()) throw InvalidArgumentError(what + ": no field named");
+  for (const auto& field : fields) {
+    if (field.empty()) throw InvalidArgumentError(what + ": a field name is empty");
+  }
+  std::sort(fields.begin(), fields.end());
+  if (std::adjacent_find(fields.begin(), fields.end()) != fields.end()) {
+    throw InvalidArgumentError(what + ": a field is named twice");
+  }
+  if (impl_->personal.contains(type)) throw InvalidArgumentError(what + ": declared twice");
+  impl_->personal.emplace(std::string(type),
+                          Impl::Personal{std::move(fields), std::move(subject_of)});
+  personal_ = true;
+}
+
+void EventRegistry::use_personal_data(PersonalDataCodec& personal) {
+  register_event<SubjectForgotten>();
+  impl_->keys = &personal;
+  personal_ = true;
+}
+
+void EventRegistry::seal_personal(std::string_view type, const void* event, const StreamId* stream,
+                                  nlohmann::json& data) const {
+  const auto found = impl_->personal.find(type);
+  if (found == impl_->personal.end()) return;
+  const auto& declared = found->second;
+  if (impl_->keys == nullptr) {
+    throw InvalidArgumentError("event \"" + std::string(type) +
+                               "\" declares personal data, but the registry has no keys to seal "
+                               "it with (EventRegistry::use_personal_data)");
+  }
+  std::string subject;
+  if (declared.subject_of) {
+    subject = declared.subject_of(event);
+  } else if (stream != nullptr) {
+    subject = stream->value();
+  } else {
+    throw InvalidArgumentError("event \"" + std::string(type) +
+                               "\" has personal data whose subject is its stream: encode it with "
+                               "the stream (EventRegistry::encode(stream, event))");
+  }
+  impl_->keys->seal_fields(data, subject, declared.fields, type);
+}
+
+std::optional<nlohmann::json> EventRegistry::reveal(const RecordedEvent& event) const {
+  if (!personal_ || !may_hold_envelope(event)) return std::nullopt;
+  if (impl_->keys == nullptr) {
+    const auto& data = event.data.get_json();
+    if (!data.is_object()) return std::nullopt;
+    for (const auto& member : data) {
+      if (is_envelope(member)) {
+        throw InvalidArgumentError(
+            "event " + event.id.to_string() + " at version " + std::to_string(event.version) +
+            " of stream \"" + event.stream_id.value() +
+            "\" holds encrypted personal data, but the registry has no keys to open it with "
+            "(EventRegistry::use_personal_data)");
+      }
+    }
+    return std::nullopt;
+  }
+  return impl_->keys->reveal(event);
 }
 
 void EventRegistry::rename(std::string_view type, std::int32_t from_version,
@@ -253,7 +328,11 @@ std::vector<UpcastEvent> EventRegistry::upcast_event(const RecordedEvent& event)
   std::vector<UpcastEvent> done;
   // Depth-first, so that the parts of a split keep their order.
   std::vector<UpcastEvent> work;
-  work.push_back(UpcastEvent{event.type, event.schema_version, event.data});
+  if (auto revealed = reveal(event)) {
+    work.push_back(UpcastEvent{event.type, event.schema_version, std::move(*revealed)});
+  } else {
+    work.push_back(UpcastEvent{event.type, event.schema_version, event.data});
+  }
   while (!work.empty()) {
     UpcastEvent current = std::move(work.back());
     work.pop_back();

@@ -216,6 +216,19 @@ const std::vector<Attempt>& attempts() {
       {"CREATE TABLE in schema annals", "CREATE TABLE annals.security_rm (id int)", D, D, D, A},
       {"configure_roles", "SELECT annals.configure_roles('a_o', 'a_w', 'a_r', 'a_a', NULL)", D, D,
        D, D},
+      // Subject keys (sql/0015, docs/personal-data.md): the writer reads and creates keys and
+      // forgets through annals.forget_subject only; the reader and the auditor see ciphertext.
+      {"SELECT subject keys", "SELECT count(*) FROM annals.subject_keys", A, D, D, A},
+      {"INSERT a subject key",
+       "INSERT INTO annals.subject_keys (key_id, subject, key_material, wrapping)"
+       " VALUES (gen_random_uuid(), $1, decode(repeat('ab', 32), 'hex'), 'none')",
+       A, D, D, A},
+      {"UPDATE subject keys (restore a forgotten key)",
+       "UPDATE annals.subject_keys SET key_material = decode(repeat('ab', 32), 'hex'),"
+       " forgotten_at = NULL",
+       D, D, D, A},
+      {"DELETE subject keys", "DELETE FROM annals.subject_keys", D, D, D, A},
+      {"forget_subject", "SELECT * FROM annals.forget_subject($1)", A, D, D, A},
   };
   return list;
 }

@@ -406,6 +406,8 @@ std::vector<BankApi::Route> BankApi::routes() {
       {"POST", account + "/close",
        [this](const Request& req, Response& res) { close_account(req, res); }},
       {"DELETE", account, [this](const Request& req, Response& res) { delete_account(req, res); }},
+      {"POST", account + "/forget",
+       [this](const Request& req, Response& res) { forget_owner(req, res); }},
       {"GET", account, [this](const Request& req, Response& res) { show_account(req, res); }},
       {"GET", account + "/transactions",
        [this](const Request& req, Response& res) { show_transactions(req, res); }},
@@ -546,6 +548,21 @@ void BankApi::refuse_if_deleted(const std::string& id) {
   if (store_.stream_state(accounts_.stream_of(id)).deleted) {
     throw HttpError(410, "account " + excerpt(id) + " is deleted");
   }
+}
+
+// The right to erasure (docs/personal-data.md): the owner's key is destroyed, so the name
+// reads as "[redacted]" everywhere from now on; the balances read model erases its copy when it
+// handles the SubjectForgotten event (wait with ?after=<position> on GET /accounts/{id}).
+void BankApi::forget_owner(const Request& req, Response& res) {
+  run_query(res, [&] {
+    const std::string id = account_id_from(req);
+    if (!options_.forget) throw HttpError(501, "this service cannot forget owners");
+    const auto result = options_.forget(id);
+    reply(res, 200,
+          json{{"account_id", id},
+               {"keys_destroyed", result.keys_destroyed},
+               {"position", result.event.position.to_string()}});
+  });
 }
 
 // A position no event has reached yet cannot come from a command's response: answered at once

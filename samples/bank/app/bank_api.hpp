@@ -29,6 +29,7 @@
 #include "annals/eventstore/event_store.hpp"
 #include "annals/eventstore/snapshot_store.hpp"
 #include "annals/framework/command_bus.hpp"
+#include "annals/framework/personal_data.hpp"
 #include "annals/framework/repository.hpp"
 #include "metrics.hpp"
 #include "views.hpp"
@@ -71,6 +72,10 @@ struct BankApiOptions {
   /// The snapshot store whose counters /metrics shows (annals_snapshots_ignored_total), or
   /// null (then they are not shown). Not owned; must outlive the API.
   const annals::SnapshotStore* snapshots = nullptr;
+  /// POST /accounts/{id}/forget: forgets the owner of the account (PersonalData::forget of
+  /// subject "account-<id>", and whatever else holds the name in clear); empty: the route
+  /// answers 501.
+  std::function<annals::ForgetResult(const std::string& account_id)> forget;
 };
 
 /// The HTTP routes over the bank's command and read sides. Every reference must outlive it.
@@ -107,6 +112,7 @@ class BankApi {
   void delete_account(const httplib::Request& req, httplib::Response& res);
   // Throws HttpError(410) when account `id`'s stream is deleted (one round trip).
   void refuse_if_deleted(const std::string& id);
+  void forget_owner(const httplib::Request& req, httplib::Response& res);
 
   // The queries: GET routes.
   void show_account(const httplib::Request& req, httplib::Response& res);

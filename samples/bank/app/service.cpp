@@ -18,10 +18,13 @@
 #include "account.hpp"
 #include "annals/eventstore/in_memory_event_store.hpp"
 #include "annals/eventstore/snapshot_store.hpp"
+#include "annals/eventstore/subject_key_store.hpp"
 #include "annals/framework/command_bus.hpp"
+#include "annals/framework/personal_data.hpp"
 #include "annals/framework/snapshot_check.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
 #include "annals/postgres/postgres_snapshot_store.hpp"
+#include "annals/postgres/postgres_subject_key_store.hpp"
 #include "annals/projections/in_memory_projection_store.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "annals/projections/runner.hpp"
@@ -71,6 +74,9 @@ void set_up_logging(const std::string& level, const std::string& log_file) {
 struct Backend {
   annals::EventRegistry registry;
   std::unique_ptr<annals::EventStore> events;
+  // Keys of the owners' names (docs/personal-data.md): annals.subject_keys, or in memory.
+  std::unique_ptr<annals::SubjectKeyStore> keys;
+  std::unique_ptr<annals::PersonalData> personal;
   std::unique_ptr<annals::SnapshotStore> snapshots;
   std::unique_ptr<projections::ProjectionStore> projection_store;
   BankReadModels read_models;
@@ -82,11 +88,13 @@ std::unique_ptr<Backend> open_backend(
     const std::shared_ptr<annals::MetricsSink>& metrics = nullptr) {
   auto backend = std::make_unique<Backend>();
   register_events(backend->registry);
+  declare_personal_data(backend->registry);
   backend->registry.validate();
   if (memory) {
     backend->events = annals::make_in_memory_event_store({.metrics = metrics});
     backend->snapshots = annals::make_in_memory_snapshot_store(*backend->events);
     backend->projection_store = projections::make_in_memory_projection_store();
+    backend->keys = annals::make_in_memory_subject_key_store();
     backend->read_models = make_in_memory_read_models(backend->registry);
   } else {
     // The schema of the store, snapshots and projections, applied through the owner's
@@ -100,8 +108,15 @@ std::unique_ptr<Backend> open_backend(
     backend->snapshots = annals::postgres::make_postgres_snapshot_store({.connection_string = url});
     backend->projection_store =
         projections::make_postgres_projection_store({.connection_string = url});
+    backend->keys = annals::postgres::make_postgres_subject_key_store({.connection_string = url});
     backend->read_models = make_postgres_read_models(backend->registry, url);
   }
+  // docs:begin bank-sample-personal-data-wiring
+  backend->personal = std::make_unique<annals::PersonalData>(
+      *backend->keys, *backend->events,
+      annals::PersonalDataOptions{.master_key = annals::MasterKey::from_environment()});
+  backend->registry.use_personal_data(*backend->personal);
+  // docs:end
   return backend;
 }
 
@@ -282,7 +297,15 @@ int run_service(const ServiceOptions& options) {
               {.read_timeout = options.read_timeout,
                .max_body_bytes = options.max_body_bytes,
                .store_kind = options.memory ? "memory" : "postgres",
-               .snapshots = backend->snapshots.get()});
+               .snapshots = backend->snapshots.get(),
+               // POST /accounts/{id}/forget: the owner's key goes, and the account's snapshot
+               // (a cache that holds the name in clear) with it.
+               .forget = [&backend](const std::string& account_id) {
+                 const annals::StreamId stream(std::string(Account::kCategory) + "-" + account_id);
+                 auto result = backend->personal->forget(stream.value());
+                 backend->snapshots->remove(stream);
+                 return result;
+               }});
   httplib::Server server;
   configure_server(server, options, metrics);
   api.mount(server);

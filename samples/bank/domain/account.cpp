@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "annals/framework/personal_data_codec.hpp"
+
 namespace bank {
 namespace {
 
@@ -133,6 +135,15 @@ const char* to_string(Account::Status status) noexcept {
   return "unknown";
 }
 
-void register_events(annals::EventRegistry& registry) { registry.register_events<Account>(); }
+void register_events(annals::EventRegistry& registry) {
+  registry.register_events<Account>();
+  registry.register_event<annals::SubjectForgotten>();
+}
+
+// docs:begin bank-sample-personal-data
+void declare_personal_data(annals::EventRegistry& registry) {
+  registry.personal_data<AccountOpened>({"owner"});  // subject: the stream, "account-<id>"
+}
+// docs:end
 
 }  // namespace bank

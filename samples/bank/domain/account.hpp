@@ -216,7 +216,13 @@ NLOHMANN_JSON_SERIALIZE_ENUM(Account::Status, {{Account::Status::kNew, "new"},
 // Snapshots store the state as JSON.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Account::State, status, owner, balance)
 
-/// Registers every event of the bank (today: Account's) in `registry`.
+/// Registers every event of the bank (today: Account's) in `registry`, and annals.SubjectForgotten,
+/// which the balances read model handles.
 void register_events(annals::EventRegistry& registry);
+
+/// Declares the bank's personal data (docs/personal-data.md): the `owner` of AccountOpened,
+/// whose subject is the account's stream ("account-42"). Saving then needs a registry with keys
+/// (EventRegistry::use_personal_data); bank-service does this.
+void declare_personal_data(annals::EventRegistry& registry);
 
 }  // namespace bank

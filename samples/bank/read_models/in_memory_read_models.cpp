@@ -5,6 +5,7 @@
 #include <shared_mutex>
 #include <variant>
 
+#include "annals/framework/personal_data_codec.hpp"
 #include "annals/projections/projection.hpp"
 
 namespace bank {
@@ -26,7 +27,11 @@ class MemoryProjection : public InProcessProjection {
     std::unique_lock lock(mutex_);
     // At-least-once delivery: a batch that failed comes again from its first event.
     if (applied_ && event.position <= *applied_) return;
-    for (const auto& fact : decode_account_event(registry_, event)) on_fact(fact);
+    if (event.type == annals::SubjectForgotten::kTypeName) {
+      if (const auto account = forgotten_account(registry_, event)) erase_owner(*account);
+    } else {
+      for (const auto& fact : decode_account_event(registry_, event)) on_fact(fact);
+    }
     applied_ = event.position;
   }
 
@@ -40,6 +45,10 @@ class MemoryProjection : public InProcessProjection {
   // Called with the lock held.
   virtual void on_fact(const AccountFact& fact) = 0;
   virtual void forget() = 0;
+  // A subject was forgotten (SubjectForgotten): erase the copies of its personal data.
+  virtual void erase_owner(const std::string& /*account_id*/) {}
+
+  const annals::EventRegistry& event_registry() const noexcept { return registry_; }
 
   mutable std::shared_mutex mutex_;
 
@@ -82,6 +91,14 @@ class Balances final : public MemoryProjection {
     }
   }
   void forget() override { rows_.clear(); }
+  // The owner's name is the only personal data the bank copies (docs/personal-data.md).
+  void erase_owner(const std::string& account_id) override {
+    const auto found = rows_.find(account_id);
+    if (found != rows_.end()) found->second.owner = std::string(annals::kRedacted);
+  }
+  annals::EventFilter filter() const override {
+    return account_and_forgotten_events(event_registry());
+  }
 
   std::map<std::string, AccountView> rows_;
 };

@@ -9,6 +9,7 @@
 #include <pqxx/pqxx>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/framework/personal_data_codec.hpp"
 #include "annals/projections/postgres/read_model.hpp"
 
 namespace bank {
@@ -36,15 +37,19 @@ class BalancesTable final : public ReadModelProjection {
     on<AccountClosed>([](const AccountClosed&, const EventContext& c, ReadModel& db) {
       db.exec(kClose, {account_id_of(c.stream_id()), c.version()});
     });
+    // The owner's name is personal data: once its subject ("account-<id>") is forgotten, the
+    // copy here goes too (docs/personal-data.md).
+    on<annals::SubjectForgotten>([](const annals::SubjectForgotten& e, ReadModel& db) {
+      const std::string prefix = std::string(Account::kCategory) + "-";
+      if (!e.subject.starts_with(prefix)) return;
+      db.exec(kEraseOwner, {e.subject.substr(prefix.size()), std::string(annals::kRedacted)});
+    });
   }
 
   std::string name() const override { return std::string(kBalancesProjection); }
-  // The handlers' stored type names (old names of renamed types included), in account streams.
-  annals::EventFilter filter() const override {
-    auto filter = ReadModelProjection::filter();
-    filter.category = account_events().category;
-    return filter;
-  }
+  // The handlers' stored type names (old names of renamed types included): account events and
+  // SubjectForgotten, which lives in streams of its own (so no category).
+  annals::EventFilter filter() const override { return ReadModelProjection::filter(); }
   std::vector<ReadModelMigration> migrations() const override {
     return {{"0001_create_bank_balances",
              "CREATE TABLE IF NOT EXISTS bank_balances ("
@@ -60,6 +65,8 @@ class BalancesTable final : public ReadModelProjection {
   static constexpr std::string_view kMove =
       "UPDATE bank_balances SET balance = balance + $2::bigint, version = $3::bigint"
       " WHERE account_id = $1";
+  static constexpr std::string_view kEraseOwner =
+      "UPDATE bank_balances SET owner = $2 WHERE account_id = $1";
   static constexpr std::string_view kClose =
       "UPDATE bank_balances SET status = 'closed', version = $2::bigint WHERE account_id = $1";
 };

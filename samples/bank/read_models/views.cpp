@@ -3,6 +3,7 @@
 #include <variant>
 
 #include "annals/eventstore/timestamp.hpp"
+#include "annals/framework/personal_data_codec.hpp"
 
 namespace bank {
 namespace {
@@ -61,6 +62,27 @@ std::vector<AccountFact> decode_account_event(const annals::EventRegistry& regis
                                 event.recorded_at, std::move(decoded)});
   }
   return facts;
+}
+
+annals::EventFilter account_and_forgotten_events(const annals::EventRegistry& registry) {
+  annals::EventFilter filter;
+  for (const auto& type : {AccountOpened::kTypeName, MoneyDeposited::kTypeName,
+                           MoneyWithdrawn::kTypeName, AccountClosed::kTypeName}) {
+    for (auto& source : registry.source_types(type)) filter.event_types.push_back(source);
+  }
+  filter.event_types.emplace_back(annals::SubjectForgotten::kTypeName);
+  return filter;
+}
+
+std::optional<std::string> forgotten_account(const annals::EventRegistry& registry,
+                                             const annals::RecordedEvent& event) {
+  if (event.type != annals::SubjectForgotten::kTypeName) return std::nullopt;
+  for (const auto& decoded : registry.decode<std::variant<annals::SubjectForgotten>>(event)) {
+    const auto& subject = std::get<annals::SubjectForgotten>(decoded).subject;
+    const std::string prefix = std::string(Account::kCategory) + "-";
+    if (subject.starts_with(prefix)) return subject.substr(prefix.size());
+  }
+  return std::nullopt;
 }
 
 annals::EventFilter account_events() {

@@ -142,6 +142,17 @@ struct AccountFact {
 /// The filter every bank projection uses: streams of category "account".
 [[nodiscard]] annals::EventFilter account_events();
 
+/// The events of the balances read model: every account event plus annals.SubjectForgotten
+/// (in its own streams, "annals.subject-<subject>"), by type names and without a category.
+[[nodiscard]] annals::EventFilter account_and_forgotten_events(
+    const annals::EventRegistry& registry);
+
+/// The account whose owner name a SubjectForgotten event erases: the id of subject
+/// "account-<id>"; empty for another subject or event type (docs/personal-data.md).
+/// Throws: what EventRegistry::decode throws.
+[[nodiscard]] std::optional<std::string> forgotten_account(const annals::EventRegistry& registry,
+                                                           const annals::RecordedEvent& event);
+
 /// The history entry an event makes, given the balance before it.
 [[nodiscard]] TransactionView transaction_of(const AccountFact& fact, std::int64_t balance_before);
 

@@ -245,6 +245,32 @@ TEST_F(BankServiceTest, DeletesOnlyAClosedAccountWhichIsThenGone) {
   EXPECT_EQ(account(other, open(other)).status, 200);
 }
 
+// docs/personal-data.md: the owner's name is personal data of subject "account-<id>".
+TEST_F(BankServiceTest, ForgetsTheOwnerInEveryView) {
+  const auto id = new_id();
+  open(id, "Ada Lovelace");
+  ASSERT_EQ(move(id, "deposit", 100).status, 200);
+  const auto forgot = api().post("/accounts/" + id + "/forget", std::string());
+  ASSERT_EQ(forgot.status, 200) << forgot.text;
+  EXPECT_EQ(forgot.body["keys_destroyed"], 1);
+
+  const auto read = account(id, forgot.body["position"]);  // after the read model's erasure
+  ASSERT_EQ(read.status, 200) << read.text;
+  EXPECT_EQ(read.body["owner"], "[redacted]");
+  EXPECT_EQ(read.body["balance"], 100);
+  const auto history = api().get("/accounts/" + id + "/history");
+  ASSERT_EQ(history.status, 200) << history.text;
+  EXPECT_EQ(history.body["owner"], "[redacted]");
+  EXPECT_EQ(history.body["balance"], 100);
+
+  const auto again = api().post("/accounts/" + id + "/forget", std::string());
+  ASSERT_EQ(again.status, 200) << again.text;
+  EXPECT_EQ(again.body["keys_destroyed"], 0);
+  const auto deposited = move(id, "deposit", 5);  // the account works as before
+  ASSERT_EQ(deposited.status, 200) << deposited.text;
+  EXPECT_EQ(account(id, deposited.body["position"]).body["balance"], 105);
+}
+
 TEST_F(BankServiceTest, ReSendingACommandIdReturnsTheOriginalResultAndChangesNothing) {
   const auto id = new_id();
   const std::string open_id = "open-" + random_suffix();

@@ -21,8 +21,10 @@
 
 #include <pqxx/pqxx>
 
+#include "annals/framework/personal_data.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
 #include "annals/postgres/postgres_snapshot_store.hpp"
+#include "annals/postgres/postgres_subject_key_store.hpp"
 #include "bank_service_suite.hpp"
 #include "run_process.hpp"
 #include "tcp_proxy.hpp"
@@ -73,6 +75,9 @@ struct Replay {
 // for it on the store's change signal, bounded.
 Replay replay_the_log(const std::string& url, const annals::Position& until) {
   auto store = annals::postgres::make_postgres_event_store({.connection_string = url});
+  // The owner is stored encrypted (docs/personal-data.md): the replay opens it with the keys.
+  auto keys = annals::postgres::make_postgres_subject_key_store({.connection_string = url});
+  annals::PersonalData personal(*keys, *store);
   const auto signal = store->watch();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   Replay r;
@@ -101,7 +106,7 @@ Replay replay_the_log(const std::string& url, const annals::Position& until) {
       if (e.type == "bank.AccountOpened") {
         type = "opened";
         account = json{{"account_id", id},
-                       {"owner", e.data.at("owner")},
+                       {"owner", personal.reveal(e).value_or(e.data.get_json()).at("owner")},
                        {"balance", 0},
                        {"version", 0},
                        {"status", "open"}};

@@ -346,6 +346,15 @@ std::vector<ParsedCommand> declare_stream_meta(CLI::App& verb, CommandLine& cl) 
   return {{&verb, CommandId::kStreamMeta}};
 }
 
+std::vector<ParsedCommand> declare_forget(CLI::App& verb, CommandLine& cl) {
+  auto& args = cl.forget;
+  verb.add_option("SUBJECT", args.subject,
+                  "The subject whose personal data is forgotten (e.g. account-42)")
+      ->required();
+  verb.add_flag("--json", args.json, "One JSON object instead of text");
+  return {{&verb, CommandId::kForget}};
+}
+
 // One verb: its name and help line, and the function that declares its arguments (and its
 // subcommands) on the verb's CLI::App and returns the commands it runs.
 struct Verb {
@@ -390,6 +399,10 @@ constexpr Verb kVerbs[] = {
     {"stats", "Events, streams, bytes, recent append rates and the largest categories",
      declare_stats},
     {"completion", "Print the shell completion script (bash) for this tool", declare_completion},
+    {"forget",
+     "Destroy a subject's key: its personal data reads as [redacted] from then on; appends "
+     "SubjectForgotten",
+     declare_forget},
 };
 
 // "migrate, append, ...": the verbs for error messages.

@@ -18,6 +18,7 @@
 
 #include "commands.hpp"
 #include "dead_letter_actions.hpp"
+#include "forget_command.hpp"
 #include "inspect_commands.hpp"
 #include "projection_commands.hpp"
 #include "restore_command.hpp"
@@ -49,6 +50,7 @@ struct CommandLine {
   std::string completion_shell;
   DeleteStreamArgs delete_stream;
   StreamMetaArgs stream_meta;
+  ForgetArgs forget;
 };
 
 /// The command a command line asks for: a verb, or a verb's subcommand.
@@ -74,6 +76,7 @@ enum class CommandId {
   kCompletion,
   kDeleteStream,
   kStreamMeta,
+  kForget,
 };
 
 /// The tool's command line (CLI11), declared once per parser.

@@ -27,11 +27,13 @@
 #include "annals/cli/run.hpp"
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "annals/postgres/postgres_subject_key_store.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "command_line.hpp"
 #include "commands.hpp"
 #include "dead_letter_actions.hpp"
 #include "exit_code.hpp"
+#include "forget_command.hpp"
 #include "inspect_commands.hpp"
 #include "json_output.hpp"
 #include "projection_commands.hpp"
@@ -110,9 +112,9 @@ std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const s
       return 0;
     case CommandId::kRead: {
       cl.read.output.human = stdout_is_terminal();
-      const auto store = open_store(url);
-      const auto undecodable = cli::read(*store, cl.read, std::cout, registry);
-      cli::note_if_deleted(*store, cl.read.stream, std::cerr);
+      const auto reader = cli::revealing_reader(open_store(url), url);
+      const auto undecodable = cli::read(*reader, cl.read, std::cout, registry);
+      cli::note_if_deleted(*reader, cl.read.stream, std::cerr);
       return undecodable;
     }
     case CommandId::kTail:
@@ -120,8 +122,10 @@ std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const s
       [[fallthrough]];
     case CommandId::kReadAll:
       cl.read_all.output.human = stdout_is_terminal();
+      // A live tail prints personal data as stored (envelopes): see docs/personal-data.md.
       if (cl.read_all.follow) return follow_log(url, cl.read_all, registry);
-      return cli::read_all(*open_store(url), cl.read_all, std::cout, registry);
+      return cli::read_all(*cli::revealing_reader(open_store(url), url), cl.read_all, std::cout,
+                           registry);
     case CommandId::kProjectionsList:
     case CommandId::kProjectionsStatus: {
       // list and status print the same table from the same function; status adds columns.
@@ -176,6 +180,12 @@ std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const s
       return 0;
     case CommandId::kCompletion:  // handled before a database is looked for
       return 0;
+    case CommandId::kForget: {
+      const auto keys =
+          annals::postgres::make_postgres_subject_key_store({.connection_string = url});
+      cli::forget(*open_store(url), *keys, cl.forget, std::cout);
+      return 0;
+    }
   }
   return 0;
 }

@@ -14,6 +14,12 @@
 // JSON conversions (see the EventType concept). nlohmann exceptions are translated here, and
 // only here, into annals errors naming the type, the stream and the version (STYLE 2.4).
 //
+// Personal data (docs/personal-data.md): `personal_data<E>({"owner"})` declares fields of E that
+// are stored encrypted under their subject's key, and `use_personal_data(personal)` gives the
+// registry the keys; encode_data()/encode() then seal those fields and every read (decode,
+// upcast_event, typed handlers) opens them, or reads the redaction marker once the subject is
+// forgotten.
+//
 // Thread safety: register everything on one thread before sharing the registry; afterwards
 // every const method may be called from any thread at once.
 #pragma once
@@ -39,6 +45,8 @@
 #include "annals/framework/errors.hpp"
 
 namespace annals {
+
+class PersonalDataCodec;  // annals/framework/personal_data_codec.hpp
 
 /// A type nlohmann can convert both ways (to_json and from_json found by nlohmann's lookup,
 /// e.g. NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE).
@@ -212,6 +220,38 @@ class EventRegistry {
     register_variant(std::type_identity<typename detail::EventVariantOf<DeciderOrVariant>::Type>{});
   }
 
+  // --- Personal data (annals/framework/personal_data.hpp, docs/personal-data.md) ----------
+
+  /// Declares members of E's JSON (top-level names) as personal data whose subject is the
+  /// stream the event is appended to ("account-42"): they are stored encrypted with that
+  /// subject's key. Registers E if needed. Encoding then needs the stream (encode_data(e,
+  /// stream), encode(stream, e), the Repository and the CommandBus give it).
+  /// Throws: InvalidArgumentError (no field, an empty field name, E declared already).
+  template <EventType E>
+  void personal_data(const std::vector<std::string>& fields) {
+    register_event<E>();
+    add_personal(E::kTypeName, fields, nullptr);
+  }
+  /// The same, with the subject computed from the event: `subject_of(const E&)` returns
+  /// something convertible to std::string (e.g. the customer id the event carries).
+  template <EventType E, typename F>
+  void personal_data(const std::vector<std::string>& fields, F subject_of) {
+    static_assert(std::is_invocable_v<const F&, const E&>,
+                  "the subject function takes (const E&) and returns the subject");
+    register_event<E>();
+    add_personal(E::kTypeName, fields,
+                 [f = std::move(subject_of)](const void* event) -> std::string {
+                   return std::string(f(*static_cast<const E*>(event)));
+                 });
+  }
+  /// Seals and opens personal data with `personal` (an annals::PersonalData, which must outlive
+  /// the registry's use); also registers SubjectForgotten. Without it, encoding an event with
+  /// personal data and reading one that holds envelopes throw InvalidArgumentError.
+  /// Call it before sharing the registry (it is part of registration).
+  void use_personal_data(PersonalDataCodec& personal);
+  /// Whether personal data is declared or a PersonalData is in use. Throws: nothing.
+  [[nodiscard]] bool has_personal_data() const noexcept { return personal_; }
+
   /// Upcaster for field changes: stored (type, from_version) -> (type, from_version + 1).
   /// `transform` takes the data as `nlohmann::json` (and optionally the origin
   /// RecordedEvent) and returns the new data.
@@ -286,6 +326,8 @@ class EventRegistry {
   /// `event` as a NewEvent: its type name, current schema version and JSON data, with
   /// `metadata` (a JSON object) and no id. Throws: InvalidArgumentError (E is not registered,
   /// or its to_json failed).
+  /// Personal data declared with a subject computed from the event is sealed; personal data
+  /// whose subject is the stream needs the overload with the stream (InvalidArgumentError).
   template <EventType E>
   [[nodiscard]] NewEvent encode(const E& event,
                                 nlohmann::json metadata = nlohmann::json::object()) const {
@@ -293,7 +335,7 @@ class EventRegistry {
     return NewEvent{.id = std::nullopt,
                     .type = std::string(E::kTypeName),
                     .schema_version = static_cast<std::int32_t>(E::kSchemaVersion),
-                    .data = detail::encode_data(event),
+                    .data = encode_data_for(event, nullptr),
                     .metadata = std::move(metadata)};
   }
   template <typename... Es>
@@ -301,8 +343,42 @@ class EventRegistry {
                                 nlohmann::json metadata = nlohmann::json::object()) const {
     return std::visit([&](const auto& e) { return encode(e, std::move(metadata)); }, event);
   }
+  /// `event` as a NewEvent to be appended to `stream`: as encode(event, metadata), with its
+  /// personal data sealed for its subject (the stream, unless declared otherwise).
+  /// Throws: as encode(), and what PersonalData::seal_fields throws.
+  /// Cost: one key-store round trip when E declares personal data.
+  template <EventType E>
+  [[nodiscard]] NewEvent encode(const StreamId& stream, const E& event,
+                                nlohmann::json metadata = nlohmann::json::object()) const {
+    if (!contains<E>()) throw_not_registered(E::kTypeName);
+    return NewEvent{.id = std::nullopt,
+                    .type = std::string(E::kTypeName),
+                    .schema_version = static_cast<std::int32_t>(E::kSchemaVersion),
+                    .data = encode_data_for(event, &stream),
+                    .metadata = std::move(metadata)};
+  }
+  template <typename... Es>
+  [[nodiscard]] NewEvent encode(const StreamId& stream, const std::variant<Es...>& event,
+                                nlohmann::json metadata = nlohmann::json::object()) const {
+    return std::visit([&](const auto& e) { return encode(stream, e, std::move(metadata)); }, event);
+  }
+  /// The JSON data of `event`, appended to `stream`, with its personal data sealed (the
+  /// Repository's encode path). Throws: InvalidArgumentError (to_json failed, a declared field
+  /// is missing), what PersonalData::seal_fields throws. Cost: as encode().
+  template <EventType E>
+  [[nodiscard]] nlohmann::json encode_data(const E& event, const StreamId& stream) const {
+    return encode_data_for(event, &stream);
+  }
 
   // --- Reading --------------------------------------------------------------------------
+
+  /// The data of `event` with its personal data opened (or redacted, once forgotten); empty when
+  /// it holds none, or no personal data is declared (read event.data then). decode(),
+  /// upcast_event() and typed handlers call it.
+  /// Throws: TamperedPersonalDataError (an envelope that does not open), InvalidArgumentError
+  /// (envelopes, but no use_personal_data()), UnavailableError. Cost: none without personal
+  /// data; a text search, plus a key-store round trip per key when it holds envelopes.
+  [[nodiscard]] std::optional<nlohmann::json> reveal(const RecordedEvent& event) const;
 
   /// The stored event at the current schema: upcast step by step (renames and splits
   /// included) until every part is a registered type at its current version.
@@ -325,6 +401,12 @@ class EventRegistry {
       const auto decode_one = Decoder::find(event.type);
       if (decode_one == nullptr)
         detail::throw_not_in_variant(event.type, event.schema_version, event);
+      if (personal_) {
+        if (const auto revealed = reveal(event)) {
+          out.push_back(decode_one(*revealed, event));
+          return;
+        }
+      }
       out.push_back(decode_one(event.data, event));
       return;
     }
@@ -363,6 +445,18 @@ class EventRegistry {
   }
   static SplitTransform to_split(std::string type, Transform transform);
 
+  using SubjectOf = std::function<std::string(const void* event)>;
+  void add_personal(std::string_view type, std::vector<std::string> fields, SubjectOf subject_of);
+  // Seals the declared personal data of `type` in `data` (a no-op without declarations).
+  void seal_personal(std::string_view type, const void* event, const StreamId* stream,
+                     nlohmann::json& data) const;
+  template <EventType E>
+  nlohmann::json encode_data_for(const E& event, const StreamId* stream) const {
+    auto data = detail::encode_data(event);
+    if (personal_) seal_personal(E::kTypeName, &event, stream, data);
+    return data;
+  }
+
   void add_type(std::string_view name, std::int32_t version, std::int32_t first,
                 std::type_index type);
   void add_step(std::string_view type, std::int32_t from_version, std::vector<std::string> into,
@@ -372,6 +466,9 @@ class EventRegistry {
 
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  // Personal data is declared or in use: reads look for envelopes (a plain flag, so that a
+  // registry without personal data pays one branch).
+  bool personal_ = false;
 };
 
 }  // namespace annals

@@ -333,7 +333,7 @@ class Repository {
             return NewEvent{.id = derive_event_id(resolved.command_id(), k),
                             .type = std::string(E::kTypeName),
                             .schema_version = static_cast<std::int32_t>(E::kSchemaVersion),
-                            .data = detail::encode_data(e),
+                            .data = registry_.encode_data(e, aggregate.stream_),
                             .metadata = k + 1 < count ? metadata : std::move(metadata)};
           },
           aggregate.pending_[k]));

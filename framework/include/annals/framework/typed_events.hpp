@@ -21,6 +21,8 @@
 // current types, without a handler are skipped. A stored event that does not decode (its JSON
 // does not fit the struct, an upcaster fails, a version no upcaster reads, a row the store
 // could not decode) throws the registry's typed error naming type, stream and version.
+// Personal data (EventRegistry::personal_data) reaches handlers opened, or as the redaction
+// marker once its subject is forgotten (annals/framework/personal_data.hpp).
 #pragma once
 
 #include <chrono>
@@ -187,6 +189,13 @@ class EventHandlers {
     if (registry_->is_current(event.type, event.schema_version) && !event.is_undecodable()) {
       const auto found = handlers_.find(event.type);
       if (found == handlers_.end()) return 0;
+      if (registry_->has_personal_data()) {
+        // Personal data opened, or redacted once its subject is forgotten (personal_data.hpp).
+        if (const auto revealed = registry_->reveal(event)) {
+          found->second(*revealed, EventContext(event), std::forward<Extra>(extra)...);
+          return 1;
+        }
+      }
       found->second(event.data.get_json(), EventContext(event), std::forward<Extra>(extra)...);
       return 1;
     }
