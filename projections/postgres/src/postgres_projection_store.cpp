@@ -13,6 +13,7 @@
 // A Batch is a pqxx::work on one pooled connection: the projection's writes, the dead-letter
 // changes and the guarded checkpoint UPDATE commit together (ARCHITECTURE decision 7). Driver
 // failures are translated once, by annals::postgres's translator (error_translation.hpp).
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <limits>
@@ -63,6 +64,15 @@ void prepare_store_statements(pqxx::connection& connection) {
   connection.prepare(sql::kOpenRebuildName, sql::kOpenRebuild);
   connection.prepare(sql::kRebuildRequestName, sql::kRebuildRequest);
   connection.prepare(sql::kUpdateRebuildName, sql::kUpdateRebuild);
+  connection.prepare(sql::kInlineAppendName, sql::kInlineAppend);
+  connection.prepare(sql::kInlineLockSharedName, sql::kInlineLockShared);
+  connection.prepare(sql::kInlineLockName, sql::kInlineLock);
+  connection.prepare(sql::kInlineCaughtUpName, sql::kInlineCaughtUp);
+  connection.prepare(sql::kInlineReadBackName, sql::kInlineReadBack);
+  connection.prepare(sql::kInlineRecordName, sql::kInlineRecord);
+  connection.prepare(sql::kInlineAppliedName, sql::kInlineApplied);
+  connection.prepare(sql::kInlineForgetName, sql::kInlineForget);
+  connection.prepare(sql::kInlineNotifyName, sql::kInlineNotify);
 }
 
 }  // namespace
@@ -385,6 +395,31 @@ class PostgresBatch final : public Batch, public PostgresContext {
     }
   }
 
+  // Reads the inline-applied transactions once per batch, at its first event: entries are
+  // added only by inline appends that committed with their events, so every event this batch
+  // was given (read before it began) has its entry, if any, committed already.
+  bool applied_inline(const Position& position) override {
+    if (!inline_applied_) {
+      const std::string what = describe(lease_.projection) + ": read the inline-applied list";
+      const auto tx = open(what);
+      std::vector<std::uint64_t> applied;
+      try {
+        const StatementDeadline deadline(*this);
+        for (const auto& row : tx->exec_prepared(sql::kInlineAppliedName, lease_.projection)) {
+          applied.push_back(postgres::detail::parse_int<std::uint64_t>(row[0], "transaction id"));
+        }
+      } catch (const annals::Error&) {
+        throw;
+      } catch (const std::exception& e) {
+        fail(e, what, false);
+      }
+      inline_applied_ = std::move(applied);
+    }
+    if (inline_applied_->empty()) return false;
+    return std::find(inline_applied_->begin(), inline_applied_->end(), position.commit()) !=
+           inline_applied_->end();
+  }
+
   void set_pipelined(bool pipelined) override {
     if (!pipelined && has_pending_writes()) {
       static_cast<void>(open(describe(lease_.projection) + ": send the queued writes"));
@@ -492,6 +527,7 @@ class PostgresBatch final : public Batch, public PostgresContext {
   Position checkpoint_;
   SessionPool::Lease session_;
   std::unique_ptr<pqxx::work> tx_;
+  std::optional<std::vector<std::uint64_t>> inline_applied_;  // read at the first event
 };
 
 // --- The store ---------------------------------------------------------------------------------

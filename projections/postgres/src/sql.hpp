@@ -122,10 +122,14 @@ inline constexpr const char* kCheckpoint =
 // token) and the stored checkpoint is still the one the batch began at ($3, $4). Sent inside the
 // batch's transaction, right before COMMIT; no row updated means a stale writer, and the whole
 // transaction is rolled back.
+// It also drops the inline-applied transactions (sql/0016) the new checkpoint passed: a
+// transaction below the checkpoint's is entirely behind it and is never read again.
 inline constexpr const char* kCommitCheckpointName = "annals_proj_commit_checkpoint";
 inline constexpr const char* kCommitCheckpoint =
     "UPDATE annals.projections"
-    "   SET checkpoint_tx = $5::xid8, checkpoint_position = $6::bigint, updated_at = now()"
+    "   SET checkpoint_tx = $5::xid8, checkpoint_position = $6::bigint, updated_at = now(),"
+    "       inline_applied = CASE WHEN cardinality(inline_applied) = 0 THEN inline_applied"
+    "         ELSE ARRAY(SELECT t FROM unnest(inline_applied) t WHERE t >= $5::xid8) END"
     " WHERE name = $1 AND fencing_token = $2::bigint AND owner = $7"
     "   AND checkpoint_tx = $3::xid8 AND checkpoint_position = $4::bigint";
 
@@ -145,6 +149,84 @@ inline constexpr const char* kList =
     "  FROM annals.projections ORDER BY name COLLATE \"C\"";  // byte order, like std::string
 
 #undef ANNALS_SESSION_ALIVE
+
+// --- Inline projections (inline_projections.cpp, sql/0016) -------------------------------------
+// An inline append is one transaction: the append, then per inline projection the shared lock,
+// the caught-up check, the read-back of the appended events, the projection's writes and the
+// record of its transaction, then COMMIT. See inline_projections.cpp for why in this order.
+
+// The append itself: annals.append_events, as the event store calls it (its array parameters
+// as text literals here), without NOTIFY inside the transaction (sent after the commit).
+inline constexpr const char* kInlineAppendName = "annals_inline_append";
+inline constexpr const char* kInlineAppend =
+    "SELECT stream_index, outcome, first_version, last_version, transaction_id::text,"
+    "       global_position, actual_version"
+    "  FROM annals.append_events($1::text[], $2::bigint[], $3::integer[], $4::uuid[],"
+    "                            $5::text[], $6::integer[], $7::jsonb[], $8::jsonb[], false)";
+
+// Inline appends of a projection hold this lock shared (they do not wait for each other); a
+// rebuild's reset holds it exclusively, so an inline append never reads the checkpoint and the
+// inline-applied list of a reset that has not committed yet, nor writes into tables a reset is
+// emptying. Transaction-scoped: works behind a transaction pooler. The first key, 1634627177
+// ("anni"), is ours alone (the migration lock above and appends use others).
+inline constexpr const char* kInlineLockSharedName = "annals_inline_lock_shared";
+inline constexpr const char* kInlineLockShared =
+    "SELECT pg_advisory_xact_lock_shared(1634627177, hashtext($1::text))";
+inline constexpr const char* kInlineLockName = "annals_inline_lock";
+inline constexpr const char* kInlineLock =
+    "SELECT pg_advisory_xact_lock(1634627177, hashtext($1::text))";
+
+// Whether projection $1 has applied the earlier events of the appended streams ($2, each from
+// version $3 on) that it handles ($4 category, $5 types; NULL: any): for each stream, the last
+// such event before the append is behind the checkpoint or in a transaction applied inline.
+// The last one suffices: what a projection applied of a stream is always a prefix of it (the
+// runner applies in log order; an inline append applies only after such a prefix), so the one
+// before it is applied too. The append locked the streams, so every earlier event of them has
+// committed and this statement, sent after it, sees them. One backward probe of
+// events_stream_version_pkey per stream. No row: the projection is not registered.
+inline constexpr const char* kInlineCaughtUpName = "annals_inline_caught_up";
+inline constexpr const char* kInlineCaughtUp =
+    "SELECT NOT EXISTS (SELECT 1"
+    "  FROM unnest($2::text[], $3::bigint[]) AS s(stream_id, first_version)"
+    "  CROSS JOIN LATERAL (SELECT e.transaction_id, e.global_position FROM annals.events e"
+    "     WHERE e.stream_id = s.stream_id AND e.stream_version < s.first_version"
+    "       AND ($5::text[] IS NULL OR e.event_type = ANY ($5::text[]))"
+    "     ORDER BY e.stream_version DESC LIMIT 1) last"
+    "  WHERE ($4::text IS NULL OR split_part(s.stream_id, '-', 1) = $4::text)"
+    "    AND (last.transaction_id, last.global_position)"
+    "        > (p.checkpoint_tx, p.checkpoint_position)"
+    "    AND last.transaction_id <> ALL (p.inline_applied))"
+    "  FROM annals.projections p WHERE p.name = $1";
+
+// The events the append wrote, as a reader of the log gets them (stored JSON, recorded time),
+// so that inline handlers see exactly what the runner's would. Served by events_log_order_idx.
+inline constexpr const char* kInlineReadBackName = "annals_inline_read_back";
+inline constexpr const char* kInlineReadBack =
+    "SELECT e.transaction_id::text, e.global_position, e.stream_id, e.stream_version,"
+    "       e.event_id::text, e.event_type, e.schema_version, e.data::text, e.metadata::text,"
+    "       (extract(epoch FROM e.recorded_at) * 1000000)::bigint"
+    "  FROM annals.events e WHERE e.transaction_id = $1::xid8 ORDER BY e.global_position";
+
+// Records that the projection applied transaction $2 inline (the runner then skips its events).
+inline constexpr const char* kInlineRecordName = "annals_inline_record";
+inline constexpr const char* kInlineRecord =
+    "UPDATE annals.projections SET inline_applied = array_append(inline_applied, $2::xid8)"
+    " WHERE name = $1";
+
+// What a runner's batch skips: the transactions applied inline after the checkpoint.
+inline constexpr const char* kInlineAppliedName = "annals_inline_applied";
+inline constexpr const char* kInlineApplied =
+    "SELECT t::text FROM annals.projections p, unnest(p.inline_applied) t WHERE p.name = $1";
+
+// A reset forgets them: the replay applies every event again.
+inline constexpr const char* kInlineForgetName = "annals_inline_forget";
+inline constexpr const char* kInlineForget =
+    "UPDATE annals.projections SET inline_applied = '{}' WHERE name = $1"
+    "   AND cardinality(inline_applied) > 0";
+
+// Wakes runners and subscribers after an inline append committed.
+inline constexpr const char* kInlineNotifyName = "annals_inline_notify";
+inline constexpr const char* kInlineNotify = "SELECT pg_notify('annals_events', '')";
 
 // --- Dead letters ------------------------------------------------------------------------------
 

@@ -1,0 +1,18 @@
+-- 0016: inline read-model projections (issue 15; docs/read-models.md, "Inline projections").
+--
+-- Decisions:
+-- * An inline projection applies an append's events in the append's own transaction, with the
+--   same handlers as when a runner applies them. Its checkpoint stays the runner's: only a
+--   runner moves it, reading the log in (transaction id, position) order below the oldest
+--   running transaction (decision 5). So the checkpoint never passes an event that is not yet
+--   visible, however inline appends of several writers interleave or commit out of order.
+-- * inline_applied lists the transactions whose events the projection applied inline and that
+--   its checkpoint has not passed yet. An inline append adds its transaction id in the same
+--   transaction as its events and read-model writes, so the entry exists exactly when those
+--   events do. A runner skips the events of a listed transaction (applied once already) and
+--   drops the entries its checkpoint passed in its guarded checkpoint UPDATE; a rebuild (reset)
+--   empties the list. Switching a projection between inline and asynchronous therefore needs no
+--   rebuild: each event is applied by exactly one of the two.
+-- * A column of the projection's row, not a table: the grants of annals.projections cover it,
+--   and the runner reads it with the checkpoint.
+ALTER TABLE annals.projections ADD COLUMN inline_applied xid8[] NOT NULL DEFAULT '{}';
