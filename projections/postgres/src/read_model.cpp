@@ -528,6 +528,7 @@ void ReadModelProjection::setup(UnitOfWork& work) {
     }
   }
   if (pending.empty()) return;
+  context.enter_read_schema();  // a blue/green generation's migrations create its tables there
   auto& tx = context.transaction();
   std::set<std::string> applied;
   try {
@@ -592,6 +593,7 @@ void ReadModelProjection::reset(UnitOfWork& work) {
   }
   const auto targets = tables();
   if (targets.empty()) return;
+  context.enter_read_schema();
   std::string sql = sql::kTruncate;
   for (std::size_t i = 0; i < targets.size(); ++i) {
     if (i > 0) sql += ", ";
