@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -138,6 +139,9 @@ TEST_F(BlueGreenRebuildTest, ReadersSeeCompleteDataThroughoutAndTheRunnerCarries
   done = true;
   reader.join();
   EXPECT_GT(at_switch, 0);
+  std::cout << "[ figures  ] blue/green: " << at_switch << " reads during the rebuild, "
+            << reads.load() - at_switch << " after the switch, " << incomplete.size()
+            << " incomplete\n";
   EXPECT_TRUE(incomplete.empty()) << incomplete.size() << " incomplete reads, e.g. "
                                   << (incomplete.empty() ? "" : incomplete.front());
 
