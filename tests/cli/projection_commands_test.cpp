@@ -190,9 +190,9 @@ TEST_F(ProjectionCommandsTest, ListJsonHasOneObjectPerProjectionWithKeysInOrder)
 
   const auto rows = json_lines(status({.json = true}));
   ASSERT_EQ(rows.size(), 1U);
-  EXPECT_EQ(keys(rows[0]), (std::vector<std::string>{"name", "owner", "owned", "position", "head",
-                                                     "lag", "state", "lease_expires_at",
-                                                     "read_schema", "generation_of"}));
+  EXPECT_EQ(keys(rows[0]),
+            (std::vector<std::string>{"name", "owner", "owned", "position", "head", "lag", "state",
+                                      "lease_expires_at", "read_schema", "generation_of"}));
   EXPECT_TRUE(rows[0]["read_schema"].is_null());
   EXPECT_TRUE(rows[0]["generation_of"].is_null());
   EXPECT_EQ(rows[0]["name"], "balances");

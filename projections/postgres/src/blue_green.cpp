@@ -203,8 +203,8 @@ BlueGreenResult rebuild_blue_green(EventStore& events, ProjectionStore& store,
   static_cast<void>(store.checkpoint(name));  // NotFoundError when not registered
 
   auto connection = step("connect for a blue/green rebuild of " + describe(name), [&] {
-    auto c = std::make_unique<pqxx::connection>(postgres::detail::with_timeouts(
-        options.connection_string, postgres::ConnectionTimeouts{}));
+    auto c = std::make_unique<pqxx::connection>(
+        postgres::detail::with_timeouts(options.connection_string, postgres::ConnectionTimeouts{}));
     prepare_statements(*c);
     return c;
   });
@@ -219,7 +219,8 @@ BlueGreenResult rebuild_blue_green(EventStore& events, ProjectionStore& store,
   });
   const int number = generation_of(current) + 1;
   const auto schema = schema_for(name, number);
-  const auto generation = std::make_shared<Generation>(projection, name + ".g" + std::to_string(number));
+  const auto generation =
+      std::make_shared<Generation>(projection, name + ".g" + std::to_string(number));
   step("create schema " + schema + " for " + describe(generation->name()), [&] {
     pqxx::work tx(*connection);
     tx.exec("CREATE SCHEMA IF NOT EXISTS " + tx.quote_name(schema));
@@ -234,7 +235,8 @@ BlueGreenResult rebuild_blue_green(EventStore& events, ProjectionStore& store,
   const auto checkpoint = step("switch readers of " + describe(name) + " to " + schema, [&] {
     pqxx::work tx(*connection);
     tx.exec_prepared(sql::kInlineLockName, name);
-    const auto fallback_schema = std::string(tx.exec_prepared(sql::kCurrentSchemaName)[0][0].c_str());
+    const auto fallback_schema =
+        std::string(tx.exec_prepared(sql::kCurrentSchemaName)[0][0].c_str());
     for (const auto& table : tables) {
       const auto live = tx.exec_prepared(sql::kLiveRelationName, table);
       std::string view_schema = fallback_schema;

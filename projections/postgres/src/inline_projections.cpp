@@ -10,10 +10,10 @@
 //      each that it handles is behind its checkpoint or in a transaction it applied inline (what
 //      a projection applied of a stream is always a prefix of it, so that event's predecessors
 //      are applied too). The append locked those streams, so every earlier event of them has
-//      committed and this statement, sent after it, sees them all. Not caught up (the runner lags behind those
-//      streams, or replays them in a rebuild): the events are left to the runner, which applies
-//      them in log order after the earlier ones. Per stream, events are thus applied in version
-//      order whichever way they are applied; across streams, in commit order, which the
+//      committed and this statement, sent after it, sees them all. Not caught up (the runner lags
+//      behind those streams, or replays them in a rebuild): the events are left to the runner,
+//      which applies them in log order after the earlier ones. Per stream, events are thus applied
+//      in version order whichever way they are applied; across streams, in commit order, which the
 //      asynchronous kind does not promise either.
 //   4. The appended events read back as a reader of the log gets them, and applied through the
 //      projection's own apply() (the runner's code path), writes pipelined.
@@ -177,10 +177,9 @@ AppendResult row_result(const pqxx::row& row, const std::vector<StreamEvents>& a
       if (ordinal < 1 || ordinal > append.events.size() || !actual) {
         throw InternalError(what + ": append_events returned an invalid outcome 4 row");
       }
-      annals::detail::throw_changed_resend(stream,
-                                           parse_int<std::int64_t>(row[2], "stored version"),
-                                           append.events[ordinal - 1].id,
-                                           static_cast<unsigned>(*actual));
+      annals::detail::throw_changed_resend(
+          stream, parse_int<std::int64_t>(row[2], "stored version"), append.events[ordinal - 1].id,
+          static_cast<unsigned>(*actual));
     }
     case Outcome::kWritten:
       wrote = true;
@@ -201,8 +200,8 @@ RecordedEvent decode_row(const pqxx::row& row) {
   return annals::detail::decode_stored_event({
       .stream_id = text_of(row[2]),
       .version = row[3].as<std::int64_t>(),
-      .position = Position(parse_int<std::uint64_t>(row[0], "transaction id"),
-                           row[1].as<std::int64_t>()),
+      .position =
+          Position(parse_int<std::uint64_t>(row[0], "transaction id"), row[1].as<std::int64_t>()),
       .id = EventId::parse(text_of(row[4])),
       .type = text_of(row[5]),
       .schema_version = row[6].as<std::int32_t>(),
@@ -257,8 +256,9 @@ class InlineProjectionsStore final : public EventStore {
   AppendResult append(const StreamId& stream, const ExpectedVersion& expected,
                       std::vector<NewEvent> events) override {
     std::vector<StreamEvents> appends;
-    appends.push_back(StreamEvents{
-        &stream, expected, annals::detail::encode_events(stream, std::move(events), options_.limits)});
+    appends.push_back(
+        StreamEvents{&stream, expected,
+                     annals::detail::encode_events(stream, std::move(events), options_.limits)});
     return std::move(append_inline(appends, "append to stream \"" + stream.value() + "\"").front());
   }
 
@@ -267,10 +267,10 @@ class InlineProjectionsStore final : public EventStore {
     std::vector<StreamEvents> encoded;
     encoded.reserve(appends.size());
     for (auto& append : appends) {
-      encoded.push_back(StreamEvents{
-          &append.stream_id, append.expected,
-          annals::detail::encode_events(append.stream_id, std::move(append.events),
-                                        options_.limits)});
+      encoded.push_back(
+          StreamEvents{&append.stream_id, append.expected,
+                       annals::detail::encode_events(append.stream_id, std::move(append.events),
+                                                     options_.limits)});
     }
     return append_inline(encoded, "append to " + std::to_string(encoded.size()) + " streams");
   }
@@ -320,9 +320,8 @@ class InlineProjectionsStore final : public EventStore {
                                             bool& wrote, std::exception_ptr& handler_error,
                                             bool& broken) {
     pqxx::work tx(session->connection);
-    const auto rows =
-        tx.exec_prepared(sql::kInlineAppendName, p.streams, p.expected, p.counts, p.ids, p.types,
-                         p.schema_versions, p.data, p.metadata);
+    const auto rows = tx.exec_prepared(sql::kInlineAppendName, p.streams, p.expected, p.counts,
+                                       p.ids, p.types, p.schema_versions, p.data, p.metadata);
     std::vector<AppendResult> results;
     results.reserve(appends.size());
     wrote = false;
@@ -341,9 +340,8 @@ class InlineProjectionsStore final : public EventStore {
     for (const auto& inline_projection : projections_) {
       const auto& name = inline_projection.name;
       tx.exec_prepared(sql::kInlineLockSharedName, name);
-      const auto caught_up =
-          tx.exec_prepared(sql::kInlineCaughtUpName, name, p.streams, firsts,
-                           inline_projection.category, inline_projection.types);
+      const auto caught_up = tx.exec_prepared(sql::kInlineCaughtUpName, name, p.streams, firsts,
+                                              inline_projection.category, inline_projection.types);
       if (caught_up.empty()) {
         throw NotFoundError(describe(name) + " is not registered any more; nothing written");
       }
@@ -373,7 +371,8 @@ class InlineProjectionsStore final : public EventStore {
     InlineWork work(inline_projection.name, session, tx);
     try {
       for (const auto& event : events) {
-        if (inline_projection.filter.matches(event)) inline_projection.projection->apply(event, work);
+        if (inline_projection.filter.matches(event))
+          inline_projection.projection->apply(event, work);
       }
       work.flush_writes();
       return true;
@@ -393,8 +392,8 @@ class InlineProjectionsStore final : public EventStore {
                                      return tx.exec_prepared(sql::kInlineNotifyName);
                                    });
     } catch (const annals::Error& e) {
-      logger()->debug("annals: {}: NOTIFY failed ({}); readers find the events at their poll",
-                      what, e.what());
+      logger()->debug("annals: {}: NOTIFY failed ({}); readers find the events at their poll", what,
+                      e.what());
     }
   }
 

@@ -154,7 +154,8 @@ inline constexpr const char* kList =
 // --- Inline projections (inline_projections.cpp, sql/0016) -------------------------------------
 // An inline append is one transaction: the append, then per inline projection the shared lock,
 // the caught-up check (which also enters the projection's read schema), the read-back of the
-// appended events, the projection's writes and the record of its transaction, then COMMIT. See inline_projections.cpp for why in this order.
+// appended events, the projection's writes and the record of its transaction, then COMMIT. See
+// inline_projections.cpp for why in this order.
 
 // The append itself: annals.append_events, as the event store calls it (its array parameters
 // as text literals here), without NOTIFY inside the transaction (sent after the commit).
@@ -180,11 +181,12 @@ inline constexpr const char* kInlineLock =
 // The search_path that puts projection $1's read schema (sql/0016; NULL: none) before the
 // session's own, as set_config's value: unqualified table names of its handlers, migrations and
 // reset then reach the tables of its current generation (blue/green rebuilds).
-#define ANNALS_READ_SCHEMA_PATH                                                        \
-  "set_config('search_path', CASE WHEN p.read_schema IS NULL THEN s.reset_val"         \
+#define ANNALS_READ_SCHEMA_PATH                                                \
+  "set_config('search_path', CASE WHEN p.read_schema IS NULL THEN s.reset_val" \
   " ELSE pg_catalog.quote_ident(p.read_schema) || ', ' || s.reset_val END, true)"
-#define ANNALS_READ_SCHEMA_FROM \
-  " FROM annals.projections p, pg_catalog.pg_settings s WHERE p.name = $1 AND s.name = 'search_path'"
+#define ANNALS_READ_SCHEMA_FROM                                                          \
+  " FROM annals.projections p, pg_catalog.pg_settings s WHERE p.name = $1 AND s.name = " \
+  "'search_path'"
 
 // Whether projection $1 has applied the earlier events of the appended streams ($2, each from
 // version $3 on) that it handles ($4 category, $5 types; NULL: any): for each stream, the last
@@ -206,7 +208,7 @@ inline constexpr const char* kInlineCaughtUp =
     "    AND (last.transaction_id, last.global_position)"
     "        > (p.checkpoint_tx, p.checkpoint_position)"
     "    AND last.transaction_id <> ALL (p.inline_applied)), " ANNALS_READ_SCHEMA_PATH
-    ANNALS_READ_SCHEMA_FROM;
+        ANNALS_READ_SCHEMA_FROM;
 
 // The events the append wrote, as a reader of the log gets them (stored JSON, recorded time),
 // so that inline handlers see exactly what the runner's would. Served by events_log_order_idx.
@@ -228,8 +230,8 @@ inline constexpr const char* kInlineRecord =
 // checkpoint, which the batch skips ("t1,t2,..."; empty: none).
 inline constexpr const char* kEnterReadModelName = "annals_enter_read_model";
 inline constexpr const char* kEnterReadModel =
-    "SELECT " ANNALS_READ_SCHEMA_PATH ", pg_catalog.array_to_string(p.inline_applied, ',')"
-    ANNALS_READ_SCHEMA_FROM;
+    "SELECT " ANNALS_READ_SCHEMA_PATH
+    ", pg_catalog.array_to_string(p.inline_applied, ',')" ANNALS_READ_SCHEMA_FROM;
 
 // A reset forgets the transactions applied inline: the replay applies every event again.
 inline constexpr const char* kInlineForgetName = "annals_inline_forget";

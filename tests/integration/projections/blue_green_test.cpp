@@ -78,9 +78,10 @@ class BlueGreenRebuildTest : public ::testing::Test {
 
   // "<accounts>/<sum of balances>/<sum of deposits>", as a reader of the table sees it.
   std::string snapshot(Admin& admin) {
-    return admin.value("SELECT count(*) || '/' || coalesce(sum(balance), 0) || '/' ||"
-                       " coalesce(sum(deposits), 0) FROM " +
-                       totals_->table());
+    return admin.value(
+        "SELECT count(*) || '/' || coalesce(sum(balance), 0) || '/' ||"
+        " coalesce(sum(deposits), 0) FROM " +
+        totals_->table());
   }
 
   std::string relkind() {
@@ -172,24 +173,24 @@ TEST_F(BlueGreenRebuildTest, ReadersSeeCompleteDataThroughoutAndTheRunnerCarries
   const auto second = rebuild_blue_green(*events_, *store_, std::make_shared<Totals>(category_),
                                          {.connection_string = url_});
   EXPECT_NE(second.schema, result.schema);
-  EXPECT_EQ(admin_.value("SELECT count(*) FROM pg_namespace WHERE nspname = '" + result.schema +
-                         "'"),
-            "0");
+  EXPECT_EQ(
+      admin_.value("SELECT count(*) FROM pg_namespace WHERE nspname = '" + result.schema + "'"),
+      "0");
   ASSERT_TRUE(runner.wait_for(totals_->name(), events_->head_position(), std::chrono::minutes(1)));
   EXPECT_EQ(snapshot(admin_), later);
   runner.stop();
 }
 
 TEST_F(BlueGreenRebuildTest, RefusesQualifiedTablesAndUnknownProjections) {
-  EXPECT_THROW(static_cast<void>(rebuild_blue_green(*events_, *store_, totals_,
-                                                    {.connection_string = url_})),
+  EXPECT_THROW(static_cast<void>(
+                   rebuild_blue_green(*events_, *store_, totals_, {.connection_string = url_})),
                NotFoundError);
   auto qualified = std::make_shared<testing::LambdaReadModel>(
       "q_" + category_, [](const RecordedEvent&, ReadModel&) {});
   qualified->tables_ = {"public.t_" + category_};
   store_->prepare(*qualified);
-  EXPECT_THROW(static_cast<void>(rebuild_blue_green(*events_, *store_, qualified,
-                                                    {.connection_string = url_})),
+  EXPECT_THROW(static_cast<void>(
+                   rebuild_blue_green(*events_, *store_, qualified, {.connection_string = url_})),
                InvalidArgumentError);
 }
 

@@ -118,8 +118,7 @@ std::map<std::string, Row> stored(Admin& admin, const Ledger& ledger) {
                                    " FROM " +
                                    ledger.balances())) {
     rows[r[0].c_str()] = Row{r[1].is_null() ? "" : r[1].c_str(), r[2].as<std::int64_t>(),
-                             r[3].is_null() ? 0 : r[3].as<std::int64_t>(),
-                             r[4].as<std::int64_t>()};
+                             r[3].is_null() ? 0 : r[3].as<std::int64_t>(), r[4].as<std::int64_t>()};
   }
   return rows;
 }

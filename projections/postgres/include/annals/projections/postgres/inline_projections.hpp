@@ -5,8 +5,8 @@
 // this store or not (docs/read-models.md, "Inline projections").
 //
 //   auto events = annals::postgres::make_postgres_event_store({.connection_string = url});
-//   auto checkpoints = annals::projections::make_postgres_projection_store({.connection_string = url});
-//   auto store = annals::projections::make_inline_projections_store(
+//   auto checkpoints = annals::projections::make_postgres_projection_store({.connection_string =
+//   url}); auto store = annals::projections::make_inline_projections_store(
 //       *events, *checkpoints, {balances}, {.connection_string = url});
 //   store->append(stream, ExpectedVersion::any(), {deposit});  // balances updated at commit
 //
