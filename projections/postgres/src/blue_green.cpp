@@ -168,12 +168,10 @@ void catch_up(EventStore& events, ProjectionStore& store,
   runner.stop();
 }
 
-}  // namespace
-
-BlueGreenResult rebuild_blue_green(EventStore& events, ProjectionStore& store,
-                                   std::shared_ptr<ReadModelProjection> projection,
-                                   BlueGreenOptions options) {
-  if (!projection) throw InvalidArgumentError("rebuild_blue_green: null projection");
+// Checks what rebuild_blue_green is given; returns the projection's tables.
+std::vector<std::string> validated_tables(const ReadModelProjection& projection,
+                                          const std::string& name,
+                                          const BlueGreenOptions& options) {
   if (options.connection_string.empty()) {
     throw InvalidArgumentError("BlueGreenOptions::connection_string is empty");
   }
@@ -183,13 +181,12 @@ BlueGreenResult rebuild_blue_green(EventStore& events, ProjectionStore& store,
   if (options.batch_size == 0) {
     throw InvalidArgumentError("BlueGreenOptions::batch_size must be at least 1");
   }
-  const auto name = projection->name();
   validate_projection_name(name);
   if (name.size() > kMaxBaseName) {
     throw InvalidArgumentError(describe(name) + ": a blue/green rebuild needs a name of at most " +
                                std::to_string(kMaxBaseName) + " characters");
   }
-  const auto tables = projection->tables();
+  auto tables = projection.tables();
   if (tables.empty()) {
     throw InvalidArgumentError(describe(name) + " lists no tables() for readers to switch");
   }
@@ -200,6 +197,65 @@ BlueGreenResult rebuild_blue_green(EventStore& events, ProjectionStore& store,
                                  "blue/green rebuild puts each generation in a schema of its own");
     }
   }
+  return tables;
+}
+
+// What a switch changes: the projection, its new generation and the previous one.
+struct Switch {
+  std::string projection;
+  std::string generation;
+  std::string schema;
+  std::optional<std::string> previous;
+};
+
+// The switch, in `tx` (see the file comment): replaces each of `tables` that readers reach with a
+// view on the new generation's table, hands the generation over and drops the previous one.
+// Returns the projection's new checkpoint.
+Position switch_readers(pqxx::work& tx, const Switch& change,
+                        const std::vector<std::string>& tables) {
+  tx.exec_prepared(sql::kInlineLockName, change.projection);
+  const auto fallback_schema = std::string(tx.exec_prepared(sql::kCurrentSchemaName)[0][0].c_str());
+  for (const auto& table : tables) {
+    const auto live = tx.exec_prepared(sql::kLiveRelationName, table);
+    std::string view_schema = fallback_schema;
+    if (!live.empty()) {
+      view_schema = live[0][0].c_str();
+      const std::string kind = live[0][1].c_str();
+      if (kind != "r" && kind != "v") {
+        throw InvalidArgumentError(describe(change.projection) + ": \"" + table +
+                                   "\" is neither a table nor a view; not switched");
+      }
+      tx.exec(std::string(kind == "r" ? "DROP TABLE " : "DROP VIEW ") + tx.quote_name(view_schema) +
+              "." + tx.quote_name(table));
+    }
+    tx.exec("CREATE VIEW " + tx.quote_name(view_schema) + "." + tx.quote_name(table) +
+            " AS SELECT * FROM " + tx.quote_name(change.schema) + "." + tx.quote_name(table));
+  }
+  const auto handed =
+      tx.exec_prepared(sql::kHandOverName, change.projection, change.generation, change.schema);
+  if (handed.empty()) {
+    throw NotFoundError(describe(change.projection) + " is not registered any more");
+  }
+  tx.exec_prepared(sql::kDropMigrationsName, change.projection);
+  tx.exec_prepared(sql::kMoveMigrationsName, change.projection, change.generation);
+  tx.exec_prepared(sql::kDropDeadLettersName, change.projection, change.generation);
+  tx.exec_prepared(sql::kMoveDeadLettersName, change.projection, change.generation);
+  tx.exec_prepared(sql::kDropGenerationName, change.generation);
+  if (change.previous) {
+    tx.exec("DROP SCHEMA IF EXISTS " + tx.quote_name(*change.previous) + " CASCADE");
+  }
+  return Position(postgres::detail::parse_int<std::uint64_t>(handed[0][0], "checkpoint"),
+                  handed[0][1].as<std::int64_t>());
+}
+
+}  // namespace
+
+BlueGreenResult rebuild_blue_green(EventStore& events, ProjectionStore& store,
+                                   std::shared_ptr<ReadModelProjection> projection,
+                                   BlueGreenOptions options) {
+  if (!projection) throw InvalidArgumentError("rebuild_blue_green: null projection");
+  const auto name = projection->name();
+  const auto tables = validated_tables(*projection, name, options);
   static_cast<void>(store.checkpoint(name));  // NotFoundError when not registered
 
   auto connection = step("connect for a blue/green rebuild of " + describe(name), [&] {
@@ -210,65 +266,37 @@ BlueGreenResult rebuild_blue_green(EventStore& events, ProjectionStore& store,
   });
 
   // The new generation: its schema and its own row, then its migrations and catch-up.
-  const auto current = step("read the read schema of " + describe(name), [&] {
+  Switch change{.projection = name, .generation = {}, .schema = {}, .previous = {}};
+  change.previous = step("read the read schema of " + describe(name), [&] {
     pqxx::nontransaction tx(*connection);
     const auto rows = tx.exec_prepared(sql::kReadSchemaName, name);
     if (rows.empty()) throw NotFoundError(describe(name) + " is not registered");
     return rows[0][0].is_null() ? std::optional<std::string>()
                                 : std::optional<std::string>(rows[0][0].c_str());
   });
-  const int number = generation_of(current) + 1;
-  const auto schema = schema_for(name, number);
-  const auto generation =
-      std::make_shared<Generation>(projection, name + ".g" + std::to_string(number));
-  step("create schema " + schema + " for " + describe(generation->name()), [&] {
+  const int number = generation_of(change.previous) + 1;
+  change.schema = schema_for(name, number);
+  change.generation = name + ".g" + std::to_string(number);
+  step("create schema " + change.schema + " for " + describe(change.generation), [&] {
     pqxx::work tx(*connection);
-    tx.exec("CREATE SCHEMA IF NOT EXISTS " + tx.quote_name(schema));
-    tx.exec_prepared(sql::kRegisterGenerationName, generation->name(), schema);
+    tx.exec("CREATE SCHEMA IF NOT EXISTS " + tx.quote_name(change.schema));
+    tx.exec_prepared(sql::kRegisterGenerationName, change.generation, change.schema);
     tx.commit();
   });
   logger()->info("annals: {}: blue/green rebuild: building generation {} in schema {}",
-                 describe(name), number, schema);
-  catch_up(events, store, generation, name, options);
+                 describe(name), number, change.schema);
+  catch_up(events, store, std::make_shared<Generation>(projection, change.generation), name,
+           options);
 
-  // The switch.
-  const auto checkpoint = step("switch readers of " + describe(name) + " to " + schema, [&] {
+  const auto checkpoint = step("switch readers of " + describe(name) + " to " + change.schema, [&] {
     pqxx::work tx(*connection);
-    tx.exec_prepared(sql::kInlineLockName, name);
-    const auto fallback_schema =
-        std::string(tx.exec_prepared(sql::kCurrentSchemaName)[0][0].c_str());
-    for (const auto& table : tables) {
-      const auto live = tx.exec_prepared(sql::kLiveRelationName, table);
-      std::string view_schema = fallback_schema;
-      if (!live.empty()) {
-        view_schema = live[0][0].c_str();
-        const std::string kind = live[0][1].c_str();
-        if (kind != "r" && kind != "v") {
-          throw InvalidArgumentError(describe(name) + ": \"" + table +
-                                     "\" is neither a table nor a view; not switched");
-        }
-        tx.exec(std::string(kind == "r" ? "DROP TABLE " : "DROP VIEW ") +
-                tx.quote_name(view_schema) + "." + tx.quote_name(table));
-      }
-      tx.exec("CREATE VIEW " + tx.quote_name(view_schema) + "." + tx.quote_name(table) +
-              " AS SELECT * FROM " + tx.quote_name(schema) + "." + tx.quote_name(table));
-    }
-    const auto handed = tx.exec_prepared(sql::kHandOverName, name, generation->name(), schema);
-    if (handed.empty()) throw NotFoundError(describe(name) + " is not registered any more");
-    tx.exec_prepared(sql::kDropMigrationsName, name);
-    tx.exec_prepared(sql::kMoveMigrationsName, name, generation->name());
-    tx.exec_prepared(sql::kDropDeadLettersName, name, generation->name());
-    tx.exec_prepared(sql::kMoveDeadLettersName, name, generation->name());
-    tx.exec_prepared(sql::kDropGenerationName, generation->name());
-    if (current) tx.exec("DROP SCHEMA IF EXISTS " + tx.quote_name(*current) + " CASCADE");
-    const Position at(postgres::detail::parse_int<std::uint64_t>(handed[0][0], "checkpoint"),
-                      handed[0][1].as<std::int64_t>());
+    const auto at = switch_readers(tx, change, tables);
     tx.commit();
     return at;
   });
   logger()->info("annals: {}: blue/green rebuild: readers switched to {} at {}", describe(name),
-                 schema, checkpoint.to_string());
-  return BlueGreenResult{.schema = schema, .checkpoint = checkpoint};
+                 change.schema, checkpoint.to_string());
+  return BlueGreenResult{.schema = change.schema, .checkpoint = checkpoint};
 }
 
 }  // namespace annals::projections
