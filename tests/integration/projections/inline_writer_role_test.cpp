@@ -29,8 +29,8 @@ TEST(InlineWriterRoleTest, InlineAppendsAndTheRunnerWorkAsTheWriter) {
   auto store = make_postgres_projection_store({.connection_string = url, .pool_size = 2});
   const auto table = unique_name("inline_writer");
   const auto category = unique_name("w");
-  auto counts = std::make_shared<LambdaReadModel>(
-      table, [table](const RecordedEvent& e, ReadModel& db) {
+  auto counts =
+      std::make_shared<LambdaReadModel>(table, [table](const RecordedEvent& e, ReadModel& db) {
         db.increment(table, {{"stream_id", e.stream_id.value()}}, "n", 1);
       });
   counts->migrations_ = {
