@@ -224,6 +224,23 @@ class InlineWork final : public UnitOfWork, public PostgresContext {
   Session& session() noexcept override { return session_; }
   pqxx::dbtransaction& transaction() noexcept override { return tx_; }
 
+  // Sends the queued writes and the record that `transaction` was applied inline: one round
+  // trip when writes are queued (the record goes last in their pipeline).
+  void finish(const std::string& transaction) {
+    if (!has_pending_writes()) {
+      try {
+        tx_.exec_prepared(sql::kInlineRecordName, projection_, transaction);
+      } catch (const std::exception& e) {
+        fail(e, "projection \"" + projection_ + "\": record an inline append", false);
+      }
+      return;
+    }
+    tx_.conn().prepare_now(sql::kInlineRecordName);
+    const std::vector<Param> params = {Param{projection_, false}, Param{transaction, false}};
+    pending_writes().add(sql::kInlineRecordName, params);
+    flush_writes();
+  }
+
  private:
   const std::string& projection_;
   Session& session_;
@@ -355,26 +372,29 @@ class InlineProjectionsStore final : public EventStore {
           events.push_back(decode_row(row));
         }
       }
-      if (!apply(inline_projection, events, *session, tx, handler_error, broken)) return {};
-      tx.exec_prepared(sql::kInlineRecordName, name, transaction);
+      if (!apply(inline_projection, events, transaction, *session, tx, handler_error, broken)) {
+        return {};
+      }
     }
     tx.commit();
     return results;
   }
 
   // Applies `events` (those the projection handles) through the projection's apply(), in the
-  // append's transaction. A failure (the handler's or its writes') is kept in `handler_error`
-  // and returns false; the transaction then rolls back (`broken`: on a connection to discard).
+  // append's transaction, and records `transaction` as applied inline. A failure (the
+  // handler's or its writes') is kept in `handler_error` and returns false; the transaction
+  // then rolls back (`broken`: on a connection to discard).
   static bool apply(const InlineProjection& inline_projection,
-                    const std::vector<RecordedEvent>& events, Session& session, pqxx::work& tx,
-                    std::exception_ptr& handler_error, bool& broken) {
+                    const std::vector<RecordedEvent>& events, const std::string& transaction,
+                    Session& session, pqxx::work& tx, std::exception_ptr& handler_error,
+                    bool& broken) {
     InlineWork work(inline_projection.name, session, tx);
     try {
       for (const auto& event : events) {
         if (inline_projection.filter.matches(event))
           inline_projection.projection->apply(event, work);
       }
-      work.flush_writes();
+      work.finish(transaction);
       return true;
     } catch (...) {
       broken = work.broken();

@@ -65,8 +65,10 @@ struct InlineProjectionsOptions {
 /// in log order. An exact re-send applies nothing again. A handler that throws fails the
 /// append: nothing is written, and the append rethrows the handler's exception.
 ///
-/// Appends through this store are not group-committed: each is a transaction of its own, of
-/// about 6 round trips plus the projections' writes (docs/read-models.md).
+/// Appends through this store are not group-committed: each is a transaction of its own.
+/// Cost: 7 round trips with one projection (3 more per further projection), and a NOTIFY after
+/// the commit (docs/read-models.md). No metrics of its own: appends through it are not counted
+/// by the event store's MetricsSink.
 ///
 /// Thread safety: fully thread-safe. Handlers may run at once in several appending threads (and
 /// in a runner's): they must keep no state of their own besides what they write through the
