@@ -60,8 +60,10 @@ struct BlueGreenResult {
 /// carry a generation suffix), NotFoundError (projection not registered), UnavailableError
 /// (the new generation did not catch up within options.timeout, or the database is
 /// unavailable), what the projection's migrations or handlers throw.
-/// Cost: a catch-up of the whole log by the new generation, then one short transaction that
-/// waits for the live tables' current writers and readers.
+/// Thread safety: any thread; run one rebuild of a projection at a time (a second one started
+/// meanwhile works on the same generation and one of the two switches fails: NotFoundError).
+/// Cost: a catch-up of the whole log by the new generation (a runner thread of this call), then
+/// one short transaction that waits for the live tables' current writers and readers.
 BlueGreenResult rebuild_blue_green(EventStore& events, ProjectionStore& store,
                                    std::shared_ptr<ReadModelProjection> projection,
                                    BlueGreenOptions options);
