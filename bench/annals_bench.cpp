@@ -49,10 +49,14 @@
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/timestamp.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "annals/projections/postgres/inline_projections.hpp"
+#include "annals/projections/postgres/postgres_projection_store.hpp"
+#include "annals/projections/runner.hpp"
 #include "framework_bench.hpp"
 #include "harness.hpp"
 #include "long_haul.hpp"
 #include "pg.hpp"
+#include "projection_kit.hpp"
 #include "projections_bench.hpp"
 #include "workloads.hpp"
 
@@ -169,6 +173,9 @@ struct Figure {
   bool group_commit = true;
   /// Append figures: how the store side is given each event's data and metadata.
   AppendInput input = AppendInput::kJsonText;
+  /// Append figures: append through make_inline_projections_store with one inline read-model
+  /// projection (a counter per stream), a runner following it as the docs prescribe.
+  bool inline_projection = false;
 };
 
 const std::vector<Figure>& all_figures() {
@@ -183,6 +190,11 @@ const std::vector<Figure>& all_figures() {
       {"append_batch10_w4_json", Kind::kAppend, 4, 10, std::nullopt, 0.0, true, AppendInput::kTree},
       {"append_batch100_w4_json", Kind::kAppend, 4, 100, std::nullopt, 0.0, true,
        AppendInput::kTree},
+      // One inline read-model projection (issue 15): its cost over the same ceiling.
+      {"append_inline_w1", Kind::kAppend, 1, 1, std::nullopt, 0.0, true, AppendInput::kJsonText,
+       true},
+      {"append_inline_w4", Kind::kAppend, 4, 1, std::nullopt, 0.0, true, AppendInput::kJsonText,
+       true},
       {"append_w16_notify_off", Kind::kAppend, 16, 1, false, 0.0},
       {"append_w16_group_commit_off", Kind::kAppend, 16, 1, std::nullopt, 0.0, false},
       {"pg_insert_notify_w16", Kind::kPgNotify, 16, 1, std::nullopt, 0.0},
@@ -224,6 +236,7 @@ constexpr const char* kDescription =
 constexpr const char* kFigureNames =
     "figures: append_w1 append_w4 append_w16 append_batch10_w4 append_batch100_w4\n"
     "         append_w1_json append_batch10_w4_json append_batch100_w4_json\n"
+    "         append_inline_w1 append_inline_w4\n"
     "         append_w16_notify_off append_w16_group_commit_off pg_insert_notify_w16\n"
     "         read_all read_all_keyset_raw verify read_stream_1000\n"
     "framework figures: rehydrate_1k_replay rehydrate_1k_snapshot rehydrate_10k_replay\n"
@@ -616,6 +629,7 @@ class Bench {
       case Kind::kAppend: {
         auto store = open_store(conninfo_, static_cast<std::size_t>(figure.writers),
                                 store_notify(figure), figure.group_commit);
+        if (figure.inline_projection) return run_inline_store(figure, round, *store);
         return run_writers(
             figure.writers, options_.seconds, options_.warmup,
             store_append(*store, payload_, figure.batch, prefix(figure, round, "s"), figure.input));
@@ -641,6 +655,32 @@ class Bench {
       }
     }
     throw std::logic_error("unknown figure kind");
+  }
+
+  // Appends through an inline-projections store over `store`, with one CountingReadModel
+  // (one increment per event) applied inline and a runner following it, which moves its
+  // checkpoint past what was applied inline (docs/read-models.md, "Inline projections").
+  // The slice's streams form a category of their own, the projection's filter, so that its
+  // runner skips the events of earlier figures instead of catching up on them during the slice.
+  Slice run_inline_store(const Figure& figure, int round, EventStore& store) {
+    const auto name = "inline_" + figure.name + "_r" + std::to_string(round);
+    auto projection_store = projections::make_postgres_projection_store(
+        {.connection_string = conninfo_, .pool_size = 2});
+    auto counter = std::make_shared<CountingReadModel>(
+        name, name + "_counts", EventFilter{.category = name, .event_types = {}});
+    auto inline_store = projections::make_inline_projections_store(
+        store, *projection_store, {counter},
+        {.connection_string = conninfo_,
+         .pool_size = static_cast<std::size_t>(figure.writers),
+         .notify_on_append = store_notify(figure)});
+    projections::ProjectionRunner runner(store, *projection_store, {.owner = "bench"});
+    runner.add(counter);
+    runner.start();
+    auto slice =
+        run_writers(figure.writers, options_.seconds, options_.warmup,
+                    store_append(*inline_store, payload_, figure.batch, name, figure.input));
+    runner.stop();
+    return slice;
   }
 
   Slice run_ceiling(const Figure& figure, int round, Ceiling ceiling) {

@@ -191,8 +191,11 @@ TEST_F(ProjectionCommandsTest, ListJsonHasOneObjectPerProjectionWithKeysInOrder)
 
   const auto rows = json_lines(status({.json = true}));
   ASSERT_EQ(rows.size(), 1U);
-  EXPECT_EQ(keys(rows[0]), (std::vector<std::string>{"name", "owner", "owned", "position", "head",
-                                                     "lag", "state", "lease_expires_at"}));
+  EXPECT_EQ(keys(rows[0]),
+            (std::vector<std::string>{"name", "owner", "owned", "position", "head", "lag", "state",
+                                      "lease_expires_at", "read_schema", "generation_of"}));
+  EXPECT_TRUE(rows[0]["read_schema"].is_null());
+  EXPECT_TRUE(rows[0]["generation_of"].is_null());
   EXPECT_EQ(rows[0]["name"], "balances");
   EXPECT_EQ(rows[0]["owner"], "runner-1");
   EXPECT_EQ(rows[0]["owned"], true);
@@ -226,7 +229,8 @@ TEST_F(ProjectionCommandsTest, StatusDetailsRebuildsDeadLettersAndErrors) {
   EXPECT_EQ(keys(rows[0]),
             (std::vector<std::string>{"name", "owner", "owned", "position", "head", "lag", "state",
                                       "lease_expires_at", "fencing_token", "events_applied",
-                                      "last_error", "updated_at", "rebuild", "dead_letters"}));
+                                      "last_error", "updated_at", "rebuild", "dead_letters",
+                                      "read_schema", "generation_of"}));
   EXPECT_EQ(rows[0]["rebuild"]["id"], request.id);
   EXPECT_EQ(rows[0]["rebuild"]["state"], "requested");
   EXPECT_TRUE(rows[0]["rebuild"]["percent"].is_null());

@@ -16,6 +16,7 @@
 #include <pqxx/pqxx>
 
 #include "annals/eventstore/detail/logger.hpp"
+#include "annals/eventstore/types.hpp"
 #include "connection_pool.hpp"
 #include "watchdog.hpp"
 #include "write_pipeline.hpp"
@@ -84,6 +85,20 @@ class PostgresContext {
   [[noreturn]] void fail(const std::exception& error, const std::string& what,
                          bool read_model = true);
   [[nodiscard]] bool broken() const noexcept { return broken_; }
+
+  /// Whether the events of the transaction of `position` were applied inline already
+  /// (sql/0016; inline_projections.cpp): a runner's batch then skips them. Enters the read
+  /// schema first (enter_read_schema()). Default: never (not a runner's batch).
+  /// Throws: the translated driver error (the batch is then aborted).
+  [[nodiscard]] virtual bool applied_inline(const Position& position) {
+    static_cast<void>(position);
+    return false;
+  }
+  /// Puts the projection's read schema (sql/0016: the tables of its current generation) first
+  /// on the transaction's search_path, once per unit of work, before the projection touches
+  /// its tables. Default: nothing (an inline append enters it with its caught-up check).
+  /// Throws: the translated driver error (the unit of work is then aborted).
+  virtual void enter_read_schema() {}
 
   /// Queues an execution of `statement` (a deferred statement of session()) with `params` as
   /// bound parameters. Sent by flush_writes(), or at once when the queued values pass

@@ -13,6 +13,7 @@
 // A Batch is a pqxx::work on one pooled connection: the projection's writes, the dead-letter
 // changes and the guarded checkpoint UPDATE commit together (ARCHITECTURE decision 7). Driver
 // failures are translated once, by annals::postgres's translator (error_translation.hpp).
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <limits>
@@ -63,6 +64,15 @@ void prepare_store_statements(pqxx::connection& connection) {
   connection.prepare(sql::kOpenRebuildName, sql::kOpenRebuild);
   connection.prepare(sql::kRebuildRequestName, sql::kRebuildRequest);
   connection.prepare(sql::kUpdateRebuildName, sql::kUpdateRebuild);
+  connection.prepare(sql::kInlineAppendName, sql::kInlineAppend);
+  connection.prepare(sql::kInlineLockSharedName, sql::kInlineLockShared);
+  connection.prepare(sql::kInlineLockName, sql::kInlineLock);
+  connection.prepare(sql::kInlineCaughtUpName, sql::kInlineCaughtUp);
+  connection.prepare(sql::kInlineReadBackName, sql::kInlineReadBack);
+  connection.prepare(sql::kInlineRecordName, sql::kInlineRecord);
+  connection.prepare(sql::kEnterReadModelName, sql::kEnterReadModel);
+  connection.prepare(sql::kInlineForgetName, sql::kInlineForget);
+  connection.prepare(sql::kInlineNotifyName, sql::kInlineNotify);
 }
 
 }  // namespace
@@ -284,6 +294,24 @@ DeadLetter decode_dead_letter(const pqxx::row& row) {
   };
 }
 
+// "t1,t2,..." (array_to_string of an xid8[]) as numbers; empty text: none.
+std::vector<std::uint64_t> parse_transactions(std::string_view text) {
+  std::vector<std::uint64_t> out;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    out.push_back(postgres::detail::parse_int<std::uint64_t>(text.substr(0, comma),
+                                                             "inline-applied transaction id"));
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+NotFoundError not_registered(const std::string& projection) {
+  return NotFoundError(describe(projection) +
+                       " is not registered (ProjectionStore::prepare() registers it)");
+}
+
 std::string state_array(std::initializer_list<DeadLetterState> states) {
   std::string text = "{";
   for (const auto state : states) {
@@ -304,6 +332,14 @@ class SetupWork final : public UnitOfWork, public PostgresContext {
   const std::string& projection_name() const noexcept override { return projection_; }
   Session& session() noexcept override { return session_; }
   pqxx::dbtransaction& transaction() noexcept override { return tx_; }
+
+  void enter_read_schema() override {
+    try {
+      static_cast<void>(tx_.exec_prepared(sql::kEnterReadModelName, projection_));
+    } catch (const std::exception& e) {
+      fail(e, describe(projection_) + ": enter its read schema", false);
+    }
+  }
 
  private:
   const std::string& projection_;
@@ -383,6 +419,34 @@ class PostgresBatch final : public Batch, public PostgresContext {
     if (result.affected_rows() == 0) {
       throw NotFoundError(what + ": no such dead letter of this projection");
     }
+  }
+
+  bool applied_inline(const Position& position) override {
+    enter_read_schema();
+    if (inline_applied_.empty()) return false;
+    return std::find(inline_applied_.begin(), inline_applied_.end(), position.commit()) !=
+           inline_applied_.end();
+  }
+
+  // Once per batch, at its first event: enters the projection's read schema and reads the
+  // transactions applied inline. Entries are added only by inline appends that committed with
+  // their events, so every event this batch was given (read before it began) has its entry, if
+  // any, committed already.
+  void enter_read_schema() override {
+    if (entered_) return;
+    const std::string what = describe(lease_.projection) + ": enter its read model";
+    const auto tx = open(what);
+    try {
+      const StatementDeadline deadline(*this);
+      const auto rows = tx->exec_prepared(sql::kEnterReadModelName, lease_.projection);
+      if (rows.empty()) throw not_registered(lease_.projection);
+      inline_applied_ = parse_transactions(text_of(rows[0][1]));
+    } catch (const annals::Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      fail(e, what, false);
+    }
+    entered_ = true;
   }
 
   void set_pipelined(bool pipelined) override {
@@ -492,6 +556,8 @@ class PostgresBatch final : public Batch, public PostgresContext {
   Position checkpoint_;
   SessionPool::Lease session_;
   std::unique_ptr<pqxx::work> tx_;
+  bool entered_ = false;                       // enter_read_schema() ran
+  std::vector<std::uint64_t> inline_applied_;  // read by enter_read_schema()
 };
 
 // --- The store ---------------------------------------------------------------------------------
@@ -631,6 +697,7 @@ class PostgresProjectionStore final : public ProjectionStore {
           .events_applied = row[8].as<std::int64_t>(),
           .updated_at = time_of(row[9]),
           .owned = row[10].as<bool>(),
+          .read_schema = optional_text(row[11]),
       });
     }
     return records;

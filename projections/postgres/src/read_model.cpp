@@ -528,6 +528,7 @@ void ReadModelProjection::setup(UnitOfWork& work) {
     }
   }
   if (pending.empty()) return;
+  context.enter_read_schema();  // a blue/green generation's migrations create its tables there
   auto& tx = context.transaction();
   std::set<std::string> applied;
   try {
@@ -570,15 +571,29 @@ EventFilter ReadModelProjection::filter() const {
 }
 
 void ReadModelProjection::apply(const RecordedEvent& event, UnitOfWork& work) {
-  PostgresReadModel db(context_of(work, *this));
+  auto& context = context_of(work, *this);
+  // Applied by an inline append already (inline_projections.cpp): once is enough.
+  if (context.applied_inline(event.position)) return;
+  PostgresReadModel db(context);
   handle(event, db);
 }
 
 void ReadModelProjection::reset(UnitOfWork& work) {
   auto& context = context_of(work, *this);
+  const auto& projection = context.projection_name();
+  // Waits for the inline appends under way (they hold the lock shared) and keeps new ones out
+  // until this reset commits; the replay then applies every event again, the ones applied
+  // inline before included (sql/0016).
+  try {
+    context.transaction().exec_prepared(sql::kInlineLockName, projection);
+    context.transaction().exec_prepared(sql::kInlineForgetName, projection);
+  } catch (const std::exception& e) {
+    context.fail(e, describe(projection) + ": reset: forget the inline-applied transactions",
+                 false);
+  }
   const auto targets = tables();
   if (targets.empty()) return;
-  const auto& projection = context.projection_name();
+  context.enter_read_schema();
   std::string sql = sql::kTruncate;
   for (std::size_t i = 0; i < targets.size(); ++i) {
     if (i > 0) sql += ", ";

@@ -122,10 +122,14 @@ inline constexpr const char* kCheckpoint =
 // token) and the stored checkpoint is still the one the batch began at ($3, $4). Sent inside the
 // batch's transaction, right before COMMIT; no row updated means a stale writer, and the whole
 // transaction is rolled back.
+// It also drops the inline-applied transactions (sql/0016) the new checkpoint passed: a
+// transaction below the checkpoint's is entirely behind it and is never read again.
 inline constexpr const char* kCommitCheckpointName = "annals_proj_commit_checkpoint";
 inline constexpr const char* kCommitCheckpoint =
     "UPDATE annals.projections"
-    "   SET checkpoint_tx = $5::xid8, checkpoint_position = $6::bigint, updated_at = now()"
+    "   SET checkpoint_tx = $5::xid8, checkpoint_position = $6::bigint, updated_at = now(),"
+    "       inline_applied = CASE WHEN cardinality(inline_applied) = 0 THEN inline_applied"
+    "         ELSE ARRAY(SELECT t FROM unnest(inline_applied) t WHERE t >= $5::xid8) END"
     " WHERE name = $1 AND fencing_token = $2::bigint AND owner = $7"
     "   AND checkpoint_tx = $3::xid8 AND checkpoint_position = $4::bigint";
 
@@ -141,10 +145,162 @@ inline constexpr const char* kList =
     "       (extract(epoch FROM lease_expires_at) * 1000000)::bigint, fencing_token, state,"
     "       last_error, events_applied, (extract(epoch FROM updated_at) * 1000000)::bigint,"
     "       (owner IS NOT NULL AND lease_expires_at > now()"
-    "        AND (owner_session IS NULL OR " ANNALS_SESSION_ALIVE("owner_session") "))"
+    "        AND (owner_session IS NULL OR " ANNALS_SESSION_ALIVE("owner_session") ")),"
+    "       read_schema"
     "  FROM annals.projections ORDER BY name COLLATE \"C\"";  // byte order, like std::string
 
 #undef ANNALS_SESSION_ALIVE
+
+// --- Inline projections (inline_projections.cpp, sql/0016) -------------------------------------
+// An inline append is one transaction: the append, then per inline projection the shared lock,
+// the caught-up check (which also enters the projection's read schema), the read-back of the
+// appended events, the projection's writes and the record of its transaction, then COMMIT. See
+// inline_projections.cpp for why in this order.
+
+// The append itself: annals.append_events, as the event store calls it (its array parameters
+// as text literals here), without NOTIFY inside the transaction (sent after the commit).
+inline constexpr const char* kInlineAppendName = "annals_inline_append";
+inline constexpr const char* kInlineAppend =
+    "SELECT stream_index, outcome, first_version, last_version, transaction_id::text,"
+    "       global_position, actual_version"
+    "  FROM annals.append_events($1::text[], $2::bigint[], $3::integer[], $4::uuid[],"
+    "                            $5::text[], $6::integer[], $7::jsonb[], $8::jsonb[], false,"
+    "                            $9::boolean[])";
+
+// Inline appends of a projection hold this lock shared (they do not wait for each other); a
+// rebuild's reset holds it exclusively, so an inline append never reads the checkpoint and the
+// inline-applied list of a reset that has not committed yet, nor writes into tables a reset is
+// emptying. Transaction-scoped: works behind a transaction pooler. The first key, 1634627177
+// ("anni"), is ours alone (the migration lock above and appends use others).
+inline constexpr const char* kInlineLockSharedName = "annals_inline_lock_shared";
+inline constexpr const char* kInlineLockShared =
+    "SELECT pg_advisory_xact_lock_shared(1634627177, hashtext($1::text))";
+inline constexpr const char* kInlineLockName = "annals_inline_lock";
+inline constexpr const char* kInlineLock =
+    "SELECT pg_advisory_xact_lock(1634627177, hashtext($1::text))";
+
+// The search_path that puts projection $1's read schema (sql/0016; NULL: none) before the
+// session's own, as set_config's value: unqualified table names of its handlers, migrations and
+// reset then reach the tables of its current generation (blue/green rebuilds).
+#define ANNALS_READ_SCHEMA_PATH                                                \
+  "set_config('search_path', CASE WHEN p.read_schema IS NULL THEN s.reset_val" \
+  " ELSE pg_catalog.quote_ident(p.read_schema) || ', ' || s.reset_val END, true)"
+#define ANNALS_READ_SCHEMA_FROM                                                          \
+  " FROM annals.projections p, pg_catalog.pg_settings s WHERE p.name = $1 AND s.name = " \
+  "'search_path'"
+
+// Whether projection $1 has applied the earlier events of the appended streams ($2, each from
+// version $3 on) that it handles ($4 category, $5 types; NULL: any): for each stream, the last
+// such event before the append is behind the checkpoint or in a transaction applied inline.
+// The last one suffices: what a projection applied of a stream is always a prefix of it (the
+// runner applies in log order; an inline append applies only after such a prefix), so the one
+// before it is applied too. The append locked the streams, so every earlier event of them has
+// committed and this statement, sent after it, sees them. One backward probe of
+// events_stream_version_pkey per stream. No row: the projection is not registered.
+inline constexpr const char* kInlineCaughtUpName = "annals_inline_caught_up";
+inline constexpr const char* kInlineCaughtUp =
+    "SELECT NOT EXISTS (SELECT 1"
+    "  FROM unnest($2::text[], $3::bigint[]) AS a(stream_id, first_version)"
+    "  CROSS JOIN LATERAL (SELECT e.transaction_id, e.global_position FROM annals.events e"
+    "     WHERE e.stream_id = a.stream_id AND e.stream_version < a.first_version"
+    "       AND ($5::text[] IS NULL OR e.event_type = ANY ($5::text[]))"
+    "     ORDER BY e.stream_version DESC LIMIT 1) last"
+    "  WHERE ($4::text IS NULL OR split_part(a.stream_id, '-', 1) = $4::text)"
+    "    AND (last.transaction_id, last.global_position)"
+    "        > (p.checkpoint_tx, p.checkpoint_position)"
+    "    AND last.transaction_id <> ALL (p.inline_applied)), " ANNALS_READ_SCHEMA_PATH
+        ANNALS_READ_SCHEMA_FROM;
+
+// The events the append wrote, as a reader of the log gets them (stored JSON, recorded time),
+// so that inline handlers see exactly what the runner's would. Served by events_log_order_idx.
+inline constexpr const char* kInlineReadBackName = "annals_inline_read_back";
+inline constexpr const char* kInlineReadBack =
+    "SELECT e.transaction_id::text, e.global_position, e.stream_id, e.stream_version,"
+    "       e.event_id::text, e.event_type, e.schema_version, e.data::text, e.metadata::text,"
+    "       (extract(epoch FROM e.recorded_at) * 1000000)::bigint"
+    "  FROM annals.events e WHERE e.transaction_id = $1::xid8 ORDER BY e.global_position";
+
+// Records that the projection applied transaction $2 inline (the runner then skips its events).
+inline constexpr const char* kInlineRecordName = "annals_inline_record";
+inline constexpr const char* kInlineRecord =
+    "UPDATE annals.projections SET inline_applied = array_append(inline_applied, $2::xid8)"
+    " WHERE name = $1";
+
+// A unit of work's first statement on the projection's tables (a batch: at its first event):
+// enters the projection's read schema, and returns the transactions applied inline after the
+// checkpoint, which the batch skips ("t1,t2,..."; empty: none).
+inline constexpr const char* kEnterReadModelName = "annals_enter_read_model";
+inline constexpr const char* kEnterReadModel =
+    "SELECT " ANNALS_READ_SCHEMA_PATH
+    ", pg_catalog.array_to_string(p.inline_applied, ',')" ANNALS_READ_SCHEMA_FROM;
+
+// A reset forgets the transactions applied inline: the replay applies every event again.
+inline constexpr const char* kInlineForgetName = "annals_inline_forget";
+inline constexpr const char* kInlineForget =
+    "UPDATE annals.projections SET inline_applied = '{}' WHERE name = $1"
+    "   AND cardinality(inline_applied) > 0";
+
+// Wakes runners and subscribers after an inline append committed.
+inline constexpr const char* kInlineNotifyName = "annals_inline_notify";
+inline constexpr const char* kInlineNotify = "SELECT pg_notify('annals_events', '')";
+
+#undef ANNALS_READ_SCHEMA_PATH
+#undef ANNALS_READ_SCHEMA_FROM
+
+// --- Blue/green rebuilds (blue_green.cpp, sql/0016) --------------------------------------------
+// The DDL of a switch (CREATE SCHEMA, DROP TABLE / DROP VIEW, CREATE VIEW, DROP SCHEMA) is
+// assembled in blue_green.cpp from identifiers that were validated and quoted first, like the
+// read-model helpers' statements; it takes no values.
+
+inline constexpr const char* kReadSchemaName = "annals_bg_read_schema";
+inline constexpr const char* kReadSchema =
+    "SELECT read_schema FROM annals.projections WHERE name = $1";
+
+// Registers a generation under its own name ($1) with its schema ($2); an existing row (a
+// rebuild resumed) keeps its checkpoint.
+inline constexpr const char* kRegisterGenerationName = "annals_bg_register";
+inline constexpr const char* kRegisterGeneration =
+    "INSERT INTO annals.projections (name, read_schema) VALUES ($1, $2)"
+    " ON CONFLICT (name) DO UPDATE SET read_schema = EXCLUDED.read_schema, updated_at = now()";
+
+// What readers reach under a table name ($1, resolved with the session's search_path): its
+// schema and kind ('r' table, 'v' view, ...); no row when there is nothing of that name.
+inline constexpr const char* kLiveRelationName = "annals_bg_live_relation";
+inline constexpr const char* kLiveRelation =
+    "SELECT n.nspname, c.relkind::text FROM pg_catalog.pg_class c"
+    "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.oid = pg_catalog.to_regclass($1)";
+inline constexpr const char* kCurrentSchemaName = "annals_bg_current_schema";
+inline constexpr const char* kCurrentSchema = "SELECT pg_catalog.current_schema()";
+
+// Hands generation $2's checkpoint and schema ($3) to projection $1. Its inline-applied list is
+// emptied: the new generation's runner applied every event up to its checkpoint, and the
+// projection's runner applies those after it to the new tables. Lease and token are untouched:
+// the owner's next checkpoint write finds the checkpoint moved (unless it equals the old one) and
+// continues from the new one.
+inline constexpr const char* kHandOverName = "annals_bg_hand_over";
+inline constexpr const char* kHandOver =
+    "UPDATE annals.projections p"
+    "   SET checkpoint_tx = g.checkpoint_tx, checkpoint_position = g.checkpoint_position,"
+    "       read_schema = $3, inline_applied = '{}', updated_at = now()"
+    "  FROM annals.projections g WHERE p.name = $1 AND g.name = $2"
+    " RETURNING p.checkpoint_tx::text, p.checkpoint_position";
+inline constexpr const char* kDropMigrationsName = "annals_bg_drop_migrations";
+inline constexpr const char* kDropMigrations =
+    "DELETE FROM annals.projection_migrations WHERE projection = $1";
+inline constexpr const char* kMoveMigrationsName = "annals_bg_move_migrations";
+inline constexpr const char* kMoveMigrations =
+    "UPDATE annals.projection_migrations SET projection = $1 WHERE projection = $2";
+// The generation's dead letters become the projection's (replacing its own of the same events).
+inline constexpr const char* kDropDeadLettersName = "annals_bg_drop_dead_letters";
+inline constexpr const char* kDropDeadLetters =
+    "DELETE FROM annals.projection_dead_letters d WHERE d.projection = $1 AND d.event_id IN"
+    " (SELECT g.event_id FROM annals.projection_dead_letters g WHERE g.projection = $2)";
+inline constexpr const char* kMoveDeadLettersName = "annals_bg_move_dead_letters";
+inline constexpr const char* kMoveDeadLetters =
+    "UPDATE annals.projection_dead_letters SET projection = $1 WHERE projection = $2";
+inline constexpr const char* kDropGenerationName = "annals_bg_drop_generation";
+inline constexpr const char* kDropGeneration = "DELETE FROM annals.projections WHERE name = $1";
 
 // --- Dead letters ------------------------------------------------------------------------------
 

@@ -104,6 +104,18 @@ class Admin {
     return query("SELECT count(*) FROM " + table)[0][0].as<std::int64_t>();
   }
 
+  /// The position of the newest committed event. A store's head_position() and read_all()
+  /// stop at the settled log, which a transaction open anywhere in the cluster (another test
+  /// process under ctest -j) holds back; waiting for this position instead waits until the
+  /// events this test appended are all readable.
+  annals::Position committed_head() {
+    const auto rows = query(
+        "SELECT transaction_id::text, global_position FROM annals.events"
+        " ORDER BY transaction_id DESC, global_position DESC LIMIT 1");
+    if (rows.empty()) return annals::Position::start();
+    return annals::Position(rows[0][0].as<std::uint64_t>(), rows[0][1].as<std::int64_t>());
+  }
+
   /// Ends the backend `pid` (as a crash or a network failure would).
   void terminate(int pid) { query("SELECT pg_terminate_backend(" + std::to_string(pid) + ")"); }
 

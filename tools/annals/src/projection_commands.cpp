@@ -133,6 +133,16 @@ std::vector<ProjectionDetails> details_of(ProjectionStore& store,
   return details;
 }
 
+// "<name>" for a blue/green generation "<name>.g<n>" (n digits), else empty.
+std::optional<std::string> generation_of(const std::string& name) {
+  const auto at = name.rfind(".g");
+  if (at == std::string::npos || at == 0 || at + 2 == name.size()) return std::nullopt;
+  for (std::size_t i = at + 2; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return std::nullopt;
+  }
+  return name.substr(0, at);
+}
+
 Json status_json(const ProjectionRecord& r, Position head, const ProjectionDetails& details,
                  bool detailed) {
   Json j;
@@ -153,6 +163,10 @@ Json status_json(const ProjectionRecord& r, Position head, const ProjectionDetai
     j["rebuild"] = details.rebuild ? rebuild_json(*details.rebuild) : Json(nullptr);
     j["dead_letters"] = {{"parked", details.parked}, {"retry_requested", details.retry_requested}};
   }
+  // Blue/green rebuilds (docs/read-models.md): where the tables' current generation lives, and
+  // for a generation being built ("<name>.g<n>"), the projection it will replace.
+  j["read_schema"] = optional_string(r.read_schema);
+  j["generation_of"] = optional_string(generation_of(r.name));
   return j;
 }
 

@@ -131,6 +131,10 @@ struct ProjectionRecord {
   /// True when the lease is held and has not expired (by the store's clock) and, where the
   /// store watches sessions, its owner's session is alive.
   bool owned = false;
+  /// PostgreSQL read models: the schema of the tables' current generation (blue/green
+  /// rebuilds, annals/projections/postgres/blue_green.hpp); empty where the migrations created
+  /// them, and on stores without schemas.
+  std::optional<std::string> read_schema;
 };
 
 /// What an owner reports about its projection (stored with the record; see report()).

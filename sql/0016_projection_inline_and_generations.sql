@@ -1,0 +1,31 @@
+-- 0016: inline read-model projections and blue/green rebuilds (issue 15; docs/read-models.md,
+-- "Inline projections" and "Zero-downtime rebuilds").
+--
+-- Decisions:
+-- * An inline projection applies an append's events in the append's own transaction, with the
+--   same handlers as when a runner applies them. Its checkpoint stays the runner's: only a
+--   runner moves it, reading the log in (transaction id, position) order below the oldest
+--   running transaction (decision 5). So the checkpoint never passes an event that is not yet
+--   visible, however inline appends of several writers interleave or commit out of order.
+-- * inline_applied lists the transactions whose events the projection applied inline and that
+--   its checkpoint has not passed yet. An inline append adds its transaction id in the same
+--   transaction as its events and read-model writes, so the entry exists exactly when those
+--   events do. A runner skips the events of a listed transaction (applied once already) and
+--   drops the entries its checkpoint passed in its guarded checkpoint UPDATE; a rebuild (reset)
+--   empties the list. Switching a projection between inline and asynchronous therefore needs no
+--   rebuild: each event is applied by exactly one of the two.
+-- * A column of the projection's row, not a table: the grants of annals.projections cover it,
+--   and the runner reads it with the checkpoint.
+ALTER TABLE annals.projections ADD COLUMN inline_applied xid8[] NOT NULL DEFAULT '{}';
+
+-- Blue/green rebuilds (issue 15; docs/read-models.md, "Zero-downtime rebuilds"):
+-- * read_schema is the schema a read-model projection's tables live in, one per generation
+--   (rm_<name>_<hash>_g<n>); NULL: where its migrations created them (generation 0). Every unit
+--   of work of the projection (setup, batch, inline append) puts it first on its search_path
+--   (SET LOCAL), so the projection's unqualified table names reach that generation's tables.
+-- * A blue/green rebuild builds generation n+1 as a projection of its own (`<name>.g<n+1>`, its
+--   own checkpoint, lease and migrations record) while generation n keeps serving; then, in one
+--   transaction, replaces the views readers query (one per table, named as the projection names
+--   its tables) with views on the new tables, hands the new checkpoint, schema and migrations
+--   record to the projection and drops the old generation.
+ALTER TABLE annals.projections ADD COLUMN read_schema text;
