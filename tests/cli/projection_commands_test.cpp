@@ -277,6 +277,24 @@ TEST_F(ProjectionCommandsTest, RebuildFollowsTheOwnersProgressUntilDone) {
           "rebuild balances: 100% (1000 of 1000 events)", "rebuild balances: done (1000 events)"}));
 }
 
+TEST_F(ProjectionCommandsTest, RebuildJsonPrintsOneObjectPerStepEvenOnATerminal) {
+  ASSERT_TRUE(store_->try_acquire("balances", "runner-1", 10s));
+  ScriptedRebuilds scripted(*store_,
+                            {step(RebuildState::kRequested), step(RebuildState::kRunning, 410),
+                             step(RebuildState::kRunning, 410), step(RebuildState::kDone, 1000)});
+  std::ostringstream out;
+  projections_rebuild(
+      scripted, {.name = "balances", .json = true, .poll_interval = 0ms, .terminal = true}, out);
+  const auto id = store_->open_rebuild("balances")->id;
+  EXPECT_EQ(lines(out.str()), (std::vector<std::string>{
+                                  R"({"event":"filed","projection":"balances","request":)" +
+                                      std::to_string(id) + R"(,"state":"requested"})",
+                                  R"({"event":"waiting","owner":"runner-1"})",
+                                  R"({"event":"running","owner":"runner-1"})",
+                                  R"({"event":"progress","percent":41,"done":410,"total":1000})",
+                                  R"({"event":"done","events":1000})"}));
+}
+
 TEST_F(ProjectionCommandsTest, RebuildDrawsABarOnATerminal) {
   ScriptedRebuilds scripted(*store_,
                             {step(RebuildState::kRunning, 410), step(RebuildState::kDone, 1000)});

@@ -183,6 +183,8 @@ std::vector<ParsedCommand> declare_projections(CLI::App& verb, CommandLine& cl) 
       "Ask the owning runner to reset the projection and replay the log; follow its progress");
   rebuild->add_option("NAME", args.name, "The projection (exit 4 when unknown)")->required();
   rebuild->add_flag("--no-wait", args.no_wait, "File the request and exit 0 at once");
+  rebuild->add_flag("--json", args.json,
+                    "One JSON object per step and line (filed, waiting, running, progress, done)");
   rebuild
       ->add_option_function<double>(
           "--timeout", [&args](const double& s) { args.timeout_seconds = s; },

@@ -247,6 +247,13 @@ class RebuildFollower {
       : store_(store), args_(args), out_(out), label_("rebuild " + args.name + ": ") {}
 
   void report_filed(const RebuildRequest& request) {
+    if (args_.json) {
+      line({{"event", "filed"},
+            {"projection", args_.name},
+            {"request", request.id},
+            {"state", projections::to_string(request.state)}});
+      return;
+    }
     out_ << label_ << "request " << request.id << ' ' << projections::to_string(request.state)
          << '\n'
          << std::flush;
@@ -257,12 +264,20 @@ class RebuildFollower {
   void report_owner() {
     const auto record = find_projection(store_, args_.name);
     if (record && record->owned) {
+      if (!said_owner_ && args_.json) {
+        line({{"event", "waiting"}, {"owner", record->owner.value_or("?")}});
+        said_owner_ = true;
+      }
       if (!said_owner_) {
         out_ << label_ << "owned by " << record->owner.value_or("?")
              << "; waiting for it to start the rebuild\n"
              << std::flush;
         said_owner_ = true;
       }
+    } else if (!said_unowned_ && args_.json) {
+      line({{"event", "waiting"}, {"owner", nullptr}});
+      said_unowned_ = true;
+      said_owner_ = false;
     } else if (!said_unowned_) {
       out_ << label_ << "no runner owns " << args_.name
            << " at the moment: the request waits until a runner running it takes it over\n"
@@ -321,6 +336,12 @@ class RebuildFollower {
   void report_running() {
     if (said_running_) return;
     const auto record = find_projection(store_, args_.name);
+    if (args_.json) {
+      line({{"event", "running"},
+            {"owner", record && record->owner ? Json(*record->owner) : Json(nullptr)}});
+      said_running_ = true;
+      return;
+    }
     out_ << label_ << "running"
          << (record && record->owner ? " on " + *record->owner : std::string()) << '\n'
          << std::flush;
@@ -331,7 +352,10 @@ class RebuildFollower {
     const auto p = progress_of(current);
     if (!p || p->percent == last_percent_) return;
     last_percent_ = p->percent;
-    if (args_.terminal) {
+    if (args_.json) {
+      line(
+          {{"event", "progress"}, {"percent", p->percent}, {"done", p->done}, {"total", p->total}});
+    } else if (args_.terminal) {
       constexpr int kWidth = 30;
       const int filled = p->percent * kWidth / 100;
       out_ << '\r' << label_ << '[' << std::string(static_cast<std::size_t>(filled), '#')
@@ -347,10 +371,17 @@ class RebuildFollower {
   void report_done(const RebuildRequest& current) {
     end_bar();
     const auto p = progress_of(current);
+    if (args_.json) {
+      line({{"event", "done"}, {"events", p ? Json(p->total) : Json(nullptr)}});
+      return;
+    }
     out_ << label_ << "done";
     if (p) out_ << " (" << p->total << " events)";
     out_ << '\n' << std::flush;
   }
+
+  // One JSON object per line (--json), flushed: a program follows the rebuild as it goes.
+  void line(const Json& object) { out_ << dump(object) << '\n' << std::flush; }
 
   // Ends the line of a progress bar before anything else is printed.
   void end_bar() {

@@ -45,6 +45,9 @@ struct RebuildArgs {
   std::string name{};
   /// File the request and return at once.
   bool no_wait = false;
+  /// --json: one JSON object per step and line ({"event":"filed"|"waiting"|"running"|
+  /// "progress"|"done", ...}) instead of text and the bar.
+  bool json = false;
   /// Give up following after this long (exit 5; the rebuild goes on). Default: follow until it
   /// ends. Must be > 0.
   std::optional<double> timeout_seconds = std::nullopt;

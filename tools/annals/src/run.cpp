@@ -98,96 +98,119 @@ std::size_t follow_log(const std::string& url, const annals::cli::ReadAllArgs& a
   return annals::cli::follow_all(*store, args, std::cout, registry, interrupted);
 }
 
-// Runs `command` with the parsed arguments; returns how many events it printed marked
-// undecodable (only `read` and `read-all` print events).
-std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const std::string& url,
-                        const annals::EventRegistry* registry) {
+// `read`, `read-all` and `tail`: returns how many events it printed marked undecodable.
+std::size_t print_events(CommandId command, annals::cli::CommandLine& cl, const std::string& url,
+                         const annals::EventRegistry* registry) {
+  namespace cli = annals::cli;
+  if (command == CommandId::kRead) {
+    cl.read.output.human = stdout_is_terminal();
+    const auto reader = cli::revealing_reader(open_store(url), url);
+    const auto undecodable = cli::read(*reader, cl.read, std::cout, registry);
+    cli::note_if_deleted(*reader, cl.read.stream, std::cerr);
+    return undecodable;
+  }
+  if (command == CommandId::kTail) cl.read_all.follow = true;
+  cl.read_all.output.human = stdout_is_terminal();
+  // A live tail prints personal data as stored (envelopes): see docs/personal-data.md.
+  if (cl.read_all.follow) return follow_log(url, cl.read_all, registry);
+  return cli::read_all(*cli::revealing_reader(open_store(url), url), cl.read_all, std::cout,
+                       registry);
+}
+
+// The projection and dead-letter verbs.
+void run_projection_command(CommandId command, annals::cli::CommandLine& cl,
+                            const std::string& url) {
+  namespace cli = annals::cli;
+  if (command == CommandId::kProjectionsList || command == CommandId::kProjectionsStatus) {
+    // list and status print the same table from the same function; status adds columns.
+    const auto store = open_projection_store(url);
+    const auto events = open_store(url);
+    cli::projections_status(
+        *store, *events,
+        command == CommandId::kProjectionsList ? cl.projections_list : cl.projections_status,
+        std::cout);
+  } else if (command == CommandId::kProjectionsRebuild) {
+    cl.rebuild.terminal = stdout_is_terminal();  // a bar drawn in place, else lines
+    cli::projections_rebuild(*open_projection_store(url), cl.rebuild, std::cout);
+  } else if (command == CommandId::kDeadLettersList) {
+    cli::dead_letters_list(*open_projection_store(url), cl.dead_letters_list, std::cout);
+  } else {
+    cli::dead_letters_act(*open_projection_store(url),
+                          command == CommandId::kDeadLettersRetry ? cli::DeadLetterAction::kRetry
+                                                                  : cli::DeadLetterAction::kSkip,
+                          cl.dead_letter_action, std::cout);
+  }
+}
+
+// The verbs that write to a stream or manage the store.
+void run_store_command(CommandId command, annals::cli::CommandLine& cl, const std::string& url) {
   namespace cli = annals::cli;
   switch (command) {
     case CommandId::kMigrate:
-      cli::migrate(url, cl.migrate, std::cout);
-      return 0;
+      return cli::migrate(url, cl.migrate, std::cout);
     case CommandId::kAppend:
-      cli::append(*open_store(url), cl.append, std::cin, std::cout);
-      return 0;
-    case CommandId::kRead: {
-      cl.read.output.human = stdout_is_terminal();
-      const auto reader = cli::revealing_reader(open_store(url), url);
-      const auto undecodable = cli::read(*reader, cl.read, std::cout, registry);
-      cli::note_if_deleted(*reader, cl.read.stream, std::cerr);
-      return undecodable;
-    }
-    case CommandId::kTail:
-      cl.read_all.follow = true;
-      [[fallthrough]];
-    case CommandId::kReadAll:
-      cl.read_all.output.human = stdout_is_terminal();
-      // A live tail prints personal data as stored (envelopes): see docs/personal-data.md.
-      if (cl.read_all.follow) return follow_log(url, cl.read_all, registry);
-      return cli::read_all(*cli::revealing_reader(open_store(url), url), cl.read_all, std::cout,
-                           registry);
-    case CommandId::kProjectionsList:
-    case CommandId::kProjectionsStatus: {
-      // list and status print the same table from the same function; status adds columns.
-      const auto store = open_projection_store(url);
-      const auto events = open_store(url);
-      cli::projections_status(
-          *store, *events,
-          command == CommandId::kProjectionsList ? cl.projections_list : cl.projections_status,
-          std::cout);
-      return 0;
-    }
-    case CommandId::kProjectionsRebuild:
-      cl.rebuild.terminal = stdout_is_terminal();  // a bar drawn in place, else lines
-      cli::projections_rebuild(*open_projection_store(url), cl.rebuild, std::cout);
-      return 0;
-    case CommandId::kDeadLettersList:
-      cli::dead_letters_list(*open_projection_store(url), cl.dead_letters_list, std::cout);
-      return 0;
-    case CommandId::kDeadLettersRetry:
-    case CommandId::kDeadLettersSkip:
-      cli::dead_letters_act(*open_projection_store(url),
-                            command == CommandId::kDeadLettersRetry ? cli::DeadLetterAction::kRetry
-                                                                    : cli::DeadLetterAction::kSkip,
-                            cl.dead_letter_action, std::cout);
-      return 0;
-    case CommandId::kVerify:
-      cli::verify(url, cl.verify, std::cout);
-      return 0;
-    case CommandId::kAnchor:
-      cli::anchor(url, cl.anchor, std::cout);
-      return 0;
-    case CommandId::kRestoreCheck:
-      cli::restore_check(url, cl.restore_check, std::cout);
-      return 0;
-    case CommandId::kExport:
-      cli::export_events(url, cl.export_events, std::cout, std::cerr);
-      return 0;
-    case CommandId::kImport:
-      cli::import_events(url, cl.import_events, std::cout);
-      return 0;
+      return cli::append(*open_store(url), cl.append, std::cin, std::cout);
     case CommandId::kDeleteStream:
-      cli::delete_stream(*open_store(url), cl.delete_stream, std::cout);
-      return 0;
+      return cli::delete_stream(*open_store(url), cl.delete_stream, std::cout);
     case CommandId::kStreamMeta:
-      cli::stream_meta(*open_store(url), cl.stream_meta, std::cout);
-      return 0;
-    case CommandId::kStreams:
-      cli::streams(url, cl.streams, std::cout);
-      return 0;
-    case CommandId::kStats:
-      cli::stats(url, cl.stats, std::cout);
-      return 0;
-    case CommandId::kCompletion:  // handled before a database is looked for
-      return 0;
+      return cli::stream_meta(*open_store(url), cl.stream_meta, std::cout);
     case CommandId::kForget: {
       const auto keys =
           annals::postgres::make_postgres_subject_key_store({.connection_string = url});
-      cli::forget(*open_store(url), *keys, cl.forget, std::cout);
-      return 0;
+      return cli::forget(*open_store(url), *keys, cl.forget, std::cout);
     }
+    default:
+      return;
   }
-  return 0;
+}
+
+// The auditor's verbs: verification, anchors, restores, copies and inspection.
+void run_audit_command(CommandId command, annals::cli::CommandLine& cl, const std::string& url) {
+  namespace cli = annals::cli;
+  switch (command) {
+    case CommandId::kVerify:
+      return cli::verify(url, cl.verify, std::cout);
+    case CommandId::kAnchor:
+      return cli::anchor(url, cl.anchor, std::cout);
+    case CommandId::kRestoreCheck:
+      return cli::restore_check(url, cl.restore_check, std::cout);
+    case CommandId::kExport:
+      return cli::export_events(url, cl.export_events, std::cout, std::cerr);
+    case CommandId::kImport:
+      return cli::import_events(url, cl.import_events, std::cout);
+    case CommandId::kStreams:
+      return cli::streams(url, cl.streams, std::cout);
+    case CommandId::kStats:
+      return cli::stats(url, cl.stats, std::cout);
+    default:
+      return;
+  }
+}
+
+// Runs `command` with the parsed arguments; returns how many events it printed marked
+// undecodable (only `read`, `read-all` and `tail` print events).
+std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const std::string& url,
+                        const annals::EventRegistry* registry) {
+  switch (command) {
+    case CommandId::kRead:
+    case CommandId::kReadAll:
+    case CommandId::kTail:
+      return print_events(command, cl, url, registry);
+    case CommandId::kProjectionsList:
+    case CommandId::kProjectionsStatus:
+    case CommandId::kProjectionsRebuild:
+    case CommandId::kDeadLettersList:
+    case CommandId::kDeadLettersRetry:
+    case CommandId::kDeadLettersSkip:
+      run_projection_command(command, cl, url);
+      return 0;
+    case CommandId::kCompletion:  // handled before a database is looked for
+      return 0;
+    default:
+      run_store_command(command, cl, url);
+      run_audit_command(command, cl, url);
+      return 0;
+  }
 }
 
 // Runs the command and flushes stdout; returns the exit code.
