@@ -67,16 +67,7 @@ EventFilter log_filter(const ReadAllArgs& args, const EventRegistry* registry) {
     if (args.category->empty()) throw InvalidArgumentError("--category must not be empty");
     filter.category = *args.category;
   }
-  filter.event_types = args.output.types;
-  if (registry == nullptr) return filter;
-  for (const auto& type : args.output.types) {
-    for (auto& source : registry->source_types(type)) {
-      if (std::find(filter.event_types.begin(), filter.event_types.end(), source) ==
-          filter.event_types.end()) {
-        filter.event_types.push_back(std::move(source));
-      }
-    }
-  }
+  filter.event_types = with_stored_names(args.output.types, registry);
   return filter;
 }
 

@@ -34,17 +34,9 @@ std::string data_text(const LazyJson& value) {
 }  // namespace
 
 EventPrinter::EventPrinter(std::ostream& out, PrintOptions options)
-    : out_(out), options_(std::move(options)), stored_types_(options_.types) {
-  if (options_.registry == nullptr) return;
-  // Each type also selects the stored names that upcast into it (renamed, split).
-  for (const auto& type : options_.types) {
-    for (auto& source : options_.registry->source_types(type)) {
-      if (std::find(stored_types_.begin(), stored_types_.end(), source) == stored_types_.end()) {
-        stored_types_.push_back(std::move(source));
-      }
-    }
-  }
-}
+    : out_(out),
+      options_(std::move(options)),
+      stored_types_(with_stored_names(options_.types, options_.registry)) {}
 
 bool EventPrinter::asked(const std::string& type) const {
   return options_.types.empty() ||
@@ -133,6 +125,20 @@ void EventPrinter::print_line(const RecordedEvent& event, const std::string& typ
           std::to_string(event.version) + "  " + type + "  " + shortened(data_json);
   if (!note.empty()) line += "  (" + note + ")";
   out_ << line << '\n';
+}
+
+std::vector<std::string> with_stored_names(const std::vector<std::string>& types,
+                                           const EventRegistry* registry) {
+  std::vector<std::string> names = types;
+  if (registry == nullptr) return names;
+  for (const auto& type : types) {
+    for (auto& source : registry->source_types(type)) {
+      if (std::find(names.begin(), names.end(), source) == names.end()) {
+        names.push_back(std::move(source));
+      }
+    }
+  }
+  return names;
 }
 
 std::chrono::system_clock::time_point parse_time_flag(const std::string& flag,

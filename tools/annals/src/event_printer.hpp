@@ -66,6 +66,12 @@ class EventPrinter {
   std::size_t undecodable_ = 0;
 };
 
+/// `types` followed by the older stored names that `registry` upcasts into one of them
+/// (EventRegistry::source_types: renamed, split), each once; `types` alone without a registry.
+/// What the server-side filter of read-all selects, and what the printer lets through.
+[[nodiscard]] std::vector<std::string> with_stored_names(const std::vector<std::string>& types,
+                                                         const EventRegistry* registry);
+
 /// `text` parsed as a time (annals::parse_timestamp) for the flag `flag`.
 /// Throws: InvalidArgumentError naming the flag and the text.
 [[nodiscard]] std::chrono::system_clock::time_point parse_time_flag(const std::string& flag,
