@@ -43,6 +43,7 @@
 #include "annals/eventstore/detail/stored_event.hpp"
 #include "annals/eventstore/error.hpp"
 #include "annals/projections/postgres/inline_projections.hpp"
+#include "append_codes.hpp"
 #include "connection_string.hpp"
 #include "parse_int.hpp"
 #include "pooled_call.hpp"
@@ -59,32 +60,9 @@ using detail::Param;
 using detail::PostgresContext;
 using detail::Session;
 using detail::SessionPool;
+using postgres::detail::AppendOutcome;
+using postgres::detail::expected_code;
 using postgres::detail::parse_int;
-
-// annals.append_events' outcome column (eventstore/postgres/src/append_codes.hpp).
-enum class Outcome : int {
-  kWritten = 0,
-  kExactResend = 1,
-  kVersionMismatch = 2,
-  kIdsElsewhere = 3,
-  kChangedResend = 4,
-  kStreamDeleted = 5,  // sql/0014: the stream's last event is a tombstone and no reopen
-};
-
-// annals.append_events' expected-version codes (append_codes.hpp): n >= 0 exactly n.
-std::int64_t expected_code(const ExpectedVersion& expected) noexcept {
-  switch (expected.kind()) {
-    case ExpectedVersion::Kind::kAny:
-      return -1;
-    case ExpectedVersion::Kind::kNoStream:
-      return -2;
-    case ExpectedVersion::Kind::kStreamExists:
-      return -3;
-    case ExpectedVersion::Kind::kExact:
-      return expected.version();
-  }
-  return -1;
-}
 
 // A PostgreSQL array literal, `{"a","b"}`: every element double-quoted, '"' and '\' escaped
 // (array_in's complete quoting rule). Sent as one text parameter, never spliced into SQL.
@@ -166,21 +144,21 @@ AppendResult row_result(const pqxx::row& row, const std::vector<StreamEvents>& a
   const auto index = parse_int<std::size_t>(row[0], "stream index") - 1;
   const auto& append = appends.at(index);
   const StreamId& stream = *append.stream;
-  const auto outcome = Outcome{parse_int<int>(row[1], "outcome")};
+  const auto outcome = AppendOutcome{parse_int<int>(row[1], "outcome")};
   const auto actual = row[6].is_null()
                           ? std::optional<std::int64_t>()
                           : std::optional<std::int64_t>(parse_int<std::int64_t>(row[6], "actual"));
   switch (outcome) {
-    case Outcome::kVersionMismatch:
+    case AppendOutcome::kVersionMismatch:
       throw ConcurrencyError(stream, append.expected, actual);
-    case Outcome::kStreamDeleted:
+    case AppendOutcome::kStreamDeleted:
       if (!actual) throw InternalError(what + ": append_events returned an invalid outcome 5 row");
       throw StreamDeletedError(stream, *actual);
-    case Outcome::kIdsElsewhere:
+    case AppendOutcome::kIdsElsewhere:
       throw IdempotencyError(what + ": event ids of stream \"" + stream.value() +
                              "\" are already stored, but not as this exact append "
                              "(partial overlap, or used in another stream); nothing written");
-    case Outcome::kChangedResend: {
+    case AppendOutcome::kChangedResend: {
       const auto ordinal = parse_int<std::size_t>(row[3], "event ordinal");
       if (ordinal < 1 || ordinal > append.events.size() || !actual) {
         throw InternalError(what + ": append_events returned an invalid outcome 4 row");
@@ -189,10 +167,10 @@ AppendResult row_result(const pqxx::row& row, const std::vector<StreamEvents>& a
           stream, parse_int<std::int64_t>(row[2], "stored version"), append.events[ordinal - 1].id,
           static_cast<unsigned>(*actual));
     }
-    case Outcome::kWritten:
+    case AppendOutcome::kWritten:
       wrote = true;
       break;
-    case Outcome::kExactResend:
+    case AppendOutcome::kExactResend:
       break;
   }
   return AppendResult{
