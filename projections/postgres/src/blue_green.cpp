@@ -9,15 +9,17 @@
 //      0, or the view of the previous generation) and CREATE a view of that name on the new
 //      generation's table. DROP waits for the readers and writers of the old table; readers
 //      that arrive meanwhile wait for the commit and then read the view;
-//   3. the projection's row takes the generation's checkpoint and schema (inline list emptied),
-//      its migrations record and dead letters; the generation's row goes;
+//   3. the projection's row takes the generation's checkpoint and schema (inline list emptied,
+//      fencing token raised), its migrations record and dead letters; the generation's row goes;
 //   4. DROP SCHEMA of the previous generation (not generation 0's tables: step 2 dropped them).
-// The projection's owner needs no signal: its next checkpoint write fails on the moved checkpoint
-// (OwnershipLostError; it takes its lease back and continues from the stored checkpoint), and
-// every batch enters the read schema stored at its start. A batch that wrote through the old
-// names before the switch committed first (step 2 waited for it); one that writes after it
-// reaches the new tables through the views, and its checkpoint write succeeds only if the
-// checkpoint did not move, i.e. if the new tables were exactly where it began.
+// The projection's owner needs no signal: step 3 also raises its fencing token, so its next
+// checkpoint write fails (OwnershipLostError; it takes its lease back and continues from the
+// stored checkpoint and inline list), and every batch enters the read schema stored at its
+// start. A batch that wrote through the old names before the switch committed first (step 2
+// waited for it); one that began before the switch and writes after it reaches the new tables
+// through the views, but is rolled back by the token, even when both checkpoints are equal: it
+// may skip events that inline appends applied only to the old tables (its inline list was read
+// before the switch emptied it).
 #include <cstdint>
 #include <memory>
 #include <optional>

@@ -275,14 +275,17 @@ inline constexpr const char* kCurrentSchema = "SELECT pg_catalog.current_schema(
 
 // Hands generation $2's checkpoint and schema ($3) to projection $1. Its inline-applied list is
 // emptied: the new generation's runner applied every event up to its checkpoint, and the
-// projection's runner applies those after it to the new tables. Lease and token are untouched:
-// the owner's next checkpoint write finds the checkpoint moved (unless it equals the old one) and
-// continues from the new one.
+// projection's runner applies those after it to the new tables. The fencing token goes up, as on
+// a takeover: a batch of the owner that began before the switch read the old inline list (and
+// may skip events applied inline only to the dropped tables) even when the two checkpoints are
+// equal, so its checkpoint write must fail and roll it back; the owner then takes its lease
+// back (same owner: the new token) and continues from the new checkpoint and list.
 inline constexpr const char* kHandOverName = "annals_bg_hand_over";
 inline constexpr const char* kHandOver =
     "UPDATE annals.projections p"
     "   SET checkpoint_tx = g.checkpoint_tx, checkpoint_position = g.checkpoint_position,"
-    "       read_schema = $3, inline_applied = '{}', updated_at = now()"
+    "       read_schema = $3, inline_applied = '{}', fencing_token = p.fencing_token + 1,"
+    "       updated_at = now()"
     "  FROM annals.projections g WHERE p.name = $1 AND g.name = $2"
     " RETURNING p.checkpoint_tx::text, p.checkpoint_position";
 inline constexpr const char* kDropMigrationsName = "annals_bg_drop_migrations";
