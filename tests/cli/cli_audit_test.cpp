@@ -5,11 +5,13 @@
 //
 // Each test runs in its own process (gtest_discover_tests) with its own database, so counts
 // are exact.
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -196,6 +198,76 @@ TEST(CliAuditTest, ReadAllFollowResumesFromAPositionAndStopsAtTheLimit) {
   ASSERT_EQ(r.out_json().size(), 1U) << r;
   EXPECT_EQ(r.out_json()[0]["version"], 2);
   expect_usage_error(annals_db({"tail", "--until", "2026-01-01"}));
+}
+
+// --- progress on a terminal ----------------------------------------------------------------------
+
+// `command` for `sh -c`, each word in single quotes.
+std::string shell_words(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& word : words) {
+    if (!out.empty()) out += ' ';
+    out += '\'';
+    for (const char c : word) {
+      if (c == '\'') {
+        out += "'\\''";
+      } else {
+        out += c;
+      }
+    }
+    out += '\'';
+  }
+  return out;
+}
+
+// Runs annals with `args` on a pseudo-terminal (util-linux `script`), which then prints
+// everything the program wrote to it, standard error included.
+annals::testing::ProcessResult on_a_terminal(const std::vector<std::string>& args) {
+  std::vector<std::string> words{ANNALS_CLI_PATH, "--db", annals::testing::test_database_url()};
+  words.insert(words.end(), args.begin(), args.end());
+  return annals::testing::run_process({"/usr/bin/script", "-qec", shell_words(words), "/dev/null"});
+}
+
+// On a terminal, import and verify draw their progress in place on standard error (a bar for
+// import, a count for verify); piped, they print only their result, as before.
+TEST(CliAuditTest, ImportAndVerifyDrawProgressOnATerminalOnly) {
+  const auto category = unique("progress");
+  append_n(category + "-1", 3);
+  const auto file = std::filesystem::temp_directory_path() /
+                    ("annals-progress-" + annals::testing::random_hex(8) + ".ndjson");
+  // The export holds the settled log: other tests' open transactions may hold the three back.
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  for (;;) {
+    ASSERT_EQ(annals_db({"export", "--category", category, "--output", file.string()}).exit_code,
+              0);
+    std::ifstream in(file);
+    int lines = 0;
+    for (std::string line; std::getline(in, line);) ++lines;
+    if (lines == 3) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the export never held 3 events";
+    std::this_thread::sleep_for(50ms);
+  }
+
+  const auto piped = annals_db({"import", file.string()});
+  EXPECT_EQ(piped.exit_code, 0) << piped;
+  EXPECT_EQ(piped.err.find('\r'), std::string::npos) << piped;
+  const auto imported = on_a_terminal({"import", file.string()});
+  EXPECT_EQ(imported.exit_code, 0) << imported.out;
+  EXPECT_NE(imported.out.find("\rimporting " + file.string() +
+                              " [##############################] 100% (3 events)"),
+            std::string::npos)
+      << imported.out;
+  EXPECT_NE(imported.out.find("imported 0 of 3 events (3 already stored)"), std::string::npos)
+      << imported.out;
+
+  const auto piped_verify = annals_db({"verify"});
+  EXPECT_EQ(piped_verify.err.find('\r'), std::string::npos) << piped_verify;
+  const auto verified = on_a_terminal({"verify"});
+  EXPECT_NE(verified.out.find("\rverifying "), std::string::npos) << verified.out;
+  EXPECT_NE(verified.out.find("verified "), std::string::npos) << verified.out;
+  const auto json = on_a_terminal({"verify", "--json"});
+  EXPECT_EQ(json.out.find("\rverifying"), std::string::npos) << json.out;
+  std::filesystem::remove(file);
 }
 
 // --- --json on the verbs that printed text only ------------------------------------------------

@@ -246,6 +246,30 @@ TEST(LogTransferTest, PartialExportsContinueStoredStreams) {
   std::filesystem::remove(head_file);
 }
 
+// A file of which the store holds some events: the one-COPY path is refused by the unique index
+// at the first stored event (here not the first line), rolled back to its savepoint, and the
+// batch path writes exactly the events that are missing.
+TEST(LogTransferTest, AFilePartlyStoredWritesOnlyWhatIsMissing) {
+  Database source;
+  Database target;
+  fill(source.url());
+  const auto all = lines_of(exported(source.url(), 6));
+  const auto orders = lines_of(exported(source.url(), 1, {.category = "order"}));
+  ASSERT_EQ(orders.size(), 1U);
+  ASSERT_NE(all.front(), orders.front());  // the stored event is not the file's first
+  const auto orders_file = write_file(joined(orders));
+  ASSERT_EQ(import_log(target.url(), orders_file).written, 1);
+  const auto file = write_file(joined(all));
+  const auto summary = import_log(target.url(), file);
+  EXPECT_EQ(summary.events, 6);
+  EXPECT_EQ(summary.written, 5);
+  EXPECT_EQ(summary.already_stored, 1);
+  EXPECT_EQ(target.rows(), source.rows());
+  EXPECT_TRUE(annals::postgres::verify(target.url()).findings.empty());
+  std::filesystem::remove(orders_file);
+  std::filesystem::remove(file);
+}
+
 // A stream version the store holds as another event: refused, nothing written.
 TEST(LogTransferTest, AStreamVersionTakenByAnotherEventIsRefused) {
   Database source;

@@ -1,14 +1,28 @@
 // import_log: verify an export's hash chains in the client, then store its events in one
 // transaction (annals/postgres/log_transfer.hpp).
+//
+// Writing: one COPY of every line, under a savepoint (the fast path: a store that holds none of
+// the file's events, the usual case). When the store holds one of its event ids or stream
+// versions already (a second import of the same file, an overlapping export, a conflict), the
+// unique indexes refuse the COPY at that row; the savepoint undoes it and the batch path sorts
+// the file's events into stored-as-in-the-file (skipped), conflicting (refused) and new
+// (inserted).
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <pqxx/pqxx>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/eventstore/timestamp.hpp"
 #include "annals/eventstore/types.hpp"
 #include "annals/postgres/log_transfer.hpp"
 #include "array_literal.hpp"
@@ -40,21 +54,37 @@ constexpr const char* kInsert =
     "        WITH ORDINALITY AS u(s, v, id, t, sv, d, m, us, h, ord)"
     "  ORDER BY u.ord";
 
+// The COPY of the fast path: the columns kInsert sets, as text (pqxx::stream_to escapes them).
+const std::vector<std::string> kCopyColumns = {"stream_id",  "stream_version", "event_id",
+                                               "event_type", "schema_version", "data",
+                                               "metadata",   "recorded_at",    "hash"};
+
 // Where a line is, for messages.
 std::string at_line(std::int64_t number, const detail::LogLine& line) {
   return "line " + std::to_string(number) + " (stream \"" + line.stream + "\", version " +
          std::to_string(line.version) + ", event " + line.event_id + ")";
 }
 
-// Reads the file line by line; f(line number, parsed line).
+// Reads the file line by line; f(line number, parsed line). Reports progress to `options`.
 template <typename F>
-void for_each_line(const std::string& path, F&& f) {
+void for_each_line(const std::string& path, const ImportOptions& options, F&& f) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw NotFoundError("import: cannot read " + path);
+  ImportProgress progress;
+  if (options.on_progress) {
+    std::error_code size_error;
+    const auto size = std::filesystem::file_size(path, size_error);
+    progress.bytes_total = size_error ? 0 : static_cast<std::uint64_t>(size);
+  }
   std::string text;
   std::int64_t number = 0;
   while (std::getline(in, text)) {
     ++number;
+    progress.bytes_read += text.size() + 1;
+    if (options.on_progress && number % 1000 == 0) {
+      progress.events = number;
+      options.on_progress(progress);
+    }
     if (text.empty()) continue;
     try {
       f(number, detail::parse_line(text));
@@ -64,6 +94,11 @@ void for_each_line(const std::string& path, F&& f) {
     }
   }
   if (in.bad()) throw NotFoundError("import: reading " + path + " failed");
+  if (options.on_progress) {
+    progress.events = number;
+    progress.bytes_read = std::max(progress.bytes_read, progress.bytes_total);
+    options.on_progress(progress);
+  }
 }
 
 std::string hash_of(detail::EventHasher& hasher, const std::string& previous_raw,
@@ -94,43 +129,57 @@ struct Continuation {
   detail::LogLine line;
 };
 
-// Pass 1: every chain of the file, in the client. Returns the streams that start after
-// version 1 (their first event chains to the store), and counts lines and streams.
-std::vector<Continuation> verify_file(const std::string& path, ImportSummary& summary) {
-  std::map<std::string, Chain> chains;
-  std::vector<Continuation> continuations;
-  detail::EventHasher hasher;
-  for_each_line(path, [&](std::int64_t number, const detail::LogLine& line) {
-    ++summary.events;
+// Every chain of the file, in the client, line by line as the file is written: a line is
+// checked before it is sent, so nothing of a changed file is committed (the import's
+// transaction rolls back at the first bad line), and what is written is exactly what was
+// verified (no second reading of a file that may have changed meanwhile). Collects the streams
+// that start after version 1 (their first event chains to the store), and counts lines and
+// streams.
+class FileVerifier {
+ public:
+  void check(std::int64_t number, const detail::LogLine& line) {
+    ++events_;
     std::string raw;
     if (line.hash_hex.size() != 64 || !detail::decode_bytea("\\x" + line.hash_hex, raw)) {
       throw InvalidArgumentError("import: " + at_line(number, line) +
                                  ": \"hash\" must be 64 hex digits");
     }
     static_cast<void>(EventId::parse(line.event_id));
-    auto [chain, first] = chains.try_emplace(line.stream);
+    auto [chain, first] = chains_.try_emplace(line.stream);
     if (first) {
       if (line.version < 1) {
         throw CorruptionError("import: " + at_line(number, line) + ": versions start at 1");
       }
-      if (line.version > 1) continuations.push_back(Continuation{number, line});
+      if (line.version > 1) continuations_.push_back(Continuation{number, line});
     } else if (line.version != chain->second.version + 1) {
       throw CorruptionError("import: " + at_line(number, line) + ": follows version " +
                             std::to_string(chain->second.version) +
                             " of its stream; the file was changed. Nothing was written");
     }
     if (!first || line.version == 1) {
-      if (hash_of(hasher, chain->second.hash_raw, line) != line.hash_hex) {
+      if (hash_of(hasher_, chain->second.hash_raw, line) != line.hash_hex) {
         throw CorruptionError("import: " + at_line(number, line) +
                               ": its hash does not match its content and its predecessor; the "
                               "file was changed. Nothing was written");
       }
     }
     chain->second = Chain{line.version, std::move(raw)};
-  });
-  summary.streams = static_cast<std::int64_t>(chains.size());
-  return continuations;
-}
+  }
+
+  [[nodiscard]] std::int64_t events() const noexcept { return events_; }
+  [[nodiscard]] std::int64_t streams() const noexcept {
+    return static_cast<std::int64_t>(chains_.size());
+  }
+  [[nodiscard]] const std::vector<Continuation>& continuations() const noexcept {
+    return continuations_;
+  }
+
+ private:
+  std::map<std::string, Chain> chains_;
+  std::vector<Continuation> continuations_;
+  detail::EventHasher hasher_;
+  std::int64_t events_ = 0;
+};
 
 // The first event of a stream that starts after version 1 must chain to the stored one before.
 void check_continuation(pqxx::work& tx, detail::EventHasher& hasher, const Continuation& c) {
@@ -225,27 +274,70 @@ class BatchWriter {
   std::vector<Continuation> lines_;
 };
 
+// The fast path: every line of the file in one COPY, under a savepoint. Returns the number of
+// events written, or nothing when the store holds one of the file's event ids or stream versions
+// already: the savepoint then undoes the COPY, and the caller takes the batch path.
+std::optional<std::int64_t> copy_all(pqxx::work& tx, const std::string& path,
+                                     const ImportOptions& options, FileVerifier& verifier) {
+  try {
+    pqxx::subtransaction copy(tx, "annals_import_copy");
+    std::int64_t rows = 0;
+    {
+      pqxx::stream_to stream(copy, "annals.events", kCopyColumns);
+      for_each_line(path, options, [&](std::int64_t number, const detail::LogLine& line) {
+        verifier.check(number, line);
+        stream << std::make_tuple(line.stream, std::to_string(line.version), line.event_id,
+                                  line.type, std::to_string(line.schema_version), line.data,
+                                  line.metadata,
+                                  format_timestamp(std::chrono::system_clock::time_point(
+                                      std::chrono::microseconds(line.recorded_micros))),
+                                  "\\x" + line.hash_hex);
+        ++rows;
+      });
+      stream.complete();
+    }
+    copy.commit();
+    return rows;
+  } catch (const pqxx::unique_violation&) {
+    return std::nullopt;
+  }
+}
+
 }  // namespace
 
-ImportSummary import_log(const std::string& connection_string, const std::string& path) {
-  ImportSummary summary;
-  const auto continuations = verify_file(path, summary);
+ImportSummary import_log(const std::string& connection_string, const std::string& path,
+                         const ImportOptions& options) {
+  {
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe) throw NotFoundError("import: cannot read " + path);
+  }
   return detail::with_connection(connection_string, "import", [&](pqxx::connection& connection) {
     pqxx::work tx(connection);
     static_cast<void>(detail::check_database(tx));
     // Appends wait until the import commits; reads go on.
     tx.exec("LOCK TABLE annals.events IN EXCLUSIVE MODE");
+    ImportSummary summary;
+    auto verifier = std::make_unique<FileVerifier>();
+    if (const auto copied = copy_all(tx, path, options, *verifier)) {
+      summary.written = *copied;
+    } else {
+      // Some of the file is stored: verify and write it again, batch by batch.
+      verifier = std::make_unique<FileVerifier>();
+      BatchWriter writer(tx);
+      for_each_line(path, options, [&](std::int64_t number, detail::LogLine line) {
+        verifier->check(number, line);
+        writer.add(number, std::move(line));
+      });
+      writer.flush();
+      summary.written = writer.written;
+      summary.already_stored = writer.already_stored;
+    }
     detail::EventHasher hasher;
-    for (const auto& c : continuations) check_continuation(tx, hasher, c);
-    BatchWriter writer(tx);
-    for_each_line(path, [&](std::int64_t number, detail::LogLine line) {
-      writer.add(number, std::move(line));
-    });
-    writer.flush();
-    if (writer.written > 0) tx.exec("SELECT pg_notify('annals_events', '')");
+    for (const auto& c : verifier->continuations()) check_continuation(tx, hasher, c);
+    summary.events = verifier->events();
+    summary.streams = verifier->streams();
+    if (summary.written > 0) tx.exec("SELECT pg_notify('annals_events', '')");
     tx.commit();
-    summary.written = writer.written;
-    summary.already_stored = writer.already_stored;
     return summary;
   });
 }

@@ -240,12 +240,18 @@ bool same(const detail::Sha256Digest& computed, std::string_view stored) {
          std::memcmp(stored.data(), computed.data(), computed.size()) == 0;
 }
 
+// Tells options.on_progress how many events were examined: every 10,000, and at the end.
+void report_progress(const VerifyOptions& options, std::int64_t events, bool at_end) {
+  if (options.on_progress && (at_end || events % 10'000 == 0)) options.on_progress(events);
+}
+
 // Checks each stream's chain as its events arrive in primary-key order, and computes the digest
 // over the streams' head hashes in byte order of their ids (independent of the database's
 // collation).
 class ChainChecker {
  public:
-  ChainChecker(Findings& findings, VerifyReport& report) : findings_(findings), report_(report) {}
+  ChainChecker(Findings& findings, VerifyReport& report, const VerifyOptions& options)
+      : findings_(findings), report_(report), options_(options) {}
 
   void add(const detail::StoredEventText& event, StreamVersion version, std::int64_t micros,
            std::string_view hash) {
@@ -279,9 +285,11 @@ class ChainChecker {
     previous_hash_.assign(hash);
     previous_micros_ = micros;
     ++report_.events;
+    report_progress(options_, report_.events, false);
   }
 
   void finish() {
+    report_progress(options_, report_.events, true);
     if (in_stream_) heads_.emplace_back(std::move(stream_), std::move(previous_hash_));
     report_.streams = static_cast<std::int64_t>(heads_.size());
     // std::string orders by unsigned bytes (char_traits<char>::lt), i.e. COLLATE "C".
@@ -297,6 +305,7 @@ class ChainChecker {
  private:
   Findings& findings_;
   VerifyReport& report_;
+  const VerifyOptions& options_;
   detail::EventHasher hasher_;
   std::vector<std::pair<std::string, std::string>> heads_;  // stream id, head hash
   bool in_stream_ = false;
@@ -411,7 +420,7 @@ class BinaryChainRows {
 // statement in single-row mode (COPY takes no parameters).
 void verify_chains(LibpqConnection& c, const VerifyOptions& options, Findings& findings,
                    VerifyReport& report) {
-  ChainChecker checker(findings, report);
+  ChainChecker checker(findings, report, options);
   if (!options.stream) {
     BinaryChainRows rows(checker);
     c.copy_out(verify_sql::kChainCopy, [&](std::string_view data) { rows.on_data(data); });
@@ -538,9 +547,11 @@ void verify_anchors(LibpqConnection& c, const VerifyOptions& options, Findings& 
       digest.add(position.commit(), position.sequence(), hash);
       ++events;
       ++report.events;
+      report_progress(options, report.events, false);
       streams.insert(stream);
     });
     report.streams = static_cast<std::int64_t>(streams.size());
+    report_progress(options, report.events, true);
   }
   while (next < anchors.size()) settle(next++);
   report.digest = detail::to_hex(digest.value());

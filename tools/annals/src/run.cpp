@@ -77,6 +77,7 @@ std::unique_ptr<annals::projections::ProjectionStore> open_projection_store(
 }
 
 bool stdout_is_terminal() { return ::isatty(STDOUT_FILENO) == 1; }
+bool stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
 
 // `read-all --follow` / `tail` until Ctrl-C: SIGINT and SIGTERM are blocked before the store
 // starts its threads (which inherit the mask), so they stay pending instead of killing the
@@ -169,7 +170,8 @@ void run_audit_command(CommandId command, annals::cli::CommandLine& cl, const st
   namespace cli = annals::cli;
   switch (command) {
     case CommandId::kVerify:
-      return cli::verify(url, cl.verify, std::cout);
+      cl.verify.progress = stderr_is_terminal() && !cl.verify.json;
+      return cli::verify(url, cl.verify, std::cout, std::cerr);
     case CommandId::kAnchor:
       return cli::anchor(url, cl.anchor, std::cout);
     case CommandId::kRestoreCheck:
@@ -177,7 +179,8 @@ void run_audit_command(CommandId command, annals::cli::CommandLine& cl, const st
     case CommandId::kExport:
       return cli::export_events(url, cl.export_events, std::cout, std::cerr);
     case CommandId::kImport:
-      return cli::import_events(url, cl.import_events, std::cout);
+      cl.import_events.progress = stderr_is_terminal() && !cl.import_events.json;
+      return cli::import_events(url, cl.import_events, std::cout, std::cerr);
     case CommandId::kStreams:
       return cli::streams(url, cl.streams, std::cout);
     case CommandId::kStats:

@@ -1,5 +1,7 @@
 #include "transfer_commands.hpp"
 
+#include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <ostream>
 
@@ -8,6 +10,7 @@
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/log_transfer.hpp"
 #include "exit_code.hpp"
+#include "progress_line.hpp"
 
 namespace annals::cli {
 
@@ -26,13 +29,24 @@ void export_events(const std::string& url, const ExportArgs& args, std::ostream&
       << '\n';
 }
 
-void import_events(const std::string& url, const ImportArgs& args, std::ostream& out) {
+void import_events(const std::string& url, const ImportArgs& args, std::ostream& out,
+                   std::ostream& err) {
   annals::postgres::ImportSummary summary;
+  ProgressLine progress(err, args.progress, "importing " + args.file);
+  annals::postgres::ImportOptions options;
+  if (args.progress) {
+    options.on_progress = [&progress](const annals::postgres::ImportProgress& p) {
+      const auto percent = p.bytes_total == 0 ? 100 : p.bytes_read * 100 / p.bytes_total;
+      progress.update(p.events, static_cast<int>(std::min<std::uint64_t>(percent, 100)));
+    };
+  }
   try {
-    summary = annals::postgres::import_log(url, args.file);
+    summary = annals::postgres::import_log(url, args.file, options);
   } catch (const CorruptionError& e) {
+    progress.finish();
     throw ExitError(ExitCode::kFindings, e.what());
   }
+  progress.finish();
   if (args.json) {
     out << nlohmann::json{{"events", summary.events},
                           {"written", summary.written},

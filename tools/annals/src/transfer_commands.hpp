@@ -19,6 +19,8 @@ struct ExportArgs {
 struct ImportArgs {
   std::string file;
   bool json = false;
+  /// Draw progress in place on `err` (standard error is a terminal and --json not given).
+  bool progress = false;
 };
 
 /// Writes the export to args.output or `out`; a summary line goes to `err`.
@@ -27,9 +29,10 @@ struct ImportArgs {
 void export_events(const std::string& url, const ExportArgs& args, std::ostream& out,
                    std::ostream& err);
 
-/// Imports args.file and prints what it did.
+/// Imports args.file and prints what it did to `out`; progress (args.progress) goes to `err`.
 /// Throws: ExitError(kFindings) when a hash chain of the file does not verify (nothing
 /// written); annals errors from the store and the file.
-void import_events(const std::string& url, const ImportArgs& args, std::ostream& out);
+void import_events(const std::string& url, const ImportArgs& args, std::ostream& out,
+                   std::ostream& err);
 
 }  // namespace annals::cli

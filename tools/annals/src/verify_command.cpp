@@ -13,6 +13,7 @@
 #include "annals/postgres/anchor.hpp"
 #include "annals/postgres/verify.hpp"
 #include "exit_code.hpp"
+#include "progress_line.hpp"
 
 namespace annals::cli {
 namespace {
@@ -40,16 +41,19 @@ std::chrono::milliseconds milliseconds_of(double seconds) {
 
 }  // namespace
 
-void verify(const std::string& url, const VerifyArgs& args, std::ostream& out) {
+void verify(const std::string& url, const VerifyArgs& args, std::ostream& out, std::ostream& err) {
   std::vector<annals::postgres::Anchor> anchors;
   for (const auto& file : args.anchor_files) anchors.push_back(read_anchor(file));
-  const auto report = annals::postgres::verify(
-      url, annals::postgres::VerifyOptions{
-               .stream = args.stream,
-               .max_findings = args.max_findings,
-               .anchors = std::move(anchors),
-               .full = args.full,
-               .progress_timeout = milliseconds_of(args.progress_timeout_seconds)});
+  ProgressLine progress(err, args.progress, "verifying");
+  annals::postgres::VerifyOptions options{
+      .stream = args.stream,
+      .max_findings = args.max_findings,
+      .anchors = std::move(anchors),
+      .full = args.full,
+      .progress_timeout = milliseconds_of(args.progress_timeout_seconds)};
+  if (args.progress) options.on_progress = [&progress](std::int64_t n) { progress.update(n); };
+  const auto report = annals::postgres::verify(url, options);
+  progress.finish();
   if (args.json) {
     nlohmann::json findings = nlohmann::json::array();
     for (const auto& f : report.findings) {

@@ -23,6 +23,9 @@ struct VerifyArgs {
   std::vector<std::string> anchor_files;
   /// With anchors: re-hash from the start of the log instead of resuming.
   bool full = false;
+  /// Draw the count of events examined in place on `err` (standard error is a terminal and
+  /// --json not given).
+  bool progress = false;
   /// Fail when the server sends nothing for this long (VerifyOptions::progress_timeout);
   /// 0: no limit.
   double progress_timeout_seconds = 60;
@@ -39,10 +42,11 @@ struct AnchorArgs {
   double progress_timeout_seconds = 60;
 };
 
-/// Verifies the store at `url` and prints the report to `out`.
+/// Verifies the store at `url` and prints the report to `out`; progress (args.progress) goes
+/// to `err`.
 /// Throws: ExitError(kFindings) when anything was found (after printing it); annals errors
 /// from the store.
-void verify(const std::string& url, const VerifyArgs& args, std::ostream& out);
+void verify(const std::string& url, const VerifyArgs& args, std::ostream& out, std::ostream& err);
 
 /// Takes an anchor of the store at `url` and prints it as one line of JSON.
 /// Throws: annals errors from the store.

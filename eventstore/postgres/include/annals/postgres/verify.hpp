@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -81,6 +82,10 @@ struct VerifyOptions {
   /// rows is never cut. Zero: no bound (the connection timeouts only). Must not be negative.
   /// Default 60 s.
   std::chrono::milliseconds progress_timeout{60'000};
+  /// Called on the verifying thread with the number of events examined so far, after every
+  /// 10,000 events and once at the end (a progress display for a long verify). Must not
+  /// throw. Default: none.
+  std::function<void(std::int64_t events)> on_progress = nullptr;
 };
 
 /// What happened to one anchor of VerifyOptions::anchors.
