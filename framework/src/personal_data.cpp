@@ -337,6 +337,7 @@ struct PersonalData::Impl {
   SubjectKeyStore& keys;
   EventWriter& log;
   std::optional<MasterKey> master;
+  SnapshotStore* snapshots;
 
   // The stored form of a new key: wrapped by the master key when there is one.
   StoredSubjectKey candidate(std::string_view subject, const SecretBytes& key) const {
@@ -410,7 +411,8 @@ struct PersonalData::Impl {
 };
 
 PersonalData::PersonalData(SubjectKeyStore& keys, EventWriter& log, PersonalDataOptions options)
-    : impl_(std::make_unique<Impl>(Impl{keys, log, std::move(options.master_key)})) {}
+    : impl_(std::make_unique<Impl>(
+          Impl{keys, log, std::move(options.master_key), options.snapshots})) {}
 
 PersonalData::~PersonalData() = default;
 
@@ -548,10 +550,18 @@ ForgetResult PersonalData::forget(std::string_view subject) {
   auto appended = impl_->log.append(stream, ExpectedVersion::any(), std::move(events));
   detail::logger()->info("annals: forgot the subject of stream \"{}\": {} key(s) destroyed now",
                          stream.value(), keys.destroyed_now);
+  // The aggregate whose stream is the subject (an event's default subject) may hold the data in
+  // clear in its snapshot. Every valid subject is a valid stream id (480 bytes at most).
+  bool snapshot_removed = false;
+  if (impl_->snapshots != nullptr) {
+    impl_->snapshots->remove(StreamId(std::string(subject)));
+    snapshot_removed = true;
+  }
   return ForgetResult{.subject = std::string(subject),
                       .keys_destroyed = keys.destroyed_now,
                       .key_ids = std::move(keys.key_ids),
-                      .event = std::move(appended)};
+                      .event = std::move(appended),
+                      .snapshot_removed = snapshot_removed};
 }
 
 }  // namespace annals

@@ -5,6 +5,7 @@
 
 #include "annals/postgres/anchor.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "annals/postgres/postgres_snapshot_store.hpp"
 #include "annals/postgres/postgres_subject_key_store.hpp"
 #include "annals/postgres/verify.hpp"
 #include "personal_data_suite.hpp"
@@ -20,6 +21,10 @@ struct PostgresStores {
   static std::unique_ptr<annals::SubjectKeyStore> make_keys() {
     return annals::postgres::make_postgres_subject_key_store(
         {.connection_string = annals::testing::test_database_url(), .pool_size = 8});
+  }
+  static std::unique_ptr<annals::SnapshotStore> make_snapshots() {
+    return annals::postgres::make_postgres_snapshot_store(
+        {.connection_string = annals::testing::test_database_url(), .pool_size = 2});
   }
 };
 

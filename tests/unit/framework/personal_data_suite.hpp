@@ -5,6 +5,7 @@
 // A Factory provides:
 //   static std::unique_ptr<annals::EventStore> make_store();
 //   static std::unique_ptr<annals::SubjectKeyStore> make_keys();
+//   static std::unique_ptr<annals::SnapshotStore> make_snapshots();
 // Stores may be shared between tests; every test uses account ids of its own.
 #pragma once
 
@@ -22,6 +23,7 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/event_store.hpp"
+#include "annals/eventstore/snapshot_store.hpp"
 #include "annals/eventstore/subject_key_store.hpp"
 #include "annals/framework/command_bus.hpp"
 #include "annals/framework/event_registry.hpp"
@@ -372,6 +374,39 @@ TYPED_TEST_P(PersonalDataSuite, DeclaredFieldMissingOrNoKeysWritesNothing) {
   EXPECT_TRUE(this->store_->read_stream(accounts.stream_of(id)).empty());
 }
 
+// A snapshot holds the aggregate's state in clear, the owner included: forgetting the subject
+// (the account's stream, the default subject) removes it, so no load serves the name from it;
+// the next load replays the events, redacted, and a snapshot taken after that holds the marker.
+TYPED_TEST_P(PersonalDataSuite, ForgetRemovesTheSnapshotThatHoldsTheDataInClear) {
+  auto snapshots = TypeParam::make_snapshots();
+  PersonalData personal(*this->keys_, *this->store_, {.snapshots = snapshots.get()});
+  annals::Repository<Account> accounts(
+      *this->store_, this->registry_,
+      {.snapshots = snapshots.get(), .snapshot_policy = annals::SnapshotPolicy::every(1)});
+  const auto id = new_id();
+  const auto stream = accounts.stream_of(id);
+  auto account = accounts.load(id);
+  account.execute(bank::OpenAccount{id, "Alan Turing"});
+  static_cast<void>(accounts.save(account));
+  const auto before = snapshots->load(stream);
+  ASSERT_TRUE(before.has_value());
+  EXPECT_EQ(before->state.at("owner"), "Alan Turing");  // in clear: why it must go
+
+  const auto result = personal.forget(stream.value());
+  EXPECT_TRUE(result.snapshot_removed);
+  EXPECT_FALSE(snapshots->load(stream).has_value());
+  auto after = accounts.load(id);
+  EXPECT_EQ(after.state().owner, annals::kRedacted);
+  after.execute(bank::Deposit{id, 5});
+  static_cast<void>(accounts.save(after));  // takes a new snapshot, of the redacted state
+  const auto retaken = snapshots->load(stream);
+  ASSERT_TRUE(retaken.has_value());
+  EXPECT_EQ(retaken->state.at("owner"), annals::kRedacted);
+  EXPECT_EQ(accounts.load(id).state().owner, annals::kRedacted);
+  // Without a snapshot store the result says nothing was removed.
+  EXPECT_FALSE(this->personal_->forget(stream.value()).snapshot_removed);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(PersonalDataSuite, OwnerIsStoredEncryptedAndLoadsInClear,
                             ForgottenOwnerReplaysAsRedactedOnEveryLoad,
                             ReadModelErasesItsCopyWhenItHandlesTheSignal, ForgettingTwiceIsHarmless,
@@ -379,6 +414,7 @@ REGISTER_TYPED_TEST_SUITE_P(PersonalDataSuite, OwnerIsStoredEncryptedAndLoadsInC
                             EnvelopeMovedToAnotherSubjectDoesNotOpen,
                             ConcurrentFirstUseCreatesOneKey, KeysNeverAppearInLogsOrErrors,
                             MasterKeyWrapsStoredKeysAndAWrongOneIsReported,
-                            DeclaredFieldMissingOrNoKeysWritesNothing);
+                            DeclaredFieldMissingOrNoKeysWritesNothing,
+                            ForgetRemovesTheSnapshotThatHoldsTheDataInClear);
 
 }  // namespace personal_data_suite

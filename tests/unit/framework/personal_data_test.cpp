@@ -15,6 +15,9 @@ struct InMemoryStores {
   static std::unique_ptr<annals::SubjectKeyStore> make_keys() {
     return annals::make_in_memory_subject_key_store();
   }
+  static std::unique_ptr<annals::SnapshotStore> make_snapshots() {
+    return annals::make_in_memory_snapshot_store();
+  }
 };
 
 TEST(MasterKeyTest, ReadsHexAndBase64AndRefusesAnythingElseWithoutEchoingIt) {

@@ -59,9 +59,11 @@ class RevealingReader final : public EventReader {
 
 }  // namespace
 
-void forget(EventStore& store, SubjectKeyStore& keys, const ForgetArgs& args, std::ostream& out) {
+void forget(EventStore& store, SubjectKeyStore& keys, SnapshotStore* snapshots,
+            const ForgetArgs& args, std::ostream& out) {
   validate_subject(args.subject);
-  PersonalData personal(keys, store, {.master_key = MasterKey::from_environment()});
+  PersonalData personal(keys, store,
+                        {.master_key = MasterKey::from_environment(), .snapshots = snapshots});
   const auto result = personal.forget(args.subject);
   if (args.json) {
     out << nlohmann::json{{"subject", result.subject},
@@ -69,7 +71,8 @@ void forget(EventStore& store, SubjectKeyStore& keys, const ForgetArgs& args, st
                           {"key_ids", result.key_ids},
                           {"stream", result.event.stream_id.value()},
                           {"version", result.event.last_version},
-                          {"position", result.event.position.to_string()}}
+                          {"position", result.event.position.to_string()},
+                          {"snapshot_removed", result.snapshot_removed}}
                .dump()
         << '\n';
     return;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "annals/eventstore/event_store.hpp"
+#include "annals/eventstore/snapshot_store.hpp"
 #include "annals/eventstore/subject_key_store.hpp"
 
 namespace annals::cli {
@@ -24,7 +25,10 @@ struct ForgetArgs {
 /// The master key, when keys are stored wrapped, comes from ANNALS_MASTER_KEY_FILE or
 /// ANNALS_MASTER_KEY (forgetting itself does not need it).
 /// Throws: InvalidArgumentError (bad subject, bad master key), the stores' errors.
-void forget(EventStore& store, SubjectKeyStore& keys, const ForgetArgs& args, std::ostream& out);
+/// With `snapshots`, the snapshot of the stream named like the subject is removed too
+/// ("snapshot_removed" in the JSON).
+void forget(EventStore& store, SubjectKeyStore& keys, SnapshotStore* snapshots,
+            const ForgetArgs& args, std::ostream& out);
 
 /// `store` as a reader whose events come back with their personal data opened, or redacted
 /// once forgotten, when the key table at `url` can be reached (read and read-all); otherwise

@@ -32,7 +32,8 @@ void ProgressLine::draw(std::int64_t events, std::optional<int> percent) {
     const auto seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     out_ << events << " events";
-    if (seconds > 0.5) out_ << " (" << static_cast<std::int64_t>(static_cast<double>(events) / seconds) << "/s)";
+    if (seconds > 0.5)
+      out_ << " (" << static_cast<std::int64_t>(static_cast<double>(events) / seconds) << "/s)";
   }
   out_ << "   " << std::flush;  // covers the tail of a longer earlier drawing
   drawn_ = true;

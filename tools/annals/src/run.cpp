@@ -27,6 +27,7 @@
 #include "annals/cli/run.hpp"
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "annals/postgres/postgres_snapshot_store.hpp"
 #include "annals/postgres/postgres_subject_key_store.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "command_line.hpp"
@@ -158,7 +159,9 @@ void run_store_command(CommandId command, annals::cli::CommandLine& cl, const st
     case CommandId::kForget: {
       const auto keys =
           annals::postgres::make_postgres_subject_key_store({.connection_string = url});
-      return cli::forget(*open_store(url), *keys, cl.forget, std::cout);
+      const auto snapshots = annals::postgres::make_postgres_snapshot_store(
+          {.connection_string = url, .pool_size = 1});
+      return cli::forget(*open_store(url), *keys, snapshots.get(), cl.forget, std::cout);
     }
     default:
       return;

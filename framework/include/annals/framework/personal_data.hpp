@@ -34,6 +34,7 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/event_store.hpp"
+#include "annals/eventstore/snapshot_store.hpp"
 #include "annals/eventstore/subject_key_store.hpp"
 #include "annals/eventstore/types.hpp"
 #include "annals/framework/personal_data_codec.hpp"
@@ -76,6 +77,14 @@ struct PersonalDataOptions {
   /// Wraps new subject keys before they are stored; unwraps keys stored wrapped. Default none:
   /// keys are stored as they are (protect the key table by other means, docs/personal-data.md).
   std::optional<MasterKey> master_key;
+  /// Where aggregates' snapshots are kept, if anywhere. An aggregate's snapshot holds its state
+  /// in clear, personal data included, so forget() removes the snapshot of the stream named
+  /// like the subject: the default subject of an event is its own stream, so this is the
+  /// aggregate that holds the subject's data. Personal data of a subject that lives in another
+  /// aggregate's state (a computed subject other than that aggregate's stream) is not found
+  /// this way: remove those snapshots yourself, or keep such data out of snapshot state
+  /// (docs/personal-data.md). Not owned; must outlive the PersonalData. Default: none.
+  SnapshotStore* snapshots = nullptr;
 };
 
 /// What forget() did.
@@ -87,6 +96,10 @@ struct ForgetResult {
   std::vector<std::string> key_ids;
   /// Where the SubjectForgotten event is (a repeated forget returns the first one's result).
   AppendResult event;
+  /// Whether the snapshot of the stream named like the subject was removed
+  /// (PersonalDataOptions::snapshots set, and the subject is a valid stream id); true also when
+  /// there was none to remove.
+  bool snapshot_removed = false;
 };
 
 /// Seals and opens personal data with per-subject keys, and forgets subjects.
@@ -105,9 +118,10 @@ class PersonalData final : public PersonalDataCodec {
   /// and its key ids. Forgetting twice is harmless: nothing more is destroyed, and the event is
   /// not appended again (the store recognises its id and returns the first result). When the
   /// append fails after the keys were destroyed, call forget again: the data is gone already,
-  /// the event follows.
+  /// the event follows. Last, with PersonalDataOptions::snapshots, the snapshot of the stream
+  /// named like the subject is removed (a failure there throws too; call forget again).
   /// Throws: InvalidArgumentError (invalid subject), UnavailableError / OutcomeUnknownError
-  /// (retry). Cost: one key-store round trip + one append.
+  /// (retry). Cost: one key-store round trip + one append (+ one snapshot removal).
   ForgetResult forget(std::string_view subject);
 
   /// The envelope of `value` (any JSON) as field `field` of `subject`, sealed with the
