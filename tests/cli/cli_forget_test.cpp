@@ -42,6 +42,12 @@ TEST(CliForgetTest, ForgetRedactsReadOutputAndVerifyStillPasses) {
   ASSERT_EQ(before.exit_code, 0) << before.err;
   EXPECT_EQ(data_of(before).at("owner"), "Ada");  // the tool's role can read the keys
 
+  // A live tail opens personal data as read does (the database is this test's own: the event
+  // is the log's first).
+  const auto tail = annals_db({"read-all", "--follow", "--limit", "1", "--json"});
+  ASSERT_EQ(tail.exit_code, 0) << tail.err;
+  EXPECT_EQ(data_of(tail).at("owner"), "Ada");
+
   const auto forgot = annals_db({"forget", subject, "--json"});
   ASSERT_EQ(forgot.exit_code, 0) << forgot.err;
   const auto result = nlohmann::json::parse(forgot.out);
@@ -53,6 +59,10 @@ TEST(CliForgetTest, ForgetRedactsReadOutputAndVerifyStillPasses) {
   ASSERT_EQ(after.exit_code, 0) << after.err;
   EXPECT_EQ(data_of(after).at("owner"), "[redacted]");
   EXPECT_EQ(data_of(after).at("limit"), 5);
+  const auto tail_after = annals_db({"read-all", "--follow", "--limit", "1", "--json"});
+  ASSERT_EQ(tail_after.exit_code, 0) << tail_after.err;
+  EXPECT_EQ(data_of(tail_after).at("owner"), "[redacted]");
+  EXPECT_TRUE(result.at("snapshot_removed").get<bool>());
 
   const auto again = annals_db({"forget", subject, "--json"});
   ASSERT_EQ(again.exit_code, 0) << again.err;

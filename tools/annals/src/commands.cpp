@@ -210,7 +210,8 @@ std::size_t read_all(EventReader& store, const ReadAllArgs& args, std::ostream& 
 }
 
 std::size_t follow_all(EventStore& store, const ReadAllArgs& args, std::ostream& out,
-                       const EventRegistry* registry, const std::function<bool()>& interrupted) {
+                       const EventRegistry* registry, const std::function<bool()>& interrupted,
+                       const std::function<void(RecordedEvent&)>& reveal) {
   if (args.output.until) {
     throw InvalidArgumentError("--until cannot be combined with --follow (a live tail has no end)");
   }
@@ -229,7 +230,15 @@ std::size_t follow_all(EventStore& store, const ReadAllArgs& args, std::ostream&
   const auto subscription = store.subscribe(options, [&](const RecordedEvent& event) {
     std::lock_guard lock(mutex);
     if (enough) return;
-    if (printer.print(event)) out.flush();
+    bool printed = false;
+    if (reveal) {
+      auto revealed = event;
+      reveal(revealed);
+      printed = printer.print(revealed);
+    } else {
+      printed = printer.print(event);
+    }
+    if (printed) out.flush();
     if (printer.printed() >= limit) {
       enough = true;
       changed.notify_all();

@@ -124,10 +124,13 @@ std::size_t read_all(EventReader& store, const ReadAllArgs& args, std::ostream& 
 /// flushing `out` after each, until args.limit events were printed or `interrupted()` returns
 /// true (checked at least every 100 ms; `annals` passes "SIGINT or SIGTERM is pending").
 /// Returns: the number of undecodable events printed.
+/// `reveal`, when set, opens each event's personal data before it is printed (as the reader
+/// of read_all() does; forget_command.hpp's personal_data_revealer).
 /// Throws: InvalidArgumentError (bad arguments; --until with --follow), the subscription's
 /// stop reason when it stops on its own (an error it cannot retry).
 std::size_t follow_all(EventStore& store, const ReadAllArgs& args, std::ostream& out,
-                       const EventRegistry* registry, const std::function<bool()>& interrupted);
+                       const EventRegistry* registry, const std::function<bool()>& interrupted,
+                       const std::function<void(RecordedEvent&)>& reveal = nullptr);
 
 /// The arguments of `annals migrate`.
 struct MigrateArgs {

@@ -1,5 +1,6 @@
 #include "forget_command.hpp"
 
+#include <functional>
 #include <optional>
 #include <ostream>
 #include <utility>
@@ -15,15 +16,51 @@
 namespace annals::cli {
 namespace {
 
-// Opens personal data in the events it returns (PersonalData::reveal); leaves an event as
-// stored when its envelope cannot be opened, with a warning (the CLI prints, never refuses).
+// What opens personal data in an event: the subject keys and a PersonalData over them.
+struct Revealing {
+  Revealing(EventStore& store, std::unique_ptr<SubjectKeyStore> key_store,
+            std::optional<MasterKey> master)
+      : keys(std::move(key_store)), personal(*keys, store, {.master_key = std::move(master)}) {}
+
+  // Opens the envelopes of `event` in place; leaves it as stored when one cannot be opened, with
+  // a warning (the CLI prints, never refuses).
+  void reveal(RecordedEvent& event) {
+    try {
+      if (auto revealed = personal.reveal(event)) event.data = std::move(*revealed);
+    } catch (const Error& e) {
+      if (auto log = spdlog::get("annals")) log->warn("personal data left encrypted: {}", e.what());
+    }
+  }
+
+  std::unique_ptr<SubjectKeyStore> keys;
+  PersonalData personal;
+};
+
+// The keys of the store at `url`; nullptr when they cannot be read: no key table (an older
+// schema), a role without access to keys (reader, auditor), or a bad master key (warned).
+std::unique_ptr<Revealing> open_revealing(EventStore& store, const std::string& url) {
+  try {
+    auto master = MasterKey::from_environment();
+    postgres::PostgresSubjectKeyStoreOptions options;
+    options.connection_string = url;
+    options.pool_size = 1;
+    return std::make_unique<Revealing>(
+        store, postgres::make_postgres_subject_key_store(std::move(options)), std::move(master));
+  } catch (const NotFoundError&) {
+    return nullptr;
+  } catch (const PermissionDeniedError&) {
+    return nullptr;
+  } catch (const InvalidArgumentError& e) {
+    if (auto log = spdlog::get("annals")) log->warn("personal data left encrypted: {}", e.what());
+    return nullptr;
+  }
+}
+
+// Opens personal data in the events it returns (PersonalData::reveal).
 class RevealingReader final : public EventReader {
  public:
-  RevealingReader(std::unique_ptr<EventStore> store, std::unique_ptr<SubjectKeyStore> keys,
-                  std::optional<MasterKey> master)
-      : store_(std::move(store)),
-        keys_(std::move(keys)),
-        personal_(*keys_, *store_, {.master_key = std::move(master)}) {}
+  RevealingReader(std::unique_ptr<EventStore> store, std::unique_ptr<Revealing> revealing)
+      : store_(std::move(store)), revealing_(std::move(revealing)) {}
 
   std::vector<RecordedEvent> read_stream(const StreamId& stream,
                                          const ReadStreamOptions& options) override {
@@ -40,21 +77,12 @@ class RevealingReader final : public EventReader {
 
  private:
   std::vector<RecordedEvent> reveal_all(std::vector<RecordedEvent> events) {
-    for (auto& event : events) {
-      try {
-        if (auto revealed = personal_.reveal(event)) event.data = std::move(*revealed);
-      } catch (const Error& e) {
-        if (auto log = spdlog::get("annals")) {
-          log->warn("personal data left encrypted: {}", e.what());
-        }
-      }
-    }
+    for (auto& event : events) revealing_->reveal(event);
     return events;
   }
 
   std::unique_ptr<EventStore> store_;
-  std::unique_ptr<SubjectKeyStore> keys_;
-  PersonalData personal_;
+  std::unique_ptr<Revealing> revealing_;
 };
 
 }  // namespace
@@ -85,23 +113,17 @@ void forget(EventStore& store, SubjectKeyStore& keys, SnapshotStore* snapshots,
 
 std::unique_ptr<EventReader> revealing_reader(std::unique_ptr<EventStore> store,
                                               const std::string& url) {
-  std::unique_ptr<SubjectKeyStore> keys;
-  std::optional<MasterKey> master;
-  try {
-    master = MasterKey::from_environment();
-    postgres::PostgresSubjectKeyStoreOptions options;
-    options.connection_string = url;
-    options.pool_size = 1;
-    keys = postgres::make_postgres_subject_key_store(std::move(options));
-  } catch (const NotFoundError&) {
-    return store;  // no key table (an older schema): envelopes print as stored
-  } catch (const PermissionDeniedError&) {
-    return store;  // a role without access to keys (reader, auditor)
-  } catch (const InvalidArgumentError& e) {
-    if (auto log = spdlog::get("annals")) log->warn("personal data left encrypted: {}", e.what());
-    return store;
-  }
-  return std::make_unique<RevealingReader>(std::move(store), std::move(keys), std::move(master));
+  // The store outlives the Revealing: both go into the reader, the store first.
+  auto revealing = open_revealing(*store, url);
+  if (!revealing) return store;  // envelopes print as stored
+  return std::make_unique<RevealingReader>(std::move(store), std::move(revealing));
+}
+
+std::function<void(RecordedEvent&)> personal_data_revealer(EventStore& store,
+                                                           const std::string& url) {
+  std::shared_ptr<Revealing> revealing = open_revealing(store, url);
+  if (!revealing) return nullptr;
+  return [revealing](RecordedEvent& event) { revealing->reveal(event); };
 }
 
 }  // namespace annals::cli

@@ -2,6 +2,7 @@
 // docs/cli.md), and the decryption of personal data in `read` and `read-all` output.
 #pragma once
 
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <string>
@@ -38,5 +39,11 @@ void forget(EventStore& store, SubjectKeyStore& keys, SnapshotStore* snapshots,
 /// Throws: what opening the key store throws besides NotFoundError and PermissionDeniedError.
 [[nodiscard]] std::unique_ptr<EventReader> revealing_reader(std::unique_ptr<EventStore> store,
                                                             const std::string& url);
+
+/// A function that opens the personal data of an event in place, as revealing_reader() does,
+/// for events that do not come through a reader (a live tail's subscription); empty when the
+/// keys cannot be read (then events print as stored). `store` must outlive it.
+[[nodiscard]] std::function<void(RecordedEvent&)> personal_data_revealer(EventStore& store,
+                                                                         const std::string& url);
 
 }  // namespace annals::cli

@@ -97,7 +97,8 @@ std::size_t follow_log(const std::string& url, const annals::cli::ReadAllArgs& a
            (sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1);
   };
   const auto store = open_store(url);
-  return annals::cli::follow_all(*store, args, std::cout, registry, interrupted);
+  const auto reveal = annals::cli::personal_data_revealer(*store, url);
+  return annals::cli::follow_all(*store, args, std::cout, registry, interrupted, reveal);
 }
 
 // `read`, `read-all` and `tail`: returns how many events it printed marked undecodable.
@@ -113,7 +114,6 @@ std::size_t print_events(CommandId command, annals::cli::CommandLine& cl, const 
   }
   if (command == CommandId::kTail) cl.read_all.follow = true;
   cl.read_all.output.human = stdout_is_terminal();
-  // A live tail prints personal data as stored (envelopes): see docs/personal-data.md.
   if (cl.read_all.follow) return follow_log(url, cl.read_all, registry);
   return cli::read_all(*cli::revealing_reader(open_store(url), url), cl.read_all, std::cout,
                        registry);
