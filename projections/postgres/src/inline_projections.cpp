@@ -50,6 +50,7 @@
 #include "postgres_batch.hpp"
 #include "sql.hpp"
 #include "watchdog.hpp"
+#include "write_pipeline.hpp"
 
 namespace annals::projections {
 namespace {
@@ -132,22 +133,20 @@ AppendParameters append_parameters(const std::vector<StreamEvents>& appends) {
   };
 }
 
-std::string_view text_of(const pqxx::field& field) {
-  return std::string_view(field.c_str(), field.size());
-}
-
-// One row of annals.append_events: the stream's result, or its refusal thrown as the annals
-// error the event store throws for it. `wrote` is set when the stream was written (not an exact
-// re-send).
-AppendResult row_result(const pqxx::row& row, const std::vector<StreamEvents>& appends,
-                        const std::string& what, bool& wrote) {
-  const auto index = parse_int<std::size_t>(row[0], "stream index") - 1;
+// One row of annals.append_events (row `r` of the append's result): the stream's result, or
+// its refusal thrown as the annals error the event store throws for it. `wrote` is set when the
+// stream was written (not an exact re-send).
+AppendResult row_result(const detail::PipelineRows& rows, int r,
+                        const std::vector<StreamEvents>& appends, const std::string& what,
+                        bool& wrote) {
+  const auto index = parse_int<std::size_t>(rows.text(r, 0), "stream index") - 1;
   const auto& append = appends.at(index);
   const StreamId& stream = *append.stream;
-  const auto outcome = AppendOutcome{parse_int<int>(row[1], "outcome")};
-  const auto actual = row[6].is_null()
-                          ? std::optional<std::int64_t>()
-                          : std::optional<std::int64_t>(parse_int<std::int64_t>(row[6], "actual"));
+  const auto outcome = AppendOutcome{parse_int<int>(rows.text(r, 1), "outcome")};
+  const auto actual =
+      rows.is_null(r, 6)
+          ? std::optional<std::int64_t>()
+          : std::optional<std::int64_t>(parse_int<std::int64_t>(rows.text(r, 6), "actual"));
   switch (outcome) {
     case AppendOutcome::kVersionMismatch:
       throw ConcurrencyError(stream, append.expected, actual);
@@ -159,13 +158,13 @@ AppendResult row_result(const pqxx::row& row, const std::vector<StreamEvents>& a
                              "\" are already stored, but not as this exact append "
                              "(partial overlap, or used in another stream); nothing written");
     case AppendOutcome::kChangedResend: {
-      const auto ordinal = parse_int<std::size_t>(row[3], "event ordinal");
+      const auto ordinal = parse_int<std::size_t>(rows.text(r, 3), "event ordinal");
       if (ordinal < 1 || ordinal > append.events.size() || !actual) {
         throw InternalError(what + ": append_events returned an invalid outcome 4 row");
       }
       annals::detail::throw_changed_resend(
-          stream, parse_int<std::int64_t>(row[2], "stored version"), append.events[ordinal - 1].id,
-          static_cast<unsigned>(*actual));
+          stream, parse_int<std::int64_t>(rows.text(r, 2), "stored version"),
+          append.events[ordinal - 1].id, static_cast<unsigned>(*actual));
     }
     case AppendOutcome::kWritten:
       wrote = true;
@@ -175,59 +174,63 @@ AppendResult row_result(const pqxx::row& row, const std::vector<StreamEvents>& a
   }
   return AppendResult{
       .stream_id = stream,
-      .first_version = parse_int<std::int64_t>(row[2], "first version"),
-      .last_version = parse_int<std::int64_t>(row[3], "last version"),
-      .position = Position(parse_int<std::uint64_t>(row[4], "transaction id"),
-                           parse_int<std::int64_t>(row[5], "global position")),
+      .first_version = parse_int<std::int64_t>(rows.text(r, 2), "first version"),
+      .last_version = parse_int<std::int64_t>(rows.text(r, 3), "last version"),
+      .position = Position(parse_int<std::uint64_t>(rows.text(r, 4), "transaction id"),
+                           parse_int<std::int64_t>(rows.text(r, 5), "global position")),
   };
 }
 
-RecordedEvent decode_row(const pqxx::row& row) {
+// Row `r` of sql::kInlineReadBack as the event a reader of the log gets.
+RecordedEvent decode_row(const detail::PipelineRows& rows, int r) {
   return annals::detail::decode_stored_event({
-      .stream_id = text_of(row[2]),
-      .version = row[3].as<std::int64_t>(),
-      .position =
-          Position(parse_int<std::uint64_t>(row[0], "transaction id"), row[1].as<std::int64_t>()),
-      .id = EventId::parse(text_of(row[4])),
-      .type = text_of(row[5]),
-      .schema_version = row[6].as<std::int32_t>(),
-      .data = text_of(row[7]),
-      .metadata = text_of(row[8]),
+      .stream_id = rows.text(r, 2),
+      .version = parse_int<std::int64_t>(rows.text(r, 3), "stream version"),
+      .position = Position(parse_int<std::uint64_t>(rows.text(r, 0), "transaction id"),
+                           parse_int<std::int64_t>(rows.text(r, 1), "global position")),
+      .id = EventId::parse(rows.text(r, 4)),
+      .type = rows.text(r, 5),
+      .schema_version = parse_int<std::int32_t>(rows.text(r, 6), "schema version"),
+      .data = rows.text(r, 7),
+      .metadata = rows.text(r, 8),
       .recorded_at = std::chrono::system_clock::time_point(
-          std::chrono::microseconds(row[9].as<std::int64_t>())),
+          std::chrono::microseconds(parse_int<std::int64_t>(rows.text(r, 9), "recorded time"))),
   });
 }
 
-// The unit of work an inline projection writes through: the append's transaction.
+// The unit of work an inline projection writes through: the append's transaction. Its writes
+// are queued, behind the statement that enters the projection's read schema, and sent with the
+// record of the transaction (and the NOTIFY, for the last projection) in one round trip.
 class InlineWork final : public UnitOfWork, public PostgresContext {
  public:
   InlineWork(const std::string& projection, Session& session, pqxx::work& tx)
       : projection_(projection), session_(session), tx_(tx) {
     set_pipelined_flag(true);
+    queue(sql::kInlineEnterName, {Param{projection_, false}});
   }
 
   const std::string& projection_name() const noexcept override { return projection_; }
   Session& session() noexcept override { return session_; }
   pqxx::dbtransaction& transaction() noexcept override { return tx_; }
 
-  // Sends the queued writes and the record that `transaction` was applied inline: one round
-  // trip when writes are queued (the record goes last in their pipeline).
-  void finish(const std::string& transaction) {
-    if (!has_pending_writes()) {
-      try {
-        tx_.exec_prepared(sql::kInlineRecordName, projection_, transaction);
-      } catch (const std::exception& e) {
-        fail(e, "projection \"" + projection_ + "\": record an inline append", false);
-      }
-      return;
-    }
-    tx_.conn().prepare_now(sql::kInlineRecordName);
-    const std::vector<Param> params = {Param{projection_, false}, Param{transaction, false}};
-    pending_writes().add(sql::kInlineRecordName, params);
+  // Sends the queued writes, the record that `transaction` was applied inline and, with
+  // `notify`, the NOTIFY that wakes runners at commit: one round trip.
+  void finish(const std::string& transaction, bool notify) {
+    queue(sql::kInlineRecordName, {Param{projection_, false}, Param{transaction, false}});
+    if (notify) queue(sql::kInlineNotifyName, {});
     flush_writes();
   }
 
  private:
+  void queue(const char* statement, const std::vector<Param>& params) {
+    try {
+      tx_.conn().prepare_now(statement);
+    } catch (const std::exception& e) {
+      fail(e, "projection \"" + projection_ + "\": prepare " + statement, false);
+    }
+    pending_writes().add(statement, params);
+  }
+
   const std::string& projection_;
   Session& session_;
   pqxx::work& tx_;
@@ -318,7 +321,6 @@ class InlineProjectionsStore final : public EventStore {
           return written;
         });
     if (handler_error) std::rethrow_exception(handler_error);
-    if (wrote && options_.notify_on_append) notify(what);
     return results;
   }
 
@@ -328,13 +330,14 @@ class InlineProjectionsStore final : public EventStore {
                                             bool& wrote, std::exception_ptr& handler_error,
                                             bool& broken) {
     pqxx::work tx(session->connection);
-    const auto rows =
-        tx.exec_prepared(sql::kInlineAppendName, p.streams, p.expected, p.counts, p.ids, p.types,
-                         p.schema_versions, p.data, p.metadata, p.reopen);
+    const auto rows = send_append(tx, p);
     std::vector<AppendResult> results;
     results.reserve(appends.size());
     wrote = false;
-    for (const auto& row : rows) results.push_back(row_result(row, appends, what, wrote));
+    const auto& appended = rows.front();
+    for (int r = 0; r < appended.size(); ++r) {
+      results.push_back(row_result(appended, r, appends, what, wrote));
+    }
     if (results.size() != appends.size()) {
       throw InternalError(what + ": append_events returned " + std::to_string(results.size()) +
                           " rows for " + std::to_string(appends.size()) + " streams");
@@ -342,34 +345,69 @@ class InlineProjectionsStore final : public EventStore {
     // An exact re-send wrote nothing; its events were applied with the original append.
     if (!wrote) return results;
     const std::string transaction = std::to_string(results.front().position.commit());
-    ArrayText first_versions;
-    for (const auto& result : results) first_versions.add(result.first_version);
-    const auto firsts = std::move(first_versions).finish();
-    std::vector<RecordedEvent> events;
-    for (const auto& inline_projection : projections_) {
-      const auto& name = inline_projection.name;
-      tx.exec_prepared(sql::kInlineLockSharedName, name);
-      const auto caught_up = tx.exec_prepared(sql::kInlineCaughtUpName, name, p.streams, firsts,
-                                              inline_projection.category, inline_projection.types);
-      if (caught_up.empty()) {
+    std::vector<const InlineProjection*> applying;
+    for (std::size_t i = 0; i < projections_.size(); ++i) {
+      const auto& caught_up = rows[2 + 2 * i];
+      const auto& name = projections_[i].name;
+      if (caught_up.size() == 0) {
         throw NotFoundError(describe(name) + " is not registered any more; nothing written");
       }
-      if (!caught_up[0][0].as<bool>()) {
+      if (caught_up.text(0, 0) != "t") {
         logger()->debug("annals: {}: behind the appended streams; leaving {} to its runner",
                         describe(name), what);
         continue;
       }
-      if (events.empty()) {
-        for (const auto& row : tx.exec_prepared(sql::kInlineReadBackName, transaction)) {
-          events.push_back(decode_row(row));
-        }
-      }
-      if (!apply(inline_projection, events, transaction, *session, tx, handler_error, broken)) {
+      applying.push_back(&projections_[i]);
+    }
+    std::vector<RecordedEvent> events;
+    const auto& read_back = rows.back();
+    events.reserve(static_cast<std::size_t>(read_back.size()));
+    for (int r = 0; r < read_back.size(); ++r) events.push_back(decode_row(read_back, r));
+    const bool notify = options_.notify_on_append;
+    for (std::size_t k = 0; k < applying.size(); ++k) {
+      const bool last = k + 1 == applying.size();
+      if (!apply(*applying[k], events, transaction, notify && last, *session, tx, handler_error,
+                 broken)) {
         return {};
       }
     }
+    if (applying.empty() && notify) tx.exec_prepared(sql::kInlineNotifyName);
     tx.commit();
     return results;
+  }
+
+  // The first round trip of an inline append: the append, then per projection its shared lock
+  // and caught-up check, then the read-back of the appended events. Returns each statement's
+  // rows in that order (the append's first, the read-back's last). Each statement runs after
+  // the one before it has finished (a snapshot of its own), so every caught-up check sees the
+  // projection as it is once its lock is held.
+  std::vector<detail::PipelineRows> send_append(pqxx::work& tx, const AppendParameters& p) {
+    auto& connection = tx.conn();
+    for (const char* statement : {sql::kInlineAppendName, sql::kInlineLockSharedName,
+                                  sql::kInlineCaughtUpName, sql::kInlineReadBackName}) {
+      connection.prepare_now(statement);
+    }
+    detail::WritePipeline pipeline;
+    const std::vector<Param> append = {
+        Param{p.streams, false}, Param{p.expected, false}, Param{p.counts, false},
+        Param{p.ids, false},     Param{p.types, false},    Param{p.schema_versions, false},
+        Param{p.data, false},    Param{p.metadata, false}, Param{p.reopen, false}};
+    pipeline.add(sql::kInlineAppendName, append);
+    for (const auto& projection : projections_) {
+      const std::vector<Param> lock = {Param{projection.name, false}};
+      pipeline.add(sql::kInlineLockSharedName, lock);
+      const std::vector<Param> check = {Param{projection.name, false}, Param{p.streams, false},
+                                        projection.category, projection.types};
+      pipeline.add(sql::kInlineCaughtUpName, check);
+    }
+    pipeline.add(sql::kInlineReadBackName, {});
+    auto rows = pipeline.send_collect(tx);
+    if (rows.size() != 2 + 2 * projections_.size()) {
+      throw InternalError("inline append: " + std::to_string(rows.size()) +
+                          " results for the first round trip, expected " +
+                          std::to_string(2 + 2 * projections_.size()));
+    }
+    return rows;
   }
 
   // Applies `events` (those the projection handles) through the projection's apply(), in the
@@ -378,34 +416,20 @@ class InlineProjectionsStore final : public EventStore {
   // then rolls back (`broken`: on a connection to discard).
   static bool apply(const InlineProjection& inline_projection,
                     const std::vector<RecordedEvent>& events, const std::string& transaction,
-                    Session& session, pqxx::work& tx, std::exception_ptr& handler_error,
-                    bool& broken) {
+                    bool notify, Session& session, pqxx::work& tx,
+                    std::exception_ptr& handler_error, bool& broken) {
     InlineWork work(inline_projection.name, session, tx);
     try {
       for (const auto& event : events) {
         if (inline_projection.filter.matches(event))
           inline_projection.projection->apply(event, work);
       }
-      work.finish(transaction);
+      work.finish(transaction, notify);
       return true;
     } catch (...) {
       broken = work.broken();
       handler_error = std::current_exception();
       return false;
-    }
-  }
-
-  // Wakes runners and subscribers. A failure only delays them to their next poll.
-  void notify(const std::string& what) {
-    try {
-      postgres::detail::run_pooled(pool_, what + ": notify", nullptr, retry_policy(),
-                                   [](Session& session) {
-                                     pqxx::nontransaction tx(session.connection);
-                                     return tx.exec_prepared(sql::kInlineNotifyName);
-                                   });
-    } catch (const annals::Error& e) {
-      logger()->debug("annals: {}: NOTIFY failed ({}); readers find the events at their poll", what,
-                      e.what());
     }
   }
 

@@ -69,6 +69,7 @@ void prepare_store_statements(pqxx::connection& connection) {
   connection.prepare(sql::kInlineLockName, sql::kInlineLock);
   connection.prepare(sql::kInlineCaughtUpName, sql::kInlineCaughtUp);
   connection.prepare(sql::kInlineReadBackName, sql::kInlineReadBack);
+  connection.prepare(sql::kInlineEnterName, sql::kInlineEnter);
   connection.prepare(sql::kInlineRecordName, sql::kInlineRecord);
   connection.prepare(sql::kEnterReadModelName, sql::kEnterReadModel);
   connection.prepare(sql::kInlineForgetName, sql::kInlineForget);

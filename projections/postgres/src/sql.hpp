@@ -189,36 +189,45 @@ inline constexpr const char* kInlineLock =
   " FROM annals.projections p, pg_catalog.pg_settings s WHERE p.name = $1 AND s.name = " \
   "'search_path'"
 
-// Whether projection $1 has applied the earlier events of the appended streams ($2, each from
-// version $3 on) that it handles ($4 category, $5 types; NULL: any): for each stream, the last
-// such event before the append is behind the checkpoint or in a transaction applied inline.
-// The last one suffices: what a projection applied of a stream is always a prefix of it (the
-// runner applies in log order; an inline append applies only after such a prefix), so the one
-// before it is applied too. The append locked the streams, so every earlier event of them has
-// committed and this statement, sent after it, sees them. One backward probe of
-// events_stream_version_pkey per stream. No row: the projection is not registered.
+// Whether projection $1 has applied the earlier events of the appended streams ($2) that it
+// handles ($3 category, $4 types; NULL: any): for each stream, the last such event before the
+// append is behind the checkpoint or in a transaction applied inline. "Before the append": not
+// written by this transaction, whose events are the stream's newest (the append locked the
+// streams, so every earlier event of them has committed and this statement, sent after it, sees
+// them). The last one suffices: what a projection applied of a stream is always a prefix of it
+// (the runner applies in log order; an inline append applies only after such a prefix), so the
+// one before it is applied too. One backward probe of events_stream_version_pkey per stream
+// (skipping this transaction's own events). No row: the projection is not registered.
 inline constexpr const char* kInlineCaughtUpName = "annals_inline_caught_up";
 inline constexpr const char* kInlineCaughtUp =
     "SELECT NOT EXISTS (SELECT 1"
-    "  FROM unnest($2::text[], $3::bigint[]) AS a(stream_id, first_version)"
+    "  FROM unnest($2::text[]) AS a(stream_id)"
     "  CROSS JOIN LATERAL (SELECT e.transaction_id, e.global_position FROM annals.events e"
-    "     WHERE e.stream_id = a.stream_id AND e.stream_version < a.first_version"
-    "       AND ($5::text[] IS NULL OR e.event_type = ANY ($5::text[]))"
+    "     WHERE e.stream_id = a.stream_id AND e.transaction_id <> (SELECT annals.current_xid())"
+    "       AND ($4::text[] IS NULL OR e.event_type = ANY ($4::text[]))"
     "     ORDER BY e.stream_version DESC LIMIT 1) last"
-    "  WHERE ($4::text IS NULL OR split_part(a.stream_id, '-', 1) = $4::text)"
+    "  WHERE ($3::text IS NULL OR split_part(a.stream_id, '-', 1) = $3::text)"
     "    AND (last.transaction_id, last.global_position)"
     "        > (p.checkpoint_tx, p.checkpoint_position)"
-    "    AND last.transaction_id <> ALL (p.inline_applied)), " ANNALS_READ_SCHEMA_PATH
-        ANNALS_READ_SCHEMA_FROM;
+    "    AND last.transaction_id <> ALL (p.inline_applied))"
+    "  FROM annals.projections p WHERE p.name = $1";
 
-// The events the append wrote, as a reader of the log gets them (stored JSON, recorded time),
-// so that inline handlers see exactly what the runner's would. Served by events_log_order_idx.
+// Enters projection $1's read schema for the inline writes that follow (queued first in their
+// pipeline): the search_path of kEnterReadModel, without the list.
+inline constexpr const char* kInlineEnterName = "annals_inline_enter";
+inline constexpr const char* kInlineEnter =
+    "SELECT " ANNALS_READ_SCHEMA_PATH ANNALS_READ_SCHEMA_FROM;
+
+// The events this transaction appended, as a reader of the log gets them (stored JSON, recorded
+// time), so that inline handlers see exactly what the runner's would. Served by
+// events_log_order_idx (the transaction id is computed once, as an InitPlan).
 inline constexpr const char* kInlineReadBackName = "annals_inline_read_back";
 inline constexpr const char* kInlineReadBack =
     "SELECT e.transaction_id::text, e.global_position, e.stream_id, e.stream_version,"
     "       e.event_id::text, e.event_type, e.schema_version, e.data::text, e.metadata::text,"
     "       (extract(epoch FROM e.recorded_at) * 1000000)::bigint"
-    "  FROM annals.events e WHERE e.transaction_id = $1::xid8 ORDER BY e.global_position";
+    "  FROM annals.events e WHERE e.transaction_id = (SELECT annals.current_xid())"
+    " ORDER BY e.global_position";
 
 // Records that the projection applied transaction $2 inline (the runner then skips its events).
 inline constexpr const char* kInlineRecordName = "annals_inline_record";

@@ -62,7 +62,29 @@ void WritePipeline::clear() noexcept {
   executions_.clear();
 }
 
-std::int64_t WritePipeline::send(pqxx::dbtransaction& tx) {
+void PipelineRows::Deleter::operator()(pg_result* result) const noexcept { PQclear(result); }
+
+int PipelineRows::size() const noexcept { return PQntuples(result_.get()); }
+
+bool PipelineRows::is_null(int row, int column) const noexcept {
+  return PQgetisnull(result_.get(), row, column) == 1;
+}
+
+std::string_view PipelineRows::text(int row, int column) const noexcept {
+  return std::string_view(PQgetvalue(result_.get(), row, column),
+                          static_cast<std::size_t>(PQgetlength(result_.get(), row, column)));
+}
+
+std::int64_t WritePipeline::send(pqxx::dbtransaction& tx) { return run(tx, nullptr); }
+
+std::vector<PipelineRows> WritePipeline::send_collect(pqxx::dbtransaction& tx) {
+  std::vector<PipelineRows> collected;
+  collected.reserve(executions_.size());
+  static_cast<void>(run(tx, &collected));
+  return collected;
+}
+
+std::int64_t WritePipeline::run(pqxx::dbtransaction& tx, std::vector<PipelineRows>* collected) {
   struct Clear {
     WritePipeline& pipeline;
     ~Clear() { pipeline.clear(); }
@@ -106,6 +128,7 @@ std::int64_t WritePipeline::send(pqxx::dbtransaction& tx) {
     if (status == PGRES_PIPELINE_SYNC) break;
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
       if (execution + 1 == executions_.size()) last_affected = affected_rows(result.get());
+      if (collected != nullptr) collected->emplace_back(result.release());
     } else if (status != PGRES_PIPELINE_ABORTED && !refused) {
       refused = std::move(result);
       refused_at = execution;

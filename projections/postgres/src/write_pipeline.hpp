@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -14,6 +15,8 @@
 #include <pqxx/pqxx>
 
 #include "db_error.hpp"
+
+struct pg_result;  // libpq's PGresult
 
 namespace annals::projections::detail {
 
@@ -35,6 +38,25 @@ class PipelineRefusal : public postgres::detail::DbError {
 
  private:
   std::size_t index_;
+};
+
+/// The rows one execution of a pipeline returned, in text form (WritePipeline::send_collect).
+///
+/// Thread safety: one thread.
+class PipelineRows {
+ public:
+  struct Deleter {
+    void operator()(pg_result* result) const noexcept;
+  };
+  explicit PipelineRows(pg_result* result) noexcept : result_(result) {}
+
+  [[nodiscard]] int size() const noexcept;
+  [[nodiscard]] bool is_null(int row, int column) const noexcept;
+  /// The value's text; empty for SQL NULL. Requires: row < size(), column in range.
+  [[nodiscard]] std::string_view text(int row, int column) const noexcept;
+
+ private:
+  std::unique_ptr<pg_result, Deleter> result_;
 };
 
 /// A queue of executions of statements prepared on the server, to be sent in one round trip.
@@ -65,6 +87,10 @@ class WritePipeline {
   /// Cost: one round trip.
   std::int64_t send(pqxx::dbtransaction& tx);
 
+  /// As send(), but returns the rows of every execution, in the order they were queued.
+  /// Throws: as send(). Cost: one round trip.
+  std::vector<PipelineRows> send_collect(pqxx::dbtransaction& tx);
+
  private:
   struct Execution {
     std::size_t statement;    // offset of the NUL-terminated name in text_
@@ -75,6 +101,8 @@ class WritePipeline {
   static constexpr std::size_t kNull = static_cast<std::size_t>(-1);
 
   void clear() noexcept;
+  // Sends the queue; keeps every execution's result in `collected` when given.
+  std::int64_t run(pqxx::dbtransaction& tx, std::vector<PipelineRows>* collected);
 
   std::string text_;                 // statement names and values, each NUL-terminated
   std::vector<std::size_t> params_;  // offsets into text_, or kNull
