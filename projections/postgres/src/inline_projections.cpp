@@ -44,6 +44,7 @@
 #include "annals/eventstore/error.hpp"
 #include "annals/projections/postgres/inline_projections.hpp"
 #include "append_codes.hpp"
+#include "array_literal.hpp"
 #include "connection_string.hpp"
 #include "parse_int.hpp"
 #include "pooled_call.hpp"
@@ -62,28 +63,9 @@ using detail::PostgresContext;
 using detail::Session;
 using detail::SessionPool;
 using postgres::detail::AppendOutcome;
+using postgres::detail::ArrayLiteral;
 using postgres::detail::expected_code;
 using postgres::detail::parse_int;
-
-// A PostgreSQL array literal, `{"a","b"}`: every element double-quoted, '"' and '\' escaped
-// (array_in's complete quoting rule). Sent as one text parameter, never spliced into SQL.
-class ArrayText {
- public:
-  void add(std::string_view element) {
-    if (text_.size() > 1) text_.push_back(',');
-    text_.push_back('"');
-    for (const char c : element) {
-      if (c == '"' || c == '\\') text_.push_back('\\');
-      text_.push_back(c);
-    }
-    text_.push_back('"');
-  }
-  void add(std::int64_t number) { add(std::to_string(number)); }
-  [[nodiscard]] std::string finish() && { return std::move(text_) + "}"; }
-
- private:
-  std::string text_ = "{";
-};
 
 struct StreamEvents {
   const StreamId* stream;
@@ -106,18 +88,18 @@ struct AppendParameters {
 };
 
 AppendParameters append_parameters(const std::vector<StreamEvents>& appends) {
-  ArrayText streams, expected, counts, ids, types, schema_versions, data, metadata, reopen;
+  ArrayLiteral streams, expected, counts, ids, types, schema_versions, data, metadata, reopen;
   for (const auto& append : appends) {
-    streams.add(append.stream->value());
-    reopen.add(append.reopen ? "t" : "f");
-    expected.add(expected_code(append.expected));
-    counts.add(static_cast<std::int64_t>(append.events.size()));
+    streams.add_quoted(append.stream->value());
+    reopen.add_plain(append.reopen ? "t" : "f");
+    expected.add_number(expected_code(append.expected));
+    counts.add_number(static_cast<std::int64_t>(append.events.size()));
     for (const auto& event : append.events) {
-      ids.add(event.id.to_string());
-      types.add(event.type);
-      schema_versions.add(event.schema_version);
-      data.add(event.data);
-      metadata.add(event.metadata);
+      ids.add_plain(event.id.to_string());
+      types.add_quoted(event.type);
+      schema_versions.add_number(event.schema_version);
+      data.add_quoted(event.data);
+      metadata.add_quoted(event.metadata);
     }
   }
   return AppendParameters{
@@ -486,8 +468,8 @@ std::unique_ptr<EventStore> make_inline_projections_store(
     if (filter.category) category = Param{*filter.category, false};
     Param types{{}, true};
     if (!filter.event_types.empty()) {
-      ArrayText literal;
-      for (const auto& type : filter.event_types) literal.add(type);
+      ArrayLiteral literal;
+      for (const auto& type : filter.event_types) literal.add_quoted(type);
       types = Param{std::move(literal).finish(), false};
     }
     prepared.push_back(InlineProjection{.projection = std::move(projection),

@@ -1,6 +1,6 @@
-// Internal: PostgreSQL array literals, the text form in which the event store sends an array
-// as one parameter (annals.append_events takes its events as arrays; read_all's type filter is
-// one).
+// Internal: PostgreSQL array literals, the text form in which the event store and the inline
+// projections store send an array as one parameter (annals.append_events takes its events as
+// arrays; read_all's type filter is one).
 #pragma once
 
 #include <cstdint>
