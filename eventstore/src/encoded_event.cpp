@@ -9,9 +9,9 @@
 #include <type_traits>
 #include <utility>
 
+#include "annals/eventstore/detail/json_text_validation.hpp"
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/json_limits.hpp"
-#include "json_text_validation.hpp"
 #include "text_validation.hpp"
 
 namespace annals::detail {

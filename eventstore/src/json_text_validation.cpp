@@ -9,7 +9,7 @@
 // (nlohmann also takes a byte order mark, `\u0000`, numbers that underflow to 0 and any
 // depth), so the in-memory store's parse of accepted text cannot fail, and the subset is
 // exactly what PostgreSQL's jsonb stores and reads back as the same value.
-#include "json_text_validation.hpp"
+#include "annals/eventstore/detail/json_text_validation.hpp"
 
 #include <algorithm>
 #include <array>

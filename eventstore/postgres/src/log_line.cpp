@@ -1,5 +1,6 @@
 #include "log_line.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <chrono>
@@ -8,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "annals/eventstore/detail/json_text_validation.hpp"
 #include "annals/eventstore/detail/stored_json.hpp"
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/json_limits.hpp"
@@ -66,6 +68,15 @@ std::size_t skip_blanks(std::string_view s, std::size_t i) {
 }
 
 std::string string_value(std::string_view raw, const char* key) {
+  // Most values (ids, hashes, times, most stream ids) are printable ASCII without escapes: the
+  // text between the quotes is the value. Anything else goes through the full JSON parser.
+  if (raw.size() >= 2 && raw.front() == '"' && raw.back() == '"') {
+    const auto inner = raw.substr(1, raw.size() - 2);
+    if (std::all_of(inner.begin(), inner.end(),
+                    [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; })) {
+      return std::string(inner);
+    }
+  }
   try {
     const auto value = nlohmann::json::parse(raw);
     if (value.is_string()) return value.get<std::string>();
@@ -208,8 +219,14 @@ LogLine parse_line(std::string_view text) {
   // checks it again when it stores the jsonb.
   check_json_text_depth(values[6], "data");
   check_json_text_depth(values[7], "metadata");
-  if (!nlohmann::json::accept(values[6]) || !nlohmann::json::accept(values[7])) {
-    bad_line("\"data\" and \"metadata\" must be JSON");
+  // The rules of appended JSON text (one pass, no tree): what passes, PostgreSQL's jsonb stores.
+  if (const auto problem = annals::detail::find_json_text_problem(
+          values[6], annals::detail::JsonTextShape::kAnyValue)) {
+    bad_line("\"data\" " + *problem);
+  }
+  if (const auto problem = annals::detail::find_json_text_problem(
+          values[7], annals::detail::JsonTextShape::kObject)) {
+    bad_line("\"metadata\" " + *problem);
   }
   line.data = annals::detail::jsonb_text_form(values[6]);
   line.metadata = annals::detail::jsonb_text_form(values[7]);

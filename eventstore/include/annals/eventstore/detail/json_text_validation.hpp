@@ -1,6 +1,7 @@
-// Private: the check of JSON text that an application appends as it is (NewEvent::data_json,
-// NewEvent::metadata_json), so that text is held to every rule a tree is held to without
-// building a tree. Implemented in json_text_validation.cpp.
+// Internal (detail): the check of JSON text that an application appends as it is
+// (NewEvent::data_json, NewEvent::metadata_json), so that text is held to every rule a tree is
+// held to without building a tree; also the check of an import's lines (annals::postgres).
+// Implemented in eventstore/src/json_text_validation.cpp.
 #pragma once
 
 #include <optional>
