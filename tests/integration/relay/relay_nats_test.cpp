@@ -59,6 +59,16 @@ int free_port() {
   return ntohs(address.sin_port);
 }
 
+// nats-server (Debian installs it in /usr/sbin, which is not on every PATH); ChildProcess
+// execs a path. NATS_SERVER overrides it.
+std::string server_path() {
+  if (const char* path = std::getenv("NATS_SERVER"); path != nullptr && *path != '\0') return path;
+  for (const char* candidate : {"/usr/sbin/nats-server", "/usr/bin/nats-server"}) {
+    if (::access(candidate, X_OK) == 0) return candidate;
+  }
+  return "nats-server";
+}
+
 // A private nats-server with JetStream: one port and store directory for its whole life, so
 // that a restart finds the stream (and its duplicate window) it had before the SIGKILL.
 class NatsServer {
@@ -80,7 +90,7 @@ class NatsServer {
 
   void start() {
     process_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{"nats-server", "-js", "-a", "127.0.0.1", "-p",
+        std::vector<std::string>{server_path(), "-js", "-a", "127.0.0.1", "-p",
                                  std::to_string(port_), "-sd", (dir_ / "js").string(), "-l",
                                  (dir_ / "nats.log").string()},
         "nats");
@@ -102,7 +112,8 @@ class NatsServer {
 // never leaves it waiting on the client's reconnection.
 class Checker {
  public:
-  explicit Checker(std::string url) : url_(std::move(url)) {}
+  Checker(std::string url, std::string subjects)
+      : url_(std::move(url)), subjects_(std::move(subjects)) {}
 
   // Messages stored in the stream, or empty while the server or the stream is not there.
   [[nodiscard]] std::optional<std::uint64_t> stored() const {
@@ -133,7 +144,7 @@ class Checker {
       options.Stream = kStream;
       const std::string durable = "check-" + annals::testing::random_hex(8);
       natsSubscription* sub = nullptr;
-      ASSERT_EQ(js_PullSubscribe(&sub, js, "orders.>", durable.c_str(), nullptr, &options,
+      ASSERT_EQ(js_PullSubscribe(&sub, js, subjects_.c_str(), durable.c_str(), nullptr, &options,
                                  nullptr),
                 NATS_OK);
       // Until the expected count, then once more to show that nothing else is there.
@@ -179,16 +190,17 @@ class Checker {
   }
 
   std::string url_;
+  std::string subjects_;
 };
 
-// Appends `per_stream` events to each of `streams` order streams (in appends of up to 100),
+// Appends `per_stream` events to each of `streams` streams of `category` (in appends of up to 100),
 // and as many to noise streams that the relay does not select. Returns the order events' ids.
 struct Log {
   std::set<std::string> ids;
   annals::Position last;
 };
-void append_round(annals::EventStore& store, int streams, int per_stream, const std::string& tag,
-                  Log& log) {
+void append_round(annals::EventStore& store, const std::string& category, int streams,
+                  int per_stream, const std::string& tag, Log& log) {
   for (int s = 0; s < streams; ++s) {
     for (int done = 0; done < per_stream;) {
       const int n = std::min(100, per_stream - done);
@@ -199,7 +211,7 @@ void append_round(annals::EventStore& store, int streams, int per_stream, const 
         batch.push_back(NewEvent{.id = id, .type = "Placed", .data = {{"n", done + i}}});
       }
       log.last = store
-                     .append(StreamId{"order-" + tag + std::to_string(s)}, ExpectedVersion::any(),
+                     .append(StreamId{category + "-" + tag + std::to_string(s)}, ExpectedVersion::any(),
                              std::move(batch))
                      .position;
       static_cast<void>(store.append(StreamId{"noise-" + tag + std::to_string(s)},
@@ -241,7 +253,7 @@ std::unique_ptr<projections::ProjectionStore> open_projection_store() {
 // and after the restart the consumer has every selected event once, in order.
 TEST(RelayNatsTest, BrokerKilledMidStreamLosesNothingAndRepeatsNothing) {
   NatsServer nats;
-  Checker checker(nats.url());
+  Checker checker(nats.url(), "orders.>");
   ASSERT_TRUE(eventually([&] {
     natsConnection* c = nullptr;
     if (natsConnection_ConnectTo(&c, nats.url().c_str()) != NATS_OK) return false;
@@ -251,7 +263,7 @@ TEST(RelayNatsTest, BrokerKilledMidStreamLosesNothingAndRepeatsNothing) {
   const auto events = open_events();
   const auto store = open_projection_store();
   Log log;
-  append_round(*events, 6, 100, "a", log);
+  append_round(*events, "order", 6, 100, "a", log);
 
   projections::ProjectionRunner runner(*events, *store, {.poll_interval = 100ms});
   runner.add(relay::make_relay(relay::make_nats_sink({.url = nats.url(),
@@ -267,14 +279,16 @@ TEST(RelayNatsTest, BrokerKilledMidStreamLosesNothingAndRepeatsNothing) {
   // Mid-stream: part of the backlog is stored, the rest is not.
   ASSERT_TRUE(eventually([&] { return checker.stored().value_or(0) >= 50; }));
   nats.kill();
-  append_round(*events, 6, 30, "b", log);
+  const auto stored_at_kill = checker.stored();  // empty: the server is gone
+  EXPECT_FALSE(stored_at_kill.has_value());
+  append_round(*events, "order", 6, 30, "b", log);
   ASSERT_TRUE(eventually([&] {
     return runner.status("orders-out").state == projections::ProjectionState::kReconnecting;
   }));
   const auto during_outage = store->checkpoint("orders-out");
 
   nats.start();
-  append_round(*events, 6, 20, "c", log);
+  append_round(*events, "order", 6, 20, "c", log);
   ASSERT_TRUE(runner.wait_for("orders-out", log.last, 60s));
   EXPECT_GT(store->checkpoint("orders-out"), during_outage);
   runner.stop();
@@ -289,11 +303,11 @@ TEST(RelayNatsTest, BrokerKilledMidStreamLosesNothingAndRepeatsNothing) {
 // SIGTERM stops it cleanly (exit 0, last status line "stopped").
 TEST(RelayNatsTest, RelayKilledMidBatchResendsAndConsumerSeesEachEventOnce) {
   NatsServer nats;
-  Checker checker(nats.url());
+  Checker checker(nats.url(), "invoices.>");
   const auto events = open_events();
   const auto store = open_projection_store();
   Log log;
-  append_round(*events, 10, 300, "x", log);
+  append_round(*events, "invoice", 10, 300, "x", log);
   const std::vector<std::string> argv = {ANNALS_CLI_PATH,
                                          "--db",
                                          test_database_url(),
@@ -303,9 +317,9 @@ TEST(RelayNatsTest, RelayKilledMidBatchResendsAndConsumerSeesEachEventOnce) {
                                          "--create-stream",
                                          kStream,
                                          "--subject-prefix",
-                                         "orders",
+                                         "invoices",
                                          "--category",
-                                         "order",
+                                         "invoice",
                                          "--batch-size",
                                          "5000",
                                          "--json",

@@ -18,6 +18,7 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/in_memory_event_store.hpp"
+#include "annals/eventstore/metrics.hpp"
 #include "annals/projections/in_memory_projection_store.hpp"
 #include "annals/projections/runner.hpp"
 #include "annals/relay/relay.hpp"
@@ -156,6 +157,45 @@ class Receiver {
   std::vector<Taken> taken_;
 };
 
+// Records the relay's metrics (the projection metrics, labelled with the relay's name).
+class RecordingSink final : public annals::MetricsSink {
+ public:
+  void add(annals::CounterId counter, const annals::MetricLabels& labels,
+           std::uint64_t amount) override {
+    std::lock_guard lock(mutex_);
+    counters_[{counter, std::string(labels.projection)}] += amount;
+  }
+  void set(annals::GaugeId gauge, const annals::MetricLabels& labels, double value) override {
+    std::lock_guard lock(mutex_);
+    gauges_[{gauge, std::string(labels.projection)}] = value;
+  }
+  void observe(annals::HistogramId histogram, const annals::MetricLabels& labels, double,
+               std::string_view) override {
+    std::lock_guard lock(mutex_);
+    ++observations_[{histogram, std::string(labels.projection)}];
+  }
+  [[nodiscard]] std::uint64_t counter(annals::CounterId id, const std::string& name) const {
+    std::lock_guard lock(mutex_);
+    const auto it = counters_.find({id, name});
+    return it == counters_.end() ? 0 : it->second;
+  }
+  [[nodiscard]] bool has_gauge(annals::GaugeId id, const std::string& name) const {
+    std::lock_guard lock(mutex_);
+    return gauges_.contains({id, name});
+  }
+  [[nodiscard]] std::uint64_t observations(annals::HistogramId id, const std::string& name) const {
+    std::lock_guard lock(mutex_);
+    const auto it = observations_.find({id, name});
+    return it == observations_.end() ? 0 : it->second;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::pair<annals::CounterId, std::string>, std::uint64_t> counters_;
+  std::map<std::pair<annals::GaugeId, std::string>, double> gauges_;
+  std::map<std::pair<annals::HistogramId, std::string>, std::uint64_t> observations_;
+};
+
 TEST(RelayWebhookTest, DeliversInOrderRetriesOutagesAndParksRefusedMessages) {
   Receiver receiver;
   receiver.set_down(true);
@@ -168,7 +208,9 @@ TEST(RelayWebhookTest, DeliversInOrderRetriesOutagesAndParksRefusedMessages) {
   append("account-1", "Opened");
   append("noise-1", "Ignored");
 
-  projections::ProjectionRunner runner(*events, *store, {.poll_interval = 50ms});
+  const auto metrics = std::make_shared<RecordingSink>();
+  projections::ProjectionRunner runner(*events, *store,
+                                       {.poll_interval = 50ms, .metrics = metrics});
   runner.add(relay::make_relay(relay::make_webhook_sink({.url = receiver.url(),
                                                          .timeout = 2000ms,
                                                          .attempts = 2,
@@ -186,7 +228,7 @@ TEST(RelayWebhookTest, DeliversInOrderRetriesOutagesAndParksRefusedMessages) {
   EXPECT_EQ(store->checkpoint("hooks"), annals::Position::start());
   EXPECT_TRUE(receiver.taken().empty());
 
-  // Back up, with two 503s left: the sink's own retry takes the first message.
+  // Back up, with one 503 left: the sink's second attempt takes the first message.
   receiver.set_flaky(1);
   receiver.set_down(false);
   append("account-1", "Poison");
@@ -210,6 +252,12 @@ TEST(RelayWebhookTest, DeliversInOrderRetriesOutagesAndParksRefusedMessages) {
   EXPECT_EQ(parked.front().event.type, "Poison");
   EXPECT_NE(parked.front().error.find("status 400"), std::string::npos) << parked.front().error;
   EXPECT_EQ(runner.status("hooks").dead_letters, 1U);
+  // Throughput, lag and batch latency reach the MetricsSink under projection="hooks".
+  EXPECT_GE(metrics->counter(annals::CounterId::kProjectionEvents, "hooks"), 3U);
+  EXPECT_EQ(metrics->counter(annals::CounterId::kProjectionDeadLetters, "hooks"), 1U);
+  EXPECT_GE(metrics->counter(annals::CounterId::kProjectionErrors, "hooks"), 2U);
+  EXPECT_TRUE(metrics->has_gauge(annals::GaugeId::kProjectionLagEvents, "hooks"));
+  EXPECT_GE(metrics->observations(annals::HistogramId::kProjectionBatchDuration, "hooks"), 1U);
   runner.stop();
 }
 
