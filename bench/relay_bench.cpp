@@ -14,8 +14,8 @@
 // there, nothing else) and nats-server: a private one is started on a free loopback port with a
 // temporary store directory unless --nats names a running server (NATS_SERVER: its path).
 // Not run by scripts/bench; build it in release mode (cmake --preset release).
-#include <netinet/in.h>
 #include <nats/nats.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -81,14 +81,17 @@ class PrivateNats {
              ("annals-relay-bench-" + std::to_string(::getpid()))) {
     std::filesystem::create_directories(dir_);
     const char* env = std::getenv("NATS_SERVER");
-    const std::string path = env != nullptr && *env != '\0'                       ? env
-                             : ::access("/usr/sbin/nats-server", X_OK) == 0 ? "/usr/sbin/nats-server"
-                                                                              : "nats-server";
+    const std::string path = env != nullptr && *env != '\0' ? env
+                             : ::access("/usr/sbin/nats-server", X_OK) == 0
+                                 ? "/usr/sbin/nats-server"
+                                 : "nats-server";
     const int port = free_port();
     url_ = "nats://127.0.0.1:" + std::to_string(port);
-    std::vector<std::string> args = {path, "-js", "-a", "127.0.0.1", "-p", std::to_string(port),
-                                     "-sd", (dir_ / "js").string(), "-l",
-                                     (dir_ / "nats.log").string()};
+    std::vector<std::string> args = {path,  "-js",
+                                     "-a",  "127.0.0.1",
+                                     "-p",  std::to_string(port),
+                                     "-sd", (dir_ / "js").string(),
+                                     "-l",  (dir_ / "nats.log").string()};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -150,9 +153,8 @@ std::shared_ptr<projections::Projection> make_bench_relay(const std::string& nat
                                                           const std::string& tag,
                                                           const std::string& category) {
   return relay::make_relay(
-      relay::make_nats_sink({.url = nats_url,
-                             .stream = "BENCH_" + tag,
-                             .stream_subjects = {"bench_" + tag + ".>"}}),
+      relay::make_nats_sink(
+          {.url = nats_url, .stream = "BENCH_" + tag, .stream_subjects = {"bench_" + tag + ".>"}}),
       {.name = "bench-" + tag,
        .selection = {.categories = {category}},
        .subject_prefix = "bench_" + tag});
@@ -221,8 +223,8 @@ std::vector<double> latency_run(annals::EventStore& events, projections::Project
     }
     natsMsg_Destroy(msg);
   };
-  if (js_Subscribe(&sub, js, "bench_live.>", on_message, &shared, nullptr, &sub_options,
-                   nullptr) != NATS_OK) {
+  if (js_Subscribe(&sub, js, "bench_live.>", on_message, &shared, nullptr, &sub_options, nullptr) !=
+      NATS_OK) {
     throw std::runtime_error("cannot subscribe");
   }
 
@@ -230,8 +232,8 @@ std::vector<double> latency_run(annals::EventStore& events, projections::Project
   const auto interval = std::chrono::duration<double>(1.0 / options.rate);
   const auto start = Clock::now();
   for (std::int64_t i = 0; i < total; ++i) {
-    std::this_thread::sleep_until(start + std::chrono::duration_cast<Clock::duration>(
-                                              interval * static_cast<double>(i)));
+    std::this_thread::sleep_until(
+        start + std::chrono::duration_cast<Clock::duration>(interval * static_cast<double>(i)));
     const auto id = annals::EventId::generate();
     static_cast<void>(events.append(annals::StreamId{"live-" + std::to_string(i % 16)},
                                     annals::ExpectedVersion::any(),
@@ -300,9 +302,9 @@ int main(int argc, char** argv) {
       const auto n = std::min<std::int64_t>(100, options.events - done);
       std::vector<annals::NewEvent> batch(static_cast<std::size_t>(n),
                                           annals::NewEvent{.type = "Loaded", .data = {{"n", 1}}});
-      static_cast<void>(events->append(
-          annals::StreamId{"load-" + std::to_string((done / 100) % 16)},
-          annals::ExpectedVersion::any(), std::move(batch)));
+      static_cast<void>(
+          events->append(annals::StreamId{"load-" + std::to_string((done / 100) % 16)},
+                         annals::ExpectedVersion::any(), std::move(batch)));
       done += n;
     }
     std::vector<double> rates;
@@ -311,14 +313,19 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "relay-bench: round %d: %.0f events/s\n", round + 1, rates.back());
     }
     const auto latencies = latency_run(*events, *store, options.nats_url, options);
-    const nlohmann::json result = {
-        {"figures",
-         {{{"name", "relay_throughput"}, {"unit", "events/s"}, {"value", median(rates)},
-           {"samples", rates}},
-          {{"name", "relay_latency_p50"}, {"unit", "ms"}, {"value", percentile(latencies, 0.5)},
-           {"samples", latencies.size()}},
-          {{"name", "relay_latency_p99"}, {"unit", "ms"}, {"value", percentile(latencies, 0.99)},
-           {"samples", latencies.size()}}}}};
+    const nlohmann::json result = {{"figures",
+                                    {{{"name", "relay_throughput"},
+                                      {"unit", "events/s"},
+                                      {"value", median(rates)},
+                                      {"samples", rates}},
+                                     {{"name", "relay_latency_p50"},
+                                      {"unit", "ms"},
+                                      {"value", percentile(latencies, 0.5)},
+                                      {"samples", latencies.size()}},
+                                     {{"name", "relay_latency_p99"},
+                                      {"unit", "ms"},
+                                      {"value", percentile(latencies, 0.99)},
+                                      {"samples", latencies.size()}}}}};
     if (options.json) {
       std::printf("%s\n", result.dump().c_str());
     } else {

@@ -82,8 +82,8 @@ class NatsSink final : public RelaySink {
     publish.MaxWait = options_.ack_timeout.count();
     jsPubAck* raw_ack = nullptr;
     jsErrCode error_code = static_cast<jsErrCode>(0);
-    const natsStatus status = js_PublishMsg(&raw_ack, context_.get(), msg.get(), &publish,
-                                            &error_code);
+    const natsStatus status =
+        js_PublishMsg(&raw_ack, context_.get(), msg.get(), &publish, &error_code);
     const std::unique_ptr<jsPubAck, AckDeleter> ack(raw_ack);
     if (status == NATS_OK) return;
     const std::string what = "NATS: publishing " + message.subject + " (id " + message.id +
@@ -136,8 +136,8 @@ class NatsSink final : public RelaySink {
   void ensure_stream(jsCtx* context) const {
     jsStreamInfo* raw_info = nullptr;
     jsErrCode error_code = static_cast<jsErrCode>(0);
-    natsStatus status = js_GetStreamInfo(&raw_info, context, options_.stream->c_str(), nullptr,
-                                         &error_code);
+    natsStatus status =
+        js_GetStreamInfo(&raw_info, context, options_.stream->c_str(), nullptr, &error_code);
     std::unique_ptr<jsStreamInfo, StreamInfoDeleter> info(raw_info);
     if (status == NATS_OK) return;
     if (status != NATS_NOT_FOUND) check(status, "looking up the JetStream stream");
@@ -176,8 +176,9 @@ std::shared_ptr<RelaySink> make_nats_sink(NatsSinkOptions options) {
   }
   if (options.ack_timeout.count() <= 0 || options.connect_timeout.count() <= 0 ||
       options.reconnect_wait.count() < 0) {
-    throw InvalidArgumentError("NATS sink: ack_timeout and connect_timeout must be > 0, "
-                               "reconnect_wait >= 0");
+    throw InvalidArgumentError(
+        "NATS sink: ack_timeout and connect_timeout must be > 0, "
+        "reconnect_wait >= 0");
   }
   return std::make_shared<NatsSink>(std::move(options));
 }

@@ -69,9 +69,8 @@ class RelayProjection final : public projections::InProcessProjection {
 }  // namespace
 
 bool RelaySelection::matches(const RecordedEvent& event) const {
-  if (!categories.empty() &&
-      std::find(categories.begin(), categories.end(), event.stream_id.category()) ==
-          categories.end()) {
+  if (!categories.empty() && std::find(categories.begin(), categories.end(),
+                                       event.stream_id.category()) == categories.end()) {
     return false;
   }
   return event_types.empty() ||
@@ -102,8 +101,8 @@ IntegrationMessage to_integration_message(const RecordedEvent& event,
   // The envelope, then data and metadata spliced in as stored text.
   std::string payload = body.dump();
   payload.pop_back();  // the closing brace
-  payload += R"(,"data":)" + json_text(event.data) + R"(,"metadata":)" +
-             json_text(event.metadata) + "}";
+  payload +=
+      R"(,"data":)" + json_text(event.data) + R"(,"metadata":)" + json_text(event.metadata) + "}";
   message.payload = std::move(payload);
   message.headers = {{"annals-stream", event.stream_id.value()},
                      {"annals-version", std::to_string(event.version)},

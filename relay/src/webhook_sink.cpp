@@ -18,8 +18,7 @@ namespace {
 std::pair<std::string, std::string> split_url(const std::string& url) {
   constexpr std::string_view kScheme = "http://";
   if (!url.starts_with(kScheme) || url.size() == kScheme.size()) {
-    throw InvalidArgumentError("webhook sink: url '" + url +
-                               "' must be http://host[:port][/path]");
+    throw InvalidArgumentError("webhook sink: url '" + url + "' must be http://host[:port][/path]");
   }
   const auto slash = url.find('/', kScheme.size());
   if (slash == std::string::npos) return {url, "/"};

@@ -61,10 +61,26 @@ TEST(CliCommandLineTest, HelpVersionAndUsageErrorsThrowInsteadOfExiting) {
 
 TEST(CliCommandLineTest, RelayTakesItsSelectionSinkAndStatusOptions) {
   CommandLineParser parser;
-  EXPECT_EQ(parse(parser, {"relay", "--nats", "nats://127.0.0.1:4222", "--category", "order",
-                           "--category", "invoice", "--type", "Placed", "--subject-prefix",
-                           "shop", "--create-stream", "SHOP", "--batch-size", "100", "--json",
-                           "--on-failure", "dead-letter", "--status-interval", "2"}),
+  EXPECT_EQ(parse(parser, {"relay",
+                           "--nats",
+                           "nats://127.0.0.1:4222",
+                           "--category",
+                           "order",
+                           "--category",
+                           "invoice",
+                           "--type",
+                           "Placed",
+                           "--subject-prefix",
+                           "shop",
+                           "--create-stream",
+                           "SHOP",
+                           "--batch-size",
+                           "100",
+                           "--json",
+                           "--on-failure",
+                           "dead-letter",
+                           "--status-interval",
+                           "2"}),
             CommandId::kRelay);
   const auto& args = parser.args().relay;
   EXPECT_EQ(args.nats_url, "nats://127.0.0.1:4222");
@@ -78,14 +94,14 @@ TEST(CliCommandLineTest, RelayTakesItsSelectionSinkAndStatusOptions) {
   EXPECT_EQ(args.status_interval_seconds, 2.0);
 
   CommandLineParser webhook;
-  EXPECT_EQ(parse(webhook, {"relay", "--webhook", "http://127.0.0.1:8080/in"}),
-            CommandId::kRelay);
-  EXPECT_EQ(webhook.args().relay.webhook_url, std::optional<std::string>("http://127.0.0.1:8080/in"));
+  EXPECT_EQ(parse(webhook, {"relay", "--webhook", "http://127.0.0.1:8080/in"}), CommandId::kRelay);
+  EXPECT_EQ(webhook.args().relay.webhook_url,
+            std::optional<std::string>("http://127.0.0.1:8080/in"));
 
   CommandLineParser both;
-  EXPECT_THROW(static_cast<void>(parse(both, {"relay", "--nats", "nats://h", "--webhook",
-                                              "http://h/"})),
-               CLI::ParseError);
+  EXPECT_THROW(
+      static_cast<void>(parse(both, {"relay", "--nats", "nats://h", "--webhook", "http://h/"})),
+      CLI::ParseError);
   CommandLineParser bad_policy;
   EXPECT_THROW(static_cast<void>(parse(bad_policy, {"relay", "--on-failure", "ignore"})),
                CLI::ParseError);

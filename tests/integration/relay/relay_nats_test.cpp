@@ -5,8 +5,8 @@
 // then sees every selected event exactly once, and each stream's events in version order.
 // Waiting is bounded polling of a condition (the stream's message count, the relay's state or
 // checkpoint), never a sleep.
-#include <netinet/in.h>
 #include <nats/nats.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -150,8 +150,8 @@ class Checker {
       // Until the expected count, then once more to show that nothing else is there.
       for (;;) {
         natsMsgList list{};
-        const natsStatus status = natsSubscription_Fetch(
-            &list, sub, 500, seen.size() < expected ? 5000 : 300, nullptr);
+        const natsStatus status =
+            natsSubscription_Fetch(&list, sub, 500, seen.size() < expected ? 5000 : 300, nullptr);
         if (status == NATS_TIMEOUT) break;
         EXPECT_EQ(status, NATS_OK) << natsStatus_GetText(status);
         if (status != NATS_OK) break;
@@ -211,8 +211,8 @@ void append_round(annals::EventStore& store, const std::string& category, int st
         batch.push_back(NewEvent{.id = id, .type = "Placed", .data = {{"n", done + i}}});
       }
       log.last = store
-                     .append(StreamId{category + "-" + tag + std::to_string(s)}, ExpectedVersion::any(),
-                             std::move(batch))
+                     .append(StreamId{category + "-" + tag + std::to_string(s)},
+                             ExpectedVersion::any(), std::move(batch))
                      .position;
       static_cast<void>(store.append(StreamId{"noise-" + tag + std::to_string(s)},
                                      ExpectedVersion::any(), {NewEvent{.type = "Ignored"}}));

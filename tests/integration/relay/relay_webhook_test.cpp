@@ -37,10 +37,9 @@ using namespace std::chrono_literals;
 
 annals::RecordedEvent sample_event() {
   auto store = annals::make_in_memory_event_store();
-  static_cast<void>(store->append(StreamId{"order-7"}, ExpectedVersion::any(),
-                                  {NewEvent{.type = "Order.Placed*",
-                                            .data = {{"total", 42}},
-                                            .metadata = {{"by", "ada"}}}}));
+  static_cast<void>(store->append(
+      StreamId{"order-7"}, ExpectedVersion::any(),
+      {NewEvent{.type = "Order.Placed*", .data = {{"total", 42}}, .metadata = {{"by", "ada"}}}}));
   return store->read_all().front();
 }
 
@@ -211,15 +210,15 @@ TEST(RelayWebhookTest, DeliversInOrderRetriesOutagesAndParksRefusedMessages) {
   const auto metrics = std::make_shared<RecordingSink>();
   projections::ProjectionRunner runner(*events, *store,
                                        {.poll_interval = 50ms, .metrics = metrics});
-  runner.add(relay::make_relay(relay::make_webhook_sink({.url = receiver.url(),
-                                                         .timeout = 2000ms,
-                                                         .attempts = 2,
-                                                         .retry_backoff = 1ms}),
-                               {.name = "hooks", .selection = {.categories = {"account"}}}),
-             {.max_attempts = 2,
-              .initial_backoff = 1ms,
-              .max_backoff = 20ms,
-              .on_failure = projections::OnFailure::kDeadLetter});
+  runner.add(
+      relay::make_relay(
+          relay::make_webhook_sink(
+              {.url = receiver.url(), .timeout = 2000ms, .attempts = 2, .retry_backoff = 1ms}),
+          {.name = "hooks", .selection = {.categories = {"account"}}}),
+      {.max_attempts = 2,
+       .initial_backoff = 1ms,
+       .max_backoff = 20ms,
+       .on_failure = projections::OnFailure::kDeadLetter});
   runner.start();
 
   // The receiver answers 503: the relay reports "reconnecting" and keeps its checkpoint.

@@ -371,8 +371,7 @@ std::vector<ParsedCommand> declare_relay(CLI::App& verb, CommandLine& cl) {
   verb.add_option("--name", args.name,
                   "The relay's name: key of its checkpoint, lease and dead letters")
       ->capture_default_str();
-  verb.add_option("--subject-prefix", args.subject_prefix,
-                  "Subjects are PREFIX.<category>.<type>")
+  verb.add_option("--subject-prefix", args.subject_prefix, "Subjects are PREFIX.<category>.<type>")
       ->type_name("PREFIX")
       ->capture_default_str();
   verb.add_option("--category", args.categories, "Only streams of this category (repeatable)")

@@ -40,8 +40,8 @@ void validate(const RelayArgs& args) {
     throw InvalidArgumentError("--status-interval must be > 0");
   }
   if (args.on_failure != "stop" && args.on_failure != "dead-letter") {
-    throw InvalidArgumentError("--on-failure must be stop or dead-letter, not '" +
-                               args.on_failure + "'");
+    throw InvalidArgumentError("--on-failure must be stop or dead-letter, not '" + args.on_failure +
+                               "'");
   }
   if (args.webhook_url && args.create_stream) {
     throw InvalidArgumentError("--create-stream is for NATS, not with --webhook");
