@@ -24,6 +24,9 @@ endif()
 if(TARGET annals_prometheus)
   list(APPEND ANNALS_COMPONENTS prometheus)
 endif()
+if(TARGET annals_relay)
+  list(APPEND ANNALS_COMPONENTS relay)
+endif()
 foreach(component IN LISTS ANNALS_COMPONENTS)
   install(EXPORT annals-${component} NAMESPACE annals:: FILE annals-${component}-targets.cmake
     DESTINATION "${ANNALS_CMAKE_DIR}")
@@ -115,6 +118,12 @@ annals_pkg_config(annals-projections-postgres
   DESCRIPTION "annals PostgreSQL projection store and read-model projections"
   LIBRARY annals_projections_postgres
   REQUIRES "annals-projections = ${PROJECT_VERSION}" "annals-postgres = ${PROJECT_VERSION}")
+if(TARGET annals_relay)
+  annals_pkg_config(annals-relay
+    DESCRIPTION "annals relay: selected events to NATS JetStream or a webhook, in order"
+    LIBRARY annals_relay REQUIRES "annals-projections = ${PROJECT_VERSION}"
+    LINK_REQUIRES libnats cpp-httplib)
+endif()
 if(TARGET annals_testkit)
   annals_pkg_config(annals-testkit
     DESCRIPTION "annals test kit: given/when/then, the store contract suites (GoogleTest)"

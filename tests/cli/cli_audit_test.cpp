@@ -308,7 +308,8 @@ TEST(CliAuditTest, CompletionScriptOffersEveryVerbSubcommandAndFlag) {
   const auto r = run_annals({"completion", "bash"});  // no database needed
   ASSERT_EQ(r.exit_code, 0) << r;
   EXPECT_NE(r.out.find("complete -F _annals annals"), std::string::npos);
-  EXPECT_EQ(complete(r.out, "annals re"), "read read-all restore-check\n");
+  EXPECT_EQ(complete(r.out, "annals re"), "read read-all restore-check relay\n");
+  EXPECT_EQ(complete(r.out, "annals relay --cr"), "--create-stream\n");
   EXPECT_EQ(complete(r.out, "annals st"), "stream-meta streams stats\n");
   EXPECT_EQ(complete(r.out, "annals dead-letters "), "--help list retry skip\n");
   EXPECT_EQ(complete(r.out, "annals dead-letters retry --a"), "--all\n");

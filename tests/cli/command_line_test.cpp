@@ -59,4 +59,55 @@ TEST(CliCommandLineTest, HelpVersionAndUsageErrorsThrowInsteadOfExiting) {
   EXPECT_THROW(static_cast<void>(empty_db.database_url()), annals::InvalidArgumentError);
 }
 
+TEST(CliCommandLineTest, RelayTakesItsSelectionSinkAndStatusOptions) {
+  CommandLineParser parser;
+  EXPECT_EQ(parse(parser, {"relay",
+                           "--nats",
+                           "nats://127.0.0.1:4222",
+                           "--category",
+                           "order",
+                           "--category",
+                           "invoice",
+                           "--type",
+                           "Placed",
+                           "--subject-prefix",
+                           "shop",
+                           "--create-stream",
+                           "SHOP",
+                           "--batch-size",
+                           "100",
+                           "--json",
+                           "--on-failure",
+                           "dead-letter",
+                           "--status-interval",
+                           "2"}),
+            CommandId::kRelay);
+  const auto& args = parser.args().relay;
+  EXPECT_EQ(args.nats_url, "nats://127.0.0.1:4222");
+  EXPECT_EQ(args.categories, (std::vector<std::string>{"order", "invoice"}));
+  EXPECT_EQ(args.event_types, (std::vector<std::string>{"Placed"}));
+  EXPECT_EQ(args.subject_prefix, "shop");
+  EXPECT_EQ(args.create_stream, std::optional<std::string>("SHOP"));
+  EXPECT_EQ(args.batch_size, 100U);
+  EXPECT_TRUE(args.json);
+  EXPECT_EQ(args.on_failure, "dead-letter");
+  EXPECT_EQ(args.status_interval_seconds, 2.0);
+
+  CommandLineParser webhook;
+  EXPECT_EQ(parse(webhook, {"relay", "--webhook", "http://127.0.0.1:8080/in"}), CommandId::kRelay);
+  EXPECT_EQ(webhook.args().relay.webhook_url,
+            std::optional<std::string>("http://127.0.0.1:8080/in"));
+
+  CommandLineParser both;
+  EXPECT_THROW(
+      static_cast<void>(parse(both, {"relay", "--nats", "nats://h", "--webhook", "http://h/"})),
+      CLI::ParseError);
+  CommandLineParser bad_policy;
+  EXPECT_THROW(static_cast<void>(parse(bad_policy, {"relay", "--on-failure", "ignore"})),
+               CLI::ParseError);
+  CommandLineParser zero_batch;
+  EXPECT_THROW(static_cast<void>(parse(zero_batch, {"relay", "--batch-size", "0"})),
+               CLI::ParseError);
+}
+
 }  // namespace

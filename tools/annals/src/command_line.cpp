@@ -357,6 +357,57 @@ std::vector<ParsedCommand> declare_forget(CLI::App& verb, CommandLine& cl) {
   return {{&verb, CommandId::kForget}};
 }
 
+std::vector<ParsedCommand> declare_relay(CLI::App& verb, CommandLine& cl) {
+  auto& args = cl.relay;
+  auto* nats = verb.add_option("--nats", args.nats_url,
+                               "NATS server URL(s), comma-separated; messages go to JetStream")
+                   ->type_name("URL")
+                   ->capture_default_str();
+  verb.add_option_function<std::string>(
+          "--webhook", [&args](const std::string& u) { args.webhook_url = u; },
+          "POST each message to this http:// endpoint instead of NATS")
+      ->type_name("URL")
+      ->excludes(nats);
+  verb.add_option("--name", args.name,
+                  "The relay's name: key of its checkpoint, lease and dead letters")
+      ->capture_default_str();
+  verb.add_option("--subject-prefix", args.subject_prefix, "Subjects are PREFIX.<category>.<type>")
+      ->type_name("PREFIX")
+      ->capture_default_str();
+  verb.add_option("--category", args.categories, "Only streams of this category (repeatable)")
+      ->type_name("C")
+      ->allow_extra_args(false);
+  verb.add_option("--type", args.event_types, "Only events of this type (repeatable)")
+      ->type_name("T")
+      ->allow_extra_args(false);
+  verb.add_option_function<std::string>(
+          "--create-stream", [&args](const std::string& s) { args.create_stream = s; },
+          "Create this JetStream stream (file storage, subjects PREFIX.>) when it is missing")
+      ->type_name("NAME");
+  verb.add_option("--batch-size", args.batch_size, "Events per batch (one checkpoint write)")
+      ->type_name("N")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}));
+  verb.add_option("--ack-timeout", args.ack_timeout_seconds,
+                  "Longest wait for the receiver's acknowledgement of one message")
+      ->type_name("SECONDS")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 3600.0));
+  verb.add_option("--on-failure", args.on_failure,
+                  "A message the receiver refuses: stop the relay (exit 1), or park the event "
+                  "as a dead letter and go on")
+      ->type_name("stop|dead-letter")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"stop", "dead-letter"}));
+  verb.add_option("--status-interval", args.status_interval_seconds,
+                  "A status line at least this often, and whenever the state changes")
+      ->type_name("SECONDS")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 86400.0));
+  verb.add_flag("--json", args.json, "One JSON object per status line");
+  return {{&verb, CommandId::kRelay}};
+}
+
 // One verb: its name and help line, and the function that declares its arguments (and its
 // subcommands) on the verb's CLI::App and returns the commands it runs.
 struct Verb {
@@ -405,6 +456,10 @@ constexpr Verb kVerbs[] = {
      "Destroy a subject's key: its personal data reads as [redacted] from then on; appends "
      "SubjectForgotten",
      declare_forget},
+    {"relay",
+     "Publish selected events to NATS JetStream (or a webhook), in order, at least once, until "
+     "SIGTERM (relay.md)",
+     declare_relay},
 };
 
 // "migrate, append, ...": the verbs for error messages.

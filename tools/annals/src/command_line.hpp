@@ -21,6 +21,7 @@
 #include "forget_command.hpp"
 #include "inspect_commands.hpp"
 #include "projection_commands.hpp"
+#include "relay_command.hpp"
 #include "restore_command.hpp"
 #include "stream_commands.hpp"
 #include "transfer_commands.hpp"
@@ -51,6 +52,7 @@ struct CommandLine {
   DeleteStreamArgs delete_stream;
   StreamMetaArgs stream_meta;
   ForgetArgs forget;
+  RelayArgs relay;
 };
 
 /// The command a command line asks for: a verb, or a verb's subcommand.
@@ -77,6 +79,7 @@ enum class CommandId {
   kDeleteStream,
   kStreamMeta,
   kForget,
+  kRelay,
 };
 
 /// The tool's command line (CLI11), declared once per parser.

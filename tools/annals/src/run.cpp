@@ -38,6 +38,7 @@
 #include "inspect_commands.hpp"
 #include "json_output.hpp"
 #include "projection_commands.hpp"
+#include "relay_command.hpp"
 #include "restore_command.hpp"
 #include "stream_commands.hpp"
 #include "transfer_commands.hpp"
@@ -117,6 +118,19 @@ std::size_t print_events(CommandId command, annals::cli::CommandLine& cl, const 
   if (cl.read_all.follow) return follow_log(url, cl.read_all, registry);
   return cli::read_all(*cli::revealing_reader(open_store(url), url), cl.read_all, std::cout,
                        registry);
+}
+
+// `annals relay`, in builds with annals::relay (ANNALS_RELAY).
+void run_relay(const std::string& url, const annals::cli::RelayArgs& args) {
+#ifdef ANNALS_CLI_HAVE_RELAY
+  annals::cli::relay(url, args, std::cout);
+#else
+  static_cast<void>(url);
+  static_cast<void>(args);
+  throw annals::cli::ExitError(ExitCode::kError,
+                               "this annals was built without the relay (annals::relay needs "
+                               "libnats-dev and libcpp-httplib-dev; see docs/relay.md)");
+#endif
 }
 
 // The projection and dead-letter verbs.
@@ -211,6 +225,9 @@ std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const s
       run_projection_command(command, cl, url);
       return 0;
     case CommandId::kCompletion:  // handled before a database is looked for
+      return 0;
+    case CommandId::kRelay:
+      run_relay(url, cl.relay);
       return 0;
     default:
       run_store_command(command, cl, url);
