@@ -4,9 +4,9 @@
 
 #include <array>
 #include <exception>
+#include <memory>
 #include <stdexcept>
 #include <string>
-#include <memory>
 #include <utility>
 
 #include "db_error.hpp"
@@ -147,12 +147,11 @@ std::vector<LibpqConnection::Result> LibpqConnection::exec_prepared_pipelined(
   const char* sql = unnamed_sql(name);
   if (PQenterPipelineMode(connection_) != 1) throw_connection_error(name);
   for (const auto& values : parameter_sets) {
-    const int sent =
-        sql != nullptr
-            ? PQsendQueryParams(connection_, sql, static_cast<int>(values.size()), nullptr,
-                                values.data(), nullptr, nullptr, 0)
-            : PQsendQueryPrepared(connection_, name, static_cast<int>(values.size()),
-                                  values.data(), nullptr, nullptr, 0);
+    const int sent = sql != nullptr
+                         ? PQsendQueryParams(connection_, sql, static_cast<int>(values.size()),
+                                             nullptr, values.data(), nullptr, nullptr, 0)
+                         : PQsendQueryPrepared(connection_, name, static_cast<int>(values.size()),
+                                               values.data(), nullptr, nullptr, 0);
     if (sent != 1) throw_connection_error(name);
   }
   if (PQpipelineSync(connection_) != 1) throw_connection_error(name);

@@ -159,7 +159,7 @@ class LibpqConnection {
   pg_conn* connection_;
   bool unnamed_ = false;
   std::vector<std::pair<std::string, std::string>> statements_;  // unnamed mode: name, SQL
-  std::vector<std::string_view> fields_;  // one row, reused
+  std::vector<std::string_view> fields_;                         // one row, reused
   Watchdog* watchdog_ = nullptr;
   std::chrono::milliseconds progress_timeout_{0};
 };

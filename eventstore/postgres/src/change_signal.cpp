@@ -6,9 +6,10 @@
 
 #include <algorithm>
 #include <array>
-#include <string>
+#include <ctime>
 #include <exception>
 #include <limits>
+#include <string>
 #include <utility>
 
 #include "annals/eventstore/detail/backoff.hpp"
@@ -128,7 +129,7 @@ class PostgresChangeSignal final : public ChangeSignal {
     const std::string lsn(rows.text(0, 0));
     const std::array<const char*, 1> values{lsn.c_str()};
     const auto deadline = Clock::now() + standby_.timeout;
-    auto pause = std::chrono::microseconds(100);
+    auto pause = std::chrono::microseconds(50);
     try {
       if (!standby_connection_) {
         auto connection = std::make_unique<LibpqConnection>(standby_.connection_string);
@@ -138,10 +139,9 @@ class PostgresChangeSignal final : public ChangeSignal {
         standby_connection_ = std::move(connection);
       }
       for (;;) {
-        const auto replayed =
-            run_bounded(bound_, standby_connection_->socket(), "standby replay", [&] {
-              return standby_connection_->exec_prepared(sql::kReplayedName, values);
-            });
+        const auto replayed = run_bounded(
+            bound_, standby_connection_->socket(), "standby replay",
+            [&] { return standby_connection_->exec_prepared(sql::kReplayedName, values); });
         if (!replayed.empty() && replayed.text(0, 0) == "t") return;
         const auto now = Clock::now();
         if (now >= deadline) {
@@ -150,8 +150,12 @@ class PostgresChangeSignal final : public ChangeSignal {
           return;
         }
         pollfd fd{pipe_[0], POLLIN, 0};
-        const auto wait = std::min<Clock::duration>(pause, deadline - now);
-        if (::poll(&fd, 1, poll_timeout(wait)) > 0) {
+        // ppoll: the first pauses are well below poll()'s millisecond resolution.
+        const auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::min<Clock::duration>(pause, deadline - now));
+        const timespec pause_spec{.tv_sec = static_cast<time_t>(wait.count() / 1'000'000'000),
+                                  .tv_nsec = static_cast<long>(wait.count() % 1'000'000'000)};
+        if (::ppoll(&fd, 1, &pause_spec, nullptr) > 0) {
           // Interrupted: leave the byte for the next wait(), which must return at once.
           return;
         }

@@ -456,8 +456,7 @@ class PostgresEventStore final : public EventStore {
                                : " (an older transaction is still open)"));
       }
       // No notification tells when a standby replayed a commit: poll, soon at first.
-      std::this_thread::sleep_for(
-          std::min<Clock::duration>(pause, deadline - now));
+      std::this_thread::sleep_for(std::min<Clock::duration>(pause, deadline - now));
       pause = std::min(pause * 2, std::chrono::microseconds(10'000));
     }
   }

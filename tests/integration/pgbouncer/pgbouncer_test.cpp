@@ -123,17 +123,17 @@ TEST(PgBouncerTest, AppendsReadsAndASubscriptionWorkThroughThePooler) {
     });
   }
   for (auto& w : writers) w.join();
-  const auto multi = store->append_multi(
-      {StreamAppend{.stream_id = StreamId(category + "-m1"),
-                    .expected = ExpectedVersion::no_stream(),
-                    .events = {event("Multi", 1), event("Multi", 2)}},
-       StreamAppend{.stream_id = StreamId(category + "-m2"),
-                    .expected = ExpectedVersion::no_stream(),
-                    .events = {event("Multi", 3)}}});
+  const auto multi =
+      store->append_multi({StreamAppend{.stream_id = StreamId(category + "-m1"),
+                                        .expected = ExpectedVersion::no_stream(),
+                                        .events = {event("Multi", 1), event("Multi", 2)}},
+                           StreamAppend{.stream_id = StreamId(category + "-m2"),
+                                        .expected = ExpectedVersion::no_stream(),
+                                        .events = {event("Multi", 3)}}});
   ASSERT_EQ(multi.size(), 2U);
-  EXPECT_THROW((void)store->append(StreamId(category + "-t0"), ExpectedVersion::exact(3),
-                                   {event("Late")}),
-               annals::ConcurrencyError);
+  EXPECT_THROW(
+      (void)store->append(StreamId(category + "-t0"), ExpectedVersion::exact(3), {event("Late")}),
+      annals::ConcurrencyError);
 
   for (int t = 0; t < kThreads; ++t) {
     const auto events = store->read_stream(StreamId(category + "-t" + std::to_string(t)));
