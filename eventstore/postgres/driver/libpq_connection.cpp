@@ -5,6 +5,8 @@
 #include <array>
 #include <exception>
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "db_error.hpp"
@@ -84,7 +86,19 @@ Watchdog::Call LibpqConnection::progress() const {
   return Watchdog::Call(watchdog_, socket(), Watchdog::Clock::now() + progress_timeout_);
 }
 
+const char* LibpqConnection::unnamed_sql(const char* name) const {
+  if (!unnamed_) return nullptr;
+  for (const auto& [recorded, sql] : statements_) {
+    if (recorded == name) return sql.c_str();
+  }
+  throw std::invalid_argument(std::string("statement ") + name + " was not prepared");
+}
+
 void LibpqConnection::prepare(const char* name, const char* sql) {
+  if (unnamed_) {
+    statements_.emplace_back(name, sql);
+    return;
+  }
   const auto waiting = progress();
   checked(PQprepare(connection_, name, sql, 0, nullptr), sql);
 }
@@ -92,6 +106,11 @@ void LibpqConnection::prepare(const char* name, const char* sql) {
 LibpqConnection::Result LibpqConnection::exec_prepared(const char* name,
                                                        std::span<const char* const> values) {
   const auto waiting = progress();
+  if (const char* sql = unnamed_sql(name)) {
+    return checked(PQexecParams(connection_, sql, static_cast<int>(values.size()), nullptr,
+                                values.data(), nullptr, nullptr, 0),
+                   name);
+  }
   return checked(PQexecPrepared(connection_, name, static_cast<int>(values.size()), values.data(),
                                 nullptr, nullptr, 0),
                  name);
@@ -110,6 +129,12 @@ LibpqConnection::Result LibpqConnection::exec_prepared_params(const char* name,
     formats[i] = params[i].binary ? 1 : 0;
   }
   const auto waiting = progress();
+  if (const char* sql = unnamed_sql(name)) {
+    // No parameter types: the statements cast every parameter, so the server knows them.
+    return checked(PQexecParams(connection_, sql, static_cast<int>(params.size()), nullptr,
+                                values.data(), lengths.data(), formats.data(), 0),
+                   name);
+  }
   return checked(PQexecPrepared(connection_, name, static_cast<int>(params.size()), values.data(),
                                 lengths.data(), formats.data(), 0),
                  name);
@@ -119,12 +144,15 @@ std::vector<LibpqConnection::Result> LibpqConnection::exec_prepared_pipelined(
     const char* name, std::span<const std::span<const char* const>> parameter_sets) {
   // A connection left in pipeline mode or with results unread would fail its next user, so
   // every way out but success says "broken": the pool then discards the connection.
+  const char* sql = unnamed_sql(name);
   if (PQenterPipelineMode(connection_) != 1) throw_connection_error(name);
   for (const auto& values : parameter_sets) {
-    if (PQsendQueryPrepared(connection_, name, static_cast<int>(values.size()), values.data(),
-                            nullptr, nullptr, 0) != 1) {
-      throw_connection_error(name);
-    }
+    const int sent = sql != nullptr
+                         ? PQsendQueryParams(connection_, sql, static_cast<int>(values.size()),
+                                             nullptr, values.data(), nullptr, nullptr, 0)
+                         : PQsendQueryPrepared(connection_, name, static_cast<int>(values.size()),
+                                               values.data(), nullptr, nullptr, 0);
+    if (sent != 1) throw_connection_error(name);
   }
   if (PQpipelineSync(connection_) != 1) throw_connection_error(name);
   // Each statement's results end with a null result; the Sync's own result ends the pipeline.
@@ -245,11 +273,15 @@ void LibpqConnection::stream_prepared(const char* name, std::span<const char* co
                                       const std::function<void(Row)>& on_row,
                                       const char* statement_timeout, bool binary_results) {
   const bool limited = statement_timeout != nullptr;
+  const char* sql = unnamed_sql(name);
   if (limited) send_statement_timeout(statement_timeout, name);
-  if (PQsendQueryPrepared(connection_, name, static_cast<int>(values.size()), values.data(),
-                          nullptr, nullptr, binary_results ? 1 : 0) != 1) {
-    throw_connection_error(name);
-  }
+  const int result_format = binary_results ? 1 : 0;
+  const int sent = sql != nullptr
+                       ? PQsendQueryParams(connection_, sql, static_cast<int>(values.size()),
+                                           nullptr, values.data(), nullptr, nullptr, result_format)
+                       : PQsendQueryPrepared(connection_, name, static_cast<int>(values.size()),
+                                             values.data(), nullptr, nullptr, result_format);
+  if (sent != 1) throw_connection_error(name);
   OwnedResult refused;  // the server's first error, if any
   if (limited) {
     if (PQpipelineSync(connection_) != 1) throw_connection_error(name);

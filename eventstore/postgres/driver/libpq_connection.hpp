@@ -19,6 +19,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "watchdog.hpp"
@@ -36,8 +37,16 @@ class LibpqConnection {
   LibpqConnection& operator=(const LibpqConnection&) = delete;
   ~LibpqConnection();
 
-  /// Prepares `sql` as the statement `name`. Throws as stream_prepared does.
+  /// Prepares `sql` as the statement `name`. Throws as stream_prepared does. With unnamed
+  /// statements (below) it only records `sql` under `name`, without a round trip.
   void prepare(const char* name, const char* sql);
+
+  /// Unnamed statements: every later prepare() only records its SQL, and every exec_*/stream_*
+  /// call of a statement sends that SQL with its parameters as libpq's unnamed statement
+  /// (PQexecParams: parsed and planned for that call alone). Nothing then lives in the server
+  /// session between calls, which is what a transaction-mode pooler (PgBouncer before 1.21)
+  /// requires: it may hand the next call to another server connection. Call before prepare().
+  void use_unnamed_statements() noexcept { unnamed_ = true; }
 
   /// A complete result: rows of text fields.
   class Result {
@@ -144,8 +153,13 @@ class LibpqConnection {
   // Arms the progress timeout (set_progress_timeout) for one wait; arms nothing without it.
   [[nodiscard]] Watchdog::Call progress() const;
 
+  // The SQL recorded for `name` in unnamed mode; null when statements are prepared.
+  [[nodiscard]] const char* unnamed_sql(const char* name) const;
+
   pg_conn* connection_;
-  std::vector<std::string_view> fields_;  // one row, reused
+  bool unnamed_ = false;
+  std::vector<std::pair<std::string, std::string>> statements_;  // unnamed mode: name, SQL
+  std::vector<std::string_view> fields_;                         // one row, reused
   Watchdog* watchdog_ = nullptr;
   std::chrono::milliseconds progress_timeout_{0};
 };

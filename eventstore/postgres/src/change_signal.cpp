@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <ctime>
 #include <exception>
 #include <limits>
+#include <string>
 #include <utility>
 
 #include "annals/eventstore/detail/backoff.hpp"
@@ -40,10 +43,11 @@ namespace {
 class PostgresChangeSignal final : public ChangeSignal {
  public:
   PostgresChangeSignal(std::string connection_string, std::chrono::milliseconds warn_after,
-                       ReconnectBackoff backoff, CallBound bound)
+                       ReconnectBackoff backoff, CallBound bound, StandbyWait standby)
       : connection_string_(std::move(connection_string)),
         warn_after_(warn_after),
         bound_(std::move(bound)),
+        standby_(std::move(standby)),
         backoff_(backoff.initial, backoff.max) {
     if (::pipe2(pipe_, O_NONBLOCK | O_CLOEXEC) != 0) {
       throw InternalError("subscription: cannot create a wake-up pipe");
@@ -75,6 +79,7 @@ class PostgresChangeSignal final : public ChangeSignal {
         // result: the socket will not show it to the next poll, so take it now.
         notified = connection_->take_notifications() > 0 || notified;
       }
+      if (notified && !standby_.connection_string.empty()) await_standby();
       return notified;
     } catch (const std::exception& e) {
       lost(e);
@@ -109,6 +114,59 @@ class PostgresChangeSignal final : public ChangeSignal {
   }
 
   using Clock = std::chrono::steady_clock;
+
+  // Waits until the standby has replayed the primary's WAL as flushed now, which includes the
+  // commits just notified (an append's commit is flushed before its notification is sent).
+  // Polls the standby, first at once and then backing off to every 10 ms, for at most
+  // standby_.timeout; interrupt() ends the wait early. A standby that cannot be reached
+  // or answered ends it too (logged at debug): the reader then reads what the standby has, and
+  // its reads report the failure. Throws what the primary's query threw (a lost LISTEN
+  // connection, handled by wait()).
+  void await_standby() {
+    const auto rows = run_bounded(bound_, connection_->socket(), "WAL position",
+                                  [&] { return connection_->exec(sql::kFlushLsn); });
+    if (rows.empty()) return;
+    const std::string lsn(rows.text(0, 0));
+    const std::array<const char*, 1> values{lsn.c_str()};
+    const auto deadline = Clock::now() + standby_.timeout;
+    auto pause = std::chrono::microseconds(50);
+    try {
+      if (!standby_connection_) {
+        auto connection = std::make_unique<LibpqConnection>(standby_.connection_string);
+        // Unnamed: nothing kept in the session, whatever sits between us and the standby.
+        connection->use_unnamed_statements();
+        connection->prepare(sql::kReplayedName, sql::kReplayed);
+        standby_connection_ = std::move(connection);
+      }
+      for (;;) {
+        const auto replayed = run_bounded(
+            bound_, standby_connection_->socket(), "standby replay",
+            [&] { return standby_connection_->exec_prepared(sql::kReplayedName, values); });
+        if (!replayed.empty() && replayed.text(0, 0) == "t") return;
+        const auto now = Clock::now();
+        if (now >= deadline) {
+          logger()->debug("annals: the standby has not replayed {} after {} ms; reading anyway",
+                          lsn, standby_.timeout.count());
+          return;
+        }
+        pollfd fd{pipe_[0], POLLIN, 0};
+        // ppoll: the first pauses are well below poll()'s millisecond resolution.
+        const auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::min<Clock::duration>(pause, deadline - now));
+        const timespec pause_spec{.tv_sec = static_cast<time_t>(wait.count() / 1'000'000'000),
+                                  .tv_nsec = static_cast<long>(wait.count() % 1'000'000'000)};
+        if (::ppoll(&fd, 1, &pause_spec, nullptr) > 0) {
+          // Interrupted: leave the byte for the next wait(), which must return at once.
+          return;
+        }
+        pause = std::min(pause * 2, std::chrono::microseconds(10'000));
+      }
+    } catch (const std::exception& e) {
+      standby_connection_.reset();
+      logger()->debug("annals: waiting for the standby's replay failed ({}); reading anyway",
+                      e.what());
+    }
+  }
 
   static int poll_timeout(Clock::duration timeout) {
     const auto ms = std::chrono::ceil<std::chrono::milliseconds>(timeout).count();
@@ -189,6 +247,8 @@ class PostgresChangeSignal final : public ChangeSignal {
   std::string connection_string_;
   std::chrono::milliseconds warn_after_;
   CallBound bound_;
+  StandbyWait standby_;
+  std::unique_ptr<LibpqConnection> standby_connection_;  // opened by the first await_standby()
   std::chrono::steady_clock::time_point last_horizon_check_{};
   std::unique_ptr<LibpqConnection> connection_;
   int pipe_[2] = {-1, -1};
@@ -201,9 +261,10 @@ class PostgresChangeSignal final : public ChangeSignal {
 
 std::unique_ptr<ChangeSignal> make_change_signal(std::string connection_string,
                                                  std::chrono::milliseconds warn_after,
-                                                 ReconnectBackoff backoff, CallBound bound) {
+                                                 ReconnectBackoff backoff, CallBound bound,
+                                                 StandbyWait standby) {
   return std::make_unique<PostgresChangeSignal>(std::move(connection_string), warn_after, backoff,
-                                                std::move(bound));
+                                                std::move(bound), std::move(standby));
 }
 
 }  // namespace annals::postgres::detail

@@ -21,6 +21,15 @@ struct ReconnectBackoff {
   std::chrono::milliseconds max{5000};
 };
 
+/// Reads go to a hot standby, which receives no notifications: after one arrives on the
+/// primary, wait() asks the primary for its flushed WAL position and waits (polling, at most
+/// `timeout`) until the standby has replayed that far, so the read it wakes finds the events
+/// notified. An empty `connection_string`: no standby, no wait.
+struct StandbyWait {
+  std::string connection_string;
+  std::chrono::milliseconds timeout{5000};
+};
+
 /// A ChangeSignal on a dedicated LISTEN connection (see change_signal.cpp). `warn_after`: warn
 /// when a transaction older than this holds back the global log's readers (0: never). A lost
 /// connection is re-opened with `backoff`, forever; meanwhile wait() sleeps until its timeout.
@@ -33,6 +42,7 @@ struct ReconnectBackoff {
 [[nodiscard]] std::unique_ptr<ChangeSignal> make_change_signal(std::string connection_string,
                                                                std::chrono::milliseconds warn_after,
                                                                ReconnectBackoff backoff = {},
-                                                               CallBound bound = {});
+                                                               CallBound bound = {},
+                                                               StandbyWait standby = {});
 
 }  // namespace annals::postgres::detail

@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -148,6 +149,16 @@ void prepare_statements(detail::LibpqConnection& connection) {
   connection.prepare(sql::kReadStreamBackwardName, sql::kReadStreamBackward);
   connection.prepare(sql::kReadAllName, sql::kReadAll);
   connection.prepare(sql::kReadAllFilteredName, sql::kReadAllFiltered);
+  connection.prepare(sql::kPositionVisibleName, sql::kPositionVisible);
+}
+
+// What a pool runs on each new connection: named prepared statements, or (behind a
+// transaction pooler) the same statements recorded to be sent unnamed with each call.
+detail::ConnectionPool<detail::LibpqConnection>::OnConnect statement_setup(bool prepared) {
+  return [prepared](detail::LibpqConnection& connection) {
+    if (!prepared) connection.use_unnamed_statements();
+    prepare_statements(connection);
+  };
 }
 
 // Throws InvalidArgumentError naming the first timeout option out of range.
@@ -160,6 +171,8 @@ void validate_timeouts(const PostgresEventStoreOptions& options) {
   detail::validate_duration(options.initial_reconnect_backoff, kOwner, "initial_reconnect_backoff",
                             false);
   detail::validate_duration(options.max_reconnect_backoff, kOwner, "max_reconnect_backoff", false);
+  detail::validate_duration(options.standby_replay_timeout, kOwner, "standby_replay_timeout",
+                            false);
   if (options.max_reconnect_backoff < options.initial_reconnect_backoff) {
     throw InvalidArgumentError(std::string(kOwner) + "::max_reconnect_backoff (" +
                                std::to_string(options.max_reconnect_backoff.count()) +
@@ -173,6 +186,15 @@ void validate_timeouts(const PostgresEventStoreOptions& options) {
 PostgresEventStoreOptions with_connection_timeouts(PostgresEventStoreOptions options) {
   options.connection_string =
       detail::with_timeouts(options.connection_string, options.connection_timeouts);
+  if (!options.standby_connection_string.empty()) {
+    options.standby_connection_string =
+        detail::with_timeouts(options.standby_connection_string, options.connection_timeouts);
+  }
+  // Session work goes to the primary itself when a pooler is in between (see the option).
+  options.session_connection_string =
+      options.session_connection_string.empty()
+          ? options.connection_string
+          : detail::with_timeouts(options.session_connection_string, options.connection_timeouts);
   return options;
 }
 
@@ -186,11 +208,17 @@ class PostgresEventStore final : public EventStore {
                                     ? std::to_string(options_.read_statement_timeout.count())
                                     : std::string()),
         watchdog_(std::make_shared<detail::Watchdog>(options_.call_timeout)),
-        pool_(options_.connection_string, options_.pool_size, prepare_statements,
-              options_.acquire_timeout),
+        pool_(options_.connection_string, options_.pool_size,
+              statement_setup(options_.prepare_statements), options_.acquire_timeout),
+        standby_pool_(options_.standby_connection_string.empty()
+                          ? nullptr
+                          : std::make_unique<detail::ConnectionPool<detail::LibpqConnection>>(
+                                options_.standby_connection_string, options_.pool_size,
+                                statement_setup(options_.prepare_statements),
+                                options_.acquire_timeout)),
         group_commit_(std::min(options_.group_commit_in_flight, options_.pool_size),
                       options_.group_commit_max_appends, kGroupCommitMaxBytes),
-        notifier_(options_.connection_string, store_backoff(), call_bound()),
+        notifier_(options_.session_connection_string, store_backoff(), call_bound()),
         metrics_(options_.metrics) {
     check_database();
   }
@@ -374,15 +402,16 @@ class PostgresEventStore final : public EventStore {
   }
 
   Position head_position() override {
-    const auto rows = run("head position", false, sql::kHeadPositionName, {});
+    const auto rows = run("head position", false, sql::kHeadPositionName, {}, read_pool());
     if (rows.empty()) return Position::start();
     return Position(parse_int<std::uint64_t>(rows.text(0, 0), "transaction id"),
                     parse_int<std::int64_t>(rows.text(0, 1), "global position"));
   }
 
   std::unique_ptr<ChangeSignal> watch() override {
-    return detail::make_change_signal(options_.connection_string, options_.horizon_warning_after,
-                                      store_backoff(), call_bound());
+    return detail::make_change_signal(options_.session_connection_string,
+                                      options_.horizon_warning_after, store_backoff(), call_bound(),
+                                      standby_wait());
   }
 
   std::unique_ptr<Subscription> subscribe(SubscriptionOptions options,
@@ -391,11 +420,45 @@ class PostgresEventStore final : public EventStore {
     // The LISTEN connection reconnects at the pace the subscription's reads do (the options
     // are validated by make_catch_up_subscription, before the signal is ever waited on).
     auto signal = detail::make_change_signal(
-        options_.connection_string, options_.horizon_warning_after,
+        options_.session_connection_string, options_.horizon_warning_after,
         {.initial = options.initial_reconnect_backoff, .max = options.max_reconnect_backoff},
-        call_bound());
+        call_bound(), standby_wait());
     return annals::detail::make_catch_up_subscription(*this, std::move(signal), std::move(options),
                                                       std::move(handler));
+  }
+
+  // Polls the read side's settled horizon until it is above the position's transaction: from
+  // then on read_all returns the position's event (a committed transaction below the horizon
+  // is visible; on a standby, below its snapshot's xmin means its commit was replayed).
+  void wait_for_position(const Position& position, std::chrono::milliseconds timeout) {
+    if (timeout.count() < 0) {
+      throw InvalidArgumentError("wait_for_position: timeout must not be negative (got " +
+                                 std::to_string(timeout.count()) + " ms)");
+    }
+    using Clock = std::chrono::steady_clock;
+    const auto started = Clock::now();
+    const auto deadline = started + timeout;
+    const std::string commit = std::to_string(position.commit());
+    const std::array<const char*, 1> values{commit.c_str()};
+    auto pause = std::chrono::microseconds(200);
+    for (;;) {
+      const auto rows = run("wait for position " + position.to_string(), false,
+                            sql::kPositionVisibleName, values, read_pool());
+      if (!rows.empty() && rows.text(0, 0) == "t") return;
+      const auto now = Clock::now();
+      if (now >= deadline) {
+        const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - started);
+        throw PositionNotVisibleError(
+            position, waited,
+            "position " + position.to_string() + " is not visible to this store's reads after " +
+                std::to_string(waited.count()) + " ms" +
+                (standby_pool_ ? " (the standby has not replayed it yet)"
+                               : " (an older transaction is still open)"));
+      }
+      // No notification tells when a standby replayed a commit: poll, soon at first.
+      std::this_thread::sleep_for(std::min<Clock::duration>(pause, deadline - now));
+      pause = std::min(pause * 2, std::chrono::microseconds(10'000));
+    }
   }
 
  private:
@@ -427,10 +490,26 @@ class PostgresEventStore final : public EventStore {
     return std::chrono::steady_clock::now() + options_.call_timeout;
   }
 
-  // Executes a prepared statement on a pooled connection (see detail::run_pooled).
+  using Pool = detail::ConnectionPool<detail::LibpqConnection>;
+
+  // Where reads of the log and of streams go: the standby when there is one.
+  Pool& read_pool() noexcept { return standby_pool_ ? *standby_pool_ : pool_; }
+
+  // What a ChangeSignal waits for after a notification when reads go to a standby.
+  [[nodiscard]] detail::StandbyWait standby_wait() const {
+    return {.connection_string = options_.standby_connection_string,
+            .timeout = options_.standby_replay_timeout};
+  }
+
+  // Executes a prepared statement on a pooled connection (see detail::run_pooled), by default
+  // on the primary's pool.
   Rows run(const std::string& what, bool write, const char* statement,
            std::span<const char* const> values) {
-    return detail::run_pooled(pool_, what, write, retry_policy(),
+    return run(what, write, statement, values, pool_);
+  }
+  Rows run(const std::string& what, bool write, const char* statement,
+           std::span<const char* const> values, Pool& pool) {
+    return detail::run_pooled(pool, what, write, retry_policy(),
                               [&](detail::LibpqConnection& connection) {
                                 return connection.exec_prepared(statement, values);
                               });
@@ -442,7 +521,7 @@ class PostgresEventStore final : public EventStore {
   std::vector<RecordedEvent> read_events(const std::string& what, const char* statement,
                                          std::span<const char* const> values, std::size_t reserve) {
     return detail::run_pooled(
-        pool_, what, false, retry_policy(), [&](detail::LibpqConnection& connection) {
+        read_pool(), what, false, retry_policy(), [&](detail::LibpqConnection& connection) {
           std::vector<RecordedEvent> events;
           events.reserve(std::min<std::size_t>(reserve, 4096));
           connection.stream_prepared(
@@ -582,6 +661,15 @@ class PostgresEventStore final : public EventStore {
                                                  pqxx::nontransaction tx(connection);
                                                  return detail::check_database(tx);
                                                });
+    if (!options_.standby_connection_string.empty()) {
+      // The standby must hold the migrated schema (it is the same cluster's copy); its answer
+      // about transaction ids is the primary's as of its replay, so a restore shows there too.
+      (void)detail::with_connection(options_.standby_connection_string, "open store (standby)",
+                                    [](pqxx::connection& connection) {
+                                      pqxx::nontransaction tx(connection);
+                                      return detail::check_database(tx);
+                                    });
+    }
     if (ahead) {
       throw CorruptionError(
           "stored transaction ids (up to " + std::to_string(ahead->stored) +
@@ -757,7 +845,8 @@ class PostgresEventStore final : public EventStore {
   // Shared with the ChangeSignals (watch() may outlive the store); destroyed after the
   // notifier, whose calls it bounds.
   std::shared_ptr<detail::Watchdog> watchdog_;
-  detail::ConnectionPool<detail::LibpqConnection> pool_;
+  Pool pool_;
+  std::unique_ptr<Pool> standby_pool_;  // null without a standby
   detail::GroupCommit group_commit_;
   detail::AfterCommitNotifier notifier_;
   annals::detail::MetricsRecorder metrics_;
@@ -768,6 +857,16 @@ class PostgresEventStore final : public EventStore {
 std::unique_ptr<EventStore> make_postgres_event_store(PostgresEventStoreOptions options) {
   validate_timeouts(options);
   return std::make_unique<PostgresEventStore>(std::move(options));
+}
+
+void wait_for_position(EventStore& store, const Position& position,
+                       std::chrono::milliseconds timeout) {
+  auto* postgres = dynamic_cast<PostgresEventStore*>(&store);
+  if (postgres == nullptr) {
+    throw InvalidArgumentError(
+        "wait_for_position: the store was not made by make_postgres_event_store");
+  }
+  postgres->wait_for_position(position, timeout);
 }
 
 std::size_t detail::appends_waiting_for_group_for_testing(EventStore& store) {

@@ -113,6 +113,18 @@ inline constexpr const char* kHeadPosition =
     " WHERE e.transaction_id < annals.visible_below()"
     " ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1";
 
+// Whether the read side's settled horizon is above a position's transaction id ($1): then
+// read_all returns that position's event (annals::postgres::wait_for_position).
+inline constexpr const char* kPositionVisibleName = "annals_position_visible";
+inline constexpr const char* kPositionVisible = "SELECT $1::xid8 < annals.visible_below()";
+
+// The primary's WAL flushed so far, asked after a notification, and whether a standby has
+// replayed up to it (a standby's LISTEN receives nothing; docs/scaling.md).
+inline constexpr const char* kFlushLsn = "SELECT pg_catalog.pg_current_wal_flush_lsn()::text";
+inline constexpr const char* kReplayedName = "annals_replayed";
+inline constexpr const char* kReplayed =
+    "SELECT coalesce(pg_catalog.pg_last_wal_replay_lsn() >= $1::pg_lsn, true)";
+
 inline constexpr const char* kStreamVersionName = "annals_stream_version";
 inline constexpr const char* kStreamVersion =
     "SELECT max(stream_version) FROM annals.events WHERE stream_id = $1";

@@ -67,6 +67,10 @@ std::unique_ptr<annals::EventStore> open_store(const std::string& url) {
   annals::postgres::PostgresEventStoreOptions options;
   options.connection_string = url;
   options.pool_size = 1;  // one command, one connection
+  // Unnamed statements: a command sends a handful of statements, so preparing them saves
+  // nothing, and without them the command also works through a transaction-mode pooler such
+  // as PgBouncer (docs/operations.md, "Connection poolers").
+  options.prepare_statements = false;
   return annals::postgres::make_postgres_event_store(std::move(options));
 }
 

@@ -10,6 +10,7 @@
 // Thread safety: error objects are immutable values.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -169,6 +170,24 @@ class OutcomeUnknownError : public UnavailableError {
  public:
   explicit OutcomeUnknownError(const std::string& message)
       : UnavailableError(ErrorCode::kOutcomeUnknown, message) {}
+};
+
+/// A wait for a position to become readable (annals::postgres::wait_for_position, e.g. on a
+/// hot standby that lags its primary) timed out. Nothing was written; retry the wait, or read
+/// from the primary.
+class PositionNotVisibleError : public UnavailableError {
+ public:
+  PositionNotVisibleError(const Position& position, std::chrono::milliseconds waited,
+                          const std::string& message)
+      : UnavailableError(message), position_(position), waited_(waited) {}
+  /// The position waited for.
+  [[nodiscard]] const Position& position() const noexcept { return position_; }
+  /// How long the wait lasted.
+  [[nodiscard]] std::chrono::milliseconds waited() const noexcept { return waited_; }
+
+ private:
+  Position position_;
+  std::chrono::milliseconds waited_;
 };
 
 /// Stored data breaks an invariant (broken hash chain, misordered transaction ids, ...).

@@ -107,6 +107,35 @@ struct PostgresEventStoreOptions {
   /// The longest wait between those attempts; must be at least initial_reconnect_backoff.
   /// Default 5 s.
   std::chrono::milliseconds max_reconnect_backoff{5'000};
+  /// A hot standby (a streaming replica of the same cluster) to read from, as a libpq
+  /// connection string; empty (the default): everything goes to `connection_string`. When
+  /// set, read_stream, read_all and head_position, and so subscriptions and projection
+  /// runners, read from the standby, with their own pool of up to `pool_size` connections;
+  /// appends, stream_version, stream_state and stream metadata stay on the primary. The
+  /// global log keeps its never-skip guarantee there: the standby's snapshot holds back every
+  /// transaction the primary still runs. A standby lags: an event appended a moment ago may
+  /// not be read yet (wait_for_position() waits until it is). Subscriptions still LISTEN on
+  /// the primary (a standby receives no notifications) and, woken, wait until the standby has
+  /// replayed the primary's WAL up to then (docs/scaling.md). Checked at open: the standby
+  /// must be reachable and its schema migrated.
+  std::string standby_connection_string;
+  /// After a notification, the longest a subscription (or watch()'s signal) waits for the
+  /// standby to replay up to the primary's WAL position of that moment before it reads
+  /// anyway (what is not there yet comes at the next notification or poll). Only with a
+  /// standby. Must be positive. Default 5 s.
+  std::chrono::milliseconds standby_replay_timeout{5'000};
+  /// Session-level work: the LISTEN connection of each subscription and watch(), and the
+  /// after-commit notifier (which sets synchronous_commit for its session). Empty (the
+  /// default): `connection_string`. Behind a transaction-mode pooler such as PgBouncer, point
+  /// `connection_string` at the pooler and this at the server itself (docs/operations.md,
+  /// "Connection poolers"): LISTEN through a transaction pooler receives nothing.
+  std::string session_connection_string;
+  /// Prepare the store's statements once per connection (true, the default) or send each
+  /// call's SQL as an unnamed statement, parsed anew every time (false). Named prepared
+  /// statements live in a server session; a transaction-mode pooler (PgBouncer 1.18, as in
+  /// Debian 12) hands each transaction to any server connection, where they do not exist, so
+  /// turn this off behind one. Costs the server a parse and plan per call.
+  bool prepare_statements = true;
   /// Where appends (outcomes, events, retries, group sizes, latency), reads and subscriptions
   /// report their metrics (label store="postgres"; see annals/eventstore/metrics.hpp and
   /// docs/observability.md). Default null: no metrics, no cost.
@@ -148,6 +177,19 @@ struct ReadHorizon {
 /// CorruptionError (stored transaction ids ahead of the server's).
 [[nodiscard]] std::unique_ptr<EventStore> make_postgres_event_store(
     PostgresEventStoreOptions options);
+
+/// Waits until reads of `store` see `position` in the global log (read_all returns the event at
+/// `position` and everything before it; read_stream then shows it too): read-your-writes for a
+/// store that reads from a hot standby, with a position returned by an append on the primary
+/// (AppendResult::position). Without a standby it waits only while an older transaction is
+/// still open. Polls the read side's settled horizon, starting at once and backing off to
+/// every 10 ms.
+/// Requires: `store` was made by make_postgres_event_store.
+/// Throws: PositionNotVisibleError (an UnavailableError) when `timeout` passed first;
+/// InvalidArgumentError (another kind of store, or a negative timeout); UnavailableError.
+/// Thread safety: as the store's reads. Cost: one short query per poll, on the read pool.
+void wait_for_position(EventStore& store, const Position& position,
+                       std::chrono::milliseconds timeout);
 
 /// One applied or pending migration.
 struct MigrationStatus {
