@@ -1,0 +1,445 @@
+// DocumentContract: the typed test suite that the document read side (DocumentProjection,
+// DocumentReader) must pass on every projection store. Instantiate it once per store with a
+// factory whose make() returns a DocumentContractEnv:
+//
+//   struct InMemoryDocuments {
+//     static annals::testkit::DocumentContractEnv make() { ... }
+//   };
+//   INSTANTIATE_TYPED_TEST_SUITE_P(InMemory, DocumentContract, InMemoryDocuments);
+//
+// Each test uses collections and projections named after a random suffix, so stores may be
+// shared between tests. Events are appended first and the runner started after, so that it
+// catches up in one go; queries wait for it through after(position) (read-your-writes), never
+// with sleeps.
+//
+// NOLINTBEGIN(readability-identifier-naming): NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE defines
+// to_json/from_json, the names nlohmann looks up.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "annals/eventstore/error.hpp"
+#include "annals/eventstore/event_store.hpp"
+#include "annals/projections/document_reader.hpp"
+#include "annals/projections/documents.hpp"
+#include "annals/projections/projection_store.hpp"
+#include "annals/projections/runner.hpp"
+#include "annals/testkit/contract_support.hpp"
+
+namespace annals::testkit {
+
+/// What one test of the suite runs on. The reader must read what `store` keeps; `store` must
+/// outlive the reader (declaration order: events, store, reader).
+struct DocumentContractEnv {
+  std::unique_ptr<EventStore> events;
+  std::unique_ptr<projections::ProjectionStore> store;
+  std::unique_ptr<projections::DocumentReader> reader;
+};
+
+namespace document_contract {
+
+/// The document the suite stores and reads back.
+struct Account {
+  std::string owner;
+  std::int64_t balance = 0;
+  std::vector<std::string> tags;
+  friend bool operator==(const Account&, const Account&) = default;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Account, owner, balance, tags)
+
+/// A projection keeping one document per stream in `collection`: "Opened" upserts it,
+/// "Deposited" patches the balance, "Tagged" patches the tags, "Closed" removes it, "Raw"
+/// upserts its data as is (for documents that do not decode).
+class Accounts final : public projections::DocumentProjection {
+ public:
+  Accounts(std::string name, std::string collection)
+      : name_(std::move(name)), collection_(std::move(collection)) {}
+  std::string name() const override { return name_; }
+  std::vector<projections::CollectionSpec> collections() const override {
+    return {{collection_,
+             {projections::DocumentIndex::ordered("balance"),
+              projections::DocumentIndex::contains("tags")}}};
+  }
+  void handle(const RecordedEvent& e, projections::Documents& docs) override {
+    auto accounts = docs.collection(collection_);
+    const auto& id = e.stream_id.value();
+    if (e.type == "Opened") {
+      accounts.upsert(id, Account{e.data.at("owner").get<std::string>(), 0, {}});
+    } else if (e.type == "Deposited") {
+      accounts.patch(id, {{"balance", e.data.at("balance")}});
+    } else if (e.type == "Tagged") {
+      accounts.patch(id, {{"tags", e.data.at("tags")}});
+    } else if (e.type == "Closed") {
+      accounts.remove(id);
+    } else if (e.type == "Raw") {
+      docs.upsert_json(collection_, id, e.data);
+    }
+  }
+
+ private:
+  std::string name_;
+  std::string collection_;
+};
+
+}  // namespace document_contract
+
+template <typename Factory>
+class DocumentContract : public ::testing::Test {
+ protected:
+  using Account = document_contract::Account;
+  static constexpr std::chrono::milliseconds kTimeout{30'000};
+
+  void SetUp() override {
+    env_ = Factory::make();
+    suffix_ = contract_detail::random_hex(10);
+    collection_ = "acc_" + suffix_;
+    projection_ = std::make_shared<document_contract::Accounts>("docs_" + suffix_, collection_);
+  }
+
+  void TearDown() override {
+    if (runner_) runner_->stop();
+  }
+
+  /// "acct-<suffix>-<n>".
+  std::string stream(int n) const { return "acct-" + suffix_ + "-" + std::to_string(n); }
+
+  /// Appends one event to stream(n); returns its position.
+  Position append(int n, const std::string& type, nlohmann::json data) {
+    NewEvent event;
+    event.type = type;
+    event.data = std::move(data);
+    return env_.events->append(StreamId(stream(n)), ExpectedVersion::any(), {event}).position;
+  }
+
+  /// Opens account n with `balance` and `tags`; returns the last position.
+  Position open(int n, const std::string& owner, std::int64_t balance,
+                std::vector<std::string> tags = {}) {
+    static_cast<void>(append(n, "Opened", {{"owner", owner}}));
+    static_cast<void>(append(n, "Deposited", {{"balance", balance}}));
+    return append(n, "Tagged", {{"tags", std::move(tags)}});
+  }
+
+  /// Starts a runner with the projection (once).
+  void run() {
+    if (runner_) return;
+    runner_ = std::make_unique<projections::ProjectionRunner>(
+        *env_.events, *env_.store, projections::RunnerOptions{.owner = "contract-" + suffix_});
+    runner_->add(projection_);
+    runner_->start();
+  }
+
+  /// The typed collection, waiting for `position` when given.
+  projections::TypedCollection<Account> accounts(std::optional<Position> after = std::nullopt) {
+    auto view = env_.reader->collection<Account>(collection_);
+    return after ? view.after(*after, kTimeout) : view;
+  }
+
+  projections::DocumentReader& reader() { return *env_.reader; }
+  projections::ProjectionStore& store() { return *env_.store; }
+  const std::string& collection() const { return collection_; }
+  document_contract::Accounts& projection() { return *projection_; }
+
+  template <typename E, typename F>
+  static void expect_error(F&& call, const std::string& mention) {
+    auto error = contract_detail::catch_error<E>(std::forward<F>(call));
+    ASSERT_TRUE(error.has_value()) << "expected " << typeid(E).name() << " mentioning " << mention;
+    EXPECT_THAT(error->what(), ::testing::HasSubstr(mention));
+  }
+
+ private:
+  DocumentContractEnv env_;
+  std::string suffix_;
+  std::string collection_;
+  std::shared_ptr<document_contract::Accounts> projection_;
+  std::unique_ptr<projections::ProjectionRunner> runner_;
+};
+
+}  // namespace annals::testkit
+
+// At global scope, so that users instantiate it with a one-liner at global scope.
+using annals::testkit::DocumentContract;
+
+TYPED_TEST_SUITE_P(DocumentContract);
+
+TYPED_TEST_P(DocumentContract, UpsertPatchAndRemoveAreReadBackTyped) {
+  using Doc = typename TestFixture::Account;
+  static_cast<void>(this->open(1, "ada", 250, {"vip"}));
+  static_cast<void>(this->open(2, "bob", 10));
+  const auto last = this->append(2, "Closed", nlohmann::json::object());
+  this->run();
+  const auto accounts = this->accounts(last);
+  EXPECT_EQ(accounts.get(this->stream(1)), (Doc{"ada", 250, {"vip"}}));
+  EXPECT_EQ(accounts.get(this->stream(2)), std::nullopt) << "removed";
+  EXPECT_EQ(accounts.get("no-such-id"), std::nullopt);
+  EXPECT_EQ(accounts.count(), 1);
+}
+
+TYPED_TEST_P(DocumentContract, PatchOfAMissingDocumentLeavesItMissing) {
+  static_cast<void>(this->append(1, "Deposited", {{"balance", 5}}));
+  const auto last = this->open(2, "bob", 7);
+  this->run();
+  EXPECT_EQ(this->accounts(last).get(this->stream(1)), std::nullopt);
+  EXPECT_EQ(this->accounts().count(), 1);
+}
+
+TYPED_TEST_P(DocumentContract, FindFiltersByEqualityRangesAndContains) {
+  static_cast<void>(this->open(1, "ada", 100, {"vip", "eu"}));
+  static_cast<void>(this->open(2, "bob", 200, {"eu"}));
+  static_cast<void>(this->open(3, "cy", 300, {"us"}));
+  const auto last = this->open(4, "ada", 400, {});
+  this->run();
+  const auto accounts = this->accounts(last);
+  using annals::projections::DocumentFilter;
+  const auto ids = [&](const DocumentFilter& filter) {
+    return accounts.find({.filter = filter}).ids;
+  };
+  EXPECT_EQ(ids(DocumentFilter().eq("owner", "ada")),
+            (std::vector<std::string>{this->stream(1), this->stream(4)}));
+  EXPECT_EQ(ids(DocumentFilter().ge("balance", 200).lt("balance", 400)),
+            (std::vector<std::string>{this->stream(2), this->stream(3)}));
+  EXPECT_EQ(ids(DocumentFilter().gt("balance", 100.5)),
+            (std::vector<std::string>{this->stream(2), this->stream(3), this->stream(4)}));
+  EXPECT_EQ(ids(DocumentFilter().contains("tags", "eu")),
+            (std::vector<std::string>{this->stream(1), this->stream(2)}));
+  EXPECT_EQ(ids(DocumentFilter().contains("tags", nlohmann::json::array({"vip", "eu"}))),
+            (std::vector<std::string>{this->stream(1)}));
+  EXPECT_EQ(ids(DocumentFilter().eq("owner", "ada").le("balance", 100)),
+            (std::vector<std::string>{this->stream(1)}));
+  EXPECT_EQ(accounts.count(DocumentFilter().eq("owner", "ada")), 2);
+  EXPECT_EQ(accounts.count(DocumentFilter().eq("owner", "nobody")), 0);
+}
+
+TYPED_TEST_P(DocumentContract, AFilterOnAMissingFieldMatchesNothing) {
+  const auto last = this->open(1, "ada", 100);
+  this->run();
+  const auto accounts = this->accounts(last);
+  using annals::projections::DocumentFilter;
+  EXPECT_TRUE(accounts.find({.filter = DocumentFilter().eq("missing", 1)}).items.empty());
+  EXPECT_TRUE(accounts.find({.filter = DocumentFilter().lt("missing.deeper", 1)}).items.empty());
+  EXPECT_TRUE(accounts.find({.filter = DocumentFilter().contains("missing", "x")}).items.empty());
+  EXPECT_EQ(accounts.count(DocumentFilter().ge("owner.name", "a")), 0) << "owner is a string";
+  EXPECT_TRUE(accounts.find({.order_by = "missing"}).items.empty())
+      << "ordering by a field leaves out the documents that lack it";
+}
+
+TYPED_TEST_P(DocumentContract, FindOrdersAndPagesWithAKeysetCursor) {
+  // Balances with a tie (two of 300), so that the id breaks it.
+  const std::vector<std::int64_t> balances = {300, 100, 500, 300, 200};
+  annals::Position last;
+  for (int n = 0; n < 5; ++n) last = this->open(n, "o", balances[static_cast<std::size_t>(n)]);
+  this->run();
+  const auto accounts = this->accounts(last);
+  for (const bool descending : {false, true}) {
+    std::vector<std::string> seen;
+    annals::projections::DocumentQuery query{.order_by = "balance", .descending = descending, .limit = 2};
+    int pages = 0;
+    for (;;) {
+      const auto page = accounts.find(query);
+      ++pages;
+      seen.insert(seen.end(), page.ids.begin(), page.ids.end());
+      if (!page.next) break;
+      query.after = page.next;
+      ASSERT_LT(pages, 10);
+    }
+    std::vector<std::string> expected = {this->stream(1), this->stream(4), this->stream(0),
+                                         this->stream(3), this->stream(2)};
+    if (descending) expected = {expected.rbegin(), expected.rend()};
+    EXPECT_EQ(seen, expected) << (descending ? "descending" : "ascending");
+    EXPECT_EQ(pages, 3);
+  }
+  // By id, with a filter, in pages of one.
+  annals::projections::DocumentQuery by_id{.filter = annals::projections::DocumentFilter().ge("balance", 300),
+                                   .limit = 1};
+  const auto first = accounts.find(by_id);
+  ASSERT_EQ(first.ids, std::vector<std::string>{this->stream(0)});
+  by_id.after = first.next;
+  EXPECT_EQ(accounts.find(by_id).ids, std::vector<std::string>{this->stream(2)});
+}
+
+TYPED_TEST_P(DocumentContract, HostileNamesAndPathsAreRefusedBeforeAnyQuery) {
+  const auto last = this->open(1, "ada", 100);
+  this->run();
+  static_cast<void>(this->accounts(last).get(this->stream(1)));
+  auto& reader = this->reader();
+  for (const std::string& bad : std::vector<std::string>{
+           "x\"; DROP TABLE annals.events; --", "acc'", "Accounts", "caf\u00e9", "a b", "",
+        "a;b", "1abc", std::string(49, 'a')}) {
+    TestFixture::template expect_error<annals::InvalidArgumentError>(
+        [&] { static_cast<void>(reader.get(bad, "id", std::nullopt)); }, "collection name");
+    TestFixture::template expect_error<annals::InvalidArgumentError>(
+        [&] { static_cast<void>(reader.count(bad, {}, std::nullopt)); }, "collection name");
+  }
+  const auto accounts = this->accounts();
+  for (const std::string& bad : std::vector<std::string>{"owner'--", "a..b", "a.", "caf\u00e9", "x\"y", "a;b", "",
+                                "$1", "a}b", "a,b", "a b"}) {
+    TestFixture::template expect_error<annals::InvalidArgumentError>(
+        [&] {
+          static_cast<void>(accounts.find({.filter = annals::projections::DocumentFilter().eq(bad, 1)}));
+        },
+        "field path");
+    TestFixture::template expect_error<annals::InvalidArgumentError>(
+        [&] { static_cast<void>(accounts.find({.order_by = bad})); }, "field path");
+  }
+  // Values are parameters: hostile text is data, found exactly.
+  EXPECT_TRUE(accounts.find({.filter = annals::projections::DocumentFilter().eq(
+                                 "owner", "ada' OR '1'='1")})
+                  .items.empty());
+  EXPECT_EQ(accounts.count(annals::projections::DocumentFilter().eq("owner", "ada")), 1);
+  TestFixture::template expect_error<annals::InvalidArgumentError>(
+      [&] { static_cast<void>(accounts.find({.after = std::string("not a cursor")})); },
+      "invalid cursor");
+  TestFixture::template expect_error<annals::InvalidArgumentError>(
+      [&] { static_cast<void>(accounts.find({.limit = 0})); }, "limit");
+  TestFixture::template expect_error<annals::InvalidArgumentError>(
+      [&] {
+        static_cast<void>(accounts.find(
+            {.filter = annals::projections::DocumentFilter().lt("balance", nlohmann::json::array())}));
+      },
+      "range");
+}
+
+TYPED_TEST_P(DocumentContract, ADocumentThatDoesNotDecodeIsATypedErrorAndTheReaderGoesOn) {
+  static_cast<void>(this->append(1, "Raw", {{"owner", 42}, {"balance", "lots"}}));
+  const auto last = this->open(2, "bob", 5);
+  this->run();
+  const auto accounts = this->accounts(last);
+  TestFixture::template expect_error<annals::projections::DocumentDecodeError>(
+      [&] { static_cast<void>(accounts.get(this->stream(1))); }, this->stream(1));
+  TestFixture::template expect_error<annals::projections::DocumentDecodeError>(
+      [&] { static_cast<void>(accounts.find({})); }, this->collection());
+  EXPECT_EQ(accounts.get(this->stream(2)), (typename TestFixture::Account{"bob", 5, {}}));
+  EXPECT_EQ(this->reader().get(this->collection(), this->stream(1), std::nullopt),
+            (nlohmann::json{{"owner", 42}, {"balance", "lots"}}))
+      << "the untyped reader still reads it";
+}
+
+TYPED_TEST_P(DocumentContract, AfterTimesOutWithATypedErrorWhenTheProjectionLags) {
+  const auto last = this->open(1, "ada", 1);
+  // Prepared, so the collection is declared, but no runner applies the events.
+  this->store().prepare(this->projection());
+  const auto accounts = this->reader().template collection<typename TestFixture::Account>(
+      this->collection());
+  const auto started = std::chrono::steady_clock::now();
+  TestFixture::template expect_error<annals::projections::CatchUpTimeoutError>(
+      [&] {
+        static_cast<void>(accounts.after(last, std::chrono::milliseconds(50)).get("x"));
+      },
+      "did not pass position");
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(50));
+  TestFixture::template expect_error<annals::projections::CatchUpTimeoutError>(
+      [&] { static_cast<void>(accounts.after(last, std::chrono::milliseconds(1)).count()); },
+      this->collection());
+  // Without after(): the collection reads as it is (empty).
+  EXPECT_EQ(accounts.count(), 0);
+  this->run();
+  EXPECT_EQ(accounts.after(last, TestFixture::kTimeout).count(), 1);
+}
+
+TYPED_TEST_P(DocumentContract, AnUndeclaredCollectionIsNotFound) {
+  auto& reader = this->reader();
+  TestFixture::template expect_error<annals::NotFoundError>(
+      [&] { static_cast<void>(reader.get("nothing_" + this->collection(), "x", std::nullopt)); },
+      "not declared");
+  TestFixture::template expect_error<annals::NotFoundError>(
+      [&] { static_cast<void>(reader.projection_of("nothing_" + this->collection())); },
+      "not declared");
+}
+
+TYPED_TEST_P(DocumentContract, AnUncommittedOrFencedBatchWritesNoDocument) {
+  auto& store = this->store();
+  store.prepare(this->projection());
+  EXPECT_EQ(this->reader().projection_of(this->collection()), this->projection().name());
+  const auto lease = store.try_acquire(this->projection().name(), "a", std::chrono::minutes(1));
+  ASSERT_TRUE(lease);
+  const auto event = [&](int n, const std::string& type, nlohmann::json data) {
+    return annals::RecordedEvent{.stream_id = annals::StreamId(this->stream(n)),
+                         .version = 0,
+                         .position = annals::Position(100, n),
+                         .id = annals::EventId::generate(),
+                         .type = type,
+                         .schema_version = 1,
+                         .data = std::move(data),
+                         .metadata = nlohmann::json::object(),
+                         .recorded_at = {}};
+  };
+  {
+    // A crash in the middle of a batch: applied, never committed.
+    auto batch = store.begin(*lease, annals::Position::start());
+    batch->set_pipelined(true);
+    this->projection().apply(event(1, "Opened", {{"owner", "ada"}}), *batch);
+  }
+  EXPECT_EQ(this->accounts().count(), 0);
+  {
+    auto batch = store.begin(*lease, annals::Position::start());
+    batch->set_pipelined(true);
+    this->projection().apply(event(1, "Opened", {{"owner", "ada"}}), *batch);
+    batch->commit(annals::Position(100, 1));
+  }
+  EXPECT_EQ(this->accounts().count(), 1);
+  // A stale owner's batch: refused at commit, its documents with it.
+  const auto taken = store.try_acquire(this->projection().name(), "a", std::chrono::minutes(1));
+  ASSERT_TRUE(taken);
+  store.release(*taken);
+  const auto newer = store.try_acquire(this->projection().name(), "b", std::chrono::minutes(1));
+  ASSERT_TRUE(newer);
+  TestFixture::template expect_error<annals::projections::OwnershipLostError>(
+      [&] {
+        auto batch = store.begin(*lease, annals::Position(100, 1));  // may refuse here already
+        this->projection().apply(event(2, "Opened", {{"owner", "mallory"}}), *batch);
+        batch->commit(annals::Position(100, 2));
+      },
+      this->projection().name());
+  EXPECT_EQ(this->accounts().count(), 1);
+  EXPECT_EQ(this->accounts().get(this->stream(2)), std::nullopt);
+}
+
+TYPED_TEST_P(DocumentContract, WritesToUndeclaredCollectionsAndBadDocumentsAreRefused) {
+  auto& store = this->store();
+  store.prepare(this->projection());
+  const auto lease = store.try_acquire(this->projection().name(), "a", std::chrono::minutes(1));
+  ASSERT_TRUE(lease);
+  auto batch = store.begin(*lease, annals::Position::start());
+  auto& documents =
+      dynamic_cast<annals::projections::DocumentWork&>(*batch).documents(this->projection().collections());
+  TestFixture::template expect_error<annals::InvalidArgumentError>(
+      [&] { documents.upsert_json("other_" + this->collection(), "id", {{"a", 1}}); },
+      "collections() lacks");
+  TestFixture::template expect_error<annals::InvalidArgumentError>(
+      [&] { documents.upsert_json(this->collection(), "id", nlohmann::json::array()); },
+      "JSON object");
+  TestFixture::template expect_error<annals::InvalidArgumentError>(
+      [&] { documents.upsert_json(this->collection(), std::string("a\0b", 3), {{"a", 1}}); },
+      "document id");
+  TestFixture::template expect_error<annals::InvalidArgumentError>(
+      [&] { documents.patch_json(this->collection(), "id", 5); }, "JSON object");
+  batch.reset();
+  // Another projection cannot declare the same collection.
+  annals::testkit::document_contract::Accounts intruder(this->projection().name() + "_other", this->collection());
+  TestFixture::template expect_error<annals::InvalidArgumentError>([&] { store.prepare(intruder); },
+                                                           "belongs to projection");
+}
+
+REGISTER_TYPED_TEST_SUITE_P(DocumentContract, UpsertPatchAndRemoveAreReadBackTyped,
+                            PatchOfAMissingDocumentLeavesItMissing,
+                            FindFiltersByEqualityRangesAndContains,
+                            AFilterOnAMissingFieldMatchesNothing,
+                            FindOrdersAndPagesWithAKeysetCursor,
+                            HostileNamesAndPathsAreRefusedBeforeAnyQuery,
+                            ADocumentThatDoesNotDecodeIsATypedErrorAndTheReaderGoesOn,
+                            AfterTimesOutWithATypedErrorWhenTheProjectionLags,
+                            AnUndeclaredCollectionIsNotFound,
+                            AnUncommittedOrFencedBatchWritesNoDocument,
+                            WritesToUndeclaredCollectionsAndBadDocumentsAreRefused);
+
+// NOLINTEND(readability-identifier-naming)
