@@ -63,9 +63,16 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Account, owner, balance, tags)
 /// upserts its data as is (for documents that do not decode).
 class Accounts final : public projections::DocumentProjection {
  public:
-  Accounts(std::string name, std::string collection)
-      : name_(std::move(name)), collection_(std::move(collection)) {}
+  /// Reads the streams of `category` only (the event store may be shared by other tests).
+  Accounts(std::string name, std::string collection, std::string category = {})
+      : name_(std::move(name)),
+        collection_(std::move(collection)),
+        category_(std::move(category)) {}
   std::string name() const override { return name_; }
+  EventFilter filter() const override {
+    if (category_.empty()) return {};
+    return {.category = category_, .event_types = {}};
+  }
   std::vector<projections::CollectionSpec> collections() const override {
     return {{collection_,
              {projections::DocumentIndex::ordered("balance"),
@@ -90,6 +97,7 @@ class Accounts final : public projections::DocumentProjection {
  private:
   std::string name_;
   std::string collection_;
+  std::string category_;
 };
 
 }  // namespace document_contract
@@ -104,15 +112,16 @@ class DocumentContract : public ::testing::Test {
     env_ = Factory::make();
     suffix_ = contract_detail::random_hex(10);
     collection_ = "acc_" + suffix_;
-    projection_ = std::make_shared<document_contract::Accounts>("docs_" + suffix_, collection_);
+    projection_ = std::make_shared<document_contract::Accounts>("docs_" + suffix_, collection_,
+                                                                "acct" + suffix_);
   }
 
   void TearDown() override {
     if (runner_) runner_->stop();
   }
 
-  /// "acct-<suffix>-<n>".
-  std::string stream(int n) const { return "acct-" + suffix_ + "-" + std::to_string(n); }
+  /// "acct<suffix>-<n>": the category is this test's own.
+  std::string stream(int n) const { return "acct" + suffix_ + "-" + std::to_string(n); }
 
   /// Appends one event to stream(n); returns its position.
   Position append(int n, const std::string& type, nlohmann::json data) {
