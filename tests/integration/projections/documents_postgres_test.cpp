@@ -11,7 +11,9 @@
 #include "annals/postgres/postgres_event_store.hpp"
 #include "annals/projections/postgres/postgres_document_reader.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
+#include "annals/projections/postgres/open.hpp"
 #include "annals/testkit/document_contract.hpp"
+#include "app_domain.hpp"
 #include "test_database.hpp"
 
 namespace {
@@ -62,6 +64,18 @@ TEST_F(DocumentsPostgresTest, TheCollectionIsAJsonbTableWithItsDeclaredIndexes) 
       "SELECT count(*) FROM annals.projection_migrations WHERE projection = $1",
       projection.name());
   EXPECT_EQ(migrations[0][0].as<int>(), 3);
+}
+
+TEST(AppTest, PostgresAppRunsAServiceFromCommandToTypedQuery) {
+  auto app = annals::postgres::open(annals::testing::test_database_url(),
+                                    {.max_connections = 8, .migrate = true});
+  app_domain::run_tally(*app, annals::testing::random_hex(8));
+}
+
+TEST(AppTest, OpenRefusesATooSmallBudget) {
+  EXPECT_THROW(static_cast<void>(annals::postgres::open(annals::testing::test_database_url(),
+                                                        {.max_connections = 3})),
+               annals::InvalidArgumentError);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "annals/projections/detail/document_query.hpp"
 #include "annals/projections/in_memory_projection_store.hpp"
 #include "annals/testkit/document_contract.hpp"
+#include "app_domain.hpp"
 
 namespace {
 
@@ -48,11 +49,9 @@ TEST(JsonbRulesTest, ContainmentFollowsPostgres) {
   EXPECT_FALSE(jsonb_contains(json::array({json::array({"a"})}), "a"));
 }
 
-TEST(DocumentReaderTest, TheInMemoryReaderNeedsTheInMemoryStore) {
-  class NotInMemory final : public annals::projections::ProjectionStore {};
-  static_cast<void>(sizeof(NotInMemory*));
-  auto store = annals::projections::make_in_memory_projection_store();
-  EXPECT_NO_THROW(static_cast<void>(annals::projections::make_in_memory_document_reader(*store)));
+TEST(AppTest, InMemoryAppRunsAServiceFromCommandToTypedQuery) {
+  auto app = annals::open_in_memory();
+  app_domain::run_tally(*app, "mem");
 }
 
 }  // namespace
