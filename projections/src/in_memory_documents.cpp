@@ -259,6 +259,33 @@ void StagedDocuments::patch_json(std::string_view collection, std::string_view i
   staged_[name][key] = std::move(document);
 }
 
+void StagedDocuments::increment(std::string_view collection, std::string_view id,
+                                std::string_view field, std::int64_t by) {
+  check(collection, id);
+  const auto path = field_segments(field);
+  const std::string name(collection);
+  const std::string key(id);
+  auto document = current(name, key);
+  if (!document) return;  // a missing document stays missing
+  nlohmann::json* parent = &*document;
+  for (std::size_t i = 0; i + 1 < path.size(); ++i) {
+    if (!parent->is_object() || !parent->contains(path[i])) return;  // no parent: unchanged
+    parent = &(*parent)[path[i]];
+  }
+  if (!parent->is_object()) return;
+  auto& value = (*parent)[path.back()];
+  if (value.is_null()) {
+    value = by;
+  } else if (value.is_number_integer()) {
+    value = value.get<std::int64_t>() + by;
+  } else {
+    throw InvalidArgumentError("increment of field \"" + std::string(field) + "\" of document \"" +
+                               key + "\" in collection \"" + name + "\": it holds " +
+                               value.dump().substr(0, 100) + ", not an integer");
+  }
+  staged_[name][key] = std::move(document);
+}
+
 void StagedDocuments::remove(std::string_view collection, std::string_view id) {
   check(collection, id);
   staged_[std::string(collection)][std::string(id)] = std::nullopt;

@@ -5,6 +5,7 @@
 // committed leaves no trace (exactly once).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,8 @@ class StagedDocuments final : public Documents {
                    const nlohmann::json& document) override;
   void patch_json(std::string_view collection, std::string_view id,
                   const nlohmann::json& changes) override;
+  void increment(std::string_view collection, std::string_view id, std::string_view field,
+                 std::int64_t by) override;
   void remove(std::string_view collection, std::string_view id) override;
 
   /// Applies the staged writes. Requires: tables_->mutex held.

@@ -53,6 +53,15 @@ class PostgresDocuments final : public Documents {
     write('p', collection, id, changes, sql::kDocumentPatchHead, sql::kDocumentPatchTail);
   }
 
+  void increment(std::string_view collection, std::string_view id, std::string_view field,
+                 std::int64_t by) override {
+    check(collection, id, nlohmann::json::object(), "");
+    const auto path = path_literal(field);
+    const std::string tail = sql::kDocumentIncrementSet + path + sql::kDocumentIncrementFrom +
+                             path + sql::kDocumentIncrementBy;
+    write('i', collection, id, by, sql::kDocumentPatchHead, tail.c_str(), field);
+  }
+
   void remove(std::string_view collection, std::string_view id) override {
     check(collection, id, nlohmann::json::object(), "");
     write('d', collection, id, nullptr, sql::kDocumentRemoveHead, sql::kDocumentById);
@@ -75,11 +84,26 @@ class PostgresDocuments final : public Documents {
     }
   }
 
+  // '{a,b}' for the path "a.b" (validated segments of [A-Za-z0-9_] only).
+  static std::string path_literal(std::string_view field) {
+    std::string out = "'{";
+    bool first = true;
+    for (const auto& segment : field_segments(field)) {
+      if (!first) out += ',';
+      first = false;
+      out += segment;
+    }
+    return out + "}'";
+  }
+
   void write(char verb, std::string_view collection, std::string_view id,
-             const nlohmann::json& body, const char* head, const char* tail) {
+             const nlohmann::json& body, const char* head, const char* tail,
+             std::string_view field = {}) {
     std::string key = "D";
     key += verb;
     key.append(collection);
+    key += '|';
+    key.append(field);
     const auto* statement = context_.session().find(key);
     if (statement == nullptr) {
       const std::string sql = head + document_table(collection) + tail;

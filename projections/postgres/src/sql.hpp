@@ -443,6 +443,8 @@ inline constexpr const char* kRestartIdentity = " RESTART IDENTITY";
 //   upsert:   INSERT INTO "doc_<c>" (id, data) VALUES ($1, $2::jsonb)
 //             ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data
 //   patch:    UPDATE "doc_<c>" SET data = data || $2::jsonb WHERE id = $1
+//   increment: UPDATE "doc_<c>" SET data = jsonb_set(data, '{f}',
+//              to_jsonb(coalesce((data #>> '{f}')::bigint, 0) + $2::bigint)) WHERE id = $1
 //   remove:   DELETE FROM "doc_<c>" WHERE id = $1
 //   get:      SELECT data::text FROM "doc_<c>" WHERE id = $1
 //   find:     SELECT id, data::text FROM "doc_<c>" WHERE <conditions> [AND (f, id) > ($k, $k+1)]
@@ -465,6 +467,9 @@ inline constexpr const char* kDocumentUpsertTail =
     " (id, data) VALUES ($1, $2::jsonb) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data";
 inline constexpr const char* kDocumentPatchHead = "UPDATE ";
 inline constexpr const char* kDocumentPatchTail = " SET data = data || $2::jsonb WHERE id = $1";
+inline constexpr const char* kDocumentIncrementSet = " SET data = jsonb_set(data, ";
+inline constexpr const char* kDocumentIncrementFrom = ", to_jsonb(coalesce((data #>> ";
+inline constexpr const char* kDocumentIncrementBy = ")::bigint, 0) + $2::bigint)) WHERE id = $1";
 inline constexpr const char* kDocumentRemoveHead = "DELETE FROM ";
 inline constexpr const char* kDocumentById = " WHERE id = $1";
 inline constexpr const char* kDocumentGetHead = "SELECT data::text FROM ";

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -101,6 +102,13 @@ class Documents {
   /// Throws and costs as upsert_json().
   virtual void patch_json(std::string_view collection, std::string_view id,
                           const nlohmann::json& changes) = 0;
+  /// Adds `by` to the integer at `field` (a field path, validate_field_path) of the document
+  /// `id`; a missing field counts as 0 and is created when its parent object exists. A missing
+  /// document stays missing. A field holding something else than an integer fails the write
+  /// (InvalidArgumentError in memory; on PostgreSQL the database refuses it, as a
+  /// DeferredWriteError in a pipelined batch). Throws and costs as upsert_json().
+  virtual void increment(std::string_view collection, std::string_view id,
+                         std::string_view field, std::int64_t by) = 0;
   /// Deletes the document `id`, if any. Throws and costs as upsert_json().
   virtual void remove(std::string_view collection, std::string_view id) = 0;
 
@@ -124,6 +132,10 @@ class CollectionWriter {
   /// Shallow merge of `changes` into the document `id` (see Documents::patch_json()).
   void patch(std::string_view id, const nlohmann::json& changes) {
     documents_->patch_json(name_, id, changes);
+  }
+  /// Adds `by` to the integer at `field` of the document `id` (see Documents::increment()).
+  void increment(std::string_view id, std::string_view field, std::int64_t by) {
+    documents_->increment(name_, id, field, by);
   }
   /// Deletes the document `id`, if any.
   void remove(std::string_view id) { documents_->remove(name_, id); }

@@ -60,7 +60,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Account, owner, balance, tags)
 
 /// A projection keeping one document per stream in `collection`: "Opened" upserts it,
 /// "Deposited" patches the balance, "Tagged" patches the tags, "Closed" removes it, "Raw"
-/// upserts its data as is (for documents that do not decode).
+/// upserts its data as is (for documents that do not decode), "Credited" increments the field
+/// it names.
 class Accounts final : public projections::DocumentProjection {
  public:
   /// Reads the streams of `category` only (the event store may be shared by other tests).
@@ -87,6 +88,8 @@ class Accounts final : public projections::DocumentProjection {
       accounts.patch(id, {{"balance", e.data.at("balance")}});
     } else if (e.type == "Tagged") {
       accounts.patch(id, {{"tags", e.data.at("tags")}});
+    } else if (e.type == "Credited") {
+      accounts.increment(id, e.data.at("field").get<std::string>(), e.data.at("by").get<std::int64_t>());
     } else if (e.type == "Closed") {
       accounts.remove(id);
     } else if (e.type == "Raw") {
@@ -200,6 +203,24 @@ TYPED_TEST_P(DocumentContract, PatchOfAMissingDocumentLeavesItMissing) {
   this->run();
   EXPECT_EQ(this->accounts(last).get(this->stream(1)), std::nullopt);
   EXPECT_EQ(this->accounts().count(), 1);
+}
+
+TYPED_TEST_P(DocumentContract, IncrementAddsToAnIntegerFieldOfAnExistingDocument) {
+  static_cast<void>(this->open(1, "ada", 100));
+  static_cast<void>(this->append(1, "Credited", {{"field", "balance"}, {"by", 25}}));
+  static_cast<void>(this->append(1, "Credited", {{"field", "balance"}, {"by", -5}}));
+  static_cast<void>(this->append(1, "Credited", {{"field", "visits"}, {"by", 1}}));
+  static_cast<void>(this->append(1, "Credited", {{"field", "nested.count"}, {"by", 1}}));
+  static_cast<void>(this->append(2, "Credited", {{"field", "balance"}, {"by", 1}}));
+  const auto last = this->open(3, "cy", 1);
+  this->run();
+  const auto raw = this->reader().get(this->collection(), this->stream(1),
+                                      annals::projections::ReadAfter{last, TestFixture::kTimeout});
+  ASSERT_TRUE(raw.has_value());
+  EXPECT_EQ(raw->at("balance"), 120);
+  EXPECT_EQ(raw->at("visits"), 1) << "a missing field counts as 0";
+  EXPECT_FALSE(raw->contains("nested")) << "a missing parent leaves the document unchanged";
+  EXPECT_EQ(this->accounts().get(this->stream(2)), std::nullopt) << "a missing document stays missing";
 }
 
 TYPED_TEST_P(DocumentContract, FindFiltersByEqualityRangesAndContains) {
@@ -441,6 +462,7 @@ TYPED_TEST_P(DocumentContract, WritesToUndeclaredCollectionsAndBadDocumentsAreRe
 
 REGISTER_TYPED_TEST_SUITE_P(DocumentContract, UpsertPatchAndRemoveAreReadBackTyped,
                             PatchOfAMissingDocumentLeavesItMissing,
+                            IncrementAddsToAnIntegerFieldOfAnExistingDocument,
                             FindFiltersByEqualityRangesAndContains,
                             AFilterOnAMissingFieldMatchesNothing,
                             FindOrdersAndPagesWithAKeysetCursor,
