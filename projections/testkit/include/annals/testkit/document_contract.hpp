@@ -143,11 +143,11 @@ class DocumentContract : public ::testing::Test {
   }
 
   /// Starts a runner with the projection (once).
-  void run() {
+  void run(projections::ProjectionOptions options = {}) {
     if (runner_) return;
     runner_ = std::make_unique<projections::ProjectionRunner>(
         *env_.events, *env_.store, projections::RunnerOptions{.owner = "contract-" + suffix_});
-    runner_->add(projection_);
+    runner_->add(projection_, options);
     runner_->start();
   }
 
@@ -221,6 +221,29 @@ TYPED_TEST_P(DocumentContract, IncrementAddsToAnIntegerFieldOfAnExistingDocument
   EXPECT_EQ(raw->at("visits"), 1) << "a missing field counts as 0";
   EXPECT_FALSE(raw->contains("nested")) << "a missing parent leaves the document unchanged";
   EXPECT_EQ(this->accounts().get(this->stream(2)), std::nullopt) << "a missing document stays missing";
+}
+
+TYPED_TEST_P(DocumentContract, AFailingWriteParksItsEventAndTheOthersApplyExactlyOnce) {
+  static_cast<void>(this->open(1, "ada", 100));
+  static_cast<void>(this->append(2, "Raw", {{"owner", "bob"}, {"balance", "lots"}}));
+  // Refused: balance holds a string (on PostgreSQL by the database, inside a pipelined batch).
+  static_cast<void>(this->append(2, "Credited", {{"field", "balance"}, {"by", 1}}));
+  static_cast<void>(this->append(1, "Credited", {{"field", "balance"}, {"by", 1}}));
+  const auto last = this->open(3, "cy", 7);
+  this->run({.max_attempts = 1,
+             .initial_backoff = std::chrono::milliseconds(1),
+             .on_failure = annals::projections::OnFailure::kDeadLetter});
+  const auto accounts = this->accounts(last);
+  EXPECT_EQ(accounts.get(this->stream(1))->balance, 101) << "applied once, not twice";
+  EXPECT_EQ(accounts.get(this->stream(3))->balance, 7);
+  EXPECT_EQ(this->reader().get(this->collection(), this->stream(2), std::nullopt)->at("balance"),
+            "lots");
+  annals::projections::DeadLetterQuery query;
+  query.projection = this->projection().name();
+  const auto letters = this->store().list_dead_letters(query);
+  ASSERT_EQ(letters.size(), 1U);
+  EXPECT_EQ(letters[0].event.type, "Credited");
+  EXPECT_EQ(letters[0].event.stream_id.value(), this->stream(2));
 }
 
 TYPED_TEST_P(DocumentContract, FindFiltersByEqualityRangesAndContains) {
@@ -463,6 +486,7 @@ TYPED_TEST_P(DocumentContract, WritesToUndeclaredCollectionsAndBadDocumentsAreRe
 REGISTER_TYPED_TEST_SUITE_P(DocumentContract, UpsertPatchAndRemoveAreReadBackTyped,
                             PatchOfAMissingDocumentLeavesItMissing,
                             IncrementAddsToAnIntegerFieldOfAnExistingDocument,
+                            AFailingWriteParksItsEventAndTheOthersApplyExactlyOnce,
                             FindFiltersByEqualityRangesAndContains,
                             AFilterOnAMissingFieldMatchesNothing,
                             FindOrdersAndPagesWithAKeysetCursor,
