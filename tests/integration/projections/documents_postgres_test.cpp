@@ -67,8 +67,12 @@ TEST_F(DocumentsPostgresTest, TheCollectionIsAJsonbTableWithItsDeclaredIndexes) 
 }
 
 TEST(AppTest, PostgresAppRunsAServiceFromCommandToTypedQuery) {
-  auto app = annals::postgres::open(annals::testing::test_database_url(),
-                                    {.max_connections = 8, .migrate = true});
+  const std::string url = annals::testing::test_database_url();
+  // docs:begin read-side-open-postgres
+  // Every part on one database: 8 pooled connections in all (4 event store, 2 projection
+  // store, 1 snapshot store, 1 document reader), one set of timeouts.
+  auto app = annals::postgres::open(url, {.max_connections = 8, .migrate = true});
+  // docs:end
   app_domain::run_tally(*app, annals::testing::random_hex(8));
 }
 
