@@ -412,8 +412,7 @@ void select_figures(Options& options, const std::optional<std::string>& only) {
   } else {
     options.framework_only.clear();  // --framework: all of them
   }
-  if (options.figures.empty() && !options.framework && !options.projections &&
-      !options.documents) {
+  if (options.figures.empty() && !options.framework && !options.projections && !options.documents) {
     throw UsageError("--only: no figure named");
   }
 }
@@ -534,9 +533,9 @@ class Bench {
                                                 .only = options_.projections_only});
     }
     if (options_.documents) {
-      report["documents"] = run_document_benchmarks(
-          conninfo_,
-          {.rounds = options_.rounds, .seconds = options_.seconds, .only = options_.documents_only});
+      report["documents"] = run_document_benchmarks(conninfo_, {.rounds = options_.rounds,
+                                                                .seconds = options_.seconds,
+                                                                .only = options_.documents_only});
     }
     return report;
   }

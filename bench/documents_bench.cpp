@@ -81,8 +81,8 @@ void populate(projections::ProjectionStore& store, BenchAccounts& projection) {
 // Operations per second of `step` for `seconds`.
 template <typename Step>
 double rate(double seconds, Step&& step) {
-  const auto end =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(seconds));
   std::uint64_t done = 0;
   const auto start = Clock::now();
   while (Clock::now() < end) {
@@ -124,8 +124,8 @@ nlohmann::json run_document_benchmarks(const std::string& conninfo,
                                        const DocumentBenchOptions& options) {
   const auto wanted = split_names(options.only);
   const auto runs = [&](const std::string& name) { return wanted.empty() || wanted.count(name); };
-  auto store = projections::make_postgres_projection_store(
-      {.connection_string = conninfo, .pool_size = 2});
+  auto store =
+      projections::make_postgres_projection_store({.connection_string = conninfo, .pool_size = 2});
   BenchAccounts projection;
   report_progress("documents: writing {} documents", kDocuments);
   populate(*store, projection);
@@ -156,10 +156,10 @@ nlohmann::json run_document_benchmarks(const std::string& conninfo,
     sink += static_cast<std::uint64_t>(nlohmann::json::parse(text).get<Account>().balance);
   };
   const auto store_page = [&] {
-    const auto page = accounts.find(
-        {.filter = projections::DocumentFilter().ge("balance", any_balance(random)),
-         .order_by = "balance",
-         .limit = kPage});
+    const auto page =
+        accounts.find({.filter = projections::DocumentFilter().ge("balance", any_balance(random)),
+                       .order_by = "balance",
+                       .limit = kPage});
     sink += page.items.size();
   };
   const auto ceiling_page = [&] {

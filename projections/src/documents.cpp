@@ -91,11 +91,11 @@ void validate_collection_name(std::string_view name) {
 void validate_field_path(std::string_view path) { static_cast<void>(detail::field_segments(path)); }
 
 void validate_document_id(std::string_view id) {
-  const bool ok = !id.empty() && id.size() <= kMaxId &&
-                  std::none_of(id.begin(), id.end(), [](char c) {
-                    const auto byte = static_cast<unsigned char>(c);
-                    return byte < 0x20 || byte == 0x7f;
-                  });
+  const bool ok =
+      !id.empty() && id.size() <= kMaxId && std::none_of(id.begin(), id.end(), [](char c) {
+        const auto byte = static_cast<unsigned char>(c);
+        return byte < 0x20 || byte == 0x7f;
+      });
   if (!ok) {
     throw InvalidArgumentError("invalid document id " + shown(id) +
                                ": use 1 to 256 bytes without control characters");
@@ -190,8 +190,8 @@ void validate_filter(std::string_view collection, const DocumentFilter& filter) 
   validate_collection_name(collection);
   for (const auto& condition : filter.conditions()) {
     validate_field_path(condition.field);
-    const bool range = condition.op != FieldCondition::Op::kEq &&
-                       condition.op != FieldCondition::Op::kContains;
+    const bool range =
+        condition.op != FieldCondition::Op::kEq && condition.op != FieldCondition::Op::kContains;
     if (condition.value.is_discarded() || condition.value.is_binary() ||
         (range && !is_scalar(condition.value))) {
       throw InvalidArgumentError("filter on field \"" + condition.field +

@@ -14,8 +14,8 @@
 namespace annals::projections::detail {
 namespace {
 
-void require_object(const nlohmann::json& value, std::string_view collection,
-                    std::string_view id, const char* what) {
+void require_object(const nlohmann::json& value, std::string_view collection, std::string_view id,
+                    const char* what) {
   if (!value.is_object()) {
     throw InvalidArgumentError(std::string(what) + " of document \"" + std::string(id) +
                                "\" in collection \"" + std::string(collection) +

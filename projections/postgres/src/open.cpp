@@ -50,8 +50,8 @@ std::unique_ptr<App> open(const std::string& url, OpenOptions options) {
   store.acquire_timeout = options.acquire_timeout;
   parts.projections = projections::make_postgres_projection_store(std::move(store));
 
-  projections::PostgresDocumentReaderOptions reader{
-      .connection_string = options.read_url.value_or(url)};
+  projections::PostgresDocumentReaderOptions reader{.connection_string =
+                                                        options.read_url.value_or(url)};
   reader.pool_size = reader_pool;
   reader.connection_timeouts = options.connection_timeouts;
   reader.acquire_timeout = options.acquire_timeout;

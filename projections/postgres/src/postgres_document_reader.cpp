@@ -302,8 +302,8 @@ class PostgresDocumentReader final : public DocumentReader {
 
 }  // namespace
 
-std::unique_ptr<DocumentReader> make_postgres_document_reader(
-    PostgresDocumentReaderOptions options, ProjectionStore& store) {
+std::unique_ptr<DocumentReader> make_postgres_document_reader(PostgresDocumentReaderOptions options,
+                                                              ProjectionStore& store) {
   if (options.connection_string.empty()) {
     throw InvalidArgumentError("PostgresDocumentReaderOptions::connection_string is empty");
   }

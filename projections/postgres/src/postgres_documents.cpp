@@ -164,8 +164,7 @@ void PostgresContext::set_up_collections(const std::vector<CollectionSpec>& coll
       fail(e, "projection \"" + projection + "\": collection migration \"" + name +
                   "\" failed and was rolled back");
     }
-    logger()->info("annals: projection \"{}\": applied collection migration {}", projection,
-                   name);
+    logger()->info("annals: projection \"{}\": applied collection migration {}", projection, name);
   };
   for (const auto& spec : collections) {
     const auto table = document_table(spec.name);
@@ -184,8 +183,8 @@ void PostgresContext::set_up_collections(const std::vector<CollectionSpec>& coll
     }
     migrate(create, sql::kDocumentCreateHead + table + sql::kDocumentCreateBody);
     for (const auto& index : spec.indexes) {
-      std::string statement = sql::kDocumentIndexHead + index_name(spec.name, index) +
-                              sql::kDocumentIndexOn + table;
+      std::string statement =
+          sql::kDocumentIndexHead + index_name(spec.name, index) + sql::kDocumentIndexOn + table;
       if (index.kind == DocumentIndex::Kind::kOrdered) {
         statement += " (" + field_expression(index.field) + ", " + sql::kDocumentIdColumn + ")";
       } else {

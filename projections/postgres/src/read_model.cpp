@@ -27,16 +27,16 @@
 #include "annals/eventstore/json_limits.hpp"
 #include "annals/projections/postgres/read_model.hpp"
 #include "postgres_batch.hpp"
-#include "sql_parameters.hpp"
 #include "sql.hpp"
+#include "sql_parameters.hpp"
 
 namespace annals::projections {
 namespace {
 
+using detail::count_parameters;
 using detail::Param;
 using detail::PostgresContext;
 using detail::Session;
-using detail::count_parameters;
 
 // PostgreSQL truncates longer identifiers silently; refusing them is clearer.
 constexpr std::size_t kMaxIdentifierBytes = 63;

@@ -9,9 +9,9 @@
 #include <pqxx/pqxx>
 
 #include "annals/postgres/postgres_event_store.hpp"
+#include "annals/projections/postgres/open.hpp"
 #include "annals/projections/postgres/postgres_document_reader.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
-#include "annals/projections/postgres/open.hpp"
 #include "annals/testkit/document_contract.hpp"
 #include "app_domain.hpp"
 #include "test_database.hpp"
@@ -39,8 +39,7 @@ class DocumentsPostgresTest : public ::testing::Test {
 
 TEST_F(DocumentsPostgresTest, TheCollectionIsAJsonbTableWithItsDeclaredIndexes) {
   const std::string suffix = annals::testing::random_hex(8);
-  annals::testkit::document_contract::Accounts projection("docs_idx_" + suffix,
-                                                          "idx_" + suffix);
+  annals::testkit::document_contract::Accounts projection("docs_idx_" + suffix, "idx_" + suffix);
   env_.store->prepare(projection);
   env_.store->prepare(projection);  // idempotent: each migration ran once
   pqxx::connection connection(annals::testing::test_database_url());
@@ -61,8 +60,7 @@ TEST_F(DocumentsPostgresTest, TheCollectionIsAJsonbTableWithItsDeclaredIndexes) 
       << all;
   EXPECT_NE(all.find("btree (((data #> '{balance}'::text[])), id)"), std::string::npos) << all;
   const auto migrations = tx.exec_params(
-      "SELECT count(*) FROM annals.projection_migrations WHERE projection = $1",
-      projection.name());
+      "SELECT count(*) FROM annals.projection_migrations WHERE projection = $1", projection.name());
   EXPECT_EQ(migrations[0][0].as<int>(), 3);
 }
 

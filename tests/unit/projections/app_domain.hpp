@@ -91,8 +91,8 @@ inline void run_tally(annals::App& app, const std::string& suffix) {
       app.collection<TallyView>(collection).after(sent.position).get("tally-t" + suffix);
   ASSERT_TRUE(view.has_value());
   EXPECT_EQ(*view, (TallyView{5, 2}));
-  const auto page = app.collection<TallyView>(collection).find(
-      {.filter = annals::projections::DocumentFilter().ge("total", 5)});
+  const auto page = app.collection<TallyView>(collection)
+                        .find({.filter = annals::projections::DocumentFilter().ge("total", 5)});
   EXPECT_EQ(page.ids, std::vector<std::string>{"tally-t" + suffix});
 }
 

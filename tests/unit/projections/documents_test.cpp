@@ -29,10 +29,11 @@ using nlohmann::json;
 
 TEST(JsonbRulesTest, TypesOrderAsInPostgres) {
   // null < string < number < boolean < array < object
-  const std::vector<json> ordered = {nullptr, "z", 1, 2.5, false, true, json::array({1}),
-                                     json::object({{"a", 1}})};
+  const std::vector<json> ordered = {
+      nullptr, "z", 1, 2.5, false, true, json::array({1}), json::object({{"a", 1}})};
   for (std::size_t i = 0; i + 1 < ordered.size(); ++i) {
-    EXPECT_LT(compare_jsonb(ordered[i], ordered[i + 1]), 0) << ordered[i] << " < " << ordered[i + 1];
+    EXPECT_LT(compare_jsonb(ordered[i], ordered[i + 1]), 0)
+        << ordered[i] << " < " << ordered[i + 1];
     EXPECT_GT(compare_jsonb(ordered[i + 1], ordered[i]), 0);
   }
   EXPECT_EQ(compare_jsonb(1, 1.0), 0);

@@ -117,12 +117,13 @@ Response get_account(annals::App& app, const std::string& id,
 Response list_accounts(annals::App& app, std::int64_t min_balance,
                        const std::optional<std::string>& page) {
   try {
-    const auto found = app.collection<AccountView>("accounts").find(
-        {.filter = annals::projections::DocumentFilter().ge("balance", min_balance),
-         .order_by = "balance",
-         .descending = true,
-         .after = page,
-         .limit = 20});
+    const auto found =
+        app.collection<AccountView>("accounts")
+            .find({.filter = annals::projections::DocumentFilter().ge("balance", min_balance),
+                   .order_by = "balance",
+                   .descending = true,
+                   .after = page,
+                   .limit = 20});
     nlohmann::json body = {{"accounts", found.items}, {"next", nullptr}};
     if (found.next) body["next"] = *found.next;
     return {200, body};
@@ -162,8 +163,8 @@ TEST(ReadSideDocsTest, FromACommandToTheEndpointWithReadYourWrites) {
   const auto listed = read_side::list_accounts(*app, 100, std::nullopt);
   EXPECT_EQ(listed.status, 200);
   EXPECT_EQ(listed.body["accounts"],
-            (nlohmann::json::array({{{"owner", "bob"}, {"balance", 900}},
-                                    {{"owner", "ada"}, {"balance", 250}}})));
+            (nlohmann::json::array(
+                {{{"owner", "bob"}, {"balance", 900}}, {{"owner", "ada"}, {"balance", 250}}})));
   EXPECT_TRUE(listed.body["next"].is_null());
   EXPECT_EQ(read_side::list_accounts(*app, 0, "garbage").status, 400);
 }

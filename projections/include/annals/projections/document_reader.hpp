@@ -153,8 +153,7 @@ class DocumentReader {
 
   /// The document `id`, or empty. Cost: one round trip (plus the wait).
   [[nodiscard]] virtual std::optional<nlohmann::json> get(
-      std::string_view collection, std::string_view id,
-      const std::optional<ReadAfter>& after) = 0;
+      std::string_view collection, std::string_view id, const std::optional<ReadAfter>& after) = 0;
   /// One page of the documents matching `query.filter`. Throws InvalidArgumentError for a
   /// malformed cursor or limit. Cost: one round trip (plus the wait).
   [[nodiscard]] virtual DocumentPage find(std::string_view collection, const DocumentQuery& query,
@@ -193,9 +192,8 @@ class TypedCollection {
 
   /// The same view, whose queries first wait until the collection's projection passed
   /// `position` (at most `timeout`; CatchUpTimeoutError otherwise).
-  [[nodiscard]] TypedCollection after(Position position,
-                                      std::chrono::milliseconds timeout = std::chrono::seconds(5))
-      const {
+  [[nodiscard]] TypedCollection after(
+      Position position, std::chrono::milliseconds timeout = std::chrono::seconds(5)) const {
     auto copy = *this;
     copy.after_ = ReadAfter{position, timeout};
     return copy;

@@ -107,8 +107,8 @@ class Documents {
   /// document stays missing. A field holding something else than an integer fails the write
   /// (InvalidArgumentError in memory; on PostgreSQL the database refuses it, as a
   /// DeferredWriteError in a pipelined batch). Throws and costs as upsert_json().
-  virtual void increment(std::string_view collection, std::string_view id,
-                         std::string_view field, std::int64_t by) = 0;
+  virtual void increment(std::string_view collection, std::string_view id, std::string_view field,
+                         std::int64_t by) = 0;
   /// Deletes the document `id`, if any. Throws and costs as upsert_json().
   virtual void remove(std::string_view collection, std::string_view id) = 0;
 

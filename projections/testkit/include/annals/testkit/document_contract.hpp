@@ -89,7 +89,8 @@ class Accounts final : public projections::DocumentProjection {
     } else if (e.type == "Tagged") {
       accounts.patch(id, {{"tags", e.data.at("tags")}});
     } else if (e.type == "Credited") {
-      accounts.increment(id, e.data.at("field").get<std::string>(), e.data.at("by").get<std::int64_t>());
+      accounts.increment(id, e.data.at("field").get<std::string>(),
+                         e.data.at("by").get<std::int64_t>());
     } else if (e.type == "Closed") {
       accounts.remove(id);
     } else if (e.type == "Raw") {
@@ -220,7 +221,8 @@ TYPED_TEST_P(DocumentContract, IncrementAddsToAnIntegerFieldOfAnExistingDocument
   EXPECT_EQ(raw->at("balance"), 120);
   EXPECT_EQ(raw->at("visits"), 1) << "a missing field counts as 0";
   EXPECT_FALSE(raw->contains("nested")) << "a missing parent leaves the document unchanged";
-  EXPECT_EQ(this->accounts().get(this->stream(2)), std::nullopt) << "a missing document stays missing";
+  EXPECT_EQ(this->accounts().get(this->stream(2)), std::nullopt)
+      << "a missing document stays missing";
 }
 
 TYPED_TEST_P(DocumentContract, AFailingWriteParksItsEventAndTheOthersApplyExactlyOnce) {
@@ -295,7 +297,8 @@ TYPED_TEST_P(DocumentContract, FindOrdersAndPagesWithAKeysetCursor) {
   const auto accounts = this->accounts(last);
   for (const bool descending : {false, true}) {
     std::vector<std::string> seen;
-    annals::projections::DocumentQuery query{.order_by = "balance", .descending = descending, .limit = 2};
+    annals::projections::DocumentQuery query{
+        .order_by = "balance", .descending = descending, .limit = 2};
     int pages = 0;
     for (;;) {
       const auto page = accounts.find(query);
@@ -312,8 +315,8 @@ TYPED_TEST_P(DocumentContract, FindOrdersAndPagesWithAKeysetCursor) {
     EXPECT_EQ(pages, 3);
   }
   // By id, with a filter, in pages of one.
-  annals::projections::DocumentQuery by_id{.filter = annals::projections::DocumentFilter().ge("balance", 300),
-                                   .limit = 1};
+  annals::projections::DocumentQuery by_id{
+      .filter = annals::projections::DocumentFilter().ge("balance", 300), .limit = 1};
   const auto first = accounts.find(by_id);
   ASSERT_EQ(first.ids, std::vector<std::string>{this->stream(0)});
   by_id.after = first.next;
@@ -325,29 +328,30 @@ TYPED_TEST_P(DocumentContract, HostileNamesAndPathsAreRefusedBeforeAnyQuery) {
   this->run();
   static_cast<void>(this->accounts(last).get(this->stream(1)));
   auto& reader = this->reader();
-  for (const std::string& bad : std::vector<std::string>{
-           "x\"; DROP TABLE annals.events; --", "acc'", "Accounts", "caf\u00e9", "a b", "",
-        "a;b", "1abc", std::string(49, 'a')}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"x\"; DROP TABLE annals.events; --", "acc'", "Accounts",
+                                "caf\u00e9", "a b", "", "a;b", "1abc", std::string(49, 'a')}) {
     TestFixture::template expect_error<annals::InvalidArgumentError>(
         [&] { static_cast<void>(reader.get(bad, "id", std::nullopt)); }, "collection name");
     TestFixture::template expect_error<annals::InvalidArgumentError>(
         [&] { static_cast<void>(reader.count(bad, {}, std::nullopt)); }, "collection name");
   }
   const auto accounts = this->accounts();
-  for (const std::string& bad : std::vector<std::string>{"owner'--", "a..b", "a.", "caf\u00e9", "x\"y", "a;b", "",
-                                "$1", "a}b", "a,b", "a b"}) {
+  for (const std::string& bad : std::vector<std::string>{
+           "owner'--", "a..b", "a.", "caf\u00e9", "x\"y", "a;b", "", "$1", "a}b", "a,b", "a b"}) {
     TestFixture::template expect_error<annals::InvalidArgumentError>(
         [&] {
-          static_cast<void>(accounts.find({.filter = annals::projections::DocumentFilter().eq(bad, 1)}));
+          static_cast<void>(
+              accounts.find({.filter = annals::projections::DocumentFilter().eq(bad, 1)}));
         },
         "field path");
     TestFixture::template expect_error<annals::InvalidArgumentError>(
         [&] { static_cast<void>(accounts.find({.order_by = bad})); }, "field path");
   }
   // Values are parameters: hostile text is data, found exactly.
-  EXPECT_TRUE(accounts.find({.filter = annals::projections::DocumentFilter().eq(
-                                 "owner", "ada' OR '1'='1")})
-                  .items.empty());
+  EXPECT_TRUE(
+      accounts.find({.filter = annals::projections::DocumentFilter().eq("owner", "ada' OR '1'='1")})
+          .items.empty());
   EXPECT_EQ(accounts.count(annals::projections::DocumentFilter().eq("owner", "ada")), 1);
   TestFixture::template expect_error<annals::InvalidArgumentError>(
       [&] { static_cast<void>(accounts.find({.after = std::string("not a cursor")})); },
@@ -356,8 +360,8 @@ TYPED_TEST_P(DocumentContract, HostileNamesAndPathsAreRefusedBeforeAnyQuery) {
       [&] { static_cast<void>(accounts.find({.limit = 0})); }, "limit");
   TestFixture::template expect_error<annals::InvalidArgumentError>(
       [&] {
-        static_cast<void>(accounts.find(
-            {.filter = annals::projections::DocumentFilter().lt("balance", nlohmann::json::array())}));
+        static_cast<void>(accounts.find({.filter = annals::projections::DocumentFilter().lt(
+                                             "balance", nlohmann::json::array())}));
       },
       "range");
 }
@@ -381,13 +385,11 @@ TYPED_TEST_P(DocumentContract, AfterTimesOutWithATypedErrorWhenTheProjectionLags
   const auto last = this->open(1, "ada", 1);
   // Prepared, so the collection is declared, but no runner applies the events.
   this->store().prepare(this->projection());
-  const auto accounts = this->reader().template collection<typename TestFixture::Account>(
-      this->collection());
+  const auto accounts =
+      this->reader().template collection<typename TestFixture::Account>(this->collection());
   const auto started = std::chrono::steady_clock::now();
   TestFixture::template expect_error<annals::projections::CatchUpTimeoutError>(
-      [&] {
-        static_cast<void>(accounts.after(last, std::chrono::milliseconds(50)).get("x"));
-      },
+      [&] { static_cast<void>(accounts.after(last, std::chrono::milliseconds(50)).get("x")); },
       "did not pass position");
   EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(50));
   TestFixture::template expect_error<annals::projections::CatchUpTimeoutError>(
@@ -417,14 +419,14 @@ TYPED_TEST_P(DocumentContract, AnUncommittedOrFencedBatchWritesNoDocument) {
   ASSERT_TRUE(lease);
   const auto event = [&](int n, const std::string& type, nlohmann::json data) {
     return annals::RecordedEvent{.stream_id = annals::StreamId(this->stream(n)),
-                         .version = 0,
-                         .position = annals::Position(100, n),
-                         .id = annals::EventId::generate(),
-                         .type = type,
-                         .schema_version = 1,
-                         .data = std::move(data),
-                         .metadata = nlohmann::json::object(),
-                         .recorded_at = {}};
+                                 .version = 0,
+                                 .position = annals::Position(100, n),
+                                 .id = annals::EventId::generate(),
+                                 .type = type,
+                                 .schema_version = 1,
+                                 .data = std::move(data),
+                                 .metadata = nlohmann::json::object(),
+                                 .recorded_at = {}};
   };
   {
     // A crash in the middle of a batch: applied, never committed.
@@ -463,38 +465,40 @@ TYPED_TEST_P(DocumentContract, WritesToUndeclaredCollectionsAndBadDocumentsAreRe
   const auto lease = store.try_acquire(this->projection().name(), "a", std::chrono::minutes(1));
   ASSERT_TRUE(lease);
   auto batch = store.begin(*lease, annals::Position::start());
-  auto& documents =
-      dynamic_cast<annals::projections::DocumentWork&>(*batch).documents(this->projection().collections());
+  auto& documents = dynamic_cast<annals::projections::DocumentWork&>(*batch).documents(
+      this->projection().collections());
   TestFixture::template expect_error<annals::InvalidArgumentError>(
-      [&] { documents.upsert_json("other_" + this->collection(), "id", {{"a", 1}}); },
+      [&] {
+        documents.upsert_json("other_" + this->collection(), "id", {{"a", 1}});
+      },
       "collections() lacks");
   TestFixture::template expect_error<annals::InvalidArgumentError>(
       [&] { documents.upsert_json(this->collection(), "id", nlohmann::json::array()); },
       "JSON object");
   TestFixture::template expect_error<annals::InvalidArgumentError>(
-      [&] { documents.upsert_json(this->collection(), std::string("a\0b", 3), {{"a", 1}}); },
+      [&] {
+        documents.upsert_json(this->collection(), std::string("a\0b", 3), {{"a", 1}});
+      },
       "document id");
   TestFixture::template expect_error<annals::InvalidArgumentError>(
       [&] { documents.patch_json(this->collection(), "id", 5); }, "JSON object");
   batch.reset();
   // Another projection cannot declare the same collection.
-  annals::testkit::document_contract::Accounts intruder(this->projection().name() + "_other", this->collection());
+  annals::testkit::document_contract::Accounts intruder(this->projection().name() + "_other",
+                                                        this->collection());
   TestFixture::template expect_error<annals::InvalidArgumentError>([&] { store.prepare(intruder); },
-                                                           "belongs to projection");
+                                                                   "belongs to projection");
 }
 
-REGISTER_TYPED_TEST_SUITE_P(DocumentContract, UpsertPatchAndRemoveAreReadBackTyped,
-                            PatchOfAMissingDocumentLeavesItMissing,
-                            IncrementAddsToAnIntegerFieldOfAnExistingDocument,
-                            AFailingWriteParksItsEventAndTheOthersApplyExactlyOnce,
-                            FindFiltersByEqualityRangesAndContains,
-                            AFilterOnAMissingFieldMatchesNothing,
-                            FindOrdersAndPagesWithAKeysetCursor,
-                            HostileNamesAndPathsAreRefusedBeforeAnyQuery,
-                            ADocumentThatDoesNotDecodeIsATypedErrorAndTheReaderGoesOn,
-                            AfterTimesOutWithATypedErrorWhenTheProjectionLags,
-                            AnUndeclaredCollectionIsNotFound,
-                            AnUncommittedOrFencedBatchWritesNoDocument,
-                            WritesToUndeclaredCollectionsAndBadDocumentsAreRefused);
+REGISTER_TYPED_TEST_SUITE_P(
+    DocumentContract, UpsertPatchAndRemoveAreReadBackTyped, PatchOfAMissingDocumentLeavesItMissing,
+    IncrementAddsToAnIntegerFieldOfAnExistingDocument,
+    AFailingWriteParksItsEventAndTheOthersApplyExactlyOnce, FindFiltersByEqualityRangesAndContains,
+    AFilterOnAMissingFieldMatchesNothing, FindOrdersAndPagesWithAKeysetCursor,
+    HostileNamesAndPathsAreRefusedBeforeAnyQuery,
+    ADocumentThatDoesNotDecodeIsATypedErrorAndTheReaderGoesOn,
+    AfterTimesOutWithATypedErrorWhenTheProjectionLags, AnUndeclaredCollectionIsNotFound,
+    AnUncommittedOrFencedBatchWritesNoDocument,
+    WritesToUndeclaredCollectionsAndBadDocumentsAreRefused);
 
 // NOLINTEND(readability-identifier-naming)
