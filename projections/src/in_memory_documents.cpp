@@ -90,13 +90,14 @@ class TablesReader final : public DocumentReader {
     std::vector<Document> matches;
     {
       std::lock_guard lock(tables_->mutex);
-      for (const auto& [id, data] : documents_locked(collection)) {
+      for (const auto& entry : documents_locked(collection)) {
+        const auto& data = entry.second;  // clang cannot capture a structured binding
         if (order && find_field(data, *order) == nullptr) continue;
         if (!std::all_of(conditions.begin(), conditions.end(),
                          [&](const Condition& c) { return holds(data, c); })) {
           continue;
         }
-        matches.push_back(Document{id, data});
+        matches.push_back(Document{entry.first, data});
       }
     }
     // (value, id) ascending, or both descending: the order of the PostgreSQL query.
@@ -134,7 +135,8 @@ class TablesReader final : public DocumentReader {
     wait(collection, after);
     std::lock_guard lock(tables_->mutex);
     std::int64_t n = 0;
-    for (const auto& [id, data] : documents_locked(collection)) {
+    for (const auto& entry : documents_locked(collection)) {
+      const auto& data = entry.second;
       if (std::all_of(conditions.begin(), conditions.end(),
                       [&](const Condition& c) { return holds(data, c); })) {
         ++n;
