@@ -967,7 +967,7 @@ int run(int argc, char** argv) {
       fmt::print("\n{}", format_projection_figures(report["projections"]));
     }
     if (report.contains("documents")) {
-      fmt::print("\n{}", format_projection_figures(report["documents"]));
+      fmt::print("\n{}", format_document_figures(report["documents"]));
     }
   }
   return 0;

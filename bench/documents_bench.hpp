@@ -33,10 +33,14 @@ struct DocumentBenchOptions {
 /// The names of the document figures, in the order they run.
 [[nodiscard]] const std::vector<std::string>& document_figure_names();
 
-/// Runs the document figures; returns {"figures": [...]} in the shape of the projection
-/// figures (format_projection_figures prints it). Progress goes to stderr.
+/// Runs the document figures; returns {"figures": [{"name", "unit", "value", "samples",
+/// "baseline", "baseline_value", "baseline_samples", "ratio", "target_ratio", "pass", "note"}]}.
+/// Progress goes to stderr.
 /// Throws: annals::Error from the stores.
 [[nodiscard]] nlohmann::json run_document_benchmarks(const std::string& conninfo,
                                                      const DocumentBenchOptions& options = {});
+
+/// The figures of run_document_benchmarks as a plain-text table.
+[[nodiscard]] std::string format_document_figures(const nlohmann::json& result);
 
 }  // namespace annals::bench
