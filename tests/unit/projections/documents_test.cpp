@@ -50,6 +50,13 @@ TEST(JsonbRulesTest, ContainmentFollowsPostgres) {
   EXPECT_FALSE(jsonb_contains(json::array({json::array({"a"})}), "a"));
 }
 
+TEST(AppTest, AnAppNeedsEveryStoreAndStopsOnlyWhatItStarted) {
+  EXPECT_THROW(annals::App(annals::AppParts{}), annals::InvalidArgumentError);
+  auto app = annals::open_in_memory();
+  app.reset();  // never started: nothing to stop
+  SUCCEED();
+}
+
 TEST(AppTest, InMemoryAppRunsAServiceFromCommandToTypedQuery) {
   auto app = annals::open_in_memory();
   app_domain::run_tally(*app, "mem");
