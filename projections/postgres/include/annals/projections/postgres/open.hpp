@@ -41,8 +41,10 @@ struct OpenOptions {
   /// role that may create the schema; leave it off when an operator runs `annals migrate`.
   /// Default off.
   bool migrate = false;
-  /// Where the document reader connects, for a read replica or a read-only role; the event
-  /// store, the snapshot store and the projection store use `url`. Default: `url`.
+  /// Where the document reader connects, e.g. as a read-only role; the event store, the
+  /// snapshot store and the projection store use `url`. A read replica works, but after()
+  /// then only knows that the primary has passed the position (postgres_document_reader.hpp).
+  /// Default: `url`.
   std::optional<std::string> read_url;
   /// Metrics of the event store and the runner (annals/eventstore/metrics.hpp). Default none.
   std::shared_ptr<MetricsSink> metrics;

@@ -9,8 +9,10 @@
 //
 // Every statement is prepared once per connection and takes its values as bound parameters;
 // collection names and field paths are validated before any SQL is built (docs/read-side.md).
-// Point it at a read replica to keep reads off the primary; `after()` then also waits for the
-// replica to replay the projection's checkpoint, since it reads the checkpoint through `store`.
+// after() reads the checkpoint through `store`: pointed at a read replica while `store` is on the
+// primary, the reader may still query a replica that has not replayed the documents the
+// checkpoint covers, so read-your-writes holds only when the reader and `store` use the same
+// server (a replica-aware wait is not implemented yet).
 #pragma once
 
 #include <chrono>
