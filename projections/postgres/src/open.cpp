@@ -20,7 +20,14 @@ std::unique_ptr<App> open(const std::string& url, OpenOptions options) {
     throw InvalidArgumentError("OpenOptions::max_connections must be at least 4, got " +
                                std::to_string(options.max_connections));
   }
-  if (options.migrate) static_cast<void>(migrate(url));
+  if (options.roles && !options.migrate) {
+    throw InvalidArgumentError("OpenOptions::roles is applied by migrate: set migrate too");
+  }
+  if (options.migrate) {
+    MigrateOptions migrate_options;
+    migrate_options.roles = options.roles;
+    static_cast<void>(migrate(url, migrate_options));
+  }
   const auto budget = options.max_connections;
   const auto events_pool = std::max<std::size_t>(1, budget / 2);
   const auto projections_pool = std::max<std::size_t>(1, budget / 4);

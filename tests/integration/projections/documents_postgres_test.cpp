@@ -74,10 +74,14 @@ TEST(AppTest, PostgresAppRunsAServiceFromCommandToTypedQuery) {
   app_domain::run_tally(*app, annals::testing::random_hex(8));
 }
 
-TEST(AppTest, OpenRefusesATooSmallBudget) {
+TEST(AppTest, OpenRefusesATooSmallBudgetAndRolesWithoutMigrate) {
   EXPECT_THROW(static_cast<void>(annals::postgres::open(annals::testing::test_database_url(),
                                                         {.max_connections = 3})),
                annals::InvalidArgumentError);
+  EXPECT_THROW(static_cast<void>(annals::postgres::open(annals::testing::test_database_url(),
+                                                        {.roles = annals::postgres::RoleLayout{}})),
+               annals::InvalidArgumentError)
+      << "roles without migrate";
 }
 
 }  // namespace

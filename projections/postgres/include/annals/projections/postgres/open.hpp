@@ -16,6 +16,7 @@
 
 #include "annals/eventstore/metrics.hpp"
 #include "annals/postgres/connection_options.hpp"
+#include "annals/postgres/postgres_event_store.hpp"
 #include "annals/projections/app.hpp"
 
 namespace annals::postgres {
@@ -41,6 +42,11 @@ struct OpenOptions {
   /// role that may create the schema; leave it off when an operator runs `annals migrate`.
   /// Default off.
   bool migrate = false;
+  /// With `migrate`: the role layout migrate creates and grants (MigrateOptions::roles,
+  /// docs/security.md); `url` must then connect as a role allowed to create roles. The App's
+  /// own connections use `url` and `read_url`: give them the writer and reader roles' logins.
+  /// Default: unset (roles untouched).
+  std::optional<RoleLayout> roles;
   /// Where the document reader connects, e.g. as a read-only role; the event store, the
   /// snapshot store and the projection store use `url`. A read replica works, but after()
   /// then only knows that the primary has passed the position (postgres_document_reader.hpp).
