@@ -16,11 +16,13 @@
 // to_json/from_json, the names nlohmann looks up.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <typeinfo>
 #include <utility>
 #include <vector>
@@ -144,10 +146,14 @@ class DocumentContract : public ::testing::Test {
   }
 
   /// Starts a runner with the projection (once).
-  void run(projections::ProjectionOptions options = {}) {
+  void run(projections::ProjectionOptions options = {},
+           std::chrono::milliseconds request_interval = std::chrono::milliseconds(1000)) {
     if (runner_) return;
-    runner_ = std::make_unique<projections::ProjectionRunner>(
-        *env_.events, *env_.store, projections::RunnerOptions{.owner = "contract-" + suffix_});
+    projections::RunnerOptions runner_options{.owner = "contract-" + suffix_};
+    runner_options.request_interval = request_interval;
+    runner_options.acquire_interval = std::min(runner_options.acquire_interval, request_interval);
+    runner_ =
+        std::make_unique<projections::ProjectionRunner>(*env_.events, *env_.store, runner_options);
     runner_->add(projection_, options);
     runner_->start();
   }
@@ -246,6 +252,36 @@ TYPED_TEST_P(DocumentContract, AFailingWriteParksItsEventAndTheOthersApplyExactl
   ASSERT_EQ(letters.size(), 1U);
   EXPECT_EQ(letters[0].event.type, "Credited");
   EXPECT_EQ(letters[0].event.stream_id.value(), this->stream(2));
+}
+
+TYPED_TEST_P(DocumentContract, ARebuildEmptiesTheCollectionsAndReplays) {
+  const auto last = this->open(1, "ada", 100);
+  auto& store = this->store();
+  auto& projection = this->projection();
+  store.prepare(projection);
+  // A stray document, as if written by a bug that a rebuild must wipe out.
+  {
+    const auto lease = store.try_acquire(projection.name(), "stray", std::chrono::minutes(1));
+    ASSERT_TRUE(lease);
+    auto batch = store.begin(*lease, annals::Position::start());
+    dynamic_cast<annals::projections::DocumentWork&>(*batch)
+        .documents(projection.collections())
+        .upsert_json(this->collection(), "stray", {{"owner", "nobody"}});
+    batch->commit(annals::Position::start());
+    store.release(*lease);
+  }
+  ASSERT_EQ(this->accounts().count(), 1);
+  const auto request = store.request_rebuild(projection.name());
+  this->run({}, std::chrono::milliseconds(10));
+  const auto deadline = std::chrono::steady_clock::now() + TestFixture::kTimeout;
+  while (store.rebuild_request(request.id)->state != annals::projections::RebuildState::kDone) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the rebuild never finished";
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // back-off, not a sync
+  }
+  const auto accounts = this->accounts(last);
+  EXPECT_EQ(accounts.get("stray"), std::nullopt);
+  EXPECT_EQ(accounts.get(this->stream(1))->balance, 100);
+  EXPECT_EQ(accounts.count(), 1);
 }
 
 TYPED_TEST_P(DocumentContract, FindFiltersByEqualityRangesAndContains) {
@@ -493,9 +529,9 @@ TYPED_TEST_P(DocumentContract, WritesToUndeclaredCollectionsAndBadDocumentsAreRe
 REGISTER_TYPED_TEST_SUITE_P(
     DocumentContract, UpsertPatchAndRemoveAreReadBackTyped, PatchOfAMissingDocumentLeavesItMissing,
     IncrementAddsToAnIntegerFieldOfAnExistingDocument,
-    AFailingWriteParksItsEventAndTheOthersApplyExactlyOnce, FindFiltersByEqualityRangesAndContains,
-    AFilterOnAMissingFieldMatchesNothing, FindOrdersAndPagesWithAKeysetCursor,
-    HostileNamesAndPathsAreRefusedBeforeAnyQuery,
+    AFailingWriteParksItsEventAndTheOthersApplyExactlyOnce, ARebuildEmptiesTheCollectionsAndReplays,
+    FindFiltersByEqualityRangesAndContains, AFilterOnAMissingFieldMatchesNothing,
+    FindOrdersAndPagesWithAKeysetCursor, HostileNamesAndPathsAreRefusedBeforeAnyQuery,
     ADocumentThatDoesNotDecodeIsATypedErrorAndTheReaderGoesOn,
     AfterTimesOutWithATypedErrorWhenTheProjectionLags, AnUndeclaredCollectionIsNotFound,
     AnUncommittedOrFencedBatchWritesNoDocument,
