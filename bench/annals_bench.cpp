@@ -52,6 +52,7 @@
 #include "annals/projections/postgres/inline_projections.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "annals/projections/runner.hpp"
+#include "documents_bench.hpp"
 #include "framework_bench.hpp"
 #include "harness.hpp"
 #include "long_haul.hpp"
@@ -221,6 +222,9 @@ struct Options {
   std::size_t projection_batch = 500;
   /// Projection figures named in --only (empty: all of them, when --projections).
   std::string projections_only;
+  bool documents = false;
+  /// Document figures named in --only (empty: all of them, when --documents).
+  std::string documents_only;
   std::vector<Figure> figures;
   /// --long-haul: only the long haul, with these options (batch_size from --projection-batch).
   bool long_haul = false;
@@ -242,6 +246,7 @@ constexpr const char* kFigureNames =
     "framework figures: rehydrate_1k_replay rehydrate_1k_snapshot rehydrate_10k_replay\n"
     "         rehydrate_10k_snapshot bus_distinct_w1 bus_distinct_w16 bus_shared_w16\n"
     "         bus_distinct_w1_nocache bus_distinct_w16_nocache bus_cpu_null_store\n"
+    "document figures: documents_get documents_find_page (also with --documents)\n"
     "projection figures: projection_catchup_noop projection_catchup_read_model\n"
     "         projection_latency_p50 projection_latency_p99";
 
@@ -303,6 +308,8 @@ void declare_options(CLI::App& app, Options& options, std::optional<std::string>
       ->check(CLI::IsMember({"on", "off"}));
   app.add_flag("--framework", options.framework,
                "also run the framework figures (rehydration, command bus)");
+  app.add_flag("--documents", options.documents,
+               "also run the document figures (typed get and paged find vs hand-written SQL)");
   app.add_flag("--projections", options.projections,
                "also run the projection figures (catch-up, append-to-visible latency)");
   add_number(app, "--projection-batch", options.projection_batch, 1,
@@ -374,6 +381,13 @@ void select_figures(Options& options, const std::optional<std::string>& only) {
     const bool framework_figure = std::find(fw.begin(), fw.end(), name) != fw.end();
     const auto& pr = projection_figure_names();
     const bool projection_figure = std::find(pr.begin(), pr.end(), name) != pr.end();
+    const auto& docs = document_figure_names();
+    const bool document_figure = std::find(docs.begin(), docs.end(), name) != docs.end();
+    if (document_figure) {
+      options.documents = true;
+      options.documents_only += (options.documents_only.empty() ? "" : ",") + name;
+      continue;
+    }
     if (!store_figure && !framework_figure && !projection_figure) {
       throw UsageError("--only: unknown figure '" + name + "'");
     }
@@ -398,7 +412,7 @@ void select_figures(Options& options, const std::optional<std::string>& only) {
   } else {
     options.framework_only.clear();  // --framework: all of them
   }
-  if (options.figures.empty() && !options.framework && !options.projections) {
+  if (options.figures.empty() && !options.framework && !options.projections && !options.documents) {
     throw UsageError("--only: no figure named");
   }
 }
@@ -517,6 +531,11 @@ class Bench {
                                                 .latency_seconds = std::max(5.0, options_.seconds),
                                                 .batch_size = options_.projection_batch,
                                                 .only = options_.projections_only});
+    }
+    if (options_.documents) {
+      report["documents"] = run_document_benchmarks(conninfo_, {.rounds = options_.rounds,
+                                                                .seconds = options_.seconds,
+                                                                .only = options_.documents_only});
     }
     return report;
   }
@@ -946,6 +965,9 @@ int run(int argc, char** argv) {
     }
     if (report.contains("projections")) {
       fmt::print("\n{}", format_projection_figures(report["projections"]));
+    }
+    if (report.contains("documents")) {
+      fmt::print("\n{}", format_document_figures(report["documents"]));
     }
   }
   return 0;

@@ -13,11 +13,7 @@
 #include <string>
 
 #include <annals/eventstore/error.hpp>
-#include <annals/framework/command_bus.hpp>
-#include <annals/framework/event_registry.hpp>
-#include <annals/postgres/postgres_event_store.hpp>
-#include <annals/projections/postgres/postgres_projection_store.hpp>
-#include <annals/projections/runner.hpp>
+#include <annals/projections/postgres/open.hpp>
 
 #include "wallet.hpp"
 #include "wallet_balances.hpp"
@@ -30,21 +26,19 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    // The event store and the projection store, both in the same database.
-    (void)annals::postgres::migrate(url);  // creates or upgrades the schema annals
-    auto events = annals::postgres::make_postgres_event_store({.connection_string = url});
-    auto projection_store =
-        annals::projections::make_postgres_projection_store({.connection_string = url});
+    // Every part on one database: event store, snapshot store, registry, command bus,
+    // projection store and runner, sharing one connection budget. `migrate` creates or
+    // upgrades the schema annals first.
+    auto app = annals::postgres::open(url, {.max_connections = 8, .migrate = true});
 
     // The write side: the events' names, and one line per command.
-    annals::EventRegistry registry;
-    registry.register_events<wallet::Wallet>();
-    annals::CommandBus bus(*events, registry);
+    app->registry().register_events<wallet::Wallet>();
+    auto& bus = app->bus();
     bus.handle<wallet::Wallet>(&wallet::Deposit::wallet_id);
 
-    // The read side: a runner that keeps wallet_balances up to date.
-    annals::projections::ProjectionRunner runner(*events, *projection_store);
-    runner.add(std::make_shared<wallet::WalletBalances>(registry));  // creates the table
+    // The read side: the runner keeps wallet_balances up to date.
+    auto& runner = app->runner();
+    runner.add(std::make_shared<wallet::WalletBalances>(app->registry()));  // creates the table
     runner.start();
 
     (void)bus.send(wallet::Deposit{"ada", 2'500});
@@ -62,7 +56,7 @@ int main(int argc, char** argv) {
     }
     std::cout << "wallet ada: " << wallet::balance_of(url, "ada").value_or(0) << " cents after "
               << last.last_version << " deposits\n";
-    runner.stop();
+    runner.stop();  // (the App would stop it too, when destroyed)
     return 0;
   } catch (const annals::Error& e) {
     std::cerr << "quickstart: " << e.what() << "\n";

@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/projections/document_reader.hpp"
+#include "in_memory_documents.hpp"
 
 namespace annals::projections {
 namespace {
@@ -48,6 +50,8 @@ struct State {
   std::map<std::int64_t, RebuildRequest> rebuilds;
   std::int64_t next_dead_letter_id = 1;
   std::int64_t next_rebuild_id = 1;
+  // The collections of DocumentProjections (in_memory_documents.hpp).
+  std::shared_ptr<detail::DocumentTables> documents = std::make_shared<detail::DocumentTables>();
 
   ProjectionRow& row(const std::string& projection) {
     const auto found = projections.find(projection);
@@ -81,13 +85,48 @@ void require_positive(std::chrono::milliseconds ttl) {
   }
 }
 
-// The unit of work prepare() runs setup() in: nothing to roll back in memory.
-class SetupWork final : public UnitOfWork {};
+// The unit of work prepare() runs setup() in: nothing to roll back in memory; a
+// DocumentProjection declares its collections through it.
+class SetupWork final : public UnitOfWork, public DocumentWork {
+ public:
+  SetupWork(std::shared_ptr<detail::DocumentTables> documents, std::string projection)
+      : documents_(std::move(documents)), projection_(std::move(projection)) {}
 
-class InMemoryBatch final : public Batch {
+  void set_up_collections(const std::vector<CollectionSpec>& collections) override {
+    documents_->declare(projection_, collections);
+  }
+  Documents& documents(const std::vector<CollectionSpec>&) override {
+    throw InvalidArgumentError("projection '" + projection_ +
+                               "': documents are written by handlers, not by setup()");
+  }
+  void clear_collections(const std::vector<CollectionSpec>&) override {
+    throw InvalidArgumentError("projection '" + projection_ +
+                               "': collections are cleared by a rebuild, not by setup()");
+  }
+
+ private:
+  std::shared_ptr<detail::DocumentTables> documents_;
+  std::string projection_;
+};
+
+class InMemoryBatch final : public Batch, public DocumentWork {
  public:
   InMemoryBatch(std::shared_ptr<State> state, Lease lease, Position begun_at)
-      : state_(std::move(state)), lease_(std::move(lease)), begun_at_(begun_at) {}
+      : state_(std::move(state)),
+        lease_(std::move(lease)),
+        begun_at_(begun_at),
+        staged_(state_->documents, lease_.projection) {}
+
+  void set_up_collections(const std::vector<CollectionSpec>& collections) override {
+    state_->documents->declare(lease_.projection, collections);
+  }
+  Documents& documents(const std::vector<CollectionSpec>& collections) override {
+    staged_.allow(collections);
+    return staged_;
+  }
+  void clear_collections(const std::vector<CollectionSpec>& collections) override {
+    staged_.clear(collections);
+  }
 
   void park(const RecordedEvent& event, const std::string& error, int attempts) override {
     parked_.push_back(DeadLetter{.id = 0,
@@ -126,6 +165,12 @@ class InMemoryBatch final : public Batch {
       }
     }
     const auto now = SystemClock::now();
+    {
+      // With the checkpoint, under the store's lock: a reader that sees the new checkpoint
+      // sees these documents.
+      std::lock_guard documents(state_->documents->mutex);
+      staged_.apply_locked();
+    }
     row.checkpoint = checkpoint;
     for (auto& letter : parked_) {
       letter.id = state_->next_dead_letter_id++;
@@ -148,15 +193,21 @@ class InMemoryBatch final : public Batch {
   Position begun_at_;
   std::vector<DeadLetter> parked_;
   std::vector<std::int64_t> resolved_;
+  detail::StagedDocuments staged_;
   bool committed_ = false;
 };
 
 class InMemoryProjectionStore final : public ProjectionStore {
  public:
+  // The collections of its DocumentProjections, for make_in_memory_document_reader().
+  [[nodiscard]] std::shared_ptr<detail::DocumentTables> documents() const {
+    return state_->documents;
+  }
+
   void prepare(Projection& projection) override {
     const auto name = projection.name();
     validate_projection_name(name);
-    SetupWork work;
+    SetupWork work(state_->documents, name);
     projection.setup(work);  // user code: outside the lock
     std::lock_guard lock(state_->mutex);
     if (!state_->projections.contains(name)) {
@@ -352,6 +403,16 @@ class InMemoryProjectionStore final : public ProjectionStore {
 };
 
 }  // namespace
+
+std::unique_ptr<DocumentReader> make_in_memory_document_reader(ProjectionStore& store) {
+  auto* in_memory = dynamic_cast<InMemoryProjectionStore*>(&store);
+  if (in_memory == nullptr) {
+    throw InvalidArgumentError(
+        "make_in_memory_document_reader() needs a store of make_in_memory_projection_store(); "
+        "for PostgreSQL use make_postgres_document_reader()");
+  }
+  return detail::make_tables_reader(in_memory->documents(), store);
+}
 
 std::unique_ptr<ProjectionStore> make_in_memory_projection_store() {
   return std::make_unique<InMemoryProjectionStore>();

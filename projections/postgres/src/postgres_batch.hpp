@@ -17,6 +17,7 @@
 
 #include "annals/eventstore/detail/logger.hpp"
 #include "annals/eventstore/types.hpp"
+#include "annals/projections/documents.hpp"
 #include "connection_pool.hpp"
 #include "watchdog.hpp"
 #include "write_pipeline.hpp"
@@ -65,13 +66,23 @@ using SessionPool = postgres::detail::ConnectionPool<Session>;
 
 /// The database transaction of a unit of work (a Batch, or prepare()'s setup), as seen by the
 /// projection writing through it. Implemented by the store's units of work next to UnitOfWork,
-/// so ReadModelProjection finds it with a cross-cast.
-class PostgresContext {
+/// so ReadModelProjection finds it with a cross-cast. It is also the DocumentWork of a
+/// DocumentProjection (postgres_documents.cpp: its collections are jsonb tables written through
+/// the same transaction, queued like ReadModel's writes).
+class PostgresContext : public DocumentWork {
  public:
   PostgresContext() = default;
   PostgresContext(const PostgresContext&) = delete;
   PostgresContext& operator=(const PostgresContext&) = delete;
-  virtual ~PostgresContext() = default;
+  ~PostgresContext() override;
+
+  // DocumentWork (postgres_documents.cpp).
+  void set_up_collections(const std::vector<CollectionSpec>& collections) override;
+  Documents& documents(const std::vector<CollectionSpec>& collections) override;
+  void clear_collections(const std::vector<CollectionSpec>& collections) override;
+  [[nodiscard]] bool skip_applied(const Position& position) override {
+    return applied_inline(position);
+  }
 
   /// The projection the unit of work belongs to.
   [[nodiscard]] virtual const std::string& projection_name() const noexcept = 0;
@@ -156,6 +167,7 @@ class PostgresContext {
   WritePipeline writes_;
   postgres::detail::Watchdog* watchdog_ = nullptr;  // null: no statement deadline
   std::chrono::milliseconds statement_timeout_{0};
+  std::unique_ptr<Documents> documents_;  // made by the first documents()
 };
 
 }  // namespace annals::projections::detail

@@ -74,6 +74,7 @@ void prepare_store_statements(pqxx::connection& connection) {
   connection.prepare(sql::kEnterReadModelName, sql::kEnterReadModel);
   connection.prepare(sql::kInlineForgetName, sql::kInlineForget);
   connection.prepare(sql::kInlineNotifyName, sql::kInlineNotify);
+  connection.prepare(sql::kDocumentOwnerName, sql::kDocumentOwner);
 }
 
 }  // namespace

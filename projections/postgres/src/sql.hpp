@@ -442,4 +442,63 @@ inline constexpr const char* kAnd = " AND ";
 inline constexpr const char* kTruncate = "TRUNCATE ";
 inline constexpr const char* kRestartIdentity = " RESTART IDENTITY";
 
+// --- Document collections (postgres_documents.cpp, postgres_document_reader.cpp) -------------
+// A collection <c> is the table "doc_<c>" (id text COLLATE "C" PRIMARY KEY, data jsonb NOT NULL):
+// the "C" collation makes id order bytewise, as in memory. Collection names and field paths are
+// validated first (documents.cpp: [a-z0-9_] names; paths of [A-Za-z0-9_] segments), the table
+// name is double-quoted, and a field path becomes the jsonb path literal '{seg,seg}' in
+// (data #> '{seg,seg}'): the expression of the collection's indexes, so that queries written with
+// the same expression use them. Values are always bound parameters ($n::jsonb).
+//   create:   CREATE TABLE "doc_<c>" (id text COLLATE "C" PRIMARY KEY, data jsonb NOT NULL)
+//   ordered:  CREATE INDEX "dx_<hash>" ON "doc_<c>" ((data #> '{f}'), id)
+//   contains: CREATE INDEX "dx_<hash>" ON "doc_<c>" USING gin ((data #> '{f}') jsonb_path_ops)
+//   upsert:   INSERT INTO "doc_<c>" (id, data) VALUES ($1, $2::jsonb)
+//             ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data
+//   patch:    UPDATE "doc_<c>" SET data = data || $2::jsonb WHERE id = $1
+//   increment: UPDATE "doc_<c>" SET data = jsonb_set(data, '{f}',
+//              to_jsonb(coalesce((data #>> '{f}')::bigint, 0) + $2::bigint)) WHERE id = $1
+//   remove:   DELETE FROM "doc_<c>" WHERE id = $1
+//   get:      SELECT data::text FROM "doc_<c>" WHERE id = $1
+//   find:     SELECT id, data::text FROM "doc_<c>" WHERE <conditions> [AND (f, id) > ($k, $k+1)]
+//             ORDER BY (f), id LIMIT $n        (conditions: (data #> '{f}') <op> $i::jsonb,
+//                                              or @> for contains; f IS NOT NULL when ordered)
+//   count:    SELECT count(*) FROM "doc_<c>" WHERE <conditions>
+//   raw:      SELECT id, data::text FROM "doc_<c>" <the caller's tail, with $n parameters>
+inline constexpr const char* kDocumentTablePrefix = "doc_";
+inline constexpr const char* kDocumentCreateHead = "CREATE TABLE ";
+inline constexpr const char* kDocumentCreateBody =
+    " (id text COLLATE \"C\" PRIMARY KEY, data jsonb NOT NULL)";
+inline constexpr const char* kDocumentIndexHead = "CREATE INDEX ";
+inline constexpr const char* kDocumentIndexOn = " ON ";
+inline constexpr const char* kDocumentGin = " USING gin (";
+inline constexpr const char* kDocumentGinOps = " jsonb_path_ops)";
+inline constexpr const char* kDocumentFieldHead = "(data #> '{";
+inline constexpr const char* kDocumentFieldTail = "}')";
+inline constexpr const char* kDocumentUpsertHead = "INSERT INTO ";
+inline constexpr const char* kDocumentUpsertTail =
+    " (id, data) VALUES ($1, $2::jsonb) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data";
+inline constexpr const char* kDocumentPatchHead = "UPDATE ";
+inline constexpr const char* kDocumentPatchTail = " SET data = data || $2::jsonb WHERE id = $1";
+inline constexpr const char* kDocumentIncrementSet = " SET data = jsonb_set(data, ";
+inline constexpr const char* kDocumentIncrementFrom = ", to_jsonb(coalesce((data #>> ";
+inline constexpr const char* kDocumentIncrementBy = ")::bigint, 0) + $2::bigint)) WHERE id = $1";
+inline constexpr const char* kDocumentRemoveHead = "DELETE FROM ";
+inline constexpr const char* kDocumentById = " WHERE id = $1";
+inline constexpr const char* kDocumentGetHead = "SELECT data::text FROM ";
+inline constexpr const char* kDocumentSelectHead = "SELECT id, data::text FROM ";
+inline constexpr const char* kDocumentCountHead = "SELECT count(*) FROM ";
+inline constexpr const char* kDocumentJsonbParam = "::jsonb";
+inline constexpr const char* kDocumentIsNotNull = " IS NOT NULL";
+inline constexpr const char* kDocumentContains = " @> $";
+inline constexpr const char* kDocumentOrderBy = " ORDER BY ";
+inline constexpr const char* kDocumentIdColumn = "id";
+inline constexpr const char* kDocumentDesc = " DESC";
+inline constexpr const char* kDocumentLimit = " LIMIT $";
+inline constexpr const char* kDocumentTruncate = "TRUNCATE ";
+// Which projection created a collection: its creation is recorded as that projection's
+// migration "documents.<c>.create".
+inline constexpr const char* kDocumentOwnerName = "annals_doc_owner";
+inline constexpr const char* kDocumentOwner =
+    "SELECT projection FROM annals.projection_migrations WHERE name = $1";
+
 }  // namespace annals::projections::sql
