@@ -4,7 +4,6 @@
 // so they are held to a strict alphabet here, before any store sees them.
 #include <algorithm>
 #include <cstddef>
-#include <cstdio>
 #include <string>
 #include <string_view>
 #include <typeinfo>
@@ -13,6 +12,7 @@
 #include "annals/eventstore/error.hpp"
 #include "annals/projections/detail/document_query.hpp"
 #include "annals/projections/documents.hpp"
+#include "shown_text.hpp"
 
 namespace annals::projections {
 namespace {
@@ -28,22 +28,7 @@ bool is_letter(char c) noexcept { return is_lower(c) || (c >= 'A' && c <= 'Z'); 
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 
 // `text` for an error message: printable ASCII as is, other bytes as \xNN, at most 60 bytes.
-std::string shown(std::string_view text) {
-  constexpr std::size_t kShown = 60;
-  std::string out = "\"";
-  for (std::size_t i = 0; i < text.size() && i < kShown; ++i) {
-    const auto byte = static_cast<unsigned char>(text[i]);
-    if (byte >= 0x20 && byte < 0x7f && byte != '"' && byte != '\\') {
-      out.push_back(text[i]);
-    } else {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned>(byte));
-      out += escaped;
-    }
-  }
-  if (text.size() > kShown) out += "...";
-  return out + "\"";
-}
+std::string shown(std::string_view text) { return detail::shown_text(text, '"', 60); }
 
 DocumentWork& work_of(UnitOfWork& work, const Projection& projection) {
   auto* documents = dynamic_cast<DocumentWork*>(&work);

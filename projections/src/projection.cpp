@@ -2,9 +2,9 @@
 // requests in every ProjectionStore, and a word on the command line (`annals projections
 // rebuild NAME`). Hence a small, shell- and SQL-safe alphabet.
 #include "annals/projections/projection.hpp"
+#include "shown_text.hpp"
 
 #include <cstddef>
-#include <cstdio>
 #include <string>
 #include <string_view>
 
@@ -22,22 +22,7 @@ bool is_name_char(char c) noexcept {
 
 // `text` quoted for an error message: printable ASCII as is, other bytes as \xNN, cut after
 // 40 bytes so that a huge name does not make a huge message.
-std::string quote_name(std::string_view text) {
-  constexpr std::size_t kShown = 40;
-  std::string out = "'";
-  for (std::size_t i = 0; i < text.size() && i < kShown; ++i) {
-    const auto byte = static_cast<unsigned char>(text[i]);
-    if (byte >= 0x20 && byte < 0x7f && byte != '\'' && byte != '\\') {
-      out.push_back(text[i]);
-    } else {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned>(byte));
-      out += escaped;
-    }
-  }
-  if (text.size() > kShown) out += "...";
-  return out + "'";
-}
+std::string quote_name(std::string_view text) { return detail::shown_text(text, '\'', 40); }
 
 }  // namespace
 
