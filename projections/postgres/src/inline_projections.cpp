@@ -74,17 +74,11 @@ struct StreamEvents {
   bool reopen = false;  // StreamAppend::reopen: append to a deleted stream
 };
 
-// The parameters of sql::kInlineAppend.
+// The parameters of sql::kInlineAppend, in its order ($1 the streams), as the pipeline sends
+// them: built once per append, sent by every attempt without another copy.
 struct AppendParameters {
-  std::string streams;
-  std::string expected;
-  std::string counts;
-  std::string ids;
-  std::string types;
-  std::string schema_versions;
-  std::string data;
-  std::string metadata;
-  std::string reopen;
+  std::vector<Param> values;
+  [[nodiscard]] const Param& streams() const { return values.front(); }
 };
 
 AppendParameters append_parameters(const std::vector<StreamEvents>& appends) {
@@ -102,17 +96,13 @@ AppendParameters append_parameters(const std::vector<StreamEvents>& appends) {
       metadata.add_quoted(event.metadata);
     }
   }
-  return AppendParameters{
-      .streams = std::move(streams).finish(),
-      .expected = std::move(expected).finish(),
-      .counts = std::move(counts).finish(),
-      .ids = std::move(ids).finish(),
-      .types = std::move(types).finish(),
-      .schema_versions = std::move(schema_versions).finish(),
-      .data = std::move(data).finish(),
-      .metadata = std::move(metadata).finish(),
-      .reopen = std::move(reopen).finish(),
-  };
+  AppendParameters parameters;
+  parameters.values.reserve(9);
+  for (auto* literal :
+       {&streams, &expected, &counts, &ids, &types, &schema_versions, &data, &metadata, &reopen}) {
+    parameters.values.push_back(Param{std::move(*literal).finish(), false});
+  }
+  return parameters;
 }
 
 // One row of annals.append_events (row `r` of the append's result): the stream's result, or
@@ -370,15 +360,11 @@ class InlineProjectionsStore final : public EventStore {
       connection.prepare_now(statement);
     }
     detail::WritePipeline pipeline;
-    const std::vector<Param> append = {
-        Param{p.streams, false}, Param{p.expected, false}, Param{p.counts, false},
-        Param{p.ids, false},     Param{p.types, false},    Param{p.schema_versions, false},
-        Param{p.data, false},    Param{p.metadata, false}, Param{p.reopen, false}};
-    pipeline.add(sql::kInlineAppendName, append);
+    pipeline.add(sql::kInlineAppendName, p.values);
     for (const auto& projection : projections_) {
       const std::vector<Param> lock = {Param{projection.name, false}};
       pipeline.add(sql::kInlineLockSharedName, lock);
-      const std::vector<Param> check = {Param{projection.name, false}, Param{p.streams, false},
+      const std::vector<Param> check = {Param{projection.name, false}, p.streams(),
                                         projection.category, projection.types};
       pipeline.add(sql::kInlineCaughtUpName, check);
     }
