@@ -28,6 +28,7 @@ namespace annals::projections {
 namespace {
 
 using testing::Admin;
+using testing::deposited;
 using testing::random_hex;
 
 // Balance and number of deposits per account.
@@ -55,14 +56,6 @@ class Totals final : public ReadModelProjection {
   std::string category_;
   std::string table_;
 };
-
-NewEvent deposited(std::int64_t amount) {
-  return {.id = std::nullopt,
-          .type = "MoneyDeposited",
-          .schema_version = 1,
-          .data = {{"amount", amount}},
-          .metadata = nlohmann::json::object()};
-}
 
 class BlueGreenRebuildTest : public ::testing::Test {
  protected:

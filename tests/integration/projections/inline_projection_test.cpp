@@ -28,6 +28,7 @@ namespace annals::projections {
 namespace {
 
 using testing::Admin;
+using testing::deposited;
 using testing::random_hex;
 
 // Balances per account, plus what proves exactly-once and per-stream order: every event id
@@ -145,14 +146,6 @@ NewEvent opened(const std::string& owner) {
           .type = "AccountOpened",
           .schema_version = 1,
           .data = {{"owner", owner}},
-          .metadata = nlohmann::json::object()};
-}
-
-NewEvent deposited(std::int64_t amount) {
-  return {.id = std::nullopt,
-          .type = "MoneyDeposited",
-          .schema_version = 1,
-          .data = {{"amount", amount}},
           .metadata = nlohmann::json::object()};
 }
 

@@ -81,6 +81,15 @@ inline RecordedEvent event_at(Position position, nlohmann::json data,
   };
 }
 
+/// A new MoneyDeposited event of `amount`, to append.
+inline NewEvent deposited(std::int64_t amount) {
+  return {.id = std::nullopt,
+          .type = "MoneyDeposited",
+          .schema_version = 1,
+          .data = {{"amount", amount}},
+          .metadata = nlohmann::json::object()};
+}
+
 /// A connection of the test's own to the test database (not through the store).
 class Admin {
  public:
