@@ -307,7 +307,7 @@ std::optional<std::int64_t> copy_all(pqxx::work& tx, const std::string& path,
 
 ImportSummary import_log(const std::string& connection_string, const std::string& path,
                          const ImportOptions& options) {
-  {
+  {  // a file that cannot be read is refused before a connection is opened
     std::ifstream probe(path, std::ios::binary);
     if (!probe) throw NotFoundError("import: cannot read " + path);
   }
