@@ -4,6 +4,8 @@
 // so they are held to a strict alphabet here, before any store sees them.
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <typeinfo>
@@ -84,6 +86,31 @@ void validate_document_id(std::string_view id) {
   if (!ok) {
     throw InvalidArgumentError("invalid document id " + shown(id) +
                                ": use 1 to 256 bytes without control characters");
+  }
+}
+
+void validate_amounts(std::string_view collection, std::string_view id,
+                      const nlohmann::json& amounts) {
+  const auto refuse = [&](const std::string& why) {
+    throw InvalidArgumentError("add_to of document " + shown(id) + " in collection " +
+                               shown(collection) + ": " + why);
+  };
+  if (!amounts.is_object() || amounts.empty()) {
+    refuse("the amounts must be a non-empty JSON object, got " + amounts.dump().substr(0, 200));
+  }
+  for (const auto& [field, value] : amounts.items()) {
+    if (field.find('.') != std::string::npos) {
+      refuse("member " + shown(field) + " is a path; amounts name top-level fields");
+    }
+    validate_field_path(field);
+    const bool fits = value.is_number_integer() &&
+                      (!value.is_number_unsigned() ||
+                       value.get<std::uint64_t>() <=
+                           static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()));
+    if (!fits) {
+      refuse("member " + shown(field) + " is " + value.dump().substr(0, 100) +
+             ", not an integer within 64 bits");
+    }
   }
 }
 

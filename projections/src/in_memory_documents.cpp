@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <iterator>
+#include <limits>
+#include <string>
 #include <utility>
 
 #include "annals/eventstore/error.hpp"
@@ -21,6 +23,33 @@ void require_object(const nlohmann::json& value, std::string_view collection, st
                                "\" in collection \"" + std::string(collection) +
                                "\" must be a JSON object, got " + value.dump().substr(0, 200));
   }
+}
+
+// `value + by` for a field that holds an integer or nothing (null or missing counts as 0), as
+// PostgreSQL computes it in bigint. Throws InvalidArgumentError, naming the field, for another
+// value or a sum beyond 64 bits.
+std::int64_t sum_of(const nlohmann::json& value, std::int64_t by, std::string_view collection,
+                    std::string_view id, std::string_view field) {
+  const auto where = [&] {
+    return "field \"" + std::string(field) + "\" of document \"" + std::string(id) +
+           "\" in collection \"" + std::string(collection) + "\"";
+  };
+  if (value.is_null()) return by;
+  const bool integer = value.is_number_integer() &&
+                       (!value.is_number_unsigned() ||
+                        value.get<std::uint64_t>() <=
+                            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()));
+  if (!integer) {
+    throw InvalidArgumentError("cannot add to " + where() + ": it holds " +
+                               value.dump().substr(0, 100) + ", not a 64-bit integer");
+  }
+  std::int64_t sum = 0;
+  if (__builtin_add_overflow(value.get<std::int64_t>(), by, &sum)) {
+    throw InvalidArgumentError("cannot add " + std::to_string(by) + " to " + where() +
+                               ": the sum with " + value.dump() +
+                               " would leave the range of a 64-bit integer");
+  }
+  return sum;
 }
 
 struct Condition {
@@ -276,14 +305,24 @@ void StagedDocuments::increment(std::string_view collection, std::string_view id
   }
   if (!parent->is_object()) return;
   auto& value = (*parent)[path.back()];
-  if (value.is_null()) {
-    value = by;
-  } else if (value.is_number_integer()) {
-    value = value.get<std::int64_t>() + by;
-  } else {
-    throw InvalidArgumentError("increment of field \"" + std::string(field) + "\" of document \"" +
-                               key + "\" in collection \"" + name + "\": it holds " +
-                               value.dump().substr(0, 100) + ", not an integer");
+  value = sum_of(value, by, name, key, field);
+  staged_[name][key] = std::move(document);
+}
+
+void StagedDocuments::add_to(std::string_view collection, std::string_view id,
+                             const nlohmann::json& amounts) {
+  check(collection, id);
+  validate_amounts(collection, id, amounts);
+  const std::string name(collection);
+  const std::string key(id);
+  auto document = current(name, key);
+  if (!document) {
+    staged_[name][key] = amounts;
+    return;
+  }
+  for (const auto& [field, amount] : amounts.items()) {
+    auto& value = (*document)[field];
+    value = sum_of(value, amount.get<std::int64_t>(), name, key, field);
   }
   staged_[name][key] = std::move(document);
 }

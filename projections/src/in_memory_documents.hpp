@@ -52,6 +52,8 @@ class StagedDocuments final : public Documents {
                   const nlohmann::json& changes) override;
   void increment(std::string_view collection, std::string_view id, std::string_view field,
                  std::int64_t by) override;
+  void add_to(std::string_view collection, std::string_view id,
+              const nlohmann::json& amounts) override;
   void remove(std::string_view collection, std::string_view id) override;
 
   /// Applies the staged writes. Requires: tables_->mutex held.

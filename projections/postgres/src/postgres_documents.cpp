@@ -62,6 +62,13 @@ class PostgresDocuments final : public Documents {
     write('i', collection, id, by, sql::kDocumentPatchHead, tail.c_str(), field);
   }
 
+  void add_to(std::string_view collection, std::string_view id,
+              const nlohmann::json& amounts) override {
+    check(collection, id, nlohmann::json::object(), "");
+    validate_amounts(collection, id, amounts);
+    write('a', collection, id, amounts, sql::kDocumentUpsertHead, sql::kDocumentAddTail);
+  }
+
   void remove(std::string_view collection, std::string_view id) override {
     check(collection, id, nlohmann::json::object(), "");
     write('d', collection, id, nullptr, sql::kDocumentRemoveHead, sql::kDocumentById);

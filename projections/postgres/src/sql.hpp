@@ -457,6 +457,11 @@ inline constexpr const char* kRestartIdentity = " RESTART IDENTITY";
 //   patch:    UPDATE "doc_<c>" SET data = data || $2::jsonb WHERE id = $1
 //   increment: UPDATE "doc_<c>" SET data = jsonb_set(data, '{f}',
 //              to_jsonb(coalesce((data #>> '{f}')::bigint, 0) + $2::bigint)) WHERE id = $1
+//   add_to:   INSERT INTO "doc_<c>" AS t (id, data) VALUES ($1, $2::jsonb) ON CONFLICT (id)
+//             DO UPDATE SET data = t.data || (SELECT jsonb_object_agg(a.key, <t's field as
+//             bigint: null or missing 0, a number cast (refused beyond bigint or with a
+//             fraction), anything else refused by casting 'not an integer: <value>'> +
+//             <the amount>) FROM jsonb_each(EXCLUDED.data) AS a); a sum beyond bigint is refused
 //   remove:   DELETE FROM "doc_<c>" WHERE id = $1
 //   get:      SELECT data::text FROM "doc_<c>" WHERE id = $1
 //   find:     SELECT id, data::text FROM "doc_<c>" WHERE <conditions> [AND (f, id) > ($k, $k+1)]
@@ -482,6 +487,12 @@ inline constexpr const char* kDocumentPatchTail = " SET data = data || $2::jsonb
 inline constexpr const char* kDocumentIncrementSet = " SET data = jsonb_set(data, ";
 inline constexpr const char* kDocumentIncrementFrom = ", to_jsonb(coalesce((data #>> ";
 inline constexpr const char* kDocumentIncrementBy = ")::bigint, 0) + $2::bigint)) WHERE id = $1";
+inline constexpr const char* kDocumentAddTail =
+    " AS t (id, data) VALUES ($1, $2::jsonb) ON CONFLICT (id) DO UPDATE SET data = t.data ||"
+    " (SELECT jsonb_object_agg(a.key, CASE coalesce(jsonb_typeof(t.data -> a.key), 'null')"
+    " WHEN 'null' THEN 0::bigint WHEN 'number' THEN (t.data ->> a.key)::bigint"
+    " ELSE ('not an integer: ' || (t.data -> a.key)::text)::bigint END"
+    " + (a.value #>> '{}')::bigint) FROM jsonb_each(EXCLUDED.data) AS a)";
 inline constexpr const char* kDocumentRemoveHead = "DELETE FROM ";
 inline constexpr const char* kDocumentById = " WHERE id = $1";
 inline constexpr const char* kDocumentGetHead = "SELECT data::text FROM ";

@@ -42,6 +42,12 @@ void validate_collection_name(std::string_view name);
 /// ("balance", "owner.name"). Paths name object members only (no array indexes).
 void validate_field_path(std::string_view path);
 
+/// Throws InvalidArgumentError naming what is wrong unless `amounts` can be given to
+/// Documents::add_to(): a non-empty JSON object whose member names are single field names and
+/// whose values are integers within std::int64_t. `collection` and `id` only name the write.
+void validate_amounts(std::string_view collection, std::string_view id,
+                      const nlohmann::json& amounts);
+
 /// Throws InvalidArgumentError unless `id` can be a document id: 1 to 256 bytes, no control
 /// characters (a NUL could not be stored; the others would be unreadable in messages).
 void validate_document_id(std::string_view id);
@@ -109,6 +115,18 @@ class Documents {
   /// DeferredWriteError in a pipelined batch). Throws and costs as upsert_json().
   virtual void increment(std::string_view collection, std::string_view id, std::string_view field,
                          std::int64_t by) = 0;
+  /// Adds each member of `amounts` (a JSON object whose members are integers) to the same
+  /// top-level field of the document `id`, a missing or null field counting as 0; a missing
+  /// document is created holding `amounts` (MongoDB's $inc with upsert). For counters and
+  /// totals that a handler cannot read back inside its batch: one statement per call.
+  /// A sum beyond 64 bits or a field holding something else than an integer fails the write
+  /// (InvalidArgumentError in memory; on PostgreSQL the database refuses it, as a
+  /// DeferredWriteError in a pipelined batch), so the event fails and nothing of it is written.
+  /// Throws: InvalidArgumentError also for an `amounts` that is not a non-empty object of
+  /// integers within 64 bits, or whose member names are not single field names
+  /// (validate_field_path without dots). Costs as upsert_json().
+  virtual void add_to(std::string_view collection, std::string_view id,
+                      const nlohmann::json& amounts) = 0;
   /// Deletes the document `id`, if any. Throws and costs as upsert_json().
   virtual void remove(std::string_view collection, std::string_view id) = 0;
 
@@ -136,6 +154,10 @@ class CollectionWriter {
   /// Adds `by` to the integer at `field` of the document `id` (see Documents::increment()).
   void increment(std::string_view id, std::string_view field, std::int64_t by) {
     documents_->increment(name_, id, field, by);
+  }
+  /// Adds `amounts` to the document `id`, creating it when missing (Documents::add_to()).
+  void add_to(std::string_view id, const nlohmann::json& amounts) {
+    documents_->add_to(name_, id, amounts);
   }
   /// Deletes the document `id`, if any.
   void remove(std::string_view id) { documents_->remove(name_, id); }

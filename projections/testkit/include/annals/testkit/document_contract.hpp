@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -63,7 +64,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Account, owner, balance, tags)
 /// A projection keeping one document per stream in `collection`: "Opened" upserts it,
 /// "Deposited" patches the balance, "Tagged" patches the tags, "Closed" removes it, "Raw"
 /// upserts its data as is (for documents that do not decode), "Credited" increments the field
-/// it names.
+/// it names, "Tallied" adds its data's members (add_to, creating the document when missing).
 class Accounts final : public projections::DocumentProjection {
  public:
   /// Reads the streams of `category` only (the event store may be shared by other tests).
@@ -93,6 +94,8 @@ class Accounts final : public projections::DocumentProjection {
     } else if (e.type == "Credited") {
       accounts.increment(id, e.data.at("field").get<std::string>(),
                          e.data.at("by").get<std::int64_t>());
+    } else if (e.type == "Tallied") {
+      accounts.add_to(id, e.data);
     } else if (e.type == "Closed") {
       accounts.remove(id);
     } else if (e.type == "Raw") {
@@ -229,6 +232,48 @@ TYPED_TEST_P(DocumentContract, IncrementAddsToAnIntegerFieldOfAnExistingDocument
   EXPECT_FALSE(raw->contains("nested")) << "a missing parent leaves the document unchanged";
   EXPECT_EQ(this->accounts().get(this->stream(2)), std::nullopt)
       << "a missing document stays missing";
+}
+
+TYPED_TEST_P(DocumentContract, AddToCreatesAMissingDocumentAndAddsToItsFields) {
+  static_cast<void>(this->append(5, "Tallied", {{"visits", 1}, {"spent", 10}}));
+  static_cast<void>(this->append(5, "Tallied", {{"visits", 1}, {"spent", -3}, {"refunds", 7}}));
+  static_cast<void>(this->open(1, "ada", 100));
+  const auto last = this->append(1, "Tallied", {{"balance", 5}, {"visits", 2}});
+  this->run();
+  const annals::projections::ReadAfter after{last, TestFixture::kTimeout};
+  EXPECT_EQ(this->reader().get(this->collection(), this->stream(5), after),
+            (nlohmann::json{{"visits", 2}, {"spent", 7}, {"refunds", 7}}))
+      << "created from the first amounts, then added to";
+  const auto ada = this->reader().get(this->collection(), this->stream(1), after);
+  ASSERT_TRUE(ada.has_value());
+  EXPECT_EQ(ada->at("balance"), 105);
+  EXPECT_EQ(ada->at("visits"), 2) << "a missing field counts as 0";
+  EXPECT_EQ(ada->at("owner"), "ada") << "the other fields stay";
+}
+
+TYPED_TEST_P(DocumentContract, AddToRefusesNonIntegersAndSumsBeyond64Bits) {
+  constexpr std::int64_t kLargest = std::numeric_limits<std::int64_t>::max();
+  static_cast<void>(
+      this->append(1, "Raw", {{"text", "12"}, {"ratio", 1.5}, {"big", kLargest - 1}}));
+  // Each refused (in memory by the library, on PostgreSQL by the database), so parked.
+  static_cast<void>(this->append(1, "Tallied", {{"text", 1}}));
+  static_cast<void>(this->append(1, "Tallied", {{"ratio", 1}}));
+  static_cast<void>(this->append(1, "Tallied", {{"big", 5}, {"other", 1}}));
+  static_cast<void>(this->append(1, "Tallied", {{"big", 1}}));  // fits exactly
+  const auto last = this->append(1, "Tallied", {{"big", kLargest}, {"other", 2}});
+  this->run({.max_attempts = 1,
+             .initial_backoff = std::chrono::milliseconds(1),
+             .on_failure = annals::projections::OnFailure::kDeadLetter});
+  const auto stored =
+      this->reader().get(this->collection(), this->stream(1),
+                         annals::projections::ReadAfter{last, TestFixture::kTimeout});
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->at("big"), kLargest) << "only the sum that fits was applied";
+  EXPECT_EQ(stored->at("text"), "12");
+  EXPECT_FALSE(stored->contains("other")) << "a refused event writes none of its members";
+  annals::projections::DeadLetterQuery query;
+  query.projection = this->projection().name();
+  EXPECT_EQ(this->store().list_dead_letters(query).size(), 4U);
 }
 
 TYPED_TEST_P(DocumentContract, AFailingWriteParksItsEventAndTheOthersApplyExactlyOnce) {
@@ -518,6 +563,31 @@ TYPED_TEST_P(DocumentContract, WritesToUndeclaredCollectionsAndBadDocumentsAreRe
       "document id");
   TestFixture::template expect_error<annals::InvalidArgumentError>(
       [&] { documents.patch_json(this->collection(), "id", 5); }, "JSON object");
+  const std::string c = this->collection();
+  TestFixture::template expect_error<annals::InvalidArgumentError>(
+      [&] { documents.add_to(c, "id", nlohmann::json::object()); }, "non-empty JSON object");
+  TestFixture::template expect_error<annals::InvalidArgumentError>(
+      [&] { documents.add_to(c, "id", nlohmann::json::array({1})); }, "non-empty JSON object");
+  TestFixture::template expect_error<annals::InvalidArgumentError>(
+      [&] {
+        documents.add_to(c, "id", {{"a", 1.5}});
+      },
+      "not an integer within 64 bits");
+  TestFixture::template expect_error<annals::InvalidArgumentError>(
+      [&] {
+        documents.add_to(c, "id", {{"a", std::numeric_limits<std::uint64_t>::max()}});
+      },
+      "not an integer within 64 bits");
+  TestFixture::template expect_error<annals::InvalidArgumentError>(
+      [&] {
+        documents.add_to(c, "id", {{"a.b", 1}});
+      },
+      "is a path");
+  TestFixture::template expect_error<annals::InvalidArgumentError>(
+      [&] {
+        documents.add_to(c, "id", {{"a'b", 1}});
+      },
+      "a'b");
   batch.reset();
   // Another projection cannot declare the same collection.
   annals::testkit::document_contract::Accounts intruder(this->projection().name() + "_other",
@@ -529,6 +599,7 @@ TYPED_TEST_P(DocumentContract, WritesToUndeclaredCollectionsAndBadDocumentsAreRe
 REGISTER_TYPED_TEST_SUITE_P(
     DocumentContract, UpsertPatchAndRemoveAreReadBackTyped, PatchOfAMissingDocumentLeavesItMissing,
     IncrementAddsToAnIntegerFieldOfAnExistingDocument,
+    AddToCreatesAMissingDocumentAndAddsToItsFields, AddToRefusesNonIntegersAndSumsBeyond64Bits,
     AFailingWriteParksItsEventAndTheOthersApplyExactlyOnce, ARebuildEmptiesTheCollectionsAndReplays,
     FindFiltersByEqualityRangesAndContains, AFilterOnAMissingFieldMatchesNothing,
     FindOrdersAndPagesWithAKeysetCursor, HostileNamesAndPathsAreRefusedBeforeAnyQuery,
