@@ -14,6 +14,7 @@
 #include <pqxx/pqxx>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/eventstore/in_memory_event_store.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
 #include "test_database.hpp"
 
@@ -91,6 +92,13 @@ TEST(PostgresStoreTest, HeldWritingTransactionIsNeverSkipped) {
 
   // Readers see nothing past the held transaction: the committed later events are held back.
   EXPECT_TRUE(store->read_all({.after = start, .filter = filter}).empty());
+  EXPECT_LT(store->head_position(), r1.position);
+  // Yet the log reaches both positions (their appends returned them): a read API may wait.
+  EXPECT_TRUE(annals::postgres::log_reaches(*store, r1.position));
+  EXPECT_TRUE(annals::postgres::log_reaches(*store, r2.position));
+  EXPECT_FALSE(annals::postgres::log_reaches(
+      *store, Position(r2.position.commit() + 1'000'000, r2.position.sequence())))
+      << "a position no append returned";
   ASSERT_FALSE(subscription->wait_for(r1.position, std::chrono::milliseconds(300)));
   {
     std::lock_guard lock(mutex);
@@ -110,6 +118,12 @@ TEST(PostgresStoreTest, HeldWritingTransactionIsNeverSkipped) {
   std::lock_guard lock(mutex);
   EXPECT_EQ(streams_of(delivered), streams_of(all));
   EXPECT_EQ(subscription->stop_reason(), nullptr);
+}
+
+TEST(PostgresStoreTest, LogReachesRefusesAStoreThatIsNotPostgres) {
+  auto memory = annals::make_in_memory_event_store();
+  EXPECT_THROW(static_cast<void>(annals::postgres::log_reaches(*memory, Position(1, 1))),
+               annals::InvalidArgumentError);
 }
 
 // The store survives its backends being killed (pg_terminate_backend) between calls: broken

@@ -150,6 +150,7 @@ void prepare_statements(detail::LibpqConnection& connection) {
   connection.prepare(sql::kReadAllName, sql::kReadAll);
   connection.prepare(sql::kReadAllFilteredName, sql::kReadAllFiltered);
   connection.prepare(sql::kPositionVisibleName, sql::kPositionVisible);
+  connection.prepare(sql::kLogReachesName, sql::kLogReaches);
 }
 
 // What a pool runs on each new connection: named prepared statements, or (behind a
@@ -459,6 +460,16 @@ class PostgresEventStore final : public EventStore {
       std::this_thread::sleep_for(std::min<Clock::duration>(pause, deadline - now));
       pause = std::min(pause * 2, std::chrono::microseconds(10'000));
     }
+  }
+
+  // On the primary: a position a command returned is committed there first.
+  bool log_reaches(const Position& position) {
+    const std::string commit = std::to_string(position.commit());
+    const std::string sequence = std::to_string(position.sequence());
+    const std::array<const char*, 2> values{commit.c_str(), sequence.c_str()};
+    const auto rows =
+        run("log reaches " + position.to_string(), false, sql::kLogReachesName, values);
+    return !rows.empty() && rows.text(0, 0) == "t";
   }
 
  private:
@@ -867,6 +878,14 @@ void wait_for_position(EventStore& store, const Position& position,
         "wait_for_position: the store was not made by make_postgres_event_store");
   }
   postgres->wait_for_position(position, timeout);
+}
+
+bool log_reaches(EventStore& store, const Position& position) {
+  auto* postgres = dynamic_cast<PostgresEventStore*>(&store);
+  if (postgres == nullptr) {
+    throw InvalidArgumentError("log_reaches: the store was not made by make_postgres_event_store");
+  }
+  return postgres->log_reaches(position);
 }
 
 std::size_t detail::appends_waiting_for_group_for_testing(EventStore& store) {

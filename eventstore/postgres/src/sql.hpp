@@ -118,6 +118,14 @@ inline constexpr const char* kHeadPosition =
 inline constexpr const char* kPositionVisibleName = "annals_position_visible";
 inline constexpr const char* kPositionVisible = "SELECT $1::xid8 < annals.visible_below()";
 
+// Whether the log holds a committed event at or after a position ($1 transaction id, $2 global
+// position), settled or not: a forward probe of events_log_order_idx
+// (annals::postgres::log_reaches).
+inline constexpr const char* kLogReachesName = "annals_log_reaches";
+inline constexpr const char* kLogReaches =
+    "SELECT EXISTS (SELECT 1 FROM annals.events e"
+    " WHERE (e.transaction_id, e.global_position) >= ($1::xid8, $2::bigint))";
+
 // The primary's WAL flushed so far, asked after a notification, and whether a standby has
 // replayed up to it (a standby's LISTEN receives nothing; docs/scaling.md).
 inline constexpr const char* kFlushLsn = "SELECT pg_catalog.pg_current_wal_flush_lsn()::text";

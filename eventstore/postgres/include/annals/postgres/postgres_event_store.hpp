@@ -191,6 +191,16 @@ struct ReadHorizon {
 void wait_for_position(EventStore& store, const Position& position,
                        std::chrono::milliseconds timeout);
 
+/// Whether the log holds a committed event at or after `position`, settled or not. An event
+/// whose transaction committed while an older one is still open lies above head_position() (and
+/// read_all() does not return it yet) until that one ends, although its append has returned
+/// the position. A read API that takes positions from its clients uses this to tell a position
+/// some append returned (wait for it) from one none did (refuse it at once).
+/// Requires: `store` was made by make_postgres_event_store.
+/// Throws: InvalidArgumentError (another kind of store); UnavailableError.
+/// Thread safety: any thread. Cost: one indexed probe on the primary.
+[[nodiscard]] bool log_reaches(EventStore& store, const Position& position);
+
 /// One applied or pending migration.
 struct MigrationStatus {
   std::string name;  ///< "0001_create_event_store"
