@@ -26,28 +26,21 @@ void require_object(const nlohmann::json& value, std::string_view collection, st
 }
 
 // `value + by` for a field that holds an integer or nothing (null or missing counts as 0), as
-// PostgreSQL computes it in bigint. Throws InvalidArgumentError, naming the field, for another
-// value or a sum beyond 64 bits.
-std::int64_t sum_of(const nlohmann::json& value, std::int64_t by, std::string_view collection,
-                    std::string_view id, std::string_view field) {
-  const auto where = [&] {
-    return "field \"" + std::string(field) + "\" of document \"" + std::string(id) +
-           "\" in collection \"" + std::string(collection) + "\"";
-  };
+// PostgreSQL computes it. Throws InvalidArgumentError, with the message the PostgreSQL store's
+// add_to gives, for another value or a sum beyond 64 bits.
+std::int64_t sum_of(const nlohmann::json& value, std::int64_t by, std::string_view id,
+                    std::string_view field) {
   if (value.is_null()) return by;
   const bool integer = value.is_number_integer() &&
                        (!value.is_number_unsigned() ||
                         value.get<std::uint64_t>() <=
                             static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()));
-  if (!integer) {
-    throw InvalidArgumentError("cannot add to " + where() + ": it holds " +
-                               value.dump().substr(0, 100) + ", not a 64-bit integer");
-  }
   std::int64_t sum = 0;
-  if (__builtin_add_overflow(value.get<std::int64_t>(), by, &sum)) {
-    throw InvalidArgumentError("cannot add " + std::to_string(by) + " to " + where() +
-                               ": the sum with " + value.dump() +
-                               " would leave the range of a 64-bit integer");
+  if (!integer || __builtin_add_overflow(value.get<std::int64_t>(), by, &sum)) {
+    throw InvalidArgumentError("cannot add " + std::to_string(by) + " to field \"" +
+                               std::string(field) + "\" of document \"" + std::string(id) +
+                               "\" holding " + value.dump().substr(0, 100) +
+                               ": the sum is not a 64-bit integer");
   }
   return sum;
 }
@@ -305,7 +298,7 @@ void StagedDocuments::increment(std::string_view collection, std::string_view id
   }
   if (!parent->is_object()) return;
   auto& value = (*parent)[path.back()];
-  value = sum_of(value, by, name, key, field);
+  value = sum_of(value, by, key, field);
   staged_[name][key] = std::move(document);
 }
 
@@ -322,7 +315,7 @@ void StagedDocuments::add_to(std::string_view collection, std::string_view id,
   }
   for (const auto& [field, amount] : amounts.items()) {
     auto& value = (*document)[field];
-    value = sum_of(value, amount.get<std::int64_t>(), name, key, field);
+    value = sum_of(value, amount.get<std::int64_t>(), key, field);
   }
   staged_[name][key] = std::move(document);
 }

@@ -458,10 +458,11 @@ inline constexpr const char* kRestartIdentity = " RESTART IDENTITY";
 //   increment: UPDATE "doc_<c>" SET data = jsonb_set(data, '{f}',
 //              to_jsonb(coalesce((data #>> '{f}')::bigint, 0) + $2::bigint)) WHERE id = $1
 //   add_to:   INSERT INTO "doc_<c>" AS t (id, data) VALUES ($1, $2::jsonb) ON CONFLICT (id)
-//             DO UPDATE SET data = t.data || (SELECT jsonb_object_agg(a.key, <t's field as
-//             bigint: null or missing 0, a number cast (refused beyond bigint or with a
-//             fraction), anything else refused by casting 'not an integer: <value>'> +
-//             <the amount>) FROM jsonb_each(EXCLUDED.data) AS a); a sum beyond bigint is refused
+//             DO UPDATE SET data = t.data || (SELECT jsonb_object_agg(a.key, <the field held
+//             (null or missing: 0) + the amount, in numeric; unless that is an integer within
+//             bigint, the cast of the text 'cannot add <amount> to field "<f>" of document
+//             "<id>" holding <value>: ...' to bigint fails the statement with that message>)
+//             FROM jsonb_each(EXCLUDED.data) AS a)
 //   remove:   DELETE FROM "doc_<c>" WHERE id = $1
 //   get:      SELECT data::text FROM "doc_<c>" WHERE id = $1
 //   find:     SELECT id, data::text FROM "doc_<c>" WHERE <conditions> [AND (f, id) > ($k, $k+1)]
@@ -489,10 +490,15 @@ inline constexpr const char* kDocumentIncrementFrom = ", to_jsonb(coalesce((data
 inline constexpr const char* kDocumentIncrementBy = ")::bigint, 0) + $2::bigint)) WHERE id = $1";
 inline constexpr const char* kDocumentAddTail =
     " AS t (id, data) VALUES ($1, $2::jsonb) ON CONFLICT (id) DO UPDATE SET data = t.data ||"
-    " (SELECT jsonb_object_agg(a.key, CASE coalesce(jsonb_typeof(t.data -> a.key), 'null')"
-    " WHEN 'null' THEN 0::bigint WHEN 'number' THEN (t.data ->> a.key)::bigint"
-    " ELSE ('not an integer: ' || (t.data -> a.key)::text)::bigint END"
-    " + (a.value #>> '{}')::bigint) FROM jsonb_each(EXCLUDED.data) AS a)";
+    " (SELECT jsonb_object_agg(a.key, CASE WHEN c.held IS NOT NULL AND c.held = trunc(c.held)"
+    "  AND c.held + a.value::text::numeric BETWEEN -9223372036854775808 AND 9223372036854775807"
+    "  THEN (c.held + a.value::text::numeric)::bigint"
+    "  ELSE ('cannot add ' || a.value::text || ' to field \"' || a.key || '\" of document \"'"
+    "   || t.id || '\" holding ' || coalesce(t.data -> a.key, 'null'::jsonb)::text"
+    "   || ': the sum is not a 64-bit integer')::bigint END)"
+    " FROM jsonb_each(EXCLUDED.data) AS a CROSS JOIN LATERAL (SELECT CASE"
+    "  coalesce(jsonb_typeof(t.data -> a.key), 'null') WHEN 'null' THEN 0::numeric"
+    "  WHEN 'number' THEN (t.data ->> a.key)::numeric END AS held) AS c)";
 inline constexpr const char* kDocumentRemoveHead = "DELETE FROM ";
 inline constexpr const char* kDocumentById = " WHERE id = $1";
 inline constexpr const char* kDocumentGetHead = "SELECT data::text FROM ";

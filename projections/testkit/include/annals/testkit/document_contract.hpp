@@ -273,7 +273,13 @@ TYPED_TEST_P(DocumentContract, AddToRefusesNonIntegersAndSumsBeyond64Bits) {
   EXPECT_FALSE(stored->contains("other")) << "a refused event writes none of its members";
   annals::projections::DeadLetterQuery query;
   query.projection = this->projection().name();
-  EXPECT_EQ(this->store().list_dead_letters(query).size(), 4U);
+  const auto letters = this->store().list_dead_letters(query);
+  ASSERT_EQ(letters.size(), 4U);
+  // The same message on both stores, naming the amount, the field, the document and its value.
+  EXPECT_THAT(letters[2].error,
+              ::testing::HasSubstr("cannot add 5 to field \"big\" of document \"" +
+                                   this->stream(1) + "\" holding " + std::to_string(kLargest - 1)));
+  EXPECT_THAT(letters[0].error, ::testing::HasSubstr("holding \"12\""));
 }
 
 TYPED_TEST_P(DocumentContract, AFailingWriteParksItsEventAndTheOthersApplyExactlyOnce) {
