@@ -34,7 +34,7 @@ App::~App() {
 
 std::unique_ptr<App> open_in_memory(InMemoryAppOptions options) {
   AppParts parts;
-  parts.events = make_in_memory_event_store();
+  parts.events = make_in_memory_event_store({.metrics = options.metrics});
   parts.snapshots = make_in_memory_snapshot_store();
   parts.projections = projections::make_in_memory_projection_store();
   parts.make_reader = [](projections::ProjectionStore& store) {
@@ -42,6 +42,7 @@ std::unique_ptr<App> open_in_memory(InMemoryAppOptions options) {
   };
   parts.bus = std::move(options.bus);
   parts.runner = std::move(options.runner);
+  if (!parts.runner.metrics) parts.runner.metrics = options.metrics;
   return std::make_unique<App>(std::move(parts));
 }
 

@@ -20,18 +20,24 @@
 #include "annals/eventstore/in_memory_event_store.hpp"
 #include "annals/eventstore/snapshot_store.hpp"
 #include "annals/framework/command_bus.hpp"
+#include "annals/projections/document_reader.hpp"
+#include "annals/projections/in_memory_projection_store.hpp"
 #include "bank_api.hpp"
-#include "in_memory_read_models.hpp"
+#include "document_read_models.hpp"
 
 namespace {
 
 // The service's command and query sides over in-memory stores, kept across inputs (state
 // reached by one input is there for the next, as in a running service). Reads with ?after=
-// do not wait: no projection runs, so the read models stay empty.
+// do not wait: no projection runs, so the read models stay empty (their collections exist).
 struct Bank {
   annals::EventRegistry registry;
   std::unique_ptr<annals::EventStore> events = annals::make_in_memory_event_store();
   std::unique_ptr<annals::SnapshotStore> snapshots = annals::make_in_memory_snapshot_store(*events);
+  std::unique_ptr<annals::projections::ProjectionStore> projection_store =
+      annals::projections::make_in_memory_projection_store();
+  std::unique_ptr<annals::projections::DocumentReader> reader =
+      annals::projections::make_in_memory_document_reader(*projection_store);
   bank::BankReadModels read_models;
   std::unique_ptr<annals::CommandBus> bus;
   std::unique_ptr<annals::Repository<bank::Account>> accounts;
@@ -41,7 +47,9 @@ struct Bank {
   Bank() {
     bank::register_events(registry);
     registry.validate();
-    read_models = bank::make_in_memory_read_models(registry);
+    read_models = bank::make_read_models(registry, *reader);
+    // Declares the collections (as the service does when bank-projector runs the projections).
+    for (const auto& projection : read_models.projections) projection_store->prepare(*projection);
     bus = std::make_unique<annals::CommandBus>(
         *events, registry, annals::CommandBusOptions{.snapshots = snapshots.get()});
     bus->handle<bank::Account>(&bank::OpenAccount::account_id);

@@ -16,22 +16,17 @@
 #include <spdlog/spdlog.h>
 
 #include "account.hpp"
-#include "annals/eventstore/in_memory_event_store.hpp"
-#include "annals/eventstore/snapshot_store.hpp"
 #include "annals/eventstore/subject_key_store.hpp"
-#include "annals/framework/command_bus.hpp"
 #include "annals/framework/personal_data.hpp"
 #include "annals/framework/snapshot_check.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
-#include "annals/postgres/postgres_snapshot_store.hpp"
 #include "annals/postgres/postgres_subject_key_store.hpp"
-#include "annals/projections/in_memory_projection_store.hpp"
-#include "annals/projections/postgres/postgres_projection_store.hpp"
+#include "annals/projections/app.hpp"
+#include "annals/projections/postgres/open.hpp"
 #include "annals/projections/runner.hpp"
 #include "bank_api.hpp"
-#include "in_memory_read_models.hpp"
+#include "document_read_models.hpp"
 #include "metrics.hpp"
-#include "postgres_read_models.hpp"
 #include "worker_queue.hpp"
 
 namespace bank {
@@ -70,67 +65,74 @@ void set_up_logging(const std::string& level, const std::string& log_file) {
   }
 }
 
-// Everything both processes share: the stores and the read models.
+// Everything both processes share: the App (event store, snapshots, registry, command bus,
+// projection store, runner and document reader, annals/projections/app.hpp), the keys of the
+// owners' names, and the read models.
 struct Backend {
-  annals::EventRegistry registry;
-  std::unique_ptr<annals::EventStore> events;
+  std::unique_ptr<annals::App> app;
   // Keys of the owners' names (docs/personal-data.md): annals.subject_keys, or in memory.
   std::unique_ptr<annals::SubjectKeyStore> keys;
   std::unique_ptr<annals::PersonalData> personal;
-  std::unique_ptr<annals::SnapshotStore> snapshots;
-  std::unique_ptr<projections::ProjectionStore> projection_store;
   BankReadModels read_models;
 };
 
-// `metrics`: where the event store reports (null: nowhere).
-std::unique_ptr<Backend> open_backend(
-    bool memory, const std::string& url, const std::string& migrate_url,
-    const std::shared_ptr<annals::MetricsSink>& metrics = nullptr) {
+// How open_backend makes the App's parts.
+struct BackendOptions {
+  bool memory = false;
+  std::string url;
+  std::string migrate_url;
+  // Where the event store and the runner report (null: nowhere).
+  std::shared_ptr<annals::MetricsSink> metrics;
+  projections::RunnerOptions runner;
+};
+
+// docs:begin bank-sample-open
+std::unique_ptr<annals::App> open_app(const BackendOptions& options) {
+  annals::CommandBusOptions bus{.snapshot_policy = annals::SnapshotPolicy::every(100)};
+  if (options.memory) {
+    return annals::open_in_memory(
+        {.metrics = options.metrics, .bus = std::move(bus), .runner = options.runner});
+  }
+  // The schema of the store, snapshots and projections, applied through the owner's connection
+  // when one is given (docs/security.md); the document tables come with the projections
+  // (ProjectionStore::prepare), created by the service's own role.
+  const auto& owner = options.migrate_url.empty() ? options.url : options.migrate_url;
+  for (const auto& applied : annals::postgres::migrate(owner)) {
+    spdlog::info("bank: applied migration {}", applied);
+  }
+  return annals::postgres::open(
+      options.url, {.metrics = options.metrics, .bus = std::move(bus), .runner = options.runner});
+}
+// docs:end
+
+std::unique_ptr<Backend> open_backend(const BackendOptions& options) {
   auto backend = std::make_unique<Backend>();
-  register_events(backend->registry);
-  declare_personal_data(backend->registry);
-  backend->registry.validate();
-  if (memory) {
-    backend->events = annals::make_in_memory_event_store({.metrics = metrics});
-    backend->snapshots = annals::make_in_memory_snapshot_store(*backend->events);
-    backend->projection_store = projections::make_in_memory_projection_store();
+  backend->app = open_app(options);
+  auto& app = *backend->app;
+  register_events(app.registry());
+  declare_personal_data(app.registry());
+  app.registry().validate();
+  LogReaches log_reaches;
+  if (options.memory) {
     backend->keys = annals::make_in_memory_subject_key_store();
-    backend->read_models = make_in_memory_read_models(backend->registry);
   } else {
-    // The schema of the store, snapshots and projections, applied through the owner's
-    // connection when one is given (docs/security.md); read-model tables come with the
-    // projections (ProjectionStore::prepare), created by the service's own role.
-    for (const auto& applied : annals::postgres::migrate(migrate_url.empty() ? url : migrate_url)) {
-      spdlog::info("bank: applied migration {}", applied);
-    }
-    backend->events =
-        annals::postgres::make_postgres_event_store({.connection_string = url, .metrics = metrics});
-    backend->snapshots = annals::postgres::make_postgres_snapshot_store({.connection_string = url});
-    backend->projection_store =
-        projections::make_postgres_projection_store({.connection_string = url});
-    backend->keys = annals::postgres::make_postgres_subject_key_store({.connection_string = url});
-    backend->read_models = make_postgres_read_models(backend->registry, url);
+    backend->keys =
+        annals::postgres::make_postgres_subject_key_store({.connection_string = options.url});
+    log_reaches = [&events = app.events()](const annals::Position& position) {
+      return std::optional<bool>(annals::postgres::log_reaches(events, position));
+    };
+  }
+  backend->read_models = make_read_models(app.registry(), app.documents(), std::move(log_reaches));
+  for (const auto& projection : backend->read_models.projections) {
+    app.runner().add(projection, bank_projection_options(projection->name()));
   }
   // docs:begin bank-sample-personal-data-wiring
   backend->personal = std::make_unique<annals::PersonalData>(
-      *backend->keys, *backend->events,
+      *backend->keys, app.events(),
       annals::PersonalDataOptions{.master_key = annals::MasterKey::from_environment()});
-  backend->registry.use_personal_data(*backend->personal);
+  app.registry().use_personal_data(*backend->personal);
   // docs:end
   return backend;
-}
-
-std::unique_ptr<projections::ProjectionRunner> start_runner(
-    Backend& backend, const std::string& runner_name, std::chrono::milliseconds lease_ttl,
-    const std::shared_ptr<annals::MetricsSink>& metrics = nullptr) {
-  projections::RunnerOptions options{
-      .owner = runner_name, .lease_ttl = lease_ttl, .metrics = metrics};
-  auto runner = std::make_unique<projections::ProjectionRunner>(
-      *backend.events, *backend.projection_store, std::move(options));
-  for (const auto& projection : backend.read_models.projections) {
-    runner->add(projection, bank_projection_options(projection->name()));
-  }
-  return runner;
 }
 
 ProjectionProgress progress_of(const projections::ProjectionStatus& s) {
@@ -191,21 +193,18 @@ ReadModelProgress progress_of_checkpoints(projections::ProjectionStore& projecti
   return progress;
 }
 
-// Starts the projections in this process (then `runner` holds them), or, when bank-projector
-// runs them, creates their tables so that reads work at once. Returns where the API learns
-// how far they are.
-ReadModelProgress start_projections(const ServiceOptions& options, Backend& backend,
-                                    std::unique_ptr<projections::ProjectionRunner>& runner,
-                                    const std::shared_ptr<annals::MetricsSink>& metrics) {
+// Starts the projections in this process, or, when bank-projector runs them, creates their
+// collections so that reads work at once. Returns where the API learns how far they are.
+ReadModelProgress start_projections(const ServiceOptions& options, Backend& backend) {
+  auto& app = *backend.app;
   if (options.run_projections) {
-    runner = start_runner(backend, options.runner_name, options.lease_ttl, metrics);
-    runner->start();
-    return progress_of_runner(*runner);
+    app.runner().start();
+    return progress_of_runner(app.runner());
   }
   for (const auto& projection : backend.read_models.projections) {
-    backend.projection_store->prepare(*projection);
+    app.projection_store().prepare(*projection);
   }
-  return progress_of_checkpoints(*backend.projection_store, *backend.events);
+  return progress_of_checkpoints(app.projection_store(), app.events());
 }
 
 void configure_server(httplib::Server& server, const ServiceOptions& options, Metrics& metrics) {
@@ -264,46 +263,46 @@ int run_service(const ServiceOptions& options) {
   Metrics metrics;
   std::unique_ptr<Backend> backend;
   try {
-    backend = open_backend(options.memory, options.database_url, options.migrate_url,
-                           metrics.annals_sink());
+    backend =
+        open_backend({.memory = options.memory,
+                      .url = options.database_url,
+                      .migrate_url = options.migrate_url,
+                      .metrics = metrics.annals_sink(),
+                      .runner = {.owner = options.runner_name, .lease_ttl = options.lease_ttl}});
   } catch (const std::exception& e) {
     spdlog::error("bank-service: cannot open the stores: {}", e.what());
     return 1;
   }
-  auto& events = *backend->events;
+  auto& app = *backend->app;
 
   // docs:begin bank-sample-wiring
-  annals::CommandBus bus(events, backend->registry,
-                         {.snapshots = backend->snapshots.get(),
-                          .snapshot_policy = annals::SnapshotPolicy::every(100)});
-  bus.handle<Account>(&OpenAccount::account_id);
-  bus.handle<Account>(&Deposit::account_id);
-  bus.handle<Account>(&Withdraw::account_id);
-  bus.handle<Account>(&CloseAccount::account_id);
+  app.bus().handle<Account>(&OpenAccount::account_id);
+  app.bus().handle<Account>(&Deposit::account_id);
+  app.bus().handle<Account>(&Withdraw::account_id);
+  app.bus().handle<Account>(&CloseAccount::account_id);
   // The auditor's /history: from the events alone, never from a snapshot.
-  annals::Repository<Account> accounts(events, backend->registry);
+  annals::Repository<Account> accounts(app.events(), app.registry());
   // docs:end
 
-  std::unique_ptr<projections::ProjectionRunner> runner;
   ReadModelProgress progress;
   try {
-    progress = start_projections(options, *backend, runner, metrics.annals_sink());
+    progress = start_projections(options, *backend);
   } catch (const std::exception& e) {
     spdlog::error("bank-service: cannot start the projections: {}", e.what());
     return 1;
   }
 
-  BankApi api(bus, accounts, events, *backend->read_models.queries, progress, metrics,
+  BankApi api(app.bus(), accounts, app.events(), *backend->read_models.queries, progress, metrics,
               {.read_timeout = options.read_timeout,
                .max_body_bytes = options.max_body_bytes,
                .store_kind = options.memory ? "memory" : "postgres",
-               .snapshots = backend->snapshots.get(),
+               .snapshots = &app.snapshots(),
                // POST /accounts/{id}/forget: the owner's key goes, and the account's snapshot
                // (a cache that holds the name in clear) with it.
-               .forget = [&backend](const std::string& account_id) {
+               .forget = [&backend, &app](const std::string& account_id) {
                  const annals::StreamId stream(std::string(Account::kCategory) + "-" + account_id);
                  auto result = backend->personal->forget(stream.value());
-                 backend->snapshots->remove(stream);
+                 app.snapshots().remove(stream);
                  return result;
                }});
   httplib::Server server;
@@ -321,7 +320,7 @@ int run_service(const ServiceOptions& options) {
                options.run_projections ? "in this process" : "in bank-projector");
 
   const bool clean = serve_until_signal(server);
-  if (runner) runner->stop();  // finish or roll back the batch, release the leases
+  app.runner().stop();  // finish or roll back the batch, release the leases
   spdlog::info("bank-service: stopped");
   return clean ? 0 : 1;
 }
@@ -329,9 +328,12 @@ int run_service(const ServiceOptions& options) {
 int check_snapshots(const ServiceOptions& options) {
   set_up_logging(options.log_level, options.log_file);
   try {
-    const auto backend = open_backend(options.memory, options.database_url, options.migrate_url);
+    const auto backend = open_backend({.memory = options.memory,
+                                       .url = options.database_url,
+                                       .migrate_url = options.migrate_url});
+    const auto& app = *backend->app;
     const annals::SnapshotCheckReport report =
-        annals::check_snapshots<Account>(*backend->events, backend->registry, *backend->snapshots);
+        annals::check_snapshots<Account>(app.events(), app.registry(), app.snapshots());
     for (const annals::SnapshotMismatch& m : report.mismatches) {
       std::cout << "MISMATCH " << m.stream.value() << " at version " << m.snapshot_version << ": "
                 << m.problem << " (loading "
@@ -355,18 +357,20 @@ int check_snapshots(const ServiceOptions& options) {
 int run_projector(const ProjectorOptions& options) {
   set_up_logging(options.log_level, options.log_file);
   std::unique_ptr<Backend> backend;
-  std::unique_ptr<projections::ProjectionRunner> runner;
   try {
-    backend = open_backend(false, options.database_url, options.migrate_url);
-    runner = start_runner(*backend, options.runner_name, options.lease_ttl);
+    backend =
+        open_backend({.url = options.database_url,
+                      .migrate_url = options.migrate_url,
+                      .runner = {.owner = options.runner_name, .lease_ttl = options.lease_ttl}});
   } catch (const std::exception& e) {
     spdlog::error("bank-projector: cannot start: {}", e.what());
     return 1;
   }
-  std::cout << "projecting as " << runner->owner() << std::endl;
+  auto& runner = backend->app->runner();
+  std::cout << "projecting as " << runner.owner() << std::endl;
   spdlog::info("bank-projector: running {} projections as {}",
-               backend->read_models.projections.size(), runner->owner());
-  runner->run_until_signal();
+               backend->read_models.projections.size(), runner.owner());
+  runner.run_until_signal();
   spdlog::info("bank-projector: stopped");
   return 0;
 }

@@ -6,34 +6,6 @@
 #include "annals/framework/personal_data_codec.hpp"
 
 namespace bank {
-namespace {
-
-template <class... Fs>
-struct Overloaded : Fs... {
-  using Fs::operator()...;
-};
-template <class... Fs>
-Overloaded(Fs...) -> Overloaded<Fs...>;
-
-}  // namespace
-
-DailyTotalOverflow::DailyTotalOverflow(std::string_view day, std::string_view column,
-                                       std::int64_t total, std::int64_t amount)
-    : std::runtime_error("daily total \"" + std::string(column) + "\" of " + std::string(day) +
-                         " is " + std::to_string(total) + " cents; adding " +
-                         std::to_string(amount) +
-                         " would leave the range of a 64-bit integer, so this event is not "
-                         "counted") {}
-
-std::int64_t add_to_daily_total(std::int64_t total, std::int64_t amount, std::string_view day,
-                                std::string_view column) {
-  std::int64_t sum = 0;
-  if (__builtin_add_overflow(total, amount, &sum)) {
-    throw DailyTotalOverflow(day, column, total, amount);
-  }
-  return sum;
-}
-
 annals::projections::ProjectionOptions bank_projection_options(std::string_view name) {
   annals::projections::ProjectionOptions options;
   if (name == kDailyTotalsProjection)

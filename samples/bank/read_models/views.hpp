@@ -1,7 +1,6 @@
 // The bank's read side as the HTTP API sees it: the views (balances, transaction history,
-// daily totals), their JSON, and the BankQueries interface that both read-model families
-// answer (PostgreSQL tables, or in-memory maps for --memory), so that the two give the same
-// observable JSON.
+// daily totals), their JSON, and the BankQueries interface that the document read models
+// answer (document_read_models.hpp), on PostgreSQL or in memory (--memory) alike.
 //
 // Thread safety: views are values; BankQueries implementations may be called from any thread.
 #pragma once
@@ -10,7 +9,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,25 +62,10 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AccountView, account_id, owner, balance, vers
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TransactionView, version, type, amount, balance, recorded_at)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DailyTotalView, day, deposited, withdrawn, deposits, withdrawals)
 
-/// A day's total that would leave the range of a 64-bit integer (amounts near the largest
-/// value, written by another tool or an older version). The daily-totals projection refuses
-/// the event: it is parked as a dead letter with this message and the projection goes on
-/// (bank_projection_options).
-class DailyTotalOverflow : public std::runtime_error {
- public:
-  /// `column` ("deposited" or "withdrawn") of `day` is `total`; adding `amount` overflows.
-  DailyTotalOverflow(std::string_view day, std::string_view column, std::int64_t total,
-                     std::int64_t amount);
-};
-
-/// `total + amount` for the `column` total of `day`, checked.
-/// Throws: DailyTotalOverflow when the sum leaves the range of std::int64_t.
-[[nodiscard]] std::int64_t add_to_daily_total(std::int64_t total, std::int64_t amount,
-                                              std::string_view day, std::string_view column);
-
 /// How the runner runs the bank projection `name`: the daily totals park an event they cannot
-/// apply (DailyTotalOverflow, after the usual retries) as a dead letter and go on; balances and
-/// transactions stop on one (their rows would be wrong from then on). Cost: nothing.
+/// apply (a day's sum beyond 64 bits, refused by the document store; after the usual retries)
+/// as a dead letter and go on; balances and transactions stop on one (their documents would be
+/// wrong from then on). Cost: nothing.
 [[nodiscard]] annals::projections::ProjectionOptions bank_projection_options(std::string_view name);
 
 /// Reads the bank's read models.
@@ -117,6 +100,14 @@ struct BankReadModels {
   std::vector<std::shared_ptr<annals::projections::Projection>> projections;
   std::unique_ptr<BankQueries> queries;
 };
+
+/// The visitor of std::visit made of lambdas.
+template <class... Fs>
+struct Overloaded : Fs... {
+  using Fs::operator()...;
+};
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
 
 /// The UTC day of `time`: "2024-05-01".
 [[nodiscard]] std::string utc_day(std::chrono::system_clock::time_point time);

@@ -1,8 +1,9 @@
 // The daily totals cannot overflow: a sum that would leave 64 bits refuses the event that
 // causes it (parked as a dead letter with a message naming the day, the total and the amount),
-// and the projection goes on with the next events. Both read-model families (in-memory maps
-// and PostgreSQL tables), in process, with events written straight to the store (the service
-// never accepts amounts this large; another tool or an older version might have written them).
+// and the projection goes on with the next events. The document read models on both stores
+// (in memory and PostgreSQL), in process, with events written straight to the store (the
+// service never accepts amounts this large; another tool or an older version might have
+// written them).
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -12,13 +13,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "annals/eventstore/in_memory_event_store.hpp"
-#include "annals/postgres/postgres_event_store.hpp"
-#include "annals/projections/in_memory_projection_store.hpp"
-#include "annals/projections/postgres/postgres_projection_store.hpp"
+#include "annals/projections/app.hpp"
+#include "annals/projections/postgres/open.hpp"
 #include "annals/projections/runner.hpp"
-#include "in_memory_read_models.hpp"
-#include "postgres_read_models.hpp"
+#include "document_read_models.hpp"
 #include "test_database.hpp"
 
 namespace {
@@ -60,11 +58,13 @@ annals::Position append_overflowing_day(annals::EventStore& store) {
   return results.back().position;
 }
 
-// Runs the bank's projections with the service's options over `store` and checks the outcome.
-void expect_overflow_refused(annals::EventStore& store, projections::ProjectionStore& checkpoints,
-                             bank::BankReadModels& models) {
-  const annals::Position last = append_overflowing_day(store);
-  projections::ProjectionRunner runner(store, checkpoints, {.owner = "daily-totals-test"});
+// Runs the bank's projections with the service's options in `app` and checks the outcome.
+void expect_overflow_refused(annals::App& app) {
+  bank::register_events(app.registry());
+  auto models = bank::make_read_models(app.registry(), app.documents());
+  auto& checkpoints = app.projection_store();
+  auto& runner = app.runner();
+  const annals::Position last = append_overflowing_day(app.events());
   for (const auto& projection : models.projections) {
     runner.add(projection, bank::bank_projection_options(projection->name()));
   }
@@ -82,9 +82,9 @@ void expect_overflow_refused(annals::EventStore& store, projections::ProjectionS
       checkpoints.list_dead_letters({.projection = name, .state = std::nullopt, .max_count = 10});
   ASSERT_EQ(letters.size(), 1U);
   EXPECT_EQ(letters[0].event.data, (json{{"amount", 100}}));
-  EXPECT_NE(letters[0].error.find("is " + std::to_string(kLargest - 10) +
-                                  " cents; adding 100 "
-                                  "would leave the range of a 64-bit integer"),
+  EXPECT_NE(letters[0].error.find("cannot add 100 to field \"deposited\" of document \"" +
+                                  days[0].day + "\" holding " + std::to_string(kLargest - 10) +
+                                  ": the sum is not a 64-bit integer"),
             std::string::npos)
       << letters[0].error;
   EXPECT_NE(letters[0].error.find(days[0].day), std::string::npos) << letters[0].error;
@@ -100,22 +100,15 @@ void expect_overflow_refused(annals::EventStore& store, projections::ProjectionS
 }
 
 TEST(BankDailyTotalsTest, InMemoryTotalsRefuseAnOverflowingEventAndGoOn) {
-  annals::EventRegistry registry;
-  bank::register_events(registry);
-  auto store = annals::make_in_memory_event_store();
-  auto checkpoints = projections::make_in_memory_projection_store();
-  auto models = bank::make_in_memory_read_models(registry);
-  expect_overflow_refused(*store, *checkpoints, models);
+  auto app = annals::open_in_memory({.runner = {.owner = "daily-totals-test"}});
+  expect_overflow_refused(*app);
 }
 
 TEST(BankDailyTotalsTest, PostgresTotalsRefuseAnOverflowingEventAndGoOn) {
-  const std::string& url = annals::testing::test_database_url();
-  annals::EventRegistry registry;
-  bank::register_events(registry);
-  auto store = annals::postgres::make_postgres_event_store({.connection_string = url});
-  auto checkpoints = projections::make_postgres_projection_store({.connection_string = url});
-  auto models = bank::make_postgres_read_models(registry, url);
-  expect_overflow_refused(*store, *checkpoints, models);
+  auto app =
+      annals::postgres::open(annals::testing::test_database_url(),
+                             {.max_connections = 8, .runner = {.owner = "daily-totals-test"}});
+  expect_overflow_refused(*app);
 }
 
 }  // namespace

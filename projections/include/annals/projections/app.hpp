@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "annals/eventstore/event_store.hpp"
+#include "annals/eventstore/metrics.hpp"
 #include "annals/eventstore/snapshot_store.hpp"
 #include "annals/framework/command_bus.hpp"
 #include "annals/framework/event_registry.hpp"
@@ -86,6 +87,9 @@ class App {
 
 /// Options of open_in_memory().
 struct InMemoryAppOptions {
+  /// Metrics of the event store and (unless `runner.metrics` is set) the runner, as
+  /// annals::postgres::OpenOptions::metrics. Default none.
+  std::shared_ptr<MetricsSink> metrics;
   CommandBusOptions bus;
   projections::RunnerOptions runner;
 };
