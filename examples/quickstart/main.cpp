@@ -51,14 +51,15 @@ int main(int argc, char** argv) {
 
     // Read your own writes: the query first waits (at most 10 s) until the projection has
     // applied the last deposit, then reads the wallet's document, decoded into WalletBalance
-    // (empty if there were none).
+    // (zeros for a wallet without a document).
     const wallet::WalletBalance ada =
         app->collection<wallet::WalletBalance>(wallet::kWalletBalances)
             .after(last.position, std::chrono::seconds(10))
             .get("ada")
             .value_or(wallet::WalletBalance{});
     std::cout << "wallet ada: " << ada.balance << " cents after " << ada.deposits << " deposits\n";
-    return 0;                         // destroying the App stops the runner
+    // Destroying the App stops the runner.
+    return 0;
   } catch (const annals::Error& e) {  // e.g. CatchUpTimeoutError: the projection lags
     std::cerr << "quickstart: " << e.what() << "\n";
     return 1;
