@@ -6,59 +6,71 @@
 #include <utility>
 
 #include "annals/eventstore/error.hpp"
-#include "annals/eventstore/in_memory_event_store.hpp"
-#include "annals/postgres/postgres_event_store.hpp"
-#include "annals/projections/in_memory_projection_store.hpp"
-#include "annals/projections/postgres/postgres_projection_store.hpp"
-#include "in_memory_read_models.hpp"
-#include "postgres_read_models.hpp"
+#include "annals/projections/postgres/open.hpp"
 #include "shop_domain.hpp"
 
 namespace shop {
+namespace {
 
-// Forwards to the real store and remembers the newest position appended through it, so that
+// docs:begin shop-open
+// Every part of the service from one call: on PostgreSQL (migrated first, so a fresh database
+// works) or in memory. The read side needs nothing more: the App's document reader queries the
+// collections the projections keep, on either store.
+std::unique_ptr<annals::App> open_app(const ShopAppOptions& options) {
+  if (options.memory) return annals::open_in_memory({.runner = options.runner});
+  if (options.database_url.empty()) {
+    throw annals::InvalidArgumentError(
+        "shop: no database: pass --db URL, set ANNALS_DATABASE_URL, or use --memory");
+  }
+  return annals::postgres::open(options.database_url, {.migrate = true, .runner = options.runner});
+}
+// docs:end
+
+}  // namespace
+
+// Forwards to the App's store and remembers the newest position appended through it, so that
 // settle() knows what the saga's commands wrote without relying on the global log's head: on
 // PostgreSQL the head only shows events below the oldest running transaction of the cluster,
 // so a fresh append may not be part of it yet (ARCHITECTURE decision 5).
 class ShopApp::TrackingStore final : public annals::EventStore {
  public:
-  explicit TrackingStore(std::unique_ptr<annals::EventStore> inner) : inner_(std::move(inner)) {}
+  explicit TrackingStore(annals::EventStore& inner) : inner_(inner) {}
 
   std::vector<annals::RecordedEvent> read_stream(
       const annals::StreamId& stream, const annals::ReadStreamOptions& options) override {
-    return inner_->read_stream(stream, options);
+    return inner_.read_stream(stream, options);
   }
   std::vector<annals::RecordedEvent> read_all(const annals::ReadAllOptions& options) override {
-    return inner_->read_all(options);
+    return inner_.read_all(options);
   }
   std::optional<annals::StreamVersion> stream_version(const annals::StreamId& stream) override {
-    return inner_->stream_version(stream);
+    return inner_.stream_version(stream);
   }
-  annals::Position head_position() override { return inner_->head_position(); }
+  annals::Position head_position() override { return inner_.head_position(); }
   annals::StreamState stream_state(const annals::StreamId& stream) override {
-    return inner_->stream_state(stream);
+    return inner_.stream_state(stream);
   }
   void set_stream_metadata(const annals::StreamId& stream,
                            const annals::StreamMetadata& metadata) override {
-    inner_->set_stream_metadata(stream, metadata);
+    inner_.set_stream_metadata(stream, metadata);
   }
   annals::AppendResult append(const annals::StreamId& stream,
                               const annals::ExpectedVersion& expected,
                               std::vector<annals::NewEvent> events) override {
-    auto result = inner_->append(stream, expected, std::move(events));
+    auto result = inner_.append(stream, expected, std::move(events));
     note(result.position);
     return result;
   }
   std::vector<annals::AppendResult> append_multi(
       std::vector<annals::StreamAppend> appends) override {
-    auto results = inner_->append_multi(std::move(appends));
+    auto results = inner_.append_multi(std::move(appends));
     for (const auto& result : results) note(result.position);
     return results;
   }
-  std::unique_ptr<annals::ChangeSignal> watch() override { return inner_->watch(); }
+  std::unique_ptr<annals::ChangeSignal> watch() override { return inner_.watch(); }
   std::unique_ptr<annals::Subscription> subscribe(annals::SubscriptionOptions options,
                                                   annals::EventHandler handler) override {
-    return inner_->subscribe(std::move(options), std::move(handler));
+    return inner_.subscribe(std::move(options), std::move(handler));
   }
 
   annals::Position newest() const {
@@ -72,44 +84,31 @@ class ShopApp::TrackingStore final : public annals::EventStore {
     newest_ = std::max(newest_, position);
   }
 
-  std::unique_ptr<annals::EventStore> inner_;
+  annals::EventStore& inner_;
   mutable std::mutex mutex_;
   annals::Position newest_;
 };
 
-ShopApp::ShopApp(ShopAppOptions options) : options_(std::move(options)) {
-  register_events(registry_);
-  ShopReadModels read_models;
-  if (options_.memory) {
-    store_ = std::make_unique<TrackingStore>(annals::make_in_memory_event_store());
-    projection_store_ = annals::projections::make_in_memory_projection_store();
-    read_models = make_in_memory_read_models(registry_);
-  } else {
-    if (options_.database_url.empty()) {
-      throw annals::InvalidArgumentError(
-          "shop: no database: pass --db URL, set ANNALS_DATABASE_URL, or use --memory");
-    }
-    annals::postgres::migrate(options_.database_url);
-    store_ = std::make_unique<TrackingStore>(
-        annals::postgres::make_postgres_event_store({.connection_string = options_.database_url}));
-    projection_store_ = annals::projections::make_postgres_projection_store(
-        {.connection_string = options_.database_url});
-    read_models = make_postgres_read_models(registry_, options_.database_url);
-  }
-  bus_ = std::make_unique<annals::CommandBus>(*store_, registry_);
+ShopApp::ShopApp(ShopAppOptions options)
+    : options_(std::move(options)),
+      app_(open_app(options_)),
+      store_(std::make_unique<TrackingStore>(app_->events())),
+      queries_(app_->documents()) {
+  register_events(app_->registry());
+  // The shop's own bus rather than the App's: it appends through the TrackingStore, so that
+  // settle() knows what this process (its fronts and its saga) appended.
+  bus_ = std::make_unique<annals::CommandBus>(*store_, app_->registry());
   register_handlers(*bus_);
 
-  projections_.push_back(std::make_shared<OrderSaga>(*bus_, *store_, registry_));
-  for (auto& projection : read_models.projections) projections_.push_back(std::move(projection));
-  queries_ = std::move(read_models.queries);
-
-  runner_ = std::make_unique<annals::projections::ProjectionRunner>(*store_, *projection_store_,
-                                                                    options_.runner);
+  projections_.push_back(std::make_shared<OrderSaga>(*bus_, *store_, app_->registry()));
+  for (auto& projection : make_read_models(app_->registry())) {
+    projections_.push_back(std::move(projection));
+  }
   for (const auto& projection : projections_) {
     // The saga's commands are idempotent, so retrying an event is safe; one that keeps failing
     // stops the saga (an operator looks) rather than being skipped, which would strand an
     // order half-reserved.
-    runner_->add(projection, {.on_failure = annals::projections::OnFailure::kStop});
+    app_->runner().add(projection, {.on_failure = annals::projections::OnFailure::kStop});
   }
 }
 
@@ -118,12 +117,12 @@ ShopApp::~ShopApp() { stop(); }
 annals::EventStore& ShopApp::store() noexcept { return *store_; }
 
 void ShopApp::start() {
-  if (options_.run_projections) runner_->start();
+  if (options_.run_projections) app_->runner().start();
 }
 
-void ShopApp::stop() { runner_->stop(); }
+void ShopApp::stop() { app_->runner().stop(); }
 
-void ShopApp::run_until_signal() { runner_->run_until_signal(); }
+void ShopApp::run_until_signal() { app_->runner().run_until_signal(); }
 
 std::vector<std::string> ShopApp::projection_names() const {
   std::vector<std::string> names;
@@ -144,9 +143,10 @@ bool ShopApp::settle(std::chrono::milliseconds timeout, annals::Position at_leas
     // had appended and settled.
     const annals::Position target = std::max({store_->head_position(), store_->newest(), at_least});
     for (const auto& name : projection_names()) {
-      const bool reached = options_.run_projections ? runner_->wait_for(name, target, left())
-                                                    : annals::projections::wait_for_checkpoint(
-                                                          *projection_store_, name, target, left());
+      const bool reached = options_.run_projections
+                               ? app_->runner().wait_for(name, target, left())
+                               : annals::projections::wait_for_checkpoint(app_->projection_store(),
+                                                                          name, target, left());
       if (!reached) return false;
     }
     // The saga sends its commands before its position moves past their trigger: if they

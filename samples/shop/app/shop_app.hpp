@@ -1,6 +1,7 @@
-// The shop assembled: event store, registry, command bus, the order process manager and the
-// two read models, run by a ProjectionRunner whose checkpoints live in a ProjectionStore: all
-// on PostgreSQL, or all in memory (`--memory`).
+// The shop assembled: one annals::App (event store, snapshot store, registry, projection store,
+// runner and document reader, from annals::postgres::open() or annals::open_in_memory() with
+// `--memory`), the shop's command bus, the order process manager and the two document read
+// models, all run by the App's ProjectionRunner.
 //
 //   shop::ShopApp app({.database_url = url});   // or {.memory = true}
 //   app.start();
@@ -21,19 +22,21 @@
 #include "annals/eventstore/event_store.hpp"
 #include "annals/framework/command_bus.hpp"
 #include "annals/framework/event_registry.hpp"
+#include "annals/projections/app.hpp"
 #include "annals/projections/projection_store.hpp"
 #include "annals/projections/runner.hpp"
 #include "order_saga.hpp"
+#include "read_models.hpp"
 #include "views.hpp"
 
 namespace shop {
 
 struct ShopAppOptions {
-  /// PostgreSQL connection string; required unless `memory`. The schema is migrated on start
-  /// (annals::postgres::migrate), so a fresh database works.
+  /// PostgreSQL connection string; required unless `memory`. annals::postgres::open() migrates
+  /// the schema first, so a fresh database works.
   std::string database_url;
-  /// Everything in process memory (event store, checkpoints, read models); lost at exit.
-  /// Default false.
+  /// Everything in process memory (annals::open_in_memory(): events, checkpoints, documents);
+  /// lost at exit. Default false.
   bool memory = false;
   /// Whether this process runs the saga and the read models. Off, another process (`shop
   /// run`) does, and settle() follows their stored checkpoints. Default true.
@@ -46,7 +49,7 @@ struct ShopAppOptions {
 /// The shop. See the header comment.
 class ShopApp {
  public:
-  /// Opens the stores (and migrates PostgreSQL) and wires everything; runs nothing yet.
+  /// Opens the App (migrating PostgreSQL) and wires everything; runs nothing yet.
   /// Throws: InvalidArgumentError (no database_url without memory), UnavailableError,
   /// InternalError (a migration failed).
   explicit ShopApp(ShopAppOptions options);
@@ -64,11 +67,15 @@ class ShopApp {
 
   [[nodiscard]] annals::CommandBus& bus() noexcept { return *bus_; }
   [[nodiscard]] annals::EventStore& store() noexcept;
-  [[nodiscard]] const annals::EventRegistry& registry() const noexcept { return registry_; }
-  [[nodiscard]] ShopQueries& queries() noexcept { return *queries_; }
-  [[nodiscard]] annals::projections::ProjectionRunner& runner() noexcept { return *runner_; }
+  [[nodiscard]] const annals::EventRegistry& registry() const noexcept { return app_->registry(); }
+  [[nodiscard]] const ShopQueries& queries() const noexcept { return queries_; }
+  [[nodiscard]] annals::projections::ProjectionRunner& runner() noexcept { return app_->runner(); }
   [[nodiscard]] annals::projections::ProjectionStore& projection_store() noexcept {
-    return *projection_store_;
+    return app_->projection_store();
+  }
+  /// The App's document reader (the read models' typed queries, with read-your-writes).
+  [[nodiscard]] annals::projections::DocumentReader& documents() noexcept {
+    return app_->documents();
   }
   /// The names of the saga and the read-model projections.
   [[nodiscard]] std::vector<std::string> projection_names() const;
@@ -87,14 +94,13 @@ class ShopApp {
  private:
   class TrackingStore;
 
+  // Declared in the order of construction; destroyed in reverse (the runner is stopped first).
   ShopAppOptions options_;
-  std::unique_ptr<TrackingStore> store_;
-  annals::EventRegistry registry_;
+  std::unique_ptr<annals::App> app_;
+  std::unique_ptr<TrackingStore> store_;  // forwards to app_->events()
   std::unique_ptr<annals::CommandBus> bus_;
-  std::unique_ptr<annals::projections::ProjectionStore> projection_store_;
   std::vector<std::shared_ptr<annals::projections::Projection>> projections_;
-  std::unique_ptr<ShopQueries> queries_;
-  std::unique_ptr<annals::projections::ProjectionRunner> runner_;
+  ShopQueries queries_;
 };
 
 }  // namespace shop

@@ -1,13 +1,12 @@
-// The shop's read side: order summaries and stock levels, and the ShopQueries interface that
-// both read-model families answer (PostgreSQL tables, or in-memory maps for --memory), so the
-// two give the same answers.
+// The shop's read side: order summaries and stock levels, kept as JSON documents by two
+// DocumentProjections (read_models.hpp) and read through typed queries (ShopQueries). The same
+// code runs on PostgreSQL (a jsonb table per collection, written with the projection's
+// checkpoint) and in memory (`--memory`, the in-memory projection store).
 //
-// Thread safety: views are values; ShopQueries implementations may be called from any thread.
+// Thread safety: views are values.
 #pragma once
 
 #include <cstdint>
-#include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,16 +14,20 @@
 #include <nlohmann/json.hpp>
 
 #include "annals/eventstore/event_store.hpp"
-#include "annals/framework/event_registry.hpp"
-#include "annals/projections/projection.hpp"
 #include "inventory.hpp"
 #include "order.hpp"
 
 namespace shop {
 
-/// Projection names: the keys of their checkpoints, leases and dead letters.
-inline constexpr std::string_view kOrderSummariesProjection = "shop.order_summaries";
-inline constexpr std::string_view kStockLevelsProjection = "shop.stock_levels";
+/// Projection names: the keys of their checkpoints, leases and dead letters. (They replaced
+/// read models of SQL tables named "shop.order_summaries" and "shop.stock_levels"; new names
+/// make a database that ran those replay the log into the documents from its start.)
+inline constexpr std::string_view kOrderSummariesProjection = "shop.order_views";
+inline constexpr std::string_view kStockLevelsProjection = "shop.stock_views";
+
+/// Collection names: one document per order (id: the order id) and per SKU (id: the SKU).
+inline constexpr std::string_view kOrderSummaries = "shop_order_summaries";
+inline constexpr std::string_view kStockLevels = "shop_stock_levels";
 
 /// One order as a customer sees it.
 struct OrderSummary {
@@ -49,29 +52,6 @@ struct StockLevel {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(OrderSummary, order_id, status, lines, reserved_lines, reason,
                                    version)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StockLevel, sku, available, reserved)
-
-/// Reads the shop's read models.
-class ShopQueries {
- public:
-  ShopQueries() = default;
-  ShopQueries(const ShopQueries&) = delete;
-  ShopQueries& operator=(const ShopQueries&) = delete;
-  virtual ~ShopQueries() = default;
-
-  /// The order's summary, or empty when the read model has not seen it.
-  /// Throws: UnavailableError (database unreachable).
-  [[nodiscard]] virtual std::optional<OrderSummary> order(const std::string& order_id) = 0;
-  /// The SKU's stock, or empty when the read model has not seen it. Throws: as order().
-  [[nodiscard]] virtual std::optional<StockLevel> stock(const std::string& sku) = 0;
-  /// Every SKU's stock, by SKU. Throws: as order().
-  [[nodiscard]] virtual std::vector<StockLevel> stock_levels() = 0;
-};
-
-/// The two projections and the queries over what they write.
-struct ShopReadModels {
-  std::vector<std::shared_ptr<annals::projections::Projection>> projections;
-  std::unique_ptr<ShopQueries> queries;
-};
 
 /// The id part of a stream id ("order-o1" -> "o1", "inventory-apple" -> "apple").
 /// Throws: InvalidArgumentError when the stream has no '-'.

@@ -14,6 +14,9 @@
 
 #include "annals/eventstore/event_store.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "annals/projections/app.hpp"
+#include "annals/projections/documents.hpp"
+#include "annals/projections/postgres/open.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "annals/projections/postgres/read_model.hpp"
 #include "annals/projections/runner.hpp"
@@ -103,8 +106,7 @@ std::vector<annals::NewEvent> history(const std::string& owner) {
           event("MoneyWithdrawn", {{"amount", 200}}), event("MoneyDeposited", {{"amount", 50}})};
 }
 
-// docs:begin read-model-query
-// The read side: a plain query of the table. Nothing of annals is needed to read it.
+// The test's look at the table (tests may use libpqxx; the docs show no client code).
 std::optional<std::int64_t> balance_of(pqxx::connection& connection,
                                        const std::string& account_id) {
   pqxx::read_transaction tx(connection);
@@ -113,6 +115,40 @@ std::optional<std::int64_t> balance_of(pqxx::connection& connection,
   if (rows.empty()) return std::nullopt;
   return rows[0][0].as<std::int64_t>();
 }
+
+// docs:begin read-model-as-documents
+// The same balances as JSON documents, one per account: no table to declare, and the read API
+// queries them through annals (typed, with read-your-writes), on PostgreSQL or in memory.
+struct AccountBalance {
+  std::string owner;
+  std::int64_t balance = 0;
+  bool closed = false;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AccountBalance, owner, balance, closed)
+
+class AccountBalanceDocuments final : public annals::projections::DocumentProjection {
+ public:
+  std::string name() const override { return "account_balance_documents"; }
+  annals::EventFilter filter() const override { return {.category = "account", .event_types = {}}; }
+  // The collection (a jsonb table doc_account_balances on PostgreSQL) and an index on balance.
+  std::vector<annals::projections::CollectionSpec> collections() const override {
+    return {{"account_balances", {annals::projections::DocumentIndex::ordered("balance")}}};
+  }
+
+  void handle(const annals::RecordedEvent& e, annals::projections::Documents& docs) override {
+    auto balances = docs.collection("account_balances");
+    const std::string& id = e.stream_id.value();
+    if (e.type == "AccountOpened") {
+      balances.upsert(id, AccountBalance{.owner = e.data.at("owner").get<std::string>()});
+    } else if (e.type == "MoneyDeposited") {
+      balances.increment(id, "balance", e.data.at("amount").get<std::int64_t>());
+    } else if (e.type == "MoneyWithdrawn") {
+      balances.increment(id, "balance", -e.data.at("amount").get<std::int64_t>());
+    } else if (e.type == "AccountClosed") {
+      balances.patch(id, {{"closed", true}});
+    }
+  }
+};
 // docs:end
 
 TEST(ReadModelDocsTest, BalancesFollowTheLog) {
@@ -143,9 +179,10 @@ TEST(ReadModelDocsTest, BalancesFollowTheLog) {
   visible =
       visible && annals::projections::wait_for_checkpoint(
                      *projections, "account_balances", appended.position, std::chrono::seconds(5));
-  pqxx::connection reader(url);
-  const auto balance = balance_of(reader, "account-42");  // 1350
+  // visible: a query of account_balances now sees the command's effects.
   // docs:end
+  pqxx::connection reader(url);
+  const auto balance = balance_of(reader, "account-42");
   ASSERT_TRUE(visible);
   EXPECT_EQ(balance, 1350);
   ASSERT_TRUE(runner.wait_for("large_deposits", appended.position, std::chrono::seconds(30)));
@@ -172,6 +209,29 @@ TEST(ReadModelDocsTest, BalancesFollowTheLog) {
       *projections, "account_balances", appended.position, std::chrono::seconds(30)));
   EXPECT_EQ(balance_of(reader, "account-42"), 1350);
   runner.stop();
+}
+
+TEST(ReadModelDocsTest, TheBalancesAsDocumentsAreReadWithATypedQuery) {
+  const std::string url = annals::testing::test_database_url();
+  // docs:begin read-model-document-query
+  auto app = annals::postgres::open(url);  // in unit tests: annals::open_in_memory()
+  app->runner().add(std::make_shared<AccountBalanceDocuments>());
+  app->runner().start();
+
+  // A command handler appended; the read API answers "after my command".
+  const auto appended = app->events().append(annals::StreamId("account-43"),
+                                             annals::ExpectedVersion::no_stream(), history("Ada"));
+  // Waits until the projection has passed the append (at most 5 s, else CatchUpTimeoutError),
+  // then reads the document, decoded: {.owner = "Ada", .balance = 1350, .closed = false}.
+  const std::optional<AccountBalance> balance =
+      app->collection<AccountBalance>("account_balances")
+          .after(appended.position, std::chrono::seconds(5))
+          .get("account-43");
+  // docs:end
+  ASSERT_TRUE(balance.has_value());
+  EXPECT_EQ(balance->owner, "Ada");
+  EXPECT_EQ(balance->balance, 1350);
+  EXPECT_FALSE(balance->closed);
 }
 
 }  // namespace docs
