@@ -51,6 +51,9 @@ void RebuildFollower::start(RebuildRequest request) {
     return;
   }
   checkpoint_.commit_reset(*batch);
+  // Give the batch's connection back first: a store with a pool of one connection would
+  // otherwise wait for it below (annals::postgres::open gives a small budget one).
+  batch.reset();
   // Marked running only now: a request found running is known to have been reset.
   request.state = RebuildState::kRunning;
   request.target = target;

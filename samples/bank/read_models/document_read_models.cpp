@@ -13,10 +13,10 @@ namespace bank {
 namespace {
 
 namespace projections = annals::projections;
+using nlohmann::json;
 using projections::CollectionSpec;
 using projections::DocumentIndex;
 using projections::Documents;
-using nlohmann::json;
 
 // docs:begin bank-sample-balances
 // One document per account. Each event changes what it knows: a deposit adds to the stored

@@ -74,6 +74,13 @@ TEST(AppTest, PostgresAppRunsAServiceFromCommandToTypedQuery) {
   app_domain::run_tally(*app, annals::testing::random_hex(8));
 }
 
+// The smallest budget gives the projection store one connection: a rebuild must not wait for a
+// second one while its batch holds the first (it did, until the batch was released first).
+TEST(AppTest, TheSmallestBudgetRunsAndRebuilds) {
+  auto app = annals::postgres::open(annals::testing::test_database_url(), {.max_connections = 4});
+  app_domain::run_tally(*app, annals::testing::random_hex(8));
+}
+
 TEST(AppTest, OpenRefusesATooSmallBudgetAndRolesWithoutMigrate) {
   EXPECT_THROW(static_cast<void>(annals::postgres::open(annals::testing::test_database_url(),
                                                         {.max_connections = 3})),
