@@ -12,13 +12,13 @@
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
-#include <pqxx/pqxx>
 
 #include "annals/projections/document_reader.hpp"
 #include "annals/projections/documents.hpp"
 #include "annals/projections/postgres/postgres_document_reader.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "harness.hpp"
+#include "pg.hpp"
 
 namespace annals::bench {
 namespace {
@@ -133,13 +133,16 @@ nlohmann::json run_document_benchmarks(const std::string& conninfo,
       {.connection_string = conninfo, .pool_size = 1}, *store);
   const auto accounts = reader->collection<Account>(kCollection);
 
-  pqxx::connection ceiling(conninfo);
+  // The ceiling: the same statements prepared on a raw libpq connection (pg.hpp), rows read
+  // straight from the PGresult and decoded with the same from_json.
+  PgConnection ceiling(conninfo);
   const std::string table = std::string("doc_") + kCollection;
-  ceiling.prepare("bench_get", "SELECT data::text FROM " + table + " WHERE id = $1");
+  ceiling.prepare("bench_get", "SELECT data FROM " + table + " WHERE id = $1", {kTextOid});
   ceiling.prepare("bench_page",
-                  "SELECT id, data::text FROM " + table +
+                  "SELECT id, data FROM " + table +
                       " WHERE (data #> '{balance}') >= $1::jsonb AND (data #> '{balance}') IS NOT"
-                      " NULL ORDER BY (data #> '{balance}'), id LIMIT $2");
+                      " NULL ORDER BY (data #> '{balance}'), id LIMIT $2",
+                  {kJsonbOid, kInt8Oid});
 
   std::mt19937 random(42);
   std::uniform_int_distribution<int> any_document(0, kDocuments - 1);
@@ -150,10 +153,13 @@ nlohmann::json run_document_benchmarks(const std::string& conninfo,
     sink += static_cast<std::uint64_t>(accounts.get(id_of(any_document(random)))->balance);
   };
   const auto ceiling_get = [&] {
-    pqxx::nontransaction tx(ceiling);
-    const auto rows = tx.exec_prepared("bench_get", id_of(any_document(random)));
-    const auto text = rows[0][0].as<std::string>();
-    sink += static_cast<std::uint64_t>(nlohmann::json::parse(text).get<Account>().balance);
+    const std::string id = id_of(any_document(random));
+    const char* values[] = {id.c_str()};
+    const auto rows =
+        ceiling.exec_prepared("bench_get", 1, values, nullptr, nullptr, PGRES_TUPLES_OK);
+    const char* text = PQgetvalue(rows.get(), 0, 0);
+    const char* end = text + PQgetlength(rows.get(), 0, 0);
+    sink += static_cast<std::uint64_t>(nlohmann::json::parse(text, end).get<Account>().balance);
   };
   const auto store_page = [&] {
     const auto page =
@@ -163,14 +169,19 @@ nlohmann::json run_document_benchmarks(const std::string& conninfo,
     sink += page.items.size();
   };
   const auto ceiling_page = [&] {
-    pqxx::nontransaction tx(ceiling);
-    const auto rows = tx.exec_prepared("bench_page", std::to_string(any_balance(random)),
-                                       static_cast<int>(kPage + 1));
+    const std::string balance = std::to_string(any_balance(random));
+    const std::string limit = std::to_string(kPage + 1);
+    const char* values[] = {balance.c_str(), limit.c_str()};
+    const auto rows =
+        ceiling.exec_prepared("bench_page", 2, values, nullptr, nullptr, PGRES_TUPLES_OK);
     std::vector<Account> items;
     std::vector<std::string> ids;
-    for (const auto& row : rows) {
-      ids.push_back(row[0].as<std::string>());
-      items.push_back(nlohmann::json::parse(row[1].as<std::string>()).get<Account>());
+    for (int row = 0; row < rows.rows(); ++row) {
+      ids.emplace_back(PQgetvalue(rows.get(), row, 0),
+                       static_cast<std::size_t>(PQgetlength(rows.get(), row, 0)));
+      const char* text = PQgetvalue(rows.get(), row, 1);
+      items.push_back(
+          nlohmann::json::parse(text, text + PQgetlength(rows.get(), row, 1)).get<Account>());
     }
     if (items.size() > kPage) items.pop_back();
     sink += items.size();
