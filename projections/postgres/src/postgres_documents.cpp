@@ -125,7 +125,8 @@ class PostgresDocuments final : public Documents {
     }
     try {
       const PostgresContext::StatementDeadline deadline(context_);
-      static_cast<void>(exec_statement(context_.transaction(), statement->name, pqxx::prepare::make_dynamic_params(params)));
+      static_cast<void>(exec_statement(context_.transaction(), statement->name,
+                                       pqxx::prepare::make_dynamic_params(params)));
     } catch (const std::exception& e) {
       context_.fail(e, "projection \"" + context_.projection_name() + "\": write document \"" +
                            std::string(id).substr(0, 100) + "\" of collection \"" +

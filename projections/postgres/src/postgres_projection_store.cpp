@@ -155,11 +155,11 @@ void PostgresContext::deferred_failed(const std::exception& error, std::size_t c
 
 namespace {
 
+using detail::exec_statement;
 using detail::Param;
 using detail::PostgresContext;
 using detail::Session;
 using detail::SessionPool;
-using detail::exec_statement;
 
 // What the pool runs on each new session: nothing, or (behind a transaction pooler) switching
 // it to unnamed statements (statement_connection.hpp).
@@ -403,12 +403,12 @@ class PostgresBatch final : public Batch, public PostgresContext {
     try {
       const StatementDeadline deadline(*this);
       exec_statement(*tx, sql::kParkName, lease_.projection, event.id.to_string(),
-                        stored ? stored->stream_id : event.stream_id.value(), event.version,
-                        std::to_string(event.position.commit()), event.position.sequence(),
-                        stored ? stored->type : event.type, event.schema_version,
-                        stored ? stored->data : json_text(event.data),
-                        stored ? stored->metadata : json_text(event.metadata),
-                        micros_since_epoch(event.recorded_at), error, attempts);
+                     stored ? stored->stream_id : event.stream_id.value(), event.version,
+                     std::to_string(event.position.commit()), event.position.sequence(),
+                     stored ? stored->type : event.type, event.schema_version,
+                     stored ? stored->data : json_text(event.data),
+                     stored ? stored->metadata : json_text(event.metadata),
+                     micros_since_epoch(event.recorded_at), error, attempts);
     } catch (const annals::Error&) {
       throw;
     } catch (const std::exception& e) {
@@ -483,8 +483,8 @@ class PostgresBatch final : public Batch, public PostgresContext {
     try {
       if (queued == 0) {
         const StatementDeadline deadline(*this);
-        const auto updated = exec_statement(*tx, 
-            sql::kCommitCheckpointName, lease_.projection, lease_.fencing_token,
+        const auto updated = exec_statement(
+            *tx, sql::kCommitCheckpointName, lease_.projection, lease_.fencing_token,
             std::to_string(checkpoint_.commit()), checkpoint_.sequence(),
             std::to_string(checkpoint.commit()), checkpoint.sequence(), lease_.owner);
         committable = updated.affected_rows() == 1;
@@ -653,7 +653,7 @@ class PostgresProjectionStore final : public ProjectionStore {
     call("release lease of " + describe(lease.projection), [&](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
       return exec_statement(tx, sql::kReleaseName, lease.projection, lease.owner,
-                              lease.fencing_token);
+                            lease.fencing_token);
     });
   }
 
@@ -683,9 +683,9 @@ class PostgresProjectionStore final : public ProjectionStore {
   void report(const Lease& lease, const ProjectionReport& report) override {
     call("report on " + describe(lease.projection), [&](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
-      return exec_statement(tx, sql::kReportName, lease.projection, lease.owner, lease.fencing_token,
-                              report.state, optional_value(report.last_error),
-                              report.events_applied);
+      return exec_statement(tx, sql::kReportName, lease.projection, lease.owner,
+                            lease.fencing_token, report.state, optional_value(report.last_error),
+                            report.events_applied);
     });
   }
 
@@ -725,8 +725,8 @@ class PostgresProjectionStore final : public ProjectionStore {
     const auto rows = call("list dead letters", [&](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
       return exec_statement(tx, sql::kListDeadLettersName, optional_value(query.projection),
-                              query.state ? value(to_string(*query.state)) : null_param(),
-                              value(limit));
+                            query.state ? value(to_string(*query.state)) : null_param(),
+                            value(limit));
     });
     std::vector<DeadLetter> letters;
     letters.reserve(rows.size());
@@ -804,8 +804,8 @@ class PostgresProjectionStore final : public ProjectionStore {
     const auto updated = call(what, [&](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
       return exec_statement(tx, sql::kUpdateRebuildName, request.id, to_string(request.state),
-                              target_tx, target_position, progress_tx, progress_position,
-                              optional_value(request.message));
+                            target_tx, target_position, progress_tx, progress_position,
+                            optional_value(request.message));
     });
     if (updated.affected_rows() == 0) throw NotFoundError(what + ": no such request");
   }
@@ -820,7 +820,7 @@ class PostgresProjectionStore final : public ProjectionStore {
     return call("renew lease of " + describe(lease.projection), [&](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
       return exec_statement(tx, sql::kRenewName, lease.projection, lease.owner, lease.fencing_token,
-                              millis, optional_key(key));
+                            millis, optional_key(key));
     });
   }
 

@@ -34,10 +34,10 @@ namespace annals::projections {
 namespace {
 
 using detail::count_parameters;
+using detail::exec_statement;
 using detail::Param;
 using detail::PostgresContext;
 using detail::Session;
-using detail::exec_statement;
 
 // PostgreSQL truncates longer identifiers silently; refusing them is clearer.
 constexpr std::size_t kMaxIdentifierBytes = 63;
@@ -458,7 +458,7 @@ class PostgresReadModel final : public ReadModel {
     try {
       const PostgresContext::StatementDeadline deadline(context_);
       return exec_statement(context_.transaction(), statement.name,
-                                                  pqxx::prepare::make_dynamic_params(params));
+                            pqxx::prepare::make_dynamic_params(params));
     } catch (const std::exception& e) {
       // The message is built only on failure: the success path stays allocation-light.
       context_.fail(e, describe(context_.projection_name()) + ": " + verb + " \"" +

@@ -75,8 +75,7 @@ class StatementConnection : public pqxx::connection {
 /// Requires: `tx` runs on a StatementConnection (every session of the store's pools).
 /// Throws: the driver's error. Cost: one round trip.
 template <typename... Args>
-pqxx::result exec_statement(pqxx::transaction_base& tx, const std::string& name,
-                            Args&&... args) {
+pqxx::result exec_statement(pqxx::transaction_base& tx, const std::string& name, Args&&... args) {
   auto& connection = static_cast<StatementConnection&>(tx.conn());
   if (!connection.unnamed()) return tx.exec_prepared(name, std::forward<Args>(args)...);
   return tx.exec_params(connection.sql_of(name), std::forward<Args>(args)...);

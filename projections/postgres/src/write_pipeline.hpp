@@ -100,7 +100,7 @@ class WritePipeline {
     std::size_t statement;    // offset of the NUL-terminated name (or SQL text) in text_
     std::size_t first_param;  // index into params_
     std::size_t params;
-    bool unnamed;             // `statement` is SQL text, sent unnamed
+    bool unnamed;  // `statement` is SQL text, sent unnamed
   };
 
   void add_execution(std::string_view statement, std::span<const Param> params, bool unnamed);

@@ -18,9 +18,9 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
-#include <optional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -273,8 +273,8 @@ TEST(PgBouncerTest, AProjectionRunnerAndItsProjectionStoreWorkThroughThePooler) 
   Position last;
   {
     annals::projections::ProjectionRunner runner(*store, *projections, {.owner = "pooled-runner"});
-    runner.add(balances_model, {.max_attempts = 1,
-                                .on_failure = annals::projections::OnFailure::kDeadLetter});
+    runner.add(balances_model,
+               {.max_attempts = 1, .on_failure = annals::projections::OnFailure::kDeadLetter});
     runner.add(counter);
     runner.start();
     last = append_deposits(*store, category, 30, expected);
@@ -394,8 +394,7 @@ TEST(PgBouncerTest, TheRelayWorksThroughThePooler) {
   const std::string name = "pooled-relay-" + category;
   annals::testing::ChildProcess relay(
       {ANNALS_CLI_PATH, "--db", through_bouncer(), "relay", "--webhook", receiver.url(), "--name",
-       name, "--category", category, "--session-db", test_database_url(), "--status-interval",
-       "1"},
+       name, "--category", category, "--session-db", test_database_url(), "--status-interval", "1"},
       "relay");
   ASSERT_TRUE(annals::testing::eventually([&] { return receiver.keys().size() >= 20; }, 60s));
   append(10);  // live: woken by its LISTEN on the server
