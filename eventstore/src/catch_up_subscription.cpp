@@ -8,10 +8,21 @@
 // Why an outage loses nothing: a read that throws UnavailableError delivered nothing, so the
 // retry reads again after the same position; and the first read after the outage happens
 // without waiting for a signal, so events appended while LISTEN was down are read too.
+//
+// Why a failover skips nothing: after an outage the store may be another server, a promoted
+// standby. A dying primary can have shown a reader a commit its standby never received (a
+// transaction whose wait for synchronous replication the postmaster's death cut short is made
+// visible locally; docs/scaling.md, "Failover"), and the promoted standby may give its later
+// transactions lower transaction ids than that lost one. Continuing after the lost event's
+// position would then skip them. So the first read after an outage checks that the newest
+// deliveries are still in the log (rewind_past_lost_deliveries) and continues after the newest
+// one that is: the log is delivered without a gap, and a lost event whose writer re-sent it
+// comes again at its new position.
 #include "annals/eventstore/detail/catch_up_subscription.hpp"
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <stop_token>
@@ -124,7 +135,7 @@ class CatchUpSubscription final : public Subscription {
     std::chrono::milliseconds settle{0};
     while (!stop.stop_requested()) {
       const std::uint64_t token = signal_->observe();
-      const std::optional<std::vector<RecordedEvent>> read = read_after(after, stop);
+      const std::optional<std::vector<RecordedEvent>> read = read_after(after, stop);  // may rewind
       if (!read) continue;  // unavailable: backed off, read again after the same position
       const std::vector<RecordedEvent>& batch = *read;
       const bool caught_up = batch.size() < options_.batch_size;
@@ -138,6 +149,7 @@ class CatchUpSubscription final : public Subscription {
                               " that is not after " + after.to_string());
         }
         handler_(event);
+        remember(event);
         after = event.position;
         {
           std::lock_guard lock(mutex_);
@@ -158,11 +170,13 @@ class CatchUpSubscription final : public Subscription {
   }
 
   // One read after `after`, or nothing when the store is unavailable (after backing off).
+  // After an outage, first moves `after` back past deliveries the store no longer has.
   // Other errors propagate and stop the subscription.
-  std::optional<std::vector<RecordedEvent>> read_after(Position after,
+  std::optional<std::vector<RecordedEvent>> read_after(Position& after,
                                                        const std::stop_token& stop) {
     std::vector<RecordedEvent> batch;
     try {
+      if (outage_.active()) after = rewind_past_lost_deliveries(after);
       batch = reader_.read_all(ReadAllOptions{
           .after = after, .max_count = options_.batch_size, .filter = options_.filter});
     } catch (const OutcomeUnknownError&) {
@@ -179,6 +193,52 @@ class CatchUpSubscription final : public Subscription {
           ended->duration.count(), ended->failed_attempts, after.to_string());
     }
     return batch;
+  }
+
+  // Keeps the newest deliveries for rewind_past_lost_deliveries (a StreamId copy per event).
+  void remember(const RecordedEvent& event) {
+    if (recent_.size() == kRecentDeliveries) {
+      recent_.pop_front();
+      forgot_ = true;
+    }
+    recent_.push_back({event.stream_id, event.version, event.id, event.position});
+  }
+
+  // Checks the recent deliveries, newest first, against the store (one read_stream each; one
+  // in all unless a failover lost some) and returns the position of the newest one the store
+  // still has at the same stream version, id and position: `after` when that is the last one.
+  // Throws: what read_stream throws (UnavailableError: the caller backs off and comes back);
+  // CorruptionError when every remembered delivery is gone and older ones were forgotten.
+  Position rewind_past_lost_deliveries(Position after) {
+    std::size_t lost = 0;
+    while (!recent_.empty()) {
+      const Delivery& last = recent_.back();
+      const auto found =
+          reader_.read_stream(last.stream, ReadStreamOptions{.from = last.version, .max_count = 1});
+      if (!found.empty() && found.front().id == last.id &&
+          found.front().position == last.position) {
+        break;
+      }
+      recent_.pop_back();
+      ++lost;
+    }
+    if (lost == 0) return after;
+    if (recent_.empty() && forgot_) {
+      throw CorruptionError("subscription: the last " + std::to_string(lost) +
+                            " delivered events are not in the log any more (after position " +
+                            after.to_string() + "); cannot tell where to continue");
+    }
+    const Position back = recent_.empty() ? options_.after : recent_.back().position;
+    log_warn(
+        "annals: subscription: {} delivered events up to position {} are not in the log of the "
+        "store it reconnected to (a failover lost commits the old primary had shown); continuing "
+        "after position {}",
+        lost, after.to_string(), back.to_string());
+    {
+      std::lock_guard lock(mutex_);
+      position_ = back;
+    }
+    return back;
   }
 
   // The store is unavailable: report reconnecting, warn once per outage, and sleep for the
@@ -249,7 +309,20 @@ class CatchUpSubscription final : public Subscription {
   const SubscriptionOptions options_;
   const EventHandler handler_;
 
+  // One delivered event, as rewind_past_lost_deliveries checks it.
+  struct Delivery {
+    StreamId stream;
+    StreamVersion version;
+    EventId id;
+    Position position;
+  };
+  // Deliveries remembered: more than the commits a dying primary can have shown (one per
+  // transaction in flight at its death).
+  static constexpr std::size_t kRecentDeliveries = 256;
+
   // Subscription thread only.
+  std::deque<Delivery> recent_;  // newest last
+  bool forgot_ = false;          // an older delivery was dropped from recent_
   Backoff backoff_;
   Outage outage_;
   const MetricsRecorder metrics_;

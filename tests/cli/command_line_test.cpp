@@ -80,7 +80,9 @@ TEST(CliCommandLineTest, RelayTakesItsSelectionSinkAndStatusOptions) {
                            "--on-failure",
                            "dead-letter",
                            "--status-interval",
-                           "2"}),
+                           "2",
+                           "--session-db",
+                           "postgresql://db:5432/annals"}),
             CommandId::kRelay);
   const auto& args = parser.args().relay;
   EXPECT_EQ(args.nats_url, "nats://127.0.0.1:4222");
@@ -92,6 +94,7 @@ TEST(CliCommandLineTest, RelayTakesItsSelectionSinkAndStatusOptions) {
   EXPECT_TRUE(args.json);
   EXPECT_EQ(args.on_failure, "dead-letter");
   EXPECT_EQ(args.status_interval_seconds, 2.0);
+  EXPECT_EQ(args.session_db, std::optional<std::string>("postgresql://db:5432/annals"));
 
   CommandLineParser webhook;
   EXPECT_EQ(parse(webhook, {"relay", "--webhook", "http://127.0.0.1:8080/in"}), CommandId::kRelay);

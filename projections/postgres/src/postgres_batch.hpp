@@ -19,6 +19,7 @@
 #include "annals/eventstore/types.hpp"
 #include "annals/projections/documents.hpp"
 #include "connection_pool.hpp"
+#include "statement_connection.hpp"
 #include "watchdog.hpp"
 #include "write_pipeline.hpp"
 
@@ -44,14 +45,15 @@ struct Session {
   const Statement* find(const std::string& key) const;
   /// Registers `sql` (prepared by libpqxx on first use) under a new name and caches it.
   const Statement& add(const std::string& key, const std::string& sql, std::size_t parameters);
-  /// Registers `sql` like add() and prepares it on the server at once (in the session's open
-  /// transaction; a prepared statement outlives a rollback), so that its executions can be
-  /// queued (PostgresContext::defer).
+  /// Registers `sql` like add() and has the server parse it at once (StatementConnection::check:
+  /// prepared in the session's open transaction, where a prepared statement outlives a
+  /// rollback; or parsed unnamed), so that its executions can be queued
+  /// (PostgresContext::defer).
   /// Throws: the driver's error (the transaction is then aborted).
   const Statement& add_deferred(const std::string& key, const std::string& sql,
                                 std::size_t parameters);
 
-  pqxx::connection connection;
+  StatementConnection connection;
   std::unordered_map<std::string, Statement> statements;
   /// Names given to read-model statements so far (never reused, even after a failure).
   std::size_t names = 0;

@@ -132,8 +132,8 @@ class PostgresDocuments final : public Documents {
     }
     try {
       const PostgresContext::StatementDeadline deadline(context_);
-      static_cast<void>(context_.transaction().exec_prepared(
-          statement->name, pqxx::prepare::make_dynamic_params(params)));
+      static_cast<void>(exec_statement(context_.transaction(), statement->name,
+                                       pqxx::prepare::make_dynamic_params(params)));
     } catch (const std::exception& e) {
       context_.fail(e, "projection \"" + context_.projection_name() + "\": write document \"" +
                            std::string(id).substr(0, 100) + "\" of collection \"" +
@@ -155,8 +155,8 @@ void PostgresContext::set_up_collections(const std::vector<CollectionSpec>& coll
   auto& tx = transaction();
   std::set<std::string> applied;
   try {
-    tx.exec_prepared(sql::kMigrationLockName, projection);
-    for (const auto& row : tx.exec_prepared(sql::kMigrationsAppliedName, projection)) {
+    exec_statement(tx, sql::kMigrationLockName, projection);
+    for (const auto& row : exec_statement(tx, sql::kMigrationsAppliedName, projection)) {
       applied.insert(row[0].c_str());
     }
   } catch (const std::exception& e) {
@@ -166,7 +166,7 @@ void PostgresContext::set_up_collections(const std::vector<CollectionSpec>& coll
     if (applied.contains(name)) return;
     try {
       tx.exec(statement);
-      tx.exec_prepared(sql::kMigrationRecordName, projection, name);
+      exec_statement(tx, sql::kMigrationRecordName, projection, name);
     } catch (const std::exception& e) {
       fail(e, "projection \"" + projection + "\": collection migration \"" + name +
                   "\" failed and was rolled back");
@@ -178,7 +178,7 @@ void PostgresContext::set_up_collections(const std::vector<CollectionSpec>& coll
     const auto create = create_migration(spec.name);
     pqxx::result owners;
     try {
-      owners = tx.exec_prepared(sql::kDocumentOwnerName, create);
+      owners = exec_statement(tx, sql::kDocumentOwnerName, create);
     } catch (const std::exception& e) {
       fail(e, "projection \"" + projection + "\": look up the owner of a collection", false);
     }

@@ -34,6 +34,7 @@
 #include "postgres_batch.hpp"
 #include "presence.hpp"
 #include "sql.hpp"
+#include "statement_connection.hpp"
 
 namespace annals::projections {
 namespace detail {
@@ -42,7 +43,7 @@ namespace detail {
 
 namespace {
 
-void prepare_store_statements(pqxx::connection& connection) {
+void prepare_store_statements(StatementConnection& connection) {
   connection.prepare(sql::kRegisterName, sql::kRegister);
   connection.prepare(sql::kMigrationLockName, sql::kMigrationLock);
   connection.prepare(sql::kMigrationsAppliedName, sql::kMigrationsApplied);
@@ -99,7 +100,7 @@ const Session::Statement& Session::add_deferred(const std::string& key, const st
                                                 std::size_t parameters) {
   Statement statement{"annals_rm_" + std::to_string(names++), parameters, true};
   connection.prepare(statement.name, sql);
-  connection.prepare_now(statement.name);
+  connection.check(statement.name);
   return statements.insert_or_assign(key, std::move(statement)).first->second;
 }
 
@@ -113,7 +114,7 @@ void PostgresContext::fail(const std::exception& error, const std::string& what,
 }
 
 void PostgresContext::defer(const Session::Statement& statement, const std::vector<Param>& params) {
-  writes_.add(statement.name, params);
+  session().connection.queue(writes_, statement.name, params);
   if (writes_.bytes() >= kMaxPendingBytes) flush_writes();
 }
 
@@ -154,10 +155,18 @@ void PostgresContext::deferred_failed(const std::exception& error, std::size_t c
 
 namespace {
 
+using detail::exec_statement;
 using detail::Param;
 using detail::PostgresContext;
 using detail::Session;
 using detail::SessionPool;
+
+// What the pool runs on each new session: nothing, or (behind a transaction pooler) switching
+// it to unnamed statements (statement_connection.hpp).
+SessionPool::OnConnect statement_setup(bool prepared) {
+  if (prepared) return nullptr;
+  return [](Session& session) { session.connection.use_unnamed_statements(); };
+}
 
 // How calls of this store are repeated (postgres::detail::run_pooled): after a broken
 // connection on a new one up to 2 times, after a transient failure (serialization failure,
@@ -337,7 +346,7 @@ class SetupWork final : public UnitOfWork, public PostgresContext {
 
   void enter_read_schema() override {
     try {
-      static_cast<void>(tx_.exec_prepared(sql::kEnterReadModelName, projection_));
+      static_cast<void>(exec_statement(tx_, sql::kEnterReadModelName, projection_));
     } catch (const std::exception& e) {
       fail(e, describe(projection_) + ": enter its read schema", false);
     }
@@ -393,13 +402,13 @@ class PostgresBatch final : public Batch, public PostgresContext {
     const auto* stored = event.is_undecodable() ? &*event.decode_failure : nullptr;
     try {
       const StatementDeadline deadline(*this);
-      tx->exec_prepared(sql::kParkName, lease_.projection, event.id.to_string(),
-                        stored ? stored->stream_id : event.stream_id.value(), event.version,
-                        std::to_string(event.position.commit()), event.position.sequence(),
-                        stored ? stored->type : event.type, event.schema_version,
-                        stored ? stored->data : json_text(event.data),
-                        stored ? stored->metadata : json_text(event.metadata),
-                        micros_since_epoch(event.recorded_at), error, attempts);
+      exec_statement(*tx, sql::kParkName, lease_.projection, event.id.to_string(),
+                     stored ? stored->stream_id : event.stream_id.value(), event.version,
+                     std::to_string(event.position.commit()), event.position.sequence(),
+                     stored ? stored->type : event.type, event.schema_version,
+                     stored ? stored->data : json_text(event.data),
+                     stored ? stored->metadata : json_text(event.metadata),
+                     micros_since_epoch(event.recorded_at), error, attempts);
     } catch (const annals::Error&) {
       throw;
     } catch (const std::exception& e) {
@@ -414,7 +423,7 @@ class PostgresBatch final : public Batch, public PostgresContext {
     pqxx::result result;
     try {
       const StatementDeadline deadline(*this);
-      result = tx->exec_prepared(sql::kResolveName, id, lease_.projection);
+      result = exec_statement(*tx, sql::kResolveName, id, lease_.projection);
     } catch (const std::exception& e) {
       fail(e, what);
     }
@@ -440,7 +449,7 @@ class PostgresBatch final : public Batch, public PostgresContext {
     const auto tx = open(what);
     try {
       const StatementDeadline deadline(*this);
-      const auto rows = tx->exec_prepared(sql::kEnterReadModelName, lease_.projection);
+      const auto rows = exec_statement(*tx, sql::kEnterReadModelName, lease_.projection);
       if (rows.empty()) throw not_registered(lease_.projection);
       inline_applied_ = parse_transactions(text_of(rows[0][1]));
     } catch (const annals::Error&) {
@@ -474,8 +483,8 @@ class PostgresBatch final : public Batch, public PostgresContext {
     try {
       if (queued == 0) {
         const StatementDeadline deadline(*this);
-        const auto updated = tx->exec_prepared(
-            sql::kCommitCheckpointName, lease_.projection, lease_.fencing_token,
+        const auto updated = exec_statement(
+            *tx, sql::kCommitCheckpointName, lease_.projection, lease_.fencing_token,
             std::to_string(checkpoint_.commit()), checkpoint_.sequence(),
             std::to_string(checkpoint.commit()), checkpoint.sequence(), lease_.owner);
         committable = updated.affected_rows() == 1;
@@ -484,7 +493,7 @@ class PostgresBatch final : public Batch, public PostgresContext {
         // write last (its statement must be prepared on the server to be queued).
         {
           const StatementDeadline deadline(*this);
-          tx->conn().prepare_now(sql::kCommitCheckpointName);
+          session_->connection.ready_to_queue(sql::kCommitCheckpointName);
         }
         const std::vector<Param> params = {value(lease_.projection),
                                            value(lease_.fencing_token),
@@ -493,7 +502,7 @@ class PostgresBatch final : public Batch, public PostgresContext {
                                            value(std::to_string(checkpoint.commit())),
                                            value(checkpoint.sequence()),
                                            value(lease_.owner)};
-        pending_writes().add(sql::kCommitCheckpointName, params);
+        session_->connection.queue(pending_writes(), sql::kCommitCheckpointName, params);
         const StatementDeadline deadline(*this);
         committable = pending_writes().send(*tx) == 1;
       }
@@ -516,7 +525,7 @@ class PostgresBatch final : public Batch, public PostgresContext {
     std::string why = "the projection is no longer registered";
     try {
       const StatementDeadline deadline(*this);
-      const auto rows = tx->exec_prepared(sql::kCheckpointName, lease_.projection);
+      const auto rows = exec_statement(*tx, sql::kCheckpointName, lease_.projection);
       if (!rows.empty()) {
         const auto stored = position_of(rows[0][0], rows[0][1], "checkpoint transaction id");
         const auto token = rows[0][2].as<std::int64_t>();
@@ -571,10 +580,13 @@ class PostgresProjectionStore final : public ProjectionStore {
         watchdog_(options_.call_timeout),
         pool_(postgres::detail::with_timeouts(options_.connection_string,
                                               options_.connection_timeouts),
-              options_.pool_size, nullptr, options_.acquire_timeout) {
+              options_.pool_size, statement_setup(options_.prepare_statements),
+              options_.acquire_timeout) {
     if (options_.session_liveness) {
       presence_ = std::make_unique<detail::Presence>(postgres::detail::with_timeouts(
-          options_.connection_string, options_.connection_timeouts));
+          options_.session_connection_string.empty() ? options_.connection_string
+                                                     : options_.session_connection_string,
+          options_.connection_timeouts));
     }
     const auto rows = call("open projection store", [](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
@@ -591,7 +603,7 @@ class PostgresProjectionStore final : public ProjectionStore {
     validate_projection_name(name);
     const auto register_and_set_up = [&](SessionPool::Lease& session) {
       pqxx::work tx(session->connection);
-      tx.exec_prepared(sql::kRegisterName, name);
+      exec_statement(tx, sql::kRegisterName, name);
       SetupWork work(name, *session, tx);
       try {
         projection.setup(work);
@@ -618,7 +630,7 @@ class PostgresProjectionStore final : public ProjectionStore {
         call("acquire lease of " + describe(projection), [&](pqxx::connection& connection) {
           pqxx::nontransaction tx(connection);
           auto result =
-              tx.exec_prepared(sql::kAcquireName, projection, owner, millis, optional_key(key));
+              exec_statement(tx, sql::kAcquireName, projection, owner, millis, optional_key(key));
           if (result.empty()) require_exists(tx, projection);
           return result;
         });
@@ -640,8 +652,8 @@ class PostgresProjectionStore final : public ProjectionStore {
   void release(const Lease& lease) override {
     call("release lease of " + describe(lease.projection), [&](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
-      return tx.exec_prepared(sql::kReleaseName, lease.projection, lease.owner,
-                              lease.fencing_token);
+      return exec_statement(tx, sql::kReleaseName, lease.projection, lease.owner,
+                            lease.fencing_token);
     });
   }
 
@@ -649,7 +661,7 @@ class PostgresProjectionStore final : public ProjectionStore {
     const auto rows =
         call("read checkpoint of " + describe(projection), [&](pqxx::connection& connection) {
           pqxx::nontransaction tx(connection);
-          return tx.exec_prepared(sql::kCheckpointName, projection);
+          return exec_statement(tx, sql::kCheckpointName, projection);
         });
     if (rows.empty()) throw not_found(projection);
     return position_of(rows[0][0], rows[0][1], "checkpoint transaction id");
@@ -671,16 +683,16 @@ class PostgresProjectionStore final : public ProjectionStore {
   void report(const Lease& lease, const ProjectionReport& report) override {
     call("report on " + describe(lease.projection), [&](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
-      return tx.exec_prepared(sql::kReportName, lease.projection, lease.owner, lease.fencing_token,
-                              report.state, optional_value(report.last_error),
-                              report.events_applied);
+      return exec_statement(tx, sql::kReportName, lease.projection, lease.owner,
+                            lease.fencing_token, report.state, optional_value(report.last_error),
+                            report.events_applied);
     });
   }
 
   std::vector<ProjectionRecord> list() override {
     const auto rows = call("list projections", [](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
-      return tx.exec_prepared(sql::kListName);
+      return exec_statement(tx, sql::kListName);
     });
     std::vector<ProjectionRecord> records;
     records.reserve(rows.size());
@@ -712,9 +724,9 @@ class PostgresProjectionStore final : public ProjectionStore {
             : static_cast<std::int64_t>(query.max_count);
     const auto rows = call("list dead letters", [&](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
-      return tx.exec_prepared(sql::kListDeadLettersName, optional_value(query.projection),
-                              query.state ? value(to_string(*query.state)) : null_param(),
-                              value(limit));
+      return exec_statement(tx, sql::kListDeadLettersName, optional_value(query.projection),
+                            query.state ? value(to_string(*query.state)) : null_param(),
+                            value(limit));
     });
     std::vector<DeadLetter> letters;
     letters.reserve(rows.size());
@@ -738,7 +750,7 @@ class PostgresProjectionStore final : public ProjectionStore {
     const std::string what = "record a failed retry of dead letter " + std::to_string(id);
     const auto updated = call(what, [&](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
-      return tx.exec_prepared(sql::kRetryFailedName, id, error);
+      return exec_statement(tx, sql::kRetryFailedName, id, error);
     });
     if (updated.affected_rows() == 0) throw NotFoundError(what + ": no such dead letter");
   }
@@ -750,9 +762,9 @@ class PostgresProjectionStore final : public ProjectionStore {
     for (int attempt = 0; attempt < 8; ++attempt) {
       const auto rows = call(what, [&](pqxx::connection& connection) {
         pqxx::nontransaction tx(connection);
-        auto inserted = tx.exec_prepared(sql::kRequestRebuildName, projection);
+        auto inserted = exec_statement(tx, sql::kRequestRebuildName, projection);
         if (!inserted.empty()) return inserted;
-        auto open = tx.exec_prepared(sql::kOpenRebuildName, projection);
+        auto open = exec_statement(tx, sql::kOpenRebuildName, projection);
         if (open.empty()) require_exists(tx, projection);
         return open;
       });
@@ -765,7 +777,7 @@ class PostgresProjectionStore final : public ProjectionStore {
     const auto rows =
         call("read rebuild request " + std::to_string(id), [&](pqxx::connection& connection) {
           pqxx::nontransaction tx(connection);
-          return tx.exec_prepared(sql::kRebuildRequestName, id);
+          return exec_statement(tx, sql::kRebuildRequestName, id);
         });
     if (rows.empty()) return std::nullopt;
     return decode_rebuild(rows[0]);
@@ -775,7 +787,7 @@ class PostgresProjectionStore final : public ProjectionStore {
     const auto rows =
         call("read the open rebuild of " + describe(projection), [&](pqxx::connection& connection) {
           pqxx::nontransaction tx(connection);
-          return tx.exec_prepared(sql::kOpenRebuildName, projection);
+          return exec_statement(tx, sql::kOpenRebuildName, projection);
         });
     if (rows.empty()) return std::nullopt;
     return decode_rebuild(rows[0]);
@@ -791,9 +803,9 @@ class PostgresProjectionStore final : public ProjectionStore {
     const auto [progress_tx, progress_position] = position_params(request.progress);
     const auto updated = call(what, [&](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
-      return tx.exec_prepared(sql::kUpdateRebuildName, request.id, to_string(request.state),
-                              target_tx, target_position, progress_tx, progress_position,
-                              optional_value(request.message));
+      return exec_statement(tx, sql::kUpdateRebuildName, request.id, to_string(request.state),
+                            target_tx, target_position, progress_tx, progress_position,
+                            optional_value(request.message));
     });
     if (updated.affected_rows() == 0) throw NotFoundError(what + ": no such request");
   }
@@ -807,8 +819,8 @@ class PostgresProjectionStore final : public ProjectionStore {
     const auto millis = ttl_millis(ttl, lease.projection);
     return call("renew lease of " + describe(lease.projection), [&](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
-      return tx.exec_prepared(sql::kRenewName, lease.projection, lease.owner, lease.fencing_token,
-                              millis, optional_key(key));
+      return exec_statement(tx, sql::kRenewName, lease.projection, lease.owner, lease.fencing_token,
+                            millis, optional_key(key));
     });
   }
 
@@ -838,7 +850,7 @@ class PostgresProjectionStore final : public ProjectionStore {
     const auto allowed = state_array(from);
     const auto rows = call(what, [&](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
-      return tx.exec_prepared(sql::kTransitionDeadLetterName, id, to_string(to), allowed);
+      return exec_statement(tx, sql::kTransitionDeadLetterName, id, to_string(to), allowed);
     });
     if (rows.empty()) throw NotFoundError(what + ": no such dead letter");
     if (!rows[0][1].as<bool>()) {
@@ -852,7 +864,7 @@ class PostgresProjectionStore final : public ProjectionStore {
   }
 
   static void require_exists(pqxx::transaction_base& tx, const std::string& projection) {
-    if (tx.exec_prepared(sql::kExistsName, projection).empty()) throw not_found(projection);
+    if (exec_statement(tx, sql::kExistsName, projection).empty()) throw not_found(projection);
   }
 
   static void validate_owner(const std::string& owner) {

@@ -34,6 +34,7 @@ namespace annals::projections {
 namespace {
 
 using detail::count_parameters;
+using detail::exec_statement;
 using detail::Param;
 using detail::PostgresContext;
 using detail::Session;
@@ -456,8 +457,8 @@ class PostgresReadModel final : public ReadModel {
                    const char* verb, std::string_view object) {
     try {
       const PostgresContext::StatementDeadline deadline(context_);
-      return context_.transaction().exec_prepared(statement.name,
-                                                  pqxx::prepare::make_dynamic_params(params));
+      return exec_statement(context_.transaction(), statement.name,
+                            pqxx::prepare::make_dynamic_params(params));
     } catch (const std::exception& e) {
       // The message is built only on failure: the success path stays allocation-light.
       context_.fail(e, describe(context_.projection_name()) + ": " + verb + " \"" +
@@ -504,8 +505,8 @@ void ReadModelProjection::setup(UnitOfWork& work) {
   try {
     // Serializes concurrent preparers of this projection until commit; each then sees the
     // migrations the other recorded (read committed: a new snapshot per statement).
-    tx.exec_prepared(sql::kMigrationLockName, projection);
-    for (const auto& row : tx.exec_prepared(sql::kMigrationsAppliedName, projection)) {
+    exec_statement(tx, sql::kMigrationLockName, projection);
+    for (const auto& row : exec_statement(tx, sql::kMigrationsAppliedName, projection)) {
       applied.insert(row[0].c_str());
     }
   } catch (const std::exception& e) {
@@ -516,7 +517,7 @@ void ReadModelProjection::setup(UnitOfWork& work) {
     try {
       // The projection's own DDL, as written by its author (no values, no parameters).
       tx.exec(migration.sql);
-      tx.exec_prepared(sql::kMigrationRecordName, projection, migration.name);
+      exec_statement(tx, sql::kMigrationRecordName, projection, migration.name);
     } catch (const std::exception& e) {
       context.fail(e, describe(projection) + ": read-model migration \"" + migration.name +
                           "\" failed and was rolled back");
@@ -555,8 +556,8 @@ void ReadModelProjection::reset(UnitOfWork& work) {
   // until this reset commits; the replay then applies every event again, the ones applied
   // inline before included (sql/0016).
   try {
-    context.transaction().exec_prepared(sql::kInlineLockName, projection);
-    context.transaction().exec_prepared(sql::kInlineForgetName, projection);
+    exec_statement(context.transaction(), sql::kInlineLockName, projection);
+    exec_statement(context.transaction(), sql::kInlineForgetName, projection);
   } catch (const std::exception& e) {
     context.fail(e, describe(projection) + ": reset: forget the inline-applied transactions",
                  false);

@@ -42,7 +42,16 @@ std::int64_t affected_rows(PGresult* result) noexcept {
 }  // namespace
 
 void WritePipeline::add(std::string_view statement, std::span<const Param> params) {
-  executions_.push_back(Execution{text_.size(), params_.size(), params.size()});
+  add_execution(statement, params, false);
+}
+
+void WritePipeline::add_unnamed(std::string_view sql, std::span<const Param> params) {
+  add_execution(sql, params, true);
+}
+
+void WritePipeline::add_execution(std::string_view statement, std::span<const Param> params,
+                                  bool unnamed) {
+  executions_.push_back(Execution{text_.size(), params_.size(), params.size(), unnamed});
   text_.append(statement);
   text_.push_back('\0');
   for (const auto& param : params) {
@@ -103,11 +112,14 @@ std::int64_t WritePipeline::run(pqxx::dbtransaction& tx, std::vector<PipelineRow
   for (const auto& execution : executions_) {
     // Blocking mode cannot deadlock on a long queue: while libpq waits to write, it also
     // reads (and buffers) what the server answered so far.
-    if (PQsendQueryPrepared(connection, text_.data() + execution.statement,
-                            static_cast<int>(execution.params),
-                            values_.data() + execution.first_param, nullptr, nullptr, 0) != 1) {
-      throw_broken(connection, "send");
-    }
+    const char* statement = text_.data() + execution.statement;
+    const auto params = static_cast<int>(execution.params);
+    const char* const* values = values_.data() + execution.first_param;
+    const int sent =
+        execution.unnamed
+            ? PQsendQueryParams(connection, statement, params, nullptr, values, nullptr, nullptr, 0)
+            : PQsendQueryPrepared(connection, statement, params, values, nullptr, nullptr, 0);
+    if (sent != 1) throw_broken(connection, "send");
   }
   if (PQpipelineSync(connection) != 1) throw_broken(connection, "sync");
 
@@ -137,9 +149,13 @@ std::int64_t WritePipeline::run(pqxx::dbtransaction& tx, std::vector<PipelineRow
   if (PQexitPipelineMode(connection) != 1) throw_broken(connection, "exit pipeline mode");
   if (refused) {
     const char* sqlstate = PQresultErrorField(refused.get(), PG_DIAG_SQLSTATE);
-    const char* statement = refused_at < executions_.size()
-                                ? text_.data() + executions_[refused_at].statement
-                                : "pipeline";
+    // A statement sent unnamed is named by the start of its text.
+    std::string statement = "pipeline";
+    if (refused_at < executions_.size()) {
+      const auto& refused_execution = executions_[refused_at];
+      statement = std::string_view(text_.data() + refused_execution.statement)
+                      .substr(0, refused_execution.unnamed ? 80 : std::string_view::npos);
+    }
     throw PipelineRefusal(refused_at, postgres::detail::DbError::refused(
                                           std::string(PQresultErrorMessage(refused.get())) +
                                               " (statement " + statement + ")",

@@ -71,6 +71,10 @@ class WritePipeline {
   /// (pqxx::connection::prepare_now); no value contains a NUL byte (libpq sends text
   /// parameters NUL-terminated: a NUL would cut the value).
   void add(std::string_view statement, std::span<const Param> params);
+  /// Queues an execution of the SQL text `sql` as an unnamed statement, parsed with the
+  /// execution (for connections behind a transaction pooler, where named statements do not
+  /// last; StatementConnection). Requires: as add(), and `sql` contains no NUL byte.
+  void add_unnamed(std::string_view sql, std::span<const Param> params);
 
   [[nodiscard]] bool empty() const noexcept { return executions_.empty(); }
   /// Queued executions.
@@ -93,10 +97,13 @@ class WritePipeline {
 
  private:
   struct Execution {
-    std::size_t statement;    // offset of the NUL-terminated name in text_
+    std::size_t statement;    // offset of the NUL-terminated name (or SQL text) in text_
     std::size_t first_param;  // index into params_
     std::size_t params;
+    bool unnamed;  // `statement` is SQL text, sent unnamed
   };
+
+  void add_execution(std::string_view statement, std::span<const Param> params, bool unnamed);
   // No value: SQL NULL.
   static constexpr std::size_t kNull = static_cast<std::size_t>(-1);
 

@@ -38,7 +38,13 @@ constexpr std::chrono::milliseconds kTimeout = 30s;  // bound for asynchronous p
 /// calls, or until release()) and records when each call was made and after which position.
 class FlakyReader final : public EventReader {
  public:
-  explicit FlakyReader(EventReader& inner) : inner_(inner) {}
+  explicit FlakyReader(EventReader& inner) : inner_(&inner) {}
+
+  /// From now on, forwards to `inner` (a failover to another server).
+  void switch_to(EventReader& inner) {
+    std::lock_guard lock(mutex_);
+    inner_ = &inner;
+  }
 
   void fail_next(int calls, std::exception_ptr error = unavailable()) {
     std::lock_guard lock(mutex_);
@@ -73,23 +79,28 @@ class FlakyReader final : public EventReader {
         std::rethrow_exception(error_);
       }
     }
-    return inner_.read_all(options);
+    return current().read_all(options);
   }
   std::vector<RecordedEvent> read_stream(const StreamId& stream,
                                          const ReadStreamOptions& options) override {
-    return inner_.read_stream(stream, options);
+    return current().read_stream(stream, options);
   }
   std::optional<StreamVersion> stream_version(const StreamId& stream) override {
-    return inner_.stream_version(stream);
+    return current().stream_version(stream);
   }
-  Position head_position() override { return inner_.head_position(); }
+  Position head_position() override { return current().head_position(); }
 
  private:
   static std::exception_ptr unavailable() {
     return std::make_exception_ptr(UnavailableError("injected: server went away"));
   }
 
-  EventReader& inner_;
+  EventReader& current() {
+    std::lock_guard lock(mutex_);
+    return *inner_;
+  }
+
+  EventReader* inner_;
   mutable std::mutex mutex_;
   int failing_calls_ = 0;
   std::exception_ptr error_;
@@ -227,6 +238,55 @@ TEST_F(SubscriptionReconnectTest, RetriesStrictlyAfterTheLastDeliveredEvent) {
   ASSERT_GE(calls.size(), 5u);
   EXPECT_FALSE(calls[4].failed);
   EXPECT_EQ(calls[4].after, events[3].position);
+}
+
+// A failover (docs/scaling.md, "Failover"): the dying primary showed the subscription a commit
+// its standby never received, and the promoted standby orders a later transaction before that
+// lost one. After the outage the subscription checks its newest deliveries against the store
+// and continues after the newest one still there: nothing of the new log is skipped, and the
+// lost event, re-sent by its writer with the same id, comes again at its new position.
+TEST_F(SubscriptionReconnectTest, AfterAFailoverContinuesPastDeliveriesTheNewServerLacks) {
+  auto promoted = make_in_memory_event_store();
+  const auto lost_id = EventId::generate();
+  const auto append_to = [](EventStore& store, const std::string& stream, EventId id) {
+    return store
+        .append(StreamId(stream), ExpectedVersion::any(), {NewEvent{.id = id, .type = "Happened"}})
+        .position;
+  };
+  std::vector<EventId> replicated;
+  for (int i = 0; i < 3; ++i) {
+    replicated.push_back(EventId::generate());
+    append_to(*store_, "s-" + std::to_string(i), replicated.back());
+    append_to(*promoted, "s-" + std::to_string(i), replicated.back());
+  }
+  const auto lost = append_to(*store_, "s-lost", lost_id);  // never reached the standby
+  testkit::EventCollector collector;
+  auto subscription = subscribe(collector.handler());
+  ASSERT_TRUE(subscription->wait_for(lost, kTimeout));
+
+  reader_.fail_until_released();                   // the primary dies
+  append_to(*store_, "s-0", EventId::generate());  // wakes the subscription: its read fails
+  ASSERT_TRUE(eventually([&] { return reader_.failed_calls() >= 1; }));
+  const auto written_after = EventId::generate();
+  append_to(*promoted, "s-new", written_after);  // on the promoted standby
+  append_to(*promoted, "s-lost", lost_id);       // the lost append, re-sent
+  ASSERT_FALSE(lost < promoted->read_stream(StreamId("s-new")).front().position)
+      << "the test needs the promoted store to order the new event at or before the lost one";
+  reader_.switch_to(*promoted);
+  reader_.release();
+
+  ASSERT_TRUE(eventually([&] { return collector.events().size() >= 6; }));
+  const auto delivered = collector.events();
+  std::vector<EventId> ids;
+  for (const auto& e : delivered) ids.push_back(e.id);
+  const std::vector<EventId> expected = {replicated[0], replicated[1], replicated[2],
+                                         lost_id,       written_after, lost_id};
+  EXPECT_EQ(ids, expected);
+  // After the lost one: the promoted store's log after the newest delivery it has, exactly.
+  const auto replicated_end = promoted->read_stream(StreamId("s-2")).front().position;
+  EXPECT_EQ(positions(std::vector<RecordedEvent>(delivered.begin() + 4, delivered.end())),
+            positions(promoted->read_all({.after = replicated_end})));
+  EXPECT_EQ(subscription->stop_reason(), nullptr);
 }
 
 TEST_F(SubscriptionReconnectTest, LogsOneWarningPerOutageAndOneRecoveryLine) {

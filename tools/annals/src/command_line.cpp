@@ -405,6 +405,12 @@ std::vector<ParsedCommand> declare_relay(CLI::App& verb, CommandLine& cl) {
       ->capture_default_str()
       ->check(CLI::Range(0.01, 86400.0));
   verb.add_flag("--json", args.json, "One JSON object per status line");
+  verb.add_option_function<std::string>(
+          "--session-db", [&args](const std::string& u) { args.session_db = u; },
+          "--db is a transaction-mode pooler (PgBouncer): send unnamed statements through it and "
+          "open the connections that need a session (LISTEN, the lease's presence lock) to "
+          "this server URL instead (operations.md)")
+      ->type_name("URL");
   return {{&verb, CommandId::kRelay}};
 }
 

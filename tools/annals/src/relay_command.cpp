@@ -110,13 +110,19 @@ void relay(const std::string& url, const RelayArgs& args, std::ostream& out) {
   options.subject_prefix = args.subject_prefix;
   auto projection = relay::make_relay(make_sink(args), std::move(options));
 
+  // Behind a transaction pooler (--session-db): statements unnamed through it, sessions direct.
+  const bool pooled = args.session_db.has_value();
   postgres::PostgresEventStoreOptions event_options;
   event_options.connection_string = url;
   event_options.pool_size = 2;  // the runner reads ahead on a second connection
+  event_options.session_connection_string = args.session_db.value_or("");
+  event_options.prepare_statements = !pooled;
   const auto events = postgres::make_postgres_event_store(std::move(event_options));
   projections::PostgresProjectionStoreOptions store_options;
   store_options.connection_string = url;
   store_options.pool_size = 3;  // batches, lease renewals, status reports
+  store_options.session_connection_string = args.session_db.value_or("");
+  store_options.prepare_statements = !pooled;
   const auto store = projections::make_postgres_projection_store(std::move(store_options));
 
   projections::ProjectionRunner runner(*events, *store);

@@ -42,6 +42,9 @@ struct RelayArgs {
   double status_interval_seconds = 10;
   /// JSON status lines (--json).
   bool json = false;
+  /// The server itself, when --db is a transaction-mode pooler (--session-db): the LISTEN and
+  /// presence connections go here, and every store statement is sent unnamed through --db.
+  std::optional<std::string> session_db = std::nullopt;
 };
 
 /// Runs the relay against the PostgreSQL store at `url` until SIGTERM or SIGINT (blocked in the

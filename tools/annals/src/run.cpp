@@ -79,6 +79,9 @@ std::unique_ptr<annals::projections::ProjectionStore> open_projection_store(
   annals::projections::PostgresProjectionStoreOptions options;
   options.connection_string = url;
   options.pool_size = 1;
+  // As open_store: unnamed statements, so `projections` and `dead-letters` work through a
+  // transaction-mode pooler too. These commands never take a lease, so no presence connection.
+  options.prepare_statements = false;
   return annals::projections::make_postgres_projection_store(std::move(options));
 }
 

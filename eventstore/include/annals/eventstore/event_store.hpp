@@ -198,6 +198,11 @@ enum class SubscriptionState {
 /// warning once, reads again with capped exponential backoff and jitter
 /// (SubscriptionOptions::initial_reconnect_backoff, max_reconnect_backoff) and, once a read
 /// succeeds, logs the outage's length and continues strictly after the last delivered event.
+/// Unless the store is by then another server that lacks that event (a failover lost commits
+/// the old primary had shown): it then continues after the newest delivered event the store
+/// still has, with a warning, so that nothing is skipped; events the old primary showed and
+/// their writers re-sent are then delivered again at their new positions (docs/scaling.md,
+/// "Failover"). That check costs one read_stream per outage.
 /// Errors that no retry fixes stop it: any other exception of a read (OutcomeUnknownError
 /// included, which a read cannot honestly raise) and every exception of the handler.
 ///

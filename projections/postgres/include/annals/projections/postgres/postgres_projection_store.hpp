@@ -13,10 +13,13 @@
 // lease whose owner's session ended (process killed, connection cut) is free at once for
 // another runner, without waiting for its expiry; the fencing token still grows with every
 // takeover. Correctness never depends on it: a lease recording no live session, or none at
-// all, is judged by its expiry alone. Behind a transaction pooler (PgBouncer in transaction
-// mode), where a session-level lock would outlive the client or be held by a shared server
-// connection, turn session_liveness off: only the expiry applies then (docs/operations.md,
-// "Takeover").
+// all, is judged by its expiry alone.
+//
+// Behind a transaction pooler (PgBouncer in transaction mode): point connection_string at the
+// pooler, turn prepare_statements off, and give the presence connection the server itself
+// (session_connection_string); a session-level lock taken through the pooler would be held by
+// a shared server connection. Without a direct connection, turn session_liveness off instead:
+// only the expiry applies then (docs/operations.md, "Behind PgBouncer").
 //
 //   auto store = annals::projections::make_postgres_projection_store({.connection_string = url});
 #pragma once
@@ -73,6 +76,20 @@ struct PostgresProjectionStoreOptions {
   /// opened by the first try_acquire() or renew(). Turn it off behind a transaction pooler.
   /// Default on.
   bool session_liveness = true;
+  /// Where the presence connection of session liveness goes (it holds a session-level
+  /// advisory lock, which needs a session of its own on the server). Empty (the default):
+  /// `connection_string`. Behind a transaction-mode pooler such as PgBouncer, point
+  /// `connection_string` at the pooler, this at the server itself, and set
+  /// `prepare_statements = false` (docs/operations.md, "Behind PgBouncer").
+  std::string session_connection_string;
+  /// Prepare the store's statements (and its read-model helpers') once per connection (true,
+  /// the default), or send each call's SQL as an unnamed statement, parsed anew every time
+  /// (false). Named prepared statements live in a server session; a transaction-mode pooler
+  /// (PgBouncer 1.18, as in Debian 12) hands each transaction to any server connection, where
+  /// they do not exist, so turn this off behind one. A batch still runs as one transaction on
+  /// one server connection, its queued writes pipelined in one round trip. Costs the server a
+  /// parse and plan per statement.
+  bool prepare_statements = true;
 };
 
 /// Connects and checks that the schema is migrated. Starts the store's watchdog thread (it
