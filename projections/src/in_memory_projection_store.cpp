@@ -224,7 +224,13 @@ class InMemoryBatch final : public Batch, public DocumentWork {
  private:
   // Under the lock: this batch's lease is current and its row's checkpoint where it began.
   void check_own_lease_locked() {
-    auto& row = state_->row(lease_.projection);
+    const auto found = state_->projections.find(lease_.projection);
+    if (found == state_->projections.end()) {
+      // Removed by a partition layout change: as refused as a takeover.
+      throw OwnershipLostError("checkpoint of projection '" + lease_.projection +
+                               "' refused: the projection is no longer registered");
+    }
+    auto& row = found->second;
     if (!row.is_current(lease_)) {
       throw OwnershipLostError(
           "checkpoint of projection '" + lease_.projection + "' refused: the lease of '" +
