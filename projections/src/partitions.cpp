@@ -239,6 +239,35 @@ int stored_partition_count(ProjectionStore& store, const std::string& projection
   return count;
 }
 
+namespace {
+
+// Step 3 of repartition(): every row of `fence` is at `at`; replace them by `count` partitions
+// there, in one unit of work.
+void commit_new_layout(ProjectionStore& store, const std::string& name, const Fence& fence,
+                       int count, Position at) {
+  LayoutChange change;
+  change.held = fence.leases;
+  change.at = at;
+  for (const auto& [row, checkpoint] : fence.rows) {
+    if (row != name) change.remove.push_back(row);
+  }
+  if (count == 1) {
+    change.place.push_back(name);
+  } else {
+    if (fence.count == 1) change.fence.push_back(name);
+    for (int k = 0; k < count; ++k) change.place.push_back(partition_name(name, k, count));
+    // Rows of the same name (a repartition to the same count) are placed, not removed.
+    std::erase_if(change.remove, [&](const std::string& row) {
+      return std::find(change.place.begin(), change.place.end(), row) != change.place.end();
+    });
+  }
+  const auto& first = fence.leases.front();
+  auto batch = store.begin(first, fence.rows.at(first.projection));
+  batch->commit_layout(change);
+}
+
+}  // namespace
+
 RepartitionResult repartition(EventReader& events, ProjectionStore& store, Projection& projection,
                               int count, RepartitionOptions options) {
   check_count(count);
@@ -257,31 +286,42 @@ RepartitionResult repartition(EventReader& events, ProjectionStore& store, Proje
                fence.count, checkpoint, result.at, options.batch_size);
       fence.rows[row] = result.at;
     }
-    LayoutChange change;
-    change.held = fence.leases;
-    change.at = result.at;
-    for (const auto& [row, checkpoint] : fence.rows) {
-      if (row != name) change.remove.push_back(row);
-    }
-    if (count == 1) {
-      change.place.push_back(name);
-    } else {
-      if (fence.count == 1) change.fence.push_back(name);
-      for (int k = 0; k < count; ++k) change.place.push_back(partition_name(name, k, count));
-      // Old rows of the same name (a repartition to the same count) are placed, not removed.
-      std::erase_if(change.remove, [&](const std::string& row) {
-        return std::find(change.place.begin(), change.place.end(), row) != change.place.end();
-      });
-    }
-    const auto& first = fence.leases.front();
-    auto batch = store.begin(first, fence.rows.at(first.projection));
-    batch->commit_layout(change);
+    commit_new_layout(store, name, fence, count, result.at);
   } catch (...) {
     release_all(store, fence);
     throw;
   }
   logger()->info("annals: projection {}: repartitioned from {} to {} partition(s) at {}", name,
                  result.from, result.to, result.at.to_string());
+  return result;
+}
+
+RepartitionResult repartition_aligned(ProjectionStore& store, const std::string& projection,
+                                      int count, RepartitionOptions options) {
+  check_count(count);
+  options = with_defaults(std::move(options));
+  validate_projection_name(projection);
+  auto fence = take_all(store, projection, options);
+  RepartitionResult result{.from = fence.count, .to = count, .at = Position::start()};
+  try {
+    result.at = fence.rows.begin()->second;
+    for (const auto& [row, checkpoint] : fence.rows) {
+      if (checkpoint != result.at) {
+        throw InvalidArgumentError(
+            "the partitions of '" + projection + "' are not at one position ('" +
+            fence.rows.begin()->first + "' at " + result.at.to_string() + ", '" + row + "' at " +
+            checkpoint.to_string() +
+            "): let its runners catch up and stop them while live, or use repartition() with "
+            "the projection's code, which applies the missing events");
+      }
+    }
+    commit_new_layout(store, projection, fence, count, result.at);
+  } catch (...) {
+    release_all(store, fence);
+    throw;
+  }
+  logger()->info("annals: projection {}: repartitioned from {} to {} partition(s) at {}",
+                 projection, result.from, result.to, result.at.to_string());
   return result;
 }
 

@@ -72,7 +72,8 @@ struct PartitionName {
 struct RepartitionOptions {
   /// The owner name of the leases the procedure takes. Default: "annals-repartition:<pid>".
   std::string owner;
-  /// The leases' time to live; they are renewed between batches. Default 60 s.
+  /// The leases' time to live: longer than the procedure takes (they are not renewed; a
+  /// lapsed one taken by a runner refuses the change). Default 60 s.
   std::chrono::milliseconds lease_ttl{60'000};
   /// How long to wait for leases that runners still hold (stop the runners first). Default 0:
   /// fail at once.
@@ -107,6 +108,15 @@ struct RepartitionResult {
 /// stores' errors. Nothing of step 3 is stored unless all of it is.
 RepartitionResult repartition(EventReader& events, ProjectionStore& store, Projection& projection,
                               int count, RepartitionOptions options = {});
+
+/// repartition() for a caller without the projection's code (the `annals projections
+/// repartition` command): the same steps, except that step 2 must have nothing to do. Every
+/// current partition must already be at one position, as they are after the runners were
+/// stopped while live with no appends meanwhile (each checkpoints the head it reached).
+/// Throws: InvalidArgumentError when the checkpoints differ (the message names two of them),
+/// otherwise as repartition().
+RepartitionResult repartition_aligned(ProjectionStore& store, const std::string& projection,
+                                      int count, RepartitionOptions options = {});
 
 /// Rebuilds a partitioned projection from the start of the log: takes every partition's
 /// lease as repartition() does, then in one unit of work resets the read model
