@@ -130,8 +130,12 @@ TEST(PartitionsTest, RunnersShareThePartitionsAndRebalanceWhenOneJoinsOrLeaves) 
   auto head = append(*events, 60, 9, next);
 
   ProjectionRunner a(*events, *store, fast("runner-a"));
-  a.add(std::make_shared<Recorder>("totals", EventFilter{}, sink), partitioned(4));
-  a.start();
+  // docs:begin scaling-partitioned-runner
+  ProjectionOptions options;
+  options.partitions = 4;  // by FNV-1a 64 of the stream id; the store's count wins later
+  a.add(std::make_shared<Recorder>("totals", EventFilter{}, sink), options);
+  a.start();  // this runner takes its share: at most ceil(4 / live runners) partitions
+  // docs:end
   ASSERT_TRUE(eventually([&] { return held(a) == 4; }, kTimeout));
   ASSERT_TRUE(eventually([&] { return all_at(*store, "totals", 4, head); }, kTimeout));
 
@@ -185,7 +189,11 @@ TEST(PartitionsTest, RepartitionBringsPartitionsToACommonPositionWithoutARebuild
   }
   store->release(*lease);
 
+  // docs:begin scaling-repartition
+  // The runners of "totals" are stopped. In one unit of work: 2 partitions out, 3 in, all at
+  // the highest old checkpoint (lagging partitions are brought there first).
   const auto done = repartition(*events, *store, projection, 3);
+  // docs:end
   EXPECT_EQ(done.from, 2);
   EXPECT_EQ(done.to, 3);
   EXPECT_EQ(done.at, middle);
