@@ -277,6 +277,10 @@ TEST_F(ProjectionCommandsTest, PartitionedProjectionStatusRepartitionAndRebuild)
     EXPECT_EQ(rows[1]["partition"]["index"], 0);
     EXPECT_EQ(rows[1]["partition"]["count"], 2);
     EXPECT_EQ(rows[3]["runner_seat_of"], "parted");
+    // Rows without progress of their own: no lag (the partitions carry it).
+    EXPECT_TRUE(rows[0]["lag"].is_null());
+    EXPECT_TRUE(rows[3]["lag"].is_null());
+    EXPECT_EQ(rows[1]["lag"], 0);
 
     // Running: the runner holds the partitions, so the change is refused and nothing changes.
     std::ostringstream refused;

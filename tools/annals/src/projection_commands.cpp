@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include <ostream>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -154,15 +155,31 @@ std::optional<std::string> generation_of(const std::string& name) {
   return name.substr(0, at);
 }
 
+// The projections among `records` that are partitioned (some row is one of their partitions).
+std::set<std::string> partitioned_projections(const std::vector<ProjectionRecord>& records) {
+  std::set<std::string> out;
+  for (const auto& r : records) {
+    if (const auto part = projections::parse_partition_name(r.name)) out.insert(part->projection);
+  }
+  return out;
+}
+
+// Rows that apply no events, so that their checkpoint means nothing: a runner seat, and the
+// own row of a partitioned projection (its partitions carry the progress). Their lag is not
+// shown.
+bool without_progress(const ProjectionRecord& r, const std::set<std::string>& partitioned) {
+  return projections::parse_seat_name(r.name).has_value() || partitioned.contains(r.name);
+}
+
 Json status_json(const ProjectionRecord& r, Position head, const ProjectionDetails& details,
-                 bool detailed) {
+                 bool detailed, const std::set<std::string>& partitioned) {
   Json j;
   j["name"] = r.name;
   j["owner"] = optional_string(r.owner);
   j["owned"] = r.owned;
   j["position"] = r.checkpoint.to_string();
   j["head"] = head.to_string();
-  j["lag"] = lag_of(r.checkpoint, head);
+  j["lag"] = without_progress(r, partitioned) ? Json(nullptr) : Json(lag_of(r.checkpoint, head));
   j["state"] = r.state;
   j["lease_expires_at"] =
       r.lease_expires_at ? Json(format_timestamp(*r.lease_expires_at)) : Json(nullptr);
@@ -228,6 +245,7 @@ void print_partition_notes(const std::vector<ProjectionRecord>& records, std::os
 
 void print_status_table(const std::vector<ProjectionRecord>& records, Position head, bool detailed,
                         std::ostream& out) {
+  const auto partitioned = partitioned_projections(records);
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> header{"NAME", "OWNER", "POSITION", "LAG", "STATE", "LEASE EXPIRES"};
   if (detailed) {
@@ -235,11 +253,18 @@ void print_status_table(const std::vector<ProjectionRecord>& records, Position h
   }
   rows.push_back(header);
   for (const auto& r : records) {
+    const bool no_progress = without_progress(r, partitioned);
+    std::string state = r.state.empty() ? "-" : r.state;
+    if (projections::parse_seat_name(r.name)) {
+      state = "seat";
+    } else if (no_progress) {
+      state = "partitioned";
+    }
     std::vector<std::string> row{r.name,
                                  r.owner.value_or("-"),
-                                 r.checkpoint.to_string(),
-                                 std::to_string(lag_of(r.checkpoint, head)),
-                                 r.state.empty() ? "-" : r.state,
+                                 no_progress ? "-" : r.checkpoint.to_string(),
+                                 no_progress ? "-" : std::to_string(lag_of(r.checkpoint, head)),
+                                 state,
                                  lease_cell(r)};
     if (detailed) {
       row.push_back(std::to_string(r.fencing_token));
@@ -474,8 +499,9 @@ void projections_status(ProjectionStore& store, EventReader& events,
   const auto head = events.head_position();
   const auto details = details_of(store, records, args);
   if (args.json) {
+    const auto partitioned = partitioned_projections(records);
     for (std::size_t i = 0; i < records.size(); ++i) {
-      out << dump(status_json(records[i], head, details[i], args.detailed)) << '\n';
+      out << dump(status_json(records[i], head, details[i], args.detailed, partitioned)) << '\n';
     }
     return;
   }
