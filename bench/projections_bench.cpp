@@ -204,8 +204,8 @@ LatencyRound measure_latency(EventStore& store, ProjectionRunner& runner, const 
 // `target`: from the first start() until every partition's stored checkpoint has passed it.
 // With 1 partition the projection is unpartitioned (one runner).
 double time_partitioned_catch_up(const std::string& conninfo, int partitions,
-                                 const std::string& name, const std::string& table,
-                                 Position target, std::size_t batch_size) {
+                                 const std::string& name, const std::string& table, Position target,
+                                 std::size_t batch_size) {
   struct Member {
     std::unique_ptr<EventStore> events;
     std::unique_ptr<projections::ProjectionStore> store;
@@ -239,7 +239,8 @@ double time_partitioned_catch_up(const std::string& conninfo, int partitions,
                        [&](const std::string& row) { return store.checkpoint(row) >= target; });
   };
   while (!all_reached()) {
-    if (Clock::now() > deadline) throw std::runtime_error("projection " + name + " did not catch up");
+    if (Clock::now() > deadline)
+      throw std::runtime_error("projection " + name + " did not catch up");
     std::this_thread::sleep_for(std::chrono::milliseconds(2));  // polling the stored checkpoints
   }
   const std::chrono::duration<double> elapsed = Clock::now() - start;
@@ -334,16 +335,20 @@ nlohmann::json run_projection_benchmarks(const std::string& conninfo,
 
   // --- Partitioned catch-up: 1, 2 and 4 partitions, one runner each -------------------------
   const std::vector<int> counts = {1, 2, 4};
-  if (std::any_of(counts.begin(), counts.end(), [&](int p) {
-        return wanted(fmt::format("projection_catchup_p{}", p));
-      })) {
+  if (std::any_of(counts.begin(), counts.end(),
+                  [&](int p) { return wanted(fmt::format("projection_catchup_p{}", p)); })) {
     const Position target = nth_position(control, options.events);
     const auto events = static_cast<double>(options.events);
     std::vector<Figure> parts;
     for (const int p : counts) {
       parts.push_back(Figure{
-          fmt::format("projection_catchup_p{}", p), "events/s", {}, p == 1 ? "" : "projection_catchup_p1", {},
-          0.0, false,
+          fmt::format("projection_catchup_p{}", p),
+          "events/s",
+          {},
+          p == 1 ? "" : "projection_catchup_p1",
+          {},
+          0.0,
+          false,
           fmt::format(
               "a new read-model projection (one ReadModel::increment per event) as {} "
               "partition(s) run by {} runner(s) with their own stores and connections in one "

@@ -166,9 +166,9 @@ class InMemoryBatch final : public Batch, public DocumentWork {
                               held.fencing_token == lease_.fencing_token);
       const auto found = state_->projections.find(held.projection);
       if (found == state_->projections.end() || !found->second.is_current(held)) {
-        throw OwnershipLostError("layout change of '" + lease_.projection + "' refused: the lease of '" +
-                                 held.owner + "' on '" + held.projection +
-                                 "' is no longer current; nothing was committed");
+        throw OwnershipLostError("layout change of '" + lease_.projection +
+                                 "' refused: the lease of '" + held.owner + "' on '" +
+                                 held.projection + "' is no longer current; nothing was committed");
       }
     }
     if (!own_held) {

@@ -93,8 +93,8 @@ void PartitionGroup::stop() {
     try {
       store_.release(*seat);
     } catch (const std::exception& e) {
-      logger()->warn("annals: projection {}: could not release the runner seat {}: {}",
-                     projection_, seat->projection, e.what());
+      logger()->warn("annals: projection {}: could not release the runner seat {}: {}", projection_,
+                     seat->projection, e.what());
     }
   }
 }

@@ -147,9 +147,8 @@ void catch_up(EventReader& events, ProjectionStore& store, Projection& projectio
     auto page = events.read_all(read);
     const bool full = page.size() >= batch_size;
     std::erase_if(page, [&](const RecordedEvent& e) { return e.position > to; });
-    const Position through = page.empty() || !full || page.size() < batch_size
-                                 ? to
-                                 : page.back().position;
+    const Position through =
+        page.empty() || !full || page.size() < batch_size ? to : page.back().position;
     auto batch = store.begin(lease, at);
     for (const auto& event : page) {
       if (count > 1 && partition_of(event.stream_id.value(), count) != index) continue;
@@ -211,9 +210,8 @@ std::optional<PartitionName> parse_partition_name(std::string_view name) {
   const auto index = parse_number(rest.substr(0, of));
   const auto count = parse_number(rest.substr(of + kOf.size()));
   if (!index || !count || *count < 1 || *count > kMaxPartitions || *index >= *count) return {};
-  return PartitionName{.projection = std::string(name.substr(0, part)),
-                       .index = *index,
-                       .count = *count};
+  return PartitionName{
+      .projection = std::string(name.substr(0, part)), .index = *index, .count = *count};
 }
 
 std::optional<std::string> parse_seat_name(std::string_view name) {
@@ -282,8 +280,8 @@ RepartitionResult repartition(EventReader& events, ProjectionStore& store, Proje
     for (const auto& [row, checkpoint] : fence.rows) {
       if (checkpoint == result.at) continue;
       const auto part = parse_partition_name(row);
-      catch_up(events, store, projection, lease_of(fence, row), part ? part->index : 0,
-               fence.count, checkpoint, result.at, options.batch_size);
+      catch_up(events, store, projection, lease_of(fence, row), part ? part->index : 0, fence.count,
+               checkpoint, result.at, options.batch_size);
       fence.rows[row] = result.at;
     }
     commit_new_layout(store, name, fence, count, result.at);

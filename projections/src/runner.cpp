@@ -144,8 +144,8 @@ class ProjectionRunner::Impl {
     for (int k = 0; k < count; ++k) {
       auto partition = std::make_shared<detail::PartitionProjection>(projection, calls, k, count);
       store_.prepare(*partition);  // registers the row; the projection's setup ran above
-      workers_.push_back(
-          std::make_unique<Worker>(events_, store_, options_, std::move(partition), options, group));
+      workers_.push_back(std::make_unique<Worker>(events_, store_, options_, std::move(partition),
+                                                  options, group));
     }
     groups_.push_back(std::move(group));
     logger()->info("annals: projection {} runs as {} partitions", name, count);

@@ -229,11 +229,10 @@ TEST_F(ProjectionCommandsTest, StatusDetailsRebuildsDeadLettersAndErrors) {
   const auto rows = json_lines(status({.json = true, .detailed = true}));
   ASSERT_EQ(rows.size(), 1U);
   EXPECT_EQ(keys(rows[0]),
-            (std::vector<std::string>{"name", "owner", "owned", "position", "head", "lag", "state",
-                                      "lease_expires_at", "fencing_token", "events_applied",
-                                      "last_error", "updated_at", "rebuild", "dead_letters",
-                                      "read_schema", "generation_of", "partition",
-                                      "runner_seat_of"}));
+            (std::vector<std::string>{
+                "name", "owner", "owned", "position", "head", "lag", "state", "lease_expires_at",
+                "fencing_token", "events_applied", "last_error", "updated_at", "rebuild",
+                "dead_letters", "read_schema", "generation_of", "partition", "runner_seat_of"}));
   EXPECT_EQ(rows[0]["rebuild"]["id"], request.id);
   EXPECT_EQ(rows[0]["rebuild"]["state"], "requested");
   EXPECT_TRUE(rows[0]["rebuild"]["percent"].is_null());
@@ -261,14 +260,15 @@ TEST_F(ProjectionCommandsTest, PartitionedProjectionStatusRepartitionAndRebuild)
     projections::ProjectionRunner runner(*events_, *store_, options);
     runner.add(std::make_shared<Counter>("parted"), {.partitions = 2});
     runner.start();
-    ASSERT_TRUE(projections::wait_for_checkpoint(*store_, "parted.part-1-of-2", positions_[4], 10s));
-    ASSERT_TRUE(projections::wait_for_checkpoint(*store_, "parted.part-0-of-2", positions_[4], 10s));
+    ASSERT_TRUE(
+        projections::wait_for_checkpoint(*store_, "parted.part-1-of-2", positions_[4], 10s));
+    ASSERT_TRUE(
+        projections::wait_for_checkpoint(*store_, "parted.part-0-of-2", positions_[4], 10s));
     const auto text = status({.name = "parted"});
     for (const auto* row : {"parted.part-0-of-2", "parted.part-1-of-2", "parted.runner-0"}) {
       EXPECT_NE(text.find(row), std::string::npos) << row << " in\n" << text;
     }
-    EXPECT_NE(text.find("parted: 2 partitions, 1 live runner: runner-p holds 2"),
-              std::string::npos)
+    EXPECT_NE(text.find("parted: 2 partitions, 1 live runner: runner-p holds 2"), std::string::npos)
         << text;
     const auto rows = json_lines(status({.name = "parted", .json = true}));
     ASSERT_EQ(rows.size(), 5U);  // the projection, 2 partitions, 2 seats

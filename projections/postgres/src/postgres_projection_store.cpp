@@ -550,17 +550,17 @@ class PostgresBatch final : public Batch, public PostgresContext {
       for (const auto& held : change.held) {
         if (tx->exec_params(sql::kLayoutHeld, held.projection, held.owner, held.fencing_token)
                 .empty()) {
-          refusal = "the lease of '" + held.owner + "' on '" + held.projection +
-                    "' is no longer current";
+          refusal =
+              "the lease of '" + held.owner + "' on '" + held.projection + "' is no longer current";
           break;
         }
       }
-      if (refusal.empty() && tx->exec_params(sql::kLayoutCheckpointAt, lease_.projection,
-                                             std::to_string(checkpoint_.commit()),
-                                             checkpoint_.sequence())
-                                 .empty()) {
-        refusal = "the checkpoint of '" + lease_.projection + "' moved from " +
-                  checkpoint_.to_string();
+      if (refusal.empty() &&
+          tx->exec_params(sql::kLayoutCheckpointAt, lease_.projection,
+                          std::to_string(checkpoint_.commit()), checkpoint_.sequence())
+              .empty()) {
+        refusal =
+            "the checkpoint of '" + lease_.projection + "' moved from " + checkpoint_.to_string();
       }
       if (refusal.empty()) {
         for (const auto& name : change.remove) {
@@ -582,9 +582,8 @@ class PostgresBatch final : public Batch, public PostgresContext {
           }
         }
         for (const auto& name : change.place) {
-          static_cast<void>(tx->exec_params(sql::kLayoutPlace, name,
-                                            std::to_string(change.at.commit()),
-                                            change.at.sequence()));
+          static_cast<void>(tx->exec_params(
+              sql::kLayoutPlace, name, std::to_string(change.at.commit()), change.at.sequence()));
         }
         tx->commit();
         tx_.reset();

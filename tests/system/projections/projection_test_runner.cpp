@@ -147,13 +147,13 @@ class SumsProjection final : public annals::projections::ReadModelProjection {
             {event.stream_id.value(), amount, event.version});
     if (digest_) {
       db.exec("INSERT INTO " + name_ +
-                "_digest (id, events, hash) VALUES (1, 1, $1::bigint % 2147483647)"
-                " ON CONFLICT (id) DO UPDATE SET events = " +
-                name_ +
-                "_digest.events + 1,"
-                " hash = (" +
-                name_ + "_digest.hash * 1000003 + $1::bigint) % 2147483647",
-            {event.position.sequence()});
+                  "_digest (id, events, hash) VALUES (1, 1, $1::bigint % 2147483647)"
+                  " ON CONFLICT (id) DO UPDATE SET events = " +
+                  name_ +
+                  "_digest.events + 1,"
+                  " hash = (" +
+                  name_ + "_digest.hash * 1000003 + $1::bigint) % 2147483647",
+              {event.position.sequence()});
     }
     if (crash_after_events > 0 && ++applied_here == crash_after_events) {
       say("crashing");

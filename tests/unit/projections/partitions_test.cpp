@@ -116,8 +116,7 @@ TEST(PartitionsTest, RowNamesRoundTripAndOthersAreNotPartitions) {
   EXPECT_FALSE(parse_seat_name("balances").has_value());
   EXPECT_THROW(static_cast<void>(partition_name("balances", 4, 4)), InvalidArgumentError);
   EXPECT_THROW(static_cast<void>(partition_name("bad name", 0, 4)), InvalidArgumentError);
-  EXPECT_THROW(static_cast<void>(partition_name(std::string(95, 'x'), 0, 4)),
-               InvalidArgumentError);
+  EXPECT_THROW(static_cast<void>(partition_name(std::string(95, 'x'), 0, 4)), InvalidArgumentError);
 }
 
 // Two runners share 4 partitions 2 and 2; when one stops, the other takes all 4; every stream's
@@ -255,8 +254,7 @@ TEST(PartitionsTest, RefusesWhatWouldApplyEventsTwice) {
   }
   // It ran unpartitioned: partitions only through repartition().
   ProjectionRunner late(*events, *store, fast("runner-b"));
-  EXPECT_THROW(late.add(std::make_shared<Recorder>("plain"), partitioned(2)),
-               InvalidArgumentError);
+  EXPECT_THROW(late.add(std::make_shared<Recorder>("plain"), partitioned(2)), InvalidArgumentError);
   // Reserved row names.
   EXPECT_THROW(late.add(std::make_shared<Recorder>("x.part-0-of-2")), InvalidArgumentError);
   EXPECT_THROW(late.add(std::make_shared<Recorder>("x.runner-0")), InvalidArgumentError);

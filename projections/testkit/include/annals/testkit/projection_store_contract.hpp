@@ -32,8 +32,9 @@
 // The tests are grouped by concern in annals/testkit/projection_store_contract/:
 // registration.hpp (prepare, names, list(), report()), leases.hpp, checkpoints.hpp (batches,
 // the fenced checkpoint compare-and-set, wait_for_checkpoint()), dead_letters.hpp and
-// rebuilds.hpp, layouts.hpp; fixture.hpp holds the fixture and its helpers. This header includes them all
-// and registers the suite, so it is the one to include (target annals::testkit_projections).
+// rebuilds.hpp, layouts.hpp; fixture.hpp holds the fixture and its helpers. This header includes
+// them all and registers the suite, so it is the one to include (target
+// annals::testkit_projections).
 #pragma once
 
 #include "annals/testkit/projection_store_contract/checkpoints.hpp"

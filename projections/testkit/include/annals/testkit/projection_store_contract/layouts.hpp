@@ -94,8 +94,8 @@ TYPED_TEST_P(ProjectionStoreContract, CommitLayoutRefusesToRemoveARowWithOpenDea
   change.remove = {old0};
   change.place = {this->name("d")};
   auto batch = this->store().begin(lease, annals::Position::start());
-  this->template expect_error<annals::InvalidArgumentError>(
-      [&] { batch->commit_layout(change); }, "dead letter");
+  this->template expect_error<annals::InvalidArgumentError>([&] { batch->commit_layout(change); },
+                                                            "dead letter");
   EXPECT_EQ(this->dead_letters(old0).size(), 1U);
   for (const auto& record : this->store().list()) EXPECT_NE(record.name, this->name("d"));
 }
