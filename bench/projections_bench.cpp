@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -248,6 +249,57 @@ double time_partitioned_catch_up(const std::string& conninfo, int partitions,
   return elapsed.count();
 }
 
+// projection_catchup_p1/p2/p4 (see projections_bench.hpp), appended to `figures` when wanted.
+void partitioned_figures(const std::string& conninfo, PgConnection& control,
+                         const ProjectionBenchOptions& options, int rounds, const std::string& tag,
+                         const std::function<bool(const std::string&)>& wanted,
+                         std::vector<Figure>& figures) {
+  const std::vector<int> counts = {1, 2, 4};
+  if (std::any_of(counts.begin(), counts.end(),
+                  [&](int p) { return wanted(fmt::format("projection_catchup_p{}", p)); })) {
+    const Position target = nth_position(control, options.events);
+    const auto events = static_cast<double>(options.events);
+    std::vector<Figure> parts;
+    parts.reserve(counts.size());
+    for (const int p : counts) {
+      parts.push_back(Figure{
+          fmt::format("projection_catchup_p{}", p),
+          "events/s",
+          {},
+          p == 1 ? "" : "projection_catchup_p1",
+          {},
+          0.0,
+          false,
+          fmt::format(
+              "a new read-model projection (one ReadModel::increment per event) as {} "
+              "partition(s) run by {} runner(s) with their own stores and connections in one "
+              "process (standing in for processes), applying the log's first {} events in "
+              "batches of {}; every partition reads the whole log and drops other partitions' "
+              "events; timed from the first start() until every partition's checkpoint passed "
+              "the target (rebalancing at the start included); baseline: 1 partition",
+              p, p, options.events, options.batch_size)});
+    }
+    for (int r = 0; r < rounds; ++r) {
+      // Alternate the order between rounds so that no count always runs on a warmer cache.
+      for (std::size_t i = 0; i < counts.size(); ++i) {
+        const std::size_t at = r % 2 == 0 ? i : counts.size() - 1 - i;
+        const int p = counts[at];
+        const std::string name = fmt::format("bench-part{}-{}-r{}", p, tag, r);
+        parts[at].samples.push_back(
+            events / time_partitioned_catch_up(conninfo, p, name,
+                                               fmt::format("bench_pcounts_{}_p{}_r{}", tag, p, r),
+                                               target, options.batch_size));
+        report_progress("projections: {} round {}: {:.0f} events/s", parts[at].name, r + 1,
+                        parts[at].samples.back());
+      }
+    }
+    for (std::size_t i = 0; i < counts.size(); ++i) {
+      if (i > 0) parts[i].baseline_samples = parts[0].samples;
+      if (wanted(parts[i].name)) figures.push_back(parts[i]);
+    }
+  }
+}
+
 }  // namespace
 
 const std::vector<std::string>& projection_figure_names() {
@@ -334,49 +386,7 @@ nlohmann::json run_projection_benchmarks(const std::string& conninfo,
   }
 
   // --- Partitioned catch-up: 1, 2 and 4 partitions, one runner each -------------------------
-  const std::vector<int> counts = {1, 2, 4};
-  if (std::any_of(counts.begin(), counts.end(),
-                  [&](int p) { return wanted(fmt::format("projection_catchup_p{}", p)); })) {
-    const Position target = nth_position(control, options.events);
-    const auto events = static_cast<double>(options.events);
-    std::vector<Figure> parts;
-    for (const int p : counts) {
-      parts.push_back(Figure{
-          fmt::format("projection_catchup_p{}", p),
-          "events/s",
-          {},
-          p == 1 ? "" : "projection_catchup_p1",
-          {},
-          0.0,
-          false,
-          fmt::format(
-              "a new read-model projection (one ReadModel::increment per event) as {} "
-              "partition(s) run by {} runner(s) with their own stores and connections in one "
-              "process (standing in for processes), applying the log's first {} events in "
-              "batches of {}; every partition reads the whole log and drops other partitions' "
-              "events; timed from the first start() until every partition's checkpoint passed "
-              "the target (rebalancing at the start included); baseline: 1 partition",
-              p, p, options.events, options.batch_size)});
-    }
-    for (int r = 0; r < rounds; ++r) {
-      // Alternate the order between rounds so that no count always runs on a warmer cache.
-      for (std::size_t i = 0; i < counts.size(); ++i) {
-        const std::size_t at = r % 2 == 0 ? i : counts.size() - 1 - i;
-        const int p = counts[at];
-        const std::string name = fmt::format("bench-part{}-{}-r{}", p, tag, r);
-        parts[at].samples.push_back(
-            events / time_partitioned_catch_up(conninfo, p, name,
-                                               fmt::format("bench_pcounts_{}_p{}_r{}", tag, p, r),
-                                               target, options.batch_size));
-        report_progress("projections: {} round {}: {:.0f} events/s", parts[at].name, r + 1,
-                        parts[at].samples.back());
-      }
-    }
-    for (std::size_t i = 0; i < counts.size(); ++i) {
-      if (i > 0) parts[i].baseline_samples = parts[0].samples;
-      if (wanted(parts[i].name)) figures.push_back(parts[i]);
-    }
-  }
+  partitioned_figures(conninfo, control, options, rounds, tag, wanted, figures);
 
   // --- Append-to-visible latency ---------------------------------------------------------------
   if (wanted("projection_latency_p50") || wanted("projection_latency_p99")) {

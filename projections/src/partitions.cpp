@@ -78,6 +78,26 @@ struct Fence {
   int count = 1;
 };
 
+// Why a row's lease could not be taken: who holds it.
+std::string still_held(ProjectionStore& store, const std::string& row,
+                       const std::string& projection) {
+  std::string holder = "another runner";
+  for (const auto& record : store.list()) {
+    if (record.name == row && record.owner) holder = "'" + *record.owner + "'";
+  }
+  return "projection row '" + row + "' is still held by " + holder + ": stop the runners of '" +
+         projection + "' first";
+}
+
+// Why repartition_aligned() refuses: two rows at different positions.
+std::string not_aligned(const std::string& projection, const std::string& first, Position at,
+                        const std::string& row, Position checkpoint) {
+  return "the partitions of '" + projection + "' are not at one position ('" + first + "' at " +
+         at.to_string() + ", '" + row + "' at " + checkpoint.to_string() +
+         "): let its runners catch up and stop them while live, or use repartition() with the "
+         "projection's code, which applies the missing events";
+}
+
 Fence take_all(ProjectionStore& store, const std::string& projection,
                const RepartitionOptions& options) {
   Fence fence;
@@ -90,13 +110,8 @@ Fence take_all(ProjectionStore& store, const std::string& projection,
         break;
       }
       if (std::chrono::steady_clock::now() >= deadline) {
-        std::string holder = "another runner";
-        for (const auto& record : store.list()) {
-          if (record.name == name && record.owner) holder = "'" + *record.owner + "'";
-        }
         for (const auto& lease : fence.leases) store.release(lease);
-        throw UnavailableError("projection row '" + name + "' is still held by " + holder +
-                               ": stop the runners of '" + projection + "' first");
+        throw UnavailableError(still_held(store, name, projection));
       }
       // Waiting for a runner to stop or its lease to lapse: an operator's wait, not a
       // synchronization between threads of this process.
@@ -306,11 +321,7 @@ RepartitionResult repartition_aligned(ProjectionStore& store, const std::string&
     for (const auto& [row, checkpoint] : fence.rows) {
       if (checkpoint != result.at) {
         throw InvalidArgumentError(
-            "the partitions of '" + projection + "' are not at one position ('" +
-            fence.rows.begin()->first + "' at " + result.at.to_string() + ", '" + row + "' at " +
-            checkpoint.to_string() +
-            "): let its runners catch up and stop them while live, or use repartition() with "
-            "the projection's code, which applies the missing events");
+            not_aligned(projection, fence.rows.begin()->first, result.at, row, checkpoint));
       }
     }
     commit_new_layout(store, projection, fence, count, result.at);

@@ -310,6 +310,16 @@ std::vector<std::uint64_t> parse_transactions(std::string_view text) {
   return out;
 }
 
+// "<what>: row '<name>' <rest>", for the refusals of a layout change.
+std::string about_row(const std::string& what, const std::string& name, std::string_view rest) {
+  std::string out = what;
+  out += ": row '";
+  out += name;
+  out += "' ";
+  out += rest;
+  return out;
+}
+
 NotFoundError not_registered(const std::string& projection) {
   return NotFoundError(describe(projection) +
                        " is not registered (ProjectionStore::prepare() registers it)");
@@ -567,18 +577,18 @@ class PostgresBatch final : public Batch, public PostgresContext {
           const auto open_letter = tx->exec_params(sql::kLayoutOpenDeadLetter, name);
           if (!open_letter.empty()) {
             tx_.reset();
-            throw InvalidArgumentError(what + ": row '" + name + "' has open dead letter " +
+            throw InvalidArgumentError(about_row(what, name, "has open dead letter ") +
                                        open_letter[0][0].c_str() + "; retry or skip it first");
           }
           if (tx->exec_params(sql::kLayoutRemove, name).affected_rows() != 1) {
             tx_.reset();
-            throw InvalidArgumentError(what + ": row '" + name + "' to remove is not registered");
+            throw InvalidArgumentError(about_row(what, name, "to remove is not registered"));
           }
         }
         for (const auto& name : change.fence) {
           if (tx->exec_params(sql::kLayoutFence, name).affected_rows() != 1) {
             tx_.reset();
-            throw InvalidArgumentError(what + ": row '" + name + "' to fence is not registered");
+            throw InvalidArgumentError(about_row(what, name, "to fence is not registered"));
           }
         }
         for (const auto& name : change.place) {
@@ -607,7 +617,7 @@ class PostgresBatch final : public Batch, public PostgresContext {
       for (const auto& name : *rows) {
         validate_projection_name(name);
         if (!named.insert(name).second) {
-          throw InvalidArgumentError(what + ": row '" + name + "' is named twice");
+          throw InvalidArgumentError(about_row(what, name, "is named twice"));
         }
       }
     }
