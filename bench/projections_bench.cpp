@@ -231,7 +231,10 @@ double time_partitioned_catch_up(const std::string& conninfo, int partitions,
   for (int k = 0; k < partitions; ++k) {
     rows.push_back(partitions == 1 ? name : projections::partition_name(name, k, partitions));
   }
-  auto& store = *members.front().store;
+  // A store of its own for watching the checkpoints.
+  const auto watcher =
+      projections::make_postgres_projection_store({.connection_string = conninfo, .pool_size = 1});
+  auto& store = *watcher;
   const auto start = Clock::now();
   for (auto& m : members) m.runner->start();
   const auto deadline = start + std::chrono::minutes(10);

@@ -137,7 +137,10 @@ void PartitionGroup::run() {
       logger()->debug("annals: projection {}: counting runners failed: {}", projection_, e.what());
     }
     lock.lock();
-    wake_.wait_for(lock, runner_.acquire_interval, [this] { return stopping_; });
+    // Often enough to renew the seat in time whatever acquire_interval is.
+    const auto period =
+        std::min<std::chrono::milliseconds>(runner_.acquire_interval, runner_.lease_ttl / 3);
+    wake_.wait_for(lock, period, [this] { return stopping_; });
   }
 }
 

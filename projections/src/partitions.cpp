@@ -98,39 +98,47 @@ std::string not_aligned(const std::string& projection, const std::string& first,
          "projection's code, which applies the missing events";
 }
 
-Fence take_all(ProjectionStore& store, const std::string& projection,
-               const RepartitionOptions& options) {
-  Fence fence;
-  fence.rows = layout_rows(store, projection, fence.count);
-  const auto deadline = std::chrono::steady_clock::now() + options.wait;
-  for (const auto& [name, checkpoint] : fence.rows) {
-    while (true) {
-      if (auto lease = store.try_acquire(name, options.owner, options.lease_ttl)) {
-        fence.leases.push_back(std::move(*lease));
-        break;
-      }
-      if (std::chrono::steady_clock::now() >= deadline) {
-        for (const auto& lease : fence.leases) store.release(lease);
-        throw UnavailableError(still_held(store, name, projection));
-      }
-      // Waiting for a runner to stop or its lease to lapse: an operator's wait, not a
-      // synchronization between threads of this process.
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  }
-  // The checkpoints as of now, under the leases.
-  for (auto& [name, checkpoint] : fence.rows) checkpoint = store.checkpoint(name);
-  return fence;
-}
-
-void release_all(ProjectionStore& store, const Fence& fence) noexcept {
-  for (const auto& lease : fence.leases) {
+void release_all(ProjectionStore& store, const std::vector<Lease>& leases) noexcept {
+  for (const auto& lease : leases) {
     try {
       store.release(lease);
     } catch (const std::exception& e) {
       logger()->warn("annals: could not release the lease of {}: {}", lease.projection, e.what());
     }
   }
+}
+
+Fence take_all(ProjectionStore& store, const std::string& projection,
+               const RepartitionOptions& options) {
+  Fence fence;
+  fence.rows = layout_rows(store, projection, fence.count);
+  const auto deadline = std::chrono::steady_clock::now() + options.wait;
+  try {
+    for (const auto& [name, checkpoint] : fence.rows) {
+      while (true) {
+        if (auto lease = store.try_acquire(name, options.owner, options.lease_ttl)) {
+          fence.leases.push_back(std::move(*lease));
+          break;
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+          throw UnavailableError(still_held(store, name, projection));
+        }
+        // Waiting for a runner to stop or its lease to lapse: an operator's wait, not a
+        // synchronization between threads of this process.
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+    // The checkpoints as of now, under the leases.
+    for (auto& [name, checkpoint] : fence.rows) checkpoint = store.checkpoint(name);
+  } catch (...) {
+    release_all(store, fence.leases);
+    throw;
+  }
+  return fence;
+}
+
+void release_all(ProjectionStore& store, const Fence& fence) noexcept {
+  release_all(store, fence.leases);
 }
 
 RepartitionOptions with_defaults(RepartitionOptions options) {

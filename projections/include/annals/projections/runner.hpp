@@ -170,14 +170,16 @@ class ProjectionRunner {
   /// Status of every projection, in the order added; a partitioned one has an entry per
   /// partition (this runner's or not: see ProjectionStatus::lease).
   [[nodiscard]] std::vector<ProjectionStatus> status() const;
-  /// Status of one projection. Throws NotFoundError for an unknown name.
+  /// Status of one projection; of a partitioned one's partition by its row name
+  /// ("<name>.part-<k>-of-<N>"). Throws NotFoundError for an unknown name.
   [[nodiscard]] ProjectionStatus status(const std::string& name) const;
 
   /// Read-your-writes: blocks until projection `name` has applied every matching event up to
   /// `position` (e.g. an AppendResult's), or `timeout` elapses; true when reached (also when
   /// the events up to `position` are not ones the projection handles). Returns false at once
   /// when the projection failed or the runner is stopped. Knows only this runner's progress:
-  /// while another runner owns the projection, use wait_for_checkpoint().
+  /// while another runner owns the projection, use wait_for_checkpoint(). A partition of a
+  /// partitioned projection is waited for by its row name, and only while this runner holds it.
   /// Throws NotFoundError for an unknown name.
   bool wait_for(const std::string& name, Position position, std::chrono::milliseconds timeout);
 
