@@ -311,7 +311,8 @@ void declare_options(CLI::App& app, Options& options, std::optional<std::string>
   app.add_flag("--documents", options.documents,
                "also run the document figures (typed get and paged find vs hand-written SQL)");
   app.add_flag("--projections", options.projections,
-               "also run the projection figures (catch-up, append-to-visible latency)");
+               "also run the projection figures (catch-up, partitioned catch-up, "
+               "append-to-visible latency)");
   add_number(app, "--projection-batch", options.projection_batch, 1,
              "the runner's batch size in the projection figures (default 500)");
   add_number(app, "--warmup", options.warmup, 0,
