@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "annals/eventstore/detail/logger.hpp"
+#include "annals/projections/partitions.hpp"
 
 namespace annals::projections::detail {
 namespace {
@@ -38,7 +39,8 @@ double seconds_since(std::chrono::system_clock::time_point when) {
 Worker::Worker(EventStore& events, ProjectionStore& store, const RunnerOptions& runner,
                std::shared_ptr<Projection> projection, ProjectionOptions options,
                std::shared_ptr<PartitionGroup> group)
-    : runner_(runner),
+    : store_(store),
+      runner_(runner),
       projection_(std::move(projection)),
       options_(options),
       name_(projection_->name()),
@@ -128,6 +130,15 @@ void Worker::run() {
 // Takes the lease if nobody else holds it. The checkpoint is loaded by the next step().
 bool Worker::acquire() {
   if (!lease_.try_acquire()) return false;
+  if (!group_ && stored_partition_count(store_, name_) > 1) {
+    // Partitioned since this runner added it (repartition()): its partitions carry the
+    // progress now, and running the projection's own row too would apply events twice.
+    lease_.release();
+    lease_.drop();
+    throw ProjectionFailed{"projection '" + name_ +
+                           "' was partitioned since this runner started; restart the runner to "
+                           "run its partitions"};
+  }
   reload_ = true;
   rebuild_.forget();
   next_request_check_ = Clock::now();

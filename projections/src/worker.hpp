@@ -76,6 +76,7 @@ class Worker {
   void fail(const std::string& error);
   void finish();
 
+  ProjectionStore& store_;
   const RunnerOptions& runner_;
   const std::shared_ptr<Projection> projection_;
   const ProjectionOptions options_;

@@ -274,9 +274,24 @@ TEST(PartitionsTest, RefusesWhatWouldApplyEventsTwice) {
   }
   EXPECT_EQ(stored_partition_count(*store, "split"), 2);
   running.stop();
-  // A partition cannot be rebuilt alone: the read model is shared.
-  EXPECT_THROW(rebuild_partitions(*store, *std::make_shared<Recorder>("plain")),
-               InvalidArgumentError);
+  // A runner that added "plain" before it was partitioned, standing by meanwhile, does not run
+  // its own row afterwards: it fails, asking for a restart, and applies nothing.
+  const auto stale_sink = std::make_shared<Sink>();
+  ProjectionRunner stale(*events, *store, fast("runner-d"));
+  stale.add(std::make_shared<Recorder>("plain", EventFilter{}, stale_sink));
+  Recorder plain("plain");
+  static_cast<void>(repartition(*events, *store, plain, 2));
+  stale.start();
+  ASSERT_TRUE(eventually([&] { return stale.status("plain").state == ProjectionState::kFailed; },
+                         kTimeout));
+  EXPECT_NE(stale.status("plain").last_error.value_or("").find("restart"), std::string::npos);
+  EXPECT_TRUE(stale_sink->events().empty());
+  stale.stop();
+
+  // rebuild_partitions() is for partitioned projections only.
+  Recorder single("single");
+  store->prepare(single);
+  EXPECT_THROW(rebuild_partitions(*store, single), InvalidArgumentError);
 }
 
 }  // namespace
