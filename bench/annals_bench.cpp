@@ -248,6 +248,7 @@ constexpr const char* kFigureNames =
     "         bus_distinct_w1_nocache bus_distinct_w16_nocache bus_cpu_null_store\n"
     "document figures: documents_get documents_find_page (also with --documents)\n"
     "projection figures: projection_catchup_noop projection_catchup_read_model\n"
+    "         projection_catchup_p1 projection_catchup_p2 projection_catchup_p4\n"
     "         projection_latency_p50 projection_latency_p99";
 
 // A number as the bench has always read its numeric flags: any decimal text std::stod takes
@@ -311,7 +312,8 @@ void declare_options(CLI::App& app, Options& options, std::optional<std::string>
   app.add_flag("--documents", options.documents,
                "also run the document figures (typed get and paged find vs hand-written SQL)");
   app.add_flag("--projections", options.projections,
-               "also run the projection figures (catch-up, append-to-visible latency)");
+               "also run the projection figures (catch-up, partitioned catch-up, "
+               "append-to-visible latency)");
   add_number(app, "--projection-batch", options.projection_batch, 1,
              "the runner's batch size in the projection figures (default 500)");
   add_number(app, "--warmup", options.warmup, 0,

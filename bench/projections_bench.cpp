@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -25,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "annals/eventstore/event_store.hpp"
+#include "annals/projections/partitions.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "annals/projections/postgres/read_model.hpp"
 #include "annals/projections/projection.hpp"
@@ -198,11 +200,115 @@ LatencyRound measure_latency(EventStore& store, ProjectionRunner& runner, const 
   return round;
 }
 
+// Seconds for `runners` runners, each with stores and connections of its own (standing in for
+// as many processes), to catch a new read-model projection of `partitions` partitions up to
+// `target`: from the first start() until every partition's stored checkpoint has passed it.
+// With 1 partition the projection is unpartitioned (one runner).
+double time_partitioned_catch_up(const std::string& conninfo, int partitions,
+                                 const std::string& name, const std::string& table, Position target,
+                                 std::size_t batch_size) {
+  struct Member {
+    std::unique_ptr<EventStore> events;
+    std::unique_ptr<projections::ProjectionStore> store;
+    std::unique_ptr<ProjectionRunner> runner;
+  };
+  std::vector<Member> members;
+  for (int k = 0; k < partitions; ++k) {
+    Member m;
+    m.events = open_store(conninfo, 2, true);
+    m.store = projections::make_postgres_projection_store(
+        {.connection_string = conninfo, .pool_size = static_cast<std::size_t>(partitions) + 2});
+    m.runner = std::make_unique<ProjectionRunner>(
+        *m.events, *m.store,
+        projections::RunnerOptions{.owner = fmt::format("{}-runner-{}", name, k),
+                                   .acquire_interval = std::chrono::milliseconds(10),
+                                   .poll_interval = std::chrono::milliseconds(100)});
+    m.runner->add(std::make_shared<CountingReadModel>(name, table),
+                  {.batch_size = batch_size, .partitions = partitions});  // prepares: not timed
+    members.push_back(std::move(m));
+  }
+  std::vector<std::string> rows;
+  for (int k = 0; k < partitions; ++k) {
+    rows.push_back(partitions == 1 ? name : projections::partition_name(name, k, partitions));
+  }
+  // A store of its own for watching the checkpoints.
+  const auto watcher =
+      projections::make_postgres_projection_store({.connection_string = conninfo, .pool_size = 1});
+  auto& store = *watcher;
+  const auto start = Clock::now();
+  for (auto& m : members) m.runner->start();
+  const auto deadline = start + std::chrono::minutes(10);
+  const auto all_reached = [&] {
+    return std::all_of(rows.begin(), rows.end(),
+                       [&](const std::string& row) { return store.checkpoint(row) >= target; });
+  };
+  while (!all_reached()) {
+    if (Clock::now() > deadline)
+      throw std::runtime_error("projection " + name + " did not catch up");
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // polling the stored checkpoints
+  }
+  const std::chrono::duration<double> elapsed = Clock::now() - start;
+  for (auto& m : members) m.runner->stop();
+  return elapsed.count();
+}
+
+// projection_catchup_p1/p2/p4 (see projections_bench.hpp), appended to `figures` when wanted.
+void partitioned_figures(const std::string& conninfo, PgConnection& control,
+                         const ProjectionBenchOptions& options, int rounds, const std::string& tag,
+                         const std::function<bool(const std::string&)>& wanted,
+                         std::vector<Figure>& figures) {
+  const std::vector<int> counts = {1, 2, 4};
+  if (std::any_of(counts.begin(), counts.end(),
+                  [&](int p) { return wanted(fmt::format("projection_catchup_p{}", p)); })) {
+    const Position target = nth_position(control, options.events);
+    const auto events = static_cast<double>(options.events);
+    std::vector<Figure> parts;
+    parts.reserve(counts.size());
+    for (const int p : counts) {
+      parts.push_back(Figure{
+          fmt::format("projection_catchup_p{}", p),
+          "events/s",
+          {},
+          p == 1 ? "" : "projection_catchup_p1",
+          {},
+          0.0,
+          false,
+          fmt::format(
+              "a new read-model projection (one ReadModel::increment per event) as {} "
+              "partition(s) run by {} runner(s) with their own stores and connections in one "
+              "process (standing in for processes), applying the log's first {} events in "
+              "batches of {}; every partition reads the whole log and drops other partitions' "
+              "events; timed from the first start() until every partition's checkpoint passed "
+              "the target (rebalancing at the start included); baseline: 1 partition",
+              p, p, options.events, options.batch_size)});
+    }
+    for (int r = 0; r < rounds; ++r) {
+      // Alternate the order between rounds so that no count always runs on a warmer cache.
+      for (std::size_t i = 0; i < counts.size(); ++i) {
+        const std::size_t at = r % 2 == 0 ? i : counts.size() - 1 - i;
+        const int p = counts[at];
+        const std::string name = fmt::format("bench-part{}-{}-r{}", p, tag, r);
+        parts[at].samples.push_back(
+            events / time_partitioned_catch_up(conninfo, p, name,
+                                               fmt::format("bench_pcounts_{}_p{}_r{}", tag, p, r),
+                                               target, options.batch_size));
+        report_progress("projections: {} round {}: {:.0f} events/s", parts[at].name, r + 1,
+                        parts[at].samples.back());
+      }
+    }
+    for (std::size_t i = 0; i < counts.size(); ++i) {
+      if (i > 0) parts[i].baseline_samples = parts[0].samples;
+      if (wanted(parts[i].name)) figures.push_back(parts[i]);
+    }
+  }
+}
+
 }  // namespace
 
 const std::vector<std::string>& projection_figure_names() {
   static const std::vector<std::string> kNames = {
-      "projection_catchup_noop", "projection_catchup_read_model", "projection_latency_p50",
+      "projection_catchup_noop", "projection_catchup_read_model", "projection_catchup_p1",
+      "projection_catchup_p2",   "projection_catchup_p4",         "projection_latency_p50",
       "projection_latency_p99"};
   return kNames;
 }
@@ -281,6 +387,9 @@ nlohmann::json run_projection_benchmarks(const std::string& conninfo,
     if (noop) figures.push_back(noop_figure);
     if (read_model) figures.push_back(model_figure);
   }
+
+  // --- Partitioned catch-up: 1, 2 and 4 partitions, one runner each -------------------------
+  partitioned_figures(conninfo, control, options, rounds, tag, wanted, figures);
 
   // --- Append-to-visible latency ---------------------------------------------------------------
   if (wanted("projection_latency_p50") || wanted("projection_latency_p99")) {

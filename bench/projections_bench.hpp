@@ -7,6 +7,11 @@
 //   both with checkpoints in the PostgreSQL projection store. Each is beside the store's
 //   read_all over the same events in pages of the runner's batch size (500), measured in the
 //   same round, interleaved. Target: catch-up into a read model >= 20,000 events/s.
+// - Partitioned catch-up (projection_catchup_p1, _p2, _p4): the same read-model projection as
+//   1 (unpartitioned), 2 and 4 partitions (annals/projections/partitions.hpp), each run by as
+//   many runners with stores and connections of their own in this process (standing in for
+//   runner processes), until every partition's checkpoint passed the log's first `events`
+//   events; p2 and p4 carry the ratio to p1.
 // - Latency: writers append single events at a steady rate (default 1,000 appends/s in all)
 //   while a live read-model projection applies them; for every append, the time from the
 //   append returning to the projection having committed it (ProjectionRunner::wait_for, the

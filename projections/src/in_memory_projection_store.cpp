@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -144,7 +145,92 @@ class InMemoryBatch final : public Batch, public DocumentWork {
   void commit(Position checkpoint) override {
     if (committed_) throw InvalidArgumentError("this batch was already committed");
     std::lock_guard lock(state_->mutex);
-    auto& row = state_->row(lease_.projection);
+    check_own_lease_locked();
+    finish_locked(&checkpoint);
+  }
+
+  void commit_layout(const LayoutChange& change) override {
+    if (committed_) throw InvalidArgumentError("this batch was already committed");
+    std::lock_guard lock(state_->mutex);
+    // Validate everything before changing anything: all or nothing.
+    std::set<std::string> named;
+    const auto once = [&](const std::string& name) {
+      if (!named.insert(name).second) {
+        throw InvalidArgumentError("layout change of '" + lease_.projection + "': row '" + name +
+                                   "' is named twice");
+      }
+    };
+    bool own_held = false;
+    for (const auto& held : change.held) {
+      own_held = own_held || (held.projection == lease_.projection && held.owner == lease_.owner &&
+                              held.fencing_token == lease_.fencing_token);
+      const auto found = state_->projections.find(held.projection);
+      if (found == state_->projections.end() || !found->second.is_current(held)) {
+        throw OwnershipLostError("layout change of '" + lease_.projection +
+                                 "' refused: the lease of '" + held.owner + "' on '" +
+                                 held.projection + "' is no longer current; nothing was committed");
+      }
+    }
+    if (!own_held) {
+      throw InvalidArgumentError("layout change of '" + lease_.projection +
+                                 "': the batch's own lease is not among the held ones");
+    }
+    check_own_lease_locked();
+    for (const auto& name : change.remove) {
+      once(name);
+      static_cast<void>(state_->row(name));
+      for (const auto& [id, letter] : state_->dead_letters) {
+        if (letter.projection == name && (letter.state == DeadLetterState::kParked ||
+                                          letter.state == DeadLetterState::kRetryRequested)) {
+          throw InvalidArgumentError("layout change of '" + lease_.projection + "': row '" + name +
+                                     "' has open dead letter " + std::to_string(id) +
+                                     "; retry or skip it first");
+        }
+      }
+    }
+    for (const auto& name : change.fence) {
+      once(name);
+      static_cast<void>(state_->row(name));
+    }
+    for (const auto& name : change.place) {
+      once(name);
+      validate_projection_name(name);
+    }
+    finish_locked(nullptr);
+    const auto now = SystemClock::now();
+    for (const auto& name : change.remove) {
+      state_->projections.erase(name);
+      std::erase_if(state_->dead_letters,
+                    [&](const auto& entry) { return entry.second.projection == name; });
+      std::erase_if(state_->rebuilds,
+                    [&](const auto& entry) { return entry.second.projection == name; });
+    }
+    const auto clear_lease = [&](ProjectionRow& row) {
+      row.owner.reset();
+      ++row.fencing_token;
+      row.updated_at = now;
+    };
+    for (const auto& name : change.fence) clear_lease(state_->projections.at(name));
+    for (const auto& name : change.place) {
+      auto& row = state_->projections[name];
+      clear_lease(row);
+      row.checkpoint = change.at;
+      row.state = "stopped";
+      row.last_error.reset();
+      row.events_applied = 0;
+    }
+  }
+
+ private:
+  // Under the lock: this batch's lease is current and its row's checkpoint where it began.
+  void check_own_lease_locked() {
+    const auto found = state_->projections.find(lease_.projection);
+    if (found == state_->projections.end()) {
+      // Removed by a partition layout change: as refused as a takeover.
+      throw OwnershipLostError("checkpoint of projection '" + lease_.projection +
+                               "' refused: the projection is no longer registered");
+    }
+    auto& row = found->second;
     if (!row.is_current(lease_)) {
       throw OwnershipLostError(
           "checkpoint of projection '" + lease_.projection + "' refused: the lease of '" +
@@ -156,6 +242,11 @@ class InMemoryBatch final : public Batch, public DocumentWork {
                                "' refused: expected it at " + begun_at_.to_string() +
                                ", but it is at " + row.checkpoint.to_string());
     }
+  }
+
+  // Under the lock, after the checks: applies the staged documents, the dead-letter changes
+  // and (when given) the new checkpoint.
+  void finish_locked(const Position* checkpoint) {
     // Validate everything before changing anything: the commit is all or nothing.
     for (const auto id : resolved_) {
       if (state_->dead_letter(id).projection != lease_.projection) {
@@ -171,7 +262,7 @@ class InMemoryBatch final : public Batch, public DocumentWork {
       std::lock_guard documents(state_->documents->mutex);
       staged_.apply_locked();
     }
-    row.checkpoint = checkpoint;
+    if (checkpoint != nullptr) state_->row(lease_.projection).checkpoint = *checkpoint;
     for (auto& letter : parked_) {
       letter.id = state_->next_dead_letter_id++;
       letter.parked_at = now;
@@ -187,7 +278,6 @@ class InMemoryBatch final : public Batch, public DocumentWork {
     committed_ = true;
   }
 
- private:
   std::shared_ptr<State> state_;
   Lease lease_;
   Position begun_at_;

@@ -10,6 +10,11 @@
 
 namespace annals::projections {
 
+void Batch::commit_layout(const LayoutChange& change) {
+  static_cast<void>(change);
+  throw InvalidArgumentError("this projection store cannot change partition layouts");
+}
+
 const char* to_string(DeadLetterState state) noexcept {
   switch (state) {
     case DeadLetterState::kParked:

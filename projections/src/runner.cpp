@@ -11,11 +11,15 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <utility>
 
 #include "annals/eventstore/detail/logger.hpp"
 #include "annals/eventstore/error.hpp"
+#include "annals/projections/documents.hpp"
+#include "annals/projections/partitions.hpp"
+#include "partition_group.hpp"
 #include "worker.hpp"
 
 namespace annals::projections {
@@ -64,6 +68,10 @@ void validate(const std::string& name, const ProjectionOptions& options) {
   }
   if (options.initial_backoff.count() < 0 || options.max_backoff.count() < 0) {
     invalid("initial_backoff and max_backoff must not be negative");
+  }
+  if (options.partitions < 1 || options.partitions > kMaxPartitions) {
+    invalid("partitions must be between 1 and " + std::to_string(kMaxPartitions) + ", not " +
+            std::to_string(options.partitions));
   }
   if (options.initial_backoff > options.max_backoff) {
     invalid("initial_backoff (" + std::to_string(options.initial_backoff.count()) +
@@ -115,12 +123,32 @@ class ProjectionRunner::Impl {
       throw InvalidArgumentError("cannot add projection '" + name +
                                  "': the runner has already started");
     }
-    if (find(name) != nullptr) {
+    if (find(name) != nullptr || added_.contains(name)) {
       throw InvalidArgumentError("projection '" + name + "' was already added to this runner");
     }
+    if (parse_partition_name(name) || parse_seat_name(name)) {
+      throw InvalidArgumentError("invalid projection name '" + name +
+                                 "': names ending in .part-<k>-of-<n> or .runner-<k> are the "
+                                 "rows of partitioned projections");
+    }
     store_.prepare(*projection);
-    workers_.push_back(
-        std::make_unique<Worker>(events_, store_, options_, std::move(projection), options));
+    const int count = partition_count(name, options, *projection);
+    added_.insert(name);
+    if (count == 1) {
+      workers_.push_back(
+          std::make_unique<Worker>(events_, store_, options_, std::move(projection), options));
+      return;
+    }
+    auto group = std::make_shared<detail::PartitionGroup>(store_, name, count, options_);
+    const auto calls = std::make_shared<std::mutex>();
+    for (int k = 0; k < count; ++k) {
+      auto partition = std::make_shared<detail::PartitionProjection>(projection, calls, k, count);
+      store_.prepare(*partition);  // registers the row; the projection's setup ran above
+      workers_.push_back(std::make_unique<Worker>(events_, store_, options_, std::move(partition),
+                                                  options, group));
+    }
+    groups_.push_back(std::move(group));
+    logger()->info("annals: projection {} runs as {} partitions", name, count);
   }
 
   void start() {
@@ -130,6 +158,7 @@ class ProjectionRunner::Impl {
     signals.reserve(workers_.size());
     for (std::size_t i = 0; i < workers_.size(); ++i) signals.push_back(events_.watch());
     started_ = true;
+    for (auto& group : groups_) group->start();
     for (std::size_t i = 0; i < workers_.size(); ++i) workers_[i]->start(std::move(signals[i]));
     logger()->info("annals: projection runner {} started {} projection(s)", options_.owner,
                    workers_.size());
@@ -148,6 +177,7 @@ class ProjectionRunner::Impl {
       for (auto& worker : workers_) worker->request_stop();
     }
     for (auto& worker : workers_) worker->join();
+    for (auto& group : groups_) group->stop();  // the seats last, once no partition is held
     if (was_started) {
       logger()->info("annals: projection runner {} stopped", options_.owner);
     }
@@ -172,6 +202,36 @@ class ProjectionRunner::Impl {
   ProjectionStore& store() { return store_; }
 
  private:
+  // How many partitions `name` runs as: the stored count, or the configured one when the
+  // projection is partitioned for the first time.
+  int partition_count(const std::string& name, const ProjectionOptions& options,
+                      const Projection& projection) {
+    const int stored = stored_partition_count(store_, name);
+    int count = stored;
+    if (stored == 1 && options.partitions > 1) {
+      for (const auto& record : store_.list()) {
+        if (record.name == name &&
+            (record.checkpoint != Position::start() || record.fencing_token != 0)) {
+          throw InvalidArgumentError(
+              "projection '" + name + "' already ran unpartitioned (checkpoint " +
+              record.checkpoint.to_string() +
+              "): change its partitions with annals::projections::repartition()");
+        }
+      }
+      count = options.partitions;
+    } else if (stored > 1 && options.partitions != stored) {
+      logger()->info(
+          "annals: projection {}: the store has {} partitions (repartition() changes them); "
+          "ProjectionOptions::partitions {} does not apply",
+          name, stored, options.partitions);
+    }
+    if (count > 1 && dynamic_cast<const DocumentProjection*>(&projection) != nullptr) {
+      throw InvalidArgumentError("projection '" + name +
+                                 "' is a DocumentProjection, which cannot be partitioned");
+    }
+    return count;
+  }
+
   Worker* find(const std::string& name) const {
     for (const auto& worker : workers_) {
       if (worker->name() == name) return worker.get();
@@ -187,6 +247,8 @@ class ProjectionRunner::Impl {
   bool started_ = false;
   bool stopped_ = false;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::set<std::string> added_;  // the names given to add()
+  std::vector<std::shared_ptr<detail::PartitionGroup>> groups_;
 };
 
 ProjectionRunner::ProjectionRunner(EventStore& events, ProjectionStore& store,

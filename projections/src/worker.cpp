@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "annals/eventstore/detail/logger.hpp"
+#include "annals/projections/partitions.hpp"
 
 namespace annals::projections::detail {
 namespace {
@@ -36,11 +37,15 @@ double seconds_since(std::chrono::system_clock::time_point when) {
 }  // namespace
 
 Worker::Worker(EventStore& events, ProjectionStore& store, const RunnerOptions& runner,
-               std::shared_ptr<Projection> projection, ProjectionOptions options)
-    : runner_(runner),
+               std::shared_ptr<Projection> projection, ProjectionOptions options,
+               std::shared_ptr<PartitionGroup> group)
+    : store_(store),
+      runner_(runner),
       projection_(std::move(projection)),
       options_(options),
       name_(projection_->name()),
+      partition_(group ? dynamic_cast<const PartitionProjection*>(projection_.get()) : nullptr),
+      group_(partition_ != nullptr ? std::move(group) : nullptr),
       status_(name_, runner_.metrics),
       lease_(store, name_, runner_, status_),
       reporter_(store, name_, lease_, status_),
@@ -91,12 +96,16 @@ void Worker::run() {
   while (!status_.is_stopping()) {
     try {
       if (!lease_.held()) {
-        const bool acquired = acquire();
+        const bool acquired = acquire_share();
         end_outage();
         if (!acquired) {
           status_.set_state(ProjectionState::kStandby);
           lease_.pause(runner_.acquire_interval);
         }
+        continue;
+      }
+      if (group_ && group_->must_release(partition_->index())) {
+        hand_over();
         continue;
       }
       step();
@@ -121,6 +130,15 @@ void Worker::run() {
 // Takes the lease if nobody else holds it. The checkpoint is loaded by the next step().
 bool Worker::acquire() {
   if (!lease_.try_acquire()) return false;
+  if (!group_ && stored_partition_count(store_, name_) > 1) {
+    // Partitioned since this runner added it (repartition()): its partitions carry the
+    // progress now, and running the projection's own row too would apply events twice.
+    lease_.release();
+    lease_.drop();
+    throw ProjectionFailed{"projection '" + name_ +
+                           "' was partitioned since this runner started; restart the runner to "
+                           "run its partitions"};
+  }
   reload_ = true;
   rebuild_.forget();
   next_request_check_ = Clock::now();
@@ -132,6 +150,43 @@ bool Worker::acquire() {
   return true;
 }
 
+// A partition is taken only within this runner's share (partition_group.hpp).
+bool Worker::acquire_share() {
+  if (!group_) return acquire();
+  if (!group_->reserve(partition_->index())) return false;
+  try {
+    if (acquire()) return true;
+  } catch (...) {
+    group_->released(partition_->index());
+    throw;
+  }
+  group_->released(partition_->index());
+  return false;
+}
+
+// This runner holds more partitions than its share: checkpoint what was processed, release
+// this one for another runner and stand by.
+void Worker::hand_over() {
+  pages_.discard();
+  checkpoint_.commit_idle(true);
+  status_.set_state(ProjectionState::kStandby);
+  reporter_.report(true);
+  lease_.release();
+  status_.count_ownership_change("released");
+  logger()->info("annals: projection {}: released to rebalance ({} runners, share {})", name_,
+                 group_->live_runners(), group_->share());
+  drop_lease();
+  lease_.pause(runner_.acquire_interval);
+}
+
+// A partition's page without the events of other partitions' streams, dropped before they are
+// applied (and so before they are decoded).
+Page Worker::own_events(Page page) const {
+  if (partition_ == nullptr) return page;
+  std::erase_if(page.events, [this](const RecordedEvent& e) { return !partition_->owns(e); });
+  return page;
+}
+
 // One turn of the loop: read a page (or take the one read ahead), apply and checkpoint it,
 // follow a rebuild, report; after a short page, wait for new events.
 void Worker::step() {
@@ -139,14 +194,21 @@ void Worker::step() {
   if (reload_) reload();
   if (Clock::now() >= next_request_check_ || status_.take_poke()) handle_requests();
 
-  const Page page = pages_.next(*signal_, checkpoint_.position());
-  const bool full = page.events.size() >= options_.batch_size;
+  const Page read = pages_.next(*signal_, checkpoint_.position());
+  const bool full = read.events.size() >= options_.batch_size;
   // Catching up: read the next page on another thread while this one is applied. It is
   // used only if this page ends up checkpointed at its last event.
-  if (full && !status_.is_stopping()) pages_.prefetch(*signal_, page.events.back().position);
-  status_.set_head(page.head, full ? seconds_since(page.events.front().recorded_at) : 0.0);
+  if (full && !status_.is_stopping()) pages_.prefetch(*signal_, read.events.back().position);
+  status_.set_head(read.head, full ? seconds_since(read.events.front().recorded_at) : 0.0);
+  const Page page = own_events(read);
+  if (full && page.events.empty()) {
+    // A partition's full page of other partitions' events: move past it.
+    auto batch = checkpoint_.begin();
+    checkpoint_.commit(*batch, read.events.back().position, 0);
+  }
 
-  if (apply(page, full) && !full && page.head > checkpoint_.position()) {
+  if (apply(page, full, read.events.empty() ? Position::start() : read.events.back().position) &&
+      !full && page.head > checkpoint_.position()) {
     // Nothing matching up to the head is left: processed through it, checkpoint it soon.
     checkpoint_.reached_head(page.head);
   }
@@ -173,14 +235,15 @@ void Worker::reload() {
 
 // Applies `page` and checkpoints it. Returns false when it stopped early because the runner
 // is stopping.
-bool Worker::apply(const Page& page, bool full) {
+bool Worker::apply(const Page& page, bool full, Position read_through) {
   if (page.events.empty()) return true;
   // A short page reaches the head: the projection is live once it is applied, which the
   // state says before the commit wakes any wait_for().
   status_.set_state(rebuild_.active() ? ProjectionState::kRebuilding
                     : full            ? ProjectionState::kCatchingUp
                                       : ProjectionState::kLive);
-  const Position last = page.events.back().position;
+  // The last event read, of any partition: everything up to it was processed.
+  const Position last = std::max(page.events.back().position, read_through);
   return applier_.apply_page(page.events, full ? last : std::max(last, page.head));
 }
 
@@ -241,6 +304,7 @@ void Worker::end_outage() {
 void Worker::drop_lease() {
   pages_.discard();
   lease_.drop();
+  if (group_) group_->released(partition_->index());
   rebuild_.forget();
   checkpoint_.forget_idle();
   status_.stand_by();
@@ -259,6 +323,7 @@ void Worker::fail(const std::string& error) {
       logger()->warn("annals: projection {}: could not report the failure: {}", name_, e.what());
     }
     lease_.drop();
+    if (group_) group_->released(partition_->index());
   }
   // Visible only now, so that whoever wait_for() wakes sees the lease released.
   status_.fail(error);
@@ -280,6 +345,7 @@ void Worker::finish() {
                      e.what());
     }
     lease_.drop();
+    if (group_) group_->released(partition_->index());
   }
   status_.finish();
   logger()->info("annals: projection {}: stopped at {}", name_, checkpoint_.position().to_string());

@@ -19,6 +19,7 @@
 #include "checkpoint_keeper.hpp"
 #include "lease_keeper.hpp"
 #include "page_prefetcher.hpp"
+#include "partition_group.hpp"
 #include "rebuild_follower.hpp"
 #include "status_reporter.hpp"
 #include "worker_status.hpp"
@@ -31,8 +32,11 @@ namespace annals::projections::detail {
 /// change signal's interrupt()) is shared with the thread; its parts are the thread's own.
 class Worker {
  public:
+  /// `group`: for a partition of a partitioned projection (`projection` is then its
+  /// PartitionProjection), the share of partitions this runner may hold; null otherwise.
   Worker(EventStore& events, ProjectionStore& store, const RunnerOptions& runner,
-         std::shared_ptr<Projection> projection, ProjectionOptions options);
+         std::shared_ptr<Projection> projection, ProjectionOptions options,
+         std::shared_ptr<PartitionGroup> group = nullptr);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   ~Worker();
@@ -58,9 +62,12 @@ class Worker {
   // The thread.
   void run();
   bool acquire();
+  bool acquire_share();
+  void hand_over();
   void step();
+  [[nodiscard]] Page own_events(Page page) const;
   void reload();
-  bool apply(const Page& page, bool full);
+  bool apply(const Page& page, bool full, Position read_through);
   void wait_for_change(std::uint64_t token);
   void handle_requests();
   void back_off(const UnavailableError& error);
@@ -69,10 +76,14 @@ class Worker {
   void fail(const std::string& error);
   void finish();
 
+  ProjectionStore& store_;
   const RunnerOptions& runner_;
   const std::shared_ptr<Projection> projection_;
   const ProjectionOptions options_;
   const std::string name_;
+  // A partition's: its projection view and its runner's share; null when unpartitioned.
+  const PartitionProjection* partition_;
+  const std::shared_ptr<PartitionGroup> group_;
   WorkerStatus status_;
   LeaseKeeper lease_;
   StatusReporter reporter_;

@@ -37,6 +37,14 @@ TEST(CliCommandLineTest, ReturnsTheCommandAndFillsItsArguments) {
   EXPECT_EQ(parse(rebuild, {"projections", "rebuild", "balances", "--timeout", "2.5"}),
             CommandId::kProjectionsRebuild);
   EXPECT_EQ(rebuild.args().rebuild.name, "balances");
+
+  CommandLineParser repartition;
+  EXPECT_EQ(parse(repartition,
+                  {"projections", "repartition", "balances", "--partitions", "4", "--wait", "3"}),
+            CommandId::kProjectionsRepartition);
+  EXPECT_EQ(repartition.args().repartition.name, "balances");
+  EXPECT_EQ(repartition.args().repartition.partitions, 4);
+  EXPECT_EQ(repartition.args().repartition.wait_seconds, 3.0);
 }
 
 TEST(CliCommandLineTest, HelpVersionAndUsageErrorsThrowInsteadOfExiting) {

@@ -16,6 +16,7 @@
 #include "annals/eventstore/error.hpp"
 #include "annals/eventstore/in_memory_event_store.hpp"
 #include "annals/projections/in_memory_projection_store.hpp"
+#include "annals/projections/partitions.hpp"
 #include "annals/projections/runner.hpp"
 #include "dead_letter_actions.hpp"
 #include "exit_code.hpp"
@@ -193,7 +194,8 @@ TEST_F(ProjectionCommandsTest, ListJsonHasOneObjectPerProjectionWithKeysInOrder)
   ASSERT_EQ(rows.size(), 1U);
   EXPECT_EQ(keys(rows[0]),
             (std::vector<std::string>{"name", "owner", "owned", "position", "head", "lag", "state",
-                                      "lease_expires_at", "read_schema", "generation_of"}));
+                                      "lease_expires_at", "read_schema", "generation_of",
+                                      "partition", "runner_seat_of"}));
   EXPECT_TRUE(rows[0]["read_schema"].is_null());
   EXPECT_TRUE(rows[0]["generation_of"].is_null());
   EXPECT_EQ(rows[0]["name"], "balances");
@@ -227,10 +229,10 @@ TEST_F(ProjectionCommandsTest, StatusDetailsRebuildsDeadLettersAndErrors) {
   const auto rows = json_lines(status({.json = true, .detailed = true}));
   ASSERT_EQ(rows.size(), 1U);
   EXPECT_EQ(keys(rows[0]),
-            (std::vector<std::string>{"name", "owner", "owned", "position", "head", "lag", "state",
-                                      "lease_expires_at", "fencing_token", "events_applied",
-                                      "last_error", "updated_at", "rebuild", "dead_letters",
-                                      "read_schema", "generation_of"}));
+            (std::vector<std::string>{
+                "name", "owner", "owned", "position", "head", "lag", "state", "lease_expires_at",
+                "fencing_token", "events_applied", "last_error", "updated_at", "rebuild",
+                "dead_letters", "read_schema", "generation_of", "partition", "runner_seat_of"}));
   EXPECT_EQ(rows[0]["rebuild"]["id"], request.id);
   EXPECT_EQ(rows[0]["rebuild"]["state"], "requested");
   EXPECT_TRUE(rows[0]["rebuild"]["percent"].is_null());
@@ -244,6 +246,73 @@ TEST_F(ProjectionCommandsTest, StatusDetailsRebuildsDeadLettersAndErrors) {
       << text;
   EXPECT_NE(text.find("balances: dead letters: 1 parked, 0 retry requested"), std::string::npos)
       << text;
+}
+
+// A partitioned projection (docs/scaling.md): status NAME shows its partitions and runner
+// seats with a line on how they are spread; repartition changes the count once its runners
+// stopped; rebuild refuses it (a partition cannot be reset alone).
+TEST_F(ProjectionCommandsTest, PartitionedProjectionStatusRepartitionAndRebuild) {
+  {
+    projections::RunnerOptions options;
+    options.owner = "runner-p";
+    options.acquire_interval = 10ms;
+    options.poll_interval = 50ms;
+    projections::ProjectionRunner runner(*events_, *store_, options);
+    runner.add(std::make_shared<Counter>("parted"), {.partitions = 2});
+    runner.start();
+    ASSERT_TRUE(
+        projections::wait_for_checkpoint(*store_, "parted.part-1-of-2", positions_[4], 10s));
+    ASSERT_TRUE(
+        projections::wait_for_checkpoint(*store_, "parted.part-0-of-2", positions_[4], 10s));
+    const auto text = status({.name = "parted"});
+    for (const auto* row : {"parted.part-0-of-2", "parted.part-1-of-2", "parted.runner-0"}) {
+      EXPECT_NE(text.find(row), std::string::npos) << row << " in\n" << text;
+    }
+    EXPECT_NE(text.find("parted: 2 partitions, 1 live runner: runner-p holds 2"), std::string::npos)
+        << text;
+    const auto rows = json_lines(status({.name = "parted", .json = true}));
+    ASSERT_EQ(rows.size(), 5U);  // the projection, 2 partitions, 2 seats
+    EXPECT_EQ(rows[1]["name"], "parted.part-0-of-2");
+    EXPECT_EQ(rows[1]["partition"]["of"], "parted");
+    EXPECT_EQ(rows[1]["partition"]["index"], 0);
+    EXPECT_EQ(rows[1]["partition"]["count"], 2);
+    EXPECT_EQ(rows[3]["runner_seat_of"], "parted");
+    // Rows without progress of their own: no lag (the partitions carry it).
+    EXPECT_TRUE(rows[0]["lag"].is_null());
+    EXPECT_TRUE(rows[3]["lag"].is_null());
+    EXPECT_EQ(rows[1]["lag"], 0);
+
+    // Running: the runner holds the partitions, so the change is refused and nothing changes.
+    std::ostringstream refused;
+    EXPECT_THROW(projections_repartition(*store_, {.name = "parted", .partitions = 3}, refused),
+                 UnavailableError);
+  }
+  std::ostringstream out;
+  projections_repartition(*store_, {.name = "parted", .partitions = 3, .json = true}, out);
+  const auto done = json_lines(out.str());
+  ASSERT_EQ(done.size(), 1U);
+  EXPECT_EQ(done[0]["from"], 2);
+  EXPECT_EQ(done[0]["to"], 3);
+  EXPECT_EQ(done[0]["position"], positions_[4].to_string());
+  EXPECT_EQ(projections::stored_partition_count(*store_, "parted"), 3);
+
+  for (const auto* name : {"parted", "parted.part-0-of-3"}) {
+    try {
+      projections_rebuild(*store_, {.name = name, .no_wait = true}, out);
+      ADD_FAILURE() << "rebuild of " << name << " was filed";
+    } catch (const ExitError& e) {
+      EXPECT_EQ(e.code(), ExitCode::kUsage);
+      EXPECT_NE(std::string(e.what()).find("rebuild_partitions()"), std::string::npos);
+    }
+  }
+  try {
+    projections_repartition(*store_, {.name = "nope", .partitions = 2}, out);
+    ADD_FAILURE() << "no ExitError";
+  } catch (const ExitError& e) {
+    EXPECT_EQ(e.code(), ExitCode::kNotFound);
+  }
+  EXPECT_THROW(projections_repartition(*store_, {.name = "parted", .partitions = 0}, out),
+               InvalidArgumentError);
 }
 
 TEST_F(ProjectionCommandsTest, EmptyStoreSaysNoProjections) {

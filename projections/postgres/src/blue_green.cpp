@@ -31,6 +31,7 @@
 #include <pqxx/pqxx>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/projections/partitions.hpp"
 #include "annals/projections/postgres/blue_green.hpp"
 #include "annals/projections/runner.hpp"
 #include "connection_string.hpp"
@@ -259,6 +260,13 @@ BlueGreenResult rebuild_blue_green(EventStore& events, ProjectionStore& store,
   const auto name = projection->name();
   const auto tables = validated_tables(*projection, name, options);
   static_cast<void>(store.checkpoint(name));  // NotFoundError when not registered
+  // The switch hands one checkpoint to the projection's own row; a partitioned projection's
+  // progress is in its partitions (docs/scaling.md, "Partitioned projections").
+  if (stored_partition_count(store, name) > 1) {
+    throw InvalidArgumentError(describe(name) +
+                               " is partitioned: blue/green rebuilds work on unpartitioned "
+                               "projections; use rebuild_partitions()");
+  }
 
   auto connection = step("connect for a blue/green rebuild of " + describe(name), [&] {
     auto c = std::make_unique<pqxx::connection>(

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -318,6 +319,16 @@ std::vector<std::uint64_t> parse_transactions(std::string_view text) {
   return out;
 }
 
+// "<what>: row '<name>' <rest>", for the refusals of a layout change.
+std::string about_row(const std::string& what, const std::string& name, std::string_view rest) {
+  std::string out = what;
+  out += ": row '";
+  out += name;
+  out += "' ";
+  out += rest;
+  return out;
+}
+
 NotFoundError not_registered(const std::string& projection) {
   return NotFoundError(describe(projection) +
                        " is not registered (ProjectionStore::prepare() registers it)");
@@ -546,7 +557,88 @@ class PostgresBatch final : public Batch, public PostgresContext {
     throw OwnershipLostError(what + " refused: " + why + "; nothing was committed");
   }
 
+  void commit_layout(const LayoutChange& change) override {
+    const std::string what = describe(lease_.projection) + ": commit a partition layout change";
+    static_cast<void>(open(what));
+    check_layout_names(change, what);
+    set_pipelined(false);  // sends what is queued: the change commits with it
+    const auto tx = open(what);
+    std::string refusal;
+    try {
+      const StatementDeadline deadline(*this);
+      for (const auto& held : change.held) {
+        if (tx->exec_params(sql::kLayoutHeld, held.projection, held.owner, held.fencing_token)
+                .empty()) {
+          refusal =
+              "the lease of '" + held.owner + "' on '" + held.projection + "' is no longer current";
+          break;
+        }
+      }
+      if (refusal.empty() &&
+          tx->exec_params(sql::kLayoutCheckpointAt, lease_.projection,
+                          std::to_string(checkpoint_.commit()), checkpoint_.sequence())
+              .empty()) {
+        refusal =
+            "the checkpoint of '" + lease_.projection + "' moved from " + checkpoint_.to_string();
+      }
+      if (refusal.empty()) {
+        for (const auto& name : change.remove) {
+          const auto open_letter = tx->exec_params(sql::kLayoutOpenDeadLetter, name);
+          if (!open_letter.empty()) {
+            tx_.reset();
+            throw InvalidArgumentError(about_row(what, name, "has open dead letter ") +
+                                       open_letter[0][0].c_str() + "; retry or skip it first");
+          }
+          if (tx->exec_params(sql::kLayoutRemove, name).affected_rows() != 1) {
+            tx_.reset();
+            throw InvalidArgumentError(about_row(what, name, "to remove is not registered"));
+          }
+        }
+        for (const auto& name : change.fence) {
+          if (tx->exec_params(sql::kLayoutFence, name).affected_rows() != 1) {
+            tx_.reset();
+            throw InvalidArgumentError(about_row(what, name, "to fence is not registered"));
+          }
+        }
+        for (const auto& name : change.place) {
+          static_cast<void>(tx->exec_params(
+              sql::kLayoutPlace, name, std::to_string(change.at.commit()), change.at.sequence()));
+        }
+        tx->commit();
+        tx_.reset();
+        return;
+      }
+      tx_.reset();
+    } catch (const annals::Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      tx_.reset();
+      failed_commit(e, what);
+    }
+    throw OwnershipLostError(what + " refused: " + refusal + "; nothing was committed");
+  }
+
  private:
+  // Every row named once, names valid, this batch's lease among the held ones.
+  void check_layout_names(const LayoutChange& change, const std::string& what) const {
+    std::set<std::string> named;
+    for (const auto* rows : {&change.remove, &change.fence, &change.place}) {
+      for (const auto& name : *rows) {
+        validate_projection_name(name);
+        if (!named.insert(name).second) {
+          throw InvalidArgumentError(about_row(what, name, "is named twice"));
+        }
+      }
+    }
+    const bool own_held = std::any_of(change.held.begin(), change.held.end(), [&](const Lease& l) {
+      return l.projection == lease_.projection && l.owner == lease_.owner &&
+             l.fencing_token == lease_.fencing_token;
+    });
+    if (!own_held) {
+      throw InvalidArgumentError(what + ": the batch's own lease is not among the held ones");
+    }
+  }
+
   pqxx::work* open(const std::string& what) {
     if (!tx_) throw InvalidArgumentError(what + ": the batch is already committed or failed");
     return tx_.get();

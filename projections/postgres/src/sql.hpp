@@ -133,6 +133,38 @@ inline constexpr const char* kCommitCheckpoint =
     " WHERE name = $1 AND fencing_token = $2::bigint AND owner = $7"
     "   AND checkpoint_tx = $3::xid8 AND checkpoint_position = $4::bigint";
 
+// --- Partition layout changes (Batch::commit_layout; annals/projections/partitions.hpp) -------
+// Sent inside the batch's transaction, unprepared: a layout change is rare.
+
+// A lease the layout change relies on, still current; locks the row until commit.
+inline constexpr const char* kLayoutHeld =
+    "SELECT 1 FROM annals.projections"
+    " WHERE name = $1 AND owner = $2 AND fencing_token = $3::bigint FOR UPDATE";
+// The batch's own row still at the checkpoint it began at.
+inline constexpr const char* kLayoutCheckpointAt =
+    "SELECT 1 FROM annals.projections"
+    " WHERE name = $1 AND checkpoint_tx = $2::xid8 AND checkpoint_position = $3::bigint";
+inline constexpr const char* kLayoutOpenDeadLetter =
+    "SELECT id FROM annals.projection_dead_letters"
+    " WHERE projection = $1 AND state IN ('parked', 'retry-requested') ORDER BY id LIMIT 1";
+// Dead letters and rebuild requests go with the row (ON DELETE CASCADE).
+inline constexpr const char* kLayoutRemove = "DELETE FROM annals.projections WHERE name = $1";
+inline constexpr const char* kLayoutFence =
+    "UPDATE annals.projections"
+    "   SET owner = NULL, lease_expires_at = NULL, owner_session = NULL,"
+    "       fencing_token = fencing_token + 1, updated_at = now()"
+    " WHERE name = $1";
+inline constexpr const char* kLayoutPlace =
+    "INSERT INTO annals.projections"
+    "  (name, checkpoint_tx, checkpoint_position, fencing_token, state)"
+    " VALUES ($1, $2::xid8, $3::bigint, 1, 'stopped')"
+    " ON CONFLICT (name) DO UPDATE"
+    "   SET checkpoint_tx = EXCLUDED.checkpoint_tx,"
+    "       checkpoint_position = EXCLUDED.checkpoint_position,"
+    "       owner = NULL, lease_expires_at = NULL, owner_session = NULL,"
+    "       fencing_token = annals.projections.fencing_token + 1, state = 'stopped',"
+    "       last_error = NULL, events_applied = 0, inline_applied = '{}', updated_at = now()";
+
 inline constexpr const char* kReportName = "annals_proj_report";
 inline constexpr const char* kReport =
     "UPDATE annals.projections"

@@ -16,6 +16,7 @@
 
 #include "annals/eventstore/event_store.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "annals/projections/partitions.hpp"
 #include "annals/projections/postgres/blue_green.hpp"
 #include "annals/projections/postgres/inline_projections.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
@@ -269,6 +270,22 @@ TEST_F(BlueGreenRebuildTest, RefusesQualifiedTablesAndUnknownProjections) {
   EXPECT_THROW(static_cast<void>(
                    rebuild_blue_green(*events_, *store_, qualified, {.connection_string = url_})),
                InvalidArgumentError);
+}
+
+// A partitioned projection's progress is in its partitions, which the switch would not carry:
+// refused, nothing built (docs/scaling.md, "Partitioned projections").
+TEST_F(BlueGreenRebuildTest, RefusesAPartitionedProjection) {
+  {
+    ProjectionRunner runner(*events_, *store_, {.owner = "bg-partitions"});
+    runner.add(totals_, {.partitions = 2});  // registers the projection and its partitions
+  }
+  EXPECT_EQ(stored_partition_count(*store_, totals_->name()), 2);
+  EXPECT_THROW(static_cast<void>(
+                   rebuild_blue_green(*events_, *store_, totals_, {.connection_string = url_})),
+               InvalidArgumentError);
+  for (const auto& record : store_->list()) {
+    EXPECT_NE(record.name, totals_->name() + ".g1");
+  }
 }
 
 }  // namespace

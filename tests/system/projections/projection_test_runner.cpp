@@ -14,6 +14,14 @@
 // --batch-size N (100), --max-attempts N (2), --dead-letter (park failing events instead of
 // stopping), --crash-after-events N (below).
 //
+// Partitions: --partitions N runs the projection as N partitions (ProjectionOptions::
+// partitions; the store's count wins once it has one) and leaves the digest row alone (its
+// hash depends on the order across streams, which partitions do not keep); every mode keeps a
+// per-stream hash in <name>_streams.hash, hash' = (hash * 1000003 + version) mod 2147483647,
+// which depends on the order of each stream's events. --repartition N changes the stored
+// partition count to N (annals::projections::repartition()), prints
+// "repartitioned FROM TO SEQUENCE" and exits 0, without starting a runner.
+//
 // Poison rule: an event whose data has "poison": true fails to apply unless its event id is in
 // the table <name>_fixes (which a rebuild does not empty): the tests "fix" it by inserting it.
 //
@@ -48,6 +56,7 @@
 
 #include "annals/eventstore/error.hpp"
 #include "annals/postgres/postgres_event_store.hpp"
+#include "annals/projections/partitions.hpp"
 #include "annals/projections/postgres/postgres_projection_store.hpp"
 #include "annals/projections/postgres/read_model.hpp"
 #include "annals/projections/runner.hpp"
@@ -69,6 +78,8 @@ struct Args {
   std::int64_t max_attempts = 2;
   bool dead_letter = false;
   std::int64_t crash_after_events = 0;
+  std::int64_t partitions = 0;
+  std::int64_t repartition = 0;
 };
 
 void say(const std::string& line) {
@@ -80,8 +91,8 @@ std::int64_t applied_here = 0;
 
 class SumsProjection final : public annals::projections::ReadModelProjection {
  public:
-  SumsProjection(std::string name, std::optional<std::string> category)
-      : name_(std::move(name)), category_(std::move(category)) {}
+  SumsProjection(std::string name, std::optional<std::string> category, bool digest)
+      : name_(std::move(name)), category_(std::move(category)), digest_(digest) {}
 
   std::string name() const override { return name_; }
 
@@ -94,7 +105,8 @@ class SumsProjection final : public annals::projections::ReadModelProjection {
   std::vector<ReadModelMigration> migrations() const override {
     return {{"0001_create", "CREATE TABLE " + name_ +
                                 "_streams (stream text PRIMARY KEY, events bigint NOT NULL,"
-                                " total bigint NOT NULL, last_version bigint NOT NULL);"
+                                " total bigint NOT NULL, last_version bigint NOT NULL,"
+                                " hash bigint NOT NULL DEFAULT 0);"
                                 "CREATE TABLE " +
                                 name_ +
                                 "_digest (id integer PRIMARY KEY, events bigint NOT NULL,"
@@ -118,7 +130,8 @@ class SumsProjection final : public annals::projections::ReadModelProjection {
     }
     const std::int64_t amount = data.is_object() ? data.value("amount", std::int64_t{0}) : 0;
     db.exec("INSERT INTO " + name_ +
-                "_streams (stream, events, total, last_version) VALUES ($1, 1, $2, $3)"
+                "_streams (stream, events, total, last_version, hash)"
+                " VALUES ($1, 1, $2, $3, $3::bigint % 2147483647)"
                 " ON CONFLICT (stream) DO UPDATE SET events = " +
                 name_ +
                 "_streams.events + 1,"
@@ -128,16 +141,20 @@ class SumsProjection final : public annals::projections::ReadModelProjection {
                 " last_version = GREATEST(" +
                 name_ +
                 "_streams.last_version,"
-                " EXCLUDED.last_version)",
-            {event.stream_id.value(), amount, event.version});
-    db.exec("INSERT INTO " + name_ +
-                "_digest (id, events, hash) VALUES (1, 1, $1::bigint % 2147483647)"
-                " ON CONFLICT (id) DO UPDATE SET events = " +
-                name_ +
-                "_digest.events + 1,"
+                " EXCLUDED.last_version),"
                 " hash = (" +
-                name_ + "_digest.hash * 1000003 + $1::bigint) % 2147483647",
-            {event.position.sequence()});
+                name_ + "_streams.hash * 1000003 + EXCLUDED.last_version) % 2147483647",
+            {event.stream_id.value(), amount, event.version});
+    if (digest_) {
+      db.exec("INSERT INTO " + name_ +
+                  "_digest (id, events, hash) VALUES (1, 1, $1::bigint % 2147483647)"
+                  " ON CONFLICT (id) DO UPDATE SET events = " +
+                  name_ +
+                  "_digest.events + 1,"
+                  " hash = (" +
+                  name_ + "_digest.hash * 1000003 + $1::bigint) % 2147483647",
+              {event.position.sequence()});
+    }
     if (crash_after_events > 0 && ++applied_here == crash_after_events) {
       say("crashing");
       ::raise(SIGKILL);
@@ -147,6 +164,7 @@ class SumsProjection final : public annals::projections::ReadModelProjection {
  private:
   std::string name_;
   std::optional<std::string> category_;
+  bool digest_;
 };
 
 std::int64_t to_int(const std::string& flag, const std::string& value) {
@@ -187,6 +205,10 @@ Args parse(int argc, char** argv) {
       a.max_attempts = to_int(flag, value);
     else if (flag == "--crash-after-events")
       a.crash_after_events = to_int(flag, value);
+    else if (flag == "--partitions")
+      a.partitions = to_int(flag, value);
+    else if (flag == "--repartition")
+      a.repartition = to_int(flag, value);
     else
       throw std::invalid_argument("unknown flag " + flag);
   }
@@ -195,6 +217,25 @@ Args parse(int argc, char** argv) {
     throw std::invalid_argument("--batch-size, --lease-ttl-ms and --max-attempts must be >= 1");
   }
   return a;
+}
+
+// A partitioned projection's runner reports how many partitions it holds:
+//   partitions N                  this process now holds N partitions
+int run_partitioned(annals::projections::ProjectionRunner& runner, sigset_t& stop_signals) {
+  int held = -1;
+  const timespec tick{0, 20'000'000};
+  while (true) {
+    int now = 0;
+    for (const auto& status : runner.status()) now += status.lease ? 1 : 0;
+    if (now != held) {
+      say("partitions " + std::to_string(now));
+      held = now;
+    }
+    if (sigtimedwait(&stop_signals, nullptr, &tick) > 0) break;
+  }
+  runner.stop();
+  say("stopped");
+  return 0;
 }
 
 int run(const Args& args) {
@@ -218,6 +259,16 @@ int run(const Args& args) {
   }
   options.poll_interval = std::chrono::milliseconds(200);
   options.request_interval = std::chrono::milliseconds(100);
+  const auto projection =
+      std::make_shared<SumsProjection>(args.name, args.category, args.partitions == 0);
+  if (args.repartition > 0) {
+    store->prepare(*projection);
+    const auto done = annals::projections::repartition(*events, *store, *projection,
+                                                       static_cast<int>(args.repartition));
+    say("repartitioned " + std::to_string(done.from) + " " + std::to_string(done.to) + " " +
+        std::to_string(done.at.sequence()));
+    return 0;
+  }
   annals::projections::ProjectionRunner runner(*events, *store, options);
 
   annals::projections::ProjectionOptions projection_options;
@@ -227,9 +278,11 @@ int run(const Args& args) {
   projection_options.max_backoff = std::chrono::milliseconds(50);
   projection_options.on_failure = args.dead_letter ? annals::projections::OnFailure::kDeadLetter
                                                    : annals::projections::OnFailure::kStop;
-  runner.add(std::make_shared<SumsProjection>(args.name, args.category), projection_options);
+  if (args.partitions > 0) projection_options.partitions = static_cast<int>(args.partitions);
+  runner.add(projection, projection_options);
   runner.start();
   say("ready " + runner.owner());
+  if (args.partitions > 0) return run_partitioned(runner, stop_signals);
 
   // Report ownership and state changes until SIGTERM/SIGINT.
   std::optional<std::int64_t> token;

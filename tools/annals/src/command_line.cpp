@@ -190,9 +190,24 @@ std::vector<ParsedCommand> declare_projections(CLI::App& verb, CommandLine& cl) 
           "--timeout", [&args](const double& s) { args.timeout_seconds = s; },
           "Stop following after SECONDS with exit 5 (the rebuild goes on). Default: no limit")
       ->type_name("SECONDS");
+  auto& parts = cl.repartition;
+  auto* repartition = verb.add_subcommand(
+      "repartition",
+      "Change how many partitions a partitioned projection has (its runners stopped, its "
+      "partitions at one position)");
+  repartition->add_option("NAME", parts.name, "The projection (exit 4 when unknown)")->required();
+  repartition->add_option("--partitions", parts.partitions, "The new count, 1 to 256")
+      ->required()
+      ->type_name("N");
+  repartition
+      ->add_option("--wait", parts.wait_seconds,
+                   "Wait up to SECONDS for runners' leases to be freed. Default 0")
+      ->type_name("SECONDS");
+  repartition->add_flag("--json", parts.json, "One JSON object with the new layout");
   return {{list, CommandId::kProjectionsList},
           {detailed, CommandId::kProjectionsStatus},
-          {rebuild, CommandId::kProjectionsRebuild}};
+          {rebuild, CommandId::kProjectionsRebuild},
+          {repartition, CommandId::kProjectionsRepartition}};
 }
 
 std::vector<ParsedCommand> declare_dead_letters(CLI::App& verb, CommandLine& cl) {
@@ -438,7 +453,8 @@ constexpr Verb kVerbs[] = {
      declare_delete_stream},
     {"stream-meta", "Print a stream's state and retention rules, or set the rules",
      declare_stream_meta},
-    {"projections", "Projections: status, lag and rebuilds (list, status, rebuild)",
+    {"projections",
+     "Projections: status, lag, rebuilds and partitions (list, status, rebuild, repartition)",
      declare_projections},
     {"dead-letters", "Events projections parked after failing (list, retry, skip)",
      declare_dead_letters},

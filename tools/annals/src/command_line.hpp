@@ -39,6 +39,7 @@ struct CommandLine {
   ProjectionStatusArgs projections_list;
   ProjectionStatusArgs projections_status{.detailed = true};
   RebuildArgs rebuild;
+  RepartitionArgs repartition;
   DeadLetterListArgs dead_letters_list;
   DeadLetterActionArgs dead_letter_action;
   VerifyArgs verify;
@@ -65,6 +66,7 @@ enum class CommandId {
   kProjectionsList,
   kProjectionsStatus,
   kProjectionsRebuild,
+  kProjectionsRepartition,
   kDeadLettersList,
   kDeadLettersRetry,
   kDeadLettersSkip,

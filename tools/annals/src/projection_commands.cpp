@@ -3,13 +3,16 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <map>
 #include <ostream>
+#include <set>
 #include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "annals/eventstore/error.hpp"
+#include "annals/projections/partitions.hpp"
 #include "exit_code.hpp"
 #include "json_output.hpp"
 #include "text_table.hpp"
@@ -107,12 +110,21 @@ struct ProjectionDetails {
   std::size_t retry_requested = 0;
 };
 
-// The projections to print: all, or the one named (ExitError kNotFound when there is none).
+// The partitioned projection a row belongs to (a partition or a runner seat), if any.
+std::optional<std::string> partitioned_of(const std::string& row) {
+  if (const auto part = projections::parse_partition_name(row)) return part->projection;
+  return projections::parse_seat_name(row);
+}
+
+// The projections to print: all, or the one named (ExitError kNotFound when there is none),
+// with its partitions and runner seats when it is partitioned.
 std::vector<ProjectionRecord> select_projections(ProjectionStore& store,
                                                  const ProjectionStatusArgs& args) {
   auto records = store.list();
   if (args.name) {
-    std::erase_if(records, [&](const ProjectionRecord& r) { return r.name != *args.name; });
+    std::erase_if(records, [&](const ProjectionRecord& r) {
+      return r.name != *args.name && partitioned_of(r.name) != *args.name;
+    });
     if (records.empty()) throw ExitError(ExitCode::kNotFound, unknown_projection(*args.name));
   }
   return records;
@@ -143,15 +155,31 @@ std::optional<std::string> generation_of(const std::string& name) {
   return name.substr(0, at);
 }
 
+// The projections among `records` that are partitioned (some row is one of their partitions).
+std::set<std::string> partitioned_projections(const std::vector<ProjectionRecord>& records) {
+  std::set<std::string> out;
+  for (const auto& r : records) {
+    if (const auto part = projections::parse_partition_name(r.name)) out.insert(part->projection);
+  }
+  return out;
+}
+
+// Rows that apply no events, so that their checkpoint means nothing: a runner seat, and the
+// own row of a partitioned projection (its partitions carry the progress). Their lag is not
+// shown.
+bool without_progress(const ProjectionRecord& r, const std::set<std::string>& partitioned) {
+  return projections::parse_seat_name(r.name).has_value() || partitioned.contains(r.name);
+}
+
 Json status_json(const ProjectionRecord& r, Position head, const ProjectionDetails& details,
-                 bool detailed) {
+                 bool detailed, const std::set<std::string>& partitioned) {
   Json j;
   j["name"] = r.name;
   j["owner"] = optional_string(r.owner);
   j["owned"] = r.owned;
   j["position"] = r.checkpoint.to_string();
   j["head"] = head.to_string();
-  j["lag"] = lag_of(r.checkpoint, head);
+  j["lag"] = without_progress(r, partitioned) ? Json(nullptr) : Json(lag_of(r.checkpoint, head));
   j["state"] = r.state;
   j["lease_expires_at"] =
       r.lease_expires_at ? Json(format_timestamp(*r.lease_expires_at)) : Json(nullptr);
@@ -167,11 +195,57 @@ Json status_json(const ProjectionRecord& r, Position head, const ProjectionDetai
   // for a generation being built ("<name>.g<n>"), the projection it will replace.
   j["read_schema"] = optional_string(r.read_schema);
   j["generation_of"] = optional_string(generation_of(r.name));
+  // Partitioned projections (docs/scaling.md): a partition's projection, index and count; a
+  // runner seat's projection.
+  if (const auto part = projections::parse_partition_name(r.name)) {
+    j["partition"] = {{"of", part->projection}, {"index", part->index}, {"count", part->count}};
+  } else {
+    j["partition"] = nullptr;
+  }
+  j["runner_seat_of"] = optional_string(projections::parse_seat_name(r.name));
   return j;
+}
+
+// Below the table: one line per partitioned projection, with its partitions' spread over the
+// live runners, e.g. "psums: 4 partitions, 2 live runners: runner-b holds 2, runner-c holds 2".
+void print_partition_notes(const std::vector<ProjectionRecord>& records, std::ostream& out) {
+  struct Spread {
+    int count = 0;
+    int unowned = 0;
+    int runners = 0;
+    std::map<std::string, int> held;
+  };
+  std::map<std::string, Spread> spreads;
+  for (const auto& r : records) {
+    if (const auto part = projections::parse_partition_name(r.name)) {
+      auto& spread = spreads[part->projection];
+      spread.count = part->count;
+      if (r.owned && r.owner) {
+        ++spread.held[*r.owner];
+      } else {
+        ++spread.unowned;
+      }
+    } else if (const auto seat = projections::parse_seat_name(r.name); seat && r.owned) {
+      ++spreads[*seat].runners;
+    }
+  }
+  for (const auto& [name, spread] : spreads) {
+    if (spread.count == 0) continue;
+    out << name << ": " << spread.count << " partitions, " << spread.runners << " live runner"
+        << (spread.runners == 1 ? "" : "s");
+    const char* separator = ": ";
+    for (const auto& [owner, count] : spread.held) {
+      out << separator << owner << " holds " << count;
+      separator = ", ";
+    }
+    if (spread.unowned > 0) out << separator << spread.unowned << " not held";
+    out << '\n';
+  }
 }
 
 void print_status_table(const std::vector<ProjectionRecord>& records, Position head, bool detailed,
                         std::ostream& out) {
+  const auto partitioned = partitioned_projections(records);
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> header{"NAME", "OWNER", "POSITION", "LAG", "STATE", "LEASE EXPIRES"};
   if (detailed) {
@@ -179,11 +253,18 @@ void print_status_table(const std::vector<ProjectionRecord>& records, Position h
   }
   rows.push_back(header);
   for (const auto& r : records) {
+    const bool no_progress = without_progress(r, partitioned);
+    std::string state = r.state.empty() ? "-" : r.state;
+    if (projections::parse_seat_name(r.name)) {
+      state = "seat";
+    } else if (no_progress) {
+      state = "partitioned";
+    }
     std::vector<std::string> row{r.name,
                                  r.owner.value_or("-"),
-                                 r.checkpoint.to_string(),
-                                 std::to_string(lag_of(r.checkpoint, head)),
-                                 r.state.empty() ? "-" : r.state,
+                                 no_progress ? "-" : r.checkpoint.to_string(),
+                                 no_progress ? "-" : std::to_string(lag_of(r.checkpoint, head)),
+                                 state,
                                  lease_cell(r)};
     if (detailed) {
       row.push_back(std::to_string(r.fencing_token));
@@ -229,8 +310,18 @@ SteadyClock::time_point rebuild_deadline(const RebuildArgs& args) {
                                   std::chrono::duration<double>(*args.timeout_seconds));
 }
 
-// Files the request (or joins the open one); ExitError kNotFound for an unknown projection.
+// Files the request (or joins the open one); ExitError kNotFound for an unknown projection,
+// kUsage for a partitioned one (its runners cannot reset the shared read model one partition
+// at a time).
 RebuildRequest file_rebuild_request(ProjectionStore& store, const std::string& name) {
+  const auto of = partitioned_of(name);
+  if (of || projections::stored_partition_count(store, name) > 1) {
+    throw ExitError(ExitCode::kUsage,
+                    "'" + of.value_or(name) +
+                        "' is a partitioned projection: rebuild all its partitions at once with "
+                        "annals::projections::rebuild_partitions() in the application, with its "
+                        "runners stopped (docs/scaling.md, \"Partitioned projections\")");
+  }
   try {
     return store.request_rebuild(name);
   } catch (const NotFoundError&) {
@@ -408,8 +499,9 @@ void projections_status(ProjectionStore& store, EventReader& events,
   const auto head = events.head_position();
   const auto details = details_of(store, records, args);
   if (args.json) {
+    const auto partitioned = partitioned_projections(records);
     for (std::size_t i = 0; i < records.size(); ++i) {
-      out << dump(status_json(records[i], head, details[i], args.detailed)) << '\n';
+      out << dump(status_json(records[i], head, details[i], args.detailed, partitioned)) << '\n';
     }
     return;
   }
@@ -418,6 +510,7 @@ void projections_status(ProjectionStore& store, EventReader& events,
     return;
   }
   print_status_table(records, head, args.detailed, out);
+  print_partition_notes(records, out);
   if (!args.detailed) return;
   for (std::size_t i = 0; i < records.size(); ++i) print_status_notes(records[i], details[i], out);
 }
@@ -432,6 +525,37 @@ void projections_rebuild(ProjectionStore& store, const RebuildArgs& args, std::o
     return;
   }
   follower.follow(request.id, deadline);
+}
+
+void projections_repartition(ProjectionStore& store, const RepartitionArgs& args,
+                             std::ostream& out) {
+  if (args.partitions < 1 || args.partitions > projections::kMaxPartitions) {
+    throw InvalidArgumentError("--partitions must be between 1 and " +
+                               std::to_string(projections::kMaxPartitions) + ", got " +
+                               std::to_string(args.partitions));
+  }
+  if (!std::isfinite(args.wait_seconds) || args.wait_seconds < 0) {
+    throw InvalidArgumentError("--wait must be a number of seconds >= 0");
+  }
+  if (!find_projection(store, args.name)) {
+    throw ExitError(ExitCode::kNotFound, unknown_projection(args.name));
+  }
+  projections::RepartitionOptions options;
+  options.owner = "annals-cli-repartition";
+  options.wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::duration<double>(args.wait_seconds));
+  const auto done = projections::repartition_aligned(store, args.name, args.partitions, options);
+  if (args.json) {
+    out << dump(Json{{"projection", args.name},
+                     {"from", done.from},
+                     {"to", done.to},
+                     {"position", done.at.to_string()}})
+        << '\n';
+    return;
+  }
+  out << args.name << ": repartitioned from " << done.from << " to " << done.to
+      << " partition(s) at " << done.at.to_string()
+      << "; start its runners again to run the new partitions\n";
 }
 
 void dead_letters_list(ProjectionStore& store, const DeadLetterListArgs& args, std::ostream& out) {

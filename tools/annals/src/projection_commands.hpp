@@ -66,6 +66,24 @@ struct RebuildArgs {
 void projections_rebuild(projections::ProjectionStore& store, const RebuildArgs& args,
                          std::ostream& out);
 
+/// Arguments of `annals projections repartition NAME --partitions N`.
+struct RepartitionArgs {
+  std::string name{};
+  int partitions = 0;
+  /// How long to wait for runners' leases to be freed. Default 0: fail at once.
+  double wait_seconds = 0;
+  bool json = false;
+};
+
+/// Changes the number of partitions of args.name to args.partitions without applying events
+/// (annals::projections::repartition_aligned): every current partition must be at one
+/// position. Prints the new layout and its position.
+/// Throws: ExitError kNotFound (unknown projection); InvalidArgumentError (bad count or wait,
+/// partitions not at one position, open dead letters); UnavailableError (a runner still holds
+/// a partition); the store's errors.
+void projections_repartition(projections::ProjectionStore& store, const RepartitionArgs& args,
+                             std::ostream& out);
+
 /// Arguments of `annals dead-letters list`.
 struct DeadLetterListArgs {
   std::optional<std::string> projection = std::nullopt;

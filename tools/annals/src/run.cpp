@@ -155,6 +155,8 @@ void run_projection_command(CommandId command, annals::cli::CommandLine& cl,
   } else if (command == CommandId::kProjectionsRebuild) {
     cl.rebuild.terminal = stdout_is_terminal();  // a bar drawn in place, else lines
     cli::projections_rebuild(*open_projection_store(url), cl.rebuild, std::cout);
+  } else if (command == CommandId::kProjectionsRepartition) {
+    cli::projections_repartition(*open_projection_store(url), cl.repartition, std::cout);
   } else if (command == CommandId::kDeadLettersList) {
     cli::dead_letters_list(*open_projection_store(url), cl.dead_letters_list, std::cout);
   } else {
@@ -226,6 +228,7 @@ std::size_t run_command(CommandId command, annals::cli::CommandLine& cl, const s
     case CommandId::kProjectionsList:
     case CommandId::kProjectionsStatus:
     case CommandId::kProjectionsRebuild:
+    case CommandId::kProjectionsRepartition:
     case CommandId::kDeadLettersList:
     case CommandId::kDeadLettersRetry:
     case CommandId::kDeadLettersSkip:

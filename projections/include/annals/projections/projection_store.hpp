@@ -80,6 +80,21 @@ class DeferredWriteError : public InvalidArgumentError {
   std::exception_ptr cause_;
 };
 
+/// A change of a projection's partition layout (annals/projections/partitions.hpp), committed
+/// by Batch::commit_layout() in one unit of work with the batch's own writes.
+struct LayoutChange {
+  /// Leases the caller holds, one per row it replaces; every one must still be current.
+  std::vector<Lease> held;
+  /// Rows deleted, with their resolved and skipped dead letters and rebuild requests.
+  std::vector<std::string> remove;
+  /// Rows whose lease is cleared and fencing token increased; their checkpoint is kept.
+  std::vector<std::string> fence;
+  /// Rows created when missing; every one gets its checkpoint at `at`, its lease cleared and
+  /// its fencing token increased.
+  std::vector<std::string> place;
+  Position at;
+};
+
 /// One batch of work on a projection: the projection applies events through it, then
 /// commit() stores the new checkpoint in the same unit of work. Destroying it without commit
 /// rolls back.
@@ -110,6 +125,14 @@ class Batch : public UnitOfWork {
   /// stored; see set_pipelined()); UnavailableError / OutcomeUnknownError when the store failed
   /// (after OutcomeUnknownError, read the checkpoint again to learn the outcome).
   virtual void commit(Position checkpoint) = 0;
+  /// Commits this batch's writes together with `change` instead of a checkpoint: all of it or
+  /// nothing. This batch's own lease must be among `change.held`, and the stored checkpoint of
+  /// its row must still be the one it began at. At most one commit per batch.
+  /// Throws: OwnershipLostError (a lease of `held` is no longer current, or the checkpoint
+  /// moved); InvalidArgumentError (a removed row has parked or retry-requested dead letters,
+  /// a row is named twice, or a row to remove or fence is not registered); the errors of
+  /// commit(). Default: InvalidArgumentError (the store cannot change layouts).
+  virtual void commit_layout(const LayoutChange& change);
 };
 
 /// A projection as the store knows it, for status tables.

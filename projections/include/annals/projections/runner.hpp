@@ -60,6 +60,13 @@ struct ProjectionOptions {
   std::chrono::milliseconds max_backoff{5000};
   /// Default: stop the projection.
   OnFailure on_failure = OnFailure::kStop;
+  /// Run the projection as this many partitions by a hash of the stream id
+  /// (annals/projections/partitions.hpp): 1 to kMaxPartitions. It decides the count only when
+  /// the projection is first partitioned (it never ran unpartitioned); afterwards the count
+  /// stored in the ProjectionStore wins (repartition() changes it), whatever is given here.
+  /// Each partition is then a projection of its own in status() (named
+  /// "<name>.part-<k>-of-<N>"). Not for DocumentProjections. Default 1: unpartitioned.
+  int partitions = 1;
 };
 
 /// Settings of a runner.
@@ -140,8 +147,12 @@ class ProjectionRunner {
   /// Stops (see stop()).
   ~ProjectionRunner();
 
-  /// Adds a projection and prepares it in the store (ProjectionStore::prepare).
-  /// Throws: InvalidArgumentError for a bad or duplicate name, or after start().
+  /// Adds a projection and prepares it in the store (ProjectionStore::prepare). A partitioned
+  /// projection (ProjectionOptions::partitions, or partition rows already in the store) gets a
+  /// worker per partition, of which this runner runs its share.
+  /// Throws: InvalidArgumentError for a bad or duplicate name, or after start(); for
+  /// `partitions` above 1 on a projection that already ran unpartitioned (use repartition()),
+  /// or on a DocumentProjection.
   void add(std::shared_ptr<Projection> projection, ProjectionOptions options = {});
 
   /// Starts one thread per projection. Idempotent.
@@ -156,16 +167,19 @@ class ProjectionRunner {
   /// The runner's name in lease rows.
   [[nodiscard]] const std::string& owner() const noexcept;
 
-  /// Status of every projection, in the order added.
+  /// Status of every projection, in the order added; a partitioned one has an entry per
+  /// partition (this runner's or not: see ProjectionStatus::lease).
   [[nodiscard]] std::vector<ProjectionStatus> status() const;
-  /// Status of one projection. Throws NotFoundError for an unknown name.
+  /// Status of one projection; of a partitioned one's partition by its row name
+  /// ("<name>.part-<k>-of-<N>"). Throws NotFoundError for an unknown name.
   [[nodiscard]] ProjectionStatus status(const std::string& name) const;
 
   /// Read-your-writes: blocks until projection `name` has applied every matching event up to
   /// `position` (e.g. an AppendResult's), or `timeout` elapses; true when reached (also when
   /// the events up to `position` are not ones the projection handles). Returns false at once
   /// when the projection failed or the runner is stopped. Knows only this runner's progress:
-  /// while another runner owns the projection, use wait_for_checkpoint().
+  /// while another runner owns the projection, use wait_for_checkpoint(). A partition of a
+  /// partitioned projection is waited for by its row name, and only while this runner holds it.
   /// Throws NotFoundError for an unknown name.
   bool wait_for(const std::string& name, Position position, std::chrono::milliseconds timeout);
 

@@ -21,7 +21,9 @@
 //  - commit() accepts any position, including the unchanged checkpoint (a dead-letter retry)
 //    and Position::start() (a rebuild);
 //  - report() with a stale lease is ignored, without an error;
-//  - update_rebuild() of an unknown id throws NotFoundError.
+//  - update_rebuild() of an unknown id throws NotFoundError;
+//  - Batch::commit_layout() removes, fences and places rows together, or refuses all of it
+//    (a stale held lease, open dead letters on a removed row).
 //
 // Thread safety: one test drives the store from several threads, as the interface allows.
 // Timing: lease expiry is waited for with a bounded loop of try_acquire() calls (a lease of
@@ -30,13 +32,15 @@
 // The tests are grouped by concern in annals/testkit/projection_store_contract/:
 // registration.hpp (prepare, names, list(), report()), leases.hpp, checkpoints.hpp (batches,
 // the fenced checkpoint compare-and-set, wait_for_checkpoint()), dead_letters.hpp and
-// rebuilds.hpp; fixture.hpp holds the fixture and its helpers. This header includes them all
-// and registers the suite, so it is the one to include (target annals::testkit_projections).
+// rebuilds.hpp, layouts.hpp; fixture.hpp holds the fixture and its helpers. This header includes
+// them all and registers the suite, so it is the one to include (target
+// annals::testkit_projections).
 #pragma once
 
 #include "annals/testkit/projection_store_contract/checkpoints.hpp"
 #include "annals/testkit/projection_store_contract/dead_letters.hpp"
 #include "annals/testkit/projection_store_contract/fixture.hpp"
+#include "annals/testkit/projection_store_contract/layouts.hpp"
 #include "annals/testkit/projection_store_contract/leases.hpp"
 #include "annals/testkit/projection_store_contract/rebuilds.hpp"
 #include "annals/testkit/projection_store_contract/registration.hpp"
@@ -70,4 +74,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     RebuildRequestsOfProjectionsAreIndependent,
     // wait_for_checkpoint
     WaitForCheckpointReturnsTrueOnceReached, WaitForCheckpointTimesOutWhenNotReached,
-    WaitForCheckpointOfAnUnknownProjectionThrows);
+    WaitForCheckpointOfAnUnknownProjectionThrows,
+    // partition layout changes
+    CommitLayoutReplacesRowsAtOnePosition, CommitLayoutWithAStaleHeldLeaseChangesNothing,
+    CommitLayoutRefusesToRemoveARowWithOpenDeadLetters);

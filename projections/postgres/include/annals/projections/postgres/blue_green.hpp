@@ -57,13 +57,13 @@ struct BlueGreenResult {
 /// name); its tables() have plain names (no schema) and its migrations create them by those
 /// names. The database role may create schemas.
 /// Throws: InvalidArgumentError (bad options, no tables() or qualified ones, a name too long to
-/// carry a generation suffix), NotFoundError (projection not registered), UnavailableError
-/// (the new generation did not catch up within options.timeout, or the database is
-/// unavailable), what the projection's migrations or handlers throw.
-/// Thread safety: any thread; run one rebuild of a projection at a time (a second one started
-/// meanwhile works on the same generation and one of the two switches fails: NotFoundError).
-/// Cost: a catch-up of the whole log by the new generation (a runner thread of this call), then
-/// one short transaction that waits for the live tables' current writers and readers.
+/// carry a generation suffix, a partitioned projection: annals/projections/partitions.hpp),
+/// NotFoundError (projection not registered), UnavailableError (the new generation did not catch up
+/// within options.timeout, or the database is unavailable), what the projection's migrations or
+/// handlers throw. Thread safety: any thread; run one rebuild of a projection at a time (a second
+/// one started meanwhile works on the same generation and one of the two switches fails:
+/// NotFoundError). Cost: a catch-up of the whole log by the new generation (a runner thread of this
+/// call), then one short transaction that waits for the live tables' current writers and readers.
 BlueGreenResult rebuild_blue_green(EventStore& events, ProjectionStore& store,
                                    std::shared_ptr<ReadModelProjection> projection,
                                    BlueGreenOptions options);
