@@ -48,7 +48,10 @@ constexpr const char* kCategoryCounts =
     "       count(*) FILTER (WHERE e.recorded_at > now() - interval '1 minute'),"
     "       count(*) FILTER (WHERE e.recorded_at > now() - interval '1 hour')"
     "  FROM annals.events e GROUP BY 1";
-constexpr const char* kBytes = "SELECT pg_total_relation_size('annals.events'::regclass)";
+// Every partition of a partitioned log (sql/0018) counts; a plain table is its own tree.
+constexpr const char* kBytes =
+    "SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::bigint"
+    "  FROM pg_partition_tree('annals.events'::regclass) t";
 // The newest settled event, as read_all's horizon sees it (sql/0013).
 constexpr const char* kHead =
     "SELECT e.transaction_id::text, e.global_position FROM annals.events e"
