@@ -244,7 +244,7 @@ $$;
 REVOKE ALL ON FUNCTION annals.partition_log(bigint) FROM PUBLIC;
 
 -- Detaches a range partition whose events lie wholly before the current position and moves it
--- to schema p_schema (created when missing), where triggers keep it read-only. Refused while
+-- to schema p_schema (created when missing, which needs CREATE on the database), where triggers keep it read-only. Refused while
 -- a stream still ends in it (its last event is there): an append to that stream would no
 -- longer find its head.
 -- Returns the number of events archived.
@@ -282,7 +282,11 @@ BEGIN
   END IF;
   EXECUTE format('SELECT count(*) FROM annals.%I', p_partition) INTO v_count;
   EXECUTE format('ALTER TABLE annals.events DETACH PARTITION annals.%I', p_partition);
-  EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', p_schema);
+  -- Creating the schema needs CREATE on the database, which a role layout's owner lacks: then
+  -- create it beforehand (CREATE SCHEMA ... AUTHORIZATION the owner).
+  IF to_regnamespace(quote_ident(p_schema)) IS NULL THEN
+    EXECUTE format('CREATE SCHEMA %I', p_schema);
+  END IF;
   EXECUTE format('ALTER TABLE annals.%I SET SCHEMA %I', p_partition, p_schema);
   EXECUTE format('CREATE TRIGGER archive_refuse_update_delete BEFORE UPDATE OR DELETE ON %I.%I '
                  'FOR EACH ROW EXECUTE FUNCTION annals.refuse_event_change()',

@@ -90,8 +90,9 @@ inline constexpr const char* kLogPartitioned =
     "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table t"
     "                WHERE t.partrelid = 'annals.events'::regclass)";
 inline constexpr const char* kPartitionTriggers =
-    "SELECT i.inhrelid::regclass::text, t.tgname, t.tgenabled::text"
-    "  FROM pg_inherits i LEFT JOIN pg_trigger t"
+    "SELECT format('%I.%I', n.nspname, c.relname), t.tgname, t.tgenabled::text"
+    "  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+    "  JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_trigger t"
     "    ON t.tgrelid = i.inhrelid AND NOT t.tgisinternal"
     " WHERE i.inhparent = 'annals.events'::regclass ORDER BY 1, 2";
 
@@ -102,11 +103,14 @@ inline constexpr const char* kFunctions =
     "  FROM pg_proc p WHERE p.pronamespace = 'annals'::regnamespace"
     " ORDER BY p.proname, 2";
 
-// Table-level INSERT/UPDATE/DELETE/TRUNCATE on annals.events held by anyone but its owner
+// Table-level INSERT/UPDATE/DELETE/TRUNCATE on annals.events and on each of its partitions
+// (sql/0018) held by anyone but its owner
 // and superusers (grantee 0 is PUBLIC).
 inline constexpr const char* kTablePrivileges =
-    "SELECT coalesce(r.rolname, 'PUBLIC'), a.privilege_type, c.oid::regclass::text"
-    "  FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a"
+    "SELECT coalesce(r.rolname, 'PUBLIC'), a.privilege_type,"
+    "       format('%I.%I', n.nspname, c.relname)"
+    "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    "  CROSS JOIN LATERAL aclexplode(c.relacl) a"
     "  LEFT JOIN pg_roles r ON r.oid = a.grantee"
     " WHERE (c.oid = 'annals.events'::regclass"
     "        OR c.oid IN (SELECT i.inhrelid FROM pg_inherits i"

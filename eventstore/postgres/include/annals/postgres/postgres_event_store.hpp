@@ -268,7 +268,9 @@ int ensure_log_partitions(const std::string& connection_string);
 [[nodiscard]] std::vector<LogPartition> list_log_partitions(const std::string& connection_string);
 
 /// Detaches a range partition of a partitioned log and moves it to schema `archive_schema`
-/// (created when missing), where triggers keep it read-only; returns its number of events.
+/// (created when missing, which needs CREATE on the database: under a role layout create it
+/// beforehand, owned by the store's owner), where triggers keep it read-only; returns its
+/// number of events.
 /// Its event ids stay claimed. Reads, verify and anchors then see only the attached log.
 /// Throws: InvalidArgumentError (not an attached range partition, the range still takes new
 /// events, the schema is annals, or a stream still ends in it: the message names one);
