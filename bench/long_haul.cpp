@@ -225,9 +225,9 @@ class LongHaul {
       // Every range the build reaches, created before it (a deployment runs `annals
       // partitions --ensure` from a scheduler instead).
       const auto ranges = streams * kEventsPerStream / options_.partition_size + 2;
-      PgConnection(conninfo_).exec("UPDATE annals.log_partitioning SET ahead = " +
-                                   std::to_string(ranges) +
-                                   "; SELECT annals.ensure_log_partitions()");
+      PgConnection(conninfo_).exec(
+          "UPDATE annals.log_partitioning SET ahead = " + std::to_string(ranges) +
+          "; SELECT annals.ensure_log_partitions()");
       store["partitions"] = ranges;
     } else {
       (void)postgres::migrate(conninfo_);

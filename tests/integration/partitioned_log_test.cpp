@@ -76,11 +76,11 @@ std::map<std::int64_t, std::string> partitions_of(const std::string& stream) {
   pqxx::connection c(test_database_url());
   pqxx::work tx(c);
   std::map<std::int64_t, std::string> where;
-  for (const auto& row : tx.exec_params(
-           "SELECT e.stream_version, c.relname::text FROM annals.events e"
-           " JOIN pg_class c ON c.oid = e.tableoid"
-           " WHERE e.stream_id = $1",
-           stream)) {
+  for (const auto& row :
+       tx.exec_params("SELECT e.stream_version, c.relname::text FROM annals.events e"
+                      " JOIN pg_class c ON c.oid = e.tableoid"
+                      " WHERE e.stream_id = $1",
+                      stream)) {
     where[row[0].as<std::int64_t>()] = row[1].c_str();
   }
   return where;
@@ -143,9 +143,10 @@ void migrate_creates_contiguous_ranges_ahead_and_is_repeatable() {
   }
   pqxx::connection c(test_database_url());
   pqxx::work tx(c);
-  EXPECT_EQ(tx.exec1("SELECT c.relkind::text FROM pg_class c WHERE c.oid = 'annals.events'::regclass")[0]
-                .as<std::string>(),
-            "p");
+  EXPECT_EQ(
+      tx.exec1("SELECT c.relkind::text FROM pg_class c WHERE c.oid = 'annals.events'::regclass")[0]
+          .as<std::string>(),
+      "p");
   tx.commit();
   // Again, with the same size: nothing changes, nothing fails.
   EXPECT_TRUE(
@@ -172,11 +173,13 @@ void appends_and_reads_across_partitions_are_unchanged() {
   const auto batched = store->append(StreamId(b), ExpectedVersion::no_stream(), batch);
   EXPECT_EQ(batched.last_version, 7);
   ensure();
-  const auto multi = store->append_multi(
-      {StreamAppend{.stream_id = StreamId(a), .expected = ExpectedVersion::exact(9),
-                    .events = {event("Multi", 10)}},
-       StreamAppend{.stream_id = StreamId(c), .expected = ExpectedVersion::no_stream(),
-                    .events = {event("Multi", 1), event("Multi", 2)}}});
+  const auto multi =
+      store->append_multi({StreamAppend{.stream_id = StreamId(a),
+                                        .expected = ExpectedVersion::exact(9),
+                                        .events = {event("Multi", 10)}},
+                           StreamAppend{.stream_id = StreamId(c),
+                                        .expected = ExpectedVersion::no_stream(),
+                                        .events = {event("Multi", 1), event("Multi", 2)}}});
   ASSERT_EQ(multi.size(), 2u);
   ensure();
 
@@ -190,8 +193,8 @@ void appends_and_reads_across_partitions_are_unchanged() {
   for (std::size_t i = 0; i < read_a.size(); ++i) {
     EXPECT_EQ(read_a[i].version, static_cast<std::int64_t>(i + 1));
   }
-  const auto back = store->read_stream(StreamId(a), {.direction = annals::ReadDirection::kBackward,
-                                                     .max_count = 3});
+  const auto back = store->read_stream(
+      StreamId(a), {.direction = annals::ReadDirection::kBackward, .max_count = 3});
   ASSERT_EQ(back.size(), 3u);
   EXPECT_EQ(back[0].version, 10);
   EXPECT_EQ(store->stream_version(StreamId(b)), 7);
@@ -199,8 +202,8 @@ void appends_and_reads_across_partitions_are_unchanged() {
   // The global log from before the first append: all 19 events, in log order (once settled: a
   // transaction of another database of the cluster can hold the horizon back a moment).
   annals::postgres::wait_for_position(*store, multi[1].position, std::chrono::seconds(60));
-  const auto log = store->read_all({.after = Position(first.position.commit() - 1, 0),
-                                    .max_count = 1000});
+  const auto log =
+      store->read_all({.after = Position(first.position.commit() - 1, 0), .max_count = 1000});
   std::vector<const RecordedEvent*> ours;
   for (const auto& e : log) {
     if (e.stream_id.value() == a || e.stream_id.value() == b || e.stream_id.value() == c) {
@@ -247,12 +250,12 @@ void event_ids_are_unique_across_partitions_even_past_the_append_function() {
   ensure();
   // The same id inserted straight into the table, for another stream, in a later partition:
   // only annals.event_ids can see the first one (the partitions' own indexes cannot).
-  EXPECT_EQ(attempt(test_database_url(),
-                    "INSERT INTO annals.events (stream_id, stream_version, event_id, event_type,"
-                    " schema_version, data, metadata) VALUES ('" +
-                        unique_stream("dup") + "', -4, '" + id.to_string() +
-                        "', 'Dup', 1, '{}', '{}')"),
-            "23505");
+  EXPECT_EQ(
+      attempt(test_database_url(),
+              "INSERT INTO annals.events (stream_id, stream_version, event_id, event_type,"
+              " schema_version, data, metadata) VALUES ('" +
+                  unique_stream("dup") + "', -4, '" + id.to_string() + "', 'Dup', 1, '{}', '{}')"),
+      "23505");
 }
 
 void subscription_verify_and_anchor_see_the_whole_log() {
@@ -312,9 +315,10 @@ TEST(PartitionedLogTest, TheWriterCannotTouchAPartitionAndTheOwnerIsRefusedByIts
                                 " recorded_at, hash, global_position + 1 FROM " +
                                 part + where),
             "42501");
-  EXPECT_EQ(attempt(writer, "INSERT INTO annals.events (stream_id, stream_version, event_id,"
-                            " event_type, schema_version, data, metadata, hash) VALUES ('" +
-                                s + "', 2, gen_random_uuid(), 'Forged', 1, '{}', '{}', '\\x00')"),
+  EXPECT_EQ(attempt(writer,
+                    "INSERT INTO annals.events (stream_id, stream_version, event_id,"
+                    " event_type, schema_version, data, metadata, hash) VALUES ('" +
+                        s + "', 2, gen_random_uuid(), 'Forged', 1, '{}', '{}', '\\x00')"),
             "42501");
   EXPECT_EQ(attempt(writer, "SELECT annals.ensure_log_partitions()"), "42501");
   // The owner (here the superuser) is refused by the cloned row triggers and the partition's
@@ -330,13 +334,12 @@ TEST(PartitionedLogTest, TheWriterCannotTouchAPartitionAndTheOwnerIsRefusedByIts
   const auto report = annals::postgres::verify(admin);
   ASSERT_EQ(report.findings.size(), 1u);
   EXPECT_EQ(report.findings[0].kind, annals::postgres::FindingKind::kTriggerMissing);
-  EXPECT_NE(report.findings[0].message.find(part), std::string::npos)
-      << report.findings[0].message;
-  EXPECT_EQ(attempt_committed(admin, "CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON " +
-                                         part +
-                                         " FOR EACH STATEMENT EXECUTE FUNCTION "
-                                         "annals.refuse_event_change()"),
-            "");
+  EXPECT_NE(report.findings[0].message.find(part), std::string::npos) << report.findings[0].message;
+  EXPECT_EQ(
+      attempt_committed(admin, "CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON " + part +
+                                   " FOR EACH STATEMENT EXECUTE FUNCTION "
+                                   "annals.refuse_event_change()"),
+      "");
   EXPECT_TRUE(annals::postgres::verify(admin).ok());
 }
 
@@ -349,8 +352,8 @@ void appends_past_the_last_range_land_in_the_default_partition_until_ensure_catc
   std::int64_t position = before.sequence();
   int n = 0;
   while (position < last_range.to_position + 2) {
-    position = store->append(StreamId(s), ExpectedVersion::any(), {event("Over", ++n)}).position
-                   .sequence();
+    position = store->append(StreamId(s), ExpectedVersion::any(), {event("Over", ++n)})
+                   .position.sequence();
   }
   EXPECT_EQ(partitions_of(s).rbegin()->second, "events_default");
   ensure();  // new ranges start past what the default partition holds
@@ -373,8 +376,8 @@ void a_partition_moves_to_another_tablespace_and_stays_readable() {
   }
   struct stat owner {};
   ASSERT_EQ(::stat(data_directory.c_str(), &owner), 0);
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("annals_cold_" + annals::testing::random_hex(8));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("annals_cold_" + annals::testing::random_hex(8));
   std::filesystem::create_directories(dir);
   ASSERT_EQ(::chown(dir.c_str(), owner.st_uid, owner.st_gid), 0) << "run the tests as root";
   const std::string tablespace = "annals_cold_" + annals::testing::random_hex(8);
@@ -450,8 +453,7 @@ void an_archived_partition_leaves_the_log_and_comes_back_whole() {
 
   // The log no longer holds the archived events; the stream goes on from its attached head.
   EXPECT_EQ(store->read_stream(StreamId(s)).size(), 1u);
-  const auto next =
-      store->append(StreamId(s), ExpectedVersion::exact(5), {event("Newer", 6)});
+  const auto next = store->append(StreamId(s), ExpectedVersion::exact(5), {event("Newer", 6)});
   EXPECT_EQ(next.first_version, 6);
   // An archived id stays claimed: a re-send is not stored twice.
   EXPECT_THROW(store->append(StreamId(s), ExpectedVersion::any(), {event("Old", 1, first_id)}),
@@ -500,7 +502,8 @@ TEST(PartitionedLogTest, AppendsReadsSubscriptionsVerifyAndAnchorsAreUnchangedAc
     subscription_verify_and_anchor_see_the_whole_log();
   }
   {
-    SCOPED_TRACE("appends_past_the_last_range_land_in_the_default_partition_until_ensure_catches_up");
+    SCOPED_TRACE(
+        "appends_past_the_last_range_land_in_the_default_partition_until_ensure_catches_up");
     appends_past_the_last_range_land_in_the_default_partition_until_ensure_catches_up();
   }
 }

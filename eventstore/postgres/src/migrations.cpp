@@ -157,8 +157,10 @@ std::vector<std::string> migrate(const std::string& connection_string,
                                  const MigrateOptions& options) {
   if (options.roles) validate(*options.roles);
   if (options.partitioned_log && *options.partitioned_log < 1) {
-    throw InvalidArgumentError("migrate: the partition size of a partitioned log must be at least "
-                               "1 (got " + std::to_string(*options.partitioned_log) + ")");
+    throw InvalidArgumentError(
+        "migrate: the partition size of a partitioned log must be at least "
+        "1 (got " +
+        std::to_string(*options.partitioned_log) + ")");
   }
   detail::validate_duration(options.step_timeout, "MigrateOptions", "step_timeout", true);
   // Each step (a transaction) is watched until step_timeout from its start.
@@ -197,9 +199,8 @@ std::vector<std::string> migrate(const std::string& connection_string,
 }
 
 int ensure_log_partitions(const std::string& connection_string) {
-  return as_owner(connection_string, "ensure log partitions", [](pqxx::work& tx) {
-    return tx.exec1(sql::kEnsureLogPartitions)[0].as<int>();
-  });
+  return as_owner(connection_string, "ensure log partitions",
+                  [](pqxx::work& tx) { return tx.exec1(sql::kEnsureLogPartitions)[0].as<int>(); });
 }
 
 std::vector<LogPartition> list_log_partitions(const std::string& connection_string) {

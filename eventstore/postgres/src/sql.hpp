@@ -223,7 +223,6 @@ inline constexpr const char* kListLogPartitions =
     "  FROM annals.log_partitions p ORDER BY p.from_position";
 inline constexpr const char* kArchiveLogPartition =
     "SELECT annals.archive_log_partition($1::name, $2::name)";
-inline constexpr const char* kRestoreLogPartition =
-    "SELECT annals.restore_log_partition($1::name)";
+inline constexpr const char* kRestoreLogPartition = "SELECT annals.restore_log_partition($1::name)";
 
 }  // namespace annals::postgres::sql

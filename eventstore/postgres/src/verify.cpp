@@ -188,10 +188,10 @@ void check_functions(LibpqConnection& c, Findings& findings) {
 void check_privileges(LibpqConnection& c, Findings& findings) {
   const auto table = c.exec(verify_sql::kTablePrivileges);
   for (int i = 0; i < table.rows(); ++i) {
-    findings.add(FindingKind::kExcessPrivilege,
-                 "role " + std::string(table.text(i, 0)) + " holds " +
-                     std::string(table.text(i, 1)) + " on " + std::string(table.text(i, 2)) +
-                     ": only the table's owner should");
+    findings.add(FindingKind::kExcessPrivilege, "role " + std::string(table.text(i, 0)) +
+                                                    " holds " + std::string(table.text(i, 1)) +
+                                                    " on " + std::string(table.text(i, 2)) +
+                                                    ": only the table's owner should");
   }
   const auto columns = c.exec(verify_sql::kColumnPrivileges);
   for (int i = 0; i < columns.rows(); ++i) {

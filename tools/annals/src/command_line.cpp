@@ -4,8 +4,8 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <limits>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -307,9 +307,8 @@ std::vector<ParsedCommand> declare_partitions(CLI::App& verb, CommandLine& cl) {
       ->type_name("SCHEMA")
       ->capture_default_str()
       ->needs(archive);
-  auto* restore =
-      verb.add_option("--restore", args.restore, "Attach an archived partition again")
-          ->type_name("NAME");
+  auto* restore = verb.add_option("--restore", args.restore, "Attach an archived partition again")
+                      ->type_name("NAME");
   ensure->excludes(archive)->excludes(restore);
   archive->excludes(restore);
   verb.add_flag("--json", args.json, "JSON: one object per partition and line, or per action");

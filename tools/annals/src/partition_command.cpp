@@ -19,8 +19,8 @@ void partitions(const std::string& url, const PartitionsArgs& args, std::ostream
     return;
   }
   if (!args.archive.empty()) {
-    const auto events = annals::postgres::archive_log_partition(url, args.archive,
-                                                                args.archive_schema);
+    const auto events =
+        annals::postgres::archive_log_partition(url, args.archive, args.archive_schema);
     if (args.json) {
       out << nlohmann::json{{"archived", args.archive},
                             {"schema", args.archive_schema},
@@ -60,8 +60,7 @@ void partitions(const std::string& url, const PartitionsArgs& args, std::ostream
           << '\n';
     } else {
       out << p.name << "  positions " << p.from_position << ".." << (p.to_position - 1) << "  "
-          << (p.archived_in.empty() ? std::string("attached")
-                                    : "archived in " + p.archived_in)
+          << (p.archived_in.empty() ? std::string("attached") : "archived in " + p.archived_in)
           << (p.tablespace.empty() ? std::string() : "  tablespace " + p.tablespace) << '\n';
     }
   }

@@ -277,8 +277,7 @@ int ensure_log_partitions(const std::string& connection_string);
 /// UnavailableError; PermissionDeniedError (not the owner).
 /// Cost: one scan of the partition; ACCESS EXCLUSIVE on annals.events for that time.
 std::int64_t archive_log_partition(const std::string& connection_string,
-                                   const std::string& partition,
-                                   const std::string& archive_schema);
+                                   const std::string& partition, const std::string& archive_schema);
 
 /// Attaches an archived partition again at its recorded range; returns its number of events.
 /// Throws: InvalidArgumentError (not an archived partition); UnavailableError;
