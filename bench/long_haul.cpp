@@ -225,10 +225,9 @@ class LongHaul {
       // Every range the build reaches, created before it (a deployment runs `annals
       // partitions --ensure` from a scheduler instead).
       const auto ranges = streams * kEventsPerStream / options_.partition_size + 2;
-      PgConnection(conninfo_).exec(
-          "UPDATE annals.log_partitioning SET ahead = " + std::to_string(ranges) +
-          "; SELECT annals.ensure_log_partitions()");
-      store["partitions"] = ranges;
+      (void)postgres::ensure_log_partitions(
+          conninfo_, static_cast<int>(std::min<std::uint64_t>(ranges, 1'000'000)));
+      store["partitions"] = postgres::list_log_partitions(conninfo_).size();
     } else {
       (void)postgres::migrate(conninfo_);
     }

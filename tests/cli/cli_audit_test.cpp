@@ -296,7 +296,7 @@ TEST(CliAuditTest, PartitionedLogMigrateAppendPartitionsArchiveAndVerify) {
   Json last;
   for (int i = 1; i <= 7; ++i) {
     last = append_n(stream, 1);
-    const auto ensured = one_json(annals_db({"partitions", "--ensure", "--json"}));
+    const auto ensured = one_json(annals_db({"partitions", "--ensure", "--ahead", "2", "--json"}));
     EXPECT_TRUE(ensured.contains("created")) << ensured;
   }
   wait_until_readable(last);

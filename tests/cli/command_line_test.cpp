@@ -84,6 +84,12 @@ TEST(CliCommandLineTest, MigrateAndPartitionsTakeThePartitionedLogOptions) {
   CommandLineParser two_actions;
   EXPECT_THROW(static_cast<void>(parse(two_actions, {"partitions", "--ensure", "--restore", "x"})),
                CLI::ParseError);
+  CommandLineParser ahead;
+  EXPECT_EQ(parse(ahead, {"partitions", "--ensure", "--ahead", "12"}), CommandId::kPartitions);
+  EXPECT_EQ(ahead.args().partitions.ahead, std::optional<int>(12));
+  CommandLineParser ahead_alone;
+  EXPECT_THROW(static_cast<void>(parse(ahead_alone, {"partitions", "--ahead", "3"})),
+               CLI::ParseError);
   CommandLineParser to_alone;
   EXPECT_THROW(static_cast<void>(parse(to_alone, {"partitions", "--to", "cold"})), CLI::ParseError);
 }

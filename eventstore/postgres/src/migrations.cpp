@@ -198,9 +198,15 @@ std::vector<std::string> migrate(const std::string& connection_string,
   });
 }
 
-int ensure_log_partitions(const std::string& connection_string) {
-  return as_owner(connection_string, "ensure log partitions",
-                  [](pqxx::work& tx) { return tx.exec1(sql::kEnsureLogPartitions)[0].as<int>(); });
+int ensure_log_partitions(const std::string& connection_string, std::optional<int> ahead) {
+  if (ahead && *ahead < 1) {
+    throw InvalidArgumentError("ensure_log_partitions: ahead must be at least 1 (got " +
+                               std::to_string(*ahead) + ")");
+  }
+  return as_owner(connection_string, "ensure log partitions", [&](pqxx::work& tx) {
+    if (ahead) tx.exec_params(sql::kSetPartitionsAhead, *ahead);
+    return tx.exec1(sql::kEnsureLogPartitions)[0].as<int>();
+  });
 }
 
 std::vector<LogPartition> list_log_partitions(const std::string& connection_string) {

@@ -213,6 +213,8 @@ inline constexpr const char* kGrantRolePrivileges = "SELECT annals.grant_role_pr
 // The partitioned log (sql/0018; migrations.cpp).
 inline constexpr const char* kPartitionLog = "SELECT annals.partition_log($1::bigint)";
 inline constexpr const char* kEnsureLogPartitions = "SELECT annals.ensure_log_partitions()";
+inline constexpr const char* kSetPartitionsAhead =
+    "UPDATE annals.log_partitioning SET ahead = $1::integer";
 inline constexpr const char* kListLogPartitions =
     "SELECT p.partition_name::text, p.from_position, p.to_position, p.archived_in::text,"
     "       (SELECT t.spcname::text FROM pg_class c"

@@ -300,6 +300,13 @@ std::vector<ParsedCommand> declare_partitions(CLI::App& verb, CommandLine& cl) {
   auto& args = cl.partitions;
   auto* ensure = verb.add_flag("--ensure", args.ensure,
                                "Create the partitions due ahead of the log's position (cron)");
+  verb.add_option_function<int>(
+          "--ahead", [&args](const int& n) { args.ahead = n; },
+          "Keep N empty ranges ahead from now on (with --ensure; default 2). Before importing E "
+          "events: E / partition size + 2")
+      ->type_name("N")
+      ->check(CLI::Range(1, 1'000'000))
+      ->needs(ensure);
   auto* archive = verb.add_option("--archive", args.archive,
                                   "Detach this partition and move it to the archive schema")
                       ->type_name("NAME");

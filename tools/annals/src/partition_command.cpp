@@ -10,7 +10,7 @@ namespace annals::cli {
 
 void partitions(const std::string& url, const PartitionsArgs& args, std::ostream& out) {
   if (args.ensure) {
-    const int created = annals::postgres::ensure_log_partitions(url);
+    const int created = annals::postgres::ensure_log_partitions(url, args.ahead);
     if (args.json) {
       out << nlohmann::json{{"created", created}}.dump() << '\n';
     } else {

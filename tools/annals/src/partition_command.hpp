@@ -3,6 +3,7 @@
 #pragma once
 
 #include <iosfwd>
+#include <optional>
 #include <string>
 
 namespace annals::cli {
@@ -12,6 +13,8 @@ namespace annals::cli {
 struct PartitionsArgs {
   /// --ensure: create the ranges due ahead of the log's position.
   bool ensure = false;
+  /// --ahead N (with --ensure): empty ranges to keep from now on.
+  std::optional<int> ahead;
   /// --archive NAME: detach this partition and move it to `archive_schema`.
   std::string archive;
   /// --to SCHEMA: where --archive moves the partition.

@@ -256,12 +256,16 @@ struct LogPartition {
 
 /// Creates the range partitions a partitioned log needs ahead of its current position (as
 /// `annals partitions --ensure`; run it from a scheduler, it is cheap when nothing is due).
-/// Returns how many it created; 0 on a log that is not partitioned.
-/// Throws: UnavailableError, NotFoundError (not migrated), PermissionDeniedError (not run as
-/// the store's owner or a member of it).
+/// With `ahead`, first records that many empty ranges to keep from now on (at least 1; the
+/// default is 2): before a bulk import of E events, ask for E / partition size + 2 so that no
+/// event lands in the default partition. Returns how many it created; 0 on a log that is not
+/// partitioned.
+/// Throws: UnavailableError, NotFoundError (not migrated), InvalidArgumentError (ahead < 1),
+/// PermissionDeniedError (not run as the store's owner or a member of it).
 /// Cost: one connection, a few statements; each new partition briefly takes SHARE UPDATE
 /// EXCLUSIVE on annals.events (appends and reads go on).
-int ensure_log_partitions(const std::string& connection_string);
+int ensure_log_partitions(const std::string& connection_string,
+                          std::optional<int> ahead = std::nullopt);
 
 /// The range partitions of a partitioned log in position order (empty when not partitioned).
 /// Throws: UnavailableError, NotFoundError (not migrated), PermissionDeniedError.
