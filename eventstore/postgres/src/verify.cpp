@@ -91,8 +91,10 @@ void check_trigger_set(const std::map<std::string, std::string, std::less<>>& mo
   }
   for (const auto& [name, mode] : modes) {
     if (std::find(expected.begin(), expected.end(), name) == expected.end()) {
-      findings.add(FindingKind::kTriggerUnexpected,
-                   table + " has a trigger the store does not ship: " + name);
+      std::string message = table;
+      message += " has a trigger the store does not ship: ";
+      message += name;
+      findings.add(FindingKind::kTriggerUnexpected, std::move(message));
     }
   }
 }
