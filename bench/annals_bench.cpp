@@ -6,6 +6,7 @@
 //   annals-bench --long-haul [--long-haul-events N] [--long-haul-small N] [--long-haul-window N]
 //                [--long-haul-samples N] [--long-haul-replay N] [--long-haul-writers N]
 //                [--long-haul-reuse] [--long-haul-no-verify] [--long-haul-prewarm]
+//                [--long-haul-partitioned N]
 //                [--long-haul-build-only] [--projection-batch N] [--json]
 //
 // It drops and creates the database `annals_bench` on the server of URL (connecting to URL's
@@ -345,6 +346,9 @@ void declare_options(CLI::App& app, Options& options, std::optional<std::string>
   app.add_flag("--long-haul-build-only", haul.build_only,
                "build (or, with --long-haul-reuse, find) both stores; no figures");
   app.add_flag("--long-haul-no-verify", haul.skip_verify, "skip the verify figure");
+  add_number(app, "--long-haul-partitioned", haul.partition_size, 1,
+             "partition each store's log by ranges of N positions, in databases of their own "
+             "(default: not partitioned)");
   app.add_flag("--long-haul-prewarm", haul.prewarm,
                "read each store's tables and indexes into the OS page cache before measuring "
                "it (pg_prewarm), so neither is measured from disk");

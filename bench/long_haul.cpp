@@ -153,8 +153,10 @@ class LongHaul {
       throw std::runtime_error("the large store must hold more events than the small one");
     }
     nlohmann::json stores = nlohmann::json::array();
-    for (const auto& [database, streams] : {std::pair{"annals_bench_lh_small", small_streams},
-                                            std::pair{"annals_bench_lh_large", large_streams}}) {
+    const std::string suffix = options_.partition_size > 0 ? "_part" : "";
+    for (const auto& [database, streams] :
+         {std::pair{"annals_bench_lh_small" + suffix, small_streams},
+          std::pair{"annals_bench_lh_large" + suffix, large_streams}}) {
       stores.push_back(prepare_store(database, streams));
     }
     for (auto& store : stores) {
@@ -191,6 +193,7 @@ class LongHaul {
             {"reuse", options_.reuse},
             {"skip_verify", options_.skip_verify},
             {"prewarm", options_.prewarm},
+            {"partition_size", options_.partition_size},
             {"build_only", options_.build_only}};
   }
 
@@ -216,7 +219,18 @@ class LongHaul {
       admin.exec("DROP DATABASE IF EXISTS " + database + " WITH (FORCE)");
       admin.exec("CREATE DATABASE " + database);
     }
-    (void)postgres::migrate(conninfo_);
+    if (options_.partition_size > 0) {
+      const auto size = static_cast<std::int64_t>(options_.partition_size);
+      (void)postgres::migrate(conninfo_, {.partitioned_log = size});
+      // Every range the build reaches, created before it (a deployment runs `annals
+      // partitions --ensure` from a scheduler instead).
+      const auto ranges = streams * kEventsPerStream / options_.partition_size + 2;
+      (void)postgres::ensure_log_partitions(
+          conninfo_, static_cast<int>(std::min<std::uint64_t>(ranges, 1'000'000)));
+      store["partitions"] = postgres::list_log_partitions(conninfo_).size();
+    } else {
+      (void)postgres::migrate(conninfo_);
+    }
     store["build"] = build(streams);
     PgConnection(conninfo_).exec(std::string("CREATE TABLE ") + kMarkerTable +
                                  " (streams bigint NOT NULL, events_per_stream int NOT NULL); "

@@ -68,6 +68,11 @@ struct LongHaulOptions {
   /// mode, into the operating system's page cache), so that both stores are measured with
   /// their data in memory rather than on the disk. Default false.
   bool prewarm = false;
+  /// Partition each store's log by ranges of this many global positions (MigrateOptions::
+  /// partitioned_log; the ranges for the whole build are created before it), in databases of
+  /// their own (annals_bench_lh_small_part, annals_bench_lh_large_part), so the figures can be
+  /// compared with an unpartitioned run's. Default 0: not partitioned.
+  std::uint64_t partition_size = 0;
 };
 
 /// Builds, measures and returns

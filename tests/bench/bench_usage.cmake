@@ -22,7 +22,8 @@ expect(0 "figures: append_w1" "${BENCH}" --help)
 foreach(flag --db --json --seconds --rounds --only --notify --warmup --read-events --framework
     --projections --projection-batch --long-haul --long-haul-events --long-haul-small
     --long-haul-window --long-haul-samples --long-haul-replay --long-haul-writers
-    --long-haul-reuse --long-haul-build-only --long-haul-no-verify --long-haul-prewarm)
+    --long-haul-reuse --long-haul-build-only --long-haul-no-verify --long-haul-prewarm
+    --long-haul-partitioned)
   if(NOT output MATCHES "${flag}[ =]")
     message(FATAL_ERROR "annals-bench --help does not list ${flag}:\n${output}")
   endif()

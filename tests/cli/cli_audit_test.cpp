@@ -285,6 +285,46 @@ TEST(CliAuditTest, MigrateJson) {
   }
 }
 
+// A partitioned log through the CLI (docs/cli.md, `annals partitions`; docs/scaling.md): migrate
+// converts this test's database, which already holds events, appends cross ranges of 3
+// positions, stats counts every partition, and an archived partition breaks verify until it is
+// restored.
+TEST(CliAuditTest, PartitionedLogMigrateAppendPartitionsArchiveAndVerify) {
+  // A store that already holds events is converted: its table becomes the first partition.
+  const auto stream = unique("parted") + "-1";
+  append_n(stream, 2);
+  const auto migrated =
+      one_json(annals_db({"migrate", "--partitioned-log", "--partition-size", "3", "--json"}));
+  EXPECT_EQ(migrated["partition_size"], 3);
+  Json last;
+  for (int i = 1; i <= 7; ++i) {
+    last = append_n(stream, 1);
+    const auto ensured = one_json(annals_db({"partitions", "--ensure", "--ahead", "2", "--json"}));
+    EXPECT_TRUE(ensured.contains("created")) << ensured;
+  }
+  wait_until_readable(last);
+  const auto listed = annals_db({"partitions", "--json"});
+  ASSERT_EQ(listed.exit_code, 0) << listed;
+  ASSERT_GE(listed.out_json().size(), 3u) << listed;
+  EXPECT_EQ(listed.out_json()[0]["name"], "events_from_1");
+  EXPECT_EQ(listed.out_json()[0]["to_position"], 4);
+  const auto stats = one_json(annals_db({"stats", "--json"}));
+  EXPECT_EQ(stats["events"], 9);
+  EXPECT_GT(stats["bytes"].get<std::int64_t>(), 0);
+  EXPECT_EQ(annals_db({"verify"}).exit_code, 0);
+
+  const auto archived = annals_db({"partitions", "--archive", "events_from_1"});
+  ASSERT_EQ(archived.exit_code, 0) << archived;
+  EXPECT_EQ(archived.out, "archived events_from_1 (3 events) to schema annals_archive\n");
+  EXPECT_EQ(annals_db({"read", stream, "--json"}).out_json().size(), 6u);
+  EXPECT_EQ(annals_db({"verify"}).exit_code, 6);
+  expect_usage_error(annals_db({"partitions", "--archive", "events_from_1"}));
+  const auto restored = annals_db({"partitions", "--restore", "events_from_1"});
+  ASSERT_EQ(restored.exit_code, 0) << restored;
+  EXPECT_EQ(annals_db({"read", stream, "--json"}).out_json().size(), 9u);
+  EXPECT_EQ(annals_db({"verify"}).exit_code, 0);
+}
+
 // --- bash completion ---------------------------------------------------------------------------
 
 // What the completion function offers for the words of `line` (the last may be partial).

@@ -67,6 +67,41 @@ TEST(CliCommandLineTest, HelpVersionAndUsageErrorsThrowInsteadOfExiting) {
   EXPECT_THROW(static_cast<void>(empty_db.database_url()), annals::InvalidArgumentError);
 }
 
+TEST(CliCommandLineTest, MigrateAndPartitionsTakeThePartitionedLogOptions) {
+  CommandLineParser migrate;
+  EXPECT_EQ(parse(migrate, {"migrate", "--partitioned-log", "--partition-size", "5"}),
+            CommandId::kMigrate);
+  EXPECT_TRUE(migrate.args().migrate.partitioned_log);
+  EXPECT_EQ(migrate.args().migrate.partition_size, 5);
+  CommandLineParser size_alone;
+  EXPECT_THROW(static_cast<void>(parse(size_alone, {"migrate", "--partition-size", "5"})),
+               CLI::ParseError);
+  CommandLineParser zero;
+  EXPECT_THROW(
+      static_cast<void>(parse(zero, {"migrate", "--partitioned-log", "--partition-size", "0"})),
+      CLI::ParseError);
+
+  CommandLineParser archive;
+  EXPECT_EQ(parse(archive, {"partitions", "--archive", "events_from_1", "--to", "cold"}),
+            CommandId::kPartitions);
+  EXPECT_EQ(archive.args().partitions.archive, "events_from_1");
+  EXPECT_EQ(archive.args().partitions.archive_schema, "cold");
+  CommandLineParser list;
+  EXPECT_EQ(parse(list, {"partitions", "--json"}), CommandId::kPartitions);
+  EXPECT_EQ(list.args().partitions.archive_schema, "annals_archive");
+  CommandLineParser two_actions;
+  EXPECT_THROW(static_cast<void>(parse(two_actions, {"partitions", "--ensure", "--restore", "x"})),
+               CLI::ParseError);
+  CommandLineParser ahead;
+  EXPECT_EQ(parse(ahead, {"partitions", "--ensure", "--ahead", "12"}), CommandId::kPartitions);
+  EXPECT_EQ(ahead.args().partitions.ahead, std::optional<int>(12));
+  CommandLineParser ahead_alone;
+  EXPECT_THROW(static_cast<void>(parse(ahead_alone, {"partitions", "--ahead", "3"})),
+               CLI::ParseError);
+  CommandLineParser to_alone;
+  EXPECT_THROW(static_cast<void>(parse(to_alone, {"partitions", "--to", "cold"})), CLI::ParseError);
+}
+
 TEST(CliCommandLineTest, RelayTakesItsSelectionSinkAndStatusOptions) {
   CommandLineParser parser;
   EXPECT_EQ(parse(parser, {"relay",

@@ -48,7 +48,13 @@ constexpr const char* kCategoryCounts =
     "       count(*) FILTER (WHERE e.recorded_at > now() - interval '1 minute'),"
     "       count(*) FILTER (WHERE e.recorded_at > now() - interval '1 hour')"
     "  FROM annals.events e GROUP BY 1";
-constexpr const char* kBytes = "SELECT pg_total_relation_size('annals.events'::regclass)";
+// Every partition of a partitioned log (sql/0018) counts; pg_partition_tree lists nothing for a
+// plain table, and the partitioned parent itself has no storage.
+constexpr const char* kBytes =
+    "SELECT pg_total_relation_size('annals.events'::regclass)"
+    "       + coalesce((SELECT sum(pg_total_relation_size(t.relid))::bigint"
+    "                     FROM pg_partition_tree('annals.events'::regclass) t"
+    "                    WHERE t.relid <> 'annals.events'::regclass), 0)";
 // The newest settled event, as read_all's horizon sees it (sql/0013).
 constexpr const char* kHead =
     "SELECT e.transaction_id::text, e.global_position FROM annals.events e"

@@ -5,6 +5,7 @@
 // they create belongs to it, and the roles' grants are brought up to date afterwards.
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <set>
@@ -124,11 +125,43 @@ void refresh_grants(pqxx::connection& connection) {
   tx.commit();
 }
 
+// Partitions annals.events (sql/0018) as the recorded owner, when there is one.
+void partition_log(pqxx::connection& connection, std::int64_t partition_size) {
+  pqxx::work tx(connection);
+  tx.exec(sql::kMigrationLock);
+  begin_as_owner(tx);
+  try {
+    tx.exec_params(sql::kPartitionLog, partition_size);
+  } catch (const pqxx::sql_error& e) {
+    throw InternalError("migrate --partitioned-log failed and was rolled back [SQLSTATE " +
+                        detail::to_db_error(e).sqlstate() + "]: " + e.what());
+  }
+  tx.commit();
+}
+
+// Runs `f` in one transaction as the recorded owner; errors are translated as for any call.
+template <typename F>
+auto as_owner(const std::string& connection_string, const std::string& what, F&& f) {
+  return detail::with_connection(connection_string, what, [&](pqxx::connection& connection) {
+    pqxx::work tx(connection);
+    begin_as_owner(tx);
+    auto result = f(tx);
+    tx.commit();
+    return result;
+  });
+}
+
 }  // namespace
 
 std::vector<std::string> migrate(const std::string& connection_string,
                                  const MigrateOptions& options) {
   if (options.roles) validate(*options.roles);
+  if (options.partitioned_log && *options.partitioned_log < 1) {
+    throw InvalidArgumentError(
+        "migrate: the partition size of a partitioned log must be at least "
+        "1 (got " +
+        std::to_string(*options.partitioned_log) + ")");
+  }
   detail::validate_duration(options.step_timeout, "MigrateOptions", "step_timeout", true);
   // Each step (a transaction) is watched until step_timeout from its start.
   const detail::CallBound bound{
@@ -158,7 +191,51 @@ std::vector<std::string> migrate(const std::string& connection_string,
       });
       if (has_layout) step("refresh grants", [&] { refresh_grants(connection); });
     }
+    if (options.partitioned_log) {
+      step("partition the log", [&] { partition_log(connection, *options.partitioned_log); });
+    }
     return applied_now;
+  });
+}
+
+int ensure_log_partitions(const std::string& connection_string, std::optional<int> ahead) {
+  if (ahead && *ahead < 1) {
+    throw InvalidArgumentError("ensure_log_partitions: ahead must be at least 1 (got " +
+                               std::to_string(*ahead) + ")");
+  }
+  return as_owner(connection_string, "ensure log partitions", [&](pqxx::work& tx) {
+    if (ahead) tx.exec_params(sql::kSetPartitionsAhead, *ahead);
+    return tx.exec1(sql::kEnsureLogPartitions)[0].as<int>();
+  });
+}
+
+std::vector<LogPartition> list_log_partitions(const std::string& connection_string) {
+  return as_owner(connection_string, "list log partitions", [](pqxx::work& tx) {
+    std::vector<LogPartition> partitions;
+    for (const auto& row : tx.exec(sql::kListLogPartitions)) {
+      partitions.push_back({.name = row[0].c_str(),
+                            .from_position = row[1].as<std::int64_t>(),
+                            .to_position = row[2].as<std::int64_t>(),
+                            .archived_in = row[3].is_null() ? "" : row[3].c_str(),
+                            .tablespace = row[4].is_null() ? "" : row[4].c_str()});
+    }
+    return partitions;
+  });
+}
+
+std::int64_t archive_log_partition(const std::string& connection_string,
+                                   const std::string& partition,
+                                   const std::string& archive_schema) {
+  return as_owner(connection_string, "archive a log partition", [&](pqxx::work& tx) {
+    return tx.exec_params1(sql::kArchiveLogPartition, partition, archive_schema)[0]
+        .as<std::int64_t>();
+  });
+}
+
+std::int64_t restore_log_partition(const std::string& connection_string,
+                                   const std::string& partition) {
+  return as_owner(connection_string, "restore a log partition", [&](pqxx::work& tx) {
+    return tx.exec_params1(sql::kRestoreLogPartition, partition)[0].as<std::int64_t>();
   });
 }
 

@@ -218,4 +218,21 @@ inline constexpr const char* kConfigureRoles =
     "SELECT annals.configure_roles($1::name, $2::name, $3::name, $4::name, $5::name)";
 inline constexpr const char* kGrantRolePrivileges = "SELECT annals.grant_role_privileges()";
 
+// The partitioned log (sql/0018; migrations.cpp).
+inline constexpr const char* kPartitionLog = "SELECT annals.partition_log($1::bigint)";
+inline constexpr const char* kEnsureLogPartitions = "SELECT annals.ensure_log_partitions()";
+inline constexpr const char* kSetPartitionsAhead =
+    "UPDATE annals.log_partitioning SET ahead = $1::integer";
+inline constexpr const char* kListLogPartitions =
+    "SELECT p.partition_name::text, p.from_position, p.to_position, p.archived_in::text,"
+    "       (SELECT t.spcname::text FROM pg_class c"
+    "          JOIN pg_namespace n ON n.oid = c.relnamespace"
+    "          JOIN pg_tablespace t ON t.oid = c.reltablespace"
+    "         WHERE c.relname = p.partition_name"
+    "           AND n.nspname = coalesce(p.archived_in, 'annals'))"
+    "  FROM annals.log_partitions p ORDER BY p.from_position";
+inline constexpr const char* kArchiveLogPartition =
+    "SELECT annals.archive_log_partition($1::name, $2::name)";
+inline constexpr const char* kRestoreLogPartition = "SELECT annals.restore_log_partition($1::name)";
+
 }  // namespace annals::postgres::sql

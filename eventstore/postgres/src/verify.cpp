@@ -37,6 +37,15 @@ constexpr std::string_view kExpectedTriggers[] = {
     "events_refuse_update_delete", "events_refuse_truncate",
     "events_set_chain",  // sql/0005: sets the database's values of rows inserted without a hash
 };
+// A partitioned log (sql/0018) has one more on annals.events and every partition: it claims
+// each event id in annals.event_ids and locks the stream of a row inserted without a hash.
+constexpr std::string_view kPartitionedTrigger = "events_claim_id";
+
+std::string_view trigger_mode_problem(std::string_view mode) {
+  if (mode == "O" || mode == "A") return {};
+  return mode == "R" ? "fires only for replication sessions (ENABLE REPLICA TRIGGER)"
+                     : "is disabled";
+}
 
 // Findings in report order, cut at max_findings.
 class Findings {
@@ -64,33 +73,56 @@ bool is_true(std::string_view text) { return text == "t"; }
 
 std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
+// Checks that `table` has exactly the triggers `expected`, each firing for ordinary sessions.
+void check_trigger_set(const std::map<std::string, std::string, std::less<>>& modes,
+                       const std::vector<std::string_view>& expected, const std::string& table,
+                       Findings& findings) {
+  for (const auto name : expected) {
+    const auto found = modes.find(name);
+    if (found == modes.end()) {
+      findings.add(FindingKind::kTriggerMissing,
+                   "the trigger " + std::string(name) + " of " + table +
+                       " is missing: what it refuses or sets is not enforced");
+    } else if (const auto problem = trigger_mode_problem(found->second); !problem.empty()) {
+      findings.add(FindingKind::kGuardDisabled, "the trigger " + std::string(name) + " of " +
+                                                    table + " " + std::string(problem) +
+                                                    ": ordinary sessions bypass it");
+    }
+  }
+  for (const auto& [name, mode] : modes) {
+    if (std::find(expected.begin(), expected.end(), name) == expected.end()) {
+      std::string message = table;
+      message += " has a trigger the store does not ship: ";
+      message += name;
+      findings.add(FindingKind::kTriggerUnexpected, std::move(message));
+    }
+  }
+}
+
 void check_triggers(LibpqConnection& c, Findings& findings) {
+  std::vector<std::string_view> expected(std::begin(kExpectedTriggers),
+                                         std::end(kExpectedTriggers));
+  const bool partitioned = is_true(c.exec(verify_sql::kLogPartitioned).text(0, 0));
+  if (partitioned) expected.push_back(kPartitionedTrigger);
   const auto rows = c.exec(verify_sql::kTriggers);
   std::map<std::string, std::string, std::less<>> modes;
   for (int i = 0; i < rows.rows(); ++i) {
     modes.emplace(std::string(rows.text(i, 0)), std::string(rows.text(i, 1)));
   }
-  for (const auto name : kExpectedTriggers) {
-    const auto found = modes.find(name);
-    if (found == modes.end()) {
-      findings.add(FindingKind::kTriggerMissing,
-                   "the trigger " + std::string(name) +
-                       " of annals.events is missing: what it refuses or sets is not enforced");
-    } else if (found->second != "O" && found->second != "A") {
-      findings.add(
-          FindingKind::kGuardDisabled,
-          "the trigger " + std::string(name) + " of annals.events " +
-              (found->second == "R" ? "fires only for replication sessions (ENABLE REPLICA TRIGGER)"
-                                    : "is disabled") +
-              ": ordinary sessions bypass it");
+  check_trigger_set(modes, expected, "annals.events", findings);
+  if (!partitioned) return;
+  // Every partition: the parent's row triggers (cloned) and its own TRUNCATE guard.
+  const auto partition_rows = c.exec(verify_sql::kPartitionTriggers);
+  std::map<std::string, std::map<std::string, std::string, std::less<>>> partitions;
+  for (int i = 0; i < partition_rows.rows(); ++i) {
+    auto& triggers = partitions[std::string(partition_rows.text(i, 0))];
+    if (!partition_rows.is_null(i, 1)) {
+      triggers.emplace(std::string(partition_rows.text(i, 1)),
+                       std::string(partition_rows.text(i, 2)));
     }
   }
-  for (const auto& [name, mode] : modes) {
-    if (std::find(std::begin(kExpectedTriggers), std::end(kExpectedTriggers), name) ==
-        std::end(kExpectedTriggers)) {
-      findings.add(FindingKind::kTriggerUnexpected,
-                   "annals.events has a trigger the store does not ship: " + name);
-    }
+  for (const auto& [table, triggers] : partitions) {
+    check_trigger_set(triggers, expected, "partition " + table + " of annals.events", findings);
   }
 }
 
@@ -158,10 +190,10 @@ void check_functions(LibpqConnection& c, Findings& findings) {
 void check_privileges(LibpqConnection& c, Findings& findings) {
   const auto table = c.exec(verify_sql::kTablePrivileges);
   for (int i = 0; i < table.rows(); ++i) {
-    findings.add(FindingKind::kExcessPrivilege,
-                 "role " + std::string(table.text(i, 0)) + " holds " +
-                     std::string(table.text(i, 1)) +
-                     " on annals.events: only the table's owner should");
+    findings.add(FindingKind::kExcessPrivilege, "role " + std::string(table.text(i, 0)) +
+                                                    " holds " + std::string(table.text(i, 1)) +
+                                                    " on " + std::string(table.text(i, 2)) +
+                                                    ": only the table's owner should");
   }
   const auto columns = c.exec(verify_sql::kColumnPrivileges);
   for (int i = 0; i < columns.rows(); ++i) {

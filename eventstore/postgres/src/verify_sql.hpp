@@ -83,6 +83,19 @@ inline constexpr const char* kTriggers =
     "SELECT t.tgname, t.tgenabled::text FROM pg_trigger t"
     " WHERE t.tgrelid = 'annals.events'::regclass AND NOT t.tgisinternal ORDER BY t.tgname";
 
+// Whether annals.events is partitioned (sql/0018), and the ordinary triggers of each of its
+// partitions with their firing mode (the row triggers are clones of the parent's; each
+// partition has its own TRUNCATE guard).
+inline constexpr const char* kLogPartitioned =
+    "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table t"
+    "                WHERE t.partrelid = 'annals.events'::regclass)";
+inline constexpr const char* kPartitionTriggers =
+    "SELECT format('%I.%I', n.nspname, c.relname), t.tgname, t.tgenabled::text"
+    "  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+    "  JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_trigger t"
+    "    ON t.tgrelid = i.inhrelid AND NOT t.tgisinternal"
+    " WHERE i.inhparent = 'annals.events'::regclass ORDER BY 1, 2";
+
 // Every function of schema annals with what verify compares against the shipped definition.
 inline constexpr const char* kFunctions =
     "SELECT p.proname, pg_get_function_identity_arguments(p.oid), p.prosrc, p.prosecdef,"
@@ -90,16 +103,21 @@ inline constexpr const char* kFunctions =
     "  FROM pg_proc p WHERE p.pronamespace = 'annals'::regnamespace"
     " ORDER BY p.proname, 2";
 
-// Table-level INSERT/UPDATE/DELETE/TRUNCATE on annals.events held by anyone but its owner
+// Table-level INSERT/UPDATE/DELETE/TRUNCATE on annals.events and on each of its partitions
+// (sql/0018) held by anyone but its owner
 // and superusers (grantee 0 is PUBLIC).
 inline constexpr const char* kTablePrivileges =
-    "SELECT coalesce(r.rolname, 'PUBLIC'), a.privilege_type"
-    "  FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a"
+    "SELECT coalesce(r.rolname, 'PUBLIC'), a.privilege_type,"
+    "       format('%I.%I', n.nspname, c.relname)"
+    "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    "  CROSS JOIN LATERAL aclexplode(c.relacl) a"
     "  LEFT JOIN pg_roles r ON r.oid = a.grantee"
-    " WHERE c.oid = 'annals.events'::regclass"
+    " WHERE (c.oid = 'annals.events'::regclass"
+    "        OR c.oid IN (SELECT i.inhrelid FROM pg_inherits i"
+    "                      WHERE i.inhparent = 'annals.events'::regclass))"
     "   AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')"
     "   AND a.grantee <> c.relowner AND NOT coalesce(r.rolsuper, false)"
-    " ORDER BY 1, 2";
+    " ORDER BY 3, 1, 2";
 
 // Column-level INSERT/UPDATE on the columns the database must set.
 inline constexpr const char* kColumnPrivileges =

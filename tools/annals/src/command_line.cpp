@@ -2,8 +2,10 @@
 // declaring its arguments on its CLI::App and naming the commands it runs.
 #include "command_line.hpp"
 
+#include <cstdint>
 #include <cstdlib>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -62,6 +64,15 @@ std::vector<ParsedCommand> declare_migrate(CLI::App& verb, CommandLine& cl) {
                   "Default 1800")
       ->type_name("SECONDS")
       ->check(CLI::Range(0.0, 604800.0));
+  auto* partitioned = verb.add_flag(
+      "--partitioned-log", args.partitioned_log,
+      "Partition annals.events by ranges of global positions (fresh or existing store; "
+      "docs/scaling.md, \"Partitioned log\")");
+  verb.add_option("--partition-size", args.partition_size,
+                  "Positions per partition (with --partitioned-log). Default 10000000")
+      ->type_name("N")
+      ->check(CLI::Range(std::int64_t{1}, std::numeric_limits<std::int64_t>::max() / 4))
+      ->needs(partitioned);
   role("--owner-role", args.layout.owner, "Owner role (with --roles)");
   role("--writer-role", args.layout.writer, "Writer role (with --roles)");
   role("--reader-role", args.layout.reader, "Reader role (with --roles)");
@@ -300,6 +311,32 @@ std::vector<ParsedCommand> declare_restore_check(CLI::App& verb, CommandLine& cl
   return {{&verb, CommandId::kRestoreCheck}};
 }
 
+std::vector<ParsedCommand> declare_partitions(CLI::App& verb, CommandLine& cl) {
+  auto& args = cl.partitions;
+  auto* ensure = verb.add_flag("--ensure", args.ensure,
+                               "Create the partitions due ahead of the log's position (cron)");
+  verb.add_option_function<int>(
+          "--ahead", [&args](const int& n) { args.ahead = n; },
+          "Keep N empty ranges ahead from now on (with --ensure; default 2). Before importing E "
+          "events: E / partition size + 2")
+      ->type_name("N")
+      ->check(CLI::Range(1, 1'000'000))
+      ->needs(ensure);
+  auto* archive = verb.add_option("--archive", args.archive,
+                                  "Detach this partition and move it to the archive schema")
+                      ->type_name("NAME");
+  verb.add_option("--to", args.archive_schema, "Archive schema (with --archive)")
+      ->type_name("SCHEMA")
+      ->capture_default_str()
+      ->needs(archive);
+  auto* restore = verb.add_option("--restore", args.restore, "Attach an archived partition again")
+                      ->type_name("NAME");
+  ensure->excludes(archive)->excludes(restore);
+  archive->excludes(restore);
+  verb.add_flag("--json", args.json, "JSON: one object per partition and line, or per action");
+  return {{&verb, CommandId::kPartitions}};
+}
+
 std::vector<ParsedCommand> declare_export(CLI::App& verb, CommandLine& cl) {
   auto& args = cl.export_events;
   verb.add_option("--category", args.category,
@@ -466,6 +503,9 @@ constexpr Verb kVerbs[] = {
      "After a restore into another cluster: check (and with --fix set) the transaction-id "
      "offset; exit 8 when a fix is needed",
      declare_restore_check},
+    {"partitions",
+     "A partitioned log's partitions: list, create ahead (--ensure), archive or restore one",
+     declare_partitions},
     {"export", "Write the settled log as NDJSON (every stored column), in log order",
      declare_export},
     {"import", "Verify every hash chain of an export, then store its events; exit 6 if changed",

@@ -20,6 +20,7 @@
 #include "dead_letter_actions.hpp"
 #include "forget_command.hpp"
 #include "inspect_commands.hpp"
+#include "partition_command.hpp"
 #include "projection_commands.hpp"
 #include "relay_command.hpp"
 #include "restore_command.hpp"
@@ -54,6 +55,7 @@ struct CommandLine {
   StreamMetaArgs stream_meta;
   ForgetArgs forget;
   RelayArgs relay;
+  PartitionsArgs partitions;
 };
 
 /// The command a command line asks for: a verb, or a verb's subcommand.
@@ -82,6 +84,7 @@ enum class CommandId {
   kStreamMeta,
   kForget,
   kRelay,
+  kPartitions,
 };
 
 /// The tool's command line (CLI11), declared once per parser.

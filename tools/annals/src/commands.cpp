@@ -287,6 +287,7 @@ void migrate(const std::string& connection_string, const MigrateArgs& args, std:
   }
   postgres::MigrateOptions options;
   if (args.roles) options.roles = args.layout;
+  if (args.partitioned_log) options.partitioned_log = args.partition_size;
   // Range-checked by the parser (0 to a week).
   options.step_timeout = std::chrono::milliseconds(
       static_cast<std::int64_t>(std::llround(args.step_timeout_seconds * 1000)));
@@ -294,6 +295,7 @@ void migrate(const std::string& connection_string, const MigrateArgs& args, std:
   if (args.json) {
     nlohmann::ordered_json j{{"applied", applied}, {"roles", nullptr}};
     if (args.roles) j["roles"] = roles_json(args.layout);
+    if (args.partitioned_log) j["partition_size"] = args.partition_size;
     out << j.dump() << '\n';
     return;
   }
@@ -304,6 +306,9 @@ void migrate(const std::string& connection_string, const MigrateArgs& args, std:
     out << "roles: owner " << l.owner << ", writer " << l.writer << ", reader " << l.reader
         << ", auditor " << l.auditor << "; read models in schema "
         << (l.read_model_schema.empty() ? std::string("(none)") : l.read_model_schema) << '\n';
+  }
+  if (args.partitioned_log) {
+    out << "log partitioned by ranges of " << args.partition_size << " positions\n";
   }
 }
 

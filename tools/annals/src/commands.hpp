@@ -144,6 +144,10 @@ struct MigrateArgs {
   postgres::RoleLayout layout;
   /// --step-timeout: MigrateOptions::step_timeout in seconds (0: no limit).
   double step_timeout_seconds = 1800;
+  /// --partitioned-log: partition annals.events (MigrateOptions::partitioned_log).
+  bool partitioned_log = false;
+  /// --partition-size: positions per partition.
+  std::int64_t partition_size = 10'000'000;
 };
 
 /// Applies pending migrations and prints one line per migration applied, or that the schema is

@@ -173,6 +173,8 @@ void run_store_command(CommandId command, annals::cli::CommandLine& cl, const st
   switch (command) {
     case CommandId::kMigrate:
       return cli::migrate(url, cl.migrate, std::cout);
+    case CommandId::kPartitions:
+      return cli::partitions(url, cl.partitions, std::cout);
     case CommandId::kAppend:
       return cli::append(*open_store(url), cl.append, std::cin, std::cout);
     case CommandId::kDeleteStream:

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -243,7 +244,61 @@ struct MigrateOptions {
   /// Zero: no bound (the connection timeouts only). Must not be negative. Default 30 min: a
   /// migration may scan or rewrite a large table.
   std::chrono::milliseconds step_timeout{30LL * 60 * 1000};
+  /// When set, migrate also partitions annals.events by ranges of this many global positions
+  /// (declarative partitioning; docs/scaling.md, "Partitioned log"), on a fresh store or on
+  /// one that holds events (its table becomes the first partition, after one scan under an
+  /// exclusive lock), and creates the next ranges ahead. On a store already partitioned it
+  /// only records the size for the ranges created from now on. Must be at least 1.
+  /// Default: unset (the log stays, or becomes nothing but, what it is).
+  std::optional<std::int64_t> partitioned_log;
 };
+
+/// One range partition of a partitioned log (list_log_partitions).
+struct LogPartition {
+  std::string name;            ///< "events_from_1001", a table of schema annals (or the archive)
+  std::int64_t from_position;  ///< first global position of its range
+  std::int64_t to_position;    ///< one past its last global position
+  std::string archived_in;     ///< schema it was archived to; empty while attached
+  std::string tablespace;      ///< its tablespace; empty for the database's default
+
+  friend bool operator==(const LogPartition&, const LogPartition&) = default;
+};
+
+/// Creates the range partitions a partitioned log needs ahead of its current position (as
+/// `annals partitions --ensure`; run it from a scheduler, it is cheap when nothing is due).
+/// With `ahead`, first records that many empty ranges to keep from now on (at least 1; the
+/// default is 2): before a bulk import of E events, ask for E / partition size + 2 so that no
+/// event lands in the default partition. Returns how many it created; 0 on a log that is not
+/// partitioned.
+/// Throws: UnavailableError, NotFoundError (not migrated), InvalidArgumentError (ahead < 1),
+/// PermissionDeniedError (not run as the store's owner or a member of it).
+/// Cost: one connection, a few statements; each new partition briefly takes SHARE UPDATE
+/// EXCLUSIVE on annals.events (appends and reads go on).
+int ensure_log_partitions(const std::string& connection_string,
+                          std::optional<int> ahead = std::nullopt);
+
+/// The range partitions of a partitioned log in position order (empty when not partitioned).
+/// Throws: UnavailableError, NotFoundError (not migrated), PermissionDeniedError.
+[[nodiscard]] std::vector<LogPartition> list_log_partitions(const std::string& connection_string);
+
+/// Detaches a range partition of a partitioned log and moves it to schema `archive_schema`
+/// (created when missing, which needs CREATE on the database: under a role layout create it
+/// beforehand, owned by the store's owner), where triggers keep it read-only; returns its
+/// number of events.
+/// Its event ids stay claimed. Reads, verify and anchors then see only the attached log.
+/// Throws: InvalidArgumentError (not an attached range partition, the range still takes new
+/// events, the schema is annals, or a stream still ends in it: the message names one);
+/// UnavailableError; PermissionDeniedError (not the owner).
+/// Cost: one scan of the partition; ACCESS EXCLUSIVE on annals.events for that time.
+std::int64_t archive_log_partition(const std::string& connection_string,
+                                   const std::string& partition, const std::string& archive_schema);
+
+/// Attaches an archived partition again at its recorded range; returns its number of events.
+/// Throws: InvalidArgumentError (not an archived partition); UnavailableError;
+/// PermissionDeniedError.
+/// Cost: one scan of the partition to prove its range.
+std::int64_t restore_log_partition(const std::string& connection_string,
+                                   const std::string& partition);
 
 /// Applies the pending numbered migrations of `sql/` in order, each in its own transaction,
 /// under an advisory lock so concurrent runs are safe. Returns the names applied now.
