@@ -1,4 +1,4 @@
-// A partitioned log (issue 17; sql/0018; docs/scaling.md, "Partitioned log"): annals.events
+// A partitioned log (issue 17; sql/0017; docs/scaling.md, "Partitioned log"): annals.events
 // partitioned by ranges of 4 global positions, so that a few appends cross several partitions.
 // Appends (single, batch, multi-stream, idempotent re-sends of events in older partitions,
 // conflicts), reads, a subscription, verify and an anchor behave as on a plain table; the

@@ -48,7 +48,7 @@ constexpr const char* kCategoryCounts =
     "       count(*) FILTER (WHERE e.recorded_at > now() - interval '1 minute'),"
     "       count(*) FILTER (WHERE e.recorded_at > now() - interval '1 hour')"
     "  FROM annals.events e GROUP BY 1";
-// Every partition of a partitioned log (sql/0018) counts; pg_partition_tree lists nothing for a
+// Every partition of a partitioned log (sql/0017) counts; pg_partition_tree lists nothing for a
 // plain table, and the partitioned parent itself has no storage.
 constexpr const char* kBytes =
     "SELECT pg_total_relation_size('annals.events'::regclass)"

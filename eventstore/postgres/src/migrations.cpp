@@ -125,7 +125,7 @@ void refresh_grants(pqxx::connection& connection) {
   tx.commit();
 }
 
-// Partitions annals.events (sql/0018) as the recorded owner, when there is one.
+// Partitions annals.events (sql/0017) as the recorded owner, when there is one.
 void partition_log(pqxx::connection& connection, std::int64_t partition_size) {
   pqxx::work tx(connection);
   tx.exec(sql::kMigrationLock);

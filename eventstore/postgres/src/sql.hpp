@@ -218,7 +218,7 @@ inline constexpr const char* kConfigureRoles =
     "SELECT annals.configure_roles($1::name, $2::name, $3::name, $4::name, $5::name)";
 inline constexpr const char* kGrantRolePrivileges = "SELECT annals.grant_role_privileges()";
 
-// The partitioned log (sql/0018; migrations.cpp).
+// The partitioned log (sql/0017; migrations.cpp).
 inline constexpr const char* kPartitionLog = "SELECT annals.partition_log($1::bigint)";
 inline constexpr const char* kEnsureLogPartitions = "SELECT annals.ensure_log_partitions()";
 inline constexpr const char* kSetPartitionsAhead =

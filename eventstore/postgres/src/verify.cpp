@@ -37,7 +37,7 @@ constexpr std::string_view kExpectedTriggers[] = {
     "events_refuse_update_delete", "events_refuse_truncate",
     "events_set_chain",  // sql/0005: sets the database's values of rows inserted without a hash
 };
-// A partitioned log (sql/0018) has one more on annals.events and every partition: it claims
+// A partitioned log (sql/0017) has one more on annals.events and every partition: it claims
 // each event id in annals.event_ids and locks the stream of a row inserted without a hash.
 constexpr std::string_view kPartitionedTrigger = "events_claim_id";
 

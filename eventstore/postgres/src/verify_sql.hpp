@@ -83,7 +83,7 @@ inline constexpr const char* kTriggers =
     "SELECT t.tgname, t.tgenabled::text FROM pg_trigger t"
     " WHERE t.tgrelid = 'annals.events'::regclass AND NOT t.tgisinternal ORDER BY t.tgname";
 
-// Whether annals.events is partitioned (sql/0018), and the ordinary triggers of each of its
+// Whether annals.events is partitioned (sql/0017), and the ordinary triggers of each of its
 // partitions with their firing mode (the row triggers are clones of the parent's; each
 // partition has its own TRUNCATE guard).
 inline constexpr const char* kLogPartitioned =
@@ -104,7 +104,7 @@ inline constexpr const char* kFunctions =
     " ORDER BY p.proname, 2";
 
 // Table-level INSERT/UPDATE/DELETE/TRUNCATE on annals.events and on each of its partitions
-// (sql/0018) held by anyone but its owner
+// (sql/0017) held by anyone but its owner
 // and superusers (grantee 0 is PUBLIC).
 inline constexpr const char* kTablePrivileges =
     "SELECT coalesce(r.rolname, 'PUBLIC'), a.privilege_type,"

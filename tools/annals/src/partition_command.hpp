@@ -1,4 +1,4 @@
-// `annals partitions`: the range partitions of a partitioned log (sql/0018; docs/scaling.md,
+// `annals partitions`: the range partitions of a partitioned log (sql/0017; docs/scaling.md,
 // "Partitioned log"): list them, create the next ones ahead, archive or restore one.
 #pragma once
 

@@ -1,4 +1,4 @@
--- 0018: a partitioned log (issue 17): annals.events can become a table partitioned by ranges of
+-- 0017: a partitioned log (issue 17): annals.events can become a table partitioned by ranges of
 -- global_position, chosen by `annals migrate --partitioned-log` (MigrateOptions::partitioned_log),
 -- on a fresh store or an existing one. This migration only installs the means; a store stays
 -- a plain table until annals.partition_log is called. docs/scaling.md, "Partitioned log".
