@@ -120,6 +120,51 @@ TEST(PostgresStoreTest, HeldWritingTransactionIsNeverSkipped) {
   EXPECT_EQ(subscription->stop_reason(), nullptr);
 }
 
+// Readers order the log by transaction id, so a transaction that wrote elsewhere first must not
+// append to a stream after a younger transaction did: its event would sort before the stream's
+// previous one. Both insert paths refuse with 40001 (serialization failure), which the store
+// retries in a new transaction; here the older transaction is held open by hand.
+TEST(PostgresStoreTest, AStreamIsNeverAppendedToBehindAYoungerTransaction) {
+  auto store = make_store();
+  const std::string category = "order" + unique_stream("c").substr(2, 8);
+  const StreamId stream(category + "-x");
+  const auto append_sql = [](const std::string& id) {
+    return "SELECT count(*) FROM annals.append_events(ARRAY['" + id +
+           "'], ARRAY[-1]::bigint[], ARRAY[1], ARRAY[gen_random_uuid()], ARRAY['T']::text[],"
+           " ARRAY[1], ARRAY['{}'::jsonb], ARRAY['{}'::jsonb])";
+  };
+  const auto single_sql = [](const std::string& id) {
+    return "INSERT INTO annals.events (stream_id, stream_version, event_id, event_type,"
+           " schema_version, data, metadata) VALUES ('" +
+           id + "', -1, gen_random_uuid(), 'T', 1, '{}', '{}')";
+  };
+  for (const bool batch_path : {true, false}) {
+    SCOPED_TRACE(batch_path ? "annals.append_events" : "the single-event insert");
+    pqxx::connection older(test_database_url());
+    pqxx::work tx(older);
+    tx.exec(append_sql(category + "-elsewhere"));  // takes its transaction id now
+    store->append(stream, ExpectedVersion::any(), {event("Younger")});  // a younger one commits
+    try {
+      tx.exec(batch_path ? append_sql(stream.value()) : single_sql(stream.value()));
+      FAIL() << "an append behind a younger transaction was accepted";
+    } catch (const pqxx::serialization_failure& e) {  // SQLSTATE 40001
+      EXPECT_NE(std::string(e.what()).find("younger than this one"), std::string::npos);
+    }
+  }
+  // A new transaction appends after it, and the log has the stream in version order.
+  const auto last = store->append(stream, ExpectedVersion::exact(2), {event("Later")});
+  std::vector<std::int64_t> versions;
+  for (int i = 0; i < 500 && versions.size() < 3; ++i) {
+    versions.clear();
+    for (const auto& e : store->read_all({.filter = {.category = category}})) {
+      if (e.stream_id == stream) versions.push_back(e.version);
+    }
+    if (versions.size() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(versions, (std::vector<std::int64_t>{1, 2, 3}));
+  EXPECT_EQ(last.last_version, 3);
+}
+
 TEST(PostgresStoreTest, LogReachesRefusesAStoreThatIsNotPostgres) {
   auto memory = annals::make_in_memory_event_store();
   EXPECT_THROW(static_cast<void>(annals::postgres::log_reaches(*memory, Position(1, 1))),
