@@ -207,8 +207,8 @@ class CatchUpSubscription final : public Subscription {
   // Checks the recent deliveries, newest first, against the store (one read_stream each; one
   // in all unless a failover lost some) and returns the position of the newest one the store
   // still has at the same stream version, id and position: `after` when that is the last one.
-  // Throws: what read_stream throws (UnavailableError: the caller backs off and comes back);
-  // CorruptionError when every remembered delivery is gone and older ones were forgotten.
+  // Throws: what read_stream and stream_state throw (UnavailableError: the caller backs off
+  // and comes back).
   Position rewind_past_lost_deliveries(Position after) {
     std::size_t lost = 0;
     while (!recent_.empty()) {
@@ -219,14 +219,22 @@ class CatchUpSubscription final : public Subscription {
           found.front().position == last.position) {
         break;
       }
+      // Retention rules (max_count, max_age, truncate_before) hide events from read_stream: a
+      // hidden delivery cannot be checked, so it counts as still there (no rewind, no repeat).
+      const bool hidden = found.empty() || found.front().version != last.version;
+      if (hidden && !reader_.stream_state(last.stream).metadata.empty()) break;
       recent_.pop_back();
       ++lost;
     }
     if (lost == 0) return after;
     if (recent_.empty() && forgot_) {
-      throw CorruptionError("subscription: the last " + std::to_string(lost) +
-                            " delivered events are not in the log any more (after position " +
-                            after.to_string() + "); cannot tell where to continue");
+      // Every remembered delivery is gone and older ones were forgotten: there is nothing to
+      // continue after but `after`. Warn, and go on as before this check existed.
+      log_warn(
+          "annals: subscription: the last {} delivered events are not in the log of the store it "
+          "reconnected to, and older deliveries are not remembered; continuing after position {}",
+          lost, after.to_string());
+      return after;
     }
     const Position back = recent_.empty() ? options_.after : recent_.back().position;
     log_warn(

@@ -85,6 +85,9 @@ class FlakyReader final : public EventReader {
                                          const ReadStreamOptions& options) override {
     return current().read_stream(stream, options);
   }
+  StreamState stream_state(const StreamId& stream) override {
+    return current().stream_state(stream);
+  }
   std::optional<StreamVersion> stream_version(const StreamId& stream) override {
     return current().stream_version(stream);
   }
@@ -286,6 +289,28 @@ TEST_F(SubscriptionReconnectTest, AfterAFailoverContinuesPastDeliveriesTheNewSer
   const auto replicated_end = promoted->read_stream(StreamId("s-2")).front().position;
   EXPECT_EQ(positions(std::vector<RecordedEvent>(delivered.begin() + 4, delivered.end())),
             positions(promoted->read_all({.after = replicated_end})));
+  EXPECT_EQ(subscription->stop_reason(), nullptr);
+}
+
+// A delivery that retention rules hid during the outage is not a lost one: nothing is
+// delivered twice and the subscription goes on (the failover check must not misread it).
+TEST_F(SubscriptionReconnectTest, AnOutageDuringWhichRetentionHidTheLastDeliveryRepeatsNothing) {
+  const StreamId rolling("r-1");
+  store_->set_stream_metadata(rolling, StreamMetadata{.max_count = 1});
+  const auto first =
+      store_->append(rolling, ExpectedVersion::any(), {NewEvent{.type = "Happened"}}).position;
+  testkit::EventCollector collector;
+  auto subscription = subscribe(collector.handler());
+  ASSERT_TRUE(subscription->wait_for(first, kTimeout));
+  reader_.fail_until_released();
+  const auto second =
+      store_->append(rolling, ExpectedVersion::any(), {NewEvent{.type = "Happened"}}).position;
+  ASSERT_TRUE(eventually([&] { return reader_.failed_calls() >= 1; }));
+  ASSERT_TRUE(store_->read_stream(rolling, {.from = 1, .max_count = 1}).front().version == 2)
+      << "the test needs the first event hidden by max_count";
+  reader_.release();
+  ASSERT_TRUE(subscription->wait_for(second, kTimeout));
+  EXPECT_EQ(positions(collector.events()), (std::vector<Position>{first, second}));
   EXPECT_EQ(subscription->stop_reason(), nullptr);
 }
 
