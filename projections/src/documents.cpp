@@ -103,11 +103,7 @@ void validate_amounts(std::string_view collection, std::string_view id,
       refuse("member " + shown(field) + " is a path; amounts name top-level fields");
     }
     validate_field_path(field);
-    const bool fits = value.is_number_integer() &&
-                      (!value.is_number_unsigned() ||
-                       value.get<std::uint64_t>() <=
-                           static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()));
-    if (!fits) {
+    if (!detail::is_int64(value)) {
       refuse("member " + shown(field) + " is " + value.dump().substr(0, 100) +
              ", not an integer within 64 bits");
     }

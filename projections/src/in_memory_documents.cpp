@@ -31,12 +31,8 @@ void require_object(const nlohmann::json& value, std::string_view collection, st
 std::int64_t sum_of(const nlohmann::json& value, std::int64_t by, std::string_view id,
                     std::string_view field) {
   if (value.is_null()) return by;
-  const bool integer = value.is_number_integer() &&
-                       (!value.is_number_unsigned() ||
-                        value.get<std::uint64_t>() <=
-                            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()));
   std::int64_t sum = 0;
-  if (!integer || __builtin_add_overflow(value.get<std::int64_t>(), by, &sum)) {
+  if (!is_int64(value) || __builtin_add_overflow(value.get<std::int64_t>(), by, &sum)) {
     throw InvalidArgumentError("cannot add " + std::to_string(by) + " to field \"" +
                                std::string(field) + "\" of document \"" + std::string(id) +
                                "\" holding " + value.dump().substr(0, 100) +

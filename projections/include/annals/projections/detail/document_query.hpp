@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +15,15 @@
 #include "annals/projections/document_reader.hpp"
 
 namespace annals::projections::detail {
+
+/// Whether `value` is a JSON integer that std::int64_t holds (nlohmann keeps large positive
+/// integers unsigned): what add_to and increment accept as amounts and as stored fields.
+inline bool is_int64(const nlohmann::json& value) {
+  return value.is_number_integer() &&
+         (!value.is_number_unsigned() ||
+          value.get<std::uint64_t>() <=
+              static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()));
+}
 
 /// The segments of a valid field path. Throws InvalidArgumentError (validate_field_path).
 [[nodiscard]] std::vector<std::string> field_segments(std::string_view path);
