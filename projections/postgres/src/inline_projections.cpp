@@ -21,7 +21,7 @@
 // The checkpoint is never written here: only a runner moves it, in log order below the oldest
 // running transaction (ARCHITECTURE decision 5), so inline appends that commit out of position
 // order cannot make it pass an event that is not visible yet. The runner skips the events of
-// listed transactions and drops the entries its checkpoint passes (postgres_projection_store.cpp).
+// listed transactions and drops the entries its checkpoint passes (projection_batch.cpp).
 //
 // Retries: the whole transaction is repeated on a new connection after a broken connection, and
 // after a transient failure (deadlock, a raced unique key), with the same event ids, so a repeat
