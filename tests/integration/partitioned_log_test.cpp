@@ -494,7 +494,7 @@ std::map<std::string, std::pair<Head, Head>> heads_and_last_events(const std::st
   pqxx::work tx(c);
   std::map<std::string, std::pair<Head, Head>> out;
   for (const auto& row : tx.exec(
-           "SELECT h.stream_id, h.stream_version, h.global_position, h.deleted, l.stream_version,"
+           "SELECT coalesce(h.stream_id, l.stream_id), h.stream_version, h.global_position, h.deleted, l.stream_version,"
            "       l.global_position, l.event_type = '$stream-deleted'"
            "  FROM annals.stream_heads h FULL JOIN"
            "       (SELECT DISTINCT ON (e.stream_id) e.* FROM annals.events e"
@@ -504,7 +504,7 @@ std::map<std::string, std::pair<Head, Head>> heads_and_last_events(const std::st
                                : Head{row[at].as<std::int64_t>(), row[at + 1].as<std::int64_t>(),
                                       row[at + 2].as<bool>()};
     };
-    out[row[0].is_null() ? "?" : row[0].c_str()] = {head(1), head(4)};
+    out[row[0].c_str()] = {head(1), head(4)};
   }
   return out;
 }
