@@ -51,7 +51,8 @@ BEGIN
 END
 $$;
 
--- BEFORE INSERT on a partitioned annals.events, every row (trigger events_set_chain).
+-- BEFORE INSERT on a partitioned annals.events, rows without a hash (trigger events_set_chain):
+-- set_event_chain (0018) with the head from annals.stream_heads.
 CREATE FUNCTION annals.set_partitioned_chain() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -64,79 +65,103 @@ DECLARE
   v_head_tx xid8;
   v_me      xid8;
 BEGIN
-  IF NEW.hash IS NULL THEN
-    -- As set_event_chain (0018), with the head from annals.stream_heads. The stream's lock
-    -- (append_events holds it for its own rows) keeps the head still until this commits.
-    PERFORM pg_advisory_xact_lock(1634627169, hashtext(NEW.stream_id));
-    SELECT h.stream_version, h.hash, h.deleted, h.transaction_id
-      INTO v_version, v_hash, v_deleted, v_head_tx
-      FROM annals.stream_heads h WHERE h.stream_id = NEW.stream_id;
-    v_me := annals.current_xid();
-    IF v_head_tx > v_me THEN
-      RAISE EXCEPTION 'stream % was last appended to by transaction %, younger than this one '
-        '(%): retry the append in a new transaction', NEW.stream_id, v_head_tx, v_me
-        USING ERRCODE = '40001';
-    END IF;
-    IF v_deleted THEN
-      IF NEW.stream_version < 0 THEN
-        RETURN NULL;
-      END IF;
-      RAISE EXCEPTION 'stream % is deleted (its tombstone is version %)', NEW.stream_id, v_version
-        USING ERRCODE = 'AN012';
-    END IF;
+  -- The stream's lock (append_events_partitioned takes it too) keeps the head still until this
+  -- commits.
+  PERFORM pg_advisory_xact_lock(1634627169, hashtext(NEW.stream_id));
+  SELECT h.stream_version, h.hash, h.deleted, h.transaction_id
+    INTO v_version, v_hash, v_deleted, v_head_tx
+    FROM annals.stream_heads h WHERE h.stream_id = NEW.stream_id;
+  v_me := annals.current_xid();
+  IF v_head_tx > v_me THEN
+    RAISE EXCEPTION 'stream % was last appended to by transaction %, younger than this one '
+      '(%): retry the append in a new transaction', NEW.stream_id, v_head_tx, v_me
+      USING ERRCODE = '40001';
+  END IF;
+  IF v_deleted THEN
     IF NEW.stream_version < 0 THEN
-      v_want := NEW.stream_version;
-      IF NOT (v_want = -1
-              OR (v_want IN (-2, -4) AND v_version IS NULL)
-              OR (v_want = -3 AND v_version IS NOT NULL)
-              OR (v_want < -4 AND coalesce(v_version = -4 - v_want, false))) THEN
-        RETURN NULL;
-      END IF;
-      NEW.stream_version := coalesce(v_version, 0) + 1;
-    ELSIF NEW.stream_version IS DISTINCT FROM coalesce(v_version, 0) + 1 THEN
-      IF NEW.stream_version <= coalesce(v_version, 0) THEN
-        RAISE EXCEPTION 'stream % already has version %', NEW.stream_id, NEW.stream_version
-          USING ERRCODE = '23505';
-      END IF;
-      RAISE EXCEPTION 'stream % is at version %: version % would leave a gap',
-        NEW.stream_id, coalesce(v_version, 0), NEW.stream_version USING ERRCODE = 'AN011';
+      RETURN NULL;
     END IF;
-    NEW.transaction_id := v_me;
-    NEW.recorded_at := now();
-    v_data := NEW.data::text;
-    v_meta := NEW.metadata::text;
-    NEW.hash := sha256(coalesce(v_hash, '\x'::bytea) || convert_to(concat(
-      NEW.event_id, '|', NEW.stream_version, '|', NEW.schema_version, '|',
-      (extract(epoch FROM NEW.recorded_at) * 1000000)::bigint, '|',
-      octet_length(NEW.stream_id), ':', NEW.stream_id, '|',
-      octet_length(NEW.event_type), ':', NEW.event_type, '|',
-      octet_length(v_data), ':', v_data, '|',
-      octet_length(v_meta), ':', v_meta), 'UTF8'));
+    RAISE EXCEPTION 'stream % is deleted (its tombstone is version %)', NEW.stream_id, v_version
+      USING ERRCODE = 'AN012';
   END IF;
-  -- Every row: the id, unique across partitions (23505 when stored) ...
-  INSERT INTO annals.event_ids (event_id, global_position)
-  VALUES (NEW.event_id, NEW.global_position);
-  -- ... and the head, which must be at the previous version, or absent for a new stream.
-  IF v_version IS NOT NULL OR NEW.stream_version > 1 THEN
-    UPDATE annals.stream_heads h
-       SET stream_version = NEW.stream_version, global_position = NEW.global_position,
-           transaction_id = NEW.transaction_id, hash = NEW.hash,
-           deleted = NEW.event_type = '$stream-deleted'
-     WHERE h.stream_id = NEW.stream_id AND h.stream_version = NEW.stream_version - 1;
-    IF FOUND THEN
-      RETURN NEW;
+  IF NEW.stream_version < 0 THEN
+    v_want := NEW.stream_version;
+    IF NOT (v_want = -1
+            OR (v_want IN (-2, -4) AND v_version IS NULL)
+            OR (v_want = -3 AND v_version IS NOT NULL)
+            OR (v_want < -4 AND coalesce(v_version = -4 - v_want, false))) THEN
+      RETURN NULL;
     END IF;
+    NEW.stream_version := coalesce(v_version, 0) + 1;
+  ELSIF NEW.stream_version IS DISTINCT FROM coalesce(v_version, 0) + 1 THEN
+    IF NEW.stream_version <= coalesce(v_version, 0) THEN
+      RAISE EXCEPTION 'stream % already has version %', NEW.stream_id, NEW.stream_version
+        USING ERRCODE = '23505';
+    END IF;
+    RAISE EXCEPTION 'stream % is at version %: version % would leave a gap',
+      NEW.stream_id, coalesce(v_version, 0), NEW.stream_version USING ERRCODE = 'AN011';
   END IF;
-  -- No head at the previous version: a new stream (a head already there, at whatever version,
-  -- makes this fail with 23505, as does a concurrent first append that commits first).
-  INSERT INTO annals.stream_heads (stream_id, stream_version, global_position, transaction_id,
-                                   hash, deleted)
-  VALUES (NEW.stream_id, NEW.stream_version, NEW.global_position, NEW.transaction_id, NEW.hash,
-          NEW.event_type = '$stream-deleted');
+  NEW.transaction_id := v_me;
+  NEW.recorded_at := now();
+  v_data := NEW.data::text;
+  v_meta := NEW.metadata::text;
+  NEW.hash := sha256(coalesce(v_hash, '\x'::bytea) || convert_to(concat(
+    NEW.event_id, '|', NEW.stream_version, '|', NEW.schema_version, '|',
+    (extract(epoch FROM NEW.recorded_at) * 1000000)::bigint, '|',
+    octet_length(NEW.stream_id), ':', NEW.stream_id, '|',
+    octet_length(NEW.event_type), ':', NEW.event_type, '|',
+    octet_length(v_data), ':', v_data, '|',
+    octet_length(v_meta), ':', v_meta), 'UTF8'));
   RETURN NEW;
 END
 $$;
 REVOKE ALL ON FUNCTION annals.set_partitioned_chain() FROM PUBLIC;
+
+-- AFTER INSERT on a partitioned annals.events, once per statement (trigger events_move_heads),
+-- whatever path inserted the rows: claims their ids in annals.event_ids (23505 when stored) and
+-- moves each stream's head to its last row. A stream's rows must have consecutive versions that
+-- follow its head (an UPDATE that requires the head at the first row's version - 1); a stream
+-- without a head gets one (an INSERT, which fails with 23505 when a head exists or a
+-- concurrent first append of the stream commits first). Set-based: one statement for all rows.
+CREATE FUNCTION annals.move_stream_heads() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_bad text;
+BEGIN
+  WITH ids AS (
+    INSERT INTO annals.event_ids (event_id, global_position)
+    SELECT n.event_id, n.global_position FROM new_rows n),
+  numbered AS (
+    SELECT n.stream_id::text AS stream_id, n.stream_version, n.global_position,
+           n.transaction_id, n.hash, n.event_type = '$stream-deleted' AS deleted,
+           row_number() OVER w AS rn, count(*) OVER w AS cnt,
+           min(n.stream_version) OVER w AS first_version
+      FROM new_rows n
+    WINDOW w AS (PARTITION BY n.stream_id ORDER BY n.stream_version
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)),
+  last AS (SELECT * FROM numbered u WHERE u.rn = u.cnt),
+  moved AS (
+    UPDATE annals.stream_heads h
+       SET stream_version = l.stream_version, global_position = l.global_position,
+           transaction_id = l.transaction_id, hash = l.hash, deleted = l.deleted
+      FROM last l
+     WHERE h.stream_id = l.stream_id AND h.stream_version = l.first_version - 1
+    RETURNING h.stream_id),
+  created AS (
+    INSERT INTO annals.stream_heads (stream_id, stream_version, global_position,
+                                     transaction_id, hash, deleted)
+    SELECT l.stream_id, l.stream_version, l.global_position, l.transaction_id, l.hash, l.deleted
+      FROM last l WHERE l.stream_id NOT IN (SELECT m.stream_id FROM moved m))
+  SELECT u.stream_id INTO v_bad FROM numbered u
+   WHERE u.stream_version - u.first_version + 1 <> u.rn LIMIT 1;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'stream %: the rows one statement inserts must have consecutive versions',
+      v_bad USING ERRCODE = '23505';
+  END IF;
+  RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION annals.move_stream_heads() FROM PUBLIC;
 
 -- Creates annals.stream_heads from the events of a partitioned annals.events and puts
 -- set_partitioned_chain in place of the insert triggers of 0017. Called by partition_log and
@@ -169,8 +194,12 @@ BEGIN
     FOR EACH STATEMENT EXECUTE FUNCTION annals.refuse_head_change();
   DROP TRIGGER IF EXISTS events_claim_id ON annals.events;
   DROP TRIGGER IF EXISTS events_set_chain ON annals.events;
+  DROP TRIGGER IF EXISTS events_move_heads ON annals.events;
   CREATE TRIGGER events_set_chain BEFORE INSERT ON annals.events
-    FOR EACH ROW EXECUTE FUNCTION annals.set_partitioned_chain();
+    FOR EACH ROW WHEN (NEW.hash IS NULL) EXECUTE FUNCTION annals.set_partitioned_chain();
+  CREATE TRIGGER events_move_heads AFTER INSERT ON annals.events
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION annals.move_stream_heads();
 END
 $$;
 REVOKE ALL ON FUNCTION annals.install_stream_heads() FROM PUBLIC;

@@ -560,6 +560,7 @@ void converting_a_store_with_events_fills_the_heads() {
   EXPECT_EQ(attempt_committed(db.url(),
                               "DROP TABLE annals.stream_heads;"
                               " DROP TRIGGER events_set_chain ON annals.events;"
+                              " DROP TRIGGER events_move_heads ON annals.events;"
                               " CREATE TRIGGER events_claim_id BEFORE INSERT ON annals.events"
                               "   FOR EACH ROW EXECUTE FUNCTION annals.claim_event_id();"
                               " CREATE TRIGGER events_set_chain BEFORE INSERT ON annals.events"
