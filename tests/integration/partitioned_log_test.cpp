@@ -493,12 +493,13 @@ std::map<std::string, std::pair<Head, Head>> heads_and_last_events(const std::st
   pqxx::connection c(url);
   pqxx::work tx(c);
   std::map<std::string, std::pair<Head, Head>> out;
-  for (const auto& row : tx.exec(
-           "SELECT coalesce(h.stream_id, l.stream_id), h.stream_version, h.global_position, h.deleted, l.stream_version,"
-           "       l.global_position, l.event_type = '$stream-deleted'"
-           "  FROM annals.stream_heads h FULL JOIN"
-           "       (SELECT DISTINCT ON (e.stream_id) e.* FROM annals.events e"
-           "         ORDER BY e.stream_id, e.stream_version DESC) l ON l.stream_id = h.stream_id")) {
+  for (const auto& row : tx.exec("SELECT coalesce(h.stream_id, l.stream_id), h.stream_version, "
+                                 "h.global_position, h.deleted, l.stream_version,"
+                                 "       l.global_position, l.event_type = '$stream-deleted'"
+                                 "  FROM annals.stream_heads h FULL JOIN"
+                                 "       (SELECT DISTINCT ON (e.stream_id) e.* FROM annals.events e"
+                                 "         ORDER BY e.stream_id, e.stream_version DESC) l ON "
+                                 "l.stream_id = h.stream_id")) {
     const auto head = [&](int at) {
       return row[at].is_null() ? Head{-1, -1, false}
                                : Head{row[at].as<std::int64_t>(), row[at + 1].as<std::int64_t>(),
@@ -582,15 +583,15 @@ void converting_a_store_with_events_fills_the_heads() {
 
   // The converted streams go on from their heads; a re-send of a converted event is known.
   auto store = annals::postgres::make_postgres_event_store({.connection_string = db.url()});
-  EXPECT_EQ(store->append(StreamId("conv-a"), ExpectedVersion::exact(3), {event("A", 4)})
-                .first_version,
-            4);
+  EXPECT_EQ(
+      store->append(StreamId("conv-a"), ExpectedVersion::exact(3), {event("A", 4)}).first_version,
+      4);
   EXPECT_THROW(store->append(StreamId("conv-b"), ExpectedVersion::any(), {event("B", 2)}),
                annals::StreamDeletedError);
-  EXPECT_EQ(store->append(StreamId("conv-a"), ExpectedVersion::no_stream(),
-                          {event("A", 1, first_id)})
-                .first_version,
-            1);
+  EXPECT_EQ(
+      store->append(StreamId("conv-a"), ExpectedVersion::no_stream(), {event("A", 1, first_id)})
+          .first_version,
+      1);
   EXPECT_THROW(store->append(StreamId("conv-c"), ExpectedVersion::no_stream(), {event("C", 9)}),
                annals::ConcurrencyError);
   for (const auto& [stream, pair] : heads_and_last_events(db.url())) {
@@ -610,9 +611,8 @@ void the_head_table_refuses_the_writer_and_the_owner_and_verify_compares_it() {
   EXPECT_EQ(attempt(writer, "UPDATE annals.stream_heads SET stream_version = 9" + where), "42501");
   EXPECT_EQ(attempt(writer, "DELETE FROM annals.stream_heads" + where), "42501");
   EXPECT_EQ(attempt(writer, "TRUNCATE annals.stream_heads"), "42501");
-  EXPECT_EQ(attempt(writer,
-                    "INSERT INTO annals.stream_heads VALUES ('" + unique_stream("forged") +
-                        "', 7, 1, '1'::xid8, '\\x00', false)"),
+  EXPECT_EQ(attempt(writer, "INSERT INTO annals.stream_heads VALUES ('" + unique_stream("forged") +
+                                "', 7, 1, '1'::xid8, '\\x00', false)"),
             "42501");
   // The owner (here the superuser) is refused by the heads' triggers.
   EXPECT_EQ(attempt(admin, "UPDATE annals.stream_heads SET stream_version = 9" + where), "AN010");
@@ -672,14 +672,13 @@ void resends_deletions_and_refusals_are_answered_from_heads_and_event_ids() {
   ensure();
   ASSERT_NE(partition_at(first.position.sequence()), partition_at(batched.position.sequence()));
   // An exact re-send of an event in an older partition, single and batch; a changed re-send.
-  EXPECT_EQ(store->append(StreamId(s), ExpectedVersion::any(), {event("Opened", 1, first_id)})
-                .position,
-            first.position);
+  EXPECT_EQ(
+      store->append(StreamId(s), ExpectedVersion::any(), {event("Opened", 1, first_id)}).position,
+      first.position);
   EXPECT_EQ(store->append(StreamId(s), ExpectedVersion::exact(1), batch).position,
             batched.position);
-  EXPECT_THROW(
-      store->append(StreamId(s), ExpectedVersion::any(), {event("Opened", 2, first_id)}),
-      annals::IdempotencyError);
+  EXPECT_THROW(store->append(StreamId(s), ExpectedVersion::any(), {event("Opened", 2, first_id)}),
+               annals::IdempotencyError);
   // A refused single-event append leaves its id unclaimed: the same event is stored once the
   // expectation holds (0017's trigger claimed it before the refusal).
   const auto id = EventId::generate();
@@ -694,9 +693,9 @@ void resends_deletions_and_refusals_are_answered_from_heads_and_event_ids() {
   store->delete_stream(StreamId(s), ExpectedVersion::exact(version + 1));
   EXPECT_THROW(store->append(StreamId(s), ExpectedVersion::any(), {event("Dead", 1)}),
                annals::StreamDeletedError);
-  EXPECT_THROW(store->append(StreamId(s), ExpectedVersion::any(), {event("Dead", 1),
-                                                                   event("Dead", 2)}),
-               annals::StreamDeletedError);
+  EXPECT_THROW(
+      store->append(StreamId(s), ExpectedVersion::any(), {event("Dead", 1), event("Dead", 2)}),
+      annals::StreamDeletedError);
   const auto reopened = store->append_multi({StreamAppend{.stream_id = StreamId(s),
                                                           .expected = ExpectedVersion::any(),
                                                           .events = {event("Again", 1)},
@@ -709,11 +708,11 @@ void resends_deletions_and_refusals_are_answered_from_heads_and_event_ids() {
 bool waiting(const std::string& query_prefix) {
   pqxx::connection c(test_database_url());
   pqxx::nontransaction tx(c);
-  return tx
-             .exec_params1("SELECT count(*)::int FROM pg_stat_activity"
-                           " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                           "   AND starts_with(query, $1)",
-                           query_prefix)[0]
+  return tx.exec_params1(
+               "SELECT count(*)::int FROM pg_stat_activity"
+               " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+               "   AND starts_with(query, $1)",
+               query_prefix)[0]
              .as<int>() > 0;
 }
 
@@ -758,8 +757,8 @@ void two_first_appends_to_one_new_stream_never_both_commit() {
         "INSERT INTO annals.events (stream_id, stream_version, event_id, event_type,"
         " schema_version, data, metadata, recorded_at, hash) VALUES ('" +
         s + "', 1, gen_random_uuid(), 'Forged', 1, '{}', '{}', now(), '\\x00')";
-    auto racer =
-        std::async(std::launch::async, [&] { return attempt_committed(test_database_url(), forged); });
+    auto racer = std::async(std::launch::async,
+                            [&] { return attempt_committed(test_database_url(), forged); });
     wait_until_waiting("INSERT INTO annals.events (stream_id");
     held.commit();
     EXPECT_EQ(racer.get(), "23505");

@@ -221,8 +221,7 @@ class PostgresEventStore final : public EventStore {
                           ? nullptr
                           : std::make_unique<detail::ConnectionPool<detail::LibpqConnection>>(
                                 options_.standby_connection_string, options_.pool_size,
-                                statement_setup(options_.prepare_statements,
-                                                &partitioned_log_),
+                                statement_setup(options_.prepare_statements, &partitioned_log_),
                                 options_.acquire_timeout)),
         group_commit_(std::min(options_.group_commit_in_flight, options_.pool_size),
                       options_.group_commit_max_appends, kGroupCommitMaxBytes),

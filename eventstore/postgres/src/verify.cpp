@@ -120,10 +120,10 @@ void check_trigger_set(const TriggerModes& modes, std::span<const ExpectedTrigge
                                                     std::string(problem) +
                                                     ": ordinary sessions bypass it");
     } else if (found->second.second != trigger.function) {
-      findings.add(FindingKind::kTriggerMissing,
-                   "the trigger " + name + " of " + table + " runs " + found->second.second +
-                       "() instead of " + std::string(trigger.function) +
-                       "(): what it refuses or sets is not enforced");
+      findings.add(FindingKind::kTriggerMissing, "the trigger " + name + " of " + table + " runs " +
+                                                     found->second.second + "() instead of " +
+                                                     std::string(trigger.function) +
+                                                     "(): what it refuses or sets is not enforced");
     }
   }
   for (const auto& [name, mode] : modes) {

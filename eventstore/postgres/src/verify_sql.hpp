@@ -80,11 +80,12 @@ inline constexpr const char* kAnchorsPresent = "SELECT to_regclass('annals.ancho
 // each fires for ordinary sessions: 'O' (origin, the default) and 'A' (always) do; 'R'
 // (replica only) and 'D' (disabled) do not.
 // The third column names the function the trigger runs (schema.name).
-#define ANNALS_TRIGGER_FUNCTION                                               \
-  "(SELECT n.nspname || '.' || p.proname FROM pg_proc p"                      \
+#define ANNALS_TRIGGER_FUNCTION                          \
+  "(SELECT n.nspname || '.' || p.proname FROM pg_proc p" \
   "   JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = t.tgfoid)"
 inline constexpr const char* kTriggers =
-    "SELECT t.tgname, t.tgenabled::text, " ANNALS_TRIGGER_FUNCTION " FROM pg_trigger t"
+    "SELECT t.tgname, t.tgenabled::text, " ANNALS_TRIGGER_FUNCTION
+    " FROM pg_trigger t"
     " WHERE t.tgrelid = 'annals.events'::regclass AND NOT t.tgisinternal ORDER BY t.tgname";
 
 // Whether annals.events is partitioned (sql/0017), and the ordinary triggers of each of its
@@ -108,7 +109,8 @@ inline constexpr const char* kPartitionTriggers =
 inline constexpr const char* kStreamHeadsPresent =
     "SELECT to_regclass('annals.stream_heads') IS NOT NULL";
 inline constexpr const char* kHeadTriggers =
-    "SELECT t.tgname, t.tgenabled::text, " ANNALS_TRIGGER_FUNCTION " FROM pg_trigger t"
+    "SELECT t.tgname, t.tgenabled::text, " ANNALS_TRIGGER_FUNCTION
+    " FROM pg_trigger t"
     " WHERE t.tgrelid = 'annals.stream_heads'::regclass AND NOT t.tgisinternal"
     " ORDER BY t.tgname";
 inline constexpr const char* kHeadMismatchesName = "annals_verify_head_mismatches";
