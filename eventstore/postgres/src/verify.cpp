@@ -109,26 +109,32 @@ std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\"";
 void check_trigger_set(const TriggerModes& modes, std::span<const ExpectedTrigger> expected,
                        const std::string& table, Findings& findings) {
   for (const auto& trigger : expected) {
-    const std::string name(trigger.name);
+    std::string message = "the trigger ";
+    message += trigger.name;
+    message += " of ";
+    message += table;
     const auto found = modes.find(trigger.name);
     if (found == modes.end()) {
-      findings.add(FindingKind::kTriggerMissing,
-                   "the trigger " + name + " of " + table +
-                       " is missing: what it refuses or sets is not enforced");
+      message += " is missing: what it refuses or sets is not enforced";
+      findings.add(FindingKind::kTriggerMissing, std::move(message));
     } else if (const auto problem = trigger_mode_problem(found->second.first); !problem.empty()) {
-      findings.add(FindingKind::kGuardDisabled, "the trigger " + name + " of " + table + " " +
-                                                    std::string(problem) +
-                                                    ": ordinary sessions bypass it");
+      message += ' ';
+      message += problem;
+      message += ": ordinary sessions bypass it";
+      findings.add(FindingKind::kGuardDisabled, std::move(message));
     } else if (found->second.second != trigger.function) {
-      findings.add(FindingKind::kTriggerMissing, "the trigger " + name + " of " + table + " runs " +
-                                                     found->second.second + "() instead of " +
-                                                     std::string(trigger.function) +
-                                                     "(): what it refuses or sets is not enforced");
+      message += " runs ";
+      message += found->second.second;
+      message += "() instead of ";
+      message += trigger.function;
+      message += "(): what it refuses or sets is not enforced";
+      findings.add(FindingKind::kTriggerMissing, std::move(message));
     }
   }
-  for (const auto& [name, mode] : modes) {
+  for (const auto& entry : modes) {
+    const std::string& name = entry.first;
     if (std::none_of(expected.begin(), expected.end(),
-                     [&](const ExpectedTrigger& e) { return e.name == name; })) {
+                     [&name](const ExpectedTrigger& e) { return e.name == name; })) {
       std::string message = table;
       message += " has a trigger the store does not ship: ";
       message += name;
