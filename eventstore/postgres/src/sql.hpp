@@ -43,8 +43,10 @@ inline constexpr const char* kAppendOne =
 // by stream id and event id of annals.events cannot be pruned by position and would run over
 // every attached partition. annals.append_events_partitioned has append_events' contract and
 // reads annals.stream_heads and annals.event_ids instead. The single-event statement has no
-// NOT EXISTS: the trigger (set_partitioned_chain) claims the id in annals.event_ids after its
-// checks, and a stored id fails the insert with 23505, which the client answers as above.
+// NOT EXISTS: the statement trigger events_move_heads claims the id in annals.event_ids after
+// the row's checks (set_partitioned_chain), and a stored id fails the insert with 23505, which
+// the client answers as above (in a group, the group is rolled back and each member retried
+// alone).
 inline constexpr const char* kAppendPartitioned =
     "SELECT stream_index, outcome, first_version, last_version, transaction_id::text, "
     "global_position, actual_version "
