@@ -13,10 +13,13 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -39,6 +42,8 @@ using annals::Position;
 using annals::RecordedEvent;
 using annals::StreamAppend;
 using annals::StreamId;
+using annals::testing::random_hex;
+using annals::testing::server_url;
 using annals::testing::test_database_url;
 using annals::testing::test_roles;
 using annals::testing::unique_stream;
@@ -479,6 +484,310 @@ void an_archived_partition_leaves_the_log_and_comes_back_whole() {
                annals::InvalidArgumentError);
 }
 
+// --- Stream heads (sql/0019) -------------------------------------------------------------------
+
+// Each stream's head as annals.stream_heads holds it and as the log's last event gives it:
+// (version, position, tombstone) pairs that must be equal.
+using Head = std::tuple<std::int64_t, std::int64_t, bool>;
+std::map<std::string, std::pair<Head, Head>> heads_and_last_events(const std::string& url) {
+  pqxx::connection c(url);
+  pqxx::work tx(c);
+  std::map<std::string, std::pair<Head, Head>> out;
+  for (const auto& row : tx.exec("SELECT coalesce(h.stream_id, l.stream_id), h.stream_version, "
+                                 "h.global_position, h.deleted, l.stream_version,"
+                                 "       l.global_position, l.event_type = '$stream-deleted'"
+                                 "  FROM annals.stream_heads h FULL JOIN"
+                                 "       (SELECT DISTINCT ON (e.stream_id) e.* FROM annals.events e"
+                                 "         ORDER BY e.stream_id, e.stream_version DESC) l ON "
+                                 "l.stream_id = h.stream_id")) {
+    const auto head = [&](int at) {
+      return row[at].is_null() ? Head{-1, -1, false}
+                               : Head{row[at].as<std::int64_t>(), row[at + 1].as<std::int64_t>(),
+                                      row[at + 2].as<bool>()};
+    };
+    out[row[0].c_str()] = {head(1), head(4)};
+  }
+  return out;
+}
+
+// A plain store with events, its own database, dropped at the end.
+class PlainDatabase {
+ public:
+  PlainDatabase() : name_("annals_heads_" + random_hex(10)) {
+    pqxx::connection admin(server_url());
+    pqxx::nontransaction tx(admin);
+    tx.exec("CREATE DATABASE " + tx.quote_name(name_));
+    url_ = server_url().substr(0, server_url().rfind('/') + 1) + name_;
+    annals::postgres::migrate(url_);
+  }
+  PlainDatabase(const PlainDatabase&) = delete;
+  PlainDatabase& operator=(const PlainDatabase&) = delete;
+  ~PlainDatabase() {
+    try {
+      pqxx::connection admin(server_url());
+      pqxx::nontransaction tx(admin);
+      tx.exec("DROP DATABASE IF EXISTS " + tx.quote_name(name_) + " WITH (FORCE)");
+    } catch (...) {
+    }
+  }
+  [[nodiscard]] const std::string& url() const { return url_; }
+
+ private:
+  std::string name_;
+  std::string url_;
+};
+
+void converting_a_store_with_events_fills_the_heads() {
+  PlainDatabase db;
+  const auto first_id = EventId::generate();
+  {
+    auto plain = annals::postgres::make_postgres_event_store({.connection_string = db.url()});
+    plain->append(StreamId("conv-a"), ExpectedVersion::no_stream(),
+                  {event("A", 1, first_id), event("A", 2), event("A", 3)});
+    plain->append(StreamId("conv-b"), ExpectedVersion::no_stream(), {event("B", 1)});
+    plain->delete_stream(StreamId("conv-b"), ExpectedVersion::exact(1));
+    plain->append(StreamId("conv-c"), ExpectedVersion::no_stream(), {event("C", 1)});
+  }
+  annals::postgres::migrate(db.url(), {.partitioned_log = 2});
+  auto heads = heads_and_last_events(db.url());
+  ASSERT_EQ(heads.size(), 3u);
+  for (const auto& [stream, pair] : heads) EXPECT_EQ(pair.first, pair.second) << stream;
+  EXPECT_EQ(std::get<0>(heads["conv-a"].first), 3);
+  EXPECT_TRUE(std::get<2>(heads["conv-b"].first));
+  EXPECT_TRUE(annals::postgres::verify(db.url()).ok());
+
+  // A log partitioned before sql/0019 (its 0017 triggers, no heads) is converted the same way
+  // by annals.install_stream_heads, which that migration runs.
+  EXPECT_EQ(attempt_committed(db.url(),
+                              "DROP TABLE annals.stream_heads;"
+                              " DROP TRIGGER events_set_chain ON annals.events;"
+                              " DROP TRIGGER events_move_heads ON annals.events;"
+                              " CREATE TRIGGER events_claim_id BEFORE INSERT ON annals.events"
+                              "   FOR EACH ROW EXECUTE FUNCTION annals.claim_event_id();"
+                              " CREATE TRIGGER events_set_chain BEFORE INSERT ON annals.events"
+                              "   FOR EACH ROW WHEN (NEW.hash IS NULL)"
+                              "   EXECUTE FUNCTION annals.set_event_chain()"),
+            "");
+  const auto old = annals::postgres::verify(db.url());  // partitioned, but no heads
+  std::string messages;
+  for (const auto& f : old.findings) messages += f.message + "\n";
+  EXPECT_NE(messages.find("runs annals.set_event_chain() instead of "
+                          "annals.set_partitioned_chain()"),
+            std::string::npos)
+      << messages;
+  EXPECT_NE(messages.find("annals.stream_heads is missing"), std::string::npos) << messages;
+  EXPECT_EQ(attempt_committed(db.url(), "SELECT annals.install_stream_heads()"), "");
+  EXPECT_EQ(heads_and_last_events(db.url()), heads);
+  const auto report = annals::postgres::verify(db.url());
+  EXPECT_TRUE(report.ok()) << report.findings.at(0).message;
+
+  // The converted streams go on from their heads; a re-send of a converted event is known.
+  auto store = annals::postgres::make_postgres_event_store({.connection_string = db.url()});
+  EXPECT_EQ(
+      store->append(StreamId("conv-a"), ExpectedVersion::exact(3), {event("A", 4)}).first_version,
+      4);
+  EXPECT_THROW(store->append(StreamId("conv-b"), ExpectedVersion::any(), {event("B", 2)}),
+               annals::StreamDeletedError);
+  EXPECT_EQ(
+      store->append(StreamId("conv-a"), ExpectedVersion::no_stream(), {event("A", 1, first_id)})
+          .first_version,
+      1);
+  EXPECT_THROW(store->append(StreamId("conv-c"), ExpectedVersion::no_stream(), {event("C", 9)}),
+               annals::ConcurrencyError);
+  for (const auto& [stream, pair] : heads_and_last_events(db.url())) {
+    EXPECT_EQ(pair.first, pair.second) << stream;
+  }
+}
+
+void the_head_table_refuses_the_writer_and_the_owner_and_verify_compares_it() {
+  auto store = writer_store();
+  const std::string s = unique_stream("heads");
+  store->append(StreamId(s), ExpectedVersion::no_stream(), {event("Opened", 1)});
+  const std::string& writer = test_roles().writer_url;
+  const std::string& admin = test_database_url();
+  const std::string where = " WHERE stream_id = '" + s + "'";
+  // The writer holds no privilege on the heads, not even SELECT.
+  EXPECT_EQ(attempt(writer, "SELECT * FROM annals.stream_heads"), "42501");
+  EXPECT_EQ(attempt(writer, "UPDATE annals.stream_heads SET stream_version = 9" + where), "42501");
+  EXPECT_EQ(attempt(writer, "DELETE FROM annals.stream_heads" + where), "42501");
+  EXPECT_EQ(attempt(writer, "TRUNCATE annals.stream_heads"), "42501");
+  EXPECT_EQ(attempt(writer, "INSERT INTO annals.stream_heads VALUES ('" + unique_stream("forged") +
+                                "', 7, 1, '1'::xid8, '\\x00', false)"),
+            "42501");
+  // The owner (here the superuser) is refused by the heads' triggers.
+  EXPECT_EQ(attempt(admin, "UPDATE annals.stream_heads SET stream_version = 9" + where), "AN010");
+  EXPECT_EQ(attempt(admin, "DELETE FROM annals.stream_heads" + where), "AN010");
+  EXPECT_EQ(attempt(admin, "TRUNCATE annals.stream_heads"), "AN010");
+  EXPECT_EQ(attempt(admin, "INSERT INTO annals.stream_heads VALUES ('" + unique_stream("forged") +
+                               "', 7, 1, '1'::xid8, '\\x00', false)"),
+            "AN010");
+  // Rows with a hash (the owner's path, which takes no lock) must follow the head too: the
+  // statement trigger refuses a row that does not, and a statement whose rows of one stream
+  // skip a version.
+  const auto row = [](const std::string& stream, int version) {
+    return "('" + stream + "', " + std::to_string(version) +
+           ", gen_random_uuid(), 'Forged', 1, '{}', '{}', now(), '\\x00')";
+  };
+  const std::string insert =
+      "INSERT INTO annals.events (stream_id, stream_version, event_id, event_type,"
+      " schema_version, data, metadata, recorded_at, hash) VALUES ";
+  EXPECT_EQ(attempt(admin, insert + row(s, 3)), "23505");
+  EXPECT_EQ(attempt(admin, insert + row(s, 1)), "23505");
+  const std::string fresh = unique_stream("gap");
+  EXPECT_EQ(attempt(admin, insert + row(fresh, 1) + ", " + row(fresh, 3)), "23505");
+  EXPECT_EQ(attempt(admin, insert + row(fresh, 1) + ", " + row(fresh, 2)), "");
+  // With the guard disabled the owner can change a head: verify names the guard and the head.
+  EXPECT_EQ(attempt_committed(admin,
+                              "ALTER TABLE annals.stream_heads DISABLE TRIGGER "
+                              "stream_heads_refuse_change; UPDATE annals.stream_heads"
+                              " SET deleted = true" +
+                                  where),
+            "");
+  const auto report = annals::postgres::verify(test_roles().auditor_url);
+  std::set<annals::postgres::FindingKind> kinds;
+  for (const auto& f : report.findings) kinds.insert(f.kind);
+  EXPECT_EQ(kinds, (std::set{annals::postgres::FindingKind::kGuardDisabled,
+                             annals::postgres::FindingKind::kStreamHeadMismatch}));
+  EXPECT_EQ(attempt_committed(admin, "UPDATE annals.stream_heads SET deleted = false" + where +
+                                         "; ALTER TABLE annals.stream_heads ENABLE TRIGGER "
+                                         "stream_heads_refuse_change"),
+            "");
+  const auto clean = annals::postgres::verify(test_roles().auditor_url);
+  EXPECT_TRUE(clean.ok()) << clean.findings.at(0).message;
+}
+
+void resends_deletions_and_refusals_are_answered_from_heads_and_event_ids() {
+  auto store = writer_store();
+  const std::string s = unique_stream("resend");
+  const auto first_id = EventId::generate();
+  ensure();
+  const auto first =
+      store->append(StreamId(s), ExpectedVersion::no_stream(), {event("Opened", 1, first_id)});
+  std::vector<NewEvent> batch;
+  for (int i = 2; i <= 2 * kPartitionSize + 1; ++i) {
+    batch.push_back(event("Batch", i, EventId::generate()));
+  }
+  ensure();
+  const auto batched = store->append(StreamId(s), ExpectedVersion::exact(1), batch);
+  ensure();
+  ASSERT_NE(partition_at(first.position.sequence()), partition_at(batched.position.sequence()));
+  // An exact re-send of an event in an older partition, single and batch; a changed re-send.
+  EXPECT_EQ(
+      store->append(StreamId(s), ExpectedVersion::any(), {event("Opened", 1, first_id)}).position,
+      first.position);
+  EXPECT_EQ(store->append(StreamId(s), ExpectedVersion::exact(1), batch).position,
+            batched.position);
+  EXPECT_THROW(store->append(StreamId(s), ExpectedVersion::any(), {event("Opened", 2, first_id)}),
+               annals::IdempotencyError);
+  // A refused single-event append leaves its id unclaimed: the same event is stored once the
+  // expectation holds (0017's trigger claimed it before the refusal).
+  const auto id = EventId::generate();
+  const auto version = batched.last_version;
+  EXPECT_THROW(store->append(StreamId(s), ExpectedVersion::exact(1), {event("Late", 1, id)}),
+               annals::ConcurrencyError);
+  EXPECT_EQ(store->append(StreamId(s), ExpectedVersion::exact(version), {event("Late", 1, id)})
+                .first_version,
+            version + 1);
+  // A tombstone in the head refuses appends; reopening continues after it.
+  ensure();
+  store->delete_stream(StreamId(s), ExpectedVersion::exact(version + 1));
+  EXPECT_THROW(store->append(StreamId(s), ExpectedVersion::any(), {event("Dead", 1)}),
+               annals::StreamDeletedError);
+  EXPECT_THROW(
+      store->append(StreamId(s), ExpectedVersion::any(), {event("Dead", 1), event("Dead", 2)}),
+      annals::StreamDeletedError);
+  const auto reopened = store->append_multi({StreamAppend{.stream_id = StreamId(s),
+                                                          .expected = ExpectedVersion::any(),
+                                                          .events = {event("Again", 1)},
+                                                          .reopen = true}});
+  EXPECT_EQ(reopened.at(0).first_version, version + 3);
+  EXPECT_EQ(store->read_stream(StreamId(s)).size(), static_cast<std::size_t>(version + 3));
+}
+
+// Backends of this database waiting for a lock while running a statement that starts so.
+bool waiting(const std::string& query_prefix) {
+  pqxx::connection c(test_database_url());
+  pqxx::nontransaction tx(c);
+  return tx.exec_params1(
+               "SELECT count(*)::int FROM pg_stat_activity"
+               " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+               "   AND starts_with(query, $1)",
+               query_prefix)[0]
+             .as<int>() > 0;
+}
+
+void wait_until_waiting(const std::string& query_prefix) {
+  for (int i = 0; i < 3000 && !waiting(query_prefix); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(waiting(query_prefix)) << "nothing waits: " << query_prefix;
+}
+
+std::string append_sql(const std::string& stream, const std::string& expected) {
+  return "SELECT count(*) FROM annals.append_events_partitioned(ARRAY['" + stream + "'], ARRAY[" +
+         expected +
+         "]::bigint[], ARRAY[1], ARRAY[gen_random_uuid()], ARRAY['T']::text[],"
+         " ARRAY[1], ARRAY['{}'::jsonb], ARRAY['{}'::jsonb])";
+}
+
+void two_first_appends_to_one_new_stream_never_both_commit() {
+  auto store = writer_store();
+  // Through the store: the held first append locks the stream; the store's append waits and
+  // then finds the stream there.
+  {
+    const std::string s = unique_stream("race");
+    pqxx::connection holder(test_database_url());
+    pqxx::work held(holder);
+    held.exec(append_sql(s, "-2"));
+    auto racer = std::async(std::launch::async, [&] {
+      return store->append(StreamId(s), ExpectedVersion::no_stream(), {event("Second", 1)});
+    });
+    wait_until_waiting("INSERT INTO annals.events AS ev");
+    held.commit();
+    EXPECT_THROW(racer.get(), annals::ConcurrencyError);
+  }
+  // A path that takes no lock (a row inserted with its hash, as the owner may): the head's
+  // INSERT waits for the held first append and then fails with 23505.
+  {
+    const std::string s = unique_stream("race");
+    pqxx::connection holder(test_database_url());
+    pqxx::work held(holder);
+    held.exec(append_sql(s, "-2"));
+    const std::string forged =
+        "INSERT INTO annals.events (stream_id, stream_version, event_id, event_type,"
+        " schema_version, data, metadata, recorded_at, hash) VALUES ('" +
+        s + "', 1, gen_random_uuid(), 'Forged', 1, '{}', '{}', now(), '\\x00')";
+    auto racer = std::async(std::launch::async,
+                            [&] { return attempt_committed(test_database_url(), forged); });
+    wait_until_waiting("INSERT INTO annals.events (stream_id");
+    held.commit();
+    EXPECT_EQ(racer.get(), "23505");
+  }
+}
+
+void a_stream_is_never_appended_to_behind_a_younger_transaction() {
+  auto store = writer_store();
+  const std::string s = unique_stream("order");
+  for (const bool batch_path : {true, false}) {
+    SCOPED_TRACE(batch_path ? "annals.append_events_partitioned" : "the single-event insert");
+    pqxx::connection older(test_database_url());
+    pqxx::work tx(older);
+    tx.exec(append_sql(unique_stream("elsewhere"), "-1"));  // takes its transaction id now
+    store->append(StreamId(s), ExpectedVersion::any(), {event("Younger", 1)});
+    try {
+      tx.exec(batch_path ? append_sql(s, "-1")
+                         : "INSERT INTO annals.events (stream_id, stream_version, event_id,"
+                           " event_type, schema_version, data, metadata) VALUES ('" +
+                               s + "', -1, gen_random_uuid(), 'T', 1, '{}', '{}')");
+      ADD_FAILURE() << "an append behind a younger transaction was accepted";
+    } catch (const pqxx::serialization_failure& e) {  // SQLSTATE 40001
+      EXPECT_NE(std::string(e.what()).find("younger than this one"), std::string::npos);
+    }
+  }
+  EXPECT_EQ(store->append(StreamId(s), ExpectedVersion::exact(2), {event("Later", 3)}).last_version,
+            3);
+}
+
 // Each TEST below is a process of its own with a database of its own (ctest runs every test
 // alone), so the guarantees are grouped into three to pay that setup three times.
 
@@ -505,6 +814,33 @@ TEST(PartitionedLogTest, AppendsReadsSubscriptionsVerifyAndAnchorsAreUnchangedAc
     SCOPED_TRACE(
         "appends_past_the_last_range_land_in_the_default_partition_until_ensure_catches_up");
     appends_past_the_last_range_land_in_the_default_partition_until_ensure_catches_up();
+  }
+}
+
+// Stream heads (sql/0019): conversion fills them, the writer and the owner cannot change them
+// and verify compares them with the log, re-sends found through annals.event_ids in older
+// partitions, tombstones, a refused append's id, two first appends racing for one new stream,
+// and the stream-order rule of sql/0018.
+TEST(PartitionedLogTest, StreamHeadsKeepEveryGuaranteeOfTheAppendPath) {
+  {
+    SCOPED_TRACE("converting_a_store_with_events_fills_the_heads");
+    converting_a_store_with_events_fills_the_heads();
+  }
+  {
+    SCOPED_TRACE("the_head_table_refuses_the_writer_and_the_owner_and_verify_compares_it");
+    the_head_table_refuses_the_writer_and_the_owner_and_verify_compares_it();
+  }
+  {
+    SCOPED_TRACE("resends_deletions_and_refusals_are_answered_from_heads_and_event_ids");
+    resends_deletions_and_refusals_are_answered_from_heads_and_event_ids();
+  }
+  {
+    SCOPED_TRACE("two_first_appends_to_one_new_stream_never_both_commit");
+    two_first_appends_to_one_new_stream_never_both_commit();
+  }
+  {
+    SCOPED_TRACE("a_stream_is_never_appended_to_behind_a_younger_transaction");
+    a_stream_is_never_appended_to_behind_a_younger_transaction();
   }
 }
 

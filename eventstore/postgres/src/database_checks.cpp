@@ -5,7 +5,7 @@
 
 namespace annals::postgres::detail {
 
-std::optional<TransactionIdsAhead> check_database(pqxx::transaction_base& tx) {
+std::optional<TransactionIdsAhead> check_database(pqxx::transaction_base& tx, bool* partitioned) {
   const auto schema = tx.exec1(sql::kSchemaPresent);
   if (!schema[0].as<bool>()) {
     throw NotFoundError("the annals schema is missing from the database; run `annals migrate`");
@@ -25,6 +25,7 @@ std::optional<TransactionIdsAhead> check_database(pqxx::transaction_base& tx) {
         "the annals schema is older than this library (migration 0014_stream_lifecycle is not "
         "applied); run `annals migrate`");
   }
+  if (partitioned != nullptr) *partitioned = schema[4].as<bool>();
   const auto row = tx.exec1(sql::kTransactionIdCheck);
   if (row[0].is_null()) return std::nullopt;
   const TransactionIdsAhead ids{.stored = parse_int<std::uint64_t>(row[0], "transaction id"),

@@ -23,7 +23,10 @@ struct TransactionIdsAhead {
 
 /// Throws NotFoundError when the annals schema is missing; returns the ids when stored
 /// transaction ids are ahead of the server's, empty when all is well (or the log is empty).
+/// `partitioned` (optional): set to whether the log is partitioned with stream heads
+/// (sql/0019_stream_heads.sql), whose appends have statements of their own.
 /// Cost: two statements on `tx`.
-std::optional<TransactionIdsAhead> check_database(pqxx::transaction_base& tx);
+std::optional<TransactionIdsAhead> check_database(pqxx::transaction_base& tx,
+                                                  bool* partitioned = nullptr);
 
 }  // namespace annals::postgres::detail

@@ -136,10 +136,12 @@ AppendArrays append_arrays(const AppendTargets& streams, const EncodedAppends& e
   };
 }
 
-// Every statement of the pooled connections, prepared when a connection opens.
-void prepare_statements(detail::LibpqConnection& connection) {
-  connection.prepare(sql::kAppendName, sql::kAppend);
-  connection.prepare(sql::kAppendOneName, sql::kAppendOne);
+// Every statement of the pooled connections, prepared when a connection opens. A partitioned
+// log with stream heads (sql/0019) gets its own append statements under the same names.
+void prepare_statements(detail::LibpqConnection& connection, bool partitioned) {
+  connection.prepare(sql::kAppendName, partitioned ? sql::kAppendPartitioned : sql::kAppend);
+  connection.prepare(sql::kAppendOneName,
+                     partitioned ? sql::kAppendOnePartitioned : sql::kAppendOne);
   connection.prepare(sql::kStreamVersionName, sql::kStreamVersion);
   connection.prepare(sql::kStreamStateName, sql::kStreamState);
   connection.prepare(sql::kSetStreamMetadataName, sql::kSetStreamMetadata);
@@ -155,10 +157,13 @@ void prepare_statements(detail::LibpqConnection& connection) {
 
 // What a pool runs on each new connection: named prepared statements, or (behind a
 // transaction pooler) the same statements recorded to be sent unnamed with each call.
-detail::ConnectionPool<detail::LibpqConnection>::OnConnect statement_setup(bool prepared) {
-  return [prepared](detail::LibpqConnection& connection) {
+// `partitioned`: read when a connection opens (the store sets it, before any connection
+// opens, from what it finds at open).
+detail::ConnectionPool<detail::LibpqConnection>::OnConnect statement_setup(
+    bool prepared, const bool* partitioned) {
+  return [prepared, partitioned](detail::LibpqConnection& connection) {
     if (!prepared) connection.use_unnamed_statements();
-    prepare_statements(connection);
+    prepare_statements(connection, *partitioned);
   };
 }
 
@@ -210,12 +215,13 @@ class PostgresEventStore final : public EventStore {
                                     : std::string()),
         watchdog_(std::make_shared<detail::Watchdog>(options_.call_timeout)),
         pool_(options_.connection_string, options_.pool_size,
-              statement_setup(options_.prepare_statements), options_.acquire_timeout),
+              statement_setup(options_.prepare_statements, &partitioned_log_),
+              options_.acquire_timeout),
         standby_pool_(options_.standby_connection_string.empty()
                           ? nullptr
                           : std::make_unique<detail::ConnectionPool<detail::LibpqConnection>>(
                                 options_.standby_connection_string, options_.pool_size,
-                                statement_setup(options_.prepare_statements),
+                                statement_setup(options_.prepare_statements, &partitioned_log_),
                                 options_.acquire_timeout)),
         group_commit_(std::min(options_.group_commit_in_flight, options_.pool_size),
                       options_.group_commit_max_appends, kGroupCommitMaxBytes),
@@ -667,11 +673,11 @@ class PostgresEventStore final : public EventStore {
   void check_database() {
     // On a connection of its own: the pool's connections prepare statements that need the
     // schema, and a missing schema must be reported as such.
-    const auto ahead = detail::with_connection(options_.connection_string, "open store",
-                                               [](pqxx::connection& connection) {
-                                                 pqxx::nontransaction tx(connection);
-                                                 return detail::check_database(tx);
-                                               });
+    const auto ahead = detail::with_connection(
+        options_.connection_string, "open store", [this](pqxx::connection& connection) {
+          pqxx::nontransaction tx(connection);
+          return detail::check_database(tx, &partitioned_log_);
+        });
     if (!options_.standby_connection_string.empty()) {
       // The standby must hold the migrated schema (it is the same cluster's copy); its answer
       // about transaction ids is the primary's as of its replay, so a restore shows there too.
@@ -852,6 +858,9 @@ class PostgresEventStore final : public EventStore {
   }
 
   PostgresEventStoreOptions options_;
+  // Whether the log is partitioned with stream heads (sql/0019), found at open: the pools'
+  // connections then prepare the partitioned append statements. Set before any opens.
+  bool partitioned_log_ = false;
   std::string read_statement_timeout_;  // milliseconds as text; empty: none
   // Shared with the ChangeSignals (watch() may outlive the store); destroyed after the
   // notifier, whose calls it bounds.

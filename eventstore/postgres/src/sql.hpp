@@ -38,6 +38,27 @@ inline constexpr const char* kAppendOne =
     "  WHERE NOT EXISTS (SELECT 1 FROM annals.events e WHERE e.event_id = $3)"
     " RETURNING ev.transaction_id::text, ev.global_position, ev.stream_version";
 
+// The same two statements for a partitioned log with stream heads (sql/0019_stream_heads.sql),
+// prepared under the same names when the store finds annals.stream_heads at open: the look-ups
+// by stream id and event id of annals.events cannot be pruned by position and would run over
+// every attached partition. annals.append_events_partitioned has append_events' contract and
+// reads annals.stream_heads and annals.event_ids instead. The single-event statement has no
+// NOT EXISTS: the statement trigger events_move_heads claims the id in annals.event_ids after
+// the row's checks (set_partitioned_chain), and a stored id fails the insert with 23505, which
+// the client answers as above (in a group, the group is rolled back and each member retried
+// alone).
+inline constexpr const char* kAppendPartitioned =
+    "SELECT stream_index, outcome, first_version, last_version, transaction_id::text, "
+    "global_position, actual_version "
+    "FROM annals.append_events_partitioned($1::text[], $2::bigint[], $3::integer[], $4::uuid[], "
+    "$5::text[], $6::integer[], $7::jsonb[], $8::jsonb[], $9::boolean, $10::boolean[])";
+inline constexpr const char* kAppendOnePartitioned =
+    "INSERT INTO annals.events AS ev (stream_id, stream_version, event_id, event_type,"
+    "   schema_version, data, metadata)"
+    " VALUES ($1::text, CASE WHEN $2::bigint >= 0 THEN -4 - $2 ELSE $2 END, $3::uuid, $4::text,"
+    "         $5::integer, $6::jsonb, $7::jsonb)"
+    " RETURNING ev.transaction_id::text, ev.global_position, ev.stream_version";
+
 // Wakes subscribers after an append committed (see AfterCommitNotifier).
 inline constexpr const char* kNotifyName = "annals_notify";
 inline constexpr const char* kNotify = "SELECT pg_notify('annals_events', '')";
@@ -171,11 +192,14 @@ inline constexpr const char* kClearStreamMetadata =
 // server's ids plus the offset a restore into another cluster may need).
 // The fourth whether it has the stream lifecycle of sql/0014 (the metadata table the stream
 // reads join, and the append function's reopen parameter).
+// The fifth whether the log is partitioned with stream heads (sql/0019): then the store
+// prepares kAppendPartitioned and kAppendOnePartitioned.
 inline constexpr const char* kSchemaPresent =
     "SELECT to_regclass('annals.events') IS NOT NULL,"
     "       to_regprocedure('annals.set_event_chain()') IS NOT NULL,"
     "       to_regprocedure('annals.visible_below()') IS NOT NULL,"
-    "       to_regclass('annals.stream_metadata') IS NOT NULL";
+    "       to_regclass('annals.stream_metadata') IS NOT NULL,"
+    "       to_regclass('annals.stream_heads') IS NOT NULL";
 inline constexpr const char* kTransactionIdCheck =
     "SELECT (SELECT max(e.transaction_id) FROM annals.events e)::text,"
     "       annals.next_xid()::text";

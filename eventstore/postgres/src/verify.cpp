@@ -10,6 +10,7 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -31,15 +32,45 @@ namespace {
 using detail::LibpqConnection;
 using detail::parse_int;
 
-// The triggers annals.events must have, each enabled for ordinary sessions. The only list of
-// them: a migration that adds a trigger adds its name here.
-constexpr std::string_view kExpectedTriggers[] = {
-    "events_refuse_update_delete", "events_refuse_truncate",
-    "events_set_chain",  // sql/0005: sets the database's values of rows inserted without a hash
+// A trigger a table must have, enabled for ordinary sessions, and the function it must run.
+struct ExpectedTrigger {
+  std::string_view name;
+  std::string_view function;
 };
-// A partitioned log (sql/0017) has one more on annals.events and every partition: it claims
-// each event id in annals.event_ids and locks the stream of a row inserted without a hash.
-constexpr std::string_view kPartitionedTrigger = "events_claim_id";
+
+// The triggers annals.events must have. The only list of them: a migration that adds a
+// trigger adds it here.
+constexpr ExpectedTrigger kExpectedTriggers[] = {
+    {"events_refuse_update_delete", "annals.refuse_event_change"},
+    {"events_refuse_truncate", "annals.refuse_event_change"},
+    // sql/0005: sets the database's values of rows inserted without a hash
+    {"events_set_chain", "annals.set_event_chain"},
+};
+// Each partition of a partitioned log (sql/0017, 0019): the same guards (row triggers cloned
+// from the parent, its own TRUNCATE guard), and the insert trigger reads the head from
+// annals.stream_heads (set_partitioned_chain).
+constexpr ExpectedTrigger kPartitionTriggers[] = {
+    {"events_refuse_update_delete", "annals.refuse_event_change"},
+    {"events_refuse_truncate", "annals.refuse_event_change"},
+    {"events_set_chain", "annals.set_partitioned_chain"},
+};
+// The partitioned annals.events itself: the same, and a statement trigger (not cloned onto
+// partitions) that claims each inserted event id in annals.event_ids and moves the streams'
+// heads in annals.stream_heads.
+constexpr ExpectedTrigger kPartitionedTriggers[] = {
+    {"events_refuse_update_delete", "annals.refuse_event_change"},
+    {"events_refuse_truncate", "annals.refuse_event_change"},
+    {"events_set_chain", "annals.set_partitioned_chain"},
+    {"events_move_heads", "annals.move_stream_heads"},
+};
+// annals.stream_heads (sql/0019): written only by the log's own trigger.
+constexpr ExpectedTrigger kHeadTriggers[] = {
+    {"stream_heads_refuse_change", "annals.refuse_head_change"},
+    {"stream_heads_refuse_truncate", "annals.refuse_head_change"},
+};
+
+// A table's triggers by name: their firing mode and the function each runs.
+using TriggerModes = std::map<std::string, std::pair<std::string, std::string>, std::less<>>;
 
 std::string_view trigger_mode_problem(std::string_view mode) {
   if (mode == "O" || mode == "A") return {};
@@ -73,24 +104,37 @@ bool is_true(std::string_view text) { return text == "t"; }
 
 std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-// Checks that `table` has exactly the triggers `expected`, each firing for ordinary sessions.
-void check_trigger_set(const std::map<std::string, std::string, std::less<>>& modes,
-                       const std::vector<std::string_view>& expected, const std::string& table,
-                       Findings& findings) {
-  for (const auto name : expected) {
-    const auto found = modes.find(name);
+// Checks that `table` has exactly the triggers `expected`, each firing for ordinary sessions
+// and running its shipped function.
+void check_trigger_set(const TriggerModes& modes, std::span<const ExpectedTrigger> expected,
+                       const std::string& table, Findings& findings) {
+  for (const auto& trigger : expected) {
+    std::string message = "the trigger ";
+    message += trigger.name;
+    message += " of ";
+    message += table;
+    const auto found = modes.find(trigger.name);
     if (found == modes.end()) {
-      findings.add(FindingKind::kTriggerMissing,
-                   "the trigger " + std::string(name) + " of " + table +
-                       " is missing: what it refuses or sets is not enforced");
-    } else if (const auto problem = trigger_mode_problem(found->second); !problem.empty()) {
-      findings.add(FindingKind::kGuardDisabled, "the trigger " + std::string(name) + " of " +
-                                                    table + " " + std::string(problem) +
-                                                    ": ordinary sessions bypass it");
+      message += " is missing: what it refuses or sets is not enforced";
+      findings.add(FindingKind::kTriggerMissing, std::move(message));
+    } else if (const auto problem = trigger_mode_problem(found->second.first); !problem.empty()) {
+      message += ' ';
+      message += problem;
+      message += ": ordinary sessions bypass it";
+      findings.add(FindingKind::kGuardDisabled, std::move(message));
+    } else if (found->second.second != trigger.function) {
+      message += " runs ";
+      message += found->second.second;
+      message += "() instead of ";
+      message += trigger.function;
+      message += "(): what it refuses or sets is not enforced";
+      findings.add(FindingKind::kTriggerMissing, std::move(message));
     }
   }
-  for (const auto& [name, mode] : modes) {
-    if (std::find(expected.begin(), expected.end(), name) == expected.end()) {
+  for (const auto& entry : modes) {
+    const std::string& name = entry.first;
+    if (std::none_of(expected.begin(), expected.end(),
+                     [&name](const ExpectedTrigger& e) { return e.name == name; })) {
       std::string message = table;
       message += " has a trigger the store does not ship: ";
       message += name;
@@ -99,30 +143,45 @@ void check_trigger_set(const std::map<std::string, std::string, std::less<>>& mo
   }
 }
 
-void check_triggers(LibpqConnection& c, Findings& findings) {
-  std::vector<std::string_view> expected(std::begin(kExpectedTriggers),
-                                         std::end(kExpectedTriggers));
-  const bool partitioned = is_true(c.exec(verify_sql::kLogPartitioned).text(0, 0));
-  if (partitioned) expected.push_back(kPartitionedTrigger);
-  const auto rows = c.exec(verify_sql::kTriggers);
-  std::map<std::string, std::string, std::less<>> modes;
+TriggerModes trigger_modes(const LibpqConnection::Result& rows) {
+  TriggerModes modes;
   for (int i = 0; i < rows.rows(); ++i) {
-    modes.emplace(std::string(rows.text(i, 0)), std::string(rows.text(i, 1)));
+    modes.emplace(std::string(rows.text(i, 0)),
+                  std::pair(std::string(rows.text(i, 1)), std::string(rows.text(i, 2))));
   }
-  check_trigger_set(modes, expected, "annals.events", findings);
+  return modes;
+}
+
+void check_triggers(LibpqConnection& c, Findings& findings) {
+  const bool partitioned = is_true(c.exec(verify_sql::kLogPartitioned).text(0, 0));
+  const std::span<const ExpectedTrigger> expected =
+      partitioned ? std::span<const ExpectedTrigger>(kPartitionedTriggers)
+                  : std::span<const ExpectedTrigger>(kExpectedTriggers);
+  check_trigger_set(trigger_modes(c.exec(verify_sql::kTriggers)), expected, "annals.events",
+                    findings);
   if (!partitioned) return;
+  if (is_true(c.exec(verify_sql::kStreamHeadsPresent).text(0, 0))) {
+    check_trigger_set(trigger_modes(c.exec(verify_sql::kHeadTriggers)), kHeadTriggers,
+                      "annals.stream_heads", findings);
+  } else {
+    findings.add(FindingKind::kStreamHeadMismatch,
+                 "annals.events is partitioned but annals.stream_heads is missing: run `annals "
+                 "migrate` (sql/0019_stream_heads.sql)");
+  }
   // Every partition: the parent's row triggers (cloned) and its own TRUNCATE guard.
   const auto partition_rows = c.exec(verify_sql::kPartitionTriggers);
-  std::map<std::string, std::map<std::string, std::string, std::less<>>> partitions;
+  std::map<std::string, TriggerModes> partitions;
   for (int i = 0; i < partition_rows.rows(); ++i) {
     auto& triggers = partitions[std::string(partition_rows.text(i, 0))];
     if (!partition_rows.is_null(i, 1)) {
       triggers.emplace(std::string(partition_rows.text(i, 1)),
-                       std::string(partition_rows.text(i, 2)));
+                       std::pair(std::string(partition_rows.text(i, 2)),
+                                 std::string(partition_rows.text(i, 3))));
     }
   }
   for (const auto& [table, triggers] : partitions) {
-    check_trigger_set(triggers, expected, "partition " + table + " of annals.events", findings);
+    check_trigger_set(triggers, kPartitionTriggers, "partition " + table + " of annals.events",
+                      findings);
   }
 }
 
@@ -150,6 +209,29 @@ bool is_offset_body(std::string_view name, std::string_view body) {
   const auto digits = body.substr(kPrefix.size(), body.size() - kPrefix.size() - kSuffix.size());
   return !digits.empty() && digits.size() <= 19 &&
          std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// A partitioned log: every stream head agrees with its stream's last attached event (version,
+// position, transaction id, hash, tombstone), and every stream has one (sql/0019).
+void check_stream_heads(LibpqConnection& c, const VerifyOptions& options, Findings& findings) {
+  if (!is_true(c.exec(verify_sql::kStreamHeadsPresent).text(0, 0))) return;
+  c.prepare(verify_sql::kHeadMismatchesName, verify_sql::kHeadMismatches);
+  const std::array<const char*, 1> params{options.stream ? options.stream->c_str() : nullptr};
+  const auto rows = c.exec_prepared(verify_sql::kHeadMismatchesName, params);
+  const auto where = [&](int row, int column, const char* what) {
+    if (rows.is_null(row, column)) return std::string("none");
+    return std::string(what) + " " + std::string(rows.text(row, column)) + " at position " +
+           std::string(rows.text(row, column + 1));
+  };
+  for (int i = 0; i < rows.rows(); ++i) {
+    const std::string stream(rows.text(i, 0));
+    findings.add(FindingKind::kStreamHeadMismatch,
+                 "stream " + in_quotes(stream) + ": its head in annals.stream_heads (" +
+                     where(i, 1, "version") + ") is not its last event in the log (" +
+                     where(i, 3, "version") +
+                     "): the head table was changed, or the log past the head's trigger",
+                 stream);
+  }
 }
 
 void check_functions(LibpqConnection& c, Findings& findings) {
@@ -619,6 +701,8 @@ const char* to_string(FindingKind kind) noexcept {
       return "recorded-time-backwards";
     case FindingKind::kAnchorMismatch:
       return "anchor-mismatch";
+    case FindingKind::kStreamHeadMismatch:
+      return "stream-head-mismatch";
   }
   return "unknown";
 }
@@ -652,6 +736,7 @@ VerifyReport verify(const std::string& connection_string, const VerifyOptions& o
         VerifyReport report;
         Findings findings(report, options.max_findings);
         check_store(c, findings);
+        check_stream_heads(c, options, findings);
         if (options.anchors.empty()) {
           verify_chains(c, options, findings, report);
         } else {

@@ -79,8 +79,13 @@ inline constexpr const char* kAnchorsPresent = "SELECT to_regclass('annals.ancho
 // The triggers of annals.events (ordinary ones; constraint triggers are internal) and whether
 // each fires for ordinary sessions: 'O' (origin, the default) and 'A' (always) do; 'R'
 // (replica only) and 'D' (disabled) do not.
+// The third column names the function the trigger runs (schema.name).
+#define ANNALS_TRIGGER_FUNCTION                          \
+  "(SELECT n.nspname || '.' || p.proname FROM pg_proc p" \
+  "   JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = t.tgfoid)"
 inline constexpr const char* kTriggers =
-    "SELECT t.tgname, t.tgenabled::text FROM pg_trigger t"
+    "SELECT t.tgname, t.tgenabled::text, " ANNALS_TRIGGER_FUNCTION
+    " FROM pg_trigger t"
     " WHERE t.tgrelid = 'annals.events'::regclass AND NOT t.tgisinternal ORDER BY t.tgname";
 
 // Whether annals.events is partitioned (sql/0017), and the ordinary triggers of each of its
@@ -90,11 +95,41 @@ inline constexpr const char* kLogPartitioned =
     "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table t"
     "                WHERE t.partrelid = 'annals.events'::regclass)";
 inline constexpr const char* kPartitionTriggers =
-    "SELECT format('%I.%I', n.nspname, c.relname), t.tgname, t.tgenabled::text"
+    "SELECT format('%I.%I', n.nspname, c.relname), t.tgname, t.tgenabled::text,"
+    "       " ANNALS_TRIGGER_FUNCTION
     "  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
     "  JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_trigger t"
     "    ON t.tgrelid = i.inhrelid AND NOT t.tgisinternal"
     " WHERE i.inhparent = 'annals.events'::regclass ORDER BY 1, 2";
+
+// A partitioned log's stream heads (sql/0019): whether the table exists, its triggers (as
+// kTriggers), and every head that disagrees with its stream's last attached event (or a stream
+// without a head, or a head without a stream), $1 one stream or NULL for all: stream id, the
+// head's version and position, the last event's version and position (NULLs where absent).
+inline constexpr const char* kStreamHeadsPresent =
+    "SELECT to_regclass('annals.stream_heads') IS NOT NULL";
+inline constexpr const char* kHeadTriggers =
+    "SELECT t.tgname, t.tgenabled::text, " ANNALS_TRIGGER_FUNCTION
+    " FROM pg_trigger t"
+    " WHERE t.tgrelid = 'annals.stream_heads'::regclass AND NOT t.tgisinternal"
+    " ORDER BY t.tgname";
+inline constexpr const char* kHeadMismatchesName = "annals_verify_head_mismatches";
+inline constexpr const char* kHeadMismatches =
+    "SELECT coalesce(h.stream_id, l.stream_id), h.stream_version, h.global_position,"
+    "       l.stream_version, l.global_position"
+    "  FROM (SELECT x.* FROM annals.stream_heads x"
+    "         WHERE $1::text IS NULL OR x.stream_id = $1::text) h"
+    "  FULL JOIN (SELECT DISTINCT ON (e.stream_id) e.stream_id::text AS stream_id,"
+    "                    e.stream_version, e.global_position, e.transaction_id, e.hash,"
+    "                    e.event_type = '$stream-deleted' AS deleted"
+    "               FROM annals.events e WHERE $1::text IS NULL OR e.stream_id = $1::text"
+    "              ORDER BY e.stream_id DESC, e.stream_version DESC) l"
+    "    ON l.stream_id = h.stream_id"
+    " WHERE (h.stream_version, h.global_position, h.transaction_id, h.hash, h.deleted)"
+    "       IS DISTINCT FROM"
+    "       (l.stream_version, l.global_position, l.transaction_id, l.hash, l.deleted)"
+    " ORDER BY 1";
+#undef ANNALS_TRIGGER_FUNCTION
 
 // Every function of schema annals with what verify compares against the shipped definition.
 inline constexpr const char* kFunctions =
@@ -103,8 +138,8 @@ inline constexpr const char* kFunctions =
     "  FROM pg_proc p WHERE p.pronamespace = 'annals'::regnamespace"
     " ORDER BY p.proname, 2";
 
-// Table-level INSERT/UPDATE/DELETE/TRUNCATE on annals.events and on each of its partitions
-// (sql/0017) held by anyone but its owner
+// Table-level INSERT/UPDATE/DELETE/TRUNCATE on annals.events, on each of its partitions
+// (sql/0017) and on a partitioned log's stream heads (sql/0019) held by anyone but its owner
 // and superusers (grantee 0 is PUBLIC).
 inline constexpr const char* kTablePrivileges =
     "SELECT coalesce(r.rolname, 'PUBLIC'), a.privilege_type,"
@@ -113,6 +148,7 @@ inline constexpr const char* kTablePrivileges =
     "  CROSS JOIN LATERAL aclexplode(c.relacl) a"
     "  LEFT JOIN pg_roles r ON r.oid = a.grantee"
     " WHERE (c.oid = 'annals.events'::regclass"
+    "        OR c.oid = to_regclass('annals.stream_heads')"
     "        OR c.oid IN (SELECT i.inhrelid FROM pg_inherits i"
     "                      WHERE i.inhparent = 'annals.events'::regclass))"
     "   AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')"

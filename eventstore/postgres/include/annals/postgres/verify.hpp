@@ -42,12 +42,14 @@ enum class FindingKind {
                              ///< on annals.events, or INSERT/UPDATE on a database-set column
   kRecordedTimeBackwards,    ///< an event was recorded earlier than its stream predecessor
   kAnchorMismatch,           ///< the log up to an anchor's position no longer gives its digest
+  kStreamHeadMismatch,       ///< a partitioned log's stream head (annals.stream_heads) is not its
+                             ///< stream's last event, a stream has none, or the table is missing
 };
 
 /// Stable lower-case name: "hash-mismatch", "version-gap", "guard-disabled",
 /// "transaction-ids-ahead", "trigger-missing", "trigger-unexpected", "function-changed",
 /// "function-missing", "function-unexpected", "function-security-changed",
-/// "excess-privilege", "recorded-time-backwards", "anchor-mismatch".
+/// "excess-privilege", "recorded-time-backwards", "anchor-mismatch", "stream-head-mismatch".
 [[nodiscard]] const char* to_string(FindingKind kind) noexcept;
 
 /// One problem, located as precisely as possible.
