@@ -30,32 +30,15 @@ using annals::StreamId;
 using annals::postgres::export_log;
 using annals::postgres::import_log;
 using annals::testing::random_hex;
-using annals::testing::server_url;
 
 // A migrated database of its own, dropped at the end of the test.
-class Database {
+class Database : public annals::testing::ScratchDatabase {
  public:
-  Database() : name_("annals_transfer_" + random_hex(10)) {
-    pqxx::connection admin(server_url());
-    pqxx::nontransaction tx(admin);
-    tx.exec("CREATE DATABASE " + tx.quote_name(name_));
-    url_ = server_url().substr(0, server_url().rfind('/') + 1) + name_;
-    annals::postgres::migrate(url_);
-  }
-  Database(const Database&) = delete;
-  Database& operator=(const Database&) = delete;
-  ~Database() {
-    try {
-      pqxx::connection admin(server_url());
-      pqxx::nontransaction tx(admin);
-      tx.exec("DROP DATABASE IF EXISTS " + tx.quote_name(name_) + " WITH (FORCE)");
-    } catch (...) {
-    }
-  }
-  [[nodiscard]] const std::string& url() const { return url_; }
+  Database() : ScratchDatabase("annals_transfer") {}
+
   // Every stored column but the transaction id and position, in stream order, as text.
   [[nodiscard]] std::vector<std::string> rows() const {
-    pqxx::connection c(url_);
+    pqxx::connection c(url());
     pqxx::nontransaction tx(c);
     std::vector<std::string> out;
     for (const auto& row :
@@ -66,10 +49,6 @@ class Database {
     }
     return out;
   }
-
- private:
-  std::string name_;
-  std::string url_;
 };
 
 void fill(const std::string& url) {

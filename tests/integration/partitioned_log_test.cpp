@@ -42,8 +42,6 @@ using annals::Position;
 using annals::RecordedEvent;
 using annals::StreamAppend;
 using annals::StreamId;
-using annals::testing::random_hex;
-using annals::testing::server_url;
 using annals::testing::test_database_url;
 using annals::testing::test_roles;
 using annals::testing::unique_stream;
@@ -511,30 +509,9 @@ std::map<std::string, std::pair<Head, Head>> heads_and_last_events(const std::st
 }
 
 // A plain store with events, its own database, dropped at the end.
-class PlainDatabase {
+class PlainDatabase : public annals::testing::ScratchDatabase {
  public:
-  PlainDatabase() : name_("annals_heads_" + random_hex(10)) {
-    pqxx::connection admin(server_url());
-    pqxx::nontransaction tx(admin);
-    tx.exec("CREATE DATABASE " + tx.quote_name(name_));
-    url_ = server_url().substr(0, server_url().rfind('/') + 1) + name_;
-    annals::postgres::migrate(url_);
-  }
-  PlainDatabase(const PlainDatabase&) = delete;
-  PlainDatabase& operator=(const PlainDatabase&) = delete;
-  ~PlainDatabase() {
-    try {
-      pqxx::connection admin(server_url());
-      pqxx::nontransaction tx(admin);
-      tx.exec("DROP DATABASE IF EXISTS " + tx.quote_name(name_) + " WITH (FORCE)");
-    } catch (...) {
-    }
-  }
-  [[nodiscard]] const std::string& url() const { return url_; }
-
- private:
-  std::string name_;
-  std::string url_;
+  PlainDatabase() : ScratchDatabase("annals_heads") {}
 };
 
 void converting_a_store_with_events_fills_the_heads() {

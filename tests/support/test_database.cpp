@@ -95,6 +95,26 @@ const std::string& test_database_url() {
   return g_database->url;
 }
 
+ScratchDatabase::ScratchDatabase(const std::string& prefix, bool migrated)
+    : name_(prefix + "_" + random_hex(10)), url_(with_database(server_url(), name_)) {
+  {
+    pqxx::connection c(server_url());
+    pqxx::nontransaction tx(c);
+    tx.exec("CREATE DATABASE " + tx.quote_name(name_));
+  }
+  if (migrated) annals::postgres::migrate(url_);
+}
+
+ScratchDatabase::~ScratchDatabase() {
+  try {
+    pqxx::connection c(server_url());
+    pqxx::nontransaction tx(c);
+    tx.exec("DROP DATABASE IF EXISTS " + tx.quote_name(name_) + " WITH (FORCE)");
+  } catch (const std::exception& e) {
+    std::cerr << "warning: could not drop test database " << name_ << ": " << e.what() << "\n";
+  }
+}
+
 std::string unique_stream(const std::string& prefix) {
   static std::atomic<int> counter{0};
   return prefix + "-" + random_hex(12) + std::to_string(counter.fetch_add(1));

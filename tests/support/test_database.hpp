@@ -25,4 +25,23 @@ std::string random_hex(std::size_t n);
 /// A stream id unique to this process and call: "<prefix>-<random hex>".
 std::string unique_stream(const std::string& prefix = "test");
 
+/// A database of its own on the server of server_url(), named "<prefix>_<random hex>", for a
+/// test that needs a store no other test touches (or none at all): created by the constructor,
+/// migrated to the latest schema when `migrated`, dropped (WITH (FORCE)) by the destructor.
+class ScratchDatabase {
+ public:
+  explicit ScratchDatabase(const std::string& prefix, bool migrated = true);
+  ScratchDatabase(const ScratchDatabase&) = delete;
+  ScratchDatabase& operator=(const ScratchDatabase&) = delete;
+  ~ScratchDatabase();
+
+  [[nodiscard]] const std::string& name() const { return name_; }
+  /// server_url() with this database's name (URI or keyword/value form).
+  [[nodiscard]] const std::string& url() const { return url_; }
+
+ private:
+  std::string name_;
+  std::string url_;
+};
+
 }  // namespace annals::testing

@@ -189,5 +189,4 @@ std::string state_array(std::initializer_list<DeadLetterState> states) {
   return text + "}";
 }
 
-
 }  // namespace annals::projections::detail

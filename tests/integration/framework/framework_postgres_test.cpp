@@ -350,21 +350,10 @@ TEST_F(SnapshotIntegrityTest, AStoredStateNestedTooDeepIsRefusedAndTheAggregateL
 }
 
 TEST(PostgresSnapshotStoreTest, RefusesADatabaseWithoutTheSnapshotsTable) {
-  const std::string name = "annals_fw_nomig_" + framework_suite::new_id().substr(0, 8);
-  {
-    pqxx::connection admin(annals::testing::server_url());
-    pqxx::nontransaction tx(admin);
-    tx.exec0("CREATE DATABASE " + tx.quote_name(name));
-  }
-  std::string url = annals::testing::server_url();
-  const auto slash = url.find('/', url.find("//") + 2);
-  const auto query = url.find('?');
-  url = url.substr(0, slash) + "/" + name + (query == std::string::npos ? "" : url.substr(query));
-  EXPECT_THROW((void)annals::postgres::make_postgres_snapshot_store({.connection_string = url}),
-               annals::NotFoundError);
-  pqxx::connection admin(annals::testing::server_url());
-  pqxx::nontransaction tx(admin);
-  tx.exec0("DROP DATABASE IF EXISTS " + tx.quote_name(name) + " WITH (FORCE)");
+  const annals::testing::ScratchDatabase unmigrated("annals_fw_nomig", false);
+  EXPECT_THROW(
+      (void)annals::postgres::make_postgres_snapshot_store({.connection_string = unmigrated.url()}),
+      annals::NotFoundError);
 }
 
 }  // namespace

@@ -252,24 +252,13 @@ TEST(PostgresProjectionStoreTest, OptionsAreValidated) {
 
 TEST(PostgresProjectionStoreTest, UnmigratedDatabaseIsNotFound) {
   // A fresh database without the annals schema.
-  Admin admin;
-  const auto db = unique_name("annals_unmigrated");
-  {
-    pqxx::connection server(annals::testing::server_url());
-    pqxx::nontransaction tx(server);
-    tx.exec("CREATE DATABASE " + tx.quote_name(db));
-  }
-  auto url = annals::testing::test_database_url();
-  url = url.substr(0, url.rfind('/') + 1) + db;
+  const annals::testing::ScratchDatabase unmigrated("annals_unmigrated", false);
   try {
-    static_cast<void>(make_postgres_projection_store({.connection_string = url}));
+    static_cast<void>(make_postgres_projection_store({.connection_string = unmigrated.url()}));
     ADD_FAILURE() << "opened a store on a database without the schema";
   } catch (const NotFoundError& e) {
     EXPECT_THAT(e.what(), HasSubstr("annals migrate"));
   }
-  pqxx::connection server(annals::testing::server_url());
-  pqxx::nontransaction tx(server);
-  tx.exec("DROP DATABASE " + tx.quote_name(db) + " WITH (FORCE)");
 }
 
 // --- Read-model migrations ---------------------------------------------------------------------
