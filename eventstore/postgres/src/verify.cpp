@@ -152,7 +152,8 @@ TriggerModes trigger_modes(const LibpqConnection::Result& rows) {
   return modes;
 }
 
-void check_triggers(LibpqConnection& c, Findings& findings) {
+// `heads`: whether annals.stream_heads exists (kSchemaPresent, column 4).
+void check_triggers(LibpqConnection& c, bool heads, Findings& findings) {
   const bool partitioned = is_true(c.exec(verify_sql::kLogPartitioned).text(0, 0));
   const std::span<const ExpectedTrigger> expected =
       partitioned ? std::span<const ExpectedTrigger>(kPartitionedTriggers)
@@ -160,7 +161,7 @@ void check_triggers(LibpqConnection& c, Findings& findings) {
   check_trigger_set(trigger_modes(c.exec(verify_sql::kTriggers)), expected, "annals.events",
                     findings);
   if (!partitioned) return;
-  if (is_true(c.exec(verify_sql::kStreamHeadsPresent).text(0, 0))) {
+  if (heads) {
     check_trigger_set(trigger_modes(c.exec(verify_sql::kHeadTriggers)), kHeadTriggers,
                       "annals.stream_heads", findings);
   } else {
@@ -214,7 +215,6 @@ bool is_offset_body(std::string_view name, std::string_view body) {
 // A partitioned log: every stream head agrees with its stream's last attached event (version,
 // position, transaction id, hash, tombstone), and every stream has one (sql/0019).
 void check_stream_heads(LibpqConnection& c, const VerifyOptions& options, Findings& findings) {
-  if (!is_true(c.exec(verify_sql::kStreamHeadsPresent).text(0, 0))) return;
   c.prepare(verify_sql::kHeadMismatchesName, verify_sql::kHeadMismatches);
   const std::array<const char*, 1> params{options.stream ? options.stream->c_str() : nullptr};
   const auto rows = c.exec_prepared(verify_sql::kHeadMismatchesName, params);
@@ -287,7 +287,8 @@ void check_privileges(LibpqConnection& c, Findings& findings) {
   }
 }
 
-void check_store(LibpqConnection& c, Findings& findings) {
+// Returns whether the log is partitioned with stream heads (sql/0019).
+bool check_store(LibpqConnection& c, Findings& findings) {
   const auto schema = c.exec(sql::kSchemaPresent);
   if (!is_true(schema.text(0, 0))) {
     throw NotFoundError("the annals schema is missing from the database; run `annals migrate`");
@@ -297,7 +298,8 @@ void check_store(LibpqConnection& c, Findings& findings) {
         "the annals schema is older than this library (migration "
         "0013_restored_transaction_ids is not applied); run `annals migrate`");
   }
-  check_triggers(c, findings);
+  const bool heads = is_true(schema.text(0, 4));
+  check_triggers(c, heads, findings);
   const auto ids = c.exec(sql::kTransactionIdCheck);
   if (!ids.is_null(0, 0)) {
     const auto stored = parse_int<std::uint64_t>(ids.text(0, 0), "transaction id");
@@ -313,6 +315,7 @@ void check_store(LibpqConnection& c, Findings& findings) {
   }
   check_functions(c, findings);
   check_privileges(c, findings);
+  return heads;
 }
 
 std::string gap_message(std::string_view stream, StreamVersion version, StreamVersion previous) {
@@ -735,8 +738,7 @@ VerifyReport verify(const std::string& connection_string, const VerifyOptions& o
         c.exec(verify_sql::kBegin);
         VerifyReport report;
         Findings findings(report, options.max_findings);
-        check_store(c, findings);
-        check_stream_heads(c, options, findings);
+        if (check_store(c, findings)) check_stream_heads(c, options, findings);
         if (options.anchors.empty()) {
           verify_chains(c, options, findings, report);
         } else {

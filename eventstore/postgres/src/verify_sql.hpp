@@ -102,12 +102,11 @@ inline constexpr const char* kPartitionTriggers =
     "    ON t.tgrelid = i.inhrelid AND NOT t.tgisinternal"
     " WHERE i.inhparent = 'annals.events'::regclass ORDER BY 1, 2";
 
-// A partitioned log's stream heads (sql/0019): whether the table exists, its triggers (as
-// kTriggers), and every head that disagrees with its stream's last attached event (or a stream
-// without a head, or a head without a stream), $1 one stream or NULL for all: stream id, the
-// head's version and position, the last event's version and position (NULLs where absent).
-inline constexpr const char* kStreamHeadsPresent =
-    "SELECT to_regclass('annals.stream_heads') IS NOT NULL";
+// A partitioned log's stream heads (sql/0019; whether the table exists is kSchemaPresent's
+// column 4): its triggers (as kTriggers), and every head that disagrees with its stream's last
+// attached event (or a stream without a head, or a head without a stream), $1 one stream or NULL
+// for all: stream id, the head's version and position, the last event's version and position (NULLs
+// where absent).
 inline constexpr const char* kHeadTriggers =
     "SELECT t.tgname, t.tgenabled::text, " ANNALS_TRIGGER_FUNCTION
     " FROM pg_trigger t"
